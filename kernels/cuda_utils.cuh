@@ -1,0 +1,96 @@
+// Shared CUDA helpers: warp reductions over 64-bit integers, launch checks and the device error flag through
+// which a kernel reports an input outside an op's declared range. Never includes torch.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "common.h"
+
+namespace mnq {
+namespace kernels {
+
+constexpr unsigned kFullMask = 0xffffffffu;
+constexpr int kWarp = 32;
+constexpr int kRowsPerBlock = 8;  // one warp per row, 8 warps (256 threads) per block
+
+__device__ __forceinline__ i64 warp_max(i64 v) {
+  for (int o = kWarp / 2; o > 0; o /= 2) {
+    const i64 w = __shfl_xor_sync(kFullMask, v, o);
+    v = w > v ? w : v;
+  }
+  return v;
+}
+
+__device__ __forceinline__ i64 warp_min(i64 v) {
+  for (int o = kWarp / 2; o > 0; o /= 2) {
+    const i64 w = __shfl_xor_sync(kFullMask, v, o);
+    v = w < v ? w : v;
+  }
+  return v;
+}
+
+__device__ __forceinline__ i64 warp_sum(i64 v) {
+  for (int o = kWarp / 2; o > 0; o /= 2) v += __shfl_xor_sync(kFullMask, v, o);
+  return v;
+}
+
+// Sum of non-negative values saturating at cap (exact min(sum, cap); see common.h sat_add).
+__device__ __forceinline__ i64 warp_sum_sat(i64 v, i64 cap) {
+  for (int o = kWarp / 2; o > 0; o /= 2) v = sat_add(v, __shfl_xor_sync(kFullMask, v, o), cap);
+  return v;
+}
+
+__device__ __forceinline__ i128 warp_sum128(i128 v) {
+  for (int o = kWarp / 2; o > 0; o /= 2) {
+    const u64 lo = __shfl_xor_sync(kFullMask, static_cast<u64>(v), o);
+    const i64 hi = __shfl_xor_sync(kFullMask, static_cast<i64>(v >> 64), o);
+    v += (static_cast<i128>(hi) << 64) | static_cast<i128>(lo);
+  }
+  return v;
+}
+
+inline void check_cuda(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) throw std::runtime_error(std::string("mnq: CUDA error in ") + what + ": " + cudaGetErrorString(err));
+}
+
+inline unsigned row_blocks(int64_t rows) { return static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock); }
+
+// A 4-byte device flag a kernel sets to 1 when it sees an input outside the declared range. `ok()` waits for the
+// stream: it is used only when the input dtype can hold such values (see csrc/checks.h needs_range_check).
+class ErrorFlag {
+ public:
+  ErrorFlag(bool active, cudaStream_t stream) : stream_(stream) {
+    if (active) {
+      check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&ptr_), sizeof(int), stream_), "cudaMallocAsync");
+      check_cuda(cudaMemsetAsync(ptr_, 0, sizeof(int), stream_), "cudaMemsetAsync");
+    }
+  }
+  ~ErrorFlag() {
+    if (ptr_) cudaFreeAsync(ptr_, stream_);
+  }
+  ErrorFlag(const ErrorFlag&) = delete;
+  ErrorFlag& operator=(const ErrorFlag&) = delete;
+  int* get() const { return ptr_; }
+  bool ok() const {
+    if (!ptr_) return true;
+    int host = 0;
+    check_cuda(cudaMemcpyAsync(&host, ptr_, sizeof(int), cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync");
+    check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+    return host == 0;
+  }
+
+ private:
+  cudaStream_t stream_;
+  int* ptr_ = nullptr;
+};
+
+__device__ __forceinline__ void report(int* flag) {
+  if (flag) atomicExch(flag, 1);
+}
+
+}  // namespace kernels
+}  // namespace mnq

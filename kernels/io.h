@@ -1,0 +1,51 @@
+// Element access for the kernels: the same row math reads integer codes (the exact integer ops) or float values
+// on a known scale (the fused QAT ops, SPEC §5), and writes integer codes or dequantized floats.
+//
+// Float input: q = round(x / S) computed as rint(x · (1/S)) in float64 (the same expression on host and device,
+// exact for |q| < 2^23 because float32 x = q·S has a relative error ≤ 2^−24). A value whose q falls outside the
+// op's declared range [lo, hi], or a NaN, is reported through `ok` and never cast (the cast would be undefined).
+#pragma once
+
+#include "common.h"
+
+namespace mnq {
+namespace kernels {
+
+template <typename T>
+struct IntIn {
+  const T* p;
+  MNQ_HOST_DEVICE i64 load(i64 i, i64 lo, i64 hi, bool& ok) const {
+    const i64 v = static_cast<i64>(p[i]);
+    ok = ok && v >= lo && v <= hi;
+    return v;
+  }
+};
+
+struct FloatIn {
+  const float* p;
+  double inv_scale;  // 1 / S
+  MNQ_HOST_DEVICE i64 load(i64 i, i64 lo, i64 hi, bool& ok) const {
+    const double v = rint(static_cast<double>(p[i]) * inv_scale);
+    if (!(v >= static_cast<double>(lo) && v <= static_cast<double>(hi))) {
+      ok = false;
+      return 0;
+    }
+    return static_cast<i64>(v);
+  }
+};
+
+template <typename T>
+struct IntOut {
+  T* p;
+  MNQ_HOST_DEVICE void store(i64 i, i64 v) const { p[i] = static_cast<T>(v); }
+};
+
+// Dequantized output out·S_out, rounded once from float64 to float32.
+struct FloatOut {
+  float* p;
+  double scale;
+  MNQ_HOST_DEVICE void store(i64 i, i64 v) const { p[i] = static_cast<float>(static_cast<double>(v) * scale); }
+};
+
+}  // namespace kernels
+}  // namespace mnq

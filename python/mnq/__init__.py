@@ -1,0 +1,29 @@
+"""mnq: mixed non-linear quantization for Vision Transformers.
+
+Importing mnq loads the C++/CUDA op library, which registers ``torch.ops.mnq.*``.
+"""
+from importlib.machinery import EXTENSION_SUFFIXES as _EXTENSION_SUFFIXES
+from pathlib import Path as _Path
+
+import torch as _torch
+
+
+def _load_library() -> str:
+    here = _Path(__file__).resolve().parent
+    found = [here / ("_mnq_ops" + suffix) for suffix in _EXTENSION_SUFFIXES]
+    found = [p for p in found if p.exists()]
+    if not found:
+        raise ImportError(
+            f"mnq: the op library _mnq_ops*.so is missing from {here}; build it with "
+            "`pip install --no-build-isolation -e .` from the repository root"
+        )
+    _torch.ops.load_library(str(found[0]))
+    return str(found[0])
+
+
+library_path = _load_library()
+
+from . import ops, reference  # noqa: E402
+
+__all__ = ["ops", "reference", "library_path"]
+__version__ = "0.1.0"

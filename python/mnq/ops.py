@@ -1,0 +1,137 @@
+"""Typed Python wrappers of ``torch.ops.mnq.*`` (the same ops C++ calls through the dispatcher).
+
+Integer ops take integer codes ``q`` on a scale and return ``(out, scale_out)``; ``*_qat`` ops take float values
+``x = q * scale`` and return float values ``out * scale_out`` with a straight-through gradient (SPEC §5).
+All reduce over the last dim. See SPEC.md for the exact math of each.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+
+Scale = Union[float, Tensor]
+
+_ops = torch.ops.mnq
+
+
+def _scale_tensor(scale: Scale) -> Tensor:
+    if isinstance(scale, Tensor):
+        return scale.detach().to(torch.float64)
+    return torch.tensor(float(scale), dtype=torch.float64)
+
+
+# ---- softmax (SPEC §2) ----
+def ibert_softmax(q: Tensor, scale: float, out_bits: int = 16) -> Tuple[Tensor, float]:
+    """I-BERT integer softmax: int32 codes on scale 2^-out_bits."""
+    return _ops.ibert_softmax(q, float(scale), out_bits)
+
+
+def shiftmax(q: Tensor, scale: float, out_bits: int = 16, n: int = 15) -> Tuple[Tensor, float]:
+    """I-ViT Shiftmax: int32 codes on scale 2^-(out_bits-1)."""
+    return _ops.shiftmax(q, float(scale), out_bits, n)
+
+
+def log_int_softmax(q: Tensor, scale: float, bits: int = 4) -> Tuple[Tensor, Tensor]:
+    """FQ-ViT Log-Int-Softmax: (uint8 code, bool mask); value = 2^-code, 0 where masked."""
+    return _ops.log_int_softmax(q, float(scale), bits)
+
+
+# ---- GELU (SPEC §3) ----
+def ibert_gelu(q: Tensor, scale: Scale) -> Tuple[Tensor, Tensor]:
+    """I-BERT i-GELU on an accumulator; scale per tensor or per channel [C]. (int64 codes, float64 S_out)."""
+    return _ops.ibert_gelu(q, _scale_tensor(scale))
+
+
+def shift_gelu(q: Tensor, scale: float, out_bits: int = 8, n: int = 23) -> Tuple[Tensor, float]:
+    """I-ViT ShiftGELU: int32 codes on scale scale * 2^-(out_bits-1)."""
+    return _ops.shift_gelu(q, float(scale), out_bits, n)
+
+
+# ---- LayerNorm (SPEC §4) ----
+def ilayernorm(q: Tensor, scale: float, weight: Tensor, bias: Tensor) -> Tuple[Tensor, Tensor]:
+    """I-ViT I-LayerNorm: (int64 codes, per-channel float64 S_out)."""
+    return _ops.ilayernorm(q, float(scale), weight, bias)
+
+
+def ibert_layernorm(q: Tensor, scale: float, weight: Tensor, bias: Tensor) -> Tuple[Tensor, Tensor]:
+    """I-BERT integer LayerNorm: (int64 codes, per-channel float64 S_out)."""
+    return _ops.ibert_layernorm(q, float(scale), weight, bias)
+
+
+def ptf_layernorm(q: Tensor, alpha: Tensor, s_base: float, weight: Tensor, bias: Tensor,
+                  scale_next: float) -> Tuple[Tensor, float]:
+    """FQ-ViT PTF LayerNorm: input on per-channel scales s_base*2^alpha; (int64 codes, scale_next)."""
+    return _ops.ptf_layernorm(q, alpha, float(s_base), weight, bias, float(scale_next))
+
+
+# ---- quantizers (SPEC §1) ----
+def quantize(x: Tensor, scale: Scale, bits: int, axis: int = -1) -> Tensor:
+    """Symmetric quantizer: clamp(round(x / S)); S per tensor or per channel along `axis`."""
+    return _ops.quantize(x, _scale_tensor(scale), bits, axis)
+
+
+def requant(q: Tensor, scale_in: Scale, scale_out: float, bits: int, identity: Optional[Tensor] = None,
+            identity_scale: Optional[Scale] = None) -> Tensor:
+    """Dyadic requantization of codes (optionally + a residual) to scale_out, clamped to `bits`."""
+    ids = None if identity_scale is None else _scale_tensor(identity_scale)
+    return _ops.requant(q, _scale_tensor(scale_in), float(scale_out), bits, identity, ids)
+
+
+def ptf_quantize(x: Tensor, alpha: Tensor, s_base: float, bits: int) -> Tensor:
+    """PtfAct codes: clamp(round(x / (s_base * 2^alpha[c])))."""
+    return _ops.ptf_quantize(x, alpha, float(s_base), bits)
+
+
+def ptf_alpha_error(x: Tensor, s_base: float, bits: int) -> Tensor:
+    """[C, 4] summed squared quantization error per channel for alpha = 0..3 (PtfAct calibration)."""
+    return _ops.ptf_alpha_error(x, float(s_base), bits)
+
+
+# ---- QAT (fake-quant, straight-through backward; SPEC §5) ----
+def ibert_softmax_qat(x: Tensor, scale: float, out_bits: int = 16) -> Tensor:
+    return _ops.ibert_softmax_qat(x, float(scale), out_bits)
+
+
+def shiftmax_qat(x: Tensor, scale: float, out_bits: int = 16, n: int = 15) -> Tensor:
+    return _ops.shiftmax_qat(x, float(scale), out_bits, n)
+
+
+def log_int_softmax_qat(x: Tensor, scale: float, bits: int = 4) -> Tensor:
+    return _ops.log_int_softmax_qat(x, float(scale), bits)
+
+
+def ibert_gelu_qat(x: Tensor, scale: Scale) -> Tensor:
+    return _ops.ibert_gelu_qat(x, _scale_tensor(scale))
+
+
+def shift_gelu_qat(x: Tensor, scale: float, out_bits: int = 8, n: int = 23) -> Tensor:
+    return _ops.shift_gelu_qat(x, float(scale), out_bits, n)
+
+
+def ilayernorm_qat(x: Tensor, scale: float, weight: Tensor, bias: Tensor, eps: float = 1e-6) -> Tensor:
+    return _ops.ilayernorm_qat(x, float(scale), weight, bias, eps)
+
+
+def ibert_layernorm_qat(x: Tensor, scale: float, weight: Tensor, bias: Tensor, eps: float = 1e-6) -> Tensor:
+    return _ops.ibert_layernorm_qat(x, float(scale), weight, bias, eps)
+
+
+def ptf_layernorm_qat(x: Tensor, alpha: Tensor, s_base: float, weight: Tensor, bias: Tensor, scale_next: float,
+                      eps: float = 1e-6) -> Tensor:
+    return _ops.ptf_layernorm_qat(x, alpha, float(s_base), weight, bias, float(scale_next), eps)
+
+
+def quantize_qat(x: Tensor, scale: Scale, bits: int, axis: int = -1) -> Tensor:
+    return _ops.quantize_qat(x, _scale_tensor(scale), bits, axis)
+
+
+def requant_qat(x: Tensor, scale_in: Scale, scale_out: float, bits: int, identity: Optional[Tensor] = None,
+                identity_scale: Optional[Scale] = None) -> Tensor:
+    ids = None if identity_scale is None else _scale_tensor(identity_scale)
+    return _ops.requant_qat(x, _scale_tensor(scale_in), float(scale_out), bits, identity, ids)
+
+
+def ptf_quantize_qat(x: Tensor, alpha: Tensor, s_base: float, bits: int) -> Tensor:
+    return _ops.ptf_quantize_qat(x, alpha, float(s_base), bits)

@@ -1,0 +1,63 @@
+"""Builds mnq with CMake (the one build graph) and installs the Python package `mnq`.
+
+    pip install --no-build-isolation -e .     # editable (what scripts/setup.sh does)
+    pip install --no-build-isolation .        # regular install
+
+--no-build-isolation: the extension links against the torch already installed. Environment:
+    MNQ_WITH_CUDA=AUTO|ON|OFF   CUDA kernels (AUTO: when torch has CUDA and nvcc is found)
+    MNQ_BUILD_DIR               CMake build folder (default build/cmake)
+    MNQ_JOBS                    parallel compile jobs (default: all cores)
+    TORCH_CUDA_ARCH_LIST        CUDA archs (default "8.0;9.0")
+"""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+
+
+class CMakeExtension(Extension):
+    def __init__(self, name):
+        super().__init__(name, sources=[])
+
+
+class CMakeBuild(build_ext):
+    def build_extension(self, ext):
+        import torch
+
+        build_dir = Path(os.environ.get("MNQ_BUILD_DIR", ROOT / "build" / "cmake")).resolve()
+        build_dir.mkdir(parents=True, exist_ok=True)
+        cfg = [
+            "cmake", "-S", str(ROOT), "-B", str(build_dir), "-G", "Ninja",
+            f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
+            f"-DMNQ_WITH_CUDA={os.environ.get('MNQ_WITH_CUDA', 'AUTO')}",
+        ]
+        if os.environ.get("TORCH_CUDA_ARCH_LIST"):
+            cfg.append(f"-DTORCH_CUDA_ARCH_LIST={os.environ['TORCH_CUDA_ARCH_LIST']}")
+        subprocess.check_call(cfg)
+        jobs = os.environ.get("MNQ_JOBS", str(os.cpu_count() or 2))
+        subprocess.check_call(["cmake", "--build", str(build_dir), "-j", jobs])
+        # The op library is a plain shared library (loaded by torch.ops.load_library), placed where setuptools
+        # expects the extension so that regular and editable installs both ship it.
+        dest = Path(self.get_ext_fullpath(ext.name))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(build_dir / "libmnq_ops.so", dest)
+
+
+setup(
+    name="mnq",
+    version="0.1.0",
+    description="Mixed non-linear quantization for Vision Transformers: exact integer Softmax/GELU/LayerNorm "
+    "kernels (I-BERT, FQ-ViT, I-ViT) for CPU and CUDA",
+    package_dir={"": "python"},
+    packages=find_packages("python"),
+    ext_modules=[CMakeExtension("mnq._mnq_ops")],
+    cmdclass={"build_ext": CMakeBuild},
+    python_requires=">=3.10",
+    install_requires=["torch>=2.11"],
+    zip_safe=False,
+)
