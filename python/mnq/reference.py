@@ -31,12 +31,15 @@ def _from_obj(a: np.ndarray, dtype=torch.int64) -> torch.Tensor:
     return torch.tensor(np.asarray(a, dtype=object).astype(np.int64), dtype=dtype)
 
 
-def _round_div_obj(a, b):
-    """Round-half-to-even of a / b for Python ints (elementwise on object arrays), b > 0."""
-    q, r = np.divmod(a, b) if isinstance(a, np.ndarray) else divmod(a, b)
+def _round_div_int(a: int, b: int) -> int:
+    """Round-half-to-even of a / b for Python ints, b > 0."""
+    q, r = divmod(a, b)
     twice = 2 * r
-    up = (twice > b) | ((twice == b) & (q % 2 == 1))
-    return q + up.astype(object) if isinstance(up, np.ndarray) else q + int(up)
+    return q + int(twice > b or (twice == b and q % 2 == 1))
+
+
+# elementwise over object arrays (and plain ints)
+_round_div_obj = np.vectorize(_round_div_int, otypes=[object])
 
 
 def round_shr(a: torch.Tensor, k: int) -> torch.Tensor:

@@ -1,0 +1,256 @@
+// Quantizer entry points (SPEC §1): quantize / ptf_quantize (+ fake-quant forms), ptf_alpha_error, requant
+// (+ fake-quant form). Validation, per-channel host constants, backend choice; CPU, CUDA and Meta registration.
+#include "csrc/ops/quant.h"
+
+#include <ATen/ops/empty.h>
+#include <ATen/ops/isfinite.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <vector>
+
+#include "csrc/checks.h"
+#include "csrc/dispatch.h"
+#include "csrc/ops.h"
+
+namespace mnq {
+namespace ops {
+namespace {
+
+using kernels::ChannelLayout;
+
+// A scale argument: 0-d / one element (per tensor) or 1-D [C] matching `channels`. Returned as a CPU float64
+// vector of length C (1 for per tensor) after checking every value.
+at::Tensor host_scales(const char* op, const char* name, const at::Tensor& scale, int64_t channels,
+                       bool allow_negative) {
+  TORCH_CHECK(scale.defined(), op, ": ", name, " is undefined");
+  TORCH_CHECK_TYPE(at::isFloatingType(scale.scalar_type()), op, ": ", name,
+                   " must be a floating-point tensor, got ", scale.scalar_type());
+  const bool per_tensor = scale.numel() == 1 && scale.dim() <= 1;
+  TORCH_CHECK_VALUE(per_tensor || (scale.dim() == 1 && scale.size(0) == channels), op, ": ", name,
+                    " must be 0-d (per tensor) or of shape [", channels, "] (per channel), got shape ",
+                    scale.sizes());
+  at::Tensor s = scale.detach().to(at::kCPU, at::kDouble).contiguous().reshape({-1});
+  const double* p = s.data_ptr<double>();
+  for (int64_t c = 0; c < s.numel(); ++c) {
+    const bool good = std::isfinite(p[c]) && (allow_negative ? p[c] != 0 : p[c] > 0);
+    TORCH_CHECK_VALUE(good, op, ": ", name, "[", c, "] = ", p[c], " must be finite and ",
+                      allow_negative ? "nonzero" : "positive");
+  }
+  return s;
+}
+
+ChannelLayout layout_of(const at::Tensor& x, int64_t axis, int64_t channels_in_scale) {
+  if (channels_in_scale == 1) return ChannelLayout{1, 1};
+  int64_t inner = 1;
+  for (int64_t d = axis + 1; d < x.dim(); ++d) inner *= x.size(d);
+  return ChannelLayout{x.size(axis), inner};
+}
+
+void check_input(const char* op, const char* name, const at::Tensor& x, bool is_float) {
+  if (is_float) {
+    check_float_tensor(op, name, x);
+  } else {
+    check_int_tensor(op, name, x);
+  }
+  check_device_supported(op, name, x);
+}
+
+int64_t normalize_axis(const char* op, const at::Tensor& x, int64_t axis) {
+  const int64_t d = std::max<int64_t>(x.dim(), 1);
+  TORCH_CHECK_VALUE(axis >= -d && axis < d, op, ": axis ", axis, " is out of range for a tensor of ", x.dim(),
+                    " dimension(s)");
+  return axis < 0 ? axis + d : axis;
+}
+
+at::Tensor run_quantize(const char* op, const at::Tensor& x, const at::Tensor& scale_cpu, ChannelLayout layout,
+                        int64_t bits, bool fake) {
+  const at::Tensor xc = x.contiguous();
+  at::Tensor out = at::empty(x.sizes(), x.options().dtype(fake ? at::kFloat : at::kInt));
+  if (x.numel() == 0) return out;
+  const kernels::QuantizeParams p{x.numel(), layout, -(int64_t(1) << (bits - 1)), (int64_t(1) << (bits - 1)) - 1};
+  const at::Tensor scale = scale_cpu.to(x.device());
+  const bool ok = x.is_cuda() ? MNQ_CUDA_CALL(op, cuda::quantize(xc, scale, out, p)) : cpu::quantize(xc, scale, out, p);
+  TORCH_CHECK_VALUE(ok, op, ": x has NaN values, which have no quantization code");
+  return out;
+}
+
+at::Tensor quantize_impl(const char* op, const at::Tensor& x, const at::Tensor& scale, int64_t bits, int64_t axis,
+                         bool fake) {
+  check_input(op, "x", x, true);
+  check_int_arg(op, "bits", bits, 2, 32);
+  const int64_t ax = normalize_axis(op, x, axis);
+  const int64_t channels = x.dim() == 0 ? 1 : x.size(ax);
+  const at::Tensor s = host_scales(op, "scale", scale, channels, false);
+  return run_quantize(op, x, s, layout_of(x, ax, s.numel()), bits, fake);
+}
+
+at::Tensor ptf_scales(const char* op, const at::Tensor& x, const at::Tensor& alpha, double s_base) {
+  check_min_dim(op, "x", x, 1);
+  check_int_tensor(op, "alpha", alpha);
+  const int64_t C = x.size(-1);
+  TORCH_CHECK_VALUE(alpha.dim() == 1 && alpha.size(0) == C, op, ": alpha must have shape [", C,
+                    "] (the last dim of x), got ", alpha.sizes());
+  check_scale(op, "s_base", s_base);
+  const at::Tensor a = alpha.to(at::kCPU, at::kLong).contiguous();
+  at::Tensor s = at::empty({C}, at::TensorOptions().dtype(at::kDouble));
+  for (int64_t c = 0; c < C; ++c) {
+    const int64_t v = a.data_ptr<int64_t>()[c];
+    TORCH_CHECK_VALUE(v >= 0 && v <= 3, op, ": alpha[", c, "] = ", v, " must be in {0, 1, 2, 3}");
+    s.data_ptr<double>()[c] = std::ldexp(s_base, static_cast<int>(v));
+  }
+  return s;
+}
+
+at::Tensor ptf_quantize_impl(const char* op, const at::Tensor& x, const at::Tensor& alpha, double s_base,
+                             int64_t bits, bool fake) {
+  check_input(op, "x", x, true);
+  check_int_arg(op, "bits", bits, 2, 16);
+  const at::Tensor s = ptf_scales(op, x, alpha, s_base);
+  return run_quantize(op, x, s, ChannelLayout{x.size(-1), 1}, bits, fake);
+}
+
+// Dyadic multipliers scale[c] / scale_out as device tensors.
+RequantSide requant_side(const at::Tensor& codes, const at::Tensor& scale_cpu, double scale_out) {
+  const int64_t C = scale_cpu.numel();
+  at::Tensor m = at::empty({C}, at::TensorOptions().dtype(at::kLong));
+  at::Tensor k = at::empty({C}, at::TensorOptions().dtype(at::kLong));
+  for (int64_t c = 0; c < C; ++c) {
+    const kernels::Dyadic d = kernels::dyadic(scale_cpu.data_ptr<double>()[c] / scale_out);
+    m.data_ptr<int64_t>()[c] = d.m;
+    k.data_ptr<int64_t>()[c] = d.k;
+  }
+  return RequantSide{codes, m.to(codes.device()), k.to(codes.device()), scale_cpu.to(codes.device())};
+}
+
+at::Tensor requant_impl(const char* op, const at::Tensor& q, const at::Tensor& scale_in, double scale_out,
+                        int64_t bits, const std::optional<at::Tensor>& identity,
+                        const std::optional<at::Tensor>& identity_scale, bool fake) {
+  const char* qn = fake ? "x" : "q";
+  check_input(op, qn, q, fake);
+  check_scale(op, "scale_out", scale_out);
+  check_int_arg(op, "bits", bits, 2, 32);
+  TORCH_CHECK_VALUE(identity.has_value() == identity_scale.has_value(), op,
+                    ": identity and identity_scale must be given together");
+  const int64_t C = q.dim() == 0 ? 1 : q.size(-1);
+  const at::Tensor s_in = host_scales(op, "scale_in", scale_in, C, true);
+  const at::Tensor qc = q.contiguous();
+  at::Tensor out = at::empty(q.sizes(), q.options().dtype(fake ? at::kFloat : at::kInt));
+  RequantSide in = requant_side(qc, s_in, scale_out);
+  kernels::RequantParams p{q.numel(), layout_of(q, q.dim() - 1, s_in.numel()), ChannelLayout{1, 1},
+                           -(int64_t(1) << (bits - 1)), (int64_t(1) << (bits - 1)) - 1, identity.has_value()};
+  std::optional<RequantSide> id;
+  if (identity.has_value()) {
+    check_input(op, "identity", *identity, fake);
+    check_same_device(op, "identity", *identity, q, qn);
+    TORCH_CHECK_VALUE(identity->sizes() == q.sizes(), op, ": identity must have the shape of ", qn, " ",
+                      q.sizes(), ", got ", identity->sizes());
+    const at::Tensor s_id = host_scales(op, "identity_scale", *identity_scale, C, true);
+    id = requant_side(identity->contiguous(), s_id, scale_out);
+    p.id_layout = layout_of(q, q.dim() - 1, s_id.numel());
+  }
+  if (q.numel() == 0) return out;
+  const RequantSide* idp = id ? &*id : nullptr;
+  const bool ok = q.is_cuda() ? MNQ_CUDA_CALL(op, cuda::requant(in, idp, out, scale_out, p, false))
+                              : cpu::requant(in, idp, out, scale_out, p);
+  TORCH_CHECK(ok, op, ": internal error: requantization reported an input without a code");
+  return out;
+}
+
+at::Tensor empty_like_as(const at::Tensor& x, at::ScalarType t) { return at::empty(x.sizes(), x.options().dtype(t)); }
+
+}  // namespace
+
+at::Tensor quantize(const at::Tensor& x, const at::Tensor& scale, int64_t bits, int64_t axis) {
+  return quantize_impl("quantize", x, scale, bits, axis, false);
+}
+at::Tensor quantize_qat(const at::Tensor& x, const at::Tensor& scale, int64_t bits, int64_t axis) {
+  return quantize_impl("quantize_qat", x, scale, bits, axis, true);
+}
+at::Tensor ptf_quantize(const at::Tensor& x, const at::Tensor& alpha, double s_base, int64_t bits) {
+  return ptf_quantize_impl("ptf_quantize", x, alpha, s_base, bits, false);
+}
+at::Tensor ptf_quantize_qat(const at::Tensor& x, const at::Tensor& alpha, double s_base, int64_t bits) {
+  return ptf_quantize_impl("ptf_quantize_qat", x, alpha, s_base, bits, true);
+}
+
+at::Tensor ptf_alpha_error(const at::Tensor& x, double s_base, int64_t bits) {
+  const char* op = "ptf_alpha_error";
+  check_input(op, "x", x, true);
+  check_min_dim(op, "x", x, 1);
+  check_scale(op, "s_base", s_base);
+  check_int_arg(op, "bits", bits, 2, 16);
+  TORCH_CHECK_VALUE(at::isfinite(x).all().item<bool>(), op, ": x has non-finite values");
+  const at::Tensor xc = x.contiguous();
+  at::Tensor err = at::empty({x.size(-1), 4}, x.options().dtype(at::kDouble));
+  const int64_t lo = -(int64_t(1) << (bits - 1)), hi = (int64_t(1) << (bits - 1)) - 1;
+  if (x.is_cuda()) {
+#ifdef MNQ_WITH_CUDA
+    cuda::ptf_alpha_error(xc, s_base, lo, hi, err);
+#else
+    fail_no_cuda(op);
+#endif
+  } else {
+    cpu::ptf_alpha_error(xc, s_base, lo, hi, err);
+  }
+  return err;
+}
+
+at::Tensor requant(const at::Tensor& q, const at::Tensor& scale_in, double scale_out, int64_t bits,
+                   const std::optional<at::Tensor>& identity, const std::optional<at::Tensor>& identity_scale) {
+  return requant_impl("requant", q, scale_in, scale_out, bits, identity, identity_scale, false);
+}
+at::Tensor requant_qat(const at::Tensor& x, const at::Tensor& scale_in, double scale_out, int64_t bits,
+                       const std::optional<at::Tensor>& identity, const std::optional<at::Tensor>& identity_scale) {
+  return requant_impl("requant_qat", x, scale_in, scale_out, bits, identity, identity_scale, true);
+}
+
+namespace {
+at::Tensor quantize_meta(const at::Tensor& x, const at::Tensor&, int64_t, int64_t) {
+  return empty_like_as(x, at::kInt);
+}
+at::Tensor quantize_qat_meta(const at::Tensor& x, const at::Tensor&, int64_t, int64_t) {
+  return empty_like_as(x, at::kFloat);
+}
+at::Tensor ptf_quantize_meta(const at::Tensor& x, const at::Tensor&, double, int64_t) {
+  return empty_like_as(x, at::kInt);
+}
+at::Tensor ptf_quantize_qat_meta(const at::Tensor& x, const at::Tensor&, double, int64_t) {
+  return empty_like_as(x, at::kFloat);
+}
+at::Tensor ptf_alpha_error_meta(const at::Tensor& x, double, int64_t) {
+  return at::empty({x.size(-1), 4}, x.options().dtype(at::kDouble));
+}
+at::Tensor requant_meta(const at::Tensor& q, const at::Tensor&, double, int64_t, const std::optional<at::Tensor>&,
+                        const std::optional<at::Tensor>&) {
+  return empty_like_as(q, at::kInt);
+}
+at::Tensor requant_qat_meta(const at::Tensor& x, const at::Tensor&, double, int64_t,
+                            const std::optional<at::Tensor>&, const std::optional<at::Tensor>&) {
+  return empty_like_as(x, at::kFloat);
+}
+}  // namespace
+
+#define MNQ_REGISTER_QUANT(m)                       \
+  m.impl("quantize", &quantize);                    \
+  m.impl("quantize_qat", &quantize_qat);            \
+  m.impl("ptf_quantize", &ptf_quantize);            \
+  m.impl("ptf_quantize_qat", &ptf_quantize_qat);    \
+  m.impl("ptf_alpha_error", &ptf_alpha_error);      \
+  m.impl("requant", &requant);                      \
+  m.impl("requant_qat", &requant_qat)
+
+TORCH_LIBRARY_IMPL(mnq, CPU, m) { MNQ_REGISTER_QUANT(m); }
+TORCH_LIBRARY_IMPL(mnq, CUDA, m) { MNQ_REGISTER_QUANT(m); }
+TORCH_LIBRARY_IMPL(mnq, Meta, m) {
+  m.impl("quantize", &quantize_meta);
+  m.impl("quantize_qat", &quantize_qat_meta);
+  m.impl("ptf_quantize", &ptf_quantize_meta);
+  m.impl("ptf_quantize_qat", &ptf_quantize_qat_meta);
+  m.impl("ptf_alpha_error", &ptf_alpha_error_meta);
+  m.impl("requant", &requant_meta);
+  m.impl("requant_qat", &requant_qat_meta);
+}
+
+}  // namespace ops
+}  // namespace mnq

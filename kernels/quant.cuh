@@ -1,0 +1,105 @@
+// CUDA quantizers: grid-stride elementwise kernels over the scalar math of quant.h; the PtfAct statistic uses one
+// thread per channel summing rows in order, so it equals the CPU sum bit for bit.
+#pragma once
+
+#include "cuda_utils.cuh"
+#include "quant.h"
+
+namespace mnq {
+namespace kernels {
+
+inline unsigned elem_blocks(int64_t n) {
+  const int64_t b = (n + 255) / 256;
+  return static_cast<unsigned>(b < 65535 * 8 ? (b > 0 ? b : 1) : 65535 * 8);
+}
+
+template <class Out>
+__global__ void quantize_kernel(const float* x, const double* scale, Out out, QuantizeParams p, int* flag) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < p.numel;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const double s = scale[p.layout.channel(i)];
+    i64 q = 0;
+    if (!quantize_code(x[i], s, p.lo, p.hi, q)) {
+      if (Out::kPropagatesNaN) {
+        out.store_nan(i);
+      } else {
+        report(flag);
+      }
+      continue;
+    }
+    out.store(i, q, s);
+  }
+}
+
+template <class Out>
+bool launch_quantize(const float* x, const double* scale, Out out, const QuantizeParams& p, cudaStream_t stream) {
+  ErrorFlag flag(!Out::kPropagatesNaN, stream);
+  quantize_kernel<<<elem_blocks(p.numel), 256, 0, stream>>>(x, scale, out, p, flag.get());
+  check_cuda(cudaGetLastError(), "quantize_kernel launch");
+  return flag.ok();
+}
+
+template <class In, class IdIn, class Out>
+__global__ void requant_kernel(In in, IdIn id, DyadicArray d, DyadicArray d_id, double out_scale, Out out,
+                               RequantParams p, int* flag) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < p.numel;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const i64 c = p.in_layout.channel(i);
+    i64 q = 0;
+    if (!in.load(i, c, q)) {
+      if (Out::kPropagatesNaN) {
+        out.store_nan(i);
+      } else {
+        report(flag);
+      }
+      continue;
+    }
+    i64 r;
+    if (p.has_identity) {
+      const i64 cid = p.id_layout.channel(i);
+      i64 qid = 0;
+      if (!id.load(i, cid, qid)) {
+        if (Out::kPropagatesNaN) {
+          out.store_nan(i);
+        } else {
+          report(flag);
+        }
+        continue;
+      }
+      r = requant_code(q, d.at(c), qid, d_id.at(cid), p.lo, p.hi);
+    } else {
+      r = requant_code(q, d.at(c), p.lo, p.hi);
+    }
+    out.store(i, r, out_scale);
+  }
+}
+
+template <class In, class IdIn, class Out>
+bool launch_requant(In in, IdIn id, DyadicArray d, DyadicArray d_id, double out_scale, Out out,
+                    const RequantParams& p, bool check, cudaStream_t stream) {
+  ErrorFlag flag(check, stream);
+  requant_kernel<<<elem_blocks(p.numel), 256, 0, stream>>>(in, id, d, d_id, out_scale, out, p, flag.get());
+  check_cuda(cudaGetLastError(), "requant_kernel launch");
+  return flag.ok();
+}
+
+__global__ void ptf_alpha_error_kernel(const float* x, int64_t rows, int64_t C, double s_base, i64 lo, i64 hi,
+                                       double* err) {
+  const int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (c >= C) return;
+  double acc[4] = {0.0, 0.0, 0.0, 0.0};
+  for (int64_t r = 0; r < rows; ++r) {
+    const float v = x[r * C + c];
+    for (int a = 0; a < 4; ++a) acc[a] += quant_sq_error(v, s_base * static_cast<double>(1 << a), lo, hi);
+  }
+  for (int a = 0; a < 4; ++a) err[c * 4 + a] = acc[a];
+}
+
+inline void launch_ptf_alpha_error(const float* x, int64_t rows, int64_t C, double s_base, i64 lo, i64 hi,
+                                   double* err, cudaStream_t stream) {
+  ptf_alpha_error_kernel<<<static_cast<unsigned>((C + 127) / 128), 128, 0, stream>>>(x, rows, C, s_base, lo, hi, err);
+  check_cuda(cudaGetLastError(), "ptf_alpha_error_kernel launch");
+}
+
+}  // namespace kernels
+}  // namespace mnq

@@ -1,0 +1,118 @@
+// Quantizers (SPEC §1): the symmetric quantizer, PtfAct's power-of-two-factor quantizer and its calibration
+// statistic, and dyadic requantization with the fused residual add.
+//
+//   quantize:  q = clamp(round(x / S_c), lo, hi), lo = −2^(b−1), hi = 2^(b−1) − 1, b ≤ 32.
+//              x / S_c is one IEEE float64 division (x float32 is exact in float64), round is rint (half to
+//              even), so host and device agree. NaN is reported (never cast); ±inf clamps to lo/hi.
+//              S_c is one scale per channel c = (i / inner) % C (C = 1: per tensor). PtfAct is the same with
+//              S_c = s_base·2^α_c.
+//   requant:   q = clamp(requant(q_in, S_in,c/S) + requant(q_id, S_id,c/S), lo, hi) (common.h requant: exact,
+//              saturating at int64; the sum is formed in 128 bits, so the clamp is exact for any inputs).
+//   alpha err: err[c][a] = Σ_rows (x − q_a·S_a)², S_a = s_base·2^a, a = 0..3, summed in row order in float64
+//              (same order on CPU and GPU, so the statistic and the α it selects agree bit for bit).
+#pragma once
+
+#include "common.h"
+
+namespace mnq {
+namespace kernels {
+
+// Element layout of a per-channel quantity along one axis: channel of flat index i is (i / inner) % C.
+struct ChannelLayout {
+  i64 C;      // channels (1: per tensor)
+  i64 inner;  // product of the dims after the axis
+  MNQ_HOST_DEVICE i64 channel(i64 i) const { return C == 1 ? 0 : (i / inner) % C; }
+};
+
+struct QuantizeParams {
+  i64 numel;
+  ChannelLayout layout;
+  i64 lo, hi;  // clamp range of the codes
+};
+
+struct RequantParams {
+  i64 numel;
+  ChannelLayout in_layout;  // channels of scale_in (last dim)
+  ChannelLayout id_layout;  // channels of identity_scale (last dim); unused without a residual
+  i64 lo, hi;
+  bool has_identity;
+};
+
+// round(x / s) clamped to [lo, hi]; false for NaN.
+MNQ_HOST_DEVICE bool quantize_code(float x, double s, i64 lo, i64 hi, i64& q) {
+  const double v = rint(static_cast<double>(x) / s);
+  if (v != v) return false;
+  q = v <= static_cast<double>(lo) ? lo : (v >= static_cast<double>(hi) ? hi : static_cast<i64>(v));
+  return true;
+}
+
+// clamp(requant(q, d) [+ requant(q_id, d_id)], lo, hi), exact.
+MNQ_HOST_DEVICE i64 requant_code(i64 q, Dyadic d, i64 lo, i64 hi) {
+  return clamp64(requant(q, d), lo, hi);
+}
+MNQ_HOST_DEVICE i64 requant_code(i64 q, Dyadic d, i64 q_id, Dyadic d_id, i64 lo, i64 hi) {
+  const i128 sum = static_cast<i128>(requant(q, d)) + requant(q_id, d_id);
+  return sum < lo ? lo : (sum > hi ? hi : static_cast<i64>(sum));
+}
+
+// Squared quantization error of x at scale s (PtfAct calibration).
+MNQ_HOST_DEVICE double quant_sq_error(float x, double s, i64 lo, i64 hi) {
+  i64 q = 0;
+  if (!quantize_code(x, s, lo, hi, q)) return 0.0;  // NaN inputs are rejected before this is used
+  const double d = static_cast<double>(x) - static_cast<double>(q) * s;
+  return d * d;
+}
+
+// A code or its dequantized value (fake quant: q·S rounded once to float32). An input without a code (NaN, or
+// a float value beyond ±2^62 codes) is an error for the integer ops (kPropagatesNaN = false: reported) and a NaN
+// for the fake-quant ops (no error flag, hence no device sync on the QAT hot path; the next non-linear op or the
+// loss reports it).
+struct CodeOut {
+  static constexpr bool kPropagatesNaN = false;
+  int32_t* p;
+  MNQ_HOST_DEVICE void store(i64 i, i64 q, double) const { p[i] = static_cast<int32_t>(q); }
+  MNQ_HOST_DEVICE void store_nan(i64) const {}
+};
+struct FakeOut {
+  static constexpr bool kPropagatesNaN = true;
+  float* p;
+  MNQ_HOST_DEVICE void store(i64 i, i64 q, double s) const { p[i] = static_cast<float>(static_cast<double>(q) * s); }
+  MNQ_HOST_DEVICE void store_nan(i64 i) const { p[i] = NAN; }
+};
+
+}  // namespace kernels
+}  // namespace mnq
+
+namespace mnq {
+namespace kernels {
+
+// Per-channel dyadic multipliers as two arrays (m, k), length = the layout's C.
+struct DyadicArray {
+  const i64* m;
+  const i64* k;
+  MNQ_HOST_DEVICE Dyadic at(i64 c) const { return Dyadic{m[c], static_cast<int>(k[c])}; }
+};
+
+// Reads the input codes of a requantization: integer codes, or float values x = q·S_c whose code is recovered as
+// round(x / S_c) (fake-quant QAT path; exact for |q| < 2^23). Reports NaN and |code| > 2^62.
+template <typename T>
+struct RequantIntIn {
+  const T* p;
+  MNQ_HOST_DEVICE bool load(i64 i, i64, i64& q) const {
+    q = static_cast<i64>(p[i]);
+    return true;
+  }
+};
+struct RequantFloatIn {
+  const float* p;
+  const double* scale;  // per channel
+  MNQ_HOST_DEVICE bool load(i64 i, i64 c, i64& q) const {
+    const double v = rint(static_cast<double>(p[i]) / scale[c]);
+    if (!(v >= -4611686018427387904.0 && v <= 4611686018427387904.0)) return false;
+    q = static_cast<i64>(v);
+    return true;
+  }
+};
+
+}  // namespace kernels
+}  // namespace mnq

@@ -1,0 +1,151 @@
+"""Quantizers (SPEC §1): quantize (per tensor / per channel), requant with fused residual, PtfAct codes and
+calibration statistic; fake-quant forms and their straight-through gradients; errors."""
+import pytest
+import torch
+
+from conftest import INT_DTYPES, requires_cuda
+from mnq import ops, reference
+
+
+@pytest.mark.parametrize("bits", [2, 4, 6, 8, 16, 22, 32])
+@pytest.mark.parametrize("shape", [(3, 197), (769,), (2, 3, 5), ()])
+def test_quantize_per_tensor(shape, bits):
+    x = torch.randn(shape) * 3
+    scale = 6.0 / (2 ** (bits - 1) - 1)
+    assert torch.equal(ops.quantize(x, scale, bits).long(), reference.quantize(x, scale, bits))
+
+
+def test_quantize_ties_round_half_even_and_clamp():
+    x = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5, 1000.0, -1000.0, float("inf"), float("-inf")])
+    q = ops.quantize(x, 1.0, 8)
+    assert q.tolist() == [0, 2, 2, 0, -2, 127, -128, 127, -128]
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_quantize_per_channel(axis):
+    x = torch.randn(6, 7, 5)
+    scale = torch.rand(x.shape[axis], dtype=torch.float64) * 0.1 + 0.01
+    got = ops.quantize(x, scale, 8, axis)
+    assert torch.equal(got.long(), reference.quantize(x, scale, 8, axis))
+    # non-contiguous input
+    xt = x.transpose(0, 2)
+    st = torch.rand(xt.shape[-1], dtype=torch.float64) + 0.01
+    assert torch.equal(ops.quantize(xt, st, 6).long(), reference.quantize(xt.contiguous(), st, 6))
+
+
+def test_quantize_qat_is_dequantized_codes_with_identity_gradient():
+    x = (torch.randn(4, 33) * 2).requires_grad_(True)
+    scale = torch.rand(33, dtype=torch.float64) * 0.05 + 0.01
+    y = ops.quantize_qat(x, scale, 8)
+    q = ops.quantize(x.detach(), scale, 8)
+    assert torch.equal(y.detach(), (q.double() * scale).float())
+    g = torch.randn_like(y)
+    (gx,) = torch.autograd.grad(y, x, g)
+    assert torch.equal(gx, g)  # STE: no clipping mask
+    nan = ops.quantize_qat(torch.tensor([float("nan"), 1.0]), 0.1, 8)
+    assert torch.isnan(nan[0]) and nan[1] == 1.0
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+def test_requant_matches_reference(dtype):
+    info = torch.iinfo(dtype)
+    q = torch.randint(max(info.min, -(2**20)), min(info.max, 2**20), (5, 197)).to(dtype)
+    for s_in, s_out, bits in [(0.013, 0.05, 8), (1e-4, 3e-3, 16), (0.2, 0.01, 8), (0.01, 0.01, 22)]:
+        got = ops.requant(q, s_in, s_out, bits)
+        assert torch.equal(got.long(), reference.requant_act(q, s_in, s_out, bits))
+
+
+def test_requant_per_channel_negative_scales_and_residual():
+    q = torch.randint(-(2**15), 2**15, (4, 9, 16), dtype=torch.int32)
+    s_in = (torch.rand(16, dtype=torch.float64) - 0.5) * 1e-3  # negative scales: I-BERT GELU / LayerNorm with γ < 0
+    s_in[s_in.abs() < 1e-6] = 1e-4
+    ident = torch.randint(-(2**15), 2**15, q.shape, dtype=torch.int32)
+    got = ops.requant(q, s_in, 0.02, 8, ident, 3e-4)
+    want = reference.requant_act(q, s_in, 0.02, 8, ident, 3e-4)
+    assert torch.equal(got.long(), want)
+    assert int(got.min()) >= -128 and int(got.max()) <= 127
+
+
+def test_requant_extremes_are_exact():
+    q = torch.tensor([2**62, -(2**62), 2**31 - 1, -(2**31), 0, 1, -1])
+    for r in (3e9, 1.0, 0.5, 1e-12):
+        assert torch.equal(ops.requant(q, r, 1.0, 32).long(), reference.requant_act(q, r, 1.0, 32))
+
+
+def test_requant_qat_matches_integer_path_and_passes_gradients():
+    s_in, s_id, s_out = 0.013, 0.007, 0.05
+    q = torch.randint(-128, 128, (3, 20), dtype=torch.int32)
+    qi = torch.randint(-500, 500, (3, 20), dtype=torch.int32)
+    x = (q.double() * s_in).float().requires_grad_(True)
+    xi = (qi.double() * s_id).float().requires_grad_(True)
+    y = ops.requant_qat(x, s_in, s_out, 8, xi, s_id)
+    want = ops.requant(q, s_in, s_out, 8, qi, s_id)
+    assert torch.equal(y.detach(), (want.double() * s_out).float())
+    g = torch.randn_like(y)
+    gx, gi = torch.autograd.grad(y, [x, xi], g)
+    assert torch.equal(gx, g) and torch.equal(gi, g)
+
+
+def test_ptf_quantize_and_alpha_error():
+    x = torch.randn(50, 24) * torch.logspace(-1, 1, 24)
+    s_base = float(x.abs().max()) / 127 / 8
+    alpha = torch.randint(0, 4, (24,))
+    assert torch.equal(ops.ptf_quantize(x, alpha, s_base, 8).long(), reference.ptf_quantize(x, alpha, s_base, 8))
+    err = ops.ptf_alpha_error(x, s_base, 8)
+    torch.testing.assert_close(err, reference.ptf_alpha_error(x, s_base, 8), rtol=1e-12, atol=1e-15)
+    # small channels prefer small α, the largest ones need α = 3 to avoid clipping
+    best = err.argmin(-1)
+    assert int(best[0]) == 0 and int(best[-1]) == 3
+    y = ops.ptf_quantize_qat(x.requires_grad_(True), alpha, s_base, 8)
+    (gx,) = torch.autograd.grad(y.sum(), x)
+    assert torch.equal(gx, torch.ones_like(x))
+
+
+def test_opcheck():
+    x = torch.randn(3, 8)
+    s = torch.tensor(0.05, dtype=torch.float64)
+    torch.library.opcheck(torch.ops.mnq.quantize.default, (x, s, 8, -1))
+    torch.library.opcheck(torch.ops.mnq.quantize_qat.default, (x.requires_grad_(True), s, 8, -1))
+    q = torch.randint(-100, 100, (3, 8), dtype=torch.int32)
+    torch.library.opcheck(torch.ops.mnq.requant.default, (q, s, 0.1, 8, q, s))
+
+
+def test_errors():
+    x = torch.randn(4, 5)
+    with pytest.raises(TypeError, match="x must be a float32 tensor"):
+        ops.quantize(x.double(), 0.1, 8)
+    with pytest.raises(ValueError, match="bits must be in \\[2, 32\\]"):
+        ops.quantize(x, 0.1, 33)
+    with pytest.raises(ValueError, match="scale\\[0\\] = -0.1 must be finite and positive"):
+        ops.quantize(x, -0.1, 8)
+    with pytest.raises(ValueError, match="scale must be 0-d \\(per tensor\\) or of shape \\[5\\]"):
+        ops.quantize(x, torch.ones(4, dtype=torch.float64), 8)
+    with pytest.raises(ValueError, match="axis 2 is out of range"):
+        ops.quantize(x, 0.1, 8, axis=2)
+    with pytest.raises(ValueError, match="NaN"):
+        ops.quantize(torch.tensor([float("nan")]), 0.1, 8)
+    q = torch.zeros(4, 5, dtype=torch.int32)
+    with pytest.raises(ValueError, match="identity and identity_scale must be given together"):
+        torch.ops.mnq.requant(q, torch.tensor(0.1, dtype=torch.float64), 0.1, 8, q, None)
+    with pytest.raises(ValueError, match="identity must have the shape"):
+        ops.requant(q, 0.1, 0.1, 8, torch.zeros(5, 4, dtype=torch.int32), 0.1)
+    with pytest.raises(ValueError, match="scale_in\\[0\\] = 0 must be finite and nonzero"):
+        ops.requant(q, 0.0, 0.1, 8)
+    with pytest.raises(ValueError, match="scale_out must be a finite positive scale"):
+        ops.requant(q, 0.1, float("inf"), 8)
+    with pytest.raises(ValueError, match="alpha\\[1\\] = 4 must be in"):
+        ops.ptf_quantize(x, torch.tensor([0, 4, 0, 0, 0]), 0.1, 8)
+    with pytest.raises(ValueError, match="alpha must have shape \\[5\\]"):
+        ops.ptf_quantize(x, torch.zeros(3, dtype=torch.int64), 0.1, 8)
+    with pytest.raises(ValueError, match="non-finite"):
+        ops.ptf_alpha_error(torch.tensor([[float("inf"), 1.0]]), 0.1, 8)
+
+
+@requires_cuda
+def test_cuda_matches_cpu():
+    x = torch.randn(8, 197, 384) * 2
+    s = torch.rand(384, dtype=torch.float64) * 0.05 + 0.005
+    assert torch.equal(ops.quantize(x.cuda(), s, 8).cpu(), ops.quantize(x, s, 8))
+    q = torch.randint(-(2**15), 2**15, (8, 197, 384), dtype=torch.int32)
+    assert torch.equal(ops.requant(q.cuda(), s, 0.03, 8, q.cuda(), 0.01).cpu(), ops.requant(q, s, 0.03, 8, q, 0.01))
+    assert torch.equal(ops.ptf_alpha_error(x.cuda(), 0.01, 8).cpu(), ops.ptf_alpha_error(x, 0.01, 8))
