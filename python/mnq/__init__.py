@@ -23,7 +23,7 @@ def _load_library() -> str:
 
 library_path = _load_library()
 
-from . import ops, reference  # noqa: E402
+from . import nn, ops, reference  # noqa: E402
 
-__all__ = ["ops", "reference", "library_path"]
+__all__ = ["nn", "ops", "reference", "library_path"]
 __version__ = "0.1.0"

@@ -1,0 +1,72 @@
+"""Quantized linear layers (SPEC §1), I-ViT calling style ``forward(x, scale) -> (y, scale_out)``.
+
+Weights: symmetric per output channel from the current weights at every forward, S_w[c] = max|W[c]| / (2^(b-1)-1);
+bias: round(bias / (S_w·S_a)) on 32 bits. QAT runs a float GEMM on the dequantized values (fake quant, STE);
+scale_out = S_a·S_w is per output channel.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import ops
+from .quant import _check_bits
+
+
+def _weight_scale(w: Tensor, bits: int) -> Tensor:
+    flat = w.detach().reshape(w.shape[0], -1).double()
+    return flat.abs().amax(-1).clamp(min=1e-8) / (2 ** (bits - 1) - 1)
+
+
+def _per_tensor(scale: Tensor, who: str) -> Tensor:
+    s = torch.as_tensor(scale, dtype=torch.float64)
+    if s.numel() != 1:
+        raise ValueError(f"{who}: the input scale must be per tensor (one value), got shape {tuple(s.shape)}")
+    return s.reshape(())
+
+
+class QuantLinear(nn.Linear):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, bits: int = 8):
+        super().__init__(in_features, out_features, bias)
+        self.bits = _check_bits(bits)
+
+    def quantized_weight(self) -> Tuple[Tensor, Tensor]:
+        s_w = _weight_scale(self.weight, self.bits)
+        return ops.quantize_qat(self.weight, s_w.to(self.weight.device), self.bits, 0), s_w
+
+    def forward(self, x: Tensor, scale: Tensor) -> Tuple[Tensor, Tensor]:
+        s_a = _per_tensor(scale, "QuantLinear")
+        w, s_w = self.quantized_weight()
+        s_out = s_a.to(s_w.device) * s_w
+        b = None if self.bias is None else ops.quantize_qat(self.bias, s_out.to(self.bias.device), 32)
+        return F.linear(x, w, b), s_out
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", bits={self.bits}"
+
+
+class QuantConv2d(nn.Conv2d):
+    def __init__(self, *args, bits: int = 8, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bits = _check_bits(bits)
+
+    def forward(self, x: Tensor, scale: Tensor) -> Tuple[Tensor, Tensor]:
+        s_a = _per_tensor(scale, "QuantConv2d")
+        s_w = _weight_scale(self.weight, self.bits)
+        w = ops.quantize_qat(self.weight, s_w.to(self.weight.device), self.bits, 0)
+        s_out = s_a.to(s_w.device) * s_w
+        b = None if self.bias is None else ops.quantize_qat(self.bias, s_out.to(self.bias.device), 32)
+        return self._conv_forward(x, w, b), s_out
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", bits={self.bits}"
+
+
+class QuantMatMul(nn.Module):
+    """Product of two quantized tensors: (A @ B, S_A·S_B), per-tensor scales."""
+
+    def forward(self, a: Tensor, scale_a: Tensor, b: Tensor, scale_b: Tensor) -> Tuple[Tensor, Tensor]:
+        return a @ b, _per_tensor(scale_a, "QuantMatMul") * _per_tensor(scale_b, "QuantMatMul")

@@ -1,0 +1,124 @@
+"""Activation quantizers (SPEC §1), I-ViT calling style: ``forward(x, scale) -> (y, scale_out)``.
+
+All state lives in buffers of fixed shape (running ranges, scale, PtfAct's α and calibration sums), so a
+checkpoint reloads to identical outputs. Ranges follow an EMA (momentum 0.95; the first batch initialises them)
+in training mode and are frozen in eval mode.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .. import ops
+
+
+def _check_bits(bits: int, hi: int = 16) -> int:
+    if not isinstance(bits, int) or not 2 <= bits <= hi:
+        raise ValueError(f"bits must be an int in [2, {hi}], got {bits!r}")
+    return bits
+
+
+class _RangeTracker(nn.Module):
+    """Running symmetric range -> per-tensor scale S = max(|min|, |max|, 1e-8) / (2^(b-1) - 1)."""
+
+    def __init__(self, bits: int, momentum: float = 0.95, max_bits: int = 32):
+        super().__init__()
+        self.bits = _check_bits(bits, max_bits)
+        self.momentum = momentum
+        self.register_buffer("min_val", torch.zeros((), dtype=torch.float32))
+        self.register_buffer("max_val", torch.zeros((), dtype=torch.float32))
+        self.register_buffer("scale", torch.ones((), dtype=torch.float64))
+        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+
+    def _observe(self, x: Tensor) -> None:
+        lo, hi = torch.aminmax(x.detach().float())
+        if not bool(self.initialized):
+            self.min_val.copy_(lo)
+            self.max_val.copy_(hi)
+            self.initialized.fill_(True)
+        else:
+            m = self.momentum
+            self.min_val.mul_(m).add_(lo, alpha=1 - m)
+            self.max_val.mul_(m).add_(hi, alpha=1 - m)
+        bound = torch.maximum(self.min_val.abs(), self.max_val.abs()).double().clamp(min=1e-8)
+        self.scale.copy_(bound / (2 ** (self.bits - 1) - 1))
+
+    def _check_calibrated(self) -> None:
+        if not bool(self.initialized):
+            raise RuntimeError(
+                f"{type(self).__name__}: used in eval mode before any training/calibration batch set its range"
+            )
+
+
+class QuantAct(_RangeTracker):
+    """Symmetric per-tensor activation quantizer (fake-quant, straight-through gradient).
+
+    ``forward(x)`` quantizes a float tensor; ``forward(x, scale_in)`` requantizes an already-quantized tensor
+    (x = q·scale_in, scale_in per tensor or per channel of the last dim) with SPEC's dyadic requant;
+    ``identity``/``identity_scale`` fuse a residual add. Returns ``(y, scale)``.
+    """
+
+    def __init__(self, bits: int = 8, momentum: float = 0.95):
+        super().__init__(bits, momentum, max_bits=32)
+
+    def forward(self, x: Tensor, scale_in: Optional[Tensor] = None, identity: Optional[Tensor] = None,
+                identity_scale: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        if (identity is None) != (identity_scale is None):
+            raise ValueError("QuantAct: identity and identity_scale must be given together")
+        if identity is not None and scale_in is None:
+            raise ValueError("QuantAct: a residual (identity) needs scale_in for x")
+        if self.training:
+            self._observe(x if identity is None else x + identity)
+        else:
+            self._check_calibrated()
+        s = float(self.scale)
+        if scale_in is None:
+            return ops.quantize_qat(x, s, self.bits), self.scale.clone()
+        return ops.requant_qat(x, scale_in, s, self.bits, identity, identity_scale), self.scale.clone()
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, momentum={self.momentum}"
+
+
+class PtfAct(_RangeTracker):
+    """FQ-ViT power-of-two-factor quantizer (symmetric variant, SPEC §1): channel c uses s·2^α_c, s = S/8.
+
+    While training and not frozen, each batch adds its per-channel squared error for α = 0..3 to ``alpha_err``
+    and α = argmin (ties -> smaller α). Call :meth:`freeze_alpha` after calibration. Returns
+    ``(y, (s_base, alpha))`` where y has per-channel scale s_base·2^alpha.
+    """
+
+    def __init__(self, channels: int, bits: int = 8, momentum: float = 0.95):
+        super().__init__(bits, momentum, max_bits=16)
+        self.channels = channels
+        self.register_buffer("alpha", torch.zeros(channels, dtype=torch.int64))
+        self.register_buffer("alpha_err", torch.zeros(channels, 4, dtype=torch.float64))
+        self.register_buffer("alpha_frozen", torch.zeros((), dtype=torch.bool))
+
+    @property
+    def s_base(self) -> float:
+        return float(self.scale) / 8.0
+
+    def freeze_alpha(self) -> None:
+        self.alpha_frozen.fill_(True)
+
+    def reset_alpha(self) -> None:
+        self.alpha_err.zero_()
+        self.alpha_frozen.fill_(False)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tuple[float, Tensor]]:
+        if x.shape[-1] != self.channels:
+            raise ValueError(f"PtfAct: expected {self.channels} channels in the last dim, got shape {tuple(x.shape)}")
+        if self.training:
+            self._observe(x)
+            if not bool(self.alpha_frozen):
+                self.alpha_err.add_(ops.ptf_alpha_error(x.detach(), self.s_base, self.bits).to(self.alpha_err))
+                self.alpha.copy_(self.alpha_err.argmin(-1))
+        else:
+            self._check_calibrated()
+        return ops.ptf_quantize_qat(x, self.alpha, self.s_base, self.bits), (self.s_base, self.alpha.clone())
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, bits={self.bits}"
