@@ -1,0 +1,132 @@
+"""Benchmark every mnq op against the composed-PyTorch method (authors' style) and the float torch op.
+
+For each op: mnq's fused integer op, mnq's QAT (fake-quant) op, the composed implementation
+(scripts/composed.py) and the float op, timed in the same run on the same input; prints ms, GB/s (input +
+output bytes) and ratios. CPU always; CUDA too when a GPU is present.
+
+    python scripts/bench_ops.py [--threads 2] [--device cpu|cuda|all] [--quick]
+"""
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils import benchmark
+
+import mnq
+from mnq import ops
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import composed  # noqa: E402
+
+
+def _scores(shape, s, device):
+    g = torch.Generator().manual_seed(0)
+    return torch.clamp(torch.round(torch.randn(shape, generator=g) * 2.0 / s), -128, 127).to(device)
+
+
+def cases(device, quick):
+    b = 2 if quick else 8
+    cases = []
+    s = 8.0 / 127
+    attn = (b, 6, 197, 197)
+    x = _scores(attn, s, device)
+    qi = x.to(torch.int32)
+    xf = (x * s).float()
+    cases += [
+        ("shiftmax", lambda: ops.shiftmax(qi, s), lambda: ops.shiftmax_qat(xf, s),
+         lambda: composed.shiftmax(xf, s), lambda: torch.softmax(xf, -1), xf),
+        ("ibert_softmax", lambda: ops.ibert_softmax(qi, s), lambda: ops.ibert_softmax_qat(xf, s),
+         lambda: composed.ibert_softmax(xf, s), lambda: torch.softmax(xf, -1), xf),
+        ("log_int_softmax", lambda: ops.log_int_softmax(qi, s), lambda: ops.log_int_softmax_qat(xf, s),
+         lambda: composed.log_int_softmax(xf, s), lambda: torch.softmax(xf, -1), xf),
+    ]
+    sg = 4.0 / 127
+    g = _scores((b, 197, 1536), sg, device)
+    gi, gf = g.to(torch.int32), (g * sg).float()
+    sa = 2e-4  # fc1 accumulator scale
+    acc = torch.round(torch.randn(b, 197, 1536, device=device) * 1.5 / sa)
+    ai, af = acc.to(torch.int32), (acc * sa).float()
+    sat = torch.tensor(sa, dtype=torch.float64)
+    cases += [
+        ("shift_gelu", lambda: ops.shift_gelu(gi, sg), lambda: ops.shift_gelu_qat(gf, sg),
+         lambda: composed.shift_gelu(gf, sg), lambda: F.gelu(gf), gf),
+        ("ibert_gelu", lambda: ops.ibert_gelu(ai, sat), lambda: ops.ibert_gelu_qat(af, sat),
+         lambda: composed.ibert_gelu(af, sa), lambda: F.gelu(af), af),
+    ]
+    C = 384
+    w = (torch.rand(C, device=device) + 0.5)
+    bias = torch.randn(C, device=device) * 0.1
+    r16 = 6.0 / 32767
+    h = torch.clamp(torch.round(torch.randn(b, 197, C, device=device) / r16), -32768, 32767)
+    hi, hf = h.to(torch.int32), (h * r16).float()
+    r22 = 6.0 / (2**21 - 1)
+    h22 = torch.clamp(torch.round(torch.randn(b, 197, C, device=device) / r22), -(2**21), 2**21 - 1)
+    h22i, h22f = h22.to(torch.int32), (h22 * r22).float()
+    alpha = torch.randint(0, 4, (C,), device=device)
+    sb = 6.0 / 127 / 8
+    hp = torch.clamp(torch.round(torch.randn(b, 197, C, device=device) / (sb * 2.0 ** alpha.float())), -128, 127)
+    hpi, hpf = hp.to(torch.int32), (hp * sb * 2.0 ** alpha.float()).float()
+    sn = 4.0 / 127
+    cases += [
+        ("ilayernorm", lambda: ops.ilayernorm(hi, r16, w, bias), lambda: ops.ilayernorm_qat(hf, r16, w, bias),
+         lambda: composed.ilayernorm(hf, r16, w, bias), lambda: F.layer_norm(hf, (C,), w, bias), hf),
+        ("ibert_layernorm", lambda: ops.ibert_layernorm(h22i, r22, w, bias),
+         lambda: ops.ibert_layernorm_qat(h22f, r22, w, bias), lambda: composed.ibert_layernorm(h22f, r22, w, bias),
+         lambda: F.layer_norm(h22f, (C,), w, bias), h22f),
+        ("ptf_layernorm", lambda: ops.ptf_layernorm(hpi, alpha, sb, w, bias, sn),
+         lambda: ops.ptf_layernorm_qat(hpf, alpha, sb, w, bias, sn),
+         lambda: composed.ptf_layernorm(hpf, alpha, sb, w, bias, sn), lambda: F.layer_norm(hpf, (C,), w, bias), hpf),
+    ]
+    st = torch.tensor(6.0 / 127, dtype=torch.float64)
+    cases += [
+        ("quantize", lambda: ops.quantize(hf, st, 8), lambda: ops.quantize_qat(hf, st, 8),
+         lambda: composed.quantize(hf, 6.0 / 127, 8), lambda: hf.clone(), hf),
+        ("requant+residual", lambda: ops.requant(hi, r16, 0.05, 8, hi, r16),
+         lambda: ops.requant_qat(hf, r16, 0.05, 8, hf, r16),
+         lambda: composed.quantize(hf + hf, 0.05, 8), lambda: hf + hf, hf),
+    ]
+    return cases
+
+
+def timeit(fn, device, min_time):
+    fn()
+    t = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    m = t.blocked_autorange(min_run_time=min_time)
+    return m.median * 1e3
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    ap.add_argument("--quick", action="store_true", help="batch 2 instead of 8, shorter timing")
+    ap.add_argument("--only", default="", help="comma-separated op names")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    devices = ["cpu"] if args.device == "cpu" else (["cuda"] if args.device == "cuda" else ["cpu"])
+    if args.device == "all" and torch.cuda.is_available():
+        devices.append("cuda")
+    min_time = 0.2 if args.quick else 1.0
+    only = set(filter(None, args.only.split(",")))
+    print(f"mnq {mnq.__version__}, torch {torch.__version__}, threads {args.threads}")
+    hdr = (f"{'device':6} {'op':18} {'shape':18} {'int ms':>8} {'qat ms':>8} {'comp ms':>8} {'float ms':>8} "
+           f"{'int GB/s':>8} {'int/float':>9} {'qat/float':>9} {'comp/int':>8}")
+    print(hdr)
+    print("-" * len(hdr))
+    for dev in devices:
+        for name, fused, qat, comp, flt, x in cases(dev, args.quick):
+            if only and name not in only:
+                continue
+            t = [timeit(f, dev, min_time) for f in (fused, qat, comp, flt)]
+            nbytes = 2 * x.numel() * 4  # int32/float32 in and out
+            gbs = nbytes / (t[0] * 1e-3) / 1e9
+            shape = "x".join(map(str, x.shape))
+            print(f"{dev:6} {name:18} {shape:18} {t[0]:8.2f} {t[1]:8.2f} {t[2]:8.2f} {t[3]:8.2f} {gbs:8.2f} "
+                  f"{t[0] / t[3]:9.2f} {t[1] / t[3]:9.2f} {t[2] / t[0]:8.1f}")
+
+
+if __name__ == "__main__":
+    main()
