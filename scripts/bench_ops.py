@@ -27,8 +27,7 @@ def _scores(shape, s, device):
     return torch.clamp(torch.round(torch.randn(shape, generator=g) * 2.0 / s), -128, 127).to(device)
 
 
-def cases(device, quick):
-    b = 2 if quick else 8
+def cases(device, b):
     cases = []
     s = 8.0 / 127
     attn = (b, 6, 197, 197)
@@ -92,7 +91,7 @@ def cases(device, quick):
 
 
 def timeit(fn, device, min_time):
-    fn()
+    fn()  # warm-up (and CUDA: torch.utils.benchmark synchronizes around each measurement)
     t = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
     m = t.blocked_autorange(min_run_time=min_time)
     return m.median * 1e3
@@ -103,6 +102,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     ap.add_argument("--quick", action="store_true", help="batch 2 instead of 8, shorter timing")
+    ap.add_argument("--gpu-batch", type=int, default=96,
+                    help="batch on CUDA (96: attention scores of 86 MB, above the 64 MB bandwidth target size)")
     ap.add_argument("--only", default="", help="comma-separated op names")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -117,7 +118,13 @@ def main():
     print(hdr)
     print("-" * len(hdr))
     for dev in devices:
-        for name, fused, qat, comp, flt, x in cases(dev, args.quick):
+        batch = args.gpu_batch if dev == "cuda" else (2 if args.quick else 8)
+        if dev == "cuda":
+            big = torch.empty(64 * 2**20 // 4, device=dev)
+            t_copy = timeit(lambda: big.clone(), dev, min_time)
+            print(f"{dev:6} {'copy (baseline)':18} {'64 MB':18} {t_copy:8.3f} {'':8} {'':8} {'':8} "
+                  f"{2 * big.numel() * 4 / (t_copy * 1e-3) / 1e9:8.1f}")
+        for name, fused, qat, comp, flt, x in cases(dev, batch):
             if only and name not in only:
                 continue
             t = [timeit(f, dev, min_time) for f in (fused, qat, comp, flt)]

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# One prepared GPU check for a lent GPU machine (torch + nvcc + cmake + ninja + pytest there; no Catch2):
+# builds mnq with CUDA for the local GPU, runs the whole Python suite (CUDA == CPU bit-exactness tests included),
+# then the op benchmarks on CPU and CUDA, and prints the table. Run from the repository root:
+#   bash scripts/gpu_check.sh 2>&1 | tee $OUT/gpu_check.log
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+ARCH=$("$PY" -c 'import torch; p = torch.cuda.get_device_capability(); print(f"{p[0]}.{p[1]}")')
+echo "== GPU: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), arch $ARCH, torch $("$PY" -c 'import torch; print(torch.__version__)')"
+cmake -S . -B build/gpu -G Ninja -DCMAKE_PREFIX_PATH="$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+  -DMNQ_WITH_CUDA=ON -DMNQ_BUILD_TESTS=OFF -DTORCH_CUDA_ARCH_LIST="$ARCH" >/dev/null
+time ninja -C build/gpu
+SUFFIX=$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+cp build/gpu/libmnq_ops.so "python/mnq/_mnq_ops$SUFFIX"
+export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
+echo "== tests"
+"$PY" -m pytest -q -x tests/python -p no:cacheprovider
+echo "== benchmarks"
+"$PY" scripts/bench_ops.py --device all --threads "${THREADS:-16}"
