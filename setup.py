@@ -7,6 +7,7 @@
     MNQ_WITH_CUDA=AUTO|ON|OFF   CUDA kernels (AUTO: when torch has CUDA and nvcc is found)
     MNQ_BUILD_DIR               CMake build folder (default build/cmake)
     MNQ_JOBS                    parallel compile jobs (default: all cores)
+    MNQ_BUILD_TESTS=ON|OFF      build the Catch2 tests (needs Debian's catch2)
     TORCH_CUDA_ARCH_LIST        CUDA archs (default "8.0;9.0")
 """
 import os
@@ -35,6 +36,7 @@ class CMakeBuild(build_ext):
             "cmake", "-S", str(ROOT), "-B", str(build_dir), "-G", "Ninja",
             f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
             f"-DMNQ_WITH_CUDA={os.environ.get('MNQ_WITH_CUDA', 'AUTO')}",
+            f"-DMNQ_BUILD_TESTS={os.environ.get('MNQ_BUILD_TESTS', 'ON')}",
         ]
         if os.environ.get("TORCH_CUDA_ARCH_LIST"):
             cfg.append(f"-DTORCH_CUDA_ARCH_LIST={os.environ['TORCH_CUDA_ARCH_LIST']}")
