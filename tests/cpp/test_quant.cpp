@@ -1,0 +1,62 @@
+// kernels/quant.h: quantize_code rounding/clamping, requant_code with a fused residual, channel layout.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+
+#include "kernels/quant.h"
+
+using namespace mnq::kernels;
+
+TEST_CASE("quantize_code rounds half to even, clamps and rejects NaN", "[quant]") {
+  i64 q = 0;
+  const float xs[] = {0.5f, 1.5f, 2.5f, -0.5f, -2.5f, 126.6f, 1e9f, -1e9f};
+  const i64 want[] = {0, 2, 2, 0, -2, 127, 127, -128};
+  for (int i = 0; i < 8; ++i) {
+    REQUIRE(quantize_code(xs[i], 1.0, -128, 127, q));
+    REQUIRE(q == want[i]);
+  }
+  REQUIRE(quantize_code(std::numeric_limits<float>::infinity(), 0.1, -8, 7, q));
+  REQUIRE(q == 7);
+  REQUIRE_FALSE(quantize_code(std::nanf(""), 0.1, -8, 7, q));
+}
+
+TEST_CASE("quantize_code sweep equals rint(x / s) clamped", "[quant]") {
+  for (double s : {0.1, 0.0371, 1.0 / 127, 3.3}) {
+    for (int i = -3000; i <= 3000; ++i) {
+      const float x = static_cast<float>(i) * 0.01f;
+      i64 q = 0;
+      REQUIRE(quantize_code(x, s, -128, 127, q));
+      const double r = std::nearbyint(static_cast<double>(x) / s);
+      REQUIRE(q == static_cast<i64>(std::min(127.0, std::max(-128.0, r))));
+    }
+  }
+}
+
+TEST_CASE("requant_code adds the residual exactly before clamping", "[quant]") {
+  const Dyadic a = dyadic(0.25), b = dyadic(0.5);
+  REQUIRE(requant_code(10, a, 4, b, -128, 127) == 2 + 2);   // round(2.5) = 2, round(2) = 2
+  REQUIRE(requant_code(14, a, 5, b, -128, 127) == 4 + 2);   // round(3.5) = 4, round(2.5) = 2
+  REQUIRE(requant_code(1000, a, 1000, b, -128, 127) == 127);
+  REQUIRE(requant_code(kInt64Max, dyadic(4.0e9), kInt64Max, dyadic(4.0e9), -128, 127) == 127);
+  REQUIRE(requant_code(kInt64Min, dyadic(4.0e9), kInt64Min, dyadic(4.0e9), -128, 127) == -128);
+  for (i64 q = -300; q <= 300; ++q) {
+    REQUIRE(requant_code(q, a, -128, 127) == clamp64(static_cast<i64>(round_shr(static_cast<i128>(q), 2)), -128, 127));
+  }
+}
+
+TEST_CASE("channel layout indexes the axis", "[quant]") {
+  const ChannelLayout per_tensor{1, 1};
+  REQUIRE(per_tensor.channel(12345) == 0);
+  const ChannelLayout last{5, 1};  // [..., 5]
+  REQUIRE(last.channel(7) == 2);
+  const ChannelLayout first{3, 4};  // [3, 4] along dim 0
+  REQUIRE(first.channel(0) == 0);
+  REQUIRE(first.channel(5) == 1);
+  REQUIRE(first.channel(11) == 2);
+}
+
+TEST_CASE("quant_sq_error is the squared distance to the code", "[quant]") {
+  REQUIRE(quant_sq_error(1.25f, 1.0, -128, 127) == Approx(0.0625));
+  REQUIRE(quant_sq_error(300.0f, 1.0, -128, 127) == Approx(173.0 * 173.0));
+}
