@@ -20,11 +20,7 @@ __global__ void quantize_kernel(const float* x, const double* scale, Out out, Qu
     const double s = scale[p.layout.channel(i)];
     i64 q = 0;
     if (!quantize_code(x[i], s, p.lo, p.hi, q)) {
-      if (Out::kPropagatesNaN) {
-        out.store_nan(i);
-      } else {
-        report(flag);
-      }
+      if (!no_code(out, i)) report(flag);
       continue;
     }
     out.store(i, q, s);
@@ -45,31 +41,14 @@ __global__ void requant_kernel(In in, IdIn id, DyadicArray d, DyadicArray d_id, 
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < p.numel;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const i64 c = p.in_layout.channel(i);
-    i64 q = 0;
-    if (!in.load(i, c, q)) {
-      if (Out::kPropagatesNaN) {
-        out.store_nan(i);
-      } else {
-        report(flag);
-      }
+    const i64 cid = p.id_layout.channel(i);
+    i64 q = 0, qid = 0;
+    if (!in.load(i, c, q) || (p.has_identity && !id.load(i, cid, qid))) {
+      if (!no_code(out, i)) report(flag);
       continue;
     }
-    i64 r;
-    if (p.has_identity) {
-      const i64 cid = p.id_layout.channel(i);
-      i64 qid = 0;
-      if (!id.load(i, cid, qid)) {
-        if (Out::kPropagatesNaN) {
-          out.store_nan(i);
-        } else {
-          report(flag);
-        }
-        continue;
-      }
-      r = requant_code(q, d.at(c), qid, d_id.at(cid), p.lo, p.hi);
-    } else {
-      r = requant_code(q, d.at(c), p.lo, p.hi);
-    }
+    const i64 r = p.has_identity ? requant_code(q, d.at(c), qid, d_id.at(cid), p.lo, p.hi)
+                                 : requant_code(q, d.at(c), p.lo, p.hi);
     out.store(i, r, out_scale);
   }
 }

@@ -80,11 +80,15 @@ struct FakeOut {
   MNQ_HOST_DEVICE void store_nan(i64 i) const { p[i] = NAN; }
 };
 
-}  // namespace kernels
-}  // namespace mnq
-
-namespace mnq {
-namespace kernels {
+// An input without a code: a NaN output for fake quant, else false (the caller reports it).
+template <class Out>
+MNQ_HOST_DEVICE bool no_code(const Out& out, i64 i) {
+  if (Out::kPropagatesNaN) {
+    out.store_nan(i);
+    return true;
+  }
+  return false;
+}
 
 // Per-channel dyadic multipliers as two arrays (m, k), length = the layout's C.
 struct DyadicArray {

@@ -27,10 +27,8 @@ bool quantize_loop(const float* x, const double* scale, Out out, const QuantizeP
       i64 q = 0;
       if (quantize_code(x[i], s, p.lo, p.hi, q)) {
         out.store(i, q, s);
-      } else if (Out::kPropagatesNaN) {
-        out.store_nan(i);
       } else {
-        ok = false;
+        ok = no_code(out, i) && ok;
       }
     }
     if (!ok) all_ok = false;
@@ -50,11 +48,7 @@ bool requant_loop(In in, IdIn id, DyadicArray d, DyadicArray d_id, double out_sc
       i64 q = 0, qid = 0;
       const bool have = in.load(i, c, q) && (!p.has_identity || id.load(i, cid, qid));
       if (!have) {
-        if (Out::kPropagatesNaN) {
-          out.store_nan(i);
-        } else {
-          ok = false;
-        }
+        ok = no_code(out, i) && ok;
         continue;
       }
       const i64 r = p.has_identity ? requant_code(q, d.at(c), qid, d_id.at(cid), p.lo, p.hi)
@@ -66,26 +60,13 @@ bool requant_loop(In in, IdIn id, DyadicArray d, DyadicArray d_id, double out_sc
   return all_ok;
 }
 
-DyadicArray dyadics(const RequantSide& s) { return DyadicArray{s.m.data_ptr<int64_t>(), s.k.data_ptr<int64_t>()}; }
-
-// Calls f(loader) with the loader matching the codes' dtype (int codes or float values).
-template <class F>
-bool with_loader(const RequantSide& s, F&& f) {
-  if (s.codes.scalar_type() == at::kFloat) {
-    return f(RequantFloatIn{s.codes.data_ptr<float>(), s.scale.data_ptr<double>()});
-  }
-  return MNQ_DISPATCH_INT(s.codes.scalar_type(), "requant", [&] {
-    return f(RequantIntIn<scalar_t>{s.codes.data_ptr<scalar_t>()});
-  });
-}
-
 template <class Out>
 bool requant_out(const RequantSide& in, const RequantSide* id, Out out, double out_scale, const RequantParams& p) {
-  return with_loader(in, [&](auto in_loader) {
+  return with_requant_loader(in, [&](auto in_loader) {
     if (id == nullptr) {
       return requant_loop(in_loader, in_loader, dyadics(in), dyadics(in), out_scale, out, p);
     }
-    return with_loader(*id, [&](auto id_loader) {
+    return with_requant_loader(*id, [&](auto id_loader) {
       return requant_loop(in_loader, id_loader, dyadics(in), dyadics(*id), out_scale, out, p);
     });
   });

@@ -13,26 +13,14 @@ namespace {
 
 using namespace mnq::kernels;
 
-DyadicArray dyadics(const RequantSide& s) { return DyadicArray{s.m.data_ptr<int64_t>(), s.k.data_ptr<int64_t>()}; }
-
-template <class F>
-bool with_loader(const RequantSide& s, F&& f) {
-  if (s.codes.scalar_type() == at::kFloat) {
-    return f(RequantFloatIn{s.codes.data_ptr<float>(), s.scale.data_ptr<double>()});
-  }
-  return MNQ_DISPATCH_INT(s.codes.scalar_type(), "requant", [&] {
-    return f(RequantIntIn<scalar_t>{s.codes.data_ptr<scalar_t>()});
-  });
-}
-
 template <class Out>
 bool requant_out(const RequantSide& in, const RequantSide* id, Out out, double out_scale, const RequantParams& p,
                  bool check, cudaStream_t stream) {
-  return with_loader(in, [&](auto in_loader) {
+  return with_requant_loader(in, [&](auto in_loader) {
     if (id == nullptr) {
       return launch_requant(in_loader, in_loader, dyadics(in), dyadics(in), out_scale, out, p, check, stream);
     }
-    return with_loader(*id, [&](auto id_loader) {
+    return with_requant_loader(*id, [&](auto id_loader) {
       return launch_requant(in_loader, id_loader, dyadics(in), dyadics(*id), out_scale, out, p, check, stream);
     });
   });

@@ -4,6 +4,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "csrc/dispatch.h"
 #include "kernels/quant.h"
 
 namespace mnq {
@@ -16,6 +17,21 @@ struct RequantSide {
   at::Tensor m, k;   // int64 [C]
   at::Tensor scale;  // float64 [C]
 };
+
+inline kernels::DyadicArray dyadics(const RequantSide& s) {
+  return kernels::DyadicArray{s.m.data_ptr<int64_t>(), s.k.data_ptr<int64_t>()};
+}
+
+// Calls f(loader) with the loader matching the codes' dtype (int codes, or float values on s.scale).
+template <class F>
+bool with_requant_loader(const RequantSide& s, F&& f) {
+  if (s.codes.scalar_type() == at::kFloat) {
+    return f(kernels::RequantFloatIn{s.codes.data_ptr<float>(), s.scale.data_ptr<double>()});
+  }
+  return MNQ_DISPATCH_INT(s.codes.scalar_type(), "requant", [&] {
+    return f(kernels::RequantIntIn<scalar_t>{s.codes.data_ptr<scalar_t>()});
+  });
+}
 
 namespace cpu {
 bool quantize(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& out, const kernels::QuantizeParams& p);

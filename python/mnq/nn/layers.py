@@ -28,6 +28,16 @@ def _per_tensor(scale: Tensor, who: str) -> Tensor:
     return s.reshape(())
 
 
+def _fake_quant_params(weight: Tensor, bias, scale: Tensor, bits: int, who: str):
+    """Fake-quantized weight (per output channel), bias on S_a·S_w (32 bits) and the output scale."""
+    s_a = _per_tensor(scale, who)
+    s_w = _weight_scale(weight, bits)
+    w = ops.quantize_qat(weight, s_w.to(weight.device), bits, 0)
+    s_out = s_a.to(s_w.device) * s_w
+    b = None if bias is None else ops.quantize_qat(bias, s_out.to(bias.device), 32)
+    return w, b, s_out
+
+
 class QuantLinear(nn.Linear):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, bits: int = 8):
         super().__init__(in_features, out_features, bias)
@@ -38,10 +48,7 @@ class QuantLinear(nn.Linear):
         return ops.quantize_qat(self.weight, s_w.to(self.weight.device), self.bits, 0), s_w
 
     def forward(self, x: Tensor, scale: Tensor) -> Tuple[Tensor, Tensor]:
-        s_a = _per_tensor(scale, "QuantLinear")
-        w, s_w = self.quantized_weight()
-        s_out = s_a.to(s_w.device) * s_w
-        b = None if self.bias is None else ops.quantize_qat(self.bias, s_out.to(self.bias.device), 32)
+        w, b, s_out = _fake_quant_params(self.weight, self.bias, scale, self.bits, "QuantLinear")
         return F.linear(x, w, b), s_out
 
     def extra_repr(self) -> str:
@@ -54,11 +61,7 @@ class QuantConv2d(nn.Conv2d):
         self.bits = _check_bits(bits)
 
     def forward(self, x: Tensor, scale: Tensor) -> Tuple[Tensor, Tensor]:
-        s_a = _per_tensor(scale, "QuantConv2d")
-        s_w = _weight_scale(self.weight, self.bits)
-        w = ops.quantize_qat(self.weight, s_w.to(self.weight.device), self.bits, 0)
-        s_out = s_a.to(s_w.device) * s_w
-        b = None if self.bias is None else ops.quantize_qat(self.bias, s_out.to(self.bias.device), 32)
+        w, b, s_out = _fake_quant_params(self.weight, self.bias, scale, self.bits, "QuantConv2d")
         return self._conv_forward(x, w, b), s_out
 
     def extra_repr(self) -> str:
