@@ -67,5 +67,47 @@ MNQ_HOST_DEVICE i64 shift_exp_capped(i64 x, const ShiftExpConsts& c, i64 cap) {
   return e < cap ? static_cast<i64>(e) : cap;
 }
 
+// ---- 32-bit form, for callers that guarantee |x0|·2^n < 2^31 (Shiftmax validates it) ----
+// Every intermediate then fits 32 bits, so CPU loops vectorize and GPUs use 32-bit ALUs; the result equals
+// shift_exp exactly. The input must be pre-clamped to x ≥ x_lo, where x_lo is chosen so that
+// log2e_shift(x_lo) ≤ n·x0: since log2e_shift is non-decreasing, clamping there first does not change the result,
+// and it bounds |x| below 2^31/1.43 whatever the input range was.
+//   t = max(log2e_shift(x), n·x0) ∈ [n·x0, 0]       (|n·x0| ≤ |x0|·2^n/2 < 2^30)
+//   k = floor(−t / |x0|) ∈ [0, n]: a float32 estimate corrected by one step each way ((k+1)·|x0| ≤ 2^n·|x0|)
+//   v = r − 2·x0 ∈ (|x0|, 2|x0|], e = (v·2^(n−k)) / 2 with v·2^(n−k) ≤ 2|x0|·2^n < 2^32 in uint32
+struct ShiftExp32 {
+  int32_t ax0;   // |x0|
+  int32_t nx0;   // n·x0
+  int32_t x_lo;  // pre-clamp bound (see above)
+  float inv;     // 1 / |x0| (estimate only)
+  int n;
+};
+
+inline ShiftExp32 shift_exp32_consts(const ShiftExpConsts& c) {
+  i64 x_lo = static_cast<i64>(std::floor(static_cast<double>(c.n * c.x0 - 1) / 1.4375)) - 2;
+  while (log2e_shift(x_lo) > c.n * c.x0) --x_lo;
+  return ShiftExp32{static_cast<int32_t>(-c.x0), static_cast<int32_t>(c.n * c.x0), static_cast<int32_t>(x_lo),
+                    1.0f / static_cast<float>(-c.x0), c.n};
+}
+
+// Clamp of x = q − m (m ≥ q, both int32) to [x_lo, 0] without forming the possibly 33-bit difference.
+MNQ_HOST_DEVICE int32_t shift_exp32_input(int32_t q, int32_t m, const ShiftExp32& c) {
+  const uint32_t d = static_cast<uint32_t>(m) - static_cast<uint32_t>(q);  // = m − q exactly (in [0, 2^32))
+  const uint32_t lim = static_cast<uint32_t>(-c.x_lo);
+  return -static_cast<int32_t>(d < lim ? d : lim);
+}
+
+MNQ_HOST_DEVICE int32_t shift_exp32(int32_t x, const ShiftExp32& c) {
+  int32_t t = x + (x >> 1) - (x >> 4);
+  t = t < c.nx0 ? c.nx0 : t;
+  const int32_t a = -t;
+  int32_t k = static_cast<int32_t>(static_cast<float>(a) * c.inv);
+  k -= (k * c.ax0 > a) ? 1 : 0;
+  k += ((k + 1) * c.ax0 <= a) ? 1 : 0;
+  const uint32_t v = static_cast<uint32_t>(a - c.ax0 * k);  // −r ∈ [0, |x0|)
+  const uint32_t w = 2u * static_cast<uint32_t>(c.ax0) - v;      // r − 2·x0
+  return static_cast<int32_t>((w << (c.n - k)) >> 1);
+}
+
 }  // namespace kernels
 }  // namespace mnq

@@ -16,23 +16,24 @@ __global__ void shiftmax_kernel(In in, Out out, ShiftmaxParams p, int* flag) {
   if (row >= p.rows) return;  // whole warps exit together
   const int64_t base = row * p.cols;
   bool ok = true;
-  i64 m = kInt64Min;
+  i64 mx = kInt64Min;
   for (int64_t j = lane; j < p.cols; j += kWarp) {
     const i64 v = in.load(base + j, p.lo, p.hi, ok);
-    m = v > m ? v : m;
+    mx = v > mx ? v : mx;
   }
-  m = warp_max(m);
   if (!__all_sync(kFullMask, ok)) {
     if (lane == 0) report(flag);
     return;
   }
+  const int32_t m = static_cast<int32_t>(warp_max(mx));  // in int32 range once the check passed
   i64 s = 0;
   for (int64_t j = lane; j < p.cols; j += kWarp) {
-    s = sat_add(s, shift_exp(in.load(base + j, p.lo, p.hi, ok) - m, p.c.se), kInt31Max);
+    s += shiftmax_exp(static_cast<int32_t>(in.load(base + j, p.lo, p.hi, ok)), m, p.c);
   }
-  const i64 f = shiftmax_factor(warp_sum_sat(s, kInt31Max));
+  const int32_t f = shiftmax_factor(warp_sum(s));
   for (int64_t j = lane; j < p.cols; j += kWarp) {
-    out.store(base + j, shiftmax_out(shift_exp(in.load(base + j, p.lo, p.hi, ok) - m, p.c.se), f, p.c));
+    out.store(base + j, shiftmax_out(shiftmax_exp(static_cast<int32_t>(in.load(base + j, p.lo, p.hi, ok)), m, p.c),
+                                     f, p.c));
   }
 }
 

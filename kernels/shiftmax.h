@@ -1,13 +1,15 @@
 // I-ViT Shiftmax (SPEC §2.2): integer softmax over the last dim with shifts and one division per row.
 //
-// Row of integer scores q (scale S, per tensor):
+// Row of integer scores q (scale S, per tensor; declared range int32):
 //   x   = q − max_row(q)                       # ≤ 0
-//   e   = shift_exp(x, S, n)                   # shift_exp.h; 0 < e ≤ |x0|·2^n < 2^62, scale S/2^n
-//   s   = min(sum_row(e), 2^31 − 1)            # summed with saturation: exact min and no overflow
+//   e   = shift_exp(x, S, n)                   # shift_exp.h; 0 < e ≤ |x0|·2^n, scale S/2^n
+//   s   = min(sum_row(e), 2^31 − 1)
 //   f   = floor((2^31 − 1) / s)                # s ≥ 1: the max element has x = 0 and e > 0
-//   out = floor(e·f / 2^(32 − b_out))          # e·f < 2^63 (e ≤ s unless s saturated, then f = 1)
-//   S_out = 2^−(b_out − 1)
-// Inputs are within int32 (|x| < 2^33, so shift_exp's x bound holds); 2 ≤ b_out ≤ 16, so 0 ≤ out < 2^15.
+//   out = floor(e·f / 2^(32 − b_out))          # S_out = 2^−(b_out − 1)
+// Documented range (checked on the host): |x0|·2^n < 2^31 − 1, i.e. the row maximum alone does not saturate the
+// sum. Then everything fits 32 bits: e < 2^31 (shift_exp32), and e·f ≤ 2^31 − 1 because either e ≤ s (so
+// e·f ≤ s·floor((2^31−1)/s)) or s saturated and f = 1. The row sum is formed in 64 bits (< L·2^31).
+// 2 ≤ b_out ≤ 16, so 0 ≤ out < 2^15.
 #pragma once
 
 #include "common.h"
@@ -17,7 +19,7 @@ namespace mnq {
 namespace kernels {
 
 struct ShiftmaxConsts {
-  ShiftExpConsts se;
+  ShiftExp32 se;
   int out_shift;  // 32 − b_out
 };
 
@@ -29,12 +31,19 @@ struct ShiftmaxParams {
 };
 
 inline ShiftmaxConsts shiftmax_consts(double scale, int out_bits, int n) {
-  return ShiftmaxConsts{shift_exp_consts(scale, n), 32 - out_bits};
+  return ShiftmaxConsts{shift_exp32_consts(shift_exp_consts(scale, n)), 32 - out_bits};
 }
 
-MNQ_HOST_DEVICE i64 shiftmax_factor(i64 sum_sat) { return kInt31Max / sum_sat; }
+// e of one element given the row maximum m.
+MNQ_HOST_DEVICE int32_t shiftmax_exp(int32_t q, int32_t m, const ShiftmaxConsts& c) {
+  return shift_exp32(shift_exp32_input(q, m, c.se), c.se);
+}
 
-MNQ_HOST_DEVICE i64 shiftmax_out(i64 e, i64 f, const ShiftmaxConsts& c) { return (e * f) >> c.out_shift; }
+MNQ_HOST_DEVICE int32_t shiftmax_factor(i64 sum) { return static_cast<int32_t>(kInt31Max / (sum < kInt31Max ? sum : kInt31Max)); }
+
+MNQ_HOST_DEVICE int32_t shiftmax_out(int32_t e, int32_t f, const ShiftmaxConsts& c) {
+  return static_cast<int32_t>((static_cast<uint32_t>(e) * static_cast<uint32_t>(f)) >> c.out_shift);
+}
 
 }  // namespace kernels
 }  // namespace mnq

@@ -1,5 +1,6 @@
-// CPU Shiftmax: rows in parallel; per row one pass for the max, one computing e (kept in a row buffer) with its
-// saturated sum, one writing the output. All integer math is kernels/shiftmax.h.
+// CPU Shiftmax: rows in parallel; per row one pass loading the codes into an int32 row buffer (with the range
+// check) and taking the max, one computing e into the buffer with its 64-bit sum, one writing the output. The
+// loops are branch-free 32-bit integer code so they vectorize. All integer math is kernels/shiftmax.h.
 #include "csrc/ops/shiftmax.h"
 
 #include <ATen/Parallel.h>
@@ -22,23 +23,26 @@ bool run(In in, Out out, const ShiftmaxParams& p) {
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(p.cols, 1));
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    std::vector<i64> e(p.cols);
+    std::vector<int32_t> buf(p.cols);
+    int32_t* b = buf.data();
     bool ok = true;
     for (int64_t r = r0; r < r1 && ok; ++r) {
       const int64_t base = r * p.cols;
-      i64 m = kInt64Min;
+      int bad = 0;
       for (int64_t j = 0; j < p.cols; ++j) {
-        const i64 v = in.load(base + j, p.lo, p.hi, ok);
-        m = v > m ? v : m;
+        b[j] = static_cast<int32_t>(in.load(base + j, p.lo, p.hi, bad));  // in int32 range when !bad
       }
+      ok = bad == 0;
       if (!ok) break;
-      i64 s = 0;
+      int32_t m = INT32_MIN;
+      for (int64_t j = 0; j < p.cols; ++j) m = b[j] > m ? b[j] : m;
+      int64_t s = 0;
       for (int64_t j = 0; j < p.cols; ++j) {
-        e[j] = shift_exp(in.load(base + j, p.lo, p.hi, ok) - m, p.c.se);
-        s = sat_add(s, e[j], kInt31Max);
+        b[j] = shiftmax_exp(b[j], m, p.c);
+        s += b[j];
       }
-      const i64 f = shiftmax_factor(s);
-      for (int64_t j = 0; j < p.cols; ++j) out.store(base + j, shiftmax_out(e[j], f, p.c));
+      const int32_t f = shiftmax_factor(s);
+      for (int64_t j = 0; j < p.cols; ++j) out.store(base + j, shiftmax_out(b[j], f, p.c));
     }
     if (!ok) all_ok = false;
   });

@@ -67,14 +67,40 @@ TEST_CASE("shift_exp_capped equals min(e, cap) and handles positive x", "[shift_
   REQUIRE(shift_exp_capped(4, d, i64(1) << 40) == 144);
 }
 
+TEST_CASE("shift_exp32 equals shift_exp wherever Shiftmax accepts the scale", "[shift_exp]") {
+  for (int n : {1, 8, 15, 20}) {
+    for (double s : {0.9, 0.08, 1.0 / 127, 3e-4, 2e-5}) {
+      const ShiftExpConsts c = shift_exp_consts(s, n);
+      if (static_cast<double>(-c.x0) * std::ldexp(1.0, n) >= 2147483647.0) continue;  // outside the range
+      const ShiftExp32 c32 = shift_exp32_consts(c);
+      REQUIRE(log2e_shift(c32.x_lo) <= c.n * c.x0);
+      for (i64 x = -3 * static_cast<i64>(-c32.x_lo); x <= 0; x += 1 + (-c32.x_lo) / 20000) {
+        const int32_t xc = static_cast<int32_t>(std::max<i64>(x, c32.x_lo));
+        REQUIRE(shift_exp32(xc, c32) == shift_exp(x, c));
+      }
+    }
+  }
+}
+
+TEST_CASE("shift_exp32_input clamps q - m without overflow", "[shift_exp]") {
+  const ShiftExp32 c = shift_exp32_consts(shift_exp_consts(0.05, 15));
+  REQUIRE(shift_exp32_input(5, 5, c) == 0);
+  REQUIRE(shift_exp32_input(3, 5, c) == -2);
+  REQUIRE(shift_exp32_input(INT32_MIN, INT32_MAX, c) == c.x_lo);
+  REQUIRE(shift_exp32_input(c.x_lo + 7, 7, c) == c.x_lo);
+  REQUIRE(shift_exp32_input(c.x_lo + 8, 7, c) == c.x_lo + 1);
+}
+
 TEST_CASE("shiftmax output stays within its bits", "[shiftmax]") {
   for (int b : {2, 8, 16}) {
     const ShiftmaxConsts c = shiftmax_consts(0.05, b, 15);
-    const i64 e_max = shift_exp(0, c.se);
-    // one element (s = e): f = floor((2^31−1)/e), out = e·f >> (32 − b) < 2^(b−1)
-    const i64 f = shiftmax_factor(e_max);
-    // e·f ∈ (2^31 − 1 − e, 2^31 − 1], so the output is just below 2^(b−1)
-    REQUIRE(shiftmax_out(e_max, f, c) < (i64(1) << (b - 1)));
+    const int32_t e_max = shiftmax_exp(7, 7, c);  // the row maximum: x = 0
+    REQUIRE(e_max == 20 * (1 << 15));
+    // one element (s = e): f = floor((2^31−1)/e), e·f ∈ (2^31 − 1 − e, 2^31 − 1], so out is just below 2^(b−1)
+    const int32_t f = shiftmax_factor(e_max);
+    REQUIRE(shiftmax_out(e_max, f, c) < (1 << (b - 1)));
     REQUIRE(shiftmax_out(e_max, f, c) >= ((kInt31Max - e_max) >> (32 - b)));
   }
+  // a saturated sum gives f = 1
+  REQUIRE(shiftmax_factor(i64(1) << 40) == 1);
 }
