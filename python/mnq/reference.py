@@ -33,7 +33,7 @@ def _from_obj(a: np.ndarray, dtype=torch.int64) -> torch.Tensor:
 
 def _round_div_obj(a, b):
     """Round-half-to-even of a / b for Python ints (elementwise on object arrays), b > 0."""
-    q, r = np.divmod(a, b) if isinstance(a, np.ndarray) else divmod(a, b)
+    q, r = a // b, a % b  # floor semantics on Python ints and object arrays alike (np.divmod rejects objects)
     twice = 2 * r
     up = (twice > b) | ((twice == b) & (q % 2 == 1))
     return q + up.astype(object) if isinstance(up, np.ndarray) else q + int(up)
