@@ -63,21 +63,26 @@ MNQ_HOST_DEVICE int bit_length(u128 v) {
 }
 
 // round(s / e) ≥ K_j (the table of the header; true for j ≤ 0) in the unsigned word U (u64 or u128), exact when
-// 2s + e and 5e fit U: for 1 ≤ e ≤ s, s < 2^61 with u64 and s < 2^126 with u128.
+// 2s + e and 5e fit U: for 1 ≤ e ≤ s, s < 2^61 with u64 and s < 2^126 with u128. j ≤ bit_length(s) + 1 < bits of U.
 template <class U>
 MNQ_HOST_DEVICE bool lis_reaches(U s, U e, int j) {
-  constexpr int kBits = static_cast<int>(sizeof(U)) * 8;
   if (j <= 0) return true;
   if (j == 1) return 2 * s >= 3 * e;
   if (j == 2) return 2 * s > 5 * e;
-  if (j > kBits) return false;  // (2s + e) >> kBits = 0 < 3e
   return ((2 * s + e) >> (j - 1)) >= 3 * e;
 }
 
-// t of the header (the window argument above), in the word U under lis_reaches' bounds.
+// t of the header (the window argument above), in the word U under lis_reaches' bounds. t0 ≤ bit_length(s) − 1,
+// so the shifts stay below bit_length(s) + 1 ≤ 127. The common case t0 ≥ 3 (v ≥ 4) needs only the general test.
 template <class U>
 MNQ_HOST_DEVICE int lis_exponent_word(U s, U e) {
   const int t0 = bit_length(s) - bit_length(e);
+  if (t0 >= 3) {
+    const U a = 2 * s + e;
+    const U e3 = 3 * e;
+    return t0 - 1 + static_cast<int>((a >> (t0 - 1)) >= e3) + static_cast<int>((a >> t0) >= e3) +
+           static_cast<int>((a >> (t0 + 1)) >= e3);
+  }
   return t0 - 1 + static_cast<int>(lis_reaches(s, e, t0)) + static_cast<int>(lis_reaches(s, e, t0 + 1)) +
          static_cast<int>(lis_reaches(s, e, t0 + 2));
 }

@@ -20,7 +20,7 @@ i64 ibert_exp_def(i64 x, i64 x0, i64 b, i64 c, int n) {
   return std::max<i64>(p * (i64(1) << (n - z)), 0);
 }
 
-// Scales spread log-uniformly over the supported range (1.803e-5, 1.671], both ends included.
+// Scales spread log-uniformly over the supported range, about (1.8029e-5, 1.67096], both ends included.
 std::vector<double> supported_scales() {
   std::vector<double> s;
   for (double v = 1.81e-5; v < 1.671; v *= 1.37) s.push_back(v);

@@ -5,7 +5,7 @@ import torch
 from conftest import INT_DTYPES, attention_scores, requires_cuda, sqnr_db
 from mnq import ops, reference
 
-# Coarse 8-bit scales, a fine one, and both ends of the supported range (1.803e-5, 1.671].
+# Coarse 8-bit scales, a fine one, and both ends of the supported range, about (1.8029e-5, 1.67096].
 SCALES = [1.67, 0.5, 0.08, 1 / 127, 3e-4, 1.9e-5]
 
 
@@ -18,6 +18,14 @@ def test_matches_reference(shape, scale):
     assert out.dtype == torch.int32
     assert torch.equal(out, want)
     assert s_out == want_s == 2.0**-16
+
+
+@pytest.mark.parametrize("scale", [1.67096, 1.8030e-5])
+def test_scale_range_edges(scale):
+    # c = floor(C/S²) = 1 at the top (the polynomial is its constant), e0 = c·2^30 just below 2^63 at the bottom.
+    q = torch.randint(-(2**31), 2**31, (3, 50), dtype=torch.int64)
+    q[0] = torch.randint(-3, 1, (50,))
+    assert torch.equal(ops.ibert_softmax(q, scale)[0], reference.ibert_softmax(q, scale)[0])
 
 
 @pytest.mark.parametrize("dtype", INT_DTYPES)
@@ -111,8 +119,8 @@ def test_errors():
         ops.ibert_softmax(q, 0.0)
     with pytest.raises(ValueError, match="scale must be a finite positive scale"):
         ops.ibert_softmax(q, float("inf"))
-    for bad in (1.7, 1.8e-5):
-        with pytest.raises(ValueError, match="scale must lie in \\(1.803e-05, 1.671\\]"):
+    for bad in (1.671, 1.8029e-5):
+        with pytest.raises(ValueError, match="scale must lie in about \\(1.8029e-05, 1.67096\\]"):
             ops.ibert_softmax(q, bad)
     with pytest.raises(ValueError, match="scale must lie in"):
         ops.ibert_softmax_qat(q.float(), 2.0)
