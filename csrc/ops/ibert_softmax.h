@@ -1,0 +1,21 @@
+// I-BERT softmax backends (SPEC §2.1). `in` is an integer tensor (codes) or float32 (QAT values on scale
+// 1/inv_scale); `out` is int32 codes or float32 values out·out_scale; both contiguous, same shape [rows, cols].
+// Each returns false when an input code lies outside [p.lo, p.hi] (checked only when `check`).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include "kernels/ibert_softmax.h"
+
+namespace mnq {
+namespace ops {
+namespace cpu {
+bool ibert_softmax(const at::Tensor& in, const at::Tensor& out, const kernels::IbertSoftmaxParams& p,
+                   double inv_scale, double out_scale);
+}  // namespace cpu
+namespace cuda {
+bool ibert_softmax(const at::Tensor& in, const at::Tensor& out, const kernels::IbertSoftmaxParams& p,
+                   double inv_scale, double out_scale, bool check);
+}  // namespace cuda
+}  // namespace ops
+}  // namespace mnq

@@ -1,0 +1,96 @@
+// Log-Int-Softmax entry points (SPEC §2.3): validation, host constants, backend choice; CPU, CUDA and Meta
+// registration.
+#include "csrc/ops/log_int_softmax.h"
+
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include "csrc/checks.h"
+#include "csrc/dispatch.h"
+#include "csrc/ops.h"
+#include "csrc/ops/iexp.h"
+#include "csrc/rowwise.h"
+
+namespace mnq {
+namespace ops {
+namespace {
+
+// Codes are uint8, so 2^bits − 1 ≤ 255.
+void check_args(const char* op, double scale, int64_t bits) {
+  check_iexp_scale(op, scale);
+  check_int_arg(op, "bits", bits, 2, 8);
+}
+
+void check_input(const char* op, const char* name, const at::Tensor& in, bool qat) {
+  if (qat) {
+    check_float_tensor(op, name, in);
+  } else {
+    check_int_tensor(op, name, in);
+  }
+  check_device_supported(op, name, in);
+  check_min_dim(op, name, in, 1);
+}
+
+kernels::LogIntSoftmaxParams params_of(const at::Tensor& in, double scale, int64_t bits) {
+  const Rows r = rows_of(in);
+  return kernels::LogIntSoftmaxParams{r.rows, r.cols, kernels::log_int_softmax_consts(scale, static_cast<int>(bits)),
+                                      INT32_MIN, INT32_MAX};
+}
+
+std::tuple<at::Tensor, at::Tensor> log_int_softmax_meta(const at::Tensor& q, double scale, int64_t bits) {
+  check_args("log_int_softmax", scale, bits);
+  return {at::empty(q.sizes(), q.options().dtype(at::kByte)), at::empty(q.sizes(), q.options().dtype(at::kBool))};
+}
+
+at::Tensor log_int_softmax_qat_meta(const at::Tensor& x, double scale, int64_t bits) {
+  check_args("log_int_softmax_qat", scale, bits);
+  return at::empty(x.sizes(), x.options());
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> log_int_softmax(const at::Tensor& q, double scale, int64_t bits) {
+  const char* op = "log_int_softmax";
+  check_input(op, "q", q, false);
+  check_args(op, scale, bits);
+  const at::Tensor qc = q.contiguous();
+  at::Tensor code = at::empty(q.sizes(), q.options().dtype(at::kByte));
+  at::Tensor mask = at::empty(q.sizes(), q.options().dtype(at::kBool));
+  const kernels::LogIntSoftmaxParams p = params_of(qc, scale, bits);
+  if (p.rows == 0) return {code, mask};
+  const bool check = needs_range_check(qc.scalar_type(), p.lo, p.hi);
+  const bool ok = qc.is_cuda() ? MNQ_CUDA_CALL(op, cuda::log_int_softmax(qc, code, mask, p, check))
+                               : cpu::log_int_softmax(qc, code, mask, p);
+  if (!ok) fail_range(op, "q", p.lo, p.hi, false);
+  return {code, mask};
+}
+
+at::Tensor log_int_softmax_qat(const at::Tensor& x, double scale, int64_t bits) {
+  const char* op = "log_int_softmax_qat";
+  check_input(op, "x", x, true);
+  check_args(op, scale, bits);
+  const at::Tensor xc = x.contiguous();
+  at::Tensor value = at::empty(x.sizes(), x.options());
+  const kernels::LogIntSoftmaxParams p = params_of(xc, scale, bits);
+  if (p.rows == 0) return value;
+  const bool ok = xc.is_cuda() ? MNQ_CUDA_CALL(op, cuda::log_int_softmax_qat(xc, value, p, 1.0 / scale))
+                               : cpu::log_int_softmax_qat(xc, value, p, 1.0 / scale);
+  if (!ok) fail_range(op, "x", p.lo, p.hi, true);
+  return value;
+}
+
+TORCH_LIBRARY_IMPL(mnq, CPU, m) {
+  m.impl("log_int_softmax", &log_int_softmax);
+  m.impl("log_int_softmax_qat", &log_int_softmax_qat);
+}
+TORCH_LIBRARY_IMPL(mnq, CUDA, m) {
+  m.impl("log_int_softmax", &log_int_softmax);
+  m.impl("log_int_softmax_qat", &log_int_softmax_qat);
+}
+TORCH_LIBRARY_IMPL(mnq, Meta, m) {
+  m.impl("log_int_softmax", &log_int_softmax_meta);
+  m.impl("log_int_softmax_qat", &log_int_softmax_qat_meta);
+}
+
+}  // namespace ops
+}  // namespace mnq

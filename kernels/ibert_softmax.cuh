@@ -1,0 +1,48 @@
+// CUDA I-BERT softmax: one warp per row, three strided passes over the row (max, sum of the requantized
+// exponentials, output) that all call the scalar math of ibert_softmax.h, so CPU and CUDA agree bit for bit.
+// The row is re-read from L1/L2 rather than staged: rows are short (197 tokens in ViT attention).
+#pragma once
+
+#include "cuda_utils.cuh"
+#include "ibert_softmax.h"
+
+namespace mnq {
+namespace kernels {
+
+template <class In, class Out>
+__global__ void ibert_softmax_kernel(In in, Out out, IbertSoftmaxParams p, int* flag) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
+  const int lane = threadIdx.x % kWarp;
+  if (row >= p.rows) return;  // whole warps exit together
+  const int64_t base = row * p.cols;
+  bool ok = true;
+  i64 m = kInt64Min;
+  for (int64_t j = lane; j < p.cols; j += kWarp) {
+    const i64 v = in.load(base + j, p.lo, p.hi, ok);
+    m = v > m ? v : m;
+  }
+  m = warp_max(m);
+  if (!__all_sync(kFullMask, ok)) {
+    if (lane == 0) report(flag);
+    return;
+  }
+  i64 s = 0;  // ≤ 32767·cols
+  for (int64_t j = lane; j < p.cols; j += kWarp) {
+    s += ibert_softmax_exp(in.load(base + j, p.lo, p.hi, ok) - m, p.c);
+  }
+  const i64 f = ibert_softmax_factor(warp_sum(s));
+  for (int64_t j = lane; j < p.cols; j += kWarp) {
+    out.store(base + j, ibert_softmax_out(ibert_softmax_exp(in.load(base + j, p.lo, p.hi, ok) - m, p.c), f, p.c));
+  }
+}
+
+template <class In, class Out>
+bool launch_ibert_softmax(In in, Out out, const IbertSoftmaxParams& p, bool check, cudaStream_t stream) {
+  ErrorFlag flag(check, stream);
+  ibert_softmax_kernel<<<row_blocks(p.rows), kRowsPerBlock * kWarp, 0, stream>>>(in, out, p, flag.get());
+  check_cuda(cudaGetLastError(), "ibert_softmax_kernel launch");
+  return flag.ok();
+}
+
+}  // namespace kernels
+}  // namespace mnq
