@@ -208,7 +208,7 @@ def log_int_softmax(q: torch.Tensor, scale: float, bits: int = 4):
         if ev == 0:
             codes[idx], mask[idx] = top, True
             continue
-        v = _round_div_obj(s[idx[:-1] + (0,)], ev)
+        v = _round_div_int(s[idx[:-1] + (0,)], ev)
         t = v.bit_length() - 1  # floor(log2 v), v >= 1
         if 2 * (v - (1 << t)) >= (1 << t):
             t += 1
