@@ -104,12 +104,40 @@ MNQ_HOST_DEVICE LisCode lis_code(u128 s, i64 e, const LogIntSoftmaxConsts& c) {
 }
 
 // Integer output: uint8 code [rows, cols] and bool mask [rows, cols].
+// Vector-loop form for rows with s < 2^61 (most rows, see above): the same three threshold tests written
+// branch-free, with bit_length(s) hoisted per row. Requires 1 ≤ e ≤ s < 2^61, so 2s + e, 3e and 5e fit 64 bits;
+// shifts past 63 bits are clamped (a >> 63 ≤ 1 < 3e, which is the right answer there).
+MNQ_HOST_DEVICE int lis_reaches_u64(u64 s, u64 e, int j) {
+  const u64 a = 2 * s + e;
+  const int sh = j > 1 ? (j - 1 < 63 ? j - 1 : 63) : 0;
+  const int general = static_cast<int>((a >> sh) >= 3 * e);
+  const int j1 = static_cast<int>(2 * s >= 3 * e);
+  const int j2 = static_cast<int>(2 * s > 5 * e);
+  return static_cast<int>(j <= 0) | (static_cast<int>(j == 1) & j1) | (static_cast<int>(j == 2) & j2) |
+         (static_cast<int>(j >= 3) & general);
+}
+
+MNQ_HOST_DEVICE int lis_exponent_u64(u64 s, int bit_length_s, u64 e) {
+#if defined(__CUDA_ARCH__)
+  const int t0 = bit_length_s - (64 - __clzll(static_cast<long long>(e)));
+#else
+  const int t0 = bit_length_s - (64 - __builtin_clzll(e));  // e ≥ 1: no zero test, so vector loops stay branch-free
+#endif
+  return t0 - 1 + lis_reaches_u64(s, e, t0) + lis_reaches_u64(s, e, t0 + 1) + lis_reaches_u64(s, e, t0 + 2);
+}
+
+// The code of an element from its exponent t (e > 0) or of e = 0.
+MNQ_HOST_DEVICE LisCode lis_code_from_t(int t, int zero, const LogIntSoftmaxConsts& c) {
+  const int top = (1 << c.bits) - 1;
+  return LisCode{zero ? top : (t < top ? t : top), static_cast<bool>(zero | static_cast<int>(t > top))};
+}
+
 struct LisCodeOut {
   uint8_t* code;
-  bool* mask;
+  uint8_t* mask;  // the bool mask tensor's bytes (0 / 1): a byte store, which CPU loops vectorize
   MNQ_HOST_DEVICE void store(i64 i, LisCode v) const {
     code[i] = static_cast<uint8_t>(v.code);
-    mask[i] = v.masked;
+    mask[i] = static_cast<uint8_t>(v.masked);
   }
 };
 

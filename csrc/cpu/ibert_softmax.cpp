@@ -19,31 +19,36 @@ namespace {
 
 using namespace mnq::kernels;
 
-// Exp(x) = ibert_softmax_exp(x, p.c) for x ≤ 0.
+// Exp(x) = ibert_softmax_exp(x, p.c) for n·x0 ≤ x ≤ 0. The row is held as int32 (codes, then exponentials ≤
+// 32767); x = q − max is clamped to n·x0 without forming the possibly 33-bit difference (i-exp clamps there
+// itself, so the result is unchanged), and the loops are branch-free so they vectorize.
 template <class In, class Out, class Exp>
 bool run(In in, Out out, const IbertSoftmaxParams& p, const Exp& exp) {
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(p.cols, 1));
+  const uint32_t lim = static_cast<uint32_t>(-(p.c.ex.n * p.c.ex.x0));  // n·|x0| < 2^21 in the scale range
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    std::vector<i64> e(p.cols);  // the row's codes, then their exponentials
-    bool ok = true;
-    for (int64_t r = r0; r < r1 && ok; ++r) {
+    std::vector<int32_t> buf(p.cols);
+    int32_t* b = buf.data();
+    for (int64_t r = r0; r < r1; ++r) {
       const int64_t base = r * p.cols;
-      i64 m = kInt64Min;
-      for (int64_t j = 0; j < p.cols; ++j) {
-        e[j] = in.load(base + j, p.lo, p.hi, ok);
-        m = e[j] > m ? e[j] : m;
+      int bad = 0;
+      for (int64_t j = 0; j < p.cols; ++j) b[j] = static_cast<int32_t>(in.load(base + j, p.lo, p.hi, bad));
+      if (bad) {
+        all_ok = false;
+        return;
       }
-      if (!ok) break;
+      int32_t m = INT32_MIN;
+      for (int64_t j = 0; j < p.cols; ++j) m = b[j] > m ? b[j] : m;
       i64 s = 0;  // ≤ 32767·cols
       for (int64_t j = 0; j < p.cols; ++j) {
-        e[j] = exp(e[j] - m);
-        s += e[j];
+        const uint32_t d = static_cast<uint32_t>(m) - static_cast<uint32_t>(b[j]);  // m − q, exactly
+        b[j] = static_cast<int32_t>(exp(-static_cast<i64>(d < lim ? d : lim)));
+        s += b[j];
       }
       const i64 f = ibert_softmax_factor(s);
-      for (int64_t j = 0; j < p.cols; ++j) out.store(base + j, ibert_softmax_out(e[j], f, p.c));
+      for (int64_t j = 0; j < p.cols; ++j) out.store(base + j, ibert_softmax_out(b[j], f, p.c));
     }
-    if (!ok) all_ok = false;
   });
   return all_ok;
 }

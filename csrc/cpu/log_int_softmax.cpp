@@ -20,30 +20,55 @@ namespace {
 
 using namespace mnq::kernels;
 
-// Exp(x) = ibert_exp(x, p.c.ex) for x ≤ 0.
+// Exp(x) = ibert_exp(x, p.c.ex) for n·x0 ≤ x ≤ 0. Codes are held as int32 with x = q − max clamped to n·x0
+// without forming the 33-bit difference (i-exp clamps there itself); the 128-bit row sum is formed from two 64-bit
+// sums of the high and low 32-bit halves (each < cols·2^32); rows with s < 2^61 use the branch-free 64-bit code
+// test. The loops vectorize; every value equals kernels/log_int_softmax.h's lis_code.
 template <class In, class Out, class Exp>
 bool run(In in, Out out, const LogIntSoftmaxParams& p, const Exp& exp) {
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(p.cols, 1));
+  const uint32_t lim = static_cast<uint32_t>(-(p.c.ex.n * p.c.ex.x0));  // n·|x0| < 2^21 in the scale range
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    std::vector<i64> e(p.cols);  // the row's codes, then their exponentials
-    bool ok = true;
-    for (int64_t r = r0; r < r1 && ok; ++r) {
-      const int64_t base = r * p.cols;
-      i64 m = kInt64Min;
-      for (int64_t j = 0; j < p.cols; ++j) {
-        e[j] = in.load(base + j, p.lo, p.hi, ok);
-        m = e[j] > m ? e[j] : m;
+    std::vector<int32_t> qbuf(p.cols);
+    std::vector<u64> ebuf(p.cols);
+    std::vector<int32_t> tbuf(p.cols);
+    int32_t* tb = tbuf.data();
+    int32_t* qb = qbuf.data();
+    u64* eb = ebuf.data();
+    const int64_t cols = p.cols;  // a local: the uint8/bool code stores may alias any field of p
+    const LogIntSoftmaxConsts c = p.c;
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t base = r * cols;
+      int bad = 0;
+      for (int64_t j = 0; j < p.cols; ++j) qb[j] = static_cast<int32_t>(in.load(base + j, p.lo, p.hi, bad));
+      if (bad) {
+        all_ok = false;
+        return;
       }
-      if (!ok) break;
-      u128 s = 0;  // < cols·2^63
+      int32_t m = INT32_MIN;
+      for (int64_t j = 0; j < p.cols; ++j) m = qb[j] > m ? qb[j] : m;
+      u64 s_hi = 0, s_lo = 0;
       for (int64_t j = 0; j < p.cols; ++j) {
-        e[j] = exp(e[j] - m);
-        s += static_cast<u128>(e[j]);
+        const uint32_t d = static_cast<uint32_t>(m) - static_cast<uint32_t>(qb[j]);  // m − q, exactly
+        const u64 e = static_cast<u64>(exp(-static_cast<i64>(d < lim ? d : lim)));
+        eb[j] = e;
+        s_hi += e >> 32;
+        s_lo += e & 0xffffffffu;
       }
-      for (int64_t j = 0; j < p.cols; ++j) out.store(base + j, lis_code(s, e[j], p.c));
+      const u128 s = (static_cast<u128>(s_hi) << 32) + s_lo;
+      if (s < (static_cast<u128>(1) << 61)) {
+        const u64 s64 = static_cast<u64>(s);
+        const int bl = bit_length(s64);
+        for (int64_t j = 0; j < cols; ++j) {  // exponents first (pure 64-bit arithmetic: vectorizes) ...
+          const u64 e = eb[j];
+          tb[j] = lis_exponent_u64(s64, bl, e | static_cast<u64>(e == 0));
+        }
+        for (int64_t j = 0; j < cols; ++j) out.store(base + j, lis_code_from_t(tb[j], static_cast<int>(eb[j] == 0), c));  // ... then codes
+      } else {
+        for (int64_t j = 0; j < cols; ++j) out.store(base + j, lis_code(s, static_cast<i64>(eb[j]), c));
+      }
     }
-    if (!ok) all_ok = false;
   });
   return all_ok;
 }
@@ -60,7 +85,7 @@ bool run_exp(In in, Out out, const LogIntSoftmaxParams& p) {
 
 bool log_int_softmax(const at::Tensor& in, const at::Tensor& code, const at::Tensor& mask,
                      const LogIntSoftmaxParams& p) {
-  const LisCodeOut out{code.data_ptr<uint8_t>(), mask.data_ptr<bool>()};
+  const LisCodeOut out{code.data_ptr<uint8_t>(), reinterpret_cast<uint8_t*>(mask.data_ptr<bool>())};
   return MNQ_DISPATCH_INT(in.scalar_type(), "log_int_softmax",
                           [&] { return run_exp(IntIn<scalar_t>{in.data_ptr<scalar_t>()}, out, p); });
 }

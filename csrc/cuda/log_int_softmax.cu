@@ -16,7 +16,7 @@ bool log_int_softmax(const at::Tensor& in, const at::Tensor& code, const at::Ten
   using namespace mnq::kernels;
   const c10::cuda::CUDAGuard guard(in.device());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  const LisCodeOut out{code.data_ptr<uint8_t>(), mask.data_ptr<bool>()};
+  const LisCodeOut out{code.data_ptr<uint8_t>(), reinterpret_cast<uint8_t*>(mask.data_ptr<bool>())};
   return MNQ_DISPATCH_INT(in.scalar_type(), "log_int_softmax", [&] {
     return launch_log_int_softmax(IntIn<scalar_t>{in.data_ptr<scalar_t>()}, out, p, check, stream);
   });

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <random>
 
 #include "kernels/log_int_softmax.h"
 
@@ -120,4 +121,18 @@ TEST_CASE("QAT values are 2^-code rounded to float32", "[log_int_softmax]") {
   for (int k = 0; k <= 255; ++k) REQUIRE(pow2_neg_f32(k) == static_cast<float>(std::ldexp(1.0, -k)));
   REQUIRE(pow2_neg_f32(149) > 0.0f);
   REQUIRE(pow2_neg_f32(150) == 0.0f);
+}
+
+TEST_CASE("branch-free 64-bit code test equals lis_exponent", "[log_int_softmax]") {
+  std::mt19937_64 rng(7);
+  for (u64 e = 1; e <= 300; ++e) {
+    for (u64 s = e; s <= 4000; ++s) REQUIRE(lis_exponent_u64(s, bit_length(s), e) == lis_exponent(s, static_cast<i64>(e)));
+  }
+  for (int i = 0; i < 200000; ++i) {
+    const u64 s = (rng() >> 3) | 1;  // < 2^61
+    const u64 e = 1 + rng() % s;
+    REQUIRE(lis_exponent_u64(s, bit_length(s), e) == lis_exponent(s, static_cast<i64>(e)));
+  }
+  const u64 s = (u64(1) << 61) - 1;
+  REQUIRE(lis_exponent_u64(s, bit_length(s), 1) == lis_exponent(s, 1));
 }
