@@ -7,8 +7,8 @@
 //   b = floor(bb / Se) < 0,  c = floor((1/a) / Se²) < 0,  unit = a·Se²·2^n < 0,  one = floor(1 / unit) < 0
 //   S_out = S·unit / 2 < 0 (negative by construction: out·S_out is the value)
 // Device, per element, with q an int32 code (the fc1 accumulator):
-//   t   = min(|q|, −b) + b              # ∈ [b, 0]: erf's argument clipped at 1.769, shifted into the parabola
-//   p   = t² + c                        # a·(t + b)² + 1 on scale a·Se²: −erf(|x|/√2) up to sign; ∈ [c, b² + c]
+//   t   = min(|q|, −b) + b              # ∈ [b, 0]: |x|/√2 = |q|·Se clipped at 1.769, minus 1.769 (scale Se)
+//   p   = t² + c                        # p·a·Se² = a·(t·Se)² + 1 ≈ erf(|x|/√2) ∈ [0, 1]; p ∈ [c, b² + c]
 //   y   = floor(sign(q)·p / 2^n)         # erf(x/√2) on scale a·Se²·2^n = unit; |y| ≤ |c|/2^n + 1
 //   out = q·(y + one)                    # x·(erf + 1) on scale S·unit, i.e. 2·GELU(x) on S·unit = GELU on S_out
 // Overflow bounds (all int64): |q| ≤ 2^31, |b| < 2^23, t² ≤ b² < 2^46 and |p| ≤ max(|c|, |b² + c|) < 2^46 in the
