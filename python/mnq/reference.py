@@ -256,7 +256,9 @@ def ibert_gelu(q: torch.Tensor, scale):
     y = torch.sign(x) * ((a + b) ** 2 + c)
     y = floor_div(y, 2**IBERT_GELU_N)
     out = x * (y + one)
-    return out, (s_out if torch.as_tensor(scale).dim() == 1 else s_out.reshape(()))
+    if torch.as_tensor(scale).dim() == 1:
+        return out, s_out
+    return out.reshape(q.shape), s_out.reshape(())  # a per-tensor [1] constant must not broadcast a 0-d q to [1]
 
 
 def shift_gelu(q: torch.Tensor, scale: float, out_bits: int = 8, n: int = 23):

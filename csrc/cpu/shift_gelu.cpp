@@ -1,0 +1,80 @@
+// CPU ShiftGELU: rows in parallel; per row one pass loading the codes into a row buffer with their max and min,
+// one writing the output from the buffer (directly or through a table of sig, see rows()). All integer math is
+// kernels/shift_gelu.h; the row loop is vectorized per instruction set (csrc/cpu/vectorize.h), so it reads through
+// channel_io.h's branch-free loaders (with one channel).
+#include "csrc/ops/shift_gelu.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <atomic>
+#include <vector>
+
+#include "csrc/cpu/vectorize.h"
+#include "csrc/dispatch.h"
+#include "kernels/channel_io.h"
+
+namespace mnq {
+namespace ops {
+namespace cpu {
+namespace {
+
+using namespace mnq::kernels;
+
+// Rows [r0, r1); false at the first row with a code outside [p.lo, p.hi]. buf, tab: [p.cols] scratch. Within a
+// row sig depends only on d = q − m, so when the row spans at most cols/2 distinct codes (8-bit activations span
+// ≤ 256 in rows of 768–3072) it is tabulated over the span and the elements look it up: the same scalar function
+// at the same points, so the result is identical, with several times less arithmetic. The params are copied to
+// locals: the output stores could otherwise alias them, which blocks vectorizing.
+template <class In, class Out>
+MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t r1, i64* buf, i64* tab) {
+  const int64_t cols = p.cols, lo = p.lo, hi = p.hi;
+  const ShiftGeluConsts c = p.c;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t base = r * cols;
+    i64 ok = 1;
+    i64 m = kInt64Min, mn = kInt64Max;
+    for (int64_t j = 0; j < cols; ++j) {
+      buf[j] = in.load(base + j, 0, lo, hi, ok);
+      m = buf[j] > m ? buf[j] : m;
+      mn = buf[j] < mn ? buf[j] : mn;
+    }
+    if (!ok) return false;
+    const i64 e2 = shift_gelu_e2(m, c);
+    const i64 span = m - mn + 1;
+    if (2 * span <= cols) {
+      for (i64 t = 0; t < span; ++t) tab[t] = shift_gelu_sig(-t, e2, c);
+      for (int64_t j = 0; j < cols; ++j) out.store(base + j, 0, buf[j] * tab[m - buf[j]]);
+    } else {
+      for (int64_t j = 0; j < cols; ++j) out.store(base + j, 0, shift_gelu_out(buf[j], m, e2, c));
+    }
+  }
+  return true;
+}
+
+template <class In, class Out>
+bool run(In in, Out out, const ShiftGeluParams& p) {
+  std::atomic<bool> all_ok{true};
+  const int64_t grain = std::max<int64_t>(1, 16384 / p.cols);
+  at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
+    std::vector<i64> buf(2 * p.cols);
+    if (!rows(in, out, p, r0, r1, buf.data(), buf.data() + p.cols)) all_ok = false;
+  });
+  return all_ok;
+}
+
+}  // namespace
+
+bool shift_gelu(const at::Tensor& in, const at::Tensor& out, const ShiftGeluParams& p, double inv_scale,
+                double out_scale) {
+  if (in.scalar_type() == at::kFloat) {
+    return run(FloatInC{in.data_ptr<float>(), &inv_scale}, FloatOutC{out.data_ptr<float>(), &out_scale}, p);
+  }
+  return MNQ_DISPATCH_INT(in.scalar_type(), "shift_gelu", [&] {
+    return run(IntInC<scalar_t>{in.data_ptr<scalar_t>()}, IntOutC<int32_t>{out.data_ptr<int32_t>()}, p);
+  });
+}
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace mnq

@@ -1,0 +1,137 @@
+// I-BERT i-GELU entry points (SPEC §3.1): validation, per-channel host constants, backend choice; CPU, CUDA and
+// Meta registration.
+#include "csrc/ops/ibert_gelu.h"
+
+#include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
+#include <torch/library.h>
+
+#include <vector>
+
+#include "csrc/checks.h"
+#include "csrc/dispatch.h"
+#include "csrc/ops.h"
+
+namespace mnq {
+namespace ops {
+namespace {
+
+// Declared input range: the int32 fc1 accumulator (kernels/ibert_gelu.h bounds the math for |q| ≤ 2^31).
+constexpr int64_t kLo = INT32_MIN;
+constexpr int64_t kHi = INT32_MAX;
+
+// The number of channels of q: the size of its last dim (a 0-d q is one element of one channel).
+int64_t channels_of(const at::Tensor& q) { return q.dim() == 0 ? 1 : q.size(-1); }
+
+// scale: float64, 0-d (per tensor) or [C] (per channel of q's last dim), on the CPU or on q's device.
+void check_scale_tensor(const char* op, const char* name, const at::Tensor& q, const at::Tensor& scale) {
+  TORCH_CHECK(scale.defined(), op, ": scale is undefined");
+  TORCH_CHECK_TYPE(scale.scalar_type() == at::kDouble, op, ": scale must be a float64 tensor, got ",
+                   scale.scalar_type());
+  const bool per_channel = scale.dim() == 1 && q.dim() >= 1 && scale.size(0) == q.size(-1);
+  TORCH_CHECK_VALUE(scale.dim() == 0 || per_channel, op, ": scale must be 0-d (per tensor) or have shape [",
+                    channels_of(q), "] (per channel of the last dim of ", name, "), got shape ", scale.sizes());
+  TORCH_CHECK_VALUE(scale.is_cpu() || scale.device() == q.device(), op, ": scale is on ", scale.device(), " but ",
+                    name, " is on ", q.device(), "; scale must be on the CPU or on the device of ", name);
+}
+
+// Host constants for every channel: consts [3, cols] (b, c, one), scales [2, cols] (1/S, S_out) and S_out shaped
+// like scale. A per-tensor scale is repeated over the channels.
+struct Host {
+  std::vector<int64_t> consts;
+  std::vector<double> scales;
+  at::Tensor s_out;
+};
+
+Host host_constants(const char* op, const at::Tensor& scale, int64_t cols) {
+  const at::Tensor s = scale.to(at::kCPU).contiguous();
+  const double* sp = s.data_ptr<double>();
+  Host h{std::vector<int64_t>(3 * cols), std::vector<double>(2 * cols), at::empty(s.sizes(), s.options())};
+  double* s_out = h.s_out.data_ptr<double>();
+  for (int64_t i = 0; i < s.numel(); ++i) {
+    check_scale(op, "scale", sp[i]);
+    const kernels::IbertGeluScale k = kernels::ibert_gelu_consts(sp[i]);
+    TORCH_CHECK_VALUE(k.ok, op, ": scale ", sp[i], " is outside the supported range [", kernels::kIbertGeluScaleMin,
+                      ", ", kernels::kIbertGeluScaleMax,
+                      ") of I-BERT i-GELU (below it q·(y + one) overflows int64 for int32 q; above it the erf "
+                      "polynomial is never evaluated)");
+    s_out[i] = k.s_out;
+    const int64_t j0 = s.dim() == 0 ? 0 : i, j1 = s.dim() == 0 ? cols : i + 1;  // the channels it covers
+    for (int64_t j = j0; j < j1; ++j) {
+      h.consts[j] = k.k.b;
+      h.consts[cols + j] = k.k.c;
+      h.consts[2 * cols + j] = k.k.one;
+      h.scales[j] = 1.0 / sp[i];
+      h.scales[cols + j] = k.s_out;
+    }
+  }
+  return h;
+}
+
+std::tuple<at::Tensor, at::Tensor> run(const char* op, const at::Tensor& in, const at::Tensor& scale, bool qat) {
+  const char* name = qat ? "x" : "q";
+  if (qat) {
+    check_float_tensor(op, name, in);
+  } else {
+    check_int_tensor(op, name, in);
+  }
+  check_device_supported(op, name, in);
+  check_scale_tensor(op, name, in, scale);
+  const int64_t cols = channels_of(in);
+  Host h = host_constants(op, scale, cols);
+  const at::Tensor inc = in.contiguous();
+  at::Tensor out = at::empty(in.sizes(), in.options().dtype(qat ? at::kFloat : at::kLong));
+  at::Tensor s_out = h.s_out.to(in.device());
+  if (inc.numel() == 0) return {out, s_out};
+  const auto dev = in.device();
+  // On the CPU these alias h's vectors (alive for the call); CUDA gets a copy.
+  const at::Tensor consts = at::from_blob(h.consts.data(), {3, cols}, at::kLong).to(dev);
+  const at::Tensor scales = at::from_blob(h.scales.data(), {2, cols}, at::kDouble).to(dev);
+  const int64_t* k = consts.data_ptr<int64_t>();
+  const kernels::IbertGeluParams p{inc.numel(), cols, k, k + cols, k + 2 * cols, kLo, kHi};
+  const double* inv_scale = scales.data_ptr<double>();
+  const double* out_scale = inv_scale + cols;
+  const bool check = needs_range_check(inc.scalar_type(), p.lo, p.hi);
+  const bool ok = inc.is_cuda()
+                      ? MNQ_CUDA_CALL(op, cuda::ibert_gelu(inc, out, p, inv_scale, out_scale, check))
+                      : cpu::ibert_gelu(inc, out, p, inv_scale, out_scale);
+  if (!ok) fail_range(op, name, p.lo, p.hi, qat);
+  return {out, s_out};
+}
+
+std::tuple<at::Tensor, at::Tensor> ibert_gelu_meta(const at::Tensor& q, const at::Tensor& scale) {
+  check_scale_tensor("ibert_gelu", "q", q, scale);
+  return {at::empty(q.sizes(), q.options().dtype(at::kLong)),
+          at::empty(scale.sizes(), q.options().dtype(at::kDouble))};
+}
+
+at::Tensor ibert_gelu_qat_meta(const at::Tensor& x, const at::Tensor& scale) {
+  check_scale_tensor("ibert_gelu_qat", "x", x, scale);
+  return at::empty(x.sizes(), x.options());
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> ibert_gelu(const at::Tensor& q, const at::Tensor& scale) {
+  return run("ibert_gelu", q, scale, false);
+}
+
+at::Tensor ibert_gelu_qat(const at::Tensor& x, const at::Tensor& scale) {
+  return std::get<0>(run("ibert_gelu_qat", x, scale, true));
+}
+
+TORCH_LIBRARY_IMPL(mnq, CPU, m) {
+  m.impl("ibert_gelu", &ibert_gelu);
+  m.impl("ibert_gelu_qat", &ibert_gelu_qat);
+}
+TORCH_LIBRARY_IMPL(mnq, CUDA, m) {
+  m.impl("ibert_gelu", &ibert_gelu);
+  m.impl("ibert_gelu_qat", &ibert_gelu_qat);
+}
+TORCH_LIBRARY_IMPL(mnq, Meta, m) {
+  m.impl("ibert_gelu", &ibert_gelu_meta);
+  m.impl("ibert_gelu_qat", &ibert_gelu_qat_meta);
+}
+
+}  // namespace ops
+}  // namespace mnq

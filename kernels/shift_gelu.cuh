@@ -1,0 +1,44 @@
+// CUDA ShiftGELU: one warp per row (like shiftmax.cuh), two strided passes: the row max (warp reduction), then
+// each element's output from the scalar math of shift_gelu.h, so CPU and CUDA agree bit for bit. The row is
+// re-read from L1/L2 in the second pass rather than staged.
+#pragma once
+
+#include "cuda_utils.cuh"
+#include "shift_gelu.h"
+
+namespace mnq {
+namespace kernels {
+
+template <class In, class Out>
+__global__ void shift_gelu_kernel(In in, Out out, ShiftGeluParams p, int* flag) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
+  const int lane = threadIdx.x % kWarp;
+  if (row >= p.rows) return;  // whole warps exit together
+  const int64_t base = row * p.cols;
+  bool ok = true;
+  i64 m = kInt64Min;
+  for (int64_t j = lane; j < p.cols; j += kWarp) {
+    const i64 v = in.load(base + j, p.lo, p.hi, ok);
+    m = v > m ? v : m;
+  }
+  m = warp_max(m);
+  if (!__all_sync(kFullMask, ok)) {
+    if (lane == 0) report(flag);
+    return;
+  }
+  const i64 e2 = shift_gelu_e2(m, p.c);
+  for (int64_t j = lane; j < p.cols; j += kWarp) {
+    out.store(base + j, shift_gelu_out(in.load(base + j, p.lo, p.hi, ok), m, e2, p.c));
+  }
+}
+
+template <class In, class Out>
+bool launch_shift_gelu(In in, Out out, const ShiftGeluParams& p, bool check, cudaStream_t stream) {
+  ErrorFlag flag(check, stream);
+  shift_gelu_kernel<<<row_blocks(p.rows), kRowsPerBlock * kWarp, 0, stream>>>(in, out, p, flag.get());
+  check_cuda(cudaGetLastError(), "shift_gelu_kernel launch");
+  return flag.ok();
+}
+
+}  // namespace kernels
+}  // namespace mnq
