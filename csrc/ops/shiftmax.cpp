@@ -20,10 +20,10 @@ void check_args(const char* op, double scale, int64_t out_bits, int64_t n) {
   check_int_arg(op, "out_bits", out_bits, 2, 16);
   check_int_arg(op, "n", n, 1, 30);
   // The row maximum alone gives e = |x0|·2^n; at 2^31 − 1 the row sum saturates and the output is no longer a
-  // distribution on b_out bits. Documented range: floor(1/scale)·2^n < 2^31 − 1 (n = 15: scale > 1/65535).
+  // distribution on b_out bits. Documented range: ceil(1/scale)·2^n < 2^31 − 1 (n = 15: scale > 1/65535).
   const double x0 = std::floor(-1.0 / scale);
   TORCH_CHECK_VALUE(-x0 * std::ldexp(1.0, static_cast<int>(n)) < 2147483647.0, op, ": scale ", scale,
-                    " is too small for n = ", n, " (Shiftmax needs floor(1/scale)·2^n < 2^31 − 1)");
+                    " is too small for n = ", n, " (Shiftmax needs ceil(1/scale)·2^n < 2^31 − 1)");
 }
 
 at::Tensor run(const char* op, const at::Tensor& in, double scale, int64_t out_bits, int64_t n, bool qat) {

@@ -161,3 +161,21 @@ def test_checkpoint_reload_is_exact(method):
     fresh.eval()
     y2, s2 = fresh(x)
     assert torch.equal(y, y2) and torch.equal(s, s2)
+
+
+@pytest.mark.parametrize("method", ["ivit", "ibert", "fqvit"])
+def test_gelu_module_methods(method):
+    g = mnn.IntGELU(method)
+    if method == "ibert":  # the fc1 accumulator with its per-output-channel scale
+        scale = torch.rand(12, dtype=torch.float64) * 1e-4 + 1e-4
+        x = torch.round(torch.randn(3, 5, 12) / scale.float()) * scale.float()
+    else:
+        scale = torch.tensor(4.0 / 127, dtype=torch.float64)
+        x = torch.clamp(torch.round(torch.randn(3, 5, 12) / scale.float()), -128, 127) * scale.float()
+    y, s_out = g(x, scale)
+    if method == "fqvit":
+        assert s_out is None and torch.equal(y, torch.nn.functional.gelu(x))
+    else:
+        codes = y.double() / s_out  # integers up to the float32 rounding of y
+        torch.testing.assert_close(codes, torch.round(codes), atol=1e-6, rtol=1.2e-7)
+        torch.testing.assert_close(y, torch.nn.functional.gelu(x), atol=0.15, rtol=0)

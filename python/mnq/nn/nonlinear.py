@@ -76,7 +76,9 @@ class IntGELU(nn.Module):
                 s * 2.0 ** -(self.out_bits - 1), dtype=torch.float64)
         if self.method == "ibert":
             s = torch.as_tensor(scale, dtype=torch.float64)
-            _, s_out = ops.ibert_gelu(torch.zeros(0, *([s.numel()] if s.dim() else []), dtype=torch.int32), s)
+            # S_out from the op's own host constants (an empty input on x's device)
+            empty = torch.zeros(0, *([s.numel()] if s.dim() else []), dtype=torch.int32, device=x.device)
+            _, s_out = ops.ibert_gelu(empty, s)
             return ops.ibert_gelu_qat(x, s), s_out
         return F.gelu(x), None
 
