@@ -178,4 +178,5 @@ def test_gelu_module_methods(method):
     else:
         codes = y.double() / s_out  # integers up to the float32 rounding of y
         torch.testing.assert_close(codes, torch.round(codes), atol=1e-6, rtol=1.2e-7)
-        torch.testing.assert_close(y, torch.nn.functional.gelu(x), atol=0.15, rtol=0)
+        # both methods approximate x·Φ(x); ShiftGELU's sigmoid runs up to ~0.071 low (test_shift_gelu.py)
+        assert bool(((y - torch.nn.functional.gelu(x)).abs() <= 0.08 * x.abs() + 0.02).all())
