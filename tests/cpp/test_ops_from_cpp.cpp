@@ -39,3 +39,32 @@ TEST_CASE("bad input raises a clear error from C++", "[ops]") {
   REQUIRE_THROWS_WITH(shiftmax.call(at::zeros({2, 3}, at::kInt), -1.0, 16, 15), Catch::Contains("scale"));
   REQUIRE_THROWS_WITH(shiftmax.call(at::zeros({2, 3}, at::kInt), 0.1, 17, 15), Catch::Contains("out_bits"));
 }
+
+TEST_CASE("every op family runs from C++", "[ops]") {
+  const at::Tensor q = at::randint(-128, 128, {3, 50}, at::kInt);
+  auto ibert = op<std::tuple<at::Tensor, double>(const at::Tensor&, double, int64_t)>("mnq::ibert_softmax");
+  auto [sm, s_sm] = ibert.call(q, 0.05, 16);
+  REQUIRE(s_sm == std::ldexp(1.0, -16));
+  REQUIRE((sm.to(at::kDouble).sum(-1) * s_sm - 1.0).abs().max().item<double>() < 0.05);
+
+  auto lis = op<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, double, int64_t)>("mnq::log_int_softmax");
+  auto [code, mask] = lis.call(q, 0.05, 4);
+  REQUIRE(code.scalar_type() == at::kByte);
+  REQUIRE(mask.scalar_type() == at::kBool);
+
+  auto sg = op<std::tuple<at::Tensor, double>(const at::Tensor&, double, int64_t, int64_t)>("mnq::shift_gelu");
+  auto [g, s_g] = sg.call(q, 0.03, 8, 23);
+  REQUIRE(g.sizes() == q.sizes());
+  REQUIRE(s_g == 0.03 * std::ldexp(1.0, -7));
+
+  auto quant = op<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, int64_t)>("mnq::quantize");
+  const at::Tensor x = at::randn({4, 6});
+  const at::Tensor codes = quant.call(x, at::scalar_tensor(0.1, at::kDouble), 8, -1);
+  REQUIRE(at::equal(codes, at::clamp(at::round(x.to(at::kDouble) / 0.1), -128, 127).to(at::kInt)));
+
+  using RequantSig = at::Tensor(const at::Tensor&, const at::Tensor&, double, int64_t,
+                                const std::optional<at::Tensor>&, const std::optional<at::Tensor>&);
+  auto requant = op<RequantSig>("mnq::requant");
+  const at::Tensor r = requant.call(codes, at::scalar_tensor(0.1, at::kDouble), 0.2, 8, std::nullopt, std::nullopt);
+  REQUIRE(r.abs().max().item<int>() <= 64);
+}
