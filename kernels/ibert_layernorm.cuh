@@ -15,14 +15,14 @@ __global__ void ibert_layernorm_kernel(In in, Out out, LnParams p, int* flag) {
   const int lane = threadIdx.x % kWarp;
   if (row >= p.rows) return;  // whole warps exit together
   const int64_t base = row * p.cols;
-  bool ok = true;
+  int bad = 0;
   i64 s = 0, ss = 0;
   for (int64_t j = lane; j < p.cols; j += kWarp) {
-    const i64 v = in.load(base + j, j, p.lo, p.hi, ok);
+    const i64 v = in.load(base + j, j, p.lo, p.hi, bad);
     s += v;
     ss += v * v;
   }
-  if (!__all_sync(kFullMask, ok)) {
+  if (__any_sync(kFullMask, bad)) {
     if (lane == 0) report(flag);
     return;
   }
@@ -36,7 +36,7 @@ __global__ void ibert_layernorm_kernel(In in, Out out, LnParams p, int* flag) {
     for (;;) {
       i64 below = 0, at = 0;
       for (int64_t j = lane; j < p.cols; j += kWarp) {
-        const i64 y = in.load(base + j, j, p.lo, p.hi, ok) - mean;
+        const int32_t y = static_cast<int32_t>(in.load(base + j, j, p.lo, p.hi, bad) - mean);  // |y| ≤ 2^22
         below += ibert_term(y, shift - 1);
         at += ibert_term(y, shift);
       }
@@ -50,9 +50,10 @@ __global__ void ibert_layernorm_kernel(In in, Out out, LnParams p, int* flag) {
       shift = next;
     }
   }
-  const i64 f = ibert_factor(var, shift);
+  const LnFactor f = ibert_factor(var, shift);
   for (int64_t j = lane; j < p.cols; j += kWarp) {
-    out.store(base + j, j, ln_affine_out(in.load(base + j, j, p.lo, p.hi, ok) - mean, f, p.bias_int[j]));
+    const int32_t y = static_cast<int32_t>(in.load(base + j, j, p.lo, p.hi, bad) - mean);
+    out.store(base + j, j, ln_affine_out(y, f, p.bias_int[j]));
   }
 }
 

@@ -29,13 +29,14 @@ namespace kernels {
 
 constexpr i64 kIbertLnLo = -(i64(1) << 21);  // declared input range: 22-bit codes
 constexpr i64 kIbertLnHi = (i64(1) << 21) - 1;
+static_assert(kIbertLnLo <= kLnInt16Lo && kIbertLnHi >= kLnInt16Hi, "LnIntIn skips the check for 16-bit codes");
 constexpr i64 kIbertVarLimit = i64(1) << 32;
 constexpr int kIbertMaxShift = 15;
 
-// floor(y / 2^s)²: one term of V(s).
-MNQ_HOST_DEVICE i64 ibert_term(i64 y, int s) {
-  const i64 z = y >> s;
-  return z * z;
+// floor(y / 2^s)²: one term of V(s). |y| ≤ 2^22 fits int32, and the 32×32→64-bit product vectorizes.
+MNQ_HOST_DEVICE i64 ibert_term(int32_t y, int s) {
+  const int32_t z = y >> s;
+  return static_cast<i64>(z) * z;
 }
 
 // The first shift to try, from V(0) ≥ 2^32 (so the estimate is ≥ 1): ceil((bit_length(V(0)) − 32) / 2).
@@ -55,9 +56,9 @@ MNQ_HOST_DEVICE int ibert_shift_step(int s, i64 v_below, i64 v_at) {
 }
 
 // f = floor(2^31 / std), std = max(isqrt(var), 1)·2^shift.
-MNQ_HOST_DEVICE i64 ibert_factor(i64 var, int shift) {
+MNQ_HOST_DEVICE LnFactor ibert_factor(i64 var, int shift) {
   const i64 r = static_cast<i64>(isqrt64(static_cast<u64>(var)));
-  return (i64(1) << 31) / ((r < 1 ? 1 : r) << shift);
+  return ln_factor((i64(1) << 31) / ((r < 1 ? 1 : r) << shift));
 }
 
 }  // namespace kernels

@@ -14,23 +14,24 @@ __global__ void ilayernorm_kernel(In in, Out out, LnParams p, int* flag) {
   const int lane = threadIdx.x % kWarp;
   if (row >= p.rows) return;  // whole warps exit together
   const int64_t base = row * p.cols;
-  bool ok = true;
+  int bad = 0;
   i64 s = 0, ss = 0;
   for (int64_t j = lane; j < p.cols; j += kWarp) {
-    const i64 v = in.load(base + j, j, p.lo, p.hi, ok);
+    const i64 v = in.load(base + j, j, p.lo, p.hi, bad);
     s += v;
     ss += v * v;
   }
-  if (!__all_sync(kFullMask, ok)) {
+  if (__any_sync(kFullMask, bad)) {
     if (lane == 0) report(flag);
     return;
   }
   s = warp_sum(s);
   ss = warp_sum(ss);
   i64 mean = 0;
-  const i64 f = ilayernorm_factor(s, ss, p.cols, mean);
+  const LnFactor f = ilayernorm_factor(s, ss, p.cols, mean);
   for (int64_t j = lane; j < p.cols; j += kWarp) {
-    out.store(base + j, j, ln_affine_out(in.load(base + j, j, p.lo, p.hi, ok) - mean, f, p.bias_int[j]));
+    const int32_t y = static_cast<int32_t>(in.load(base + j, j, p.lo, p.hi, bad) - mean);
+    out.store(base + j, j, ln_affine_out(y, f, p.bias_int[j]));
   }
 }
 

@@ -22,6 +22,7 @@ namespace kernels {
 
 constexpr i64 kIlnLo = -(i64(1) << 15);  // declared input range: 16-bit codes
 constexpr i64 kIlnHi = (i64(1) << 15) - 1;
+static_assert(kIlnLo <= kLnInt16Lo && kIlnHi >= kLnInt16Hi, "LnIntIn skips the check for 16-bit codes");
 
 // The fixed 10-step Newton iteration of I-ViT from 2^16 (var ≥ 0; k stays ≥ 64, so it never divides by 0).
 MNQ_HOST_DEVICE i64 ilayernorm_std(i64 var) {
@@ -31,9 +32,9 @@ MNQ_HOST_DEVICE i64 ilayernorm_std(i64 var) {
 }
 
 // f = floor((2^31 − 1) / std) for a row with moments Σq, Σq²; `mean` receives round(Σq / C).
-MNQ_HOST_DEVICE i64 ilayernorm_factor(i64 sum, i64 sumsq, i64 cols, i64& mean) {
+MNQ_HOST_DEVICE LnFactor ilayernorm_factor(i64 sum, i64 sumsq, i64 cols, i64& mean) {
   mean = ln_mean(sum, cols);
-  return kInt31Max / ilayernorm_std(ln_centered_sumsq(sum, sumsq, mean, cols));
+  return ln_factor(kInt31Max / ilayernorm_std(ln_centered_sumsq(sum, sumsq, mean, cols)));
 }
 
 }  // namespace kernels

@@ -15,20 +15,20 @@ __global__ void ptf_layernorm_kernel(In in, Out out, PtfParams p, int* flag) {
   const int lane = threadIdx.x % kWarp;
   if (row >= p.rows) return;  // whole warps exit together
   const int64_t base = row * p.cols;
-  bool ok = true;
+  int bad = 0;
   i64 sx = 0, sxx = 0;
   for (int64_t j = lane; j < p.cols; j += kWarp) {
-    const i64 x = ptf_x(in.load(base + j, j, p.lo, p.hi, ok), p.shift[j]);
+    const i64 x = ptf_x(in.load(base + j, j, p.lo, p.hi, bad), p.shift[j]);
     sx += x;
     sxx += x * x;
   }
-  if (!__all_sync(kFullMask, ok)) {
+  if (__any_sync(kFullMask, bad)) {
     if (lane == 0) report(flag);
     return;
   }
   const PtfRow r = ptf_row(warp_sum(sx), warp_sum(sxx), p.cols, p.scale_next);
   for (int64_t j = lane; j < p.cols; j += kWarp) {
-    out.store(base + j, j, ptf_out(ptf_x(in.load(base + j, j, p.lo, p.hi, ok), p.shift[j]), j, r, p));
+    out.store(base + j, j, ptf_out(ptf_x(in.load(base + j, j, p.lo, p.hi, bad), p.shift[j]), j, r, p));
   }
 }
 

@@ -31,6 +31,7 @@ namespace kernels {
 
 constexpr i64 kPtfLo = -(i64(1) << 15);  // declared input range: 16-bit codes (PtfAct has ≤ 16 bits)
 constexpr i64 kPtfHi = (i64(1) << 15) - 1;
+static_assert(kPtfLo <= kLnInt16Lo && kPtfHi >= kLnInt16Hi, "LnIntIn skips the check for 16-bit codes");
 constexpr int kPtfMaxShift = 3;           // α ∈ {0, 1, 2, 3}
 constexpr double kPtfMaxX = 262144.0;     // 2^18 ≥ |x| = |q|·2^sh
 constexpr double kPtfMaxB = 2305843009213693952.0;  // 2^61

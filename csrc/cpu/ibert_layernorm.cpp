@@ -1,6 +1,6 @@
-// CPU I-BERT LayerNorm: rows in parallel; per row one pass loading the codes into a row buffer while summing
-// Σq and Σq², the shift search over the centred row when V(0) ≥ 2^32 (usually one pass), one pass writing the
-// output. All integer math is kernels/ibert_layernorm.h.
+// CPU I-BERT LayerNorm: rows in parallel; per row one pass loading the codes into an int32 row buffer while
+// summing Σq and Σq², the shift search over the centred row when V(0) ≥ 2^32 (usually one pass), one pass writing
+// the output. All integer math is kernels/ibert_layernorm.h; the loops are written so they vectorize.
 #include "csrc/ops/ibert_layernorm.h"
 
 #include <ATen/Parallel.h>
@@ -8,6 +8,7 @@
 #include <atomic>
 #include <vector>
 
+#include "csrc/cpu/simd.h"
 #include "csrc/dispatch.h"
 #include "kernels/layernorm_common.h"
 
@@ -18,16 +19,24 @@ namespace {
 
 using namespace mnq::kernels;
 
-// shift and var = V(shift) of a centred row y with V(0) = v0 (ibert_layernorm.h, the shift search).
-int find_shift(const i64* y, int64_t cols, i64& var) {
+// (V(s − 1), V(s)) of the row q centred at mean.
+MNQ_CPU_CLONES void shifted_sums(const int32_t* q, int32_t mean, int64_t cols, int s, i64& below, i64& at) {
+  i64 b = 0, a = 0;
+  for (int64_t j = 0; j < cols; ++j) {
+    b += ibert_term(q[j] - mean, s - 1);
+    a += ibert_term(q[j] - mean, s);
+  }
+  below = b;
+  at = a;
+}
+
+// shift, and var = V(shift), of the row q centred at mean, with V(0) = var (ibert_layernorm.h, the shift search).
+int find_shift(const int32_t* q, int32_t mean, int64_t cols, i64& var) {
   if (var < kIbertVarLimit) return 0;
   int shift = ibert_shift_estimate(var);
   for (;;) {
     i64 below = 0, at = 0;
-    for (int64_t j = 0; j < cols; ++j) {
-      below += ibert_term(y[j], shift - 1);
-      at += ibert_term(y[j], shift);
-    }
+    shifted_sums(q, mean, cols, shift, below, at);
     const int next = ibert_shift_step(shift, below, at);
     if (next == shift) {
       var = at;
@@ -37,30 +46,38 @@ int find_shift(const i64* y, int64_t cols, i64& var) {
   }
 }
 
+// Rows [r0, r1); q is a [cols] buffer. False as soon as a row holds a code outside [p.lo, p.hi].
+template <class In, class Out>
+MNQ_CPU_CLONES bool rows(In in, Out out, const LnParams& p, int64_t r0, int64_t r1, int32_t* q) {
+  const int64_t cols = p.cols;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t base = r * cols;
+    int bad = 0;
+    i64 s = 0, ss = 0;
+    for (int64_t j = 0; j < cols; ++j) {
+      const int32_t v = static_cast<int32_t>(in.load(base + j, j, p.lo, p.hi, bad));  // |v| ≤ 2^21
+      q[j] = v;
+      s += v;
+      ss += static_cast<i64>(v) * v;
+    }
+    if (bad) return false;
+    const i64 mean = ln_mean(s, cols);
+    i64 var = ln_centered_sumsq(s, ss, mean, cols);
+    const int32_t mean32 = static_cast<int32_t>(mean);  // |mean| ≤ 2^21, so |q − mean| ≤ 2^22
+    const int shift = find_shift(q, mean32, cols, var);
+    const LnFactor f = ibert_factor(var, shift);
+    for (int64_t j = 0; j < cols; ++j) out.store(base + j, j, ln_affine_out(q[j] - mean32, f, p.bias_int[j]));
+  }
+  return true;
+}
+
 template <class In, class Out>
 bool run(In in, Out out, const LnParams& p) {
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 16384 / p.cols);
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    std::vector<i64> y(p.cols);
-    bool ok = true;
-    for (int64_t r = r0; r < r1 && ok; ++r) {
-      const int64_t base = r * p.cols;
-      i64 s = 0, ss = 0;
-      for (int64_t j = 0; j < p.cols; ++j) {
-        const i64 v = in.load(base + j, j, p.lo, p.hi, ok);
-        y[j] = v;
-        s += v;
-        ss += v * v;
-      }
-      const i64 mean = ln_mean(s, p.cols);
-      i64 var = ln_centered_sumsq(s, ss, mean, p.cols);
-      for (int64_t j = 0; j < p.cols; ++j) y[j] -= mean;
-      const int shift = find_shift(y.data(), p.cols, var);
-      const i64 f = ibert_factor(var, shift);
-      for (int64_t j = 0; j < p.cols; ++j) out.store(base + j, j, ln_affine_out(y[j], f, p.bias_int[j]));
-    }
-    if (!ok) all_ok = false;
+    std::vector<int32_t> q(p.cols);
+    if (!rows(in, out, p, r0, r1, q.data())) all_ok = false;
   });
   return all_ok;
 }
