@@ -30,26 +30,15 @@ __global__ void ibert_layernorm_kernel(In in, Out out, LnParams p, int* flag) {
   ss = warp_sum(ss);
   const i64 mean = ln_mean(s, p.cols);
   i64 var = ln_centered_sumsq(s, ss, mean, p.cols);
-  int shift = 0;
-  if (var >= kIbertVarLimit) {
-    shift = ibert_shift_estimate(var);
-    for (;;) {
-      i64 below = 0, at = 0;
-      for (int64_t j = lane; j < p.cols; j += kWarp) {
-        const int32_t y = static_cast<int32_t>(in.load(base + j, j, p.lo, p.hi, bad) - mean);  // |y| ≤ 2^22
-        below += ibert_term(y, shift - 1);
-        at += ibert_term(y, shift);
-      }
-      below = warp_sum(below);
-      at = warp_sum(at);
-      const int next = ibert_shift_step(shift, below, at);
-      if (next == shift) {
-        var = at;
-        break;
-      }
-      shift = next;
+  const int shift = ibert_find_shift(var, [&](int s, i64& below, i64& at) {
+    for (int64_t j = lane; j < p.cols; j += kWarp) {
+      const int32_t y = static_cast<int32_t>(in.load(base + j, j, p.lo, p.hi, bad) - mean);  // |y| ≤ 2^22
+      below += ibert_term(y, s - 1);
+      at += ibert_term(y, s);
     }
-  }
+    below = warp_sum(below);
+    at = warp_sum(at);
+  });
   const LnFactor f = ibert_factor(var, shift);
   for (int64_t j = lane; j < p.cols; j += kWarp) {
     const int32_t y = static_cast<int32_t>(in.load(base + j, j, p.lo, p.hi, bad) - mean);

@@ -18,8 +18,8 @@
 // with V(s) < 2^32 can be found from any starting point: step up while V(s) ≥ 2^32, step down while
 // V(s − 1) < 2^32. Starting from the estimate s_e = ceil((bit_length(V(0)) − 32) / 2), where V(0)/4^s_e < 2^32
 // ≤ V(0)/4^(s_e − 1) up to the floors' rounding (|V(s) − V(0)/4^s| ≤ 2^−s·√(C·V(0)) + C, a 2^−7 relative
-// change near 2^32), one pass computing V(s_e − 1) and V(s_e) together almost always decides; the loop below
-// (ibert_shift_step) makes the result exact whatever the estimate.
+// change near 2^32), one pass computing V(s_e − 1) and V(s_e) together almost always decides; the loop
+// (ibert_find_shift, ibert_shift_step) makes the result exact whatever the estimate.
 #pragma once
 
 #include "layernorm_common.h"
@@ -53,6 +53,27 @@ MNQ_HOST_DEVICE int ibert_shift_step(int s, i64 v_below, i64 v_at) {
   if (v_at >= kIbertVarLimit) return s + 1;
   if (v_below < kIbertVarLimit) return s - 1;
   return s;
+}
+
+// The shift search: returns the smallest s ≥ 0 with V(s) < 2^32 and sets var = V(s), given var = V(0) on entry.
+// sums(s, below, at) sets below = V(s − 1) and at = V(s) from one pass over the row (the backends' loops).
+#if defined(__CUDACC__)
+#pragma nv_exec_check_disable
+#endif
+template <class Sums>
+MNQ_HOST_DEVICE int ibert_find_shift(i64& var, const Sums& sums) {
+  if (var < kIbertVarLimit) return 0;
+  int shift = ibert_shift_estimate(var);
+  for (;;) {
+    i64 below = 0, at = 0;
+    sums(shift, below, at);
+    const int next = ibert_shift_step(shift, below, at);
+    if (next == shift) {
+      var = at;
+      return shift;
+    }
+    shift = next;
+  }
 }
 
 // f = floor(2^31 / std), std = max(isqrt(var), 1)·2^shift.

@@ -48,6 +48,12 @@ struct PtfParams {
   double scale_next;      // S_next
 };
 
+// The host's bound on |B| for the largest |β| and |γ| (see above): must be ≤ kPtfMaxB. Host only.
+inline double ptf_b_bound(double max_abs_beta, double max_abs_gamma, i64 cols, double scale_next) {
+  return 2147483648.0 * max_abs_beta / scale_next +
+         kPtfMaxX * std::fmax(256.0, static_cast<double>(cols) * max_abs_gamma / scale_next) + 1.0;
+}
+
 // x = q·2^sh: the code on the row's common scale (sh ∈ [0, 3], |x| ≤ 2^18).
 MNQ_HOST_DEVICE i64 ptf_x(i64 q, int32_t sh) { return q * (i64(1) << sh); }
 

@@ -19,7 +19,7 @@ namespace {
 
 using namespace mnq::kernels;
 
-// (V(s − 1), V(s)) of the row q centred at mean.
+// (V(s − 1), V(s)) of the row q centred at mean: one pass of the shift search.
 MNQ_CPU_CLONES void shifted_sums(const int32_t* q, int32_t mean, int64_t cols, int s, i64& below, i64& at) {
   i64 b = 0, a = 0;
   for (int64_t j = 0; j < cols; ++j) {
@@ -28,22 +28,6 @@ MNQ_CPU_CLONES void shifted_sums(const int32_t* q, int32_t mean, int64_t cols, i
   }
   below = b;
   at = a;
-}
-
-// shift, and var = V(shift), of the row q centred at mean, with V(0) = var (ibert_layernorm.h, the shift search).
-int find_shift(const int32_t* q, int32_t mean, int64_t cols, i64& var) {
-  if (var < kIbertVarLimit) return 0;
-  int shift = ibert_shift_estimate(var);
-  for (;;) {
-    i64 below = 0, at = 0;
-    shifted_sums(q, mean, cols, shift, below, at);
-    const int next = ibert_shift_step(shift, below, at);
-    if (next == shift) {
-      var = at;
-      return shift;
-    }
-    shift = next;
-  }
 }
 
 // Rows [r0, r1); q is a [cols] buffer. False as soon as a row holds a code outside [p.lo, p.hi].
@@ -64,7 +48,9 @@ MNQ_CPU_CLONES bool rows(In in, Out out, const LnParams& p, int64_t r0, int64_t 
     const i64 mean = ln_mean(s, cols);
     i64 var = ln_centered_sumsq(s, ss, mean, cols);
     const int32_t mean32 = static_cast<int32_t>(mean);  // |mean| ≤ 2^21, so |q − mean| ≤ 2^22
-    const int shift = find_shift(q, mean32, cols, var);
+    const int shift = ibert_find_shift(var, [&](int sh, i64& below, i64& at) {
+      shifted_sums(q, mean32, cols, sh, below, at);
+    });
     const LnFactor f = ibert_factor(var, shift);
     for (int64_t j = 0; j < cols; ++j) out.store(base + j, j, ln_affine_out(q[j] - mean32, f, p.bias_int[j]));
   }

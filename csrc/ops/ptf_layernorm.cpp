@@ -64,8 +64,7 @@ PtfConsts host_consts(const char* op, const at::Tensor& alpha, double s_base, co
     g_max = std::max(g_max, std::fabs(gp[c]));
     b_max = std::max(b_max, std::fabs(bp[c]));
   }
-  const double bound = 2147483648.0 * b_max / scale_next +
-                       kernels::kPtfMaxX * std::max(256.0, static_cast<double>(cols) * g_max / scale_next) + 1.0;
+  const double bound = kernels::ptf_b_bound(b_max, g_max, cols, scale_next);
   TORCH_CHECK_VALUE(bound <= kernels::kPtfMaxB, op, ": scale_next = ", scale_next, " is too small for these weight ",
                     "and bias: the int64 bias B of the output needs 2^31·max|bias|/scale_next + ",
                     "2^18·max(256, C·max|weight|/scale_next) ≤ 2^61, got ", bound);
