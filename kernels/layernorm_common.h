@@ -22,7 +22,7 @@
 namespace mnq {
 namespace kernels {
 
-constexpr i64 kLnMaxCols = i64(1) << 16;    // C ≤ 2^16 for every LayerNorm: all bounds below assume it
+constexpr i64 kLnMaxCols = i64(1) << 16;     // C ≤ 2^16 for every LayerNorm: all bounds below assume it
 constexpr i64 kLnMaxBiasInt = i64(1) << 62;  // |bias_int| ≤ 2^62 (host check)
 
 // Every LayerNorm's declared input range contains the int16 range (each op header static_asserts it), so codes of
@@ -93,9 +93,9 @@ struct LnFloatOut {
 // The kernel interface of I-LayerNorm and I-BERT LayerNorm (rows × cols, contiguous).
 struct LnParams {
   i64 rows;
-  i64 cols;                // C, 1 ≤ C ≤ 2^16
-  i64 lo, hi;              // declared input range
-  const i64* bias_int;     // [cols] floor((β/γ)/Sy), |·| ≤ 2^62
+  i64 cols;             // C, 1 ≤ C ≤ 2^16
+  i64 lo, hi;           // declared input range
+  const i64* bias_int;  // [cols] floor((β/γ)/Sy), |·| ≤ 2^62
 };
 
 // mean = round-half-to-even(sum / C) (SPEC §4.1/§4.2), |sum| < 2^63.
@@ -124,16 +124,14 @@ MNQ_HOST_DEVICE i64 ln_affine_out(int32_t y, LnFactor f, i64 bias_int) {
   return static_cast<i64>(y) * f.half + ((y >> 1) & f.odd_mask) + bias_int;
 }
 
-// Round-half-to-even of a / 2^k for 0 ≤ k ≤ 62 in 64-bit arithmetic (common.h's round_shr is 128-bit; the PTF
-// inner loop needs the cheap one). Exact for any int64 a. Written with shifts of per-element values only (k an
-// i64, no constant 2^k: GCC 12 does not vectorize a constant shifted by a per-lane count), so loops vectorize.
-MNQ_HOST_DEVICE i64 round_shr64(i64 a, i64 k) {
+// Round-half-to-even of a / 2^k for 0 ≤ k ≤ 62, exact for any int64 a, in 64-bit arithmetic (common.h's
+// round_shr works on 128 bits; PTF LayerNorm's final rounding needs no more than 64).
+MNQ_HOST_DEVICE i64 round_shr64(i64 a, int k) {
+  if (k == 0) return a;
   const i64 fl = a >> k;
-  const i64 rem = a - (fl << k);                       // in [0, 2^k); 0 when k = 0
-  const i64 km1 = k > 0 ? k - 1 : 0;
-  const i64 half_bit = (rem >> km1) & 1;               // rem ≥ 2^(k−1) (0 when k = 0, since rem = 0)
-  const i64 below = rem - (half_bit << km1);           // rem − 2^(k−1) when half_bit
-  return fl + (half_bit & static_cast<i64>((below != 0) | ((fl & 1) != 0)));  // above half, or a tie to odd fl
+  const i64 rem = a - (fl << k);  // in [0, 2^k)
+  const i64 half = i64(1) << (k - 1);
+  return fl + ((rem > half || (rem == half && (fl & 1) != 0)) ? 1 : 0);
 }
 
 // Number of significant bits of v ≥ 0 (0 for v = 0): v < 2^bit_length(v).

@@ -13,6 +13,8 @@
 //   M    = clamp(floor(|A|·2^N), 0, 255)                # |A|·2^N is exact (a power-of-two scaling)
 //   B    = round(((β[c] − (sx·γ[c]) / std) / S_next)·2^N)   # half to even
 //   out  = round((sign(A)·M·x + B) / 2^N)               # half to even, int64
+// CUDA evaluates the element formula as written (ptf_out); the CPU through a division-free form certified equal
+// to it element by element (ptf_layernorm_fast.h), falling back to ptf_out where it cannot certify.
 //
 // Bound on B (checked on the host, csrc/ops/ptf_layernorm.cpp). B/2^N = β/S_next − (sx/C)·A with |sx/C| ≤ 2^18,
 // and |A|·2^N < 2^8 unless N = 0, where |A| ≤ C·|γ|/S_next (std ≥ 1). Hence
@@ -32,20 +34,20 @@ namespace kernels {
 constexpr i64 kPtfLo = -(i64(1) << 15);  // declared input range: 16-bit codes (PtfAct has ≤ 16 bits)
 constexpr i64 kPtfHi = (i64(1) << 15) - 1;
 static_assert(kPtfLo <= kLnInt16Lo && kPtfHi >= kLnInt16Hi, "LnIntIn skips the check for 16-bit codes");
-constexpr int kPtfMaxShift = 3;           // α ∈ {0, 1, 2, 3}
-constexpr double kPtfMaxX = 262144.0;     // 2^18 ≥ |x| = |q|·2^sh
+constexpr int kPtfMaxShift = 3;                     // α ∈ {0, 1, 2, 3}
+constexpr double kPtfMaxX = 262144.0;               // 2^18 ≥ |x| = |q|·2^sh
 constexpr double kPtfMaxB = 2305843009213693952.0;  // 2^61
 
 // The kernel interface (rows × cols, contiguous).
 struct PtfParams {
   i64 rows;
-  i64 cols;               // C, 1 ≤ C ≤ 2^16
-  i64 lo, hi;             // declared input range
-  const int32_t* shift;   // [cols] α[c] − α_min
-  const double* cgamma;   // [cols] C·γ[c]
-  const double* gamma;    // [cols] γ[c]
-  const double* beta;     // [cols] β[c]
-  double scale_next;      // S_next
+  i64 cols;              // C, 1 ≤ C ≤ 2^16
+  i64 lo, hi;            // declared input range
+  const int32_t* shift;  // [cols] α[c] − α_min
+  const double* cgamma;  // [cols] C·γ[c]
+  const double* gamma;   // [cols] γ[c]
+  const double* beta;    // [cols] β[c]
+  double scale_next;     // S_next
 };
 
 // The host's bound on |B| for the largest |β| and |γ| (see above): must be ≤ kPtfMaxB. Host only.

@@ -24,8 +24,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_grads(AutogradContext*
   const at::Tensor b = saved[2].to(x.scalar_type());
   const std::vector<int64_t> shape{x.size(-1)};
   const auto stats = at::native_layer_norm(x, shape, w, b, eps);
-  const auto g = at::native_layer_norm_backward(grad, x, shape, std::get<1>(stats), std::get<2>(stats), w, b,
-                                                {true, true, true});
+  const auto g =
+      at::native_layer_norm_backward(grad, x, shape, std::get<1>(stats), std::get<2>(stats), w, b, {true, true, true});
   return {std::get<0>(g), std::get<1>(g).to(saved[1].scalar_type()), std::get<2>(g).to(saved[2].scalar_type())};
 }
 

@@ -48,9 +48,8 @@ MNQ_CPU_CLONES bool rows(In in, Out out, const LnParams& p, int64_t r0, int64_t 
     const i64 mean = ln_mean(s, cols);
     i64 var = ln_centered_sumsq(s, ss, mean, cols);
     const int32_t mean32 = static_cast<int32_t>(mean);  // |mean| ≤ 2^21, so |q − mean| ≤ 2^22
-    const int shift = ibert_find_shift(var, [&](int sh, i64& below, i64& at) {
-      shifted_sums(q, mean32, cols, sh, below, at);
-    });
+    const int shift =
+        ibert_find_shift(var, [&](int sh, i64& below, i64& at) { shifted_sums(q, mean32, cols, sh, below, at); });
     const LnFactor f = ibert_factor(var, shift);
     for (int64_t j = 0; j < cols; ++j) out.store(base + j, j, ln_affine_out(q[j] - mean32, f, p.bias_int[j]));
   }

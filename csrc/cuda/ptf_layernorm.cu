@@ -20,8 +20,8 @@ bool ptf_layernorm(const at::Tensor& in, const at::Tensor& out, const kernels::P
                                 LnFloatOut{out.data_ptr<float>(), out_scale}, p, true, stream);
   }
   return MNQ_DISPATCH_INT(in.scalar_type(), "ptf_layernorm", [&] {
-    return launch_ptf_layernorm(LnIntIn<scalar_t>{in.data_ptr<scalar_t>()}, LnIntOut{out.data_ptr<int64_t>()}, p,
-                                check, stream);
+    return launch_ptf_layernorm(LnIntIn<scalar_t>{in.data_ptr<scalar_t>()}, LnIntOut{out.data_ptr<int64_t>()}, p, check,
+                                stream);
   });
 }
 

@@ -19,12 +19,12 @@ constexpr AffineLnBackends kBackends{&cpu::ibert_layernorm, nullptr};
 #endif
 
 std::tuple<at::Tensor, at::Tensor> ibert_layernorm_meta(const at::Tensor& q, double scale, const at::Tensor& weight,
-                                              const at::Tensor& bias) {
+                                                        const at::Tensor& bias) {
   return affine_ln_meta("ibert_layernorm", q, scale, weight, bias, false);
 }
 
 at::Tensor ibert_layernorm_qat_meta(const at::Tensor& x, double scale, const at::Tensor& weight, const at::Tensor& bias,
-                           double eps) {
+                                    double eps) {
   check_ln_eps("ibert_layernorm_qat", eps);
   return std::get<0>(affine_ln_meta("ibert_layernorm_qat", x, scale, weight, bias, true));
 }
@@ -32,15 +32,16 @@ at::Tensor ibert_layernorm_qat_meta(const at::Tensor& x, double scale, const at:
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor> ibert_layernorm(const at::Tensor& q, double scale, const at::Tensor& weight,
-                                              const at::Tensor& bias) {
-  return run_affine_ln("ibert_layernorm", q, scale, weight, bias, false, kernels::kIbertLnLo, kernels::kIbertLnHi, kBackends);
+                                                   const at::Tensor& bias) {
+  return run_affine_ln("ibert_layernorm", q, scale, weight, bias, false, kernels::kIbertLnLo, kernels::kIbertLnHi,
+                       kBackends);
 }
 
 at::Tensor ibert_layernorm_qat(const at::Tensor& x, double scale, const at::Tensor& weight, const at::Tensor& bias,
-                      double eps) {
+                               double eps) {
   check_ln_eps("ibert_layernorm_qat", eps);
-  return std::get<0>(run_affine_ln("ibert_layernorm_qat", x, scale, weight, bias, true, kernels::kIbertLnLo, kernels::kIbertLnHi,
-                                   kBackends));
+  return std::get<0>(run_affine_ln("ibert_layernorm_qat", x, scale, weight, bias, true, kernels::kIbertLnLo,
+                                   kernels::kIbertLnHi, kBackends));
 }
 
 TORCH_LIBRARY_IMPL(mnq, CPU, m) {

@@ -9,11 +9,11 @@ namespace mnq {
 namespace ops {
 namespace cpu {
 bool ibert_layernorm(const at::Tensor& in, const at::Tensor& out, const kernels::LnParams& p, double inv_scale,
-         const at::Tensor& s_out);
+                     const at::Tensor& s_out);
 }  // namespace cpu
 namespace cuda {
 bool ibert_layernorm(const at::Tensor& in, const at::Tensor& out, const kernels::LnParams& p, double inv_scale,
-         const at::Tensor& s_out, bool check);
+                     const at::Tensor& s_out, bool check);
 }  // namespace cuda
 }  // namespace ops
 }  // namespace mnq

@@ -19,12 +19,12 @@ constexpr AffineLnBackends kBackends{&cpu::ilayernorm, nullptr};
 #endif
 
 std::tuple<at::Tensor, at::Tensor> ilayernorm_meta(const at::Tensor& q, double scale, const at::Tensor& weight,
-                                              const at::Tensor& bias) {
+                                                   const at::Tensor& bias) {
   return affine_ln_meta("ilayernorm", q, scale, weight, bias, false);
 }
 
 at::Tensor ilayernorm_qat_meta(const at::Tensor& x, double scale, const at::Tensor& weight, const at::Tensor& bias,
-                           double eps) {
+                               double eps) {
   check_ln_eps("ilayernorm_qat", eps);
   return std::get<0>(affine_ln_meta("ilayernorm_qat", x, scale, weight, bias, true));
 }
@@ -37,10 +37,10 @@ std::tuple<at::Tensor, at::Tensor> ilayernorm(const at::Tensor& q, double scale,
 }
 
 at::Tensor ilayernorm_qat(const at::Tensor& x, double scale, const at::Tensor& weight, const at::Tensor& bias,
-                      double eps) {
+                          double eps) {
   check_ln_eps("ilayernorm_qat", eps);
-  return std::get<0>(run_affine_ln("ilayernorm_qat", x, scale, weight, bias, true, kernels::kIlnLo, kernels::kIlnHi,
-                                   kBackends));
+  return std::get<0>(
+      run_affine_ln("ilayernorm_qat", x, scale, weight, bias, true, kernels::kIlnLo, kernels::kIlnHi, kBackends));
 }
 
 TORCH_LIBRARY_IMPL(mnq, CPU, m) {

@@ -29,8 +29,8 @@ void check_ln_eps(const char* op, double eps) {
 
 void check_ln_scale(const char* op, const char* name, double scale) {
   check_scale(op, name, scale);
-  TORCH_CHECK_VALUE(std::isfinite(1.0 / scale), op, ": ", name, " must have a finite reciprocal (scale > 1/DBL_MAX ≈ 5.6e-309), got ",
-                    scale);
+  TORCH_CHECK_VALUE(std::isfinite(1.0 / scale), op, ": ", name,
+                    " must have a finite reciprocal (scale > 1/DBL_MAX ≈ 5.6e-309), got ", scale);
 }
 
 void check_ln_affine_args(const char* op, const at::Tensor& in, const at::Tensor& weight, const at::Tensor& bias) {
@@ -59,8 +59,8 @@ LnAffine ln_affine(const char* op, const at::Tensor& weight, const at::Tensor& b
                       c, "] = ", gp[c]);
     const double bi = std::floor((bp[c] / gp[c]) / sy);
     TORCH_CHECK_VALUE(std::fabs(bi) <= kMax, op, ": bias must give |floor((bias/weight)/Sy)| ≤ 2^62 with Sy = ",
-                      "sqrt(C)/2^30 (|bias/weight| ≤ 2^32·sqrt(C), so the int64 output cannot overflow), got bias[",
-                      c, "] = ", bp[c], " with weight[", c, "] = ", gp[c]);
+                      "sqrt(C)/2^30 (|bias/weight| ≤ 2^32·sqrt(C), so the int64 output cannot overflow), got bias[", c,
+                      "] = ", bp[c], " with weight[", c, "] = ", gp[c]);
     bip[c] = static_cast<int64_t>(bi);
     sp[c] = sy * gp[c];
   }
@@ -68,8 +68,8 @@ LnAffine ln_affine(const char* op, const at::Tensor& weight, const at::Tensor& b
 }
 
 std::tuple<at::Tensor, at::Tensor> run_affine_ln(const char* op, const at::Tensor& in, double scale,
-                                                 const at::Tensor& weight, const at::Tensor& bias, bool qat,
-                                                 int64_t lo, int64_t hi, const AffineLnBackends& backends) {
+                                                 const at::Tensor& weight, const at::Tensor& bias, bool qat, int64_t lo,
+                                                 int64_t hi, const AffineLnBackends& backends) {
   const char* name = qat ? "x" : "q";
   check_ln_input(op, name, in, qat);
   check_device_supported(op, name, in);

@@ -45,8 +45,8 @@ struct AffineLnBackends {
 
 // Validates, computes the affine constants, runs the backend: (int64 codes or float32 values, S_out [C]).
 std::tuple<at::Tensor, at::Tensor> run_affine_ln(const char* op, const at::Tensor& in, double scale,
-                                                 const at::Tensor& weight, const at::Tensor& bias, bool qat,
-                                                 int64_t lo, int64_t hi, const AffineLnBackends& backends);
+                                                 const at::Tensor& weight, const at::Tensor& bias, bool qat, int64_t lo,
+                                                 int64_t hi, const AffineLnBackends& backends);
 
 // Meta (shape-only) version of run_affine_ln.
 std::tuple<at::Tensor, at::Tensor> affine_ln_meta(const char* op, const at::Tensor& in, double scale,

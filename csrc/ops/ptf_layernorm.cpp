@@ -22,16 +22,16 @@ using kernels::kPtfHi;
 using kernels::kPtfLo;
 
 // Checks that need no data (shared with the Meta kernels).
-void check_args(const char* op, const at::Tensor& in, const at::Tensor& alpha, double s_base,
-                const at::Tensor& weight, const at::Tensor& bias, double scale_next, bool qat) {
+void check_args(const char* op, const at::Tensor& in, const at::Tensor& alpha, double s_base, const at::Tensor& weight,
+                const at::Tensor& bias, double scale_next, bool qat) {
   check_ln_input(op, qat ? "x" : "q", in, qat);
   check_ln_scale(op, "s_base", s_base);
   TORCH_CHECK_VALUE(std::isfinite(s_base * 8.0), op, ": s_base·2^3 (the largest channel scale) must be finite, got ",
                     "s_base = ", s_base);
   check_scale(op, "scale_next", scale_next);
   check_int_tensor(op, "alpha", alpha);
-  TORCH_CHECK_VALUE(alpha.dim() == 1 && alpha.size(0) == in.size(-1), op, ": alpha must have shape [",
-                    in.size(-1), "] (the size of the last dim of the input), got ", alpha.sizes());
+  TORCH_CHECK_VALUE(alpha.dim() == 1 && alpha.size(0) == in.size(-1), op, ": alpha must have shape [", in.size(-1),
+                    "] (the size of the last dim of the input), got ", alpha.sizes());
   check_ln_affine_args(op, in, weight, bias);
   check_same_device(op, "alpha", alpha, in, "the input");
 }
@@ -94,27 +94,25 @@ at::Tensor run(const char* op, const at::Tensor& in, const at::Tensor& alpha, do
   const PtfConsts k = host_consts(op, alpha, s_base, weight, bias, scale_next);
   if (r.rows == 0) return out;
   const double* v = k.values.data_ptr<double>();
-  const kernels::PtfParams p{r.rows, r.cols, kPtfLo, kPtfHi, k.shift.data_ptr<int32_t>(),
-                             v, v + r.cols, v + 2 * r.cols, scale_next};
+  const kernels::PtfParams p{r.rows, r.cols,     kPtfLo,         kPtfHi,    k.shift.data_ptr<int32_t>(),
+                             v,      v + r.cols, v + 2 * r.cols, scale_next};
   const at::Tensor inv_scale = k.values[3];
-  const bool ok =
-      inc.is_cuda()
-          ? MNQ_CUDA_CALL(op, cuda::ptf_layernorm(inc, out, p, inv_scale, scale_next,
-                                                  needs_range_check(inc.scalar_type(), kPtfLo, kPtfHi)))
-          : cpu::ptf_layernorm(inc, out, p, inv_scale, scale_next);
+  const bool ok = inc.is_cuda()
+                      ? MNQ_CUDA_CALL(op, cuda::ptf_layernorm(inc, out, p, inv_scale, scale_next,
+                                                              needs_range_check(inc.scalar_type(), kPtfLo, kPtfHi)))
+                      : cpu::ptf_layernorm(inc, out, p, inv_scale, scale_next);
   if (!ok) fail_range(op, name, kPtfLo, kPtfHi, qat);
   return out;
 }
 
 std::tuple<at::Tensor, double> ptf_layernorm_meta(const at::Tensor& q, const at::Tensor& alpha, double s_base,
-                                                  const at::Tensor& weight, const at::Tensor& bias,
-                                                  double scale_next) {
+                                                  const at::Tensor& weight, const at::Tensor& bias, double scale_next) {
   check_args("ptf_layernorm", q, alpha, s_base, weight, bias, scale_next, false);
   return {at::empty(q.sizes(), q.options().dtype(at::kLong)), scale_next};
 }
 
-at::Tensor ptf_layernorm_qat_meta(const at::Tensor& x, const at::Tensor& alpha, double s_base,
-                                  const at::Tensor& weight, const at::Tensor& bias, double scale_next, double eps) {
+at::Tensor ptf_layernorm_qat_meta(const at::Tensor& x, const at::Tensor& alpha, double s_base, const at::Tensor& weight,
+                                  const at::Tensor& bias, double scale_next, double eps) {
   check_args("ptf_layernorm_qat", x, alpha, s_base, weight, bias, scale_next, true);
   check_ln_eps("ptf_layernorm_qat", eps);
   return at::empty(x.sizes(), x.options());

@@ -1,6 +1,5 @@
 // kernels/ibert_layernorm.h: the per-row shift search and the row factor of I-BERT LayerNorm (SPEC §4.2).
 #include <catch2/catch.hpp>
-
 #include <random>
 #include <vector>
 
@@ -97,19 +96,21 @@ TEST_CASE("ibert_factor known answers", "[ibert_layernorm]") {
     const LnFactor f = ibert_factor(var, shift);
     return 2 * static_cast<i64>(f.half) + (f.odd_mask & 1);
   };
-  REQUIRE(f_of(0, 0) == i64(1) << 31);          // constant row: std guarded to 1
-  REQUIRE(f_of(3, 0) == i64(1) << 31);          // isqrt(3) = 1
-  REQUIRE(f_of(4, 0) == i64(1) << 30);          // std = 2
-  REQUIRE(f_of(4, 3) == i64(1) << 27);          // std = 2·2^3
+  REQUIRE(f_of(0, 0) == i64(1) << 31);            // constant row: std guarded to 1
+  REQUIRE(f_of(3, 0) == i64(1) << 31);            // isqrt(3) = 1
+  REQUIRE(f_of(4, 0) == i64(1) << 30);            // std = 2
+  REQUIRE(f_of(4, 3) == i64(1) << 27);            // std = 2·2^3
   REQUIRE(f_of((i64(1) << 32) - 1, 0) == 32768);  // isqrt = 65535: floor(2^31 / 65535) = 32768
-  REQUIRE(f_of(9, 15) == 21845);                // std = 3·2^15
+  REQUIRE(f_of(9, 15) == 21845);                  // std = 3·2^15
 }
 
 TEST_CASE("ibert_layernorm output of extreme 22-bit rows stays within 2^31", "[ibert_layernorm]") {
   for (const i64 cols : {i64(1), i64(2), i64(384), kLnMaxCols}) {
     for (int pattern = 0; pattern < 2; ++pattern) {
       std::vector<i64> q(cols);
-      for (i64 j = 0; j < cols; ++j) q[j] = pattern == 0 ? (j % 2 ? kIbertLnHi : kIbertLnLo) : (j ? kIbertLnLo : kIbertLnHi);
+      for (i64 j = 0; j < cols; ++j) {
+        q[j] = pattern == 0 ? (j % 2 ? kIbertLnHi : kIbertLnLo) : (j ? kIbertLnLo : kIbertLnHi);
+      }
       i64 s = 0, ss = 0;
       for (const i64 v : q) {
         s += v;

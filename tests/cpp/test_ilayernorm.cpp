@@ -1,6 +1,5 @@
 // kernels/ilayernorm.h: the fixed 10-step Newton square root and the row factor of I-LayerNorm (SPEC §4.1).
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <random>
 #include <vector>
@@ -19,10 +18,10 @@ i64 newton_def(i64 var) {
 }  // namespace
 
 TEST_CASE("ilayernorm_std known answers", "[ilayernorm]") {
-  REQUIRE(ilayernorm_std(0) == 64);                 // halves ten times from 2^16
-  REQUIRE(ilayernorm_std(i64(1) << 32) == 65536);   // 2^16 is the fixed point of √(2^32)
-  REQUIRE(ilayernorm_std(i64(1) << 30) == 32768);   // converges within 10 steps
-  REQUIRE(ilayernorm_std(100) == 64);               // below 64², the 64 floor dominates
+  REQUIRE(ilayernorm_std(0) == 64);                // halves ten times from 2^16
+  REQUIRE(ilayernorm_std(i64(1) << 32) == 65536);  // 2^16 is the fixed point of √(2^32)
+  REQUIRE(ilayernorm_std(i64(1) << 30) == 32768);  // converges within 10 steps
+  REQUIRE(ilayernorm_std(100) == 64);              // below 64², the 64 floor dominates
 }
 
 TEST_CASE("ilayernorm_std matches the SPEC iteration and its bounds over the whole var range", "[ilayernorm]") {

@@ -1,6 +1,5 @@
 // kernels/layernorm_common.h: the affine output, the mean and centred sum of squares, rounding shifts, loaders.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <limits>
 #include <random>

@@ -1,7 +1,6 @@
 // kernels/ptf_layernorm.h and ptf_layernorm_fast.h: the row statistics, the per-element float64 formula of
 // FQ-ViT's PTF LayerNorm (SPEC §4.3), the host bound on B, and the certified division-free CPU path.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <limits>
 #include <random>
@@ -37,8 +36,17 @@ i64 ptf_def(i64 x, i64 sx, double stdv, i64 cols, double g, double b, double sn)
 
 TEST_CASE("floor_log2 is the frexp exponent minus one, subnormals included", "[ptf_layernorm]") {
   std::mt19937_64 rng(2);
-  std::vector<double> vs = {1.0, 2.0, 0.5, 3.0, 255.99, 256.0, std::nextafter(1.0, 0.0), 0x1p-1022,
-                            std::nextafter(0x1p-1022, 0.0), std::numeric_limits<double>::denorm_min(), 0x1.8p-1070,
+  std::vector<double> vs = {1.0,
+                            2.0,
+                            0.5,
+                            3.0,
+                            255.99,
+                            256.0,
+                            std::nextafter(1.0, 0.0),
+                            0x1p-1022,
+                            std::nextafter(0x1p-1022, 0.0),
+                            std::numeric_limits<double>::denorm_min(),
+                            0x1.8p-1070,
                             std::numeric_limits<double>::max()};
   for (int t = 0; t < 100000; ++t) {
     u64 bits = rng() & ~(u64(1) << 63);
@@ -127,8 +135,9 @@ TEST_CASE("ptf_out_fast equals ptf_out whenever it certifies, and certifies almo
   for (int t = 0; t < 400000; ++t) {
     const i64 cols = 1 + static_cast<i64>(rng() % 1024);
     const bool realistic = t % 2 == 0;
-    const double g = realistic ? 0.2 + 2 * u01(rng)
-                               : (u01(rng) < 0.5 ? -1 : 1) * std::ldexp(0.5 + u01(rng), static_cast<int>(rng() % 60) - 30);
+    const double sign = u01(rng) < 0.5 ? -1 : 1;
+    const double g =
+        realistic ? 0.2 + 2 * u01(rng) : sign * std::ldexp(0.5 + u01(rng), static_cast<int>(rng() % 60) - 30);
     const double b = realistic ? u01(rng) - 0.5 : (u01(rng) - 0.5) * std::ldexp(1.0, static_cast<int>(rng() % 30) - 15);
     const double sn = realistic ? 0.01 + 0.1 * u01(rng) : std::ldexp(0.5 + u01(rng), static_cast<int>(rng() % 40) - 30);
     if (!ptf_fast_ok(sn) || ptf_b_bound(std::fabs(b), std::fabs(g), cols, sn) > kPtfMaxB) continue;
