@@ -1,0 +1,85 @@
+// CPU I-BERT LayerNorm: rows in parallel; per row one pass loading the codes into an int32 row buffer while
+// summing Σq and Σq², the shift search over the centred row when V(0) ≥ 2^32 (usually one pass), one pass writing
+// the output. All integer math is kernels/ibert_layernorm.h; the loops are written so they vectorize.
+#include "csrc/ops/ibert_layernorm.h"
+
+#include <ATen/Parallel.h>
+
+#include <atomic>
+#include <vector>
+
+#include "csrc/cpu/simd.h"
+#include "csrc/dispatch.h"
+#include "kernels/layernorm_common.h"
+
+namespace mnq {
+namespace ops {
+namespace cpu {
+namespace {
+
+using namespace mnq::kernels;
+
+// (V(s − 1), V(s)) of the row q centred at mean: one pass of the shift search.
+MNQ_CPU_CLONES void shifted_sums(const int32_t* q, int32_t mean, int64_t cols, int s, i64& below, i64& at) {
+  i64 b = 0, a = 0;
+  for (int64_t j = 0; j < cols; ++j) {
+    b += ibert_term(q[j] - mean, s - 1);
+    a += ibert_term(q[j] - mean, s);
+  }
+  below = b;
+  at = a;
+}
+
+// Rows [r0, r1); q is a [cols] buffer. False as soon as a row holds a code outside [p.lo, p.hi].
+template <class In, class Out>
+MNQ_CPU_CLONES bool rows(In in, Out out, const LnParams& p, int64_t r0, int64_t r1, int32_t* q) {
+  const int64_t cols = p.cols;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t base = r * cols;
+    int bad = 0;
+    i64 s = 0, ss = 0;
+    for (int64_t j = 0; j < cols; ++j) {
+      const int32_t v = static_cast<int32_t>(in.load(base + j, j, p.lo, p.hi, bad));  // |v| ≤ 2^21
+      q[j] = v;
+      s += v;
+      ss += static_cast<i64>(v) * v;
+    }
+    if (bad) return false;
+    const i64 mean = ln_mean(s, cols);
+    i64 var = ln_centered_sumsq(s, ss, mean, cols);
+    const int32_t mean32 = static_cast<int32_t>(mean);  // |mean| ≤ 2^21, so |q − mean| ≤ 2^22
+    const int shift =
+        ibert_find_shift(var, [&](int sh, i64& below, i64& at) { shifted_sums(q, mean32, cols, sh, below, at); });
+    const LnFactor f = ibert_factor(var, shift);
+    for (int64_t j = 0; j < cols; ++j) out.store(base + j, j, ln_affine_out(q[j] - mean32, f, p.bias_int[j]));
+  }
+  return true;
+}
+
+template <class In, class Out>
+bool run(In in, Out out, const LnParams& p) {
+  std::atomic<bool> all_ok{true};
+  const int64_t grain = std::max<int64_t>(1, 16384 / p.cols);
+  at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
+    std::vector<int32_t> q(p.cols);
+    if (!rows(in, out, p, r0, r1, q.data())) all_ok = false;
+  });
+  return all_ok;
+}
+
+}  // namespace
+
+bool ibert_layernorm(const at::Tensor& in, const at::Tensor& out, const LnParams& p, double inv_scale,
+                     const at::Tensor& s_out) {
+  if (in.scalar_type() == at::kFloat) {
+    return run(LnFloatIn{in.data_ptr<float>(), inv_scale},
+               LnChannelFloatOut{out.data_ptr<float>(), s_out.data_ptr<double>()}, p);
+  }
+  return MNQ_DISPATCH_INT(in.scalar_type(), "ibert_layernorm", [&] {
+    return run(LnIntIn<scalar_t>{in.data_ptr<scalar_t>()}, LnIntOut{out.data_ptr<int64_t>()}, p);
+  });
+}
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace mnq

@@ -1,0 +1,106 @@
+// Host helpers shared by the LayerNorm entry points (SPEC §4): checks, affine constants, the common driver.
+#include "csrc/ops/layernorm_common.h"
+
+#include <ATen/ops/empty.h>
+
+#include <cmath>
+
+#include "csrc/checks.h"
+#include "csrc/dispatch.h"
+#include "csrc/rowwise.h"
+
+namespace mnq {
+namespace ops {
+
+void check_ln_input(const char* op, const char* name, const at::Tensor& in, bool qat) {
+  if (qat) {
+    check_float_tensor(op, name, in);
+  } else {
+    check_int_tensor(op, name, in);
+  }
+  check_min_dim(op, name, in, 1);
+  TORCH_CHECK_VALUE(in.size(-1) <= kernels::kLnMaxCols, op, ": the last dim of ", name, " (the normalized one) ",
+                    "must be at most ", kernels::kLnMaxCols, ", got ", in.size(-1));
+}
+
+void check_ln_eps(const char* op, double eps) {
+  TORCH_CHECK_VALUE(std::isfinite(eps) && eps >= 0, op, ": eps must be finite and non-negative, got ", eps);
+}
+
+void check_ln_scale(const char* op, const char* name, double scale) {
+  check_scale(op, name, scale);
+  TORCH_CHECK_VALUE(std::isfinite(1.0 / scale), op, ": ", name,
+                    " must have a finite reciprocal (scale > 1/DBL_MAX ≈ 5.6e-309), got ", scale);
+}
+
+void check_ln_affine_args(const char* op, const at::Tensor& in, const at::Tensor& weight, const at::Tensor& bias) {
+  const int64_t cols = in.size(-1);
+  check_channel_vector(op, "weight", weight, cols);
+  check_channel_vector(op, "bias", bias, cols);
+  check_same_device(op, "weight", weight, in, "the input");
+  check_same_device(op, "bias", bias, in, "the input");
+}
+
+LnAffine ln_affine(const char* op, const at::Tensor& weight, const at::Tensor& bias) {
+  const int64_t cols = weight.size(0);
+  const at::Tensor g = weight.detach().to(at::kCPU, at::kDouble).contiguous();
+  const at::Tensor b = bias.detach().to(at::kCPU, at::kDouble).contiguous();
+  at::Tensor bias_int = at::empty({cols}, g.options().dtype(at::kLong));
+  at::Tensor s_out = at::empty({cols}, g.options());
+  const double* gp = g.data_ptr<double>();
+  const double* bp = b.data_ptr<double>();
+  int64_t* bip = bias_int.data_ptr<int64_t>();
+  double* sp = s_out.data_ptr<double>();
+  const double sy = std::sqrt(static_cast<double>(cols)) / 1073741824.0;  // √C / 2^30
+  constexpr double kMax = static_cast<double>(kernels::kLnMaxBiasInt);
+  for (int64_t c = 0; c < cols; ++c) {
+    TORCH_CHECK_VALUE(std::isfinite(gp[c]) && gp[c] != 0.0, op, ": weight must be finite and nonzero (the integer ",
+                      "LayerNorm folds it into S_out = Sy·weight and bias_int = floor((bias/weight)/Sy)), got weight[",
+                      c, "] = ", gp[c]);
+    const double bi = std::floor((bp[c] / gp[c]) / sy);
+    TORCH_CHECK_VALUE(std::fabs(bi) <= kMax, op, ": bias must give |floor((bias/weight)/Sy)| ≤ 2^62 with Sy = ",
+                      "sqrt(C)/2^30 (|bias/weight| ≤ 2^32·sqrt(C), so the int64 output cannot overflow), got bias[", c,
+                      "] = ", bp[c], " with weight[", c, "] = ", gp[c]);
+    bip[c] = static_cast<int64_t>(bi);
+    sp[c] = sy * gp[c];
+  }
+  return LnAffine{bias_int.to(weight.device()), s_out.to(weight.device())};
+}
+
+std::tuple<at::Tensor, at::Tensor> run_affine_ln(const char* op, const at::Tensor& in, double scale,
+                                                 const at::Tensor& weight, const at::Tensor& bias, bool qat, int64_t lo,
+                                                 int64_t hi, const AffineLnBackends& backends) {
+  const char* name = qat ? "x" : "q";
+  check_ln_input(op, name, in, qat);
+  check_device_supported(op, name, in);
+  check_ln_scale(op, "scale", scale);
+  check_ln_affine_args(op, in, weight, bias);
+  const at::Tensor inc = in.contiguous();
+  at::Tensor out = at::empty(in.sizes(), in.options().dtype(qat ? at::kFloat : at::kLong));
+  const LnAffine aff = ln_affine(op, weight, bias);
+  const Rows r = rows_of(inc);
+  if (r.rows == 0) return {out, aff.s_out};
+  const kernels::LnParams p{r.rows, r.cols, lo, hi, aff.bias_int.data_ptr<int64_t>()};
+  const double inv_scale = 1.0 / scale;
+  bool ok = true;
+  if (inc.is_cuda()) {
+    if (backends.cuda == nullptr) fail_no_cuda(op);
+    ok = backends.cuda(inc, out, p, inv_scale, aff.s_out, needs_range_check(inc.scalar_type(), lo, hi));
+  } else {
+    ok = backends.cpu(inc, out, p, inv_scale, aff.s_out);
+  }
+  if (!ok) fail_range(op, name, lo, hi, qat);
+  return {out, aff.s_out};
+}
+
+std::tuple<at::Tensor, at::Tensor> affine_ln_meta(const char* op, const at::Tensor& in, double scale,
+                                                  const at::Tensor& weight, const at::Tensor& bias, bool qat) {
+  check_ln_input(op, qat ? "x" : "q", in, qat);
+  check_ln_scale(op, "scale", scale);
+  check_ln_affine_args(op, in, weight, bias);
+  return {at::empty(in.sizes(), in.options().dtype(qat ? at::kFloat : at::kLong)),
+          at::empty({in.size(-1)}, in.options().dtype(at::kDouble))};
+}
+
+}  // namespace ops
+}  // namespace mnq

@@ -1,0 +1,56 @@
+// Host helpers shared by the three LayerNorm entry points (SPEC §4): argument checks, the affine constants of
+// I-LayerNorm / I-BERT LayerNorm, and the common driver of those two (they differ only in their row factor).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <tuple>
+
+#include "kernels/layernorm_common.h"
+
+namespace mnq {
+namespace ops {
+
+// The input of a LayerNorm: integer codes (`q`) or float32 values (`x`, QAT), CPU or CUDA, ≥ 1 dim, and a last
+// dim of at most 2^16 (the bound every intermediate of kernels/*layernorm.h assumes).
+void check_ln_input(const char* op, const char* name, const at::Tensor& in, bool qat);
+
+// eps of the QAT ops (used by the layer_norm backward only): finite, ≥ 0.
+void check_ln_eps(const char* op, double eps);
+
+// A per-tensor input scale S: finite, positive, with a finite 1/S (QAT recovers q = round(x·(1/S))).
+void check_ln_scale(const char* op, const char* name, double scale);
+
+// weight and bias: floating [C] vectors on the device of `in`.
+void check_ln_affine_args(const char* op, const at::Tensor& in, const at::Tensor& weight, const at::Tensor& bias);
+
+// bias_int[c] = floor((β[c]/γ[c]) / Sy) (int64) and S_out[c] = Sy·γ[c] (float64), Sy = √C / 2^30, both [C] on
+// the device of `weight`. Computed in float64 with plain IEEE host arithmetic (the reference's expressions, in
+// its order). Rejects a γ that is 0 or not finite (`weight`) and |bias_int| > 2^62 or not finite (`bias`).
+struct LnAffine {
+  at::Tensor bias_int;
+  at::Tensor s_out;
+};
+LnAffine ln_affine(const char* op, const at::Tensor& weight, const at::Tensor& bias);
+
+// The backends of I-LayerNorm and I-BERT LayerNorm: `in` integer codes or float32 values on scale 1/inv_scale,
+// `out` int64 codes or float32 values out·s_out[c]; both contiguous [rows, cols]. Return false when an input
+// code lies outside [p.lo, p.hi] (CUDA: checked only when `check`).
+struct AffineLnBackends {
+  bool (*cpu)(const at::Tensor& in, const at::Tensor& out, const kernels::LnParams& p, double inv_scale,
+              const at::Tensor& s_out);
+  bool (*cuda)(const at::Tensor& in, const at::Tensor& out, const kernels::LnParams& p, double inv_scale,
+               const at::Tensor& s_out, bool check);  // nullptr in a CPU-only build
+};
+
+// Validates, computes the affine constants, runs the backend: (int64 codes or float32 values, S_out [C]).
+std::tuple<at::Tensor, at::Tensor> run_affine_ln(const char* op, const at::Tensor& in, double scale,
+                                                 const at::Tensor& weight, const at::Tensor& bias, bool qat, int64_t lo,
+                                                 int64_t hi, const AffineLnBackends& backends);
+
+// Meta (shape-only) version of run_affine_ln.
+std::tuple<at::Tensor, at::Tensor> affine_ln_meta(const char* op, const at::Tensor& in, double scale,
+                                                  const at::Tensor& weight, const at::Tensor& bias, bool qat);
+
+}  // namespace ops
+}  // namespace mnq

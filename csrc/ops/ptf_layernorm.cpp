@@ -1,0 +1,148 @@
+// PTF LayerNorm entry points (SPEC §4.3): validation, host constants, backend choice; CPU, CUDA and Meta
+// registration. Declared input range: 16-bit codes; α ∈ {0, 1, 2, 3}; C ≤ 2^16.
+#include "csrc/ops/ptf_layernorm.h"
+
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "csrc/checks.h"
+#include "csrc/dispatch.h"
+#include "csrc/ops.h"
+#include "csrc/ops/layernorm_common.h"
+#include "csrc/rowwise.h"
+
+namespace mnq {
+namespace ops {
+namespace {
+
+using kernels::kPtfHi;
+using kernels::kPtfLo;
+
+// Checks that need no data (shared with the Meta kernels).
+void check_args(const char* op, const at::Tensor& in, const at::Tensor& alpha, double s_base, const at::Tensor& weight,
+                const at::Tensor& bias, double scale_next, bool qat) {
+  check_ln_input(op, qat ? "x" : "q", in, qat);
+  check_ln_scale(op, "s_base", s_base);
+  TORCH_CHECK_VALUE(std::isfinite(s_base * 8.0), op, ": s_base·2^3 (the largest channel scale) must be finite, got ",
+                    "s_base = ", s_base);
+  check_scale(op, "scale_next", scale_next);
+  check_int_tensor(op, "alpha", alpha);
+  TORCH_CHECK_VALUE(alpha.dim() == 1 && alpha.size(0) == in.size(-1), op, ": alpha must have shape [", in.size(-1),
+                    "] (the size of the last dim of the input), got ", alpha.sizes());
+  check_ln_affine_args(op, in, weight, bias);
+  check_same_device(op, "alpha", alpha, in, "the input");
+}
+
+// The host constants: shift [C] int32 and, as rows of one float64 [4, C] tensor, C·γ, γ, β and the QAT input's
+// 1/(s_base·2^α). Rejects α outside {0..3}, non-finite γ or β, and a scale_next for which B could overflow
+// (kernels/ptf_layernorm.h: |B| ≤ 2^31·|β|/S_next + 2^18·max(2^8, C·|γ|/S_next) + 1/2 must be ≤ 2^61).
+struct PtfConsts {
+  at::Tensor shift;
+  at::Tensor values;
+};
+
+PtfConsts host_consts(const char* op, const at::Tensor& alpha, double s_base, const at::Tensor& weight,
+                      const at::Tensor& bias, double scale_next) {
+  const int64_t cols = alpha.size(0);
+  const at::Tensor a = alpha.to(at::kCPU, at::kLong).contiguous();
+  const at::Tensor g = weight.detach().to(at::kCPU, at::kDouble).contiguous();
+  const at::Tensor b = bias.detach().to(at::kCPU, at::kDouble).contiguous();
+  const int64_t* ap = a.data_ptr<int64_t>();
+  const double* gp = g.data_ptr<double>();
+  const double* bp = b.data_ptr<double>();
+  int64_t a_min = kernels::kPtfMaxShift;
+  double g_max = 0.0, b_max = 0.0;
+  for (int64_t c = 0; c < cols; ++c) {
+    TORCH_CHECK_VALUE(ap[c] >= 0 && ap[c] <= kernels::kPtfMaxShift, op, ": alpha must be in {0, 1, 2, 3}, got alpha[",
+                      c, "] = ", ap[c]);
+    TORCH_CHECK_VALUE(std::isfinite(gp[c]), op, ": weight must be finite, got weight[", c, "] = ", gp[c]);
+    TORCH_CHECK_VALUE(std::isfinite(bp[c]), op, ": bias must be finite, got bias[", c, "] = ", bp[c]);
+    a_min = std::min(a_min, ap[c]);
+    g_max = std::max(g_max, std::fabs(gp[c]));
+    b_max = std::max(b_max, std::fabs(bp[c]));
+  }
+  const double bound = kernels::ptf_b_bound(b_max, g_max, cols, scale_next);
+  TORCH_CHECK_VALUE(bound <= kernels::kPtfMaxB, op, ": scale_next = ", scale_next, " is too small for these weight ",
+                    "and bias: the int64 bias B of the output needs 2^31·max|bias|/scale_next + ",
+                    "2^18·max(256, C·max|weight|/scale_next) ≤ 2^61, got ", bound);
+  at::Tensor shift = at::empty({cols}, a.options().dtype(at::kInt));
+  at::Tensor values = at::empty({4, cols}, g.options());
+  int32_t* sp = shift.data_ptr<int32_t>();
+  double* vp = values.data_ptr<double>();
+  for (int64_t c = 0; c < cols; ++c) {
+    sp[c] = static_cast<int32_t>(ap[c] - a_min);
+    vp[c] = static_cast<double>(cols) * gp[c];  // C·γ, as the reference's `cols * g`
+    vp[cols + c] = gp[c];
+    vp[2 * cols + c] = bp[c];
+    vp[3 * cols + c] = 1.0 / (s_base * std::ldexp(1.0, static_cast<int>(ap[c])));
+  }
+  return PtfConsts{shift.to(alpha.device()), values.to(alpha.device())};
+}
+
+at::Tensor run(const char* op, const at::Tensor& in, const at::Tensor& alpha, double s_base, const at::Tensor& weight,
+               const at::Tensor& bias, double scale_next, bool qat) {
+  const char* name = qat ? "x" : "q";
+  check_args(op, in, alpha, s_base, weight, bias, scale_next, qat);
+  check_device_supported(op, name, in);
+  const at::Tensor inc = in.contiguous();
+  at::Tensor out = at::empty(in.sizes(), in.options().dtype(qat ? at::kFloat : at::kLong));
+  const Rows r = rows_of(inc);
+  if (r.cols == 0) return out;
+  const PtfConsts k = host_consts(op, alpha, s_base, weight, bias, scale_next);
+  if (r.rows == 0) return out;
+  const double* v = k.values.data_ptr<double>();
+  const kernels::PtfParams p{r.rows, r.cols,     kPtfLo,         kPtfHi,    k.shift.data_ptr<int32_t>(),
+                             v,      v + r.cols, v + 2 * r.cols, scale_next};
+  const at::Tensor inv_scale = k.values[3];
+  const bool ok = inc.is_cuda()
+                      ? MNQ_CUDA_CALL(op, cuda::ptf_layernorm(inc, out, p, inv_scale, scale_next,
+                                                              needs_range_check(inc.scalar_type(), kPtfLo, kPtfHi)))
+                      : cpu::ptf_layernorm(inc, out, p, inv_scale, scale_next);
+  if (!ok) fail_range(op, name, kPtfLo, kPtfHi, qat);
+  return out;
+}
+
+std::tuple<at::Tensor, double> ptf_layernorm_meta(const at::Tensor& q, const at::Tensor& alpha, double s_base,
+                                                  const at::Tensor& weight, const at::Tensor& bias, double scale_next) {
+  check_args("ptf_layernorm", q, alpha, s_base, weight, bias, scale_next, false);
+  return {at::empty(q.sizes(), q.options().dtype(at::kLong)), scale_next};
+}
+
+at::Tensor ptf_layernorm_qat_meta(const at::Tensor& x, const at::Tensor& alpha, double s_base, const at::Tensor& weight,
+                                  const at::Tensor& bias, double scale_next, double eps) {
+  check_args("ptf_layernorm_qat", x, alpha, s_base, weight, bias, scale_next, true);
+  check_ln_eps("ptf_layernorm_qat", eps);
+  return at::empty(x.sizes(), x.options());
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, double> ptf_layernorm(const at::Tensor& q, const at::Tensor& alpha, double s_base,
+                                             const at::Tensor& weight, const at::Tensor& bias, double scale_next) {
+  return {run("ptf_layernorm", q, alpha, s_base, weight, bias, scale_next, false), scale_next};
+}
+
+at::Tensor ptf_layernorm_qat(const at::Tensor& x, const at::Tensor& alpha, double s_base, const at::Tensor& weight,
+                             const at::Tensor& bias, double scale_next, double eps) {
+  check_ln_eps("ptf_layernorm_qat", eps);
+  return run("ptf_layernorm_qat", x, alpha, s_base, weight, bias, scale_next, true);
+}
+
+TORCH_LIBRARY_IMPL(mnq, CPU, m) {
+  m.impl("ptf_layernorm", &ptf_layernorm);
+  m.impl("ptf_layernorm_qat", &ptf_layernorm_qat);
+}
+TORCH_LIBRARY_IMPL(mnq, CUDA, m) {
+  m.impl("ptf_layernorm", &ptf_layernorm);
+  m.impl("ptf_layernorm_qat", &ptf_layernorm_qat);
+}
+TORCH_LIBRARY_IMPL(mnq, Meta, m) {
+  m.impl("ptf_layernorm", &ptf_layernorm_meta);
+  m.impl("ptf_layernorm_qat", &ptf_layernorm_qat_meta);
+}
+
+}  // namespace ops
+}  // namespace mnq
