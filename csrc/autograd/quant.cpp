@@ -40,24 +40,28 @@ struct PtfQuantizeSte : public torch::autograd::Function<PtfQuantizeSte> {
 using RequantSig = at::Tensor(const at::Tensor&, const at::Tensor&, double, int64_t,
                               const std::optional<at::Tensor>&, const std::optional<at::Tensor>&);
 
+// Undefined tensors cannot be autograd Function inputs, so the residual and plain forms are two Functions.
 struct RequantSte : public torch::autograd::Function<RequantSte> {
-  // identity / identity_scale undefined when there is no residual.
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& scale_in, double scale_out,
-                            int64_t bits, const at::Tensor& identity, const at::Tensor& identity_scale) {
-    ctx->saved_data["has_identity"] = identity.defined();
+  static at::Tensor forward(AutogradContext*, const at::Tensor& x, const at::Tensor& scale_in, double scale_out,
+                            int64_t bits) {
     at::AutoDispatchBelowADInplaceOrView guard;
     static auto op = op_handle<RequantSig>("requant_qat");
-    std::optional<at::Tensor> id, ids;
-    if (identity.defined()) {
-      id = identity;
-      ids = identity_scale;
-    }
-    return op.call(x, scale_in, scale_out, bits, id, ids);
+    return op.call(x, scale_in, scale_out, bits, std::nullopt, std::nullopt);
   }
-  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
-    const bool has_identity = ctx->saved_data["has_identity"].toBool();
-    return {grads[0], at::Tensor(), at::Tensor(), at::Tensor(), has_identity ? grads[0] : at::Tensor(),
-            at::Tensor()};
+  static tensor_list backward(AutogradContext*, tensor_list grads) {
+    return {grads[0], at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+struct RequantResidualSte : public torch::autograd::Function<RequantResidualSte> {
+  static at::Tensor forward(AutogradContext*, const at::Tensor& x, const at::Tensor& scale_in, double scale_out,
+                            int64_t bits, const at::Tensor& identity, const at::Tensor& identity_scale) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    static auto op = op_handle<RequantSig>("requant_qat");
+    return op.call(x, scale_in, scale_out, bits, identity, identity_scale);
+  }
+  static tensor_list backward(AutogradContext*, tensor_list grads) {
+    return {grads[0], at::Tensor(), at::Tensor(), at::Tensor(), grads[0], at::Tensor()};
   }
 };
 
@@ -69,8 +73,15 @@ at::Tensor ptf_quantize_qat(const at::Tensor& x, const at::Tensor& alpha, double
 }
 at::Tensor requant_qat(const at::Tensor& x, const at::Tensor& scale_in, double scale_out, int64_t bits,
                        const std::optional<at::Tensor>& identity, const std::optional<at::Tensor>& identity_scale) {
-  return RequantSte::apply(x, scale_in, scale_out, bits, identity.value_or(at::Tensor()),
-                           identity_scale.value_or(at::Tensor()));
+  if (identity.has_value() && identity_scale.has_value()) {
+    return RequantResidualSte::apply(x, scale_in, scale_out, bits, *identity, *identity_scale);
+  }
+  static auto op = op_handle<RequantSig>("requant_qat");
+  if (identity.has_value() != identity_scale.has_value()) {  // let the op raise its argument error
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return op.call(x, scale_in, scale_out, bits, identity, identity_scale);
+  }
+  return RequantSte::apply(x, scale_in, scale_out, bits);
 }
 
 }  // namespace

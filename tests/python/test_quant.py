@@ -149,3 +149,13 @@ def test_cuda_matches_cpu():
     q = torch.randint(-(2**15), 2**15, (8, 197, 384), dtype=torch.int32)
     assert torch.equal(ops.requant(q.cuda(), s, 0.03, 8, q.cuda(), 0.01).cpu(), ops.requant(q, s, 0.03, 8, q, 0.01))
     assert torch.equal(ops.ptf_alpha_error(x.cuda(), 0.01, 8).cpu(), ops.ptf_alpha_error(x, 0.01, 8))
+
+
+def test_requant_qat_without_residual_has_identity_gradient():
+    q = torch.randint(-1000, 1000, (2, 7, 16), dtype=torch.int32)
+    s_in = torch.rand(16, dtype=torch.float64) * 1e-3 + 1e-4
+    x = (q.double() * s_in).float().requires_grad_(True)
+    y = ops.requant_qat(x, s_in, 0.01, 8)
+    assert torch.equal(y.detach(), (ops.requant(q, s_in, 0.01, 8).double() * 0.01).float())
+    (gx,) = torch.autograd.grad(y.sum(), x)
+    assert torch.equal(gx, torch.ones_like(x))
