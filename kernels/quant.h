@@ -55,6 +55,18 @@ MNQ_HOST_DEVICE i64 requant_code(i64 q, Dyadic d, i64 q_id, Dyadic d_id, i64 lo,
   return sum < lo ? lo : (sum > hi ? hi : static_cast<i64>(sum));
 }
 
+// requant(q, m / 2^k) in 64 bits, for |q| < 2^31 and 1 ≤ k ≤ 62: |q·m| < 2^62, so the product, its floor and the
+// remainder all fit int64 and the result equals requant() exactly. Branch-free (the CPU fast path vectorizes it).
+MNQ_HOST_DEVICE i64 requant64(i64 q, i64 m, i64 k) {
+  const i64 p = q * m;
+  const i64 fl = p >> k;
+  const i64 rem = p - (fl << k);  // in [0, 2^k)
+  const i64 half = static_cast<i64>(1) << (k - 1);
+  return fl + static_cast<i64>((rem > half) | ((rem == half) & ((fl & 1) != 0)));
+}
+
+constexpr i64 kFastCodeLimit = static_cast<i64>(1) << 31;  // |q| below this takes requant64
+
 // Squared quantization error of x at scale s (PtfAct calibration).
 MNQ_HOST_DEVICE double quant_sq_error(float x, double s, i64 lo, i64 hi) {
   i64 q = 0;

@@ -36,13 +36,12 @@ bool quantize_loop(const float* x, const double* scale, Out out, const QuantizeP
   return all_ok;
 }
 
+// The exact loop over elements [i0, i1): any codes, any multipliers (128-bit requant).
 template <class In, class IdIn, class Out>
-bool requant_loop(In in, IdIn id, DyadicArray d, DyadicArray d_id, double out_scale, Out out,
-                  const RequantParams& p) {
-  std::atomic<bool> all_ok{true};
-  at::parallel_for(0, p.numel, kGrain, [&](int64_t i0, int64_t i1) {
-    bool ok = true;
-    for (int64_t i = i0; i < i1; ++i) {
+bool requant_range(In in, IdIn id, DyadicArray d, DyadicArray d_id, double out_scale, Out out,
+                   const RequantParams& p, int64_t i0, int64_t i1) {
+  bool ok = true;
+  for (int64_t i = i0; i < i1; ++i) {
       const i64 c = p.in_layout.channel(i);
       const i64 cid = p.id_layout.channel(i);
       i64 q = 0, qid = 0;
@@ -54,20 +53,106 @@ bool requant_loop(In in, IdIn id, DyadicArray d, DyadicArray d_id, double out_sc
       const i64 r = p.has_identity ? requant_code(q, d.at(c), qid, d_id.at(cid), p.lo, p.hi)
                                    : requant_code(q, d.at(c), p.lo, p.hi);
       out.store(i, r, out_scale);
+  }
+  return ok;
+}
+
+// Fast-path loaders: the code and, in `big`, whether it is outside |q| < 2^31 (or NaN), where requant64 is not valid.
+template <typename T>
+struct FastIntIn {
+  const T* p;
+  i64 load(i64 i, i64, int& big) const {
+    const i64 v = static_cast<i64>(p[i]);
+    big |= static_cast<int>(v <= -kFastCodeLimit) | static_cast<int>(v >= kFastCodeLimit);
+    return v;
+  }
+};
+struct FastFloatIn {
+  const float* p;
+  const double* scale;
+  i64 stride;  // 1: per channel, 0: per tensor
+  i64 load(i64 i, i64 c, int& big) const {
+    const double v = rint(static_cast<double>(p[i]) / scale[c * stride]);  // as RequantFloatIn, NaN fails both
+    const bool fits = (v > -static_cast<double>(kFastCodeLimit)) & (v < static_cast<double>(kFastCodeLimit));
+    big |= static_cast<int>(!fits);
+    return fits ? static_cast<i64>(v) : 0;
+  }
+};
+
+// Rows × channels of the last dim; multipliers per channel (stride 1) or per tensor (stride 0). Exact whenever no
+// code is big and every shift k is in [1, 62] (checked by the caller); rows with a big code are redone exactly.
+template <bool kResidual, class FIn, class FIdIn, class In, class IdIn, class Out>
+bool requant_fast(FIn fin, FIdIn fid, In in, IdIn id, DyadicArray d, i64 ds, DyadicArray d_id, i64 dis,
+                  double out_scale, Out out, const RequantParams& p, int64_t cols) {
+  std::atomic<bool> all_ok{true};
+  const int64_t rows = p.numel / cols;
+  const int64_t grain = std::max<int64_t>(1, kGrain / cols);
+  at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
+    int big = 0;
+    const i64 lo = p.lo, hi = p.hi;
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t c = 0; c < cols; ++c) {
+        const int64_t i = r * cols + c;
+        i64 v = requant64(fin.load(i, c, big), d.m[c * ds], d.k[c * ds]);
+        if (kResidual) v += requant64(fid.load(i, c, big), d_id.m[c * dis], d_id.k[c * dis]);
+        out.store(i, v < lo ? lo : (v > hi ? hi : v), out_scale);
+      }
     }
-    if (!ok) all_ok = false;
+    if (big && !requant_range(in, id, d, d_id, out_scale, out, p, r0 * cols, r1 * cols)) all_ok = false;
   });
   return all_ok;
 }
 
+template <class In, class IdIn, class Out>
+bool exact_parallel(In in, IdIn id, DyadicArray d, DyadicArray d_id, double out_scale, Out out,
+                    const RequantParams& p) {
+  std::atomic<bool> all_ok{true};
+  at::parallel_for(0, p.numel, kGrain, [&](int64_t i0, int64_t i1) {
+    if (!requant_range(in, id, d, d_id, out_scale, out, p, i0, i1)) all_ok = false;
+  });
+  return all_ok;
+}
+
+bool shifts_in_fast_range(const RequantSide& s) {
+  const int64_t* k = s.k.data_ptr<int64_t>();
+  for (int64_t c = 0; c < s.k.numel(); ++c) {
+    if (k[c] < 1 || k[c] > 62) return false;
+  }
+  return true;
+}
+
+template <class F>
+auto with_fast_loader(const RequantSide& s, F&& f) {
+  if (s.codes.scalar_type() == at::kFloat) {
+    return f(FastFloatIn{s.codes.data_ptr<float>(), s.scale.data_ptr<double>(), s.scale.numel() > 1 ? 1 : 0});
+  }
+  return MNQ_DISPATCH_INT(s.codes.scalar_type(), "requant", [&] { return f(FastIntIn<scalar_t>{s.codes.data_ptr<scalar_t>()}); });
+}
+
 template <class Out>
 bool requant_out(const RequantSide& in, const RequantSide* id, Out out, double out_scale, const RequantParams& p) {
+  const int64_t cols = in.codes.dim() == 0 ? 1 : in.codes.size(-1);  // channels of the last dim (numel > 0)
+  const bool fast = shifts_in_fast_range(in) && (id == nullptr || shifts_in_fast_range(*id));
   return with_requant_loader(in, [&](auto in_loader) {
     if (id == nullptr) {
-      return requant_loop(in_loader, in_loader, dyadics(in), dyadics(in), out_scale, out, p);
+      if (fast) {
+        return with_fast_loader(in, [&](auto fin) {
+          return requant_fast<false>(fin, fin, in_loader, in_loader, dyadics(in), in.m.numel() > 1, dyadics(in), 0,
+                                     out_scale, out, p, cols);
+        });
+      }
+      return exact_parallel(in_loader, in_loader, dyadics(in), dyadics(in), out_scale, out, p);
     }
     return with_requant_loader(*id, [&](auto id_loader) {
-      return requant_loop(in_loader, id_loader, dyadics(in), dyadics(*id), out_scale, out, p);
+      if (fast) {
+        return with_fast_loader(in, [&](auto fin) {
+          return with_fast_loader(*id, [&](auto fid) {
+            return requant_fast<true>(fin, fid, in_loader, id_loader, dyadics(in), in.m.numel() > 1, dyadics(*id),
+                                      id->m.numel() > 1, out_scale, out, p, cols);
+          });
+        });
+      }
+      return exact_parallel(in_loader, id_loader, dyadics(in), dyadics(*id), out_scale, out, p);
     });
   });
 }

@@ -159,3 +159,15 @@ def test_requant_qat_without_residual_has_identity_gradient():
     assert torch.equal(y.detach(), (ops.requant(q, s_in, 0.01, 8).double() * 0.01).float())
     (gx,) = torch.autograd.grad(y.sum(), x)
     assert torch.equal(gx, torch.ones_like(x))
+
+
+def test_requant_fast_path_falls_back_exactly_on_wide_codes():
+    # codes beyond 2^31 in some rows force the exact 128-bit path for those rows only
+    q = torch.randint(-(2**20), 2**20, (64, 24), dtype=torch.int64)
+    q[5, 3] = 2**40
+    q[40, 0] = -(2**50)
+    s_in = torch.rand(24, dtype=torch.float64) * 1e-3 + 1e-5
+    ident = torch.randint(-(2**20), 2**20, (64, 24), dtype=torch.int64)
+    ident[7, 7] = 2**45
+    got = ops.requant(q, s_in, 0.05, 16, ident, 2e-4)
+    assert torch.equal(got.long(), reference.requant_act(q, s_in, 0.05, 16, ident, 2e-4))
