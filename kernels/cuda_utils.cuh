@@ -92,5 +92,36 @@ __device__ __forceinline__ void report(int* flag) {
   if (flag) atomicExch(flag, 1);
 }
 
+// The row of a one-warp-per-row kernel: its index, the lane, and the row's first element.
+struct WarpRow {
+  int64_t row;
+  int lane;
+  int64_t base;
+};
+
+__device__ __forceinline__ WarpRow warp_row(int64_t cols) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
+  return WarpRow{row, static_cast<int>(threadIdx.x % kWarp), row * cols};
+}
+
+// Row maximum of the loaded codes, with the declared-range check: false (and the flag reported once) when any
+// code of the row lies outside [lo, hi]. The whole warp returns the same answer.
+template <class In>
+__device__ __forceinline__ bool warp_row_max(const In& in, const WarpRow& w, int64_t cols, i64 lo, i64 hi,
+                                             int* flag, i64& m) {
+  bool ok = true;
+  i64 mx = kInt64Min;
+  for (int64_t j = w.lane; j < cols; j += kWarp) {
+    const i64 v = in.load(w.base + j, lo, hi, ok);
+    mx = v > mx ? v : mx;
+  }
+  m = warp_max(mx);
+  if (!__all_sync(kFullMask, ok)) {
+    if (w.lane == 0) report(flag);
+    return false;
+  }
+  return true;
+}
+
 }  // namespace kernels
 }  // namespace mnq

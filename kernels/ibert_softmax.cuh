@@ -11,21 +11,13 @@ namespace kernels {
 
 template <class In, class Out>
 __global__ void ibert_softmax_kernel(In in, Out out, IbertSoftmaxParams p, int* flag) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
-  const int lane = threadIdx.x % kWarp;
-  if (row >= p.rows) return;  // whole warps exit together
-  const int64_t base = row * p.cols;
-  bool ok = true;
-  i64 m = kInt64Min;
-  for (int64_t j = lane; j < p.cols; j += kWarp) {
-    const i64 v = in.load(base + j, p.lo, p.hi, ok);
-    m = v > m ? v : m;
-  }
-  m = warp_max(m);
-  if (!__all_sync(kFullMask, ok)) {
-    if (lane == 0) report(flag);
-    return;
-  }
+  const WarpRow w = warp_row(p.cols);
+  if (w.row >= p.rows) return;  // whole warps exit together
+  const int64_t base = w.base;
+  const int lane = w.lane;
+  i64 m = 0;
+  if (!warp_row_max(in, w, p.cols, p.lo, p.hi, flag, m)) return;
+  bool ok = true;  // the later passes re-load codes the first pass checked
   i64 s = 0;  // ≤ 32767·cols
   for (int64_t j = lane; j < p.cols; j += kWarp) {
     s += ibert_softmax_exp(in.load(base + j, p.lo, p.hi, ok) - m, p.c);

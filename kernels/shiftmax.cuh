@@ -11,21 +11,14 @@ namespace kernels {
 
 template <class In, class Out>
 __global__ void shiftmax_kernel(In in, Out out, ShiftmaxParams p, int* flag) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
-  const int lane = threadIdx.x % kWarp;
-  if (row >= p.rows) return;  // whole warps exit together
-  const int64_t base = row * p.cols;
-  bool ok = true;
-  i64 mx = kInt64Min;
-  for (int64_t j = lane; j < p.cols; j += kWarp) {
-    const i64 v = in.load(base + j, p.lo, p.hi, ok);
-    mx = v > mx ? v : mx;
-  }
-  if (!__all_sync(kFullMask, ok)) {
-    if (lane == 0) report(flag);
-    return;
-  }
-  const int32_t m = static_cast<int32_t>(warp_max(mx));  // in int32 range once the check passed
+  const WarpRow w = warp_row(p.cols);
+  if (w.row >= p.rows) return;  // whole warps exit together
+  const int64_t base = w.base;
+  const int lane = w.lane;
+  i64 mx = 0;
+  if (!warp_row_max(in, w, p.cols, p.lo, p.hi, flag, mx)) return;
+  const int32_t m = static_cast<int32_t>(mx);  // in int32 range once the check passed
+  bool ok = true;  // the later passes re-load codes the first pass checked
   i64 s = 0;
   for (int64_t j = lane; j < p.cols; j += kWarp) {
     s += shiftmax_exp(static_cast<int32_t>(in.load(base + j, p.lo, p.hi, ok)), m, p.c);
