@@ -8,6 +8,7 @@
     MNQ_BUILD_DIR               CMake build folder (default build/cmake)
     MNQ_JOBS                    parallel compile jobs (default: all cores)
     MNQ_BUILD_TESTS=ON|OFF      build the Catch2 tests (needs Debian's catch2)
+    MNQ_CPU_ARCH                -march= of the CPU kernels (default native; empty: portable)
     TORCH_CUDA_ARCH_LIST        CUDA archs (default "8.0;9.0")
 """
 import os
@@ -38,6 +39,8 @@ class CMakeBuild(build_ext):
             f"-DMNQ_WITH_CUDA={os.environ.get('MNQ_WITH_CUDA', 'AUTO')}",
             f"-DMNQ_BUILD_TESTS={os.environ.get('MNQ_BUILD_TESTS', 'ON')}",
         ]
+        if "MNQ_CPU_ARCH" in os.environ:
+            cfg.append(f"-DMNQ_CPU_ARCH={os.environ['MNQ_CPU_ARCH']}")
         if os.environ.get("TORCH_CUDA_ARCH_LIST"):
             cfg.append(f"-DTORCH_CUDA_ARCH_LIST={os.environ['TORCH_CUDA_ARCH_LIST']}")
         subprocess.check_call(cfg)
