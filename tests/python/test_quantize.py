@@ -178,6 +178,20 @@ def test_deit_distilled():
     assert isinstance(both, tuple) and [t.shape for t in both] == [(16, 10), (16, 10)]
 
 
+def test_vision_transformer_built_directly_28px_one_channel():
+    from timm.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    model = _unit_scale_init(VisionTransformer(img_size=28, patch_size=7, in_chans=1, num_classes=10, embed_dim=48,
+                                               depth=1, num_heads=3, qkv_bias=False))
+    g = torch.Generator().manual_seed(3)
+    images = torch.randn(6, 1, 28, 28, generator=g)
+    q = mnq.calibrate(mnq.quantize(model, {"all": "ibert"}), [torch.randn(6, 1, 28, 28, generator=g)] * 2)
+    assert q.blocks[0].attn.qkv.bias is None and q.patch_embed.in_channels == 1
+    with torch.no_grad():
+        assert sqnr_db(model(images), q(images)) >= 21.0  # measured on model seeds 0-5: 23.1-32.2 dB
+
+
 @pytest.mark.parametrize("bits", [1, 17, 0, 8.0, True])
 def test_bits_outside_2_to_16_rejected(vit, bits):
     with pytest.raises(ValueError, match=r"bits \(W/A\) must be an int in \[2, 16\]"):
