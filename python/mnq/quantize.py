@@ -23,7 +23,8 @@ def _check_bits(bits) -> int:
 
 
 def quantize(model: nn.Module, plan: PlanLike, bits: int = 8) -> nn.Module:
-    """Quantized copy of a timm ``VisionTransformer`` (ViT, DeiT, ``VisionTransformerDistilled``).
+    """Quantized copy of a timm ``VisionTransformer`` (ViT, DeiT, ``VisionTransformerDistilled``) or
+    ``SwinTransformer``.
 
     ``plan``: a :class:`mnq.Plan`, a mapping in the plan format, or a YAML path. ``bits``: the "W/A = b" setting:
     every weight quantizer and every 8-bit activation quantizer of SPEC §6 uses b bits; the 16/22-bit residual
@@ -31,14 +32,18 @@ def quantize(model: nn.Module, plan: PlanLike, bits: int = 8) -> nn.Module:
     ranges yet: :func:`calibrate` it (or train it) before ``eval()``.
     """
     _check_bits(bits)
+    from timm.models.swin_transformer import SwinTransformer
     from timm.models.vision_transformer import VisionTransformer
 
+    from .models.swin import quantize_swin
     from .models.vit import quantize_vit
 
     if isinstance(model, VisionTransformer):
         return quantize_vit(model, plan, bits).train()
+    if isinstance(model, SwinTransformer):
+        return quantize_swin(model, plan, bits).train()
     raise TypeError(f"mnq.quantize: unsupported model type {type(model).__name__} (expected a timm "
-                    "VisionTransformer or VisionTransformerDistilled)")
+                    "VisionTransformer, VisionTransformerDistilled or SwinTransformer)")
 
 
 @torch.no_grad()

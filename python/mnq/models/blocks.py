@@ -77,28 +77,24 @@ class QuantAttention(nn.Module):
         self.proj = QuantLinear(dim, dim, bits=bits)
         self.qact_proj = QuantAct(RESIDUAL_BITS)
 
-    def scores(self, x: Tensor, scale: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(q@kᵀ·d^-½ quantized, its scale, v, v's scale); x is [B, N, C]."""
+    def quantize_scores(self, attn: Tensor, s_attn: Tensor) -> Tuple[Tensor, Tensor]:
+        """The scores QuantAct; Swin's window attention also adds its relative-position bias and shift mask here."""
+        return self.qact_scores(attn, s_attn)
+
+    def forward(self, x: Tensor, scale: Tensor) -> Tuple[Tensor, Tensor]:
+        """x [B, N, C] → [B, N, C] on the proj QuantAct's 16-bit scale."""
         B, N, C = x.shape
         x, s = self.qkv(x, scale)
         x, s_qkv = self.qact_qkv(x, s)
         q, k, v = x.reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         attn, s_attn = self.matmul_qk(q, s_qkv, k.transpose(-2, -1), s_qkv)
         # d^-½ multiplies values and scale alike, so the integer codes are unchanged (as in I-ViT)
-        attn, s_attn = self.qact_scores(attn * self.scale, s_attn * self.scale)
-        return attn, s_attn, v, s_qkv
-
-    def attend(self, attn: Tensor, s_attn: Tensor, v: Tensor, s_v: Tensor) -> Tuple[Tensor, Tensor]:
-        """softmax(scores) @ v → proj; returns [B, N, C] on the proj QuantAct's 16-bit scale."""
+        attn, s_attn = self.quantize_scores(attn * self.scale, s_attn * self.scale)
         attn, s_attn = self.softmax(attn, s_attn)
-        x, s = self.matmul_av(attn, s_attn, v, s_v)
-        B, H, N, D = x.shape
-        x, s = self.qact_av(x.transpose(1, 2).reshape(B, N, H * D), s)
+        x, s = self.matmul_av(attn, s_attn, v, s_qkv)
+        x, s = self.qact_av(x.transpose(1, 2).reshape(B, N, self.num_heads * self.head_dim), s)
         x, s = self.proj(x, s)
         return self.qact_proj(x, s)
-
-    def forward(self, x: Tensor, scale: Tensor) -> Tuple[Tensor, Tensor]:
-        return self.attend(*self.scores(x, scale))
 
 
 class QuantMlp(nn.Module):
