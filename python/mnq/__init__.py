@@ -24,6 +24,8 @@ def _load_library() -> str:
 library_path = _load_library()
 
 from . import nn, ops, reference  # noqa: E402
+from .plan import Plan  # noqa: E402
+from .quantize import calibrate, quantize  # noqa: E402
 
-__all__ = ["nn", "ops", "reference", "library_path"]
+__all__ = ["nn", "ops", "reference", "library_path", "Plan", "quantize", "calibrate"]
 __version__ = "0.1.0"
