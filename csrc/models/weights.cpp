@@ -125,7 +125,9 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors) {
     const uint64_t n = h.size();
     out.write(reinterpret_cast<const char*>(&n), 8);
     out.write(h.data(), static_cast<std::streamsize>(h.size()));
-    for (const auto& t : data) out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
+    for (const auto& t : data) {
+      out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
+    }
     if (!out.flush()) throw std::invalid_argument("error writing '" + tmp.string() + "'");
   }
   std::error_code ec;

@@ -32,7 +32,9 @@ const std::string& check_method(const std::string& method, const char* who) {
 }
 
 IntSoftmaxImpl::IntSoftmaxImpl(std::string method, int64_t out_bits, int64_t log_bits)
-    : method_(check_method(method, "IntSoftmax")), out_bits_(check_bits(out_bits)), log_bits_(check_bits(log_bits, 8)) {}
+    : method_(check_method(method, "IntSoftmax")),
+      out_bits_(check_bits(out_bits)),
+      log_bits_(check_bits(log_bits, 8)) {}
 
 ScaledTensor IntSoftmaxImpl::forward(const at::Tensor& x, const at::Tensor& scale) {
   const double s = scalar(scale, "IntSoftmax");
@@ -90,8 +92,8 @@ ScaledTensor IntLayerNormImpl::forward(const at::Tensor& x, const at::Tensor& sc
   const at::Tensor y = method_ == "ivit" ? ops::ilayernorm_qat(x, s, weight, bias, eps_)
                                          : ops::ibert_layernorm_qat(x, s, weight, bias, eps_);
   // Per-channel output scale Sy·γ, Sy = sqrt(C) / 2^30 (SPEC §4.1)
-  const at::Tensor s_out = (std::sqrt(static_cast<double>(channels_)) / std::ldexp(1.0, 30)) * weight.detach().to(at::kDouble);
-  return {y, s_out};
+  const double s_y = std::sqrt(static_cast<double>(channels_)) / std::ldexp(1.0, 30);
+  return {y, s_y * weight.detach().to(at::kDouble)};
 }
 
 void IntLayerNormImpl::pretty_print(std::ostream& stream) const {
