@@ -24,6 +24,8 @@ MNQ_PRESETS = {
     "vit_mnist_tiny": ("vit_tiny_patch16_224", dict(_MNIST, embed_dim=64, depth=4, num_heads=4)),
     "vit_mnist_small": ("vit_tiny_patch16_224", dict(_MNIST, embed_dim=128, depth=6, num_heads=4)),
     "deit_mnist_tiny_distilled": ("deit_tiny_distilled_patch16_224", dict(_MNIST, embed_dim=64, depth=4, num_heads=4)),
+    "swin_mnist_tiny": ("swin_tiny_patch4_window7_224",
+                        dict(_MNIST, patch_size=2, embed_dim=32, depths=(2, 2), num_heads=(2, 4), window_size=7)),
 }
 
 

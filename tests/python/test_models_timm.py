@@ -1,6 +1,6 @@
-"""The C++ ViT / DeiT against timm. timm lives in Python, the model in C++: this test exports random-init timm
+"""The C++ ViT / DeiT / Swin against timm. timm lives in Python, the model in C++: this test exports random-init timm
 weights with scripts/export_timm.py, writes timm's input/output (and parameter shapes) to files, and runs the
-hidden ``[timm]`` Catch2 tests of ``mnq_model_tests`` on them (tests/cpp/test_vit.cpp), which compare."""
+hidden ``[timm]`` Catch2 tests of ``mnq_model_tests`` on them (tests/cpp/test_vit.cpp, test_swin.cpp), which compare."""
 from __future__ import annotations
 
 import importlib.util
@@ -21,6 +21,7 @@ BIN = Path(os.environ.get("MNQ_BUILD_DIR", ROOT / "build" / "cmake")) / "tests" 
 pytestmark = pytest.mark.skipif(not BIN.exists(), reason=f"{BIN} not built (MNQ_BUILD_TESTS=OFF?)")
 
 FP_TEST = "the FP model equals timm's forward on the same weights"
+SWIN_FP_TEST = "the FP Swin equals timm's forward on the same weights"
 SHAPES_TEST = "every timm-named preset has timm's parameter names and shapes"
 TIMM_PRESETS = [
     "vit_small_patch16_224", "vit_base_patch16_224", "deit_tiny_patch16_224", "deit_small_patch16_224",
@@ -41,7 +42,8 @@ def _run_catch(test_name: str, env: dict) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
-@pytest.mark.parametrize("preset", ["vit_mnist_tiny", "deit_mnist_tiny_distilled", "deit_tiny_patch16_224"])
+@pytest.mark.parametrize("preset", ["vit_mnist_tiny", "deit_mnist_tiny_distilled", "deit_tiny_patch16_224",
+                                    "swin_mnist_tiny"])
 def test_fp_forward_matches_timm(preset, tmp_path):
     weights = tmp_path / "weights.safetensors"
     subprocess.run([sys.executable, str(ROOT / "scripts" / "export_timm.py"), "--model", preset, "--seed", "3",
@@ -55,14 +57,15 @@ def test_fp_forward_matches_timm(preset, tmp_path):
         io = {"input": x, "features": model.forward_features(x), "output": model(x)}
     st.save_file(io, str(tmp_path / "io.safetensors"))
     env = {"MNQ_TIMM_PRESET": preset, "MNQ_TIMM_WEIGHTS": str(weights), "MNQ_TIMM_IO": str(tmp_path / "io.safetensors")}
-    r = _run_catch(FP_TEST, env)
+    test = SWIN_FP_TEST if preset.startswith("swin") else FP_TEST
+    r = _run_catch(test, env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "1 test case" in r.stdout, r.stdout  # the hidden test ran (a name typo would run nothing)
 
     # the comparison is live: timm's output moved by 1e-2 must fail it
     io["output"] = io["output"] + 1e-2
     st.save_file(io, str(tmp_path / "io.safetensors"))
-    assert _run_catch(FP_TEST, env).returncode != 0
+    assert _run_catch(test, env).returncode != 0
 
 
 def test_presets_have_timm_parameter_shapes(tmp_path):
