@@ -75,7 +75,7 @@ TEST_CASE("uniform plans run forward and backward and track the FP model", "[qvi
     const at::Tensor q = m->forward(x).detach();
     const double db = sqnr_db(want, q);
     INFO("logit SQNR vs FP: " << db << " dB");
-    REQUIRE(db > 15.0);
+    REQUIRE(db > 15.0);  // measured 28.9 (ivit), 31.1 (ibert), 20.9 (fqvit)
   }
 }
 
