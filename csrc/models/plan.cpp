@@ -1,6 +1,7 @@
 // Plan parsing, resolution and atomic saving. See plan.h for the format.
 #include "csrc/models/plan.h"
 
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -11,7 +12,6 @@
 #include <regex>
 #include <sstream>
 #include <stdexcept>
-#include <unistd.h>
 
 namespace mnq {
 namespace models {
@@ -35,16 +35,16 @@ void check_entry(const std::string& origin, const std::string& key, const std::s
   }
   const auto& ms = plan_methods();
   if (std::find(ms.begin(), ms.end(), method) == ms.end()) {
-    throw std::invalid_argument(origin + ": key '" + key + "': unknown method '" + method + "' (allowed: " +
-                                allowed_methods() + ")");
+    throw std::invalid_argument(origin + ": key '" + key + "': unknown method '" + method +
+                                "' (allowed: " + allowed_methods() + ")");
   }
 }
 
 // Sort key that orders layer names as a model does: numeric components compare as numbers, so blocks.10 comes
 // after blocks.9, and within a block norm1 < attn.softmax < norm2 < mlp.gelu (forward order).
 std::vector<std::string> order_key(const std::string& name) {
-  static const std::map<std::string, std::string> rank = {
-      {"norm1", "0"}, {"attn", "1"}, {"norm2", "2"}, {"mlp", "3"}, {"downsample", "4"}, {"norm", "5"}};
+  static const std::map<std::string, std::string> rank = {{"norm1", "0"}, {"attn", "1"},       {"norm2", "2"},
+                                                          {"mlp", "3"},   {"downsample", "4"}, {"norm", "5"}};
   std::vector<std::string> parts;
   std::stringstream ss(name);
   for (std::string p; std::getline(ss, p, '.');) {
@@ -95,8 +95,8 @@ Plan Plan::parse(const std::string& yaml_text, const std::string& origin) {
     if (!kv.first.IsScalar()) throw std::invalid_argument(origin + ": plan keys must be strings");
     const std::string key = kv.first.as<std::string>();
     if (!kv.second.IsScalar()) {
-      throw std::invalid_argument(origin + ": key '" + key + "': the value must be one method name (allowed: " +
-                                  allowed_methods() + ")");
+      throw std::invalid_argument(origin + ": key '" + key +
+                                  "': the value must be one method name (allowed: " + allowed_methods() + ")");
     }
     plan.set(key, kv.second.as<std::string>());
   }

@@ -130,9 +130,10 @@ QuantSwinTransformerImpl::QuantSwinTransformerImpl(const SwinConfig& config, con
   qact_input = register_module("qact_input", nn::QuantAct(b));
   auto pe = scope(*this, "patch_embed");
   pe_proj = pe->register_module(
-      "proj", nn::QuantConv2d(torch::nn::Conv2dOptions(config_.in_chans, config_.embed_dim, config_.patch_size)
-                                  .stride(config_.patch_size),
-                              b));
+      "proj",
+      nn::QuantConv2d(
+          torch::nn::Conv2dOptions(config_.in_chans, config_.embed_dim, config_.patch_size).stride(config_.patch_size),
+          b));
   pe_qact_before_norm = pe->register_module("qact_before_norm", nn::QuantAct(16));
   pe_norm = pe->register_module("norm", nn::IntLayerNorm(config_.embed_dim, "ivit", 1e-5, b));
   pe_qact = pe->register_module("qact", nn::QuantAct(feeds(next)));
@@ -146,7 +147,8 @@ QuantSwinTransformerImpl::QuantSwinTransformerImpl(const SwinConfig& config, con
     Stage stage;
     if (s > 0) {
       const std::string& norm_method = methods.at(norms.at(next++));
-      stage.downsample = stage_scope->register_module("downsample", QuantPatchMerging(dim, b, norm_method, feeds(next)));
+      stage.downsample =
+          stage_scope->register_module("downsample", QuantPatchMerging(dim, b, norm_method, feeds(next)));
       res /= 2;
       dim *= 2;
     }

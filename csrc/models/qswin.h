@@ -80,8 +80,7 @@ class QuantSwinTransformerImpl : public torch::nn::Module {
     std::vector<QuantSwinBlock> blocks;
   };
   SwinConfig config_;
-  nn::QuantAct qact_input{nullptr}, pe_qact_before_norm{nullptr}, pe_qact{nullptr}, qact2{nullptr},
-      qact_pool{nullptr};
+  nn::QuantAct qact_input{nullptr}, pe_qact_before_norm{nullptr}, pe_qact{nullptr}, qact2{nullptr}, qact_pool{nullptr};
   nn::QuantConv2d pe_proj{nullptr};
   nn::IntLayerNorm pe_norm{nullptr}, norm{nullptr};
   std::vector<Stage> stages_;

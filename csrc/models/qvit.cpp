@@ -87,8 +87,8 @@ nn::ScaledTensor QuantBlockImpl::forward(const at::Tensor& x, const at::Tensor& 
 
 QuantPatchEmbedImpl::QuantPatchEmbedImpl(const ViTConfig& c, int64_t bits) {
   proj = register_module(
-      "proj", nn::QuantConv2d(torch::nn::Conv2dOptions(c.in_chans, c.embed_dim, c.patch_size).stride(c.patch_size),
-                              bits));
+      "proj",
+      nn::QuantConv2d(torch::nn::Conv2dOptions(c.in_chans, c.embed_dim, c.patch_size).stride(c.patch_size), bits));
   qact = register_module("qact", nn::QuantAct(16));
 }
 
@@ -114,10 +114,10 @@ QuantVisionTransformerImpl::QuantVisionTransformerImpl(const ViTConfig& config, 
   for (int64_t i = 0; i < config_.depth; ++i) {
     const std::string p = "blocks." + std::to_string(i) + ".";
     const std::string next_norm = i + 1 < config_.depth ? "blocks." + std::to_string(i + 1) + ".norm1" : "norm";
-    blocks->push_back(QuantBlock(QuantBlockSpec{D, config_.num_heads, config_.mlp_hidden, b, methods.at(p + "norm1"),
-                                                methods.at(p + "attn.softmax"), methods.at(p + "norm2"),
-                                                methods.at(p + "mlp.gelu"), residual_bits(methods.at(p + "norm2")),
-                                                residual_bits(methods.at(next_norm))}));
+    blocks->push_back(
+        QuantBlock(QuantBlockSpec{D, config_.num_heads, config_.mlp_hidden, b, methods.at(p + "norm1"),
+                                  methods.at(p + "attn.softmax"), methods.at(p + "norm2"), methods.at(p + "mlp.gelu"),
+                                  residual_bits(methods.at(p + "norm2")), residual_bits(methods.at(next_norm))}));
   }
   norm = register_module("norm", nn::IntLayerNorm(D, methods.at("norm"), 1e-6, b));
   qact2 = register_module("qact2", nn::QuantAct(b));

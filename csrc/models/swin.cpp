@@ -66,8 +66,8 @@ void SwinConfig::validate() const {
       dim *= 2;
     }
     require(dim % num_heads[s] == 0, "stage " + std::to_string(s) + ": dim must be a multiple of num_heads");
-    require(res % std::min(res, window_size) == 0, "stage " + std::to_string(s) + ": resolution " +
-                                                       std::to_string(res) + " is not a multiple of the window");
+    require(res % std::min(res, window_size) == 0,
+            "stage " + std::to_string(s) + ": resolution " + std::to_string(res) + " is not a multiple of the window");
   }
 }
 
@@ -145,8 +145,8 @@ SwinBlockImpl::SwinBlockImpl(int64_t dim, int64_t num_heads, const SwinWindow& w
   norm1 = layer_norm(*this, "norm1", dim);
   auto attn = scope(*this, "attn");
   const int64_t w = window_.window;
-  relative_position_bias_table = attn->register_parameter("relative_position_bias_table",
-                                                          at::zeros({(2 * w - 1) * (2 * w - 1), num_heads}));
+  relative_position_bias_table =
+      attn->register_parameter("relative_position_bias_table", at::zeros({(2 * w - 1) * (2 * w - 1), num_heads}));
   {
     at::NoGradGuard no_grad;
     relative_position_bias_table.normal_(0.0, 0.02).clamp_(-2.0, 2.0);  // timm: trunc_normal_(std=.02)

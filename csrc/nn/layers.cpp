@@ -40,8 +40,7 @@ FakeQuantParams fake_quant_params(const at::Tensor& weight, const at::Tensor& bi
 }  // namespace
 
 QuantLinearImpl::QuantLinearImpl(int64_t in_features, int64_t out_features, bool bias, int64_t bits)
-    : torch::nn::LinearImpl(torch::nn::LinearOptions(in_features, out_features).bias(bias)),
-      bits_(check_bits(bits)) {}
+    : torch::nn::LinearImpl(torch::nn::LinearOptions(in_features, out_features).bias(bias)), bits_(check_bits(bits)) {}
 
 ScaledTensor QuantLinearImpl::forward(const at::Tensor& x, const at::Tensor& scale) {
   const FakeQuantParams p = fake_quant_params(weight, bias, scale, bits_, "QuantLinear");
@@ -54,8 +53,8 @@ ScaledTensor QuantLinearImpl::quantized_weight() const {
 }
 
 void QuantLinearImpl::pretty_print(std::ostream& stream) const {
-  stream << "mnq::nn::QuantLinear(in_features=" << options.in_features() << ", out_features="
-         << options.out_features() << ", bias=" << options.bias() << ", bits=" << bits_ << ")";
+  stream << "mnq::nn::QuantLinear(in_features=" << options.in_features() << ", out_features=" << options.out_features()
+         << ", bias=" << options.bias() << ", bits=" << bits_ << ")";
 }
 
 QuantConv2dImpl::QuantConv2dImpl(const torch::nn::Conv2dOptions& options, int64_t bits)
@@ -69,8 +68,7 @@ QuantConv2dImpl::QuantConv2dImpl(const torch::nn::Conv2dOptions& options, int64_
 ScaledTensor QuantConv2dImpl::forward(const at::Tensor& x, const at::Tensor& scale) {
   const FakeQuantParams p = fake_quant_params(weight, bias, scale, bits_, "QuantConv2d");
   const auto& pad = std::get<torch::ExpandingArray<2>>(options.padding());
-  return {at::conv2d(x, p.weight, p.bias, options.stride(), pad, options.dilation(), options.groups()),
-          p.scale_out};
+  return {at::conv2d(x, p.weight, p.bias, options.stride(), pad, options.dilation(), options.groups()), p.scale_out};
 }
 
 void QuantConv2dImpl::pretty_print(std::ostream& stream) const {

@@ -66,8 +66,8 @@ inline T ibert_layernorm_qat(const T& x, double scale, const T& weight, const T&
   static auto op = op_handle<T(const T&, double, const T&, const T&, double)>("ibert_layernorm_qat");
   return op.call(x, scale, weight, bias, eps);
 }
-inline T ptf_layernorm_qat(const T& x, const T& alpha, double s_base, const T& weight, const T& bias,
-                           double scale_next, double eps) {
+inline T ptf_layernorm_qat(const T& x, const T& alpha, double s_base, const T& weight, const T& bias, double scale_next,
+                           double eps) {
   static auto op = op_handle<T(const T&, const T&, double, const T&, const T&, double, double)>("ptf_layernorm_qat");
   return op.call(x, alpha, s_base, weight, bias, scale_next, eps);
 }

@@ -1,8 +1,8 @@
 // The C++ quantized modules: the buffers python/mnq/nn has (names, dtypes, shapes), SPEC §1's EMA and scale,
 // eval-mode freezing, and the method-specific scales of the non-linear layers.
 #include <ATen/ATen.h>
-#include <catch2/catch.hpp>
 
+#include <catch2/catch.hpp>
 #include <cmath>
 
 #include "csrc/nn/layers.h"
@@ -52,8 +52,8 @@ TEST_CASE("QuantAct requantizes with a fused residual", "[nn]") {
 
 TEST_CASE("PtfAct keeps python's buffers and picks per-channel power-of-two factors", "[nn]") {
   PtfAct ptf(3, 8);
-  REQUIRE(ptf->named_buffers().keys() == std::vector<std::string>{"min_val", "max_val", "scale", "initialized",
-                                                                   "alpha", "alpha_err", "alpha_frozen"});
+  REQUIRE(ptf->named_buffers().keys() ==
+          std::vector<std::string>{"min_val", "max_val", "scale", "initialized", "alpha", "alpha_err", "alpha_frozen"});
   ptf->train();
   // channel 2 spans the whole range (needs alpha 3); channels 0, 1 are small (alpha 0 resolves them best)
   const at::Tensor x = at::randn({64, 3}) * at::tensor({0.05f, 0.1f, 4.0f});

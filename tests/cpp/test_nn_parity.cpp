@@ -2,8 +2,8 @@
 // chains them, reproduce its outputs and final buffers bit for bit. MNQ_NN_PARITY is the file it wrote,
 // MNQ_NN_METHODS "layernorm,gelu,softmax".
 #include <ATen/ATen.h>
-#include <catch2/catch.hpp>
 
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <map>
 #include <sstream>
@@ -53,8 +53,8 @@ struct Chain : torch::nn::Module {
   }
 
   std::string gelu_method;
-  QuantAct act_in{nullptr}, act_ln{nullptr}, act_fc1{nullptr}, act_gelu{nullptr}, act_fc2{nullptr},
-      act_res{nullptr}, act_sm{nullptr};
+  QuantAct act_in{nullptr}, act_ln{nullptr}, act_fc1{nullptr}, act_gelu{nullptr}, act_fc2{nullptr}, act_res{nullptr},
+      act_sm{nullptr};
   IntLayerNorm ln{nullptr};
   QuantLinear fc1{nullptr}, fc2{nullptr};
   IntGELU gelu{nullptr};

@@ -1,7 +1,6 @@
 // The method plan: parsing, precedence (layer > op type > all), canonical round trip, atomic save, and errors
 // that name the offending key or file.
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -58,9 +57,9 @@ TEST_CASE("resolve covers every layer of a model", "[plan]") {
 TEST_CASE("bad plans give errors naming the key", "[plan]") {
   REQUIRE_THROWS_WITH(Plan::parse("all: ivit\nblocks.0.attn.qkv: ibert\n", "p.yaml"),
                       Catch::Contains("p.yaml") && Catch::Contains("unknown plan key 'blocks.0.attn.qkv'"));
-  REQUIRE_THROWS_WITH(Plan::parse("softmax: relu\n", "p.yaml"),
-                      Catch::Contains("key 'softmax'") && Catch::Contains("'relu'") &&
-                          Catch::Contains("ivit, ibert, fqvit"));
+  REQUIRE_THROWS_WITH(Plan::parse("softmax: relu\n", "p.yaml"), Catch::Contains("key 'softmax'") &&
+                                                                    Catch::Contains("'relu'") &&
+                                                                    Catch::Contains("ivit, ibert, fqvit"));
   REQUIRE_THROWS_WITH(Plan::parse("gelu: [ivit, ibert]\n", "p.yaml"), Catch::Contains("key 'gelu'"));
   REQUIRE_THROWS_WITH(Plan::parse("- ivit\n- ibert\n", "p.yaml"),
                       Catch::Contains("p.yaml") && Catch::Contains("mapping"));
@@ -88,8 +87,9 @@ TEST_CASE("plans round-trip through YAML and files", "[plan]") {
   p.set("blocks.2.norm1", "fqvit");
   const std::string text = p.to_yaml();
   // canonical order: defaults first, then layers in model order (block 2 before block 10, norm1 before softmax)
-  REQUIRE(text == "all: ivit\ngelu: ibert\nblocks.2.norm1: fqvit\nblocks.2.attn.softmax: fqvit\n"
-                  "blocks.10.norm1: ibert\n");
+  REQUIRE(text ==
+          "all: ivit\ngelu: ibert\nblocks.2.norm1: fqvit\nblocks.2.attn.softmax: fqvit\n"
+          "blocks.10.norm1: ibert\n");
   REQUIRE(Plan::parse(text) == p);
 
   const fs::path file = temp_dir() / "plan.yaml";

@@ -2,8 +2,8 @@
 // a mixed plan reaches every layer (downsample norms included) with SPEC §6's residual widths, and a checkpoint
 // reloads to bit-identical eval output.
 #include <ATen/ATen.h>
-#include <catch2/catch.hpp>
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
 
@@ -78,10 +78,10 @@ TEST_CASE("quantized Swin: a mixed plan reaches every layer with its residual wi
   const auto qbits = [&](const std::string& name) {
     return m->named_modules()[name]->as<mnq::nn::QuantActImpl>()->bits();
   };
-  REQUIRE(qbits("layers.0.blocks.1.qact4") == 22);          // feeds layers.1.downsample.norm (ibert)
-  REQUIRE(qbits("layers.1.downsample.qact2") == 22);        // feeds layers.1.blocks.0.norm1 (ibert)
-  REQUIRE(qbits("layers.1.blocks.0.qact2") == 16);          // feeds layers.1.blocks.0.norm2 (ivit)
-  REQUIRE(qbits("layers.0.blocks.0.qact4") == 16);          // feeds layers.0.blocks.1.norm1 (ivit)
+  REQUIRE(qbits("layers.0.blocks.1.qact4") == 22);    // feeds layers.1.downsample.norm (ibert)
+  REQUIRE(qbits("layers.1.downsample.qact2") == 22);  // feeds layers.1.blocks.0.norm1 (ibert)
+  REQUIRE(qbits("layers.1.blocks.0.qact2") == 16);    // feeds layers.1.blocks.0.norm2 (ivit)
+  REQUIRE(qbits("layers.0.blocks.0.qact4") == 16);    // feeds layers.0.blocks.1.norm1 (ivit)
   REQUIRE(qbits("layers.1.blocks.0.attn.qact_attn1") == 6);
   const at::Tensor x = at::randn({2, 1, 28, 28});
   calibrate(m, x);

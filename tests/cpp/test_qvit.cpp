@@ -2,9 +2,9 @@
 // weights, mixed plans put each method where the plan says with SPEC §6's method-specific wiring, and a
 // checkpoint reloads to bit-identical eval output.
 #include <ATen/ATen.h>
-#include <catch2/catch.hpp>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
 
@@ -117,11 +117,11 @@ TEST_CASE("a mixed plan puts each method where it says, with its wiring", "[qvit
   // residual quantizers feeding an ibert LayerNorm have 22 bits, the rest 16; W/A = 6 elsewhere
   const auto* b0 = m->blocks->ptr(0)->as<QuantBlock>();
   const auto* b3 = m->blocks->ptr(3)->as<QuantBlock>();
-  REQUIRE(m->qact_pos->bits() == 16);   // feeds blocks.0.norm1 (fqvit)
-  REQUIRE(b0->qact2->bits() == 22);     // feeds blocks.0.norm2 (ibert)
-  REQUIRE(b0->qact4->bits() == 22);     // feeds blocks.1.norm1 (ibert)
-  REQUIRE(b3->qact2->bits() == 16);     // feeds blocks.3.norm2 (ivit)
-  REQUIRE(b3->qact4->bits() == 22);     // feeds norm (ibert)
+  REQUIRE(m->qact_pos->bits() == 16);  // feeds blocks.0.norm1 (fqvit)
+  REQUIRE(b0->qact2->bits() == 22);    // feeds blocks.0.norm2 (ibert)
+  REQUIRE(b0->qact4->bits() == 22);    // feeds blocks.1.norm1 (ibert)
+  REQUIRE(b3->qact2->bits() == 16);    // feeds blocks.3.norm2 (ivit)
+  REQUIRE(b3->qact4->bits() == 22);    // feeds norm (ibert)
   REQUIRE(b0->attn->qact3->bits() == 16);
   REQUIRE(b0->qact1->bits() == 6);
   REQUIRE(b0->attn->qkv->bits() == 6);
@@ -134,8 +134,9 @@ TEST_CASE("a mixed plan puts each method where it says, with its wiring", "[qvit
 }
 
 TEST_CASE("a checkpoint reloads to bit-identical eval output", "[qvit][weights]") {
-  const Plan plan = Plan::parse("softmax: fqvit\ngelu: ibert\nlayernorm: fqvit\nblocks.1.norm2: ibert\n"
-                                "blocks.2.attn.softmax: ivit\nblocks.2.mlp.gelu: ivit\n");
+  const Plan plan = Plan::parse(
+      "softmax: fqvit\ngelu: ibert\nlayernorm: fqvit\nblocks.1.norm2: ibert\n"
+      "blocks.2.attn.softmax: ivit\nblocks.2.mlp.gelu: ivit\n");
   QuantVisionTransformer a = quant_model("deit_mnist_tiny_distilled", plan);
   const at::Tensor x = at::randn({3, 1, 28, 28});
   calibrate(a, x);

@@ -1,8 +1,8 @@
 // Full-precision Swin: presets with timm's parameter counts, window geometry, and — in the hidden [timm] test
 // that tests/python/test_models_timm.py runs with files it writes first — equality with timm's forward.
 #include <ATen/ATen.h>
-#include <catch2/catch.hpp>
 
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <map>
 
@@ -13,9 +13,9 @@ using namespace mnq::models;
 
 TEST_CASE("Swin presets have timm's parameter counts and names", "[swin]") {
   // numbers from timm 1.0.31 (the mnist one: scripts/export_timm.py's swin_mnist_tiny overrides)
-  const std::map<std::string, int64_t> timm_counts = {
-      {"swin_tiny_patch4_window7_224", 28288354}, {"swin_small_patch4_window7_224", 49606258},
-      {"swin_mnist_tiny", 136854}};
+  const std::map<std::string, int64_t> timm_counts = {{"swin_tiny_patch4_window7_224", 28288354},
+                                                      {"swin_small_patch4_window7_224", 49606258},
+                                                      {"swin_mnist_tiny", 136854}};
   for (const auto& [name, count] : timm_counts) {
     INFO(name);
     int64_t n = 0;
@@ -24,10 +24,10 @@ TEST_CASE("Swin presets have timm's parameter counts and names", "[swin]") {
     REQUIRE(n == count);
   }
   const auto names = SwinTransformer(swin_preset("swin_mnist_tiny"))->named_parameters().keys();
-  for (const char* k : {"patch_embed.proj.weight", "patch_embed.norm.bias", "layers.0.blocks.1.attn.qkv.weight",
-                        "layers.0.blocks.0.attn.relative_position_bias_table", "layers.1.downsample.norm.weight",
-                        "layers.1.downsample.reduction.weight", "layers.1.blocks.1.mlp.fc2.bias", "norm.weight",
-                        "head.fc.weight"}) {
+  for (const char* k :
+       {"patch_embed.proj.weight", "patch_embed.norm.bias", "layers.0.blocks.1.attn.qkv.weight",
+        "layers.0.blocks.0.attn.relative_position_bias_table", "layers.1.downsample.norm.weight",
+        "layers.1.downsample.reduction.weight", "layers.1.blocks.1.mlp.fc2.bias", "norm.weight", "head.fc.weight"}) {
     INFO(k);
     REQUIRE(std::count(names.begin(), names.end(), k) == 1);
   }

@@ -1,13 +1,13 @@
 // Full-precision ViT / DeiT: presets (parameter names and counts as timm's), weights files, and — in the hidden
 // [timm] tests that tests/python/test_models_timm.py runs with files it writes first — equality with timm.
 #include <ATen/ATen.h>
-#include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
 
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "csrc/models/vit.h"
 #include "csrc/models/weights.h"
@@ -48,11 +48,14 @@ fs::path temp_file(const std::string& name) {
 
 TEST_CASE("timm presets have timm's parameter counts", "[vit]") {
   // numbers from timm 1.0.31: sum(p.numel() for p in timm.create_model(name).parameters())
-  const std::map<std::string, int64_t> timm_counts = {
-      {"vit_small_patch16_224", 22050664},           {"vit_base_patch16_224", 86567656},
-      {"deit_tiny_patch16_224", 5717416},            {"deit_small_patch16_224", 22050664},
-      {"deit_base_patch16_224", 86567656},           {"deit_tiny_distilled_patch16_224", 5910800},
-      {"deit_small_distilled_patch16_224", 22436432}, {"deit_base_distilled_patch16_224", 87338192}};
+  const std::map<std::string, int64_t> timm_counts = {{"vit_small_patch16_224", 22050664},
+                                                      {"vit_base_patch16_224", 86567656},
+                                                      {"deit_tiny_patch16_224", 5717416},
+                                                      {"deit_small_patch16_224", 22050664},
+                                                      {"deit_base_patch16_224", 86567656},
+                                                      {"deit_tiny_distilled_patch16_224", 5910800},
+                                                      {"deit_small_distilled_patch16_224", 22436432},
+                                                      {"deit_base_distilled_patch16_224", 87338192}};
   for (const auto& [name, count] : timm_counts) {
     INFO(name);
     REQUIRE(count_params(*VisionTransformer(vit_preset(name))) == count);
@@ -76,8 +79,8 @@ TEST_CASE("every preset constructs and maps images to logits", "[vit]") {
 TEST_CASE("parameter names are timm's", "[vit]") {
   const auto names = VisionTransformer(vit_preset("deit_mnist_tiny_distilled"))->named_parameters().keys();
   for (const char* k : {"cls_token", "pos_embed", "dist_token", "patch_embed.proj.weight", "blocks.0.norm1.weight",
-                        "blocks.0.attn.qkv.weight", "blocks.0.attn.proj.bias", "blocks.3.mlp.fc2.weight",
-                        "norm.bias", "head.weight", "head_dist.weight"}) {
+                        "blocks.0.attn.qkv.weight", "blocks.0.attn.proj.bias", "blocks.3.mlp.fc2.weight", "norm.bias",
+                        "head.weight", "head_dist.weight"}) {
     INFO(k);
     REQUIRE(std::count(names.begin(), names.end(), k) == 1);
   }
