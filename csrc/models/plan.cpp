@@ -1,7 +1,6 @@
 // Plan parsing, resolution and atomic saving. See plan.h for the format.
 #include "csrc/models/plan.h"
 
-#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -12,6 +11,8 @@
 #include <regex>
 #include <sstream>
 #include <stdexcept>
+
+#include "csrc/models/temp_path.h"
 
 namespace mnq {
 namespace models {
@@ -166,7 +167,7 @@ void Plan::save(const std::string& path) const {
   namespace fs = std::filesystem;
   // The temporary file lives beside the target so rename() stays within one file system (and is atomic there).
   const fs::path target(path);
-  const fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".tmp" + std::to_string(getpid()));
+  const fs::path tmp = temp_path_beside(target);
   {
     std::ofstream out(tmp, std::ios::trunc);
     if (!out) throw std::invalid_argument("cannot write plan file '" + tmp.string() + "'");

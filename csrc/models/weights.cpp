@@ -2,7 +2,6 @@
 #include "csrc/models/weights.h"
 
 #include <ATen/ATen.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -11,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
+
+#include "csrc/models/temp_path.h"
 
 namespace mnq {
 namespace models {
@@ -117,7 +118,7 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors) {
   h.append((8 - h.size() % 8) % 8, ' ');  // the format pads the header with spaces to 8-byte alignment
   namespace fs = std::filesystem;
   const fs::path target(path);
-  const fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".tmp" + std::to_string(getpid()));
+  const fs::path tmp = temp_path_beside(target);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw std::invalid_argument("cannot write '" + tmp.string() + "'");
