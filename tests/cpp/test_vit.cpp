@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "csrc/models/swin.h"
 #include "csrc/models/vit.h"
 #include "csrc/models/weights.h"
 
@@ -142,10 +143,12 @@ TEST_CASE("the FP model equals timm's forward on the same weights", "[.][timm]")
 TEST_CASE("every timm-named preset has timm's parameter names and shapes", "[.][timm]") {
   std::ifstream in(env("MNQ_TIMM_SHAPES"));
   const nlohmann::json want = nlohmann::json::parse(in);
-  REQUIRE(want.size() >= 8);
+  REQUIRE(want.size() >= 10);
   for (const auto& [name, shapes] : want.items()) {
     INFO(name);
-    const auto params = VisionTransformer(vit_preset(name))->named_parameters();
+    const bool swin = name.rfind("swin", 0) == 0;
+    const auto params = swin ? SwinTransformer(swin_preset(name))->named_parameters()
+                             : VisionTransformer(vit_preset(name))->named_parameters();
     REQUIRE(params.size() == shapes.size());
     for (const auto& item : params) {
       INFO(item.key());

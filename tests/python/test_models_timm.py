@@ -26,7 +26,7 @@ SHAPES_TEST = "every timm-named preset has timm's parameter names and shapes"
 TIMM_PRESETS = [
     "vit_small_patch16_224", "vit_base_patch16_224", "deit_tiny_patch16_224", "deit_small_patch16_224",
     "deit_base_patch16_224", "deit_tiny_distilled_patch16_224", "deit_small_distilled_patch16_224",
-    "deit_base_distilled_patch16_224",
+    "deit_base_distilled_patch16_224", "swin_tiny_patch4_window7_224", "swin_small_patch4_window7_224",
 ]
 
 
