@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Command 1 of the README: installs everything mnq needs on a fresh Debian 12 machine and builds it.
-#   apt: compilers, CMake + Ninja, ccache, Catch2 (C++ tests)
-#   pip: torch (LibTorch comes from its wheel), numpy, pytest, timm, pyyaml; then mnq itself (editable, CMake)
+#   apt: compilers, CMake + Ninja, ccache, Catch2 (C++ tests), yaml-cpp (plans), nlohmann-json (safetensors headers)
+#   pip: torch (LibTorch comes from its wheel), numpy, pytest, timm, pyyaml, safetensors; then mnq itself (editable,
+#        built by CMake)
 # CUDA kernels are built when nvcc is on PATH and torch has CUDA (MNQ_WITH_CUDA=OFF forces a CPU-only build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,9 +10,10 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends g++ cmake ninja-build ccache catch2 >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends g++ cmake ninja-build ccache catch2 \
+  libyaml-cpp-dev nlohmann-json3-dev >/dev/null
 
 PY=${PYTHON:-python3}
-"$PY" -m pip install -q "torch>=2.11" numpy pytest timm pyyaml
+"$PY" -m pip install -q "torch>=2.11" numpy pytest timm pyyaml safetensors
 "$PY" -m pip install -q --no-build-isolation -e .
 "$PY" -c "import mnq, torch; print('mnq', mnq.__version__, 'built; torch', torch.__version__)"

@@ -1,0 +1,85 @@
+// QuantLinear, QuantConv2d and quant_matmul: the statements of python/mnq/nn/layers.py.
+#include "csrc/nn/layers.h"
+
+#include <c10/util/Exception.h>
+
+#include "csrc/nn/ops.h"
+
+namespace mnq {
+namespace nn {
+namespace {
+
+at::Tensor weight_scale(const at::Tensor& w, int64_t bits) {
+  const at::Tensor flat = w.detach().reshape({w.size(0), -1}).to(at::kDouble);
+  return flat.abs().amax(-1).clamp_min(1e-8) / static_cast<double>((int64_t{1} << (bits - 1)) - 1);
+}
+
+at::Tensor per_tensor(const at::Tensor& scale, const char* who) {
+  TORCH_CHECK_VALUE(scale.defined() && scale.numel() == 1, who,
+                    ": the input scale must be per tensor (one value), got shape ",
+                    scale.defined() ? scale.sizes() : at::IntArrayRef{});
+  return scale.detach().to(at::kDouble).reshape({});
+}
+
+// Fake-quantized weight (per output channel), bias on S_a·S_w (32 bits), and the output scale.
+struct FakeQuantParams {
+  at::Tensor weight, bias, scale_out;
+};
+
+FakeQuantParams fake_quant_params(const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& scale,
+                                  int64_t bits, const char* who) {
+  const at::Tensor s_a = per_tensor(scale, who);
+  const at::Tensor s_w = weight_scale(weight, bits);
+  FakeQuantParams p;
+  p.weight = ops::quantize_qat(weight, s_w.to(weight.device()), bits, 0);
+  p.scale_out = s_a.to(s_w.device()) * s_w;
+  if (bias.defined()) p.bias = ops::quantize_qat(bias, p.scale_out.to(bias.device()), 32);
+  return p;
+}
+
+}  // namespace
+
+QuantLinearImpl::QuantLinearImpl(int64_t in_features, int64_t out_features, bool bias, int64_t bits)
+    : torch::nn::LinearImpl(torch::nn::LinearOptions(in_features, out_features).bias(bias)), bits_(check_bits(bits)) {}
+
+ScaledTensor QuantLinearImpl::forward(const at::Tensor& x, const at::Tensor& scale) {
+  const FakeQuantParams p = fake_quant_params(weight, bias, scale, bits_, "QuantLinear");
+  return {at::linear(x, p.weight, p.bias), p.scale_out};
+}
+
+ScaledTensor QuantLinearImpl::quantized_weight() const {
+  const at::Tensor s_w = weight_scale(weight, bits_);
+  return {ops::quantize_qat(weight, s_w.to(weight.device()), bits_, 0), s_w};
+}
+
+void QuantLinearImpl::pretty_print(std::ostream& stream) const {
+  stream << "mnq::nn::QuantLinear(in_features=" << options.in_features() << ", out_features=" << options.out_features()
+         << ", bias=" << options.bias() << ", bits=" << bits_ << ")";
+}
+
+QuantConv2dImpl::QuantConv2dImpl(const torch::nn::Conv2dOptions& options, int64_t bits)
+    : torch::nn::Conv2dImpl(options), bits_(check_bits(bits)) {
+  TORCH_CHECK_VALUE(std::holds_alternative<torch::ExpandingArray<2>>(options.padding()),
+                    "QuantConv2d: only numeric zero padding is supported");
+  TORCH_CHECK_VALUE(std::holds_alternative<torch::enumtype::kZeros>(options.padding_mode()),
+                    "QuantConv2d: only zero padding is supported");
+}
+
+ScaledTensor QuantConv2dImpl::forward(const at::Tensor& x, const at::Tensor& scale) {
+  const FakeQuantParams p = fake_quant_params(weight, bias, scale, bits_, "QuantConv2d");
+  const auto& pad = std::get<torch::ExpandingArray<2>>(options.padding());
+  return {at::conv2d(x, p.weight, p.bias, options.stride(), pad, options.dilation(), options.groups()), p.scale_out};
+}
+
+void QuantConv2dImpl::pretty_print(std::ostream& stream) const {
+  stream << "mnq::nn::QuantConv2d(" << options.in_channels() << ", " << options.out_channels()
+         << ", kernel_size=" << options.kernel_size() << ", stride=" << options.stride() << ", bits=" << bits_ << ")";
+}
+
+ScaledTensor quant_matmul(const at::Tensor& a, const at::Tensor& scale_a, const at::Tensor& b,
+                          const at::Tensor& scale_b) {
+  return {at::matmul(a, b), per_tensor(scale_a, "QuantMatMul") * per_tensor(scale_b, "QuantMatMul")};
+}
+
+}  // namespace nn
+}  // namespace mnq

@@ -1,0 +1,110 @@
+// QuantAct and PtfAct: the statements of python/mnq/nn/quant.py in the same order and precision (float32
+// running range, float64 scale), so both sides produce identical buffers and outputs.
+#include "csrc/nn/quant.h"
+
+#include <c10/util/Exception.h>
+
+#include <cmath>
+
+#include "csrc/nn/ops.h"
+
+namespace mnq {
+namespace nn {
+
+int64_t check_bits(int64_t bits, int64_t hi) {
+  TORCH_CHECK_VALUE(bits >= 2 && bits <= hi, "bits must be an int in [2, ", hi, "], got ", bits);
+  return bits;
+}
+
+RangeTracker::RangeTracker(int64_t bits, double momentum, int64_t max_bits)
+    : bits_(check_bits(bits, max_bits)), momentum_(momentum) {
+  min_val_ = register_buffer("min_val", at::zeros({}, at::kFloat));
+  max_val_ = register_buffer("max_val", at::zeros({}, at::kFloat));
+  scale_ = register_buffer("scale", at::ones({}, at::kDouble));
+  initialized_ = register_buffer("initialized", at::zeros({}, at::kBool));
+}
+
+void RangeTracker::observe(const at::Tensor& x) {
+  at::NoGradGuard no_grad;
+  auto [lo, hi] = at::aminmax(x.detach().to(at::kFloat));
+  if (!initialized_.item<bool>()) {
+    min_val_.copy_(lo);
+    max_val_.copy_(hi);
+    initialized_.fill_(true);
+  } else {
+    const double m = momentum_;
+    min_val_.mul_(m).add_(lo, 1 - m);
+    max_val_.mul_(m).add_(hi, 1 - m);
+  }
+  const at::Tensor bound = at::maximum(min_val_.abs(), max_val_.abs()).to(at::kDouble).clamp_min(1e-8);
+  scale_.copy_(bound / static_cast<double>((int64_t{1} << (bits_ - 1)) - 1));
+}
+
+void RangeTracker::check_calibrated(const char* who) const {
+  TORCH_CHECK(initialized_.item<bool>(), who,
+              ": used in eval mode before any training/calibration batch set its range");
+}
+
+QuantActImpl::QuantActImpl(int64_t bits, double momentum) : RangeTracker(bits, momentum, 32) {}
+
+ScaledTensor QuantActImpl::forward(const at::Tensor& x, const at::Tensor& scale_in, const at::Tensor& identity,
+                                   const at::Tensor& identity_scale) {
+  TORCH_CHECK_VALUE(identity.defined() == identity_scale.defined(),
+                    "QuantAct: identity and identity_scale must be given together");
+  TORCH_CHECK_VALUE(!identity.defined() || scale_in.defined(), "QuantAct: a residual (identity) needs scale_in for x");
+  if (is_training()) {
+    observe(identity.defined() ? x + identity : x);
+  } else {
+    check_calibrated("QuantAct");
+  }
+  const double s = scale_.item<double>();
+  if (!scale_in.defined()) {
+    return {ops::quantize_qat(x, at::scalar_tensor(s, at::kDouble), bits_), scale_.clone()};
+  }
+  ops::OptT id, id_scale;
+  if (identity.defined()) {
+    id = identity;
+    id_scale = identity_scale.detach().to(at::kDouble);
+  }
+  return {ops::requant_qat(x, scale_in.detach().to(at::kDouble), s, bits_, id, id_scale), scale_.clone()};
+}
+
+void QuantActImpl::pretty_print(std::ostream& stream) const {
+  stream << "mnq::nn::QuantAct(bits=" << bits_ << ", momentum=" << momentum_ << ")";
+}
+
+PtfActImpl::PtfActImpl(int64_t channels, int64_t bits, double momentum)
+    : RangeTracker(bits, momentum, 16), channels_(channels) {
+  alpha_ = register_buffer("alpha", at::zeros({channels}, at::kLong));
+  alpha_err_ = register_buffer("alpha_err", at::zeros({channels, 4}, at::kDouble));
+  alpha_frozen_ = register_buffer("alpha_frozen", at::zeros({}, at::kBool));
+}
+
+void PtfActImpl::reset_alpha() {
+  alpha_err_.zero_();
+  alpha_frozen_.fill_(false);
+}
+
+std::pair<at::Tensor, std::pair<double, at::Tensor>> PtfActImpl::forward(const at::Tensor& x) {
+  TORCH_CHECK_VALUE(x.dim() >= 1 && x.size(-1) == channels_, "PtfAct: expected ", channels_,
+                    " channels in the last dim, got shape ", x.sizes());
+  if (is_training()) {
+    observe(x);
+    if (!alpha_frozen_.item<bool>()) {
+      at::NoGradGuard no_grad;
+      alpha_err_.add_(ops::ptf_alpha_error(x.detach(), s_base(), bits_).to(alpha_err_));
+      alpha_.copy_(alpha_err_.argmin(-1));
+    }
+  } else {
+    check_calibrated("PtfAct");
+  }
+  const double sb = s_base();
+  return {ops::ptf_quantize_qat(x, alpha_, sb, bits_), {sb, alpha_.clone()}};
+}
+
+void PtfActImpl::pretty_print(std::ostream& stream) const {
+  stream << "mnq::nn::PtfAct(channels=" << channels_ << ", bits=" << bits_ << ")";
+}
+
+}  // namespace nn
+}  // namespace mnq

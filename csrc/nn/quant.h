@@ -1,0 +1,71 @@
+// Activation quantizers (SPEC §1), C++ twins of python/mnq/nn/quant.py with the same buffers (names, dtypes,
+// shapes), so a state_dict moves between the two: min_val, max_val (float32 0-d), scale (float64 0-d),
+// initialized (bool 0-d); PtfAct adds alpha (int64 [C]), alpha_err (float64 [C, 4]), alpha_frozen (bool 0-d).
+// Calling style of I-ViT: forward(x, scale) -> (y, scale_out), y = q·scale_out as float (fake quant, STE).
+// A scale is a float64 tensor, 0-d (per tensor) or [C] (per channel of the last dim).
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <utility>
+
+namespace mnq {
+namespace nn {
+
+using ScaledTensor = std::pair<at::Tensor, at::Tensor>;  // (values q·S, S)
+
+// Checks bits in [2, hi] (as python's _check_bits) and returns it.
+int64_t check_bits(int64_t bits, int64_t hi = 16);
+
+// Running symmetric range -> S = max(|min|, |max|, 1e-8) / (2^(b-1) - 1); EMA with `momentum` in training, the
+// first batch initialises it.
+class RangeTracker : public torch::nn::Module {
+ public:
+  RangeTracker(int64_t bits, double momentum, int64_t max_bits);
+  int64_t bits() const { return bits_; }
+  const at::Tensor& scale() const { return scale_; }
+  bool is_initialized() const { return initialized_.item<bool>(); }
+
+ protected:
+  void observe(const at::Tensor& x);
+  void check_calibrated(const char* who) const;
+
+  int64_t bits_;
+  double momentum_;
+  at::Tensor min_val_, max_val_, scale_, initialized_;
+};
+
+// Symmetric per-tensor activation quantizer. forward(x) quantizes floats; forward(x, scale_in) requantizes an
+// already-quantized x (dyadic requant, per-tensor or per-channel scale_in); identity/identity_scale fuse a
+// residual add (SPEC §1).
+class QuantActImpl : public RangeTracker {
+ public:
+  explicit QuantActImpl(int64_t bits = 8, double momentum = 0.95);
+  ScaledTensor forward(const at::Tensor& x, const at::Tensor& scale_in = {}, const at::Tensor& identity = {},
+                       const at::Tensor& identity_scale = {});
+  void pretty_print(std::ostream& stream) const override;
+};
+TORCH_MODULE(QuantAct);
+
+// FQ-ViT power-of-two-factor quantizer, symmetric variant (SPEC §1): channel c uses s_base·2^alpha[c],
+// s_base = S/8. In training and until freeze_alpha(), each batch adds its per-channel squared error for alpha
+// = 0..3 to alpha_err and alpha = argmin (ties -> smaller alpha).
+class PtfActImpl : public RangeTracker {
+ public:
+  PtfActImpl(int64_t channels, int64_t bits = 8, double momentum = 0.95);
+  double s_base() const { return scale_.item<double>() / 8.0; }
+  const at::Tensor& alpha() const { return alpha_; }
+  void freeze_alpha() { alpha_frozen_.fill_(true); }
+  void reset_alpha();
+  // (y, (s_base, alpha)): y has per-channel scale s_base·2^alpha.
+  std::pair<at::Tensor, std::pair<double, at::Tensor>> forward(const at::Tensor& x);
+  void pretty_print(std::ostream& stream) const override;
+
+ private:
+  int64_t channels_;
+  at::Tensor alpha_, alpha_err_, alpha_frozen_;
+};
+TORCH_MODULE(PtfAct);
+
+}  // namespace nn
+}  // namespace mnq

@@ -1,0 +1,106 @@
+// The C++ quantized modules: the buffers python/mnq/nn has (names, dtypes, shapes), SPEC §1's EMA and scale,
+// eval-mode freezing, and the method-specific scales of the non-linear layers.
+#include <ATen/ATen.h>
+
+#include <catch2/catch.hpp>
+#include <cmath>
+
+#include "csrc/nn/layers.h"
+#include "csrc/nn/nonlinear.h"
+#include "csrc/nn/quant.h"
+
+using namespace mnq::nn;
+
+TEST_CASE("QuantAct keeps python's buffers and SPEC's EMA range", "[nn]") {
+  QuantAct act(8);
+  const auto bufs = act->named_buffers();
+  REQUIRE(bufs.keys() == std::vector<std::string>{"min_val", "max_val", "scale", "initialized"});
+  REQUIRE(bufs["min_val"].scalar_type() == at::kFloat);
+  REQUIRE(bufs["scale"].scalar_type() == at::kDouble);
+  REQUIRE(bufs["initialized"].scalar_type() == at::kBool);
+
+  act->train();
+  const at::Tensor a = at::tensor({-1.0f, 0.5f, 2.0f}), b = at::tensor({-3.0f, 1.0f});
+  auto [ya, sa] = act(a);
+  REQUIRE(bufs["min_val"].item<float>() == -1.0f);  // the first batch initialises the range
+  REQUIRE(sa.item<double>() == 2.0 / 127);
+  REQUIRE(at::allclose(ya, at::round(a.to(at::kDouble) / sa).clamp(-128, 127).mul(sa).to(at::kFloat), 1e-6, 1e-7));
+  act(b);
+  const double lo = -1.0 * 0.95 + -3.0 * 0.05, hi = 2.0 * 0.95 + 1.0 * 0.05;  // v <- 0.95·v + 0.05·batch_v
+  REQUIRE(bufs["min_val"].item<float>() == Approx(lo).epsilon(1e-6));
+  REQUIRE(bufs["max_val"].item<float>() == Approx(hi).epsilon(1e-6));
+  REQUIRE(bufs["scale"].item<double>() == Approx(std::max(std::abs(lo), hi) / 127.0).epsilon(1e-6));
+
+  act->eval();
+  const at::Tensor s = bufs["scale"].clone();
+  act(at::full({4}, 100.0f));
+  REQUIRE(at::equal(bufs["scale"], s));  // frozen in eval
+}
+
+TEST_CASE("QuantAct requantizes with a fused residual", "[nn]") {
+  QuantAct act(16);
+  act->train();
+  const at::Tensor s_in = at::scalar_tensor(0.01, at::kDouble), s_id = at::scalar_tensor(0.02, at::kDouble);
+  const at::Tensor x = at::randint(-100, 100, {5, 7}).to(at::kFloat) * 0.01f;
+  const at::Tensor id = at::randint(-100, 100, {5, 7}).to(at::kFloat) * 0.02f;
+  auto [y, s] = act(x, s_in, id, s_id);
+  // two requants, each rounding by at most half a step of the output scale
+  REQUIRE(at::allclose(y, x + id, 0, s.item<double>() * 1.01 + 1e-6));
+  REQUIRE_THROWS_WITH(act(x, at::Tensor(), id, s_id), Catch::Contains("needs scale_in"));
+  REQUIRE_THROWS_WITH(act(x, s_in, id, at::Tensor()), Catch::Contains("together"));
+}
+
+TEST_CASE("PtfAct keeps python's buffers and picks per-channel power-of-two factors", "[nn]") {
+  PtfAct ptf(3, 8);
+  REQUIRE(ptf->named_buffers().keys() ==
+          std::vector<std::string>{"min_val", "max_val", "scale", "initialized", "alpha", "alpha_err", "alpha_frozen"});
+  ptf->train();
+  // channel 2 spans the whole range (needs alpha 3); channels 0, 1 are small (alpha 0 resolves them best)
+  const at::Tensor x = at::randn({64, 3}) * at::tensor({0.05f, 0.1f, 4.0f});
+  auto [y, sa] = ptf(x);
+  REQUIRE(ptf->alpha()[2].item<int64_t>() == 3);
+  REQUIRE(ptf->alpha()[0].item<int64_t>() == 0);
+  REQUIRE(sa.first == ptf->scale().item<double>() / 8);
+  ptf->freeze_alpha();
+  ptf(x * 0.01f);
+  REQUIRE(ptf->alpha()[2].item<int64_t>() == 3);  // frozen
+  REQUIRE_THROWS_WITH(ptf(at::zeros({2, 4})), Catch::Contains("expected 3 channels"));
+}
+
+TEST_CASE("QuantLinear fake-quantizes its weight per output channel", "[nn]") {
+  QuantLinear lin(6, 4, true, 8);
+  auto [wq, sw] = lin->quantized_weight();
+  REQUIRE(at::allclose(sw, lin->weight.abs().amax(1).to(at::kDouble) / 127));
+  REQUIRE((wq - lin->weight).abs().max().item<double>() <= sw.max().item<double>() / 2 + 1e-7);
+  const at::Tensor x = at::randint(-127, 128, {3, 6}).to(at::kFloat) * 0.1f;
+  auto [y, s] = lin(x, at::scalar_tensor(0.1, at::kDouble));
+  REQUIRE(s.sizes() == at::IntArrayRef({4}));
+  REQUIRE(at::allclose(s, sw * 0.1));
+  REQUIRE(at::allclose(y, at::linear(x, lin->weight, lin->bias), 0.05, 0.05));
+  REQUIRE_THROWS_WITH(lin(x, at::ones({2}, at::kDouble)), Catch::Contains("per tensor"));
+  REQUIRE_THROWS_WITH(QuantLinear(2, 2, true, 1), Catch::Contains("bits"));
+}
+
+TEST_CASE("the non-linear layers return each method's output scale", "[nn]") {
+  const at::Tensor q = at::randint(-128, 128, {2, 5, 9}).to(at::kFloat);
+  const at::Tensor s = at::scalar_tensor(0.05, at::kDouble);
+  REQUIRE(IntSoftmax("ivit")(q * 0.05f, s).second.item<double>() == std::ldexp(1.0, -15));
+  REQUIRE(IntSoftmax("ibert")(q * 0.05f, s).second.item<double>() == std::ldexp(1.0, -16));
+  REQUIRE(IntSoftmax("fqvit")(q * 0.05f, s).second.item<double>() == std::ldexp(1.0, -15));
+  REQUIRE(IntGELU("ivit")(q * 0.05f, s).second.item<double>() == 0.05 * std::ldexp(1.0, -7));
+  REQUIRE_FALSE(IntGELU("fqvit")(q * 0.05f, s).second.defined());
+  const at::Tensor sc = at::full({9}, 1e-4, at::kDouble);
+  auto [g, gs] = IntGELU("ibert")(q * 1e-4f, sc);
+  REQUIRE(gs.sizes() == at::IntArrayRef({9}));
+  REQUIRE((gs < 0).all().item<bool>());  // SPEC §3.1: negative by construction
+  // i-GELU's error bound as tests/python/test_nn.py states it, on this input range
+  REQUIRE(((g - at::gelu(q * 1e-4f)).abs() <= (q * 1e-4f).abs() * 0.08 + 1e-4).all().item<bool>());
+
+  IntLayerNorm ln(9, "ivit");
+  auto [y, ys] = ln(q * 0.05f, s);
+  REQUIRE(at::allclose(ys, at::full({9}, 3.0 / std::ldexp(1.0, 30), at::kDouble)));
+  // the integer mean is rounded to a code: up to half a code over a ~70-code std
+  REQUIRE(at::allclose(y, at::layer_norm(q * 0.05f, {9}, {}, {}, 1e-6), 0.0, 0.03));
+  REQUIRE_THROWS_WITH(IntLayerNorm(9, "fqvit")(q, s), Catch::Contains("scale_next"));
+  REQUIRE_THROWS_WITH(IntSoftmax("relu"), Catch::Contains("method must be one of ivit, ibert, fqvit"));
+}
