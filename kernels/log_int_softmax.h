@@ -21,6 +21,8 @@
 // reached and t = t0 − 1 + [v ≥ K_t0] + [v ≥ K_(t0+1)] + [v ≥ K_(t0+2)]. Three exact tests, no loop, no division.
 #pragma once
 
+#include <cstring>
+
 #include "common.h"
 #include "iexp.h"
 
@@ -126,10 +128,13 @@ MNQ_HOST_DEVICE int lis_exponent_u64(u64 s, int bit_length_s, u64 e) {
   return t0 - 1 + lis_reaches_u64(s, e, t0) + lis_reaches_u64(s, e, t0 + 1) + lis_reaches_u64(s, e, t0 + 2);
 }
 
-// The code of an element from its exponent t (e > 0) or of e = 0.
+// The code of an element from its exponent t (e > 0) or of e = 0. Written with int masks and min, no branch, so
+// the CPU code loop vectorizes: top = 2^b − 1 has all of its b low bits set and 0 ≤ min(t, top) ≤ top, so OR-ing
+// top in (when zero) gives top.
 MNQ_HOST_DEVICE LisCode lis_code_from_t(int t, int zero, const LogIntSoftmaxConsts& c) {
   const int top = (1 << c.bits) - 1;
-  return LisCode{zero ? top : (t < top ? t : top), static_cast<bool>(zero | static_cast<int>(t > top))};
+  const int clipped = t < top ? t : top;  // t ≥ 0: v ≥ 1
+  return LisCode{clipped | (-zero & top), static_cast<bool>(zero | static_cast<int>(t > top))};
 }
 
 struct LisCodeOut {
@@ -141,14 +146,20 @@ struct LisCodeOut {
   }
 };
 
-// 2^−k as float32 for 0 ≤ k ≤ 255, exact: products of powers of two stay exact down to the smallest subnormal
-// 2^−149, and below it the float32 rounding of 2^−k is 0 (2^−150 is a tie and goes to the even 0).
+// 2^−k as float32 for 0 ≤ k ≤ 255, exact, built from its bits without a branch (so CPU loops vectorize): a normal
+// float for k ≤ 126 (biased exponent 127 − k, mantissa 0), the subnormal with the single mantissa bit 149 − k for
+// 127 ≤ k ≤ 149, and 0 below the smallest subnormal 2^−149 (the float32 rounding of 2^−150 is a tie, to the even 0).
 MNQ_HOST_DEVICE float pow2_neg_f32(int k) {
-  if (k > 149) return 0.0f;
-  float v = 1.0f / static_cast<float>(static_cast<u64>(1) << (k & 63));  // 2^−(k mod 64) ≥ 2^−63
-  if (k >= 64) v *= 0x1p-64f;
-  if (k >= 128) v *= 0x1p-64f;
+  const uint32_t normal = static_cast<uint32_t>(127 - (k & 127)) << 23;  // k & 127 = k where it is selected
+  const uint32_t sub = (k <= 149 ? 1u : 0u) << ((149 - k) & 31);
+  const uint32_t bits = k <= 126 ? normal : sub;
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(bits);
+#else
+  float v;
+  std::memcpy(&v, &bits, sizeof v);
   return v;
+#endif
 }
 
 // QAT output: the value 2^−code (0 where masked), as float32.

@@ -8,7 +8,7 @@
 #include <atomic>
 #include <vector>
 
-#include "csrc/cpu/simd.h"
+#include "csrc/cpu/vectorize.h"
 #include "csrc/dispatch.h"
 #include "kernels/layernorm_common.h"
 

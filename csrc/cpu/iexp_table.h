@@ -25,7 +25,15 @@ class ClampedTable {
       for (int64_t x = x0; x < x1; ++x) v_[static_cast<size_t>(x - lo)] = static_cast<T>(f(x));
     });
   }
-  T operator()(int64_t x) const { return v_[static_cast<size_t>((x < lo_ ? lo_ : x) - lo_)]; }
+  T operator()(int64_t x) const { return view()(x); }
+
+  // The same lookup through plain values (copied into a loop, the compiler need not reload them after each store).
+  struct View {
+    const T* v;
+    int64_t lo;
+    T operator()(int64_t x) const { return v[(x < lo ? lo : x) - lo]; }
+  };
+  View view() const { return View{v_.data(), lo_}; }
 
  private:
   int64_t lo_;

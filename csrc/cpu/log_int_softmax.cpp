@@ -25,7 +25,7 @@ using namespace mnq::kernels;
 // sums of the high and low 32-bit halves (each < cols·2^32); rows with s < 2^61 use the branch-free 64-bit code
 // test. The loops vectorize; every value equals kernels/log_int_softmax.h's lis_code.
 template <class In, class Out, class Exp>
-bool run(In in, Out out, const LogIntSoftmaxParams& p, const Exp& exp) {
+bool run(In in, Out out, const LogIntSoftmaxParams& p, Exp exp) {
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(p.cols, 1));
   const uint32_t lim = static_cast<uint32_t>(-(p.c.ex.n * p.c.ex.x0));  // n·|x0| < 2^21 in the scale range
@@ -36,22 +36,28 @@ bool run(In in, Out out, const LogIntSoftmaxParams& p, const Exp& exp) {
     int32_t* tb = tbuf.data();
     int32_t* qb = qbuf.data();
     u64* eb = ebuf.data();
-    const int64_t cols = p.cols;  // a local: the uint8/bool code stores may alias any field of p
+    // Locals, not the lambda's by-reference captures: the uint8/bool code stores may alias anything, and the
+    // uint64 exponential stores any int64 (signed and unsigned variants of a type alias), so p.cols, the output
+    // pointers or the table's bounds would be reloaded after every store and the loops would not vectorize.
+    const int64_t cols = p.cols, lo = p.lo, hi = p.hi;
     const LogIntSoftmaxConsts c = p.c;
+    const In src = in;
+    const Out dst = out;
+    const Exp ex = exp;
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t base = r * cols;
       int bad = 0;
-      for (int64_t j = 0; j < p.cols; ++j) qb[j] = static_cast<int32_t>(in.load(base + j, p.lo, p.hi, bad));
+      for (int64_t j = 0; j < cols; ++j) qb[j] = static_cast<int32_t>(src.load(base + j, lo, hi, bad));
       if (bad) {
         all_ok = false;
         return;
       }
       int32_t m = INT32_MIN;
-      for (int64_t j = 0; j < p.cols; ++j) m = qb[j] > m ? qb[j] : m;
+      for (int64_t j = 0; j < cols; ++j) m = qb[j] > m ? qb[j] : m;
       u64 s_hi = 0, s_lo = 0;
-      for (int64_t j = 0; j < p.cols; ++j) {
+      for (int64_t j = 0; j < cols; ++j) {
         const uint32_t d = static_cast<uint32_t>(m) - static_cast<uint32_t>(qb[j]);  // m − q, exactly
-        const u64 e = static_cast<u64>(exp(-static_cast<i64>(d < lim ? d : lim)));
+        const u64 e = static_cast<u64>(ex(-static_cast<i64>(d < lim ? d : lim)));
         eb[j] = e;
         s_hi += e >> 32;
         s_lo += e & 0xffffffffu;
@@ -64,9 +70,11 @@ bool run(In in, Out out, const LogIntSoftmaxParams& p, const Exp& exp) {
           const u64 e = eb[j];
           tb[j] = lis_exponent_u64(s64, bl, e | static_cast<u64>(e == 0));
         }
-        for (int64_t j = 0; j < cols; ++j) out.store(base + j, lis_code_from_t(tb[j], static_cast<int>(eb[j] == 0), c));  // ... then codes
+        for (int64_t j = 0; j < cols; ++j) {  // ... then codes
+          dst.store(base + j, lis_code_from_t(tb[j], static_cast<int>(eb[j] == 0), c));
+        }
       } else {
-        for (int64_t j = 0; j < cols; ++j) out.store(base + j, lis_code(s, static_cast<i64>(eb[j]), c));
+        for (int64_t j = 0; j < cols; ++j) dst.store(base + j, lis_code(s, static_cast<i64>(eb[j]), c));
       }
     }
   });
@@ -77,7 +85,10 @@ template <class In, class Out>
 bool run_exp(In in, Out out, const LogIntSoftmaxParams& p) {
   const auto direct = [&p](i64 x) { return ibert_exp(x, p.c.ex); };
   const i64 lo = p.c.ex.n * p.c.ex.x0;
-  if (use_table(lo, p.rows * p.cols)) return run(in, out, p, ClampedTable<i64>(lo, direct));
+  if (use_table(lo, p.rows * p.cols)) {
+    const ClampedTable<i64> table(lo, direct);
+    return run(in, out, p, table.view());
+  }
   return run(in, out, p, direct);
 }
 

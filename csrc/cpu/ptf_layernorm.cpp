@@ -11,7 +11,7 @@
 #include <cmath>
 #include <vector>
 
-#include "csrc/cpu/simd.h"
+#include "csrc/cpu/vectorize.h"
 #include "csrc/dispatch.h"
 #include "kernels/layernorm_common.h"
 #include "kernels/ptf_layernorm_fast.h"

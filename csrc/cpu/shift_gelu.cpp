@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <vector>
 
 #include "csrc/cpu/vectorize.h"
@@ -24,27 +25,31 @@ using namespace mnq::kernels;
 // Rows [r0, r1); false at the first row with a code outside [p.lo, p.hi]. buf, tab: [p.cols] scratch. Within a
 // row sig depends only on d = q − m, so when the row spans at most cols/2 distinct codes (8-bit activations span
 // ≤ 256 in rows of 768–3072) it is tabulated over the span and the elements look it up: the same scalar function
-// at the same points, so the result is identical, with several times less arithmetic. The params are copied to
+// at the same points, so the result is identical, with several times less arithmetic. Codes and out fit int32
+// and sig int16 (kernels/shift_gelu.h: |q| ≤ 2^15, 0 ≤ sig < 2^(b_out − 1) ≤ 2^15, |out| < 2^30), so the buffer
+// and the product are 32-bit (twice the lanes of int64). The table type Tab is int16 for int32 output, a type
+// those stores cannot alias (with an int32 table the lookups are not vectorized past them), and int32 for float
+// output, where the lookups vectorize either way and 32-bit gathers are the faster. The params are copied to
 // locals: the output stores could otherwise alias them, which blocks vectorizing.
-template <class In, class Out>
-MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t r1, i64* buf, i64* tab) {
+template <class In, class Out, class Tab>
+MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t r1, int32_t* buf, Tab* tab) {
   const int64_t cols = p.cols, lo = p.lo, hi = p.hi;
   const ShiftGeluConsts c = p.c;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t base = r * cols;
     i64 ok = 1;
-    i64 m = kInt64Min, mn = kInt64Max;
+    for (int64_t j = 0; j < cols; ++j) buf[j] = static_cast<int32_t>(in.load(base + j, 0, lo, hi, ok));
+    if (!ok) return false;
+    int32_t m = INT32_MIN, mn = INT32_MAX;
     for (int64_t j = 0; j < cols; ++j) {
-      buf[j] = in.load(base + j, 0, lo, hi, ok);
       m = buf[j] > m ? buf[j] : m;
       mn = buf[j] < mn ? buf[j] : mn;
     }
-    if (!ok) return false;
     const i64 e2 = shift_gelu_e2(m, c);
-    const i64 span = m - mn + 1;
+    const i64 span = static_cast<i64>(m) - mn + 1;
     if (2 * span <= cols) {
-      for (i64 t = 0; t < span; ++t) tab[t] = shift_gelu_sig(-t, e2, c);
-      for (int64_t j = 0; j < cols; ++j) out.store(base + j, 0, buf[j] * tab[m - buf[j]]);
+      for (i64 t = 0; t < span; ++t) tab[t] = static_cast<Tab>(shift_gelu_sig(-t, e2, c));
+      for (int64_t j = 0; j < cols; ++j) out.store(base + j, 0, buf[j] * static_cast<int32_t>(tab[m - buf[j]]));
     } else {
       for (int64_t j = 0; j < cols; ++j) out.store(base + j, 0, shift_gelu_out(buf[j], m, e2, c));
     }
@@ -52,13 +57,14 @@ MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t 
   return true;
 }
 
-template <class In, class Out>
+template <class Tab, class In, class Out>
 bool run(In in, Out out, const ShiftGeluParams& p) {
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 16384 / p.cols);
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    std::vector<i64> buf(2 * p.cols);
-    if (!rows(in, out, p, r0, r1, buf.data(), buf.data() + p.cols)) all_ok = false;
+    std::vector<int32_t> buf(p.cols);
+    std::vector<Tab> tab(p.cols);
+    if (!rows(in, out, p, r0, r1, buf.data(), tab.data())) all_ok = false;
   });
   return all_ok;
 }
@@ -68,10 +74,10 @@ bool run(In in, Out out, const ShiftGeluParams& p) {
 bool shift_gelu(const at::Tensor& in, const at::Tensor& out, const ShiftGeluParams& p, double inv_scale,
                 double out_scale) {
   if (in.scalar_type() == at::kFloat) {
-    return run(FloatInC{in.data_ptr<float>(), &inv_scale}, FloatOutC{out.data_ptr<float>(), &out_scale}, p);
+    return run<int32_t>(FloatInC{in.data_ptr<float>(), &inv_scale}, FloatOutC{out.data_ptr<float>(), &out_scale}, p);
   }
   return MNQ_DISPATCH_INT(in.scalar_type(), "shift_gelu", [&] {
-    return run(IntInC<scalar_t>{in.data_ptr<scalar_t>()}, IntOutC<int32_t>{out.data_ptr<int32_t>()}, p);
+    return run<int16_t>(IntInC<scalar_t>{in.data_ptr<scalar_t>()}, IntOutC<int32_t>{out.data_ptr<int32_t>()}, p);
   });
 }
 

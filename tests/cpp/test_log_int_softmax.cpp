@@ -136,3 +136,18 @@ TEST_CASE("branch-free 64-bit code test equals lis_exponent", "[log_int_softmax]
   const u64 s = (u64(1) << 61) - 1;
   REQUIRE(lis_exponent_u64(s, bit_length(s), 1) == lis_exponent(s, 1));
 }
+
+TEST_CASE("branch-free code from t equals lis_code", "[log_int_softmax]") {
+  for (int bits = 2; bits <= 8; ++bits) {
+    const LogIntSoftmaxConsts c{ibert_exp_consts(0.1, 30), bits};
+    for (int t = 0; t <= 126; ++t) {
+      const u128 s = u128(1) << t;  // e = 1: v = 2^t, exponent t
+      const LisCode want = lis_code(s, 1, c);
+      const LisCode got = lis_code_from_t(t, 0, c);
+      REQUIRE((got.code == want.code && got.masked == want.masked));
+      const LisCode zero = lis_code_from_t(t, 1, c);  // e = 0: t is whatever the exponent loop left there
+      const LisCode want0 = lis_code(s, 0, c);
+      REQUIRE((zero.code == want0.code && zero.masked == want0.masked));
+    }
+  }
+}
