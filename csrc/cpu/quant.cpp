@@ -21,17 +21,22 @@ template <class Out>
 bool quantize_loop(const float* x, const double* scale, Out out, const QuantizeParams& p) {
   std::atomic<bool> all_ok{true};
   at::parallel_for(0, p.numel, kGrain, [&](int64_t i0, int64_t i1) {
-    bool ok = true;
+    const Out o = out;  // locals: see requant_fast
+    const ChannelLayout layout = p.layout;
+    const i64 lo = p.lo, hi = p.hi;
+    int bad = 0;
     for (int64_t i = i0; i < i1; ++i) {
-      const double s = scale[p.layout.channel(i)];
+      const double s = scale[layout.channel(i)];
       i64 q = 0;
-      if (quantize_code(x[i], s, p.lo, p.hi, q)) {
-        out.store(i, q, s);
+      const bool have = quantize_code(x[i], s, lo, hi, q);
+      if (Out::kPropagatesNaN && !have) {
+        o.store_nan(i);
       } else {
-        ok = no_code(out, i) && ok;
+        o.store(i, q, s);
       }
+      bad |= static_cast<int>(!have);
     }
-    if (!ok) all_ok = false;
+    if (bad && !Out::kPropagatesNaN) all_ok = false;
   });
   return all_ok;
 }
@@ -87,15 +92,33 @@ bool requant_fast(FIn fin, FIdIn fid, In in, IdIn id, DyadicArray d, i64 ds, Dya
   std::atomic<bool> all_ok{true};
   const int64_t rows = p.numel / cols;
   const int64_t grain = std::max<int64_t>(1, kGrain / cols);
+  // Per-tensor multipliers are spread over the channels, so the loop reads every multiplier with stride 1.
+  std::vector<i64> spread[4];
+  auto per_channel = [&](const i64* a, i64 stride, std::vector<i64>& buf) {
+    if (stride == 1) return a;
+    buf.assign(static_cast<size_t>(cols), a[0]);
+    return static_cast<const i64*>(buf.data());
+  };
+  const i64* dm = per_channel(d.m, ds, spread[0]);
+  const i64* dk = per_channel(d.k, ds, spread[1]);
+  const i64* dim = kResidual ? per_channel(d_id.m, dis, spread[2]) : dm;
+  const i64* dik = kResidual ? per_channel(d_id.k, dis, spread[3]) : dk;
   at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
+    // Locals, not the lambda's by-reference captures: the output stores could alias those, which stops the loop
+    // from vectorizing.
+    const FIn fl = fin;
+    const FIdIn fidl = fid;
+    const Out o = out;
+    const i64 *m = dm, *k = dk, *mi = dim, *ki = dik;
+    const i64 lo = p.lo, hi = p.hi, n = cols;
+    const double so = out_scale;
     int big = 0;
-    const i64 lo = p.lo, hi = p.hi;
     for (int64_t r = r0; r < r1; ++r) {
-      for (int64_t c = 0; c < cols; ++c) {
-        const int64_t i = r * cols + c;
-        i64 v = requant64(fin.load(i, c, big), d.m[c * ds], d.k[c * ds]);
-        if (kResidual) v += requant64(fid.load(i, c, big), d_id.m[c * dis], d_id.k[c * dis]);
-        out.store(i, v < lo ? lo : (v > hi ? hi : v), out_scale);
+      for (int64_t c = 0; c < n; ++c) {
+        const int64_t i = r * n + c;
+        i64 v = requant64(fl.load(i, c, big), m[c], k[c]);
+        if (kResidual) v += requant64(fidl.load(i, c, big), mi[c], ki[c]);
+        o.store(i, v < lo ? lo : (v > hi ? hi : v), so);
       }
     }
     if (big && !requant_range(in, id, d, d_id, out_scale, out, p, r0 * cols, r1 * cols)) all_ok = false;
