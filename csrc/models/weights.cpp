@@ -176,5 +176,19 @@ void save_weights(const torch::nn::Module& module, const std::string& path) {
   write_safetensors(path, all);
 }
 
+void copy_parameters(const torch::nn::Module& src, torch::nn::Module& dst) {
+  const auto from = src.named_parameters();
+  at::NoGradGuard no_grad;
+  for (auto& item : dst.named_parameters()) {
+    const at::Tensor* s = from.find(item.key());
+    if (s == nullptr) throw std::invalid_argument("copy_parameters: the source has no parameter '" + item.key() + "'");
+    if (s->sizes() != item.value().sizes()) {
+      throw std::invalid_argument("copy_parameters: '" + item.key() + "' has shape " + shape_str(s->sizes()) +
+                                  " in the source but " + shape_str(item.value().sizes()) + " in the destination");
+    }
+    item.value().copy_(*s);
+  }
+}
+
 }  // namespace models
 }  // namespace mnq

@@ -26,6 +26,10 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors);
 void load_weights(torch::nn::Module& module, const std::string& path, bool require_buffers = false);
 // Writes every parameter and buffer of `module` (a checkpoint that load_weights(..., true) restores exactly).
 void save_weights(const torch::nn::Module& module, const std::string& path);
+// Copies every parameter of `dst` from the parameter of the same name in `src` (e.g. a full-precision model into
+// its quantized twin: both carry timm's parameter names); buffers are left alone. Throws naming the key when
+// `src` lacks a parameter or its shape differs.
+void copy_parameters(const torch::nn::Module& src, torch::nn::Module& dst);
 
 }  // namespace models
 }  // namespace mnq

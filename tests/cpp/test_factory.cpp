@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "csrc/models/factory.h"
+#include "csrc/models/weights.h"
 
 using namespace mnq::models;
 
@@ -48,4 +49,19 @@ TEST_CASE("factory: FP and quantized models of both families give logits", "[fac
 
 TEST_CASE("factory: overrides are validated", "[factory]") {
   CHECK_THROWS_WITH(create_fp("vit_mnist_tiny", ModelOverrides{{}, 30, {}}), Catch::Contains("img_size"));
+}
+
+TEST_CASE("factory: copy_parameters moves FP weights into the quantized twin", "[factory]") {
+  at::manual_seed(1);
+  Model fp = create_fp("vit_mnist_tiny");
+  Model q = create_quant("vit_mnist_tiny", QuantOptions{});
+  copy_parameters(*fp.module, *q.module);
+  const auto qp = q.module->named_parameters();
+  for (const auto& item : fp.module->named_parameters()) {
+    INFO(item.key());
+    REQUIRE(qp.find(item.key()) != nullptr);
+    CHECK(at::equal(*qp.find(item.key()), item.value()));
+  }
+  Model other = create_fp("vit_mnist_tiny", ModelOverrides{3, {}, {}});
+  CHECK_THROWS_WITH(copy_parameters(*other.module, *q.module), Catch::Contains("head.weight"));
 }
