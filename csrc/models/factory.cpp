@@ -61,10 +61,12 @@ Model create_fp(const std::string& preset, const ModelOverrides& o) {
     auto net = VisionTransformer(apply(vit_preset(preset), o));
     m.module = net.ptr();
     m.forward = [net](const at::Tensor& x) mutable { return net->forward(x); };
+    m.set_tap = [net](LayerTap tap) { net->set_tap(std::move(tap)); };
   } else {
     auto net = SwinTransformer(apply(swin_preset(preset), o));
     m.module = net.ptr();
     m.forward = [net](const at::Tensor& x) mutable { return net->forward(x); };
+    m.set_tap = [net](LayerTap tap) { net->set_tap(std::move(tap)); };
   }
   return m;
 }

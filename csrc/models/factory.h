@@ -9,11 +9,13 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "csrc/models/plan.h"
 #include "csrc/models/qvit.h"
+#include "csrc/models/tap.h"
 
 namespace mnq {
 namespace models {
@@ -45,6 +47,11 @@ struct Model {
   std::function<at::Tensor(const at::Tensor&)> forward;
   // Ends the PtfAct α search of every fqvit LayerNorm (after calibration, before QAT); no-op for FP models.
   std::function<void()> freeze_alpha = [] {};
+  // Full precision only: calls the tap at every mixable layer of later forwards (an empty tap removes it). The
+  // quantized models' layers take nn::LayerObserver instead (found by name in module->named_modules()).
+  std::function<void(LayerTap)> set_tap = [](LayerTap) {
+    throw std::logic_error("Model::set_tap: only full-precision models have a layer tap");
+  };
 
   at::Tensor operator()(const at::Tensor& x) const { return forward(x); }
 };

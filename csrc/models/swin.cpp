@@ -174,19 +174,28 @@ at::Tensor SwinBlockImpl::attention(const at::Tensor& x) {
     attn = (attn.view({-1, nw, num_heads_, N, N}) + window_.mask.to(attn.device()).unsqueeze(1).unsqueeze(0))
                .view({-1, num_heads_, N, N});
   }
-  attn = at::softmax(attn, -1);
+  attn = tap_(softmax_name_, attn, at::softmax(attn, -1));
   return proj(at::matmul(attn, v).transpose(1, 2).reshape({Bw, N, C}));
 }
 
 at::Tensor SwinBlockImpl::forward(const at::Tensor& x) {
   const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3), s = window_.shift, w = window_.window;
-  at::Tensor h = norm1(x);
+  at::Tensor h = tap_(norm1_name_, x, norm1(x));
   if (s > 0) h = at::roll(h, {-s, -s}, {1, 2});
   h = window_reverse(attention(window_partition(h, w)), w, H, W);
   if (s > 0) h = at::roll(h, {s, s}, {1, 2});
   at::Tensor y = (x + h).reshape({B, -1, C});
-  y = y + fc2(at::gelu(fc1(norm2(y))));
+  const at::Tensor u = fc1(tap_(norm2_name_, y, norm2(y)));
+  y = y + fc2(tap_(gelu_name_, u, at::gelu(u)));
   return y.reshape({B, H, W, C});
+}
+
+void SwinBlockImpl::attach(const TapSlot& tap, const std::string& prefix) {
+  tap_ = tap;
+  norm1_name_ = prefix + "norm1";
+  softmax_name_ = prefix + "attn.softmax";
+  norm2_name_ = prefix + "norm2";
+  gelu_name_ = prefix + "mlp.gelu";
 }
 
 SwinTransformerImpl::SwinTransformerImpl(const SwinConfig& config) : config_(config) {
@@ -205,6 +214,7 @@ SwinTransformerImpl::SwinTransformerImpl(const SwinConfig& config) : config_(con
     if (s > 0) {
       auto ds = scope(*stage_scope, "downsample");
       stage.merge_norm = layer_norm(*ds, "norm", 4 * dim);
+      stage.merge_norm_name = "layers." + std::to_string(s) + ".downsample.norm";
       stage.merge_reduction =
           ds->register_module("reduction", torch::nn::Linear(torch::nn::LinearOptions(4 * dim, 2 * dim).bias(false)));
       res /= 2;
@@ -214,6 +224,7 @@ SwinTransformerImpl::SwinTransformerImpl(const SwinConfig& config) : config_(con
     for (int64_t i = 0; i < config_.depths[s]; ++i) {
       const SwinWindow window(res, config_.window_size, i % 2 == 0 ? 0 : config_.window_size / 2);
       stage.blocks.push_back(SwinBlock(dim, config_.num_heads[s], window));
+      stage.blocks.back()->attach(tap_, "layers." + std::to_string(s) + ".blocks." + std::to_string(i) + ".");
       blocks->push_back(stage.blocks.back());
     }
     stages_.push_back(stage);
@@ -225,10 +236,14 @@ SwinTransformerImpl::SwinTransformerImpl(const SwinConfig& config) : config_(con
 at::Tensor SwinTransformerImpl::forward_features(const at::Tensor& x) {
   at::Tensor h = patch_norm(patch_proj(x).permute({0, 2, 3, 1}));
   for (auto& stage : stages_) {
-    if (stage.merge_norm) h = stage.merge_reduction(stage.merge_norm(patch_merge(h)));
+    if (stage.merge_norm) {
+      const at::Tensor m = patch_merge(h);
+      h = stage.merge_reduction(tap_(stage.merge_norm_name, m, stage.merge_norm(m)));
+    }
     for (auto& blk : stage.blocks) h = blk(h);
   }
-  return norm(h);
+  static const std::string kNorm = "norm";
+  return tap_(kNorm, h, norm(h));
 }
 
 at::Tensor SwinTransformerImpl::forward(const at::Tensor& x) { return head_fc(forward_features(x).mean({1, 2})); }

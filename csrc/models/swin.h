@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "csrc/models/tap.h"
+
 namespace mnq {
 namespace models {
 
@@ -57,6 +59,9 @@ class SwinBlockImpl : public torch::nn::Module {
  public:
   SwinBlockImpl(int64_t dim, int64_t num_heads, const SwinWindow& window);
   at::Tensor forward(const at::Tensor& x);  // [B, H, W, C]
+  // Reports norm1, attn.softmax (scores [B·nW, heads, N, N], windows of one image consecutive), norm2 and
+  // mlp.gelu under `prefix` (e.g. "layers.0.blocks.1.") to `tap`.
+  void attach(const TapSlot& tap, const std::string& prefix);
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
   torch::nn::Linear qkv{nullptr}, proj{nullptr}, fc1{nullptr}, fc2{nullptr};
   at::Tensor relative_position_bias_table;  // attn.relative_position_bias_table [(2ws-1)², heads]
@@ -65,6 +70,8 @@ class SwinBlockImpl : public torch::nn::Module {
   at::Tensor attention(const at::Tensor& windows);  // [B·nW, N, C]
   int64_t num_heads_;
   SwinWindow window_;
+  TapSlot tap_;
+  std::string norm1_name_, softmax_name_, norm2_name_, gelu_name_;
 };
 TORCH_MODULE(SwinBlock);
 
@@ -74,15 +81,19 @@ class SwinTransformerImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);           // logits
   at::Tensor forward_features(const at::Tensor& x);  // [B, H, W, C] after the final norm
   const SwinConfig& config() const { return config_; }
+  // Calls `tap` at every mixable layer (SPEC §6 names; not patch_embed.norm) of later forwards; empty removes it.
+  void set_tap(LayerTap tap) const { tap_.set(std::move(tap)); }
 
  private:
   // One stage: patch merging (stages ≥ 1) then its blocks.
   struct Stage {
+    std::string merge_norm_name;  // layers.{s}.downsample.norm
     torch::nn::LayerNorm merge_norm{nullptr};
     torch::nn::Linear merge_reduction{nullptr};
     std::vector<SwinBlock> blocks;
   };
   SwinConfig config_;
+  TapSlot tap_;
   torch::nn::Conv2d patch_proj{nullptr};
   torch::nn::LayerNorm patch_norm{nullptr}, norm{nullptr};
   std::vector<Stage> stages_;

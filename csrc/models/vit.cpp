@@ -28,7 +28,8 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   const int64_t B = x.size(0), N = x.size(1), C = x.size(2), hd = C / num_heads_;
   const at::Tensor qkv_ = qkv(x).reshape({B, N, 3, num_heads_, hd}).permute({2, 0, 3, 1, 4});
   const at::Tensor q = qkv_[0] * std::pow(static_cast<double>(hd), -0.5), k = qkv_[1], v = qkv_[2];
-  const at::Tensor attn = at::softmax(at::matmul(q, k.transpose(-2, -1)), -1);
+  const at::Tensor scores = at::matmul(q, k.transpose(-2, -1));
+  const at::Tensor attn = tap_(softmax_name_, scores, at::softmax(scores, -1));
   return proj(at::matmul(attn, v).transpose(1, 2).reshape({B, N, C}));
 }
 
@@ -37,7 +38,20 @@ MlpImpl::MlpImpl(int64_t dim, int64_t hidden) {
   fc2 = register_module("fc2", torch::nn::Linear(hidden, dim));
 }
 
-at::Tensor MlpImpl::forward(const at::Tensor& x) { return fc2(at::gelu(fc1(x))); }
+void AttentionImpl::attach(const TapSlot& tap, const std::string& name) {
+  tap_ = tap;
+  softmax_name_ = name;
+}
+
+at::Tensor MlpImpl::forward(const at::Tensor& x) {
+  const at::Tensor h = fc1(x);
+  return fc2(tap_(gelu_name_, h, at::gelu(h)));
+}
+
+void MlpImpl::attach(const TapSlot& tap, const std::string& name) {
+  tap_ = tap;
+  gelu_name_ = name;
+}
 
 BlockImpl::BlockImpl(int64_t dim, int64_t num_heads, int64_t hidden) {
   norm1 = register_module("norm1", torch::nn::LayerNorm(LayerNormOptions({dim}).eps(1e-6)));
@@ -47,8 +61,16 @@ BlockImpl::BlockImpl(int64_t dim, int64_t num_heads, int64_t hidden) {
 }
 
 at::Tensor BlockImpl::forward(const at::Tensor& x) {
-  const at::Tensor h = x + attn(norm1(x));
-  return h + mlp(norm2(h));
+  const at::Tensor h = x + attn(tap_(norm1_name_, x, norm1(x)));
+  return h + mlp(tap_(norm2_name_, h, norm2(h)));
+}
+
+void BlockImpl::attach(const TapSlot& tap, const std::string& prefix) {
+  tap_ = tap;
+  norm1_name_ = prefix + "norm1";
+  norm2_name_ = prefix + "norm2";
+  attn->attach(tap, prefix + "attn.softmax");
+  mlp->attach(tap, prefix + "mlp.gelu");
 }
 
 PatchEmbedImpl::PatchEmbedImpl(const ViTConfig& c) {
@@ -67,7 +89,11 @@ VisionTransformerImpl::VisionTransformerImpl(const ViTConfig& config) : config_(
   init_embeddings(cls_token, pos_embed, dist_token);
   patch_embed = register_module("patch_embed", PatchEmbed(config_));
   blocks = register_module("blocks", torch::nn::ModuleList());
-  for (int64_t i = 0; i < config_.depth; ++i) blocks->push_back(Block(D, config_.num_heads, config_.mlp_hidden));
+  for (int64_t i = 0; i < config_.depth; ++i) {
+    Block blk(D, config_.num_heads, config_.mlp_hidden);
+    blk->attach(tap_, "blocks." + std::to_string(i) + ".");
+    blocks->push_back(blk);
+  }
   norm = register_module("norm", torch::nn::LayerNorm(LayerNormOptions({D}).eps(1e-6)));
   head = register_module("head", torch::nn::Linear(D, config_.num_classes));
   if (config_.distilled) head_dist = register_module("head_dist", torch::nn::Linear(D, config_.num_classes));
@@ -81,7 +107,8 @@ at::Tensor VisionTransformerImpl::forward_features(const at::Tensor& x) {
   parts.push_back(t);
   t = at::cat(parts, 1) + pos_embed;
   for (const auto& blk : *blocks) t = blk->as<Block>()->forward(t);
-  return norm(t);
+  static const std::string kNorm = "norm";
+  return tap_(kNorm, t, norm(t));
 }
 
 std::pair<at::Tensor, at::Tensor> VisionTransformerImpl::forward_heads(const at::Tensor& x) {

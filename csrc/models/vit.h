@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "csrc/models/presets.h"
+#include "csrc/models/tap.h"
 
 namespace mnq {
 namespace models {
@@ -21,10 +22,14 @@ class AttentionImpl : public torch::nn::Module {
  public:
   AttentionImpl(int64_t dim, int64_t num_heads);
   at::Tensor forward(const at::Tensor& x);
+  // Reports the softmax as layer `name` to `tap`.
+  void attach(const TapSlot& tap, const std::string& name);
   torch::nn::Linear qkv{nullptr}, proj{nullptr};
 
  private:
   int64_t num_heads_;
+  TapSlot tap_;
+  std::string softmax_name_;
 };
 TORCH_MODULE(Attention);
 
@@ -32,7 +37,12 @@ class MlpImpl : public torch::nn::Module {
  public:
   MlpImpl(int64_t dim, int64_t hidden);
   at::Tensor forward(const at::Tensor& x);
+  void attach(const TapSlot& tap, const std::string& name);  // the GELU as layer `name`
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+
+ private:
+  TapSlot tap_;
+  std::string gelu_name_;
 };
 TORCH_MODULE(Mlp);
 
@@ -40,9 +50,15 @@ class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(int64_t dim, int64_t num_heads, int64_t hidden);
   at::Tensor forward(const at::Tensor& x);
+  // Reports norm1, attn.softmax, norm2 and mlp.gelu under `prefix` (e.g. "blocks.3.") to `tap`.
+  void attach(const TapSlot& tap, const std::string& prefix);
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
   Attention attn{nullptr};
   Mlp mlp{nullptr};
+
+ private:
+  TapSlot tap_;
+  std::string norm1_name_, norm2_name_;
 };
 TORCH_MODULE(Block);
 
@@ -64,6 +80,8 @@ class VisionTransformerImpl : public torch::nn::Module {
   // (head, head_dist) logits of a distilled model (what timm returns with distilled_training in training).
   std::pair<at::Tensor, at::Tensor> forward_heads(const at::Tensor& x);
   const ViTConfig& config() const { return config_; }
+  // Calls `tap` at every mixable layer (SPEC §6 names) of later forwards; an empty function removes it.
+  void set_tap(LayerTap tap) const { tap_.set(std::move(tap)); }
 
   at::Tensor cls_token, pos_embed, dist_token;
   PatchEmbed patch_embed{nullptr};
@@ -73,6 +91,7 @@ class VisionTransformerImpl : public torch::nn::Module {
 
  private:
   ViTConfig config_;
+  TapSlot tap_;
 };
 TORCH_MODULE(VisionTransformer);
 

@@ -37,6 +37,15 @@ IntSoftmaxImpl::IntSoftmaxImpl(std::string method, int64_t out_bits, int64_t log
       log_bits_(check_bits(log_bits, 8)) {}
 
 ScaledTensor IntSoftmaxImpl::forward(const at::Tensor& x, const at::Tensor& scale) {
+  ScaledTensor out = compute(x, scale);
+  if (observer_) {
+    const std::function<ScaledTensor(const at::Tensor&)> rerun = [&](const at::Tensor& x2) { return compute(x2, scale); };
+    observer_(LayerCall{x, scale, out.first, out.second, rerun});
+  }
+  return out;
+}
+
+ScaledTensor IntSoftmaxImpl::compute(const at::Tensor& x, const at::Tensor& scale) {
   const double s = scalar(scale, "IntSoftmax");
   if (method_ == "ivit") return {ops::shiftmax_qat(x, s, out_bits_), scale_tensor(std::ldexp(1.0, -(out_bits_ - 1)))};
   if (method_ == "ibert") return {ops::ibert_softmax_qat(x, s, out_bits_), scale_tensor(std::ldexp(1.0, -out_bits_))};
@@ -53,6 +62,15 @@ IntGELUImpl::IntGELUImpl(std::string method, int64_t out_bits)
     : method_(check_method(method, "IntGELU")), out_bits_(check_bits(out_bits)) {}
 
 ScaledTensor IntGELUImpl::forward(const at::Tensor& x, const at::Tensor& scale) {
+  ScaledTensor out = compute(x, scale);
+  if (observer_) {
+    const std::function<ScaledTensor(const at::Tensor&)> rerun = [&](const at::Tensor& x2) { return compute(x2, scale); };
+    observer_(LayerCall{x, scale, out.first, out.second, rerun});
+  }
+  return out;
+}
+
+ScaledTensor IntGELUImpl::compute(const at::Tensor& x, const at::Tensor& scale) {
   if (method_ == "ivit") {
     const double s = scalar(scale, "IntGELU");
     return {ops::shift_gelu_qat(x, s, out_bits_), scale_tensor(s * std::ldexp(1.0, -(out_bits_ - 1)))};
@@ -80,6 +98,18 @@ IntLayerNormImpl::IntLayerNormImpl(int64_t normalized_shape, std::string method,
 }
 
 ScaledTensor IntLayerNormImpl::forward(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& scale_next) {
+  ScaledTensor out = compute(x, scale, scale_next);
+  if (observer_) {
+    const std::function<ScaledTensor(const at::Tensor&)> rerun = [&](const at::Tensor& x2) {
+      return compute(x2, scale, scale_next);
+    };
+    observer_(LayerCall{x, scale, out.first, out.second, rerun});
+  }
+  return out;
+}
+
+ScaledTensor IntLayerNormImpl::compute(const at::Tensor& x, const at::Tensor& scale,
+                                       const at::Tensor& scale_next) {
   if (method_ == "fqvit") {
     TORCH_CHECK_VALUE(scale_next.defined(),
                       "IntLayerNorm(method='fqvit'): scale_next (the next QuantAct's scale) is required");

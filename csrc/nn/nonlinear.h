@@ -4,12 +4,28 @@
 // "fqvit" (see the Python module's docstring for what each means per op).
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "csrc/nn/quant.h"
 
 namespace mnq {
 namespace nn {
+
+// One call of a non-linear layer as an observer sees it (the sensitivity analyzer captures every mixable layer's
+// input and output this way). x = q·scale is the input the layer received, y = its output values on scale_out.
+// `rerun` runs the same layer again on another input with the same input scale (and, for an fqvit LayerNorm, the
+// same scale_next), without notifying the observer: the analyzer's isolated mode feeds it the full-precision
+// input on this grid. The references live only for the duration of the observer call.
+struct LayerCall {
+  const at::Tensor& x;
+  const at::Tensor& scale;
+  const at::Tensor& y;
+  const at::Tensor& scale_out;
+  const std::function<ScaledTensor(const at::Tensor&)>& rerun;
+};
+// Called after every forward of the layer it is attached to; unset (the default) costs one branch.
+using LayerObserver = std::function<void(const LayerCall&)>;
 
 // Throws naming the module and the allowed methods unless `method` is ivit, ibert or fqvit.
 const std::string& check_method(const std::string& method, const char* who);
@@ -21,10 +37,13 @@ class IntSoftmaxImpl : public torch::nn::Module {
   ScaledTensor forward(const at::Tensor& x, const at::Tensor& scale);
   const std::string& method() const { return method_; }
   void pretty_print(std::ostream& stream) const override;
+  void set_observer(LayerObserver observer) { observer_ = std::move(observer); }
 
  private:
+  ScaledTensor compute(const at::Tensor& x, const at::Tensor& scale);
   std::string method_;
   int64_t out_bits_, log_bits_;
+  LayerObserver observer_;
 };
 TORCH_MODULE(IntSoftmax);
 
@@ -36,10 +55,13 @@ class IntGELUImpl : public torch::nn::Module {
   ScaledTensor forward(const at::Tensor& x, const at::Tensor& scale);
   const std::string& method() const { return method_; }
   void pretty_print(std::ostream& stream) const override;
+  void set_observer(LayerObserver observer) { observer_ = std::move(observer); }
 
  private:
+  ScaledTensor compute(const at::Tensor& x, const at::Tensor& scale);
   std::string method_;
   int64_t out_bits_;
+  LayerObserver observer_;
 };
 TORCH_MODULE(IntGELU);
 
@@ -51,11 +73,14 @@ class IntLayerNormImpl : public torch::nn::Module {
   ScaledTensor forward(const at::Tensor& x, const at::Tensor& scale = {}, const at::Tensor& scale_next = {});
   const std::string& method() const { return method_; }
   void pretty_print(std::ostream& stream) const override;
+  void set_observer(LayerObserver observer) { observer_ = std::move(observer); }
 
   at::Tensor weight, bias;
   PtfAct ptf{nullptr};
 
  private:
+  ScaledTensor compute(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& scale_next);
+  LayerObserver observer_;
   int64_t channels_;
   std::string method_;
   double eps_;

@@ -1,0 +1,270 @@
+// The sensitivity analyzer; see analyzer.h for the method, the cost and the memory bound.
+#include "csrc/analysis/analyzer.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <torch/nn/module.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+
+#include "csrc/analysis/sqnr.h"
+#include "csrc/models/weights.h"
+#include "csrc/nn/nonlinear.h"
+
+namespace mnq {
+namespace analysis {
+namespace {
+
+// The four streams of one (layer, method): paper-mode input and output, isolated-mode input and output.
+struct Scores {
+  SqnrAccumulator in, out, iso_in, iso_out;
+};
+
+// The full-precision layer tensors of the current batch (the forward's own tensors, not copies).
+struct FpLayer {
+  at::Tensor in, out;
+};
+
+at::Device model_device(const models::Model& m) {
+  for (const auto& p : m.module->parameters()) return p.device();
+  return at::Device(at::kCPU);
+}
+
+// The full-precision input x_fp put on the grid of the input xq the quantized layer received (scale S, per tensor
+// or per channel of the last dim): codes round(x_fp / S), clamped to the range of xq's own codes in this batch.
+// The clamp stands for the saturation of the quantizer that fed the layer (whose bit-width the layer does not
+// know): xq's extreme codes are the quantizer's limits whenever it saturated, and they keep the codes inside the
+// op's declared range (Swin's shift-mask codes, far below the quantizer's range, included).
+at::Tensor on_grid(const at::Tensor& x_fp, const at::Tensor& scale, const at::Tensor& xq) {
+  const at::Tensor x = x_fp.reshape(xq.sizes());
+  if (!scale.defined()) return x;  // a float input (no quantizer in front): the layer sees x itself
+  const at::Tensor s = scale.detach().to(xq.device(), at::kDouble);
+  const at::Tensor q_codes = at::round(xq.to(at::kDouble) / s);
+  const at::Tensor codes = at::clamp(at::round(x.to(at::kDouble) / s), q_codes.min(), q_codes.max());
+  return (codes * s).to(xq.scalar_type());
+}
+
+bool set_observer(torch::nn::Module& m, nn::LayerObserver observer) {
+  if (auto* s = m.as<nn::IntSoftmaxImpl>()) {
+    s->set_observer(std::move(observer));
+  } else if (auto* g = m.as<nn::IntGELUImpl>()) {
+    g->set_observer(std::move(observer));
+  } else if (auto* n = m.as<nn::IntLayerNormImpl>()) {
+    n->set_observer(std::move(observer));
+  } else {
+    return false;
+  }
+  return true;
+}
+
+const std::vector<std::string>& candidates(const AnalyzerConfig& c, models::OpType type) {
+  switch (type) {
+    case models::OpType::kSoftmax: return c.softmax;
+    case models::OpType::kGelu: return c.gelu;
+    default: return c.layernorm;
+  }
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+// Removes the full-precision tap and every observer when the analysis ends (also on an error), and restores the
+// full-precision model's training flag.
+class Cleanup {
+ public:
+  Cleanup(const models::Model& fp, std::vector<torch::nn::Module*>& observed)
+      : fp_(fp), observed_(observed), was_training_(fp.module->is_training()) {}
+  ~Cleanup() {
+    fp_.set_tap({});
+    for (auto* m : observed_) set_observer(*m, {});
+    fp_.module->train(was_training_);
+  }
+
+ private:
+  const models::Model& fp_;
+  std::vector<torch::nn::Module*>& observed_;
+  bool was_training_;
+};
+
+at::Tensor load_batch(const BatchSource& calib, int64_t i, const at::Device& device) {
+  const at::Tensor x = calib.batch(i);
+  TORCH_CHECK_VALUE(x.defined() && x.dim() == 4 && x.size(0) > 0, "analyze: calibration batch ", i,
+                    " must be a non-empty float image batch [B, C, H, W], got ",
+                    x.defined() ? x.sizes() : at::IntArrayRef{});
+  return x.to(device, at::kFloat);
+}
+
+}  // namespace
+
+void calibrate(models::Model& model, const BatchSource& calib, int64_t batches, const ProgressCallback& progress) {
+  TORCH_CHECK_VALUE(batches > 0 && batches <= calib.num_batches, "calibrate: ", batches,
+                    " batches requested, the calibration set has ", calib.num_batches);
+  at::NoGradGuard no_grad;
+  const at::Device device = model_device(model);
+  for (const auto& m : model.module->modules()) {
+    if (auto* ptf = m->as<nn::PtfActImpl>()) ptf->reset_alpha();
+  }
+  model.module->train();
+  // "calibrate ivit" for a uniform model, "calibrate mixed" otherwise
+  std::string label = model.methods.empty() ? "" : model.methods.begin()->second;
+  for (const auto& [layer, method] : model.methods) {
+    if (method != label) label = "mixed";
+  }
+  PhaseProgress phase("calibrate " + label, batches, progress);
+  for (int64_t i = 0; i < batches; ++i) {
+    const at::Tensor x = load_batch(calib, i, device);
+    model.forward(x);
+    phase.step(x.size(0));
+  }
+  model.freeze_alpha();
+  model.module->eval();
+}
+
+models::Model uniform_model(const models::Model& fp, int64_t bits, const std::string& method,
+                            const BatchSource& calib, int64_t batches, const models::ModelOverrides& overrides,
+                            const ProgressCallback& progress) {
+  models::QuantOptions options;
+  options.bits = bits;
+  options.plan = models::Plan::uniform(method);
+  models::Model q = models::create_quant(fp.preset, options, overrides);
+  models::copy_parameters(*fp.module, *q.module);
+  q.module->to(model_device(fp));
+  calibrate(q, calib, batches, progress);
+  return q;
+}
+
+Report analyze(const models::Model& fp, int64_t bits, const AnalyzerConfig& config, const BatchSource& calib,
+               const models::ModelOverrides& overrides, const ProgressCallback& progress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  config.validate("analyze");
+  TORCH_CHECK_VALUE(!fp.quantized, "analyze: the model must be full precision (models::create_fp); '", fp.preset,
+                    "' is quantized");
+  TORCH_CHECK_VALUE(calib.num_batches > 0 && calib.batch, "analyze: the calibration set has no batches");
+  const int64_t n = std::min(config.calib_batches, calib.num_batches);
+  ProgressCallback report_progress = progress;
+  if (config.progress) {
+    report_progress = [line = progress_line(), progress](const ProgressEvent& e) {
+      line(e);
+      if (progress) progress(e);
+    };
+  }
+  at::NoGradGuard no_grad;
+  const at::Device device = model_device(fp);
+  const auto layers = models::mixable_layers(fp.preset, overrides);
+  std::map<std::string, size_t> index;
+  for (size_t l = 0; l < layers.size(); ++l) index[layers[l].first] = l;
+  const std::vector<std::string> methods = config.methods();
+
+  // Calibration: one pass over the calibration set per uniform model.
+  std::vector<models::Model> qs;
+  for (const auto& m : methods) qs.push_back(uniform_model(fp, bits, m, calib, n, overrides, report_progress));
+
+  // acc[l][k]: the scores of layer l in the uniform model of methods[k], where that method is a candidate.
+  std::vector<std::vector<std::unique_ptr<Scores>>> acc(layers.size());
+  for (size_t l = 0; l < layers.size(); ++l) {
+    acc[l].resize(methods.size());
+    for (size_t k = 0; k < methods.size(); ++k) {
+      if (contains(candidates(config, layers[l].second), methods[k])) acc[l][k] = std::make_unique<Scores>();
+    }
+  }
+  std::vector<FpLayer> fp_layers(layers.size());
+  int64_t batch_images = 0;
+
+  std::vector<torch::nn::Module*> observed;
+  Cleanup cleanup(fp, observed);
+  fp.module->eval();
+  fp.set_tap([&](const std::string& name, const at::Tensor& in, const at::Tensor& out) {
+    auto it = index.find(name);
+    if (it != index.end()) fp_layers[it->second] = {in, out};
+  });
+  for (size_t k = 0; k < qs.size(); ++k) {
+    std::vector<bool> found(layers.size(), false);
+    for (const auto& item : qs[k].module->named_modules()) {
+      auto it = index.find(item.key());
+      if (it == index.end()) continue;  // not a mixable layer (e.g. Swin's patch_embed.norm)
+      const size_t l = it->second;
+      found[l] = true;
+      if (!acc[l][k]) continue;  // methods[k] is not a candidate of this layer's op type
+      Scores* s = acc[l][k].get();
+      const std::string& name = layers[l].first;
+      const bool ok = set_observer(*item.value(), [&fp_layers, &batch_images, s, l, name](const nn::LayerCall& c) {
+        const FpLayer& f = fp_layers[l];
+        TORCH_CHECK(f.in.defined(), "analyze: the full-precision model did not report layer '", name, "'");
+        s->in.add(f.in, c.x, batch_images);
+        s->out.add(f.out, c.y, batch_images);
+        const at::Tensor xi = on_grid(f.in, c.scale, c.x);
+        s->iso_in.add(f.in, xi, batch_images);
+        s->iso_out.add(f.out, c.rerun(xi).first, batch_images);
+      });
+      TORCH_CHECK(ok, "analyze: module '", name, "' of the quantized model is not an integer non-linear layer");
+      observed.push_back(item.value().get());
+    }
+    for (size_t l = 0; l < layers.size(); ++l) {
+      TORCH_CHECK(found[l], "analyze: the uniform ", methods[k], " model has no module named '", layers[l].first, "'");
+    }
+  }
+
+  // Measurement: per batch one full-precision forward (its layer tensors kept for this batch only), then one
+  // forward of each uniform model, scored by the observers as it runs.
+  PhaseProgress measure("measure", n, report_progress);
+  int64_t images = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const at::Tensor x = load_batch(calib, i, device);
+    batch_images = x.size(0);
+    for (auto& f : fp_layers) f = {};
+    fp.forward(x);
+    for (auto& q : qs) q.forward(x);
+    images += batch_images;
+    measure.step(batch_images);
+  }
+  for (auto& f : fp_layers) f = {};
+
+  Report r;
+  r.preset = fp.preset;
+  r.bits = bits;
+  r.mode = config.mode;
+  r.batches = n;
+  r.images = images;
+  r.calibration_passes = static_cast<int64_t>(qs.size());
+  r.measurement_passes = static_cast<int64_t>(qs.size()) + 1;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    LayerReport lr;
+    lr.name = layers[l].first;
+    lr.type = layers[l].second;
+    std::vector<double> delta, iso;
+    for (size_t k = 0; k < methods.size(); ++k) {
+      if (!acc[l][k]) continue;
+      const Scores& s = *acc[l][k];
+      TORCH_CHECK(s.in.images() == images, "analyze: layer '", lr.name, "' of the uniform ", methods[k],
+                  " model ran on ", s.in.images(), " of ", images, " images");
+      MethodScores ms;
+      ms.method = methods[k];
+      ms.sqnr_in = s.in.db();
+      ms.sqnr_out = s.out.db();
+      ms.delta = delta_sqnr(ms.sqnr_in, ms.sqnr_out);
+      ms.iso_in = s.iso_in.db();
+      ms.iso_out = s.iso_out.db();
+      delta.push_back(ms.delta);
+      iso.push_back(ms.iso_out);
+      lr.scores.push_back(ms);
+    }
+    const auto [best, margin] = argmax_with_margin(delta);
+    lr.chosen = lr.scores[best].method;
+    lr.margin = margin;
+    const auto [best_iso, margin_iso] = argmax_with_margin(iso);
+    lr.chosen_isolated = lr.scores[best_iso].method;
+    lr.margin_isolated = margin_iso;
+    r.plan_paper.set(lr.name, lr.chosen);
+    r.plan_isolated.set(lr.name, lr.chosen_isolated);
+    r.layers.push_back(std::move(lr));
+  }
+  r.plan = config.mode == "isolated" ? r.plan_isolated : r.plan_paper;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+}  // namespace analysis
+}  // namespace mnq

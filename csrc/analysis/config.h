@@ -1,0 +1,39 @@
+// The `analyze:` section of a job (mnq-analyze jobs and training jobs with `plan: mixed`), SPEC §7 defaults.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mnq {
+namespace analysis {
+
+struct AnalyzerConfig {
+  // Candidates per op type (SPEC §7); the tie rule prefers the earlier of ivit, ibert, fqvit whatever the order
+  // given here. GELU may name fqvit (float GELU, SPEC §3.3) only explicitly.
+  std::vector<std::string> softmax = {"ivit", "ibert", "fqvit"};
+  std::vector<std::string> gelu = {"ivit", "ibert"};
+  std::vector<std::string> layernorm = {"ivit", "ibert", "fqvit"};
+  int64_t calib_batches = 30;  // SPEC §7 default: 30 batches of the training split
+  std::string mode = "paper";  // which ranking writes the plan: paper (ΔSQNR) | isolated
+  bool progress = true;        // a progress line on stderr
+
+  template <class Visitor>
+  void visit(Visitor& v) {
+    v.field("softmax", softmax, "candidate methods for softmax layers (ivit, ibert, fqvit)");
+    v.field("gelu", gelu, "candidate methods for GELU layers (ivit, ibert; fqvit = float GELU)");
+    v.field("layernorm", layernorm, "candidate methods for LayerNorm layers (ivit, ibert, fqvit)");
+    v.field("calib_batches", calib_batches, "calibration batches (each uniform model is calibrated and scored on them)");
+    v.field("mode", mode, "ranking that writes the plan: paper (max SQNR difference) | isolated (max output SQNR "
+                          "on the full-precision input)");
+    v.field("progress", progress, "show a progress line on stderr");
+  }
+  // Throws (message "<path>.<key>: <what>") on an empty or unknown candidate list, a duplicate, a non-positive
+  // calib_batches or an unknown mode.
+  void validate(const std::string& path) const;
+  // The union of the candidate lists in tie-break order (ivit, ibert, fqvit): the uniform models to build.
+  std::vector<std::string> methods() const;
+};
+
+}  // namespace analysis
+}  // namespace mnq

@@ -1,0 +1,34 @@
+// Progress events and the stderr line; see progress.h.
+#include "csrc/analysis/progress.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+
+namespace mnq {
+namespace analysis {
+
+ProgressCallback progress_line() {
+  return [](const ProgressEvent& e) {
+    const double rate = e.seconds > 0 ? static_cast<double>(e.images) / e.seconds : 0.0;
+    fmt::print(stderr, "\r[mnq-analyze] {:<16} {:>5}/{:<5} batches {:>9.1f} img/s", e.phase, e.batch, e.batches, rate);
+    if (e.batch == e.batches) fmt::print(stderr, "\n");
+    std::fflush(stderr);
+  };
+}
+
+PhaseProgress::PhaseProgress(std::string phase, int64_t batches, ProgressCallback callback)
+    : callback_(std::move(callback)), start_(std::chrono::steady_clock::now()) {
+  event_.phase = std::move(phase);
+  event_.batches = batches;
+}
+
+void PhaseProgress::step(int64_t images) {
+  event_.batch += 1;
+  event_.images += images;
+  event_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  if (callback_) callback_(event_);
+}
+
+}  // namespace analysis
+}  // namespace mnq

@@ -1,0 +1,36 @@
+// Progress of the analyzer's phases: events for a caller-supplied callback, and a one-line stderr display.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace mnq {
+namespace analysis {
+
+struct ProgressEvent {
+  std::string phase;                           // "calibrate <method>" or "measure"
+  int64_t batch = 0, batches = 0, images = 0;  // batches done of `batches`, images so far in this phase
+  double seconds = 0;                          // since the phase began
+};
+using ProgressCallback = std::function<void(const ProgressEvent&)>;
+
+// A callback that redraws "\r[mnq-analyze] <phase> i/n batches  r img/s" on stderr (newline after a phase's
+// last batch).
+ProgressCallback progress_line();
+
+// Counts the batches of one phase and reports each to `callback` (when set).
+class PhaseProgress {
+ public:
+  PhaseProgress(std::string phase, int64_t batches, ProgressCallback callback);
+  void step(int64_t images);  // one more batch of `images` images done
+
+ private:
+  ProgressEvent event_;
+  ProgressCallback callback_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace analysis
+}  // namespace mnq

@@ -1,0 +1,40 @@
+// SQNR as SPEC §7 defines it, streamed over batches so memory does not grow with the number of images:
+//   SQNR(x, y) = 20·log10( mean_i ‖x_i‖₂ / ‖x_i − y_i‖₂ )  dB,
+// i over images, x_i the full-precision tensor of image i, y_i the quantized one, both flattened. An image
+// whose error is exactly zero has an infinite ratio, so the mean and the SQNR are +∞ (SPEC: "zero error → +∞").
+// The per-image norms are reduced on the tensors' device in float64; only the running sum of ratios (one
+// float64 scalar, kept on the device so no batch waits for a host sync) and the image count are stored.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+namespace mnq {
+namespace analysis {
+
+class SqnrAccumulator {
+ public:
+  // Adds the images of one batch: x and y hold `images` images, batch-major in their leading dimension(s)
+  // (x.numel() divisible by images; e.g. Swin's window scores [B·nW, heads, N, N]). Throws naming both shapes
+  // when x and y differ in size.
+  void add(const at::Tensor& x, const at::Tensor& y, int64_t images);
+  int64_t images() const { return images_; }
+  // mean_i ‖x_i‖/‖x_i − y_i‖ (+∞ if any image has zero error); throws when no image was added.
+  double mean_ratio() const;
+  double db() const;
+
+ private:
+  at::Tensor sum_;  // float64 scalar on the inputs' device
+  int64_t images_ = 0;
+};
+
+// SQNR in dB of one batch of `images` images (a convenience over SqnrAccumulator).
+double sqnr_db(const at::Tensor& x, const at::Tensor& y, int64_t images);
+
+// ΔSQNR = SQNR_out − SQNR_in (SPEC §7), with the infinities made explicit: an exact output of an exact input
+// loses nothing (0); an inexact output of an exact input loses everything (−∞); an exact output gains +∞.
+double delta_sqnr(double sqnr_in, double sqnr_out);
+
+}  // namespace analysis
+}  // namespace mnq

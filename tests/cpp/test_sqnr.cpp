@@ -1,0 +1,85 @@
+// SQNR (SPEC §7) known answers, its streaming form, ΔSQNR's infinities and the argmax / tie rule.
+#include <ATen/ATen.h>
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <limits>
+
+#include "csrc/analysis/report.h"
+#include "csrc/analysis/sqnr.h"
+
+using namespace mnq::analysis;
+
+namespace {
+constexpr double kInf = std::numeric_limits<double>::infinity();
+}
+
+TEST_CASE("sqnr: scaled copies give the mean of the per-image ratios", "[sqnr]") {
+  at::manual_seed(1);
+  const at::Tensor x = at::randn({2, 3, 5});
+  // image 0: y = 0.9x, error 0.1x, ratio 10; image 1: y = 0.5x, ratio 2 → mean 6
+  const at::Tensor y = at::cat({x.slice(0, 0, 1) * 0.9, x.slice(0, 1, 2) * 0.5});
+  CHECK(sqnr_db(x, y, 2) == Approx(20.0 * std::log10(6.0)).epsilon(1e-6));
+  CHECK(sqnr_db(x.slice(0, 0, 1), y.slice(0, 0, 1), 1) == Approx(20.0).epsilon(1e-6));
+  // the mean is over images, not over values: the mean of the ratios, not the ratio of the sums
+  CHECK(sqnr_db(x, y, 1) != Approx(20.0 * std::log10(6.0)).epsilon(1e-3));
+}
+
+TEST_CASE("sqnr: additive noise of known power", "[sqnr]") {
+  // x = a everywhere, noise ±σ alternating: ‖x‖ = a√n, ‖noise‖ = σ√n → 20·log10(a/σ) for every image
+  const int64_t n = 1000;
+  const double a = 3.0, sigma = 0.03;
+  const at::Tensor x = at::full({4, n}, a);
+  const at::Tensor sign = at::where(at::arange(n) % 2 == 0, 1.0, -1.0).to(at::kFloat);
+  const at::Tensor y = x + sigma * sign;
+  CHECK(sqnr_db(x, y, 4) == Approx(20.0 * std::log10(a / sigma)).epsilon(1e-5));  // 40 dB
+}
+
+TEST_CASE("sqnr: zero error is +inf; ΔSQNR handles the infinities", "[sqnr]") {
+  const at::Tensor x = at::randn({3, 7});
+  CHECK(sqnr_db(x, x.clone(), 3) == kInf);
+  // one exact image among inexact ones: the mean ratio is infinite
+  at::Tensor y = x * 0.5;
+  y[1] = x[1];
+  CHECK(sqnr_db(x, y, 3) == kInf);
+  // an all-zero image reproduced exactly is also "zero error" (0/0 is not NaN here)
+  CHECK(sqnr_db(at::zeros({2, 4}), at::zeros({2, 4}), 2) == kInf);
+  CHECK(delta_sqnr(30.0, 20.0) == Approx(-10.0));
+  CHECK(delta_sqnr(kInf, kInf) == 0.0);
+  CHECK(delta_sqnr(kInf, 20.0) == -kInf);
+  CHECK(delta_sqnr(20.0, kInf) == kInf);
+}
+
+TEST_CASE("sqnr: streaming over batches equals one pass; images split batch-major", "[sqnr]") {
+  at::manual_seed(2);
+  const at::Tensor x = at::randn({6, 4, 9});
+  const at::Tensor y = x + 0.1 * at::randn({6, 4, 9});
+  SqnrAccumulator acc;
+  acc.add(x.slice(0, 0, 2), y.slice(0, 0, 2), 2);
+  acc.add(x.slice(0, 2, 6), y.slice(0, 2, 6), 4);
+  CHECK(acc.images() == 6);
+  CHECK(acc.db() == Approx(sqnr_db(x, y, 6)).epsilon(1e-12));
+  // Swin's window layout [B·nW, ...]: 3 images of 2 windows each = the same values grouped per image
+  const at::Tensor w = x.reshape({3, 2, 4, 9});
+  CHECK(sqnr_db(x, y, 3) == Approx(sqnr_db(w, y.reshape({3, 2, 4, 9}), 3)).epsilon(1e-12));
+  // a non-contiguous view is flattened by value order
+  CHECK(sqnr_db(x.transpose(1, 2), y.transpose(1, 2), 6) == Approx(sqnr_db(x, y, 6)).epsilon(1e-12));
+}
+
+TEST_CASE("sqnr: bad input is named", "[sqnr]") {
+  SqnrAccumulator acc;
+  CHECK_THROWS_WITH(acc.db(), Catch::Contains("no image"));
+  CHECK_THROWS_WITH(acc.add(at::zeros({2, 3}), at::zeros({2, 4}), 2), Catch::Contains("[2, 3]") &&
+                                                                          Catch::Contains("[2, 4]"));
+  CHECK_THROWS_WITH(acc.add(at::zeros({5}), at::zeros({5}), 2), Catch::Contains("does not split into 2 images"));
+}
+
+TEST_CASE("argmax: the first maximum wins (tie order ivit, ibert, fqvit); NaN loses", "[sqnr]") {
+  CHECK(argmax_with_margin({1.0, 3.0, 2.0}) == std::pair<size_t, double>{1, 1.0});
+  CHECK(argmax_with_margin({2.0, 2.0, 1.0}).first == 0);
+  CHECK(argmax_with_margin({1.0, 2.0, 2.0}).first == 1);
+  CHECK(argmax_with_margin({std::nan(""), -5.0}).first == 1);
+  CHECK(argmax_with_margin({kInf, 3.0}) == std::pair<size_t, double>{0, kInf});
+  CHECK(argmax_with_margin({kInf, kInf}) == std::pair<size_t, double>{0, 0.0});
+  CHECK(std::isnan(argmax_with_margin({4.0}).second));
+}
