@@ -5,9 +5,11 @@
 #include <c10/util/Exception.h>
 #include <torch/nn/module.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
+#include <stdexcept>
 
 #include "csrc/analysis/sqnr.h"
 #include "csrc/models/weights.h"
@@ -132,7 +134,12 @@ models::Model uniform_model(const models::Model& fp, int64_t bits, const std::st
   models::Model q = models::create_quant(fp.preset, options, overrides);
   models::copy_parameters(*fp.module, *q.module);
   q.module->to(model_device(fp));
-  calibrate(q, calib, batches, progress);
+  try {
+    calibrate(q, calib, batches, progress);
+  } catch (const c10::Error& e) {
+    // e.g. an op rejecting a degenerate activation scale: say which model it was, without the C++ backtrace
+    throw std::runtime_error("calibrating the uniform '" + method + "' model failed: " + e.what_without_backtrace());
+  }
   return q;
 }
 
@@ -142,6 +149,7 @@ Report analyze(const models::Model& fp, int64_t bits, const AnalyzerConfig& conf
   config.validate("analyze");
   TORCH_CHECK_VALUE(!fp.quantized, "analyze: the model must be full precision (models::create_fp); '", fp.preset,
                     "' is quantized");
+  TORCH_CHECK_VALUE(bits >= 2 && bits <= 16, "analyze: bits must be in [2, 16], got ", bits);
   TORCH_CHECK_VALUE(calib.num_batches > 0 && calib.batch, "analyze: the calibration set has no batches");
   const int64_t n = std::min(config.calib_batches, calib.num_batches);
   ProgressCallback report_progress = progress;
@@ -216,7 +224,14 @@ Report analyze(const models::Model& fp, int64_t bits, const AnalyzerConfig& conf
     batch_images = x.size(0);
     for (auto& f : fp_layers) f = {};
     fp.forward(x);
-    for (auto& q : qs) q.forward(x);
+    for (size_t k = 0; k < qs.size(); ++k) {
+      try {
+        qs[k].forward(x);
+      } catch (const c10::Error& e) {
+        throw std::runtime_error("analyze: the uniform '" + methods[k] + "' model failed on calibration batch " +
+                                 std::to_string(i) + ": " + e.what_without_backtrace());
+      }
+    }
     images += batch_images;
     measure.step(batch_images);
   }

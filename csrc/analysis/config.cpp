@@ -2,7 +2,6 @@
 #include "csrc/analysis/config.h"
 
 #include <algorithm>
-#include <stdexcept>
 
 #include "csrc/models/plan.h"
 
@@ -11,7 +10,7 @@ namespace analysis {
 namespace {
 
 [[noreturn]] void fail(const std::string& path, const std::string& key, const std::string& what) {
-  throw std::invalid_argument((path.empty() ? key : path + "." + key) + ": " + what);
+  throw config::Error(config::detail::join(path, key), what);
 }
 
 void check_candidates(const std::string& path, const char* key, const std::vector<std::string>& list) {

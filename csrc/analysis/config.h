@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "csrc/config/config.h"
+
 namespace mnq {
 namespace analysis {
 
@@ -18,8 +20,7 @@ struct AnalyzerConfig {
   std::string mode = "paper";  // which ranking writes the plan: paper (ΔSQNR) | isolated
   bool progress = true;        // a progress line on stderr
 
-  template <class Visitor>
-  void visit(Visitor& v) {
+  void visit(config::Visitor& v) {
     v.field("softmax", softmax, "candidate methods for softmax layers (ivit, ibert, fqvit)");
     v.field("gelu", gelu, "candidate methods for GELU layers (ivit, ibert; fqvit = float GELU)");
     v.field("layernorm", layernorm, "candidate methods for LayerNorm layers (ivit, ibert, fqvit)");
@@ -28,7 +29,7 @@ struct AnalyzerConfig {
                           "on the full-precision input)");
     v.field("progress", progress, "show a progress line on stderr");
   }
-  // Throws (message "<path>.<key>: <what>") on an empty or unknown candidate list, a duplicate, a non-positive
+  // Throws config::Error("<path>.<key>", what) on an empty or unknown candidate list, a duplicate, a non-positive
   // calib_batches or an unknown mode.
   void validate(const std::string& path) const;
   // The union of the candidate lists in tie-break order (ivit, ibert, fqvit): the uniform models to build.

@@ -1,0 +1,101 @@
+"""Plot the sensitivity analyzer's ΔSQNR per layer and method (report.json of mnq-analyze) as a PNG.
+
+One group of bars per mixable layer (model order), one bar per candidate method (ivit, ibert, fqvit), the chosen
+method's bar outlined in black and marked with ▼; layers are shaded by op type. A second panel shows the isolated
+mode's output SQNR with its own choice, so the two rankings can be compared at a glance.
+
+    python scripts/plot_sensitivity.py RUN/report.json [-o RUN/sensitivity.png]
+"""
+import argparse
+import json
+import math
+from pathlib import Path
+
+METHODS = ("ivit", "ibert", "fqvit")  # tie order of SPEC §7, also the bar order
+COLORS = {"ivit": "#4C72B0", "ibert": "#DD8452", "fqvit": "#55A868"}
+SHADE = {"softmax": "#f2f2f2", "gelu": "#e0ecf7", "layernorm": "#ffffff"}
+
+
+def _num(v):
+    """A report value: a number, or the strings "inf", "-inf", "nan" the report uses for non-finite values."""
+    return float(v) if v is not None else math.nan
+
+
+def load_report(path):
+    """The layers of a report.json as dicts: name, op_type, chosen, chosen_isolated, and per method
+    (delta, iso_out)."""
+    report = json.loads(Path(path).read_text())
+    layers = []
+    for layer in report["layers"]:
+        methods = {m: {"delta": _num(s["delta_sqnr"]), "iso_out": _num(s["isolated_sqnr_out"])}
+                   for m, s in layer["methods"].items()}
+        layers.append({"name": layer["layer"], "op_type": layer["op_type"], "chosen": layer["chosen"],
+                       "chosen_isolated": layer["chosen_isolated"], "methods": methods})
+    return report, layers
+
+
+def _finite_range(values):
+    finite = [v for v in values if math.isfinite(v)]
+    return (min(finite), max(finite)) if finite else (-1.0, 1.0)
+
+
+def _panel(ax, layers, key, chosen_key, ylabel):
+    width = 0.8 / len(METHODS)
+    lo, hi = _finite_range([s[key] for layer in layers for s in layer["methods"].values()])
+    pad = 0.05 * (hi - lo or 1.0)
+    for i, layer in enumerate(layers):
+        ax.axvspan(i - 0.5, i + 0.5, color=SHADE.get(layer["op_type"], "#ffffff"), zorder=0)
+        for j, m in enumerate(METHODS):
+            if m not in layer["methods"]:
+                continue
+            v = layer["methods"][m][key]
+            # ±∞ drawn at the edge of the finite range, NaN left out
+            if math.isnan(v):
+                continue
+            shown = min(max(v, lo - pad), hi + pad)
+            x = i - 0.4 + (j + 0.5) * width
+            chosen = layer[chosen_key] == m
+            ax.bar(x, shown, width, color=COLORS[m], edgecolor="black" if chosen else "none",
+                   linewidth=1.2 if chosen else 0, zorder=2)
+            if chosen:
+                ax.annotate("▼", (x, max(shown, 0) + pad * 0.3), ha="center", va="bottom", fontsize=7, zorder=3)
+    ax.set_xlim(-0.5, len(layers) - 0.5)
+    ax.set_ylabel(ylabel)
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.grid(axis="y", linewidth=0.3)
+
+
+def plot(report, layers, out):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    fig, axes = plt.subplots(2, 1, figsize=(max(8.0, 0.45 * len(layers)), 7), sharex=True)
+    _panel(axes[0], layers, "delta", "chosen", "ΔSQNR (dB)")
+    _panel(axes[1], layers, "iso_out", "chosen_isolated", "isolated SQNR_out (dB)")
+    axes[1].set_xticks(range(len(layers)))
+    axes[1].set_xticklabels([layer["name"] for layer in layers], rotation=90, fontsize=7)
+    handles = [Patch(color=COLORS[m], label=m) for m in METHODS]
+    handles += [Patch(facecolor="white", edgecolor="black", label="chosen (▼)")]
+    axes[0].legend(handles=handles, loc="lower left", fontsize=8, ncol=4)
+    axes[0].set_title(f"{report['preset']} W/A {report['bits']}: per-layer sensitivity "
+                      f"({report['images']} images; plan from {report['mode']} mode)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=150)
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("report", help="report.json written by mnq-analyze")
+    parser.add_argument("-o", "--output", help="PNG path (default: sensitivity.png beside the report)")
+    args = parser.parse_args()
+    out = Path(args.output) if args.output else Path(args.report).with_name("sensitivity.png")
+    report, layers = load_report(args.report)
+    plot(report, layers, out)
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
