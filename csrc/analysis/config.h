@@ -24,7 +24,8 @@ struct AnalyzerConfig {
     v.field("softmax", softmax, "candidate methods for softmax layers (ivit, ibert, fqvit)");
     v.field("gelu", gelu, "candidate methods for GELU layers (ivit, ibert; fqvit = float GELU)");
     v.field("layernorm", layernorm, "candidate methods for LayerNorm layers (ivit, ibert, fqvit)");
-    v.field("calib_batches", calib_batches, "calibration batches (each uniform model is calibrated and scored on them)");
+    v.field("calib_batches", calib_batches,
+            "calibration batches: each uniform model is calibrated, then scored, on them");
     v.field("mode", mode, "ranking that writes the plan: paper (max SQNR difference) | isolated (max output SQNR "
                           "on the full-precision input)");
     v.field("progress", progress, "show a progress line on stderr");

@@ -39,7 +39,9 @@ IntSoftmaxImpl::IntSoftmaxImpl(std::string method, int64_t out_bits, int64_t log
 ScaledTensor IntSoftmaxImpl::forward(const at::Tensor& x, const at::Tensor& scale) {
   ScaledTensor out = compute(x, scale);
   if (observer_) {
-    const std::function<ScaledTensor(const at::Tensor&)> rerun = [&](const at::Tensor& x2) { return compute(x2, scale); };
+    const std::function<ScaledTensor(const at::Tensor&)> rerun = [&](const at::Tensor& x2) {
+      return compute(x2, scale);
+    };
     observer_(LayerCall{x, scale, out.first, out.second, rerun});
   }
   return out;
@@ -64,7 +66,9 @@ IntGELUImpl::IntGELUImpl(std::string method, int64_t out_bits)
 ScaledTensor IntGELUImpl::forward(const at::Tensor& x, const at::Tensor& scale) {
   ScaledTensor out = compute(x, scale);
   if (observer_) {
-    const std::function<ScaledTensor(const at::Tensor&)> rerun = [&](const at::Tensor& x2) { return compute(x2, scale); };
+    const std::function<ScaledTensor(const at::Tensor&)> rerun = [&](const at::Tensor& x2) {
+      return compute(x2, scale);
+    };
     observer_(LayerCall{x, scale, out.first, out.second, rerun});
   }
   return out;

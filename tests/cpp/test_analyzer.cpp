@@ -290,7 +290,8 @@ TEST_CASE("analyzer: bad configs and inputs fail naming the key", "[analyzer]") 
   };
   fails([](AnalyzerConfig& b) { b.softmax = {"ivit", "foo"}; }, "analyze.softmax: unknown method 'foo'");
   fails([](AnalyzerConfig& b) { b.gelu = {}; }, "analyze.gelu: needs at least one candidate");
-  fails([](AnalyzerConfig& b) { b.layernorm = {"ibert", "ibert"}; }, "analyze.layernorm: method 'ibert' is listed twice");
+  fails([](AnalyzerConfig& b) { b.layernorm = {"ibert", "ibert"}; },
+        "analyze.layernorm: method 'ibert' is listed twice");
   fails([](AnalyzerConfig& b) { b.calib_batches = 0; }, "analyze.calib_batches: must be positive, got 0");
   fails([](AnalyzerConfig& b) { b.mode = "best"; }, "analyze.mode: must be paper or isolated, got 'best'");
 
@@ -305,7 +306,8 @@ TEST_CASE("analyzer: bad configs and inputs fail naming the key", "[analyzer]") 
   models::QuantOptions opt;
   const models::Model q = models::create_quant("vit_mnist_tiny", opt);
   CHECK_THROWS_WITH(analyze(q, 8, quiet_config(1), random_batches(1, 2)), Catch::Contains("full precision"));
-  CHECK_THROWS_WITH(analyze(fp, 1, quiet_config(1), random_batches(1, 2)), Catch::Contains("bits must be in [2, 16], got 1"));
+  CHECK_THROWS_WITH(analyze(fp, 1, quiet_config(1), random_batches(1, 2)),
+                    Catch::Contains("bits must be in [2, 16], got 1"));
 }
 
 TEST_CASE("analyzer: report files (CSV, JSON, plan) are complete and written atomically", "[analyzer]") {
@@ -339,4 +341,35 @@ TEST_CASE("analyzer: report files (CSV, JSON, plan) are complete and written ato
   CHECK(models::Plan::load((dir / "plan.yaml").string()) == r.plan);
   CHECK_THROWS_WITH(r.write_csv((dir / "missing" / "r.csv").string()), Catch::Contains("cannot write"));
   fs::remove_all(dir);
+}
+
+namespace {
+
+// A job with an `analyze:` section, as mnq-analyze and mnq-train jobs have.
+struct JobWithAnalyze {
+  AnalyzerConfig analyze;
+  void visit(config::Visitor& v) { v.section("analyze", analyze, "the analyzer"); }
+  void validate(const std::string& path) const { analyze.validate(config::detail::join(path, "analyze")); }
+};
+
+}  // namespace
+
+TEST_CASE("analyzer: the analyze: YAML section reads, round-trips and fails naming file and key", "[analyzer]") {
+  const auto job = config::from_text<JobWithAnalyze>(
+      "analyze:\n  softmax: [ibert, fqvit]\n  calib_batches: 4\n  mode: isolated\n", "job.yaml");
+  CHECK(job.analyze.softmax == std::vector<std::string>{"ibert", "fqvit"});
+  CHECK(job.analyze.gelu == std::vector<std::string>{"ivit", "ibert"});  // default kept
+  CHECK(job.analyze.calib_batches == 4);
+  CHECK(job.analyze.mode == "isolated");
+  CHECK(config::from_text<JobWithAnalyze>(config::to_yaml(job), "again").analyze.softmax == job.analyze.softmax);
+  CHECK_THROWS_WITH(config::from_text<JobWithAnalyze>("analyze: {softmax: [ivit, bogus]}\n", "job.yaml"),
+                    Catch::Contains("job.yaml: analyze.softmax: unknown method 'bogus'"));
+  CHECK_THROWS_WITH(config::from_text<JobWithAnalyze>("analyze: {calib_batchs: 3}\n", "job.yaml"),
+                    Catch::Contains("job.yaml: analyze.calib_batchs: unknown key"));
+  CHECK_THROWS_WITH(config::from_text<JobWithAnalyze>("analyze: {calib_batches: many}\n", "job.yaml"),
+                    Catch::Contains("analyze.calib_batches"));
+  CHECK_THROWS_WITH(config::from_text<JobWithAnalyze>("analyze: {mode: fast}\n", "job.yaml", {"analyze.mode=best"}),
+                    Catch::Contains("job.yaml: analyze.mode: must be paper or isolated, got 'best'"));
+  CHECK_THAT(config::describe<JobWithAnalyze>(), Catch::Contains("analyze.calib_batches") &&
+                                                     Catch::Contains("analyze.mode"));
 }
