@@ -1,0 +1,116 @@
+// mnq-bench-train: images/s of a training step (forward + backward + AdamW) and of evaluation, for the FP model
+// and its quantized twins (QAT fake-quant) of one preset, on random images, and of the data loader. Prints a
+// table with each rate relative to the FP step. Used to size configs/fashion_mnist.yaml.
+#include <torch/torch.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+
+#include "csrc/data/fashion_mnist.h"
+#include "csrc/data/image_folder.h"
+#include "csrc/data/loader.h"
+#include "csrc/models/factory.h"
+#include "csrc/models/weights.h"
+#include "csrc/train/job.h"
+#include "csrc/train/log.h"
+
+namespace {
+
+using namespace mnq;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Images per second of `steps` calls of `step` on a [batch, C, H, W] input, after `warmup` untimed calls.
+template <class F>
+double rate(F&& step, int64_t batch, int64_t steps, int64_t warmup = 2) {
+  for (int64_t i = 0; i < warmup; ++i) step();
+  const auto t0 = Clock::now();
+  for (int64_t i = 0; i < steps; ++i) step();
+  return double(batch * steps) / seconds_since(t0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"mnq-bench-train: img/s of FP and QAT training steps, evaluation, and the data loader"};
+  std::string preset = "vit_mnist_tiny", methods = "ivit,ibert,fqvit", fashion = data::kFashionMnistRoot, folder;
+  int64_t batch = 128, steps = 10, bits = 8, threads = 0, workers = 1, img_size = 224, loader_images = 20000;
+  app.add_option("--preset", preset, "model preset")->capture_default_str();
+  app.add_option("--batch", batch, "images per step")->capture_default_str();
+  app.add_option("--steps", steps, "timed steps per row")->capture_default_str();
+  app.add_option("--bits", bits, "W/A bits of the quantized models")->capture_default_str();
+  app.add_option("--methods", methods, "uniform plans to time, comma-separated")->capture_default_str();
+  app.add_option("--threads", threads, "torch threads (0: default)")->capture_default_str();
+  app.add_option("--workers", workers, "loader threads")->capture_default_str();
+  app.add_option("--fashion-root", fashion, "Fashion-MNIST folder")->capture_default_str();
+  app.add_option("--loader-images", loader_images, "images read in the loader rows")->capture_default_str();
+  app.add_option("--image-folder", folder, "also time an ImageNet-style folder (root with train/)");
+  app.add_option("--img-size", img_size, "image-folder crop size")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  if (threads > 0) at::set_num_threads(int(threads));
+  train::log::set_quiet(true);
+
+  std::vector<std::tuple<std::string, double, std::string>> rows;  // name, img/s, ratio column
+  at::manual_seed(0);
+  models::Model fp = models::create_fp(preset);
+  train::ModelConfig mc;
+  mc.preset = preset;
+  const train::ModelShape shape = train::model_shape(mc);
+  const at::Tensor x = at::randn({batch, shape.in_chans, shape.img_size, shape.img_size});
+  const at::Tensor y = at::randint(0, shape.num_classes, {batch}, at::kLong);
+
+  auto time_model = [&](const models::Model& m) {
+    torch::optim::AdamW opt(m.module->parameters(), torch::optim::AdamWOptions(1e-5));
+    m.module->train();
+    const double tr = rate(
+        [&] {
+          auto loss = torch::nn::functional::cross_entropy(m(x), y);
+          opt.zero_grad();
+          loss.backward();
+          opt.step();
+        },
+        batch, steps);
+    m.module->eval();
+    const double ev = rate(
+        [&] {
+          torch::NoGradGuard g;
+          m(x);
+        },
+        batch, steps);
+    return std::pair<double, double>{tr, ev};
+  };
+  const auto [fp_train, fp_eval] = time_model(fp);
+  rows.emplace_back("FP train step", fp_train, "1.00");
+  rows.emplace_back("FP eval", fp_eval, fmt::format("{:.2f}", fp_eval / fp_train));
+  std::stringstream ss(methods);
+  for (std::string method; std::getline(ss, method, ',');) {
+    models::Model q = models::create_quant(preset, {bits, models::Plan::uniform(method)});
+    models::copy_parameters(*fp.module, *q.module);
+    const auto [tr, ev] = time_model(q);
+    rows.emplace_back(fmt::format("QAT W{} {} train step", bits, method), tr, fmt::format("{:.2f}", tr / fp_train));
+    rows.emplace_back(fmt::format("QAT W{} {} eval", bits, method), ev, fmt::format("{:.2f}", ev / fp_train));
+  }
+
+  auto time_loader = [&](const std::string& label, std::shared_ptr<data::Dataset> ds) {
+    ds = data::subset(ds, loader_images, 0);
+    data::Loader loader(ds, {batch, true, false, workers, 4, 0});
+    const auto t0 = Clock::now();
+    int64_t n = 0;
+    auto pass = loader.pass(0);
+    while (auto b = pass->next()) n += b->labels.size(0);
+    rows.emplace_back(fmt::format("loader {} ({} workers)", label, workers), double(n) / seconds_since(t0), "");
+  };
+  time_loader("fashion_mnist", std::make_shared<data::FashionMnist>(fashion, "train", std::vector<double>{0.286},
+                                                                     std::vector<double>{0.353}));
+  if (!folder.empty()) {
+    data::ImageFolderOptions o;
+    o.img_size = img_size;
+    time_loader("image_folder train", std::make_shared<data::ImageFolder>(folder, "train", o));
+  }
+
+  fmt::print("preset {}, batch {}, {} torch threads, {} timed steps\n\n", preset, batch, at::get_num_threads(), steps);
+  fmt::print("| {:<32} | {:>10} | {:>10} |\n|{:-<34}|{:->12}|{:->12}|\n", "what", "img/s", "vs FP step", "", "", "");
+  for (const auto& [name, r, ratio] : rows) fmt::print("| {:<32} | {:>10.0f} | {:>10} |\n", name, r, ratio);
+  return 0;
+}

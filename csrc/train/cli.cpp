@@ -1,0 +1,37 @@
+// mnq-train's command line: the config front end (--config, --set, --print-config, --help) plus the trainer's
+// own flags.
+#include <CLI/CLI.hpp>
+
+#include "csrc/train/job.h"
+#include "csrc/train/log.h"
+
+namespace mnq {
+namespace train {
+
+int cli_main(int argc, char** argv) {
+  JobOptions options;
+  auto extra = [&](CLI::App& app) {
+    app.add_flag("--resume", options.resume,
+                 "continue the run folder's stages from their checkpoints (finished runs are kept)");
+    app.add_option("--stop-after-epochs", options.stop_after_epochs,
+                   "stop after this many epochs in this session, as if killed (continue with --resume)");
+    app.add_flag("--quiet", options.quiet, "no progress bars");
+  };
+  auto run = [&](const JobConfig& config) {
+    try {
+      const JobResult r = run_job(config, options);
+      if (!r.finished) log::info("stopped before the end of the job; continue with --resume");
+      return 0;
+    } catch (const std::exception& e) {
+      log::info("error: {}", e.what());
+      return 1;
+    }
+  };
+  return config::run_cli<JobConfig>(argc, argv, "mnq-train",
+                                    "Quantization-aware training of ViT/DeiT/Swin with integer non-linear layers "
+                                    "(full-precision pretraining or checkpoint, calibration, QAT, comparison table)",
+                                    run, extra);
+}
+
+}  // namespace train
+}  // namespace mnq

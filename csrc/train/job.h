@@ -1,0 +1,42 @@
+// A whole `mnq-train` job: data, the FP model (loaded, or pretrained and cached in <dir>/fp), then every run
+// (calibrate → QAT → evaluate), each from the same FP weights, and the results table. The C++ entry of the
+// trainer (the CLI and the Python bindings call run_job).
+//
+// Run folder <output.dir>: config.yaml (the resolved job), train.log, fp/ (stage folder, see trainer.h),
+// <run>/ (plan.yaml + a stage folder), plans/mixed_w<bits>.yaml (analyzer plans), results.md, results.json.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "csrc/train/job_config.h"
+#include "csrc/train/results.h"
+
+namespace mnq {
+namespace train {
+
+struct JobOptions {
+  bool resume = false;             // continue every stage from its checkpoint; skip finished runs
+  int64_t stop_after_epochs = -1;  // stop after this many epochs in this session (all stages), as if killed
+  bool quiet = false;              // no progress bars
+};
+
+struct JobResult {
+  std::string dir;
+  std::vector<RunResult> rows;  // FP first, then the runs in order (those reached)
+  bool finished = false;        // every stage finished
+};
+
+// The input and output shape of the configured model (preset + overrides).
+struct ModelShape {
+  int64_t img_size = 0, in_chans = 0, num_classes = 0;
+};
+ModelShape model_shape(const ModelConfig& model);
+
+JobResult run_job(const JobConfig& config, const JobOptions& options = {});
+
+// `mnq-train`: config::run_cli with --resume and --stop-after-epochs. Returns the exit status.
+int cli_main(int argc, char** argv);
+
+}  // namespace train
+}  // namespace mnq

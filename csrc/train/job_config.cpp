@@ -1,0 +1,175 @@
+#include "csrc/train/job_config.h"
+
+#include <filesystem>
+#include <set>
+
+namespace mnq {
+namespace train {
+namespace {
+
+std::string join(const std::string& path, const char* key) { return path.empty() ? key : path + "." + key; }
+
+void require(bool ok, const std::string& path, const char* key, const std::string& what) {
+  if (!ok) throw config::Error(join(path, key), what);
+}
+
+void check_plan(const std::string& plan, const std::string& path, const char* key) {
+  if (is_plan_method(plan)) return;
+  require(!plan.empty() && std::filesystem::is_regular_file(plan), path, key,
+          "must be mixed, ivit, ibert, fqvit or a plan file; no such file '" + plan + "'");
+}
+
+}  // namespace
+
+bool is_plan_method(const std::string& plan) {
+  return plan == "mixed" || plan == "ivit" || plan == "ibert" || plan == "fqvit";
+}
+
+void DataConfig::visit(config::Visitor& v) {
+  v.field("kind", kind, "fashion_mnist (IDX .gz files in root) | image_folder (root/{train,val}/<class>/*.jpg)");
+  v.field("root", root, "dataset folder");
+  v.field("batch_size", batch_size, "training images per batch");
+  v.field("eval_batch_size", eval_batch_size, "evaluation / calibration images per batch");
+  v.field("workers", workers, "loader threads (0: load in the training thread)");
+  v.field("prefetch", prefetch, "batches loaded ahead of training");
+  v.field("train_subset", train_subset, "use this many training images (a fixed seeded subset; 0: all)");
+  v.field("val_subset", val_subset, "evaluate on this many test images (a fixed seeded subset; 0: all)");
+  v.field("seed", seed, "seed of the shuffles, augmentations, subsets and model initialisation");
+  v.field("mean", mean, "per-channel mean of (x/255) (empty: Fashion-MNIST's 0.2860, or ImageNet's)");
+  v.field("std", std, "per-channel std of (x/255) (empty: Fashion-MNIST's 0.3530, or ImageNet's)");
+  v.field("crop_pct", crop_pct, "image_folder eval transform: resize to img_size / crop_pct, center crop");
+  v.field("interpolation", interpolation, "image_folder resize filter: bicubic | bilinear");
+  v.field("train_augment", train_augment, "image_folder training: random-resized crop + horizontal flip");
+}
+
+void DataConfig::validate(const std::string& path) const {
+  require(kind == "fashion_mnist" || kind == "image_folder", path, "kind",
+          "must be fashion_mnist or image_folder, got '" + kind + "'");
+  require(!root.empty(), path, "root", "must name a folder");
+  require(batch_size > 0, path, "batch_size", "must be positive, got " + std::to_string(batch_size));
+  require(eval_batch_size > 0, path, "eval_batch_size", "must be positive, got " + std::to_string(eval_batch_size));
+  require(workers >= 0 && workers <= 64, path, "workers", "must be in 0..64, got " + std::to_string(workers));
+  require(prefetch > 0, path, "prefetch", "must be positive, got " + std::to_string(prefetch));
+  require(train_subset >= 0, path, "train_subset", "must be >= 0 (0: all)");
+  require(val_subset >= 0, path, "val_subset", "must be >= 0 (0: all)");
+  require(seed >= 0, path, "seed", "must be >= 0");
+  require(mean.size() == std.size(), path, "std", "needs as many values as mean");
+  for (double s : std) require(s > 0, path, "std", "values must be positive");
+  require(crop_pct > 0 && crop_pct <= 1, path, "crop_pct", "must be in (0, 1]");
+  require(interpolation == "bicubic" || interpolation == "bilinear", path, "interpolation",
+          "must be bicubic or bilinear, got '" + interpolation + "'");
+}
+
+void TrainConfig::visit(config::Visitor& v) {
+  v.field("epochs", epochs, "training epochs; the cosine schedule spans them (pretrain: 0 = no pretraining)");
+  v.field("time_budget_s", time_budget_s,
+          "stop once this many seconds of training are spent, checkpointed, even mid-epoch (0: no limit)");
+  v.field("lr", lr, "AdamW peak learning rate");
+  v.field("lr_end_div", lr_end_div, "cosine decay ends at lr / lr_end_div");
+  v.field("warmup_steps", warmup_steps, "linear warm-up steps before the cosine (0: none)");
+  v.field("weight_decay", weight_decay, "AdamW weight decay (not applied to biases, norms, embeddings, tokens)");
+  v.field("eps", eps, "AdamW epsilon");
+  v.field("label_smoothing", label_smoothing, "cross-entropy label smoothing");
+}
+
+void TrainConfig::validate(const std::string& path) const {
+  require(epochs >= 0, path, "epochs", "must be >= 0, got " + std::to_string(epochs));
+  require(time_budget_s >= 0, path, "time_budget_s", "must be >= 0 (0: no limit)");
+  require(lr > 0, path, "lr", "must be positive");
+  require(lr_end_div >= 1, path, "lr_end_div", "must be >= 1");
+  require(warmup_steps >= 0, path, "warmup_steps", "must be >= 0");
+  require(weight_decay >= 0, path, "weight_decay", "must be >= 0");
+  require(eps > 0, path, "eps", "must be positive");
+  require(label_smoothing >= 0 && label_smoothing < 1, path, "label_smoothing", "must be in [0, 1)");
+}
+
+void ModelConfig::visit(config::Visitor& v) {
+  v.field("preset", preset, "model preset (models::preset_names(): vit_mnist_tiny, deit_tiny_patch16_224, ...)");
+  v.field("num_classes", num_classes, "override the preset's classes (0: keep; else must match the data)");
+  v.field("img_size", img_size, "override the preset's input size (0: keep)");
+  v.field("in_chans", in_chans, "override the preset's input channels (0: keep)");
+  v.field("checkpoint", checkpoint, "full-precision safetensors weights (timm export or mnq's); empty: pretrain");
+  v.section("pretrain", pretrain, "train the FP model first (when no checkpoint); cached in <output.dir>/fp");
+}
+
+void ModelConfig::validate(const std::string& path) const {
+  require(!preset.empty(), path, "preset", "must name a preset");
+  require(num_classes >= 0, path, "num_classes", "must be >= 0 (0: the preset's)");
+  require(img_size >= 0, path, "img_size", "must be >= 0 (0: the preset's)");
+  require(in_chans >= 0, path, "in_chans", "must be >= 0 (0: the preset's)");
+  require(checkpoint.empty() || std::filesystem::is_regular_file(checkpoint), path, "checkpoint",
+          "no such file '" + checkpoint + "'");
+  pretrain.validate(join(path, "pretrain"));
+  require(!checkpoint.empty() || pretrain.epochs > 0, path, "checkpoint",
+          "is empty and pretrain.epochs is 0: give FP weights or pretraining epochs");
+}
+
+void RunConfig::visit(config::Visitor& v) {
+  v.field("name", name, "run name (its folder under output.dir; a row of the results table)");
+  v.field("bits", bits, "W/A bit-width (SPEC §6), 2..16");
+  v.field("plan", plan, "mixed | ivit | ibert | fqvit | a plan file");
+}
+
+void RunConfig::validate(const std::string& path) const {
+  require(!name.empty() && name.find_first_of("/\\ ") == std::string::npos && name != "fp" && name[0] != '.',
+          path, "name", "must be a non-empty folder name without '/', spaces or a leading '.', and not 'fp'");
+  require(bits >= 2 && bits <= 16, path, "bits", "must be in 2..16, got " + std::to_string(bits));
+  check_plan(plan, path, "plan");
+}
+
+void QuantConfig::visit(config::Visitor& v) {
+  v.field("bits", bits, "W/A bit-width of the run when `compare` is empty, 2..16");
+  v.field("plan", plan, "plan of the run when `compare` is empty: mixed | ivit | ibert | fqvit | a plan file");
+  v.field("calib_batches", calib_batches, "training batches that set the activation ranges before QAT");
+}
+
+void QuantConfig::validate(const std::string& path) const {
+  require(bits >= 2 && bits <= 16, path, "bits", "must be in 2..16, got " + std::to_string(bits));
+  check_plan(plan, path, "plan");
+  require(calib_batches > 0, path, "calib_batches", "must be positive");
+}
+
+void OutputConfig::visit(config::Visitor& v) {
+  v.field("dir", dir, "run folder: config, plans, metrics, checkpoints, results.md / results.json");
+}
+
+void OutputConfig::validate(const std::string& path) const { require(!dir.empty(), path, "dir", "must name a folder"); }
+
+void JobConfig::visit(config::Visitor& v) {
+  v.section("data", data, "dataset and loader");
+  v.section("model", model, "full-precision model");
+  v.section("quant", quant, "quantization (the single run when `compare` is empty) and calibration");
+  v.section("train", train, "QAT of every run (SPEC §8 defaults)");
+  v.list("compare", compare, "runs compared in one job, each from the same FP weights (empty: one run from quant)");
+  v.section("output", output, "where results go");
+  v.field("threads", threads, "torch intra-op threads (0: torch's default)");
+}
+
+void JobConfig::validate(const std::string& path) const {
+  data.validate(join(path, "data"));
+  model.validate(join(path, "model"));
+  quant.validate(join(path, "quant"));
+  train.validate(join(path, "train"));
+  require(train.epochs > 0, path, "train.epochs", "must be positive (the QAT schedule spans it)");
+  std::set<std::string> names;
+  for (size_t i = 0; i < compare.size(); ++i) {
+    const std::string p = join(path, "compare") + "[" + std::to_string(i) + "]";
+    compare[i].validate(p);
+    require(names.insert(compare[i].name).second, p, "name", "duplicate run name '" + compare[i].name + "'");
+  }
+  output.validate(join(path, "output"));
+  require(threads >= 0, path, "threads", "must be >= 0");
+}
+
+std::vector<RunConfig> JobConfig::runs() const {
+  if (!compare.empty()) return compare;
+  RunConfig r;
+  r.bits = quant.bits;
+  r.plan = quant.plan;
+  r.name = "w" + std::to_string(quant.bits) + "_" +
+           (is_plan_method(quant.plan) ? quant.plan : std::filesystem::path(quant.plan).stem().string());
+  return {r};
+}
+
+}  // namespace train
+}  // namespace mnq

@@ -1,0 +1,116 @@
+// The YAML job of `mnq-train` (STYLE rule 12: typed structs, visit() for every key, validate() naming the key
+// path). A job: data, a full-precision model (a checkpoint or `pretrain` epochs), and one or more quantized runs
+// (`quant`, or the `compare` list), each QAT-trained from the same FP weights and compared in results.md/json.
+// Defaults are the SPEC §8 recipe for full-size jobs; configs/fashion_mnist.yaml sizes a small CPU job.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "csrc/config/config.h"
+
+namespace mnq {
+namespace train {
+
+struct DataConfig {
+  std::string kind = "fashion_mnist";
+  std::string root = "/usr/share/datasets/fashion-mnist";
+  int64_t batch_size = 128;
+  int64_t eval_batch_size = 256;
+  int64_t workers = 2;
+  int64_t prefetch = 4;
+  int64_t train_subset = 0;
+  int64_t val_subset = 0;
+  int64_t seed = 0;
+  std::vector<double> mean;
+  std::vector<double> std;
+  double crop_pct = 0.875;
+  std::string interpolation = "bicubic";
+  bool train_augment = true;
+
+  void visit(config::Visitor& v);
+  void validate(const std::string& path) const;
+};
+
+// Optimisation of one training stage (FP pretraining or QAT): AdamW, cosine decay from lr to lr / lr_end_div.
+struct TrainConfig {
+  int64_t epochs = 1;
+  double time_budget_s = 0;
+  double lr = 1e-6;
+  double lr_end_div = 15;
+  int64_t warmup_steps = 0;
+  double weight_decay = 1e-4;
+  double eps = 1e-8;
+  double label_smoothing = 0.1;
+
+  void visit(config::Visitor& v);
+  void validate(const std::string& path) const;
+};
+
+struct ModelConfig {
+  std::string preset = "deit_tiny_patch16_224";
+  int64_t num_classes = 0;
+  int64_t img_size = 0;
+  int64_t in_chans = 0;
+  std::string checkpoint;
+  TrainConfig pretrain = [] {
+    TrainConfig t;
+    t.epochs = 0;
+    t.lr = 1e-3;
+    t.weight_decay = 0.05;
+    return t;
+  }();
+
+  void visit(config::Visitor& v);
+  void validate(const std::string& path) const;
+};
+
+// One quantized run: W/A bits and a plan (ivit | ibert | fqvit: that method everywhere; mixed: the analyzer's
+// per-layer choice for these bits; anything else: a plan file).
+struct RunConfig {
+  std::string name;
+  int64_t bits = 8;
+  std::string plan = "mixed";
+
+  void visit(config::Visitor& v);
+  void validate(const std::string& path) const;
+};
+
+struct QuantConfig {
+  int64_t bits = 8;
+  std::string plan = "mixed";
+  int64_t calib_batches = 30;
+
+  void visit(config::Visitor& v);
+  void validate(const std::string& path) const;
+};
+
+struct OutputConfig {
+  std::string dir = "runs/job";
+
+  void visit(config::Visitor& v);
+  void validate(const std::string& path) const;
+};
+
+struct JobConfig {
+  DataConfig data;
+  ModelConfig model;
+  QuantConfig quant;
+  TrainConfig train;
+  std::vector<RunConfig> compare;
+  OutputConfig output;
+  int64_t threads = 0;
+
+  void visit(config::Visitor& v);
+  void validate(const std::string& path) const;
+
+  // The runs of the job: `compare` when given, else one run from `quant` named "w<bits>_<plan>".
+  std::vector<RunConfig> runs() const;
+};
+
+// "mixed", or a uniform method name, or "" when `plan` names a file.
+bool is_plan_method(const std::string& plan);
+
+}  // namespace train
+}  // namespace mnq

@@ -1,0 +1,53 @@
+#include "csrc/train/metrics.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "csrc/train/log.h"
+
+namespace mnq {
+namespace train {
+
+EvalMetrics evaluate(const models::Model& model, const data::Loader& loader, const std::string& label) {
+  model.module->eval();
+  torch::NoGradGuard no_grad;
+  double loss = 0;
+  int64_t correct1 = 0, correct5 = 0, n = 0;
+  Progress bar(label, loader.num_images());
+  auto pass = loader.pass(0);
+  while (auto b = pass->next()) {
+    const at::Tensor logits = model(b->images);
+    loss += torch::nn::functional::cross_entropy(
+                logits, b->labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                .item<double>();
+    const int64_t k = std::min<int64_t>(5, logits.size(1));
+    const at::Tensor top = std::get<1>(logits.topk(k, 1));        // [B, k], best first
+    const at::Tensor hit = top.eq(b->labels.unsqueeze(1));         // [B, k]
+    correct1 += hit.select(1, 0).sum().item<int64_t>();
+    correct5 += hit.any(1).sum().item<int64_t>();
+    n += b->labels.size(0);
+    bar.update(b->labels.size(0), fmt::format("top-1 {:.2f}%", 100.0 * double(correct1) / double(n)));
+  }
+  EvalMetrics m;
+  m.n = n;
+  if (n > 0) {
+    m.loss = loss / double(n);
+    m.top1 = double(correct1) / double(n);
+    m.top5 = double(correct5) / double(n);
+  }
+  bar.done(fmt::format("loss {:.4f} top-1 {:.2f}% top-5 {:.2f}%", m.loss, 100 * m.top1, 100 * m.top5));
+  return m;
+}
+
+Interval wilson_interval(double p, int64_t n, double z) {
+  if (n <= 0) return {0, 1};
+  const double nn = double(n), z2 = z * z;
+  const double denom = 1 + z2 / nn;
+  const double center = (p + z2 / (2 * nn)) / denom;
+  const double half = z / denom * std::sqrt(p * (1 - p) / nn + z2 / (4 * nn * nn));
+  return {std::max(0.0, center - half), std::min(1.0, center + half)};
+}
+
+}  // namespace train
+}  // namespace mnq

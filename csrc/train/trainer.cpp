@@ -1,0 +1,196 @@
+#include "csrc/train/trainer.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <stdexcept>
+
+#include "csrc/models/weights.h"
+#include "csrc/train/files.h"
+#include "csrc/train/log.h"
+
+namespace mnq {
+namespace train {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// timm's rule: no weight decay on biases, norm weights (1-D) and the position embedding / class tokens.
+torch::optim::AdamW make_optimizer(const torch::nn::Module& module, const TrainConfig& cfg) {
+  std::vector<at::Tensor> decay, no_decay;
+  for (const auto& p : module.named_parameters()) {
+    const std::string& n = p.key();
+    const bool skip = p.value().dim() <= 1 || n.find("pos_embed") != std::string::npos ||
+                      n.find("cls_token") != std::string::npos || n.find("dist_token") != std::string::npos ||
+                      n.find("relative_position_bias_table") != std::string::npos;
+    (skip ? no_decay : decay).push_back(p.value());
+  }
+  auto opts = torch::optim::AdamWOptions(cfg.lr).eps(cfg.eps).weight_decay(cfg.weight_decay);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(opts));
+  auto nd = opts;
+  nd.weight_decay(0.0);
+  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(nd));
+  return torch::optim::AdamW(groups, opts);
+}
+
+void set_lr(torch::optim::AdamW& opt, double lr) {
+  for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+}
+
+void write_metrics(const std::string& dir, const nlohmann::json& history) {
+  static const char* cols[] = {"epoch",    "train_loss", "train_top1", "lr",          "val_loss",
+                               "val_top1", "val_top5",   "epoch_s",    "train_img_s", "elapsed_s"};
+  std::string csv, jsonl;
+  for (const char* c : cols) csv += std::string(csv.empty() ? "" : ",") + c;
+  csv += "\n";
+  for (const auto& h : history) {
+    std::string row;
+    for (const char* c : cols) row += (row.empty() ? "" : ",") + h.at(c).dump();
+    csv += row + "\n";
+    jsonl += h.dump() + "\n";
+  }
+  write_text_atomic(dir + "/metrics.csv", csv);
+  write_text_atomic(dir + "/metrics.jsonl", jsonl);
+}
+
+}  // namespace
+
+double learning_rate(const TrainConfig& cfg, int64_t step, int64_t total) {
+  if (step < cfg.warmup_steps) return cfg.lr * double(step + 1) / double(cfg.warmup_steps);
+  const double end = cfg.lr / cfg.lr_end_div;
+  const int64_t span = total - cfg.warmup_steps;
+  const double t = span > 0 ? std::min(1.0, double(step - cfg.warmup_steps) / double(span)) : 1.0;
+  return end + 0.5 * (cfg.lr - end) * (1.0 + std::cos(M_PI * t));
+}
+
+StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::Loader& train,
+                const data::Loader& val, const StageOptions& options) {
+  fs::create_directories(options.dir);
+  const std::string ckpt = options.dir + "/checkpoint.safetensors";
+  torch::optim::AdamW opt = make_optimizer(*model.module, cfg);
+  StageResult result;
+  TrainState& st = result.state;
+  if (options.resume && fs::exists(ckpt)) {
+    st = load_checkpoint(ckpt, *model.module, opt);
+    log::info("{}: resumed from {} (epoch {}/{}, batch {}, {} spent)", options.name, ckpt, st.epoch, cfg.epochs,
+              st.batch, log::duration(st.elapsed_s));
+  }
+  auto last_eval = [&] {
+    EvalMetrics m;
+    if (!st.history.empty()) {
+      const auto& h = st.history.back();
+      m.loss = h.at("val_loss");
+      m.top1 = h.at("val_top1");
+      m.top5 = h.at("val_top5");
+      m.n = h.at("val_n");
+    }
+    return m;
+  };
+  if (st.finished) {
+    // A kill between the last checkpoint and the final weights file leaves only the former.
+    if (!fs::exists(options.dir + "/model.safetensors")) {
+      models::save_weights(*model.module, options.dir + "/model.safetensors");
+    }
+    result.final = last_eval();
+    return result;
+  }
+  const int64_t per_epoch = train.num_batches();
+  if (per_epoch == 0) throw std::runtime_error(options.name + ": the training set has fewer images than one batch");
+  const int64_t total_steps = cfg.epochs * per_epoch;
+  const int64_t bs = train.options().batch_size;
+  int64_t& epochs_this_session = result.session_epochs;
+
+  while (st.epoch < cfg.epochs && !st.finished) {
+    if (options.stop_after_epochs >= 0 && epochs_this_session >= options.stop_after_epochs) {
+      log::info("{}: stopping after {} epoch(s) this session (continue with --resume)", options.name,
+                epochs_this_session);
+      result.final = last_eval();
+      return result;
+    }
+    model.module->train();
+    const auto t0 = Clock::now();
+    const double elapsed0 = st.elapsed_s;
+    const int64_t first_batch = st.batch;
+    Progress bar(fmt::format("{} epoch {}/{}", options.name, st.epoch + 1, cfg.epochs), train.num_images());
+    bar.update(first_batch * bs);
+    bool budget_spent = false;
+    auto pass = train.pass(st.epoch, st.batch);
+    double lr = learning_rate(cfg, st.step, total_steps);
+    while (auto b = pass->next()) {
+      lr = learning_rate(cfg, st.step, total_steps);
+      set_lr(opt, lr);
+      const at::Tensor logits = model(b->images);
+      const at::Tensor loss = torch::nn::functional::cross_entropy(
+          logits, b->labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(cfg.label_smoothing));
+      const double lv = loss.item<double>();
+      if (!std::isfinite(lv)) {
+        throw std::runtime_error(fmt::format(
+            "{}: the training loss is {} at epoch {} batch {} (diverged; try a lower lr). The last good checkpoint "
+            "is {} (epoch {}, batch {})",
+            options.name, lv, st.epoch + 1, st.batch + 1, fs::exists(ckpt) ? ckpt : "(none yet)", st.epoch, st.batch));
+      }
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+      const int64_t n = b->labels.size(0);
+      st.step += 1;
+      st.batch += 1;
+      st.part_loss += lv * double(n);
+      st.part_correct += logits.argmax(1).eq(b->labels).sum().item<int64_t>();
+      st.part_seen += n;
+      st.elapsed_s = elapsed0 + std::chrono::duration<double>(Clock::now() - t0).count();
+      bar.update(n, fmt::format("loss {:.4f} lr {:.2e}", st.part_loss / double(st.part_seen), lr));
+      if (cfg.time_budget_s > 0 && st.elapsed_s >= cfg.time_budget_s) {
+        budget_spent = true;
+        break;
+      }
+    }
+    const double train_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double img_s = double((st.batch - first_batch) * bs) / std::max(train_s, 1e-9);
+    bar.done(fmt::format("loss {:.4f}", st.part_seen ? st.part_loss / double(st.part_seen) : 0.0));
+    const bool epoch_done = st.batch >= per_epoch;
+    const EvalMetrics m = evaluate(model, val, fmt::format("{} eval", options.name));
+    st.elapsed_s = elapsed0 + std::chrono::duration<double>(Clock::now() - t0).count();
+    const double epoch_progress = double(st.epoch) + double(st.batch) / double(per_epoch);
+    st.history.push_back({{"epoch", epoch_progress},
+                          {"train_loss", st.part_seen ? st.part_loss / double(st.part_seen) : 0.0},
+                          {"train_top1", st.part_seen ? double(st.part_correct) / double(st.part_seen) : 0.0},
+                          {"lr", lr},
+                          {"val_loss", m.loss},
+                          {"val_top1", m.top1},
+                          {"val_top5", m.top5},
+                          {"val_n", m.n},
+                          {"epoch_s", train_s},
+                          {"train_img_s", img_s},
+                          {"elapsed_s", st.elapsed_s}});
+    log::info("{}: epoch {:.2f}/{} train loss {:.4f} | val loss {:.4f} top-1 {:.2f}% top-5 {:.2f}% | {:.0f} img/s",
+              options.name, epoch_progress, cfg.epochs, st.history.back().at("train_loss").get<double>(), m.loss,
+              100 * m.top1, 100 * m.top5, img_s);
+    if (m.top1 > st.best_top1) {
+      st.best_top1 = m.top1;
+      st.best_epoch = int64_t(std::ceil(epoch_progress));
+      models::save_weights(*model.module, options.dir + "/best.safetensors");
+    }
+    if (epoch_done) {
+      st.epoch += 1;
+      st.batch = 0;
+      st.part_loss = 0;
+      st.part_correct = st.part_seen = 0;
+      ++epochs_this_session;
+    }
+    if (budget_spent) log::info("{}: time budget of {} spent", options.name, log::duration(cfg.time_budget_s));
+    st.finished = budget_spent || st.epoch >= cfg.epochs;
+    write_metrics(options.dir, st.history);
+    save_checkpoint(ckpt, *model.module, opt, st);
+  }
+  models::save_weights(*model.module, options.dir + "/model.safetensors");
+  result.final = last_eval();
+  return result;
+}
+
+}  // namespace train
+}  // namespace mnq

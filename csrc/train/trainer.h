@@ -1,0 +1,44 @@
+// One training stage (FP pretraining or QAT of one run): AdamW with a cosine schedule, label-smoothed
+// cross-entropy, evaluation after every epoch, and a checkpoint after every epoch (and when a time budget runs
+// out, even mid-epoch), so a killed stage continues with --resume from its last checkpoint and ends with the
+// same weights and metrics as an uninterrupted one: the data order and augmentations are functions of
+// (seed, epoch, position), and the checkpoint holds the weights, quantizer buffers, AdamW state, step count and
+// the CPU generator. A NaN/Inf loss stops the stage with an error before the optimizer step, so the last
+// checkpoint stays the last good one.
+//
+// Stage folder: checkpoint.safetensors, metrics.csv and metrics.jsonl (one line per evaluation), best.safetensors
+// (the weights of the best top-1), model.safetensors (the final weights, models::save_weights).
+#pragma once
+
+#include <string>
+
+#include "csrc/data/loader.h"
+#include "csrc/models/factory.h"
+#include "csrc/train/checkpoint.h"
+#include "csrc/train/job_config.h"
+#include "csrc/train/metrics.h"
+
+namespace mnq {
+namespace train {
+
+struct StageOptions {
+  std::string name;                // "fp" or the run's name (logs)
+  std::string dir;                 // the stage folder (created)
+  bool resume = false;             // continue from dir/checkpoint.safetensors when it exists
+  int64_t stop_after_epochs = -1;  // stop this session after this many epochs, as if killed (>= 0)
+};
+
+struct StageResult {
+  TrainState state;    // finished == false: interrupted (stop_after_epochs)
+  EvalMetrics final;   // the last evaluation
+  int64_t session_epochs = 0;  // epochs completed in this call
+};
+
+// The learning rate at optimizer step `step` of `total`: linear warm-up, then cosine from lr to lr / lr_end_div.
+double learning_rate(const TrainConfig& cfg, int64_t step, int64_t total);
+
+StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::Loader& train,
+                const data::Loader& val, const StageOptions& options);
+
+}  // namespace train
+}  // namespace mnq

@@ -1,0 +1,176 @@
+// The trainer end to end on a tiny ViT and a small synthetic Fashion-MNIST-shaped dataset: a two-epoch job
+// (pretraining + QAT) writes its run folder and learns; a job stopped after an epoch and resumed ends with the
+// same weights and metrics as an uninterrupted one; a NaN loss stops with a clear error and keeps the last
+// good checkpoint; `plan: mixed` names the missing analyzer; the learning-rate schedule and Wilson interval.
+#include <torch/torch.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "csrc/models/weights.h"
+#include "csrc/train/files.h"
+#include "csrc/train/job.h"
+#include "csrc/train/log.h"
+#include "csrc/train/trainer.h"
+#include "train_test_util.h"
+
+using namespace mnq;
+using namespace mnq::train;
+using mnq_test::TempDir;
+
+namespace {
+
+JobConfig tiny_job(const std::string& data_dir, const std::string& out_dir) {
+  JobConfig c;
+  c.data.root = data_dir;
+  c.data.batch_size = 32;
+  c.data.eval_batch_size = 64;
+  c.data.workers = 1;
+  c.data.seed = 3;
+  c.model.preset = "vit_mnist_tiny";
+  c.model.pretrain.epochs = 2;
+  c.model.pretrain.lr = 2e-3;
+  c.model.pretrain.warmup_steps = 2;
+  c.train.epochs = 2;
+  c.train.lr = 1e-4;
+  c.quant.calib_batches = 2;
+  c.compare = {RunConfig{"ivit8", 8, "ivit"}};
+  c.output.dir = out_dir;
+  c.threads = 1;
+  return c;
+}
+
+std::map<std::string, at::Tensor> tensors(const std::string& path) {
+  std::map<std::string, at::Tensor> out;
+  for (auto& [k, v] : models::read_safetensors(path)) out[k] = v;
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("train: a two-epoch job writes its run folder and learns", "[train]") {
+  log::set_quiet(true);
+  TempDir dir("trainjob");
+  mnq_test::write_synthetic_fashion(dir / "data", 320, 100, 11);
+  const JobConfig c = tiny_job(dir / "data", dir / "run");
+  const JobResult r = run_job(c, {false, -1, true});
+  REQUIRE(r.finished);
+  REQUIRE(r.rows.size() == 2);
+  CHECK(r.rows[0].name == "fp");
+  CHECK(r.rows[1].name == "ivit8");
+  CHECK(r.rows[1].bits == 8);
+  CHECK(r.rows[0].metrics.n == 100);
+  CHECK(r.rows[0].epochs == 2);
+  // Ten square positions are easy: far above chance (10 %) after two short epochs.
+  CHECK(r.rows[0].metrics.top1 > 0.3);
+  CHECK(r.rows[1].metrics.top1 > 0.3);
+  for (const char* f : {"config.yaml", "train.log", "results.md", "results.json", "fp/model.safetensors",
+                        "fp/checkpoint.safetensors", "fp/metrics.csv", "fp/metrics.jsonl", "ivit8/plan.yaml",
+                        "ivit8/model.safetensors", "ivit8/best.safetensors", "ivit8/metrics.csv"}) {
+    INFO(f);
+    CHECK(std::filesystem::exists(dir / ("run/" + std::string(f))));
+  }
+  const auto json = nlohmann::json::parse(read_text(dir / "run/results.json"));
+  REQUIRE(json.size() == 2);
+  CHECK(json[1]["top1"].get<double>() == r.rows[1].metrics.top1);
+  CHECK(json[1]["top1_ci95"][0].get<double>() < json[1]["top1"].get<double>());
+  const std::string md = read_text(dir / "run/results.md");
+  CHECK_THAT(md, Catch::Contains("| ivit8 | 8 | ivit |") && Catch::Contains("Test images: 100"));
+  const std::string csv = read_text(dir / "run/ivit8/metrics.csv");
+  CHECK(std::count(csv.begin(), csv.end(), '\n') == 3);  // header + 2 epochs
+  CHECK(read_text(dir / "run/ivit8/plan.yaml").find("all: ivit") != std::string::npos);
+
+  // A second run of the job reuses the pretrained FP model (its stage is finished) and redoes the QAT run.
+  const JobResult again = run_job(c, {false, -1, true});
+  CHECK(again.rows[0].metrics.top1 == r.rows[0].metrics.top1);
+  CHECK(again.rows[0].wall_s == r.rows[0].wall_s);
+  CHECK(again.rows[1].metrics.top1 == r.rows[1].metrics.top1);
+}
+
+TEST_CASE("train: stopping and resuming gives the uninterrupted result", "[train]") {
+  log::set_quiet(true);
+  TempDir dir("trainresume");
+  mnq_test::write_synthetic_fashion(dir / "data", 192, 64, 12);
+  const JobResult full = run_job(tiny_job(dir / "data", dir / "full"), {false, -1, true});
+  REQUIRE(full.finished);
+
+  const JobConfig c = tiny_job(dir / "data", dir / "parts");
+  const JobResult p1 = run_job(c, {false, 1, true});  // stops inside pretraining
+  CHECK(!p1.finished);
+  const JobResult p2 = run_job(c, {true, 2, true});   // finishes pretraining, one QAT epoch
+  CHECK(!p2.finished);
+  REQUIRE(p2.rows.size() == 2);
+  CHECK(p2.rows[1].epochs == 1);
+  const JobResult p3 = run_job(c, {true, -1, true});
+  REQUIRE(p3.finished);
+  REQUIRE(p3.rows.size() == full.rows.size());
+  for (size_t i = 0; i < full.rows.size(); ++i) {
+    INFO(full.rows[i].name);
+    CHECK(p3.rows[i].metrics.top1 == full.rows[i].metrics.top1);
+    CHECK(p3.rows[i].metrics.top5 == full.rows[i].metrics.top5);
+    CHECK(p3.rows[i].metrics.loss == full.rows[i].metrics.loss);
+  }
+  const auto a = tensors(dir / "full/ivit8/model.safetensors"), b = tensors(dir / "parts/ivit8/model.safetensors");
+  REQUIRE(a.size() == b.size());
+  for (const auto& [k, v] : a) {
+    INFO(k);
+    REQUIRE(b.count(k));
+    CHECK(at::equal(v, b.at(k)));
+  }
+  CHECK(read_text(dir / "full/ivit8/metrics.csv") .size() == read_text(dir / "parts/ivit8/metrics.csv").size());
+}
+
+TEST_CASE("train: a NaN loss stops the stage and keeps the last good checkpoint", "[train]") {
+  log::set_quiet(true);
+  TempDir dir("trainnan");
+  mnq_test::write_synthetic_fashion(dir / "data", 64, 32, 13);
+  auto good = std::make_shared<data::FashionMnist>(dir / "data", "train", std::vector<double>{0.3},
+                                                   std::vector<double>{0.3});
+  auto val = std::make_shared<data::FashionMnist>(dir / "data", "test", std::vector<double>{0.3},
+                                                  std::vector<double>{0.3});
+  // NaN images: a mean of NaN poisons every pixel.
+  auto poisoned = std::make_shared<data::FashionMnist>(dir / "data", "train", std::vector<double>{NAN},
+                                                       std::vector<double>{0.3});
+  at::manual_seed(0);
+  const models::Model m = models::create_fp("vit_mnist_tiny");
+  TrainConfig cfg;
+  cfg.epochs = 1;
+  cfg.lr = 1e-3;
+  const data::Loader vl(val, {64, false, false, 0, 2, 0});
+  fit(m, cfg, data::Loader(good, {32, true, true, 0, 2, 0}), vl, {"fp", dir / "stage", false, -1});
+  cfg.epochs = 2;
+  CHECK_THROWS_WITH(fit(m, cfg, data::Loader(poisoned, {32, true, true, 0, 2, 0}), vl, {"fp", dir / "stage", true, -1}),
+                    Catch::Contains("loss is nan") && Catch::Contains("epoch 2 batch 1") &&
+                        Catch::Contains("checkpoint.safetensors (epoch 1"));
+  torch::optim::AdamW opt(m.module->parameters());
+  CHECK(load_checkpoint(dir / "stage/checkpoint.safetensors", *m.module, opt).epoch == 1);
+}
+
+TEST_CASE("train: plan mixed needs the analyzer", "[train]") {
+  log::set_quiet(true);
+  TempDir dir("trainmixed");
+  mnq_test::write_synthetic_fashion(dir / "data", 64, 32, 14);
+  JobConfig c = tiny_job(dir / "data", dir / "run");
+  c.model.pretrain.epochs = 1;
+  c.compare = {RunConfig{"mixed6", 6, "mixed"}};
+  CHECK_THROWS_WITH(run_job(c, {false, -1, true}), Catch::Contains("analyzer") && Catch::Contains("W6"));
+}
+
+TEST_CASE("train: learning-rate schedule and Wilson interval", "[train]") {
+  TrainConfig c;
+  c.lr = 1e-3;
+  c.lr_end_div = 15;
+  CHECK(learning_rate(c, 0, 100) == Approx(1e-3));
+  CHECK(learning_rate(c, 50, 100) == Approx((1e-3 + 1e-3 / 15) / 2));
+  CHECK(learning_rate(c, 100, 100) == Approx(1e-3 / 15));
+  c.warmup_steps = 10;
+  CHECK(learning_rate(c, 0, 100) == Approx(1e-4));
+  CHECK(learning_rate(c, 10, 100) == Approx(1e-3));
+  const Interval w = wilson_interval(0.5, 100);
+  CHECK(w.lo == Approx(0.4038).margin(1e-4));
+  CHECK(w.hi == Approx(0.5962).margin(1e-4));
+  const Interval z = wilson_interval(1.0, 50);
+  CHECK(z.hi == 1.0);
+  CHECK(z.lo == Approx(0.9287).margin(1e-4));
+}
