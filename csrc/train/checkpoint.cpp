@@ -31,7 +31,7 @@ nlohmann::json TrainState::to_json() const {
   return {{"epoch", epoch},         {"batch", batch},           {"step", step},
           {"elapsed_s", elapsed_s}, {"part_loss", part_loss},   {"part_correct", part_correct},
           {"part_seen", part_seen}, {"best_top1", best_top1},   {"best_epoch", best_epoch},
-          {"finished", finished},   {"history", history}};
+          {"finished", finished},   {"budget_spent", budget_spent}, {"history", history}};
 }
 
 TrainState TrainState::from_json(const nlohmann::json& j) {
@@ -46,6 +46,7 @@ TrainState TrainState::from_json(const nlohmann::json& j) {
   s.best_top1 = j.at("best_top1");
   s.best_epoch = j.at("best_epoch");
   s.finished = j.at("finished");
+  s.budget_spent = j.at("budget_spent");
   s.history = j.at("history");
   return s;
 }

@@ -26,7 +26,8 @@ struct TrainState {
   int64_t part_correct = 0, part_seen = 0;
   double best_top1 = -1;   // best evaluated top-1 and its epoch
   int64_t best_epoch = 0;
-  bool finished = false;   // all epochs done, or the time budget spent
+  bool budget_spent = false;  // the time budget ran out (the stage is over whatever its epochs)
+  bool finished = false;      // all epochs done or the budget spent (recomputed on resume: more epochs continue)
   nlohmann::json history = nlohmann::json::array();  // one object per evaluation (see trainer.h)
 
   nlohmann::json to_json() const;

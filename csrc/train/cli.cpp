@@ -1,6 +1,6 @@
 // mnq-train's command line: the config front end (--config, --set, --print-config, --help) plus the trainer's
 // own flags.
-#include <CLI/CLI.hpp>
+#include "csrc/config/cli.h"
 
 #include "csrc/train/job.h"
 #include "csrc/train/log.h"
@@ -17,15 +17,11 @@ int cli_main(int argc, char** argv) {
                    "stop after this many epochs in this session, as if killed (continue with --resume)");
     app.add_flag("--quiet", options.quiet, "no progress bars");
   };
+  // Errors propagate to run_cli, which prints them and returns 1 (2 for config errors).
   auto run = [&](const JobConfig& config) {
-    try {
-      const JobResult r = run_job(config, options);
-      if (!r.finished) log::info("stopped before the end of the job; continue with --resume");
-      return 0;
-    } catch (const std::exception& e) {
-      log::info("error: {}", e.what());
-      return 1;
-    }
+    const JobResult r = run_job(config, options);
+    if (!r.finished) log::info("stopped before the end of the job; continue with --resume");
+    return 0;
   };
   return config::run_cli<JobConfig>(argc, argv, "mnq-train",
                                     "Quantization-aware training of ViT/DeiT/Swin with integer non-linear layers "

@@ -1,5 +1,7 @@
 #include "csrc/train/job_config.h"
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <set>
 
@@ -153,7 +155,7 @@ void JobConfig::validate(const std::string& path) const {
   require(train.epochs > 0, path, "train.epochs", "must be positive (the QAT schedule spans it)");
   std::set<std::string> names;
   for (size_t i = 0; i < compare.size(); ++i) {
-    const std::string p = join(path, "compare") + "[" + std::to_string(i) + "]";
+    const std::string p = join(path, "compare") + "." + std::to_string(i);  // config.h's list paths
     compare[i].validate(p);
     require(names.insert(compare[i].name).second, p, "name", "duplicate run name '" + compare[i].name + "'");
   }
@@ -166,8 +168,8 @@ std::vector<RunConfig> JobConfig::runs() const {
   RunConfig r;
   r.bits = quant.bits;
   r.plan = quant.plan;
-  r.name = "w" + std::to_string(quant.bits) + "_" +
-           (is_plan_method(quant.plan) ? quant.plan : std::filesystem::path(quant.plan).stem().string());
+  r.name = fmt::format("w{}_{}", quant.bits,
+                       is_plan_method(quant.plan) ? quant.plan : std::filesystem::path(quant.plan).stem().string());
   return {r};
 }
 

@@ -45,13 +45,19 @@ void write_metrics(const std::string& dir, const nlohmann::json& history) {
   static const char* cols[] = {"epoch",    "train_loss", "train_top1", "lr",          "val_loss",
                                "val_top1", "val_top5",   "epoch_s",    "train_img_s", "elapsed_s"};
   std::string csv, jsonl;
-  for (const char* c : cols) csv += std::string(csv.empty() ? "" : ",") + c;
-  csv += "\n";
+  for (const char* c : cols) {
+    if (!csv.empty()) csv += ',';
+    csv += c;
+  }
+  csv += '\n';
   for (const auto& h : history) {
-    std::string row;
-    for (const char* c : cols) row += (row.empty() ? "" : ",") + h.at(c).dump();
-    csv += row + "\n";
-    jsonl += h.dump() + "\n";
+    for (size_t i = 0; i < std::size(cols); ++i) {
+      if (i > 0) csv += ',';
+      csv += h.at(cols[i]).dump();
+    }
+    csv += '\n';
+    jsonl += h.dump();
+    jsonl += '\n';
   }
   write_text_atomic(dir + "/metrics.csv", csv);
   write_text_atomic(dir + "/metrics.jsonl", jsonl);
@@ -76,6 +82,7 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
   TrainState& st = result.state;
   if (options.resume && fs::exists(ckpt)) {
     st = load_checkpoint(ckpt, *model.module, opt);
+    st.finished = st.budget_spent || st.epoch >= cfg.epochs;  // a config with more epochs continues
     log::info("{}: resumed from {} (epoch {}/{}, batch {}, {} spent)", options.name, ckpt, st.epoch, cfg.epochs,
               st.batch, log::duration(st.elapsed_s));
   }
@@ -131,7 +138,7 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
         throw std::runtime_error(fmt::format(
             "{}: the training loss is {} at epoch {} batch {} (diverged; try a lower lr). The last good checkpoint "
             "is {} (epoch {}, batch {})",
-            options.name, lv, st.epoch + 1, st.batch + 1, fs::exists(ckpt) ? ckpt : "(none yet)", st.epoch, st.batch));
+            options.name, std::isnan(lv) ? "NaN" : (lv > 0 ? "+Inf" : "-Inf"), st.epoch + 1, st.batch + 1, fs::exists(ckpt) ? ckpt : "(none yet)", st.epoch, st.batch));
       }
       opt.zero_grad();
       loss.backward();
@@ -183,6 +190,7 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
       ++epochs_this_session;
     }
     if (budget_spent) log::info("{}: time budget of {} spent", options.name, log::duration(cfg.time_budget_s));
+    st.budget_spent = budget_spent;
     st.finished = budget_spent || st.epoch >= cfg.epochs;
     write_metrics(options.dir, st.history);
     save_checkpoint(ckpt, *model.module, opt, st);

@@ -1,12 +1,14 @@
 // IDX .gz reading: round trip of generated files, and clear errors (naming the file) for wrong magic numbers,
 // truncated data, corrupt gzip streams and missing files; the Fashion-MNIST dataset wrapper and subsets.
-#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 
 #include "csrc/data/fashion_mnist.h"
 #include "csrc/data/idx.h"
 #include "train_test_util.h"
+
+// After torch: c10 defines glog-style CHECK macros that would replace Catch's.
+#include <catch2/catch.hpp>
 
 using namespace mnq::data;
 using mnq_test::idx_bytes;

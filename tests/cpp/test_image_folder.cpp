@@ -1,12 +1,14 @@
 // The image-folder dataset on a tiny generated JPEG tree: class order, labels, the eval transform (exact on an
 // identity resample, mean/std), deterministic train augmentation, and errors naming the folder or file; the
 // crop boxes against torchvision's arithmetic.
-#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 
 #include "csrc/data/image_folder.h"
 #include "train_test_util.h"
+
+// After torch: c10 defines glog-style CHECK macros that would replace Catch's.
+#include <catch2/catch.hpp>
 
 using namespace mnq::data;
 using mnq_test::TempDir;

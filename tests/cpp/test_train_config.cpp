@@ -59,11 +59,11 @@ TEST_CASE("job config: validate names the offending key", "[train_config]") {
                     Catch::Contains("model.checkpoint") && Catch::Contains("/no/such.safetensors"));
   const std::string model = "model: {preset: vit_mnist_tiny, pretrain: {epochs: 1}}\n";
   CHECK_THROWS_WITH(validate(model + "compare:\n  - {name: a, bits: 1, plan: ivit}\n"),
-                    Catch::Contains("compare[0].bits"));
+                    Catch::Contains("compare.0.bits"));
   CHECK_THROWS_WITH(validate(model + "compare:\n  - {name: a, plan: ivit}\n  - {name: a, plan: ibert}\n"),
-                    Catch::Contains("compare[1].name") && Catch::Contains("duplicate"));
+                    Catch::Contains("compare.1.name") && Catch::Contains("duplicate"));
   CHECK_THROWS_WITH(validate(model + "compare:\n  - {name: a, plan: plans/none.yaml}\n"),
-                    Catch::Contains("compare[0].plan") && Catch::Contains("plans/none.yaml"));
+                    Catch::Contains("compare.0.plan") && Catch::Contains("plans/none.yaml"));
   CHECK_THROWS_WITH(validate(model + "quant: {plan: ivt}\n"), Catch::Contains("quant.plan"));
 }
 

@@ -44,6 +44,7 @@ std::string idx_bytes(const std::vector<uint32_t>& dims, const std::vector<uint8
 }
 
 void write_synthetic_fashion(const std::string& dir, int64_t n_train, int64_t n_test, uint64_t seed) {
+  std::filesystem::create_directories(dir);
   std::mt19937_64 rng(seed);
   for (const auto& [prefix, n] : {std::pair<std::string, int64_t>{"train", n_train}, {"t10k", n_test}}) {
     std::vector<uint8_t> images(size_t(n) * 28 * 28);
