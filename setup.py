@@ -14,6 +14,7 @@
 import os
 import shutil
 import subprocess
+import sysconfig
 from pathlib import Path
 
 from setuptools import Extension, find_packages, setup
@@ -51,6 +52,9 @@ class CMakeBuild(build_ext):
         dest = Path(self.get_ext_fullpath(ext.name))
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(build_dir / "libmnq_ops.so", dest)
+        # The pybind11 module mnq._mnq (CMake target mnq_python) goes next to it.
+        ext_module = "_mnq" + sysconfig.get_config_var("EXT_SUFFIX")
+        shutil.copy2(build_dir / ext_module, dest.parent / ext_module)
 
 
 setup(

@@ -13,6 +13,7 @@ cmake -S . -B build/gpu -G Ninja -DCMAKE_PREFIX_PATH="$("$PY" -c 'import torch; 
 time ninja -C build/gpu
 SUFFIX=$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 cp build/gpu/libmnq_ops.so "python/mnq/_mnq_ops$SUFFIX"
+cp "build/gpu/_mnq$SUFFIX" "python/mnq/_mnq$SUFFIX"
 export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
 echo "== tests"
 "$PY" -m pytest -q -x tests/python -p no:cacheprovider
