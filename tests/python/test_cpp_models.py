@@ -28,7 +28,8 @@ MIXED = {
 MIXED["deit_mnist_tiny_distilled"] = MIXED["vit_mnist_tiny"]
 # every uniform plan and the mixed one at both bit widths; DeiT's distillation token and head once
 CASES = [(preset, plan, bits) for preset in ("vit_mnist_tiny", "swin_mnist_tiny")
-         for plan in ("ivit", "ibert", "fqvit", "mixed") for bits in (8, 6)] + [("deit_mnist_tiny_distilled", "mixed", 8)]
+         for plan in ("ivit", "ibert", "fqvit", "mixed") for bits in (8, 6)]
+CASES.append(("deit_mnist_tiny_distilled", "mixed", 8))
 
 
 def _timm(preset: str, seed: int = 0) -> torch.nn.Module:
@@ -128,6 +129,16 @@ def test_presets_and_layers():
     assert (fp.bits, fp.quantized, fp.layer_methods()) == (None, False, {})
     assert fp.eval()(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     assert m.to("cpu").train()(torch.randn(2, 1, 28, 28)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("preset", ["vit_mnist_tiny", "swin_mnist_tiny"])
+def test_full_precision_model_is_timm(timm_models, preset):
+    fp = timm_models[preset]
+    cpp = mnq.models.create(preset)
+    assert cpp.load_state_dict(fp.state_dict()) == ([], [])  # strict: exactly timm's keys
+    x = _batches(1, 4, seed=3)[0]
+    with torch.no_grad():
+        torch.testing.assert_close(cpp.eval()(x), fp(x), rtol=1e-4, atol=1e-5)
 
 
 def test_plan_forms(tmp_path):
