@@ -21,7 +21,7 @@ cmake -S . -B build/gpu -G Ninja -DCMAKE_PREFIX_PATH="$PREFIX" \
 time ninja -C build/gpu
 SUFFIX=$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 cp build/gpu/libmnq_ops.so "python/mnq/_mnq_ops$SUFFIX"
-for lib in build/gpu/_mnq*.so; do [ -e "$lib" ] && cp "$lib" "python/mnq/_mnq$SUFFIX"; done
+cp "build/gpu/_mnq$SUFFIX" "python/mnq/_mnq$SUFFIX"
 export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
 echo "== tests"
 ctest --test-dir build/gpu --output-on-failure
