@@ -112,6 +112,7 @@ class PyModel {
   void load(const std::string& path) { load_weights(*model_.module, path, /*require_buffers=*/true); }
   void freeze_alpha() { model_.freeze_alpha(); }
   const Model& model() const { return model_; }
+  Model& mutable_model() { return model_; }
 
  private:
   static std::string join(const std::vector<std::string>& names) {
@@ -146,6 +147,16 @@ PyModel create(const std::string& name, std::optional<int64_t> bits,
 }
 
 }  // namespace
+
+Model& model_of(py::handle obj, const char* who) {
+  if (!py::isinstance<PyModel>(obj)) {
+    throw std::invalid_argument(std::string(who) + ": expected a model from mnq.models.create, got " +
+                                std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+  return obj.cast<PyModel&>().mutable_model();
+}
+
+py::object wrap_model(Model model) { return py::cast(PyModel(std::move(model))); }
 
 void bind_models(py::module_& m) {
   py::class_<PyModel>(m, "Model",
