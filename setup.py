@@ -14,6 +14,7 @@
 import os
 import shutil
 import subprocess
+import sysconfig
 from pathlib import Path
 
 from setuptools import Extension, find_packages, setup
@@ -23,15 +24,25 @@ ROOT = Path(__file__).resolve().parent
 
 
 class CMakeExtension(Extension):
-    def __init__(self, name):
+    """A file the CMake build produces (`artifact`, relative to the build folder), shipped as extension `name`."""
+
+    def __init__(self, name, artifact):
         super().__init__(name, sources=[])
+        self.artifact = artifact
 
 
 class CMakeBuild(build_ext):
-    def build_extension(self, ext):
+    def run(self):
+        self._built = False
+        super().run()
+
+    def _cmake_build(self) -> Path:
+        """Configures and builds the whole CMake project once per run; returns the build folder."""
         import torch
 
         build_dir = Path(os.environ.get("MNQ_BUILD_DIR", ROOT / "build" / "cmake")).resolve()
+        if self._built:
+            return build_dir
         build_dir.mkdir(parents=True, exist_ok=True)
         cfg = [
             "cmake", "-S", str(ROOT), "-B", str(build_dir), "-G", "Ninja",
@@ -46,11 +57,17 @@ class CMakeBuild(build_ext):
         subprocess.check_call(cfg)
         jobs = os.environ.get("MNQ_JOBS", str(os.cpu_count() or 2))
         subprocess.check_call(["cmake", "--build", str(build_dir), "-j", jobs])
-        # The op library is a plain shared library (loaded by torch.ops.load_library), placed where setuptools
-        # expects the extension so that regular and editable installs both ship it.
+        self._built = True
+        return build_dir
+
+    def build_extension(self, ext):
+        build_dir = self._cmake_build()
+        # Each artifact is placed where setuptools expects the extension, so regular and editable installs both
+        # ship it: the op library (a plain shared library loaded by torch.ops.load_library) and the pybind11
+        # module mnq._mnq.
         dest = Path(self.get_ext_fullpath(ext.name))
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(build_dir / "libmnq_ops.so", dest)
+        shutil.copy2(build_dir / ext.artifact, dest)
 
 
 setup(
@@ -60,7 +77,8 @@ setup(
     "kernels (I-BERT, FQ-ViT, I-ViT) for CPU and CUDA",
     package_dir={"": "python"},
     packages=find_packages("python"),
-    ext_modules=[CMakeExtension("mnq._mnq_ops")],
+    ext_modules=[CMakeExtension("mnq._mnq_ops", "libmnq_ops.so"),
+                 CMakeExtension("mnq._mnq", "_mnq" + sysconfig.get_config_var("EXT_SUFFIX"))],
     cmdclass={"build_ext": CMakeBuild},
     python_requires=">=3.10",
     install_requires=["torch>=2.11"],

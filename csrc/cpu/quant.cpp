@@ -62,27 +62,52 @@ bool requant_range(In in, IdIn id, DyadicArray d, DyadicArray d_id, double out_s
   return ok;
 }
 
-// Fast-path loaders: the code and, in `big`, whether it is outside |q| < 2^31 (or NaN), where requant64 is not valid.
+// Fast-path row loaders: copy one row's codes into an int64 buffer and return nonzero when one of them is outside
+// |q| < 2^31 (or NaN), where requant64 is not valid. Plain loops over contiguous arrays with an integer
+// OR-reduction: they vectorize (loading, checking and requantizing in one loop did not: GCC found no vector type
+// for the mixed int/int64/bool flag arithmetic).
 template <typename T>
 struct FastIntIn {
   const T* p;
-  i64 load(i64 i, i64, int& big) const {
-    const i64 v = static_cast<i64>(p[i]);
-    big |= static_cast<int>(v <= -kFastCodeLimit) | static_cast<int>(v >= kFastCodeLimit);
-    return v;
+  i64 load_row(i64 base, i64 n, const double* /*scale*/, i64* __restrict out) const {
+    const T* __restrict src = p + base;
+    i64 big = 0;
+    for (i64 c = 0; c < n; ++c) {
+      const i64 v = static_cast<i64>(src[c]);
+      out[c] = v;
+      big |= static_cast<i64>(v <= -kFastCodeLimit) | static_cast<i64>(v >= kFastCodeLimit);
+    }
+    return big;
   }
 };
 struct FastFloatIn {
   const float* p;
   const double* scale;
-  i64 stride;  // 1: per channel, 0: per tensor
-  i64 load(i64 i, i64 c, int& big) const {
-    const double v = rint(static_cast<double>(p[i]) / scale[c * stride]);  // as RequantFloatIn, NaN fails both
-    const bool fits = (v > -static_cast<double>(kFastCodeLimit)) & (v < static_cast<double>(kFastCodeLimit));
-    big |= static_cast<int>(!fits);
-    return fits ? static_cast<i64>(v) : 0;
+  i64 stride;  // of `scale`: 1 per channel, 0 per tensor (spread_scale makes it a per-channel array)
+  // `s`: the per-channel input scale (spread_scale)
+  i64 load_row(i64 base, i64 n, const double* __restrict s, i64* __restrict out) const {
+    const float* __restrict src = p + base;
+    i64 big = 0;
+    for (i64 c = 0; c < n; ++c) {
+      const double v = rint(static_cast<double>(src[c]) / s[c]);  // as RequantFloatIn; NaN fails both tests
+      const bool fits = (v > -static_cast<double>(kFastCodeLimit)) & (v < static_cast<double>(kFastCodeLimit));
+      out[c] = fits ? static_cast<i64>(v) : 0;
+      big |= static_cast<i64>(!fits);
+    }
+    return big;
   }
 };
+
+// The input scale as a per-channel array (integer inputs have none).
+template <typename T>
+const double* spread_scale(const FastIntIn<T>&, i64, std::vector<double>&) {
+  return nullptr;
+}
+const double* spread_scale(const FastFloatIn& f, i64 cols, std::vector<double>& buf) {
+  if (f.stride == 1) return f.scale;
+  buf.assign(static_cast<size_t>(cols), f.scale[0]);
+  return buf.data();
+}
 
 // Rows × channels of the last dim; multipliers per channel (stride 1) or per tensor (stride 0). Exact whenever no
 // code is big and every shift k is in [1, 62] (checked by the caller); rows with a big code are redone exactly.
@@ -92,33 +117,41 @@ bool requant_fast(FIn fin, FIdIn fid, In in, IdIn id, DyadicArray d, i64 ds, Dya
   std::atomic<bool> all_ok{true};
   const int64_t rows = p.numel / cols;
   const int64_t grain = std::max<int64_t>(1, kGrain / cols);
-  // Per-tensor multipliers are spread over the channels, so the loop reads every multiplier with stride 1.
+  // Per-tensor multipliers and scales are spread over the channels, so every loop reads them with stride 1.
   std::vector<i64> spread[4];
   auto per_channel = [&](const i64* a, i64 stride, std::vector<i64>& buf) {
     if (stride == 1) return a;
     buf.assign(static_cast<size_t>(cols), a[0]);
     return static_cast<const i64*>(buf.data());
   };
+  std::vector<double> s_in, s_id;
+  const double* s_a = spread_scale(fin, cols, s_in);
+  const double* s_b = kResidual ? spread_scale(fid, cols, s_id) : s_a;
   const i64* dm = per_channel(d.m, ds, spread[0]);
   const i64* dk = per_channel(d.k, ds, spread[1]);
   const i64* dim = kResidual ? per_channel(d_id.m, dis, spread[2]) : dm;
   const i64* dik = kResidual ? per_channel(d_id.k, dis, spread[3]) : dk;
   at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
-    // Locals, not the lambda's by-reference captures: the output stores could alias those, which stops the loop
-    // from vectorizing.
-    const FIn fl = fin;
-    const FIdIn fidl = fid;
+    std::vector<i64> qa(static_cast<size_t>(cols)), qb(kResidual ? static_cast<size_t>(cols) : 0);
+    // Locals, not the lambda's by-reference captures: the output stores could alias those.
     const Out o = out;
-    const i64 *m = dm, *k = dk, *mi = dim, *ki = dik;
+    const i64* __restrict m = dm;
+    const i64* __restrict k = dk;
+    const i64* __restrict mi = dim;
+    const i64* __restrict ki = dik;
+    i64* __restrict a = qa.data();
+    i64* __restrict b = kResidual ? qb.data() : qa.data();
     const i64 lo = p.lo, hi = p.hi, n = cols;
     const double so = out_scale;
-    int big = 0;
+    i64 big = 0;
     for (int64_t r = r0; r < r1; ++r) {
+      const int64_t base = r * n;
+      big |= fin.load_row(base, n, s_a, a);
+      if (kResidual) big |= fid.load_row(base, n, s_b, b);
       for (int64_t c = 0; c < n; ++c) {
-        const int64_t i = r * n + c;
-        i64 v = requant64(fl.load(i, c, big), m[c], k[c]);
-        if (kResidual) v += requant64(fidl.load(i, c, big), mi[c], ki[c]);
-        o.store(i, v < lo ? lo : (v > hi ? hi : v), so);
+        i64 v = requant64(a[c], m[c], k[c]);
+        if (kResidual) v += requant64(b[c], mi[c], ki[c]);
+        o.store(base + c, v < lo ? lo : (v > hi ? hi : v), so);
       }
     }
     if (big && !requant_range(in, id, d, d_id, out_scale, out, p, r0 * cols, r1 * cols)) all_ok = false;

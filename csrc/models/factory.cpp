@@ -57,6 +57,7 @@ Model create_fp(const std::string& preset, const ModelOverrides& o) {
   Model m;
   m.preset = preset;
   m.family = preset_family(preset);
+  m.overrides = o;
   if (m.family == Family::kViT) {
     auto net = VisionTransformer(apply(vit_preset(preset), o));
     m.module = net.ptr();
@@ -75,6 +76,7 @@ Model create_quant(const std::string& preset, const QuantOptions& options, const
   Model m;
   m.preset = preset;
   m.family = preset_family(preset);
+  m.overrides = o;
   m.quantized = true;
   m.bits = options.bits;
   if (m.family == Family::kViT) {

@@ -43,6 +43,7 @@ struct Model {
   bool quantized = false;
   int64_t bits = 0;                              // W/A bits; 0 for full precision
   std::map<std::string, std::string> methods;    // resolved plan (quantized only): layer -> method
+  ModelOverrides overrides;                      // what the preset was built with
   std::shared_ptr<torch::nn::Module> module;
   std::function<at::Tensor(const at::Tensor&)> forward;
   // Ends the PtfAct α search of every fqvit LayerNorm (after calibration, before QAT); no-op for FP models.

@@ -1,29 +1,25 @@
-// The quantized Swin wiring; see qswin.h for the data flow and the module names.
+// The quantized Swin wiring; see qswin.h for the data flow and python/mnq/models/swin.py for its twin.
 #include "csrc/models/qswin.h"
 
 #include <ATen/ATen.h>
 
-#include <cmath>
 #include <memory>
 
 namespace mnq {
 namespace models {
 namespace {
 
-int64_t residual_bits(const std::string& layernorm_method) { return layernorm_method == "ibert" ? 22 : 16; }
-
 std::shared_ptr<torch::nn::Module> scope(torch::nn::Module& parent, const std::string& name) {
   return parent.register_module(name, std::make_shared<torch::nn::Module>());
 }
 
-// Softmax output bits in Swin (SPEC §6): I-ViT's Shiftmax keeps 8 there, I-BERT's 16.
-int64_t swin_softmax_bits(const std::string& method) { return method == "ivit" ? 8 : 16; }
+constexpr int64_t kSwinShiftmaxBits = 8;  // I-ViT's Swin: Shiftmax output on 8 bits (16 in ViT/DeiT)
 
 }  // namespace
 
 QuantWindowAttentionImpl::QuantWindowAttentionImpl(int64_t dim, int64_t num_heads, int64_t bits,
                                                    const std::string& softmax_method, const SwinWindow& window)
-    : num_heads_(num_heads), window_(window) {
+    : QuantAttentionImpl(dim, num_heads, bits, softmax_method, kSwinShiftmaxBits), window_(window) {
   const int64_t w = window_.window;
   relative_position_bias_table =
       register_parameter("relative_position_bias_table", at::zeros({(2 * w - 1) * (2 * w - 1), num_heads}));
@@ -31,86 +27,55 @@ QuantWindowAttentionImpl::QuantWindowAttentionImpl(int64_t dim, int64_t num_head
     at::NoGradGuard no_grad;
     relative_position_bias_table.normal_(0.0, 0.02).clamp_(-2.0, 2.0);
   }
-  qkv = register_module("qkv", nn::QuantLinear(dim, 3 * dim, true, bits));
-  qact1 = register_module("qact1", nn::QuantAct(bits));
-  qact_attn1 = register_module("qact_attn1", nn::QuantAct(bits));
-  softmax = register_module("softmax", nn::IntSoftmax(softmax_method, swin_softmax_bits(softmax_method), 4));
-  qact2 = register_module("qact2", nn::QuantAct(bits));
-  proj = register_module("proj", nn::QuantLinear(dim, dim, true, bits));
-  qact3 = register_module("qact3", nn::QuantAct(16));
+  qact_bias = register_module("qact_bias", nn::QuantAct(16));
 }
 
-nn::ScaledTensor QuantWindowAttentionImpl::forward(const at::Tensor& x, const at::Tensor& scale) {
-  const int64_t Bw = x.size(0), N = x.size(1), C = x.size(2), hd = C / num_heads_;
-  auto [h, s] = qkv(x, scale);
-  std::tie(h, s) = qact1(h, s);
-  const at::Tensor t = h.reshape({Bw, N, 3, num_heads_, hd}).permute({2, 0, 3, 1, 4});
-  const at::Tensor q = t[0], k = t[1], v = t[2];
-  const double d_scale = std::pow(static_cast<double>(hd), -0.5);
-  const at::Tensor bias = relative_position_bias_table.index({window_.relative_position_index.view(-1)})
-                              .view({N, N, -1})
-                              .permute({2, 0, 1})
-                              .unsqueeze(0);
-  auto [a, sa] = nn::quant_matmul(q, s, k.transpose(-2, -1), s);
-  // The float bias moves the scores off their grid: quantize the sum afresh.
-  std::tie(a, sa) = qact_attn1(a * d_scale + bias);
+nn::ScaledTensor QuantWindowAttentionImpl::quantize_scores(const at::Tensor& scores, const at::Tensor& scale) {
+  const int64_t n = window_.relative_position_index.size(0);
+  const at::Tensor index = window_.relative_position_index.to(relative_position_bias_table.device()).view(-1);
+  const at::Tensor bias = relative_position_bias_table.index({index}).view({n, n, -1});
+  auto [qb, s_bias] = qact_bias(bias.permute({2, 0, 1}).unsqueeze(0));
+  auto [a, s] = qact_scores(scores, scale, qb.expand_as(scores), s_bias);
   if (window_.mask.defined()) {
-    // −100 as a whole number of quantizer steps, so the softmax still reads exact integer codes
-    const double step = sa.item<double>();
-    const at::Tensor mask = (at::round(window_.mask.to(at::kDouble) / step) * step).to(a.scalar_type());
-    const int64_t nw = mask.size(0);
-    a = (a.view({-1, nw, num_heads_, N, N}) + mask.to(a.device()).unsqueeze(1).unsqueeze(0))
-            .view({-1, num_heads_, N, N});
+    const int64_t nw = window_.mask.size(0);
+    const at::Tensor step = s.to(a.device(), a.scalar_type());
+    const at::Tensor codes = at::round(window_.mask.to(a.device()) / step) * step;  // −100 as whole codes
+    a = (a.view({-1, nw, num_heads_, n, n}) + codes.unsqueeze(1).unsqueeze(0)).view({-1, num_heads_, n, n});
   }
-  std::tie(a, sa) = softmax(a, sa);
-  auto [o, so] = nn::quant_matmul(a, sa, v, s);
-  std::tie(o, so) = qact2(o.transpose(1, 2).reshape({Bw, N, C}), so);
-  std::tie(o, so) = proj(o, so);
-  return qact3(o, so);
+  return {a, s};
 }
 
-QuantSwinBlockImpl::QuantSwinBlockImpl(int64_t dim, int64_t num_heads, int64_t bits, const SwinWindow& window,
-                                       const std::map<std::string, std::string>& m, int64_t attn_residual_bits,
-                                       int64_t mlp_residual_bits)
-    : window_(window) {
-  norm1 = register_module("norm1", nn::IntLayerNorm(dim, m.at("norm1"), 1e-5, bits));
-  qact1 = register_module("qact1", nn::QuantAct(bits));
-  attn = register_module("attn", QuantWindowAttention(dim, num_heads, bits, m.at("softmax"), window));
-  qact2 = register_module("qact2", nn::QuantAct(attn_residual_bits));
-  norm2 = register_module("norm2", nn::IntLayerNorm(dim, m.at("norm2"), 1e-5, bits));
-  qact3 = register_module("qact3", nn::QuantAct(bits));
-  mlp = register_module("mlp", QuantMlp(dim, 4 * dim, bits, m.at("gelu")));
-  qact4 = register_module("qact4", nn::QuantAct(mlp_residual_bits));
-}
+QuantSwinBlockImpl::QuantSwinBlockImpl(const QuantBlockSpec& spec, const SwinWindow& window)
+    : QuantBlockImpl(spec,
+                     QuantAttention(std::shared_ptr<QuantAttentionImpl>(std::make_shared<QuantWindowAttentionImpl>(
+                         spec.dim, spec.num_heads, spec.bits, spec.softmax, window)))),
+      window_(window) {}
 
 nn::ScaledTensor QuantSwinBlockImpl::forward(const at::Tensor& x, const at::Tensor& scale) {
-  const int64_t H = x.size(1), W = x.size(2), s = window_.shift, w = window_.window;
-  auto [h, sh] = norm1(x, scale, qact1->scale());
-  std::tie(h, sh) = qact1(h, sh);
-  if (s > 0) h = at::roll(h, {-s, -s}, {1, 2});
-  std::tie(h, sh) = attn(window_partition(h, w), sh);
+  const int64_t H = x.size(1), W = x.size(2), sh = window_.shift, w = window_.window;
+  auto [h, s] = norm_then_act(norm1, qact_norm1, eps_, x, scale);
+  if (sh > 0) h = at::roll(h, {-sh, -sh}, {1, 2});
+  std::tie(h, s) = attn(window_partition(h, w), s);
   h = window_reverse(h, w, H, W);
-  if (s > 0) h = at::roll(h, {s, s}, {1, 2});
-  auto [x2, s2] = qact2(h, sh, x, scale);
-  std::tie(h, sh) = norm2(x2, s2, qact3->scale());
-  std::tie(h, sh) = qact3(h, sh);
-  std::tie(h, sh) = mlp(h, sh);
-  return qact4(h, sh, x2, s2);
+  if (sh > 0) h = at::roll(h, {sh, sh}, {1, 2});
+  auto [x2, s2] = qact_res1(h, s, x, scale);
+  return mlp_branch(x2, s2);
 }
 
 QuantPatchMergingImpl::QuantPatchMergingImpl(int64_t dim, int64_t bits, const std::string& norm_method,
-                                             int64_t residual_bits) {
-  norm = register_module("norm", nn::IntLayerNorm(4 * dim, norm_method, 1e-5, bits));
-  qact1 = register_module("qact1", nn::QuantAct(bits));
+                                             int64_t residual_bits, double eps)
+    : eps_(eps) {
+  norm = register_module("norm", nn::IntLayerNorm(4 * dim, norm_method, eps, bits));
+  qact_norm = register_module("qact_norm", nn::QuantAct(bits));
   reduction = register_module("reduction", nn::QuantLinear(4 * dim, 2 * dim, false, bits));
-  qact2 = register_module("qact2", nn::QuantAct(residual_bits));
+  qact_out = register_module("qact_out", nn::QuantAct(residual_bits));
 }
 
 nn::ScaledTensor QuantPatchMergingImpl::forward(const at::Tensor& x, const at::Tensor& scale) {
-  auto [h, s] = norm(patch_merge(x), scale, qact1->scale());  // merging regroups values: same per-tensor scale
-  std::tie(h, s) = qact1(h, s);
+  // merging regroups values: the same per-tensor scale
+  auto [h, s] = norm_then_act(norm, qact_norm, eps_, patch_merge(x), scale);
   std::tie(h, s) = reduction(h, s);
-  return qact2(h, s);
+  return qact_out(h, s);
 }
 
 QuantSwinTransformerImpl::QuantSwinTransformerImpl(const SwinConfig& config, const QuantOptions& options)
@@ -127,16 +92,18 @@ QuantSwinTransformerImpl::QuantSwinTransformerImpl(const SwinConfig& config, con
   size_t next = 0;
   auto feeds = [&](size_t i) { return residual_bits(methods.at(norms.at(i))); };
 
+  // Registration order is python's: qact_input, patch_embed.{proj, norm}, qact_embed, qact_patch_norm, layers,
+  // norm, qact_norm, qact_pool, head.fc.
   qact_input = register_module("qact_input", nn::QuantAct(b));
   auto pe = scope(*this, "patch_embed");
-  pe_proj = pe->register_module(
+  patch_proj = pe->register_module(
       "proj",
       nn::QuantConv2d(
           torch::nn::Conv2dOptions(config_.in_chans, config_.embed_dim, config_.patch_size).stride(config_.patch_size),
           b));
-  pe_qact_before_norm = pe->register_module("qact_before_norm", nn::QuantAct(16));
-  pe_norm = pe->register_module("norm", nn::IntLayerNorm(config_.embed_dim, "ivit", 1e-5, b));
-  pe_qact = pe->register_module("qact", nn::QuantAct(feeds(next)));
+  patch_norm = pe->register_module("norm", nn::IntLayerNorm(config_.embed_dim, "ivit", kEps, b));
+  qact_embed = register_module("qact_embed", nn::QuantAct(16));
+  qact_patch_norm = register_module("qact_patch_norm", nn::QuantAct(feeds(next)));
 
   auto layers = register_module("layers", torch::nn::ModuleList());
   int64_t res = config_.img_size / config_.patch_size, dim = config_.embed_dim;
@@ -148,44 +115,51 @@ QuantSwinTransformerImpl::QuantSwinTransformerImpl(const SwinConfig& config, con
     if (s > 0) {
       const std::string& norm_method = methods.at(norms.at(next++));
       stage.downsample =
-          stage_scope->register_module("downsample", QuantPatchMerging(dim, b, norm_method, feeds(next)));
+          stage_scope->register_module("downsample", QuantPatchMerging(dim, b, norm_method, feeds(next), kEps));
       res /= 2;
       dim *= 2;
     }
     auto blocks = stage_scope->register_module("blocks", torch::nn::ModuleList());
     for (int64_t i = 0; i < config_.depths[s]; ++i) {
       const std::string p = l + "blocks." + std::to_string(i) + ".";
-      std::map<std::string, std::string> m;
-      for (const char* k : {"norm1", "norm2"}) m[k] = methods.at(p + k);
-      m["softmax"] = methods.at(p + "attn.softmax");
-      m["gelu"] = methods.at(p + "mlp.gelu");
-      const SwinWindow window(res, config_.window_size, i % 2 == 0 ? 0 : config_.window_size / 2);
-      const int64_t attn_bits = feeds(next + 1), mlp_bits = feeds(next + 2);
+      QuantBlockSpec spec{dim,
+                          config_.num_heads[s],
+                          4 * dim,
+                          b,
+                          methods.at(p + "norm1"),
+                          methods.at(p + "attn.softmax"),
+                          methods.at(p + "norm2"),
+                          methods.at(p + "mlp.gelu"),
+                          feeds(next + 1),
+                          feeds(next + 2)};
+      spec.eps = kEps;
       next += 2;
-      stage.blocks.push_back(QuantSwinBlock(dim, config_.num_heads[s], b, window, m, attn_bits, mlp_bits));
+      const SwinWindow window(res, config_.window_size, i % 2 == 0 ? 0 : config_.window_size / 2);
+      stage.blocks.push_back(
+          QuantBlock(std::shared_ptr<QuantBlockImpl>(std::make_shared<QuantSwinBlockImpl>(spec, window))));
       blocks->push_back(stage.blocks.back());
     }
     stages_.push_back(stage);
   }
-  norm = register_module("norm", nn::IntLayerNorm(dim, methods.at("norm"), 1e-5, b));
-  qact2 = register_module("qact2", nn::QuantAct(b));
+  norm = register_module("norm", nn::IntLayerNorm(dim, methods.at("norm"), kEps, b));
+  qact_norm = register_module("qact_norm", nn::QuantAct(b));
   qact_pool = register_module("qact_pool", nn::QuantAct(b));
   head_fc = scope(*this, "head")->register_module("fc", nn::QuantLinear(dim, config_.num_classes, true, b));
 }
 
 at::Tensor QuantSwinTransformerImpl::forward(const at::Tensor& x) {
   auto [h, s] = qact_input(x);
-  std::tie(h, s) = pe_proj(h, s);
-  std::tie(h, s) = pe_qact_before_norm(h.permute({0, 2, 3, 1}), s);  // NHWC: the channel scale on the last dim
-  std::tie(h, s) = pe_norm(h, s);
-  std::tie(h, s) = pe_qact(h, s);
+  std::tie(h, s) = patch_proj(h, s);
+  std::tie(h, s) = qact_embed(h.permute({0, 2, 3, 1}), s);  // NHWC: the per-channel conv scale on the last dim
+  std::tie(h, s) = patch_norm(h, s);
+  std::tie(h, s) = qact_patch_norm(h, s);
   for (auto& stage : stages_) {
     if (stage.downsample) std::tie(h, s) = stage.downsample(h, s);
     for (auto& blk : stage.blocks) std::tie(h, s) = blk(h, s);
   }
-  std::tie(h, s) = norm(h, s, qact2->scale());
-  std::tie(h, s) = qact2(h, s);
-  std::tie(h, s) = qact_pool(h.mean({1, 2}));  // the mean leaves the grid: quantized afresh
+  std::tie(h, s) = norm_then_act(norm, qact_norm, kEps, h, s);
+  // the mean of codes is not a code: the pooled features are quantized again from their float values
+  std::tie(h, s) = qact_pool(h.mean({1, 2}));
   return head_fc(h, s).first;
 }
 

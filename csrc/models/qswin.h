@@ -1,11 +1,15 @@
-// The quantized Swin Transformer (SPEC §6): the ViT block wiring of qvit.h applied to windows, plus
-//  - the relative position bias added to the scores before the softmax: scores·d^-½ + bias are quantized afresh
-//    by attn.qact_attn1(b) (the float bias leaves the scores' grid), and the shift mask is added after that
-//    quantizer as a whole number of its steps (−100 would otherwise set its range);
-//  - ivit softmax with 8 output bits (I-ViT's Swin), ibert 16, fqvit 4-bit log codes;
-//  - patch merging: layers.{s}.downsample: merge → norm (mixable) → qact1(b) → reduction → qact2(16 / 22);
-//  - patch_embed: proj → qact_before_norm(16) → norm (I-ViT I-LayerNorm: not a mixable layer in SPEC §6)
-//    → qact(16 / 22); head: norm → qact2(b) → token mean → qact_pool(b) → head.fc.
+// The quantized Swin Transformer (SPEC §6): the C++ twin of python/mnq/models/swin.py (same module tree,
+// state_dict keys and statements). The block wiring of qblocks.h applied to windows, plus:
+//  - window partition and cyclic shift: pure permutations of codes;
+//  - attn.qact_bias(16) quantizes the relative-position bias, which qact_scores(b) fuses into the scores like a
+//    residual; the shift mask is then added as whole codes on the scores' scale (−100 in real units, which the
+//    integer softmaxes' clamp of x − max turns into exp ≈ 0; quantized, it would set the range);
+//  - ivit softmax with 8 output bits (I-ViT's Swin), ibert 16, fqvit 4-bit log codes; LayerNorm eps 1e-5;
+//  - patch merging layers.{s}.downsample: merge → norm (mixable) → qact_norm(b) → reduction → qact_out (the next
+//    residual quantizer);
+//  - embedding: qact_input(b) → patch_embed.proj → qact_embed(16) → patch_embed.norm (I-LayerNorm, as I-ViT's
+//    Swin; not a mixable layer in SPEC §6) → qact_patch_norm; head: norm → qact_norm(b) → token mean
+//    → qact_pool(b) → head.fc.
 // Every residual-stream quantizer has 22 bits when the LayerNorm it feeds is ibert, else 16. Parameter names are
 // timm's, so FP Swin weights load directly.
 #pragma once
@@ -14,53 +18,47 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
-#include "csrc/models/qvit.h"
+#include "csrc/models/qblocks.h"
 #include "csrc/models/swin.h"
 
 namespace mnq {
 namespace models {
 
-class QuantWindowAttentionImpl : public torch::nn::Module {
+class QuantWindowAttentionImpl : public QuantAttentionImpl {
  public:
   QuantWindowAttentionImpl(int64_t dim, int64_t num_heads, int64_t bits, const std::string& softmax_method,
                            const SwinWindow& window);
-  nn::ScaledTensor forward(const at::Tensor& windows, const at::Tensor& scale);  // [B·nW, N, C]
-  nn::QuantLinear qkv{nullptr}, proj{nullptr};
-  nn::QuantAct qact1{nullptr}, qact_attn1{nullptr}, qact2{nullptr}, qact3{nullptr};
-  nn::IntSoftmax softmax{nullptr};
   at::Tensor relative_position_bias_table;
+  nn::QuantAct qact_bias{nullptr};
+
+ protected:
+  nn::ScaledTensor quantize_scores(const at::Tensor& scores, const at::Tensor& scale) override;
 
  private:
-  int64_t num_heads_;
   SwinWindow window_;
 };
-TORCH_MODULE(QuantWindowAttention);
 
-class QuantSwinBlockImpl : public torch::nn::Module {
+class QuantSwinBlockImpl : public QuantBlockImpl {
  public:
-  // methods: norm1, softmax, norm2, gelu; residual bits of qact2 (feeds norm2) and qact4 (feeds the next norm)
-  QuantSwinBlockImpl(int64_t dim, int64_t num_heads, int64_t bits, const SwinWindow& window,
-                     const std::map<std::string, std::string>& methods, int64_t attn_residual_bits,
-                     int64_t mlp_residual_bits);
-  nn::ScaledTensor forward(const at::Tensor& x, const at::Tensor& scale);  // [B, H, W, C]
-  nn::IntLayerNorm norm1{nullptr}, norm2{nullptr};
-  nn::QuantAct qact1{nullptr}, qact2{nullptr}, qact3{nullptr}, qact4{nullptr};
-  QuantWindowAttention attn{nullptr};
-  QuantMlp mlp{nullptr};
+  QuantSwinBlockImpl(const QuantBlockSpec& spec, const SwinWindow& window);
+  nn::ScaledTensor forward(const at::Tensor& x, const at::Tensor& scale) override;  // [B, H, W, C]
 
  private:
   SwinWindow window_;
 };
-TORCH_MODULE(QuantSwinBlock);
 
 class QuantPatchMergingImpl : public torch::nn::Module {
  public:
-  QuantPatchMergingImpl(int64_t dim, int64_t bits, const std::string& norm_method, int64_t residual_bits);
+  QuantPatchMergingImpl(int64_t dim, int64_t bits, const std::string& norm_method, int64_t residual_bits, double eps);
   nn::ScaledTensor forward(const at::Tensor& x, const at::Tensor& scale);  // [B, H, W, C] -> [B, H/2, W/2, 2C]
   nn::IntLayerNorm norm{nullptr};
-  nn::QuantAct qact1{nullptr}, qact2{nullptr};
+  nn::QuantAct qact_norm{nullptr}, qact_out{nullptr};
   nn::QuantLinear reduction{nullptr};
+
+ private:
+  double eps_;
 };
 TORCH_MODULE(QuantPatchMerging);
 
@@ -74,17 +72,20 @@ class QuantSwinTransformerImpl : public torch::nn::Module {
   void freeze_alpha();
   const SwinConfig& config() const { return config_; }
 
+  static constexpr double kEps = 1e-5;  // timm's Swin LayerNorm eps (nn.LayerNorm's default)
+
  private:
   struct Stage {
     QuantPatchMerging downsample{nullptr};
-    std::vector<QuantSwinBlock> blocks;
+    std::vector<QuantBlock> blocks;
   };
   SwinConfig config_;
-  nn::QuantAct qact_input{nullptr}, pe_qact_before_norm{nullptr}, pe_qact{nullptr}, qact2{nullptr}, qact_pool{nullptr};
-  nn::QuantConv2d pe_proj{nullptr};
-  nn::IntLayerNorm pe_norm{nullptr}, norm{nullptr};
+  nn::QuantAct qact_input{nullptr}, qact_embed{nullptr}, qact_patch_norm{nullptr}, qact_norm{nullptr},
+      qact_pool{nullptr};
+  nn::QuantConv2d patch_proj{nullptr};                  // patch_embed.proj
+  nn::IntLayerNorm patch_norm{nullptr}, norm{nullptr};  // patch_embed.norm, norm
   std::vector<Stage> stages_;
-  nn::QuantLinear head_fc{nullptr};
+  nn::QuantLinear head_fc{nullptr};  // head.fc
 };
 TORCH_MODULE(QuantSwinTransformer);
 

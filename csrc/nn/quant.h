@@ -25,9 +25,11 @@ class RangeTracker : public torch::nn::Module {
   int64_t bits() const { return bits_; }
   const at::Tensor& scale() const { return scale_; }
   bool is_initialized() const { return initialized_.item<bool>(); }
+  // Adds a batch to the running range and updates the scale (python's _observe). Public so a model can seed a
+  // quantizer's range before its first use (an fqvit LayerNorm's output quantizer, see qvit.h).
+  void observe(const at::Tensor& x);
 
  protected:
-  void observe(const at::Tensor& x);
   void check_calibrated(const char* who) const;
 
   int64_t bits_;

@@ -1,6 +1,7 @@
 """mnq: mixed non-linear quantization for Vision Transformers.
 
-Importing mnq loads the C++/CUDA op library, which registers ``torch.ops.mnq.*``.
+Importing mnq loads the C++/CUDA op library, which registers ``torch.ops.mnq.*``, then the extension module
+``mnq._mnq`` (pybind11 bindings of the C++ models, see ``mnq.models.create``).
 """
 from importlib.machinery import EXTENSION_SUFFIXES as _EXTENSION_SUFFIXES
 from pathlib import Path as _Path
@@ -23,9 +24,15 @@ def _load_library() -> str:
 
 library_path = _load_library()
 
-from . import nn, ops, reference  # noqa: E402
+try:  # the C++ library's bindings (models); built and placed next to _mnq_ops by setup.py
+    from . import _mnq  # noqa: E402
+except ImportError as e:
+    raise ImportError(f"mnq: the extension module _mnq*.so is missing or broken in {_Path(__file__).parent} ({e}); "
+                      "build it with `pip install --no-build-isolation -e .` from the repository root") from e
+
+from . import models, nn, ops, reference  # noqa: E402
 from .plan import Plan  # noqa: E402
 from .quantize import calibrate, quantize  # noqa: E402
 
-__all__ = ["nn", "ops", "reference", "library_path", "Plan", "quantize", "calibrate"]
+__all__ = ["models", "nn", "ops", "reference", "library_path", "Plan", "quantize", "calibrate"]
 __version__ = "0.1.0"

@@ -74,15 +74,17 @@ TEST_CASE("quantized Swin: a mixed plan reaches every layer with its residual wi
   // residual quantizers: 22 bits exactly where they feed an ibert LayerNorm
   REQUIRE(bufs.contains("layers.0.blocks.1.norm2.ptf.alpha"));
   REQUIRE(bufs.contains("norm.ptf.alpha"));
-  REQUIRE_FALSE(bufs.contains("layers.1.blocks.1.mlp.qact_gelu.scale"));
+  REQUIRE_FALSE(bufs.contains("layers.1.blocks.1.mlp.qact_fc1.scale"));
   const auto qbits = [&](const std::string& name) {
     return m->named_modules()[name]->as<mnq::nn::QuantActImpl>()->bits();
   };
-  REQUIRE(qbits("layers.0.blocks.1.qact4") == 22);    // feeds layers.1.downsample.norm (ibert)
-  REQUIRE(qbits("layers.1.downsample.qact2") == 22);  // feeds layers.1.blocks.0.norm1 (ibert)
-  REQUIRE(qbits("layers.1.blocks.0.qact2") == 16);    // feeds layers.1.blocks.0.norm2 (ivit)
-  REQUIRE(qbits("layers.0.blocks.0.qact4") == 16);    // feeds layers.0.blocks.1.norm1 (ivit)
-  REQUIRE(qbits("layers.1.blocks.0.attn.qact_attn1") == 6);
+  REQUIRE(qbits("layers.0.blocks.1.qact_res2") == 22);      // feeds layers.1.downsample.norm (ibert)
+  REQUIRE(qbits("layers.1.downsample.qact_out") == 22);     // feeds layers.1.blocks.0.norm1 (ibert)
+  REQUIRE(qbits("layers.1.blocks.0.qact_res1") == 16);      // feeds layers.1.blocks.0.norm2 (ivit)
+  REQUIRE(qbits("layers.0.blocks.0.qact_res2") == 16);      // feeds layers.0.blocks.1.norm1 (ivit)
+  REQUIRE(qbits("layers.1.blocks.0.attn.qact_scores") == 6);
+  REQUIRE(qbits("layers.1.blocks.0.attn.qact_bias") == 16);
+  REQUIRE(qbits("qact_patch_norm") == 16);  // feeds layers.0.blocks.0.norm1 (ivit)
   const at::Tensor x = at::randn({2, 1, 28, 28});
   calibrate(m, x);
   m->eval();

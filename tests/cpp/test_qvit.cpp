@@ -110,20 +110,21 @@ TEST_CASE("a mixed plan puts each method where it says, with its wiring", "[qvit
   REQUIRE(has("blocks.0.norm1.ptf.alpha"));
   REQUIRE_FALSE(has("blocks.1.norm1.ptf.alpha"));
   // ibert GELU takes the fc1 accumulator: no quantizer before it
-  REQUIRE_FALSE(has("blocks.1.mlp.qact_gelu.scale"));
-  REQUIRE(has("blocks.0.mlp.qact_gelu.scale"));
-  REQUIRE(has("blocks.3.mlp.qact_gelu.scale"));
+  REQUIRE_FALSE(has("blocks.1.mlp.qact_fc1.scale"));
+  REQUIRE(has("blocks.0.mlp.qact_fc1.scale"));
+  REQUIRE(has("blocks.3.mlp.qact_fc1.scale"));
+  REQUIRE(has("blocks.1.mlp.qact_gelu.scale"));
 
   // residual quantizers feeding an ibert LayerNorm have 22 bits, the rest 16; W/A = 6 elsewhere
   const auto* b0 = m->blocks->ptr(0)->as<QuantBlock>();
   const auto* b3 = m->blocks->ptr(3)->as<QuantBlock>();
-  REQUIRE(m->qact_pos->bits() == 16);  // feeds blocks.0.norm1 (fqvit)
-  REQUIRE(b0->qact2->bits() == 22);    // feeds blocks.0.norm2 (ibert)
-  REQUIRE(b0->qact4->bits() == 22);    // feeds blocks.1.norm1 (ibert)
-  REQUIRE(b3->qact2->bits() == 16);    // feeds blocks.3.norm2 (ivit)
-  REQUIRE(b3->qact4->bits() == 22);    // feeds norm (ibert)
-  REQUIRE(b0->attn->qact3->bits() == 16);
-  REQUIRE(b0->qact1->bits() == 6);
+  REQUIRE(m->qact_pos_add->bits() == 16);  // feeds blocks.0.norm1 (fqvit)
+  REQUIRE(b0->qact_res1->bits() == 22);  // feeds blocks.0.norm2 (ibert)
+  REQUIRE(b0->qact_res2->bits() == 22);  // feeds blocks.1.norm1 (ibert)
+  REQUIRE(b3->qact_res1->bits() == 16);  // feeds blocks.3.norm2 (ivit)
+  REQUIRE(b3->qact_res2->bits() == 22);  // feeds norm (ibert)
+  REQUIRE(b0->attn->qact_proj->bits() == 16);
+  REQUIRE(b0->qact_norm1->bits() == 6);
   REQUIRE(b0->attn->qkv->bits() == 6);
   REQUIRE(m->blocks->ptr(0)->as<QuantBlock>()->norm1->ptf->bits() == 6);
 

@@ -98,7 +98,7 @@ def test_uniform_plans_train(vit, method):
     logits = q(_images())
     assert logits.shape == (16, 10) and torch.isfinite(logits).all()
     torch.nn.functional.cross_entropy(logits, torch.arange(16) % 10).backward()
-    for name in ["patch_embed.weight", "cls_token", "pos_embed", "blocks.0.norm1.weight", "blocks.0.norm1.bias",
+    for name in ["patch_embed.proj.weight", "cls_token", "pos_embed", "blocks.0.norm1.weight", "blocks.0.norm1.bias",
                  "blocks.0.attn.qkv.weight", "blocks.0.attn.proj.weight", "blocks.1.mlp.fc1.weight",
                  "blocks.1.mlp.fc2.bias", "norm.weight", "head.weight"]:
         grad = q.get_parameter(name).grad
@@ -187,7 +187,7 @@ def test_vision_transformer_built_directly_28px_one_channel():
     g = torch.Generator().manual_seed(3)
     images = torch.randn(6, 1, 28, 28, generator=g)
     q = mnq.calibrate(mnq.quantize(model, {"all": "ibert"}), [torch.randn(6, 1, 28, 28, generator=g)] * 2)
-    assert q.blocks[0].attn.qkv.bias is None and q.patch_embed.in_channels == 1
+    assert q.blocks[0].attn.qkv.bias is None and q.patch_embed.proj.in_channels == 1
     with torch.no_grad():
         assert sqnr_db(model(images), q(images)) >= 21.0  # measured on model seeds 0-5: 23.1-32.2 dB
 

@@ -41,7 +41,7 @@ def swin():
 def test_mixed_plan_and_swin_wiring(swin):
     q = mnq.quantize(swin, MIXED, bits=6)
     assert q.mixable_layers() == swin_layer_names([2, 2])
-    assert "layers.1.downsample.norm" in q.mixable_layers() and "patch_norm" not in q.mixable_layers()
+    assert "layers.1.downsample.norm" in q.mixable_layers() and "patch_embed.norm" not in q.mixable_layers()
     for name, method in q.plan.items():
         assert q.get_submodule(name).method == method, name
     assert q.layers[1].downsample.norm.method == "ibert"
@@ -61,10 +61,10 @@ def test_uniform_plans_train(swin, method):
     logits = q(_images())
     assert logits.shape == (16, 10) and torch.isfinite(logits).all()
     torch.nn.functional.cross_entropy(logits, torch.arange(16) % 10).backward()
-    for name in ["patch_embed.weight", "patch_norm.weight", "layers.0.blocks.1.attn.relative_position_bias_table",
+    for name in ["patch_embed.proj.weight", "patch_embed.norm.weight", "layers.0.blocks.1.attn.relative_position_bias_table",
                  "layers.0.blocks.1.attn.qkv.weight", "layers.1.downsample.norm.weight",
                  "layers.1.downsample.reduction.weight", "layers.1.blocks.1.mlp.fc2.weight", "norm.bias",
-                 "head.weight"]:
+                 "head.fc.weight"]:
         grad = q.get_parameter(name).grad
         assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, name
 

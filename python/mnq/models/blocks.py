@@ -1,14 +1,22 @@
 """Quantized transformer blocks in the I-ViT layout (SPEC §6), built from mnq.nn modules.
 
 Every tensor between modules is a pair ``(x, scale)``: x = q·scale holds integer codes q on `scale` (per tensor, or
-per channel of the last dim after a LayerNorm or a linear layer). The mixable layers are the modules named
-``norm1``, ``attn.softmax``, ``norm2``, ``mlp.gelu`` (and the model's ``norm``); their method decides the wiring
-around them:
+per channel of the last dim after a LayerNorm or a linear layer). The C++ twins (csrc/models/qblocks.h) have the
+same module names, registration order and statements, so a state_dict moves between the two and the same weights,
+plan, bits and calibration batches give bit-identical outputs. Per block (b = the W/A bit-width setting)::
+
+    norm1 → qact_norm1(b) → attn[qkv → qact_qkv(b) → q@kᵀ·d^-½ → qact_scores(b) → softmax → attn@v → qact_av(b)
+    → proj → qact_proj(16)] → qact_res1(16, + residual) → norm2 → qact_norm2(b) → mlp[fc1 → qact_fc1(b) → gelu
+    → qact_gelu(b) → fc2 → qact_fc2(16)] → qact_res2(16, + residual)
+
+Parameters carry timm's names. The mixable layers are the modules named ``norm1``, ``attn.softmax``, ``norm2``,
+``mlp.gelu`` (and the model's ``norm``); their method decides the wiring around them:
 
 - a LayerNorm using ``ibert`` reads a 22-bit residual (its producer is built with 22 bits, see ``residual_bits``);
 - a LayerNorm using ``fqvit`` reads the residual through its own PtfAct and quantizes its output directly on the
-  scale of the QuantAct after it (``scale_next``);
-- a GELU using ``ibert`` takes the fc1 accumulator (per-channel scale S_a·S_w) with no QuantAct in between.
+  scale of the QuantAct after it (``scale_next``; that QuantAct's range is seeded from the float LayerNorm on the
+  first calibration batch, see ``norm_then_act``);
+- a GELU using ``ibert`` takes the fc1 accumulator (per-channel scale S_a·S_w): ``mlp.qact_fc1`` is absent.
 """
 from __future__ import annotations
 
@@ -48,6 +56,18 @@ def norm_then_act(norm: IntLayerNorm, act: QuantAct, x: Tensor, scale: Tensor,
                                        norm.bias.detach(), norm.eps)))
     y, s = norm(x, None, act.scale)
     return act(keep(y), s)
+
+
+class QuantPatchEmbed(nn.Module):
+    """timm's ``patch_embed`` scope: ``proj`` (the patch QuantConv2d) and, in Swin, ``norm``. The quantizers
+    around them belong to the model (``qact_input``, ``qact_embed``, …), because the model joins other tensors
+    (class tokens, position embedding) to the patches before quantizing; the C++ twin is laid out alike."""
+
+    def __init__(self, proj: nn.Module, norm: Optional[nn.Module] = None):
+        super().__init__()
+        self.proj = proj
+        if norm is not None:
+            self.norm = norm
 
 
 class QuantAttention(nn.Module):

@@ -1,12 +1,16 @@
 """Quantized Swin Transformer (SPEC §6, I-ViT layout) and its construction from a timm ``SwinTransformer``.
 
-Same block wiring as ViT, plus: window partition and cyclic shift (pure permutations of codes, so they pass a
-(x, scale) pair through untouched); the relative-position bias (its own QuantAct(16)) fused into the scores
-QuantAct(b); the shift mask added as whole codes on the scores' scale (−100 in real units, which the integer
+The C++ twin (csrc/models/qswin.h, ``mnq.models.create``) has the same module tree and state_dict keys;
+parameters carry timm's names. Same block wiring as ViT (blocks.py, LayerNorm eps 1e-5 as timm's Swin), plus:
+window partition and cyclic shift (pure permutations of codes, so they pass a (x, scale) pair through untouched);
+``attn.qact_bias``(16) quantizes the relative-position bias, which ``attn.qact_scores``(b) fuses into the scores
+like a residual; the shift mask added as whole codes on the scores' scale (−100 in real units, which the integer
 softmaxes' clamp of x − max turns into exp ≈ 0); I-ViT's 8-bit Shiftmax output. Patch merging
-(``layers.{s}.downsample``): its mixable ``norm`` → QuantAct(b) → reduction → the next residual QuantAct. The
-patch-embedding LayerNorm is not mixable (SPEC §6 names no such layer); it uses I-LayerNorm, as I-ViT's Swin does.
-Head: final ``norm`` → QuantAct(b) → average over tokens → QuantAct(b) → linear.
+(``layers.{s}.downsample``): its mixable ``norm`` → ``qact_norm``(b) → ``reduction`` → ``qact_out`` (the next
+residual quantizer). Embedding: ``qact_input``(b) → ``patch_embed.proj`` → ``qact_embed``(16) →
+``patch_embed.norm`` → ``qact_patch_norm``; that LayerNorm is not mixable (SPEC §6 names no such layer) and uses
+I-LayerNorm, as I-ViT's Swin does. Head: final ``norm`` → ``qact_norm``(b) → average over tokens →
+``qact_pool``(b) → ``head.fc``.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from torch import Tensor, nn
 
 from ..nn import IntLayerNorm, QuantAct, QuantConv2d, QuantLinear
 from ..plan import PlanLike, as_plan
-from .blocks import RESIDUAL_BITS, QuantAttention, QuantMlp, norm_then_act, residual_bits
+from .blocks import RESIDUAL_BITS, QuantAttention, QuantMlp, QuantPatchEmbed, norm_then_act, residual_bits
 from .vit import _copy, mixable_layers
 
 SWIN_SHIFTMAX_BITS = 8  # I-ViT's Swin: Shiftmax output on 8 bits (16 in ViT/DeiT)
@@ -28,7 +32,8 @@ class QuantWindowAttention(QuantAttention):
         super().__init__(dim, num_heads, qkv_bias, softmax_method, bits, softmax_out_bits=SWIN_SHIFTMAX_BITS)
         n = window_size ** 2
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
-        self.register_buffer("relative_position_index", torch.zeros(n, n, dtype=torch.long))
+        # derived from the window size, not state (as timm: non-persistent)
+        self.register_buffer("relative_position_index", torch.zeros(n, n, dtype=torch.long), persistent=False)
         self.register_buffer("attn_mask", None, persistent=False)  # [nW, N, N] of 0 / −100, or None
         self.qact_bias = QuantAct(RESIDUAL_BITS)
 
@@ -123,6 +128,14 @@ def swin_layer_names(depths: List[int]) -> Dict[str, str]:
     return layers
 
 
+class _Head(nn.Module):
+    """timm's ``head`` scope of Swin (its pooling is done by the model): ``head.fc``."""
+
+    def __init__(self, fc: QuantLinear):
+        super().__init__()
+        self.fc = fc
+
+
 class QuantSwinTransformer(nn.Module):
     def __init__(self, stages: nn.ModuleList, in_chans: int, patch_size: int, embed_dim: int, num_features: int,
                  num_classes: int, plan: Dict[str, str], first_reader: str, bits: int, eps: float):
@@ -130,32 +143,33 @@ class QuantSwinTransformer(nn.Module):
         self.plan = dict(plan)
         self.bits = bits
         self.qact_input = QuantAct(bits)
-        self.patch_embed = QuantConv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size, bits=bits)
+        self.patch_embed = QuantPatchEmbed(
+            QuantConv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size, bits=bits),
+            IntLayerNorm(embed_dim, method="ivit", eps=eps, ptf_bits=bits))
         self.qact_embed = QuantAct(RESIDUAL_BITS)
-        self.patch_norm = IntLayerNorm(embed_dim, method="ivit", eps=eps, ptf_bits=bits)
         self.qact_patch_norm = QuantAct(residual_bits(self.plan[first_reader]))
         self.layers = stages
         self.norm = IntLayerNorm(num_features, method=self.plan["norm"], eps=eps, ptf_bits=bits)
         self.qact_norm = QuantAct(bits)
         self.qact_pool = QuantAct(bits)
-        self.head = QuantLinear(num_features, num_classes, bits=bits)
+        self.head = _Head(QuantLinear(num_features, num_classes, bits=bits))
 
     def mixable_layers(self) -> Dict[str, str]:
         found = mixable_layers(self)
-        found.pop("patch_norm")
+        found.pop("patch_embed.norm")
         return found
 
     def forward(self, x: Tensor) -> Tensor:
         x, s = self.qact_input(x)
-        x, s = self.patch_embed(x, s)
+        x, s = self.patch_embed.proj(x, s)
         x, s = self.qact_embed(x.permute(0, 2, 3, 1), s)  # NHWC, per-channel conv scale on the last dim
-        x, s = self.qact_patch_norm(*self.patch_norm(x, s))
+        x, s = self.qact_patch_norm(*self.patch_embed.norm(x, s))
         for stage in self.layers:
             x, s = stage(x, s)
         x, s = norm_then_act(self.norm, self.qact_norm, x, s)
         # the mean of codes is not a code: the pooled features are quantized again from their float values
         x, s = self.qact_pool(x.mean(dim=(1, 2)))
-        return self.head(x, s)[0]
+        return self.head.fc(x, s)[0]
 
 
 def _unsupported(model: nn.Module) -> Optional[str]:
@@ -229,8 +243,8 @@ def quantize_swin(model: nn.Module, plan: PlanLike, bits: int) -> QuantSwinTrans
     pe = model.patch_embed.proj
     q = QuantSwinTransformer(nn.ModuleList(stages), pe.in_channels, pe.kernel_size[0], pe.out_channels,
                              model.num_features, model.head.fc.out_features, resolved, first_reader, bits, eps)
-    _copy(q.patch_embed, pe)
-    _copy(q.patch_norm, model.patch_embed.norm)
+    _copy(q.patch_embed.proj, pe)
+    _copy(q.patch_embed.norm, model.patch_embed.norm)
     _copy(q.norm, model.norm)
-    _copy(q.head, model.head.fc)
+    _copy(q.head.fc, model.head.fc)
     return q.to(model.norm.weight.device)

@@ -1,9 +1,11 @@
 """Quantized ViT / DeiT (SPEC §6, I-ViT layout) and its construction from a timm ``VisionTransformer``.
 
-Embedding: image → QuantAct(b) → patch QuantConv2d → (class/dist tokens joined) QuantAct(16) → + position
-embedding (its own QuantAct(16)) fused into QuantAct(16, or 22 before an ibert LayerNorm). Then the blocks, the
-final ``norm`` → QuantAct(b) → head QuantLinear. DeiT distilled: a second head on the distillation token; in eval
-the two heads' logits are averaged, like timm.
+The C++ twin (csrc/models/qvit.h, ``mnq.models.create``) has the same module tree and state_dict keys. Parameters
+carry timm's names. Embedding: image → ``qact_input``(b) → ``patch_embed.proj`` (QuantConv2d) → tokens joined
+with the class (and distillation) token → ``qact_embed``(16); the position embedding → ``qact_pos``(16);
+``qact_pos_add``(16, or 22 before an ibert LayerNorm) fuses the two. Then the blocks (blocks.py), the final
+``norm`` over every token → ``qact_norm``(b) on the prefix tokens only (what the heads read) → ``head``.
+DeiT distilled: ``head_dist`` on the distillation token; in eval the two heads' logits are averaged, like timm.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from torch import Tensor, nn
 
 from ..nn import IntGELU, IntLayerNorm, IntSoftmax, QuantAct, QuantConv2d, QuantLinear
 from ..plan import PlanLike, as_plan
-from .blocks import RESIDUAL_BITS, QuantBlock, norm_then_act, residual_bits
+from .blocks import RESIDUAL_BITS, QuantBlock, QuantPatchEmbed, norm_then_act, residual_bits
 
 _OP_TYPES = ((IntLayerNorm, "layernorm"), (IntSoftmax, "softmax"), (IntGELU, "gelu"))
 
@@ -58,7 +60,8 @@ class QuantVisionTransformer(nn.Module):
         readers = [f"blocks.{i}.{n}" for i in range(depth) for n in ("norm1", "norm2")] + ["norm"]
 
         self.qact_input = QuantAct(bits)
-        self.patch_embed = QuantConv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size, bits=bits)
+        self.patch_embed = QuantPatchEmbed(
+            QuantConv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size, bits=bits))
         self.qact_embed = QuantAct(RESIDUAL_BITS)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.dist_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if distilled else None
@@ -83,7 +86,7 @@ class QuantVisionTransformer(nn.Module):
 
     def embed(self, x: Tensor):
         x, s = self.qact_input(x)
-        x, s = self.patch_embed(x, s)
+        x, s = self.patch_embed.proj(x, s)
         x = x.flatten(2).transpose(1, 2)  # [B, N, C], per-channel scale s on the last dim
         tokens = [self.cls_token] + ([self.dist_token] if self.dist_token is not None else [])
         # The class/dist tokens are float parameters, so the joined sequence is quantized from its float values
@@ -173,7 +176,7 @@ def quantize_vit(model: nn.Module, plan: PlanLike, bits: int) -> QuantVisionTran
         mlp_hidden=blk0.mlp.fc1.out_features if depth else 1,
         qkv_bias=blk0 is not None and blk0.attn.qkv.bias is not None, plan=resolved, bits=bits,
         distilled=getattr(model, "dist_token", None) is not None, eps=model.norm.eps)
-    _copy(q.patch_embed, pe)
+    _copy(q.patch_embed.proj, pe)
     q.cls_token.copy_(model.cls_token)
     q.pos_embed.copy_(model.pos_embed)
     if q.dist_token is not None:

@@ -1,0 +1,53 @@
+"""The C++ models (csrc/models, through ``mnq._mnq``): ``create`` builds a preset as a :class:`mnq._mnq.Model`.
+
+A C++ model has the module tree of the Python one that :func:`mnq.quantize` builds from the same timm
+architecture: the same state_dict keys (timm's parameter names; quantizer buffers named as in blocks.py), the same
+wiring, and so bit-identical outputs for the same weights, plan, bits and calibration batches. It behaves like a
+small ``nn.Module``: call it on images, ``train()``/``eval()``, ``state_dict()``/``load_state_dict()``,
+``parameters()`` (the live tensors: a ``torch.optim`` optimizer trains it), ``save``/``load`` (safetensors),
+``to(device)``, ``layer_methods()``, ``freeze_alpha()``; properties ``preset``, ``bits``, ``quantized``.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Union
+
+from .. import _mnq
+from ..plan import Plan, PlanLike, as_plan
+
+Model = _mnq.Model
+_METHODS = ("ivit", "ibert", "fqvit")
+
+
+def _plan_entries(plan: Union[PlanLike, str, None]) -> Optional[Dict[str, str]]:
+    if plan is None:
+        return None
+    if isinstance(plan, str) and plan in _METHODS:
+        return Plan.uniform(plan).to_dict()
+    return as_plan(plan).to_dict()
+
+
+def create(name: str, bits: Optional[int] = None, plan: Union[PlanLike, str, None] = None,
+           num_classes: Optional[int] = None, img_size: Optional[int] = None,
+           in_chans: Optional[int] = None) -> Model:
+    """The C++ model of preset ``name`` (see :func:`presets`).
+
+    ``bits=None``: full precision (timm's model). Otherwise quantized with W/A = ``bits`` and ``plan``: a
+    :class:`mnq.Plan`, a mapping in the plan format, a YAML path, or a method name (``"ivit"``, ``"ibert"``,
+    ``"fqvit"``) for every layer; None means ``"ivit"`` everywhere. ``num_classes``, ``img_size``, ``in_chans``
+    override the preset's. The model starts in training mode: calibrate it (training-mode forwards) before eval.
+    Raises ValueError on an unknown preset, a bad plan or bits.
+    """
+    if bits is not None and (isinstance(bits, bool) or not isinstance(bits, int)):
+        raise ValueError(f"mnq.models.create: bits must be an int in [2, 16] or None, got {bits!r}")
+    return _mnq.create(name, bits, _plan_entries(plan), num_classes, img_size, in_chans)
+
+
+def presets() -> List[str]:
+    """Every C++ preset name: ViT/DeiT, then Swin."""
+    return _mnq.presets()
+
+
+def preset_layers(name: str, num_classes: Optional[int] = None, img_size: Optional[int] = None,
+                  in_chans: Optional[int] = None) -> Dict[str, str]:
+    """{layer: op type} of the mixable layers of preset ``name`` (after overrides), in forward order."""
+    return _mnq.mixable_layers(name, num_classes, img_size, in_chans)
