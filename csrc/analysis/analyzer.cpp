@@ -69,6 +69,8 @@ const std::vector<std::string>& candidates(const AnalyzerConfig& c, models::OpTy
   }
 }
 
+bool has_overrides(const models::ModelOverrides& o) { return o.num_classes || o.img_size || o.in_chans; }
+
 bool contains(const std::vector<std::string>& v, const std::string& x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
@@ -131,7 +133,7 @@ models::Model uniform_model(const models::Model& fp, int64_t bits, const std::st
   models::QuantOptions options;
   options.bits = bits;
   options.plan = models::Plan::uniform(method);
-  models::Model q = models::create_quant(fp.preset, options, overrides);
+  models::Model q = models::create_quant(fp.preset, options, has_overrides(overrides) ? overrides : fp.overrides);
   models::copy_parameters(*fp.module, *q.module);
   q.module->to(model_device(fp));
   try {
@@ -161,14 +163,15 @@ Report analyze(const models::Model& fp, int64_t bits, const AnalyzerConfig& conf
   }
   at::NoGradGuard no_grad;
   const at::Device device = model_device(fp);
-  const auto layers = models::mixable_layers(fp.preset, overrides);
+  const models::ModelOverrides& shape = has_overrides(overrides) ? overrides : fp.overrides;
+  const auto layers = models::mixable_layers(fp.preset, shape);
   std::map<std::string, size_t> index;
   for (size_t l = 0; l < layers.size(); ++l) index[layers[l].first] = l;
   const std::vector<std::string> methods = config.methods();
 
   // Calibration: one pass over the calibration set per uniform model.
   std::vector<models::Model> qs;
-  for (const auto& m : methods) qs.push_back(uniform_model(fp, bits, m, calib, n, overrides, report_progress));
+  for (const auto& m : methods) qs.push_back(uniform_model(fp, bits, m, calib, n, shape, report_progress));
 
   // acc[l][k]: the scores of layer l in the uniform model of methods[k], where that method is a candidate.
   std::vector<std::vector<std::unique_ptr<Scores>>> acc(layers.size());

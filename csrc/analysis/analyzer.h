@@ -46,13 +46,14 @@ void calibrate(models::Model& model, const BatchSource& calib, int64_t batches,
                const ProgressCallback& progress = {});
 
 // The uniform model of one method: create_quant(fp.preset, {bits, Plan::uniform(method)}, overrides), the
-// parameters of `fp` copied in, moved to fp's device and calibrated.
+// parameters of `fp` copied in, moved to fp's device and calibrated. Empty `overrides`: fp.overrides.
 models::Model uniform_model(const models::Model& fp, int64_t bits, const std::string& method,
                             const BatchSource& calib, int64_t batches, const models::ModelOverrides& overrides = {},
                             const ProgressCallback& progress = {});
 
 // fp: a full-precision model (models::create_fp, trained weights; on CPU or CUDA, the analysis runs there).
-// `overrides` must be the ones fp was created with. Uses min(config.calib_batches, calib.num_batches) batches.
+// `overrides`: the ones fp was created with (empty: fp.overrides, which models::create_fp records). Uses
+// min(config.calib_batches, calib.num_batches) batches.
 // `progress` receives every batch of every phase (besides the stderr line of config.progress).
 // Throws std::invalid_argument on a bad config (naming the key under "analyze"), a quantized `fp`, or an empty
 // calibration set.
