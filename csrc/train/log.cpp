@@ -112,9 +112,16 @@ void Progress::update(int64_t n, const std::string& status) {
   count_ += n;
   status_ = status;
   const auto now = std::chrono::steady_clock::now();
+  Sink& s = sink();
+  if (!s.tty) {
+    // Not a terminal (a log file, CI): a plain line every 30 s, so long loops still show they are alive.
+    if (s.quiet || now - last_draw_ < std::chrono::seconds(30) || count_ >= total_) return;
+    last_draw_ = now;
+    log::write(line(status));
+    return;
+  }
   if (now - last_draw_ < std::chrono::milliseconds(200) && count_ < total_) return;
   last_draw_ = now;
-  Sink& s = sink();
   std::lock_guard<std::mutex> lock(s.mu);
   draw(s, line(status));
 }

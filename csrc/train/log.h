@@ -31,8 +31,8 @@ std::string duration(double seconds);
 }  // namespace log
 
 // A one-line progress bar on stderr: label, bar, count/total, rate (units/s), elapsed, ETA and a status text
-// (e.g. the running loss). Redrawn at most 5 times a second on a terminal; when stderr is not a terminal only
-// the final line is printed (concise logs under CI / nohup).
+// (e.g. the running loss). Redrawn at most 5 times a second on a terminal; when stderr is not a terminal, a
+// plain line every 30 s and the final line (concise logs under CI / nohup).
 class Progress {
  public:
   Progress(std::string label, int64_t total, std::string unit = "img");
