@@ -103,7 +103,8 @@ int main(int argc, char** argv) {
     models::Model q = models::create_quant(preset, {bits, models::Plan::uniform(method)});
     models::copy_parameters(*fp.module, *q.module);
     const auto [tr, ev] = time_model(q);
-    rows.emplace_back(fmt::format("QAT W{} {} train step", bits, method), tr, fmt::format("{:.2f}", tr.wall / fp_train.wall));
+    rows.emplace_back(fmt::format("QAT W{} {} train step", bits, method), tr,
+                      fmt::format("{:.2f}", tr.wall / fp_train.wall));
     rows.emplace_back(fmt::format("QAT W{} {} eval", bits, method), ev, fmt::format("{:.2f}", ev.wall / fp_train.wall));
   }
 
@@ -119,7 +120,7 @@ int main(int argc, char** argv) {
     rows.emplace_back(fmt::format("loader {} ({} workers)", label, workers), r, "");
   };
   time_loader("fashion_mnist", std::make_shared<data::FashionMnist>(fashion, "train", std::vector<double>{0.286},
-                                                                     std::vector<double>{0.353}));
+                                                                    std::vector<double>{0.353}));
   if (!folder.empty()) {
     data::ImageFolderOptions o;
     o.img_size = img_size;
@@ -127,12 +128,13 @@ int main(int argc, char** argv) {
   }
 
   fmt::print("preset {}, batch {}, {} torch threads, {} timed steps\n\n", preset, batch, at::get_num_threads(), steps);
-  fmt::print("| {:<32} | {:>10} | {:>10} | {:>10} |\n|{:-<34}|{:->12}|{:->12}|{:->12}|\n", "what", "img/s",
-             "img/CPU-s", "vs FP step", "", "", "", "");
+  fmt::print("| {:<32} | {:>10} | {:>10} | {:>10} |\n|{:-<34}|{:->12}|{:->12}|{:->12}|\n", "what", "img/s", "img/CPU-s",
+             "vs FP step", "", "", "", "");
   for (const auto& [name, r, ratio] : rows) {
     fmt::print("| {:<32} | {:>10.0f} | {:>10.0f} | {:>10} |\n", name, r.wall, r.cpu, ratio);
   }
-  fmt::print("\nimg/s: wall clock; img/CPU-s: per second of CPU time of this process (all threads), which stays\n"
-             "comparable when other jobs share the machine.\n");
+  fmt::print(
+      "\nimg/s: wall clock; img/CPU-s: per second of CPU time of this process (all threads), which stays\n"
+      "comparable when other jobs share the machine.\n");
   return 0;
 }

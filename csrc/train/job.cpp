@@ -78,10 +78,10 @@ Splits make_datasets(const DataConfig& d, const ModelShape& shape) {
   }
   const data::ImageShape is = s.train->shape();
   if (is.channels != shape.in_chans || is.height != shape.img_size || is.width != shape.img_size) {
-    throw config::Error("model", fmt::format("the model takes {}×{}×{} images, the data are {}×{}×{} (set "
-                                             "model.in_chans / model.img_size)",
-                                             shape.in_chans, shape.img_size, shape.img_size, is.channels, is.height,
-                                             is.width));
+    throw config::Error("model",
+                        fmt::format("the model takes {}×{}×{} images, the data are {}×{}×{} (set "
+                                    "model.in_chans / model.img_size)",
+                                    shape.in_chans, shape.img_size, shape.img_size, is.channels, is.height, is.width));
   }
   if (s.train->num_classes() != shape.num_classes) {
     throw config::Error("model.num_classes", fmt::format("the model has {} classes, the data {}", shape.num_classes,
@@ -163,8 +163,7 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
     fp_row.best_top1 = fp_row.metrics.top1;
     fp_row.finished = true;
   } else {
-    const StageResult s =
-        fit(fp, config.model.pretrain, train, val, {"fp", dir + "/fp", true, epochs_left});
+    const StageResult s = fit(fp, config.model.pretrain, train, val, {"fp", dir + "/fp", true, epochs_left});
     fp_row = row_of("fp", 0, "-", s);
     if (!s.state.finished) {
       result.rows.push_back(fp_row);

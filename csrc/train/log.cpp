@@ -79,7 +79,10 @@ std::string duration(double seconds) {
 }  // namespace log
 
 Progress::Progress(std::string label, int64_t total, std::string unit)
-    : label_(std::move(label)), unit_(std::move(unit)), total_(total), start_(std::chrono::steady_clock::now()),
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(total),
+      start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 
 Progress::~Progress() {
@@ -103,9 +106,9 @@ std::string Progress::line(const std::string& status) const {
   bar.resize(kWidth, '.');
   const double r = rate();
   const double eta = r > 0 ? double(total_ - count_) / r : NAN;
-  return fmt::format("{} [{}] {:3.0f}% {}/{} {} | {:.0f} {}/s | {} < {}{}{}", label_, bar, 100 * frac, count_,
-                     total_, unit_, r, unit_, log::duration(elapsed()), log::duration(eta),
-                     status.empty() ? "" : " | ", status);
+  return fmt::format("{} [{}] {:3.0f}% {}/{} {} | {:.0f} {}/s | {} < {}{}{}", label_, bar, 100 * frac, count_, total_,
+                     unit_, r, unit_, log::duration(elapsed()), log::duration(eta), status.empty() ? "" : " | ",
+                     status);
 }
 
 void Progress::update(int64_t n, const std::string& status) {
