@@ -175,11 +175,12 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
   result.rows.push_back(fp_row);
   write_results(dir, result.rows);
 
-  std::map<int64_t, models::Plan> mixed;  // the analyzer runs once per bit-width
-  for (const RunConfig& run : config.runs()) {
-    const std::string run_dir = dir + "/" + run.name;
-    fs::create_directories(run_dir);
-    models::Plan plan;
+  // Every run's plan before any QAT (SPEC §7: assigned once, before QAT), so a bad plan fails fast; the analyzer
+  // runs once per bit-width.
+  const std::vector<RunConfig> runs = config.runs();
+  std::map<int64_t, models::Plan> mixed;
+  std::vector<models::Plan> plans;
+  for (const RunConfig& run : runs) {
     if (run.plan == "mixed") {
       // A resumed job keeps the plans it already chose (they depend only on the FP weights and the bits).
       const std::string plan_file = dir + "/plans/mixed_w" + std::to_string(run.bits) + ".yaml";
@@ -191,12 +192,19 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
         mixed[run.bits] = mixed_plan(fp, run.bits, config, train, overrides, dir + "/plans");
         mixed[run.bits].save(plan_file);
       }
-      plan = mixed[run.bits];
+      plans.push_back(mixed[run.bits]);
     } else if (is_plan_method(run.plan)) {
-      plan = models::Plan::uniform(run.plan);
+      plans.push_back(models::Plan::uniform(run.plan));
     } else {
-      plan = models::Plan::load(run.plan);
+      plans.push_back(models::Plan::load(run.plan));
     }
+  }
+
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const RunConfig& run = runs[i];
+    const models::Plan& plan = plans[i];
+    const std::string run_dir = dir + "/" + run.name;
+    fs::create_directories(run_dir);
     plan.save(run_dir + "/plan.yaml");
     const models::Model q = models::create_quant(config.model.preset, {run.bits, plan}, overrides);
     models::copy_parameters(*fp.module, *q.module);
