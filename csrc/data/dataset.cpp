@@ -11,15 +11,14 @@ namespace {
 
 class Subset : public Dataset {
  public:
-  Subset(std::shared_ptr<Dataset> base, std::vector<int64_t> index) : base_(std::move(base)), index_(std::move(index)) {}
+  Subset(std::shared_ptr<Dataset> base, std::vector<int64_t> index)
+      : base_(std::move(base)), index_(std::move(index)) {}
   int64_t size() const override { return int64_t(index_.size()); }
   int64_t num_classes() const override { return base_->num_classes(); }
   ImageShape shape() const override { return base_->shape(); }
   int64_t label(int64_t i) const override { return base_->label(index_[i]); }
   void load(int64_t i, uint64_t seed, float* out) const override { base_->load(index_[i], seed, out); }
-  std::string describe() const override {
-    return base_->describe() + ", subset of " + std::to_string(size());
-  }
+  std::string describe() const override { return base_->describe() + ", subset of " + std::to_string(size()); }
 
  private:
   std::shared_ptr<Dataset> base_;

@@ -44,7 +44,8 @@ std::vector<int64_t> parse_header(const std::string& path, const std::string& by
   }
   if (int64_t(bytes.size() - header) != count) {
     fail(path, "expected " + std::to_string(count) + " data bytes after the header, found " +
-                   std::to_string(bytes.size() - header) + (int64_t(bytes.size() - header) < count ? " (truncated)" : ""));
+                   std::to_string(bytes.size() - header) +
+                   (int64_t(bytes.size() - header) < count ? " (truncated)" : ""));
   }
   return dims;
 }

@@ -45,7 +45,8 @@ ImageFolder::ImageFolder(const std::string& root, const std::string& split, cons
   for (const auto& name : found) {
     const auto it = index.find(name);
     if (it == index.end()) {
-      throw std::runtime_error("image folder " + dir_ + ": class folder '" + name + "' is not a class of the train split");
+      throw std::runtime_error("image folder " + dir_ + ": class folder '" + name +
+                               "' is not a class of the train split");
     }
     std::vector<std::string> paths;
     for (const auto& e : fs::directory_iterator(fs::path(dir_) / name)) {

@@ -28,10 +28,18 @@ std::map<const void*, std::string> param_names(const torch::nn::Module& module) 
 }  // namespace
 
 nlohmann::json TrainState::to_json() const {
-  return {{"epoch", epoch},         {"batch", batch},           {"step", step},
-          {"elapsed_s", elapsed_s}, {"part_loss", part_loss},   {"part_correct", part_correct},
-          {"part_seen", part_seen}, {"best_top1", best_top1},   {"best_epoch", best_epoch},
-          {"finished", finished},   {"budget_spent", budget_spent}, {"history", history}};
+  return {{"epoch", epoch},
+          {"batch", batch},
+          {"step", step},
+          {"elapsed_s", elapsed_s},
+          {"part_loss", part_loss},
+          {"part_correct", part_correct},
+          {"part_seen", part_seen},
+          {"best_top1", best_top1},
+          {"best_epoch", best_epoch},
+          {"finished", finished},
+          {"budget_spent", budget_spent},
+          {"history", history}};
 }
 
 TrainState TrainState::from_json(const nlohmann::json& j) {
@@ -80,8 +88,8 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& module, t
     const auto it = file.find(key);
     if (it == file.end()) fail(path, "missing '" + key + "' (a checkpoint of another model or plan?)");
     if (it->second.sizes() != like.sizes()) {
-      fail(path, "'" + key + "' has shape " + c10::str(it->second.sizes()) + ", the model has " +
-                     c10::str(like.sizes()));
+      fail(path,
+           "'" + key + "' has shape " + c10::str(it->second.sizes()) + ", the model has " + c10::str(like.sizes()));
     }
     at::Tensor t = it->second;
     file.erase(it);

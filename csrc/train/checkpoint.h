@@ -18,16 +18,16 @@ namespace train {
 
 // The progress of one training stage.
 struct TrainState {
-  int64_t epoch = 0;       // completed epochs
-  int64_t batch = 0;       // batches done in epoch `epoch` (a time budget can stop mid-epoch)
-  int64_t step = 0;        // optimizer steps so far (drives the learning-rate schedule)
-  double elapsed_s = 0;    // training wall time so far, summed over sessions
-  double part_loss = 0;    // running sums of the incomplete epoch: loss·images, correct, images
+  int64_t epoch = 0;     // completed epochs
+  int64_t batch = 0;     // batches done in epoch `epoch` (a time budget can stop mid-epoch)
+  int64_t step = 0;      // optimizer steps so far (drives the learning-rate schedule)
+  double elapsed_s = 0;  // training wall time so far, summed over sessions
+  double part_loss = 0;  // running sums of the incomplete epoch: loss·images, correct, images
   int64_t part_correct = 0, part_seen = 0;
-  double best_top1 = -1;   // best evaluated top-1 and its epoch
+  double best_top1 = -1;  // best evaluated top-1 and its epoch
   int64_t best_epoch = 0;
-  bool budget_spent = false;  // the time budget ran out (the stage is over whatever its epochs)
-  bool finished = false;      // all epochs done or the budget spent (recomputed on resume: more epochs continue)
+  bool budget_spent = false;  // the time budget ran out (mid-epoch possibly)
+  bool finished = false;      // all epochs done or the budget spent (re-decided on resume by the new config)
   nlohmann::json history = nlohmann::json::array();  // one object per evaluation (see trainer.h)
 
   nlohmann::json to_json() const;

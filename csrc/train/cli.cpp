@@ -17,11 +17,19 @@ int cli_main(int argc, char** argv) {
                    "stop after this many epochs in this session, as if killed (continue with --resume)");
     app.add_flag("--quiet", options.quiet, "no progress bars");
   };
-  // Errors propagate to run_cli, which prints them and returns 1 (2 for config errors).
+  // Config errors propagate to run_cli (which prints them and returns 2); other errors are logged, so they also
+  // reach the run folder's train.log, and return 1.
   auto run = [&](const JobConfig& config) {
-    const JobResult r = run_job(config, options);
-    if (!r.finished) log::info("stopped before the end of the job; continue with --resume");
-    return 0;
+    try {
+      const JobResult r = run_job(config, options);
+      if (!r.finished) log::info("stopped before the end of the job; continue with --resume");
+      return 0;
+    } catch (const config::Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      log::info("error: {}", e.what());
+      return 1;
+    }
   };
   return config::run_cli<JobConfig>(argc, argv, "mnq-train",
                                     "Quantization-aware training of ViT/DeiT/Swin with integer non-linear layers "

@@ -78,10 +78,10 @@ Splits make_datasets(const DataConfig& d, const ModelShape& shape) {
   }
   const data::ImageShape is = s.train->shape();
   if (is.channels != shape.in_chans || is.height != shape.img_size || is.width != shape.img_size) {
-    throw config::Error("model", fmt::format("the model takes {}×{}×{} images, the data are {}×{}×{} (set "
-                                             "model.in_chans / model.img_size)",
-                                             shape.in_chans, shape.img_size, shape.img_size, is.channels, is.height,
-                                             is.width));
+    throw config::Error("model",
+                        fmt::format("the model takes {}×{}×{} images, the data are {}×{}×{} (set "
+                                    "model.in_chans / model.img_size)",
+                                    shape.in_chans, shape.img_size, shape.img_size, is.channels, is.height, is.width));
   }
   if (s.train->num_classes() != shape.num_classes) {
     throw config::Error("model.num_classes", fmt::format("the model has {} classes, the data {}", shape.num_classes,
@@ -163,8 +163,7 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
     fp_row.best_top1 = fp_row.metrics.top1;
     fp_row.finished = true;
   } else {
-    const StageResult s =
-        fit(fp, config.model.pretrain, train, val, {"fp", dir + "/fp", true, epochs_left});
+    const StageResult s = fit(fp, config.model.pretrain, train, val, {"fp", dir + "/fp", true, epochs_left});
     fp_row = row_of("fp", 0, "-", s);
     if (!s.state.finished) {
       result.rows.push_back(fp_row);
@@ -176,11 +175,12 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
   result.rows.push_back(fp_row);
   write_results(dir, result.rows);
 
-  std::map<int64_t, models::Plan> mixed;  // the analyzer runs once per bit-width
-  for (const RunConfig& run : config.runs()) {
-    const std::string run_dir = dir + "/" + run.name;
-    fs::create_directories(run_dir);
-    models::Plan plan;
+  // Every run's plan before any QAT (SPEC §7: assigned once, before QAT), so a bad plan fails fast; the analyzer
+  // runs once per bit-width.
+  const std::vector<RunConfig> runs = config.runs();
+  std::map<int64_t, models::Plan> mixed;
+  std::vector<models::Plan> plans;
+  for (const RunConfig& run : runs) {
     if (run.plan == "mixed") {
       // A resumed job keeps the plans it already chose (they depend only on the FP weights and the bits).
       const std::string plan_file = dir + "/plans/mixed_w" + std::to_string(run.bits) + ".yaml";
@@ -192,12 +192,19 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
         mixed[run.bits] = mixed_plan(fp, run.bits, config, train, overrides, dir + "/plans");
         mixed[run.bits].save(plan_file);
       }
-      plan = mixed[run.bits];
+      plans.push_back(mixed[run.bits]);
     } else if (is_plan_method(run.plan)) {
-      plan = models::Plan::uniform(run.plan);
+      plans.push_back(models::Plan::uniform(run.plan));
     } else {
-      plan = models::Plan::load(run.plan);
+      plans.push_back(models::Plan::load(run.plan));
     }
+  }
+
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const RunConfig& run = runs[i];
+    const models::Plan& plan = plans[i];
+    const std::string run_dir = dir + "/" + run.name;
+    fs::create_directories(run_dir);
     plan.save(run_dir + "/plan.yaml");
     const models::Model q = models::create_quant(config.model.preset, {run.bits, plan}, overrides);
     models::copy_parameters(*fp.module, *q.module);

@@ -34,6 +34,12 @@ struct ModelShape {
 ModelShape model_shape(const ModelConfig& model);
 
 JobResult run_job(const JobConfig& config, const JobOptions& options = {});
+// The entry of the Python bindings: run_job(config, {resume}).
+inline JobResult run_job(const JobConfig& config, bool resume) {
+  JobOptions options;
+  options.resume = resume;
+  return run_job(config, options);
+}
 
 // `mnq-train`: config::run_cli with --resume and --stop-after-epochs. Returns the exit status.
 int cli_main(int argc, char** argv);

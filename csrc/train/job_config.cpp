@@ -113,8 +113,8 @@ void RunConfig::visit(config::Visitor& v) {
 }
 
 void RunConfig::validate(const std::string& path) const {
-  require(!name.empty() && name.find_first_of("/\\ ") == std::string::npos && name != "fp" && name[0] != '.',
-          path, "name", "must be a non-empty folder name without '/', spaces or a leading '.', and not 'fp'");
+  require(!name.empty() && name.find_first_of("/\\ ") == std::string::npos && name != "fp" && name[0] != '.', path,
+          "name", "must be a non-empty folder name without '/', spaces or a leading '.', and not 'fp'");
   require(bits >= 2 && bits <= 16, path, "bits", "must be in 2..16, got " + std::to_string(bits));
   check_plan(plan, path, "plan");
 }

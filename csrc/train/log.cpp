@@ -79,7 +79,10 @@ std::string duration(double seconds) {
 }  // namespace log
 
 Progress::Progress(std::string label, int64_t total, std::string unit)
-    : label_(std::move(label)), unit_(std::move(unit)), total_(total), start_(std::chrono::steady_clock::now()),
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(total),
+      start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 
 Progress::~Progress() {
@@ -103,18 +106,25 @@ std::string Progress::line(const std::string& status) const {
   bar.resize(kWidth, '.');
   const double r = rate();
   const double eta = r > 0 ? double(total_ - count_) / r : NAN;
-  return fmt::format("{} [{}] {:3.0f}% {}/{} {} | {:.0f} {}/s | {} < {}{}{}", label_, bar, 100 * frac, count_,
-                     total_, unit_, r, unit_, log::duration(elapsed()), log::duration(eta),
-                     status.empty() ? "" : " | ", status);
+  return fmt::format("{} [{}] {:3.0f}% {}/{} {} | {:.0f} {}/s | {} < {}{}{}", label_, bar, 100 * frac, count_, total_,
+                     unit_, r, unit_, log::duration(elapsed()), log::duration(eta), status.empty() ? "" : " | ",
+                     status);
 }
 
 void Progress::update(int64_t n, const std::string& status) {
   count_ += n;
   status_ = status;
   const auto now = std::chrono::steady_clock::now();
+  Sink& s = sink();
+  if (!s.tty) {
+    // Not a terminal (a log file, CI): a plain line every 30 s, so long loops still show they are alive.
+    if (s.quiet || now - last_draw_ < std::chrono::seconds(30) || count_ >= total_) return;
+    last_draw_ = now;
+    log::write(line(status));
+    return;
+  }
   if (now - last_draw_ < std::chrono::milliseconds(200) && count_ < total_) return;
   last_draw_ = now;
-  Sink& s = sink();
   std::lock_guard<std::mutex> lock(s.mu);
   draw(s, line(status));
 }

@@ -16,9 +16,9 @@ namespace mnq {
 namespace train {
 namespace log {
 
-void write(const std::string& line);          // one timestamped line
-void set_file(const std::string& path);        // also append lines to `path` ("" closes it)
-void set_quiet(bool quiet);                    // no progress bars (tests)
+void write(const std::string& line);     // one timestamped line
+void set_file(const std::string& path);  // also append lines to `path` ("" closes it)
+void set_quiet(bool quiet);              // no progress bars (tests)
 
 template <class... Args>
 void info(fmt::format_string<Args...> f, Args&&... args) {
@@ -31,14 +31,14 @@ std::string duration(double seconds);
 }  // namespace log
 
 // A one-line progress bar on stderr: label, bar, count/total, rate (units/s), elapsed, ETA and a status text
-// (e.g. the running loss). Redrawn at most 5 times a second on a terminal; when stderr is not a terminal only
-// the final line is printed (concise logs under CI / nohup).
+// (e.g. the running loss). Redrawn at most 5 times a second on a terminal; when stderr is not a terminal, a
+// plain line every 30 s and the final line (concise logs under CI / nohup).
 class Progress {
  public:
   Progress(std::string label, int64_t total, std::string unit = "img");
-  ~Progress();  // finishes the bar if done() was not called
+  ~Progress();                                             // finishes the bar if done() was not called
   void update(int64_t n, const std::string& status = "");  // n more units done
-  void done(const std::string& status = "");                // final line with the totals
+  void done(const std::string& status = "");               // final line with the totals
   double elapsed() const;
   double rate() const;  // units per second so far
 

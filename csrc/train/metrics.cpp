@@ -22,8 +22,8 @@ EvalMetrics evaluate(const models::Model& model, const data::Loader& loader, con
                 logits, b->labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                 .item<double>();
     const int64_t k = std::min<int64_t>(5, logits.size(1));
-    const at::Tensor top = std::get<1>(logits.topk(k, 1));        // [B, k], best first
-    const at::Tensor hit = top.eq(b->labels.unsqueeze(1));         // [B, k]
+    const at::Tensor top = std::get<1>(logits.topk(k, 1));  // [B, k], best first
+    const at::Tensor hit = top.eq(b->labels.unsqueeze(1));  // [B, k]
     correct1 += hit.select(1, 0).sum().item<int64_t>();
     correct5 += hit.any(1).sum().item<int64_t>();
     n += b->labels.size(0);

@@ -17,8 +17,8 @@ struct RunResult {
   EvalMetrics metrics;  // final evaluation
   double best_top1 = 0;
   int64_t best_epoch = 0;
-  double epochs = 0;    // epochs trained (fractional when a time budget stopped mid-epoch)
-  double wall_s = 0;    // training + evaluation time, over all sessions
+  double epochs = 0;  // epochs trained (fractional when a time budget stopped mid-epoch)
+  double wall_s = 0;  // training + evaluation time, over all sessions
   bool finished = false;
 };
 

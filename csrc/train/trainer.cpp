@@ -73,8 +73,8 @@ double learning_rate(const TrainConfig& cfg, int64_t step, int64_t total) {
   return end + 0.5 * (cfg.lr - end) * (1.0 + std::cos(M_PI * t));
 }
 
-StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::Loader& train,
-                const data::Loader& val, const StageOptions& options) {
+StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::Loader& train, const data::Loader& val,
+                const StageOptions& options) {
   fs::create_directories(options.dir);
   const std::string ckpt = options.dir + "/checkpoint.safetensors";
   torch::optim::AdamW opt = make_optimizer(*model.module, cfg);
@@ -82,7 +82,8 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
   TrainState& st = result.state;
   if (options.resume && fs::exists(ckpt)) {
     st = load_checkpoint(ckpt, *model.module, opt);
-    st.finished = st.budget_spent || st.epoch >= cfg.epochs;  // a config with more epochs continues
+    // Finished is re-decided by this config: more epochs, or a larger (or no) time budget, continue the stage.
+    st.finished = (cfg.time_budget_s > 0 && st.elapsed_s >= cfg.time_budget_s) || st.epoch >= cfg.epochs;
     log::info("{}: resumed from {} (epoch {}/{}, batch {}, {} spent)", options.name, ckpt, st.epoch, cfg.epochs,
               st.batch, log::duration(st.elapsed_s));
   }
@@ -138,7 +139,8 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
         throw std::runtime_error(fmt::format(
             "{}: the training loss is {} at epoch {} batch {} (diverged; try a lower lr). The last good checkpoint "
             "is {} (epoch {}, batch {})",
-            options.name, std::isnan(lv) ? "NaN" : (lv > 0 ? "+Inf" : "-Inf"), st.epoch + 1, st.batch + 1, fs::exists(ckpt) ? ckpt : "(none yet)", st.epoch, st.batch));
+            options.name, std::isnan(lv) ? "NaN" : (lv > 0 ? "+Inf" : "-Inf"), st.epoch + 1, st.batch + 1,
+            fs::exists(ckpt) ? ckpt : "(none yet)", st.epoch, st.batch));
       }
       opt.zero_grad();
       loss.backward();

@@ -29,16 +29,16 @@ struct StageOptions {
 };
 
 struct StageResult {
-  TrainState state;    // finished == false: interrupted (stop_after_epochs)
-  EvalMetrics final;   // the last evaluation
+  TrainState state;            // finished == false: interrupted (stop_after_epochs)
+  EvalMetrics final;           // the last evaluation
   int64_t session_epochs = 0;  // epochs completed in this call
 };
 
 // The learning rate at optimizer step `step` of `total`: linear warm-up, then cosine from lr to lr / lr_end_div.
 double learning_rate(const TrainConfig& cfg, int64_t step, int64_t total);
 
-StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::Loader& train,
-                const data::Loader& val, const StageOptions& options);
+StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::Loader& train, const data::Loader& val,
+                const StageOptions& options);
 
 }  // namespace train
 }  // namespace mnq

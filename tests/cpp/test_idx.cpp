@@ -44,8 +44,8 @@ TEST_CASE("idx: bad files give errors naming the file", "[idx]") {
   CHECK_THROWS_WITH(read_idx_images(dir / "zero.gz"), Catch::Contains("dimension 0 is 0"));
   write_gz(dir / "tiny.gz", std::string("\0\0", 2));
   CHECK_THROWS_WITH(read_idx_labels(dir / "tiny.gz"), Catch::Contains("too short"));
-  CHECK_THROWS_WITH(read_idx_labels(dir / "missing.gz"), Catch::Contains(dir / "missing.gz") &&
-                                                             Catch::Contains("cannot open"));
+  CHECK_THROWS_WITH(read_idx_labels(dir / "missing.gz"),
+                    Catch::Contains(dir / "missing.gz") && Catch::Contains("cannot open"));
 
   // A gzip stream cut in the middle, and one with its compressed bytes overwritten.
   std::vector<uint8_t> px(2000);

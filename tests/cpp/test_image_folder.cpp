@@ -116,8 +116,8 @@ TEST_CASE("image_folder: identity resample is exact; crop boxes follow torchvisi
 TEST_CASE("image_folder: errors name the folder or file", "[image_folder]") {
   TempDir dir("imgerr");
   ImageFolderOptions o;
-  CHECK_THROWS_WITH(ImageFolder(dir.path, "train", o), Catch::Contains(dir / "train") &&
-                                                           Catch::Contains("not a directory"));
+  CHECK_THROWS_WITH(ImageFolder(dir.path, "train", o),
+                    Catch::Contains(dir / "train") && Catch::Contains("not a directory"));
   make_tree(dir.path);
   std::filesystem::create_directories(dir / "val/cat");
   CHECK_THROWS_WITH(ImageFolder(dir.path, "val", o, {"ant", "zebra"}), Catch::Contains("'cat'"));

@@ -99,7 +99,7 @@ TEST_CASE("train: stopping and resuming gives the uninterrupted result", "[train
   const JobConfig c = tiny_job(dir / "data", dir / "parts");
   const JobResult p1 = run_job(c, {false, 1, true});  // stops inside pretraining
   CHECK(!p1.finished);
-  const JobResult p2 = run_job(c, {true, 2, true});   // finishes pretraining, one QAT epoch
+  const JobResult p2 = run_job(c, {true, 2, true});  // finishes pretraining, one QAT epoch
   CHECK(!p2.finished);
   REQUIRE(p2.rows.size() == 2);
   CHECK(p2.rows[1].epochs == 1);
@@ -121,17 +121,64 @@ TEST_CASE("train: stopping and resuming gives the uninterrupted result", "[train
   }
 }
 
+TEST_CASE("train: a time budget stops mid-epoch; resuming without it gives the uninterrupted result", "[train]") {
+  log::set_quiet(true);
+  at::set_num_threads(1);  // as tiny_job: the tests share a small machine (see configs/fashion_mnist.yaml)
+  TempDir dir("trainbudget");
+  mnq_test::write_synthetic_fashion(dir / "data", 96, 32, 15);
+  auto train_set =
+      std::make_shared<data::FashionMnist>(dir / "data", "train", std::vector<double>{0.3}, std::vector<double>{0.3});
+  auto val_set =
+      std::make_shared<data::FashionMnist>(dir / "data", "test", std::vector<double>{0.3}, std::vector<double>{0.3});
+  const data::Loader train(train_set, {16, true, true, 1, 2, 4});
+  const data::Loader val(val_set, {32, false, false, 0, 2, 4});
+  TrainConfig cfg;
+  cfg.epochs = 2;
+  cfg.lr = 1e-3;
+  auto fresh = [] {
+    at::manual_seed(0);
+    return models::create_fp("vit_mnist_tiny");
+  };
+  const models::Model a = fresh();
+  const StageResult full = fit(a, cfg, train, val, {"a", dir / "a", false, -1});
+  REQUIRE(full.state.finished);
+
+  const models::Model b = fresh();
+  TrainConfig budget = cfg;
+  budget.time_budget_s = 1e-9;  // spent after the first step
+  const StageResult cut = fit(b, budget, train, val, {"b", dir / "b", false, -1});
+  CHECK(cut.state.finished);
+  CHECK(cut.state.budget_spent);
+  CHECK(cut.state.epoch == 0);
+  CHECK(cut.state.batch == 1);
+  CHECK(cut.state.history.back().at("epoch").get<double>() == Approx(1.0 / 6));
+  // The same budget again: nothing left to do. No budget: continue from batch 2 of epoch 1.
+  CHECK(fit(b, budget, train, val, {"b", dir / "b", true, -1}).state.batch == 1);
+  const models::Model c = fresh();
+  const StageResult rest = fit(c, cfg, train, val, {"b", dir / "b", true, -1});
+  REQUIRE(rest.state.finished);
+  CHECK(rest.state.step == full.state.step);
+  CHECK(rest.final.top1 == full.final.top1);
+  CHECK(rest.final.loss == full.final.loss);
+  const auto wa = tensors(dir / "a/model.safetensors"), wc = tensors(dir / "b/model.safetensors");
+  for (const auto& [k, v] : wa) {
+    INFO(k);
+    CHECK(at::equal(v, wc.at(k)));
+  }
+}
+
 TEST_CASE("train: a NaN loss stops the stage and keeps the last good checkpoint", "[train]") {
   log::set_quiet(true);
+  at::set_num_threads(1);
   TempDir dir("trainnan");
   mnq_test::write_synthetic_fashion(dir / "data", 64, 32, 13);
-  auto good = std::make_shared<data::FashionMnist>(dir / "data", "train", std::vector<double>{0.3},
-                                                   std::vector<double>{0.3});
-  auto val = std::make_shared<data::FashionMnist>(dir / "data", "test", std::vector<double>{0.3},
-                                                  std::vector<double>{0.3});
+  auto good =
+      std::make_shared<data::FashionMnist>(dir / "data", "train", std::vector<double>{0.3}, std::vector<double>{0.3});
+  auto val =
+      std::make_shared<data::FashionMnist>(dir / "data", "test", std::vector<double>{0.3}, std::vector<double>{0.3});
   // NaN images: a mean of NaN poisons every pixel.
-  auto poisoned = std::make_shared<data::FashionMnist>(dir / "data", "train", std::vector<double>{NAN},
-                                                       std::vector<double>{0.3});
+  auto poisoned =
+      std::make_shared<data::FashionMnist>(dir / "data", "train", std::vector<double>{NAN}, std::vector<double>{0.3});
   at::manual_seed(0);
   const models::Model m = models::create_fp("vit_mnist_tiny");
   TrainConfig cfg;

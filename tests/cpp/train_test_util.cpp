@@ -64,8 +64,7 @@ void write_synthetic_fashion(const std::string& dir, int64_t n_train, int64_t n_
   }
 }
 
-void write_jpeg(const std::string& path, const std::vector<uint8_t>& pixels, int w, int h, int channels,
-                int quality) {
+void write_jpeg(const std::string& path, const std::vector<uint8_t>& pixels, int w, int h, int channels, int quality) {
   tjhandle tj = tjInitCompress();
   unsigned char* buf = nullptr;
   unsigned long size = 0;
