@@ -143,6 +143,7 @@ void JobConfig::visit(config::Visitor& v) {
   v.section("quant", quant, "quantization (the single run when `compare` is empty) and calibration");
   v.section("train", train, "QAT of every run (SPEC §8 defaults)");
   v.list("compare", compare, "runs compared in one job, each from the same FP weights (empty: one run from quant)");
+  v.section("analyze", analyze, "the sensitivity analyzer of `plan: mixed` runs (candidates, calibration batches, mode)");
   v.section("output", output, "where results go");
   v.field("threads", threads, "torch intra-op threads (0: torch's default)");
 }
@@ -159,6 +160,7 @@ void JobConfig::validate(const std::string& path) const {
     compare[i].validate(p);
     require(names.insert(compare[i].name).second, p, "name", "duplicate run name '" + compare[i].name + "'");
   }
+  analyze.validate(join(path, "analyze"));
   output.validate(join(path, "output"));
   require(threads >= 0, path, "threads", "must be >= 0");
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "csrc/analysis/config.h"
 #include "csrc/config/config.h"
 
 namespace mnq {
@@ -99,6 +100,7 @@ struct JobConfig {
   QuantConfig quant;
   TrainConfig train;
   std::vector<RunConfig> compare;
+  analysis::AnalyzerConfig analyze;  // `plan: mixed` runs (SPEC §7); the same section as mnq-analyze jobs
   OutputConfig output;
   int64_t threads = 0;
 

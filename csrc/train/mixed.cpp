@@ -1,20 +1,34 @@
+// `plan: mixed`: the analyzer (csrc/analysis) on the trainer's calibration batches.
 #include "csrc/train/mixed.h"
 
-#include <stdexcept>
+#include <algorithm>
+#include <filesystem>
+
+#include <fmt/ranges.h>
+
+#include "csrc/analysis/analyzer.h"
+#include "csrc/train/log.h"
 
 namespace mnq {
 namespace train {
 
-// The single call site of mnq::analysis::analyze (csrc/analysis/analyzer.h). The analyzer is written on another
-// branch; until it is merged this branch cannot produce mixed plans, and says so. At the merge this body becomes:
-// a BatchSource over calib.batch(kCalibEpoch, i).images for i below min(config.analyze.calib_batches,
-// calib.num_batches()); report = analysis::analyze(fp, bits, config.analyze, source, overrides);
-// report.write_csv / write_json into report_dir; log report.summary(); return report.plan.
-models::Plan mixed_plan(const models::Model&, int64_t bits, const JobConfig&, const data::Loader&,
-                        const models::ModelOverrides&, const std::string&) {
-  throw std::runtime_error("plan: mixed (W" + std::to_string(bits) +
-                           ") needs the analyzer (mnq::analysis::analyze), which is not merged into this build yet; "
-                           "use ivit, ibert, fqvit or a plan file");
+models::Plan mixed_plan(const models::Model& fp, int64_t bits, const JobConfig& config, const data::Loader& calib,
+                        const models::ModelOverrides& overrides, const std::string& report_dir) {
+  const int64_t n = std::min(config.analyze.calib_batches, calib.num_batches());
+  if (n == 0) {
+    throw config::Error("data.batch_size", "the training split has no full batch for the analyzer's calibration");
+  }
+  const analysis::BatchSource source{n, [&calib](int64_t i) { return calib.batch(kCalibEpoch, i).images; }};
+  log::info("analyzer: W{} on {} calibration batches, candidates softmax [{}], gelu [{}], layernorm [{}]", bits, n,
+            fmt::join(config.analyze.softmax, ", "), fmt::join(config.analyze.gelu, ", "),
+            fmt::join(config.analyze.layernorm, ", "));
+  const analysis::Report report = analysis::analyze(fp, bits, config.analyze, source, overrides);
+  const std::filesystem::path dir(report_dir);
+  const std::string stem = "mixed_w" + std::to_string(bits);
+  report.write_csv((dir / (stem + "_report.csv")).string());
+  report.write_json((dir / (stem + "_report.json")).string());
+  log::info("analyzer: W{} done in {}\n{}", bits, log::duration(report.seconds), report.summary());
+  return report.plan;
 }
 
 }  // namespace train

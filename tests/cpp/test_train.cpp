@@ -1,7 +1,7 @@
 // The trainer end to end on a tiny ViT and a small synthetic Fashion-MNIST-shaped dataset: a two-epoch job
 // (pretraining + QAT) writes its run folder and learns; a job stopped after an epoch and resumed ends with the
 // same weights and metrics as an uninterrupted one; a NaN loss stops with a clear error and keeps the last
-// good checkpoint; `plan: mixed` names the missing analyzer; the learning-rate schedule and Wilson interval.
+// good checkpoint; `plan: mixed` runs the analyzer; the learning-rate schedule and Wilson interval.
 #include <torch/torch.h>
 
 #include <catch2/catch.hpp>
@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "csrc/data/fashion_mnist.h"
+#include "csrc/models/plan.h"
+#include "csrc/models/presets.h"
 #include "csrc/models/weights.h"
 #include "csrc/train/files.h"
 #include "csrc/train/job.h"
@@ -194,14 +196,27 @@ TEST_CASE("train: a NaN loss stops the stage and keeps the last good checkpoint"
   CHECK(load_checkpoint(dir / "stage/checkpoint.safetensors", *m.module, opt).epoch == 1);
 }
 
-TEST_CASE("train: plan mixed needs the analyzer", "[train]") {
+TEST_CASE("train: plan mixed runs the analyzer once per bit-width and trains the mixed model", "[train]") {
   log::set_quiet(true);
   TempDir dir("trainmixed");
   mnq_test::write_synthetic_fashion(dir / "data", 64, 32, 14);
   JobConfig c = tiny_job(dir / "data", dir / "run");
   c.model.pretrain.epochs = 1;
-  c.compare = {RunConfig{"mixed6", 6, "mixed"}};
-  CHECK_THROWS_WITH(run_job(c, {false, -1, true}), Catch::Contains("analyzer") && Catch::Contains("W6"));
+  c.analyze.calib_batches = 2;
+  c.analyze.progress = false;
+  c.compare = {RunConfig{"mixed6", 6, "mixed"}, RunConfig{"ivit6", 6, "ivit"}};
+  const JobResult r = run_job(c, {false, -1, true});
+  REQUIRE(r.finished);
+  REQUIRE(r.rows.size() == 3);  // FP, mixed6, ivit6
+  const models::Plan plan = models::Plan::load(dir / "run/plans/mixed_w6.yaml");
+  CHECK(models::Plan::load(dir / "run/mixed6/plan.yaml") == plan);
+  const auto methods = plan.resolve(models::vit_layer_names(models::vit_preset(c.model.preset)));
+  for (const auto& [layer, method] : methods) {
+    INFO(layer);
+    if (*models::layer_op_type(layer) == models::OpType::kGelu) CHECK(method != "fqvit");  // not a GELU candidate
+  }
+  CHECK(std::filesystem::exists(dir / "run/plans/mixed_w6_report.csv"));
+  CHECK(std::filesystem::exists(dir / "run/plans/mixed_w6_report.json"));
 }
 
 TEST_CASE("train: learning-rate schedule and Wilson interval", "[train]") {
