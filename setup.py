@@ -80,7 +80,9 @@ setup(
     ext_modules=[CMakeExtension("mnq._mnq_ops", "libmnq_ops.so"),
                  CMakeExtension("mnq._mnq", "_mnq" + sysconfig.get_config_var("EXT_SUFFIX"))],
     cmdclass={"build_ext": CMakeBuild},
+    # the C++ command lines, run through the extension (the same binaries are also built as build/cmake/mnq-*)
+    entry_points={"console_scripts": ["mnq-train = mnq.cli:train", "mnq-analyze = mnq.cli:analyze"]},
     python_requires=">=3.10",
-    install_requires=["torch>=2.11"],
+    install_requires=["torch>=2.11", "pyyaml"],
     zip_safe=False,
 )

@@ -24,7 +24,7 @@ def _load_library() -> str:
 
 library_path = _load_library()
 
-try:  # the C++ library's bindings (models); built and placed next to _mnq_ops by setup.py
+try:  # the C++ library's bindings (models, analyzer, trainer); built and placed next to _mnq_ops by setup.py
     from . import _mnq  # noqa: E402
 except ImportError as e:
     raise ImportError(f"mnq: the extension module _mnq*.so is missing or broken in {_Path(__file__).parent} ({e}); "
@@ -33,6 +33,9 @@ except ImportError as e:
 from . import models, nn, ops, reference  # noqa: E402
 from .plan import Plan  # noqa: E402
 from .quantize import calibrate, quantize  # noqa: E402
+from .analysis import AnalysisReport, analyze  # noqa: E402
+from .train import train  # noqa: E402
 
-__all__ = ["models", "nn", "ops", "reference", "library_path", "Plan", "quantize", "calibrate"]
+__all__ = ["models", "nn", "ops", "reference", "library_path", "Plan", "quantize", "calibrate", "analyze",
+           "AnalysisReport", "train"]
 __version__ = "0.1.0"

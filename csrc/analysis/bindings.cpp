@@ -1,0 +1,112 @@
+// mnq._mnq.analyze: the C++ analyzer on a mnq._mnq.Model with calibration batches from Python. The batches come
+// through a Python callable batch(i) (mnq.analyze builds it from any sequence or re-iterable), called with the
+// GIL held; the analysis itself runs with the GIL released.
+#include "csrc/analysis/bindings.h"
+
+#include <pybind11/stl.h>
+#include <torch/csrc/utils/pybind.h>
+
+#include <string>
+#include <vector>
+
+#include "csrc/analysis/analyzer.h"
+#include "csrc/analysis/job.h"
+#include "csrc/config/config.h"
+#include "csrc/models/bindings.h"
+#include "csrc/models/factory.h"
+
+namespace py = pybind11;
+
+namespace mnq {
+namespace analysis {
+namespace {
+
+py::dict layer_dict(const LayerReport& l) {
+  py::list scores;
+  for (const auto& s : l.scores) {
+    py::dict d;
+    d["method"] = s.method;
+    d["sqnr_in"] = s.sqnr_in;
+    d["sqnr_out"] = s.sqnr_out;
+    d["delta"] = s.delta;
+    d["isolated_in"] = s.iso_in;
+    d["isolated_out"] = s.iso_out;
+    scores.append(d);
+  }
+  py::dict d;
+  d["name"] = l.name;
+  d["op"] = std::string(models::op_type_key(l.type));
+  d["chosen"] = l.chosen;
+  d["margin"] = l.margin;
+  d["chosen_isolated"] = l.chosen_isolated;
+  d["margin_isolated"] = l.margin_isolated;
+  d["scores"] = scores;
+  return d;
+}
+
+int run_cli(int (*main_fn)(int, char**), std::vector<std::string> argv) {
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  py::gil_scoped_release release;
+  return main_fn(static_cast<int>(args.size()), args.data());
+}
+
+}  // namespace
+
+void bind_analysis(py::module_& m) {
+  py::class_<Report>(m, "AnalysisReport", "What mnq.analyze measured and chose (see csrc/analysis/report.h).")
+      .def_property_readonly("plan", [](const Report& r) { return r.plan.entries(); })
+      .def_property_readonly("plan_paper", [](const Report& r) { return r.plan_paper.entries(); })
+      .def_property_readonly("plan_isolated", [](const Report& r) { return r.plan_isolated.entries(); })
+      .def_property_readonly("layers",
+                             [](const Report& r) {
+                               py::list out;
+                               for (const auto& l : r.layers) out.append(layer_dict(l));
+                               return out;
+                             })
+      .def_readonly("preset", &Report::preset)
+      .def_readonly("bits", &Report::bits)
+      .def_readonly("mode", &Report::mode)
+      .def_readonly("batches", &Report::batches)
+      .def_readonly("images", &Report::images)
+      .def_readonly("calibration_passes", &Report::calibration_passes)
+      .def_readonly("measurement_passes", &Report::measurement_passes)
+      .def_readonly("seconds", &Report::seconds)
+      .def("disagreements", &Report::disagreements, "Layers where the paper and isolated rankings differ.")
+      .def("summary", &Report::summary, "Counts per op type and method, as the paper reports them.")
+      .def("write_csv", &Report::write_csv, py::arg("path"))
+      .def("write_json", &Report::write_json, py::arg("path"))
+      .def("__repr__", [](const Report& r) {
+        return "AnalysisReport(" + r.preset + ", W" + std::to_string(r.bits) + ", " + std::to_string(r.layers.size()) +
+               " layers, " + std::to_string(r.images) + " images, mode=" + r.mode + ")";
+      });
+
+  m.def(
+      "analyze",
+      [](py::handle model, const py::object& batch, int64_t num_batches, int64_t bits, const std::string& config_yaml) {
+        const models::Model& fp = models::model_of(model, "mnq.analyze");
+        AnalyzerConfig cfg;
+        try {
+          cfg = config::parse_yaml<AnalyzerConfig>(config_yaml, "mnq.analyze");
+          cfg.validate("analyze");
+        } catch (const config::Error& e) {
+          throw std::invalid_argument(std::string(e.what()));
+        }
+        // `batch` outlives the analysis (it is this call's argument): the source refers to it, so nothing copies
+        // or drops Python references without the GIL.
+        const BatchSource source{num_batches, [&batch](int64_t i) {
+                                   py::gil_scoped_acquire gil;
+                                   return batch(i).cast<at::Tensor>();
+                                 }};
+        py::gil_scoped_release release;
+        return analyze(fp, bits, cfg, source, fp.overrides);
+      },
+      py::arg("model"), py::arg("batch"), py::arg("num_batches"), py::arg("bits"), py::arg("config_yaml"),
+      "Runs the analyzer (see mnq.analyze).");
+  m.def(
+      "analyze_cli", [](std::vector<std::string> argv) { return run_cli(&cli_main, std::move(argv)); },
+      py::arg("argv"), "mnq-analyze's command line; returns the exit status.");
+}
+
+}  // namespace analysis
+}  // namespace mnq

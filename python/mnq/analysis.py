@@ -1,0 +1,88 @@
+"""``mnq.analyze``: the C++ sensitivity analyzer (SPEC §7) on a full-precision C++ model and calibration batches.
+
+    fp = mnq.models.create("vit_mnist_tiny")                 # or any preset; load trained weights into it:
+    fp.load_state_dict(timm_model.state_dict(), strict=False)
+    report = mnq.analyze(fp, loader, bits=8)                  # loader: a DataLoader, a list of batches, ...
+    plan = mnq.Plan(report.plan)                               # -> mnq.quantize(timm_model, plan, 8)
+    print(report.summary()); report.write_csv("report.csv")
+
+For each candidate method the analyzer builds the uniformly quantized model, calibrates it on the batches, runs it
+beside the full-precision model and scores every mixable layer: ΔSQNR = SQNR_out − SQNR_in (paper mode) and, fed
+the full-precision input, its output SQNR (isolated mode). The plan gives each layer its best method (``mode``
+picks the ranking). Memory does not grow with the number of batches; batches are read once per pass
+(methods calibration passes + methods + 1 measurement passes), so they must give the same images every time.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Optional
+
+import torch
+import yaml
+
+from . import _mnq
+
+AnalysisReport = _mnq.AnalysisReport
+
+
+class _Batches:
+    """batch(i) over a sequence (random access) or a re-iterable (restarted when i does not follow the last)."""
+
+    def __init__(self, batches, limit: int):
+        self.batches = batches
+        self.random_access = isinstance(batches, Sequence) or isinstance(batches, torch.Tensor)
+        if hasattr(batches, "__len__"):
+            self.count = min(limit, len(batches))
+        else:  # count what the first pass gives, up to the limit
+            self.count = sum(1 for _, _b in zip(range(limit), iter(batches)))
+        self._it = None
+        self._next = 0
+
+    @staticmethod
+    def _images(item) -> torch.Tensor:
+        x = item[0] if isinstance(item, (tuple, list)) else item
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"mnq.analyze: a batch must be a tensor of images or an (images, labels) pair, got "
+                             f"{type(x).__name__}")
+        return x.float()
+
+    def __call__(self, i: int) -> torch.Tensor:
+        if self.random_access:
+            return self._images(self.batches[i])
+        if self._it is None or i != self._next:
+            self._it, self._next = iter(self.batches), 0
+            if self._it is self.batches:
+                raise ValueError("mnq.analyze: batches must be re-iterable (a list, a DataLoader, ...), not a "
+                                 "one-shot iterator: the analyzer reads them once per pass")
+        while self._next <= i:
+            try:
+                item = next(self._it)
+            except StopIteration:
+                raise ValueError(f"mnq.analyze: the batches ended at {self._next} on a later pass (they gave "
+                                 f"{self.count} on the first): they must give the same batches every time") from None
+            self._next += 1
+        return self._images(item)
+
+
+def analyze(model, batches: Iterable, bits: int = 8, *, softmax: Optional[Sequence[str]] = None,
+            gelu: Optional[Sequence[str]] = None, layernorm: Optional[Sequence[str]] = None,
+            calib_batches: int = 30, mode: str = "paper", progress: bool = True) -> AnalysisReport:
+    """Analyze full-precision ``model`` (from :func:`mnq.models.create` with ``bits=None``) at W/A ``bits`` on the
+    first ``calib_batches`` of ``batches`` (images, or (images, labels) pairs, on the model's device).
+
+    ``softmax`` / ``gelu`` / ``layernorm``: the candidate methods per op type (default: SPEC §7's: ivit, ibert,
+    fqvit; GELU ivit, ibert). ``mode``: ``paper`` (argmax ΔSQNR) or ``isolated`` picks ``report.plan``. Raises
+    ValueError naming the setting on bad arguments.
+    """
+    if isinstance(bits, bool) or not isinstance(bits, int):
+        raise ValueError(f"mnq.analyze: bits must be an int in [2, 16], got {bits!r}")
+    if isinstance(calib_batches, bool) or not isinstance(calib_batches, int) or calib_batches < 1:
+        raise ValueError(f"mnq.analyze: calib_batches must be a positive int, got {calib_batches!r}")
+    cfg = {"calib_batches": calib_batches, "mode": mode, "progress": bool(progress)}
+    for key, value in (("softmax", softmax), ("gelu", gelu), ("layernorm", layernorm)):
+        if value is not None:
+            cfg[key] = [value] if isinstance(value, str) else list(value)
+    source = _Batches(batches, calib_batches)
+    if source.count == 0:
+        raise ValueError("mnq.analyze: no calibration batches given")
+    return _mnq.analyze(model, source, source.count, bits, yaml.safe_dump(cfg))

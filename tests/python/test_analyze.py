@@ -1,0 +1,84 @@
+"""mnq.analyze: the C++ analyzer from Python on a C++ full-precision model and Python batches (sequence or
+re-iterable), the assignment rule checked independently on the returned scores, and argument errors."""
+import math
+
+import pytest
+import torch
+
+import mnq
+
+TIE_ORDER = ("ivit", "ibert", "fqvit")
+
+
+@pytest.fixture(scope="module")
+def fp():
+    torch.manual_seed(0)
+    return mnq.models.create("vit_mnist_tiny").eval()
+
+
+def batches(n=3, b=8):
+    g = torch.Generator().manual_seed(1)
+    return [torch.randn(b, 1, 28, 28, generator=g) for _ in range(n)]
+
+
+class Reiterable:
+    """A DataLoader-like re-iterable of (images, labels) pairs without random access."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __iter__(self):
+        return iter([(x, torch.zeros(len(x), dtype=torch.long)) for x in self.items])
+
+
+def test_report_covers_every_layer_and_follows_the_argmax_rule(fp):
+    report = mnq.analyze(fp, batches(), bits=8, calib_batches=2, progress=False)
+    layers = mnq.models.mixable_layers("vit_mnist_tiny")
+    assert list(report.plan) == list(layers) or set(report.plan) == set(layers)
+    assert report.batches == 2 and report.images == 16 and report.bits == 8
+    assert [layer["name"] for layer in report.layers] == list(layers)
+    for layer in report.layers:
+        candidates = [s["method"] for s in layer["scores"]]
+        expected = ["ivit", "ibert"] if layer["op"] == "gelu" else list(TIE_ORDER)
+        assert candidates == expected
+        for s in layer["scores"]:  # ΔSQNR = SQNR_out − SQNR_in (SPEC §7), both finite for random weights
+            assert math.isfinite(s["sqnr_in"]) and math.isfinite(s["sqnr_out"])
+            assert s["delta"] == pytest.approx(s["sqnr_out"] - s["sqnr_in"], abs=1e-9)
+        deltas = [s["delta"] for s in layer["scores"]]
+        best = candidates[deltas.index(max(deltas))]  # first maximum = SPEC's tie order
+        assert layer["chosen"] == best == report.plan[layer["name"]] == report.plan_paper[layer["name"]]
+    assert "softmax" in report.summary()
+
+
+def test_reiterable_batches_give_the_same_report_as_a_list(fp):
+    items = batches()
+    a = mnq.analyze(fp, items, calib_batches=3, progress=False)
+    b = mnq.analyze(fp, Reiterable(items), calib_batches=3, progress=False)
+    assert a.plan == b.plan
+    assert [[s["delta"] for s in la["scores"]] for la in a.layers] == \
+           [[s["delta"] for s in lb["scores"]] for lb in b.layers]
+
+
+def test_isolated_mode_and_candidates(fp):
+    report = mnq.analyze(fp, batches(2), calib_batches=2, mode="isolated", softmax=["ivit", "fqvit"],
+                         layernorm="ivit", progress=False)
+    assert report.mode == "isolated"
+    assert report.plan == report.plan_isolated
+    for name, method in report.plan.items():
+        op = mnq.models.mixable_layers("vit_mnist_tiny")[name]
+        assert method in {"softmax": ("ivit", "fqvit"), "layernorm": ("ivit",), "gelu": ("ivit", "ibert")}[op]
+
+
+def test_errors_name_the_argument(fp):
+    with pytest.raises(ValueError, match="re-iterable"):
+        mnq.analyze(fp, (x for x in batches()), calib_batches=2, progress=False)
+    with pytest.raises(ValueError, match="analyze.mode"):
+        mnq.analyze(fp, batches(), mode="best", progress=False)
+    with pytest.raises(ValueError, match="calib_batches"):
+        mnq.analyze(fp, batches(), calib_batches=0)
+    with pytest.raises(ValueError, match="no calibration batches"):
+        mnq.analyze(fp, [], progress=False)
+    with pytest.raises(ValueError, match="mnq.models.create"):
+        mnq.analyze(torch.nn.Linear(2, 2), batches(), progress=False)
+    with pytest.raises(ValueError, match="tensor of images"):
+        mnq.analyze(fp, [[1, 2]], progress=False)

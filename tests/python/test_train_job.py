@@ -1,0 +1,66 @@
+"""mnq.train and the mnq-train / mnq-analyze console scripts: a tiny job end to end on Fashion-MNIST subsets, the
+results rows, resuming a finished job, and config errors naming the key path."""
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import mnq
+
+DATA = Path("/usr/share/datasets/fashion-mnist")
+needs_data = pytest.mark.skipif(not (DATA / "train-images-idx3-ubyte.gz").exists(),
+                                reason="Debian's dataset-fashion-mnist is not installed")
+
+
+def tiny_job(out):
+    return {
+        "data": {"batch_size": 32, "eval_batch_size": 128, "workers": 1, "train_subset": 256, "val_subset": 128},
+        "model": {"preset": "vit_mnist_tiny", "pretrain": {"epochs": 1, "lr": 2e-3}},
+        "quant": {"calib_batches": 2},
+        "train": {"epochs": 1, "lr": 1e-4},
+        "analyze": {"calib_batches": 2, "progress": False},
+        "compare": [{"name": "w8_ivit", "bits": 8, "plan": "ivit"}, {"name": "w6_mixed", "bits": 6, "plan": "mixed"}],
+        "output": {"dir": str(out)},
+        "threads": 1,
+    }
+
+
+@needs_data
+def test_train_job_end_to_end(tmp_path):
+    result = mnq.train(tiny_job(tmp_path / "run"), quiet=True)
+    assert result["finished"]
+    rows = result["rows"]
+    assert [r["name"] for r in rows] == ["fp", "w8_ivit", "w6_mixed"]
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved == rows
+    for r in rows:
+        assert r["test_images"] == 128 and r["finished"]
+        lo, hi = r["top1_ci95"]
+        assert 0 <= lo <= r["top1"] <= hi <= 1
+    assert (tmp_path / "run" / "results.md").exists()
+    assert (tmp_path / "run" / "plans" / "mixed_w6.yaml").exists()
+    again = mnq.train(tiny_job(tmp_path / "run"), resume=True, quiet=True)  # finished: nothing is redone
+    assert again["rows"] == rows
+
+
+def test_train_config_errors_name_the_key(tmp_path):
+    job = tiny_job(tmp_path / "run")
+    job["train"]["epochz"] = 1
+    with pytest.raises(ValueError, match=r"train\.epochz: unknown key"):
+        mnq.train(job)
+    with pytest.raises(ValueError, match=r"compare\.0\.bits: must be in 2\.\.16"):
+        mnq.train(tiny_job(tmp_path / "run"), overrides=["compare.0.bits=1"])
+    with pytest.raises(ValueError, match="existing file"):
+        mnq.train("no_such_job.yaml")
+
+
+@pytest.mark.skipif(shutil.which("mnq-train") is None, reason="console scripts not installed (pip install -e .)")
+def test_console_scripts_list_every_key():
+    out = subprocess.run(["mnq-train", "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0
+    assert "train.epochs (int)" in out.stdout and "analyze.calib_batches (int)" in out.stdout
+    out = subprocess.run(["mnq-analyze", "--config", "/nonexistent.yaml"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 2 and "cannot read" in out.stderr
