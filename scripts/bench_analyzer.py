@@ -1,0 +1,61 @@
+"""Benchmark the sensitivity analyzer against one float forward pass over the same calibration set (same run).
+
+The analyzer costs one calibration pass per candidate uniform model plus (methods + 1) measurement passes, each
+quantized pass several times a float one, so expect a ratio of ~15-35x on CPU. Prints both times and the ratio.
+
+    python scripts/bench_analyzer.py [--preset vit_mnist_tiny] [--batches 8] [--batch-size 64] [--threads 2]
+"""
+import argparse
+import time
+
+import torch
+
+import mnq
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="vit_mnist_tiny")
+    ap.add_argument("--batches", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--bits", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    fp = mnq.models.create(args.preset).eval()
+    fp.to(torch.device(args.device))
+    shape = {"vit_mnist_tiny": (1, 28), "swin_mnist_tiny": (1, 28), "deit_mnist_tiny_distilled": (1, 28),
+             "vit_mnist_small": (1, 28)}.get(args.preset, (3, 224))
+    g = torch.Generator().manual_seed(1)
+    batches = [torch.randn(args.batch_size, shape[0], shape[1], shape[1], generator=g).to(args.device)
+               for _ in range(args.batches)]
+
+    def sync():
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    with torch.no_grad():
+        fp(batches[0])  # warm-up
+        sync()
+        t0 = time.perf_counter()
+        for x in batches:
+            fp(x)
+        sync()
+        t_fp = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    report = mnq.analyze(fp, batches, bits=args.bits, calib_batches=args.batches, progress=False)
+    sync()
+    t_an = time.perf_counter() - t0
+    print(f"{args.preset}, {args.batches} batches x {args.batch_size} images, W/A {args.bits}, device {args.device}, "
+          f"threads {torch.get_num_threads()}")
+    print(f"  one float pass       {t_fp:8.3f} s")
+    print(f"  analyzer             {t_an:8.3f} s  ({report.calibration_passes} calibration + "
+          f"{report.measurement_passes} measurement passes)")
+    print(f"  analyzer / float     {t_an / t_fp:8.1f} x")
+
+
+if __name__ == "__main__":
+    main()
