@@ -108,8 +108,8 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& module, t
       if (!file.count("optim." + name + ".step")) continue;
       auto s = std::make_unique<torch::optim::AdamWParamState>();
       s->step(take("optim." + name + ".step", at::scalar_tensor(0, at::kLong)).item<int64_t>());
-      s->exp_avg(take("optim." + name + ".exp_avg", p).clone());
-      s->exp_avg_sq(take("optim." + name + ".exp_avg_sq", p).clone());
+      s->exp_avg(take("optim." + name + ".exp_avg", p).to(p.device(), /*non_blocking=*/false, /*copy=*/true));
+      s->exp_avg_sq(take("optim." + name + ".exp_avg_sq", p).to(p.device(), false, true));
       states[p.unsafeGetTensorImpl()] = std::move(s);
     }
   }

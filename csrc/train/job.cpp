@@ -100,7 +100,7 @@ void calibrate(const models::Model& q, const data::Loader& calib, int64_t batche
   torch::NoGradGuard no_grad;
   Progress bar(name + " calibrate", batches, "batch");
   for (int64_t i = 0; i < batches; ++i) {
-    q(calib.batch(kCalibEpoch, i).images);
+    q(calib.batch(kCalibEpoch, i).images.to(model_device(q)));
     bar.update(1);
   }
   bar.done();
@@ -137,8 +137,12 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
   }
   write_text_atomic(dir + "/config.yaml", yaml);
   if (config.threads > 0) at::set_num_threads(int(config.threads));
-  log::info("mnq-train: run folder {} ({} torch threads){}", dir, at::get_num_threads(),
-            options.resume ? ", resuming" : "");
+  if (config.device == "cuda" && !at::hasCUDA()) {
+    throw config::Error("device", "cuda requested but this machine has no usable GPU (use auto or cpu)");
+  }
+  const at::Device device(config.device == "cpu" || !at::hasCUDA() ? at::kCPU : at::kCUDA);
+  log::info("mnq-train: run folder {} ({}, {} torch threads){}", dir, device.is_cuda() ? "CUDA" : "CPU",
+            at::get_num_threads(), options.resume ? ", resuming" : "");
 
   const models::ModelOverrides overrides = overrides_of(config.model);
   const ModelShape shape = model_shape(config.model);
@@ -152,6 +156,7 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
   // The FP model: a checkpoint, or pretraining (always resumable: a finished pretraining is the cache).
   at::manual_seed(uint64_t(d.seed));
   const models::Model fp = models::create_fp(config.model.preset, overrides);
+  fp.module->to(device);
   int64_t epochs_left = options.stop_after_epochs;
   RunResult fp_row;
   if (!config.model.checkpoint.empty()) {
@@ -208,6 +213,7 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
     plan.save(run_dir + "/plan.yaml");
     const models::Model q = models::create_quant(config.model.preset, {run.bits, plan}, overrides);
     models::copy_parameters(*fp.module, *q.module);
+    q.module->to(device);
     const bool from_checkpoint = options.resume && fs::exists(run_dir + "/checkpoint.safetensors");
     if (!from_checkpoint) calibrate(q, train, config.quant.calib_batches, run.name);
     const StageResult s = fit(q, config.train, train, val, {run.name, run_dir, options.resume, epochs_left});

@@ -146,6 +146,7 @@ void JobConfig::visit(config::Visitor& v) {
   v.section("analyze", analyze, "the sensitivity analyzer of `plan: mixed` runs (candidates, calibration batches, mode)");
   v.section("output", output, "where results go");
   v.field("threads", threads, "torch intra-op threads (0: torch's default)");
+  v.field("device", device, "auto (CUDA when available) | cpu | cuda: where the models train and evaluate");
 }
 
 void JobConfig::validate(const std::string& path) const {
@@ -161,6 +162,8 @@ void JobConfig::validate(const std::string& path) const {
     require(names.insert(compare[i].name).second, p, "name", "duplicate run name '" + compare[i].name + "'");
   }
   analyze.validate(join(path, "analyze"));
+  require(device == "auto" || device == "cpu" || device == "cuda", path, "device",
+          "must be auto, cpu or cuda, got '" + device + "'");
   output.validate(join(path, "output"));
   require(threads >= 0, path, "threads", "must be >= 0");
 }

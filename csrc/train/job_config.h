@@ -103,6 +103,7 @@ struct JobConfig {
   analysis::AnalyzerConfig analyze;  // `plan: mixed` runs (SPEC §7); the same section as mnq-analyze jobs
   OutputConfig output;
   int64_t threads = 0;
+  std::string device = "auto";  // auto (CUDA when available) | cpu | cuda
 
   void visit(config::Visitor& v);
   void validate(const std::string& path) const;

@@ -9,6 +9,11 @@
 namespace mnq {
 namespace train {
 
+at::Device model_device(const models::Model& model) {
+  const auto params = model.module->parameters();
+  return params.empty() ? at::Device(at::kCPU) : params.front().device();
+}
+
 EvalMetrics evaluate(const models::Model& model, const data::Loader& loader, const std::string& label) {
   model.module->eval();
   torch::NoGradGuard no_grad;
@@ -16,14 +21,16 @@ EvalMetrics evaluate(const models::Model& model, const data::Loader& loader, con
   int64_t correct1 = 0, correct5 = 0, n = 0;
   Progress bar(label, loader.num_images());
   auto pass = loader.pass(0);
+  const at::Device device = model_device(model);
   while (auto b = pass->next()) {
-    const at::Tensor logits = model(b->images);
+    const at::Tensor labels = b->labels.to(device);
+    const at::Tensor logits = model(b->images.to(device));
     loss += torch::nn::functional::cross_entropy(
-                logits, b->labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                 .item<double>();
     const int64_t k = std::min<int64_t>(5, logits.size(1));
     const at::Tensor top = std::get<1>(logits.topk(k, 1));  // [B, k], best first
-    const at::Tensor hit = top.eq(b->labels.unsqueeze(1));  // [B, k]
+    const at::Tensor hit = top.eq(labels.unsqueeze(1));  // [B, k]
     correct1 += hit.select(1, 0).sum().item<int64_t>();
     correct5 += hit.any(1).sum().item<int64_t>();
     n += b->labels.size(0);

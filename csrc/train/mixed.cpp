@@ -8,6 +8,7 @@
 
 #include "csrc/analysis/analyzer.h"
 #include "csrc/train/log.h"
+#include "csrc/train/metrics.h"
 
 namespace mnq {
 namespace train {
@@ -18,7 +19,9 @@ models::Plan mixed_plan(const models::Model& fp, int64_t bits, const JobConfig& 
   if (n == 0) {
     throw config::Error("data.batch_size", "the training split has no full batch for the analyzer's calibration");
   }
-  const analysis::BatchSource source{n, [&calib](int64_t i) { return calib.batch(kCalibEpoch, i).images; }};
+  const at::Device device = model_device(fp);
+  const analysis::BatchSource source{
+      n, [&calib, device](int64_t i) { return calib.batch(kCalibEpoch, i).images.to(device); }};
   log::info("analyzer: W{} on {} calibration batches, candidates softmax [{}], gelu [{}], layernorm [{}]", bits, n,
             fmt::join(config.analyze.softmax, ", "), fmt::join(config.analyze.gelu, ", "),
             fmt::join(config.analyze.layernorm, ", "));

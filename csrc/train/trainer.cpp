@@ -127,13 +127,15 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
     bar.update(first_batch * bs);
     bool budget_spent = false;
     auto pass = train.pass(st.epoch, st.batch);
+    const at::Device device = model_device(model);  // batches come from the loader on the CPU
     double lr = learning_rate(cfg, st.step, total_steps);
     while (auto b = pass->next()) {
       lr = learning_rate(cfg, st.step, total_steps);
       set_lr(opt, lr);
-      const at::Tensor logits = model(b->images);
+      const at::Tensor labels = b->labels.to(device);
+      const at::Tensor logits = model(b->images.to(device));
       const at::Tensor loss = torch::nn::functional::cross_entropy(
-          logits, b->labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(cfg.label_smoothing));
+          logits, labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(cfg.label_smoothing));
       const double lv = loss.item<double>();
       if (!std::isfinite(lv)) {
         throw std::runtime_error(fmt::format(
@@ -149,7 +151,7 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
       st.step += 1;
       st.batch += 1;
       st.part_loss += lv * double(n);
-      st.part_correct += logits.argmax(1).eq(b->labels).sum().item<int64_t>();
+      st.part_correct += logits.argmax(1).eq(labels).sum().item<int64_t>();
       st.part_seen += n;
       st.elapsed_s = elapsed0 + std::chrono::duration<double>(Clock::now() - t0).count();
       bar.update(n, fmt::format("loss {:.4f} lr {:.2e}", st.part_loss / double(st.part_seen), lr));

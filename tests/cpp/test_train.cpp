@@ -219,6 +219,16 @@ TEST_CASE("train: plan mixed runs the analyzer once per bit-width and trains the
   CHECK(std::filesystem::exists(dir / "run/plans/mixed_w6_report.json"));
 }
 
+TEST_CASE("train: device cuda without a GPU is a clear error", "[train]") {
+  if (at::hasCUDA()) return;  // the CUDA path itself runs in scripts/gpu_check.sh's ctest
+  log::set_quiet(true);
+  TempDir dir("traindevice");
+  mnq_test::write_synthetic_fashion(dir / "data", 64, 32, 14);
+  JobConfig c = tiny_job(dir / "data", dir / "run");
+  c.device = "cuda";
+  CHECK_THROWS_WITH(run_job(c, {false, -1, true}), Catch::Contains("device") && Catch::Contains("no usable GPU"));
+}
+
 TEST_CASE("train: learning-rate schedule and Wilson interval", "[train]") {
   TrainConfig c;
   c.lr = 1e-3;

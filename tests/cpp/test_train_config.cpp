@@ -65,6 +65,8 @@ TEST_CASE("job config: validate names the offending key", "[train_config]") {
   CHECK_THROWS_WITH(validate(model + "compare:\n  - {name: a, plan: plans/none.yaml}\n"),
                     Catch::Contains("compare.0.plan") && Catch::Contains("plans/none.yaml"));
   CHECK_THROWS_WITH(validate(model + "quant: {plan: ivt}\n"), Catch::Contains("quant.plan"));
+  CHECK_THROWS_WITH(validate(base + "device: gpu\n"), Catch::Contains("device: must be auto, cpu or cuda"));
+  CHECK_NOTHROW(validate(base + "device: cpu\n"));
 }
 
 TEST_CASE("job config: --set overrides and the resolved YAML round-trips", "[train_config]") {
