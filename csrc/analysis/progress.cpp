@@ -3,16 +3,23 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 
 namespace mnq {
 namespace analysis {
 
 ProgressCallback progress_line() {
-  return [](const ProgressEvent& e) {
+  // On a terminal the line is redrawn in place; into a file or pipe (logs, CI) only each phase's last line is
+  // written, so the log holds one line per phase instead of a run of carriage returns.
+  const bool tty = isatty(fileno(stderr)) != 0;
+  return [tty](const ProgressEvent& e) {
+    const bool last = e.batch == e.batches;
+    if (!tty && !last) return;
     const double rate = e.seconds > 0 ? static_cast<double>(e.images) / e.seconds : 0.0;
-    fmt::print(stderr, "\r[mnq-analyze] {:<16} {:>5}/{:<5} batches {:>9.1f} img/s", e.phase, e.batch, e.batches, rate);
-    if (e.batch == e.batches) fmt::print(stderr, "\n");
+    fmt::print(stderr, "{}[mnq-analyze] {:<16} {:>5}/{:<5} batches {:>9.1f} img/s{}", tty ? "\r" : "", e.phase,
+               e.batch, e.batches, rate, last ? "\n" : "");
     std::fflush(stderr);
   };
 }
