@@ -56,13 +56,16 @@ MNQ_HOST_DEVICE i64 requant_code(i64 q, Dyadic d, i64 q_id, Dyadic d_id, i64 lo,
 }
 
 // requant(q, m / 2^k) in 64 bits, for |q| < 2^31 and 1 ≤ k ≤ 62: |q·m| < 2^62, so the product, its floor and the
-// remainder all fit int64 and the result equals requant() exactly. Branch-free (the CPU fast path vectorizes it).
+// remainder all fit int64 and the result equals requant() exactly.
+// Round half to even without comparisons: with p = fl·2^k + rem (rem in [0, 2^k)), h = 2^(k−1) and o = fl & 1,
+// the increment is [rem > h or (rem = h and o)] = ⌊(rem + o − 1 + h) / 2^k⌋ (the numerator lies in [−1, 2^(k+1))),
+// and ⌊(x + h) / 2h⌋ = ⌊(⌊x / h⌋ + 1) / 2⌋, i.e. two arithmetic shifts. Only multiplies, adds and variable shifts:
+// GCC vectorizes the CPU fast path with this form (it found no vector type for the compare-and-select form).
 MNQ_HOST_DEVICE i64 requant64(i64 q, i64 m, i64 k) {
   const i64 p = q * m;
   const i64 fl = p >> k;
-  const i64 rem = p - (fl << k);  // in [0, 2^k)
-  const i64 half = static_cast<i64>(1) << (k - 1);
-  return fl + static_cast<i64>((rem > half) | ((rem == half) & ((fl & 1) != 0)));
+  const i64 rem = p - (fl << k);
+  return fl + ((((rem + (fl & 1) - 1) >> (k - 1)) + 1) >> 1);
 }
 
 constexpr i64 kFastCodeLimit = static_cast<i64>(1) << 31;  // |q| below this takes requant64

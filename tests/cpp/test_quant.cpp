@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
 
 #include "kernels/quant.h"
 
@@ -42,6 +43,25 @@ TEST_CASE("requant_code adds the residual exactly before clamping", "[quant]") {
   REQUIRE(requant_code(kInt64Min, dyadic(4.0e9), kInt64Min, dyadic(4.0e9), -128, 127) == -128);
   for (i64 q = -300; q <= 300; ++q) {
     REQUIRE(requant_code(q, a, -128, 127) == clamp64(static_cast<i64>(round_shr(static_cast<i128>(q), 2)), -128, 127));
+  }
+}
+
+// The CPU fast path's shift-only rounding (requant64) against the 128-bit reference requant(): every tie and
+// near-tie for small products, and random codes and multipliers over the whole fast range (|q| < 2^31,
+// |m| <= 2^31, 1 <= k <= 62), both signs.
+TEST_CASE("requant64 equals requant on the fast range", "[quant]") {
+  for (i64 k = 1; k <= 12; ++k) {
+    for (i64 m : {1, 3, -3, 5, 255, -255}) {
+      for (i64 q = -600; q <= 600; ++q) REQUIRE(requant64(q, m, k) == requant(q, Dyadic{m, static_cast<int>(k)}));
+    }
+  }
+  std::mt19937_64 rng(7);
+  for (int t = 0; t < 200000; ++t) {
+    const i64 k = 1 + static_cast<i64>(rng() % 62);
+    const i64 q = static_cast<i64>(rng() % (i64{1} << 32)) - (i64{1} << 31) + 1;
+    i64 m = static_cast<i64>(rng() % ((i64{1} << 31) + 1));
+    if (rng() & 1) m = -m;
+    REQUIRE(requant64(q, m, k) == requant(q, Dyadic{m, static_cast<int>(k)}));
   }
 }
 
