@@ -63,19 +63,18 @@ bool requant_range(In in, IdIn id, DyadicArray d, DyadicArray d_id, double out_s
 }
 
 // Fast-path row loaders: copy one row's codes into an int64 buffer and return nonzero when one of them is outside
-// |q| < 2^31 (or NaN), where requant64 is not valid. Plain loops over contiguous arrays with an integer
-// OR-reduction: they vectorize (loading, checking and requantizing in one loop did not: GCC found no vector type
-// for the mixed int/int64/bool flag arithmetic).
+// |q| < limit (or NaN), where the fast requant (requant64: 2^31, requant64_wide: 2^62) is not valid. Plain loops
+// over contiguous arrays with an integer OR-reduction: they vectorize.
 template <typename T>
 struct FastIntIn {
   const T* p;
-  i64 load_row(i64 base, i64 n, const double* /*scale*/, i64* __restrict out) const {
+  i64 load_row(i64 base, i64 n, const double* /*scale*/, i64 limit, i64* __restrict out) const {
     const T* __restrict src = p + base;
     i64 big = 0;
     for (i64 c = 0; c < n; ++c) {
       const i64 v = static_cast<i64>(src[c]);
       out[c] = v;
-      big |= static_cast<i64>(v <= -kFastCodeLimit) | static_cast<i64>(v >= kFastCodeLimit);
+      big |= static_cast<i64>(v <= -limit) | static_cast<i64>(v >= limit);
     }
     return big;
   }
@@ -85,12 +84,13 @@ struct FastFloatIn {
   const double* scale;
   i64 stride;  // of `scale`: 1 per channel, 0 per tensor (spread_scale makes it a per-channel array)
   // `s`: the per-channel input scale (spread_scale)
-  i64 load_row(i64 base, i64 n, const double* __restrict s, i64* __restrict out) const {
+  i64 load_row(i64 base, i64 n, const double* __restrict s, i64 limit, i64* __restrict out) const {
     const float* __restrict src = p + base;
+    const double lim = static_cast<double>(limit);  // a power of two: exact
     i64 big = 0;
     for (i64 c = 0; c < n; ++c) {
       const double v = rint(static_cast<double>(src[c]) / s[c]);  // as RequantFloatIn; NaN fails both tests
-      const bool fits = (v > -static_cast<double>(kFastCodeLimit)) & (v < static_cast<double>(kFastCodeLimit));
+      const bool fits = (v > -lim) & (v < lim);
       out[c] = fits ? static_cast<i64>(v) : 0;
       big |= static_cast<i64>(!fits);
     }
@@ -109,9 +109,10 @@ const double* spread_scale(const FastFloatIn& f, i64 cols, std::vector<double>& 
   return buf.data();
 }
 
-// Rows × channels of the last dim; multipliers per channel (stride 1) or per tensor (stride 0). Exact whenever no
-// code is big and every shift k is in [1, 62] (checked by the caller); rows with a big code are redone exactly.
-template <bool kResidual, class FIn, class FIdIn, class In, class IdIn, class Out>
+// Rows × channels of the last dim; multipliers per channel (stride 1) or per tensor (stride 0). kWide: every
+// shift k is in [31, 62] and codes below 2^62 take requant64_wide; else every k is in [1, 62] and codes below
+// 2^31 take requant64 (both checked by the caller). Exact in both; blocks with a bigger code are redone exactly.
+template <bool kResidual, bool kWide, class FIn, class FIdIn, class In, class IdIn, class Out>
 bool requant_fast(FIn fin, FIdIn fid, In in, IdIn id, DyadicArray d, i64 ds, DyadicArray d_id, i64 dis,
                   double out_scale, Out out, const RequantParams& p, int64_t cols) {
   std::atomic<bool> all_ok{true};
@@ -142,16 +143,21 @@ bool requant_fast(FIn fin, FIdIn fid, In in, IdIn id, DyadicArray d, i64 ds, Dya
     i64* __restrict a = qa.data();
     i64* __restrict b = kResidual ? qb.data() : qa.data();
     const i64 lo = p.lo, hi = p.hi, n = cols;
+    const i64 limit = kWide ? kWideCodeLimit : kFastCodeLimit;
     const double so = out_scale;
     i64 big = 0;
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t base = r * n;
-      big |= fin.load_row(base, n, s_a, a);
-      if (kResidual) big |= fid.load_row(base, n, s_b, b);
+      big |= fin.load_row(base, n, s_a, limit, a);
+      if (kResidual) big |= fid.load_row(base, n, s_b, limit, b);
       for (int64_t c = 0; c < n; ++c) {
-        i64 v = requant64(a[c], m[c], k[c]);
-        if (kResidual) v += requant64(b[c], mi[c], ki[c]);
-        o.store(base + c, v < lo ? lo : (v > hi ? hi : v), so);
+        // Each requant is below 2^62 in magnitude, so the sum cannot overflow. Two one-sided clamps: GCC does
+        // not vectorize the nested select of the wide form.
+        i64 v = kWide ? requant64_wide(a[c], m[c], k[c]) : requant64(a[c], m[c], k[c]);
+        if (kResidual) v += kWide ? requant64_wide(b[c], mi[c], ki[c]) : requant64(b[c], mi[c], ki[c]);
+        v = v < lo ? lo : v;
+        v = v > hi ? hi : v;
+        o.store(base + c, v, so);
       }
     }
     if (big && !requant_range(in, id, d, d_id, out_scale, out, p, r0 * cols, r1 * cols)) all_ok = false;
@@ -169,12 +175,21 @@ bool exact_parallel(In in, IdIn id, DyadicArray d, DyadicArray d_id, double out_
   return all_ok;
 }
 
-bool shifts_in_fast_range(const RequantSide& s) {
+bool shifts_in(const RequantSide& s, int64_t lo, int64_t hi) {
   const int64_t* k = s.k.data_ptr<int64_t>();
   for (int64_t c = 0; c < s.k.numel(); ++c) {
-    if (k[c] < 1 || k[c] > 62) return false;
+    if (k[c] < lo || k[c] > hi) return false;
   }
   return true;
+}
+
+// Which fast path applies: wide (codes < 2^62, every k in [31, 62]: multipliers below 1), narrow (codes < 2^31,
+// every k in [1, 62]) or none (exact 128-bit path for every element).
+enum class FastPath { kNone, kNarrow, kWide };
+FastPath fast_path(const RequantSide& in, const RequantSide* id) {
+  auto all = [&](int64_t lo, int64_t hi) { return shifts_in(in, lo, hi) && (id == nullptr || shifts_in(*id, lo, hi)); };
+  if (all(31, 62)) return FastPath::kWide;
+  return all(1, 62) ? FastPath::kNarrow : FastPath::kNone;
 }
 
 template <class F>
@@ -188,23 +203,30 @@ auto with_fast_loader(const RequantSide& s, F&& f) {
 template <class Out>
 bool requant_out(const RequantSide& in, const RequantSide* id, Out out, double out_scale, const RequantParams& p) {
   const int64_t cols = in.codes.dim() == 0 ? 1 : in.codes.size(-1);  // channels of the last dim (numel > 0)
-  const bool fast = shifts_in_fast_range(in) && (id == nullptr || shifts_in_fast_range(*id));
+  const FastPath path = fast_path(in, id);
   return with_requant_loader(in, [&](auto in_loader) {
     if (id == nullptr) {
-      if (fast) {
-        return with_fast_loader(in, [&](auto fin) {
-          return requant_fast<false>(fin, fin, in_loader, in_loader, dyadics(in), in.m.numel() > 1, dyadics(in), 0,
-                                     out_scale, out, p, cols);
-        });
+      if (path == FastPath::kNone) {
+        return exact_parallel(in_loader, in_loader, dyadics(in), dyadics(in), out_scale, out, p);
       }
-      return exact_parallel(in_loader, in_loader, dyadics(in), dyadics(in), out_scale, out, p);
+      return with_fast_loader(in, [&](auto fin) {
+        const bool per_channel = in.m.numel() > 1;
+        if (path == FastPath::kWide) {
+          return requant_fast<false, true>(fin, fin, in_loader, in_loader, dyadics(in), per_channel, dyadics(in), 0,
+                                           out_scale, out, p, cols);
+        }
+        return requant_fast<false, false>(fin, fin, in_loader, in_loader, dyadics(in), per_channel, dyadics(in), 0,
+                                          out_scale, out, p, cols);
+      });
     }
+    // Residual adds take the narrow path only (their codes are 16- or 22-bit; one variant keeps the number of
+    // instantiations over the input × identity code types down).
     return with_requant_loader(*id, [&](auto id_loader) {
-      if (fast) {
+      if (path != FastPath::kNone) {
         return with_fast_loader(in, [&](auto fin) {
           return with_fast_loader(*id, [&](auto fid) {
-            return requant_fast<true>(fin, fid, in_loader, id_loader, dyadics(in), in.m.numel() > 1, dyadics(*id),
-                                      id->m.numel() > 1, out_scale, out, p, cols);
+            return requant_fast<true, false>(fin, fid, in_loader, id_loader, dyadics(in), in.m.numel() > 1,
+                                             dyadics(*id), id->m.numel() > 1, out_scale, out, p, cols);
           });
         });
       }

@@ -171,3 +171,21 @@ def test_requant_fast_path_falls_back_exactly_on_wide_codes():
     ident[7, 7] = 2**45
     got = ops.requant(q, s_in, 0.05, 16, ident, 2e-4)
     assert torch.equal(got.long(), reference.requant_act(q, s_in, 0.05, 16, ident, 2e-4))
+
+
+def test_requant_wide_path_matches_reference():
+    # multipliers below 1 take the wide 64-bit path for codes up to 2^62 (I-BERT GELU outputs, int32 accumulators)
+    g = torch.Generator().manual_seed(3)
+    mags = torch.randint(0, 62, (96, 40), generator=g)
+    q = torch.randint(0, 2**62, (96, 40), generator=g, dtype=torch.int64) >> mags
+    q = torch.where(torch.rand(96, 40, generator=g) < 0.5, -q, q)
+    q[::7, 0] = 2**62 - 1
+    q[3, 5] = 2**62  # beyond the wide range: that block is redone by the exact path
+    q[4, 6] = -(2**63)
+    s_in = 2.0 ** -torch.randint(20, 45, (40,), generator=g).double() * (1 + torch.rand(40, generator=g).double())
+    got = ops.requant(q, s_in, 2.0**-8, 30)
+    assert torch.equal(got.long(), reference.requant_act(q, s_in, 2.0**-8, 30))
+    # one multiplier above 1 (a shift below 31): the narrow path with exact fallback for the wide codes
+    s_in[2] = 3.0
+    got = ops.requant(q, s_in, 2.0**-8, 30)
+    assert torch.equal(got.long(), reference.requant_act(q, s_in, 2.0**-8, 30))
