@@ -183,21 +183,20 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
   // Every run's plan before any QAT (SPEC §7: assigned once, before QAT), so a bad plan fails fast; the analyzer
   // runs once per bit-width.
   const std::vector<RunConfig> runs = config.runs();
-  std::map<int64_t, models::Plan> mixed;
+  std::map<int64_t, MixedPlans> mixed;
   std::vector<models::Plan> plans;
   for (const RunConfig& run : runs) {
-    if (run.plan == "mixed") {
+    if (is_mixed_plan(run.plan)) {
       // A resumed job keeps the plans it already chose (they depend only on the FP weights and the bits).
-      const std::string plan_file = dir + "/plans/mixed_w" + std::to_string(run.bits) + ".yaml";
-      if (!mixed.count(run.bits) && options.resume && fs::exists(plan_file)) {
-        mixed[run.bits] = models::Plan::load(plan_file);
+      if (!mixed.count(run.bits) && options.resume) {
+        if (auto saved = MixedPlans::load(dir + "/plans", run.bits)) mixed[run.bits] = *saved;
       }
       if (!mixed.count(run.bits)) {
         fs::create_directories(dir + "/plans");
-        mixed[run.bits] = mixed_plan(fp, run.bits, config, train, overrides, dir + "/plans");
-        mixed[run.bits].save(plan_file);
+        mixed[run.bits] = mixed_plans(fp, run.bits, config, train, overrides, dir + "/plans");
+        mixed[run.bits].save(dir + "/plans", run.bits);
       }
-      plans.push_back(mixed[run.bits]);
+      plans.push_back(mixed[run.bits].of(run.plan));
     } else if (is_plan_method(run.plan)) {
       plans.push_back(models::Plan::uniform(run.plan));
     } else {

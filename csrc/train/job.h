@@ -3,7 +3,8 @@
 // trainer (the CLI and the Python bindings call run_job).
 //
 // Run folder <output.dir>: config.yaml (the resolved job), train.log, fp/ (stage folder, see trainer.h),
-// <run>/ (plan.yaml + a stage folder), plans/mixed_w<bits>.yaml (analyzer plans), results.md, results.json.
+// <run>/ (plan.yaml + a stage folder), plans/ (the analyzer's reports and plans: mixed_w<bits>.yaml of
+// analyze.mode, mixed_paper_w<bits>.yaml, mixed_isolated_w<bits>.yaml), results.md, results.json.
 #pragma once
 
 #include <string>

@@ -18,13 +18,18 @@ void require(bool ok, const std::string& path, const char* key, const std::strin
 void check_plan(const std::string& plan, const std::string& path, const char* key) {
   if (is_plan_method(plan)) return;
   require(!plan.empty() && std::filesystem::is_regular_file(plan), path, key,
-          "must be mixed, ivit, ibert, fqvit or a plan file; no such file '" + plan + "'");
+          "must be mixed, mixed_paper, mixed_isolated, ivit, ibert, fqvit or a plan file; no such file '" + plan +
+              "'");
 }
 
 }  // namespace
 
 bool is_plan_method(const std::string& plan) {
-  return plan == "mixed" || plan == "ivit" || plan == "ibert" || plan == "fqvit";
+  return is_mixed_plan(plan) || plan == "ivit" || plan == "ibert" || plan == "fqvit";
+}
+
+bool is_mixed_plan(const std::string& plan) {
+  return plan == "mixed" || plan == "mixed_paper" || plan == "mixed_isolated";
 }
 
 void DataConfig::visit(config::Visitor& v) {
@@ -109,7 +114,9 @@ void ModelConfig::validate(const std::string& path) const {
 void RunConfig::visit(config::Visitor& v) {
   v.field("name", name, "run name (its folder under output.dir; a row of the results table)");
   v.field("bits", bits, "W/A bit-width (SPEC §6), 2..16");
-  v.field("plan", plan, "mixed | ivit | ibert | fqvit | a plan file");
+  v.field("plan", plan,
+          "mixed (the analyzer's plan, analyze.mode) | mixed_paper | mixed_isolated (that mode's plan, from the "
+          "same analysis) | ivit | ibert | fqvit | a plan file");
 }
 
 void RunConfig::validate(const std::string& path) const {
@@ -121,7 +128,9 @@ void RunConfig::validate(const std::string& path) const {
 
 void QuantConfig::visit(config::Visitor& v) {
   v.field("bits", bits, "W/A bit-width of the run when `compare` is empty, 2..16");
-  v.field("plan", plan, "plan of the run when `compare` is empty: mixed | ivit | ibert | fqvit | a plan file");
+  v.field("plan", plan,
+          "plan of the run when `compare` is empty: mixed | mixed_paper | mixed_isolated | ivit | ibert | fqvit | a "
+          "plan file");
   v.field("calib_batches", calib_batches, "training batches that set the activation ranges before QAT");
 }
 

@@ -68,7 +68,8 @@ struct ModelConfig {
 };
 
 // One quantized run: W/A bits and a plan (ivit | ibert | fqvit: that method everywhere; mixed: the analyzer's
-// per-layer choice for these bits; anything else: a plan file).
+// per-layer choice for these bits in analyze.mode; mixed_paper / mixed_isolated: that mode's choice, both from
+// the same single analysis per bit-width; anything else: a plan file).
 struct RunConfig {
   std::string name;
   int64_t bits = 8;
@@ -112,8 +113,10 @@ struct JobConfig {
   std::vector<RunConfig> runs() const;
 };
 
-// "mixed", or a uniform method name, or "" when `plan` names a file.
+// A plan chosen by name (mixed, mixed_paper, mixed_isolated or a uniform method), not a plan file.
 bool is_plan_method(const std::string& plan);
+// One of the analyzer's plans: mixed, mixed_paper or mixed_isolated.
+bool is_mixed_plan(const std::string& plan);
 
 }  // namespace train
 }  // namespace mnq

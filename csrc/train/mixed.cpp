@@ -13,8 +13,40 @@
 namespace mnq {
 namespace train {
 
-models::Plan mixed_plan(const models::Model& fp, int64_t bits, const JobConfig& config, const data::Loader& calib,
-                        const models::ModelOverrides& overrides, const std::string& report_dir) {
+namespace {
+
+std::string plan_file(const std::string& dir, const std::string& kind, int64_t bits) {
+  return (std::filesystem::path(dir) / (kind + "_w" + std::to_string(bits) + ".yaml")).string();
+}
+
+}  // namespace
+
+const models::Plan& MixedPlans::of(const std::string& plan) const {
+  if (plan == "mixed_paper") return paper;
+  if (plan == "mixed_isolated") return isolated;
+  return chosen;
+}
+
+void MixedPlans::save(const std::string& dir, int64_t bits) const {
+  paper.save(plan_file(dir, "mixed_paper", bits));
+  isolated.save(plan_file(dir, "mixed_isolated", bits));
+  chosen.save(plan_file(dir, "mixed", bits));  // last: its presence marks a complete set
+}
+
+std::optional<MixedPlans> MixedPlans::load(const std::string& dir, int64_t bits) {
+  MixedPlans p;
+  const std::pair<const char*, models::Plan*> files[] = {
+      {"mixed", &p.chosen}, {"mixed_paper", &p.paper}, {"mixed_isolated", &p.isolated}};
+  for (const auto& [kind, plan] : files) {
+    const std::string file = plan_file(dir, kind, bits);
+    if (!std::filesystem::exists(file)) return std::nullopt;
+    *plan = models::Plan::load(file);
+  }
+  return p;
+}
+
+MixedPlans mixed_plans(const models::Model& fp, int64_t bits, const JobConfig& config, const data::Loader& calib,
+                       const models::ModelOverrides& overrides, const std::string& report_dir) {
   const int64_t n = std::min(config.analyze.calib_batches, calib.num_batches());
   if (n == 0) {
     throw config::Error("data.batch_size", "the training split has no full batch for the analyzer's calibration");
@@ -31,7 +63,7 @@ models::Plan mixed_plan(const models::Model& fp, int64_t bits, const JobConfig& 
   report.write_csv((dir / (stem + "_report.csv")).string());
   report.write_json((dir / (stem + "_report.json")).string());
   log::info("analyzer: W{} done in {}\n{}", bits, log::duration(report.seconds), report.summary());
-  return report.plan;
+  return {report.plan, report.plan_paper, report.plan_isolated};
 }
 
 }  // namespace train

@@ -1,6 +1,7 @@
 // `plan: mixed`: the per-layer plan of the SQNR-difference analyzer (SPEC §7) for one bit-width.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "csrc/data/loader.h"
@@ -14,10 +15,23 @@ namespace train {
 // the training epochs 0, 1, … so calibration images do not depend on the number of epochs.
 inline constexpr int64_t kCalibEpoch = 1000000;
 
+// The analyzer's plans for one bit-width: both modes are computed by every analysis.
+struct MixedPlans {
+  models::Plan chosen;  // analyze.mode's
+  models::Plan paper, isolated;
+
+  // The plan of a run's `plan` value: mixed, mixed_paper or mixed_isolated.
+  const models::Plan& of(const std::string& plan) const;
+  // Writes <dir>/mixed_w<bits>.yaml, mixed_paper_w<bits>.yaml and mixed_isolated_w<bits>.yaml (atomically).
+  void save(const std::string& dir, int64_t bits) const;
+  // The plans `save` wrote, or nullopt when one of the files is missing (a resumed job re-analyzes then).
+  static std::optional<MixedPlans> load(const std::string& dir, int64_t bits);
+};
+
 // Runs the analyzer on the FP model with the first calibration batches of `calib`, writes its report into
-// `report_dir`, and returns the plan.
-models::Plan mixed_plan(const models::Model& fp, int64_t bits, const JobConfig& config, const data::Loader& calib,
-                        const models::ModelOverrides& overrides, const std::string& report_dir);
+// `report_dir`, and returns its plans.
+MixedPlans mixed_plans(const models::Model& fp, int64_t bits, const JobConfig& config, const data::Loader& calib,
+                       const models::ModelOverrides& overrides, const std::string& report_dir);
 
 }  // namespace train
 }  // namespace mnq

@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "csrc/data/fashion_mnist.h"
@@ -196,7 +197,7 @@ TEST_CASE("train: a NaN loss stops the stage and keeps the last good checkpoint"
   CHECK(load_checkpoint(dir / "stage/checkpoint.safetensors", *m.module, opt).epoch == 1);
 }
 
-TEST_CASE("train: plan mixed runs the analyzer once per bit-width and trains the mixed model", "[train]") {
+TEST_CASE("train: plan mixed runs the analyzer once per bit-width and trains the mixed models", "[train]") {
   log::set_quiet(true);
   TempDir dir("trainmixed");
   mnq_test::write_synthetic_fashion(dir / "data", 64, 32, 14);
@@ -204,12 +205,23 @@ TEST_CASE("train: plan mixed runs the analyzer once per bit-width and trains the
   c.model.pretrain.epochs = 1;
   c.analyze.calib_batches = 2;
   c.analyze.progress = false;
-  c.compare = {RunConfig{"mixed6", 6, "mixed"}, RunConfig{"ivit6", 6, "ivit"}};
+  c.analyze.mode = "paper";
+  c.compare = {RunConfig{"mixed6", 6, "mixed"}, RunConfig{"ivit6", 6, "ivit"}, RunConfig{"iso6", 6, "mixed_isolated"}};
   const JobResult r = run_job(c, {false, -1, true});
   REQUIRE(r.finished);
-  REQUIRE(r.rows.size() == 3);  // FP, mixed6, ivit6
+  REQUIRE(r.rows.size() == 4);  // FP, mixed6, ivit6, iso6
   const models::Plan plan = models::Plan::load(dir / "run/plans/mixed_w6.yaml");
   CHECK(models::Plan::load(dir / "run/mixed6/plan.yaml") == plan);
+  CHECK(models::Plan::load(dir / "run/plans/mixed_paper_w6.yaml") == plan);  // analyze.mode paper
+  // mixed_isolated: the isolated ranking of the same analysis (one report per bit-width).
+  const auto report = nlohmann::json::parse(std::ifstream(dir / "run/plans/mixed_w6_report.json"));
+  const models::Plan isolated = models::Plan::load(dir / "run/plans/mixed_isolated_w6.yaml");
+  CHECK(models::Plan::load(dir / "run/iso6/plan.yaml") == isolated);
+  const auto iso_methods = isolated.resolve(models::vit_layer_names(models::vit_preset(c.model.preset)));
+  for (const auto& layer : report.at("layers")) {
+    INFO(layer.dump());
+    CHECK(iso_methods.at(layer.at("layer").get<std::string>()) == layer.at("chosen_isolated").get<std::string>());
+  }
   const auto methods = plan.resolve(models::vit_layer_names(models::vit_preset(c.model.preset)));
   for (const auto& [layer, method] : methods) {
     INFO(layer);

@@ -65,6 +65,9 @@ TEST_CASE("job config: validate names the offending key", "[train_config]") {
   CHECK_THROWS_WITH(validate(model + "compare:\n  - {name: a, plan: plans/none.yaml}\n"),
                     Catch::Contains("compare.0.plan") && Catch::Contains("plans/none.yaml"));
   CHECK_THROWS_WITH(validate(model + "quant: {plan: ivt}\n"), Catch::Contains("quant.plan"));
+  CHECK_THROWS_WITH(validate(model + "quant: {plan: mixed_iso}\n"),
+                    Catch::Contains("quant.plan") && Catch::Contains("mixed_isolated"));
+  CHECK_NOTHROW(validate(model + "compare:\n  - {name: a, plan: mixed_isolated}\n  - {name: b, plan: mixed_paper}\n"));
   CHECK_THROWS_WITH(validate(base + "device: gpu\n"), Catch::Contains("device: must be auto, cpu or cuda"));
   CHECK_NOTHROW(validate(base + "device: cpu\n"));
 }
