@@ -1,5 +1,5 @@
 // mnq._mnq.train: a whole mnq-train job from Python (mnq.train passes the YAML text), run with the GIL released;
-// returns the run folder, whether every stage finished, and the results rows (as results.json has them).
+// returns the run folder, whether every stage finished, and results.json's text (rows and paired comparisons).
 #include "csrc/train/bindings.h"
 
 #include <pybind11/stl.h>

@@ -4,7 +4,8 @@
     results = mnq.train({"model": {"preset": "vit_mnist_tiny"}, "compare": [{"name": "w8", "bits": 8, "plan": "ivit"}]})
 
 The config is the same YAML job (a path, YAML text, or a dict); ``overrides`` are ``--set`` assignments. Returns
-the results table (results.json's rows) with the run folder; ``resume=True`` continues an interrupted job from its
+the results table (results.json's ``runs`` as ``rows``, its paired ``comparisons`` and per-bit-width ``summary``)
+with the run folder; ``resume=True`` continues an interrupted job from its
 checkpoints. Config errors raise ValueError naming the key path.
 """
 from __future__ import annotations
@@ -32,4 +33,6 @@ def train(config: Union[str, os.PathLike, Mapping], *, overrides: Sequence[str] 
     if isinstance(overrides, str):
         overrides = [overrides]
     out = _mnq.train(text, origin, list(overrides), bool(resume), bool(quiet))
-    return {"dir": out["dir"], "finished": out["finished"], "rows": json.loads(out["results_json"])}
+    results = json.loads(out["results_json"])
+    return {"dir": out["dir"], "finished": out["finished"], "rows": results["runs"],
+            "comparisons": results["comparisons"], "summary": results["summary"]}

@@ -34,7 +34,17 @@ def test_train_job_end_to_end(tmp_path):
     rows = result["rows"]
     assert [r["name"] for r in rows] == ["fp", "w8_ivit", "w6_mixed"]
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert saved == rows
+    assert saved["runs"] == rows
+    # Paired tests on the same 128 test images: each run vs FP (one per width here, no same-width pairs).
+    assert [(c["a"], c["b"]) for c in result["comparisons"]] == [("w8_ivit", "fp"), ("w6_mixed", "fp")]
+    assert result["comparisons"] == saved["comparisons"]
+    for c in result["comparisons"]:
+        assert c["available"] and c["both_right"] + c["only_a_right"] + c["only_b_right"] + c["both_wrong"] == 128
+        assert 0 < c["p"] <= c["p_holm"] <= 1
+        lo, hi = c["delta_top1_ci95"]
+        assert lo <= c["delta_top1"] <= hi
+    assert [s["bits"] for s in result["summary"]] == [8, 6]
+    assert "## Paired comparisons" in (tmp_path / "run" / "results.md").read_text()
     for r in rows:
         assert r["test_images"] == 128 and r["finished"]
         lo, hi = r["top1_ci95"]
@@ -42,7 +52,7 @@ def test_train_job_end_to_end(tmp_path):
     assert (tmp_path / "run" / "results.md").exists()
     assert (tmp_path / "run" / "plans" / "mixed_w6.yaml").exists()
     again = mnq.train(tiny_job(tmp_path / "run"), resume=True, quiet=True)  # finished: nothing is redone
-    assert again["rows"] == rows
+    assert again["rows"] == rows and again["comparisons"] == result["comparisons"]
 
 
 def test_train_config_errors_name_the_key(tmp_path):
