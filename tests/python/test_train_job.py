@@ -1,5 +1,6 @@
 """mnq.train and the mnq-train / mnq-analyze console scripts: a tiny job end to end on Fashion-MNIST subsets, the
-results rows, resuming a finished job, and config errors naming the key path."""
+results rows and paired comparisons, resuming a finished job, and config errors naming the key path; the shape of
+mnq.bench_train's answer (no timing is asserted)."""
 import json
 import shutil
 import subprocess
@@ -74,3 +75,17 @@ def test_console_scripts_list_every_key():
     out = subprocess.run(["mnq-analyze", "--config", "/nonexistent.yaml"], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 2 and "cannot read" in out.stderr
+
+
+def test_bench_train_rows():
+    r = mnq.bench_train(batch=8, steps=1, warmup=0, methods=["ivit"], data="synthetic", loader_images=32)
+    assert [(row["kind"], row["method"]) for row in r["rows"]] == [
+        ("train", "fp"), ("eval", "fp"), ("train", "ivit"), ("eval", "ivit"), ("loader", "synthetic")]
+    for row in r["rows"]:
+        assert row["img_s"] > 0 and row["img_cpu_s"] > 0
+        assert (row["vs_fp"] is None) == (row["kind"] == "loader")
+    assert r["rows"][0]["vs_fp"] == 1.0 and "QAT W8 ivit train step" in r["table"]
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        mnq.bench_train(methods=["nope"])
+    with pytest.raises(ValueError, match="data must be"):
+        mnq.bench_train(data="imagenet")
