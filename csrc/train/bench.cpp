@@ -1,9 +1,8 @@
 #include "csrc/train/bench.h"
 
+#include <fmt/format.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
-
-#include <fmt/format.h>
 
 #include <chrono>
 #include <ctime>
@@ -63,7 +62,8 @@ BenchResult bench_train(const BenchOptions& o) {
   if (o.batch <= 0) throw std::invalid_argument("bench: batch must be positive, got " + std::to_string(o.batch));
   if (o.steps <= 0) throw std::invalid_argument("bench: steps must be positive, got " + std::to_string(o.steps));
   for (const std::string& m : o.methods) {
-    if (!is_plan_method(m)) throw std::invalid_argument("bench: methods: unknown method '" + m + "' (ivit, ibert, fqvit)");
+    if (!is_plan_method(m))
+      throw std::invalid_argument("bench: methods: unknown method '" + m + "' (ivit, ibert, fqvit)");
   }
   if (o.data != "fashion_mnist" && o.data != "synthetic" && o.data != "none") {
     throw std::invalid_argument("bench: data must be fashion_mnist, synthetic or none, got '" + o.data + "'");

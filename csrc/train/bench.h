@@ -17,9 +17,9 @@ struct BenchOptions {
   int64_t batch = 128;  // images per step
   int64_t steps = 10;   // timed steps per row (after `warmup` untimed ones)
   int64_t warmup = 2;
-  int64_t bits = 8;                                         // W/A bits of the quantized models
+  int64_t bits = 8;                                               // W/A bits of the quantized models
   std::vector<std::string> methods = {"ivit", "ibert", "fqvit"};  // uniform plans timed
-  std::string device = "cpu";                               // cpu | cuda (models and the batch live there)
+  std::string device = "cpu";                                     // cpu | cuda (models and the batch live there)
   // Loader rows: fashion_mnist (the IDX files under fashion_root) | synthetic (generated images of the model's
   // input shape: the loader's own cost) | none.
   std::string data = "fashion_mnist";
@@ -31,9 +31,9 @@ struct BenchOptions {
 };
 
 struct BenchRow {
-  std::string name;    // e.g. "QAT W8 ivit train step"
-  std::string kind;    // train | eval | loader
-  std::string method;  // fp, a plan method, or the loader's data
+  std::string name;      // e.g. "QAT W8 ivit train step"
+  std::string kind;      // train | eval | loader
+  std::string method;    // fp, a plan method, or the loader's data
   double img_s = 0;      // images per wall-clock second
   double img_cpu_s = 0;  // images per CPU second of this process (all threads)
   double vs_fp = 0;      // img_s / the FP row of the same kind (train or eval); 0 for loader rows

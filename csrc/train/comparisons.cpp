@@ -159,7 +159,11 @@ std::string comparisons_markdown(const std::vector<RunResult>& rows, const std::
 nlohmann::json comparisons_json(const std::vector<RunResult>& rows, const std::vector<Comparison>& cmp) {
   nlohmann::json list = nlohmann::json::array();
   for (const Comparison& c : cmp) {
-    nlohmann::json j = {{"a", c.a},   {"b", c.b}, {"bits", c.bits}, {"vs_fp", c.vs_fp}, {"available", c.available},
+    nlohmann::json j = {{"a", c.a},
+                        {"b", c.b},
+                        {"bits", c.bits},
+                        {"vs_fp", c.vs_fp},
+                        {"available", c.available},
                         {"delta_top1", c.delta}};
     if (c.available) {
       j["both_right"] = c.counts.a;

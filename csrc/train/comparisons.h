@@ -17,16 +17,16 @@ namespace train {
 constexpr double kAlpha = 0.05;  // family-wise error rate of the table's tests
 
 struct Comparison {
-  std::string a, b;         // row names; Δ = top-1(a) − top-1(b)
-  int64_t bits = 0;         // the bit-width of the group (a's)
-  bool vs_fp = false;       // b is the FP model (else a and b are runs with the same bits, a the more accurate)
-  bool available = false;   // both rows have per-image results on the same test images
-  std::string unavailable;  // why not, when !available
-  PairCounts counts;        // a: both right, b: only A right, c: only B right, d: both wrong
-  double delta = 0;         // top-1(a) − top-1(b) = (b − c)/n
-  Interval ci;              // Newcombe's paired 95 % interval of delta
-  double p = 1;             // exact McNemar
-  double p_holm = 1;        // Holm–Bonferroni over every available test of the table
+  std::string a, b;          // row names; Δ = top-1(a) − top-1(b)
+  int64_t bits = 0;          // the bit-width of the group (a's)
+  bool vs_fp = false;        // b is the FP model (else a and b are runs with the same bits, a the more accurate)
+  bool available = false;    // both rows have per-image results on the same test images
+  std::string unavailable;   // why not, when !available
+  PairCounts counts;         // a: both right, b: only A right, c: only B right, d: both wrong
+  double delta = 0;          // top-1(a) − top-1(b) = (b − c)/n
+  Interval ci;               // Newcombe's paired 95 % interval of delta
+  double p = 1;              // exact McNemar
+  double p_holm = 1;         // Holm–Bonferroni over every available test of the table
   bool significant = false;  // p_holm < kAlpha
 };
 

@@ -32,18 +32,18 @@ std::string results_json(const std::vector<RunResult>& rows) {
   for (const auto& r : rows) {
     const Interval ci = wilson_interval(r.metrics.top1, r.metrics.n);
     runs.push_back({{"name", r.name},
-                   {"bits", r.bits},
-                   {"plan", r.plan},
-                   {"top1", r.metrics.top1},
-                   {"top1_ci95", {ci.lo, ci.hi}},
-                   {"top5", r.metrics.top5},
-                   {"loss", r.metrics.loss},
-                   {"test_images", r.metrics.n},
-                   {"best_top1", r.best_top1},
-                   {"best_epoch", r.best_epoch},
-                   {"epochs", r.epochs},
-                   {"wall_s", r.wall_s},
-                   {"finished", r.finished}});
+                    {"bits", r.bits},
+                    {"plan", r.plan},
+                    {"top1", r.metrics.top1},
+                    {"top1_ci95", {ci.lo, ci.hi}},
+                    {"top5", r.metrics.top5},
+                    {"loss", r.metrics.loss},
+                    {"test_images", r.metrics.n},
+                    {"best_top1", r.best_top1},
+                    {"best_epoch", r.best_epoch},
+                    {"epochs", r.epochs},
+                    {"wall_s", r.wall_s},
+                    {"finished", r.finished}});
   }
   nlohmann::json out = comparisons_json(rows, paired_comparisons(rows));
   out["runs"] = std::move(runs);

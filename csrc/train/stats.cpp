@@ -36,8 +36,8 @@ double mcnemar_exact_p(int64_t b, int64_t c) {
   const int64_t m = b + c, k = std::min(b, c);
   if (2 * k >= m) return 1.0;  // b = c: the observed split is the likeliest one
   const double md = double(m);
-  const double log_pk = std::lgamma(md + 1) - std::lgamma(double(k) + 1) - std::lgamma(double(m - k) + 1) -
-                        md * std::log(2.0);
+  const double log_pk =
+      std::lgamma(md + 1) - std::lgamma(double(k) + 1) - std::lgamma(double(m - k) + 1) - md * std::log(2.0);
   // P(X ≤ k) / P(X = k) = Σ_{i ≤ k} P(X = i)/P(X = k): terms shrink as i falls (k < m/2), so stop once they no
   // longer change the sum.
   double sum = 1, term = 1;

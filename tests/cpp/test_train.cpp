@@ -117,9 +117,9 @@ TEST_CASE("train: a two-epoch job writes its run folder and learns", "[train]") 
   CHECK(resumed.rows[0].metrics.hits.empty());
   CHECK(resumed.rows[0].metrics.top1 == r.rows[0].metrics.top1);
   CHECK(resumed.rows[1].metrics.hits == r.rows[1].metrics.hits);
-  CHECK_THAT(read_text(dir / "run/results.md"),
-             Catch::Contains("| ivit8 | fp |") && Catch::Contains("n/a (fp has no per-image results") &&
-                 Catch::Contains("vs FP the test is unavailable"));
+  CHECK_THAT(read_text(dir / "run/results.md"), Catch::Contains("| ivit8 | fp |") &&
+                                                    Catch::Contains("n/a (fp has no per-image results") &&
+                                                    Catch::Contains("vs FP the test is unavailable"));
   CHECK(nlohmann::json::parse(read_text(dir / "run/results.json"))["comparisons"][0]["p"].is_null());
 }
 

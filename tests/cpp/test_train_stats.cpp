@@ -125,7 +125,8 @@ TEST_CASE("results: the paired comparisons mark the significant differences", "[
   const std::string md = results_markdown(rows);
   CHECK_THAT(md, Catch::Contains("## Paired comparisons"));
   CHECK_THAT(md, Catch::Contains("| ivit8 | fp | -0.75 [") && Catch::Contains("| 2 | 5 | 0.4531 | 0.4531 | no |"));
-  CHECK_THAT(md, Catch::Contains("| ibert8 | fp | -15.00 [") && Catch::Contains("| 0 | 60 | 1.7e-18 | 5.2e-18 | **yes** |"));
+  CHECK_THAT(
+      md, Catch::Contains("| ibert8 | fp | -15.00 [") && Catch::Contains("| 0 | 60 | 1.7e-18 | 5.2e-18 | **yes** |"));
   CHECK_THAT(md, Catch::Contains("| ivit8 | ibert8 | +14.25 ["));
   CHECK_THAT(md, Catch::Contains("| w4 | fp | +0.00 | n/a | n/a | n/a | n/a | n/a (w4 has no per-image results"));
   CHECK_THAT(md, Catch::Contains("over the 3 tests"));
