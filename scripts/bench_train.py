@@ -49,9 +49,11 @@ def main():
     for row in r["rows"]:
         if row["kind"] == "loader":
             print(f"  {row['name']:<36} {row['img_s']:11.0f} img/s ({row['img_cpu_s']:.0f} img/CPU-s)")
-    fp_step = rows[("train", "fp")]["img_s"]
+    fp = rows[("train", "fp")]
     for method in [m for m in args.methods.split(",") if m]:
-        print(f"  QAT {method} step costs {fp_step / rows[('train', method)]['img_s']:.2f}x the FP step")
+        q = rows[("train", method)]
+        print(f"  QAT {method} step costs {fp['img_s'] / q['img_s']:.2f}x the FP step "
+              f"({fp['img_cpu_s'] / q['img_cpu_s']:.2f}x in CPU time)")
 
 
 if __name__ == "__main__":
