@@ -30,3 +30,6 @@ echo "== benchmarks"
 "$PY" scripts/bench_ops.py --device all --threads "${THREADS:-16}"
 "$PY" scripts/bench_models.py --device cuda --models vit_mnist_tiny,deit_tiny_patch16_224,swin_tiny_patch4_window7_224
 "$PY" scripts/bench_analyzer.py --device cuda --preset deit_tiny_patch16_224 --batches 4 --batch-size 32
+"$PY" scripts/bench_train.py --device cuda --batch 256 --data synthetic --workers 4  # no Fashion-MNIST there
+"$PY" scripts/bench_train.py --device cuda --preset deit_tiny_patch16_224 --batch 64 --data synthetic --workers 8 \
+  --loader-images 4000

@@ -11,65 +11,21 @@
 #include "csrc/analysis/analyzer.h"
 #include "csrc/analysis/report.h"
 #include "csrc/config/cli.h"
-#include "csrc/data/fashion_mnist.h"
-#include "csrc/data/image.h"
-#include "csrc/data/image_folder.h"
 #include "csrc/data/loader.h"
-#include "csrc/models/presets.h"
-#include "csrc/models/swin.h"
 #include "csrc/models/weights.h"
+#include "csrc/train/datasets.h"
 #include "csrc/train/mixed.h"
 
 namespace mnq {
 namespace analysis {
 namespace {
 
-// The training split as mnq-train reads it (same normalisation, subset and shuffled calibration epoch), so the
-// analyzer sees the batches `plan: mixed` of a training job with the same data section sees. Checks the images
-// fit the model.
-data::Loader calibration_loader(const train::DataConfig& d, int64_t img_size, int64_t in_chans) {
-  std::shared_ptr<data::Dataset> ds;
-  if (d.kind == "fashion_mnist") {
-    ds = std::make_shared<data::FashionMnist>(d.root, "train", d.mean.empty() ? std::vector<double>{0.2860} : d.mean,
-                                              d.std.empty() ? std::vector<double>{0.3530} : d.std);
-  } else {
-    data::ImageFolderOptions o;
-    o.img_size = img_size;
-    o.channels = in_chans;
-    o.crop_pct = d.crop_pct;
-    o.interpolation = data::parse_filter(d.interpolation);
-    o.train_augment = d.train_augment;
-    if (!d.mean.empty()) o.mean = d.mean;
-    if (!d.std.empty()) o.std = d.std;
-    if (in_chans == 1 && d.mean.empty()) {
-      o.mean = {0.449};  // grey: the mean of ImageNet's channel statistics (as mnq-train)
-      o.std = {0.226};
-    }
-    ds = std::make_shared<data::ImageFolder>(d.root, "train", o);
-  }
-  const data::ImageShape s = ds->shape();
-  if (s.channels != in_chans || s.height != img_size || s.width != img_size) {
-    throw config::Error("model", fmt::format("the model takes {}×{}×{} images, the data are {}×{}×{} (set "
-                                             "model.in_chans / model.img_size)",
-                                             in_chans, img_size, img_size, s.channels, s.height, s.width));
-  }
-  ds = data::subset(ds, d.train_subset, static_cast<uint64_t>(d.seed));
-  return data::Loader(ds, {d.batch_size, true, true, d.workers, d.prefetch, static_cast<uint64_t>(d.seed)});
-}
-
-// The model's input size after the overrides.
-std::pair<int64_t, int64_t> input_shape(const AnalyzeModelConfig& m) {
-  int64_t img = 0, chans = 0;
-  if (models::preset_family(m.preset) == models::Family::kViT) {
-    const auto c = models::vit_preset(m.preset);
-    img = c.img_size;
-    chans = c.in_chans;
-  } else {
-    const auto c = models::swin_preset(m.preset);
-    img = c.img_size;
-    chans = c.in_chans;
-  }
-  return {m.img_size > 0 ? m.img_size : img, m.in_chans > 0 ? m.in_chans : chans};
+// The training split as mnq-train reads it (train::training_split: same normalisation, subset and shuffled
+// calibration epoch), so the analyzer sees the batches `plan: mixed` of a training job with the same data section
+// sees.
+data::Loader calibration_loader(const train::DataConfig& d, const train::ModelShape& shape) {
+  return data::Loader(train::training_split(d, shape),
+                      {d.batch_size, true, true, d.workers, d.prefetch, static_cast<uint64_t>(d.seed)});
 }
 
 }  // namespace
@@ -151,8 +107,7 @@ int run_analyze_job(const AnalyzeJob& job) {
   fp.module->to(device);
   fp.module->eval();
 
-  const auto [img_size, in_chans] = input_shape(job.model);
-  const data::Loader loader = calibration_loader(job.data, img_size, in_chans);
+  const data::Loader loader = calibration_loader(job.data, train::model_shape(job.model.preset, overrides));
   const int64_t n = std::min(job.analyze.calib_batches, loader.num_batches());
   if (n == 0) {
     throw config::Error("data.batch_size", "the training split has no full batch of " +

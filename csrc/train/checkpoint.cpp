@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <cstring>
 #include <map>
 #include <stdexcept>
 
@@ -78,6 +79,11 @@ void save_checkpoint(const std::string& path, const torch::nn::Module& module, t
   at::Tensor bytes = at::empty({int64_t(json.size())}, at::kByte);
   std::memcpy(bytes.data_ptr<uint8_t>(), json.data(), json.size());
   out.emplace_back("state.json", bytes);
+  if (!state.eval_hits.empty()) {
+    at::Tensor hits = at::empty({int64_t(state.eval_hits.size())}, at::kByte);
+    std::memcpy(hits.data_ptr<uint8_t>(), state.eval_hits.data(), state.eval_hits.size());
+    out.emplace_back("eval.hits", hits);
+  }
   models::write_safetensors(path, out);
 }
 
@@ -122,9 +128,21 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& module, t
   if (st == file.end()) fail(path, "missing 'state.json'");
   const std::string json(reinterpret_cast<const char*>(st->second.data_ptr<uint8_t>()), size_t(st->second.numel()));
   file.erase(st);
+  std::vector<uint8_t> hits;
+  if (const auto h = file.find("eval.hits"); h != file.end()) {
+    if (h->second.scalar_type() != at::kByte || h->second.dim() != 1) {
+      fail(path, "'eval.hits' must be a 1-D uint8 tensor, got " + c10::str(h->second.scalar_type(), " ",
+                                                                              h->second.sizes()));
+    }
+    const at::Tensor t = h->second.contiguous();
+    hits.assign(t.data_ptr<uint8_t>(), t.data_ptr<uint8_t>() + t.numel());
+    file.erase(h);
+  }
   if (!file.empty()) fail(path, "unexpected key '" + file.begin()->first + "' (a checkpoint of another model?)");
   try {
-    return TrainState::from_json(nlohmann::json::parse(json));
+    TrainState state = TrainState::from_json(nlohmann::json::parse(json));
+    state.eval_hits = std::move(hits);
+    return state;
   } catch (const nlohmann::json::exception& e) {
     fail(path, std::string("bad state.json: ") + e.what());
   }

@@ -5,6 +5,8 @@
 //   optim.<name>.exp_avg / .exp_avg_sq / .step   AdamW's state per parameter (by parameter name)
 //   rng.cpu               the state of the default CPU generator (at::manual_seed's)
 //   state.json            TrainState as JSON bytes (uint8)
+//   eval.hits             the last evaluation's per-image top-1 hits (uint8 [val_n]; absent before the first
+//                         evaluation and in checkpoints of older versions)
 #pragma once
 
 #include <torch/nn/module.h>
@@ -12,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace mnq {
 namespace train {
@@ -29,6 +32,7 @@ struct TrainState {
   bool budget_spent = false;  // the time budget ran out (mid-epoch possibly)
   bool finished = false;      // all epochs done or the budget spent (re-decided on resume by the new config)
   nlohmann::json history = nlohmann::json::array();  // one object per evaluation (see trainer.h)
+  std::vector<uint8_t> eval_hits;  // EvalMetrics::hits of the last evaluation (not in the JSON: eval.hits)
 
   nlohmann::json to_json() const;
   static TrainState from_json(const nlohmann::json& j);

@@ -5,11 +5,8 @@
 #include <filesystem>
 #include <map>
 
-#include "csrc/data/fashion_mnist.h"
-#include "csrc/data/image_folder.h"
-#include "csrc/models/presets.h"
-#include "csrc/models/swin.h"
 #include "csrc/models/weights.h"
+#include "csrc/train/datasets.h"
 #include "csrc/train/files.h"
 #include "csrc/train/log.h"
 #include "csrc/train/mixed.h"
@@ -20,77 +17,6 @@ namespace train {
 namespace {
 
 namespace fs = std::filesystem;
-
-models::ModelOverrides overrides_of(const ModelConfig& m) {
-  models::ModelOverrides o;
-  if (m.num_classes > 0) o.num_classes = m.num_classes;
-  if (m.img_size > 0) o.img_size = m.img_size;
-  if (m.in_chans > 0) o.in_chans = m.in_chans;
-  return o;
-}
-
-}  // namespace
-
-ModelShape model_shape(const ModelConfig& m) {
-  ModelShape s{};
-  if (models::preset_family(m.preset) == models::Family::kViT) {
-    const auto c = models::vit_preset(m.preset);
-    s = {c.img_size, c.in_chans, c.num_classes};
-  } else {
-    const auto c = models::swin_preset(m.preset);
-    s = {c.img_size, c.in_chans, c.num_classes};
-  }
-  if (m.img_size > 0) s.img_size = m.img_size;
-  if (m.in_chans > 0) s.in_chans = m.in_chans;
-  if (m.num_classes > 0) s.num_classes = m.num_classes;
-  return s;
-}
-
-namespace {
-
-struct Splits {
-  std::shared_ptr<data::Dataset> train, val;
-};
-
-Splits make_datasets(const DataConfig& d, const ModelShape& shape) {
-  Splits s;
-  if (d.kind == "fashion_mnist") {
-    const std::vector<double> mean = d.mean.empty() ? std::vector<double>{0.2860} : d.mean;
-    const std::vector<double> std = d.std.empty() ? std::vector<double>{0.3530} : d.std;
-    s.train = std::make_shared<data::FashionMnist>(d.root, "train", mean, std);
-    s.val = std::make_shared<data::FashionMnist>(d.root, "test", mean, std);
-  } else {
-    data::ImageFolderOptions o;
-    o.img_size = shape.img_size;
-    o.channels = shape.in_chans;
-    o.crop_pct = d.crop_pct;
-    o.interpolation = data::parse_filter(d.interpolation);
-    o.train_augment = d.train_augment;
-    if (!d.mean.empty()) o.mean = d.mean;
-    if (!d.std.empty()) o.std = d.std;
-    if (shape.in_chans == 1 && d.mean.empty()) {
-      o.mean = {0.449};  // grey: the mean of ImageNet's channel statistics
-      o.std = {0.226};
-    }
-    auto train = std::make_shared<data::ImageFolder>(d.root, "train", o);
-    s.val = std::make_shared<data::ImageFolder>(d.root, "val", o, train->classes());
-    s.train = train;
-  }
-  const data::ImageShape is = s.train->shape();
-  if (is.channels != shape.in_chans || is.height != shape.img_size || is.width != shape.img_size) {
-    throw config::Error("model",
-                        fmt::format("the model takes {}×{}×{} images, the data are {}×{}×{} (set "
-                                    "model.in_chans / model.img_size)",
-                                    shape.in_chans, shape.img_size, shape.img_size, is.channels, is.height, is.width));
-  }
-  if (s.train->num_classes() != shape.num_classes) {
-    throw config::Error("model.num_classes", fmt::format("the model has {} classes, the data {}", shape.num_classes,
-                                                         s.train->num_classes()));
-  }
-  s.train = data::subset(s.train, d.train_subset, uint64_t(d.seed));
-  s.val = data::subset(s.val, d.val_subset, uint64_t(d.seed) + 1);
-  return s;
-}
 
 // Activation ranges before QAT (SPEC §1): quantizers in training mode see `batches` training batches without
 // gradients (EMA of min/max; PtfAct α search), then the α choice of the fqvit LayerNorms is frozen.
@@ -144,7 +70,7 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
   log::info("mnq-train: run folder {} ({}, {} torch threads){}", dir, device.is_cuda() ? "CUDA" : "CPU",
             at::get_num_threads(), options.resume ? ", resuming" : "");
 
-  const models::ModelOverrides overrides = overrides_of(config.model);
+  const models::ModelOverrides overrides = model_overrides(config.model);
   const ModelShape shape = model_shape(config.model);
   const Splits splits = make_datasets(config.data, shape);
   const DataConfig& d = config.data;

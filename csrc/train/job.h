@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "csrc/train/datasets.h"  // ModelShape, model_shape
 #include "csrc/train/job_config.h"
 #include "csrc/train/results.h"
 
@@ -27,12 +28,6 @@ struct JobResult {
   std::vector<RunResult> rows;  // FP first, then the runs in order (those reached)
   bool finished = false;        // every stage finished
 };
-
-// The input and output shape of the configured model (preset + overrides).
-struct ModelShape {
-  int64_t img_size = 0, in_chans = 0, num_classes = 0;
-};
-ModelShape model_shape(const ModelConfig& model);
 
 JobResult run_job(const JobConfig& config, const JobOptions& options = {});
 // The entry of the Python bindings: run_job(config, {resume}).

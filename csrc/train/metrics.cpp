@@ -2,8 +2,6 @@
 
 #include <torch/torch.h>
 
-#include <cmath>
-
 #include "csrc/train/log.h"
 
 namespace mnq {
@@ -17,6 +15,7 @@ at::Device model_device(const models::Model& model) {
 EvalMetrics evaluate(const models::Model& model, const data::Loader& loader, const std::string& label) {
   model.module->eval();
   torch::NoGradGuard no_grad;
+  EvalMetrics m;
   double loss = 0;
   int64_t correct1 = 0, correct5 = 0, n = 0;
   Progress bar(label, loader.num_images());
@@ -31,12 +30,13 @@ EvalMetrics evaluate(const models::Model& model, const data::Loader& loader, con
     const int64_t k = std::min<int64_t>(5, logits.size(1));
     const at::Tensor top = std::get<1>(logits.topk(k, 1));  // [B, k], best first
     const at::Tensor hit = top.eq(labels.unsqueeze(1));  // [B, k]
-    correct1 += hit.select(1, 0).sum().item<int64_t>();
+    const at::Tensor top1 = hit.select(1, 0).to(at::kCPU, at::kByte).contiguous();  // [B]
+    correct1 += top1.sum().item<int64_t>();
+    m.hits.insert(m.hits.end(), top1.data_ptr<uint8_t>(), top1.data_ptr<uint8_t>() + top1.numel());
     correct5 += hit.any(1).sum().item<int64_t>();
     n += b->labels.size(0);
     bar.update(b->labels.size(0), fmt::format("top-1 {:.2f}%", 100.0 * double(correct1) / double(n)));
   }
-  EvalMetrics m;
   m.n = n;
   if (n > 0) {
     m.loss = loss / double(n);
@@ -45,15 +45,6 @@ EvalMetrics evaluate(const models::Model& model, const data::Loader& loader, con
   }
   bar.done(fmt::format("loss {:.4f} top-1 {:.2f}% top-5 {:.2f}%", m.loss, 100 * m.top1, 100 * m.top5));
   return m;
-}
-
-Interval wilson_interval(double p, int64_t n, double z) {
-  if (n <= 0) return {0, 1};
-  const double nn = double(n), z2 = z * z;
-  const double denom = 1 + z2 / nn;
-  const double center = (p + z2 / (2 * nn)) / denom;
-  const double half = z / denom * std::sqrt(p * (1 - p) / nn + z2 / (4 * nn * nn));
-  return {std::max(0.0, center - half), std::min(1.0, center + half)};
 }
 
 }  // namespace train

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "csrc/train/comparisons.h"
 #include "csrc/train/files.h"
 #include "csrc/train/log.h"
 
@@ -23,27 +24,29 @@ std::string results_markdown(const std::vector<RunResult>& rows) {
     md += fmt::format("\nTest images: {}. The interval is the Wilson score interval of top-1 on that many images.\n",
                       rows.front().metrics.n);
   }
-  return md;
+  return md + comparisons_markdown(rows, paired_comparisons(rows));
 }
 
 std::string results_json(const std::vector<RunResult>& rows) {
-  nlohmann::json out = nlohmann::json::array();
+  nlohmann::json runs = nlohmann::json::array();
   for (const auto& r : rows) {
     const Interval ci = wilson_interval(r.metrics.top1, r.metrics.n);
-    out.push_back({{"name", r.name},
-                   {"bits", r.bits},
-                   {"plan", r.plan},
-                   {"top1", r.metrics.top1},
-                   {"top1_ci95", {ci.lo, ci.hi}},
-                   {"top5", r.metrics.top5},
-                   {"loss", r.metrics.loss},
-                   {"test_images", r.metrics.n},
-                   {"best_top1", r.best_top1},
-                   {"best_epoch", r.best_epoch},
-                   {"epochs", r.epochs},
-                   {"wall_s", r.wall_s},
-                   {"finished", r.finished}});
+    runs.push_back({{"name", r.name},
+                    {"bits", r.bits},
+                    {"plan", r.plan},
+                    {"top1", r.metrics.top1},
+                    {"top1_ci95", {ci.lo, ci.hi}},
+                    {"top5", r.metrics.top5},
+                    {"loss", r.metrics.loss},
+                    {"test_images", r.metrics.n},
+                    {"best_top1", r.best_top1},
+                    {"best_epoch", r.best_epoch},
+                    {"epochs", r.epochs},
+                    {"wall_s", r.wall_s},
+                    {"finished", r.finished}});
   }
+  nlohmann::json out = comparisons_json(rows, paired_comparisons(rows));
+  out["runs"] = std::move(runs);
   return out.dump(2) + "\n";
 }
 

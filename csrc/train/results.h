@@ -1,5 +1,7 @@
 // The comparison table of a job: the FP model and every quantized run, with top-1 and its 95 % Wilson interval
-// on the test-set size, top-5, loss, best top-1, epochs and wall time; as results.md and results.json.
+// on the test-set size, top-5, loss, best top-1, epochs and wall time, followed by the paired comparisons
+// (comparisons.h: which differences are significant); as results.md and results.json
+// ({"runs": [...], "comparisons": [...], "summary": [...], "method": {...}}).
 #pragma once
 
 #include <string>

@@ -95,6 +95,14 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
       m.top1 = h.at("val_top1");
       m.top5 = h.at("val_top5");
       m.n = h.at("val_n");
+      // The hits are kept with the checkpoint; a count that disagrees with val_n (or none, from an older
+      // version) leaves them unknown, and the paired tests report "n/a".
+      if (int64_t(st.eval_hits.size()) == m.n) {
+        m.hits = st.eval_hits;
+      } else if (!st.eval_hits.empty()) {
+        log::info("warning: {}: {} per-image results for {} test images; the paired tests will be n/a",
+                  options.name, st.eval_hits.size(), m.n);
+      }
     }
     return m;
   };
@@ -165,6 +173,7 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
     bar.done(fmt::format("loss {:.4f}", st.part_seen ? st.part_loss / double(st.part_seen) : 0.0));
     const bool epoch_done = st.batch >= per_epoch;
     const EvalMetrics m = evaluate(model, val, fmt::format("{} eval", options.name));
+    st.eval_hits = m.hits;
     st.elapsed_s = elapsed0 + std::chrono::duration<double>(Clock::now() - t0).count();
     const double epoch_progress = double(st.epoch) + double(st.batch) / double(per_epoch);
     st.history.push_back({{"epoch", epoch_progress},

@@ -34,8 +34,8 @@ from . import models, nn, ops, reference  # noqa: E402
 from .plan import Plan  # noqa: E402
 from .quantize import calibrate, quantize  # noqa: E402
 from .analysis import AnalysisReport, analyze  # noqa: E402
-from .train import train  # noqa: E402
+from .train import bench_train, train  # noqa: E402
 
 __all__ = ["models", "nn", "ops", "reference", "library_path", "Plan", "quantize", "calibrate", "analyze",
-           "AnalysisReport", "train"]
+           "AnalysisReport", "train", "bench_train"]
 __version__ = "0.1.0"

@@ -4,8 +4,12 @@
     results = mnq.train({"model": {"preset": "vit_mnist_tiny"}, "compare": [{"name": "w8", "bits": 8, "plan": "ivit"}]})
 
 The config is the same YAML job (a path, YAML text, or a dict); ``overrides`` are ``--set`` assignments. Returns
-the results table (results.json's rows) with the run folder; ``resume=True`` continues an interrupted job from its
-checkpoints. Config errors raise ValueError naming the key path.
+the results table (results.json's ``runs`` as ``rows``, its paired ``comparisons`` and per-bit-width ``summary``)
+with the run folder; ``resume=True`` continues an interrupted job from its checkpoints. Config errors raise
+ValueError naming the key path.
+
+``bench_train`` runs the trainer's benchmark (``mnq-bench-train``, csrc/train/bench.h): images/s of the FP and QAT
+training steps and evaluation on one random batch, and of the data loader (see scripts/bench_train.py).
 """
 from __future__ import annotations
 
@@ -32,4 +36,22 @@ def train(config: Union[str, os.PathLike, Mapping], *, overrides: Sequence[str] 
     if isinstance(overrides, str):
         overrides = [overrides]
     out = _mnq.train(text, origin, list(overrides), bool(resume), bool(quiet))
-    return {"dir": out["dir"], "finished": out["finished"], "rows": json.loads(out["results_json"])}
+    results = json.loads(out["results_json"])
+    return {"dir": out["dir"], "finished": out["finished"], "rows": results["runs"],
+            "comparisons": results["comparisons"], "summary": results["summary"]}
+
+
+def bench_train(*, preset: str = "vit_mnist_tiny", batch: int = 128, steps: int = 10, warmup: int = 2, bits: int = 8,
+                methods: Sequence[str] = ("ivit", "ibert", "fqvit"), device: str = "cpu", data: str = "fashion_mnist",
+                fashion_root: str = "", image_folder: str = "", img_size: int = 224, workers: int = 1,
+                loader_images: int = 20000) -> dict:
+    """The trainer's benchmark in this process (torch's thread setting applies). Returns ``preset``, ``batch``,
+    ``steps``, ``bits``, ``device``, ``threads``, ``rows`` (``name``, ``kind`` train|eval|loader, ``method``,
+    ``img_s``, ``img_cpu_s``, ``vs_fp``: img/s over the FP row of the same kind, None for loader rows) and
+    ``table`` (mnq-bench-train's text). Bad options raise ValueError."""
+    o = _mnq.BenchOptions()
+    o.preset, o.batch, o.steps, o.warmup, o.bits = preset, int(batch), int(steps), int(warmup), int(bits)
+    o.methods = [methods] if isinstance(methods, str) else list(methods)
+    o.device, o.data, o.fashion_root, o.image_folder = device, data, fashion_root, image_folder
+    o.img_size, o.workers, o.loader_images = int(img_size), int(workers), int(loader_images)
+    return _mnq.bench_train(o)

@@ -1,5 +1,6 @@
 // mnq-analyze's job: config errors name the key path; an end-to-end run on Fashion-MNIST (a tiny random ViT,
 // two calibration batches) writes plan.yaml, report.csv, report.json and config.yaml; the CLI front end.
+#include <torch/torch.h>  // first: Catch2 then redefines c10's CHECK macro (else CHECK is c10's abort)
 #include <unistd.h>
 
 #include <catch2/catch.hpp>

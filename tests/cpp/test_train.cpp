@@ -75,12 +75,25 @@ TEST_CASE("train: a two-epoch job writes its run folder and learns", "[train]") 
     INFO(f);
     CHECK(std::filesystem::exists(dir / ("run/" + std::string(f))));
   }
+  for (const RunResult& row : r.rows) {
+    INFO(row.name);
+    REQUIRE(row.metrics.hits.size() == 100);
+    CHECK(std::count(row.metrics.hits.begin(), row.metrics.hits.end(), 1) == std::lround(100 * row.metrics.top1));
+  }
   const auto json = nlohmann::json::parse(read_text(dir / "run/results.json"));
-  REQUIRE(json.size() == 2);
-  CHECK(json[1]["top1"].get<double>() == r.rows[1].metrics.top1);
-  CHECK(json[1]["top1_ci95"][0].get<double>() < json[1]["top1"].get<double>());
+  const auto& runs = json.at("runs");
+  REQUIRE(runs.size() == 2);
+  CHECK(runs[1]["top1"].get<double>() == r.rows[1].metrics.top1);
+  CHECK(runs[1]["top1_ci95"][0].get<double>() < runs[1]["top1"].get<double>());
+  REQUIRE(json.at("comparisons").size() == 1);  // ivit8 vs fp
+  const auto& vs_fp = json["comparisons"][0];
+  CHECK(vs_fp["available"] == true);
+  CHECK(vs_fp["both_right"].get<int64_t>() + vs_fp["only_a_right"].get<int64_t>() ==
+        std::lround(100 * r.rows[1].metrics.top1));
   const std::string md = read_text(dir / "run/results.md");
   CHECK_THAT(md, Catch::Contains("| ivit8 | 8 | ivit |") && Catch::Contains("Test images: 100"));
+  CHECK_THAT(md, Catch::Contains("## Paired comparisons") && Catch::Contains("| ivit8 | fp |") &&
+                     Catch::Contains("- W8: best ivit8"));
   const std::string csv = read_text(dir / "run/ivit8/metrics.csv");
   CHECK(std::count(csv.begin(), csv.end(), '\n') == 3);  // header + 2 epochs
   CHECK(read_text(dir / "run/ivit8/plan.yaml").find("all: ivit") != std::string::npos);
@@ -90,6 +103,25 @@ TEST_CASE("train: a two-epoch job writes its run folder and learns", "[train]") 
   CHECK(again.rows[0].metrics.top1 == r.rows[0].metrics.top1);
   CHECK(again.rows[0].wall_s == r.rows[0].wall_s);
   CHECK(again.rows[1].metrics.top1 == r.rows[1].metrics.top1);
+  CHECK(again.rows[0].metrics.hits == r.rows[0].metrics.hits);
+  CHECK(again.rows[1].metrics.hits == r.rows[1].metrics.hits);
+
+  // A run folder of an older version has no per-image results in its checkpoints: resuming it still writes the
+  // table, with the paired test reported as unavailable.
+  models::NamedTensors old;
+  for (auto& [k, v] : models::read_safetensors(dir / "run/fp/checkpoint.safetensors")) {
+    if (k != "eval.hits") old.emplace_back(k, v);
+  }
+  models::write_safetensors(dir / "run/fp/checkpoint.safetensors", old);
+  const JobResult resumed = run_job(c, {true, -1, true});
+  REQUIRE(resumed.finished);
+  CHECK(resumed.rows[0].metrics.hits.empty());
+  CHECK(resumed.rows[0].metrics.top1 == r.rows[0].metrics.top1);
+  CHECK(resumed.rows[1].metrics.hits == r.rows[1].metrics.hits);
+  CHECK_THAT(read_text(dir / "run/results.md"), Catch::Contains("| ivit8 | fp |") &&
+                                                    Catch::Contains("n/a (fp has no per-image results") &&
+                                                    Catch::Contains("vs FP the test is unavailable"));
+  CHECK(nlohmann::json::parse(read_text(dir / "run/results.json"))["comparisons"][0]["p"].is_null());
 }
 
 TEST_CASE("train: stopping and resuming gives the uninterrupted result", "[train]") {
@@ -114,7 +146,12 @@ TEST_CASE("train: stopping and resuming gives the uninterrupted result", "[train
     CHECK(p3.rows[i].metrics.top1 == full.rows[i].metrics.top1);
     CHECK(p3.rows[i].metrics.top5 == full.rows[i].metrics.top5);
     CHECK(p3.rows[i].metrics.loss == full.rows[i].metrics.loss);
+    CHECK(p3.rows[i].metrics.hits.size() == 64);
+    CHECK(p3.rows[i].metrics.hits == full.rows[i].metrics.hits);  // the FP row's come from its checkpoint
   }
+  // The paired comparisons (no wall times in them) are the same, number for number.
+  const auto paired = [](const std::string& md) { return md.substr(md.find("## Paired comparisons")); };
+  CHECK(paired(read_text(dir / "parts/results.md")) == paired(read_text(dir / "full/results.md")));
   const auto a = tensors(dir / "full/ivit8/model.safetensors"), b = tensors(dir / "parts/ivit8/model.safetensors");
   REQUIRE(a.size() == b.size());
   for (const auto& [k, v] : a) {

@@ -1,5 +1,6 @@
 """mnq.train and the mnq-train / mnq-analyze console scripts: a tiny job end to end on Fashion-MNIST subsets, the
-results rows, resuming a finished job, and config errors naming the key path."""
+results rows and paired comparisons, resuming a finished job, and config errors naming the key path; the shape of
+mnq.bench_train's answer (no timing is asserted)."""
 import json
 import shutil
 import subprocess
@@ -34,7 +35,17 @@ def test_train_job_end_to_end(tmp_path):
     rows = result["rows"]
     assert [r["name"] for r in rows] == ["fp", "w8_ivit", "w6_mixed"]
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert saved == rows
+    assert saved["runs"] == rows
+    # Paired tests on the same 128 test images: each run vs FP (one per width here, no same-width pairs).
+    assert [(c["a"], c["b"]) for c in result["comparisons"]] == [("w8_ivit", "fp"), ("w6_mixed", "fp")]
+    assert result["comparisons"] == saved["comparisons"]
+    for c in result["comparisons"]:
+        assert c["available"] and c["both_right"] + c["only_a_right"] + c["only_b_right"] + c["both_wrong"] == 128
+        assert 0 < c["p"] <= c["p_holm"] <= 1
+        lo, hi = c["delta_top1_ci95"]
+        assert lo <= c["delta_top1"] <= hi
+    assert [s["bits"] for s in result["summary"]] == [8, 6]
+    assert "## Paired comparisons" in (tmp_path / "run" / "results.md").read_text()
     for r in rows:
         assert r["test_images"] == 128 and r["finished"]
         lo, hi = r["top1_ci95"]
@@ -42,7 +53,7 @@ def test_train_job_end_to_end(tmp_path):
     assert (tmp_path / "run" / "results.md").exists()
     assert (tmp_path / "run" / "plans" / "mixed_w6.yaml").exists()
     again = mnq.train(tiny_job(tmp_path / "run"), resume=True, quiet=True)  # finished: nothing is redone
-    assert again["rows"] == rows
+    assert again["rows"] == rows and again["comparisons"] == result["comparisons"]
 
 
 def test_train_config_errors_name_the_key(tmp_path):
@@ -64,3 +75,17 @@ def test_console_scripts_list_every_key():
     out = subprocess.run(["mnq-analyze", "--config", "/nonexistent.yaml"], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 2 and "cannot read" in out.stderr
+
+
+def test_bench_train_rows():
+    r = mnq.bench_train(batch=8, steps=1, warmup=0, methods=["ivit"], data="synthetic", loader_images=32)
+    assert [(row["kind"], row["method"]) for row in r["rows"]] == [
+        ("train", "fp"), ("eval", "fp"), ("train", "ivit"), ("eval", "ivit"), ("loader", "synthetic")]
+    for row in r["rows"]:
+        assert row["img_s"] > 0 and row["img_cpu_s"] > 0
+        assert (row["vs_fp"] is None) == (row["kind"] == "loader")
+    assert r["rows"][0]["vs_fp"] == 1.0 and "QAT W8 ivit train step" in r["table"]
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        mnq.bench_train(methods=["nope"])
+    with pytest.raises(ValueError, match="data must be"):
+        mnq.bench_train(data="imagenet")
