@@ -30,8 +30,10 @@ namespace {
 data::Loader calibration_loader(const train::DataConfig& d, int64_t img_size, int64_t in_chans) {
   std::shared_ptr<data::Dataset> ds;
   if (d.kind == "fashion_mnist") {
-    ds = std::make_shared<data::FashionMnist>(d.root, "train", d.mean.empty() ? std::vector<double>{0.2860} : d.mean,
-                                              d.std.empty() ? std::vector<double>{0.3530} : d.std);
+    auto fm = std::make_shared<data::FashionMnist>(d.root, "train", d.mean.empty() ? std::vector<double>{0.2860} : d.mean,
+                                                   d.std.empty() ? std::vector<double>{0.3530} : d.std);
+    fm->set_augmentation(d.rand_augment(), data::parse_filter(d.interpolation), d.erasing());
+    ds = fm;
   } else {
     data::ImageFolderOptions o;
     o.img_size = img_size;
@@ -39,6 +41,8 @@ data::Loader calibration_loader(const train::DataConfig& d, int64_t img_size, in
     o.crop_pct = d.crop_pct;
     o.interpolation = data::parse_filter(d.interpolation);
     o.train_augment = d.train_augment;
+    o.rand_augment = d.rand_augment();
+    o.random_erasing = d.erasing();
     if (!d.mean.empty()) o.mean = d.mean;
     if (!d.std.empty()) o.std = d.std;
     if (in_chans == 1 && d.mean.empty()) {

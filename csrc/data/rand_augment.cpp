@@ -52,6 +52,7 @@ RandAugmentConfig parse_rand_augment(const std::string& spec) {
   if (parts[0] != "rand") bad(spec, "must start with 'rand'");
   for (size_t i = 1; i < parts.size(); ++i) {
     const std::string& p = parts[i];
+    if (!p.empty() && p[0] == 't') bad(spec, "transform sets ('" + p + "') are not supported");
     const size_t digit = std::find_if(p.begin(), p.end(), [](unsigned char ch) { return std::isdigit(ch); }) - p.begin();
     const std::string key = p.substr(0, digit), val = p.substr(std::min(digit, p.size()));
     if (key.empty() || val.empty()) bad(spec, "section '" + p + "' is not <key><number>");

@@ -119,12 +119,23 @@ int main(int argc, char** argv) {
     const Rate r{double(n) / seconds_since(t0), double(n) / (cpu_seconds() - c0)};
     rows.emplace_back(fmt::format("loader {} ({} workers)", label, workers), r, "");
   };
-  time_loader("fashion_mnist", std::make_shared<data::FashionMnist>(fashion, "train", std::vector<double>{0.286},
-                                                                    std::vector<double>{0.353}));
+  // SPEC §8's per-image augmentations (the job defaults), timed against the plain loaders.
+  const data::RandAugmentConfig ra = data::parse_rand_augment("rand-m9-mstd0.5-inc1");
+  auto fashion_set = [&](bool augment) {
+    auto ds = std::make_shared<data::FashionMnist>(fashion, "train", std::vector<double>{0.286},
+                                                   std::vector<double>{0.353});
+    if (augment) ds->set_augmentation(ra, data::Filter::kBicubic, 0.25);
+    return ds;
+  };
+  time_loader("fashion_mnist", fashion_set(false));
+  time_loader("fashion_mnist +RandAug+erasing", fashion_set(true));
   if (!folder.empty()) {
     data::ImageFolderOptions o;
     o.img_size = img_size;
     time_loader("image_folder train", std::make_shared<data::ImageFolder>(folder, "train", o));
+    o.rand_augment = ra;
+    o.random_erasing = 0.25;
+    time_loader("image_folder train +RandAug+erasing", std::make_shared<data::ImageFolder>(folder, "train", o));
   }
 
   fmt::print("preset {}, batch {}, {} torch threads, {} timed steps\n\n", preset, batch, at::get_num_threads(), steps);

@@ -26,6 +26,7 @@ models::ModelOverrides overrides_of(const ModelConfig& m) {
   if (m.num_classes > 0) o.num_classes = m.num_classes;
   if (m.img_size > 0) o.img_size = m.img_size;
   if (m.in_chans > 0) o.in_chans = m.in_chans;
+  if (m.drop_path > 0) o.drop_path = m.drop_path;
   return o;
 }
 
@@ -57,7 +58,9 @@ Splits make_datasets(const DataConfig& d, const ModelShape& shape) {
   if (d.kind == "fashion_mnist") {
     const std::vector<double> mean = d.mean.empty() ? std::vector<double>{0.2860} : d.mean;
     const std::vector<double> std = d.std.empty() ? std::vector<double>{0.3530} : d.std;
-    s.train = std::make_shared<data::FashionMnist>(d.root, "train", mean, std);
+    auto train = std::make_shared<data::FashionMnist>(d.root, "train", mean, std);
+    train->set_augmentation(d.rand_augment(), data::parse_filter(d.interpolation), d.erasing());
+    s.train = train;
     s.val = std::make_shared<data::FashionMnist>(d.root, "test", mean, std);
   } else {
     data::ImageFolderOptions o;
@@ -66,6 +69,8 @@ Splits make_datasets(const DataConfig& d, const ModelShape& shape) {
     o.crop_pct = d.crop_pct;
     o.interpolation = data::parse_filter(d.interpolation);
     o.train_augment = d.train_augment;
+    o.rand_augment = d.rand_augment();
+    o.random_erasing = d.erasing();
     if (!d.mean.empty()) o.mean = d.mean;
     if (!d.std.empty()) o.std = d.std;
     if (shape.in_chans == 1 && d.mean.empty()) {
