@@ -24,7 +24,8 @@ namespace mnq {
 namespace analysis {
 namespace {
 
-// The training split as mnq-train reads it (same normalisation, subset and shuffled calibration epoch), so the
+// The training split as mnq-train reads it (same normalisation, per-image augmentation (data.train_augment,
+// randaugment, random_erasing), subset and shuffled calibration epoch), so the
 // analyzer sees the batches `plan: mixed` of a training job with the same data section sees. Checks the images
 // fit the model.
 data::Loader calibration_loader(const train::DataConfig& d, int64_t img_size, int64_t in_chans) {

@@ -139,10 +139,10 @@ int main(int argc, char** argv) {
   }
 
   fmt::print("preset {}, batch {}, {} torch threads, {} timed steps\n\n", preset, batch, at::get_num_threads(), steps);
-  fmt::print("| {:<38} | {:>10} | {:>10} | {:>10} |\n|{:-<40}|{:->12}|{:->12}|{:->12}|\n", "what", "img/s", "img/CPU-s",
+  fmt::print("| {:<46} | {:>10} | {:>10} | {:>10} |\n|{:-<48}|{:->12}|{:->12}|{:->12}|\n", "what", "img/s", "img/CPU-s",
              "vs FP step", "", "", "", "");
   for (const auto& [name, r, ratio] : rows) {
-    fmt::print("| {:<38} | {:>10.0f} | {:>10.0f} | {:>10} |\n", name, r.wall, r.cpu, ratio);
+    fmt::print("| {:<46} | {:>10.0f} | {:>10.0f} | {:>10} |\n", name, r.wall, r.cpu, ratio);
   }
   fmt::print(
       "\nimg/s: wall clock; img/CPU-s: per second of CPU time of this process (all threads), which stays\n"

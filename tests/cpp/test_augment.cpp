@@ -183,4 +183,21 @@ TEST_CASE("datasets: augmentation is deterministic in the seed and only on the t
   CHECK(v1 == v2);
   CHECK_THAT(train.describe(), Catch::Contains("RandAugment") && Catch::Contains("random erasing"));
   CHECK_THAT(val.describe(), !Catch::Contains("RandAugment"));
+
+  // RandAugment applying no op (p 0): the uint8 path equals the float path up to the rounding to uint8
+  // (half a grey level, 0.5/255/std in normalised units), with the same crop and flip.
+  ImageFolderOptions plain_opt;
+  plain_opt.img_size = 16;
+  ImageFolderOptions noop_opt = plain_opt;
+  noop_opt.rand_augment = parse_rand_augment("rand-m9-p0");
+  ImageFolder plain_ds(dir.path, "train", plain_opt), noop_ds(dir.path, "train", noop_opt);
+  for (uint64_t seed : {1, 2, 3}) {
+    std::vector<float> p(3 * 256), q(3 * 256);
+    plain_ds.load(1, seed, p.data());
+    noop_ds.load(1, seed, q.data());
+    float worst = 0;
+    for (size_t i = 0; i < p.size(); ++i) worst = std::max(worst, std::abs(p[i] - q[i]));
+    CHECK(worst <= 0.5f / 255.f / 0.224f + 1e-5f);
+    CHECK(worst > 0);  // the rounding is there
+  }
 }
