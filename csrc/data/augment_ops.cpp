@@ -61,39 +61,51 @@ double cubic(double v1, double v2, double v3, double v4, double d) {
 
 uint8_t to_u8(double v) { return v <= 0.0 ? 0 : (v >= 255.0 ? 255 : uint8_t(v)); }
 
-// Pillow's bilinear_filter: (xin, yin) inside the image, neighbours clamped; the second row only when it exists.
-uint8_t sample_bilinear(const Image& img, int64_t c, double xin, double yin) {
+// Pillow's bilinear_filter at (xin, yin) inside the image, every channel: neighbours clamped; the second row
+// only when it exists.
+void sample_bilinear(const Image& img, double xin, double yin, uint8_t* dst) {
   const int64_t W = img.width, H = img.height, C = img.channels;
   xin -= 0.5;
   yin -= 0.5;
   const int64_t x = int64_t(std::floor(xin)), y = int64_t(std::floor(yin));
   const double dx = xin - double(x), dy = yin - double(y);
-  const int64_t x0 = clip_index(x, W), x1 = clip_index(x + 1, W);
-  auto row = [&](int64_t r) {
-    const uint8_t* in = img.pixels.data() + r * W * C + c;
-    return double(in[x0 * C]) + (double(in[x1 * C]) - double(in[x0 * C])) * dx;
-  };
-  double v1 = row(clip_index(y, H));
-  if (y + 1 >= 0 && y + 1 < H) v1 = v1 + (row(y + 1) - v1) * dy;
-  return uint8_t(v1);
+  const int64_t x0 = clip_index(x, W) * C, x1 = clip_index(x + 1, W) * C;
+  const uint8_t* r0 = img.pixels.data() + clip_index(y, H) * W * C;
+  const bool second = y + 1 >= 0 && y + 1 < H;
+  const uint8_t* r1 = img.pixels.data() + (second ? y + 1 : 0) * W * C;
+  for (int64_t c = 0; c < C; ++c) {
+    double v1 = double(r0[x0 + c]) + (double(r0[x1 + c]) - double(r0[x0 + c])) * dx;
+    if (second) {
+      const double v2 = double(r1[x0 + c]) + (double(r1[x1 + c]) - double(r1[x0 + c])) * dx;
+      v1 = v1 + (v2 - v1) * dy;
+    }
+    dst[c] = uint8_t(v1);
+  }
 }
 
-// Pillow's bicubic_filter: the first of the four rows clamped, a missing later row repeats the previous one.
-uint8_t sample_bicubic(const Image& img, int64_t c, double xin, double yin) {
+// Pillow's bicubic_filter at (xin, yin), every channel: the first of the four rows clamped, a missing later row
+// repeats the previous one.
+void sample_bicubic(const Image& img, double xin, double yin, uint8_t* dst) {
   const int64_t W = img.width, H = img.height, C = img.channels;
   xin -= 0.5;
   yin -= 0.5;
   const int64_t x = int64_t(std::floor(xin)) - 1, y = int64_t(std::floor(yin)) - 1;
   const double dx = xin - double(x + 1), dy = yin - double(y + 1);
-  const int64_t xs[4] = {clip_index(x, W), clip_index(x + 1, W), clip_index(x + 2, W), clip_index(x + 3, W)};
-  auto row = [&](int64_t r) {
-    const uint8_t* in = img.pixels.data() + r * W * C + c;
-    return cubic(in[xs[0] * C], in[xs[1] * C], in[xs[2] * C], in[xs[3] * C], dx);
-  };
-  double v[4];
-  v[0] = row(clip_index(y, H));
-  for (int k = 1; k < 4; ++k) v[k] = (y + k >= 0 && y + k < H) ? row(y + k) : v[k - 1];
-  return to_u8(cubic(v[0], v[1], v[2], v[3], dy));
+  const int64_t xs[4] = {clip_index(x, W) * C, clip_index(x + 1, W) * C, clip_index(x + 2, W) * C,
+                         clip_index(x + 3, W) * C};
+  // The source row of each of the four taps (−1: repeat the previous tap's value).
+  int64_t rows[4] = {clip_index(y, H), -1, -1, -1};
+  for (int k = 1; k < 4; ++k) rows[k] = (y + k >= 0 && y + k < H) ? y + k : -1;
+  for (int64_t c = 0; c < C; ++c) {
+    auto tap = [&](int64_t r) {
+      const uint8_t* in = img.pixels.data() + r * W * C + c;
+      return cubic(in[xs[0]], in[xs[1]], in[xs[2]], in[xs[3]], dx);
+    };
+    double v[4];
+    v[0] = tap(rows[0]);
+    for (int k = 1; k < 4; ++k) v[k] = rows[k] < 0 ? v[k - 1] : tap(rows[k]);
+    dst[c] = to_u8(cubic(v[0], v[1], v[2], v[3], dy));
+  }
 }
 
 }  // namespace
@@ -218,13 +230,12 @@ void affine(Image& img, const Affine& m, Filter filter, const std::vector<uint8_
       const double xo = double(x) + 0.5, yo = double(y) + 0.5;
       const double xin = m[0] * xo + m[1] * yo + m[2], yin = m[3] * xo + m[4] * yo + m[5];
       uint8_t* dst = out.data() + (y * W + x) * C;
-      const bool inside = xin >= 0.0 && xin < double(W) && yin >= 0.0 && yin < double(H);
-      for (int64_t c = 0; c < C; ++c) {
-        if (!inside) {
-          dst[c] = fill[size_t(c)];
-        } else {
-          dst[c] = filter == Filter::kBilinear ? sample_bilinear(img, c, xin, yin) : sample_bicubic(img, c, xin, yin);
-        }
+      if (!(xin >= 0.0 && xin < double(W) && yin >= 0.0 && yin < double(H))) {
+        std::copy(fill.begin(), fill.end(), dst);
+      } else if (filter == Filter::kBilinear) {
+        sample_bilinear(img, xin, yin, dst);
+      } else {
+        sample_bicubic(img, xin, yin, dst);
       }
     }
   }

@@ -169,7 +169,7 @@ Image resample(const Image& src, const Box& box, int64_t out_h, int64_t out_w, F
   out.pixels.resize(size_t(out_h * out_w * src.channels));
   const int64_t C = src.channels;
   resample_with(src, box, out_h, out_w, filter, flip, [&](int64_t c, int64_t y, int64_t x, double v) {
-    out.pixels[size_t((y * out_w + x) * C + c)] = uint8_t(std::lround(v));
+    out.pixels[size_t((y * out_w + x) * C + c)] = uint8_t(v + 0.5);  // v in [0, 255]: round half up
   });
   return out;
 }
