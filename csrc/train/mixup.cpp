@@ -23,7 +23,8 @@ uint64_t splitmix(uint64_t x) {
 
 at::Tensor smoothed_one_hot(const at::Tensor& labels, int64_t num_classes, double smoothing) {
   const double off = smoothing / double(num_classes), on = 1.0 - smoothing + off;
-  return at::full({labels.size(0), num_classes}, off, at::kFloat).scatter_(1, labels.view({-1, 1}), on);
+  return at::full({labels.size(0), num_classes}, off, labels.options().dtype(at::kFloat))
+      .scatter_(1, labels.view({-1, 1}), on);
 }
 
 }  // namespace

@@ -31,7 +31,7 @@ struct MixupOptions {
 
 struct MixedBatch {
   at::Tensor images;   // float [B, C, H, W] (a new tensor; the input is not modified)
-  at::Tensor targets;  // float [B, K], rows summing to 1
+  at::Tensor targets;  // float [B, K], rows summing to 1, on the labels' device
   double lam = 1.0;    // weight of the unflipped batch (after the CutMix correction)
   bool cutmix = false;
   int64_t box[4] = {0, 0, 0, 0};  // CutMix box: y0, y1, x0, x1 (half-open)
@@ -39,7 +39,8 @@ struct MixedBatch {
 
 uint64_t mix_seed(uint64_t data_seed, int64_t epoch, int64_t batch);
 
-// images float [B, C, H, W] (CPU), labels int64 [B] in 0..num_classes−1.
+// images float [B, C, H, W], labels int64 [B] in 0..num_classes−1, on one device (the draws are on the host; the
+// tensor ops run where the batch is, and are deterministic there).
 MixedBatch mix_batch(const at::Tensor& images, const at::Tensor& labels, int64_t num_classes,
                      const MixupOptions& options, uint64_t seed);
 

@@ -138,11 +138,11 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
       const at::Tensor labels = b->labels.to(device);
       at::Tensor logits, loss;
       if (mixing.enabled()) {
-        // Mixup / CutMix on the CPU batch, from an RNG of (data seed, epoch, batch): resumable mid-epoch.
-        const MixedBatch m = mix_batch(b->images, b->labels, num_classes, mixing,
+        // Mixup / CutMix on the model's device, from an RNG of (data seed, epoch, batch): resumable mid-epoch.
+        const MixedBatch m = mix_batch(b->images.to(device), labels, num_classes, mixing,
                                        mix_seed(train.options().seed, st.epoch, st.batch));
-        logits = model(m.images.to(device));
-        loss = soft_target_cross_entropy(logits, m.targets.to(device));
+        logits = model(m.images);
+        loss = soft_target_cross_entropy(logits, m.targets);
       } else {
         logits = model(b->images.to(device));
         loss = torch::nn::functional::cross_entropy(
