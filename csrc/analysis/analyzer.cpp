@@ -133,7 +133,10 @@ models::Model uniform_model(const models::Model& fp, int64_t bits, const std::st
   models::QuantOptions options;
   options.bits = bits;
   options.plan = models::Plan::uniform(method);
-  models::Model q = models::create_quant(fp.preset, options, has_overrides(overrides) ? overrides : fp.overrides);
+  // The analyzer compares deterministic forwards: no stochastic depth in its calibration (train mode).
+  models::ModelOverrides o = has_overrides(overrides) ? overrides : fp.overrides;
+  o.drop_path.reset();
+  models::Model q = models::create_quant(fp.preset, options, o);
   models::copy_parameters(*fp.module, *q.module);
   q.module->to(model_device(fp));
   try {

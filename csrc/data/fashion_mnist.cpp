@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "csrc/data/idx.h"
+#include "csrc/data/random_erasing.h"
 
 namespace mnq {
 namespace data {
@@ -40,17 +41,36 @@ FashionMnist::FashionMnist(at::Tensor images, at::Tensor labels, std::vector<dou
   if (mean.size() != 1 || std.size() != 1 || !(std[0] > 0)) {
     throw std::invalid_argument(name_ + ": one-channel images need one mean and one positive std");
   }
+  mean_ = mean;
   scale_ = float(1.0 / (255.0 * std[0]));
   shift_ = float(-mean[0] / std[0]);
 }
 
-void FashionMnist::load(int64_t index, uint64_t, float* out) const {
-  const int64_t n = images_.size(1) * images_.size(2);
-  const uint8_t* src = images_.data_ptr<uint8_t>() + index * n;
-  for (int64_t i = 0; i < n; ++i) out[i] = float(src[i]) * scale_ + shift_;
+void FashionMnist::set_augmentation(std::optional<RandAugmentConfig> rand_augment, Filter interpolation,
+                                    double erasing) {
+  rand_augment_.reset();
+  if (rand_augment) rand_augment_.emplace(*rand_augment, interpolation, mean_fill(mean_));
+  erasing_ = erasing;
 }
 
-std::string FashionMnist::describe() const { return name_ + " (" + std::to_string(size()) + " images)"; }
+void FashionMnist::load(int64_t index, uint64_t seed, float* out) const {
+  const int64_t n = images_.size(1) * images_.size(2);
+  const uint8_t* src = images_.data_ptr<uint8_t>() + index * n;
+  if (!rand_augment_ && erasing_ <= 0) {
+    for (int64_t i = 0; i < n; ++i) out[i] = float(src[i]) * scale_ + shift_;
+    return;
+  }
+  std::mt19937_64 rng(seed);
+  Image img{images_.size(1), images_.size(2), 1, std::vector<uint8_t>(src, src + n)};
+  if (rand_augment_) (*rand_augment_)(img, rng);
+  for (int64_t i = 0; i < n; ++i) out[i] = float(img.pixels[size_t(i)]) * scale_ + shift_;
+  if (erasing_ > 0) random_erase(out, shape(), erasing_, rng);
+}
+
+std::string FashionMnist::describe() const {
+  return name_ + " (" + std::to_string(size()) + " images" + (rand_augment_ ? ", RandAugment" : "") +
+         (erasing_ > 0 ? ", random erasing" : "") + ")";
+}
 
 }  // namespace data
 }  // namespace mnq

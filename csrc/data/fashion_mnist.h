@@ -5,10 +5,12 @@
 #include <ATen/ATen.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "csrc/data/dataset.h"
+#include "csrc/data/rand_augment.h"
 
 namespace mnq {
 namespace data {
@@ -32,11 +34,19 @@ class FashionMnist : public Dataset {
   void load(int64_t index, uint64_t seed, float* out) const override;
   std::string describe() const override;
 
+  // Training augmentation (off unless set; for the train split): RandAugment on the uint8 image (geometric ops
+  // with `interpolation`, fill round(255·mean)), then random erasing of the normalised image with probability
+  // `erasing`. Draws come from the loader's per-image seed.
+  void set_augmentation(std::optional<RandAugmentConfig> rand_augment, Filter interpolation, double erasing);
+
  private:
   at::Tensor images_;
   std::vector<int64_t> labels_;
   float scale_, shift_;  // x·scale + shift = (x/255 − mean)/std
   std::string name_;
+  std::vector<double> mean_;
+  std::optional<RandAugment> rand_augment_;
+  double erasing_ = 0;
 };
 
 }  // namespace data

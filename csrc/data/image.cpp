@@ -111,8 +111,13 @@ Filter parse_filter(const std::string& name) {
   throw std::invalid_argument("interpolation must be bilinear or bicubic, got '" + name + "'");
 }
 
-void resample_normalized(const Image& src, const Box& box, int64_t out_h, int64_t out_w, Filter filter, bool flip,
-                         const std::vector<double>& mean, const std::vector<double>& std, float* out) {
+namespace {
+
+// The separable resample of `box` to out_h × out_w; `write(c, y, x, v)` receives each output value v (clamped to
+// the 0..255 range of the source, still float) at its destination column x (mirrored when flipping).
+template <typename Write>
+void resample_with(const Image& src, const Box& box, int64_t out_h, int64_t out_w, Filter filter, bool flip,
+                   Write write) {
   const int64_t C = src.channels, W = src.width, H = src.height;
   const Taps tx = make_taps(box.x0, box.x1, W, out_w, filter);
   const Taps ty = make_taps(box.y0, box.y1, H, out_h, filter);
@@ -132,8 +137,7 @@ void resample_normalized(const Image& src, const Box& box, int64_t out_h, int64_
       }
     }
   }
-  // Vertical pass, clamp to the 0..255 range of the source, normalise, write CHW (mirrored when flipping).
-  const int64_t plane = out_h * out_w;
+  // Vertical pass, clamp to the 0..255 range of the source.
   for (int64_t y = 0; y < out_h; ++y) {
     const double* w = ty.w.data() + y * ty.max_taps;
     for (int64_t x = 0; x < out_w; ++x) {
@@ -141,9 +145,40 @@ void resample_normalized(const Image& src, const Box& box, int64_t out_h, int64_
       for (int64_t c = 0; c < C; ++c) {
         double acc = 0;
         for (int64_t k = 0; k < ty.count[y]; ++k) acc += w[k] * tmp[((ty.first[y] + k - row0) * out_w + x) * C + c];
-        acc = std::clamp(acc, 0.0, 255.0);
-        out[c * plane + y * out_w + ox] = float((acc / 255.0 - mean[c]) / std[c]);
+        write(c, y, ox, std::clamp(acc, 0.0, 255.0));
       }
+    }
+  }
+}
+
+}  // namespace
+
+void resample_normalized(const Image& src, const Box& box, int64_t out_h, int64_t out_w, Filter filter, bool flip,
+                         const std::vector<double>& mean, const std::vector<double>& std, float* out) {
+  const int64_t plane = out_h * out_w;
+  resample_with(src, box, out_h, out_w, filter, flip, [&](int64_t c, int64_t y, int64_t x, double v) {
+    out[c * plane + y * out_w + x] = float((v / 255.0 - mean[c]) / std[c]);
+  });
+}
+
+Image resample(const Image& src, const Box& box, int64_t out_h, int64_t out_w, Filter filter, bool flip) {
+  Image out;
+  out.height = out_h;
+  out.width = out_w;
+  out.channels = src.channels;
+  out.pixels.resize(size_t(out_h * out_w * src.channels));
+  const int64_t C = src.channels;
+  resample_with(src, box, out_h, out_w, filter, flip, [&](int64_t c, int64_t y, int64_t x, double v) {
+    out.pixels[size_t((y * out_w + x) * C + c)] = uint8_t(v + 0.5);  // v in [0, 255]: round half up
+  });
+  return out;
+}
+
+void normalize(const Image& img, const std::vector<double>& mean, const std::vector<double>& std, float* out) {
+  const int64_t C = img.channels, plane = img.height * img.width;
+  for (int64_t i = 0; i < plane; ++i) {
+    for (int64_t c = 0; c < C; ++c) {
+      out[c * plane + i] = float((double(img.pixels[size_t(i * C + c)]) / 255.0 - mean[c]) / std[c]);
     }
   }
 }

@@ -38,6 +38,12 @@ struct Box {
 void resample_normalized(const Image& src, const Box& box, int64_t out_h, int64_t out_w, Filter filter, bool flip,
                          const std::vector<double>& mean, const std::vector<double>& std, float* out);
 
+// The same resample to a uint8 image, each value rounded to the nearest integer (PIL's 8-bit output): the input of
+// RandAugment, which works on uint8 images as PIL does.
+Image resample(const Image& src, const Box& box, int64_t out_h, int64_t out_w, Filter filter, bool flip);
+// (v/255 − mean[c]) / std[c] of every pixel, written as float [C, H, W].
+void normalize(const Image& img, const std::vector<double>& mean, const std::vector<double>& std, float* out);
+
 // timm's eval crop: the box of `src` that Resize(floor(size / crop_pct)) + CenterCrop(size) keeps.
 Box eval_box(int64_t height, int64_t width, int64_t size, double crop_pct);
 // torchvision's RandomResizedCrop box (scale 0.08–1, ratio 3/4–4/3), drawn from `rng`.

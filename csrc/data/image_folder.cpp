@@ -6,6 +6,8 @@
 #include <map>
 #include <stdexcept>
 
+#include "csrc/data/random_erasing.h"
+
 namespace mnq {
 namespace data {
 namespace {
@@ -35,6 +37,9 @@ ImageFolder::ImageFolder(const std::string& root, const std::string& split, cons
   if (options_.mean.size() != size_t(options_.channels) || options_.std.size() != size_t(options_.channels)) {
     throw std::invalid_argument("image folder " + dir_ + ": mean and std need one value per channel (" +
                                 std::to_string(options_.channels) + ")");
+  }
+  if (augment_ && options_.rand_augment) {
+    rand_augment_.emplace(*options_.rand_augment, options_.interpolation, mean_fill(options_.mean));
   }
   if (!fs::is_directory(dir_)) throw std::runtime_error("image folder " + dir_ + ": not a directory");
   const std::vector<std::string> found = sorted_subdirs(dir_);
@@ -68,7 +73,15 @@ void ImageFolder::load(int64_t index, uint64_t seed, float* out) const {
     std::mt19937_64 rng(seed);
     const Box box = random_resized_box(img.height, img.width, rng);
     const bool flip = (rng() & 1u) != 0;
-    resample_normalized(img, box, s, s, options_.interpolation, flip, options_.mean, options_.std, out);
+    if (rand_augment_) {
+      // RandAugment works on uint8 images (as timm's on PIL images): resample, round, augment, normalise.
+      Image crop = resample(img, box, s, s, options_.interpolation, flip);
+      (*rand_augment_)(crop, rng);
+      normalize(crop, options_.mean, options_.std, out);
+    } else {
+      resample_normalized(img, box, s, s, options_.interpolation, flip, options_.mean, options_.std, out);
+    }
+    if (options_.random_erasing > 0) random_erase(out, shape(), options_.random_erasing, rng);
   } else {
     const Box box = eval_box(img.height, img.width, s, options_.crop_pct);
     resample_normalized(img, box, s, s, options_.interpolation, false, options_.mean, options_.std, out);
@@ -77,7 +90,8 @@ void ImageFolder::load(int64_t index, uint64_t seed, float* out) const {
 
 std::string ImageFolder::describe() const {
   return "image_folder " + dir_ + " (" + std::to_string(size()) + " images, " + std::to_string(num_classes()) +
-         " classes" + (augment_ ? ", train augmentation" : "") + ")";
+         " classes" + (augment_ ? ", train augmentation" : "") + (rand_augment_ ? ", RandAugment" : "") +
+         (augment_ && options_.random_erasing > 0 ? ", random erasing" : "") + ")";
 }
 
 }  // namespace data

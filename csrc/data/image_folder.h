@@ -4,11 +4,13 @@
 // a .jpg / .jpeg extension (any case) are images, sorted by path; anything else is ignored.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "csrc/data/dataset.h"
 #include "csrc/data/image.h"
+#include "csrc/data/rand_augment.h"
 
 namespace mnq {
 namespace data {
@@ -19,6 +21,9 @@ struct ImageFolderOptions {
   double crop_pct = 0.875;
   Filter interpolation = Filter::kBicubic;
   bool train_augment = true;  // random-resized crop + flip (train split); false: the eval transform
+  // With train_augment, on the train split (timm's order: crop → flip → RandAugment → normalise → erasing):
+  std::optional<RandAugmentConfig> rand_augment;  // on the uint8 crop; fill round(255·mean), `interpolation`
+  double random_erasing = 0;                      // probability of erasing a box of the normalised image
   std::vector<double> mean = {0.485, 0.456, 0.406};
   std::vector<double> std = {0.229, 0.224, 0.225};
 };
@@ -42,6 +47,7 @@ class ImageFolder : public Dataset {
   std::string dir_;
   ImageFolderOptions options_;
   bool augment_;
+  std::optional<RandAugment> rand_augment_;
   std::vector<std::string> classes_, files_;
   std::vector<int64_t> labels_;
 };

@@ -126,7 +126,7 @@ class PyModel {
 
 ModelOverrides overrides(std::optional<int64_t> num_classes, std::optional<int64_t> img_size,
                          std::optional<int64_t> in_chans) {
-  return ModelOverrides{num_classes, img_size, in_chans};
+  return ModelOverrides{num_classes, img_size, in_chans, std::nullopt};
 }
 
 PyModel create(const std::string& name, std::optional<int64_t> bits,

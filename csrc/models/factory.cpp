@@ -22,6 +22,7 @@ Config apply(Config c, const ModelOverrides& o) {
   if (o.num_classes) c.num_classes = *o.num_classes;
   if (o.img_size) c.img_size = *o.img_size;
   if (o.in_chans) c.in_chans = *o.in_chans;
+  if (o.drop_path) c.drop_path_rate = *o.drop_path;
   c.validate();
   return c;
 }

@@ -22,9 +22,11 @@ namespace models {
 
 enum class Family { kViT, kSwin };
 
-// Shape overrides applied to a preset (e.g. a timm preset trained on another number of classes).
+// Overrides applied to a preset: shapes (e.g. a timm preset trained on another number of classes) and the
+// stochastic-depth rate of the last block (drop_path.h; training only, so evaluation is unaffected).
 struct ModelOverrides {
   std::optional<int64_t> num_classes, img_size, in_chans;
+  std::optional<double> drop_path;
 };
 
 // Every preset name, ViT/DeiT then Swin, each list sorted.

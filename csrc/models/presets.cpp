@@ -62,6 +62,7 @@ void ViTConfig::validate() const {
   require(img_size > 0 && patch_size > 0 && img_size % patch_size == 0, "img_size must be a multiple of patch_size");
   require(in_chans > 0 && num_classes > 0 && depth > 0 && mlp_hidden > 0, "sizes must be positive");
   require(num_heads > 0 && embed_dim % num_heads == 0, "embed_dim must be a multiple of num_heads");
+  require(drop_path_rate >= 0 && drop_path_rate < 1, "drop_path_rate must be in [0, 1)");
 }
 
 ViTConfig vit_preset(const std::string& name) {

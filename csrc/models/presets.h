@@ -20,6 +20,7 @@ struct ViTConfig {
   int64_t num_heads = 12;
   int64_t mlp_hidden = 3072;  // embed_dim · mlp_ratio (4 in every preset)
   bool distilled = false;     // DeiT's distillation token and head_dist
+  double drop_path_rate = 0;  // stochastic depth of the last block (drop_path.h), training only
 
   int64_t num_patches() const { return (img_size / patch_size) * (img_size / patch_size); }
   int64_t num_prefix_tokens() const { return distilled ? 2 : 1; }

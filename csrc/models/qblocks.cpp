@@ -6,6 +6,8 @@
 #include <cmath>
 #include <utility>
 
+#include "csrc/models/drop_path.h"
+
 namespace mnq {
 namespace models {
 
@@ -86,7 +88,8 @@ nn::ScaledTensor QuantMlpImpl::forward(const at::Tensor& x, const at::Tensor& sc
 QuantBlockImpl::QuantBlockImpl(const QuantBlockSpec& p)
     : QuantBlockImpl(p, QuantAttention(p.dim, p.num_heads, p.bits, p.softmax, p.softmax_out_bits)) {}
 
-QuantBlockImpl::QuantBlockImpl(const QuantBlockSpec& p, QuantAttention attention) : eps_(p.eps) {
+QuantBlockImpl::QuantBlockImpl(const QuantBlockSpec& p, QuantAttention attention)
+    : eps_(p.eps), drop_path_(p.drop_path) {
   norm1 = register_module("norm1", nn::IntLayerNorm(p.dim, p.norm1, p.eps, p.bits));
   qact_norm1 = register_module("qact_norm1", nn::QuantAct(p.bits));
   attn = register_module("attn", std::move(attention));
@@ -100,13 +103,17 @@ QuantBlockImpl::QuantBlockImpl(const QuantBlockSpec& p, QuantAttention attention
 nn::ScaledTensor QuantBlockImpl::mlp_branch(const at::Tensor& x, const at::Tensor& scale) {
   auto [h, s] = norm_then_act(norm2, qact_norm2, eps_, x, scale);
   std::tie(h, s) = mlp(h, s);
-  return qact_res2(h, s, x, scale);
+  return qact_res2(drop(h), s, x, scale);
+}
+
+at::Tensor QuantBlockImpl::drop(const at::Tensor& branch) const {
+  return models::drop_path(branch, drop_path_, is_training());
 }
 
 nn::ScaledTensor QuantBlockImpl::forward(const at::Tensor& x, const at::Tensor& scale) {
   auto [h, s] = norm_then_act(norm1, qact_norm1, eps_, x, scale);
   std::tie(h, s) = attn(h, s);
-  auto [x2, s2] = qact_res1(h, s, x, scale);
+  auto [x2, s2] = qact_res1(drop(h), s, x, scale);
   return mlp_branch(x2, s2);
 }
 

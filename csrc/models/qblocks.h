@@ -76,9 +76,12 @@ struct QuantBlockSpec {
   int64_t attn_residual_bits, mlp_residual_bits;  // residual_bits() of the LayerNorm each feeds
   double eps = 1e-6;                              // LayerNorm eps: ViT 1e-6, Swin 1e-5 (timm's)
   int64_t softmax_out_bits = 16;                  // ivit Shiftmax output: ViT 16, Swin 8
+  double drop_path = 0;                           // stochastic-depth rate of both branches (drop_path.h)
 };
 
-// Pre-norm block; both residual adds are fused into the QuantAct ending each branch. The attention is a
+// Pre-norm block; both residual adds are fused into the QuantAct ending each branch. In training, drop-path
+// scales each branch's output per sample before that QuantAct, which re-rounds it to the branch's codes
+// (round(x/S) of the fake-quant path), as I-ViT's blocks do. The attention is a
 // QuantAttention (ViT) or set by the subclass (Swin's window attention) through the protected constructor.
 class QuantBlockImpl : public torch::nn::Module {
  public:
@@ -94,7 +97,10 @@ class QuantBlockImpl : public torch::nn::Module {
   QuantBlockImpl(const QuantBlockSpec& spec, QuantAttention attention);
   // The MLP half (from qact_res1's output x, scale on): norm2 → … → qact_res2.
   nn::ScaledTensor mlp_branch(const at::Tensor& x, const at::Tensor& scale);
+  // The branch output after stochastic depth (unchanged in eval).
+  at::Tensor drop(const at::Tensor& branch) const;
   double eps_;
+  double drop_path_;
 };
 TORCH_MODULE(QuantBlock);
 

@@ -5,6 +5,8 @@
 
 #include <memory>
 
+#include "csrc/models/drop_path.h"
+
 namespace mnq {
 namespace models {
 namespace {
@@ -58,7 +60,7 @@ nn::ScaledTensor QuantSwinBlockImpl::forward(const at::Tensor& x, const at::Tens
   std::tie(h, s) = attn(window_partition(h, w), s);
   h = window_reverse(h, w, H, W);
   if (sh > 0) h = at::roll(h, {sh, sh}, {1, 2});
-  auto [x2, s2] = qact_res1(h, s, x, scale);
+  auto [x2, s2] = qact_res1(drop(h), s, x, scale);
   return mlp_branch(x2, s2);
 }
 
@@ -107,6 +109,9 @@ QuantSwinTransformerImpl::QuantSwinTransformerImpl(const SwinConfig& config, con
 
   auto layers = register_module("layers", torch::nn::ModuleList());
   int64_t res = config_.img_size / config_.patch_size, dim = config_.embed_dim;
+  int64_t total_blocks = 0, block = 0;
+  for (int64_t d : config_.depths) total_blocks += d;
+  const std::vector<double> dpr = drop_path_rates(config_.drop_path_rate, total_blocks);
   for (size_t s = 0; s < config_.depths.size(); ++s) {
     auto stage_scope = std::make_shared<torch::nn::Module>();
     layers->push_back(stage_scope);
@@ -133,6 +138,7 @@ QuantSwinTransformerImpl::QuantSwinTransformerImpl(const SwinConfig& config, con
                           feeds(next + 1),
                           feeds(next + 2)};
       spec.eps = kEps;
+      spec.drop_path = dpr[size_t(block++)];
       next += 2;
       const SwinWindow window(res, config_.window_size, i % 2 == 0 ? 0 : config_.window_size / 2);
       stage.blocks.push_back(

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "csrc/models/drop_path.h"
 #include "csrc/models/vit.h"
 
 namespace mnq {
@@ -32,6 +33,7 @@ QuantVisionTransformerImpl::QuantVisionTransformerImpl(const ViTConfig& config, 
   qact_pos = register_module("qact_pos", nn::QuantAct(16));
   qact_pos_add = register_module("qact_pos_add", nn::QuantAct(residual_bits(methods.at("blocks.0.norm1"))));
   blocks = register_module("blocks", torch::nn::ModuleList());
+  const std::vector<double> dpr = drop_path_rates(config_.drop_path_rate, config_.depth);
   for (int64_t i = 0; i < config_.depth; ++i) {
     const std::string p = "blocks." + std::to_string(i) + ".";
     const std::string next_norm = i + 1 < config_.depth ? "blocks." + std::to_string(i + 1) + ".norm1" : "norm";
@@ -46,6 +48,7 @@ QuantVisionTransformerImpl::QuantVisionTransformerImpl(const ViTConfig& config, 
                         residual_bits(methods.at(p + "norm2")),
                         residual_bits(methods.at(next_norm))};
     spec.eps = kEps;
+    spec.drop_path = dpr[size_t(i)];
     blocks->push_back(QuantBlock(spec));
   }
   norm = register_module("norm", nn::IntLayerNorm(D, methods.at("norm"), kEps, b));

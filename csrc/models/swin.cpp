@@ -9,6 +9,8 @@
 #include <memory>
 #include <stdexcept>
 
+#include "csrc/models/drop_path.h"
+
 namespace mnq {
 namespace models {
 namespace {
@@ -58,6 +60,7 @@ void SwinConfig::validate() const {
   };
   require(!depths.empty() && depths.size() == num_heads.size(), "depths and num_heads need one entry per stage");
   require(img_size % patch_size == 0, "img_size must be a multiple of patch_size");
+  require(drop_path_rate >= 0 && drop_path_rate < 1, "drop_path_rate must be in [0, 1)");
   int64_t res = img_size / patch_size, dim = embed_dim;
   for (size_t s = 0; s < depths.size(); ++s) {
     if (s > 0) {
@@ -140,8 +143,8 @@ SwinWindow::SwinWindow(int64_t res, int64_t target_window, int64_t target_shift)
   }
 }
 
-SwinBlockImpl::SwinBlockImpl(int64_t dim, int64_t num_heads, const SwinWindow& window)
-    : num_heads_(num_heads), window_(window) {
+SwinBlockImpl::SwinBlockImpl(int64_t dim, int64_t num_heads, const SwinWindow& window, double drop_path)
+    : num_heads_(num_heads), drop_path_(drop_path), window_(window) {
   norm1 = layer_norm(*this, "norm1", dim);
   auto attn = scope(*this, "attn");
   const int64_t w = window_.window;
@@ -184,9 +187,9 @@ at::Tensor SwinBlockImpl::forward(const at::Tensor& x) {
   if (s > 0) h = at::roll(h, {-s, -s}, {1, 2});
   h = window_reverse(attention(window_partition(h, w)), w, H, W);
   if (s > 0) h = at::roll(h, {s, s}, {1, 2});
-  at::Tensor y = (x + h).reshape({B, -1, C});
+  at::Tensor y = (x + drop_path(h, drop_path_, is_training())).reshape({B, -1, C});
   const at::Tensor u = fc1(tap_(norm2_name_, y, norm2(y)));
-  y = y + fc2(tap_(gelu_name_, u, at::gelu(u)));
+  y = y + drop_path(fc2(tap_(gelu_name_, u, at::gelu(u))), drop_path_, is_training());
   return y.reshape({B, H, W, C});
 }
 
@@ -207,6 +210,9 @@ SwinTransformerImpl::SwinTransformerImpl(const SwinConfig& config) : config_(con
   patch_norm = layer_norm(*pe, "norm", config_.embed_dim);
   auto layers = register_module("layers", torch::nn::ModuleList());
   int64_t res = config_.img_size / config_.patch_size, dim = config_.embed_dim;
+  int64_t total_blocks = 0, block = 0;
+  for (int64_t d : config_.depths) total_blocks += d;
+  const std::vector<double> dpr = drop_path_rates(config_.drop_path_rate, total_blocks);
   for (size_t s = 0; s < config_.depths.size(); ++s) {
     auto stage_scope = std::make_shared<torch::nn::Module>();
     layers->push_back(stage_scope);
@@ -223,7 +229,7 @@ SwinTransformerImpl::SwinTransformerImpl(const SwinConfig& config) : config_(con
     auto blocks = stage_scope->register_module("blocks", torch::nn::ModuleList());
     for (int64_t i = 0; i < config_.depths[s]; ++i) {
       const SwinWindow window(res, config_.window_size, i % 2 == 0 ? 0 : config_.window_size / 2);
-      stage.blocks.push_back(SwinBlock(dim, config_.num_heads[s], window));
+      stage.blocks.push_back(SwinBlock(dim, config_.num_heads[s], window, dpr[size_t(block++)]));
       stage.blocks.back()->attach(tap_, "layers." + std::to_string(s) + ".blocks." + std::to_string(i) + ".");
       blocks->push_back(stage.blocks.back());
     }

@@ -30,6 +30,7 @@ struct SwinConfig {
   std::vector<int64_t> depths = {2, 2, 6, 2};
   std::vector<int64_t> num_heads = {3, 6, 12, 24};
   int64_t window_size = 7;
+  double drop_path_rate = 0;  // stochastic depth of the last block (drop_path.h), training only
   // Throws std::invalid_argument naming the field when the shapes do not fit together.
   void validate() const;
 };
@@ -57,7 +58,7 @@ at::Tensor patch_merge(const at::Tensor& x);
 
 class SwinBlockImpl : public torch::nn::Module {
  public:
-  SwinBlockImpl(int64_t dim, int64_t num_heads, const SwinWindow& window);
+  SwinBlockImpl(int64_t dim, int64_t num_heads, const SwinWindow& window, double drop_path = 0);
   at::Tensor forward(const at::Tensor& x);  // [B, H, W, C]
   // Reports norm1, attn.softmax (scores [B·nW, heads, N, N], windows of one image consecutive), norm2 and
   // mlp.gelu under `prefix` (e.g. "layers.0.blocks.1.") to `tap`.
@@ -69,6 +70,7 @@ class SwinBlockImpl : public torch::nn::Module {
  private:
   at::Tensor attention(const at::Tensor& windows);  // [B·nW, N, C]
   int64_t num_heads_;
+  double drop_path_;
   SwinWindow window_;
   TapSlot tap_;
   std::string norm1_name_, softmax_name_, norm2_name_, gelu_name_;

@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include "csrc/models/drop_path.h"
+
 namespace mnq {
 namespace models {
 
@@ -53,7 +55,7 @@ void MlpImpl::attach(const TapSlot& tap, const std::string& name) {
   gelu_name_ = name;
 }
 
-BlockImpl::BlockImpl(int64_t dim, int64_t num_heads, int64_t hidden) {
+BlockImpl::BlockImpl(int64_t dim, int64_t num_heads, int64_t hidden, double drop_path) : drop_path_(drop_path) {
   norm1 = register_module("norm1", torch::nn::LayerNorm(LayerNormOptions({dim}).eps(1e-6)));
   attn = register_module("attn", Attention(dim, num_heads));
   norm2 = register_module("norm2", torch::nn::LayerNorm(LayerNormOptions({dim}).eps(1e-6)));
@@ -61,8 +63,8 @@ BlockImpl::BlockImpl(int64_t dim, int64_t num_heads, int64_t hidden) {
 }
 
 at::Tensor BlockImpl::forward(const at::Tensor& x) {
-  const at::Tensor h = x + attn(tap_(norm1_name_, x, norm1(x)));
-  return h + mlp(tap_(norm2_name_, h, norm2(h)));
+  const at::Tensor h = x + drop_path(attn(tap_(norm1_name_, x, norm1(x))), drop_path_, is_training());
+  return h + drop_path(mlp(tap_(norm2_name_, h, norm2(h))), drop_path_, is_training());
 }
 
 void BlockImpl::attach(const TapSlot& tap, const std::string& prefix) {
@@ -89,8 +91,9 @@ VisionTransformerImpl::VisionTransformerImpl(const ViTConfig& config) : config_(
   init_embeddings(cls_token, pos_embed, dist_token);
   patch_embed = register_module("patch_embed", PatchEmbed(config_));
   blocks = register_module("blocks", torch::nn::ModuleList());
+  const std::vector<double> dpr = drop_path_rates(config_.drop_path_rate, config_.depth);
   for (int64_t i = 0; i < config_.depth; ++i) {
-    Block blk(D, config_.num_heads, config_.mlp_hidden);
+    Block blk(D, config_.num_heads, config_.mlp_hidden, dpr[size_t(i)]);
     blk->attach(tap_, "blocks." + std::to_string(i) + ".");
     blocks->push_back(blk);
   }

@@ -48,7 +48,8 @@ TORCH_MODULE(Mlp);
 
 class BlockImpl : public torch::nn::Module {
  public:
-  BlockImpl(int64_t dim, int64_t num_heads, int64_t hidden);
+  // drop_path: this block's stochastic-depth rate (drop_path.h).
+  BlockImpl(int64_t dim, int64_t num_heads, int64_t hidden, double drop_path = 0);
   at::Tensor forward(const at::Tensor& x);
   // Reports norm1, attn.softmax, norm2 and mlp.gelu under `prefix` (e.g. "blocks.3.") to `tap`.
   void attach(const TapSlot& tap, const std::string& prefix);
@@ -59,6 +60,7 @@ class BlockImpl : public torch::nn::Module {
  private:
   TapSlot tap_;
   std::string norm1_name_, norm2_name_;
+  double drop_path_;
 };
 TORCH_MODULE(Block);
 

@@ -25,6 +25,8 @@ data::ImageFolderOptions folder_options(const DataConfig& d, const ModelShape& s
   o.crop_pct = d.crop_pct;
   o.interpolation = data::parse_filter(d.interpolation);
   o.train_augment = d.train_augment;
+  o.rand_augment = d.rand_augment();  // ImageFolder applies these to its train split only
+  o.random_erasing = d.erasing();
   if (!d.mean.empty()) o.mean = d.mean;
   if (!d.std.empty()) o.std = d.std;
   if (shape.in_chans == 1 && d.mean.empty()) {
@@ -43,7 +45,9 @@ std::shared_ptr<data::FashionMnist> fashion_split(const DataConfig& d, const std
 std::shared_ptr<data::Dataset> open_train(const DataConfig& d, const ModelShape& shape) {
   std::shared_ptr<data::Dataset> ds;
   if (d.kind == "fashion_mnist") {
-    ds = fashion_split(d, "train");
+    auto train = fashion_split(d, "train");
+    train->set_augmentation(d.rand_augment(), data::parse_filter(d.interpolation), d.erasing());
+    ds = train;
   } else {
     ds = std::make_shared<data::ImageFolder>(d.root, "train", folder_options(d, shape));
   }
@@ -79,6 +83,7 @@ models::ModelOverrides model_overrides(const ModelConfig& m) {
   if (m.num_classes > 0) o.num_classes = m.num_classes;
   if (m.img_size > 0) o.img_size = m.img_size;
   if (m.in_chans > 0) o.in_chans = m.in_chans;
+  if (m.drop_path > 0) o.drop_path = m.drop_path;
   return o;
 }
 

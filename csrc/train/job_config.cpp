@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <filesystem>
 #include <set>
 
@@ -46,7 +47,19 @@ void DataConfig::visit(config::Visitor& v) {
   v.field("std", std, "per-channel std of (x/255) (empty: Fashion-MNIST's 0.3530, or ImageNet's)");
   v.field("crop_pct", crop_pct, "image_folder eval transform: resize to img_size / crop_pct, center crop");
   v.field("interpolation", interpolation, "image_folder resize filter: bicubic | bilinear");
-  v.field("train_augment", train_augment, "image_folder training: random-resized crop + horizontal flip");
+  v.field("train_augment", train_augment,
+          "training-split augmentation: random-resized crop + horizontal flip (image_folder), and the RandAugment "
+          "and random erasing below (both kinds); false: none");
+  v.field("randaugment", randaugment,
+          "RandAugment as timm's string, e.g. rand-m9-mstd0.5-inc1 (m magnitude 0..10, n ops, mstd magnitude std, "
+          "mmax, p op probability, inc 0|1); empty: off");
+  v.field("random_erasing", random_erasing,
+          "probability of erasing a random box of each training image with N(0,1) noise (timm 'pixel' mode), 0..1");
+}
+
+std::optional<data::RandAugmentConfig> DataConfig::rand_augment() const {
+  if (randaugment.empty() || !train_augment) return std::nullopt;
+  return data::parse_rand_augment(randaugment);
 }
 
 void DataConfig::validate(const std::string& path) const {
@@ -65,6 +78,15 @@ void DataConfig::validate(const std::string& path) const {
   require(crop_pct > 0 && crop_pct <= 1, path, "crop_pct", "must be in (0, 1]");
   require(interpolation == "bicubic" || interpolation == "bilinear", path, "interpolation",
           "must be bicubic or bilinear, got '" + interpolation + "'");
+  if (!randaugment.empty()) {
+    try {
+      data::parse_rand_augment(randaugment);
+    } catch (const std::invalid_argument& e) {
+      throw config::Error(join(path, "randaugment"), e.what());
+    }
+  }
+  require(random_erasing >= 0 && random_erasing <= 1, path, "random_erasing",
+          "must be in [0, 1], got " + fmt::format("{}", random_erasing));
 }
 
 void TrainConfig::visit(config::Visitor& v) {
@@ -76,7 +98,11 @@ void TrainConfig::visit(config::Visitor& v) {
   v.field("warmup_steps", warmup_steps, "linear warm-up steps before the cosine (0: none)");
   v.field("weight_decay", weight_decay, "AdamW weight decay (not applied to biases, norms, embeddings, tokens)");
   v.field("eps", eps, "AdamW epsilon");
-  v.field("label_smoothing", label_smoothing, "cross-entropy label smoothing");
+  v.field("label_smoothing", label_smoothing, "cross-entropy label smoothing (folded into the mixed targets)");
+  v.field("mixup", mixup, "Mixup alpha: λ ~ Beta(α, α) per batch, batch mixed with itself reversed (0: off)");
+  v.field("cutmix", cutmix, "CutMix alpha (0: off); with mixup > 0 too, one of the two per batch");
+  v.field("mixup_prob", mixup_prob, "probability of mixing a batch (Mixup or CutMix), 0..1");
+  v.field("mixup_switch_prob", mixup_switch_prob, "probability of CutMix rather than Mixup when both are on, 0..1");
 }
 
 void TrainConfig::validate(const std::string& path) const {
@@ -88,6 +114,10 @@ void TrainConfig::validate(const std::string& path) const {
   require(weight_decay >= 0, path, "weight_decay", "must be >= 0");
   require(eps > 0, path, "eps", "must be positive");
   require(label_smoothing >= 0 && label_smoothing < 1, path, "label_smoothing", "must be in [0, 1)");
+  require(mixup >= 0 && std::isfinite(mixup), path, "mixup", "must be >= 0 (0: off)");
+  require(cutmix >= 0 && std::isfinite(cutmix), path, "cutmix", "must be >= 0 (0: off)");
+  require(mixup_prob >= 0 && mixup_prob <= 1, path, "mixup_prob", "must be in [0, 1]");
+  require(mixup_switch_prob >= 0 && mixup_switch_prob <= 1, path, "mixup_switch_prob", "must be in [0, 1]");
 }
 
 void ModelConfig::visit(config::Visitor& v) {
@@ -96,6 +126,9 @@ void ModelConfig::visit(config::Visitor& v) {
   v.field("img_size", img_size, "override the preset's input size (0: keep)");
   v.field("in_chans", in_chans, "override the preset's input channels (0: keep)");
   v.field("checkpoint", checkpoint, "full-precision safetensors weights (timm export or mnq's); empty: pretrain");
+  v.field("drop_path", drop_path,
+          "stochastic depth: per-sample drop rate of the residual branches, rising linearly from 0 (first block) "
+          "to this (last), in training only; 0..1 (exclusive)");
   v.section("pretrain", pretrain, "train the FP model first (when no checkpoint); cached in <output.dir>/fp");
 }
 
@@ -104,6 +137,7 @@ void ModelConfig::validate(const std::string& path) const {
   require(num_classes >= 0, path, "num_classes", "must be >= 0 (0: the preset's)");
   require(img_size >= 0, path, "img_size", "must be >= 0 (0: the preset's)");
   require(in_chans >= 0, path, "in_chans", "must be >= 0 (0: the preset's)");
+  require(drop_path >= 0 && drop_path < 1, path, "drop_path", "must be in [0, 1)");
   require(checkpoint.empty() || std::filesystem::is_regular_file(checkpoint), path, "checkpoint",
           "no such file '" + checkpoint + "'");
   pretrain.validate(join(path, "pretrain"));

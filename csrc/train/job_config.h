@@ -1,15 +1,19 @@
 // The YAML job of `mnq-train` (STYLE rule 12: typed structs, visit() for every key, validate() naming the key
 // path). A job: data, a full-precision model (a checkpoint or `pretrain` epochs), and one or more quantized runs
 // (`quant`, or the `compare` list), each QAT-trained from the same FP weights and compared in results.md/json.
-// Defaults are the SPEC §8 recipe for full-size jobs; configs/fashion_mnist.yaml sizes a small CPU job.
+// Defaults are the SPEC §8 recipe for full-size jobs, augmentations included (RandAugment rand-m9-mstd0.5-inc1,
+// random erasing 0.25, Mixup 0.8 / CutMix 1.0, drop-path 0.1); configs/fashion_mnist.yaml sizes a small CPU job
+// and turns the augmentations off.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "csrc/analysis/config.h"
 #include "csrc/config/config.h"
+#include "csrc/data/rand_augment.h"
 
 namespace mnq {
 namespace train {
@@ -29,9 +33,15 @@ struct DataConfig {
   double crop_pct = 0.875;
   std::string interpolation = "bicubic";
   bool train_augment = true;
+  std::string randaugment = "rand-m9-mstd0.5-inc1";
+  double random_erasing = 0.25;
 
   void visit(config::Visitor& v);
   void validate(const std::string& path) const;
+  // The parsed `randaugment` (nullopt when empty or train_augment is off).
+  std::optional<data::RandAugmentConfig> rand_augment() const;
+  // Random-erasing probability of the training split (0 when train_augment is off).
+  double erasing() const { return train_augment ? random_erasing : 0.0; }
 };
 
 // Optimisation of one training stage (FP pretraining or QAT): AdamW, cosine decay from lr to lr / lr_end_div.
@@ -44,6 +54,10 @@ struct TrainConfig {
   double weight_decay = 1e-4;
   double eps = 1e-8;
   double label_smoothing = 0.1;
+  double mixup = 0.8;
+  double cutmix = 1.0;
+  double mixup_prob = 1.0;
+  double mixup_switch_prob = 0.5;
 
   void visit(config::Visitor& v);
   void validate(const std::string& path) const;
@@ -55,6 +69,7 @@ struct ModelConfig {
   int64_t img_size = 0;
   int64_t in_chans = 0;
   std::string checkpoint;
+  double drop_path = 0.1;
   TrainConfig pretrain = [] {
     TrainConfig t;
     t.epochs = 0;

@@ -10,6 +10,7 @@
 #include "csrc/models/weights.h"
 #include "csrc/train/files.h"
 #include "csrc/train/log.h"
+#include "csrc/train/mixup.h"
 
 namespace mnq {
 namespace train {
@@ -136,14 +137,25 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
     bool budget_spent = false;
     auto pass = train.pass(st.epoch, st.batch);
     const at::Device device = model_device(model);  // batches come from the loader on the CPU
+    const MixupOptions mixing{cfg.mixup, cfg.cutmix, cfg.mixup_prob, cfg.mixup_switch_prob, cfg.label_smoothing};
+    const int64_t num_classes = train.dataset().num_classes();
     double lr = learning_rate(cfg, st.step, total_steps);
     while (auto b = pass->next()) {
       lr = learning_rate(cfg, st.step, total_steps);
       set_lr(opt, lr);
       const at::Tensor labels = b->labels.to(device);
-      const at::Tensor logits = model(b->images.to(device));
-      const at::Tensor loss = torch::nn::functional::cross_entropy(
-          logits, labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(cfg.label_smoothing));
+      at::Tensor logits, loss;
+      if (mixing.enabled()) {
+        // Mixup / CutMix on the model's device, from an RNG of (data seed, epoch, batch): resumable mid-epoch.
+        const MixedBatch m = mix_batch(b->images.to(device), labels, num_classes, mixing,
+                                       mix_seed(train.options().seed, st.epoch, st.batch));
+        logits = model(m.images);
+        loss = soft_target_cross_entropy(logits, m.targets);
+      } else {
+        logits = model(b->images.to(device));
+        loss = torch::nn::functional::cross_entropy(
+            logits, labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(cfg.label_smoothing));
+      }
       const double lv = loss.item<double>();
       if (!std::isfinite(lv)) {
         throw std::runtime_error(fmt::format(

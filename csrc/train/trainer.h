@@ -1,5 +1,6 @@
 // One training stage (FP pretraining or QAT of one run): AdamW with a cosine schedule, label-smoothed
-// cross-entropy, evaluation after every epoch, and a checkpoint after every epoch (and when a time budget runs
+// cross-entropy (soft-target cross-entropy on Mixup / CutMix batches when train.mixup or train.cutmix > 0; the
+// training top-1 then counts the unmixed labels), evaluation after every epoch, and a checkpoint after every epoch (and when a time budget runs
 // out, even mid-epoch), so a killed stage continues with --resume from its last checkpoint and ends with the
 // same weights and metrics as an uninterrupted one: the data order and augmentations are functions of
 // (seed, epoch, position), and the checkpoint holds the weights, quantizer buffers, AdamW state, step count and

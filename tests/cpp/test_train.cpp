@@ -42,6 +42,12 @@ JobConfig tiny_job(const std::string& data_dir, const std::string& out_dir) {
   c.compare = {RunConfig{"ivit8", 8, "ivit"}};
   c.output.dir = out_dir;
   c.threads = 1;
+  // The SPEC §8 augmentations (the defaults) off: these tests check learning and resuming on the plain data;
+  // "every augmentation on" below resumes with them.
+  c.data.randaugment = "";
+  c.data.random_erasing = 0;
+  c.model.drop_path = 0;
+  for (TrainConfig* t : {&c.model.pretrain, &c.train}) t->mixup = t->cutmix = 0;
   return c;
 }
 
@@ -159,6 +165,49 @@ TEST_CASE("train: stopping and resuming gives the uninterrupted result", "[train
     REQUIRE(b.count(k));
     CHECK(at::equal(v, b.at(k)));
   }
+}
+
+TEST_CASE("train: with every SPEC §8 augmentation on, stopping and resuming gives the uninterrupted result",
+          "[train]") {
+  log::set_quiet(true);
+  TempDir dir("trainaug");
+  mnq_test::write_synthetic_fashion(dir / "data", 96, 32, 16);
+  auto job = [&](const std::string& out) {
+    JobConfig c = tiny_job(dir / "data", dir / out);
+    const JobConfig defaults;  // the SPEC §8 recipe
+    c.data.randaugment = defaults.data.randaugment;
+    c.data.random_erasing = defaults.data.random_erasing;
+    c.model.drop_path = 0.3;  // larger than SPEC's 0.1: some samples of the 4 blocks are dropped
+    c.model.pretrain.mixup = c.train.mixup = defaults.train.mixup;
+    c.model.pretrain.cutmix = c.train.cutmix = defaults.train.cutmix;
+    return c;
+  };
+  const JobResult full = run_job(job("full"), {false, -1, true});
+  REQUIRE(full.finished);
+  const std::string yaml = read_text(dir / "full/config.yaml");
+  CHECK_THAT(yaml, Catch::Contains("randaugment: rand-m9-mstd0.5-inc1") && Catch::Contains("drop_path: 0.3") &&
+                       Catch::Contains("cutmix: 1"));
+  const JobConfig c = job("parts");
+  CHECK(!run_job(c, {false, 1, true}).finished);  // inside pretraining
+  CHECK(!run_job(c, {true, 2, true}).finished);   // pretraining done, one QAT epoch
+  const JobResult rest = run_job(c, {true, -1, true});
+  REQUIRE(rest.finished);
+  for (size_t i = 0; i < full.rows.size(); ++i) {
+    INFO(full.rows[i].name);
+    CHECK(rest.rows[i].metrics.top1 == full.rows[i].metrics.top1);
+    CHECK(rest.rows[i].metrics.loss == full.rows[i].metrics.loss);
+  }
+  const auto a = tensors(dir / "full/ivit8/model.safetensors"), b = tensors(dir / "parts/ivit8/model.safetensors");
+  REQUIRE(a.size() == b.size());
+  for (const auto& [k, v] : a) {
+    INFO(k);
+    CHECK(at::equal(v, b.at(k)));
+  }
+  // The augmentations changed the training: the FP weights differ from a run without them.
+  const JobResult plain = run_job(tiny_job(dir / "data", dir / "plain"), {false, -1, true});
+  REQUIRE(plain.finished);
+  CHECK(!at::equal(tensors(dir / "plain/fp/model.safetensors").at("head.weight"),
+                   tensors(dir / "full/fp/model.safetensors").at("head.weight")));
 }
 
 TEST_CASE("train: a time budget stops mid-epoch; resuming without it gives the uninterrupted result", "[train]") {

@@ -29,6 +29,18 @@ TEST_CASE("job config: missing keys keep their defaults", "[train_config]") {
   CHECK(c.train.weight_decay == 1e-4);
   CHECK(c.train.label_smoothing == 0.1);
   CHECK(c.quant.calib_batches == 30);
+  // SPEC §8's augmentations are the defaults too.
+  CHECK(c.data.randaugment == "rand-m9-mstd0.5-inc1");
+  CHECK(c.data.rand_augment()->magnitude == 9);
+  CHECK(c.data.random_erasing == 0.25);
+  CHECK(c.train.mixup == 0.8);
+  CHECK(c.train.cutmix == 1.0);
+  CHECK(c.train.mixup_prob == 1.0);
+  CHECK(c.train.mixup_switch_prob == 0.5);
+  CHECK(c.model.drop_path == 0.1);
+  JobConfig off = parse("data: {train_augment: false}\n");
+  CHECK(!off.data.rand_augment());
+  CHECK(off.data.erasing() == 0);
   CHECK_NOTHROW(validate(kValid));
   const JobConfig v = parse(kValid);
   REQUIRE(v.runs().size() == 2);
@@ -70,6 +82,21 @@ TEST_CASE("job config: validate names the offending key", "[train_config]") {
   CHECK_NOTHROW(validate(model + "compare:\n  - {name: a, plan: mixed_isolated}\n  - {name: b, plan: mixed_paper}\n"));
   CHECK_THROWS_WITH(validate(base + "device: gpu\n"), Catch::Contains("device: must be auto, cpu or cuda"));
   CHECK_NOTHROW(validate(base + "device: cpu\n"));
+  CHECK_THROWS_WITH(validate(base + "data:\n  randaugment: rand-m12\n"),
+                    Catch::Contains("data.randaugment") && Catch::Contains("'m' must be in 0..10"));
+  CHECK_THROWS_WITH(validate(base + "data:\n  randaugment: augmix-m9\n"),
+                    Catch::Contains("data.randaugment") && Catch::Contains("must start with 'rand'"));
+  CHECK_NOTHROW(validate(base + "data:\n  randaugment: ''\n"));
+  CHECK_THROWS_WITH(validate(base + "data:\n  random_erasing: 1.5\n"), Catch::Contains("data.random_erasing"));
+  CHECK_THROWS_WITH(validate(base + "train:\n  mixup: -1\n"), Catch::Contains("train.mixup"));
+  CHECK_THROWS_WITH(validate(base + "train:\n  cutmix: -0.5\n"), Catch::Contains("train.cutmix"));
+  CHECK_THROWS_WITH(validate(base + "train:\n  mixup_prob: 2\n"), Catch::Contains("train.mixup_prob"));
+  CHECK_THROWS_WITH(validate(base + "train:\n  mixup_switch_prob: -1\n"),
+                    Catch::Contains("train.mixup_switch_prob"));
+  CHECK_THROWS_WITH(validate("model: {preset: vit_mnist_tiny, pretrain: {epochs: 1, mixup: -2}}\n"),
+                    Catch::Contains("model.pretrain.mixup"));
+  CHECK_THROWS_WITH(validate("model: {preset: vit_mnist_tiny, drop_path: 1.0, pretrain: {epochs: 1}}\n"),
+                    Catch::Contains("model.drop_path: must be in [0, 1)"));
 }
 
 TEST_CASE("job config: --set overrides and the resolved YAML round-trips", "[train_config]") {
@@ -84,7 +111,8 @@ TEST_CASE("job config: --set overrides and the resolved YAML round-trips", "[tra
   CHECK(back.compare.size() == 2);
   const std::string help = config::describe<JobConfig>();
   for (const char* key : {"data.batch_size", "model.pretrain.epochs", "train.time_budget_s", "quant.calib_batches",
-                          "output.dir", "compare"}) {
+                          "output.dir", "compare", "data.randaugment", "data.random_erasing", "train.mixup",
+                          "train.cutmix", "train.mixup_prob", "train.mixup_switch_prob", "model.drop_path"}) {
     CHECK_THAT(help, Catch::Contains(key));
   }
 }
@@ -93,6 +121,11 @@ TEST_CASE("job config: the shipped configs parse", "[train_config]") {
   const JobConfig fm = config::load<JobConfig>(MNQ_SOURCE_DIR "/configs/fashion_mnist.yaml");
   CHECK(fm.model.preset == "vit_mnist_tiny");
   CHECK(fm.runs().size() == 12);
+  // The main job trains without the SPEC §8 augmentations (its measured numbers predate them).
+  CHECK(!fm.data.rand_augment());
+  CHECK(fm.data.erasing() == 0);
+  CHECK(fm.model.drop_path == 0);
+  for (const train::TrainConfig* t : {&fm.model.pretrain, &fm.train}) CHECK(!(t->mixup > 0 || t->cutmix > 0));
   // The ImageNet job points at files this machine does not have; it parses, and validation names them.
   const JobConfig in = config::parse_yaml<JobConfig>(
       [] {
@@ -103,4 +136,9 @@ TEST_CASE("job config: the shipped configs parse", "[train_config]") {
   CHECK(in.model.preset == "deit_tiny_patch16_224");
   CHECK(in.train.lr == 1e-6);
   CHECK(in.data.kind == "image_folder");
+  CHECK(in.data.randaugment == "rand-m9-mstd0.5-inc1");
+  CHECK(in.data.random_erasing == 0.25);
+  CHECK(in.train.mixup == 0.8);
+  CHECK(in.train.cutmix == 1.0);
+  CHECK(in.model.drop_path == 0.1);
 }

@@ -1,0 +1,26 @@
+// Stochastic depth; see drop_path.h.
+#include "csrc/models/drop_path.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+namespace mnq {
+namespace models {
+
+std::vector<double> drop_path_rates(double rate, int64_t n) {
+  const at::Tensor r = at::linspace(0.0, rate, n, at::kFloat).to(at::kDouble);
+  return std::vector<double>(r.data_ptr<double>(), r.data_ptr<double>() + n);
+}
+
+at::Tensor drop_path(const at::Tensor& x, double p, bool training) {
+  if (p <= 0.0 || !training || x.numel() == 0) return x;
+  const double keep = 1.0 - p;
+  std::vector<int64_t> shape(size_t(x.dim()), 1);
+  shape[0] = x.size(0);
+  at::Tensor mask = at::empty(shape, at::TensorOptions().dtype(x.scalar_type()).device(at::kCPU));
+  mask.bernoulli_(keep, at::detail::getDefaultCPUGenerator());
+  if (keep > 0.0) mask.div_(keep);
+  return x * mask.to(x.device());
+}
+
+}  // namespace models
+}  // namespace mnq

@@ -1,0 +1,88 @@
+// Mixup / CutMix per batch; see mixup.h.
+#include "csrc/train/mixup.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <stdexcept>
+#include <string>
+
+#include "csrc/data/random.h"
+
+namespace mnq {
+namespace train {
+namespace {
+
+// SplitMix64 finaliser (as the loader's): decorrelates neighbouring (epoch, batch) pairs.
+uint64_t splitmix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+at::Tensor smoothed_one_hot(const at::Tensor& labels, int64_t num_classes, double smoothing) {
+  const double off = smoothing / double(num_classes), on = 1.0 - smoothing + off;
+  return at::full({labels.size(0), num_classes}, off, labels.options().dtype(at::kFloat))
+      .scatter_(1, labels.view({-1, 1}), on);
+}
+
+}  // namespace
+
+uint64_t mix_seed(uint64_t data_seed, int64_t epoch, int64_t batch) {
+  // A salt keeps these streams apart from the loader's per-image seeds of the same (epoch, position).
+  return splitmix(splitmix(data_seed ^ 0x6d697875702d6375ULL) ^ splitmix((uint64_t(epoch) << 32) ^ uint64_t(batch)));
+}
+
+MixedBatch mix_batch(const at::Tensor& images, const at::Tensor& labels, int64_t num_classes,
+                     const MixupOptions& o, uint64_t seed) {
+  TORCH_CHECK_VALUE(images.dim() == 4 && labels.dim() == 1 && labels.size(0) == images.size(0),
+                    "mix_batch: expected images [B, C, H, W] and labels [B], got ", images.sizes(), " and ",
+                    labels.sizes());
+  TORCH_CHECK_VALUE(labels.numel() == 0 || (labels.min().item<int64_t>() >= 0 &&
+                                            labels.max().item<int64_t>() < num_classes),
+                    "mix_batch: labels outside 0..", num_classes - 1);
+  std::mt19937_64 rng(seed);
+  MixedBatch out;
+  // timm's _params_per_batch: one draw for `prob`, one for the switch when both methods are on, then λ.
+  if (o.enabled() && data::rnd::unit(rng) < o.prob) {
+    if (o.mixup_alpha > 0 && o.cutmix_alpha > 0) {
+      out.cutmix = data::rnd::unit(rng) < o.switch_prob;
+    } else {
+      out.cutmix = o.cutmix_alpha > 0;
+    }
+    const double alpha = out.cutmix ? o.cutmix_alpha : o.mixup_alpha;
+    out.lam = data::rnd::beta(rng, alpha, alpha);
+  }
+  const at::Tensor flipped = images.flip(0);
+  if (out.lam == 1.0) {
+    out.cutmix = false;
+    out.images = images.clone();
+  } else if (out.cutmix) {
+    const int64_t H = images.size(2), W = images.size(3);
+    const double ratio = std::sqrt(1.0 - out.lam);
+    const int64_t cut_h = int64_t(double(H) * ratio), cut_w = int64_t(double(W) * ratio);
+    const int64_t cy = data::rnd::randint(rng, 0, H - 1), cx = data::rnd::randint(rng, 0, W - 1);
+    const int64_t y0 = std::clamp<int64_t>(cy - cut_h / 2, 0, H), y1 = std::clamp<int64_t>(cy + (cut_h + 1) / 2, 0, H);
+    const int64_t x0 = std::clamp<int64_t>(cx - cut_w / 2, 0, W), x1 = std::clamp<int64_t>(cx + (cut_w + 1) / 2, 0, W);
+    out.images = images.clone();
+    out.images.slice(2, y0, y1).slice(3, x0, x1).copy_(flipped.slice(2, y0, y1).slice(3, x0, x1));
+    out.lam = 1.0 - double((y1 - y0) * (x1 - x0)) / double(H * W);
+    out.box[0] = y0;
+    out.box[1] = y1;
+    out.box[2] = x0;
+    out.box[3] = x1;
+  } else {
+    out.images = images * float(out.lam) + flipped * float(1.0 - out.lam);
+  }
+  const at::Tensor y = smoothed_one_hot(labels, num_classes, o.label_smoothing);
+  out.targets = out.lam == 1.0 ? y : y * float(out.lam) + y.flip(0) * float(1.0 - out.lam);
+  return out;
+}
+
+at::Tensor soft_target_cross_entropy(const at::Tensor& logits, const at::Tensor& targets) {
+  return (-targets * at::log_softmax(logits, -1)).sum(-1).mean();
+}
+
+}  // namespace train
+}  // namespace mnq
