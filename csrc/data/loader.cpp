@@ -4,19 +4,12 @@
 #include <random>
 #include <stdexcept>
 
+#include "csrc/data/random.h"
+
 namespace mnq {
 namespace data {
-namespace {
 
-// SplitMix64 finaliser: decorrelates the seeds of neighbouring (epoch, position) pairs.
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
+using rnd::splitmix64;
 
 Loader::Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options)
     : dataset_(std::move(dataset)), options_(options) {
@@ -39,7 +32,7 @@ std::vector<int64_t> Loader::order(int64_t epoch) const {
   std::vector<int64_t> idx(dataset_->size());
   std::iota(idx.begin(), idx.end(), 0);
   if (options_.shuffle) {
-    std::mt19937_64 rng(mix(options_.seed) ^ mix(uint64_t(epoch) + 1));
+    std::mt19937_64 rng(splitmix64(options_.seed) ^ splitmix64(uint64_t(epoch) + 1));
     for (int64_t i = int64_t(idx.size()) - 1; i > 0; --i) std::swap(idx[i], idx[rng() % uint64_t(i + 1)]);
   }
   return idx;
@@ -54,7 +47,8 @@ Batch Loader::load_batch(const std::vector<int64_t>& order, int64_t epoch, int64
   int64_t* lab = out.labels.data_ptr<int64_t>();
   for (int64_t k = 0; k < count; ++k) {
     const int64_t pos = first + k;
-    const uint64_t seed = mix(mix(options_.seed) ^ mix(uint64_t(epoch) << 32 ^ uint64_t(pos)));
+    const uint64_t seed = splitmix64(splitmix64(options_.seed) ^
+                                     splitmix64(uint64_t(epoch) << 32 ^ uint64_t(pos)));
     dataset_->load(order[pos], seed, img + k * s.numel());
     lab[k] = dataset_->label(order[pos]);
   }

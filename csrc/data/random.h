@@ -12,6 +12,16 @@ namespace mnq {
 namespace data {
 namespace rnd {
 
+// SplitMix64's finaliser: a bijection of 64-bit integers that decorrelates neighbouring inputs, used to derive
+// independent seeds from (seed, epoch, position) tuples (the loader's per-image seeds, the trainer's per-batch
+// Mixup/CutMix seeds).
+inline uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
 // Uniform in [0, 1): the top 53 bits of one engine output.
 inline double unit(std::mt19937_64& rng) { return double(rng() >> 11) * 0x1.0p-53; }
 

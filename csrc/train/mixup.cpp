@@ -13,14 +13,6 @@ namespace mnq {
 namespace train {
 namespace {
 
-// SplitMix64 finaliser (as the loader's): decorrelates neighbouring (epoch, batch) pairs.
-uint64_t splitmix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 at::Tensor smoothed_one_hot(const at::Tensor& labels, int64_t num_classes, double smoothing) {
   const double off = smoothing / double(num_classes), on = 1.0 - smoothing + off;
   return at::full({labels.size(0), num_classes}, off, labels.options().dtype(at::kFloat))
@@ -31,7 +23,9 @@ at::Tensor smoothed_one_hot(const at::Tensor& labels, int64_t num_classes, doubl
 
 uint64_t mix_seed(uint64_t data_seed, int64_t epoch, int64_t batch) {
   // A salt keeps these streams apart from the loader's per-image seeds of the same (epoch, position).
-  return splitmix(splitmix(data_seed ^ 0x6d697875702d6375ULL) ^ splitmix((uint64_t(epoch) << 32) ^ uint64_t(batch)));
+  using data::rnd::splitmix64;
+  return splitmix64(splitmix64(data_seed ^ 0x6d697875702d6375ULL) ^
+                    splitmix64((uint64_t(epoch) << 32) ^ uint64_t(batch)));
 }
 
 MixedBatch mix_batch(const at::Tensor& images, const at::Tensor& labels, int64_t num_classes,

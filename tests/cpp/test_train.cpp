@@ -5,10 +5,13 @@
 #include <torch/torch.h>
 
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
+#include "csrc/config/config.h"
 #include "csrc/data/fashion_mnist.h"
 #include "csrc/models/plan.h"
 #include "csrc/models/presets.h"
@@ -315,6 +318,50 @@ TEST_CASE("train: plan mixed runs the analyzer once per bit-width and trains the
   }
   CHECK(std::filesystem::exists(dir / "run/plans/mixed_w6_report.csv"));
   CHECK(std::filesystem::exists(dir / "run/plans/mixed_w6_report.json"));
+}
+
+// The shipped full-size job (configs/imagenet_deit_tiny.yaml: DeiT-Tiny at 224, SPEC §8's recipe with every
+// augmentation) on a generated two-class JPEG folder and a random FP checkpoint, only the paths, sizes and epochs
+// overridden: it runs end to end, a uniform and a mixed run (the analyzer on DeiT), and writes its table.
+TEST_CASE("train: the ImageNet recipe config runs on a tiny JPEG folder", "[train]") {
+  log::set_quiet(true);
+  TempDir dir("trainimagenet");
+  for (const std::string split : {"train", "val"}) {
+    for (const std::string cls : {"n01", "n02"}) {
+      std::filesystem::create_directories(dir / (split + "/" + cls));
+      for (int i = 0; i < (split == "train" ? 4 : 2); ++i) {
+        std::vector<uint8_t> px(size_t(48 * 40 * 3));
+        for (size_t j = 0; j < px.size(); ++j) {
+          px[j] = uint8_t((cls == "n01" ? 40 : 200) + (j * 7 + size_t(i) * 13) % 50);
+        }
+        mnq_test::write_jpeg(dir / (split + "/" + cls + "/img" + std::to_string(i) + ".JPEG"), px, 48, 40, 3);
+      }
+    }
+  }
+  // As `mnq-train --config configs/imagenet_deit_tiny.yaml --set ...` (the checkpoint is written below, before
+  // run_job checks it; from_text validates only after every override).
+  at::manual_seed(0);
+  models::save_weights(*models::create_fp("deit_tiny_patch16_224", {.num_classes = 2}).module, dir / "fp.safetensors");
+  std::ifstream file(MNQ_SOURCE_DIR "/configs/imagenet_deit_tiny.yaml");
+  JobConfig c = config::from_text<JobConfig>(
+      std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()), "imagenet_deit_tiny.yaml",
+      {"data.root=" + dir.path, "data.batch_size=4", "data.eval_batch_size=4", "data.workers=1",
+       "model.num_classes=2", "model.checkpoint=" + (dir / "fp.safetensors"), "train.epochs=1",
+       "analyze.calib_batches=1", "analyze.progress=false", "output.dir=" + (dir / "run"), "threads=1"});
+  REQUIRE(c.data.randaugment == "rand-m9-mstd0.5-inc1");  // the recipe itself is kept
+  REQUIRE(c.model.drop_path == 0.1);
+  c.compare = {c.compare.at(1), c.compare.at(7)};  // w8_ivit, w6_mixed
+  REQUIRE(c.compare[1].plan == "mixed");
+  const JobResult r = run_job(c, {false, -1, true});
+  REQUIRE(r.finished);
+  REQUIRE(r.rows.size() == 3);  // fp, w8_ivit, w6_mixed
+  for (const auto& row : r.rows) {
+    INFO(row.name);
+    CHECK(row.metrics.n == 4);
+    CHECK(std::isfinite(row.metrics.loss));
+  }
+  CHECK(std::filesystem::exists(dir / "run/plans/mixed_w6.yaml"));
+  CHECK(std::filesystem::exists(dir / "run/results.md"));
 }
 
 TEST_CASE("train: device cuda without a GPU is a clear error", "[train]") {

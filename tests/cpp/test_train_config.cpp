@@ -120,7 +120,7 @@ TEST_CASE("job config: --set overrides and the resolved YAML round-trips", "[tra
 TEST_CASE("job config: the shipped configs parse", "[train_config]") {
   const JobConfig fm = config::load<JobConfig>(MNQ_SOURCE_DIR "/configs/fashion_mnist.yaml");
   CHECK(fm.model.preset == "vit_mnist_tiny");
-  CHECK(fm.runs().size() == 12);
+  CHECK(fm.runs().size() == 14);
   // The main job trains without the SPEC §8 augmentations (its measured numbers predate them).
   CHECK(!fm.data.rand_augment());
   CHECK(fm.data.erasing() == 0);
