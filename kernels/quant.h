@@ -70,20 +70,24 @@ MNQ_HOST_DEVICE i64 requant64(i64 q, i64 m, i64 k) {
 
 constexpr i64 kFastCodeLimit = static_cast<i64>(1) << 31;  // |q| below this takes requant64
 
-// requant(q, m / 2^k) in 64-bit pieces for wider codes, |q| < 2^62, |m| ≤ 2^31 and 31 ≤ k ≤ 62 (multipliers
-// below 1: I-BERT's GELU output or an int32 accumulator requantized to 8 bits). With q = qh·2^31 + ql
-// (ql in [0, 2^31)) and b = ql·m = bh·2^31 + bl: q·m = t·2^31 + bl where t = qh·m + bh, |t| < 2^63. For
-// j = k − 31 ≥ 0, ⌊q·m / 2^k⌋ = ⌊t / 2^j⌋ (bl / 2^31 < 1 cannot carry) and the remainder is
-// (t − fl·2^j)·2^31 + bl < 2^k; rounding as requant64. Multiplies, adds and shifts only: vectorizes.
+// requant(q, m / 2^k) in 64-bit pieces for wider codes and smaller multipliers, |q| < 2^62, |m| ≤ 2^31 and
+// 31 ≤ k ≤ 92 (multipliers below 1, down to 2^−92: I-BERT's GELU output, whose per-channel scale is the fc1
+// accumulator's times the i-erf scale, requantized to 8 bits). With q = qh·2^31 + ql (ql in [0, 2^31)) and
+// b = ql·m = bh·2^31 + bl: q·m = t·2^31 + bl where t = qh·m + bh, |t| < 2^63. With j = k − 31 in [0, 61]:
+//   fl = ⌊q·m / 2^k⌋ = ⌊t / 2^j⌋ (bl / 2^31 < 1 cannot carry), remainder rem = r·2^31 + bl with r = t − fl·2^j;
+//   the increment of requant64, ⌊(⌊x / 2^(k−1)⌋ + 1) / 2⌋ with x = rem + o − 1 (o = fl & 1), where
+//   ⌊x / 2^(k−1)⌋ = ⌊(2r + ⌊(bl + o − 1) / 2^30⌋) / 2^j⌋ (divide by 2^30 first: r·2^31 is a multiple of it),
+// so no intermediate exceeds 2^63 (rem itself may, for k > 62). Multiplies, adds and shifts only: vectorizes.
 MNQ_HOST_DEVICE i64 requant64_wide(i64 q, i64 m, i64 k) {
   constexpr i64 kLow = (static_cast<i64>(1) << 31) - 1;
   const i64 b = (q & kLow) * m;
   const i64 t = (q >> 31) * m + (b >> 31);
   const i64 j = k - 31;
   const i64 fl = t >> j;
-  const i64 rem = ((t - (fl << j)) << 31) + (b & kLow);
-  return fl + ((((rem + (fl & 1) - 1) >> (k - 1)) + 1) >> 1);
+  const i64 z = 2 * (t - (fl << j)) + (((b & kLow) + (fl & 1) - 1) >> 30);
+  return fl + (((z >> j) + 1) >> 1);
 }
+constexpr i64 kWideMaxShift = 92;  // the largest k requant64_wide takes
 
 constexpr i64 kWideCodeLimit = static_cast<i64>(1) << 62;  // |q| below this takes requant64_wide
 

@@ -110,7 +110,7 @@ const double* spread_scale(const FastFloatIn& f, i64 cols, std::vector<double>& 
 }
 
 // Rows × channels of the last dim; multipliers per channel (stride 1) or per tensor (stride 0). kWide: every
-// shift k is in [31, 62] and codes below 2^62 take requant64_wide; else every k is in [1, 62] and codes below
+// shift k is in [31, 92] and codes below 2^62 take requant64_wide; else every k is in [1, 62] and codes below
 // 2^31 take requant64 (both checked by the caller). Exact in both; blocks with a bigger code are redone exactly.
 template <bool kResidual, bool kWide, class FIn, class FIdIn, class In, class IdIn, class Out>
 bool requant_fast(FIn fin, FIdIn fid, In in, IdIn id, DyadicArray d, i64 ds, DyadicArray d_id, i64 dis,
@@ -183,13 +183,12 @@ bool shifts_in(const RequantSide& s, int64_t lo, int64_t hi) {
   return true;
 }
 
-// Which fast path applies: wide (codes < 2^62, every k in [31, 62]: multipliers below 1), narrow (codes < 2^31,
+// Which fast path applies: wide (codes < 2^62, every k in [31, 92]: multipliers below 1), narrow (codes < 2^31,
 // every k in [1, 62]) or none (exact 128-bit path for every element).
 enum class FastPath { kNone, kNarrow, kWide };
-FastPath fast_path(const RequantSide& in, const RequantSide* id) {
-  auto all = [&](int64_t lo, int64_t hi) { return shifts_in(in, lo, hi) && (id == nullptr || shifts_in(*id, lo, hi)); };
-  if (all(31, 62)) return FastPath::kWide;
-  return all(1, 62) ? FastPath::kNarrow : FastPath::kNone;
+FastPath fast_path(const RequantSide& in) {
+  if (shifts_in(in, 31, kWideMaxShift)) return FastPath::kWide;
+  return shifts_in(in, 1, 62) ? FastPath::kNarrow : FastPath::kNone;
 }
 
 template <class F>
@@ -203,9 +202,9 @@ auto with_fast_loader(const RequantSide& s, F&& f) {
 template <class Out>
 bool requant_out(const RequantSide& in, const RequantSide* id, Out out, double out_scale, const RequantParams& p) {
   const int64_t cols = in.codes.dim() == 0 ? 1 : in.codes.size(-1);  // channels of the last dim (numel > 0)
-  const FastPath path = fast_path(in, id);
   return with_requant_loader(in, [&](auto in_loader) {
     if (id == nullptr) {
+      const FastPath path = fast_path(in);
       if (path == FastPath::kNone) {
         return exact_parallel(in_loader, in_loader, dyadics(in), dyadics(in), out_scale, out, p);
       }
@@ -221,8 +220,9 @@ bool requant_out(const RequantSide& in, const RequantSide* id, Out out, double o
     }
     // Residual adds take the narrow path only (their codes are 16- or 22-bit; one variant keeps the number of
     // instantiations over the input × identity code types down).
+    const bool narrow = shifts_in(in, 1, 62) && shifts_in(*id, 1, 62);
     return with_requant_loader(*id, [&](auto id_loader) {
-      if (path != FastPath::kNone) {
+      if (narrow) {
         return with_fast_loader(in, [&](auto fin) {
           return with_fast_loader(*id, [&](auto fid) {
             return requant_fast<true, false>(fin, fid, in_loader, id_loader, dyadics(in), in.m.numel() > 1,

@@ -1,6 +1,7 @@
 // kernels/quant.h: quantize_code rounding/clamping, requant_code with a fused residual, channel layout.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -65,26 +66,32 @@ TEST_CASE("requant64 equals requant on the fast range", "[quant]") {
   }
 }
 
-// The wide fast path (codes up to 2^62, shifts 31..62) against requant(): ties around every rounding boundary,
-// the extreme codes and multipliers, and random inputs of every magnitude.
+// The wide fast path (codes up to 2^62, shifts 31..92) against requant(): ties and near-ties around every
+// rounding boundary, the extreme codes and multipliers, and random inputs of every magnitude.
 TEST_CASE("requant64_wide equals requant for wide codes", "[quant]") {
   std::mt19937_64 rng(11);
   auto check = [](i64 q, i64 m, i64 k) {
     REQUIRE(requant64_wide(q, m, k) == requant(q, Dyadic{m, static_cast<int>(k)}));
   };
   const i64 lim = kWideCodeLimit - 1;
-  for (i64 k = 31; k <= 62; ++k) {
+  for (i64 k = 31; k <= kWideMaxShift; ++k) {
     for (i64 q : {lim, -lim, i64{0}, i64{1}, i64{-1}, i64{1} << 31, -(i64{1} << 31)}) {
       for (i64 m : {i64{1} << 31, -(i64{1} << 31), i64{1} << 30, i64{1}, i64{-1}}) check(q, m, k);
     }
-    for (int t = 0; t < 2000; ++t) {  // q·m within ±2 of a multiple of 2^(k−1): ties and their neighbours
-      const i64 m = ((i64{1} << 30) + static_cast<i64>(rng() % 64)) * ((rng() & 1) ? 1 : -1);
-      const i64 q = ((static_cast<i64>(rng() % 4096) - 2048) << (k - 30)) + static_cast<i64>(rng() % 5) - 2;
-      check(q, m, k);
+    // q·m = u·2^(k−1) + e·2^30 (m = ±2^30, q = u·2^(k−31) + e): exact ties (e = 0) and their neighbours.
+    const i64 sh = k - 31;
+    const i64 umax = std::min<i64>(2048, i64{1} << std::min<i64>(11, 61 - sh));
+    for (i64 u = -umax; u < umax; ++u) {
+      for (i64 e = -2; e <= 2; ++e) {
+        const i64 q = u * (i64{1} << sh) + e;
+        if (q >= kWideCodeLimit || q <= -kWideCodeLimit) continue;
+        check(q, i64{1} << 30, k);
+        check(q, -(i64{1} << 30), k);
+      }
     }
   }
-  for (int t = 0; t < 200000; ++t) {
-    const i64 k = 31 + static_cast<i64>(rng() % 32);
+  for (int t = 0; t < 300000; ++t) {
+    const i64 k = 31 + static_cast<i64>(rng() % static_cast<uint64_t>(kWideMaxShift - 30));
     i64 q = static_cast<i64>(rng() >> 2) >> (rng() % 62);  // every magnitude below 2^62
     if (rng() & 1) q = -q;
     i64 m = static_cast<i64>(rng() % ((i64{1} << 31) + 1));
