@@ -131,8 +131,13 @@ ModelOverrides overrides(std::optional<int64_t> num_classes, std::optional<int64
 
 PyModel create(const std::string& name, std::optional<int64_t> bits,
                const std::optional<std::map<std::string, std::string>>& plan, std::optional<int64_t> num_classes,
-               std::optional<int64_t> img_size, std::optional<int64_t> in_chans) {
-  const ModelOverrides o = overrides(num_classes, img_size, in_chans);
+               std::optional<int64_t> img_size, std::optional<int64_t> in_chans, std::optional<double> drop_path) {
+  ModelOverrides o = overrides(num_classes, img_size, in_chans);
+  if (drop_path && (*drop_path < 0 || *drop_path >= 1)) {
+    throw std::invalid_argument("create('" + name + "'): drop_path must be in [0, 1), got " +
+                                std::to_string(*drop_path));
+  }
+  o.drop_path = drop_path;
   if (!bits) {
     if (plan) throw std::invalid_argument("create('" + name + "'): a plan needs bits (None means full precision)");
     return PyModel(create_fp(name, o));
@@ -220,8 +225,10 @@ void bind_models(py::module_& m) {
 
   m.def("create", &create, py::arg("name"), py::arg("bits") = py::none(), py::arg("plan") = py::none(),
         py::arg("num_classes") = py::none(), py::arg("img_size") = py::none(), py::arg("in_chans") = py::none(),
+        py::arg("drop_path") = py::none(),
         "Builds a preset: full precision when bits is None, else quantized with `plan` ({key: method} in the plan "
-        "format; None: ivit everywhere).");
+        "format; None: ivit everywhere); drop_path: the stochastic-depth rate of the last block (timm's "
+        "drop_path_rate).");
   m.def("presets", &preset_names, "Every preset name, ViT/DeiT then Swin.");
   m.def(
       "mixable_layers",

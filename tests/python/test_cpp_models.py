@@ -32,11 +32,11 @@ CASES = [(preset, plan, bits) for preset in ("vit_mnist_tiny", "swin_mnist_tiny"
 CASES.append(("deit_mnist_tiny_distilled", "mixed", 8))
 
 
-def _timm(preset: str, seed: int = 0) -> torch.nn.Module:
+def _timm(preset: str, seed: int = 0, drop_path: float = 0.0) -> torch.nn.Module:
     """Random timm model with unit-scale activations (linear weights N(0, 1/fan_in)) and LayerNorm γ, β away
     from 1, 0, so every quantizer and per-channel scale is exercised."""
     torch.manual_seed(seed)
-    kw = dict(drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0)
+    kw = dict(drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=drop_path)
     if preset.startswith("swin"):
         model = SwinTransformer(**SWIN_KW, **kw)
     elif "distilled" in preset:
@@ -116,6 +116,52 @@ def test_cpp_model_is_the_python_model(timm_models, preset, plan, bits, tmp_path
         again.load(str(tmp_path / "q.safetensors"))
         _assert_same_state(cpp.state_dict(), again.state_dict())
         assert torch.equal(again.eval()(x), want)
+
+
+@pytest.mark.parametrize("preset", ["vit_mnist_tiny", "swin_mnist_tiny"])
+def test_drop_path_matches_cpp_in_training(preset):
+    # A timm model built with drop_path_rate: mnq.quantize carries each block's rate; the C++ model gets the same
+    # rate; both draw their per-sample masks from torch's CPU generator in the same order, so the same seed drops
+    # the same samples: identical training-mode forward passes and gradients, and eval untouched.
+    fp = _timm(preset, drop_path=0.3)
+    py = mnq.quantize(fp, _plan(preset, "mixed"), 8)
+    cpp = mnq.models.create(preset, 8, _plan(preset, "mixed"), drop_path=0.3)
+    cpp.load_state_dict(fp.state_dict(), strict=False)
+    batches = _batches(3, 8)
+    torch.manual_seed(5)
+    mnq.calibrate(py, batches)
+    torch.manual_seed(5)
+    _calibrate_cpp(cpp, batches)
+    _assert_same_state(py.state_dict(), cpp.state_dict())
+    x = _batches(1, 8, seed=7)[0]
+    with torch.no_grad():
+        assert torch.equal(cpp.eval()(x), py.eval()(x))
+    py.train()
+    cpp.train()
+    outs = []
+    for seed in (11, 12):
+        torch.manual_seed(seed)
+        want = py(x)
+        torch.manual_seed(seed)
+        got = cpp(x)
+        assert torch.equal(got, want)
+        outs.append(want)
+    assert not torch.equal(outs[0], outs[1])  # the masks differ between seeds: drop-path is active
+    torch.manual_seed(11)
+    py(x).square().sum().backward()
+    torch.manual_seed(11)
+    cpp(x).square().sum().backward()
+    for (name, a), b in zip(py.named_parameters(), cpp.parameters()):
+        assert torch.equal(a.grad, b.grad), name
+
+
+def test_drop_path_errors():
+    with pytest.raises(ValueError, match="drop_path"):
+        mnq.models.create("vit_mnist_tiny", 8, "ivit", drop_path=1.0)
+    fp = _timm("vit_mnist_tiny")
+    fp.blocks[0].attn.attn_drop.p = 0.1
+    with pytest.raises(ValueError, match="dropout"):
+        mnq.quantize(fp, "ivit", 8)
 
 
 def test_presets_and_layers():

@@ -199,8 +199,10 @@ def test_bits_outside_2_to_16_rejected(vit, bits):
 
 
 def test_unsupported_models_rejected(vit):
-    with pytest.raises(ValueError, match="drop_path"):
-        mnq.quantize(_vit(drop_path_rate=0.1), {"all": "ivit"})
+    with pytest.raises(ValueError, match="dropout"):
+        mnq.quantize(_vit(drop_rate=0.1), {"all": "ivit"})
+    q = mnq.quantize(_vit(drop_path_rate=0.1), {"all": "ivit"})  # drop-path is carried over, timm's rates
+    assert [b.drop_path for b in q.blocks] == pytest.approx(torch.linspace(0, 0.1, len(q.blocks)).tolist())
     with pytest.raises(TypeError, match="unsupported model type Linear"):
         mnq.quantize(torch.nn.Linear(3, 3), {"all": "ivit"})
     with pytest.raises(ValueError, match=r"unknown key 'blocks\.2\.norm1'"):

@@ -98,7 +98,9 @@ def test_checkpoint_reload_is_bit_identical(swin):
 
 
 def test_unsupported_swin_rejected(swin):
-    with pytest.raises(ValueError, match="drop_path"):
-        mnq.quantize(_swin(drop_path_rate=0.1), {"all": "ivit"})
+    with pytest.raises(ValueError, match="dropout"):
+        mnq.quantize(_swin(drop_rate=0.1), {"all": "ivit"})
+    q = mnq.quantize(_swin(drop_path_rate=0.1), {"all": "ivit"})  # drop-path is carried over
+    assert max(b.drop_path for stage in q.layers for b in stage.blocks) == pytest.approx(0.1)
     with pytest.raises(ValueError, match=r"unknown key 'blocks\.0\.norm1'"):
         mnq.quantize(swin, {"all": "ivit", "blocks.0.norm1": "ibert"})

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -34,6 +35,20 @@ IBERT_LAYERNORM_BITS = 22  # I-BERT LayerNorm keeps log2(2^31/std) bits of f: it
 def residual_bits(norm_method: str) -> int:
     """Width of the QuantAct that produces the residual stream read by a LayerNorm using `norm_method`."""
     return IBERT_LAYERNORM_BITS if norm_method == "ibert" else RESIDUAL_BITS
+
+
+def drop_path(x: Tensor, p: float, training: bool) -> Tensor:
+    """Stochastic depth (timm's DropPath, SPEC §8): in training, each sample's branch is dropped with
+    probability ``p`` and the kept ones are scaled by 1/(1 − p). The mask is drawn on the CPU from torch's default
+    generator, as the C++ blocks do (csrc/models/drop_path.cpp), so the same seed gives the same masks in both and
+    on any device."""
+    if p <= 0.0 or not training or x.numel() == 0:
+        return x
+    keep = 1.0 - p
+    mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype).bernoulli_(keep)
+    if keep > 0.0:
+        mask.div_(keep)
+    return x * mask.to(x.device)
 
 
 def norm_then_act(norm: IntLayerNorm, act: QuantAct, x: Tensor, scale: Tensor,
@@ -144,12 +159,14 @@ class QuantBlock(nn.Module):
 
     ``methods``: {"norm1", "softmax", "norm2", "gelu"} -> method. ``out_bits``: width of the block's final
     residual QuantAct, decided by the method of the LayerNorm that reads it (the next block's norm1 or the
-    final norm); the attention residual's width follows this block's norm2.
+    final norm); the attention residual's width follows this block's norm2. ``drop_path``: the stochastic-depth
+    rate of both branches (applied before their residual QuantAct, as the C++ block does).
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_hidden: int, qkv_bias: bool, methods: dict, bits: int,
-                 out_bits: int, eps: float = 1e-6, softmax_out_bits: int = 16):
+                 out_bits: int, eps: float = 1e-6, softmax_out_bits: int = 16, drop_path: float = 0.0):
         super().__init__()
+        self.drop_path = drop_path
         self.norm1 = IntLayerNorm(dim, method=methods["norm1"], eps=eps, ptf_bits=bits)
         self.qact_norm1 = QuantAct(bits)
         self.attn = QuantAttention(dim, num_heads, qkv_bias, methods["softmax"], bits, softmax_out_bits)
@@ -162,7 +179,7 @@ class QuantBlock(nn.Module):
     def forward(self, x: Tensor, scale: Tensor) -> Tuple[Tensor, Tensor]:
         h, s = norm_then_act(self.norm1, self.qact_norm1, x, scale)
         h, s = self.attn(h, s)
-        x, scale = self.qact_res1(h, s, x, scale)
+        x, scale = self.qact_res1(drop_path(h, self.drop_path, self.training), s, x, scale)
         h, s = norm_then_act(self.norm2, self.qact_norm2, x, scale)
         h, s = self.mlp(h, s)
-        return self.qact_res2(h, s, x, scale)
+        return self.qact_res2(drop_path(h, self.drop_path, self.training), s, x, scale)

@@ -28,18 +28,20 @@ def _plan_entries(plan: Union[PlanLike, str, None]) -> Optional[Dict[str, str]]:
 
 def create(name: str, bits: Optional[int] = None, plan: Union[PlanLike, str, None] = None,
            num_classes: Optional[int] = None, img_size: Optional[int] = None,
-           in_chans: Optional[int] = None) -> Model:
+           in_chans: Optional[int] = None, drop_path: Optional[float] = None) -> Model:
     """The C++ model of preset ``name`` (see :func:`presets`).
 
     ``bits=None``: full precision (timm's model). Otherwise quantized with W/A = ``bits`` and ``plan``: a
     :class:`mnq.Plan`, a mapping in the plan format, a YAML path, or a method name (``"ivit"``, ``"ibert"``,
     ``"fqvit"``) for every layer; None means ``"ivit"`` everywhere. ``num_classes``, ``img_size``, ``in_chans``
-    override the preset's. The model starts in training mode: calibrate it (training-mode forwards) before eval.
+    override the preset's; ``drop_path`` is timm's ``drop_path_rate`` (stochastic depth rising linearly over the
+    blocks to this rate, in training mode only; masks from torch's default CPU generator, as ``mnq.quantize``'s
+    blocks). The model starts in training mode: calibrate it (training-mode forwards) before eval.
     Raises ValueError on an unknown preset, a bad plan or bits.
     """
     if bits is not None and (isinstance(bits, bool) or not isinstance(bits, int)):
         raise ValueError(f"mnq.models.create: bits must be an int in [2, 16] or None, got {bits!r}")
-    return _mnq.create(name, bits, _plan_entries(plan), num_classes, img_size, in_chans)
+    return _mnq.create(name, bits, _plan_entries(plan), num_classes, img_size, in_chans, drop_path)
 
 
 def presets() -> List[str]:

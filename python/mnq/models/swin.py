@@ -21,8 +21,9 @@ from torch import Tensor, nn
 
 from ..nn import IntLayerNorm, QuantAct, QuantConv2d, QuantLinear
 from ..plan import PlanLike, as_plan
-from .blocks import RESIDUAL_BITS, QuantAttention, QuantMlp, QuantPatchEmbed, norm_then_act, residual_bits
-from .vit import _copy, mixable_layers
+from .blocks import (RESIDUAL_BITS, QuantAttention, QuantMlp, QuantPatchEmbed, drop_path, norm_then_act,
+                     residual_bits)
+from .vit import _copy, _drop_rate, mixable_layers
 
 SWIN_SHIFTMAX_BITS = 8  # I-ViT's Swin: Shiftmax output on 8 bits (16 in ViT/DeiT)
 
@@ -51,9 +52,10 @@ class QuantWindowAttention(QuantAttention):
 
 class QuantSwinBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, window_size: int, shift_size: int, mlp_hidden: int,
-                 qkv_bias: bool, methods: dict, bits: int, out_bits: int, eps: float):
+                 qkv_bias: bool, methods: dict, bits: int, out_bits: int, eps: float, drop_path: float = 0.0):
         super().__init__()
         self.window_size, self.shift_size = window_size, shift_size
+        self.drop_path = drop_path  # stochastic depth of both branches (blocks.drop_path)
         self.norm1 = IntLayerNorm(dim, method=methods["norm1"], eps=eps, ptf_bits=bits)
         self.qact_norm1 = QuantAct(bits)
         self.attn = QuantWindowAttention(dim, num_heads, window_size, qkv_bias, methods["softmax"], bits)
@@ -79,10 +81,11 @@ class QuantSwinBlock(nn.Module):
         """x [B, H, W, C] on the residual scale."""
         h, s = norm_then_act(self.norm1, self.qact_norm1, x, scale)
         h, s = self.attn(self._windows(h), s)
-        x, scale = self.qact_res1(self._windows(h, reverse_of=tuple(x.shape)), s, x, scale)
+        h = drop_path(self._windows(h, reverse_of=tuple(x.shape)), self.drop_path, self.training)
+        x, scale = self.qact_res1(h, s, x, scale)
         h, s = norm_then_act(self.norm2, self.qact_norm2, x, scale)
         h, s = self.mlp(h, s)
-        return self.qact_res2(h, s, x, scale)
+        return self.qact_res2(drop_path(h, self.drop_path, self.training), s, x, scale)
 
 
 class QuantPatchMerging(nn.Module):
@@ -173,7 +176,7 @@ class QuantSwinTransformer(nn.Module):
 
 
 def _unsupported(model: nn.Module) -> Optional[str]:
-    from timm.layers import DropPath, Mlp
+    from timm.layers import Mlp
     from timm.models.swin_transformer import PatchMerging, SwinTransformerBlock, WindowAttention
 
     pe = model.patch_embed
@@ -181,9 +184,9 @@ def _unsupported(model: nn.Module) -> Optional[str]:
         return "it needs a non-overlapping, biased patch convolution followed by a LayerNorm (patch_norm=True)"
     if model.head.global_pool.pool_type != "avg" or not isinstance(model.head.fc, nn.Linear):
         return "it needs average pooling and a linear head (num_classes > 0)"
-    for name, m in model.named_modules():
-        if isinstance(m, DropPath) or (isinstance(m, nn.Dropout) and m.p > 0):
-            return f"{name} drops activations (dropout / drop_path); build the timm model with rates 0"
+    for name, m in model.named_modules():  # drop-path is carried over (blocks.drop_path); dropout is not
+        if isinstance(m, nn.Dropout) and m.p > 0:
+            return f"{name} drops activations (dropout); build the timm model with drop_rate and attn_drop_rate 0"
     for s, stage in enumerate(model.layers):
         if not (isinstance(stage.downsample, PatchMerging) if s else isinstance(stage.downsample, nn.Identity)):
             return f"layers.{s}: patch merging is expected at the start of every stage but the first"
@@ -231,7 +234,7 @@ def quantize_swin(model: nn.Module, plan: PlanLike, bits: int) -> QuantSwinTrans
                        "norm2": resolved[f"{p}.norm2"], "gelu": resolved[f"{p}.mlp.gelu"]}
             qb = QuantSwinBlock(blk.norm1.normalized_shape[0], blk.attn.num_heads, blk.window_size[0],
                                 blk.shift_size[0], blk.mlp.fc1.out_features, blk.attn.qkv.bias is not None,
-                                methods, bits, residual_bits(resolved[next(readers)]), eps)
+                                methods, bits, residual_bits(resolved[next(readers)]), eps, _drop_rate(blk))
             for dst, src in ((qb.norm1, blk.norm1), (qb.norm2, blk.norm2), (qb.attn.qkv, blk.attn.qkv),
                              (qb.attn.proj, blk.attn.proj), (qb.mlp.fc1, blk.mlp.fc1), (qb.mlp.fc2, blk.mlp.fc2)):
                 _copy(dst, src)

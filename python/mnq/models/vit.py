@@ -116,7 +116,7 @@ class QuantVisionTransformer(nn.Module):
 
 def _unsupported(model: nn.Module) -> Optional[str]:
     """Why a timm VisionTransformer falls outside the I-ViT layout this module builds, or None."""
-    from timm.layers import DropPath, Mlp
+    from timm.layers import Mlp
     from timm.models.vision_transformer import Attention, Block
 
     if model.cls_token is None or getattr(model, "reg_token", None) is not None:
@@ -131,9 +131,9 @@ def _unsupported(model: nn.Module) -> Optional[str]:
         return "its patch embedding needs a bias"
     if not isinstance(model.head, nn.Linear):
         return "it needs a linear head (num_classes > 0)"
-    for name, m in model.named_modules():
-        if isinstance(m, DropPath) or (isinstance(m, nn.Dropout) and m.p > 0):
-            return f"{name} drops activations (dropout / drop_path); build the timm model with rates 0"
+    for name, m in model.named_modules():  # drop-path is carried over (blocks.drop_path); dropout is not
+        if isinstance(m, nn.Dropout) and m.p > 0:
+            return f"{name} drops activations (dropout); build the timm model with drop_rate and attn_drop_rate 0"
     for i, blk in enumerate(model.blocks):
         ok = (type(blk) is Block and type(blk.attn) is Attention and type(blk.mlp) is Mlp
               and isinstance(blk.ls1, nn.Identity) and isinstance(blk.ls2, nn.Identity)
@@ -148,6 +148,18 @@ def _unsupported(model: nn.Module) -> Optional[str]:
 
 
 @torch.no_grad()
+def _drop_rate(block: nn.Module) -> float:
+    """The stochastic-depth rate of a timm block: its DropPath modules (drop_path1, drop_path2: one rate for both
+    branches in timm), 0 without."""
+    from timm.layers import DropPath
+
+    rates = {float(m.drop_prob) for m in (getattr(block, "drop_path1", None), getattr(block, "drop_path2", None))
+             if isinstance(m, DropPath)}
+    if len(rates) > 1:
+        raise ValueError(f"mnq.quantize: a block with two drop-path rates {sorted(rates)} (one per block expected)")
+    return rates.pop() if rates else 0.0
+
+
 def _copy(dst: nn.Module, src: nn.Module) -> None:
     dst.weight.copy_(src.weight)
     if src.bias is not None:
@@ -184,6 +196,7 @@ def quantize_vit(model: nn.Module, plan: PlanLike, bits: int) -> QuantVisionTran
         _copy(q.head_dist, model.head_dist)
         q.distilled_training = bool(getattr(model, "distilled_training", False))
     for qb, b in zip(q.blocks, model.blocks):
+        qb.drop_path = _drop_rate(b)
         for dst, src in ((qb.norm1, b.norm1), (qb.norm2, b.norm2), (qb.attn.qkv, b.attn.qkv),
                          (qb.attn.proj, b.attn.proj), (qb.mlp.fc1, b.mlp.fc1), (qb.mlp.fc2, b.mlp.fc2)):
             _copy(dst, src)
