@@ -4,6 +4,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <atomic>
 #include <vector>
 
@@ -17,25 +18,44 @@ namespace {
 using namespace mnq::kernels;
 constexpr int64_t kGrain = 32768;
 
+// One element of a quantizer loop: the code (or NaN for fake quant) of x[i] at scale s; counts inputs without a
+// code in `bad`.
+template <class Out>
+inline void quantize_one(const float* x, double s, i64 lo, i64 hi, const Out& o, int64_t i, int& bad) {
+  i64 q = 0;
+  const bool have = quantize_code(x[i], s, lo, hi, q);
+  if (Out::kPropagatesNaN && !have) {
+    o.store_nan(i);
+  } else {
+    o.store(i, q, s);
+  }
+  bad |= static_cast<int>(!have);
+}
+
 template <class Out>
 bool quantize_loop(const float* x, const double* scale, Out out, const QuantizeParams& p) {
   std::atomic<bool> all_ok{true};
+  const ChannelLayout layout = p.layout;
+  if (layout.C > 1 && layout.inner == 1) {
+    // Channels on the last dim (PtfAct, per-channel activations): rows × channels, so the channel is the column
+    // index instead of a modulo per element.
+    const int64_t C = layout.C, rows = p.numel / C;
+    at::parallel_for(0, rows, std::max<int64_t>(1, kGrain / C), [&](int64_t r0, int64_t r1) {
+      const Out o = out;  // locals: see requant_fast
+      const i64 lo = p.lo, hi = p.hi;
+      int bad = 0;
+      for (int64_t r = r0; r < r1; ++r) {
+        for (int64_t c = 0; c < C; ++c) quantize_one(x, scale[c], lo, hi, o, r * C + c, bad);
+      }
+      if (bad && !Out::kPropagatesNaN) all_ok = false;
+    });
+    return all_ok;
+  }
   at::parallel_for(0, p.numel, kGrain, [&](int64_t i0, int64_t i1) {
     const Out o = out;  // locals: see requant_fast
-    const ChannelLayout layout = p.layout;
     const i64 lo = p.lo, hi = p.hi;
     int bad = 0;
-    for (int64_t i = i0; i < i1; ++i) {
-      const double s = scale[layout.channel(i)];
-      i64 q = 0;
-      const bool have = quantize_code(x[i], s, lo, hi, q);
-      if (Out::kPropagatesNaN && !have) {
-        o.store_nan(i);
-      } else {
-        o.store(i, q, s);
-      }
-      bad |= static_cast<int>(!have);
-    }
+    for (int64_t i = i0; i < i1; ++i) quantize_one(x, scale[layout.channel(i)], lo, hi, o, i, bad);
     if (bad && !Out::kPropagatesNaN) all_ok = false;
   });
   return all_ok;

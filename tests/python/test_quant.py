@@ -33,6 +33,21 @@ def test_quantize_per_channel(axis):
     assert torch.equal(ops.quantize(xt, st, 6).long(), reference.quantize(xt.contiguous(), st, 6))
 
 
+def test_quantize_per_channel_last_dim_nan():
+    # the row × channel loop (channels on the last dim, as PtfAct): NaN stays NaN in fake quant, the rest exact;
+    # the integer quantizer reports it
+    x = torch.randn(9, 33)
+    x[4, 17] = float("nan")
+    scale = torch.rand(33, dtype=torch.float64) * 0.1 + 0.01
+    fake = ops.quantize_qat(x, scale, 8, -1)
+    assert torch.isnan(fake[4, 17]) and torch.isnan(fake).sum() == 1
+    ok = ~torch.isnan(x)
+    want = (reference.quantize(torch.nan_to_num(x), scale, 8, -1).double() * scale).float()
+    assert torch.equal(fake[ok], want[ok])
+    with pytest.raises(ValueError, match="NaN"):
+        ops.quantize(x, scale, 8, -1)
+
+
 def test_quantize_qat_is_dequantized_codes_with_identity_gradient():
     x = (torch.randn(4, 33) * 2).requires_grad_(True)
     scale = torch.rand(33, dtype=torch.float64) * 0.05 + 0.01
