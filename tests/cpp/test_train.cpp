@@ -16,9 +16,11 @@
 #include "csrc/models/plan.h"
 #include "csrc/models/presets.h"
 #include "csrc/models/weights.h"
+#include "csrc/train/datasets.h"
 #include "csrc/train/files.h"
 #include "csrc/train/job.h"
 #include "csrc/train/log.h"
+#include "csrc/train/metrics.h"
 #include "csrc/train/trainer.h"
 #include "train_test_util.h"
 
@@ -362,6 +364,59 @@ TEST_CASE("train: the ImageNet recipe config runs on a tiny JPEG folder", "[trai
   }
   CHECK(std::filesystem::exists(dir / "run/plans/mixed_w6.yaml"));
   CHECK(std::filesystem::exists(dir / "run/results.md"));
+}
+
+// The trainer on a GPU (runs in scripts/gpu_check.sh's ctest; a CPU machine reports it as skipped): pretraining,
+// the analyzer and QAT on CUDA with every SPEC §8 augmentation (Mixup on the device, drop-path masks from the CPU
+// generator), stopped and resumed. CUDA kernels are bit-exact, but cuBLAS/cuDNN float reductions need not be
+// run-to-run identical, so the resumed run is compared with tolerances, and the CUDA FP weights are checked to
+// evaluate on the CPU like on the GPU.
+TEST_CASE("train: device cuda trains, analyzes and resumes on the GPU", "[train][cuda]") {
+  if (!at::hasCUDA()) {
+    WARN("no usable GPU: the CUDA trainer test is skipped");
+    return;
+  }
+  log::set_quiet(true);
+  TempDir dir("traincuda");
+  mnq_test::write_synthetic_fashion(dir / "data", 96, 64, 17);
+  auto job = [&](const std::string& out) {
+    JobConfig c = tiny_job(dir / "data", dir / out);
+    const JobConfig defaults;  // the SPEC §8 recipe
+    c.device = "cuda";
+    c.data.randaugment = defaults.data.randaugment;
+    c.data.random_erasing = defaults.data.random_erasing;
+    c.model.drop_path = 0.2;
+    c.model.pretrain.mixup = c.train.mixup = defaults.train.mixup;
+    c.model.pretrain.cutmix = c.train.cutmix = defaults.train.cutmix;
+    c.analyze.calib_batches = 2;
+    c.analyze.progress = false;
+    c.compare = {RunConfig{"ivit8", 8, "ivit"}, RunConfig{"mixed6", 6, "mixed"}};
+    return c;
+  };
+  const JobResult full = run_job(job("full"), {false, -1, true});
+  REQUIRE(full.finished);
+  REQUIRE(full.rows.size() == 3);
+  for (const auto& row : full.rows) {
+    INFO(row.name);
+    CHECK(std::isfinite(row.metrics.loss));
+    CHECK(row.metrics.hits.size() == 64);
+  }
+  const JobConfig c = job("parts");
+  CHECK(!run_job(c, {false, 1, true}).finished);
+  CHECK(!run_job(c, {true, 2, true}).finished);
+  const JobResult rest = run_job(c, {true, -1, true});
+  REQUIRE(rest.finished);
+  for (size_t i = 0; i < full.rows.size(); ++i) {
+    INFO(full.rows[i].name);
+    CHECK(std::abs(rest.rows[i].metrics.top1 - full.rows[i].metrics.top1) <= 0.1);
+    CHECK(std::abs(rest.rows[i].metrics.loss - full.rows[i].metrics.loss) <= 0.05 * full.rows[i].metrics.loss);
+  }
+  // The saved FP weights (written from the GPU) give the GPU's top-1 on the CPU, up to float reduction order.
+  models::Model fp = models::create_fp(c.model.preset);
+  models::load_weights(*fp.module, dir / "full/fp/model.safetensors");
+  const auto splits = make_datasets(c.data, model_shape(c.model));
+  const data::Loader val(splits.val, {64, false, false, 0, 1, 0});
+  CHECK(std::abs(evaluate(fp, val, "cpu eval").top1 - full.rows[0].metrics.top1) <= 2.0 / 64);
 }
 
 TEST_CASE("train: device cuda without a GPU is a clear error", "[train]") {
