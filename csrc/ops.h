@@ -14,15 +14,16 @@ namespace ops {
 std::tuple<at::Tensor, double> ibert_softmax(const at::Tensor& q, double scale, int64_t out_bits);
 std::tuple<at::Tensor, double> shiftmax(const at::Tensor& q, double scale, int64_t out_bits, int64_t n);
 std::tuple<at::Tensor, at::Tensor> log_int_softmax(const at::Tensor& q, double scale, int64_t bits);
-at::Tensor ibert_softmax_qat(const at::Tensor& x, double scale, int64_t out_bits);
-at::Tensor shiftmax_qat(const at::Tensor& x, double scale, int64_t out_bits, int64_t n);
-at::Tensor log_int_softmax_qat(const at::Tensor& x, double scale, int64_t bits);
+using TT = std::tuple<at::Tensor, at::Tensor>;
+TT ibert_softmax_qat(const at::Tensor& x, const at::Tensor& scale, int64_t out_bits);
+TT shiftmax_qat(const at::Tensor& x, const at::Tensor& scale, int64_t out_bits, int64_t n);
+TT log_int_softmax_qat(const at::Tensor& x, const at::Tensor& scale, int64_t bits);
 
 // GELU methods (SPEC §3).
 std::tuple<at::Tensor, at::Tensor> ibert_gelu(const at::Tensor& q, const at::Tensor& scale);
 std::tuple<at::Tensor, double> shift_gelu(const at::Tensor& q, double scale, int64_t out_bits, int64_t n);
-at::Tensor ibert_gelu_qat(const at::Tensor& x, const at::Tensor& scale);
-at::Tensor shift_gelu_qat(const at::Tensor& x, double scale, int64_t out_bits, int64_t n);
+TT ibert_gelu_qat(const at::Tensor& x, const at::Tensor& scale);
+TT shift_gelu_qat(const at::Tensor& x, const at::Tensor& scale, int64_t out_bits, int64_t n);
 
 // LayerNorm methods (SPEC §4).
 std::tuple<at::Tensor, at::Tensor> ilayernorm(const at::Tensor& q, double scale, const at::Tensor& weight,
@@ -31,23 +32,23 @@ std::tuple<at::Tensor, at::Tensor> ibert_layernorm(const at::Tensor& q, double s
                                                    const at::Tensor& bias);
 std::tuple<at::Tensor, double> ptf_layernorm(const at::Tensor& q, const at::Tensor& alpha, double s_base,
                                              const at::Tensor& weight, const at::Tensor& bias, double scale_next);
-at::Tensor ilayernorm_qat(const at::Tensor& x, double scale, const at::Tensor& weight, const at::Tensor& bias,
-                          double eps);
-at::Tensor ibert_layernorm_qat(const at::Tensor& x, double scale, const at::Tensor& weight, const at::Tensor& bias,
-                               double eps);
-at::Tensor ptf_layernorm_qat(const at::Tensor& x, const at::Tensor& alpha, double s_base, const at::Tensor& weight,
-                             const at::Tensor& bias, double scale_next, double eps);
+TT ilayernorm_qat(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& weight, const at::Tensor& bias,
+                  double eps);
+TT ibert_layernorm_qat(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& weight, const at::Tensor& bias,
+                       double eps);
+TT ptf_layernorm_qat(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& s_base, const at::Tensor& weight,
+                     const at::Tensor& bias, const at::Tensor& scale_next, double eps);
 
 // Quantizers (SPEC §1).
 at::Tensor quantize(const at::Tensor& x, const at::Tensor& scale, int64_t bits, int64_t axis);
-at::Tensor requant(const at::Tensor& q, const at::Tensor& scale_in, double scale_out, int64_t bits,
+at::Tensor requant(const at::Tensor& q, const at::Tensor& scale_in, const at::Tensor& scale_out, int64_t bits,
                    const std::optional<at::Tensor>& identity, const std::optional<at::Tensor>& identity_scale);
-at::Tensor ptf_quantize(const at::Tensor& x, const at::Tensor& alpha, double s_base, int64_t bits);
-at::Tensor ptf_alpha_error(const at::Tensor& x, double s_base, int64_t bits);
+at::Tensor ptf_quantize(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& s_base, int64_t bits);
+at::Tensor ptf_alpha_error(const at::Tensor& x, const at::Tensor& s_base, int64_t bits);
 at::Tensor quantize_qat(const at::Tensor& x, const at::Tensor& scale, int64_t bits, int64_t axis);
-at::Tensor requant_qat(const at::Tensor& x, const at::Tensor& scale_in, double scale_out, int64_t bits,
+at::Tensor requant_qat(const at::Tensor& x, const at::Tensor& scale_in, const at::Tensor& scale_out, int64_t bits,
                        const std::optional<at::Tensor>& identity, const std::optional<at::Tensor>& identity_scale);
-at::Tensor ptf_quantize_qat(const at::Tensor& x, const at::Tensor& alpha, double s_base, int64_t bits);
+at::Tensor ptf_quantize_qat(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& s_base, int64_t bits);
 
 }  // namespace ops
 }  // namespace mnq

@@ -24,22 +24,24 @@ TORCH_LIBRARY(mnq, m) {
   // Symmetric quantizer, SPEC §1: clamp(round(x / S), -2^(bits-1), 2^(bits-1)-1); S 0-d or per channel along `axis`.
   m.def("quantize(Tensor x, Tensor scale, int bits, int axis=-1) -> Tensor");
   // Dyadic requantization with fused residual, SPEC §1: clamp(requant(q, S_in/S) + requant(q_id, S_id/S)).
-  m.def("requant(Tensor q, Tensor scale_in, float scale_out, int bits, Tensor? identity=None, Tensor? identity_scale=None) -> Tensor");
+  m.def("requant(Tensor q, Tensor scale_in, Tensor scale_out, int bits, Tensor? identity=None, Tensor? identity_scale=None) -> Tensor");
   // PtfAct codes, SPEC §1: clamp(round(x / (s_base * 2^alpha[c])), ...).
-  m.def("ptf_quantize(Tensor x, Tensor alpha, float s_base, int bits) -> Tensor");
+  m.def("ptf_quantize(Tensor x, Tensor alpha, Tensor s_base, int bits) -> Tensor");
   // PtfAct calibration statistic: per channel and alpha in {0,1,2,3}, the summed squared quantization error [C, 4].
-  m.def("ptf_alpha_error(Tensor x, float s_base, int bits) -> Tensor");
+  m.def("ptf_alpha_error(Tensor x, Tensor s_base, int bits) -> Tensor");
 
-  // Fake-quant (QAT) versions, float in / float out, straight-through backward (SPEC §5).
-  m.def("ibert_softmax_qat(Tensor x, float scale, int out_bits=16) -> Tensor");
-  m.def("shiftmax_qat(Tensor x, float scale, int out_bits=16, int n=15) -> Tensor");
-  m.def("log_int_softmax_qat(Tensor x, float scale, int bits=4) -> Tensor");
-  m.def("ibert_gelu_qat(Tensor x, Tensor scale) -> Tensor");
-  m.def("shift_gelu_qat(Tensor x, float scale, int out_bits=8, int n=23) -> Tensor");
-  m.def("ilayernorm_qat(Tensor x, float scale, Tensor weight, Tensor bias, float eps=1e-6) -> Tensor");
-  m.def("ibert_layernorm_qat(Tensor x, float scale, Tensor weight, Tensor bias, float eps=1e-6) -> Tensor");
-  m.def("ptf_layernorm_qat(Tensor x, Tensor alpha, float s_base, Tensor weight, Tensor bias, float scale_next, float eps=1e-6) -> Tensor");
+  // Fake-quant (QAT) versions, float in / float out, straight-through backward (SPEC §5). Scales are tensors (0-d,
+  // float64, on the input's device or the CPU) so no module reads them back to the host; the non-linear ones return
+  // (values out·S_out, S_out) with S_out a float64 tensor on the input's device (csrc/ops/qat.h: the NaN policy).
+  m.def("ibert_softmax_qat(Tensor x, Tensor scale, int out_bits=16) -> (Tensor, Tensor)");
+  m.def("shiftmax_qat(Tensor x, Tensor scale, int out_bits=16, int n=15) -> (Tensor, Tensor)");
+  m.def("log_int_softmax_qat(Tensor x, Tensor scale, int bits=4) -> (Tensor, Tensor)");
+  m.def("ibert_gelu_qat(Tensor x, Tensor scale) -> (Tensor, Tensor)");
+  m.def("shift_gelu_qat(Tensor x, Tensor scale, int out_bits=8, int n=23) -> (Tensor, Tensor)");
+  m.def("ilayernorm_qat(Tensor x, Tensor scale, Tensor weight, Tensor bias, float eps=1e-6) -> (Tensor, Tensor)");
+  m.def("ibert_layernorm_qat(Tensor x, Tensor scale, Tensor weight, Tensor bias, float eps=1e-6) -> (Tensor, Tensor)");
+  m.def("ptf_layernorm_qat(Tensor x, Tensor alpha, Tensor s_base, Tensor weight, Tensor bias, Tensor scale_next, float eps=1e-6) -> (Tensor, Tensor)");
   m.def("quantize_qat(Tensor x, Tensor scale, int bits, int axis=-1) -> Tensor");
-  m.def("requant_qat(Tensor x, Tensor scale_in, float scale_out, int bits, Tensor? identity=None, Tensor? identity_scale=None) -> Tensor");
-  m.def("ptf_quantize_qat(Tensor x, Tensor alpha, float s_base, int bits) -> Tensor");
+  m.def("requant_qat(Tensor x, Tensor scale_in, Tensor scale_out, int bits, Tensor? identity=None, Tensor? identity_scale=None) -> Tensor");
+  m.def("ptf_quantize_qat(Tensor x, Tensor alpha, Tensor s_base, int bits) -> Tensor");
 }

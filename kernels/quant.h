@@ -91,10 +91,11 @@ constexpr i64 kWideMaxShift = 92;  // the largest k requant64_wide takes
 
 constexpr i64 kWideCodeLimit = static_cast<i64>(1) << 62;  // |q| below this takes requant64_wide
 
-// Squared quantization error of x at scale s (PtfAct calibration).
+// Squared quantization error of x at scale s (PtfAct calibration). NaN for a NaN x (the channel's sums become NaN,
+// reported without a host read), +inf for ±inf.
 MNQ_HOST_DEVICE double quant_sq_error(float x, double s, i64 lo, i64 hi) {
   i64 q = 0;
-  if (!quantize_code(x, s, lo, hi, q)) return 0.0;  // NaN inputs are rejected before this is used
+  if (!quantize_code(x, s, lo, hi, q)) return static_cast<double>(x);  // NaN
   const double d = static_cast<double>(x) - static_cast<double>(q) * s;
   return d * d;
 }

@@ -15,12 +15,19 @@ using torch::autograd::tensor_list;
 
 at::Tensor gelu_grad(const at::Tensor& grad, const at::Tensor& x) { return at::gelu_backward(grad, x, "none"); }
 
+using TT = std::tuple<at::Tensor, at::Tensor>;
+
+tensor_list finish(AutogradContext* ctx, const TT& r) {
+  ctx->mark_non_differentiable({std::get<1>(r)});
+  return {std::get<0>(r), std::get<1>(r)};
+}
+
 struct IbertGeluSte : public torch::autograd::Function<IbertGeluSte> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& scale) {
+  static tensor_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& scale) {
     ctx->save_for_backward({x});
     at::AutoDispatchBelowADInplaceOrView guard;
-    static auto op = op_handle<at::Tensor(const at::Tensor&, const at::Tensor&)>("ibert_gelu_qat");
-    return op.call(x, scale);
+    static auto op = op_handle<TT(const at::Tensor&, const at::Tensor&)>("ibert_gelu_qat");
+    return finish(ctx, op.call(x, scale));
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     return {gelu_grad(grads[0], ctx->get_saved_variables()[0]), at::Tensor()};
@@ -28,20 +35,25 @@ struct IbertGeluSte : public torch::autograd::Function<IbertGeluSte> {
 };
 
 struct ShiftGeluSte : public torch::autograd::Function<ShiftGeluSte> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, double scale, int64_t out_bits, int64_t n) {
+  static tensor_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& scale, int64_t out_bits,
+                             int64_t n) {
     ctx->save_for_backward({x});
     at::AutoDispatchBelowADInplaceOrView guard;
-    static auto op = op_handle<at::Tensor(const at::Tensor&, double, int64_t, int64_t)>("shift_gelu_qat");
-    return op.call(x, scale, out_bits, n);
+    static auto op = op_handle<TT(const at::Tensor&, const at::Tensor&, int64_t, int64_t)>("shift_gelu_qat");
+    return finish(ctx, op.call(x, scale, out_bits, n));
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     return {gelu_grad(grads[0], ctx->get_saved_variables()[0]), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
-at::Tensor ibert_gelu_qat(const at::Tensor& x, const at::Tensor& scale) { return IbertGeluSte::apply(x, scale); }
-at::Tensor shift_gelu_qat(const at::Tensor& x, double scale, int64_t out_bits, int64_t n) {
-  return ShiftGeluSte::apply(x, scale, out_bits, n);
+TT ibert_gelu_qat(const at::Tensor& x, const at::Tensor& scale) {
+  const tensor_list r = IbertGeluSte::apply(x, scale);
+  return {r[0], r[1]};
+}
+TT shift_gelu_qat(const at::Tensor& x, const at::Tensor& scale, int64_t out_bits, int64_t n) {
+  const tensor_list r = ShiftGeluSte::apply(x, scale, out_bits, n);
+  return {r[0], r[1]};
 }
 
 }  // namespace

@@ -34,21 +34,28 @@ void save(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight, c
   ctx->saved_data["eps"] = eps;
 }
 
+using TT = std::tuple<at::Tensor, at::Tensor>;
+
+tensor_list finish(AutogradContext* ctx, const TT& r) {
+  ctx->mark_non_differentiable({std::get<1>(r)});
+  return {std::get<0>(r), std::get<1>(r)};
+}
+
 enum Method : int64_t { kIvit = 0, kIbert = 1 };
 
 // I-LayerNorm and I-BERT LayerNorm (per-tensor input scale).
 struct AffineLnSte : public torch::autograd::Function<AffineLnSte> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, double scale, const at::Tensor& weight,
-                            const at::Tensor& bias, double eps, int64_t method) {
+  static tensor_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& scale,
+                             const at::Tensor& weight, const at::Tensor& bias, double eps, int64_t method) {
     save(ctx, x, weight, bias, eps);
     at::AutoDispatchBelowADInplaceOrView guard;
-    using Sig = at::Tensor(const at::Tensor&, double, const at::Tensor&, const at::Tensor&, double);
+    using Sig = TT(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, double);
     if (method == kIvit) {
       static auto op = op_handle<Sig>("ilayernorm_qat");
-      return op.call(x, scale, weight, bias, eps);
+      return finish(ctx, op.call(x, scale, weight, bias, eps));
     }
     static auto op = op_handle<Sig>("ibert_layernorm_qat");
-    return op.call(x, scale, weight, bias, eps);
+    return finish(ctx, op.call(x, scale, weight, bias, eps));
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
@@ -59,13 +66,14 @@ struct AffineLnSte : public torch::autograd::Function<AffineLnSte> {
 
 // PTF LayerNorm (per-channel input scales s_base·2^alpha).
 struct PtfLnSte : public torch::autograd::Function<PtfLnSte> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& alpha, double s_base,
-                            const at::Tensor& weight, const at::Tensor& bias, double scale_next, double eps) {
+  static tensor_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& alpha,
+                             const at::Tensor& s_base, const at::Tensor& weight, const at::Tensor& bias,
+                             const at::Tensor& scale_next, double eps) {
     save(ctx, x, weight, bias, eps);
     at::AutoDispatchBelowADInplaceOrView guard;
-    static auto op = op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, double, const at::Tensor&,
-                                          const at::Tensor&, double, double)>("ptf_layernorm_qat");
-    return op.call(x, alpha, s_base, weight, bias, scale_next, eps);
+    static auto op = op_handle<TT(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                  const at::Tensor&, const at::Tensor&, double)>("ptf_layernorm_qat");
+    return finish(ctx, op.call(x, alpha, s_base, weight, bias, scale_next, eps));
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
@@ -74,17 +82,19 @@ struct PtfLnSte : public torch::autograd::Function<PtfLnSte> {
   }
 };
 
-at::Tensor ilayernorm_qat(const at::Tensor& x, double scale, const at::Tensor& weight, const at::Tensor& bias,
-                          double eps) {
-  return AffineLnSte::apply(x, scale, weight, bias, eps, kIvit);
+TT pair(const tensor_list& r) { return {r[0], r[1]}; }
+
+TT ilayernorm_qat(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& weight, const at::Tensor& bias,
+                  double eps) {
+  return pair(AffineLnSte::apply(x, scale, weight, bias, eps, kIvit));
 }
-at::Tensor ibert_layernorm_qat(const at::Tensor& x, double scale, const at::Tensor& weight, const at::Tensor& bias,
-                               double eps) {
-  return AffineLnSte::apply(x, scale, weight, bias, eps, kIbert);
+TT ibert_layernorm_qat(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& weight, const at::Tensor& bias,
+                       double eps) {
+  return pair(AffineLnSte::apply(x, scale, weight, bias, eps, kIbert));
 }
-at::Tensor ptf_layernorm_qat(const at::Tensor& x, const at::Tensor& alpha, double s_base, const at::Tensor& weight,
-                             const at::Tensor& bias, double scale_next, double eps) {
-  return PtfLnSte::apply(x, alpha, s_base, weight, bias, scale_next, eps);
+TT ptf_layernorm_qat(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& s_base, const at::Tensor& weight,
+                     const at::Tensor& bias, const at::Tensor& scale_next, double eps) {
+  return pair(PtfLnSte::apply(x, alpha, s_base, weight, bias, scale_next, eps));
 }
 
 }  // namespace

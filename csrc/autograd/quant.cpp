@@ -26,10 +26,11 @@ struct QuantizeSte : public torch::autograd::Function<QuantizeSte> {
 };
 
 struct PtfQuantizeSte : public torch::autograd::Function<PtfQuantizeSte> {
-  static at::Tensor forward(AutogradContext*, const at::Tensor& x, const at::Tensor& alpha, double s_base,
+  static at::Tensor forward(AutogradContext*, const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& s_base,
                             int64_t bits) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    static auto op = op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, double, int64_t)>("ptf_quantize_qat");
+    static auto op =
+        op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t)>("ptf_quantize_qat");
     return op.call(x, alpha, s_base, bits);
   }
   static tensor_list backward(AutogradContext*, tensor_list grads) {
@@ -37,12 +38,12 @@ struct PtfQuantizeSte : public torch::autograd::Function<PtfQuantizeSte> {
   }
 };
 
-using RequantSig = at::Tensor(const at::Tensor&, const at::Tensor&, double, int64_t,
+using RequantSig = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t,
                               const std::optional<at::Tensor>&, const std::optional<at::Tensor>&);
 
 // Undefined tensors cannot be autograd Function inputs, so the residual and plain forms are two Functions.
 struct RequantSte : public torch::autograd::Function<RequantSte> {
-  static at::Tensor forward(AutogradContext*, const at::Tensor& x, const at::Tensor& scale_in, double scale_out,
+  static at::Tensor forward(AutogradContext*, const at::Tensor& x, const at::Tensor& scale_in, const at::Tensor& scale_out,
                             int64_t bits) {
     at::AutoDispatchBelowADInplaceOrView guard;
     static auto op = op_handle<RequantSig>("requant_qat");
@@ -54,7 +55,7 @@ struct RequantSte : public torch::autograd::Function<RequantSte> {
 };
 
 struct RequantResidualSte : public torch::autograd::Function<RequantResidualSte> {
-  static at::Tensor forward(AutogradContext*, const at::Tensor& x, const at::Tensor& scale_in, double scale_out,
+  static at::Tensor forward(AutogradContext*, const at::Tensor& x, const at::Tensor& scale_in, const at::Tensor& scale_out,
                             int64_t bits, const at::Tensor& identity, const at::Tensor& identity_scale) {
     at::AutoDispatchBelowADInplaceOrView guard;
     static auto op = op_handle<RequantSig>("requant_qat");
@@ -68,10 +69,10 @@ struct RequantResidualSte : public torch::autograd::Function<RequantResidualSte>
 at::Tensor quantize_qat(const at::Tensor& x, const at::Tensor& scale, int64_t bits, int64_t axis) {
   return QuantizeSte::apply(x, scale, bits, axis);
 }
-at::Tensor ptf_quantize_qat(const at::Tensor& x, const at::Tensor& alpha, double s_base, int64_t bits) {
+at::Tensor ptf_quantize_qat(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& s_base, int64_t bits) {
   return PtfQuantizeSte::apply(x, alpha, s_base, bits);
 }
-at::Tensor requant_qat(const at::Tensor& x, const at::Tensor& scale_in, double scale_out, int64_t bits,
+at::Tensor requant_qat(const at::Tensor& x, const at::Tensor& scale_in, const at::Tensor& scale_out, int64_t bits,
                        const std::optional<at::Tensor>& identity, const std::optional<at::Tensor>& identity_scale) {
   if (identity.has_value() && identity_scale.has_value()) {
     return RequantResidualSte::apply(x, scale_in, scale_out, bits, *identity, *identity_scale);

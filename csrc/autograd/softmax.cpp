@@ -15,25 +15,33 @@ using torch::autograd::tensor_list;
 
 enum Method : int64_t { kIbert = 0, kShift = 1, kLis = 2 };
 
+using TT = std::tuple<at::Tensor, at::Tensor>;
+
 struct SoftmaxSte : public torch::autograd::Function<SoftmaxSte> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t method, double scale, int64_t bits,
-                            int64_t n) {
+  static tensor_list forward(AutogradContext* ctx, const at::Tensor& x, int64_t method, const at::Tensor& scale,
+                             int64_t bits, int64_t n) {
     ctx->save_for_backward({x});
     at::AutoDispatchBelowADInplaceOrView guard;
+    using Sig = TT(const at::Tensor&, const at::Tensor&, int64_t);
+    TT r;
     switch (method) {
       case kIbert: {
-        static auto op = op_handle<at::Tensor(const at::Tensor&, double, int64_t)>("ibert_softmax_qat");
-        return op.call(x, scale, bits);
+        static auto op = op_handle<Sig>("ibert_softmax_qat");
+        r = op.call(x, scale, bits);
+        break;
       }
       case kShift: {
-        static auto op = op_handle<at::Tensor(const at::Tensor&, double, int64_t, int64_t)>("shiftmax_qat");
-        return op.call(x, scale, bits, n);
+        static auto op = op_handle<TT(const at::Tensor&, const at::Tensor&, int64_t, int64_t)>("shiftmax_qat");
+        r = op.call(x, scale, bits, n);
+        break;
       }
       default: {
-        static auto op = op_handle<at::Tensor(const at::Tensor&, double, int64_t)>("log_int_softmax_qat");
-        return op.call(x, scale, bits);
+        static auto op = op_handle<Sig>("log_int_softmax_qat");
+        r = op.call(x, scale, bits);
       }
     }
+    ctx->mark_non_differentiable({std::get<1>(r)});
+    return {std::get<0>(r), std::get<1>(r)};
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
@@ -44,14 +52,16 @@ struct SoftmaxSte : public torch::autograd::Function<SoftmaxSte> {
   }
 };
 
-at::Tensor ibert_softmax_qat(const at::Tensor& x, double scale, int64_t out_bits) {
-  return SoftmaxSte::apply(x, kIbert, scale, out_bits, 0);
+TT pair(const tensor_list& r) { return {r[0], r[1]}; }
+
+TT ibert_softmax_qat(const at::Tensor& x, const at::Tensor& scale, int64_t out_bits) {
+  return pair(SoftmaxSte::apply(x, kIbert, scale, out_bits, 0));
 }
-at::Tensor shiftmax_qat(const at::Tensor& x, double scale, int64_t out_bits, int64_t n) {
-  return SoftmaxSte::apply(x, kShift, scale, out_bits, n);
+TT shiftmax_qat(const at::Tensor& x, const at::Tensor& scale, int64_t out_bits, int64_t n) {
+  return pair(SoftmaxSte::apply(x, kShift, scale, out_bits, n));
 }
-at::Tensor log_int_softmax_qat(const at::Tensor& x, double scale, int64_t bits) {
-  return SoftmaxSte::apply(x, kLis, scale, bits, 0);
+TT log_int_softmax_qat(const at::Tensor& x, const at::Tensor& scale, int64_t bits) {
+  return pair(SoftmaxSte::apply(x, kLis, scale, bits, 0));
 }
 
 }  // namespace

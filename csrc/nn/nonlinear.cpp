@@ -13,14 +13,15 @@ namespace mnq {
 namespace nn {
 namespace {
 
-double scalar(const at::Tensor& scale, const char* who) {
+// A per-tensor scale (one element) as a 0-d float64 tensor on its device: checked by shape, never read.
+at::Tensor per_tensor(const at::Tensor& scale, const char* who) {
   TORCH_CHECK_VALUE(scale.defined() && scale.numel() == 1, who,
                     ": this method needs a per-tensor input scale, got shape ",
                     scale.defined() ? scale.sizes() : at::IntArrayRef{});
-  return scale.detach().to(at::kCPU, at::kDouble).item<double>();
+  return scale.detach().reshape({}).to(at::kDouble);
 }
 
-at::Tensor scale_tensor(double s) { return at::scalar_tensor(s, at::kDouble); }
+ScaledTensor pair(std::tuple<at::Tensor, at::Tensor>&& r) { return {std::get<0>(r), std::get<1>(r)}; }
 
 }  // namespace
 
@@ -48,12 +49,10 @@ ScaledTensor IntSoftmaxImpl::forward(const at::Tensor& x, const at::Tensor& scal
 }
 
 ScaledTensor IntSoftmaxImpl::compute(const at::Tensor& x, const at::Tensor& scale) {
-  const double s = scalar(scale, "IntSoftmax");
-  if (method_ == "ivit") return {ops::shiftmax_qat(x, s, out_bits_), scale_tensor(std::ldexp(1.0, -(out_bits_ - 1)))};
-  if (method_ == "ibert") return {ops::ibert_softmax_qat(x, s, out_bits_), scale_tensor(std::ldexp(1.0, -out_bits_))};
-  // values 2^-code: integers on the scale of the smallest code
-  const int64_t max_code = (int64_t{1} << log_bits_) - 1;
-  return {ops::log_int_softmax_qat(x, s, log_bits_), scale_tensor(std::ldexp(1.0, static_cast<int>(-max_code)))};
+  const at::Tensor s = per_tensor(scale, "IntSoftmax");
+  if (method_ == "ivit") return pair(ops::shiftmax_qat(x, s, out_bits_));
+  if (method_ == "ibert") return pair(ops::ibert_softmax_qat(x, s, out_bits_));
+  return pair(ops::log_int_softmax_qat(x, s, log_bits_));
 }
 
 void IntSoftmaxImpl::pretty_print(std::ostream& stream) const {
@@ -75,19 +74,10 @@ ScaledTensor IntGELUImpl::forward(const at::Tensor& x, const at::Tensor& scale) 
 }
 
 ScaledTensor IntGELUImpl::compute(const at::Tensor& x, const at::Tensor& scale) {
-  if (method_ == "ivit") {
-    const double s = scalar(scale, "IntGELU");
-    return {ops::shift_gelu_qat(x, s, out_bits_), scale_tensor(s * std::ldexp(1.0, -(out_bits_ - 1)))};
-  }
+  if (method_ == "ivit") return pair(ops::shift_gelu_qat(x, per_tensor(scale, "IntGELU"), out_bits_));
   if (method_ == "ibert") {
     TORCH_CHECK_VALUE(scale.defined(), "IntGELU(method='ibert'): the input scale is required");
-    const at::Tensor s = scale.detach().to(at::kDouble);
-    // S_out from the op's own host constants (an empty input on x's device)
-    std::vector<int64_t> shape = {0};
-    if (s.dim() > 0) shape.push_back(s.numel());
-    const at::Tensor empty = at::zeros(shape, at::TensorOptions().dtype(at::kInt).device(x.device()));
-    const at::Tensor s_out = std::get<1>(ops::ibert_gelu(empty, s));
-    return {ops::ibert_gelu_qat(x, s), s_out};
+    return pair(ops::ibert_gelu_qat(x, scale.detach().to(at::kDouble)));
   }
   return {at::gelu(x), at::Tensor()};
 }
@@ -118,16 +108,13 @@ ScaledTensor IntLayerNormImpl::compute(const at::Tensor& x, const at::Tensor& sc
     TORCH_CHECK_VALUE(scale_next.defined(),
                       "IntLayerNorm(method='fqvit'): scale_next (the next QuantAct's scale) is required");
     auto [xq, sa] = ptf->forward(x);
-    const double s_next = scalar(scale_next, "IntLayerNorm");
-    return {ops::ptf_layernorm_qat(xq, sa.second, sa.first, weight, bias, s_next, eps_), scale_tensor(s_next)};
+    const at::Tensor s_next = per_tensor(scale_next, "IntLayerNorm");
+    return pair(ops::ptf_layernorm_qat(xq, sa.second, sa.first, weight, bias, s_next, eps_));
   }
   TORCH_CHECK_VALUE(scale.defined(), "IntLayerNorm(method='", method_, "'): the input scale is required");
-  const double s = scalar(scale, "IntLayerNorm");
-  const at::Tensor y = method_ == "ivit" ? ops::ilayernorm_qat(x, s, weight, bias, eps_)
-                                         : ops::ibert_layernorm_qat(x, s, weight, bias, eps_);
-  // Per-channel output scale Sy·γ, Sy = sqrt(C) / 2^30 (SPEC §4.1)
-  const double s_y = std::sqrt(static_cast<double>(channels_)) / std::ldexp(1.0, 30);
-  return {y, s_y * weight.detach().to(at::kDouble)};
+  const at::Tensor s = per_tensor(scale, "IntLayerNorm");
+  return pair(method_ == "ivit" ? ops::ilayernorm_qat(x, s, weight, bias, eps_)
+                                : ops::ibert_layernorm_qat(x, s, weight, bias, eps_));
 }
 
 void IntLayerNormImpl::pretty_print(std::ostream& stream) const {

@@ -2,6 +2,7 @@
 // running range, float64 scale), so both sides produce identical buffers and outputs.
 #include "csrc/nn/quant.h"
 
+#include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
 #include <cmath>
@@ -10,6 +11,22 @@
 
 namespace mnq {
 namespace nn {
+
+bool HostFlag::get(const at::Tensor& buffer) const {
+  if (buffer.unsafeGetTensorImpl() != impl_ || buffer._version() != version_) {
+    value_ = buffer.item<bool>();  // after a load or a move only
+    impl_ = buffer.unsafeGetTensorImpl();
+    version_ = buffer._version();
+  }
+  return value_;
+}
+
+void HostFlag::set(at::Tensor& buffer, bool value) {
+  buffer.fill_(value);
+  value_ = value;
+  impl_ = buffer.unsafeGetTensorImpl();
+  version_ = buffer._version();
+}
 
 int64_t check_bits(int64_t bits, int64_t hi) {
   TORCH_CHECK_VALUE(bits >= 2 && bits <= hi, "bits must be an int in [2, ", hi, "], got ", bits);
@@ -27,21 +44,17 @@ RangeTracker::RangeTracker(int64_t bits, double momentum, int64_t max_bits)
 void RangeTracker::observe(const at::Tensor& x) {
   at::NoGradGuard no_grad;
   auto [lo, hi] = at::aminmax(x.detach().to(at::kFloat));
-  if (!initialized_.item<bool>()) {
-    min_val_.copy_(lo);
-    max_val_.copy_(hi);
-    initialized_.fill_(true);
-  } else {
-    const double m = momentum_;
-    min_val_.mul_(m).add_(lo, 1 - m);
-    max_val_.mul_(m).add_(hi, 1 - m);
-  }
+  // The first batch initialises the range, later ones follow the EMA: selected on the device (no host read).
+  const double m = momentum_;
+  min_val_.copy_(at::where(initialized_, at::add(min_val_ * m, lo, 1 - m), lo));
+  max_val_.copy_(at::where(initialized_, at::add(max_val_ * m, hi, 1 - m), hi));
+  initialized_flag_.set(initialized_, true);
   const at::Tensor bound = at::maximum(min_val_.abs(), max_val_.abs()).to(at::kDouble).clamp_min(1e-8);
   scale_.copy_(bound / static_cast<double>((int64_t{1} << (bits_ - 1)) - 1));
 }
 
 void RangeTracker::check_calibrated(const char* who) const {
-  TORCH_CHECK(initialized_.item<bool>(), who,
+  TORCH_CHECK(is_initialized(), who,
               ": used in eval mode before any training/calibration batch set its range");
 }
 
@@ -57,16 +70,15 @@ ScaledTensor QuantActImpl::forward(const at::Tensor& x, const at::Tensor& scale_
   } else {
     check_calibrated("QuantAct");
   }
-  const double s = scale_.item<double>();
   if (!scale_in.defined()) {
-    return {ops::quantize_qat(x, at::scalar_tensor(s, at::kDouble), bits_), scale_.clone()};
+    return {ops::quantize_qat(x, scale_, bits_), scale_.clone()};
   }
   ops::OptT id, id_scale;
   if (identity.defined()) {
     id = identity;
     id_scale = identity_scale.detach().to(at::kDouble);
   }
-  return {ops::requant_qat(x, scale_in.detach().to(at::kDouble), s, bits_, id, id_scale), scale_.clone()};
+  return {ops::requant_qat(x, scale_in.detach().to(at::kDouble), scale_, bits_, id, id_scale), scale_.clone()};
 }
 
 void QuantActImpl::pretty_print(std::ostream& stream) const {
@@ -82,15 +94,15 @@ PtfActImpl::PtfActImpl(int64_t channels, int64_t bits, double momentum)
 
 void PtfActImpl::reset_alpha() {
   alpha_err_.zero_();
-  alpha_frozen_.fill_(false);
+  alpha_frozen_flag_.set(alpha_frozen_, false);
 }
 
-std::pair<at::Tensor, std::pair<double, at::Tensor>> PtfActImpl::forward(const at::Tensor& x) {
+std::pair<at::Tensor, std::pair<at::Tensor, at::Tensor>> PtfActImpl::forward(const at::Tensor& x) {
   TORCH_CHECK_VALUE(x.dim() >= 1 && x.size(-1) == channels_, "PtfAct: expected ", channels_,
                     " channels in the last dim, got shape ", x.sizes());
   if (is_training()) {
     observe(x);
-    if (!alpha_frozen_.item<bool>()) {
+    if (!alpha_frozen_flag_.get(alpha_frozen_)) {
       at::NoGradGuard no_grad;
       alpha_err_.add_(ops::ptf_alpha_error(x.detach(), s_base(), bits_).to(alpha_err_));
       alpha_.copy_(alpha_err_.argmin(-1));
@@ -98,7 +110,7 @@ std::pair<at::Tensor, std::pair<double, at::Tensor>> PtfActImpl::forward(const a
   } else {
     check_calibrated("PtfAct");
   }
-  const double sb = s_base();
+  const at::Tensor sb = s_base();
   return {ops::ptf_quantize_qat(x, alpha_, sb, bits_), {sb, alpha_.clone()}};
 }
 

@@ -14,6 +14,20 @@ namespace nn {
 
 using ScaledTensor = std::pair<at::Tensor, at::Tensor>;  // (values q·S, S)
 
+// A 0-d bool buffer mirrored on the host, so a forward never reads it back from the device (on CUDA a read is a
+// synchronization). The mirror is keyed by the buffer's TensorImpl and version counter: it re-reads the buffer
+// (once) only after something else changed it — a state_dict or checkpoint load, a move to another device.
+class HostFlag {
+ public:
+  bool get(const at::Tensor& buffer) const;
+  void set(at::Tensor& buffer, bool value);
+
+ private:
+  mutable const void* impl_ = nullptr;
+  mutable int64_t version_ = -1;
+  mutable bool value_ = false;
+};
+
 // Checks bits in [2, hi] (as python's _check_bits) and returns it.
 int64_t check_bits(int64_t bits, int64_t hi = 16);
 
@@ -24,7 +38,7 @@ class RangeTracker : public torch::nn::Module {
   RangeTracker(int64_t bits, double momentum, int64_t max_bits);
   int64_t bits() const { return bits_; }
   const at::Tensor& scale() const { return scale_; }
-  bool is_initialized() const { return initialized_.item<bool>(); }
+  bool is_initialized() const { return initialized_flag_.get(initialized_); }
   // Adds a batch to the running range and updates the scale (python's _observe). Public so a model can seed a
   // quantizer's range before its first use (an fqvit LayerNorm's output quantizer, see qvit.h).
   void observe(const at::Tensor& x);
@@ -35,6 +49,7 @@ class RangeTracker : public torch::nn::Module {
   int64_t bits_;
   double momentum_;
   at::Tensor min_val_, max_val_, scale_, initialized_;
+  HostFlag initialized_flag_;
 };
 
 // Symmetric per-tensor activation quantizer. forward(x) quantizes floats; forward(x, scale_in) requantizes an
@@ -55,17 +70,19 @@ TORCH_MODULE(QuantAct);
 class PtfActImpl : public RangeTracker {
  public:
   PtfActImpl(int64_t channels, int64_t bits = 8, double momentum = 0.95);
-  double s_base() const { return scale_.item<double>() / 8.0; }
+  // The base scale S/8 as a 0-d float64 tensor on the buffers' device.
+  at::Tensor s_base() const { return scale_ / 8.0; }
   const at::Tensor& alpha() const { return alpha_; }
-  void freeze_alpha() { alpha_frozen_.fill_(true); }
+  void freeze_alpha() { alpha_frozen_flag_.set(alpha_frozen_, true); }
   void reset_alpha();
   // (y, (s_base, alpha)): y has per-channel scale s_base·2^alpha.
-  std::pair<at::Tensor, std::pair<double, at::Tensor>> forward(const at::Tensor& x);
+  std::pair<at::Tensor, std::pair<at::Tensor, at::Tensor>> forward(const at::Tensor& x);
   void pretty_print(std::ostream& stream) const override;
 
  private:
   int64_t channels_;
   at::Tensor alpha_, alpha_err_, alpha_frozen_;
+  HostFlag alpha_frozen_flag_;
 };
 TORCH_MODULE(PtfAct);
 

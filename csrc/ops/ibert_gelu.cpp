@@ -11,6 +11,7 @@
 #include "csrc/checks.h"
 #include "csrc/dispatch.h"
 #include "csrc/ops.h"
+#include "csrc/ops/qat.h"
 
 namespace mnq {
 namespace ops {
@@ -92,10 +93,12 @@ std::tuple<at::Tensor, at::Tensor> run(const char* op, const at::Tensor& in, con
   const double* inv_scale = scales.data_ptr<double>();
   const double* out_scale = inv_scale + cols;
   const bool check = needs_range_check(inc.scalar_type(), p.lo, p.hi);
-  const bool ok = inc.is_cuda()
-                      ? MNQ_CUDA_CALL(op, cuda::ibert_gelu(inc, out, p, inv_scale, out_scale, check))
-                      : cpu::ibert_gelu(inc, out, p, inv_scale, out_scale);
-  if (!ok) fail_range(op, name, p.lo, p.hi, qat);
+  const QatRun backend = [&](const at::Tensor& i, const at::Tensor& o) {
+    return i.is_cuda() ? MNQ_CUDA_CALL(op, cuda::ibert_gelu(i, o, p, inv_scale, out_scale, check))
+                       : cpu::ibert_gelu(i, o, p, inv_scale, out_scale);
+  };
+  const at::Tensor inv = at::from_blob(h.scales.data(), {cols}, at::kDouble);
+  run_checked(op, name, qat, inc, out, inv, p.lo, p.hi, false, backend);
   return {out, s_out};
 }
 
@@ -105,9 +108,9 @@ std::tuple<at::Tensor, at::Tensor> ibert_gelu_meta(const at::Tensor& q, const at
           at::empty(scale.sizes(), q.options().dtype(at::kDouble))};
 }
 
-at::Tensor ibert_gelu_qat_meta(const at::Tensor& x, const at::Tensor& scale) {
+std::tuple<at::Tensor, at::Tensor> ibert_gelu_qat_meta(const at::Tensor& x, const at::Tensor& scale) {
   check_scale_tensor("ibert_gelu_qat", "x", x, scale);
-  return at::empty(x.sizes(), x.options());
+  return {at::empty(x.sizes(), x.options()), at::empty(scale.sizes(), x.options().dtype(at::kDouble))};
 }
 
 }  // namespace
@@ -116,8 +119,8 @@ std::tuple<at::Tensor, at::Tensor> ibert_gelu(const at::Tensor& q, const at::Ten
   return run("ibert_gelu", q, scale, false);
 }
 
-at::Tensor ibert_gelu_qat(const at::Tensor& x, const at::Tensor& scale) {
-  return std::get<0>(run("ibert_gelu_qat", x, scale, true));
+std::tuple<at::Tensor, at::Tensor> ibert_gelu_qat(const at::Tensor& x, const at::Tensor& scale) {
+  return run("ibert_gelu_qat", x, scale, true);
 }
 
 TORCH_LIBRARY_IMPL(mnq, CPU, m) {

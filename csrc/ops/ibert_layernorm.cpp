@@ -7,6 +7,7 @@
 #include "csrc/checks.h"
 #include "csrc/ops.h"
 #include "csrc/ops/layernorm_common.h"
+#include "csrc/ops/qat.h"
 
 namespace mnq {
 namespace ops {
@@ -20,13 +21,15 @@ constexpr AffineLnBackends kBackends{&cpu::ibert_layernorm, nullptr};
 
 std::tuple<at::Tensor, at::Tensor> ibert_layernorm_meta(const at::Tensor& q, double scale, const at::Tensor& weight,
                                                         const at::Tensor& bias) {
-  return affine_ln_meta("ibert_layernorm", q, scale, weight, bias, false);
+  return affine_ln_meta("ibert_layernorm", q, &scale, weight, bias, false);
 }
 
-at::Tensor ibert_layernorm_qat_meta(const at::Tensor& x, double scale, const at::Tensor& weight, const at::Tensor& bias,
-                                    double eps) {
+std::tuple<at::Tensor, at::Tensor> ibert_layernorm_qat_meta(const at::Tensor& x, const at::Tensor& scale,
+                                                            const at::Tensor& weight, const at::Tensor& bias,
+                                                            double eps) {
   check_ln_eps("ibert_layernorm_qat", eps);
-  return std::get<0>(affine_ln_meta("ibert_layernorm_qat", x, scale, weight, bias, true));
+  scale_arg("ibert_layernorm_qat", "scale", scale, x);
+  return affine_ln_meta("ibert_layernorm_qat", x, nullptr, weight, bias, true);
 }
 
 }  // namespace
@@ -37,11 +40,10 @@ std::tuple<at::Tensor, at::Tensor> ibert_layernorm(const at::Tensor& q, double s
                        kBackends);
 }
 
-at::Tensor ibert_layernorm_qat(const at::Tensor& x, double scale, const at::Tensor& weight, const at::Tensor& bias,
-                               double eps) {
-  check_ln_eps("ibert_layernorm_qat", eps);
-  return std::get<0>(run_affine_ln("ibert_layernorm_qat", x, scale, weight, bias, true, kernels::kIbertLnLo,
-                                   kernels::kIbertLnHi, kBackends));
+std::tuple<at::Tensor, at::Tensor> ibert_layernorm_qat(const at::Tensor& x, const at::Tensor& scale,
+                                                       const at::Tensor& weight, const at::Tensor& bias, double eps) {
+  return run_affine_ln_qat("ibert_layernorm_qat", x, scale, weight, bias, eps, kernels::kIbertLnLo,
+                           kernels::kIbertLnHi, kBackends);
 }
 
 TORCH_LIBRARY_IMPL(mnq, CPU, m) {

@@ -3,6 +3,8 @@
 #include "csrc/ops/ibert_softmax.h"
 
 #include <ATen/ops/empty.h>
+#include <ATen/ops/full.h>
+#include <ATen/ops/scalar_tensor.h>
 #include <torch/library.h>
 
 #include <cmath>
@@ -10,6 +12,7 @@
 #include "csrc/checks.h"
 #include "csrc/dispatch.h"
 #include "csrc/ops.h"
+#include "csrc/ops/qat.h"
 #include "csrc/ops/iexp.h"
 #include "csrc/rowwise.h"
 
@@ -43,10 +46,11 @@ at::Tensor run(const char* op, const at::Tensor& in, double scale, int64_t out_b
                                       INT32_MAX};
   const double inv_scale = 1.0 / scale;
   const bool check = needs_range_check(inc.scalar_type(), p.lo, p.hi);
-  const bool ok = inc.is_cuda()
-                      ? MNQ_CUDA_CALL(op, cuda::ibert_softmax(inc, out, p, inv_scale, out_scale_of(out_bits), check))
-                      : cpu::ibert_softmax(inc, out, p, inv_scale, out_scale_of(out_bits));
-  if (!ok) fail_range(op, name, p.lo, p.hi, qat);
+  const QatRun backend = [&](const at::Tensor& i, const at::Tensor& o) {
+    return i.is_cuda() ? MNQ_CUDA_CALL(op, cuda::ibert_softmax(i, o, p, inv_scale, out_scale_of(out_bits), check))
+                       : cpu::ibert_softmax(i, o, p, inv_scale, out_scale_of(out_bits));
+  };
+  run_checked(op, name, qat, inc, out, at::scalar_tensor(inv_scale, at::kDouble), p.lo, p.hi, true, backend);
   return out;
 }
 
@@ -55,9 +59,11 @@ std::tuple<at::Tensor, double> ibert_softmax_meta(const at::Tensor& q, double sc
   return {at::empty(q.sizes(), q.options().dtype(at::kInt)), out_scale_of(out_bits)};
 }
 
-at::Tensor ibert_softmax_qat_meta(const at::Tensor& x, double scale, int64_t out_bits) {
-  check_args("ibert_softmax_qat", scale, out_bits);
-  return at::empty(x.sizes(), x.options());
+std::tuple<at::Tensor, at::Tensor> ibert_softmax_qat_meta(const at::Tensor& x, const at::Tensor& scale,
+                                                          int64_t out_bits) {
+  check_int_arg("ibert_softmax_qat", "out_bits", out_bits, 2, 16);
+  scale_arg("ibert_softmax_qat", "scale", scale, x);
+  return {at::empty(x.sizes(), x.options()), at::empty({}, x.options().dtype(at::kDouble))};
 }
 
 }  // namespace
@@ -66,8 +72,11 @@ std::tuple<at::Tensor, double> ibert_softmax(const at::Tensor& q, double scale, 
   return {run("ibert_softmax", q, scale, out_bits, false), out_scale_of(out_bits)};
 }
 
-at::Tensor ibert_softmax_qat(const at::Tensor& x, double scale, int64_t out_bits) {
-  return run("ibert_softmax_qat", x, scale, out_bits, true);
+std::tuple<at::Tensor, at::Tensor> ibert_softmax_qat(const at::Tensor& x, const at::Tensor& scale, int64_t out_bits) {
+  const char* op = "ibert_softmax_qat";
+  check_float_tensor(op, "x", x);
+  const at::Tensor s = scale_arg(op, "scale", scale, x);
+  return {run(op, x, scale_value(s), out_bits, true), at::full({}, out_scale_of(out_bits), s.options())};
 }
 
 TORCH_LIBRARY_IMPL(mnq, CPU, m) {

@@ -7,6 +7,7 @@
 #include "csrc/checks.h"
 #include "csrc/ops.h"
 #include "csrc/ops/layernorm_common.h"
+#include "csrc/ops/qat.h"
 
 namespace mnq {
 namespace ops {
@@ -20,13 +21,14 @@ constexpr AffineLnBackends kBackends{&cpu::ilayernorm, nullptr};
 
 std::tuple<at::Tensor, at::Tensor> ilayernorm_meta(const at::Tensor& q, double scale, const at::Tensor& weight,
                                                    const at::Tensor& bias) {
-  return affine_ln_meta("ilayernorm", q, scale, weight, bias, false);
+  return affine_ln_meta("ilayernorm", q, &scale, weight, bias, false);
 }
 
-at::Tensor ilayernorm_qat_meta(const at::Tensor& x, double scale, const at::Tensor& weight, const at::Tensor& bias,
-                               double eps) {
+std::tuple<at::Tensor, at::Tensor> ilayernorm_qat_meta(const at::Tensor& x, const at::Tensor& scale,
+                                                       const at::Tensor& weight, const at::Tensor& bias, double eps) {
   check_ln_eps("ilayernorm_qat", eps);
-  return std::get<0>(affine_ln_meta("ilayernorm_qat", x, scale, weight, bias, true));
+  scale_arg("ilayernorm_qat", "scale", scale, x);
+  return affine_ln_meta("ilayernorm_qat", x, nullptr, weight, bias, true);
 }
 
 }  // namespace
@@ -36,11 +38,9 @@ std::tuple<at::Tensor, at::Tensor> ilayernorm(const at::Tensor& q, double scale,
   return run_affine_ln("ilayernorm", q, scale, weight, bias, false, kernels::kIlnLo, kernels::kIlnHi, kBackends);
 }
 
-at::Tensor ilayernorm_qat(const at::Tensor& x, double scale, const at::Tensor& weight, const at::Tensor& bias,
-                          double eps) {
-  check_ln_eps("ilayernorm_qat", eps);
-  return std::get<0>(
-      run_affine_ln("ilayernorm_qat", x, scale, weight, bias, true, kernels::kIlnLo, kernels::kIlnHi, kBackends));
+std::tuple<at::Tensor, at::Tensor> ilayernorm_qat(const at::Tensor& x, const at::Tensor& scale,
+                                                  const at::Tensor& weight, const at::Tensor& bias, double eps) {
+  return run_affine_ln_qat("ilayernorm_qat", x, scale, weight, bias, eps, kernels::kIlnLo, kernels::kIlnHi, kBackends);
 }
 
 TORCH_LIBRARY_IMPL(mnq, CPU, m) {

@@ -2,11 +2,13 @@
 #include "csrc/ops/layernorm_common.h"
 
 #include <ATen/ops/empty.h>
+#include <ATen/ops/scalar_tensor.h>
 
 #include <cmath>
 
 #include "csrc/checks.h"
 #include "csrc/dispatch.h"
+#include "csrc/ops/qat.h"
 #include "csrc/rowwise.h"
 
 namespace mnq {
@@ -82,21 +84,29 @@ std::tuple<at::Tensor, at::Tensor> run_affine_ln(const char* op, const at::Tenso
   if (r.rows == 0) return {out, aff.s_out};
   const kernels::LnParams p{r.rows, r.cols, lo, hi, aff.bias_int.data_ptr<int64_t>()};
   const double inv_scale = 1.0 / scale;
-  bool ok = true;
-  if (inc.is_cuda()) {
-    if (backends.cuda == nullptr) fail_no_cuda(op);
-    ok = backends.cuda(inc, out, p, inv_scale, aff.s_out, needs_range_check(inc.scalar_type(), lo, hi));
-  } else {
-    ok = backends.cpu(inc, out, p, inv_scale, aff.s_out);
-  }
-  if (!ok) fail_range(op, name, lo, hi, qat);
+  const QatRun backend = [&](const at::Tensor& i, const at::Tensor& o) {
+    if (i.is_cuda()) {
+      if (backends.cuda == nullptr) fail_no_cuda(op);
+      return backends.cuda(i, o, p, inv_scale, aff.s_out, needs_range_check(i.scalar_type(), lo, hi));
+    }
+    return backends.cpu(i, o, p, inv_scale, aff.s_out);
+  };
+  run_checked(op, name, qat, inc, out, at::scalar_tensor(inv_scale, at::kDouble), lo, hi, true, backend);
   return {out, aff.s_out};
 }
 
-std::tuple<at::Tensor, at::Tensor> affine_ln_meta(const char* op, const at::Tensor& in, double scale,
+std::tuple<at::Tensor, at::Tensor> run_affine_ln_qat(const char* op, const at::Tensor& x, const at::Tensor& scale,
+                                                     const at::Tensor& weight, const at::Tensor& bias, double eps,
+                                                     int64_t lo, int64_t hi, const AffineLnBackends& backends) {
+  check_ln_eps(op, eps);
+  check_float_tensor(op, "x", x);
+  return run_affine_ln(op, x, scale_value(scale_arg(op, "scale", scale, x)), weight, bias, true, lo, hi, backends);
+}
+
+std::tuple<at::Tensor, at::Tensor> affine_ln_meta(const char* op, const at::Tensor& in, const double* scale,
                                                   const at::Tensor& weight, const at::Tensor& bias, bool qat) {
   check_ln_input(op, qat ? "x" : "q", in, qat);
-  check_ln_scale(op, "scale", scale);
+  if (scale != nullptr) check_ln_scale(op, "scale", *scale);
   check_ln_affine_args(op, in, weight, bias);
   return {at::empty(in.sizes(), in.options().dtype(qat ? at::kFloat : at::kLong)),
           at::empty({in.size(-1)}, in.options().dtype(at::kDouble))};

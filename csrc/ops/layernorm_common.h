@@ -48,8 +48,14 @@ std::tuple<at::Tensor, at::Tensor> run_affine_ln(const char* op, const at::Tenso
                                                  const at::Tensor& weight, const at::Tensor& bias, bool qat, int64_t lo,
                                                  int64_t hi, const AffineLnBackends& backends);
 
-// Meta (shape-only) version of run_affine_ln.
-std::tuple<at::Tensor, at::Tensor> affine_ln_meta(const char* op, const at::Tensor& in, double scale,
+// The fake-quant form: x float32 on the per-tensor scale tensor `scale` (see csrc/ops/qat.h), eps checked; NaN
+// policy of qat.h. Returns (float32 values out·S_out, S_out [C]).
+std::tuple<at::Tensor, at::Tensor> run_affine_ln_qat(const char* op, const at::Tensor& x, const at::Tensor& scale,
+                                                     const at::Tensor& weight, const at::Tensor& bias, double eps,
+                                                     int64_t lo, int64_t hi, const AffineLnBackends& backends);
+
+// Meta (shape-only) version of run_affine_ln; `scale` is checked when given (the integer ops' float scale).
+std::tuple<at::Tensor, at::Tensor> affine_ln_meta(const char* op, const at::Tensor& in, const double* scale,
                                                   const at::Tensor& weight, const at::Tensor& bias, bool qat);
 
 }  // namespace ops

@@ -3,11 +3,14 @@
 #include "csrc/ops/log_int_softmax.h"
 
 #include <ATen/ops/empty.h>
+#include <ATen/ops/full.h>
+#include <ATen/ops/scalar_tensor.h>
 #include <torch/library.h>
 
 #include "csrc/checks.h"
 #include "csrc/dispatch.h"
 #include "csrc/ops.h"
+#include "csrc/ops/qat.h"
 #include "csrc/ops/iexp.h"
 #include "csrc/rowwise.h"
 
@@ -42,10 +45,15 @@ std::tuple<at::Tensor, at::Tensor> log_int_softmax_meta(const at::Tensor& q, dou
   return {at::empty(q.sizes(), q.options().dtype(at::kByte)), at::empty(q.sizes(), q.options().dtype(at::kBool))};
 }
 
-at::Tensor log_int_softmax_qat_meta(const at::Tensor& x, double scale, int64_t bits) {
-  check_args("log_int_softmax_qat", scale, bits);
-  return at::empty(x.sizes(), x.options());
+std::tuple<at::Tensor, at::Tensor> log_int_softmax_qat_meta(const at::Tensor& x, const at::Tensor& scale,
+                                                            int64_t bits) {
+  check_int_arg("log_int_softmax_qat", "bits", bits, 2, 8);
+  scale_arg("log_int_softmax_qat", "scale", scale, x);
+  return {at::empty(x.sizes(), x.options()), at::empty({}, x.options().dtype(at::kDouble))};
 }
+
+// The QAT output's scale: values 2^−code are integers on the scale of the smallest code, 2^−(2^bits − 1).
+double out_scale_of(int64_t bits) { return std::ldexp(1.0, -static_cast<int>((int64_t{1} << bits) - 1)); }
 
 }  // namespace
 
@@ -65,18 +73,25 @@ std::tuple<at::Tensor, at::Tensor> log_int_softmax(const at::Tensor& q, double s
   return {code, mask};
 }
 
-at::Tensor log_int_softmax_qat(const at::Tensor& x, double scale, int64_t bits) {
+std::tuple<at::Tensor, at::Tensor> log_int_softmax_qat(const at::Tensor& x, const at::Tensor& scale_t,
+                                                       int64_t bits) {
   const char* op = "log_int_softmax_qat";
   check_input(op, "x", x, true);
+  const at::Tensor s = scale_arg(op, "scale", scale_t, x);
+  const double scale = scale_value(s);
   check_args(op, scale, bits);
   const at::Tensor xc = x.contiguous();
   at::Tensor value = at::empty(x.sizes(), x.options());
+  const at::Tensor s_out = at::full({}, out_scale_of(bits), s.options());
   const kernels::LogIntSoftmaxParams p = params_of(xc, scale, bits);
-  if (p.rows == 0) return value;
-  const bool ok = xc.is_cuda() ? MNQ_CUDA_CALL(op, cuda::log_int_softmax_qat(xc, value, p, 1.0 / scale))
-                               : cpu::log_int_softmax_qat(xc, value, p, 1.0 / scale);
-  if (!ok) fail_range(op, "x", p.lo, p.hi, true);
-  return value;
+  if (p.rows == 0) return {value, s_out};
+  const double inv_scale = 1.0 / scale;
+  run_qat(xc, value, at::scalar_tensor(inv_scale, at::kDouble), p.lo, p.hi, true,
+          [&](const at::Tensor& i, const at::Tensor& o) {
+            return i.is_cuda() ? MNQ_CUDA_CALL(op, cuda::log_int_softmax_qat(i, o, p, inv_scale))
+                               : cpu::log_int_softmax_qat(i, o, p, inv_scale);
+          });
+  return {value, s_out};
 }
 
 TORCH_LIBRARY_IMPL(mnq, CPU, m) {

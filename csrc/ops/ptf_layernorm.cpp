@@ -12,6 +12,7 @@
 #include "csrc/dispatch.h"
 #include "csrc/ops.h"
 #include "csrc/ops/layernorm_common.h"
+#include "csrc/ops/qat.h"
 #include "csrc/rowwise.h"
 
 namespace mnq {
@@ -97,11 +98,12 @@ at::Tensor run(const char* op, const at::Tensor& in, const at::Tensor& alpha, do
   const kernels::PtfParams p{r.rows, r.cols,     kPtfLo,         kPtfHi,    k.shift.data_ptr<int32_t>(),
                              v,      v + r.cols, v + 2 * r.cols, scale_next};
   const at::Tensor inv_scale = k.values[3];
-  const bool ok = inc.is_cuda()
-                      ? MNQ_CUDA_CALL(op, cuda::ptf_layernorm(inc, out, p, inv_scale, scale_next,
-                                                              needs_range_check(inc.scalar_type(), kPtfLo, kPtfHi)))
-                      : cpu::ptf_layernorm(inc, out, p, inv_scale, scale_next);
-  if (!ok) fail_range(op, name, kPtfLo, kPtfHi, qat);
+  const QatRun backend = [&](const at::Tensor& i, const at::Tensor& o) {
+    return i.is_cuda() ? MNQ_CUDA_CALL(op, cuda::ptf_layernorm(i, o, p, inv_scale, scale_next,
+                                                               needs_range_check(i.scalar_type(), kPtfLo, kPtfHi)))
+                       : cpu::ptf_layernorm(i, o, p, inv_scale, scale_next);
+  };
+  run_checked(op, name, qat, inc, out, inv_scale, kPtfLo, kPtfHi, true, backend);
   return out;
 }
 
@@ -111,11 +113,20 @@ std::tuple<at::Tensor, double> ptf_layernorm_meta(const at::Tensor& q, const at:
   return {at::empty(q.sizes(), q.options().dtype(at::kLong)), scale_next};
 }
 
-at::Tensor ptf_layernorm_qat_meta(const at::Tensor& x, const at::Tensor& alpha, double s_base, const at::Tensor& weight,
-                                  const at::Tensor& bias, double scale_next, double eps) {
-  check_args("ptf_layernorm_qat", x, alpha, s_base, weight, bias, scale_next, true);
-  check_ln_eps("ptf_layernorm_qat", eps);
-  return at::empty(x.sizes(), x.options());
+std::tuple<at::Tensor, at::Tensor> ptf_layernorm_qat_meta(const at::Tensor& x, const at::Tensor& alpha,
+                                                          const at::Tensor& s_base, const at::Tensor& weight,
+                                                          const at::Tensor& bias, const at::Tensor& scale_next,
+                                                          double eps) {
+  const char* op = "ptf_layernorm_qat";
+  check_ln_input(op, "x", x, true);
+  scale_arg(op, "s_base", s_base, x);
+  check_int_tensor(op, "alpha", alpha);
+  TORCH_CHECK_VALUE(alpha.dim() == 1 && alpha.size(0) == x.size(-1), op, ": alpha must have shape [", x.size(-1),
+                    "] (the size of the last dim of the input), got ", alpha.sizes());
+  check_ln_affine_args(op, x, weight, bias);
+  check_ln_eps(op, eps);
+  const at::Tensor s_next = scale_arg(op, "scale_next", scale_next, x);
+  return {at::empty(x.sizes(), x.options()), at::empty({}, s_next.options())};
 }
 
 }  // namespace
@@ -125,10 +136,16 @@ std::tuple<at::Tensor, double> ptf_layernorm(const at::Tensor& q, const at::Tens
   return {run("ptf_layernorm", q, alpha, s_base, weight, bias, scale_next, false), scale_next};
 }
 
-at::Tensor ptf_layernorm_qat(const at::Tensor& x, const at::Tensor& alpha, double s_base, const at::Tensor& weight,
-                             const at::Tensor& bias, double scale_next, double eps) {
-  check_ln_eps("ptf_layernorm_qat", eps);
-  return run("ptf_layernorm_qat", x, alpha, s_base, weight, bias, scale_next, true);
+std::tuple<at::Tensor, at::Tensor> ptf_layernorm_qat(const at::Tensor& x, const at::Tensor& alpha,
+                                                     const at::Tensor& s_base, const at::Tensor& weight,
+                                                     const at::Tensor& bias, const at::Tensor& scale_next,
+                                                     double eps) {
+  const char* op = "ptf_layernorm_qat";
+  check_ln_eps(op, eps);
+  check_float_tensor(op, "x", x);
+  const at::Tensor sb = scale_arg(op, "s_base", s_base, x);
+  const at::Tensor sn = scale_arg(op, "scale_next", scale_next, x);
+  return {run(op, x, alpha, scale_value(sb), weight, bias, scale_value(sn), true), sn.clone()};
 }
 
 TORCH_LIBRARY_IMPL(mnq, CPU, m) {

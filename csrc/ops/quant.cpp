@@ -3,7 +3,6 @@
 #include "csrc/ops/quant.h"
 
 #include <ATen/ops/empty.h>
-#include <ATen/ops/isfinite.h>
 #include <torch/library.h>
 
 #include <cmath>
@@ -85,6 +84,14 @@ at::Tensor quantize_impl(const char* op, const at::Tensor& x, const at::Tensor& 
   return run_quantize(op, x, s, layout_of(x, ax, s.numel()), bits, fake);
 }
 
+// A per-tensor scale argument (one element) as a host double, checked finite and positive.
+double host_scalar(const char* op, const char* name, const at::Tensor& scale) {
+  TORCH_CHECK(scale.defined(), op, ": ", name, " is undefined");
+  TORCH_CHECK_VALUE(scale.numel() == 1, op, ": ", name, " must be a per-tensor scale (one element), got shape ",
+                    scale.sizes());
+  return host_scales(op, name, scale.reshape({}), 1, false).data_ptr<double>()[0];
+}
+
 at::Tensor ptf_scales(const char* op, const at::Tensor& x, const at::Tensor& alpha, double s_base) {
   check_min_dim(op, "x", x, 1);
   check_int_tensor(op, "alpha", alpha);
@@ -102,11 +109,11 @@ at::Tensor ptf_scales(const char* op, const at::Tensor& x, const at::Tensor& alp
   return s;
 }
 
-at::Tensor ptf_quantize_impl(const char* op, const at::Tensor& x, const at::Tensor& alpha, double s_base,
+at::Tensor ptf_quantize_impl(const char* op, const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& s_base,
                              int64_t bits, bool fake) {
   check_input(op, "x", x, true);
   check_int_arg(op, "bits", bits, 2, 16);
-  const at::Tensor s = ptf_scales(op, x, alpha, s_base);
+  const at::Tensor s = ptf_scales(op, x, alpha, host_scalar(op, "s_base", s_base));
   return run_quantize(op, x, s, ChannelLayout{x.size(-1), 1}, bits, fake);
 }
 
@@ -123,12 +130,12 @@ RequantSide requant_side(const at::Tensor& codes, const at::Tensor& scale_cpu, d
   return RequantSide{codes, m.to(codes.device()), k.to(codes.device()), scale_cpu.to(codes.device())};
 }
 
-at::Tensor requant_impl(const char* op, const at::Tensor& q, const at::Tensor& scale_in, double scale_out,
-                        int64_t bits, const std::optional<at::Tensor>& identity,
+at::Tensor requant_impl(const char* op, const at::Tensor& q, const at::Tensor& scale_in,
+                        const at::Tensor& scale_out_t, int64_t bits, const std::optional<at::Tensor>& identity,
                         const std::optional<at::Tensor>& identity_scale, bool fake) {
   const char* qn = fake ? "x" : "q";
   check_input(op, qn, q, fake);
-  check_scale(op, "scale_out", scale_out);
+  const double scale_out = host_scalar(op, "scale_out", scale_out_t);
   check_int_arg(op, "bits", bits, 2, 32);
   TORCH_CHECK_VALUE(identity.has_value() == identity_scale.has_value(), op,
                     ": identity and identity_scale must be given together");
@@ -167,20 +174,20 @@ at::Tensor quantize(const at::Tensor& x, const at::Tensor& scale, int64_t bits, 
 at::Tensor quantize_qat(const at::Tensor& x, const at::Tensor& scale, int64_t bits, int64_t axis) {
   return quantize_impl("quantize_qat", x, scale, bits, axis, true);
 }
-at::Tensor ptf_quantize(const at::Tensor& x, const at::Tensor& alpha, double s_base, int64_t bits) {
+at::Tensor ptf_quantize(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& s_base, int64_t bits) {
   return ptf_quantize_impl("ptf_quantize", x, alpha, s_base, bits, false);
 }
-at::Tensor ptf_quantize_qat(const at::Tensor& x, const at::Tensor& alpha, double s_base, int64_t bits) {
+at::Tensor ptf_quantize_qat(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& s_base, int64_t bits) {
   return ptf_quantize_impl("ptf_quantize_qat", x, alpha, s_base, bits, true);
 }
 
-at::Tensor ptf_alpha_error(const at::Tensor& x, double s_base, int64_t bits) {
+at::Tensor ptf_alpha_error(const at::Tensor& x, const at::Tensor& s_base_t, int64_t bits) {
   const char* op = "ptf_alpha_error";
   check_input(op, "x", x, true);
   check_min_dim(op, "x", x, 1);
-  check_scale(op, "s_base", s_base);
+  const double s_base = host_scalar(op, "s_base", s_base_t);
   check_int_arg(op, "bits", bits, 2, 16);
-  TORCH_CHECK_VALUE(at::isfinite(x).all().item<bool>(), op, ": x has non-finite values");
+  // A NaN in a channel makes its four sums NaN (kernels/quant.h quant_sq_error): no host read of the data.
   const at::Tensor xc = x.contiguous();
   at::Tensor err = at::empty({x.size(-1), 4}, x.options().dtype(at::kDouble));
   const int64_t lo = -(int64_t(1) << (bits - 1)), hi = (int64_t(1) << (bits - 1)) - 1;
@@ -196,11 +203,11 @@ at::Tensor ptf_alpha_error(const at::Tensor& x, double s_base, int64_t bits) {
   return err;
 }
 
-at::Tensor requant(const at::Tensor& q, const at::Tensor& scale_in, double scale_out, int64_t bits,
+at::Tensor requant(const at::Tensor& q, const at::Tensor& scale_in, const at::Tensor& scale_out, int64_t bits,
                    const std::optional<at::Tensor>& identity, const std::optional<at::Tensor>& identity_scale) {
   return requant_impl("requant", q, scale_in, scale_out, bits, identity, identity_scale, false);
 }
-at::Tensor requant_qat(const at::Tensor& x, const at::Tensor& scale_in, double scale_out, int64_t bits,
+at::Tensor requant_qat(const at::Tensor& x, const at::Tensor& scale_in, const at::Tensor& scale_out, int64_t bits,
                        const std::optional<at::Tensor>& identity, const std::optional<at::Tensor>& identity_scale) {
   return requant_impl("requant_qat", x, scale_in, scale_out, bits, identity, identity_scale, true);
 }
@@ -212,20 +219,20 @@ at::Tensor quantize_meta(const at::Tensor& x, const at::Tensor&, int64_t, int64_
 at::Tensor quantize_qat_meta(const at::Tensor& x, const at::Tensor&, int64_t, int64_t) {
   return empty_like_as(x, at::kFloat);
 }
-at::Tensor ptf_quantize_meta(const at::Tensor& x, const at::Tensor&, double, int64_t) {
+at::Tensor ptf_quantize_meta(const at::Tensor& x, const at::Tensor&, const at::Tensor&, int64_t) {
   return empty_like_as(x, at::kInt);
 }
-at::Tensor ptf_quantize_qat_meta(const at::Tensor& x, const at::Tensor&, double, int64_t) {
+at::Tensor ptf_quantize_qat_meta(const at::Tensor& x, const at::Tensor&, const at::Tensor&, int64_t) {
   return empty_like_as(x, at::kFloat);
 }
-at::Tensor ptf_alpha_error_meta(const at::Tensor& x, double, int64_t) {
+at::Tensor ptf_alpha_error_meta(const at::Tensor& x, const at::Tensor&, int64_t) {
   return at::empty({x.size(-1), 4}, x.options().dtype(at::kDouble));
 }
-at::Tensor requant_meta(const at::Tensor& q, const at::Tensor&, double, int64_t, const std::optional<at::Tensor>&,
-                        const std::optional<at::Tensor>&) {
+at::Tensor requant_meta(const at::Tensor& q, const at::Tensor&, const at::Tensor&, int64_t,
+                        const std::optional<at::Tensor>&, const std::optional<at::Tensor>&) {
   return empty_like_as(q, at::kInt);
 }
-at::Tensor requant_qat_meta(const at::Tensor& x, const at::Tensor&, double, int64_t,
+at::Tensor requant_qat_meta(const at::Tensor& x, const at::Tensor&, const at::Tensor&, int64_t,
                             const std::optional<at::Tensor>&, const std::optional<at::Tensor>&) {
   return empty_like_as(x, at::kFloat);
 }

@@ -2,6 +2,8 @@
 #include "csrc/ops/shift_gelu.h"
 
 #include <ATen/ops/empty.h>
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/scalar_tensor.h>
 #include <torch/library.h>
 
 #include <cmath>
@@ -9,6 +11,7 @@
 #include "csrc/checks.h"
 #include "csrc/dispatch.h"
 #include "csrc/ops.h"
+#include "csrc/ops/qat.h"
 #include "csrc/rowwise.h"
 
 namespace mnq {
@@ -20,10 +23,14 @@ namespace {
 constexpr int64_t kLo = -32768;
 constexpr int64_t kHi = 32767;
 
-void check_args(const char* op, double scale, int64_t out_bits, int64_t n) {
-  check_scale(op, "scale", scale);
+void check_int_args(const char* op, int64_t out_bits, int64_t n) {
   check_int_arg(op, "out_bits", out_bits, 2, 16);
   check_int_arg(op, "n", n, 1, 30);
+}
+
+void check_args(const char* op, double scale, int64_t out_bits, int64_t n) {
+  check_scale(op, "scale", scale);
+  check_int_args(op, out_bits, n);
   // e1 at the row maximum is |x0|·2^n; beyond 2^31 − 1 the saturated sum no longer normalises it and the sigmoid
   // leaves its out_bits (kernels/shift_gelu.h). n = 23: scale ≥ 1/(255·1.702) ≈ 2.3041e-3.
   TORCH_CHECK_VALUE(kernels::shift_gelu_scale_ok(scale, static_cast<int>(n)), op, ": scale ", scale,
@@ -31,7 +38,9 @@ void check_args(const char* op, double scale, int64_t out_bits, int64_t n) {
                     " (needs ceil(1/(1.702·scale))·2^n ≤ 2^31 − 1 and 1.702·scale finite)");
 }
 
-double out_scale_of(double scale, int64_t out_bits) {
+// S_out = S · 2^−(out_bits − 1): for a double or a float64 tensor (the same IEEE product).
+template <class S>
+S out_scale_of(const S& scale, int64_t out_bits) {
   return scale * std::ldexp(1.0, -static_cast<int>(out_bits - 1));
 }
 
@@ -54,9 +63,11 @@ at::Tensor run(const char* op, const at::Tensor& in, double scale, int64_t out_b
   const double out_scale = out_scale_of(scale, out_bits);
   const double inv_scale = 1.0 / scale;
   const bool check = needs_range_check(inc.scalar_type(), p.lo, p.hi);
-  const bool ok = inc.is_cuda() ? MNQ_CUDA_CALL(op, cuda::shift_gelu(inc, out, p, inv_scale, out_scale, check))
-                                : cpu::shift_gelu(inc, out, p, inv_scale, out_scale);
-  if (!ok) fail_range(op, name, p.lo, p.hi, qat);
+  const QatRun backend = [&](const at::Tensor& i, const at::Tensor& o) {
+    return i.is_cuda() ? MNQ_CUDA_CALL(op, cuda::shift_gelu(i, o, p, inv_scale, out_scale, check))
+                       : cpu::shift_gelu(i, o, p, inv_scale, out_scale);
+  };
+  run_checked(op, name, qat, inc, out, at::scalar_tensor(inv_scale, at::kDouble), p.lo, p.hi, true, backend);
   return out;
 }
 
@@ -65,9 +76,11 @@ std::tuple<at::Tensor, double> shift_gelu_meta(const at::Tensor& q, double scale
   return {at::empty(q.sizes(), q.options().dtype(at::kInt)), out_scale_of(scale, out_bits)};
 }
 
-at::Tensor shift_gelu_qat_meta(const at::Tensor& x, double scale, int64_t out_bits, int64_t n) {
-  check_args("shift_gelu_qat", scale, out_bits, n);
-  return at::empty(x.sizes(), x.options());
+std::tuple<at::Tensor, at::Tensor> shift_gelu_qat_meta(const at::Tensor& x, const at::Tensor& scale,
+                                                       int64_t out_bits, int64_t n) {
+  check_int_args("shift_gelu_qat", out_bits, n);
+  scale_arg("shift_gelu_qat", "scale", scale, x);
+  return {at::empty(x.sizes(), x.options()), at::empty({}, x.options().dtype(at::kDouble))};
 }
 
 }  // namespace
@@ -76,8 +89,12 @@ std::tuple<at::Tensor, double> shift_gelu(const at::Tensor& q, double scale, int
   return {run("shift_gelu", q, scale, out_bits, n, false), out_scale_of(scale, out_bits)};
 }
 
-at::Tensor shift_gelu_qat(const at::Tensor& x, double scale, int64_t out_bits, int64_t n) {
-  return run("shift_gelu_qat", x, scale, out_bits, n, true);
+std::tuple<at::Tensor, at::Tensor> shift_gelu_qat(const at::Tensor& x, const at::Tensor& scale, int64_t out_bits,
+                                                  int64_t n) {
+  const char* op = "shift_gelu_qat";
+  check_float_tensor(op, "x", x);
+  const at::Tensor s = scale_arg(op, "scale", scale, x);
+  return {run(op, x, scale_value(s), out_bits, n, true), out_scale_of(s, out_bits)};
 }
 
 TORCH_LIBRARY_IMPL(mnq, CPU, m) {

@@ -2,6 +2,8 @@
 #include "csrc/ops/shiftmax.h"
 
 #include <ATen/ops/empty.h>
+#include <ATen/ops/full.h>
+#include <ATen/ops/scalar_tensor.h>
 #include <torch/library.h>
 
 #include <cmath>
@@ -9,22 +11,29 @@
 #include "csrc/checks.h"
 #include "csrc/dispatch.h"
 #include "csrc/ops.h"
+#include "csrc/ops/qat.h"
 #include "csrc/rowwise.h"
 
 namespace mnq {
 namespace ops {
 namespace {
 
-void check_args(const char* op, double scale, int64_t out_bits, int64_t n) {
-  check_scale(op, "scale", scale);
+void check_int_args(const char* op, int64_t out_bits, int64_t n) {
   check_int_arg(op, "out_bits", out_bits, 2, 16);
   check_int_arg(op, "n", n, 1, 30);
+}
+
+void check_args(const char* op, double scale, int64_t out_bits, int64_t n) {
+  check_scale(op, "scale", scale);
+  check_int_args(op, out_bits, n);
   // The row maximum alone gives e = |x0|·2^n; at 2^31 − 1 the row sum saturates and the output is no longer a
   // distribution on b_out bits. Documented range: ceil(1/scale)·2^n < 2^31 − 1 (n = 15: scale > 1/65535).
   const double x0 = std::floor(-1.0 / scale);
   TORCH_CHECK_VALUE(-x0 * std::ldexp(1.0, static_cast<int>(n)) < 2147483647.0, op, ": scale ", scale,
                     " is too small for n = ", n, " (Shiftmax needs ceil(1/scale)·2^n < 2^31 − 1)");
 }
+
+double out_scale_of(int64_t out_bits) { return std::ldexp(1.0, -static_cast<int>(out_bits - 1)); }
 
 at::Tensor run(const char* op, const at::Tensor& in, double scale, int64_t out_bits, int64_t n, bool qat) {
   const char* name = qat ? "x" : "q";
@@ -43,33 +52,41 @@ at::Tensor run(const char* op, const at::Tensor& in, double scale, int64_t out_b
   const kernels::ShiftmaxParams p{r.rows, r.cols, kernels::shiftmax_consts(scale, static_cast<int>(out_bits),
                                                                           static_cast<int>(n)),
                                   INT32_MIN, INT32_MAX};
-  const double out_scale = std::ldexp(1.0, -static_cast<int>(out_bits - 1));
+  const double out_scale = out_scale_of(out_bits);
   const double inv_scale = 1.0 / scale;
   const bool check = needs_range_check(inc.scalar_type(), p.lo, p.hi);
-  const bool ok = inc.is_cuda() ? MNQ_CUDA_CALL(op, cuda::shiftmax(inc, out, p, inv_scale, out_scale, check))
-                                : cpu::shiftmax(inc, out, p, inv_scale, out_scale);
-  if (!ok) fail_range(op, name, p.lo, p.hi, qat);
+  const QatRun backend = [&](const at::Tensor& i, const at::Tensor& o) {
+    return i.is_cuda() ? MNQ_CUDA_CALL(op, cuda::shiftmax(i, o, p, inv_scale, out_scale, check))
+                       : cpu::shiftmax(i, o, p, inv_scale, out_scale);
+  };
+  run_checked(op, name, qat, inc, out, at::scalar_tensor(inv_scale, at::kDouble), p.lo, p.hi, true, backend);
   return out;
 }
 
 std::tuple<at::Tensor, double> shiftmax_meta(const at::Tensor& q, double scale, int64_t out_bits, int64_t n) {
   check_args("shiftmax", scale, out_bits, n);
-  return {at::empty(q.sizes(), q.options().dtype(at::kInt)), std::ldexp(1.0, -static_cast<int>(out_bits - 1))};
+  return {at::empty(q.sizes(), q.options().dtype(at::kInt)), out_scale_of(out_bits)};
 }
 
-at::Tensor shiftmax_qat_meta(const at::Tensor& x, double scale, int64_t out_bits, int64_t n) {
-  check_args("shiftmax_qat", scale, out_bits, n);
-  return at::empty(x.sizes(), x.options());
+std::tuple<at::Tensor, at::Tensor> shiftmax_qat_meta(const at::Tensor& x, const at::Tensor& scale, int64_t out_bits,
+                                                     int64_t n) {
+  check_int_args("shiftmax_qat", out_bits, n);
+  scale_arg("shiftmax_qat", "scale", scale, x);
+  return {at::empty(x.sizes(), x.options()), at::empty({}, x.options().dtype(at::kDouble))};
 }
 
 }  // namespace
 
 std::tuple<at::Tensor, double> shiftmax(const at::Tensor& q, double scale, int64_t out_bits, int64_t n) {
-  return {run("shiftmax", q, scale, out_bits, n, false), std::ldexp(1.0, -static_cast<int>(out_bits - 1))};
+  return {run("shiftmax", q, scale, out_bits, n, false), out_scale_of(out_bits)};
 }
 
-at::Tensor shiftmax_qat(const at::Tensor& x, double scale, int64_t out_bits, int64_t n) {
-  return run("shiftmax_qat", x, scale, out_bits, n, true);
+std::tuple<at::Tensor, at::Tensor> shiftmax_qat(const at::Tensor& x, const at::Tensor& scale, int64_t out_bits,
+                                                int64_t n) {
+  const char* op = "shiftmax_qat";
+  check_float_tensor(op, "x", x);
+  const at::Tensor s = scale_arg(op, "scale", scale, x);
+  return {run(op, x, scale_value(s), out_bits, n, true), at::full({}, out_scale_of(out_bits), s.options())};
 }
 
 TORCH_LIBRARY_IMPL(mnq, CPU, m) {

@@ -72,66 +72,74 @@ def quantize(x: Tensor, scale: Scale, bits: int, axis: int = -1) -> Tensor:
     return _ops.quantize(x, _scale_tensor(scale), bits, axis)
 
 
-def requant(q: Tensor, scale_in: Scale, scale_out: float, bits: int, identity: Optional[Tensor] = None,
+def requant(q: Tensor, scale_in: Scale, scale_out: Scale, bits: int, identity: Optional[Tensor] = None,
             identity_scale: Optional[Scale] = None) -> Tensor:
     """Dyadic requantization of codes (optionally + a residual) to scale_out, clamped to `bits`."""
     ids = None if identity_scale is None else _scale_tensor(identity_scale)
-    return _ops.requant(q, _scale_tensor(scale_in), float(scale_out), bits, identity, ids)
+    return _ops.requant(q, _scale_tensor(scale_in), _scale_tensor(scale_out), bits, identity, ids)
 
 
-def ptf_quantize(x: Tensor, alpha: Tensor, s_base: float, bits: int) -> Tensor:
+def ptf_quantize(x: Tensor, alpha: Tensor, s_base: Scale, bits: int) -> Tensor:
     """PtfAct codes: clamp(round(x / (s_base * 2^alpha[c])))."""
-    return _ops.ptf_quantize(x, alpha, float(s_base), bits)
+    return _ops.ptf_quantize(x, alpha, _scale_tensor(s_base), bits)
 
 
-def ptf_alpha_error(x: Tensor, s_base: float, bits: int) -> Tensor:
-    """[C, 4] summed squared quantization error per channel for alpha = 0..3 (PtfAct calibration)."""
-    return _ops.ptf_alpha_error(x, float(s_base), bits)
+def ptf_alpha_error(x: Tensor, s_base: Scale, bits: int) -> Tensor:
+    """[C, 4] summed squared quantization error per channel for alpha = 0..3 (PtfAct calibration); a channel with
+    a NaN gets NaN sums."""
+    return _ops.ptf_alpha_error(x, _scale_tensor(s_base), bits)
 
 
 # ---- QAT (fake-quant, straight-through backward; SPEC §5) ----
-def ibert_softmax_qat(x: Tensor, scale: float, out_bits: int = 16) -> Tensor:
-    return _ops.ibert_softmax_qat(x, float(scale), out_bits)
+# Scales may be Python floats or tensors; a tensor scale stays where it is (no host read: the modules pass their
+# device buffers). The non-linear ops return (values, S_out) with S_out a float64 tensor on x's device. An input
+# whose code is not finite or out of the op's range gives NaN in its row (softmax, GELU-ivit, LayerNorm) or element
+# (ibert GELU); argument errors raise.
+def ibert_softmax_qat(x: Tensor, scale: Scale, out_bits: int = 16) -> Tuple[Tensor, Tensor]:
+    return _ops.ibert_softmax_qat(x, _scale_tensor(scale), out_bits)
 
 
-def shiftmax_qat(x: Tensor, scale: float, out_bits: int = 16, n: int = 15) -> Tensor:
-    return _ops.shiftmax_qat(x, float(scale), out_bits, n)
+def shiftmax_qat(x: Tensor, scale: Scale, out_bits: int = 16, n: int = 15) -> Tuple[Tensor, Tensor]:
+    return _ops.shiftmax_qat(x, _scale_tensor(scale), out_bits, n)
 
 
-def log_int_softmax_qat(x: Tensor, scale: float, bits: int = 4) -> Tensor:
-    return _ops.log_int_softmax_qat(x, float(scale), bits)
+def log_int_softmax_qat(x: Tensor, scale: Scale, bits: int = 4) -> Tuple[Tensor, Tensor]:
+    """Values 2^-code (0 where masked) and their scale 2^-(2^bits - 1), the smallest code's."""
+    return _ops.log_int_softmax_qat(x, _scale_tensor(scale), bits)
 
 
-def ibert_gelu_qat(x: Tensor, scale: Scale) -> Tensor:
+def ibert_gelu_qat(x: Tensor, scale: Scale) -> Tuple[Tensor, Tensor]:
     return _ops.ibert_gelu_qat(x, _scale_tensor(scale))
 
 
-def shift_gelu_qat(x: Tensor, scale: float, out_bits: int = 8, n: int = 23) -> Tensor:
-    return _ops.shift_gelu_qat(x, float(scale), out_bits, n)
+def shift_gelu_qat(x: Tensor, scale: Scale, out_bits: int = 8, n: int = 23) -> Tuple[Tensor, Tensor]:
+    return _ops.shift_gelu_qat(x, _scale_tensor(scale), out_bits, n)
 
 
-def ilayernorm_qat(x: Tensor, scale: float, weight: Tensor, bias: Tensor, eps: float = 1e-6) -> Tensor:
-    return _ops.ilayernorm_qat(x, float(scale), weight, bias, eps)
+def ilayernorm_qat(x: Tensor, scale: Scale, weight: Tensor, bias: Tensor,
+                   eps: float = 1e-6) -> Tuple[Tensor, Tensor]:
+    return _ops.ilayernorm_qat(x, _scale_tensor(scale), weight, bias, eps)
 
 
-def ibert_layernorm_qat(x: Tensor, scale: float, weight: Tensor, bias: Tensor, eps: float = 1e-6) -> Tensor:
-    return _ops.ibert_layernorm_qat(x, float(scale), weight, bias, eps)
+def ibert_layernorm_qat(x: Tensor, scale: Scale, weight: Tensor, bias: Tensor,
+                        eps: float = 1e-6) -> Tuple[Tensor, Tensor]:
+    return _ops.ibert_layernorm_qat(x, _scale_tensor(scale), weight, bias, eps)
 
 
-def ptf_layernorm_qat(x: Tensor, alpha: Tensor, s_base: float, weight: Tensor, bias: Tensor, scale_next: float,
-                      eps: float = 1e-6) -> Tensor:
-    return _ops.ptf_layernorm_qat(x, alpha, float(s_base), weight, bias, float(scale_next), eps)
+def ptf_layernorm_qat(x: Tensor, alpha: Tensor, s_base: Scale, weight: Tensor, bias: Tensor, scale_next: Scale,
+                      eps: float = 1e-6) -> Tuple[Tensor, Tensor]:
+    return _ops.ptf_layernorm_qat(x, alpha, _scale_tensor(s_base), weight, bias, _scale_tensor(scale_next), eps)
 
 
 def quantize_qat(x: Tensor, scale: Scale, bits: int, axis: int = -1) -> Tensor:
     return _ops.quantize_qat(x, _scale_tensor(scale), bits, axis)
 
 
-def requant_qat(x: Tensor, scale_in: Scale, scale_out: float, bits: int, identity: Optional[Tensor] = None,
+def requant_qat(x: Tensor, scale_in: Scale, scale_out: Scale, bits: int, identity: Optional[Tensor] = None,
                 identity_scale: Optional[Scale] = None) -> Tensor:
     ids = None if identity_scale is None else _scale_tensor(identity_scale)
-    return _ops.requant_qat(x, _scale_tensor(scale_in), float(scale_out), bits, identity, ids)
+    return _ops.requant_qat(x, _scale_tensor(scale_in), _scale_tensor(scale_out), bits, identity, ids)
 
 
-def ptf_quantize_qat(x: Tensor, alpha: Tensor, s_base: float, bits: int) -> Tensor:
-    return _ops.ptf_quantize_qat(x, alpha, float(s_base), bits)
+def ptf_quantize_qat(x: Tensor, alpha: Tensor, s_base: Scale, bits: int) -> Tensor:
+    return _ops.ptf_quantize_qat(x, alpha, _scale_tensor(s_base), bits)

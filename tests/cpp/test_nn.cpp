@@ -60,7 +60,7 @@ TEST_CASE("PtfAct keeps python's buffers and picks per-channel power-of-two fact
   auto [y, sa] = ptf(x);
   REQUIRE(ptf->alpha()[2].item<int64_t>() == 3);
   REQUIRE(ptf->alpha()[0].item<int64_t>() == 0);
-  REQUIRE(sa.first == ptf->scale().item<double>() / 8);
+  REQUIRE(sa.first.item<double>() == ptf->scale().item<double>() / 8);
   ptf->freeze_alpha();
   ptf(x * 0.01f);
   REQUIRE(ptf->alpha()[2].item<int64_t>() == 3);  // frozen

@@ -22,10 +22,14 @@ TEST_CASE("shiftmax runs from C++ and its rows sum to about one", "[ops]") {
 }
 
 TEST_CASE("shiftmax_qat has a straight-through softmax gradient from C++", "[ops]") {
-  auto qat = op<at::Tensor(const at::Tensor&, double, int64_t, int64_t)>("mnq::shiftmax_qat");
+  auto qat = op<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, int64_t, int64_t)>(
+      "mnq::shiftmax_qat");
   const double s = 0.05;
   const at::Tensor x = (at::randint(-100, 100, {3, 11}, at::kFloat) * s).requires_grad_(true);
-  const at::Tensor y = qat.call(x, s, 16, 15);
+  const auto [y, s_out] = qat.call(x, at::scalar_tensor(s, at::kDouble), 16, 15);
+  REQUIRE(s_out.scalar_type() == at::kDouble);
+  REQUIRE(!s_out.requires_grad());
+  REQUIRE(at::equal(s_out, at::scalar_tensor(std::ldexp(1.0, -15), at::kDouble)));
   const at::Tensor g = at::randn({3, 11});
   const at::Tensor gx = torch::autograd::grad({y}, {x}, {g})[0];
   const at::Tensor xr = x.detach().requires_grad_(true);
@@ -62,9 +66,10 @@ TEST_CASE("every op family runs from C++", "[ops]") {
   const at::Tensor codes = quant.call(x, at::scalar_tensor(0.1, at::kDouble), 8, -1);
   REQUIRE(at::equal(codes, at::clamp(at::round(x.to(at::kDouble) / 0.1), -128, 127).to(at::kInt)));
 
-  using RequantSig = at::Tensor(const at::Tensor&, const at::Tensor&, double, int64_t,
+  using RequantSig = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t,
                                 const std::optional<at::Tensor>&, const std::optional<at::Tensor>&);
   auto requant = op<RequantSig>("mnq::requant");
-  const at::Tensor r = requant.call(codes, at::scalar_tensor(0.1, at::kDouble), 0.2, 8, std::nullopt, std::nullopt);
+  const at::Tensor r = requant.call(codes, at::scalar_tensor(0.1, at::kDouble), at::scalar_tensor(0.2, at::kDouble), 8,
+                                    std::nullopt, std::nullopt);
   REQUIRE(r.abs().max().item<int>() <= 64);
 }

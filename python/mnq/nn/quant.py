@@ -31,22 +31,32 @@ class _RangeTracker(nn.Module):
         self.register_buffer("max_val", torch.zeros((), dtype=torch.float32))
         self.register_buffer("scale", torch.ones((), dtype=torch.float64))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        # Host mirror of `initialized` (refreshed when a state_dict is loaded), so no forward reads the buffer
+        # back from the device: on CUDA that is a synchronization, under torch.compile a graph break.
+        self._calibrated = False
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._calibrated = bool(self.initialized)  # once per load
 
     def _observe(self, x: Tensor) -> None:
         lo, hi = torch.aminmax(x.detach().float())
-        if not bool(self.initialized):
-            self.min_val.copy_(lo)
-            self.max_val.copy_(hi)
-            self.initialized.fill_(True)
-        else:
-            m = self.momentum
-            self.min_val.mul_(m).add_(lo, alpha=1 - m)
-            self.max_val.mul_(m).add_(hi, alpha=1 - m)
+        # The first batch initialises the range, later ones follow the EMA: selected on the device.
+        m = self.momentum
+        self.min_val.copy_(torch.where(self.initialized, torch.add(self.min_val * m, lo, alpha=1 - m), lo))
+        self.max_val.copy_(torch.where(self.initialized, torch.add(self.max_val * m, hi, alpha=1 - m), hi))
+        self.initialized.fill_(True)
+        self._calibrated = True
         bound = torch.maximum(self.min_val.abs(), self.max_val.abs()).double().clamp(min=1e-8)
         self.scale.copy_(bound / (2 ** (self.bits - 1) - 1))
 
+    @property
+    def calibrated(self) -> bool:
+        """Whether a training/calibration batch has set the range (the host mirror of ``initialized``)."""
+        return self._calibrated
+
     def _check_calibrated(self) -> None:
-        if not bool(self.initialized):
+        if not self._calibrated:
             raise RuntimeError(
                 f"{type(self).__name__}: used in eval mode before any training/calibration batch set its range"
             )
@@ -73,10 +83,9 @@ class QuantAct(_RangeTracker):
             self._observe(x if identity is None else x + identity)
         else:
             self._check_calibrated()
-        s = float(self.scale)
         if scale_in is None:
-            return ops.quantize_qat(x, s, self.bits), self.scale.clone()
-        return ops.requant_qat(x, scale_in, s, self.bits, identity, identity_scale), self.scale.clone()
+            return ops.quantize_qat(x, self.scale, self.bits), self.scale.clone()
+        return ops.requant_qat(x, scale_in, self.scale, self.bits, identity, identity_scale), self.scale.clone()
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, momentum={self.momentum}"
@@ -96,29 +105,38 @@ class PtfAct(_RangeTracker):
         self.register_buffer("alpha", torch.zeros(channels, dtype=torch.int64))
         self.register_buffer("alpha_err", torch.zeros(channels, 4, dtype=torch.float64))
         self.register_buffer("alpha_frozen", torch.zeros((), dtype=torch.bool))
+        self._frozen = False  # host mirror of alpha_frozen, as _calibrated
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._frozen = bool(self.alpha_frozen)  # once per load
 
     @property
-    def s_base(self) -> float:
-        return float(self.scale) / 8.0
+    def s_base(self) -> Tensor:
+        """The base scale S/8, a 0-d float64 tensor on the buffers' device."""
+        return self.scale / 8.0
 
     def freeze_alpha(self) -> None:
         self.alpha_frozen.fill_(True)
+        self._frozen = True
 
     def reset_alpha(self) -> None:
         self.alpha_err.zero_()
         self.alpha_frozen.fill_(False)
+        self._frozen = False
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tuple[float, Tensor]]:
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
         if x.shape[-1] != self.channels:
             raise ValueError(f"PtfAct: expected {self.channels} channels in the last dim, got shape {tuple(x.shape)}")
         if self.training:
             self._observe(x)
-            if not bool(self.alpha_frozen):
+            if not self._frozen:
                 self.alpha_err.add_(ops.ptf_alpha_error(x.detach(), self.s_base, self.bits).to(self.alpha_err))
                 self.alpha.copy_(self.alpha_err.argmin(-1))
         else:
             self._check_calibrated()
-        return ops.ptf_quantize_qat(x, self.alpha, self.s_base, self.bits), (self.s_base, self.alpha.clone())
+        s_base = self.s_base
+        return ops.ptf_quantize_qat(x, self.alpha, s_base, self.bits), (s_base, self.alpha.clone())
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, bits={self.bits}"
