@@ -8,6 +8,7 @@
 //   dyadic(r)         r ≈ m / 2^k with a 31-bit mantissa m, the authors' batch_frexp rounding
 //   requant(q, d)     round-half-to-even of q·m / 2^k computed exactly with 128-bit intermediates
 //   isqrt(v)          floor(√v) exactly, for 64- and 128-bit unsigned v
+//   bit_length(v)     the number of significant bits of v
 #pragma once
 
 #include <cmath>
@@ -128,6 +129,15 @@ MNQ_HOST_DEVICE u64 isqrt128(u128 v) {
   while (r > 0 && static_cast<u128>(r) * r > v) --r;
   while (static_cast<u128>(r + 1) * (r + 1) <= v) ++r;
   return r;
+}
+
+// Number of significant bits of v (0 for v = 0): v < 2^bit_length(v).
+MNQ_HOST_DEVICE int bit_length(u64 v) {
+#if defined(__CUDA_ARCH__)
+  return 64 - __clzll(static_cast<long long>(v));
+#else
+  return v == 0 ? 0 : 64 - __builtin_clzll(v);
+#endif
 }
 
 // Saturating add of non-negative values at cap: min(a + b, cap) for 0 ≤ a, b ≤ cap < 2^62.
