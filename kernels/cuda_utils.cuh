@@ -1,8 +1,19 @@
-// Shared CUDA helpers: warp reductions over 64-bit integers, launch checks and the device error flag through
-// which a kernel reports an input outside an op's declared range. Never includes torch.
+// Shared CUDA helpers: warp reductions over 64-bit integers, launches and their checks, and the device error flag
+// through which a kernel reports an input outside an op's declared range. Never includes torch.
+//
+// MNQ_LAUNCH(kernel, grid, block, smem, stream)(args...) is kernel<<<grid, block, smem, stream>>>(args...). Built
+// with MNQ_CUDA_SIM (tests/sim/, the CI's CUDA simulator) the same launch runs the kernel on the host instead:
+// tests/sim/cuda_sim.h then stands in for <cuda_runtime.h> and drives every lane of a warp in lock step.
 #pragma once
 
+#if defined(MNQ_CUDA_SIM)
+#include "cuda_sim.h"  // tests/sim/, on the simulator build's include path
+#define MNQ_LAUNCH(kernel, grid, block, smem, stream) \
+  ::mnq::sim::launcher((grid), (block), (smem), (stream), #kernel, [](auto... a) { kernel(a...); })
+#else
 #include <cuda_runtime.h>
+#define MNQ_LAUNCH(kernel, grid, block, smem, stream) kernel<<<(grid), (block), (smem), (stream)>>>
+#endif
 
 #include <cstdint>
 #include <stdexcept>

@@ -29,7 +29,7 @@ bool launch_ibert_gelu(In in, Out out, const IbertGeluParams& p, int* check, cud
   ErrorFlag flag(check, stream);
   const int64_t blocks = (p.numel + kIbertGeluThreads - 1) / kIbertGeluThreads;
   const unsigned grid = static_cast<unsigned>(blocks < 65536 ? blocks : 65536);
-  ibert_gelu_kernel<<<grid, kIbertGeluThreads, 0, stream>>>(in, out, p, divider64(p.cols), flag.get());
+  MNQ_LAUNCH(ibert_gelu_kernel, grid, kIbertGeluThreads, 0, stream)(in, out, p, divider64(p.cols), flag.get());
   check_cuda(cudaGetLastError(), "ibert_gelu_kernel launch");
   return flag.ok();
 }

@@ -49,7 +49,8 @@ bool launch_quantize(const float* x, const double* scale, Out out, const Quantiz
                      cudaStream_t stream) {
   if (p.numel == 0) return true;  // nothing to compute (and channel_index needs C, inner ≥ 1)
   ErrorFlag flag(Out::kPropagatesNaN ? nullptr : check, stream);
-  quantize_kernel<<<elem_blocks(p.numel), 256, 0, stream>>>(x, scale, out, p, channel_index(p.layout), flag.get());
+  MNQ_LAUNCH(quantize_kernel, elem_blocks(p.numel), 256, 0, stream)(x, scale, out, p, channel_index(p.layout),
+                                                                     flag.get());
   check_cuda(cudaGetLastError(), "quantize_kernel launch");
   return flag.ok();
 }
@@ -77,9 +78,9 @@ bool launch_requant(In in, IdIn id, DyadicArray d, DyadicArray d_id, double out_
                     const RequantParams& p, int* check, cudaStream_t stream) {
   if (p.numel == 0) return true;  // nothing to compute (and channel_index needs C, inner ≥ 1)
   ErrorFlag flag(check, stream);
-  requant_kernel<<<elem_blocks(p.numel), 256, 0, stream>>>(in, id, d, d_id, out_scale, out, p,
-                                                           channel_index(p.in_layout), channel_index(p.id_layout),
-                                                           flag.get());
+  MNQ_LAUNCH(requant_kernel, elem_blocks(p.numel), 256, 0, stream)(in, id, d, d_id, out_scale, out, p,
+                                                                    channel_index(p.in_layout),
+                                                                    channel_index(p.id_layout), flag.get());
   check_cuda(cudaGetLastError(), "requant_kernel launch");
   return flag.ok();
 }
@@ -99,7 +100,8 @@ __global__ void ptf_alpha_error_kernel(const float* x, int64_t rows, int64_t C, 
 inline void launch_ptf_alpha_error(const float* x, int64_t rows, int64_t C, double s_base, i64 lo, i64 hi,
                                    double* err, cudaStream_t stream) {
   if (C == 0) return;  // no channels: nothing to write (and a grid of 0 blocks is invalid)
-  ptf_alpha_error_kernel<<<static_cast<unsigned>((C + 127) / 128), 128, 0, stream>>>(x, rows, C, s_base, lo, hi, err);
+  MNQ_LAUNCH(ptf_alpha_error_kernel, static_cast<unsigned>((C + 127) / 128), 128, 0, stream)(x, rows, C, s_base, lo,
+                                                                                            hi, err);
   check_cuda(cudaGetLastError(), "ptf_alpha_error_kernel launch");
 }
 
