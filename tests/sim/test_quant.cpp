@@ -84,6 +84,7 @@ TEST_CASE("sim: quantize kernel equals its elementwise reference", "[sim][quanti
   std::mt19937_64 rng(31);
   for (const Shape& sh : kShapes) {
     for (const int bits : {2, 8, 16, 32}) {
+      if (sh.numel() > 8192 && bits != 8) continue;  // time: the long row once
       const i64 lo = -(i64(1) << (bits - 1)), hi = (i64(1) << (bits - 1)) - 1;
       const auto scale = random_scales(rng, sh.C);
       const QuantizeParams p{sh.numel(), ChannelLayout{sh.C, sh.inner}, lo, hi};
