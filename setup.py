@@ -9,7 +9,7 @@
     MNQ_JOBS                    parallel compile jobs (default: all cores)
     MNQ_BUILD_TESTS=ON|OFF      build the Catch2 tests (needs Debian's catch2)
     MNQ_CPU_ARCH                -march= of the CPU kernels (default native; empty: portable)
-    TORCH_CUDA_ARCH_LIST        CUDA archs (default "8.0;9.0")
+    TORCH_CUDA_ARCH_LIST        CUDA archs (default "8.0;9.0+PTX")
 """
 import os
 import shutil

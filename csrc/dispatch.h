@@ -30,7 +30,8 @@ namespace ops {
 }  // namespace ops
 }  // namespace mnq
 
-// Evaluates a CUDA backend call, or fails with a clear error in a CPU-only build.
+// Evaluates a CUDA backend call, or fails with a clear error in a CPU-only build. (The backends themselves turn a
+// failed launch into a c10::Error naming the op: csrc/cuda/launch.h.)
 #ifdef MNQ_WITH_CUDA
 #define MNQ_CUDA_CALL(OP, EXPR) (EXPR)
 #else

@@ -8,6 +8,8 @@
 //   dyadic(r)         r ≈ m / 2^k with a 31-bit mantissa m, the authors' batch_frexp rounding
 //   requant(q, d)     round-half-to-even of q·m / 2^k computed exactly with 128-bit intermediates
 //   isqrt(v)          floor(√v) exactly, for 64- and 128-bit unsigned v
+//   bit_length(v)     the number of significant bits of v
+//   Divider64         floor(n / d) for a fixed d by a multiply-high, without a 64-bit division (CUDA index math)
 #pragma once
 
 #include <cmath>
@@ -129,6 +131,49 @@ MNQ_HOST_DEVICE u64 isqrt128(u128 v) {
   while (static_cast<u128>(r + 1) * (r + 1) <= v) ++r;
   return r;
 }
+
+// Number of significant bits of v (0 for v = 0): v < 2^bit_length(v).
+MNQ_HOST_DEVICE int bit_length(u64 v) {
+#if defined(__CUDA_ARCH__)
+  return 64 - __clzll(static_cast<long long>(v));
+#else
+  return v == 0 ? 0 : 64 - __builtin_clzll(v);
+#endif
+}
+
+// The high 64 bits of the 128-bit product a·b.
+MNQ_HOST_DEVICE u64 mulhi64(u64 a, u64 b) {
+#if defined(__CUDA_ARCH__)
+  return __umul64hi(a, b);
+#else
+  return static_cast<u64>((static_cast<u128>(a) * b) >> 64);
+#endif
+}
+
+// Division by a divisor fixed for a whole kernel, 1 ≤ d < 2^63, exact for every n < 2^64 (Granlund & Montgomery,
+// "Division by invariant integers using multiplication", PLDI 1994, Fig. 4.1). GPUs have no 64-bit divide: `/` and
+// `%` on 64-bit operands call a ~70-instruction routine, which an elementwise kernel would pay per element. Host:
+//   l = ceil(log2 d), m = floor(2^64·(2^l − d) / d) + 1   (m < 2^64 when d is not a power of two; 1 when it is)
+// device: t = mulhi(m, n), floor(n / d) = (t + ((n − t) >> min(l, 1))) >> max(l − 1, 0)   (t ≤ n: no overflow).
+struct Divider64 {
+  u64 d;
+  u64 m;
+  int s1;  // min(l, 1)
+  int s2;  // max(l − 1, 0)
+};
+
+inline Divider64 divider64(u64 d) {  // host
+  const int l = bit_length(d - 1);  // ceil(log2 d); 0 for d = 1
+  const u128 m = ((((static_cast<u128>(1) << l) - d) << 64) / d) + 1;
+  return Divider64{d, static_cast<u64>(m), l < 1 ? l : 1, l > 1 ? l - 1 : 0};
+}
+
+MNQ_HOST_DEVICE u64 divide(u64 n, const Divider64& v) {
+  const u64 t = mulhi64(v.m, n);
+  return (t + ((n - t) >> v.s1)) >> v.s2;
+}
+
+MNQ_HOST_DEVICE u64 modulo(u64 n, const Divider64& v) { return n - divide(n, v) * v.d; }
 
 // Saturating add of non-negative values at cap: min(a + b, cap) for 0 ≤ a, b ≤ cap < 2^62.
 MNQ_HOST_DEVICE i64 sat_add(i64 a, i64 b, i64 cap) {

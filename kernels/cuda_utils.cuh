@@ -1,8 +1,19 @@
-// Shared CUDA helpers: warp reductions over 64-bit integers, launch checks and the device error flag through
-// which a kernel reports an input outside an op's declared range. Never includes torch.
+// Shared CUDA helpers: warp reductions over 64-bit integers, launches and their checks, and the device error flag
+// through which a kernel reports an input outside an op's declared range. Never includes torch.
+//
+// MNQ_LAUNCH(kernel, grid, block, smem, stream)(args...) is kernel<<<grid, block, smem, stream>>>(args...). Built
+// with MNQ_CUDA_SIM (tests/sim/, the CI's CUDA simulator) the same launch runs the kernel on the host instead:
+// tests/sim/cuda_sim.h then stands in for <cuda_runtime.h> and drives every lane of a warp in lock step.
 #pragma once
 
+#if defined(MNQ_CUDA_SIM)
+#include "cuda_sim.h"  // tests/sim/, on the simulator build's include path
+#define MNQ_LAUNCH(kernel, grid, block, smem, stream) \
+  ::mnq::sim::launcher((grid), (block), (smem), (stream), #kernel, [](auto... a) { kernel(a...); })
+#else
 #include <cuda_runtime.h>
+#define MNQ_LAUNCH(kernel, grid, block, smem, stream) kernel<<<(grid), (block), (smem), (stream)>>>
+#endif
 
 #include <cstdint>
 #include <stdexcept>
@@ -53,24 +64,31 @@ __device__ __forceinline__ i128 warp_sum128(i128 v) {
   return v;
 }
 
+// A failed CUDA call or launch. kernels/ cannot raise torch's c10::Error, so the glue (csrc/cuda/launch.h)
+// catches this type and rethrows it as one naming the op.
+struct CudaError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 inline void check_cuda(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) throw std::runtime_error(std::string("mnq: CUDA error in ") + what + ": " + cudaGetErrorString(err));
+  if (err != cudaSuccess) throw CudaError(std::string("CUDA error in ") + what + ": " + cudaGetErrorString(err));
 }
 
-inline unsigned row_blocks(int64_t rows) { return static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock); }
+// Blocks of kRowsPerBlock rows. Saturates instead of wrapping, so that a row count beyond the grid limit
+// (2^31 − 1 blocks) fails the launch check rather than silently launching fewer blocks.
+inline unsigned row_blocks(int64_t rows) {
+  const int64_t b = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
+  return b > 0xffffffffLL ? 0xffffffffu : static_cast<unsigned>(b);
+}
 
-// A 4-byte device flag a kernel sets to 1 when it sees an input outside the declared range. `ok()` waits for the
-// stream: it is used only when the input dtype can hold such values (see csrc/checks.h needs_range_check).
+// The 4-byte device flag a kernel sets to 1 when it sees an input outside the declared range. Its memory comes
+// from the caller (csrc/cuda allocates it from torch's caching allocator), or nullptr for an unchecked launch;
+// the flag clears it on the stream. `ok()` copies it back and waits for the stream: the one device sync of the
+// integer ops' range check, used only when the input dtype can hold such values (csrc/checks.h needs_range_check).
 class ErrorFlag {
  public:
-  ErrorFlag(bool active, cudaStream_t stream) : stream_(stream) {
-    if (active) {
-      check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&ptr_), sizeof(int), stream_), "cudaMallocAsync");
-      check_cuda(cudaMemsetAsync(ptr_, 0, sizeof(int), stream_), "cudaMemsetAsync");
-    }
-  }
-  ~ErrorFlag() {
-    if (ptr_) cudaFreeAsync(ptr_, stream_);
+  ErrorFlag(int* mem, cudaStream_t stream) : stream_(stream), ptr_(mem) {
+    if (ptr_) check_cuda(cudaMemsetAsync(ptr_, 0, sizeof(int), stream_), "cudaMemsetAsync");
   }
   ErrorFlag(const ErrorFlag&) = delete;
   ErrorFlag& operator=(const ErrorFlag&) = delete;
@@ -85,7 +103,7 @@ class ErrorFlag {
 
  private:
   cudaStream_t stream_;
-  int* ptr_ = nullptr;
+  int* ptr_;
 };
 
 __device__ __forceinline__ void report(int* flag) {

@@ -1,6 +1,7 @@
 // CUDA I-BERT i-GELU: elementwise, a grid-stride loop over the flat tensor calling the scalar math of
-// ibert_gelu.h, so CPU and CUDA agree bit for bit. The channel of element i is i mod cols (the last dim); the
-// per-channel constants (3 × cols int64) stay in L1/L2. The op is memory bound, so the modulo is not the cost.
+// ibert_gelu.h, so CPU and CUDA agree bit for bit. The channel of element i is i mod cols (the last dim), taken
+// with a multiply-high (common.h Divider64) rather than a 64-bit modulo; the per-channel constants (3 × cols
+// int64) stay in L1/L2.
 #pragma once
 
 #include "cuda_utils.cuh"
@@ -12,22 +13,23 @@ namespace kernels {
 constexpr int kIbertGeluThreads = 256;
 
 template <class In, class Out>
-__global__ void ibert_gelu_kernel(In in, Out out, IbertGeluParams p, int* flag) {
+__global__ void ibert_gelu_kernel(In in, Out out, IbertGeluParams p, Divider64 cols, int* flag) {
   i64 ok = 1;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < p.numel; i += stride) {
-    const int64_t c = i % p.cols;
+    const int64_t c = static_cast<int64_t>(modulo(static_cast<u64>(i), cols));
     out.store(i, c, ibert_gelu(in.load(i, c, p.lo, p.hi, ok), p.b[c], p.c[c], p.one[c]));
   }
   if (!ok) report(flag);
 }
 
 template <class In, class Out>
-bool launch_ibert_gelu(In in, Out out, const IbertGeluParams& p, bool check, cudaStream_t stream) {
+bool launch_ibert_gelu(In in, Out out, const IbertGeluParams& p, int* check, cudaStream_t stream) {
+  if (p.numel == 0) return true;  // nothing to compute (and a grid of 0 blocks is invalid)
   ErrorFlag flag(check, stream);
   const int64_t blocks = (p.numel + kIbertGeluThreads - 1) / kIbertGeluThreads;
   const unsigned grid = static_cast<unsigned>(blocks < 65536 ? blocks : 65536);
-  ibert_gelu_kernel<<<grid, kIbertGeluThreads, 0, stream>>>(in, out, p, flag.get());
+  MNQ_LAUNCH(ibert_gelu_kernel, grid, kIbertGeluThreads, 0, stream)(in, out, p, divider64(p.cols), flag.get());
   check_cuda(cudaGetLastError(), "ibert_gelu_kernel launch");
   return flag.ok();
 }

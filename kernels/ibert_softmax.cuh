@@ -29,9 +29,10 @@ __global__ void ibert_softmax_kernel(In in, Out out, IbertSoftmaxParams p, int* 
 }
 
 template <class In, class Out>
-bool launch_ibert_softmax(In in, Out out, const IbertSoftmaxParams& p, bool check, cudaStream_t stream) {
+bool launch_ibert_softmax(In in, Out out, const IbertSoftmaxParams& p, int* check, cudaStream_t stream) {
+  if (p.rows == 0 || p.cols == 0) return true;  // nothing to compute (and a grid of 0 blocks is invalid)
   ErrorFlag flag(check, stream);
-  ibert_softmax_kernel<<<row_blocks(p.rows), kRowsPerBlock * kWarp, 0, stream>>>(in, out, p, flag.get());
+  MNQ_LAUNCH(ibert_softmax_kernel, row_blocks(p.rows), kRowsPerBlock * kWarp, 0, stream)(in, out, p, flag.get());
   check_cuda(cudaGetLastError(), "ibert_softmax_kernel launch");
   return flag.ok();
 }

@@ -36,9 +36,10 @@ __global__ void ilayernorm_kernel(In in, Out out, LnParams p, int* flag) {
 }
 
 template <class In, class Out>
-bool launch_ilayernorm(In in, Out out, const LnParams& p, bool check, cudaStream_t stream) {
+bool launch_ilayernorm(In in, Out out, const LnParams& p, int* check, cudaStream_t stream) {
+  if (p.rows == 0 || p.cols == 0) return true;  // nothing to compute (and a grid of 0 blocks is invalid)
   ErrorFlag flag(check, stream);
-  ilayernorm_kernel<<<row_blocks(p.rows), kRowsPerBlock * kWarp, 0, stream>>>(in, out, p, flag.get());
+  MNQ_LAUNCH(ilayernorm_kernel, row_blocks(p.rows), kRowsPerBlock * kWarp, 0, stream)(in, out, p, flag.get());
   check_cuda(cudaGetLastError(), "ilayernorm_kernel launch");
   return flag.ok();
 }

@@ -134,15 +134,5 @@ MNQ_HOST_DEVICE i64 round_shr64(i64 a, int k) {
   return fl + ((rem > half || (rem == half && (fl & 1) != 0)) ? 1 : 0);
 }
 
-// Number of significant bits of v ≥ 0 (0 for v = 0): v < 2^bit_length(v).
-MNQ_HOST_DEVICE int bit_length(u64 v) {
-  int n = 0;
-  while (v != 0) {
-    v >>= 1;
-    ++n;
-  }
-  return n;
-}
-
 }  // namespace kernels
 }  // namespace mnq

@@ -26,9 +26,10 @@ __global__ void log_int_softmax_kernel(In in, Out out, LogIntSoftmaxParams p, in
 }
 
 template <class In, class Out>
-bool launch_log_int_softmax(In in, Out out, const LogIntSoftmaxParams& p, bool check, cudaStream_t stream) {
+bool launch_log_int_softmax(In in, Out out, const LogIntSoftmaxParams& p, int* check, cudaStream_t stream) {
+  if (p.rows == 0 || p.cols == 0) return true;  // nothing to compute (and a grid of 0 blocks is invalid)
   ErrorFlag flag(check, stream);
-  log_int_softmax_kernel<<<row_blocks(p.rows), kRowsPerBlock * kWarp, 0, stream>>>(in, out, p, flag.get());
+  MNQ_LAUNCH(log_int_softmax_kernel, row_blocks(p.rows), kRowsPerBlock * kWarp, 0, stream)(in, out, p, flag.get());
   check_cuda(cudaGetLastError(), "log_int_softmax_kernel launch");
   return flag.ok();
 }

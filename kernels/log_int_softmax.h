@@ -50,15 +50,7 @@ inline LogIntSoftmaxConsts log_int_softmax_consts(double scale, int bits) {
   return LogIntSoftmaxConsts{ibert_exp_consts(scale, kIbertExpN), bits};
 }
 
-// Number of significant bits of v (0 for v = 0).
-MNQ_HOST_DEVICE int bit_length(u64 v) {
-#if defined(__CUDA_ARCH__)
-  return 64 - __clzll(static_cast<long long>(v));
-#else
-  return v == 0 ? 0 : 64 - __builtin_clzll(v);
-#endif
-}
-
+// Number of significant bits of v (0 for v = 0); the 64-bit form is common.h's.
 MNQ_HOST_DEVICE int bit_length(u128 v) {
   const u64 hi = static_cast<u64>(v >> 64);
   return hi != 0 ? 64 + bit_length(hi) : bit_length(static_cast<u64>(v));

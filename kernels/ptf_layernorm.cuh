@@ -33,9 +33,10 @@ __global__ void ptf_layernorm_kernel(In in, Out out, PtfParams p, int* flag) {
 }
 
 template <class In, class Out>
-bool launch_ptf_layernorm(In in, Out out, const PtfParams& p, bool check, cudaStream_t stream) {
+bool launch_ptf_layernorm(In in, Out out, const PtfParams& p, int* check, cudaStream_t stream) {
+  if (p.rows == 0 || p.cols == 0) return true;  // nothing to compute (and a grid of 0 blocks is invalid)
   ErrorFlag flag(check, stream);
-  ptf_layernorm_kernel<<<row_blocks(p.rows), kRowsPerBlock * kWarp, 0, stream>>>(in, out, p, flag.get());
+  MNQ_LAUNCH(ptf_layernorm_kernel, row_blocks(p.rows), kRowsPerBlock * kWarp, 0, stream)(in, out, p, flag.get());
   check_cuda(cudaGetLastError(), "ptf_layernorm_kernel launch");
   return flag.ok();
 }

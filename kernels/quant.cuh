@@ -1,5 +1,6 @@
 // CUDA quantizers: grid-stride elementwise kernels over the scalar math of quant.h; the PtfAct statistic uses one
-// thread per channel summing rows in order, so it equals the CPU sum bit for bit.
+// thread per channel summing rows in order, so it equals the CPU sum bit for bit. The channel of an element is
+// ChannelLayout::channel's (i / inner) % C, taken with multiply-highs (ChannelIndex) instead of 64-bit divisions.
 #pragma once
 
 #include "cuda_utils.cuh"
@@ -13,11 +14,26 @@ inline unsigned elem_blocks(int64_t n) {
   return static_cast<unsigned>(b < 65535 * 8 ? (b > 0 ? b : 1) : 65535 * 8);
 }
 
+// layout.channel(i) without a division per element (common.h Divider64; same value for every i ≥ 0).
+struct ChannelIndex {
+  Divider64 inner;
+  Divider64 C;
+  bool per_tensor;
+  __device__ __forceinline__ i64 channel(i64 i) const {
+    return per_tensor ? 0 : static_cast<i64>(modulo(divide(static_cast<u64>(i), inner), C));
+  }
+};
+
+inline ChannelIndex channel_index(const ChannelLayout& l) {  // host; l.C, l.inner ≥ 1
+  return ChannelIndex{divider64(static_cast<u64>(l.inner)), divider64(static_cast<u64>(l.C)), l.C == 1};
+}
+
 template <class Out>
-__global__ void quantize_kernel(const float* x, const double* scale, Out out, QuantizeParams p, int* flag) {
+__global__ void quantize_kernel(const float* x, const double* scale, Out out, QuantizeParams p, ChannelIndex ch,
+                                int* flag) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < p.numel;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const double s = scale[p.layout.channel(i)];
+    const double s = scale[ch.channel(i)];
     i64 q = 0;
     if (!quantize_code(x[i], s, p.lo, p.hi, q)) {
       if (!no_code(out, i)) report(flag);
@@ -27,21 +43,25 @@ __global__ void quantize_kernel(const float* x, const double* scale, Out out, Qu
   }
 }
 
+// `check`: the flag memory, used only for code outputs (fake quant turns NaN into NaN instead of reporting it).
 template <class Out>
-bool launch_quantize(const float* x, const double* scale, Out out, const QuantizeParams& p, cudaStream_t stream) {
-  ErrorFlag flag(!Out::kPropagatesNaN, stream);
-  quantize_kernel<<<elem_blocks(p.numel), 256, 0, stream>>>(x, scale, out, p, flag.get());
+bool launch_quantize(const float* x, const double* scale, Out out, const QuantizeParams& p, int* check,
+                     cudaStream_t stream) {
+  if (p.numel == 0) return true;  // nothing to compute (and channel_index needs C, inner ≥ 1)
+  ErrorFlag flag(Out::kPropagatesNaN ? nullptr : check, stream);
+  MNQ_LAUNCH(quantize_kernel, elem_blocks(p.numel), 256, 0, stream)(x, scale, out, p, channel_index(p.layout),
+                                                                     flag.get());
   check_cuda(cudaGetLastError(), "quantize_kernel launch");
   return flag.ok();
 }
 
 template <class In, class IdIn, class Out>
 __global__ void requant_kernel(In in, IdIn id, DyadicArray d, DyadicArray d_id, double out_scale, Out out,
-                               RequantParams p, int* flag) {
+                               RequantParams p, ChannelIndex in_ch, ChannelIndex id_ch, int* flag) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < p.numel;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const i64 c = p.in_layout.channel(i);
-    const i64 cid = p.id_layout.channel(i);
+    const i64 c = in_ch.channel(i);
+    const i64 cid = id_ch.channel(i);
     i64 q = 0, qid = 0;
     if (!in.load(i, c, q) || (p.has_identity && !id.load(i, cid, qid))) {
       if (!no_code(out, i)) report(flag);
@@ -55,9 +75,12 @@ __global__ void requant_kernel(In in, IdIn id, DyadicArray d, DyadicArray d_id, 
 
 template <class In, class IdIn, class Out>
 bool launch_requant(In in, IdIn id, DyadicArray d, DyadicArray d_id, double out_scale, Out out,
-                    const RequantParams& p, bool check, cudaStream_t stream) {
+                    const RequantParams& p, int* check, cudaStream_t stream) {
+  if (p.numel == 0) return true;  // nothing to compute (and channel_index needs C, inner ≥ 1)
   ErrorFlag flag(check, stream);
-  requant_kernel<<<elem_blocks(p.numel), 256, 0, stream>>>(in, id, d, d_id, out_scale, out, p, flag.get());
+  MNQ_LAUNCH(requant_kernel, elem_blocks(p.numel), 256, 0, stream)(in, id, d, d_id, out_scale, out, p,
+                                                                    channel_index(p.in_layout),
+                                                                    channel_index(p.id_layout), flag.get());
   check_cuda(cudaGetLastError(), "requant_kernel launch");
   return flag.ok();
 }
@@ -76,7 +99,9 @@ __global__ void ptf_alpha_error_kernel(const float* x, int64_t rows, int64_t C, 
 
 inline void launch_ptf_alpha_error(const float* x, int64_t rows, int64_t C, double s_base, i64 lo, i64 hi,
                                    double* err, cudaStream_t stream) {
-  ptf_alpha_error_kernel<<<static_cast<unsigned>((C + 127) / 128), 128, 0, stream>>>(x, rows, C, s_base, lo, hi, err);
+  if (C == 0) return;  // no channels: nothing to write (and a grid of 0 blocks is invalid)
+  MNQ_LAUNCH(ptf_alpha_error_kernel, static_cast<unsigned>((C + 127) / 128), 128, 0, stream)(x, rows, C, s_base, lo,
+                                                                                            hi, err);
   check_cuda(cudaGetLastError(), "ptf_alpha_error_kernel launch");
 }
 

@@ -25,9 +25,10 @@ __global__ void shift_gelu_kernel(In in, Out out, ShiftGeluParams p, int* flag) 
 }
 
 template <class In, class Out>
-bool launch_shift_gelu(In in, Out out, const ShiftGeluParams& p, bool check, cudaStream_t stream) {
+bool launch_shift_gelu(In in, Out out, const ShiftGeluParams& p, int* check, cudaStream_t stream) {
+  if (p.rows == 0 || p.cols == 0) return true;  // nothing to compute (and a grid of 0 blocks is invalid)
   ErrorFlag flag(check, stream);
-  shift_gelu_kernel<<<row_blocks(p.rows), kRowsPerBlock * kWarp, 0, stream>>>(in, out, p, flag.get());
+  MNQ_LAUNCH(shift_gelu_kernel, row_blocks(p.rows), kRowsPerBlock * kWarp, 0, stream)(in, out, p, flag.get());
   check_cuda(cudaGetLastError(), "shift_gelu_kernel launch");
   return flag.ok();
 }

@@ -31,9 +31,10 @@ __global__ void shiftmax_kernel(In in, Out out, ShiftmaxParams p, int* flag) {
 }
 
 template <class In, class Out>
-bool launch_shiftmax(In in, Out out, const ShiftmaxParams& p, bool check, cudaStream_t stream) {
+bool launch_shiftmax(In in, Out out, const ShiftmaxParams& p, int* check, cudaStream_t stream) {
+  if (p.rows == 0 || p.cols == 0) return true;  // nothing to compute (and a grid of 0 blocks is invalid)
   ErrorFlag flag(check, stream);
-  shiftmax_kernel<<<row_blocks(p.rows), kRowsPerBlock * kWarp, 0, stream>>>(in, out, p, flag.get());
+  MNQ_LAUNCH(shiftmax_kernel, row_blocks(p.rows), kRowsPerBlock * kWarp, 0, stream)(in, out, p, flag.get());
   check_cuda(cudaGetLastError(), "shiftmax_kernel launch");
   return flag.ok();
 }

@@ -1,7 +1,5 @@
-// CUDA Shiftmax: device guard, current stream, dtype dispatch, launch (kernels/shiftmax.cuh).
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
-
+// CUDA Shiftmax: dtype dispatch and launch on the current stream (kernels/shiftmax.cuh, csrc/cuda/launch.h).
+#include "csrc/cuda/launch.h"
 #include "csrc/dispatch.h"
 #include "csrc/ops/shiftmax.h"
 #include "kernels/io.h"
@@ -14,15 +12,17 @@ namespace cuda {
 bool shiftmax(const at::Tensor& in, const at::Tensor& out, const kernels::ShiftmaxParams& p, double inv_scale,
               double out_scale, bool check) {
   using namespace mnq::kernels;
-  const c10::cuda::CUDAGuard guard(in.device());
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  if (in.scalar_type() == at::kFloat) {
-    return launch_shiftmax(FloatIn{in.data_ptr<float>(), inv_scale}, FloatOut{out.data_ptr<float>(), out_scale}, p,
-                           true, stream);
-  }
-  return MNQ_DISPATCH_INT(in.scalar_type(), "shiftmax", [&] {
-    return launch_shiftmax(IntIn<scalar_t>{in.data_ptr<scalar_t>()}, IntOut<int32_t>{out.data_ptr<int32_t>()}, p,
-                           check, stream);
+  return run_on_device("shiftmax", in, [&](cudaStream_t stream) {
+    const bool qat = in.scalar_type() == at::kFloat;
+    const FlagMemory flag(in, qat || check);
+    if (qat) {
+      return launch_shiftmax(FloatIn{in.data_ptr<float>(), inv_scale}, FloatOut{out.data_ptr<float>(), out_scale}, p,
+                             flag.get(), stream);
+    }
+    return MNQ_DISPATCH_INT(in.scalar_type(), "shiftmax", [&] {
+      return launch_shiftmax(IntIn<scalar_t>{in.data_ptr<scalar_t>()}, IntOut<int32_t>{out.data_ptr<int32_t>()}, p,
+                             flag.get(), stream);
+    });
   });
 }
 

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <random>
 
 #include "kernels/common.h"
 
@@ -107,4 +108,34 @@ TEST_CASE("sat_add is min(a + b, cap)", "[common]") {
   REQUIRE(sat_add(3, 4, 10) == 7);
   REQUIRE(sat_add(7, 4, 10) == 10);
   REQUIRE(sat_add(kInt31Max, kInt31Max, kInt31Max) == kInt31Max);
+}
+
+TEST_CASE("Divider64 divides exactly by multiply-high", "[common]") {
+  std::mt19937_64 rng(3);
+  auto check = [](u64 n, u64 d) {
+    const Divider64 v = divider64(d);
+    INFO("n = " << n << ", d = " << d);
+    REQUIRE(divide(n, v) == n / d);
+    REQUIRE(modulo(n, v) == n % d);
+  };
+  for (u64 d = 1; d <= 1000; ++d) {
+    for (u64 n = 0; n <= 3000; ++n) check(n, d);
+    for (u64 n : {~u64(0), ~u64(0) - 1, u64(1) << 63, (u64(1) << 63) - 1}) check(n, d);
+  }
+  // Powers of two and their neighbours up to 2^62, near multiples, and random operands.
+  for (int k = 1; k <= 62; ++k) {
+    for (u64 d : {(u64(1) << k) - 1, u64(1) << k, (u64(1) << k) + 1}) {
+      for (u64 q : {u64(0), u64(1), u64(3), (~u64(0)) / d}) {
+        for (u64 off : {u64(0), u64(1), d - 1}) {
+          if (q * d / d == q && q * d + off >= q * d) check(q * d + off, d);
+        }
+      }
+      for (int i = 0; i < 200; ++i) check(rng(), d);
+    }
+  }
+  for (int i = 0; i < 200000; ++i) {
+    const u64 d = (rng() >> (rng() % 63)) | 1;
+    check(rng() >> (rng() % 64), d < (u64(1) << 63) ? d : d >> 1);
+    check(rng() >> (rng() % 64), (rng() % 100000) + 1);
+  }
 }

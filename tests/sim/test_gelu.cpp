@@ -1,0 +1,185 @@
+// The GELU kernels in the simulator: shift_gelu.cuh (row-wise, rowwise.h's sweep) and ibert_gelu.cuh (elementwise,
+// per-channel constants), through their launch_* functions, against references from the scalar math of their .h.
+#include "kernels/channel_io.h"
+#include "kernels/ibert_gelu.cuh"
+#include "kernels/io.h"
+#include "kernels/shift_gelu.cuh"
+#include "rowwise.h"
+
+using namespace mnq::kernels;
+using namespace mnq::simtest;
+
+namespace {
+
+template <class In, class Out>
+bool ref_shift_gelu(const In& in, const Out& out, const ShiftGeluParams& p) {
+  bool all = true;
+  std::vector<i64> q(static_cast<size_t>(p.cols));
+  for (i64 r = 0; r < p.rows; ++r) {
+    bool ok = true;
+    i64 m = kInt64Min;
+    for (i64 j = 0; j < p.cols; ++j) {
+      q[j] = in.load(r * p.cols + j, p.lo, p.hi, ok);
+      m = std::max(m, q[j]);
+    }
+    if (!ok) {
+      all = false;
+      continue;
+    }
+    const i64 e2 = shift_gelu_e2(m, p.c);
+    for (i64 j = 0; j < p.cols; ++j) out.store(r * p.cols + j, shift_gelu_out(q[j], m, e2, p.c));
+  }
+  return all;
+}
+
+TEST_CASE("sim: shift_gelu kernel equals its row reference", "[sim][shift_gelu]") {
+  bool first = true;  // every dtype, and the out-of-range codes, with the first constants
+  for (const auto& [scale, out_bits, n] : {std::tuple{0.01, 8, 23}, std::tuple{0.5, 16, 29}, std::tuple{1e-3, 2, 10}}) {
+    REQUIRE(shift_gelu_scale_ok(scale, n));
+    const ShiftGeluConsts c = shift_gelu_consts(scale, out_bits, n);
+    const double os = scale * std::ldexp(1.0, -(out_bits - 1));
+    auto run = [&](auto in, i64 rows, i64 cols, int* flag) {
+      const ShiftGeluParams p{rows, cols, c, -32768, 32767};
+      const size_t len = static_cast<size_t>(rows * cols);
+      if constexpr (std::is_same_v<decltype(in), FloatIn>) {
+        return run_both<float>(
+            len,
+            [&](float* o) {
+              return FloatOut{o, os};
+            },
+            [&](FloatOut o) { return launch_shift_gelu(in, o, p, flag, nullptr); },
+            [&](FloatOut o) { return ref_shift_gelu(in, o, p); }, "shift_gelu (float)");
+      } else {
+        return run_both<int32_t>(
+            len, [](int32_t* o) { return IntOut<int32_t>{o}; },
+            [&](IntOut<int32_t> o) { return launch_shift_gelu(in, o, p, flag, nullptr); },
+            [&](IntOut<int32_t> o) { return ref_shift_gelu(in, o, p); }, "shift_gelu");
+      }
+    };
+    INFO("scale " << scale << ", out_bits " << out_bits << ", n " << n);
+    // Rows whose max is negative (about half of the one-code rows) take shift_exp_capped's x > 0 branch.
+    sweep_rows(IoLoaders{}, run, RowRange{-32768, 32767, 15, scale}, 7, first);
+    if (first) bad_rows(IoLoaders{}, run, RowRange{-32768, 32767, 15, scale}, 8);
+    first = false;
+  }
+}
+
+// Per-channel constants of I-BERT GELU from random scales (per tensor: one scale repeated, as the op does).
+struct GeluChannels {
+  std::vector<i64> b, c, one;
+  std::vector<double> inv_scale, s_out;
+  GeluChannels(std::mt19937_64& rng, i64 cols, bool per_channel) {
+    std::uniform_real_distribution<double> lg(std::log(1e-5), std::log(1e-2));
+    const double s0 = std::exp(lg(rng));
+    for (i64 j = 0; j < cols; ++j) {
+      const double s = per_channel ? std::exp(lg(rng)) : s0;
+      const IbertGeluScale k = ibert_gelu_consts(s);
+      REQUIRE(k.ok);
+      b.push_back(k.k.b);
+      c.push_back(k.k.c);
+      one.push_back(k.k.one);
+      inv_scale.push_back(1.0 / s);
+      s_out.push_back(k.s_out);
+    }
+  }
+  IbertGeluParams params(i64 numel, i64 cols) const {
+    return IbertGeluParams{numel, cols, b.data(), c.data(), one.data(), INT32_MIN, INT32_MAX};
+  }
+};
+
+// The elementwise reference: every element loaded (a bad one as 0), ok only when none was out of range.
+template <class In, class Out>
+bool ref_ibert_gelu(const In& in, const Out& out, const IbertGeluParams& p) {
+  i64 ok = 1;
+  for (i64 i = 0; i < p.numel; ++i) {
+    const i64 c = i % p.cols;
+    out.store(i, c, ibert_gelu(in.load(i, c, p.lo, p.hi, ok), p.b[c], p.c[c], p.one[c]));
+  }
+  return ok != 0;
+}
+
+template <class In>
+bool gelu_both(const In& in, const GeluChannels& ch, i64 numel, i64 cols, int* flag) {
+  const IbertGeluParams p = ch.params(numel, cols);
+  if constexpr (std::is_same_v<In, FloatInC>) {
+    return run_both<float>(
+        static_cast<size_t>(numel),
+        [&](float* o) {
+          return FloatOutC{o, ch.s_out.data()};
+        },
+        [&](FloatOutC o) { return launch_ibert_gelu(in, o, p, flag, nullptr); },
+        [&](FloatOutC o) { return ref_ibert_gelu(in, o, p); }, "ibert_gelu (float)");
+  } else {
+    return run_both<int64_t>(
+        static_cast<size_t>(numel), [](int64_t* o) { return IntOutC<int64_t>{o}; },
+        [&](IntOutC<int64_t> o) { return launch_ibert_gelu(in, o, p, flag, nullptr); },
+        [&](IntOutC<int64_t> o) { return ref_ibert_gelu(in, o, p); }, "ibert_gelu");
+  }
+}
+
+TEST_CASE("sim: ibert_gelu kernel equals its elementwise reference", "[sim][ibert_gelu]") {
+  std::mt19937_64 rng(9);
+  for (const bool per_channel : {false, true}) {
+    for (const i64 cols : {i64(1), i64(17), i64(31), i64(32), i64(33), i64(197), i64(769), i64(3072)}) {
+      const GeluChannels ch(rng, cols, per_channel);
+      const i64 rows = cols >= 512 ? 3 : 13;
+      const i64 n = rows * cols;
+      for_each_int_dtype([&](auto tag) {
+        using T = decltype(tag);
+        const auto q = random_rows<T>(rng, rows, cols, 31, INT32_MIN, INT32_MAX);
+        INFO(dtype_name<T>() << " codes, " << rows << " x " << cols << (per_channel ? ", per channel" : ""));
+        Flag f;
+        REQUIRE(gelu_both(IntInC<T>{q.data()}, ch, n, cols, f.get()));
+        REQUIRE(gelu_both(IntInC<T>{q.data()}, ch, n, cols, nullptr));
+      });
+      // Float values x = q·S[c], codes below 2^22.
+      std::vector<float> x(static_cast<size_t>(n));
+      std::uniform_int_distribution<i64> code(-(i64(1) << 22), i64(1) << 22);
+      for (i64 i = 0; i < n; ++i) x[i] = static_cast<float>(static_cast<double>(code(rng)) / ch.inv_scale[i % cols]);
+      Flag f;
+      REQUIRE(gelu_both(FloatInC{x.data(), ch.inv_scale.data()}, ch, n, cols, f.get()));
+      // Out-of-range codes at the last element (the last thread with work), the first and one in the middle.
+      for (const i64 at : {n - 1, i64(0), n / 2}) {
+        auto q = random_codes<int64_t>(rng, static_cast<size_t>(n), INT32_MIN, INT32_MAX);
+        q[at] = at % 2 ? i64(INT32_MAX) + 1 : i64(INT32_MIN) - 1;
+        INFO("int64 code " << q[at] << " at " << at << " of " << n);
+        Flag g;
+        REQUIRE_FALSE(gelu_both(IntInC<int64_t>{q.data()}, ch, n, cols, g.get()));
+        REQUIRE(g.mem == 1);
+        auto y = x;
+        y[at] = std::numeric_limits<float>::quiet_NaN();
+        Flag h;
+        REQUIRE_FALSE(gelu_both(FloatInC{y.data(), ch.inv_scale.data()}, ch, n, cols, h.get()));
+        REQUIRE(h.mem == 1);
+      }
+    }
+  }
+  // One long channel row, and empty input (no launch).
+  const GeluChannels ch(rng, 65536, true);
+  const auto q = random_codes<int32_t>(rng, 65536, INT32_MIN, INT32_MAX);
+  Flag f;
+  REQUIRE(gelu_both(IntInC<int32_t>{q.data()}, ch, 65536, 65536, f.get()));
+  const int64_t before = launches();
+  REQUIRE(gelu_both(IntInC<int32_t>{nullptr}, ch, 0, 65536, f.get()));
+  REQUIRE(launches() == before);
+}
+
+// The grid-stride loop: a grid smaller than the data (the launcher caps it at 65536 blocks, which the simulator
+// cannot reach in a test's time) still covers every element once, with the right channel.
+TEST_CASE("sim: ibert_gelu grid-stride loop covers the data with a small grid", "[sim][ibert_gelu]") {
+  std::mt19937_64 rng(10);
+  const i64 cols = 197, rows = 29, n = rows * cols;
+  const GeluChannels ch(rng, cols, true);
+  const IbertGeluParams p = ch.params(n, cols);
+  const auto q = random_codes<int32_t>(rng, static_cast<size_t>(n), INT32_MIN, INT32_MAX);
+  std::vector<int64_t> got(static_cast<size_t>(n), 0x55), want(got);
+  int flag = 0;
+  MNQ_LAUNCH(ibert_gelu_kernel, 3, kIbertGeluThreads, 0, nullptr)
+  (IntInC<int32_t>{q.data()}, IntOutC<int64_t>{got.data()}, p, divider64(cols), &flag);
+  check_cuda(cudaGetLastError(), "ibert_gelu_kernel");
+  REQUIRE(ref_ibert_gelu(IntInC<int32_t>{q.data()}, IntOutC<int64_t>{want.data()}, p));
+  require_same(got, want, "ibert_gelu, 3 blocks");
+  REQUIRE(flag == 0);
+}
+
+}  // namespace
