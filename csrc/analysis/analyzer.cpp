@@ -98,7 +98,7 @@ at::Tensor load_batch(const BatchSource& calib, int64_t i, const at::Device& dev
   TORCH_CHECK_VALUE(x.defined() && x.dim() == 4 && x.size(0) > 0, "analyze: calibration batch ", i,
                     " must be a non-empty float image batch [B, C, H, W], got ",
                     x.defined() ? x.sizes() : at::IntArrayRef{});
-  return x.to(device, at::kFloat);
+  return x.to(device, at::kFloat, /*non_blocking=*/true);  // a GPU need not wait for the copy (models/device.h)
 }
 
 }  // namespace

@@ -74,8 +74,10 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
   const ModelShape shape = model_shape(config.model);
   const Splits splits = make_datasets(config.data, shape);
   const DataConfig& d = config.data;
-  const data::Loader train(splits.train, {d.batch_size, true, true, d.workers, d.prefetch, uint64_t(d.seed)});
-  const data::Loader val(splits.val, {d.eval_batch_size, false, false, d.workers, d.prefetch, uint64_t(d.seed)});
+  // Pinned batches on a GPU: the copies to the device do not wait (models/device.h).
+  const bool pin = device.is_cuda();
+  const data::Loader train(splits.train, {d.batch_size, true, true, d.workers, d.prefetch, uint64_t(d.seed), pin});
+  const data::Loader val(splits.val, {d.eval_batch_size, false, false, d.workers, d.prefetch, uint64_t(d.seed), pin});
   log::info("data: train {}, {} batches of {}; test {}", splits.train->describe(), train.num_batches(), d.batch_size,
             splits.val->describe());
 
