@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "csrc/analysis/sqnr.h"
+#include "csrc/models/device.h"
 #include "csrc/models/weights.h"
 #include "csrc/nn/nonlinear.h"
 
@@ -156,6 +157,7 @@ Report analyze(const models::Model& fp, int64_t bits, const AnalyzerConfig& conf
                     "' is quantized");
   TORCH_CHECK_VALUE(bits >= 2 && bits <= 16, "analyze: bits must be in [2, 16], got ", bits);
   TORCH_CHECK_VALUE(calib.num_batches > 0 && calib.batch, "analyze: the calibration set has no batches");
+  models::pin_full_fp32();  // the plan must not depend on the GPU (TF32 GEMMs/convs): see models/device.h
   const int64_t n = std::min(config.calib_batches, calib.num_batches);
   ProgressCallback report_progress = progress;
   if (config.progress) {

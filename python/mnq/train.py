@@ -6,7 +6,8 @@
 The config is the same YAML job (a path, YAML text, or a dict); ``overrides`` are ``--set`` assignments. Returns
 the results table (results.json's ``runs`` as ``rows``, its paired ``comparisons`` and per-bit-width ``summary``)
 with the run folder; ``resume=True`` continues an interrupted job from its checkpoints. Config errors raise
-ValueError naming the key path.
+ValueError naming the key path. A job pins full FP32 for the whole process (TF32 off in cuBLAS and cuDNN, float32
+matmul precision "highest"), so its runs do not depend on the GPU, and says so in train.log.
 
 ``bench_train`` runs the trainer's benchmark (``mnq-bench-train``, csrc/train/bench.h): images/s of the FP and QAT
 training steps and evaluation on one random batch, and of the data loader (see scripts/bench_train.py).

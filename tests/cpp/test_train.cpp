@@ -13,6 +13,7 @@
 
 #include "csrc/config/config.h"
 #include "csrc/data/fashion_mnist.h"
+#include "csrc/models/device.h"
 #include "csrc/models/op_counter.h"
 #include "csrc/models/plan.h"
 #include "csrc/models/presets.h"
@@ -70,7 +71,13 @@ TEST_CASE("train: a two-epoch job writes its run folder and learns", "[train]") 
   TempDir dir("trainjob");
   mnq_test::write_synthetic_fashion(dir / "data", 640, 100, 11);
   const JobConfig c = tiny_job(dir / "data", dir / "run");
+  // A job pins full FP32 whatever it started with (a plan or a QAT run must not depend on TF32 GEMMs/convs).
+  at::globalContext().setAllowTF32CuDNN(true);
+  at::globalContext().setFloat32MatmulPrecision("medium");
+  REQUIRE(!models::full_fp32_pinned());
   const JobResult r = run_job(c, {false, -1, true});
+  CHECK(models::full_fp32_pinned());
+  CHECK_THAT(read_text(dir / "run/train.log"), Catch::Contains("full FP32 (TF32 off in cuBLAS and cuDNN"));
   REQUIRE(r.finished);
   REQUIRE(r.rows.size() == 2);
   CHECK(r.rows[0].name == "fp");
