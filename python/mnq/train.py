@@ -48,7 +48,8 @@ def bench_train(*, preset: str = "vit_mnist_tiny", batch: int = 128, steps: int 
                 loader_images: int = 20000) -> dict:
     """The trainer's benchmark in this process (torch's thread setting applies). Returns ``preset``, ``batch``,
     ``steps``, ``bits``, ``device``, ``threads``, ``rows`` (``name``, ``kind`` train|eval|loader, ``method``,
-    ``img_s``, ``img_cpu_s``, ``vs_fp``: img/s over the FP row of the same kind, None for loader rows) and
+    ``img_s``, ``img_cpu_s``, ``vs_fp``: img/s over the FP row of the same kind, ``host_reads``: tensor values read
+    back to the host in one more step or eval forward; both None for loader rows) and
     ``table`` (mnq-bench-train's text). Bad options raise ValueError."""
     o = _mnq.BenchOptions()
     o.preset, o.batch, o.steps, o.warmup, o.bits = preset, int(batch), int(steps), int(warmup), int(bits)
