@@ -44,7 +44,7 @@ TEST_CASE("device: pin_full_fp32 turns TF32 and reduced-precision matmuls off fr
     ctx.setFloat32MatmulPrecision("medium");
     CHECK(!full_fp32_pinned());
   }
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9)
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 10)  // enums from 2.10
   SECTION("the newer per-backend API set to TF32 (the legacy setters alone do not undo it)") {
     ctx.setFloat32Precision(at::Float32Backend::GENERIC, at::Float32Op::ALL, at::Float32Precision::TF32);
     ctx.setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::CONV, at::Float32Precision::TF32);
