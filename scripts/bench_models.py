@@ -3,14 +3,19 @@
 For each model: forward (eval) and forward+backward (a QAT step without the optimizer: training mode, cross-entropy
 loss, backward) of the full-precision timm model and of its quantized twins — uniform ivit, ibert, fqvit and a mixed
 plan — built by ``mnq.quantize`` (Python modules over the C++ ops) and, when the bindings are built, by
-``mnq.models.create`` (the C++ models). Prints milliseconds and the ratio to the FP model.
+``mnq.models.create`` (the C++ models). Prints milliseconds, the ratio to the FP model, and the host reads of
+one more (untimed, profiled) forward and step: tensor values read back to the host (``mnq.profiling``), each a
+device sync on a GPU; the goal is 0.
 Targets (issue "Quantized ViT, DeiT and Swin"): QAT step <= 2x the float step on CPU, <= 1.5x on GPU.
 
     python scripts/bench_models.py [--threads 2] [--device cpu|cuda] [--models vit_mnist_tiny,deit_tiny_patch16_224]
+                                   [--json rows.json]
 """
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import timm
 import torch
@@ -18,6 +23,7 @@ import torch.nn.functional as F
 
 import mnq
 import mnq.models
+from mnq.profiling import count_host_reads
 
 # timm constructors of the presets benchmarked here (the C++ presets of the same names have the same shapes)
 TIMM_ARGS = {
@@ -70,7 +76,7 @@ def bench(model, x, y, reps):
         out = out[0] if isinstance(out, tuple) else out
         F.cross_entropy(out, y).backward()
 
-    return timed(fwd, reps), timed(step, reps)
+    return timed(fwd, reps), timed(step, reps), count_host_reads(fwd), count_host_reads(step)
 
 
 def main():
@@ -80,14 +86,26 @@ def main():
     ap.add_argument("--models", default="vit_mnist_tiny,swin_mnist_tiny,deit_tiny_patch16_224")
     ap.add_argument("--bits", type=int, default=8)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--json", default="", help="also write the rows to this file (scripts/gpu_table.py reads it)")
     args = ap.parse_args()
+    rows = []
+
+    def row(model, variant, batch, f, s, rf, rs, ref_f, ref_s):
+        print(f"{model:24} {variant:14} {batch:5d} {f:9.2f} {s:11.2f} {f / ref_f:7.2f} {s / ref_s:8.2f} "
+              f"{rf:9d} {rs:10d}")
+        rows.append({"model": model, "variant": variant, "batch": batch, "fwd_ms": f, "step_ms": s,
+                     "fwd_vs_fp": f / ref_f, "step_vs_fp": s / ref_s, "reads_fwd": rf, "reads_step": rs})
+        if args.json:  # after every row: a run stopped by a time limit keeps what it measured
+            Path(args.json).write_text(json.dumps(rows, indent=1))
+
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     cpp = hasattr(mnq.models, "create")
     print(f"device {dev}, threads {torch.get_num_threads()}, W/A {args.bits}, median of {args.reps}; "
           f"C++ models: {'yes' if cpp else 'no (bindings not built)'}")
-    print(f"{'model':24} {'variant':14} {'batch':>5} {'fwd ms':>9} {'fwd+bwd ms':>11} {'fwd/FP':>7} {'step/FP':>8}")
+    print(f"{'model':24} {'variant':14} {'batch':>5} {'fwd ms':>9} {'fwd+bwd ms':>11} {'fwd/FP':>7} {'step/FP':>8} "
+          f"{'reads fwd':>9} {'reads step':>10}")
     for name in args.models.split(","):
         kw = dict(TIMM_ARGS[name])
         torch.manual_seed(0)
@@ -96,14 +114,13 @@ def main():
         size = kw.get("img_size", 224)
         x = torch.randn(b, kw.get("in_chans", 3), size, size, device=dev)
         y = torch.randint(0, kw.get("num_classes", 1000), (b,), device=dev)
-        fp_fwd, fp_step = bench(fp, x, y, args.reps)
-        print(f"{name:24} {'fp (timm)':14} {b:5d} {fp_fwd:9.2f} {fp_step:11.2f} {1.0:7.2f} {1.0:8.2f}")
+        fp_fwd, fp_step, rf, rs = bench(fp, x, y, args.reps)
+        row(name, "fp (timm)", b, fp_fwd, fp_step, rf, rs, fp_fwd, fp_step)
         plans = {"ivit": "ivit", "ibert": "ibert", "fqvit": "fqvit", "mixed": mixed_plan(fp)}
         for label, plan in plans.items():
             q = mnq.quantize(fp, {"all": plan} if isinstance(plan, str) else plan, args.bits)
             mnq.calibrate(q, [x, x])
-            f, s = bench(q, x, y, args.reps)
-            print(f"{'':24} {'py ' + label:14} {b:5d} {f:9.2f} {s:11.2f} {f / fp_fwd:7.2f} {s / fp_step:8.2f}")
+            row(name, "py " + label, b, *bench(q, x, y, args.reps), fp_fwd, fp_step)
             if cpp:
                 try:
                     c = mnq.models.create(name, bits=args.bits, plan=plan)
@@ -116,8 +133,7 @@ def main():
                     with torch.no_grad():
                         c(x)
                 c.freeze_alpha()
-                f, s = bench(c, x, y, args.reps)
-                print(f"{'':24} {'c++ ' + label:14} {b:5d} {f:9.2f} {s:11.2f} {f / fp_fwd:7.2f} {s / fp_step:8.2f}")
+                row(name, "c++ " + label, b, *bench(c, x, y, args.reps), fp_fwd, fp_step)
 
 
 if __name__ == "__main__":

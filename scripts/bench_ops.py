@@ -4,9 +4,10 @@ For each op: mnq's fused integer op, mnq's QAT (fake-quant) op, the composed imp
 (scripts/composed.py) and the float op, timed in the same run on the same input; prints ms, GB/s (input +
 output bytes) and ratios. CPU always; CUDA too when a GPU is present.
 
-    python scripts/bench_ops.py [--threads 2] [--device cpu|cuda|all] [--quick]
+    python scripts/bench_ops.py [--threads 2] [--device cpu|cuda|all] [--quick] [--json rows.json]
 """
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -105,6 +106,7 @@ def main():
     ap.add_argument("--gpu-batch", type=int, default=96,
                     help="batch on CUDA (96: attention scores of 86 MB, above the 64 MB bandwidth target size)")
     ap.add_argument("--only", default="", help="comma-separated op names")
+    ap.add_argument("--json", default="", help="also write the rows to this file (scripts/gpu_table.py reads it)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     devices = ["cpu"] if args.device == "cpu" else (["cuda"] if args.device == "cuda" else ["cpu"])
@@ -117,13 +119,18 @@ def main():
            f"{'int GB/s':>8} {'int/float':>9} {'qat/float':>9} {'comp/int':>8}")
     print(hdr)
     print("-" * len(hdr))
+    rows = []
     for dev in devices:
         batch = args.gpu_batch if dev == "cuda" else (2 if args.quick else 8)
         if dev == "cuda":
+            # the bandwidth baseline: a device-to-device copy of 64 MB (bytes read + written)
             big = torch.empty(64 * 2**20 // 4, device=dev)
             t_copy = timeit(lambda: big.clone(), dev, min_time)
-            print(f"{dev:6} {'copy (baseline)':18} {'64 MB':18} {t_copy:8.3f} {'':8} {'':8} {'':8} "
-                  f"{2 * big.numel() * 4 / (t_copy * 1e-3) / 1e9:8.1f}")
+            gbs = 2 * big.numel() * 4 / (t_copy * 1e-3) / 1e9
+            print(f"{dev:6} {'copy (baseline)':18} {'64 MB':18} {t_copy:8.3f} {'':8} {'':8} {'':8} {gbs:8.1f}")
+            rows.append({"device": dev, "op": "copy", "shape": "64 MB", "int_ms": t_copy, "int_gbs": gbs})
+            if args.json:
+                Path(args.json).write_text(json.dumps(rows, indent=1))
         for name, fused, qat, comp, flt, x in cases(dev, batch):
             if only and name not in only:
                 continue
@@ -133,6 +140,10 @@ def main():
             shape = "x".join(map(str, x.shape))
             print(f"{dev:6} {name:18} {shape:18} {t[0]:8.2f} {t[1]:8.2f} {t[2]:8.2f} {t[3]:8.2f} {gbs:8.2f} "
                   f"{t[0] / t[3]:9.2f} {t[1] / t[3]:9.2f} {t[2] / t[0]:8.1f}")
+            rows.append({"device": dev, "op": name, "shape": shape, "int_ms": t[0], "qat_ms": t[1],
+                         "composed_ms": t[2], "float_ms": t[3], "int_gbs": gbs})
+            if args.json:  # after every row: a run stopped by a time limit keeps what it measured
+                Path(args.json).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "csrc/analysis/sqnr.h"
+#include "csrc/models/device.h"
 #include "csrc/models/weights.h"
 #include "csrc/nn/nonlinear.h"
 
@@ -98,7 +99,7 @@ at::Tensor load_batch(const BatchSource& calib, int64_t i, const at::Device& dev
   TORCH_CHECK_VALUE(x.defined() && x.dim() == 4 && x.size(0) > 0, "analyze: calibration batch ", i,
                     " must be a non-empty float image batch [B, C, H, W], got ",
                     x.defined() ? x.sizes() : at::IntArrayRef{});
-  return x.to(device, at::kFloat);
+  return x.to(device, at::kFloat, /*non_blocking=*/true);  // a GPU need not wait for the copy (models/device.h)
 }
 
 }  // namespace
@@ -156,6 +157,7 @@ Report analyze(const models::Model& fp, int64_t bits, const AnalyzerConfig& conf
                     "' is quantized");
   TORCH_CHECK_VALUE(bits >= 2 && bits <= 16, "analyze: bits must be in [2, 16], got ", bits);
   TORCH_CHECK_VALUE(calib.num_batches > 0 && calib.batch, "analyze: the calibration set has no batches");
+  models::pin_full_fp32();  // the plan must not depend on the GPU (TF32 GEMMs/convs): see models/device.h
   const int64_t n = std::min(config.calib_batches, calib.num_batches);
   ProgressCallback report_progress = progress;
   if (config.progress) {

@@ -56,7 +56,8 @@ models::Model uniform_model(const models::Model& fp, int64_t bits, const std::st
 // min(config.calib_batches, calib.num_batches) batches.
 // `progress` receives every batch of every phase (besides the stderr line of config.progress).
 // Throws std::invalid_argument on a bad config (naming the key under "analyze"), a quantized `fp`, or an empty
-// calibration set.
+// calibration set. Pins full FP32 process-wide first (models::pin_full_fp32: no TF32 in cuBLAS/cuDNN), so the
+// plan does not depend on the GPU it was measured on.
 Report analyze(const models::Model& fp, int64_t bits, const AnalyzerConfig& config, const BatchSource& calib,
                const models::ModelOverrides& overrides = {}, const ProgressCallback& progress = {});
 

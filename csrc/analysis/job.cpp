@@ -12,6 +12,7 @@
 #include "csrc/analysis/report.h"
 #include "csrc/config/cli.h"
 #include "csrc/data/loader.h"
+#include "csrc/models/device.h"
 #include "csrc/models/weights.h"
 #include "csrc/train/datasets.h"
 #include "csrc/train/mixed.h"
@@ -100,6 +101,8 @@ int run_analyze_job(const AnalyzeJob& job) {
   const bool cuda = job.device == "cuda" || (job.device == "auto" && at::hasCUDA());
   if (job.device == "cuda" && !at::hasCUDA()) throw config::Error("device", "cuda requested but no GPU is available");
   const at::Device device(cuda ? at::kCUDA : at::kCPU);
+  models::pin_full_fp32();  // as analyze() does; said here before the work starts
+  std::cerr << "mnq-analyze: " << (cuda ? "CUDA" : "CPU") << ", " << models::fp32_settings() << "\n";
 
   const models::ModelOverrides overrides = job.model.overrides();
   models::Model fp = models::create_fp(job.model.preset, overrides);

@@ -12,7 +12,7 @@ namespace data {
 using rnd::splitmix64;
 
 Loader::Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options)
-    : dataset_(std::move(dataset)), options_(options) {
+    : dataset_(std::move(dataset)), options_(options), pin_(options.pin_memory && at::hasCUDA()) {
   if (options_.batch_size <= 0) throw std::invalid_argument("loader: batch_size must be positive");
   if (options_.workers < 0 || options_.prefetch <= 0) {
     throw std::invalid_argument("loader: workers must be >= 0 and prefetch positive");
@@ -42,7 +42,10 @@ Batch Loader::load_batch(const std::vector<int64_t>& order, int64_t epoch, int64
   const int64_t b = options_.batch_size;
   const int64_t first = i * b, count = std::min<int64_t>(b, int64_t(order.size()) - first);
   const ImageShape s = dataset_->shape();
-  Batch out{at::empty({count, s.channels, s.height, s.width}, at::kFloat), at::empty({count}, at::kLong)};
+  const int64_t classes = dataset_->num_classes();
+  const at::TensorOptions opt = at::TensorOptions().pinned_memory(pin_);
+  Batch out{at::empty({count, s.channels, s.height, s.width}, opt.dtype(at::kFloat)),
+            at::empty({count}, opt.dtype(at::kLong))};
   float* img = out.images.data_ptr<float>();
   int64_t* lab = out.labels.data_ptr<int64_t>();
   for (int64_t k = 0; k < count; ++k) {
@@ -51,6 +54,12 @@ Batch Loader::load_batch(const std::vector<int64_t>& order, int64_t epoch, int64
                                      splitmix64(uint64_t(epoch) << 32 ^ uint64_t(pos)));
     dataset_->load(order[pos], seed, img + k * s.numel());
     lab[k] = dataset_->label(order[pos]);
+    // Checked here, where labels are made on the host: on a GPU a bad label would be a device-side assert (or a
+    // read back per step to catch it).
+    if (lab[k] < 0 || lab[k] >= classes) {
+      throw std::out_of_range("loader: image " + std::to_string(order[pos]) + " of " + dataset_->describe() +
+                              " has label " + std::to_string(lab[k]) + ", outside 0.." + std::to_string(classes - 1));
+    }
   }
   return out;
 }

@@ -34,6 +34,9 @@ struct LoaderOptions {
   int64_t workers = 2;     // 0: load in the calling thread
   int64_t prefetch = 4;    // batches loaded ahead of the consumer
   uint64_t seed = 0;
+  // Batches in page-locked memory, so a CUDA model's copies need not wait (non_blocking); ignored when no CUDA
+  // device is available (pinned memory needs one).
+  bool pin_memory = false;
 };
 
 class Loader {
@@ -76,6 +79,7 @@ class Loader {
 
   std::shared_ptr<const Dataset> dataset_;
   LoaderOptions options_;
+  bool pin_ = false;  // options_.pin_memory and a CUDA device is available
 };
 
 }  // namespace data

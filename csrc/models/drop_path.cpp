@@ -3,6 +3,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "csrc/models/device.h"
+
 namespace mnq {
 namespace models {
 
@@ -16,10 +18,11 @@ at::Tensor drop_path(const at::Tensor& x, double p, bool training) {
   const double keep = 1.0 - p;
   std::vector<int64_t> shape(size_t(x.dim()), 1);
   shape[0] = x.size(0);
-  at::Tensor mask = at::empty(shape, at::TensorOptions().dtype(x.scalar_type()).device(at::kCPU));
+  // Drawn on the host (pinned when x is on a CUDA device), copied without waiting: see drop_path.h.
+  at::Tensor mask = at::empty(shape, host_staging(x.scalar_type(), x.device()));
   mask.bernoulli_(keep, at::detail::getDefaultCPUGenerator());
   if (keep > 0.0) mask.div_(keep);
-  return x * mask.to(x.device());
+  return x * to_device_async(mask, x.device());
 }
 
 }  // namespace models

@@ -5,7 +5,8 @@
 //
 // The per-sample mask is drawn on the CPU from torch's default CPU generator (which the trainer checkpoints) and
 // then moved to the branch's device, so a CUDA run draws the same masks as a CPU run and a resumed stage
-// continues the uninterrupted one's stream.
+// continues the uninterrupted one's stream. For a CUDA branch the mask is drawn into pinned memory and copied
+// with non_blocking = true (device.h): the step does not wait for the GPU to catch up with the host.
 #pragma once
 
 #include <ATen/ATen.h>

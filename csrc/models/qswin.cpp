@@ -34,14 +34,14 @@ QuantWindowAttentionImpl::QuantWindowAttentionImpl(int64_t dim, int64_t num_head
 
 nn::ScaledTensor QuantWindowAttentionImpl::quantize_scores(const at::Tensor& scores, const at::Tensor& scale) {
   const int64_t n = window_.relative_position_index.size(0);
-  const at::Tensor index = window_.relative_position_index.to(relative_position_bias_table.device()).view(-1);
+  const at::Tensor index = window_.index_on(relative_position_bias_table.device()).view(-1);
   const at::Tensor bias = relative_position_bias_table.index({index}).view({n, n, -1});
   auto [qb, s_bias] = qact_bias(bias.permute({2, 0, 1}).unsqueeze(0));
   auto [a, s] = qact_scores(scores, scale, qb.expand_as(scores), s_bias);
   if (window_.mask.defined()) {
     const int64_t nw = window_.mask.size(0);
     const at::Tensor step = s.to(a.device(), a.scalar_type());
-    const at::Tensor codes = at::round(window_.mask.to(a.device()) / step) * step;  // −100 as whole codes
+    const at::Tensor codes = at::round(window_.mask_on(a.device()) / step) * step;  // −100 as whole codes
     a = (a.view({-1, nw, num_heads_, n, n}) + codes.unsqueeze(1).unsqueeze(0)).view({-1, num_heads_, n, n});
   }
   return {a, s};

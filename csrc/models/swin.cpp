@@ -7,7 +7,9 @@
 #include <cmath>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
+#include <utility>
 
 #include "csrc/models/drop_path.h"
 
@@ -119,6 +121,11 @@ at::Tensor patch_merge(const at::Tensor& x) {
   return x.reshape({B, H / 2, 2, W / 2, 2, C}).permute({0, 1, 3, 4, 2, 5}).flatten(3);
 }
 
+struct SwinWindow::Cache {
+  std::mutex mu;                                      // forwards of one model may run on several threads
+  std::vector<std::pair<at::Tensor, at::Tensor>> on;  // (index, mask) per non-CPU device, copied once
+};
+
 SwinWindow::SwinWindow(int64_t res, int64_t target_window, int64_t target_shift) : resolution(res) {
   // timm's _calc_window_shift (always_partition=False): shrink the window to the map, drop the shift then
   window = std::min(res, target_window);
@@ -141,7 +148,22 @@ SwinWindow::SwinWindow(int64_t res, int64_t target_window, int64_t target_shift)
     const at::Tensor diff = mw.unsqueeze(1) - mw.unsqueeze(2);
     mask = at::where(diff != 0, at::full({}, -100.0), at::zeros({}));
   }
+  cache_ = std::make_shared<Cache>();
 }
+
+std::pair<at::Tensor, at::Tensor> SwinWindow::tensors_on(at::Device device) const {
+  if (device.is_cpu()) return {relative_position_index, mask};
+  std::lock_guard<std::mutex> lock(cache_->mu);
+  for (const auto& p : cache_->on) {
+    if (p.first.device() == device) return p;
+  }
+  cache_->on.emplace_back(relative_position_index.to(device), mask.defined() ? mask.to(device) : at::Tensor());
+  return cache_->on.back();
+}
+
+at::Tensor SwinWindow::index_on(at::Device device) const { return tensors_on(device).first; }
+
+at::Tensor SwinWindow::mask_on(at::Device device) const { return tensors_on(device).second; }
 
 SwinBlockImpl::SwinBlockImpl(int64_t dim, int64_t num_heads, const SwinWindow& window, double drop_path)
     : num_heads_(num_heads), drop_path_(drop_path), window_(window) {
@@ -167,14 +189,14 @@ at::Tensor SwinBlockImpl::attention(const at::Tensor& x) {
   const at::Tensor t = qkv(x).reshape({Bw, N, 3, num_heads_, hd}).permute({2, 0, 3, 1, 4});
   const at::Tensor q = t[0] * std::pow(static_cast<double>(hd), -0.5), k = t[1], v = t[2];
   at::Tensor attn = at::matmul(q, k.transpose(-2, -1));
-  const at::Tensor bias = relative_position_bias_table.index({window_.relative_position_index.view(-1)})
+  const at::Tensor bias = relative_position_bias_table.index({window_.index_on(attn.device()).view(-1)})
                               .view({N, N, -1})
                               .permute({2, 0, 1})
                               .unsqueeze(0);
   attn = attn + bias;
   if (window_.mask.defined()) {
     const int64_t nw = window_.mask.size(0);
-    attn = (attn.view({-1, nw, num_heads_, N, N}) + window_.mask.to(attn.device()).unsqueeze(1).unsqueeze(0))
+    attn = (attn.view({-1, nw, num_heads_, N, N}) + window_.mask_on(attn.device()).unsqueeze(1).unsqueeze(0))
                .view({-1, num_heads_, N, N});
   }
   attn = tap_(softmax_name_, attn, at::softmax(attn, -1));

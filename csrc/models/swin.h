@@ -12,7 +12,9 @@
 #include <torch/nn/modules/normalization.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "csrc/models/tap.h"
@@ -43,11 +45,24 @@ std::vector<std::string> swin_layer_names(const SwinConfig& config);
 
 // Window geometry of one block: the window and shift timm uses at this resolution (a window no larger than the
 // feature map, no shift when one window covers it), the relative position index and the shift mask.
+//
+// The index and the mask are built once on the CPU; they are derived, not state (no module buffers: libtorch has
+// no non-persistent buffers and they must stay out of the state_dict), so a model moved to a GPU does not move
+// them. Forwards read them through index_on / mask_on, which copy them to a device once and keep that copy (one
+// per device, shared by the copies of this SwinWindow): no per-forward host-to-device copy.
 struct SwinWindow {
   SwinWindow(int64_t resolution, int64_t window, int64_t shift);
   int64_t resolution, window, shift;
-  at::Tensor relative_position_index;  // [window², window²] int64
-  at::Tensor mask;                     // [num_windows, window², window²] 0 / -100, undefined without shift
+  at::Tensor relative_position_index;  // [window², window²] int64, CPU
+  at::Tensor mask;                     // [num_windows, window², window²] 0 / -100, CPU; undefined without shift
+
+  at::Tensor index_on(at::Device device) const;
+  at::Tensor mask_on(at::Device device) const;  // undefined without shift
+
+ private:
+  struct Cache;
+  std::pair<at::Tensor, at::Tensor> tensors_on(at::Device device) const;  // (index, mask)
+  std::shared_ptr<Cache> cache_;
 };
 
 // [B, H, W, C] -> [B·nW, ws², C] and back.

@@ -13,6 +13,7 @@
 #include "csrc/data/loader.h"
 #include "csrc/data/rand_augment.h"
 #include "csrc/models/factory.h"
+#include "csrc/models/op_counter.h"
 #include "csrc/models/weights.h"
 #include "csrc/train/datasets.h"
 #include "csrc/train/job_config.h"
@@ -89,7 +90,8 @@ BenchResult bench_train(const BenchOptions& o) {
   const at::Tensor x = at::randn({o.batch, shape.in_chans, shape.img_size, shape.img_size}).to(device);
   const at::Tensor y = at::randint(0, shape.num_classes, {o.batch}, at::kLong).to(device);
 
-  // Rate of `steps` calls of `step` on the batch, after `warmup` untimed calls.
+  // Rate of `steps` calls of `step` on the batch, after `warmup` untimed calls; then the host reads of one more
+  // (untimed) call.
   auto rate = [&](auto&& step, BenchRow row) {
     for (int64_t i = 0; i < o.warmup; ++i) step();
     sync();
@@ -100,6 +102,12 @@ BenchResult bench_train(const BenchOptions& o) {
     const double images = double(o.batch * o.steps);
     row.img_s = images / seconds_since(t0);
     row.img_cpu_s = images / std::max(cpu_seconds() - c0, 1e-9);
+    {
+      models::OpCounter reads;
+      step();
+      row.host_reads = reads.count();
+    }
+    sync();
     return row;
   };
   double fp_train = 0, fp_eval = 0;
@@ -140,7 +148,7 @@ BenchResult bench_train(const BenchOptions& o) {
 
   auto time_loader = [&](const std::string& label, std::shared_ptr<data::Dataset> ds) {
     ds = data::subset(ds, o.loader_images, 0);
-    const data::Loader loader(ds, {o.batch, true, false, o.workers, 4, 0});
+    const data::Loader loader(ds, {o.batch, true, false, o.workers, 4, 0, cuda});  // pinned for a GPU, as mnq-train
     const auto t0 = Clock::now();
     const double c0 = cpu_seconds();
     int64_t n = 0;
@@ -181,16 +189,17 @@ std::string bench_table(const BenchResult& r) {
   const BenchOptions& o = r.options;
   std::string out = fmt::format("preset {}, batch {}, W/A {} for QAT, {} torch threads, device {}, {} timed steps\n\n",
                                 o.preset, o.batch, o.bits, r.threads, o.device, o.steps);
-  out += fmt::format("| {:<38} | {:>10} | {:>10} | {:>10} |\n|{:-<40}|{:->12}|{:->12}|{:->12}|\n", "what", "img/s",
-                     "img/CPU-s", "vs FP", "", "", "", "");
+  out += fmt::format("| {:<38} | {:>10} | {:>10} | {:>10} | {:>10} |\n|{:-<40}|{:->12}|{:->12}|{:->12}|{:->12}|\n",
+                     "what", "img/s", "img/CPU-s", "vs FP", "host reads", "", "", "", "", "");
   for (const BenchRow& row : r.rows) {
-    out += fmt::format("| {:<38} | {:>10.0f} | {:>10.0f} | {:>10} |\n", row.name, row.img_s, row.img_cpu_s,
-                       row.kind == "loader" ? "" : fmt::format("{:.2f}", row.vs_fp));
+    const bool loader = row.kind == "loader";
+    out += fmt::format("| {:<38} | {:>10.0f} | {:>10.0f} | {:>10} | {:>10} |\n", row.name, row.img_s, row.img_cpu_s,
+                       loader ? "" : fmt::format("{:.2f}", row.vs_fp), loader ? "" : std::to_string(row.host_reads));
   }
   out +=
       "\nimg/s: wall clock; img/CPU-s: per second of CPU time of this process (all threads), which stays comparable "
       "when\nother jobs share the machine; vs FP: img/s over the FP row of the same kind (train step or eval), same "
-      "run.\n";
+      "run;\nhost reads: tensor values read back to the host in one more step (each a device sync on a GPU).\n";
   return out;
 }
 

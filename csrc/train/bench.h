@@ -2,7 +2,8 @@
 // training step (forward + cross-entropy + backward + AdamW) and of evaluation for the FP model and its quantized
 // twins (QAT fake-quant, uniform plans) of one preset on the same random batch in the same run, and of the data
 // loader. Each model row carries its rate relative to the FP row of the same kind, so the ratios stay meaningful
-// on a machine shared with other jobs; nothing here asserts a timing.
+// on a machine shared with other jobs; nothing here asserts a timing. Each model row also counts the host reads
+// of one step (STYLE rule 16: a training step should read nothing back).
 #pragma once
 
 #include <cstdint>
@@ -37,6 +38,9 @@ struct BenchRow {
   double img_s = 0;      // images per wall-clock second
   double img_cpu_s = 0;  // images per CPU second of this process (all threads)
   double vs_fp = 0;      // img_s / the FP row of the same kind (train or eval); 0 for loader rows
+  // Tensor values read back to the host (aten::_local_scalar_dense, models/op_counter.h) in one more step or
+  // eval forward after the timed ones; each is a device sync on a GPU. -1 for loader rows.
+  int64_t host_reads = -1;
 };
 
 struct BenchResult {

@@ -66,6 +66,7 @@ void bind_train(py::module_& m) {
           d["img_s"] = row.img_s;
           d["img_cpu_s"] = row.img_cpu_s;
           d["vs_fp"] = row.kind == "loader" ? py::object(py::none()) : py::object(py::float_(row.vs_fp));
+          d["host_reads"] = row.kind == "loader" ? py::object(py::none()) : py::object(py::int_(row.host_reads));
           rows.append(d);
         }
         py::dict out;

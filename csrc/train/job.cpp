@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 
+#include "csrc/models/device.h"
 #include "csrc/models/weights.h"
 #include "csrc/train/datasets.h"
 #include "csrc/train/files.h"
@@ -67,15 +68,19 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
     throw config::Error("device", "cuda requested but this machine has no usable GPU (use auto or cpu)");
   }
   const at::Device device(config.device == "cpu" || !at::hasCUDA() ? at::kCPU : at::kCUDA);
-  log::info("mnq-train: run folder {} ({}, {} torch threads){}", dir, device.is_cuda() ? "CUDA" : "CPU",
-            at::get_num_threads(), options.resume ? ", resuming" : "");
+  // Full FP32 (no TF32 in cuBLAS/cuDNN): the runs must not depend on the GPU they ran on (models/device.h).
+  models::pin_full_fp32();
+  log::info("mnq-train: run folder {} ({}, {} torch threads, {}){}", dir, device.is_cuda() ? "CUDA" : "CPU",
+            at::get_num_threads(), models::fp32_settings(), options.resume ? ", resuming" : "");
 
   const models::ModelOverrides overrides = model_overrides(config.model);
   const ModelShape shape = model_shape(config.model);
   const Splits splits = make_datasets(config.data, shape);
   const DataConfig& d = config.data;
-  const data::Loader train(splits.train, {d.batch_size, true, true, d.workers, d.prefetch, uint64_t(d.seed)});
-  const data::Loader val(splits.val, {d.eval_batch_size, false, false, d.workers, d.prefetch, uint64_t(d.seed)});
+  // Pinned batches on a GPU: the copies to the device do not wait (models/device.h).
+  const bool pin = device.is_cuda();
+  const data::Loader train(splits.train, {d.batch_size, true, true, d.workers, d.prefetch, uint64_t(d.seed), pin});
+  const data::Loader val(splits.val, {d.eval_batch_size, false, false, d.workers, d.prefetch, uint64_t(d.seed), pin});
   log::info("data: train {}, {} batches of {}; test {}", splits.train->describe(), train.num_batches(), d.batch_size,
             splits.val->describe());
 

@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <vector>
+
+#include "csrc/models/device.h"
 #include "csrc/train/log.h"
 
 namespace mnq {
@@ -21,21 +24,33 @@ EvalMetrics evaluate(const models::Model& model, const data::Loader& loader, con
   Progress bar(label, loader.num_images());
   auto pass = loader.pass(0);
   const at::Device device = model_device(model);
+  // Per batch, on the device: [loss sum, top-5 hits] (float64, exact) and the top-1 hits; read back once after the
+  // pass, so no batch waits for the host (a GPU runs ahead). The host adds the loss sums in batch order.
+  std::vector<at::Tensor> sums, top1s;
   while (auto b = pass->next()) {
-    const at::Tensor labels = b->labels.to(device);
-    const at::Tensor logits = model(b->images.to(device));
-    loss += torch::nn::functional::cross_entropy(
-                logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                .item<double>();
+    const at::Tensor labels = models::to_device_async(b->labels, device);
+    const at::Tensor logits = model(models::to_device_async(b->images, device));
+    const at::Tensor batch_loss = torch::nn::functional::cross_entropy(
+        logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
     const int64_t k = std::min<int64_t>(5, logits.size(1));
     const at::Tensor top = std::get<1>(logits.topk(k, 1));  // [B, k], best first
-    const at::Tensor hit = top.eq(labels.unsqueeze(1));  // [B, k]
-    const at::Tensor top1 = hit.select(1, 0).to(at::kCPU, at::kByte).contiguous();  // [B]
-    correct1 += top1.sum().item<int64_t>();
-    m.hits.insert(m.hits.end(), top1.data_ptr<uint8_t>(), top1.data_ptr<uint8_t>() + top1.numel());
-    correct5 += hit.any(1).sum().item<int64_t>();
+    const at::Tensor hit = top.eq(labels.unsqueeze(1));     // [B, k]
+    sums.push_back(at::stack({batch_loss.to(at::kDouble), hit.any(1).sum().to(at::kDouble)}));
+    top1s.push_back(hit.select(1, 0).to(at::kByte));  // [B]
     n += b->labels.size(0);
-    bar.update(b->labels.size(0), fmt::format("top-1 {:.2f}%", 100.0 * double(correct1) / double(n)));
+    bar.update(b->labels.size(0));
+  }
+  if (!sums.empty()) {
+    const at::Tensor s = at::stack(sums).to(at::kCPU).contiguous();    // [batches, 2]
+    const at::Tensor hits = at::cat(top1s).to(at::kCPU).contiguous();  // [n]
+    const double* p = s.data_ptr<double>();
+    for (int64_t i = 0; i < s.size(0); ++i) {
+      loss += p[2 * i];
+      correct5 += int64_t(p[2 * i + 1]);
+    }
+    const uint8_t* h = hits.data_ptr<uint8_t>();
+    m.hits.assign(h, h + hits.numel());
+    for (uint8_t v : m.hits) correct1 += v;
   }
   m.n = n;
   if (n > 0) {

@@ -21,6 +21,17 @@ at::Tensor smoothed_one_hot(const at::Tensor& labels, int64_t num_classes, doubl
 
 }  // namespace
 
+void check_labels(const at::Tensor& labels, int64_t num_classes, const char* who) {
+  TORCH_CHECK_VALUE(labels.device().is_cpu() && labels.scalar_type() == at::kLong, who,
+                    ": expected int64 labels on the CPU, got ", labels.scalar_type(), " on ", labels.device());
+  const at::Tensor l = labels.contiguous();
+  const int64_t* p = l.data_ptr<int64_t>();
+  for (int64_t i = 0; i < l.numel(); ++i) {
+    TORCH_CHECK_VALUE(p[i] >= 0 && p[i] < num_classes, who, ": labels outside 0..", num_classes - 1, " (label ", p[i],
+                      " at position ", i, ")");
+  }
+}
+
 uint64_t mix_seed(uint64_t data_seed, int64_t epoch, int64_t batch) {
   // A salt keeps these streams apart from the loader's per-image seeds of the same (epoch, position).
   using data::rnd::splitmix64;
@@ -33,9 +44,9 @@ MixedBatch mix_batch(const at::Tensor& images, const at::Tensor& labels, int64_t
   TORCH_CHECK_VALUE(images.dim() == 4 && labels.dim() == 1 && labels.size(0) == images.size(0),
                     "mix_batch: expected images [B, C, H, W] and labels [B], got ", images.sizes(), " and ",
                     labels.sizes());
-  TORCH_CHECK_VALUE(labels.numel() == 0 || (labels.min().item<int64_t>() >= 0 &&
-                                            labels.max().item<int64_t>() < num_classes),
-                    "mix_batch: labels outside 0..", num_classes - 1);
+  // Labels on the CPU are checked here; labels on a GPU are not read back (a sync per step): the loader checked
+  // them when it made the batch.
+  if (labels.device().is_cpu()) check_labels(labels, num_classes, "mix_batch");
   std::mt19937_64 rng(seed);
   MixedBatch out;
   // timm's _params_per_batch: one draw for `prob`, one for the switch when both methods are on, then λ.

@@ -39,8 +39,13 @@ struct MixedBatch {
 
 uint64_t mix_seed(uint64_t data_seed, int64_t epoch, int64_t batch);
 
+// Throws c10::ValueError naming `who` and the first label outside 0..num_classes−1 of `labels` (int64 [B] on the
+// CPU, e.g. a loader's batch), reading host memory (no tensor op, no device sync).
+void check_labels(const at::Tensor& labels, int64_t num_classes, const char* who);
+
 // images float [B, C, H, W], labels int64 [B] in 0..num_classes−1, on one device (the draws are on the host; the
-// tensor ops run where the batch is, and are deterministic there).
+// tensor ops run where the batch is, and are deterministic there; nothing is read back from the device). Labels
+// on the CPU are range-checked (check_labels); on a GPU the caller checks them before the copy.
 MixedBatch mix_batch(const at::Tensor& images, const at::Tensor& labels, int64_t num_classes,
                      const MixupOptions& options, uint64_t seed);
 

@@ -6,7 +6,10 @@
 #include <cmath>
 #include <filesystem>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
+#include "csrc/models/device.h"
 #include "csrc/models/weights.h"
 #include "csrc/train/files.h"
 #include "csrc/train/log.h"
@@ -37,6 +40,47 @@ torch::optim::AdamW make_optimizer(const torch::nn::Module& module, const TrainC
   groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(nd));
   return torch::optim::AdamW(groups, opts);
 }
+
+// The loss and top-1 hits of the steps not yet read back, on the model's device (see trainer.h).
+class PendingSteps {
+ public:
+  struct Step {
+    double loss;      // the batch's mean loss (its float value, exactly)
+    int64_t correct;  // top-1 hits
+    int64_t images, batch;
+  };
+
+  // loss: 0-d float, correct: 0-d int64, both on the device; queued, not read.
+  void add(const at::Tensor& loss, const at::Tensor& correct, int64_t images, int64_t batch) {
+    // float → double and an int64 count < 2^53 → double are exact
+    values_.push_back(at::stack({loss.detach().to(at::kDouble), correct.to(at::kDouble)}));
+    meta_.push_back({0, 0, images, batch});
+  }
+  bool due() const {
+    return int64_t(meta_.size()) >= kReadSteps ||
+           (!meta_.empty() && std::chrono::duration<double>(Clock::now() - last_read_).count() >= kReadSeconds);
+  }
+  // Reads every pending step back in one copy, in order.
+  std::vector<Step> take() {
+    std::vector<Step> out = std::move(meta_);
+    meta_.clear();
+    last_read_ = Clock::now();
+    if (out.empty()) return out;
+    const at::Tensor v = at::stack(values_).to(at::kCPU).contiguous();  // [steps, 2]
+    values_.clear();
+    const double* p = v.data_ptr<double>();
+    for (size_t i = 0; i < out.size(); ++i) {
+      out[i].loss = p[2 * i];
+      out[i].correct = int64_t(p[2 * i + 1]);
+    }
+    return out;
+  }
+
+ private:
+  std::vector<at::Tensor> values_;  // [2] float64 per step: loss, correct
+  std::vector<Step> meta_;
+  Clock::time_point last_read_ = Clock::now();
+};
 
 void set_lr(torch::optim::AdamW& opt, double lr) {
   for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
@@ -140,46 +184,58 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
     const MixupOptions mixing{cfg.mixup, cfg.cutmix, cfg.mixup_prob, cfg.mixup_switch_prob, cfg.label_smoothing};
     const int64_t num_classes = train.dataset().num_classes();
     double lr = learning_rate(cfg, st.step, total_steps);
+    PendingSteps pending;
+    std::string status;
+    // The pending steps into the stage's running totals: the only host reads of the loop (see trainer.h).
+    auto read_back = [&] {
+      for (const PendingSteps::Step& p : pending.take()) {
+        if (!std::isfinite(p.loss)) {
+          // Nothing has been saved since this pass began: the checkpoint is the one it resumed from.
+          throw std::runtime_error(
+              fmt::format("{}: the training loss is {} at epoch {} batch {} (diverged; try a lower lr). The last good "
+                          "checkpoint is {} (epoch {}, batch {})",
+                          options.name, std::isnan(p.loss) ? "NaN" : (p.loss > 0 ? "+Inf" : "-Inf"), st.epoch + 1,
+                          p.batch + 1, fs::exists(ckpt) ? ckpt : "(none yet)", st.epoch, first_batch));
+        }
+        st.part_loss += p.loss * double(p.images);
+        st.part_correct += p.correct;
+        st.part_seen += p.images;
+      }
+      status = fmt::format("loss {:.4f} lr {:.2e}", st.part_loss / double(std::max<int64_t>(st.part_seen, 1)), lr);
+    };
     while (auto b = pass->next()) {
       lr = learning_rate(cfg, st.step, total_steps);
       set_lr(opt, lr);
-      const at::Tensor labels = b->labels.to(device);
+      const at::Tensor labels = models::to_device_async(b->labels, device);
+      const at::Tensor images = models::to_device_async(b->images, device);
       at::Tensor logits, loss;
       if (mixing.enabled()) {
         // Mixup / CutMix on the model's device, from an RNG of (data seed, epoch, batch): resumable mid-epoch.
-        const MixedBatch m = mix_batch(b->images.to(device), labels, num_classes, mixing,
-                                       mix_seed(train.options().seed, st.epoch, st.batch));
+        const MixedBatch m =
+            mix_batch(images, labels, num_classes, mixing, mix_seed(train.options().seed, st.epoch, st.batch));
         logits = model(m.images);
         loss = soft_target_cross_entropy(logits, m.targets);
       } else {
-        logits = model(b->images.to(device));
+        logits = model(images);
         loss = torch::nn::functional::cross_entropy(
             logits, labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(cfg.label_smoothing));
-      }
-      const double lv = loss.item<double>();
-      if (!std::isfinite(lv)) {
-        throw std::runtime_error(fmt::format(
-            "{}: the training loss is {} at epoch {} batch {} (diverged; try a lower lr). The last good checkpoint "
-            "is {} (epoch {}, batch {})",
-            options.name, std::isnan(lv) ? "NaN" : (lv > 0 ? "+Inf" : "-Inf"), st.epoch + 1, st.batch + 1,
-            fs::exists(ckpt) ? ckpt : "(none yet)", st.epoch, st.batch));
       }
       opt.zero_grad();
       loss.backward();
       opt.step();
       const int64_t n = b->labels.size(0);
+      pending.add(loss, logits.argmax(1).eq(labels).sum(), n, st.batch);
       st.step += 1;
       st.batch += 1;
-      st.part_loss += lv * double(n);
-      st.part_correct += logits.argmax(1).eq(labels).sum().item<int64_t>();
-      st.part_seen += n;
+      if (pending.due()) read_back();
       st.elapsed_s = elapsed0 + std::chrono::duration<double>(Clock::now() - t0).count();
-      bar.update(n, fmt::format("loss {:.4f} lr {:.2e}", st.part_loss / double(st.part_seen), lr));
+      bar.update(n, status);
       if (cfg.time_budget_s > 0 && st.elapsed_s >= cfg.time_budget_s) {
         budget_spent = true;
         break;
       }
     }
+    read_back();
     const double train_s = std::chrono::duration<double>(Clock::now() - t0).count();
     const double img_s = double((st.batch - first_batch) * bs) / std::max(train_s, 1e-9);
     bar.done(fmt::format("loss {:.4f}", st.part_seen ? st.part_loss / double(st.part_seen) : 0.0));

@@ -4,8 +4,13 @@
 // out, even mid-epoch), so a killed stage continues with --resume from its last checkpoint and ends with the
 // same weights and metrics as an uninterrupted one: the data order and augmentations are functions of
 // (seed, epoch, position), and the checkpoint holds the weights, quantizer buffers, AdamW state, step count and
-// the CPU generator. A NaN/Inf loss stops the stage with an error before the optimizer step, so the last
-// checkpoint stays the last good one.
+// the CPU generator. A NaN/Inf loss stops the stage with an error naming its batch, before any later checkpoint
+// is written, so the last checkpoint stays the last good one.
+//
+// A step reads nothing back to the host (on a GPU each read would wait for the device): the batch goes to the
+// device without waiting (the loader's pinned memory, models/device.h), and the step's loss and top-1 hits stay
+// on the device until they are read back together (one copy) every kReadSteps steps or kReadSeconds, at a time
+// budget stop and at the end of each pass; the NaN check and the progress bar's running loss use those reads.
 //
 // Stage folder: checkpoint.safetensors, metrics.csv and metrics.jsonl (one line per evaluation), best.safetensors
 // (the weights of the best top-1), model.safetensors (the final weights, models::save_weights).
@@ -34,6 +39,10 @@ struct StageResult {
   EvalMetrics final;           // the last evaluation
   int64_t session_epochs = 0;  // epochs completed in this call
 };
+
+// How often fit() reads the pending losses back: after this many steps, or this many seconds since the last read.
+constexpr int64_t kReadSteps = 50;
+constexpr double kReadSeconds = 1.0;
 
 // The learning rate at optimizer step `step` of `total`: linear warm-up, then cosine from lr to lr / lr_end_div.
 double learning_rate(const TrainConfig& cfg, int64_t step, int64_t total);

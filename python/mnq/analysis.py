@@ -73,6 +73,9 @@ def analyze(model, batches: Iterable, bits: int = 8, *, softmax: Optional[Sequen
     ``softmax`` / ``gelu`` / ``layernorm``: the candidate methods per op type (default: SPEC §7's: ivit, ibert,
     fqvit; GELU ivit, ibert). ``mode``: ``paper`` (argmax ΔSQNR) or ``isolated`` picks ``report.plan``. Raises
     ValueError naming the setting on bad arguments.
+
+    Pins full FP32 for the whole process first (TF32 off in cuBLAS and cuDNN, float32 matmul precision
+    "highest"), so the plan does not depend on the GPU it was measured on; it is not restored afterwards.
     """
     if isinstance(bits, bool) or not isinstance(bits, int):
         raise ValueError(f"mnq.analyze: bits must be an int in [2, 16], got {bits!r}")

@@ -6,7 +6,8 @@
 The config is the same YAML job (a path, YAML text, or a dict); ``overrides`` are ``--set`` assignments. Returns
 the results table (results.json's ``runs`` as ``rows``, its paired ``comparisons`` and per-bit-width ``summary``)
 with the run folder; ``resume=True`` continues an interrupted job from its checkpoints. Config errors raise
-ValueError naming the key path.
+ValueError naming the key path. A job pins full FP32 for the whole process (TF32 off in cuBLAS and cuDNN, float32
+matmul precision "highest"), so its runs do not depend on the GPU, and says so in train.log.
 
 ``bench_train`` runs the trainer's benchmark (``mnq-bench-train``, csrc/train/bench.h): images/s of the FP and QAT
 training steps and evaluation on one random batch, and of the data loader (see scripts/bench_train.py).
@@ -47,7 +48,8 @@ def bench_train(*, preset: str = "vit_mnist_tiny", batch: int = 128, steps: int 
                 loader_images: int = 20000) -> dict:
     """The trainer's benchmark in this process (torch's thread setting applies). Returns ``preset``, ``batch``,
     ``steps``, ``bits``, ``device``, ``threads``, ``rows`` (``name``, ``kind`` train|eval|loader, ``method``,
-    ``img_s``, ``img_cpu_s``, ``vs_fp``: img/s over the FP row of the same kind, None for loader rows) and
+    ``img_s``, ``img_cpu_s``, ``vs_fp``: img/s over the FP row of the same kind, ``host_reads``: tensor values read
+    back to the host in one more step or eval forward; both None for loader rows) and
     ``table`` (mnq-bench-train's text). Bad options raise ValueError."""
     o = _mnq.BenchOptions()
     o.preset, o.batch, o.steps, o.warmup, o.bits = preset, int(batch), int(steps), int(warmup), int(bits)

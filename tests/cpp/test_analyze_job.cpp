@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "csrc/analysis/job.h"
+#include "csrc/models/device.h"
 #include "csrc/models/weights.h"
 
 using namespace mnq;
@@ -77,7 +78,10 @@ TEST_CASE("mnq-analyze job: a Fashion-MNIST run writes the plan and the report",
   const std::string ckpt = write_checkpoint(tmp.path);
   const fs::path out = tmp.path / "out";
   const auto job = config::from_text<analysis::AnalyzeJob>(job_yaml(ckpt, out), "job.yaml");
+  at::globalContext().setFloat32MatmulPrecision("medium");  // the job pins full FP32 (models/device.h)
+  REQUIRE(!models::full_fp32_pinned());
   REQUIRE(analysis::run_analyze_job(job) == 0);
+  CHECK(models::full_fp32_pinned());
   for (const char* f : {"plan.yaml", "report.csv", "report.json", "config.yaml"}) CHECK(fs::exists(out / f));
   const models::Plan plan = models::Plan::load((out / "plan.yaml").string());
   std::vector<std::string> layers;

@@ -1,5 +1,6 @@
 // The sensitivity analyzer on tiny models: a planted difference it must find, agreement with a straightforward
-// non-streaming computation of SPEC §7 on the same captured tensors, flat memory, config errors, outputs.
+// non-streaming computation of SPEC §7 on the same captured tensors, flat memory, config errors, outputs; full FP32
+// pinned.
 #include <ATen/ATen.h>
 #include <malloc.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <sstream>
 
 #include "csrc/analysis/analyzer.h"
+#include "csrc/models/device.h"
 #include "csrc/nn/nonlinear.h"
 
 using namespace mnq;
@@ -173,7 +175,10 @@ TEST_CASE("analyzer: plan, passes, tie rule and both modes are consistent", "[an
   config.gelu = {"ibert", "ivit"};  // order given does not matter: ties go to ivit first
   config.mode = "isolated";
   int64_t events = 0;
+  at::globalContext().setAllowTF32CuBLAS(true);  // analyze() pins full FP32: the plan must not depend on the GPU
+  REQUIRE(!models::full_fp32_pinned());
   const Report r = analyze(fp, 6, config, random_batches(5, 4), {}, [&](const ProgressEvent&) { ++events; });
+  CHECK(models::full_fp32_pinned());
   CHECK(r.batches == 2);  // min(calib_batches, available)
   CHECK(r.images == 8);
   CHECK(r.calibration_passes == 3);

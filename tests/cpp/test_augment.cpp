@@ -1,7 +1,7 @@
 // Random erasing (identity at p = 0; at p = 1 one box of the allowed area, only its values changed), Mixup /
 // CutMix (targets sum to 1, λ agrees with the box, label smoothing folded in, prob 0 leaves the batch alone,
-// determinism in the seed), the random draws, and the datasets' augmentation switches (deterministic in the
-// per-image seed, off on the eval split).
+// determinism in the seed, no value read back from the batch), the random draws, and the datasets' augmentation
+// switches (deterministic in the per-image seed, off on the eval split).
 #include <ATen/ATen.h>
 
 #include <catch2/catch.hpp>
@@ -11,6 +11,7 @@
 #include "csrc/data/image_folder.h"
 #include "csrc/data/random.h"
 #include "csrc/data/random_erasing.h"
+#include "csrc/models/op_counter.h"
 #include "csrc/train/mixup.h"
 #include "train_test_util.h"
 
@@ -138,6 +139,27 @@ TEST_CASE("mixup / cutmix: targets, λ and the box, smoothing, prob 0", "[augmen
     CHECK(train::soft_target_cross_entropy(logits, m.targets).item<double>() == Approx(ref.item<double>()));
   }
   CHECK_THROWS_WITH(train::mix_batch(x, y, 3, o, 0), Catch::Contains("labels outside 0..2"));
+}
+
+TEST_CASE("mixup / cutmix: the batch's tensors are not read back (on a GPU each read would be a sync)", "[augment]") {
+  const at::Tensor x = at::rand({6, 1, 8, 8});
+  const at::Tensor y = at::tensor(std::vector<int64_t>{0, 1, 2, 3, 4, 0});
+  train::MixupOptions o;
+  int cut = 0, mixed = 0;
+  for (uint64_t seed = 0; seed < 8; ++seed) {  // Mixup and CutMix both drawn
+    models::OpCounter reads;
+    const auto m = train::mix_batch(x, y, 5, o, seed);
+    CHECK(reads.count() == 0);
+    cut += m.cutmix;
+    mixed += !m.cutmix && m.lam < 1.0;
+  }
+  CHECK(cut > 0);
+  CHECK(mixed > 0);
+  // The labels' range is still checked, on the host side.
+  CHECK_THROWS_WITH(train::check_labels(y, 4, "here"),
+                    Catch::Contains("here: labels outside 0..3 (label 4 at position 4)"));
+  CHECK_THROWS_WITH(train::check_labels(y.to(at::kInt), 5, "here"),
+                    Catch::Contains("expected int64 labels on the CPU"));
 }
 
 TEST_CASE("datasets: augmentation is deterministic in the seed and only on the train split", "[augment]") {

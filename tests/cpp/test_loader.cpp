@@ -1,5 +1,6 @@
 // The loader: deterministic order and batches whatever the number of workers, epochs reshuffle, a pass can
-// start mid-epoch, drop_last, and a worker's error reaches the consumer.
+// start mid-epoch, drop_last, and a worker's error reaches the consumer; labels are range-checked as they are
+// loaded; pin_memory needs no GPU.
 #include <stdexcept>
 
 #include "csrc/data/loader.h"
@@ -14,11 +15,11 @@ namespace {
 // Image i is filled with i + (seed % 1000) / 1000, so a batch shows which images and which seeds it got.
 class Counting : public Dataset {
  public:
-  explicit Counting(int64_t n, int64_t bad = -1) : n_(n), bad_(bad) {}
+  explicit Counting(int64_t n, int64_t bad = -1, int64_t bad_label = -1) : n_(n), bad_(bad), bad_label_(bad_label) {}
   int64_t size() const override { return n_; }
   int64_t num_classes() const override { return 3; }
   ImageShape shape() const override { return {1, 2, 2}; }
-  int64_t label(int64_t i) const override { return i % 3; }
+  int64_t label(int64_t i) const override { return i == bad_label_ ? 3 : i % 3; }
   void load(int64_t i, uint64_t seed, float* out) const override {
     if (i == bad_) throw std::runtime_error("image " + std::to_string(i) + " is broken");
     for (int k = 0; k < 4; ++k) out[k] = float(i) + float(seed % 1000) / 1000.0f;
@@ -26,7 +27,7 @@ class Counting : public Dataset {
   std::string describe() const override { return "counting"; }
 
  private:
-  int64_t n_, bad_;
+  int64_t n_, bad_, bad_label_;
 };
 
 std::vector<at::Tensor> all(const Loader& l, int64_t epoch, int64_t start = 0) {
@@ -84,4 +85,32 @@ TEST_CASE("loader: drop_last, no shuffle, errors", "[loader]") {
   CHECK(pass->next().has_value());
   CHECK_THROWS_WITH(pass->next(), Catch::Contains("image 17 is broken"));
   CHECK_THROWS_AS(Loader(ds, LoaderOptions{0}), std::invalid_argument);
+}
+
+TEST_CASE("loader: a label outside the dataset's classes is an error where it is loaded", "[loader]") {
+  // On a GPU an out-of-range label would be a device-side assert in the loss; the loader catches it on the host.
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.workers = 1;
+  const Loader l(std::make_shared<Counting>(12, -1, 6), o);
+  CHECK(l.batch(0, 0).labels.size(0) == 4);
+  CHECK_THROWS_WITH(l.batch(0, 1), Catch::Contains("image 6") && Catch::Contains("label 3, outside 0..2"));
+  auto pass = l.pass(0);
+  CHECK(pass->next().has_value());
+  CHECK_THROWS_WITH(pass->next(), Catch::Contains("label 3, outside 0..2"));
+}
+
+TEST_CASE("loader: pin_memory pins batches only where CUDA is available", "[loader]") {
+  LoaderOptions o;
+  o.batch_size = 5;
+  o.pin_memory = true;
+  const Loader pinned(std::make_shared<Counting>(10), o);
+  o.pin_memory = false;
+  const Loader plain(std::make_shared<Counting>(10), o);
+  const Batch a = pinned.batch(0, 1), b = plain.batch(0, 1);
+  CHECK(a.images.is_pinned() == at::hasCUDA());
+  CHECK(a.labels.is_pinned() == at::hasCUDA());
+  CHECK(!b.images.is_pinned());
+  CHECK(at::equal(a.images, b.images));
+  CHECK(at::equal(a.labels, b.labels));
 }

@@ -13,6 +13,8 @@
 
 #include "csrc/config/config.h"
 #include "csrc/data/fashion_mnist.h"
+#include "csrc/models/device.h"
+#include "csrc/models/op_counter.h"
 #include "csrc/models/plan.h"
 #include "csrc/models/presets.h"
 #include "csrc/models/weights.h"
@@ -69,7 +71,13 @@ TEST_CASE("train: a two-epoch job writes its run folder and learns", "[train]") 
   TempDir dir("trainjob");
   mnq_test::write_synthetic_fashion(dir / "data", 640, 100, 11);
   const JobConfig c = tiny_job(dir / "data", dir / "run");
+  // A job pins full FP32 whatever it started with (a plan or a QAT run must not depend on TF32 GEMMs/convs).
+  at::globalContext().setAllowTF32CuDNN(true);
+  at::globalContext().setFloat32MatmulPrecision("medium");
+  REQUIRE(!models::full_fp32_pinned());
   const JobResult r = run_job(c, {false, -1, true});
+  CHECK(models::full_fp32_pinned());
+  CHECK_THAT(read_text(dir / "run/train.log"), Catch::Contains("full FP32 (TF32 off in cuBLAS and cuDNN"));
   REQUIRE(r.finished);
   REQUIRE(r.rows.size() == 2);
   CHECK(r.rows[0].name == "fp");
@@ -259,6 +267,42 @@ TEST_CASE("train: a time budget stops mid-epoch; resuming without it gives the u
     INFO(k);
     CHECK(at::equal(v, wc.at(k)));
   }
+}
+
+TEST_CASE("train: the training loop reads no value back per step; losses are read back in batches", "[train]") {
+  // An FP model (its layers read nothing back) trained and evaluated for one epoch of 12 steps: the loss, the
+  // top-1 hits and the evaluation's metrics stay on the device until one copy per read-back (not counted: a
+  // copy, not a scalar read). Before, every step read its loss and hits back (two device syncs on a GPU).
+  log::set_quiet(true);
+  at::set_num_threads(1);
+  TempDir dir("trainreads");
+  mnq_test::write_synthetic_fashion(dir / "data", 192, 64, 16);
+  auto train_set =
+      std::make_shared<data::FashionMnist>(dir / "data", "train", std::vector<double>{0.3}, std::vector<double>{0.3});
+  auto val_set =
+      std::make_shared<data::FashionMnist>(dir / "data", "test", std::vector<double>{0.3}, std::vector<double>{0.3});
+  at::manual_seed(0);
+  const models::Model m = models::create_fp("vit_mnist_tiny");
+  TrainConfig cfg;
+  cfg.epochs = 1;
+  cfg.lr = 1e-3;
+  const data::Loader train(train_set, {16, true, true, 0, 2, 5});
+  const data::Loader val(val_set, {32, false, false, 0, 2, 5});
+  StageResult r;
+  {
+    models::OpCounter reads;
+    r = fit(m, cfg, train, val, {"fp", dir / "stage", false, -1});
+    CHECK(reads.count() == 0);
+  }
+  REQUIRE(r.state.finished);
+  // The totals read back in batches are the per-step values: the logged loss is finite and the hits consistent.
+  const auto& h = r.state.history.back();
+  CHECK(h.at("epoch").get<double>() == 1.0);
+  CHECK(std::isfinite(h.at("train_loss").get<double>()));
+  const double hits = h.at("train_top1").get<double>() * 192;  // 12 steps of 16 images, every one counted once
+  CHECK(std::abs(hits - std::round(hits)) < 1e-9);
+  CHECK(r.final.hits.size() == 64);
+  CHECK(std::count(r.final.hits.begin(), r.final.hits.end(), 1) == std::lround(64 * r.final.top1));
 }
 
 TEST_CASE("train: a NaN loss stops the stage and keeps the last good checkpoint", "[train]") {

@@ -84,6 +84,10 @@ def test_bench_train_rows():
     for row in r["rows"]:
         assert row["img_s"] > 0 and row["img_cpu_s"] > 0
         assert (row["vs_fp"] is None) == (row["kind"] == "loader")
+        assert (row["host_reads"] is None) == (row["kind"] == "loader")
+    # the FP step (forward, cross-entropy, backward, C++ AdamW) and the FP eval forward read nothing back
+    assert r["rows"][0]["host_reads"] == 0 and r["rows"][1]["host_reads"] == 0
+    assert all(row["host_reads"] >= 0 for row in r["rows"][2:4]) and "host reads" in r["table"]
     assert r["rows"][0]["vs_fp"] == 1.0 and "QAT W8 ivit train step" in r["table"]
     with pytest.raises(ValueError, match="unknown method 'nope'"):
         mnq.bench_train(methods=["nope"])

@@ -41,14 +41,15 @@ def drop_path(x: Tensor, p: float, training: bool) -> Tensor:
     """Stochastic depth (timm's DropPath, SPEC §8): in training, each sample's branch is dropped with
     probability ``p`` and the kept ones are scaled by 1/(1 − p). The mask is drawn on the CPU from torch's default
     generator, as the C++ blocks do (csrc/models/drop_path.cpp), so the same seed gives the same masks in both and
-    on any device."""
+    on any device. For a CUDA ``x`` it is drawn into pinned memory and copied with ``non_blocking=True``, so the
+    step does not wait for the GPU."""
     if p <= 0.0 or not training or x.numel() == 0:
         return x
     keep = 1.0 - p
-    mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype).bernoulli_(keep)
+    mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, pin_memory=x.is_cuda).bernoulli_(keep)
     if keep > 0.0:
         mask.div_(keep)
-    return x * mask.to(x.device)
+    return x * mask.to(x.device, non_blocking=True)
 
 
 def norm_then_act(norm: IntLayerNorm, act: QuantAct, x: Tensor, scale: Tensor,
