@@ -81,17 +81,26 @@ struct Dyadic {
 };
 
 // dyadic(r), r ≠ 0 finite: (mant, exp) = frexp(|r|), m = floor(mant·2^31 + 1/2), k = 31 − exp; m = 2^31 → 2^30, k−1.
-// Host only (frexp/floor are exact, so the result does not depend on the compiler).
-inline Dyadic dyadic(double r) {
+// Host and device: frexp, fabs and floor are exact and mant·2^31 + 1/2 is exact (mant has 53 bits, the sum < 2^31
+// needs 53), so the result does not depend on the compiler (the CUDA requant computes it on the device from
+// device scales, kernels/quant.cuh).
+MNQ_HOST_DEVICE Dyadic dyadic(double r) {
   int exp = 0;
-  const double mant = std::frexp(std::fabs(r), &exp);
-  i64 m = static_cast<i64>(std::floor(mant * 2147483648.0 + 0.5));
+  const double mant = frexp(fabs(r), &exp);
+  i64 m = static_cast<i64>(floor(mant * 2147483648.0 + 0.5));
   int k = 31 - exp;
   if (m == (static_cast<i64>(1) << 31)) {
     m = static_cast<i64>(1) << 30;
     k -= 1;
   }
   return Dyadic{r < 0 ? -m : m, k};
+}
+
+// A scale the CUDA fake-quant path uses without a host check (reading it would synchronize): finite and positive,
+// or finite and nonzero where negative scales are allowed (requant's input scales). s − s is 0 exactly for a
+// finite s and NaN for ±inf and NaN. An invalid scale gives NaN outputs (codes: reported) instead of an error.
+MNQ_HOST_DEVICE bool valid_scale(double s, bool allow_negative = false) {
+  return s - s == 0.0 && (allow_negative ? s != 0.0 : s > 0.0);
 }
 
 // round(q · m / 2^k), exact; saturates to int64 when the exact result does not fit (only possible for k < 0,

@@ -141,5 +141,19 @@ __device__ __forceinline__ bool warp_row_max(const In& in, const WarpRow& w, int
   return true;
 }
 
+// The NaN policy of the float (QAT) kernels (csrc/ops/qat.h): a row whose loaded codes fail the range check, or
+// every row when the device scale is outside the op's range, is written as NaN (Out::kPropagatesNaN; the
+// integer outputs write nothing and report through the flag instead).
+template <class Out>
+__device__ __forceinline__ void warp_row_nan(const Out& out, const WarpRow& w, int64_t cols) {
+  for (int64_t j = w.lane; j < cols; j += kWarp) out.store_nan(w.base + j);
+}
+
+// The flag a row-wise launcher hands its kernel: none for float outputs (they propagate NaN: no sync).
+template <class Out>
+int* flag_for(int* check) {
+  return Out::kPropagatesNaN ? nullptr : check;
+}
+
 }  // namespace kernels
 }  // namespace mnq

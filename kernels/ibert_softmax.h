@@ -32,19 +32,32 @@ struct IbertSoftmaxConsts {
   int out_shift;  // 32 − b_out
 };
 
+// dev_scale: the CUDA QAT launch's scale in device memory (see ShiftmaxParams); nullptr: host constants.
 struct IbertSoftmaxParams {
   i64 rows;  // number of rows
   i64 cols;  // row length (last dim)
   IbertSoftmaxConsts c;
   i64 lo, hi;  // declared input range (int32)
+  const double* dev_scale = nullptr;
+  int out_bits = 0;  // for dev_scale
 };
 
-// Host: constants for scale S (checked by the caller: 1 ≤ ibert_exp_c(S) < 2^33) and 2 ≤ b_out ≤ 16.
-inline IbertSoftmaxConsts ibert_softmax_consts(double scale, int out_bits) {
+// Constants for scale S (checked by the caller: ibert_exp_scale_ok) and 2 ≤ b_out ≤ 16. Host and device.
+MNQ_HOST_DEVICE IbertSoftmaxConsts ibert_softmax_consts(double scale, int out_bits) {
   const IbertExpConsts ex = ibert_exp_consts(scale, kIbertExpN);
   // e0 < 2^63 is exact in float64 (c < 2^33 times a power of two): the quotient is the correctly rounded one.
   const double r = static_cast<double>(kIbertExpBits) / static_cast<double>(ibert_exp_max(ex));
   return IbertSoftmaxConsts{ex, dyadic(r), 32 - out_bits};
+}
+
+// The constants of a dev_scale launch, from the host's functions; false outside the supported range.
+template <class In>
+MNQ_HOST_DEVICE bool ibert_softmax_device_consts(IbertSoftmaxParams& p, In& in) {
+  const double s = *p.dev_scale;
+  if (!ibert_exp_scale_ok(s)) return false;
+  p.c = ibert_softmax_consts(s, p.out_bits);
+  in.set_inv_scale(1.0 / s);
+  return true;
 }
 
 // Round-half-to-even of v / 2^k for k ≥ 1, exact, unsigned 64-bit. Branch-free on the remainder (a coin flip

@@ -37,13 +37,22 @@ struct IbertExpConsts {
   int n;
 };
 
-// Host: c = floor(C / S²) in float64, before conversion, so the caller can check its range (1 ≤ c < 2^33).
-inline double ibert_exp_c(double scale) { return std::floor(kIbertC / (scale * scale)); }
+// c = floor(C / S²) in float64, before conversion, so the caller can check its range (1 ≤ c < 2^33). Host and
+// device (the CUDA QAT path computes the constants from the device scale: plain IEEE ops, the same bits).
+MNQ_HOST_DEVICE double ibert_exp_c(double scale) { return floor(kIbertC / (scale * scale)); }
 
-// Host: the constants of i-exp for scale S (the caller has checked 1 ≤ ibert_exp_c(S) < 2^33).
-inline IbertExpConsts ibert_exp_consts(double scale, int n) {
-  const i64 x0 = static_cast<i64>(std::floor(-kIbertLn2 / scale));
-  return IbertExpConsts{x0, static_cast<i64>(std::floor(kIbertB / scale)), static_cast<i64>(ibert_exp_c(scale)),
+// The supported scales of i-exp: finite, positive, 1 ≤ ibert_exp_c(S) < 2^33 (the CPU raises outside, the CUDA QAT
+// kernels write NaN).
+MNQ_HOST_DEVICE bool ibert_exp_scale_ok(double scale) {
+  if (!valid_scale(scale)) return false;
+  const double c = ibert_exp_c(scale);
+  return c >= 1.0 && c < ldexp(1.0, 33);
+}
+
+// The constants of i-exp for scale S (the caller has checked ibert_exp_scale_ok).
+MNQ_HOST_DEVICE IbertExpConsts ibert_exp_consts(double scale, int n) {
+  const i64 x0 = static_cast<i64>(floor(-kIbertLn2 / scale));
+  return IbertExpConsts{x0, static_cast<i64>(floor(kIbertB / scale)), static_cast<i64>(ibert_exp_c(scale)),
                         1.0 / static_cast<double>(-x0), n};
 }
 

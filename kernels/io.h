@@ -11,9 +11,13 @@
 namespace mnq {
 namespace kernels {
 
+// The CUDA fake-quant (QAT) launches compute 1/S and S_out on the device from the op's scale (the params'
+// `dev_scale`) and set them with set_inv_scale / set_scale; the integer loaders ignore them. kPropagatesNaN: an
+// input without a code gives NaN outputs (its row) instead of a report (no error flag, hence no device sync).
 template <typename T>
 struct IntIn {
   const T* p;
+  MNQ_HOST_DEVICE void set_inv_scale(double) {}
   MNQ_HOST_DEVICE i64 load(i64 i, i64 lo, i64 hi, bool& ok) const {
     const i64 v = static_cast<i64>(p[i]);
     ok &= (v >= lo) & (v <= hi);
@@ -30,6 +34,7 @@ struct IntIn {
 struct FloatIn {
   const float* p;
   double inv_scale;  // 1 / S
+  MNQ_HOST_DEVICE void set_inv_scale(double v) { inv_scale = v; }
   MNQ_HOST_DEVICE i64 load(i64 i, i64 lo, i64 hi, bool& ok) const {
     const double v = rint(static_cast<double>(p[i]) * inv_scale);
     const bool in_range = (v >= static_cast<double>(lo)) & (v <= static_cast<double>(hi));  // false for NaN
@@ -46,14 +51,20 @@ struct FloatIn {
 
 template <typename T>
 struct IntOut {
+  static constexpr bool kPropagatesNaN = false;
   T* p;
+  MNQ_HOST_DEVICE void set_scale(double) {}
+  MNQ_HOST_DEVICE void store_nan(i64) const {}
   MNQ_HOST_DEVICE void store(i64 i, i64 v) const { p[i] = static_cast<T>(v); }
 };
 
 // Dequantized output out·S_out, rounded once from float64 to float32.
 struct FloatOut {
+  static constexpr bool kPropagatesNaN = true;
   float* p;
   double scale;
+  MNQ_HOST_DEVICE void set_scale(double v) { scale = v; }
+  MNQ_HOST_DEVICE void store_nan(i64 i) const { p[i] = NAN; }
   MNQ_HOST_DEVICE void store(i64 i, i64 v) const { p[i] = static_cast<float>(static_cast<double>(v) * scale); }
 };
 

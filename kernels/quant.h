@@ -38,6 +38,23 @@ struct RequantParams {
   bool has_identity;
 };
 
+// The requant multiplier of one channel computed on the device: dyadic(s / s_out) when both scales are valid and
+// the ratio is finite, else the marker k = kNoDyadic (the kernel then has no code for that channel). The host path
+// (csrc/ops/quant.cpp) rejects invalid scales before it calls dyadic on the same ratio, so valid scales give the
+// same (m, k) on both.
+constexpr i64 kNoDyadic = -(static_cast<i64>(1) << 40);
+MNQ_HOST_DEVICE void requant_dyadic(double s, double s_out, i64& m, i64& k) {
+  const double r = s / s_out;
+  if (!valid_scale(s, true) || !valid_scale(s_out, false) || r - r != 0.0) {
+    m = 0;
+    k = kNoDyadic;
+    return;
+  }
+  const Dyadic d = dyadic(r);
+  m = d.m;
+  k = d.k;
+}
+
 // round(x / s) clamped to [lo, hi]; false for NaN.
 MNQ_HOST_DEVICE bool quantize_code(float x, double s, i64 lo, i64 hi, i64& q) {
   const double v = rint(static_cast<double>(x) / s);
@@ -132,6 +149,7 @@ struct DyadicArray {
   const i64* m;
   const i64* k;
   MNQ_HOST_DEVICE Dyadic at(i64 c) const { return Dyadic{m[c], static_cast<int>(k[c])}; }
+  MNQ_HOST_DEVICE bool valid(i64 c) const { return k[c] != kNoDyadic; }
 };
 
 // Reads the input codes of a requantization: integer codes, or float values x = q·S_c whose code is recovered as

@@ -23,9 +23,10 @@ struct ShiftExpConsts {
   int n;
 };
 
-// Host: constants of shift_exp for scale S (already multiplied by 1.702 for ShiftGELU).
-inline ShiftExpConsts shift_exp_consts(double scale, int n) {
-  const i64 x0 = static_cast<i64>(std::floor(-1.0 / scale));
+// Constants of shift_exp for scale S (already multiplied by 1.702 for ShiftGELU). Host, and device for the CUDA
+// QAT path (plain IEEE division and floor: the same bits).
+MNQ_HOST_DEVICE ShiftExpConsts shift_exp_consts(double scale, int n) {
+  const i64 x0 = static_cast<i64>(floor(-1.0 / scale));
   return ShiftExpConsts{x0, 1.0 / static_cast<double>(-x0), n};
 }
 
@@ -83,8 +84,8 @@ struct ShiftExp32 {
   int n;
 };
 
-inline ShiftExp32 shift_exp32_consts(const ShiftExpConsts& c) {
-  i64 x_lo = static_cast<i64>(std::floor(static_cast<double>(c.n * c.x0 - 1) / 1.4375)) - 2;
+MNQ_HOST_DEVICE ShiftExp32 shift_exp32_consts(const ShiftExpConsts& c) {
+  i64 x_lo = static_cast<i64>(floor(static_cast<double>(c.n * c.x0 - 1) / 1.4375)) - 2;
   while (log2e_shift(x_lo) > c.n * c.x0) --x_lo;
   return ShiftExp32{static_cast<int32_t>(-c.x0), static_cast<int32_t>(c.n * c.x0), static_cast<int32_t>(x_lo),
                     1.0f / static_cast<float>(-c.x0), c.n};

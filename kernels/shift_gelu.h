@@ -42,21 +42,40 @@ struct ShiftGeluConsts {
   int out_shift;      // 32 − b_out
 };
 
+// dev_scale: the CUDA QAT launch's scale in device memory (see ShiftmaxParams; the kernel also sets S_out);
+// nullptr: host constants.
 struct ShiftGeluParams {
   i64 rows;  // number of rows
   i64 cols;  // row length (last dim)
   ShiftGeluConsts c;
   i64 lo, hi;  // declared input range (16-bit)
+  const double* dev_scale = nullptr;
+  int out_bits = 0, n = 0;  // for dev_scale
 };
 
-// Host: whether scale and n satisfy the bounds of the header (call before shift_gelu_consts).
-inline bool shift_gelu_scale_ok(double scale, int n) {
-  const double x0 = std::floor(-1.0 / (scale * kShiftGeluAlpha));
-  return x0 <= -1.0 && -x0 * std::ldexp(1.0, n) <= 2147483647.0;
+// Whether scale and n satisfy the bounds of the header (call before shift_gelu_consts). Host and device.
+MNQ_HOST_DEVICE bool shift_gelu_scale_ok(double scale, int n) {
+  const double x0 = floor(-1.0 / (scale * kShiftGeluAlpha));
+  return x0 <= -1.0 && -x0 * ldexp(1.0, n) <= 2147483647.0;
 }
 
-inline ShiftGeluConsts shift_gelu_consts(double scale, int out_bits, int n) {
+MNQ_HOST_DEVICE ShiftGeluConsts shift_gelu_consts(double scale, int out_bits, int n) {
   return ShiftGeluConsts{shift_exp_consts(scale * kShiftGeluAlpha, n), 32 - out_bits};
+}
+
+// S_out = S·2^−(b_out − 1) (csrc/ops/shift_gelu.cpp out_scale_of: the same IEEE product).
+MNQ_HOST_DEVICE double shift_gelu_out_scale(double scale, int out_bits) { return scale * ldexp(1.0, -(out_bits - 1)); }
+
+// The constants of a dev_scale launch (c, 1/S, S_out), from the host's functions; false outside the range (the
+// host also requires a finite positive S: check_scale).
+template <class In, class Out>
+MNQ_HOST_DEVICE bool shift_gelu_device_consts(ShiftGeluParams& p, In& in, Out& out) {
+  const double s = *p.dev_scale;
+  if (!valid_scale(s) || !shift_gelu_scale_ok(s, p.n)) return false;
+  p.c = shift_gelu_consts(s, p.out_bits, p.n);
+  in.set_inv_scale(1.0 / s);
+  out.set_scale(shift_gelu_out_scale(s, p.out_bits));
+  return true;
 }
 
 // min(e2, 2^31 − 1) of the row, m = max_row(q) with |m| ≤ 2^15.

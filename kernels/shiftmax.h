@@ -23,15 +23,37 @@ struct ShiftmaxConsts {
   int out_shift;  // 32 − b_out
 };
 
+// dev_scale: the CUDA QAT launch's scale S in device memory (0-d float64); the kernel then computes c and 1/S from
+// it (shiftmax_device_consts) and ignores the host's. nullptr: c and the loader's 1/S are the host's.
 struct ShiftmaxParams {
   i64 rows;  // number of rows
   i64 cols;  // row length (last dim)
   ShiftmaxConsts c;
   i64 lo, hi;  // declared input range (int32)
+  const double* dev_scale = nullptr;
+  int out_bits = 0, n = 0;  // for dev_scale
 };
 
-inline ShiftmaxConsts shiftmax_consts(double scale, int out_bits, int n) {
+// The documented range of S (header): finite, positive, |floor(−1/S)|·2^n < 2^31 − 1. The CPU raises outside it
+// (csrc/ops/shiftmax.cpp), the CUDA QAT kernel writes NaN.
+MNQ_HOST_DEVICE bool shiftmax_scale_ok(double scale, int n) {
+  if (!valid_scale(scale)) return false;
+  const double x0 = floor(-1.0 / scale);
+  return -x0 * ldexp(1.0, n) < 2147483647.0;
+}
+
+MNQ_HOST_DEVICE ShiftmaxConsts shiftmax_consts(double scale, int out_bits, int n) {
   return ShiftmaxConsts{shift_exp32_consts(shift_exp_consts(scale, n)), 32 - out_bits};
+}
+
+// The constants of a dev_scale launch, from the same functions as the host's; false outside the range.
+template <class In>
+MNQ_HOST_DEVICE bool shiftmax_device_consts(ShiftmaxParams& p, In& in) {
+  const double s = *p.dev_scale;
+  if (!shiftmax_scale_ok(s, p.n)) return false;
+  p.c = shiftmax_consts(s, p.out_bits, p.n);
+  in.set_inv_scale(1.0 / s);
+  return true;
 }
 
 // e of one element given the row maximum m.

@@ -14,7 +14,7 @@ bool shift_gelu(const at::Tensor& in, const at::Tensor& out, const kernels::Shif
   using namespace mnq::kernels;
   return run_on_device("shift_gelu", in, [&](cudaStream_t stream) {
     const bool qat = in.scalar_type() == at::kFloat;
-    const FlagMemory flag(in, qat || check);
+    const FlagMemory flag(in, !qat && check);  // float outputs propagate NaN (kernels/cuda_utils.cuh flag_for)
     if (qat) {
       return launch_shift_gelu(FloatIn{in.data_ptr<float>(), inv_scale}, FloatOut{out.data_ptr<float>(), out_scale}, p,
                                flag.get(), stream);

@@ -27,7 +27,10 @@ void check_args(const char* op, double scale, int64_t out_bits) {
 
 double out_scale_of(int64_t out_bits) { return std::ldexp(1.0, -static_cast<int>(out_bits)); }
 
-at::Tensor run(const char* op, const at::Tensor& in, double scale, int64_t out_bits, bool qat) {
+// dev_scale (CUDA QAT, qat.h device_scale): the kernel computes the constants from it and applies the NaN policy
+// itself; `scale` is then unused and nothing is read back.
+at::Tensor run(const char* op, const at::Tensor& in, double scale, int64_t out_bits, bool qat,
+               const double* dev_scale = nullptr) {
   const char* name = qat ? "x" : "q";
   if (qat) {
     check_float_tensor(op, name, in);
@@ -36,11 +39,20 @@ at::Tensor run(const char* op, const at::Tensor& in, double scale, int64_t out_b
   }
   check_device_supported(op, name, in);
   check_min_dim(op, name, in, 1);
-  check_args(op, scale, out_bits);
+  if (dev_scale != nullptr) {
+    check_int_arg(op, "out_bits", out_bits, 2, 16);
+  } else {
+    check_args(op, scale, out_bits);
+  }
   const at::Tensor inc = in.contiguous();
   at::Tensor out = at::empty(in.sizes(), in.options().dtype(qat ? at::kFloat : at::kInt));
   const Rows r = rows_of(inc);
   if (r.rows == 0) return out;
+  if (dev_scale != nullptr) {
+    const kernels::IbertSoftmaxParams p{r.rows, r.cols, {}, INT32_MIN, INT32_MAX, dev_scale, static_cast<int>(out_bits)};
+    MNQ_CUDA_CALL(op, cuda::ibert_softmax(inc, out, p, 0.0, out_scale_of(out_bits), false));
+    return out;
+  }
   const kernels::IbertSoftmaxParams p{r.rows, r.cols,
                                       kernels::ibert_softmax_consts(scale, static_cast<int>(out_bits)), INT32_MIN,
                                       INT32_MAX};
@@ -76,7 +88,8 @@ std::tuple<at::Tensor, at::Tensor> ibert_softmax_qat(const at::Tensor& x, const 
   const char* op = "ibert_softmax_qat";
   check_float_tensor(op, "x", x);
   const at::Tensor s = scale_arg(op, "scale", scale, x);
-  return {run(op, x, scale_value(s), out_bits, true), at::full({}, out_scale_of(out_bits), s.options())};
+  const double* dev = device_scale(s);
+  return {run(op, x, dev ? 0.0 : scale_value(s), out_bits, true, dev), at::full({}, out_scale_of(out_bits), s.options())};
 }
 
 TORCH_LIBRARY_IMPL(mnq, CPU, m) {

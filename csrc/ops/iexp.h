@@ -15,8 +15,7 @@ namespace ops {
 // exponential fits int64): about 1.8029e-5 < scale ≤ 1.67096 (√(C/2^33) and √C, C = 1/0.35815147).
 inline void check_iexp_scale(const char* op, double scale) {
   check_scale(op, "scale", scale);
-  const double c = kernels::ibert_exp_c(scale);
-  TORCH_CHECK_VALUE(c >= 1.0 && c < std::ldexp(1.0, 33), op, ": scale must lie in about (1.8029e-05, 1.67096] (I-BERT's ",
+  TORCH_CHECK_VALUE(kernels::ibert_exp_scale_ok(scale), op, ": scale must lie in about (1.8029e-05, 1.67096] (I-BERT's ",
                     "i-exp needs its constant floor(C / scale^2) in [1, 2^33) so that c·2^30 fits int64), got ", scale);
 }
 

@@ -26,6 +26,8 @@ double scale_value(const at::Tensor& s) {
   return s.item<double>();
 }
 
+const double* device_scale(const at::Tensor& s) { return s.is_cuda() ? s.data_ptr<double>() : nullptr; }
+
 void run_qat(const at::Tensor& x, const at::Tensor& out, const at::Tensor& inv_scale, int64_t lo, int64_t hi,
              bool rowwise, const QatRun& run) {
   if (run(x, out)) return;

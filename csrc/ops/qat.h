@@ -29,6 +29,12 @@ at::Tensor scale_arg(const char* op, const char* name, const at::Tensor& scale, 
 // that (see README, "GPU path").
 double scale_value(const at::Tensor& s);
 
+// The device path of a QAT op on CUDA: the scale's device memory (a scale_arg result), from which the kernel
+// computes the op's constants with the host's functions (kernels/<op>.h *_device_consts): nothing is read back. A
+// scale outside the op's supported range gives an all-NaN output there (the CPU raises), a bad code a NaN row, and
+// no error flag is used. nullptr for a CPU scale (the CPU path reads it with scale_value).
+const double* device_scale(const at::Tensor& s);
+
 // Runs `run` (the op's backend, returning ok = every code in range) and applies the NaN policy when it reports a
 // bad code: the bad rows (rowwise) or elements are found with tensor ops, replaced by 0 for a second run, and
 // their outputs set to NaN. `inv_scale` broadcasts against x (0-d or [C]); codes are rint(x · inv_scale) in float64,

@@ -2,15 +2,17 @@
 // (+ fake-quant form). Validation, per-channel host constants, backend choice; CPU, CUDA and Meta registration.
 #include "csrc/ops/quant.h"
 
-#include <ATen/ops/empty.h>
+#include <ATen/ATen.h>
 #include <torch/library.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "csrc/checks.h"
 #include "csrc/dispatch.h"
 #include "csrc/ops.h"
+#include "csrc/ops/qat.h"
 
 namespace mnq {
 namespace ops {
@@ -18,10 +20,9 @@ namespace {
 
 using kernels::ChannelLayout;
 
-// A scale argument: 0-d / one element (per tensor) or 1-D [C] matching `channels`. Returned as a CPU float64
-// vector of length C (1 for per tensor) after checking every value.
-at::Tensor host_scales(const char* op, const char* name, const at::Tensor& scale, int64_t channels,
-                       bool allow_negative) {
+// The checks of a scale argument that need no value: defined, floating point, 0-d / one element (per tensor) or
+// 1-D [C] matching `channels`.
+void check_scale_arg(const char* op, const char* name, const at::Tensor& scale, int64_t channels) {
   TORCH_CHECK(scale.defined(), op, ": ", name, " is undefined");
   TORCH_CHECK_TYPE(at::isFloatingType(scale.scalar_type()), op, ": ", name,
                    " must be a floating-point tensor, got ", scale.scalar_type());
@@ -29,6 +30,14 @@ at::Tensor host_scales(const char* op, const char* name, const at::Tensor& scale
   TORCH_CHECK_VALUE(per_tensor || (scale.dim() == 1 && scale.size(0) == channels), op, ": ", name,
                     " must be 0-d (per tensor) or of shape [", channels, "] (per channel), got shape ",
                     scale.sizes());
+}
+
+// A scale argument (check_scale_arg) as a CPU float64 vector of length C (1 for per tensor) after checking every
+// value: the CPU path, and the integer ops on CUDA (which read it back: they synchronize anyway for their range
+// check, see README "GPU path").
+at::Tensor host_scales(const char* op, const char* name, const at::Tensor& scale, int64_t channels,
+                       bool allow_negative) {
+  check_scale_arg(op, name, scale, channels);
   at::Tensor s = scale.detach().to(at::kCPU, at::kDouble).contiguous().reshape({-1});
   const double* p = s.data_ptr<double>();
   for (int64_t c = 0; c < s.numel(); ++c) {
@@ -38,6 +47,21 @@ at::Tensor host_scales(const char* op, const char* name, const at::Tensor& scale
   }
   return s;
 }
+
+// The CUDA fake-quant path (README, "GPU path"): a scale argument (check_scale_arg) as float64 [C] (1 for per
+// tensor) on x's device, no value read back: an invalid value gives NaN outputs for its channel in the kernel
+// (kernels/quant.h valid_scale) instead of the CPU's error.
+at::Tensor device_scales(const char* op, const char* name, const at::Tensor& scale, int64_t channels,
+                         const at::Tensor& x) {
+  check_scale_arg(op, name, scale, channels);
+  TORCH_CHECK_VALUE(scale.is_cpu() || scale.device() == x.device(), op, ": ", name, " is on ", scale.device(),
+                    " but the input is on ", x.device(), "; ", name, " must be on the CPU or on the input's device");
+  return scale.detach().to(x.device(), at::kDouble).contiguous().reshape({-1});
+}
+
+// Whether a call takes the device path: a fake-quant (QAT) call on CUDA. The integer ops on CUDA check their
+// scales on the host (one read back; they synchronize for their range check anyway).
+bool device_path(const at::Tensor& x, bool fake) { return fake && x.is_cuda(); }
 
 ChannelLayout layout_of(const at::Tensor& x, int64_t axis, int64_t channels_in_scale) {
   if (channels_in_scale == 1) return ChannelLayout{1, 1};
@@ -62,13 +86,13 @@ int64_t normalize_axis(const char* op, const at::Tensor& x, int64_t axis) {
   return axis < 0 ? axis + d : axis;
 }
 
-at::Tensor run_quantize(const char* op, const at::Tensor& x, const at::Tensor& scale_cpu, ChannelLayout layout,
+at::Tensor run_quantize(const char* op, const at::Tensor& x, const at::Tensor& scale_any, ChannelLayout layout,
                         int64_t bits, bool fake) {
   const at::Tensor xc = x.contiguous();
   at::Tensor out = at::empty(x.sizes(), x.options().dtype(fake ? at::kFloat : at::kInt));
   if (x.numel() == 0) return out;
   const kernels::QuantizeParams p{x.numel(), layout, -(int64_t(1) << (bits - 1)), (int64_t(1) << (bits - 1)) - 1};
-  const at::Tensor scale = scale_cpu.to(x.device());
+  const at::Tensor scale = scale_any.to(x.device());
   const bool ok = x.is_cuda() ? MNQ_CUDA_CALL(op, cuda::quantize(xc, scale, out, p)) : cpu::quantize(xc, scale, out, p);
   TORCH_CHECK_VALUE(ok, op, ": x has NaN values, which have no quantization code");
   return out;
@@ -80,7 +104,8 @@ at::Tensor quantize_impl(const char* op, const at::Tensor& x, const at::Tensor& 
   check_int_arg(op, "bits", bits, 2, 32);
   const int64_t ax = normalize_axis(op, x, axis);
   const int64_t channels = x.dim() == 0 ? 1 : x.size(ax);
-  const at::Tensor s = host_scales(op, "scale", scale, channels, false);
+  const at::Tensor s = device_path(x, fake) ? device_scales(op, "scale", scale, channels, x)
+                                            : host_scales(op, "scale", scale, channels, false);
   return run_quantize(op, x, s, layout_of(x, ax, s.numel()), bits, fake);
 }
 
@@ -109,11 +134,29 @@ at::Tensor ptf_scales(const char* op, const at::Tensor& x, const at::Tensor& alp
   return s;
 }
 
+// The device path's ptf_scales, without a host read: ldexp(s_base, a) for a in 0..3 is the product by 1, 2, 4 or 8
+// (exact, the value std::ldexp gives on the host); alpha outside {0, 1, 2, 3} gives a NaN scale, hence NaN outputs
+// for that channel, and an invalid s_base invalid scales (NaN outputs everywhere).
+at::Tensor device_ptf_scales(const char* op, const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& s_base) {
+  check_min_dim(op, "x", x, 1);
+  check_int_tensor(op, "alpha", alpha);
+  const int64_t C = x.size(-1);
+  TORCH_CHECK_VALUE(alpha.dim() == 1 && alpha.size(0) == C, op, ": alpha must have shape [", C,
+                    "] (the last dim of x), got ", alpha.sizes());
+  TORCH_CHECK_VALUE(alpha.is_cpu() || alpha.device() == x.device(), op, ": alpha is on ", alpha.device(),
+                    " but the input is on ", x.device(), "; alpha must be on the CPU or on the input's device");
+  const at::Tensor sb = scale_arg(op, "s_base", s_base, x);
+  const at::Tensor a = alpha.to(x.device(), at::kLong);
+  const at::Tensor pow2 = at::bitwise_left_shift(at::ones_like(a), a.clamp(0, 3)).to(at::kDouble);
+  return (sb * pow2).masked_fill((a < 0) | (a > 3), std::numeric_limits<double>::quiet_NaN()).contiguous();
+}
+
 at::Tensor ptf_quantize_impl(const char* op, const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& s_base,
                              int64_t bits, bool fake) {
   check_input(op, "x", x, true);
   check_int_arg(op, "bits", bits, 2, 16);
-  const at::Tensor s = ptf_scales(op, x, alpha, host_scalar(op, "s_base", s_base));
+  const at::Tensor s = device_path(x, fake) ? device_ptf_scales(op, x, alpha, s_base)
+                                            : ptf_scales(op, x, alpha, host_scalar(op, "s_base", s_base));
   return run_quantize(op, x, s, ChannelLayout{x.size(-1), 1}, bits, fake);
 }
 
@@ -130,20 +173,34 @@ RequantSide requant_side(const at::Tensor& codes, const at::Tensor& scale_cpu, d
   return RequantSide{codes, m.to(codes.device()), k.to(codes.device()), scale_cpu.to(codes.device())};
 }
 
+// A requant input scale: checked on the host (CPU, and the integer op on CUDA) or taken as it is (device path).
+at::Tensor requant_scales(const char* op, const char* name, const at::Tensor& scale, int64_t channels,
+                          const at::Tensor& q, bool fake) {
+  return device_path(q, fake) ? device_scales(op, name, scale, channels, q)
+                              : host_scales(op, name, scale, channels, true);
+}
+
+// A requant input on CUDA: the codes and the scales on the device; the multipliers are computed there
+// (cuda::requant, kernels/quant.cuh launch_requant_dyadics).
+RequantSide device_side(const at::Tensor& codes, const at::Tensor& scale) {
+  return RequantSide{codes, at::Tensor(), at::Tensor(), scale.to(codes.device())};
+}
+
 at::Tensor requant_impl(const char* op, const at::Tensor& q, const at::Tensor& scale_in,
                         const at::Tensor& scale_out_t, int64_t bits, const std::optional<at::Tensor>& identity,
                         const std::optional<at::Tensor>& identity_scale, bool fake) {
   const char* qn = fake ? "x" : "q";
   check_input(op, qn, q, fake);
-  const double scale_out = host_scalar(op, "scale_out", scale_out_t);
+  const bool dev = device_path(q, fake);
+  const double scale_out = dev ? 0.0 : host_scalar(op, "scale_out", scale_out_t);  // not read on the device path
   check_int_arg(op, "bits", bits, 2, 32);
   TORCH_CHECK_VALUE(identity.has_value() == identity_scale.has_value(), op,
                     ": identity and identity_scale must be given together");
   const int64_t C = q.dim() == 0 ? 1 : q.size(-1);
-  const at::Tensor s_in = host_scales(op, "scale_in", scale_in, C, true);
+  const at::Tensor s_in = requant_scales(op, "scale_in", scale_in, C, q, fake);
   const at::Tensor qc = q.contiguous();
   at::Tensor out = at::empty(q.sizes(), q.options().dtype(fake ? at::kFloat : at::kInt));
-  RequantSide in = requant_side(qc, s_in, scale_out);
+  RequantSide in = q.is_cuda() ? device_side(qc, s_in) : requant_side(qc, s_in, scale_out);
   kernels::RequantParams p{q.numel(), layout_of(q, q.dim() - 1, s_in.numel()), ChannelLayout{1, 1},
                            -(int64_t(1) << (bits - 1)), (int64_t(1) << (bits - 1)) - 1, identity.has_value()};
   std::optional<RequantSide> id;
@@ -152,13 +209,14 @@ at::Tensor requant_impl(const char* op, const at::Tensor& q, const at::Tensor& s
     check_same_device(op, "identity", *identity, q, qn);
     TORCH_CHECK_VALUE(identity->sizes() == q.sizes(), op, ": identity must have the shape of ", qn, " ",
                       q.sizes(), ", got ", identity->sizes());
-    const at::Tensor s_id = host_scales(op, "identity_scale", *identity_scale, C, true);
-    id = requant_side(identity->contiguous(), s_id, scale_out);
+    const at::Tensor s_id = requant_scales(op, "identity_scale", *identity_scale, C, q, fake);
+    id = q.is_cuda() ? device_side(identity->contiguous(), s_id) : requant_side(identity->contiguous(), s_id, scale_out);
     p.id_layout = layout_of(q, q.dim() - 1, s_id.numel());
   }
   if (q.numel() == 0) return out;
   const RequantSide* idp = id ? &*id : nullptr;
-  const bool ok = q.is_cuda() ? MNQ_CUDA_CALL(op, cuda::requant(in, idp, out, scale_out, p, false))
+  const bool ok = q.is_cuda() ? MNQ_CUDA_CALL(op, cuda::requant(in, idp, out, scale_arg(op, "scale_out", scale_out_t, q),
+                                                               p, false))
                               : cpu::requant(in, idp, out, scale_out, p);
   TORCH_CHECK(ok, op, ": internal error: requantization reported an input without a code");
   return out;
@@ -185,7 +243,8 @@ at::Tensor ptf_alpha_error(const at::Tensor& x, const at::Tensor& s_base_t, int6
   const char* op = "ptf_alpha_error";
   check_input(op, "x", x, true);
   check_min_dim(op, "x", x, 1);
-  const double s_base = host_scalar(op, "s_base", s_base_t);
+  // CUDA: s_base stays on the device (an invalid one gives NaN sums, kernels/quant.cuh); the CPU checks it.
+  const double s_base = x.is_cuda() ? 0.0 : host_scalar(op, "s_base", s_base_t);
   check_int_arg(op, "bits", bits, 2, 16);
   // A NaN in a channel makes its four sums NaN (kernels/quant.h quant_sq_error): no host read of the data.
   const at::Tensor xc = x.contiguous();
@@ -193,7 +252,7 @@ at::Tensor ptf_alpha_error(const at::Tensor& x, const at::Tensor& s_base_t, int6
   const int64_t lo = -(int64_t(1) << (bits - 1)), hi = (int64_t(1) << (bits - 1)) - 1;
   if (x.is_cuda()) {
 #ifdef MNQ_WITH_CUDA
-    cuda::ptf_alpha_error(xc, s_base, lo, hi, err);
+    cuda::ptf_alpha_error(xc, scale_arg(op, "s_base", s_base_t, x), lo, hi, err);
 #else
     fail_no_cuda(op);
 #endif

@@ -39,11 +39,13 @@ bool requant(const RequantSide& in, const RequantSide* id, const at::Tensor& out
              const kernels::RequantParams& p);
 void ptf_alpha_error(const at::Tensor& x, double s_base, int64_t lo, int64_t hi, const at::Tensor& err);
 }  // namespace cpu
+// CUDA: every scale is a float64 device tensor, never read on the host. requant computes the multipliers on the
+// device from in.scale / id->scale and out_scale (0-d); in.m, in.k are unused. s_base is 0-d.
 namespace cuda {
 bool quantize(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& out, const kernels::QuantizeParams& p);
-bool requant(const RequantSide& in, const RequantSide* id, const at::Tensor& out, double out_scale,
+bool requant(const RequantSide& in, const RequantSide* id, const at::Tensor& out, const at::Tensor& out_scale,
              const kernels::RequantParams& p, bool check);
-void ptf_alpha_error(const at::Tensor& x, double s_base, int64_t lo, int64_t hi, const at::Tensor& err);
+void ptf_alpha_error(const at::Tensor& x, const at::Tensor& s_base, int64_t lo, int64_t hi, const at::Tensor& err);
 }  // namespace cuda
 
 }  // namespace ops

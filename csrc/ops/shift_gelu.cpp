@@ -44,7 +44,10 @@ S out_scale_of(const S& scale, int64_t out_bits) {
   return scale * std::ldexp(1.0, -static_cast<int>(out_bits - 1));
 }
 
-at::Tensor run(const char* op, const at::Tensor& in, double scale, int64_t out_bits, int64_t n, bool qat) {
+// dev_scale (CUDA QAT, qat.h device_scale): the kernel computes the constants and S_out from it and applies the NaN
+// policy itself; `scale` is then unused and nothing is read back.
+at::Tensor run(const char* op, const at::Tensor& in, double scale, int64_t out_bits, int64_t n, bool qat,
+               const double* dev_scale = nullptr) {
   const char* name = qat ? "x" : "q";
   if (qat) {
     check_float_tensor(op, name, in);
@@ -53,11 +56,21 @@ at::Tensor run(const char* op, const at::Tensor& in, double scale, int64_t out_b
   }
   check_device_supported(op, name, in);
   check_min_dim(op, name, in, 1);
-  check_args(op, scale, out_bits, n);
+  if (dev_scale != nullptr) {
+    check_int_args(op, out_bits, n);
+  } else {
+    check_args(op, scale, out_bits, n);
+  }
   const at::Tensor inc = in.contiguous();
   at::Tensor out = at::empty(in.sizes(), in.options().dtype(qat ? at::kFloat : at::kInt));
   const Rows r = rows_of(inc);
   if (r.rows == 0) return out;
+  if (dev_scale != nullptr) {
+    const kernels::ShiftGeluParams p{r.rows, r.cols, {}, kLo, kHi, dev_scale, static_cast<int>(out_bits),
+                                     static_cast<int>(n)};
+    MNQ_CUDA_CALL(op, cuda::shift_gelu(inc, out, p, 0.0, 0.0, false));
+    return out;
+  }
   const kernels::ShiftGeluParams p{
       r.rows, r.cols, kernels::shift_gelu_consts(scale, static_cast<int>(out_bits), static_cast<int>(n)), kLo, kHi};
   const double out_scale = out_scale_of(scale, out_bits);
@@ -94,7 +107,8 @@ std::tuple<at::Tensor, at::Tensor> shift_gelu_qat(const at::Tensor& x, const at:
   const char* op = "shift_gelu_qat";
   check_float_tensor(op, "x", x);
   const at::Tensor s = scale_arg(op, "scale", scale, x);
-  return {run(op, x, scale_value(s), out_bits, n, true), out_scale_of(s, out_bits)};
+  const double* dev = device_scale(s);
+  return {run(op, x, dev ? 0.0 : scale_value(s), out_bits, n, true, dev), out_scale_of(s, out_bits)};
 }
 
 TORCH_LIBRARY_IMPL(mnq, CPU, m) {

@@ -28,14 +28,16 @@ void check_args(const char* op, double scale, int64_t out_bits, int64_t n) {
   check_int_args(op, out_bits, n);
   // The row maximum alone gives e = |x0|·2^n; at 2^31 − 1 the row sum saturates and the output is no longer a
   // distribution on b_out bits. Documented range: ceil(1/scale)·2^n < 2^31 − 1 (n = 15: scale > 1/65535).
-  const double x0 = std::floor(-1.0 / scale);
-  TORCH_CHECK_VALUE(-x0 * std::ldexp(1.0, static_cast<int>(n)) < 2147483647.0, op, ": scale ", scale,
+  TORCH_CHECK_VALUE(kernels::shiftmax_scale_ok(scale, static_cast<int>(n)), op, ": scale ", scale,
                     " is too small for n = ", n, " (Shiftmax needs ceil(1/scale)·2^n < 2^31 − 1)");
 }
 
 double out_scale_of(int64_t out_bits) { return std::ldexp(1.0, -static_cast<int>(out_bits - 1)); }
 
-at::Tensor run(const char* op, const at::Tensor& in, double scale, int64_t out_bits, int64_t n, bool qat) {
+// dev_scale (CUDA QAT, qat.h device_scale): the kernel computes the constants from it and applies the NaN policy
+// itself; `scale` is then unused and nothing is read back.
+at::Tensor run(const char* op, const at::Tensor& in, double scale, int64_t out_bits, int64_t n, bool qat,
+               const double* dev_scale = nullptr) {
   const char* name = qat ? "x" : "q";
   if (qat) {
     check_float_tensor(op, name, in);
@@ -44,15 +46,25 @@ at::Tensor run(const char* op, const at::Tensor& in, double scale, int64_t out_b
   }
   check_device_supported(op, name, in);
   check_min_dim(op, name, in, 1);
-  check_args(op, scale, out_bits, n);
+  if (dev_scale != nullptr) {
+    check_int_args(op, out_bits, n);
+  } else {
+    check_args(op, scale, out_bits, n);
+  }
   const at::Tensor inc = in.contiguous();
   at::Tensor out = at::empty(in.sizes(), in.options().dtype(qat ? at::kFloat : at::kInt));
   const Rows r = rows_of(inc);
   if (r.rows == 0) return out;
+  const double out_scale = out_scale_of(out_bits);
+  if (dev_scale != nullptr) {
+    const kernels::ShiftmaxParams p{r.rows,    r.cols,   {}, INT32_MIN, INT32_MAX, dev_scale, static_cast<int>(out_bits),
+                                    static_cast<int>(n)};
+    MNQ_CUDA_CALL(op, cuda::shiftmax(inc, out, p, 0.0, out_scale, false));
+    return out;
+  }
   const kernels::ShiftmaxParams p{r.rows, r.cols, kernels::shiftmax_consts(scale, static_cast<int>(out_bits),
                                                                           static_cast<int>(n)),
                                   INT32_MIN, INT32_MAX};
-  const double out_scale = out_scale_of(out_bits);
   const double inv_scale = 1.0 / scale;
   const bool check = needs_range_check(inc.scalar_type(), p.lo, p.hi);
   const QatRun backend = [&](const at::Tensor& i, const at::Tensor& o) {
@@ -86,7 +98,9 @@ std::tuple<at::Tensor, at::Tensor> shiftmax_qat(const at::Tensor& x, const at::T
   const char* op = "shiftmax_qat";
   check_float_tensor(op, "x", x);
   const at::Tensor s = scale_arg(op, "scale", scale, x);
-  return {run(op, x, scale_value(s), out_bits, n, true), at::full({}, out_scale_of(out_bits), s.options())};
+  const double* dev = device_scale(s);
+  return {run(op, x, dev ? 0.0 : scale_value(s), out_bits, n, true, dev),
+          at::full({}, out_scale_of(out_bits), s.options())};
 }
 
 TORCH_LIBRARY_IMPL(mnq, CPU, m) {

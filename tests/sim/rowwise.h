@@ -112,9 +112,11 @@ void sweep_rows(const Loaders& L, Run run, const RowRange& g, uint64_t seed, boo
 // A code outside [lo, hi] in one element — the last of the last row (a tail lane of a partial block), the first
 // of the last row, the last of row 0 — must make the checked launch return false and set the flag. For int64
 // codes (and int32 when the range is narrower) and for float values (NaN, and a code far outside: 64·(hi + 1) on
-// the sweep's scale, still outside on a scale up to 8 times coarser).
+// the sweep's scale, still outside on a scale up to 8 times coarser). float_nan: the op's float launch follows the
+// NaN policy (NaN row, the others exact — `run` compares them with a reference that writes NaN rows — and the
+// flag untouched) instead of reporting.
 template <class Loaders, class Run>
-void bad_rows(const Loaders& L, Run run, const RowRange& g, uint64_t seed) {
+void bad_rows(const Loaders& L, Run run, const RowRange& g, uint64_t seed, bool float_nan = false) {
   std::mt19937_64 rng(seed);
   auto place = [](i64 rows, i64 cols) { return std::vector<i64>{rows * cols - 1, (rows - 1) * cols, cols - 1}; };
   auto ints = [&](auto tag) {
@@ -145,10 +147,67 @@ void bad_rows(const Loaders& L, Run run, const RowRange& g, uint64_t seed) {
         x[at] = bad;
         INFO("float " << bad << " at " << at << " of " << rows << " rows of " << cols);
         Flag f;
-        REQUIRE_FALSE(run(L.floats(x.data(), g.scale), rows, cols, f.get()));
-        REQUIRE(f.mem == 1);
+        if (float_nan) {
+          REQUIRE(run(L.floats(x.data(), g.scale), rows, cols, f.get()));
+          REQUIRE(f.mem == 0x5a5a5a5a);
+        } else {
+          REQUIRE_FALSE(run(L.floats(x.data(), g.scale), rows, cols, f.get()));
+          REQUIRE(f.mem == 1);
+        }
       }
     }
+  }
+}
+
+// The boundary of a scale range between a scale `a` and a scale `b` on which ok() differs: the two adjacent doubles
+// where it changes, {the one on a's side, the one on b's side} (bisection).
+template <class Ok>
+std::pair<double, double> boundary(Ok ok, double a, double b) {
+  const bool oa = ok(a);
+  REQUIRE(oa != ok(b));
+  for (;;) {
+    const double mid = a + 0.5 * (b - a);
+    if (mid == a || mid == b) return {a, b};
+    (ok(mid) == oa ? a : b) = mid;
+  }
+}
+
+// The CUDA QAT launch with the scale in device memory (params.dev_scale) against the launch with host constants:
+// launch(dev, S, x, out, rows, cols) runs the op on float values x with dev = &S (the kernel computes its constants,
+// 1/S and S_out) or dev = nullptr (the host's constants for S). For every scale of `good` (both ends of the op's
+// range among them) the outputs are equal bit for bit, also with a bad code (NaN) in a tail lane: its row all NaN,
+// the other rows exact, the flag untouched. For every scale of `bad` (outside the range) the whole output is NaN.
+template <class Launch>
+void device_scale_rows(Launch launch, const std::vector<double>& good, const std::vector<double>& bad, i64 lo, i64 hi,
+                       uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (const double s : good) {
+    for (const i64 cols : {i64(1), i64(33), i64(197)}) {
+      const i64 rows = 13;
+      const size_t n = static_cast<size_t>(rows * cols);
+      auto x = random_values(rng, n, std::max<i64>(lo, -(1 << 20)), std::min<i64>(hi, 1 << 20), s);
+      for (const bool with_bad : {false, true}) {
+        if (with_bad) x[n - 1] = std::numeric_limits<float>::quiet_NaN();  // the last lane of a partial block
+        std::vector<float> got(n, 7.0f), want(n, 7.0f);
+        INFO("scale " << s << ", " << rows << " rows of " << cols << (with_bad ? ", NaN in the last element" : ""));
+        REQUIRE(launch(&s, s, x.data(), got.data(), rows, cols));
+        REQUIRE(launch(nullptr, s, x.data(), want.data(), rows, cols));
+        for (size_t i = 0; i < n; ++i) {
+          if (with_bad && static_cast<i64>(i) >= (rows - 1) * cols) {
+            REQUIRE(std::isnan(got[i]));
+            want[i] = got[i];
+          }
+        }
+        require_same(got, want, "device scale vs host constants");
+      }
+    }
+  }
+  for (const double s : bad) {
+    const auto x = random_values(rng, 9 * 33, -100, 100, 0.01);
+    std::vector<float> got(9 * 33, 7.0f);
+    INFO("scale " << s << " outside the range");
+    REQUIRE(launch(&s, s, x.data(), got.data(), 9, 33));
+    for (const float v : got) REQUIRE(std::isnan(v));
   }
 }
 

@@ -190,12 +190,12 @@ bool requant_both(const In& in, const IdIn& id, const Multipliers& a, const Mult
   if constexpr (std::is_same_v<In, RequantFloatIn>) {
     return run_both<float>(
         n, [](float* o) { return FakeOut{o}; },
-        [&](FakeOut o) { return launch_requant(in, id, a.dyadics(), b.dyadics(), out_scale, o, p, flag, nullptr); },
+        [&](FakeOut o) { return launch_requant(in, id, a.dyadics(), b.dyadics(), &out_scale, o, p, flag, nullptr); },
         [&](FakeOut o) { return ref_requant(in, id, a.dyadics(), b.dyadics(), out_scale, o, p); }, "requant_qat");
   } else {
     return run_both<int32_t>(
         n, [](int32_t* o) { return CodeOut{o}; },
-        [&](CodeOut o) { return launch_requant(in, id, a.dyadics(), b.dyadics(), out_scale, o, p, flag, nullptr); },
+        [&](CodeOut o) { return launch_requant(in, id, a.dyadics(), b.dyadics(), &out_scale, o, p, flag, nullptr); },
         [&](CodeOut o) { return ref_requant(in, id, a.dyadics(), b.dyadics(), out_scale, o, p); }, "requant");
   }
 }
@@ -253,11 +253,11 @@ TEST_CASE("sim: requant kernel equals its elementwise reference", "[sim][requant
   const RequantFloatIn in{x.data(), a.scale.data()};
   std::vector<int32_t> out(33);
   Flag f;
-  REQUIRE_FALSE(launch_requant(in, in, a.dyadics(), a.dyadics(), out_scale, CodeOut{out.data()}, p, f.get(), nullptr));
+  REQUIRE_FALSE(launch_requant(in, in, a.dyadics(), a.dyadics(), &out_scale, CodeOut{out.data()}, p, f.get(), nullptr));
   REQUIRE(f.mem == 1);
   const int64_t before = launches();
   const RequantParams empty{0, ChannelLayout{1, 1}, ChannelLayout{1, 1}, -128, 127, false};
-  REQUIRE(launch_requant(in, in, a.dyadics(), a.dyadics(), out_scale, CodeOut{nullptr}, empty, f.get(), nullptr));
+  REQUIRE(launch_requant(in, in, a.dyadics(), a.dyadics(), &out_scale, CodeOut{nullptr}, empty, f.get(), nullptr));
   REQUIRE(launches() == before);
 }
 
@@ -271,8 +271,9 @@ TEST_CASE("sim: requant grid-stride loop covers the data with a small grid", "[s
   std::vector<int32_t> got(static_cast<size_t>(n), 0x55), want(got);
   const RequantIntIn<int32_t> in{q.data()}, id{qid.data()};
   int flag = 0;
+  const double one = 1.0;
   MNQ_LAUNCH(requant_kernel, 3, 256, 0, nullptr)
-  (in, id, a.dyadics(), b.dyadics(), 1.0, CodeOut{got.data()}, p, channel_index(p.in_layout),
+  (in, id, a.dyadics(), b.dyadics(), &one, CodeOut{got.data()}, p, channel_index(p.in_layout),
    channel_index(p.id_layout), &flag);
   check_cuda(cudaGetLastError(), "requant_kernel");
   REQUIRE(ref_requant(in, id, a.dyadics(), b.dyadics(), 1.0, CodeOut{want.data()}, p));
@@ -300,12 +301,130 @@ TEST_CASE("sim: ptf_alpha_error kernel equals the per-channel row-order sums", "
           }
         }
         const int64_t before = launches();
-        launch_ptf_alpha_error(x.data(), rows, C, s_base, lo, hi, got.data(), nullptr);
+        launch_ptf_alpha_error(x.data(), rows, C, &s_base, lo, hi, got.data(), nullptr);
         REQUIRE(launches() == before + (C > 0 ? 1 : 0));  // C = 0: no launch (a grid of 0 blocks is invalid)
         INFO(rows << " x " << C << ", " << bits << " bits");
         require_same(got, want, "ptf_alpha_error");
       }
     }
+  }
+}
+
+// The CUDA fake-quant path takes its scales as they are (no host check): the kernels validate them.
+TEST_CASE("sim: quantize with an invalid device scale gives NaN (codes: reported) for that channel only",
+          "[sim][quantize][device-scale]") {
+  std::mt19937_64 rng(37);
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  for (const double bad : {0.0, -0.0, -0.5, inf, -inf, nan}) {
+    const i64 C = 5, n = 7 * C;
+    std::vector<double> scale = {0.1, bad, 0.02, 1.5, 3e-5};
+    const auto x = quant_inputs(rng, n, 0.1, 127);
+    const QuantizeParams p{n, ChannelLayout{C, 1}, -128, 127};
+    std::vector<float> got(static_cast<size_t>(n), 7.0f);
+    REQUIRE(launch_quantize(x.data(), scale.data(), FakeOut{got.data()}, p, nullptr, nullptr));
+    std::vector<double> good = scale;
+    good[1] = 1.0;
+    std::vector<float> want(static_cast<size_t>(n));
+    ref_quantize(x.data(), good.data(), FakeOut{want.data()}, p);
+    for (i64 i = 0; i < n; ++i) {
+      INFO("scale " << bad << ", element " << i);
+      if (i % C == 1) {
+        REQUIRE(std::isnan(got[i]));
+      } else {
+        REQUIRE(std::memcmp(&got[i], &want[i], sizeof(float)) == 0);
+      }
+    }
+    std::vector<int32_t> codes(static_cast<size_t>(n));
+    Flag f;
+    REQUIRE_FALSE(launch_quantize(x.data(), scale.data(), CodeOut{codes.data()}, p, f.get(), nullptr));
+    REQUIRE(f.mem == 1);
+  }
+}
+
+// launch_requant_dyadics (the CUDA requant's multipliers from device scales) equals the host's dyadic(S_in / S_out)
+// bit for bit, and marks a channel with an invalid scale or an out-of-range ratio.
+TEST_CASE("sim: requant multipliers computed on the device equal the host's", "[sim][requant][device-scale]") {
+  std::mt19937_64 rng(38);
+  std::uniform_real_distribution<double> lg(-40.0, 40.0);
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  for (const double s_out : {0.037, 1.0, 3e-9, 2.5e7, 0.1 + 0.2, std::ldexp(1.0, -30)}) {
+    const i64 C = 1000;
+    std::vector<double> s(static_cast<size_t>(C));
+    for (auto& v : s) v = (rng() % 4 ? 1.0 : -1.0) * std::pow(10.0, lg(rng)) * (rng() % 3 ? 1.0 : s_out);
+    s[0] = s_out;                                  // ratio 1
+    s[1] = std::nextafter(2.0 * s_out, 0.0);       // mantissa rounds up to 2^31: m = 2^30, k − 1
+    s[2] = std::numeric_limits<double>::denorm_min();
+    std::vector<i64> m(static_cast<size_t>(C), -7), k(m);
+    launch_requant_dyadics(s.data(), C, &s_out, m.data(), k.data(), nullptr);
+    for (i64 c = 0; c < C; ++c) {
+      const Dyadic d = dyadic(s[c] / s_out);
+      INFO("S_in " << s[c] << ", S_out " << s_out);
+      REQUIRE(m[c] == d.m);
+      REQUIRE(k[c] == d.k);
+    }
+  }
+  std::vector<double> s = {0.0, -0.0, inf, -inf, nan, 1e300, 0.5};
+  const double tiny = 1e-300;
+  std::vector<i64> m(s.size()), k(s.size());
+  launch_requant_dyadics(s.data(), static_cast<i64>(s.size()), &tiny, m.data(), k.data(), nullptr);
+  for (size_t c = 0; c + 1 < s.size(); ++c) REQUIRE(k[c] == kNoDyadic);  // invalid scales; 1e300 / 1e-300 = inf
+  REQUIRE(k.back() != kNoDyadic);
+  for (const double bad_out : {0.0, -1.0, inf, nan}) {
+    const std::vector<double> one = {0.5};
+    std::vector<i64> m1(1), k1(1);
+    launch_requant_dyadics(one.data(), 1, &bad_out, m1.data(), k1.data(), nullptr);
+    REQUIRE(k1[0] == kNoDyadic);
+  }
+}
+
+// A channel whose multiplier is marked (an invalid device scale) gives NaN in every element of the channel and
+// leaves the others exact; fake quant never touches the flag, codes report.
+TEST_CASE("sim: requant with an invalid device scale gives NaN for that channel only", "[sim][requant][device-scale]") {
+  std::mt19937_64 rng(39);
+  const i64 C = 33, n = 7 * C;
+  const double out_scale = 0.037;
+  for (const bool residual : {false, true}) {
+    Multipliers a(rng, C, out_scale), b(rng, C, out_scale);
+    std::vector<float> x(static_cast<size_t>(n)), xid(static_cast<size_t>(n));
+    std::uniform_int_distribution<i64> code(-1000, 1000);
+    for (i64 i = 0; i < n; ++i) {
+      x[i] = static_cast<float>(static_cast<double>(code(rng)) * a.scale[i % C]);
+      xid[i] = static_cast<float>(static_cast<double>(code(rng)) * b.scale[i % C]);
+    }
+    std::vector<double> sa = a.scale, sb = b.scale;
+    sa[3] = 0.0;                                     // input scale of channel 3
+    sb[C - 1] = std::numeric_limits<double>::quiet_NaN();  // identity scale of the last channel (a tail lane)
+    std::vector<i64> ma(static_cast<size_t>(C)), ka(ma), mb(ma), kb(ma);
+    launch_requant_dyadics(sa.data(), C, &out_scale, ma.data(), ka.data(), nullptr);
+    launch_requant_dyadics(sb.data(), C, &out_scale, mb.data(), kb.data(), nullptr);
+    const RequantParams p{n, ChannelLayout{C, 1}, ChannelLayout{C, 1}, -128, 127, residual};
+    std::vector<float> got(static_cast<size_t>(n)), want(got);
+    Flag f;
+    REQUIRE(launch_requant(RequantFloatIn{x.data(), sa.data()}, RequantFloatIn{xid.data(), sb.data()},
+                           DyadicArray{ma.data(), ka.data()}, DyadicArray{mb.data(), kb.data()}, &out_scale,
+                           FakeOut{got.data()}, p, nullptr, nullptr));
+    ref_requant(RequantFloatIn{x.data(), a.scale.data()}, RequantFloatIn{xid.data(), b.scale.data()}, a.dyadics(),
+                b.dyadics(), out_scale, FakeOut{want.data()}, p);
+    for (i64 i = 0; i < n; ++i) {
+      const i64 c = i % C;
+      INFO("residual " << residual << ", element " << i);
+      if (c == 3 || (residual && c == C - 1)) {
+        REQUIRE(std::isnan(got[i]));
+      } else {
+        REQUIRE(std::memcmp(&got[i], &want[i], sizeof(float)) == 0);
+      }
+    }
+    REQUIRE(f.mem == 0x5a5a5a5a);  // untouched
+  }
+}
+
+TEST_CASE("sim: ptf_alpha_error with an invalid device s_base gives NaN sums", "[sim][ptf_alpha_error][device-scale]") {
+  std::vector<float> x(13 * 17, 0.25f);
+  for (const double bad : {0.0, -0.011, std::numeric_limits<double>::infinity(),
+                           std::numeric_limits<double>::quiet_NaN()}) {
+    std::vector<double> err(17 * 4, 1.0);
+    launch_ptf_alpha_error(x.data(), 13, 17, &bad, -128, 127, err.data(), nullptr);
+    for (const double e : err) REQUIRE(std::isnan(e));
   }
 }
 
