@@ -161,12 +161,18 @@ at::Tensor ptf_quantize_impl(const char* op, const at::Tensor& x, const at::Tens
 }
 
 // Dyadic multipliers scale[c] / scale_out as device tensors.
-RequantSide requant_side(const at::Tensor& codes, const at::Tensor& scale_cpu, double scale_out) {
+// The ratio must be finite: each scale can pass its own check while their quotient overflows (1e300 / 1e-300), and
+// dyadic() of ±inf has no multiplier (CUDA marks such a channel NaN on its sync-free path; the CPU raises).
+RequantSide requant_side(const char* op, const char* name, const at::Tensor& codes, const at::Tensor& scale_cpu,
+                         double scale_out) {
   const int64_t C = scale_cpu.numel();
   at::Tensor m = at::empty({C}, at::TensorOptions().dtype(at::kLong));
   at::Tensor k = at::empty({C}, at::TensorOptions().dtype(at::kLong));
   for (int64_t c = 0; c < C; ++c) {
-    const kernels::Dyadic d = kernels::dyadic(scale_cpu.data_ptr<double>()[c] / scale_out);
+    const double r = scale_cpu.data_ptr<double>()[c] / scale_out;
+    TORCH_CHECK_VALUE(std::isfinite(r), op, ": ", name, "[", c, "] / scale_out = ", scale_cpu.data_ptr<double>()[c],
+                      " / ", scale_out, " is not finite, so it has no dyadic multiplier");
+    const kernels::Dyadic d = kernels::dyadic(r);
     m.data_ptr<int64_t>()[c] = d.m;
     k.data_ptr<int64_t>()[c] = d.k;
   }
@@ -200,7 +206,7 @@ at::Tensor requant_impl(const char* op, const at::Tensor& q, const at::Tensor& s
   const at::Tensor s_in = requant_scales(op, "scale_in", scale_in, C, q, fake);
   const at::Tensor qc = q.contiguous();
   at::Tensor out = at::empty(q.sizes(), q.options().dtype(fake ? at::kFloat : at::kInt));
-  RequantSide in = q.is_cuda() ? device_side(qc, s_in) : requant_side(qc, s_in, scale_out);
+  RequantSide in = q.is_cuda() ? device_side(qc, s_in) : requant_side(op, "scale_in", qc, s_in, scale_out);
   kernels::RequantParams p{q.numel(), layout_of(q, q.dim() - 1, s_in.numel()), ChannelLayout{1, 1},
                            -(int64_t(1) << (bits - 1)), (int64_t(1) << (bits - 1)) - 1, identity.has_value()};
   std::optional<RequantSide> id;
@@ -210,14 +216,19 @@ at::Tensor requant_impl(const char* op, const at::Tensor& q, const at::Tensor& s
     TORCH_CHECK_VALUE(identity->sizes() == q.sizes(), op, ": identity must have the shape of ", qn, " ",
                       q.sizes(), ", got ", identity->sizes());
     const at::Tensor s_id = requant_scales(op, "identity_scale", *identity_scale, C, q, fake);
-    id = q.is_cuda() ? device_side(identity->contiguous(), s_id) : requant_side(identity->contiguous(), s_id, scale_out);
+    id = q.is_cuda() ? device_side(identity->contiguous(), s_id)
+                     : requant_side(op, "identity_scale", identity->contiguous(), s_id, scale_out);
     p.id_layout = layout_of(q, q.dim() - 1, s_id.numel());
   }
   if (q.numel() == 0) return out;
   const RequantSide* idp = id ? &*id : nullptr;
-  const bool ok = q.is_cuda() ? MNQ_CUDA_CALL(op, cuda::requant(in, idp, out, scale_arg(op, "scale_out", scale_out_t, q),
-                                                               p, false))
-                              : cpu::requant(in, idp, out, scale_out, p);
+  bool ok = false;
+  if (q.is_cuda()) {
+    const at::Tensor s_out_dev = scale_arg(op, "scale_out", scale_out_t, q);
+    ok = MNQ_CUDA_CALL(op, cuda::requant(in, idp, out, s_out_dev, p, false));
+  } else {
+    ok = cpu::requant(in, idp, out, scale_out, p);
+  }
   TORCH_CHECK(ok, op, ": internal error: requantization reported an input without a code");
   return out;
 }

@@ -149,6 +149,10 @@ def test_errors():
         ops.requant(q, 0.0, 0.1, 8)
     with pytest.raises(ValueError, match="scale_out\\[0\\] = inf must be finite and positive"):
         ops.requant(q, 0.1, float("inf"), 8)
+    with pytest.raises(ValueError, match="scale_in\\[0\\] / scale_out = 1e\\+300 / 1e-300 is not finite"):
+        ops.requant(torch.tensor([[1, -1, 100]], dtype=torch.int32), 1e300, 1e-300, 8)  # each scale valid alone
+    with pytest.raises(ValueError, match="identity_scale\\[0\\] / scale_out .* is not finite"):
+        ops.requant_qat(torch.zeros(1, 3), 0.1, 0.5, 8, torch.zeros(1, 3), -1.7e308)
     with pytest.raises(ValueError, match="alpha\\[1\\] = 4 must be in"):
         ops.ptf_quantize(x, torch.tensor([0, 4, 0, 0, 0]), 0.1, 8)
     with pytest.raises(ValueError, match="alpha must have shape \\[5\\]"):
