@@ -98,7 +98,7 @@ std::tuple<at::Tensor, at::Tensor> run(const char* op, const at::Tensor& in, con
                        : cpu::ibert_gelu(i, o, p, inv_scale, out_scale);
   };
   const at::Tensor inv = at::from_blob(h.scales.data(), {cols}, at::kDouble);
-  run_checked(op, name, qat, inc, out, inv, p.lo, p.hi, false, backend);
+  run_checked(op, name, qat, inc, out, InvScale{inv}, p.lo, p.hi, false, backend);
   return {out, s_out};
 }
 

@@ -4,7 +4,6 @@
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/full.h>
-#include <ATen/ops/scalar_tensor.h>
 #include <torch/library.h>
 
 #include <cmath>
@@ -62,7 +61,7 @@ at::Tensor run(const char* op, const at::Tensor& in, double scale, int64_t out_b
     return i.is_cuda() ? MNQ_CUDA_CALL(op, cuda::ibert_softmax(i, o, p, inv_scale, out_scale_of(out_bits), check))
                        : cpu::ibert_softmax(i, o, p, inv_scale, out_scale_of(out_bits));
   };
-  run_checked(op, name, qat, inc, out, at::scalar_tensor(inv_scale, at::kDouble), p.lo, p.hi, true, backend);
+  run_checked(op, name, qat, inc, out, inv_scale, p.lo, p.hi, true, backend);
   return out;
 }
 

@@ -2,7 +2,6 @@
 #include "csrc/ops/layernorm_common.h"
 
 #include <ATen/ops/empty.h>
-#include <ATen/ops/scalar_tensor.h>
 
 #include <cmath>
 
@@ -91,7 +90,7 @@ std::tuple<at::Tensor, at::Tensor> run_affine_ln(const char* op, const at::Tenso
     }
     return backends.cpu(i, o, p, inv_scale, aff.s_out);
   };
-  run_checked(op, name, qat, inc, out, at::scalar_tensor(inv_scale, at::kDouble), lo, hi, true, backend);
+  run_checked(op, name, qat, inc, out, inv_scale, lo, hi, true, backend);
   return {out, aff.s_out};
 }
 

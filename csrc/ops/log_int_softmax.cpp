@@ -4,7 +4,6 @@
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/full.h>
-#include <ATen/ops/scalar_tensor.h>
 #include <torch/library.h>
 
 #include "csrc/checks.h"
@@ -86,7 +85,7 @@ std::tuple<at::Tensor, at::Tensor> log_int_softmax_qat(const at::Tensor& x, cons
   const kernels::LogIntSoftmaxParams p = params_of(xc, scale, bits);
   if (p.rows == 0) return {value, s_out};
   const double inv_scale = 1.0 / scale;
-  run_qat(xc, value, at::scalar_tensor(inv_scale, at::kDouble), p.lo, p.hi, true,
+  run_qat(xc, value, inv_scale, p.lo, p.hi, true,
           [&](const at::Tensor& i, const at::Tensor& o) {
             return i.is_cuda() ? MNQ_CUDA_CALL(op, cuda::log_int_softmax_qat(i, o, p, inv_scale))
                                : cpu::log_int_softmax_qat(i, o, p, inv_scale);

@@ -22,19 +22,25 @@ namespace {
 using kernels::kPtfHi;
 using kernels::kPtfLo;
 
-// Checks that need no data (shared with the Meta kernels).
-void check_args(const char* op, const at::Tensor& in, const at::Tensor& alpha, double s_base, const at::Tensor& weight,
-                const at::Tensor& bias, double scale_next, bool qat) {
+// Checks of dtypes, shapes and devices (all the Meta kernels can check).
+void check_tensors(const char* op, const at::Tensor& in, const at::Tensor& alpha, const at::Tensor& weight,
+                   const at::Tensor& bias, bool qat) {
   check_ln_input(op, qat ? "x" : "q", in, qat);
-  check_ln_scale(op, "s_base", s_base);
-  TORCH_CHECK_VALUE(std::isfinite(s_base * 8.0), op, ": s_base·2^3 (the largest channel scale) must be finite, got ",
-                    "s_base = ", s_base);
-  check_scale(op, "scale_next", scale_next);
   check_int_tensor(op, "alpha", alpha);
   TORCH_CHECK_VALUE(alpha.dim() == 1 && alpha.size(0) == in.size(-1), op, ": alpha must have shape [", in.size(-1),
                     "] (the size of the last dim of the input), got ", alpha.sizes());
   check_ln_affine_args(op, in, weight, bias);
   check_same_device(op, "alpha", alpha, in, "the input");
+}
+
+// Checks that need no data: the tensors' and the two scales'.
+void check_args(const char* op, const at::Tensor& in, const at::Tensor& alpha, double s_base, const at::Tensor& weight,
+                const at::Tensor& bias, double scale_next, bool qat) {
+  check_tensors(op, in, alpha, weight, bias, qat);
+  check_ln_scale(op, "s_base", s_base);
+  TORCH_CHECK_VALUE(std::isfinite(s_base * 8.0), op, ": s_base·2^3 (the largest channel scale) must be finite, got ",
+                    "s_base = ", s_base);
+  check_scale(op, "scale_next", scale_next);
 }
 
 // The host constants: shift [C] int32 and, as rows of one float64 [4, C] tensor, C·γ, γ, β and the QAT input's
@@ -103,7 +109,7 @@ at::Tensor run(const char* op, const at::Tensor& in, const at::Tensor& alpha, do
                                                                needs_range_check(i.scalar_type(), kPtfLo, kPtfHi)))
                        : cpu::ptf_layernorm(i, o, p, inv_scale, scale_next);
   };
-  run_checked(op, name, qat, inc, out, inv_scale, kPtfLo, kPtfHi, true, backend);
+  run_checked(op, name, qat, inc, out, InvScale{inv_scale}, kPtfLo, kPtfHi, true, backend);
   return out;
 }
 
@@ -118,12 +124,8 @@ std::tuple<at::Tensor, at::Tensor> ptf_layernorm_qat_meta(const at::Tensor& x, c
                                                           const at::Tensor& bias, const at::Tensor& scale_next,
                                                           double eps) {
   const char* op = "ptf_layernorm_qat";
-  check_ln_input(op, "x", x, true);
+  check_tensors(op, x, alpha, weight, bias, true);
   scale_arg(op, "s_base", s_base, x);
-  check_int_tensor(op, "alpha", alpha);
-  TORCH_CHECK_VALUE(alpha.dim() == 1 && alpha.size(0) == x.size(-1), op, ": alpha must have shape [", x.size(-1),
-                    "] (the size of the last dim of the input), got ", alpha.sizes());
-  check_ln_affine_args(op, x, weight, bias);
   check_ln_eps(op, eps);
   const at::Tensor s_next = scale_arg(op, "scale_next", scale_next, x);
   return {at::empty(x.sizes(), x.options()), at::empty({}, s_next.options())};

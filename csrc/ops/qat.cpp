@@ -28,10 +28,14 @@ double scale_value(const at::Tensor& s) {
 
 const double* device_scale(const at::Tensor& s) { return s.is_cuda() ? s.data_ptr<double>() : nullptr; }
 
-void run_qat(const at::Tensor& x, const at::Tensor& out, const at::Tensor& inv_scale, int64_t lo, int64_t hi,
+at::Tensor InvScale::tensor() const {
+  return per_channel.defined() ? per_channel : at::scalar_tensor(value, at::kDouble);
+}
+
+void run_qat(const at::Tensor& x, const at::Tensor& out, const InvScale& inv_scale, int64_t lo, int64_t hi,
              bool rowwise, const QatRun& run) {
   if (run(x, out)) return;
-  const at::Tensor codes = at::round(x.to(at::kDouble) * inv_scale);
+  const at::Tensor codes = at::round(x.to(at::kDouble) * inv_scale.tensor());
   at::Tensor bad = codes.isnan() | (codes < static_cast<double>(lo)) | (codes > static_cast<double>(hi));
   if (rowwise) bad = bad.any(-1, /*keepdim=*/true);
   const at::Tensor clean = x.masked_fill(bad, 0.0).contiguous();
@@ -40,7 +44,7 @@ void run_qat(const at::Tensor& x, const at::Tensor& out, const at::Tensor& inv_s
 }
 
 void run_checked(const char* op, const char* name, bool qat, const at::Tensor& in, const at::Tensor& out,
-                 const at::Tensor& inv_scale, int64_t lo, int64_t hi, bool rowwise, const QatRun& run) {
+                 const InvScale& inv_scale, int64_t lo, int64_t hi, bool rowwise, const QatRun& run) {
   if (qat) {
     run_qat(in, out, inv_scale, lo, hi, rowwise, run);
   } else if (!run(in, out)) {

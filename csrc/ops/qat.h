@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <utility>
 
 namespace mnq {
 namespace ops {
@@ -40,13 +41,24 @@ const double* device_scale(const at::Tensor& s);
 // their outputs set to NaN. `inv_scale` broadcasts against x (0-d or [C]); codes are rint(x · inv_scale) in float64,
 // the loaders' expression (kernels/io.h).
 using QatRun = std::function<bool(const at::Tensor& x, const at::Tensor& out)>;
-void run_qat(const at::Tensor& x, const at::Tensor& out, const at::Tensor& inv_scale, int64_t lo, int64_t hi,
+
+// 1/S of the QAT input: one value (no tensor is made unless a bad code needs it, so the hot path allocates
+// nothing) or a per-channel tensor [C].
+struct InvScale {
+  double value = 0.0;
+  at::Tensor per_channel;
+  InvScale(double v) : value(v) {}  // NOLINT(google-explicit-constructor): a plain 1/S reads as one
+  explicit InvScale(at::Tensor t) : per_channel(std::move(t)) {}
+  at::Tensor tensor() const;
+};
+
+void run_qat(const at::Tensor& x, const at::Tensor& out, const InvScale& inv_scale, int64_t lo, int64_t hi,
              bool rowwise, const QatRun& run);
 
 // The common tail of an entry point: a QAT call (`qat`) runs run_qat; an integer op raises (fail_range, naming
 // `name`) when the backend reports a code outside [lo, hi].
 void run_checked(const char* op, const char* name, bool qat, const at::Tensor& in, const at::Tensor& out,
-                 const at::Tensor& inv_scale, int64_t lo, int64_t hi, bool rowwise, const QatRun& run);
+                 const InvScale& inv_scale, int64_t lo, int64_t hi, bool rowwise, const QatRun& run);
 
 }  // namespace ops
 }  // namespace mnq
