@@ -38,14 +38,19 @@ struct FloatInC {
   }
 };
 
+// kPropagatesNaN, store_nan: as io.h's outputs (the CUDA QAT kernel writes NaN for an element without a code).
 template <typename T>
 struct IntOutC {
+  static constexpr bool kPropagatesNaN = false;
   T* p;
+  MNQ_HOST_DEVICE void store_nan(i64, i64) const {}
   MNQ_HOST_DEVICE void store(i64 i, i64 /*c*/, i64 v) const { IntOut<T>{p}.store(i, v); }
 };
 
 struct FloatOutC {
+  static constexpr bool kPropagatesNaN = true;
   float* p;
+  MNQ_HOST_DEVICE void store_nan(i64 i, i64) const { p[i] = NAN; }
   const double* scale;  // [C]: S_out[c]
   MNQ_HOST_DEVICE void store(i64 i, i64 c, i64 v) const { FloatOut{p, scale[c]}.store(i, v); }
 };

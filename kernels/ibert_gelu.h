@@ -23,7 +23,6 @@
 #pragma once
 
 #include <cmath>
-#include <initializer_list>
 
 #include "common.h"
 
@@ -52,28 +51,48 @@ struct IbertGeluScale {
 };
 
 // max |y + one| over every int32 q (the M of the header), for valid constants.
-inline i64 ibert_gelu_max_factor(const IbertGeluConsts& k) {
+MNQ_HOST_DEVICE i64 ibert_gelu_max_factor(const IbertGeluConsts& k) {
   const i64 p_hi = k.b * k.b + k.c;  // the other end of p's range [c, b² + c]
+  const i64 ends[4] = {k.c, -k.c, p_hi, -p_hi};
   i64 m = 0;
-  for (const i64 p : {k.c, -k.c, p_hi, -p_hi}) {
+  for (const i64 p : ends) {
     const i64 v = (p >> kIbertGeluN) + k.one;
     m = v < 0 ? (-v > m ? -v : m) : (v > m ? v : m);
   }
   return m;
 }
 
-inline IbertGeluScale ibert_gelu_consts(double scale) {
+// Host and device (the CUDA QAT path computes them from the device scale: the same IEEE steps, no contraction).
+MNQ_HOST_DEVICE IbertGeluScale ibert_gelu_consts(double scale) {
   const double se = scale / kIbertGeluK;
-  const double b = std::floor(kIbertGeluB / se);
-  const double c = std::floor((1.0 / kIbertGeluA) / (se * se));
+  const double b = floor(kIbertGeluB / se);
+  const double c = floor((1.0 / kIbertGeluA) / (se * se));
   const double unit = kIbertGeluA * (se * se) * 16384.0;  // a·Se²·2^14
-  const double one = std::floor(1.0 / unit);
+  const double one = floor(1.0 / unit);
   IbertGeluScale r{{0, 0, 0}, scale * unit / 2.0, false};
-  // The float pre-check keeps the casts defined (|c| ≥ 2^50 is far outside the range: M would be ≈ 2^37).
+  // The float pre-check keeps the casts defined (|c| ≥ 2^50 is far outside the range: M would be ≈ 2^37). A NaN,
+  // infinite, zero or negative scale fails it too (b is then NaN, −0 or positive).
   if (!(b <= -2.0) || !(c > -1125899906842624.0)) return r;
   r.k = IbertGeluConsts{static_cast<i64>(b), static_cast<i64>(c), static_cast<i64>(one)};
   r.ok = ibert_gelu_max_factor(r.k) <= 4294967295LL;  // 2^32 − 1
   return r;
+}
+
+// The constants of channel j (< cols) from the scale in `scale` (n_scale = 1: per tensor, repeated over the
+// channels; n_scale = cols: per channel), written to the layout of IbertGeluParams and the QAT loaders: k [3, cols]
+// (b, c, one), sc [2, cols] (1/S, S_out), s_out [n_scale]. A scale outside the supported range gets constants 0
+// and 1/S = NaN, so every element of its channel fails its load and is written NaN (csrc/ops/qat.h's policy), and
+// S_out = NaN. Used by the CUDA QAT path (ibert_gelu_consts_kernel), which reads nothing back.
+MNQ_HOST_DEVICE void ibert_gelu_channel_consts(const double* scale, i64 n_scale, i64 cols, i64 j, i64* k, double* sc,
+                                               double* s_out) {
+  const double s = scale[n_scale == 1 ? 0 : j];
+  const IbertGeluScale r = ibert_gelu_consts(s);
+  k[j] = r.ok ? r.k.b : 0;
+  k[cols + j] = r.ok ? r.k.c : 0;
+  k[2 * cols + j] = r.ok ? r.k.one : 0;
+  sc[j] = r.ok ? 1.0 / s : NAN;
+  sc[cols + j] = r.ok ? r.s_out : NAN;
+  if (j < n_scale) s_out[j] = r.ok ? r.s_out : NAN;
 }
 
 // The element math of the header, for one channel's b, c, one. Requires |q| ≤ 2^31 and constants from a valid

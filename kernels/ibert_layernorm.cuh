@@ -15,6 +15,7 @@ __global__ void ibert_layernorm_kernel(In in, Out out, LnParams p, int* flag) {
   const int lane = threadIdx.x % kWarp;
   if (row >= p.rows) return;  // whole warps exit together
   const int64_t base = row * p.cols;
+  if (p.dev_scale != nullptr && !ln_device_scale(p, in)) return ln_row_nan(out, base, p.cols, lane, kWarp);
   int bad = 0;
   i64 s = 0, ss = 0;
   for (int64_t j = lane; j < p.cols; j += kWarp) {
@@ -22,9 +23,9 @@ __global__ void ibert_layernorm_kernel(In in, Out out, LnParams p, int* flag) {
     s += v;
     ss += v * v;
   }
-  if (__any_sync(kFullMask, bad)) {
+  if (__any_sync(kFullMask, bad)) {  // a float output writes the row as NaN (flag_for gives it no flag)
     if (lane == 0) report(flag);
-    return;
+    return ln_row_nan(out, base, p.cols, lane, kWarp);
   }
   s = warp_sum(s);
   ss = warp_sum(ss);
@@ -49,7 +50,7 @@ __global__ void ibert_layernorm_kernel(In in, Out out, LnParams p, int* flag) {
 template <class In, class Out>
 bool launch_ibert_layernorm(In in, Out out, const LnParams& p, int* check, cudaStream_t stream) {
   if (p.rows == 0 || p.cols == 0) return true;  // nothing to compute (and a grid of 0 blocks is invalid)
-  ErrorFlag flag(check, stream);
+  ErrorFlag flag(flag_for<Out>(check), stream);
   MNQ_LAUNCH(ibert_layernorm_kernel, row_blocks(p.rows), kRowsPerBlock * kWarp, 0, stream)(in, out, p, flag.get());
   check_cuda(cudaGetLastError(), "ibert_layernorm_kernel launch");
   return flag.ok();

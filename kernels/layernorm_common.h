@@ -30,9 +30,12 @@ constexpr i64 kLnMaxBiasInt = i64(1) << 62;  // |bias_int| ≤ 2^62 (host check)
 constexpr i64 kLnInt16Lo = -(i64(1) << 15);
 constexpr i64 kLnInt16Hi = (i64(1) << 15) - 1;
 
+// set_inv_scale / set_scale / store_nan / kPropagatesNaN: as io.h's (the CUDA QAT launches take 1/S and S_out from
+// device memory and write NaN rows instead of reporting).
 template <typename T>
 struct LnIntIn {
   const T* p;
+  MNQ_HOST_DEVICE void set_inv_scale(double) {}
   MNQ_HOST_DEVICE i64 load(i64 i, i64 /*c*/, i64 lo, i64 hi, int& bad) const {
     const i64 v = static_cast<i64>(p[i]);
     if constexpr (sizeof(T) <= 2) return v;
@@ -55,6 +58,7 @@ MNQ_HOST_DEVICE i64 ln_float_code(float x, double inv_scale, i64 lo, i64 hi, int
 struct LnFloatIn {
   const float* p;
   double inv_scale;  // 1 / S
+  MNQ_HOST_DEVICE void set_inv_scale(double v) { inv_scale = v; }
   MNQ_HOST_DEVICE i64 load(i64 i, i64 /*c*/, i64 lo, i64 hi, int& bad) const {
     return ln_float_code(p[i], inv_scale, lo, hi, bad);
   }
@@ -64,20 +68,27 @@ struct LnFloatIn {
 struct LnChannelFloatIn {
   const float* p;
   const double* inv_scale;  // [C]: 1 / S[c]
+  MNQ_HOST_DEVICE void set_inv_scale(double) {}
   MNQ_HOST_DEVICE i64 load(i64 i, i64 c, i64 lo, i64 hi, int& bad) const {
     return ln_float_code(p[i], inv_scale[c], lo, hi, bad);
   }
 };
 
 struct LnIntOut {
+  static constexpr bool kPropagatesNaN = false;
   i64* p;
+  MNQ_HOST_DEVICE void set_scale(double) {}
+  MNQ_HOST_DEVICE void store_nan(i64) const {}
   MNQ_HOST_DEVICE void store(i64 i, i64 /*c*/, i64 v) const { p[i] = v; }
 };
 
 // Dequantized output v·S_out[c], rounded once from float64 to float32.
 struct LnChannelFloatOut {
+  static constexpr bool kPropagatesNaN = true;
   float* p;
   const double* scale;  // [C]: S_out[c]
+  MNQ_HOST_DEVICE void set_scale(double) {}
+  MNQ_HOST_DEVICE void store_nan(i64 i) const { p[i] = NAN; }
   MNQ_HOST_DEVICE void store(i64 i, i64 c, i64 v) const {
     p[i] = static_cast<float>(static_cast<double>(v) * scale[c]);
   }
@@ -85,8 +96,11 @@ struct LnChannelFloatOut {
 
 // Dequantized output v·S on one scale (PTF LayerNorm: S_out = scale_next).
 struct LnFloatOut {
+  static constexpr bool kPropagatesNaN = true;
   float* p;
   double scale;
+  MNQ_HOST_DEVICE void set_scale(double v) { scale = v; }
+  MNQ_HOST_DEVICE void store_nan(i64 i) const { p[i] = NAN; }
   MNQ_HOST_DEVICE void store(i64 i, i64 /*c*/, i64 v) const { FloatOut{p, scale}.store(i, v); }
 };
 
@@ -96,7 +110,47 @@ struct LnParams {
   i64 cols;             // C, 1 ≤ C ≤ 2^16
   i64 lo, hi;           // declared input range
   const i64* bias_int;  // [cols] floor((β/γ)/Sy), |·| ≤ 2^62
+  const double* dev_scale = nullptr;  // CUDA QAT: the input scale S in device memory (ln_device_scale); else nullptr
 };
+
+// The input scale's range (host check_ln_scale): finite, positive, with a finite reciprocal.
+MNQ_HOST_DEVICE bool ln_scale_ok(double s) {
+  const double inv = 1.0 / s;
+  return valid_scale(s) && inv - inv == 0.0;
+}
+
+// 1/S of a dev_scale launch, set on the loader; false outside the range (the kernel then writes NaN rows).
+template <class In>
+MNQ_HOST_DEVICE bool ln_device_scale(const LnParams& p, In& in) {
+  const double s = *p.dev_scale;
+  if (!ln_scale_ok(s)) return false;
+  in.set_inv_scale(1.0 / s);
+  return true;
+}
+
+// The affine constants of one channel (SPEC §4.1/§4.2, host and device): γ and β fold into the output as
+// S_out = Sy·γ and bias_int = floor((β/γ)/Sy), Sy = √C/2^30. ok = false when γ is zero or not finite, or
+// |bias_int| > 2^62 (then bias_int = 0 and S_out = NaN: the CUDA QAT path's NaN policy for that channel).
+struct LnAffineChannel {
+  i64 bias_int;
+  double s_out;
+  bool ok;
+};
+
+MNQ_HOST_DEVICE double ln_sy(i64 cols) { return sqrt(static_cast<double>(cols)) / 1073741824.0; }  // √C / 2^30
+
+MNQ_HOST_DEVICE LnAffineChannel ln_affine_channel(double gamma, double beta, double sy) {
+  const bool g_ok = gamma - gamma == 0.0 && gamma != 0.0;
+  const double bi = floor((beta / gamma) / sy);
+  const bool ok = g_ok && fabs(bi) <= static_cast<double>(kLnMaxBiasInt);  // false for NaN
+  return ok ? LnAffineChannel{static_cast<i64>(bi), sy * gamma, true} : LnAffineChannel{0, NAN, false};
+}
+
+// The NaN row of a float output (csrc/ops/qat.h's policy), one lane's share.
+template <class Out>
+MNQ_HOST_DEVICE void ln_row_nan(const Out& out, i64 base, i64 cols, i64 first, i64 step) {
+  for (i64 j = first; j < cols; j += step) out.store_nan(base + j);
+}
 
 // mean = round-half-to-even(sum / C) (SPEC §4.1/§4.2), |sum| < 2^63.
 MNQ_HOST_DEVICE i64 ln_mean(i64 sum, i64 cols) { return static_cast<i64>(round_div(sum, cols)); }

@@ -34,11 +34,14 @@ struct LogIntSoftmaxConsts {
   int bits;  // code bits b, 2 ≤ b ≤ 8
 };
 
+// dev_scale: the CUDA QAT launch's scale in device memory (see ShiftmaxParams); nullptr: host constants.
 struct LogIntSoftmaxParams {
   i64 rows;  // number of rows
   i64 cols;  // row length (last dim)
   LogIntSoftmaxConsts c;
   i64 lo, hi;  // declared input range (int32)
+  const double* dev_scale = nullptr;
+  int bits = 0;  // for dev_scale
 };
 
 struct LisCode {
@@ -46,8 +49,18 @@ struct LisCode {
   bool masked;  // probability set to 0
 };
 
-inline LogIntSoftmaxConsts log_int_softmax_consts(double scale, int bits) {
+MNQ_HOST_DEVICE LogIntSoftmaxConsts log_int_softmax_consts(double scale, int bits) {
   return LogIntSoftmaxConsts{ibert_exp_consts(scale, kIbertExpN), bits};
+}
+
+// The constants of a dev_scale launch, from the host's functions; false outside i-exp's scale range.
+template <class In>
+MNQ_HOST_DEVICE bool log_int_softmax_device_consts(LogIntSoftmaxParams& p, In& in) {
+  const double s = *p.dev_scale;
+  if (!ibert_exp_scale_ok(s)) return false;
+  p.c = log_int_softmax_consts(s, p.bits);
+  in.set_inv_scale(1.0 / s);
+  return true;
 }
 
 // Number of significant bits of v (0 for v = 0); the 64-bit form is common.h's.
@@ -130,8 +143,10 @@ MNQ_HOST_DEVICE LisCode lis_code_from_t(int t, int zero, const LogIntSoftmaxCons
 }
 
 struct LisCodeOut {
+  static constexpr bool kPropagatesNaN = false;  // codes report a bad input through the flag (kernels/io.h)
   uint8_t* code;
   uint8_t* mask;  // the bool mask tensor's bytes (0 / 1): a byte store, which CPU loops vectorize
+  MNQ_HOST_DEVICE void store_nan(i64) const {}
   MNQ_HOST_DEVICE void store(i64 i, LisCode v) const {
     code[i] = static_cast<uint8_t>(v.code);
     mask[i] = static_cast<uint8_t>(v.masked);
@@ -156,7 +171,9 @@ MNQ_HOST_DEVICE float pow2_neg_f32(int k) {
 
 // QAT output: the value 2^−code (0 where masked), as float32.
 struct LisValueOut {
+  static constexpr bool kPropagatesNaN = true;
   float* p;
+  MNQ_HOST_DEVICE void store_nan(i64 i) const { p[i] = NAN; }
   MNQ_HOST_DEVICE void store(i64 i, LisCode v) const { p[i] = v.masked ? 0.0f : pow2_neg_f32(v.code); }
 };
 

@@ -48,12 +48,32 @@ struct PtfParams {
   const double* gamma;   // [cols] γ[c]
   const double* beta;    // [cols] β[c]
   double scale_next;     // S_next
+  const double* dev_scale_next = nullptr;  // CUDA QAT: S_next in device memory (replaces scale_next); else nullptr
 };
 
-// The host's bound on |B| for the largest |β| and |γ| (see above): must be ≤ kPtfMaxB. Host only.
-inline double ptf_b_bound(double max_abs_beta, double max_abs_gamma, i64 cols, double scale_next) {
+// The bound on |B| for the largest |β| and |γ| (see above): must be ≤ kPtfMaxB. Checked once per call, on the host
+// or, for the CUDA QAT path, by ptf_layernorm_consts_kernel.
+MNQ_HOST_DEVICE double ptf_b_bound(double max_abs_beta, double max_abs_gamma, i64 cols, double scale_next) {
   return 2147483648.0 * max_abs_beta / scale_next +
-         kPtfMaxX * std::fmax(256.0, static_cast<double>(cols) * max_abs_gamma / scale_next) + 1.0;
+         kPtfMaxX * fmax(256.0, static_cast<double>(cols) * max_abs_gamma / scale_next) + 1.0;
+}
+
+// s_base's range (host check_args): an LN scale whose largest channel scale s_base·2^3 is finite.
+MNQ_HOST_DEVICE bool ptf_s_base_ok(double s_base) {
+  const double top = s_base * 8.0;
+  return ln_scale_ok(s_base) && top - top == 0.0;
+}
+
+// The constants of channel c, after the checks (host_consts in csrc/ops/ptf_layernorm.cpp and the CUDA QAT path's
+// ptf_layernorm_consts_kernel): shift[c] = α[c] − α_min; values [4, C], rows C·γ (the reference's `cols * g`), γ,
+// β and the QAT input's 1/(s_base·2^α[c]).
+MNQ_HOST_DEVICE void ptf_channel_consts(i64 alpha, i64 alpha_min, double gamma, double beta, double s_base, i64 cols,
+                                        i64 c, int32_t* shift, double* values) {
+  shift[c] = static_cast<int32_t>(alpha - alpha_min);
+  values[c] = static_cast<double>(cols) * gamma;
+  values[cols + c] = gamma;
+  values[2 * cols + c] = beta;
+  values[3 * cols + c] = 1.0 / (s_base * ldexp(1.0, static_cast<int>(alpha)));
 }
 
 // x = q·2^sh: the code on the row's common scale (sh ∈ [0, 3], |x| ≤ 2^18).

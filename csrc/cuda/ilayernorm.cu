@@ -13,7 +13,7 @@ bool ilayernorm(const at::Tensor& in, const at::Tensor& out, const kernels::LnPa
   using namespace mnq::kernels;
   return run_on_device("ilayernorm", in, [&](cudaStream_t stream) {
     const bool qat = in.scalar_type() == at::kFloat;
-    const FlagMemory flag(in, qat || check);
+    const FlagMemory flag(in, !qat && check);  // float outputs propagate NaN (kernels/cuda_utils.cuh flag_for)
     if (qat) {
       return launch_ilayernorm(LnFloatIn{in.data_ptr<float>(), inv_scale},
                                LnChannelFloatOut{out.data_ptr<float>(), s_out.data_ptr<double>()}, p, flag.get(),

@@ -26,7 +26,7 @@ bool log_int_softmax_qat(const at::Tensor& in, const at::Tensor& value, const ke
                          double inv_scale) {
   using namespace mnq::kernels;
   return run_on_device("log_int_softmax_qat", in, [&](cudaStream_t stream) {
-    const FlagMemory flag(in, true);
+    const FlagMemory flag(in, false);  // float outputs propagate NaN (kernels/cuda_utils.cuh flag_for)
     return launch_log_int_softmax(FloatIn{in.data_ptr<float>(), inv_scale}, LisValueOut{value.data_ptr<float>()}, p,
                                   flag.get(), stream);
   });

@@ -14,7 +14,7 @@ bool ptf_layernorm(const at::Tensor& in, const at::Tensor& out, const kernels::P
   using namespace mnq::kernels;
   return run_on_device("ptf_layernorm", in, [&](cudaStream_t stream) {
     const bool qat = in.scalar_type() == at::kFloat;
-    const FlagMemory flag(in, qat || check);
+    const FlagMemory flag(in, !qat && check);  // float outputs propagate NaN (kernels/cuda_utils.cuh flag_for)
     if (qat) {
       return launch_ptf_layernorm(LnChannelFloatIn{in.data_ptr<float>(), inv_scale.data_ptr<double>()},
                                   LnFloatOut{out.data_ptr<float>(), out_scale}, p, flag.get(), stream);

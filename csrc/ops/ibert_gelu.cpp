@@ -1,5 +1,5 @@
-// I-BERT i-GELU entry points (SPEC §3.1): validation, per-channel host constants, backend choice; CPU, CUDA and
-// Meta registration.
+// I-BERT i-GELU entry points (SPEC §3.1): validation, per-channel constants (on the host, or on the device for the
+// CUDA QAT path), backend choice; CPU, CUDA and Meta registration.
 #include "csrc/ops/ibert_gelu.h"
 
 #include <ATen/ops/empty.h>
@@ -69,6 +69,25 @@ Host host_constants(const char* op, const at::Tensor& scale, int64_t cols) {
   return h;
 }
 
+// The CUDA QAT path: the per-channel constants are computed on the device from the scale (kernels/ibert_gelu.h
+// ibert_gelu_channel_consts), and the kernel applies the NaN policy itself: nothing is read back.
+std::tuple<at::Tensor, at::Tensor> run_device(const char* op, const at::Tensor& x, const at::Tensor& scale,
+                                              int64_t cols) {
+  const at::Tensor s = scale.to(x.device()).contiguous();
+  const at::Tensor consts = at::empty({3, cols}, x.options().dtype(at::kLong));
+  const at::Tensor scales = at::empty({2, cols}, x.options().dtype(at::kDouble));
+  const at::Tensor s_out = at::empty(s.sizes(), s.options());
+  MNQ_CUDA_CALL(op, (cuda::ibert_gelu_consts(s, consts, scales, s_out), true));
+  const at::Tensor xc = x.contiguous();
+  at::Tensor out = at::empty(x.sizes(), x.options());
+  if (xc.numel() == 0) return {out, s_out};
+  const int64_t* k = consts.data_ptr<int64_t>();
+  const kernels::IbertGeluParams p{xc.numel(), cols, k, k + cols, k + 2 * cols, kLo, kHi};
+  const double* inv_scale = scales.data_ptr<double>();
+  MNQ_CUDA_CALL(op, cuda::ibert_gelu(xc, out, p, inv_scale, inv_scale + cols, false));
+  return {out, s_out};
+}
+
 std::tuple<at::Tensor, at::Tensor> run(const char* op, const at::Tensor& in, const at::Tensor& scale, bool qat) {
   const char* name = qat ? "x" : "q";
   if (qat) {
@@ -79,6 +98,7 @@ std::tuple<at::Tensor, at::Tensor> run(const char* op, const at::Tensor& in, con
   check_device_supported(op, name, in);
   check_scale_tensor(op, name, in, scale);
   const int64_t cols = channels_of(in);
+  if (qat && in.is_cuda()) return run_device(op, in, scale, cols);
   Host h = host_constants(op, scale, cols);
   const at::Tensor inc = in.contiguous();
   at::Tensor out = at::empty(in.sizes(), in.options().dtype(qat ? at::kFloat : at::kLong));

@@ -17,6 +17,10 @@ bool ibert_gelu(const at::Tensor& in, const at::Tensor& out, const kernels::Iber
 namespace cuda {
 bool ibert_gelu(const at::Tensor& in, const at::Tensor& out, const kernels::IbertGeluParams& p,
                 const double* inv_scale, const double* out_scale, bool check);
+// The QAT path's constants from a device scale (float64, 0-d or [C], contiguous): consts [3, C] int64 (b, c, one),
+// scales [2, C] float64 (1/S, S_out), s_out shaped like scale; NaN where a scale is outside the supported range.
+void ibert_gelu_consts(const at::Tensor& scale, const at::Tensor& consts, const at::Tensor& scales,
+                       const at::Tensor& s_out);
 }  // namespace cuda
 }  // namespace ops
 }  // namespace mnq

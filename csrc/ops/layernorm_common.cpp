@@ -52,18 +52,17 @@ LnAffine ln_affine(const char* op, const at::Tensor& weight, const at::Tensor& b
   const double* bp = b.data_ptr<double>();
   int64_t* bip = bias_int.data_ptr<int64_t>();
   double* sp = s_out.data_ptr<double>();
-  const double sy = std::sqrt(static_cast<double>(cols)) / 1073741824.0;  // √C / 2^30
-  constexpr double kMax = static_cast<double>(kernels::kLnMaxBiasInt);
+  const double sy = kernels::ln_sy(cols);
   for (int64_t c = 0; c < cols; ++c) {
     TORCH_CHECK_VALUE(std::isfinite(gp[c]) && gp[c] != 0.0, op, ": weight must be finite and nonzero (the integer ",
                       "LayerNorm folds it into S_out = Sy·weight and bias_int = floor((bias/weight)/Sy)), got weight[",
                       c, "] = ", gp[c]);
-    const double bi = std::floor((bp[c] / gp[c]) / sy);
-    TORCH_CHECK_VALUE(std::fabs(bi) <= kMax, op, ": bias must give |floor((bias/weight)/Sy)| ≤ 2^62 with Sy = ",
+    const kernels::LnAffineChannel a = kernels::ln_affine_channel(gp[c], bp[c], sy);
+    TORCH_CHECK_VALUE(a.ok, op, ": bias must give |floor((bias/weight)/Sy)| ≤ 2^62 with Sy = ",
                       "sqrt(C)/2^30 (|bias/weight| ≤ 2^32·sqrt(C), so the int64 output cannot overflow), got bias[", c,
                       "] = ", bp[c], " with weight[", c, "] = ", gp[c]);
-    bip[c] = static_cast<int64_t>(bi);
-    sp[c] = sy * gp[c];
+    bip[c] = a.bias_int;
+    sp[c] = a.s_out;
   }
   return LnAffine{bias_int.to(weight.device()), s_out.to(weight.device())};
 }
@@ -94,12 +93,41 @@ std::tuple<at::Tensor, at::Tensor> run_affine_ln(const char* op, const at::Tenso
   return {out, aff.s_out};
 }
 
+namespace {
+
+// The CUDA QAT path: the affine constants are computed on the device (kernels/layernorm_common.cuh) and the kernel
+// takes 1/S from the scale's device memory and applies the NaN policy itself: nothing is read back.
+std::tuple<at::Tensor, at::Tensor> run_affine_ln_device(const char* op, const at::Tensor& x, const at::Tensor& s,
+                                                        const at::Tensor& weight, const at::Tensor& bias, int64_t lo,
+                                                        int64_t hi, const AffineLnBackends& backends) {
+  check_ln_input(op, "x", x, true);
+  check_ln_affine_args(op, x, weight, bias);
+  if (backends.cuda == nullptr) fail_no_cuda(op);  // a CPU-only build
+  const int64_t cols = x.size(-1);
+  const at::Tensor g = weight.detach().to(at::kDouble).contiguous();
+  const at::Tensor b = bias.detach().to(at::kDouble).contiguous();
+  const at::Tensor bias_int = at::empty({cols}, g.options().dtype(at::kLong));
+  const at::Tensor s_out = at::empty({cols}, g.options());
+  MNQ_CUDA_CALL(op, (cuda::ln_affine_consts(op, g, b, bias_int, s_out), true));
+  const at::Tensor xc = x.contiguous();
+  at::Tensor out = at::empty(x.sizes(), x.options());
+  const Rows r = rows_of(xc);
+  if (r.rows == 0) return {out, s_out};
+  const kernels::LnParams p{r.rows, r.cols, lo, hi, bias_int.data_ptr<int64_t>(), s.data_ptr<double>()};
+  backends.cuda(xc, out, p, 0.0, s_out, false);
+  return {out, s_out};
+}
+
+}  // namespace
+
 std::tuple<at::Tensor, at::Tensor> run_affine_ln_qat(const char* op, const at::Tensor& x, const at::Tensor& scale,
                                                      const at::Tensor& weight, const at::Tensor& bias, double eps,
                                                      int64_t lo, int64_t hi, const AffineLnBackends& backends) {
   check_ln_eps(op, eps);
   check_float_tensor(op, "x", x);
-  return run_affine_ln(op, x, scale_value(scale_arg(op, "scale", scale, x)), weight, bias, true, lo, hi, backends);
+  const at::Tensor s = scale_arg(op, "scale", scale, x);
+  if (device_scale(s) != nullptr) return run_affine_ln_device(op, x, s, weight, bias, lo, hi, backends);
+  return run_affine_ln(op, x, scale_value(s), weight, bias, true, lo, hi, backends);
 }
 
 std::tuple<at::Tensor, at::Tensor> affine_ln_meta(const char* op, const at::Tensor& in, const double* scale,

@@ -33,6 +33,13 @@ struct LnAffine {
 };
 LnAffine ln_affine(const char* op, const at::Tensor& weight, const at::Tensor& bias);
 
+namespace cuda {
+// The CUDA QAT path's affine constants, on the device (csrc/cuda/layernorm_common.cu): gamma, beta float64 [C] →
+// bias_int int64 [C], s_out float64 [C]; a channel the host would reject gets S_out = NaN. Nothing is read back.
+void ln_affine_consts(const char* op, const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& bias_int,
+                      const at::Tensor& s_out);
+}  // namespace cuda
+
 // The backends of I-LayerNorm and I-BERT LayerNorm: `in` integer codes or float32 values on scale 1/inv_scale,
 // `out` int64 codes or float32 values out·s_out[c]; both contiguous [rows, cols]. Return false when an input
 // code lies outside [p.lo, p.hi] (CUDA: checked only when `check`).

@@ -77,11 +77,18 @@ std::tuple<at::Tensor, at::Tensor> log_int_softmax_qat(const at::Tensor& x, cons
   const char* op = "log_int_softmax_qat";
   check_input(op, "x", x, true);
   const at::Tensor s = scale_arg(op, "scale", scale_t, x);
-  const double scale = scale_value(s);
-  check_args(op, scale, bits);
   const at::Tensor xc = x.contiguous();
   at::Tensor value = at::empty(x.sizes(), x.options());
   const at::Tensor s_out = at::full({}, out_scale_of(bits), s.options());
+  if (const double* dev = device_scale(s)) {  // CUDA: constants from the device scale, NaN policy in the kernel
+    check_int_arg(op, "bits", bits, 2, 8);
+    const Rows r = rows_of(xc);
+    const kernels::LogIntSoftmaxParams p{r.rows, r.cols, {}, INT32_MIN, INT32_MAX, dev, static_cast<int>(bits)};
+    if (p.rows > 0) MNQ_CUDA_CALL(op, cuda::log_int_softmax_qat(xc, value, p, 0.0));
+    return {value, s_out};
+  }
+  const double scale = scale_value(s);
+  check_args(op, scale, bits);
   const kernels::LogIntSoftmaxParams p = params_of(xc, scale, bits);
   if (p.rows == 0) return {value, s_out};
   const double inv_scale = 1.0 / scale;

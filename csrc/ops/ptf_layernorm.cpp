@@ -1,5 +1,6 @@
-// PTF LayerNorm entry points (SPEC §4.3): validation, host constants, backend choice; CPU, CUDA and Meta
-// registration. Declared input range: 16-bit codes; α ∈ {0, 1, 2, 3}; C ≤ 2^16.
+// PTF LayerNorm entry points (SPEC §4.3): validation, constants (on the host, or on the device for the CUDA QAT
+// path), backend choice; CPU, CUDA and Meta registration. Declared input range: 16-bit codes; α ∈ {0, 1, 2, 3};
+// C ≤ 2^16.
 #include "csrc/ops/ptf_layernorm.h"
 
 #include <ATen/ops/empty.h>
@@ -79,13 +80,7 @@ PtfConsts host_consts(const char* op, const at::Tensor& alpha, double s_base, co
   at::Tensor values = at::empty({4, cols}, g.options());
   int32_t* sp = shift.data_ptr<int32_t>();
   double* vp = values.data_ptr<double>();
-  for (int64_t c = 0; c < cols; ++c) {
-    sp[c] = static_cast<int32_t>(ap[c] - a_min);
-    vp[c] = static_cast<double>(cols) * gp[c];  // C·γ, as the reference's `cols * g`
-    vp[cols + c] = gp[c];
-    vp[2 * cols + c] = bp[c];
-    vp[3 * cols + c] = 1.0 / (s_base * std::ldexp(1.0, static_cast<int>(ap[c])));
-  }
+  for (int64_t c = 0; c < cols; ++c) kernels::ptf_channel_consts(ap[c], a_min, gp[c], bp[c], s_base, cols, c, sp, vp);
   return PtfConsts{shift.to(alpha.device()), values.to(alpha.device())};
 }
 
@@ -110,6 +105,29 @@ at::Tensor run(const char* op, const at::Tensor& in, const at::Tensor& alpha, do
                        : cpu::ptf_layernorm(i, o, p, inv_scale, scale_next);
   };
   run_checked(op, name, qat, inc, out, InvScale{inv_scale}, kPtfLo, kPtfHi, true, backend);
+  return out;
+}
+
+// The CUDA QAT path: constants from the device scales and parameters (kernels/ptf_layernorm.cuh), S_next read by
+// the kernel, the NaN policy applied there: nothing is read back.
+at::Tensor run_device(const char* op, const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& s_base,
+                      const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& scale_next) {
+  check_tensors(op, x, alpha, weight, bias, true);
+  const at::Tensor xc = x.contiguous();
+  at::Tensor out = at::empty(x.sizes(), x.options());
+  const Rows r = rows_of(xc);
+  if (r.cols == 0) return out;
+  const at::Tensor a = alpha.to(at::kLong).contiguous();
+  const at::Tensor g = weight.detach().to(at::kDouble).contiguous();
+  const at::Tensor b = bias.detach().to(at::kDouble).contiguous();
+  const at::Tensor shift = at::empty({r.cols}, a.options().dtype(at::kInt));
+  const at::Tensor values = at::empty({4, r.cols}, g.options());
+  MNQ_CUDA_CALL(op, (cuda::ptf_layernorm_consts(a, g, b, s_base, scale_next, shift, values), true));
+  if (r.rows == 0) return out;
+  const double* v = values.data_ptr<double>();
+  kernels::PtfParams p{r.rows, r.cols, kPtfLo, kPtfHi, shift.data_ptr<int32_t>(), v, v + r.cols, v + 2 * r.cols, 0.0};
+  p.dev_scale_next = scale_next.data_ptr<double>();
+  MNQ_CUDA_CALL(op, cuda::ptf_layernorm(xc, out, p, values[3], 0.0, false));
   return out;
 }
 
@@ -147,6 +165,7 @@ std::tuple<at::Tensor, at::Tensor> ptf_layernorm_qat(const at::Tensor& x, const 
   check_float_tensor(op, "x", x);
   const at::Tensor sb = scale_arg(op, "s_base", s_base, x);
   const at::Tensor sn = scale_arg(op, "scale_next", scale_next, x);
+  if (device_scale(sb) != nullptr) return {run_device(op, x, alpha, sb, weight, bias, sn), sn.clone()};
   return {run(op, x, alpha, scale_value(sb), weight, bias, scale_value(sn), true), sn.clone()};
 }
 

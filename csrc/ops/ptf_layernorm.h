@@ -17,6 +17,12 @@ bool ptf_layernorm(const at::Tensor& in, const at::Tensor& out, const kernels::P
 namespace cuda {
 bool ptf_layernorm(const at::Tensor& in, const at::Tensor& out, const kernels::PtfParams& p,
                    const at::Tensor& inv_scale, double out_scale, bool check);
+// The QAT path's constants from device tensors (csrc/cuda/layernorm_common.cu): alpha int64 [C], gamma, beta
+// float64 [C], s_base, s_next 0-d float64 → shift int32 [C], values float64 [4, C] (rows C·γ, γ, β, 1/S[c]);
+// 1/S = NaN everywhere when a check fails.
+void ptf_layernorm_consts(const at::Tensor& alpha, const at::Tensor& gamma, const at::Tensor& beta,
+                          const at::Tensor& s_base, const at::Tensor& s_next, const at::Tensor& shift,
+                          const at::Tensor& values);
 }  // namespace cuda
 }  // namespace ops
 }  // namespace mnq

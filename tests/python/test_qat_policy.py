@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from mnq import ops
+from mnq.profiling import count_host_reads
 from conftest import requires_cuda
 from layernorm_inputs import ln_params
 
@@ -15,10 +16,11 @@ def _codes(rows, lo, hi, gen):
     return torch.randint(lo, hi + 1, (rows, C), generator=gen)
 
 
-def _case(name):
-    """(qat(x, scale) -> (y, s_out), x, bad_value, rowwise, reference S_out) for one op."""
+def _case(name, device="cpu"):
+    """(qat(x, scale) -> (y, s_out), x, bad_value, rowwise, reference S_out) for one op; the op's own tensors
+    (LayerNorm weight, bias, α, S_next) on `device`, x and the reference on the CPU."""
     g = torch.Generator().manual_seed(7)
-    w, b = ln_params(C)
+    w, b = (t.to(device) for t in ln_params(C))
     if name == "shiftmax":
         q, s = _codes(9, -100, 100, g), 0.06
         return (lambda x, sc: ops.shiftmax_qat(x, sc), q * s, 1e9, True, torch.tensor(2.0**-15, dtype=torch.float64))
@@ -50,8 +52,9 @@ def _case(name):
     alpha = torch.randint(0, 4, (C,), generator=g)
     q, s_base = _codes(9, -30000, 30000, g), 0.01
     x = q * (s_base * 2.0 ** alpha.double())
-    return (lambda x, sc: ops.ptf_layernorm_qat(x, alpha, sc, w, b, torch.tensor(0.05, dtype=torch.float64)),
-            x, 1e4, True, torch.tensor(0.05, dtype=torch.float64))
+    a, s_next = alpha.to(device), torch.tensor(0.05, dtype=torch.float64, device=device)
+    return (lambda x, sc: ops.ptf_layernorm_qat(x, a, sc, w, b, s_next), x, 1e4, True,
+            torch.tensor(0.05, dtype=torch.float64))
 
 
 SCALES = {"shiftmax": 0.06, "ibert_softmax": 0.06, "log_int_softmax": 0.06, "shift_gelu": 0.05, "ibert_gelu": 1e-4,
@@ -133,12 +136,34 @@ def test_ptf_alpha_error_marks_a_nan_channel_without_raising():
 @pytest.mark.parametrize("name", NAMES)
 def test_cuda_matches_cpu_with_device_scales(name):
     fn, x, bad, _, _ = _case(name)
-    if name in ("ilayernorm", "ibert_layernorm", "ptf_layernorm"):
-        pytest.skip("covered per op in the LayerNorm tests")
+    fn_cuda = _case(name, "cuda")[0]
     x = x.float()
     x[3, 1] = bad
     sc = torch.tensor(SCALES[name], dtype=torch.float64)
     y, s = fn(x, sc)
-    yg, sg = fn(x.cuda(), sc.cuda())
+    yg, sg = fn_cuda(x.cuda(), sc.cuda())
     assert sg.device.type == "cuda"
     assert torch.equal(yg.cpu().nan_to_num(7.0), y.nan_to_num(7.0)) and torch.equal(sg.cpu(), s)
+
+
+@requires_cuda
+@pytest.mark.parametrize("name", NAMES)
+def test_cuda_qat_ops_read_nothing_back(name):
+    """Every fake-quant op on CUDA computes its constants on the device: no value is copied back (no sync)."""
+    fn, x, bad, _, _ = _case(name, "cuda")
+    x = x.float().cuda()
+    x[3, 1] = bad  # the NaN policy needs no read either
+    sc = torch.tensor(SCALES[name], dtype=torch.float64, device="cuda")
+    fn(x, sc)  # warm-up (first-call allocations)
+    assert count_host_reads(fn, x, sc) == 0
+
+
+@requires_cuda
+@pytest.mark.parametrize("name", NAMES)
+def test_cuda_scale_outside_the_range_gives_nan(name):
+    """Where the CPU raises on a scale outside the op's range, CUDA (which cannot raise without a read) gives NaN."""
+    fn, x, _, _, _ = _case(name, "cuda")
+    with pytest.raises(ValueError):
+        _case(name)[0](x.float(), torch.tensor(-1.0, dtype=torch.float64))
+    y, _ = fn(x.float().cuda(), torch.tensor(-1.0, dtype=torch.float64, device="cuda"))
+    assert torch.isnan(y).all()
