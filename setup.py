@@ -7,7 +7,8 @@
     MNQ_WITH_CUDA=AUTO|ON|OFF   CUDA kernels (AUTO: when torch has CUDA and nvcc is found)
     MNQ_BUILD_DIR               CMake build folder (default build/cmake)
     MNQ_JOBS                    parallel compile jobs (default: all cores)
-    MNQ_BUILD_TESTS=ON|OFF      build the Catch2 tests (needs Debian's catch2)
+    MNQ_BUILD_TESTS=ON|OFF      build the Catch2 tests (needs Debian's catch2; default: the build folder's setting,
+                                OFF in a new one; scripts/test.sh turns it on)
     MNQ_CPU_ARCH                -march= of the CPU kernels (default native; empty: portable)
     TORCH_CUDA_ARCH_LIST        CUDA archs (default "8.0;9.0+PTX")
 """
@@ -48,8 +49,9 @@ class CMakeBuild(build_ext):
             "cmake", "-S", str(ROOT), "-B", str(build_dir), "-G", "Ninja",
             f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
             f"-DMNQ_WITH_CUDA={os.environ.get('MNQ_WITH_CUDA', 'AUTO')}",
-            f"-DMNQ_BUILD_TESTS={os.environ.get('MNQ_BUILD_TESTS', 'ON')}",
         ]
+        if "MNQ_BUILD_TESTS" in os.environ:
+            cfg.append(f"-DMNQ_BUILD_TESTS={os.environ['MNQ_BUILD_TESTS']}")
         if "MNQ_CPU_ARCH" in os.environ:
             cfg.append(f"-DMNQ_CPU_ARCH={os.environ['MNQ_CPU_ARCH']}")
         if os.environ.get("TORCH_CUDA_ARCH_LIST"):
@@ -60,15 +62,31 @@ class CMakeBuild(build_ext):
         self._built = True
         return build_dir
 
+    def get_ext_filename(self, fullname):
+        # The plain shared libraries keep their own file names (libmnq_models.so, …): the others find them by
+        # those names (their DT_NEEDED entries), through the $ORIGIN RUNPATH.
+        *package, name = fullname.split(".")
+        if name.startswith("libmnq_"):
+            return os.path.join(*package, name + ".so")
+        return super().get_ext_filename(fullname)
+
     def build_extension(self, ext):
         build_dir = self._cmake_build()
-        # Each artifact is placed where setuptools expects the extension, so regular and editable installs both
-        # ship it: the op library (a plain shared library loaded by torch.ops.load_library) and the pybind11
-        # module mnq._mnq.
+        built = {p.name for p in build_dir.glob("libmnq_*.so")}
+        declared = {lib + ".so" for lib in LIBRARIES}
+        if built != declared:
+            raise RuntimeError(f"setup.py: LIBRARIES lists {sorted(declared)} but the build made {sorted(built)}")
+        # Each artifact goes where setuptools expects the extension (so regular, editable and wheel installs all
+        # ship it): the pybind11 module mnq._mnq and every library of the build next to it.
         dest = Path(self.get_ext_fullpath(ext.name))
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(build_dir / ext.artifact, dest)
 
+
+# Every shared library of the CMake build, shipped inside the package: libmnq_ops.so (the ops; torch.ops.load_library)
+# and the libraries _mnq links. Their RUNPATH is $ORIGIN (CMakeLists.txt), so an installed package needs no build
+# folder.
+LIBRARIES = ["libmnq_ops", "libmnq_models", "libmnq_analysis", "libmnq_train", "libmnq_analyze_job"]
 
 setup(
     name="mnq",
@@ -77,8 +95,8 @@ setup(
     "kernels (I-BERT, FQ-ViT, I-ViT) for CPU and CUDA",
     package_dir={"": "python"},
     packages=find_packages("python"),
-    ext_modules=[CMakeExtension("mnq._mnq_ops", "libmnq_ops.so"),
-                 CMakeExtension("mnq._mnq", "_mnq" + sysconfig.get_config_var("EXT_SUFFIX"))],
+    ext_modules=[CMakeExtension("mnq." + lib, lib + ".so") for lib in LIBRARIES]
+    + [CMakeExtension("mnq._mnq", "_mnq" + sysconfig.get_config_var("EXT_SUFFIX"))],
     cmdclass={"build_ext": CMakeBuild},
     # the C++ command lines, run through the extension (the same binaries are also built as build/cmake/mnq-*)
     entry_points={"console_scripts": ["mnq-train = mnq.cli:train", "mnq-analyze = mnq.cli:analyze"]},

@@ -69,7 +69,7 @@ stage build 300 '
     -DTORCH_CUDA_ARCH_LIST="$ARCH" >/dev/null
   ninja -C build/gpu
   SUFFIX=$("$PY" -c "import sysconfig; print(sysconfig.get_config_var(\"EXT_SUFFIX\"))")
-  cp build/gpu/libmnq_ops.so "python/mnq/_mnq_ops$SUFFIX"
+  cp build/gpu/libmnq_*.so python/mnq/
   cp "build/gpu/_mnq$SUFFIX" "python/mnq/_mnq$SUFFIX"'
 stage ctest 120 'ctest --test-dir build/gpu --output-on-failure -j 4'
 stage pytest-cuda 90 "$CUDA_TESTS"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Command 1 of the README: installs everything mnq needs on a fresh Debian 12 machine and builds it.
 #   apt: compilers, CMake + Ninja, ccache, Catch2 (C++ tests), yaml-cpp (configs, plans), nlohmann-json (safetensors,
-#        reports), fmt + spdlog (logs), CLI11 (command lines), pybind11, libjpeg-turbo + zlib (data), Fashion-MNIST
+#        reports), CLI11 (command lines), libjpeg-turbo + zlib (data), Fashion-MNIST. (fmt and pybind11 come with
+#        LibTorch's headers, which shadow Debian's: see CMakeLists.txt.)
 #   pip: torch (LibTorch comes from its wheel), numpy, pytest, timm, pyyaml, safetensors, matplotlib (sensitivity
 #        plots); then mnq itself (editable, built by CMake)
 # CUDA kernels are built when nvcc is on PATH and torch has CUDA (MNQ_WITH_CUDA=OFF forces a CPU-only build).
@@ -12,7 +13,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends g++ cmake ninja-build ccache catch2 \
-  libyaml-cpp-dev nlohmann-json3-dev libfmt-dev libspdlog-dev libcli11-dev pybind11-dev \
+  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev \
   libturbojpeg0-dev zlib1g-dev dataset-fashion-mnist >/dev/null
 
 PY=${PYTHON:-python3}

@@ -136,11 +136,14 @@ PlanLike = Union[Plan, Mapping, str, os.PathLike]
 
 
 def as_plan(plan: PlanLike) -> Plan:
-    """A Plan from a Plan, a mapping or the path of a YAML file."""
+    """A Plan from a Plan, a mapping, a method name (``"ivit"``, ``"ibert"``, ``"fqvit"``: every layer uses it) or
+    the path of a YAML file. The same reading everywhere: ``mnq.quantize``, ``mnq.models.create``, the analyzer."""
     if isinstance(plan, Plan):
         return plan
     if isinstance(plan, Mapping):
         return Plan.from_dict(plan)
+    if isinstance(plan, str) and plan in METHODS:
+        return Plan.uniform(plan)
     if isinstance(plan, (str, os.PathLike)):
         return Plan.load(plan)
-    raise TypeError(f"plan must be a Plan, a mapping or a YAML path, got {type(plan).__name__}")
+    raise TypeError(f"plan must be a Plan, a mapping, a method name or a YAML path, got {type(plan).__name__}")

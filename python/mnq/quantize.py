@@ -26,7 +26,8 @@ def quantize(model: nn.Module, plan: PlanLike, bits: int = 8) -> nn.Module:
     """Quantized copy of a timm ``VisionTransformer`` (ViT, DeiT, ``VisionTransformerDistilled``) or
     ``SwinTransformer``.
 
-    ``plan``: a :class:`mnq.Plan`, a mapping in the plan format, or a YAML path. ``bits``: the "W/A = b" setting:
+    ``plan``: a :class:`mnq.Plan`, a mapping in the plan format, a method name (``"ivit"``, ``"ibert"``,
+    ``"fqvit"``: every layer) or a YAML path. ``bits``: the "W/A = b" setting:
     every weight quantizer and every 8-bit activation quantizer of SPEC §6 uses b bits; the 16/22-bit residual
     quantizers and the softmax outputs keep their widths. The result is in training mode with no activation
     ranges yet: :func:`calibrate` it (or train it) before ``eval()``.

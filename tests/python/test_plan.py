@@ -81,3 +81,16 @@ def test_file_errors_name_the_file(tmp_path):
     bad.write_text("all: ivit\nnorm: exact\n")
     with pytest.raises(ValueError, match=r"norm: method must be one of .*bad.yaml"):
         Plan.load(bad)
+
+
+def test_a_method_name_is_a_uniform_plan_everywhere(tmp_path, monkeypatch):
+    """`mnq.quantize(model, "ivit", 8)` and `mnq.models.create(..., plan="ivit")` read a method name the same way
+    (not as a file name, even when a file of that name exists)."""
+    from mnq.plan import as_plan
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ibert").write_text("all: fqvit\n")
+    for m in ("ivit", "ibert", "fqvit"):
+        assert as_plan(m) == Plan.uniform(m)
+    with pytest.raises(ValueError, match="cannot read ivit.yaml"):  # anything else is still a path
+        as_plan("ivit.yaml")

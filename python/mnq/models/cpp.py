@@ -12,18 +12,13 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Union
 
 from .. import _mnq
-from ..plan import Plan, PlanLike, as_plan
+from ..plan import PlanLike, as_plan
 
 Model = _mnq.Model
-_METHODS = ("ivit", "ibert", "fqvit")
 
 
 def _plan_entries(plan: Union[PlanLike, str, None]) -> Optional[Dict[str, str]]:
-    if plan is None:
-        return None
-    if isinstance(plan, str) and plan in _METHODS:
-        return Plan.uniform(plan).to_dict()
-    return as_plan(plan).to_dict()
+    return None if plan is None else as_plan(plan).to_dict()
 
 
 def create(name: str, bits: Optional[int] = None, plan: Union[PlanLike, str, None] = None,
