@@ -2,6 +2,7 @@
 // with its bind_*). Tensors cross with torch's own pybind11 casters (torch/csrc/utils/pybind.h), which is why
 // this module is compiled against the pybind11 headers bundled with torch and links libtorch_python.
 #include "csrc/analysis/bindings.h"
+#include "csrc/dist/bindings.h"
 #include "csrc/models/bindings.h"
 #include "csrc/train/bindings.h"
 
@@ -12,4 +13,5 @@ PYBIND11_MODULE(_mnq, m) {
   mnq::models::bind_models(m);
   mnq::analysis::bind_analysis(m);
   mnq::train::bind_train(m);
+  mnq::dist::bind_dist(m);
 }

@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "csrc/dist/dist.h"
 #include "csrc/nn/ops.h"
 
 namespace mnq {
@@ -44,6 +45,7 @@ RangeTracker::RangeTracker(int64_t bits, double momentum, int64_t max_bits)
 void RangeTracker::observe(const at::Tensor& x) {
   at::NoGradGuard no_grad;
   auto [lo, hi] = at::aminmax(x.detach().to(at::kFloat));
+  dist::allreduce_min_max(lo, hi);  // data-parallel: every rank's range is the global batch's (no-op alone)
   // The first batch initialises the range, later ones follow the EMA: selected on the device (no host read).
   const double m = momentum_;
   min_val_.copy_(at::where(initialized_, at::add(min_val_ * m, lo, 1 - m), lo));
@@ -104,7 +106,9 @@ std::pair<at::Tensor, std::pair<at::Tensor, at::Tensor>> PtfActImpl::forward(con
     observe(x);
     if (!alpha_frozen_flag_.get(alpha_frozen_)) {
       at::NoGradGuard no_grad;
-      alpha_err_.add_(ops::ptf_alpha_error(x.detach(), s_base(), bits_).to(alpha_err_));
+      const at::Tensor err = ops::ptf_alpha_error(x.detach(), s_base(), bits_).to(alpha_err_);
+      dist::allreduce_sum(err);  // data-parallel: the global batch's error sums on every rank (no-op alone)
+      alpha_err_.add_(err);
       alpha_.copy_(alpha_err_.argmin(-1));
     }
   } else {

@@ -11,7 +11,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from .. import ops
+from .. import distributed, ops
 
 
 def _check_bits(bits: int, hi: int = 16) -> int:
@@ -41,6 +41,7 @@ class _RangeTracker(nn.Module):
 
     def _observe(self, x: Tensor) -> None:
         lo, hi = torch.aminmax(x.detach().float())
+        distributed.sync_min_max(lo, hi)  # data-parallel: the global batch's range on every rank (no-op alone)
         # The first batch initialises the range, later ones follow the EMA: selected on the device.
         m = self.momentum
         self.min_val.copy_(torch.where(self.initialized, torch.add(self.min_val * m, lo, alpha=1 - m), lo))
@@ -131,7 +132,9 @@ class PtfAct(_RangeTracker):
         if self.training:
             self._observe(x)
             if not self._frozen:
-                self.alpha_err.add_(ops.ptf_alpha_error(x.detach(), self.s_base, self.bits).to(self.alpha_err))
+                err = ops.ptf_alpha_error(x.detach(), self.s_base, self.bits).to(self.alpha_err)
+                distributed.sync_sum(err)  # data-parallel: the global batch's error sums (no-op alone)
+                self.alpha_err.add_(err)
                 self.alpha.copy_(self.alpha_err.argmin(-1))
         else:
             self._check_calibrated()

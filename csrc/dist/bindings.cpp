@@ -1,0 +1,26 @@
+// mnq._mnq's data-parallel functions: the job's process group (torch.distributed's, created from torchrun's
+// environment by python/mnq/distributed.py) handed to C++, and the collectives for tests.
+#include "csrc/dist/bindings.h"
+
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/utils/pybind.h>
+
+#include "csrc/dist/dist.h"
+
+namespace mnq {
+namespace dist {
+
+void bind_dist(pybind11::module_& m) {
+  m.def("dist_set_group", &set_group, pybind11::arg("group"),
+        "Use this torch.distributed process group for mnq's collectives (observers, gradients)");
+  m.def("dist_clear_group", &clear_group, "Back to one process: mnq's collectives become no-ops");
+  m.def("dist_world_size", &world_size);
+  m.def("dist_rank", &rank);
+  m.def("dist_allreduce_mean", &allreduce_mean, pybind11::arg("tensors"),
+        pybind11::arg("bucket_bytes") = int64_t{25} << 20, "In place: the mean over ranks, in flat buckets");
+  m.def("dist_allreduce_min_max", &allreduce_min_max, pybind11::arg("lo"), pybind11::arg("hi"));
+  m.def("dist_allreduce_sum", &allreduce_sum, pybind11::arg("t"));
+}
+
+}  // namespace dist
+}  // namespace mnq

@@ -1,0 +1,73 @@
+"""Data-parallel jobs: join the process group torchrun set up, and keep every rank's quantizers identical.
+
+    torchrun --standalone --nproc-per-node=2 my_qat.py      # my_qat.py calls mnq.distributed.init_from_env()
+
+The group is torch.distributed's (Gloo on CPU, NCCL on CUDA), created from torchrun's environment (``RANK``,
+``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``; torch's rendezvous also handles
+``TORCHELASTIC_USE_AGENT_STORE``) and handed to mnq's C++ side, so the C++ layers (``mnq.models.create``) and the
+Python layers (``mnq.quantize``) all-reduce their observers' batch statistics before each update: the batch min/max
+of every range observer (one MAX all-reduce of [−min, max]) and the PTF α error sums (SUM). Every rank then holds
+the same quantizer state after every step, equal to what one process would compute on the global batch (min/max
+exactly; the α error sums up to float64 summation order). Without a group (one process) nothing changes.
+Gradients: average them with ``allreduce_mean(grads)`` (flat buckets, one all-reduce each) or torch's DDP.
+"""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Iterable, Optional
+
+import torch
+import torch.distributed as dist
+
+from . import _mnq
+
+
+def active() -> bool:
+    """Whether a process group with more than one rank is initialized."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def init_from_env(device: Optional[str] = None, timeout_s: float = 600.0) -> bool:
+    """Join torchrun's process group when this process was started by torchrun (``WORLD_SIZE`` is set): Gloo for
+    CPU jobs, NCCL for CUDA ones (``device="cuda"``; the rank's GPU, ``LOCAL_RANK``, is selected before the first
+    collective). A rank that stops answering makes the others fail after ``timeout_s``. Hands the group to mnq's
+    C++ layers. Returns whether the job runs on more than one process; without torchrun's variables it does
+    nothing and returns False."""
+    if "WORLD_SIZE" not in os.environ:
+        return False
+    if not dist.is_initialized():
+        cuda = device is not None and torch.device(device).type == "cuda"
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout_s))
+    _mnq.dist_set_group(dist.group.WORLD)
+    return dist.get_world_size() > 1
+
+
+def shutdown() -> None:
+    """Leave the group (mnq's collectives become no-ops again)."""
+    _mnq.dist_clear_group()
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def allreduce_mean(tensors: Iterable[torch.Tensor], bucket_bytes: int = 25 << 20) -> None:
+    """In place: the mean over ranks of each tensor (e.g. ``[p.grad for p in model.parameters()]``), packed into
+    flat buckets of at most ``bucket_bytes`` per dtype and device, one all-reduce each (the C++ trainer's own)."""
+    _mnq.dist_allreduce_mean([t for t in tensors if t is not None], bucket_bytes)
+
+
+def sync_min_max(lo: torch.Tensor, hi: torch.Tensor) -> None:
+    """In place: lo, hi become the minimum and maximum over ranks (one all-reduce); no-op on one process."""
+    if active():
+        both = torch.stack([-lo, hi])
+        dist.all_reduce(both, op=dist.ReduceOp.MAX)
+        lo.copy_(-both[0])
+        hi.copy_(both[1])
+
+
+def sync_sum(t: torch.Tensor) -> None:
+    """In place: the sum over ranks; no-op on one process."""
+    if active():
+        dist.all_reduce(t)
