@@ -19,7 +19,7 @@
 #include "csrc/models/presets.h"
 #include "csrc/models/weights.h"
 #include "csrc/train/datasets.h"
-#include "csrc/train/files.h"
+#include "csrc/util/atomic_file.h"
 #include "csrc/train/job.h"
 #include "csrc/train/log.h"
 #include "csrc/train/metrics.h"
@@ -77,7 +77,7 @@ TEST_CASE("train: a two-epoch job writes its run folder and learns", "[train]") 
   REQUIRE(!models::full_fp32_pinned());
   const JobResult r = run_job(c, {false, -1, true});
   CHECK(models::full_fp32_pinned());
-  CHECK_THAT(read_text(dir / "run/train.log"), Catch::Contains("full FP32 (TF32 off in cuBLAS and cuDNN"));
+  CHECK_THAT(util::read_file(dir / "run/train.log"), Catch::Contains("full FP32 (TF32 off in cuBLAS and cuDNN"));
   REQUIRE(r.finished);
   REQUIRE(r.rows.size() == 2);
   CHECK(r.rows[0].name == "fp");
@@ -99,7 +99,7 @@ TEST_CASE("train: a two-epoch job writes its run folder and learns", "[train]") 
     REQUIRE(row.metrics.hits.size() == 100);
     CHECK(std::count(row.metrics.hits.begin(), row.metrics.hits.end(), 1) == std::lround(100 * row.metrics.top1));
   }
-  const auto json = nlohmann::json::parse(read_text(dir / "run/results.json"));
+  const auto json = nlohmann::json::parse(util::read_file(dir / "run/results.json"));
   const auto& runs = json.at("runs");
   REQUIRE(runs.size() == 2);
   CHECK(runs[1]["top1"].get<double>() == r.rows[1].metrics.top1);
@@ -109,13 +109,13 @@ TEST_CASE("train: a two-epoch job writes its run folder and learns", "[train]") 
   CHECK(vs_fp["available"] == true);
   CHECK(vs_fp["both_right"].get<int64_t>() + vs_fp["only_a_right"].get<int64_t>() ==
         std::lround(100 * r.rows[1].metrics.top1));
-  const std::string md = read_text(dir / "run/results.md");
+  const std::string md = util::read_file(dir / "run/results.md");
   CHECK_THAT(md, Catch::Contains("| ivit8 | 8 | ivit |") && Catch::Contains("Test images: 100"));
   CHECK_THAT(md, Catch::Contains("## Paired comparisons") && Catch::Contains("| ivit8 | fp |") &&
                      Catch::Contains("- W8: best ivit8"));
-  const std::string csv = read_text(dir / "run/ivit8/metrics.csv");
+  const std::string csv = util::read_file(dir / "run/ivit8/metrics.csv");
   CHECK(std::count(csv.begin(), csv.end(), '\n') == 3);  // header + 2 epochs
-  CHECK(read_text(dir / "run/ivit8/plan.yaml").find("all: ivit") != std::string::npos);
+  CHECK(util::read_file(dir / "run/ivit8/plan.yaml").find("all: ivit") != std::string::npos);
 
   // A second run of the job reuses the pretrained FP model (its stage is finished) and redoes the QAT run.
   const JobResult again = run_job(c, {false, -1, true});
@@ -137,10 +137,10 @@ TEST_CASE("train: a two-epoch job writes its run folder and learns", "[train]") 
   CHECK(resumed.rows[0].metrics.hits.empty());
   CHECK(resumed.rows[0].metrics.top1 == r.rows[0].metrics.top1);
   CHECK(resumed.rows[1].metrics.hits == r.rows[1].metrics.hits);
-  CHECK_THAT(read_text(dir / "run/results.md"), Catch::Contains("| ivit8 | fp |") &&
+  CHECK_THAT(util::read_file(dir / "run/results.md"), Catch::Contains("| ivit8 | fp |") &&
                                                     Catch::Contains("n/a (fp has no per-image results") &&
                                                     Catch::Contains("vs FP the test is unavailable"));
-  CHECK(nlohmann::json::parse(read_text(dir / "run/results.json"))["comparisons"][0]["p"].is_null());
+  CHECK(nlohmann::json::parse(util::read_file(dir / "run/results.json"))["comparisons"][0]["p"].is_null());
 }
 
 TEST_CASE("train: stopping and resuming gives the uninterrupted result", "[train]") {
@@ -170,7 +170,7 @@ TEST_CASE("train: stopping and resuming gives the uninterrupted result", "[train
   }
   // The paired comparisons (no wall times in them) are the same, number for number.
   const auto paired = [](const std::string& md) { return md.substr(md.find("## Paired comparisons")); };
-  CHECK(paired(read_text(dir / "parts/results.md")) == paired(read_text(dir / "full/results.md")));
+  CHECK(paired(util::read_file(dir / "parts/results.md")) == paired(util::read_file(dir / "full/results.md")));
   const auto a = tensors(dir / "full/ivit8/model.safetensors"), b = tensors(dir / "parts/ivit8/model.safetensors");
   REQUIRE(a.size() == b.size());
   for (const auto& [k, v] : a) {
@@ -197,7 +197,7 @@ TEST_CASE("train: with every SPEC §8 augmentation on, stopping and resuming giv
   };
   const JobResult full = run_job(job("full"), {false, -1, true});
   REQUIRE(full.finished);
-  const std::string yaml = read_text(dir / "full/config.yaml");
+  const std::string yaml = util::read_file(dir / "full/config.yaml");
   CHECK_THAT(yaml, Catch::Contains("randaugment: rand-m9-mstd0.5-inc1") && Catch::Contains("drop_path: 0.3") &&
                        Catch::Contains("cutmix: 1"));
   const JobConfig c = job("parts");
@@ -329,7 +329,7 @@ TEST_CASE("train: a NaN loss stops the stage and keeps the last good checkpoint"
                     Catch::Contains("loss is NaN") && Catch::Contains("epoch 2 batch 1") &&
                         Catch::Contains("checkpoint.safetensors (epoch 1"));
   torch::optim::AdamW opt(m.module->parameters());
-  CHECK(load_checkpoint(dir / "stage/checkpoint.safetensors", *m.module, opt).epoch == 1);
+  CHECK(load_checkpoint(dir / "stage/checkpoint.safetensors", *m.module, opt, {nullptr, 2, 32}).epoch == 1);
 }
 
 TEST_CASE("train: plan mixed runs the analyzer once per bit-width and trains the mixed models", "[train]") {
