@@ -15,13 +15,15 @@ reference:
 
 The job (`job_config`) is the smallest that exercises every stage kind: FP pretraining (1 epoch), the analyzer
 (`plan: mixed` at W6), two QAT runs of 2 epochs each with a checkpoint after every epoch, drop-path masks from the
-checkpointed CPU generator and Mixup/CutMix/random erasing on, on 256 Fashion-MNIST training images.
+checkpointed CPU generator and Mixup/CutMix/random erasing on, on 128 Fashion-MNIST training images (~5 s).
 
     python scripts/fault_inject.py                 # every point (~130; a few seconds each)
     python scripts/fault_inject.py --points 5 40   # those points only
     python scripts/fault_inject.py --sample 6      # 6 points spread over the job (what CI's pytest runs)
 
-Run it against a build: an installed mnq, or PYTHONPATH=python with the two extension modules copied there (README).
+The job runs as build/cmake/mnq-train when the repository has been built (it starts in ~1 s; MNQ_TRAIN=<path> picks
+another), else through Python's mnq.cli (an installed mnq, or PYTHONPATH=python with the extension modules copied
+there, README).
 Exit status 0 when every point resumed to the reference bytes.
 """
 from __future__ import annotations
@@ -48,12 +50,22 @@ CLOCK_FIELDS = ("elapsed_s",)
 CLOCK_HISTORY_FIELDS = ("epoch_s", "train_img_s", "elapsed_s")
 
 _RUN_JOB = "import sys, mnq.cli; sys.argv = ['mnq-train'] + sys.argv[1:]; mnq.cli.train()"
+_BUILT = Path(__file__).resolve().parents[1] / "build" / "cmake" / "mnq-train"
+
+
+def train_command() -> List[str]:
+    """The mnq-train command line: $MNQ_TRAIN, the repository's build, or Python's entry point."""
+    if os.environ.get("MNQ_TRAIN"):
+        return [os.environ["MNQ_TRAIN"]]
+    if _BUILT.exists():
+        return [str(_BUILT)]
+    return [sys.executable, "-c", _RUN_JOB]
 
 
 def job_config(out_dir: Path, data_root: Path = DATA) -> dict:
     return {
-        "data": {"root": str(data_root), "batch_size": 32, "eval_batch_size": 128, "workers": 1, "prefetch": 2,
-                 "train_subset": 256, "val_subset": 128, "seed": 5, "mean": [0.286], "std": [0.353],
+        "data": {"root": str(data_root), "batch_size": 32, "eval_batch_size": 64, "workers": 1, "prefetch": 2,
+                 "train_subset": 128, "val_subset": 64, "seed": 5, "mean": [0.286], "std": [0.353],
                  "randaugment": "", "random_erasing": 0.25},
         "model": {"preset": "vit_mnist_tiny", "drop_path": 0.1,
                   "pretrain": {"epochs": 1, "lr": 2e-3, "warmup_steps": 2, "mixup": 0.8, "cutmix": 1.0}},
@@ -77,7 +89,7 @@ def run_job(out_dir: Path, *, resume: bool = False, fault_at: int = 0, trace: Op
         env["MNQ_FAULT_AT"] = str(fault_at)
     if trace is not None:
         env["MNQ_FAULT_TRACE"] = str(trace)
-    args = [sys.executable, "-c", _RUN_JOB, "--config", str(config)] + (["--resume"] if resume else [])
+    args = train_command() + ["--config", str(config)] + (["--resume"] if resume else [])
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -164,13 +176,13 @@ def check_point(work: Path, ref: Path, point: Tuple[int, str, str], keep: bool =
 
 
 def sample(points: Sequence[Tuple[int, str, str]], count: int) -> List[Tuple[int, str, str]]:
-    """`count` points spread evenly over the job, always including the first write after the analyzer's plans (the
-    kill that used to resume to other results: the QAT runs then drew from another generator state)."""
-    chosen = {points[round(i * (len(points) - 1) / max(count - 1, 1))][0] for i in range(count)} if count else set()
+    """`count` points spread evenly inside the job, plus the first point after the analyzer's plans are published
+    (the kill that used to resume to other results: the first QAT run then drew from another generator state)."""
+    chosen = {points[min(len(points) - 1, (i + 1) * len(points) // (count + 1))][0] for i in range(count)}
     after_plans = [p for p in points if p[2].startswith("plans/mixed_w") and p[1] == "rename" and
                    "_report" not in p[2]]
     if after_plans:
-        chosen.add(after_plans[-1][0] + 1)  # the first point after the last plan is published
+        chosen.add(after_plans[-1][0] + 1)
     return [p for p in points if p[0] in chosen]
 
 
