@@ -92,6 +92,15 @@ bool weights_finite(const torch::nn::Module& module) {
   return *all.data_ptr<bool>();
 }
 
+// The L2 norm of all parameters (0-d float64 on the model's device, not read back; overflow-free in float64).
+at::Tensor weights_norm(const torch::nn::Module& module) {
+  std::vector<at::Tensor> norms;
+  for (const auto& p : module.parameters()) {
+    norms.push_back(at::linalg_vector_norm(p.detach(), 2, c10::nullopt, false, at::kDouble));
+  }
+  return norms.empty() ? at::zeros({}, at::kDouble) : at::linalg_vector_norm(at::stack(norms), 2);
+}
+
 // The message of an exception without a C++ backtrace (c10::Error::what() appends one).
 std::string message_of(const std::exception& e) {
   if (const auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
@@ -209,6 +218,7 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
     bar.update(first_batch * bs);
     bool budget_spent = false;
     auto pass = train.pass(st.epoch, st.batch);
+    const at::Tensor norm0 = weights_norm(*model.module);  // read only if a step raises (below)
     const at::Device device = model_device(model);  // batches come from the loader on the CPU
     const MixupOptions mixing{cfg.mixup, cfg.cutmix, cfg.mixup_prob, cfg.mixup_switch_prob, cfg.label_smoothing};
     const int64_t num_classes = train.dataset().num_classes();
@@ -218,11 +228,12 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
     // The pending steps into the stage's running totals: the only host reads of the loop (see trainer.h).
     // Nothing has been saved since this pass began: the checkpoint is the one it resumed from.
     auto diverged = [&](const std::string& what, int64_t batch) {
-      throw std::runtime_error(fmt::format(
-          "{}: {} at epoch {} batch {} (diverged; try a lower lr). Nothing of this epoch was saved; the last good "
-          "checkpoint is {} (epoch {}, batch {})",
-          options.name, what, st.epoch + 1, batch + 1, fs::exists(ckpt) ? ckpt : "(none yet)", st.epoch,
-          first_batch));
+      const std::string last = fs::exists(ckpt) ? fmt::format("the last good checkpoint is {} (epoch {}, batch {})",
+                                                              ckpt, st.epoch, first_batch)
+                                                : "this stage has no checkpoint yet";
+      throw std::runtime_error(fmt::format("{}: diverged at epoch {} batch {}: {}. Try a lower lr; nothing of this "
+                                           "epoch was evaluated or saved, {}",
+                                           options.name, st.epoch + 1, batch + 1, what, last));
     };
     auto read_back = [&] {
       for (const PendingSteps::Step& p : pending.take()) {
@@ -265,7 +276,15 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
       } catch (const std::exception& e) {
         // An op refused its input (on the CPU, a scale outside its supported range). If the run diverged, say so.
         read_back();
-        if (!weights_finite(*model.module)) diverged("the weights are not finite (" + message_of(e) + ")", st.batch);
+        // A far too large step leaves a finite loss behind and weights that the next forward's quantizers turn
+        // into scales an op refuses (the CPU ops check their scale range on the host, on every call): there the
+        // weights' norm has grown by orders of magnitude since the epoch began, which healthy training never does.
+        const double growth = *(weights_norm(*model.module) / norm0).to(at::kCPU).data_ptr<double>();
+        if (!(growth <= kWeightGrowth)) {
+          diverged(fmt::format("the weights' norm grew ×{:.3g} since the epoch began, and then {}", growth,
+                               message_of(e)),
+                   st.batch);
+        }
         throw std::runtime_error(
             fmt::format("{}: training step at epoch {} batch {}: {}", options.name, st.epoch + 1, st.batch + 1,
                         message_of(e)));

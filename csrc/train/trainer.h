@@ -15,8 +15,10 @@
 // (i-exp of I-BERT's softmax supports input scales up to ≈1.67) and made such a run end, epochs later, in an op's
 // range error instead of this stop. The check runs where the losses are read back anyway (below), and at the end
 // of each pass the weights are checked finite (one copy). An op that raises inside a step (a scale outside its
-// range) first has the pending losses and the weights checked, so a diverged run reports divergence; otherwise
-// its error is raised naming the stage, epoch and batch.
+// range: on the CPU the QAT ops check it on the host at every call, so they see the blown-up weights of a bad step
+// one step later, long before the next loss read-back) first has the pending losses checked and the weights' norm
+// compared with the epoch's start: grown more than kWeightGrowth× (or not finite) is divergence too. Otherwise its
+// error is raised naming the stage, epoch and batch.
 //
 // A step reads nothing back to the host (on a GPU each read would wait for the device): the batch goes to the
 // device without waiting (the loader's pinned memory, models/device.h), and the step's loss and top-1 hits stay
@@ -59,6 +61,9 @@ constexpr int64_t kReadSteps = 50;
 constexpr double kReadSeconds = 1.0;
 // A batch loss above kExplodeFactor · ln(classes) is divergence (see above).
 constexpr double kExplodeFactor = 10.0;
+// After an op error in a step: parameters whose L2 norm grew more than this factor within the epoch diverged (a
+// learning rate of 10 grows them by ~100-1000× in one AdamW step; a healthy epoch changes them by a few %).
+constexpr double kWeightGrowth = 10.0;
 double divergence_bound(int64_t num_classes);
 
 // The learning rate at optimizer step `step` of `total`: linear warm-up, then cosine from lr to lr / lr_end_div.
