@@ -16,6 +16,7 @@
 #include "csrc/models/weights.h"
 #include "csrc/train/datasets.h"
 #include "csrc/train/mixed.h"
+#include "csrc/util/atomic_file.h"
 
 namespace mnq {
 namespace analysis {
@@ -120,8 +121,9 @@ int run_analyze_job(const AnalyzeJob& job) {
 
   const Report report = analyze(fp, job.bits, job.analyze, calib, overrides);
   fs::create_directories(job.output.dir);
+  util::remove_stale_temps(job.output.dir);  // of a killed earlier run (util/atomic_file.h)
   const fs::path dir(job.output.dir);
-  write_file_atomic((dir / "config.yaml").string(), config::to_yaml(job));
+  util::write_file_atomic((dir / "config.yaml").string(), config::to_yaml(job));
   report.plan.save((dir / "plan.yaml").string());
   report.write_csv((dir / "report.csv").string());
   report.write_json((dir / "report.json").string());

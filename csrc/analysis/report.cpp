@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
-#include "csrc/models/temp_path.h"
+#include "csrc/util/atomic_file.h"
 
 namespace mnq {
 namespace analysis {
@@ -57,25 +57,6 @@ std::vector<std::string> Report::disagreements() const {
   return out;
 }
 
-void write_file_atomic(const std::string& path, const std::string& text) {
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  const fs::path tmp = models::temp_path_beside(target);
-  {
-    std::ofstream out(tmp, std::ios::trunc | std::ios::binary);
-    if (!out) throw std::invalid_argument("cannot write '" + tmp.string() + "' (for '" + path + "')");
-    out << text;
-    out.flush();
-    if (!out) throw std::invalid_argument("error writing '" + tmp.string() + "' (for '" + path + "')");
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp);
-    throw std::invalid_argument("cannot rename '" + tmp.string() + "' to '" + path + "': " + ec.message());
-  }
-}
-
 void Report::write_csv(const std::string& path) const {
   std::string out =
       "layer,op_type,method,sqnr_in,sqnr_out,delta_sqnr,isolated_sqnr_in,isolated_sqnr_out,chosen,margin,"
@@ -87,7 +68,7 @@ void Report::write_csv(const std::string& path) const {
                          num(l.margin), l.chosen_isolated, num(l.margin_isolated));
     }
   }
-  write_file_atomic(path, out);
+  util::write_file_atomic(path, out);
 }
 
 void Report::write_json(const std::string& path) const {
@@ -120,7 +101,7 @@ void Report::write_json(const std::string& path) const {
   }
   j["plan"] = plan.to_yaml();
   j["disagreements"] = disagreements();
-  write_file_atomic(path, j.dump(2) + "\n");
+  util::write_file_atomic(path, j.dump(2) + "\n");
 }
 
 std::string Report::summary() const {

@@ -49,13 +49,10 @@ struct Report {
 
   // The layers where the two modes choose differently, as "name (paper → isolated)".
   std::vector<std::string> disagreements() const;
-  void write_csv(const std::string& path) const;   // atomically (temporary file beside it, then rename)
+  void write_csv(const std::string& path) const;   // atomically (util/atomic_file.h)
   void write_json(const std::string& path) const;  // atomically; ±∞ and NaN as the strings "inf", "-inf", "nan"
   std::string summary() const;                     // counts per op type and method, as the paper reports them
 };
-
-// Writes `text` to `path` atomically; throws std::invalid_argument naming the file on failure.
-void write_file_atomic(const std::string& path, const std::string& text);
 
 }  // namespace analysis
 }  // namespace mnq

@@ -1,7 +1,8 @@
 // mnq._mnq.Model: a models::Model seen from Python as a small nn.Module-like object. Its tensors are the C++
 // module's own (no copies): parameters() hands out the live leaf tensors, so a torch.optim optimizer built in
 // Python trains the C++ model, and state_dict() shares storage with it. Errors: std::invalid_argument and
-// c10::ValueError become ValueError (pybind11's and torch's translators), other c10 errors RuntimeError.
+// c10::ValueError become ValueError (pybind11's and torch's translators), other c10 errors RuntimeError,
+// util::FileError (a file that cannot be written or read) mnq._mnq.FileError, an OSError.
 #include "csrc/models/bindings.h"
 
 #include <pybind11/stl.h>
@@ -17,6 +18,7 @@
 
 #include "csrc/models/factory.h"
 #include "csrc/models/weights.h"
+#include "csrc/util/atomic_file.h"
 
 namespace py = pybind11;
 
@@ -164,6 +166,8 @@ Model& model_of(py::handle obj, const char* who) {
 py::object wrap_model(Model model) { return py::cast(PyModel(std::move(model))); }
 
 void bind_models(py::module_& m) {
+  // A file that cannot be written, published or read (util/atomic_file.h) is an OSError in Python.
+  py::register_exception<util::FileError>(m, "FileError", PyExc_OSError);
   py::class_<PyModel>(m, "Model",
                       "A C++ ViT / DeiT / Swin (full precision or quantized, SPEC §6) built by mnq.models.create. "
                       "Its parameter and buffer names are those of the Python model mnq.quantize builds.")

@@ -12,7 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "csrc/models/temp_path.h"
+#include "csrc/util/atomic_file.h"
 
 namespace mnq {
 namespace models {
@@ -163,25 +163,7 @@ std::string Plan::to_yaml() const {
   return std::string(em.c_str()) + "\n";
 }
 
-void Plan::save(const std::string& path) const {
-  namespace fs = std::filesystem;
-  // The temporary file lives beside the target so rename() stays within one file system (and is atomic there).
-  const fs::path target(path);
-  const fs::path tmp = temp_path_beside(target);
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) throw std::invalid_argument("cannot write plan file '" + tmp.string() + "'");
-    out << to_yaml();
-    out.flush();
-    if (!out) throw std::invalid_argument("error writing plan file '" + tmp.string() + "'");
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp);
-    throw std::invalid_argument("cannot move the plan into '" + path + "': " + ec.message());
-  }
-}
+void Plan::save(const std::string& path) const { util::write_file_atomic(path, to_yaml()); }
 
 }  // namespace models
 }  // namespace mnq

@@ -11,7 +11,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "csrc/models/temp_path.h"
+#include "csrc/util/atomic_file.h"
 
 namespace mnq {
 namespace models {
@@ -116,26 +116,12 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors) {
   }
   std::string h = header.dump();
   h.append((8 - h.size() % 8) % 8, ' ');  // the format pads the header with spaces to 8-byte alignment
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  const fs::path tmp = temp_path_beside(target);
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::invalid_argument("cannot write '" + tmp.string() + "'");
-    const uint64_t n = h.size();
-    out.write(reinterpret_cast<const char*>(&n), 8);
-    out.write(h.data(), static_cast<std::streamsize>(h.size()));
-    for (const auto& t : data) {
-      out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
-    }
-    if (!out.flush()) throw std::invalid_argument("error writing '" + tmp.string() + "'");
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp);
-    throw std::invalid_argument("cannot move the weights into '" + path + "': " + ec.message());
-  }
+  util::AtomicFile out(path);
+  const uint64_t n = h.size();  // little-endian u64, as on every platform mnq builds for
+  out.write(&n, 8);
+  out.write(h);
+  for (const auto& t : data) out.write(t.data_ptr(), t.nbytes());
+  out.commit();
 }
 
 void load_weights(torch::nn::Module& module, const std::string& path, bool require_buffers) {

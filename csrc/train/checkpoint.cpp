@@ -4,7 +4,9 @@
 #include <torch/torch.h>
 
 #include <cstring>
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <stdexcept>
 
 #include "csrc/models/weights.h"
@@ -14,6 +16,7 @@ namespace train {
 namespace {
 
 using models::NamedTensors;
+using nlohmann::json;
 
 // Parameter name of every optimizer parameter, by TensorImpl (the key of the optimizer's state map).
 std::map<const void*, std::string> param_names(const torch::nn::Module& module) {
@@ -26,39 +29,77 @@ std::map<const void*, std::string> param_names(const torch::nn::Module& module) 
   throw std::runtime_error("checkpoint " + path + ": " + what);
 }
 
+std::string describe(const at::Tensor& t) { return c10::str(t.scalar_type(), " ", t.sizes()); }
+
+// The first key path where `have` and `want` differ ("" when equal).
+std::string first_difference(const json& have, const json& want, const std::string& prefix) {
+  if (have.is_object() && want.is_object()) {
+    for (const auto& [k, v] : want.items()) {
+      const std::string key = prefix.empty() ? k : prefix + "." + k;
+      if (!have.contains(k)) return key;
+      if (std::string d = first_difference(have[k], v, key); !d.empty()) return d;
+    }
+    for (const auto& [k, v] : have.items()) {
+      if (!want.contains(k)) return prefix.empty() ? k : prefix + "." + k;
+    }
+    return "";
+  }
+  return have == want ? "" : (prefix.empty() ? "(all)" : prefix);
+}
+
+const json* at_path(const json& j, const std::string& path) {
+  const json* p = &j;
+  size_t start = 0;
+  while (start <= path.size()) {
+    const size_t dot = path.find('.', start);
+    const std::string k = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    // plan keys (layer names) contain dots: try the longest key first
+    if (p->is_object() && p->contains(path.substr(start))) return &(*p)[path.substr(start)];
+    if (!p->is_object() || !p->contains(k)) return nullptr;
+    p = &(*p)[k];
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return p;
+}
+
+void check_trained_for_json(const std::string& path, const json& have, const json& want) {
+  if (want.is_null()) return;
+  if (have.is_null()) {
+    fail(path, "field 'trained_for' is missing (a checkpoint of an older mnq): it cannot be checked against this "
+               "job, so it is not resumed; start a new output.dir");
+  }
+  const std::string key = first_difference(have, want, "");
+  if (key.empty()) return;
+  const json* a = at_path(have, key);
+  const json* b = at_path(want, key);
+  fail(path, "was trained for " + key + " = " + (a ? a->dump() : "(none)") + ", this job asks for " +
+                 (b ? b->dump() : "(none)") + "; resume refused (restore the job's config or use another output.dir)");
+}
+
+std::pair<TrainState, int64_t> parse_state(const std::string& path, const at::Tensor& bytes,
+                                           const CheckpointExpect& expect) {
+  if (bytes.scalar_type() != at::kByte || bytes.dim() != 1) {
+    fail(path, "'state.json' must be a 1-D uint8 tensor, got " + describe(bytes));
+  }
+  const at::Tensor t = bytes.contiguous();
+  const std::string text(reinterpret_cast<const char*>(t.data_ptr<uint8_t>()), size_t(t.numel()));
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    fail(path, std::string("'state.json' is not valid JSON: ") + e.what());
+  }
+  TrainState s = TrainState::from_json(j, path, expect.batches_per_epoch, expect.batch_size);
+  check_trained_for_json(path, s.trained_for, expect.trained_for);
+  const auto it = j.find("optim_params");
+  if (it == j.end() || !it->is_number_integer() || it->get<int64_t>() < 0) {
+    fail(path, "field 'optim_params' is missing or not a non-negative integer");
+  }
+  return {std::move(s), it->get<int64_t>()};
+}
+
 }  // namespace
-
-nlohmann::json TrainState::to_json() const {
-  return {{"epoch", epoch},
-          {"batch", batch},
-          {"step", step},
-          {"elapsed_s", elapsed_s},
-          {"part_loss", part_loss},
-          {"part_correct", part_correct},
-          {"part_seen", part_seen},
-          {"best_top1", best_top1},
-          {"best_epoch", best_epoch},
-          {"finished", finished},
-          {"budget_spent", budget_spent},
-          {"history", history}};
-}
-
-TrainState TrainState::from_json(const nlohmann::json& j) {
-  TrainState s;
-  s.epoch = j.at("epoch");
-  s.batch = j.at("batch");
-  s.step = j.at("step");
-  s.elapsed_s = j.at("elapsed_s");
-  s.part_loss = j.at("part_loss");
-  s.part_correct = j.at("part_correct");
-  s.part_seen = j.at("part_seen");
-  s.best_top1 = j.at("best_top1");
-  s.best_epoch = j.at("best_epoch");
-  s.finished = j.at("finished");
-  s.budget_spent = j.at("budget_spent");
-  s.history = j.at("history");
-  return s;
-}
 
 void save_checkpoint(const std::string& path, const torch::nn::Module& module, torch::optim::AdamW& optimizer,
                      const TrainState& state) {
@@ -75,9 +116,11 @@ void save_checkpoint(const std::string& path, const torch::nn::Module& module, t
     out.emplace_back("optim." + it->second + ".step", at::scalar_tensor(s.step(), at::kLong));
   }
   out.emplace_back("rng.cpu", at::detail::getDefaultCPUGenerator().get_state());
-  const std::string json = state.to_json().dump();
-  at::Tensor bytes = at::empty({int64_t(json.size())}, at::kByte);
-  std::memcpy(bytes.data_ptr<uint8_t>(), json.data(), json.size());
+  json j = state.to_json();
+  j["optim_params"] = int64_t(optimizer.state().size());
+  const std::string text = j.dump();
+  at::Tensor bytes = at::empty({int64_t(text.size())}, at::kByte);
+  std::memcpy(bytes.data_ptr<uint8_t>(), text.data(), text.size());
   out.emplace_back("state.json", bytes);
   if (!state.eval_hits.empty()) {
     at::Tensor hits = at::empty({int64_t(state.eval_hits.size())}, at::kByte);
@@ -87,64 +130,98 @@ void save_checkpoint(const std::string& path, const torch::nn::Module& module, t
   models::write_safetensors(path, out);
 }
 
-TrainState load_checkpoint(const std::string& path, torch::nn::Module& module, torch::optim::AdamW& optimizer) {
+TrainState load_checkpoint(const std::string& path, torch::nn::Module& module, torch::optim::AdamW& optimizer,
+                           const CheckpointExpect& expect) {
   std::map<std::string, at::Tensor> file;
   for (auto& [k, v] : models::read_safetensors(path)) file[k] = v;
-  auto take = [&](const std::string& key, const at::Tensor& like) {
+  auto take = [&](const std::string& key) {
     const auto it = file.find(key);
-    if (it == file.end()) fail(path, "missing '" + key + "' (a checkpoint of another model or plan?)");
-    if (it->second.sizes() != like.sizes()) {
-      fail(path,
-           "'" + key + "' has shape " + c10::str(it->second.sizes()) + ", the model has " + c10::str(like.sizes()));
-    }
+    if (it == file.end()) fail(path, "missing '" + key + "'");
     at::Tensor t = it->second;
     file.erase(it);
     return t;
   };
-  torch::NoGradGuard no_grad;
-  for (auto& p : module.named_parameters()) p.value().copy_(take("model." + p.key(), p.value()));
-  for (auto& b : module.named_buffers()) b.value().copy_(take("model." + b.key(), b.value()));
-  // Optimizer state for every parameter the file has one for (none before the first step).
+  // A tensor standing for `like`: same shape and dtype (a weight stored as int32 is refused, not cast).
+  auto take_like = [&](const std::string& key, const at::Tensor& like) {
+    if (!file.count(key)) fail(path, "missing '" + key + "' (a checkpoint of another model or plan?)");
+    at::Tensor t = take(key);
+    if (t.sizes() != like.sizes() || t.scalar_type() != like.scalar_type()) {
+      fail(path, "'" + key + "' is " + describe(t) + ", the model's is " + describe(like));
+    }
+    return t;
+  };
+
+  // 1. Validate everything; nothing of the module, optimizer or generator changes before all of it passed.
+  auto [state, optim_params] = parse_state(path, take("state.json"), expect);
+  std::vector<std::pair<at::Tensor, at::Tensor>> copies;  // (destination, source)
+  for (auto& p : module.named_parameters()) copies.emplace_back(p.value(), take_like("model." + p.key(), p.value()));
+  for (auto& b : module.named_buffers()) copies.emplace_back(b.value(), take_like("model." + b.key(), b.value()));
   const auto names = param_names(module);
-  auto& states = optimizer.state();
-  states.clear();
+  std::map<void*, std::unique_ptr<torch::optim::AdamWParamState>> states;
   for (const auto& group : optimizer.param_groups()) {
     for (const auto& p : group.params()) {
-      const std::string name = names.at(p.unsafeGetTensorImpl());
-      if (!file.count("optim." + name + ".step")) continue;
+      const std::string prefix = "optim." + names.at(p.unsafeGetTensorImpl());
+      const bool any = file.count(prefix + ".step") || file.count(prefix + ".exp_avg") ||
+                       file.count(prefix + ".exp_avg_sq");
+      if (!any) continue;  // a parameter that never had a gradient has no AdamW state
+      const at::Tensor step = take(prefix + ".step");
+      if (step.dim() != 0 || step.scalar_type() != at::kLong) {
+        fail(path, "'" + prefix + ".step' must be a 0-d int64 tensor, got " + describe(step));
+      }
+      const int64_t n = step.item<int64_t>();
+      if (n < 1 || n > state.step) {
+        fail(path, "'" + prefix + ".step' is " + std::to_string(n) + ", must lie in [1, step = " +
+                       std::to_string(state.step) + "]");
+      }
       auto s = std::make_unique<torch::optim::AdamWParamState>();
-      s->step(take("optim." + name + ".step", at::scalar_tensor(0, at::kLong)).item<int64_t>());
-      s->exp_avg(take("optim." + name + ".exp_avg", p).to(p.device(), /*non_blocking=*/false, /*copy=*/true));
-      s->exp_avg_sq(take("optim." + name + ".exp_avg_sq", p).to(p.device(), false, true));
+      s->step(n);
+      s->exp_avg(take_like(prefix + ".exp_avg", p.detach()).to(p.device(), /*non_blocking=*/false, /*copy=*/true));
+      s->exp_avg_sq(take_like(prefix + ".exp_avg_sq", p.detach()).to(p.device(), false, true));
       states[p.unsafeGetTensorImpl()] = std::move(s);
     }
   }
-  const auto rng = file.find("rng.cpu");
-  if (rng == file.end()) fail(path, "missing 'rng.cpu'");
+  if (int64_t(states.size()) != optim_params || (state.step > 0 && states.empty())) {
+    fail(path, "optimizer state for " + std::to_string(states.size()) + " parameters, state.json's optim_params says " +
+                   std::to_string(optim_params) + " (step " + std::to_string(state.step) +
+                   "): the optimizer state is incomplete");
+  }
+  if (!file.count("rng.cpu")) fail(path, "missing 'rng.cpu' (the CPU generator's state)");
+  const at::Tensor rng = take("rng.cpu");
   at::Generator gen = at::detail::getDefaultCPUGenerator();
-  gen.set_state(rng->second);
-  file.erase(rng);
-  const auto st = file.find("state.json");
-  if (st == file.end()) fail(path, "missing 'state.json'");
-  const std::string json(reinterpret_cast<const char*>(st->second.data_ptr<uint8_t>()), size_t(st->second.numel()));
-  file.erase(st);
-  std::vector<uint8_t> hits;
-  if (const auto h = file.find("eval.hits"); h != file.end()) {
-    if (h->second.scalar_type() != at::kByte || h->second.dim() != 1) {
-      fail(path, "'eval.hits' must be a 1-D uint8 tensor, got " + c10::str(h->second.scalar_type(), " ",
-                                                                              h->second.sizes()));
-    }
-    const at::Tensor t = h->second.contiguous();
-    hits.assign(t.data_ptr<uint8_t>(), t.data_ptr<uint8_t>() + t.numel());
-    file.erase(h);
+  const at::Tensor like = gen.get_state();
+  if (rng.scalar_type() != at::kByte || rng.sizes() != like.sizes()) {
+    fail(path, "'rng.cpu' is " + describe(rng) + ", the CPU generator's state is " + describe(like));
+  }
+  if (file.count("eval.hits")) {
+    const at::Tensor h = take("eval.hits").contiguous();
+    if (h.scalar_type() != at::kByte || h.dim() != 1) fail(path, "'eval.hits' must be a 1-D uint8 tensor, got " + describe(h));
+    state.eval_hits.assign(h.data_ptr<uint8_t>(), h.data_ptr<uint8_t>() + h.numel());
   }
   if (!file.empty()) fail(path, "unexpected key '" + file.begin()->first + "' (a checkpoint of another model?)");
-  try {
-    TrainState state = TrainState::from_json(nlohmann::json::parse(json));
-    state.eval_hits = std::move(hits);
-    return state;
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, std::string("bad state.json: ") + e.what());
+
+  // 2. Apply.
+  torch::NoGradGuard no_grad;
+  for (auto& [dst, src] : copies) dst.copy_(src);
+  auto& target = optimizer.state();
+  target.clear();
+  for (auto& [impl, s] : states) target[impl] = std::move(s);
+  gen.set_state(rng);
+  return state;
+}
+
+void check_trained_for(const std::string& path, const json& expected) {
+  if (!std::filesystem::exists(path)) return;
+  for (auto& [k, v] : models::read_safetensors(path)) {
+    if (k != "state.json") continue;
+    const at::Tensor t = v.contiguous();
+    if (t.scalar_type() != at::kByte) break;
+    json j;
+    try {
+      j = json::parse(std::string(reinterpret_cast<const char*>(t.data_ptr<uint8_t>()), size_t(t.numel())));
+    } catch (const json::exception&) {
+      break;  // load_checkpoint names the problem
+    }
+    check_trained_for_json(path, j.is_object() && j.contains("trained_for") ? j["trained_for"] : json(), expected);
   }
 }
 

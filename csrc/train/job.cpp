@@ -8,7 +8,7 @@
 #include "csrc/models/device.h"
 #include "csrc/models/weights.h"
 #include "csrc/train/datasets.h"
-#include "csrc/train/files.h"
+#include "csrc/util/atomic_file.h"
 #include "csrc/train/log.h"
 #include "csrc/train/mixed.h"
 #include "csrc/train/trainer.h"
@@ -32,6 +32,20 @@ void calibrate(const models::Model& q, const data::Loader& calib, int64_t batche
   }
   bar.done();
   q.freeze_alpha();
+}
+
+// What a stage trains, saved in its checkpoint (StageOptions::trained_for): a resume of another model, bit-width or
+// plan is refused instead of training the old checkpoint under the new name.
+nlohmann::json model_identity(const ModelConfig& m) {
+  return {{"preset", m.preset},
+          {"num_classes", m.num_classes},
+          {"img_size", m.img_size},
+          {"in_chans", m.in_chans},
+          {"drop_path", m.drop_path}};
+}
+
+nlohmann::json run_identity(const ModelConfig& m, int64_t bits, const models::Plan& plan) {
+  return {{"stage", "qat"}, {"model", model_identity(m)}, {"bits", bits}, {"plan", plan.entries()}};
 }
 
 RunResult row_of(const std::string& name, int64_t bits, const std::string& plan, const StageResult& s) {
@@ -58,11 +72,16 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
   fs::create_directories(dir);
   log::set_quiet(options.quiet);
   log::set_file(dir + "/train.log");
-  const std::string yaml = config::to_yaml(config);
-  if (options.resume && fs::exists(dir + "/config.yaml") && read_text(dir + "/config.yaml") != yaml) {
-    log::info("warning: {}/config.yaml differs from this job's config; resuming with the new one", dir);
+  // Temporary files of writers killed mid-write (util/atomic_file.h): never read, removed before anything else.
+  if (const int64_t stale = util::remove_stale_temps(dir); stale > 0) {
+    log::info("removed {} temporary file(s) left in {} by a killed job", stale, dir);
   }
-  write_text_atomic(dir + "/config.yaml", yaml);
+  // A resumed job's config.yaml is replaced only once every stage's checkpoint has been checked against the new
+  // config (below): a refused resume leaves the run folder describing what it holds.
+  const std::string yaml = config::to_yaml(config);
+  const bool have_config = fs::exists(dir + "/config.yaml");
+  const bool config_changed = options.resume && have_config && util::read_file(dir + "/config.yaml") != yaml;
+  if (!options.resume || !have_config) util::write_file_atomic(dir + "/config.yaml", yaml);
   if (config.threads > 0) at::set_num_threads(int(config.threads));
   if (config.device == "cuda" && !at::hasCUDA()) {
     throw config::Error("device", "cuda requested but this machine has no usable GPU (use auto or cpu)");
@@ -85,7 +104,7 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
             splits.val->describe());
 
   // The FP model: a checkpoint, or pretraining (always resumable: a finished pretraining is the cache).
-  at::manual_seed(uint64_t(d.seed));
+  at::manual_seed(stage_seed(d.seed, "fp"));
   const models::Model fp = models::create_fp(config.model.preset, overrides);
   fp.module->to(device);
   int64_t epochs_left = options.stop_after_epochs;
@@ -99,7 +118,9 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
     fp_row.best_top1 = fp_row.metrics.top1;
     fp_row.finished = true;
   } else {
-    const StageResult s = fit(fp, config.model.pretrain, train, val, {"fp", dir + "/fp", true, epochs_left});
+    nlohmann::json fp_identity = {{"stage", "fp"}, {"model", model_identity(config.model)}};
+    const StageResult s =
+        fit(fp, config.model.pretrain, train, val, {"fp", dir + "/fp", true, epochs_left, std::move(fp_identity)});
     fp_row = row_of("fp", 0, "-", s);
     if (!s.state.finished) {
       result.rows.push_back(fp_row);
@@ -135,18 +156,31 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
     }
   }
 
+  if (options.resume) {
+    for (size_t i = 0; i < runs.size(); ++i) {
+      check_trained_for(dir + "/" + runs[i].name + "/checkpoint.safetensors",
+                        run_identity(config.model, runs[i].bits, plans[i]));
+    }
+  }
+  if (config_changed) {
+    log::info("warning: {}/config.yaml differs from this job's config; resuming with the new one", dir);
+    util::write_file_atomic(dir + "/config.yaml", yaml);
+  }
+
   for (size_t i = 0; i < runs.size(); ++i) {
     const RunConfig& run = runs[i];
     const models::Plan& plan = plans[i];
     const std::string run_dir = dir + "/" + run.name;
     fs::create_directories(run_dir);
     plan.save(run_dir + "/plan.yaml");
+    at::manual_seed(stage_seed(d.seed, "qat/" + run.name));  // initialisation, calibration, drop-path masks
     const models::Model q = models::create_quant(config.model.preset, {run.bits, plan}, overrides);
     models::copy_parameters(*fp.module, *q.module);
     q.module->to(device);
     const bool from_checkpoint = options.resume && fs::exists(run_dir + "/checkpoint.safetensors");
     if (!from_checkpoint) calibrate(q, train, config.quant.calib_batches, run.name);
-    const StageResult s = fit(q, config.train, train, val, {run.name, run_dir, options.resume, epochs_left});
+    const StageResult s = fit(q, config.train, train, val,
+                              {run.name, run_dir, options.resume, epochs_left, run_identity(config.model, run.bits, plan)});
     result.rows.push_back(row_of(run.name, run.bits, run.plan, s));
     write_results(dir, result.rows);
     if (!s.state.finished) return result;

@@ -9,6 +9,7 @@
 #include "csrc/analysis/analyzer.h"
 #include "csrc/train/log.h"
 #include "csrc/train/metrics.h"
+#include "csrc/train/trainer.h"
 
 namespace mnq {
 namespace train {
@@ -57,6 +58,7 @@ MixedPlans mixed_plans(const models::Model& fp, int64_t bits, const JobConfig& c
   log::info("analyzer: W{} on {} calibration batches, candidates softmax [{}], gelu [{}], layernorm [{}]", bits, n,
             fmt::join(config.analyze.softmax, ", "), fmt::join(config.analyze.gelu, ", "),
             fmt::join(config.analyze.layernorm, ", "));
+  at::manual_seed(stage_seed(config.data.seed, "analyze/w" + std::to_string(bits)));  // its own stage (trainer.h)
   const analysis::Report report = analysis::analyze(fp, bits, config.analyze, source, overrides);
   const std::filesystem::path dir(report_dir);
   const std::string stem = "mixed_w" + std::to_string(bits);

@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "csrc/train/comparisons.h"
-#include "csrc/train/files.h"
+#include "csrc/util/atomic_file.h"
 #include "csrc/train/log.h"
 
 namespace mnq {
@@ -42,7 +42,6 @@ std::string results_json(const std::vector<RunResult>& rows) {
                     {"best_top1", r.best_top1},
                     {"best_epoch", r.best_epoch},
                     {"epochs", r.epochs},
-                    {"wall_s", r.wall_s},
                     {"finished", r.finished}});
   }
   nlohmann::json out = comparisons_json(rows, paired_comparisons(rows));
@@ -51,8 +50,8 @@ std::string results_json(const std::vector<RunResult>& rows) {
 }
 
 void write_results(const std::string& dir, const std::vector<RunResult>& rows) {
-  write_text_atomic(dir + "/results.md", results_markdown(rows));
-  write_text_atomic(dir + "/results.json", results_json(rows));
+  util::write_file_atomic(dir + "/results.md", results_markdown(rows));
+  util::write_file_atomic(dir + "/results.json", results_json(rows));
 }
 
 }  // namespace train

@@ -1,7 +1,9 @@
 // The comparison table of a job: the FP model and every quantized run, with top-1 and its 95 % Wilson interval
 // on the test-set size, top-5, loss, best top-1, epochs and wall time, followed by the paired comparisons
 // (comparisons.h: which differences are significant); as results.md and results.json
-// ({"runs": [...], "comparisons": [...], "summary": [...], "method": {...}}).
+// ({"runs": [...], "comparisons": [...], "summary": [...], "method": {...}}). results.json holds only what the job's
+// config and seed determine, so a killed and resumed job writes the same bytes as an uninterrupted one
+// (scripts/fault_inject.py); the wall times are in results.md and each stage's metrics.csv.
 #pragma once
 
 #include <string>

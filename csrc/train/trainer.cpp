@@ -9,9 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "csrc/data/random.h"
 #include "csrc/models/device.h"
 #include "csrc/models/weights.h"
-#include "csrc/train/files.h"
+#include "csrc/util/atomic_file.h"
 #include "csrc/train/log.h"
 #include "csrc/train/mixup.h"
 
@@ -82,6 +83,30 @@ class PendingSteps {
   Clock::time_point last_read_ = Clock::now();
 };
 
+// Whether every parameter is finite: one flag computed on the device and copied back (not a scalar read).
+bool weights_finite(const torch::nn::Module& module) {
+  std::vector<at::Tensor> flags;
+  for (const auto& p : module.parameters()) flags.push_back(at::isfinite(p.detach()).all());
+  if (flags.empty()) return true;
+  const at::Tensor all = at::stack(flags).all().to(at::kCPU);
+  return *all.data_ptr<bool>();
+}
+
+// The L2 norm of all parameters (0-d float64 on the model's device, not read back; overflow-free in float64).
+at::Tensor weights_norm(const torch::nn::Module& module) {
+  std::vector<at::Tensor> norms;
+  for (const auto& p : module.parameters()) {
+    norms.push_back(at::linalg_vector_norm(p.detach(), 2, c10::nullopt, false, at::kDouble));
+  }
+  return norms.empty() ? at::zeros({}, at::kDouble) : at::linalg_vector_norm(at::stack(norms), 2);
+}
+
+// The message of an exception without a C++ backtrace (c10::Error::what() appends one).
+std::string message_of(const std::exception& e) {
+  if (const auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
+  return e.what();
+}
+
 void set_lr(torch::optim::AdamW& opt, double lr) {
   for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
 }
@@ -104,11 +129,22 @@ void write_metrics(const std::string& dir, const nlohmann::json& history) {
     jsonl += h.dump();
     jsonl += '\n';
   }
-  write_text_atomic(dir + "/metrics.csv", csv);
-  write_text_atomic(dir + "/metrics.jsonl", jsonl);
+  util::write_file_atomic(dir + "/metrics.csv", csv);
+  util::write_file_atomic(dir + "/metrics.jsonl", jsonl);
 }
 
 }  // namespace
+
+uint64_t stage_seed(int64_t seed, const std::string& stage) {
+  if (stage == "fp") return uint64_t(seed);
+  uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a of the name, then mixed with the seed
+  for (const unsigned char c : stage) h = (h ^ c) * 0x100000001b3ULL;
+  return data::rnd::splitmix64(data::rnd::splitmix64(uint64_t(seed)) ^ h);
+}
+
+double divergence_bound(int64_t num_classes) {
+  return kExplodeFactor * std::log(double(std::max<int64_t>(num_classes, 2)));
+}
 
 double learning_rate(const TrainConfig& cfg, int64_t step, int64_t total) {
   if (step < cfg.warmup_steps) return cfg.lr * double(step + 1) / double(cfg.warmup_steps);
@@ -125,8 +161,12 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
   torch::optim::AdamW opt = make_optimizer(*model.module, cfg);
   StageResult result;
   TrainState& st = result.state;
+  st.trained_for = options.trained_for;
+  const int64_t per_epoch = train.num_batches();
+  if (per_epoch == 0) throw std::runtime_error(options.name + ": the training set has fewer images than one batch");
+  const int64_t bs = train.options().batch_size;
   if (options.resume && fs::exists(ckpt)) {
-    st = load_checkpoint(ckpt, *model.module, opt);
+    st = load_checkpoint(ckpt, *model.module, opt, {options.trained_for, per_epoch, bs});
     // Finished is re-decided by this config: more epochs, or a larger (or no) time budget, continue the stage.
     st.finished = (cfg.time_budget_s > 0 && st.elapsed_s >= cfg.time_budget_s) || st.epoch >= cfg.epochs;
     log::info("{}: resumed from {} (epoch {}/{}, batch {}, {} spent)", options.name, ckpt, st.epoch, cfg.epochs,
@@ -159,10 +199,8 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
     result.final = last_eval();
     return result;
   }
-  const int64_t per_epoch = train.num_batches();
-  if (per_epoch == 0) throw std::runtime_error(options.name + ": the training set has fewer images than one batch");
   const int64_t total_steps = cfg.epochs * per_epoch;
-  const int64_t bs = train.options().batch_size;
+  const double explode = divergence_bound(train.dataset().num_classes());
   int64_t& epochs_this_session = result.session_epochs;
 
   while (st.epoch < cfg.epochs && !st.finished) {
@@ -180,6 +218,7 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
     bar.update(first_batch * bs);
     bool budget_spent = false;
     auto pass = train.pass(st.epoch, st.batch);
+    const at::Tensor norm0 = weights_norm(*model.module);  // read only if a step raises (below)
     const at::Device device = model_device(model);  // batches come from the loader on the CPU
     const MixupOptions mixing{cfg.mixup, cfg.cutmix, cfg.mixup_prob, cfg.mixup_switch_prob, cfg.label_smoothing};
     const int64_t num_classes = train.dataset().num_classes();
@@ -187,15 +226,25 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
     PendingSteps pending;
     std::string status;
     // The pending steps into the stage's running totals: the only host reads of the loop (see trainer.h).
+    // Nothing has been saved since this pass began: the checkpoint is the one it resumed from.
+    auto diverged = [&](const std::string& what, int64_t batch) {
+      const std::string last = fs::exists(ckpt) ? fmt::format("the last good checkpoint is {} (epoch {}, batch {})",
+                                                              ckpt, st.epoch, first_batch)
+                                                : "this stage has no checkpoint yet";
+      throw std::runtime_error(fmt::format("{}: diverged at epoch {} batch {}: {}. Try a lower lr; nothing of this "
+                                           "epoch was evaluated or saved, {}",
+                                           options.name, st.epoch + 1, batch + 1, what, last));
+    };
     auto read_back = [&] {
       for (const PendingSteps::Step& p : pending.take()) {
         if (!std::isfinite(p.loss)) {
-          // Nothing has been saved since this pass began: the checkpoint is the one it resumed from.
-          throw std::runtime_error(
-              fmt::format("{}: the training loss is {} at epoch {} batch {} (diverged; try a lower lr). The last good "
-                          "checkpoint is {} (epoch {}, batch {})",
-                          options.name, std::isnan(p.loss) ? "NaN" : (p.loss > 0 ? "+Inf" : "-Inf"), st.epoch + 1,
-                          p.batch + 1, fs::exists(ckpt) ? ckpt : "(none yet)", st.epoch, first_batch));
+          diverged(fmt::format("the training loss is {}", std::isnan(p.loss) ? "NaN" : (p.loss > 0 ? "+Inf" : "-Inf")),
+                   p.batch);
+        }
+        if (p.loss > explode) {
+          diverged(fmt::format("the training loss exploded to {:.4g} (above {} × ln({} classes) = {:.4g})", p.loss,
+                               kExplodeFactor, train.dataset().num_classes(), explode),
+                   p.batch);
         }
         st.part_loss += p.loss * double(p.images);
         st.part_correct += p.correct;
@@ -209,20 +258,37 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
       const at::Tensor labels = models::to_device_async(b->labels, device);
       const at::Tensor images = models::to_device_async(b->images, device);
       at::Tensor logits, loss;
-      if (mixing.enabled()) {
-        // Mixup / CutMix on the model's device, from an RNG of (data seed, epoch, batch): resumable mid-epoch.
-        const MixedBatch m =
-            mix_batch(images, labels, num_classes, mixing, mix_seed(train.options().seed, st.epoch, st.batch));
-        logits = model(m.images);
-        loss = soft_target_cross_entropy(logits, m.targets);
-      } else {
-        logits = model(images);
-        loss = torch::nn::functional::cross_entropy(
-            logits, labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(cfg.label_smoothing));
+      try {
+        if (mixing.enabled()) {
+          // Mixup / CutMix on the model's device, from an RNG of (data seed, epoch, batch): resumable mid-epoch.
+          const MixedBatch m =
+              mix_batch(images, labels, num_classes, mixing, mix_seed(train.options().seed, st.epoch, st.batch));
+          logits = model(m.images);
+          loss = soft_target_cross_entropy(logits, m.targets);
+        } else {
+          logits = model(images);
+          loss = torch::nn::functional::cross_entropy(
+              logits, labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(cfg.label_smoothing));
+        }
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+      } catch (const std::exception& e) {
+        // An op refused its input (on the CPU, a scale outside its supported range). If the run diverged, say so.
+        read_back();
+        // A far too large step leaves a finite loss behind and weights that the next forward's quantizers turn
+        // into scales an op refuses (the CPU ops check their scale range on the host, on every call): there the
+        // weights' norm has grown by orders of magnitude since the epoch began, which healthy training never does.
+        const double growth = *(weights_norm(*model.module) / norm0).to(at::kCPU).data_ptr<double>();
+        if (!(growth <= kWeightGrowth)) {
+          diverged(fmt::format("the weights' norm grew ×{:.3g} since the epoch began, and then {}", growth,
+                               message_of(e)),
+                   st.batch);
+        }
+        throw std::runtime_error(
+            fmt::format("{}: training step at epoch {} batch {}: {}", options.name, st.epoch + 1, st.batch + 1,
+                        message_of(e)));
       }
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
       const int64_t n = b->labels.size(0);
       pending.add(loss, logits.argmax(1).eq(labels).sum(), n, st.batch);
       st.step += 1;
@@ -236,6 +302,7 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
       }
     }
     read_back();
+    if (!weights_finite(*model.module)) diverged("the weights are not finite after the last step", st.batch - 1);
     const double train_s = std::chrono::duration<double>(Clock::now() - t0).count();
     const double img_s = double((st.batch - first_batch) * bs) / std::max(train_s, 1e-9);
     bar.done(fmt::format("loss {:.4f}", st.part_seen ? st.part_loss / double(st.part_seen) : 0.0));

@@ -5,8 +5,11 @@
 
 The config is the same YAML job (a path, YAML text, or a dict); ``overrides`` are ``--set`` assignments. Returns
 the results table (results.json's ``runs`` as ``rows``, its paired ``comparisons`` and per-bit-width ``summary``)
-with the run folder; ``resume=True`` continues an interrupted job from its checkpoints. Config errors raise
-ValueError naming the key path. A job pins full FP32 for the whole process (TF32 off in cuBLAS and cuDNN, float32
+with the run folder; ``resume=True`` continues an interrupted (even killed) job from its checkpoints to the same
+results.json and weights as an uninterrupted run, and raises RuntimeError naming the checkpoint and field when the
+job changed what a stage was trained for (model, bits, plan) or a checkpoint's progress is inconsistent. A
+diverging stage (a non-finite loss, or one above 10·ln(classes)) raises RuntimeError saying so, with its last good
+checkpoint kept. A file that cannot be written is an OSError. Config errors raise ValueError naming the key path. A job pins full FP32 for the whole process (TF32 off in cuBLAS and cuDNN, float32
 matmul precision "highest"), so its runs do not depend on the GPU, and says so in train.log.
 
 ``bench_train`` runs the trainer's benchmark (``mnq-bench-train``, csrc/train/bench.h): images/s of the FP and QAT

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -19,7 +20,7 @@
 #include "csrc/models/presets.h"
 #include "csrc/models/weights.h"
 #include "csrc/train/datasets.h"
-#include "csrc/train/files.h"
+#include "csrc/util/atomic_file.h"
 #include "csrc/train/job.h"
 #include "csrc/train/log.h"
 #include "csrc/train/metrics.h"
@@ -77,7 +78,7 @@ TEST_CASE("train: a two-epoch job writes its run folder and learns", "[train]") 
   REQUIRE(!models::full_fp32_pinned());
   const JobResult r = run_job(c, {false, -1, true});
   CHECK(models::full_fp32_pinned());
-  CHECK_THAT(read_text(dir / "run/train.log"), Catch::Contains("full FP32 (TF32 off in cuBLAS and cuDNN"));
+  CHECK_THAT(util::read_file(dir / "run/train.log"), Catch::Contains("full FP32 (TF32 off in cuBLAS and cuDNN"));
   REQUIRE(r.finished);
   REQUIRE(r.rows.size() == 2);
   CHECK(r.rows[0].name == "fp");
@@ -99,7 +100,7 @@ TEST_CASE("train: a two-epoch job writes its run folder and learns", "[train]") 
     REQUIRE(row.metrics.hits.size() == 100);
     CHECK(std::count(row.metrics.hits.begin(), row.metrics.hits.end(), 1) == std::lround(100 * row.metrics.top1));
   }
-  const auto json = nlohmann::json::parse(read_text(dir / "run/results.json"));
+  const auto json = nlohmann::json::parse(util::read_file(dir / "run/results.json"));
   const auto& runs = json.at("runs");
   REQUIRE(runs.size() == 2);
   CHECK(runs[1]["top1"].get<double>() == r.rows[1].metrics.top1);
@@ -109,13 +110,13 @@ TEST_CASE("train: a two-epoch job writes its run folder and learns", "[train]") 
   CHECK(vs_fp["available"] == true);
   CHECK(vs_fp["both_right"].get<int64_t>() + vs_fp["only_a_right"].get<int64_t>() ==
         std::lround(100 * r.rows[1].metrics.top1));
-  const std::string md = read_text(dir / "run/results.md");
+  const std::string md = util::read_file(dir / "run/results.md");
   CHECK_THAT(md, Catch::Contains("| ivit8 | 8 | ivit |") && Catch::Contains("Test images: 100"));
   CHECK_THAT(md, Catch::Contains("## Paired comparisons") && Catch::Contains("| ivit8 | fp |") &&
                      Catch::Contains("- W8: best ivit8"));
-  const std::string csv = read_text(dir / "run/ivit8/metrics.csv");
+  const std::string csv = util::read_file(dir / "run/ivit8/metrics.csv");
   CHECK(std::count(csv.begin(), csv.end(), '\n') == 3);  // header + 2 epochs
-  CHECK(read_text(dir / "run/ivit8/plan.yaml").find("all: ivit") != std::string::npos);
+  CHECK(util::read_file(dir / "run/ivit8/plan.yaml").find("all: ivit") != std::string::npos);
 
   // A second run of the job reuses the pretrained FP model (its stage is finished) and redoes the QAT run.
   const JobResult again = run_job(c, {false, -1, true});
@@ -137,10 +138,10 @@ TEST_CASE("train: a two-epoch job writes its run folder and learns", "[train]") 
   CHECK(resumed.rows[0].metrics.hits.empty());
   CHECK(resumed.rows[0].metrics.top1 == r.rows[0].metrics.top1);
   CHECK(resumed.rows[1].metrics.hits == r.rows[1].metrics.hits);
-  CHECK_THAT(read_text(dir / "run/results.md"), Catch::Contains("| ivit8 | fp |") &&
+  CHECK_THAT(util::read_file(dir / "run/results.md"), Catch::Contains("| ivit8 | fp |") &&
                                                     Catch::Contains("n/a (fp has no per-image results") &&
                                                     Catch::Contains("vs FP the test is unavailable"));
-  CHECK(nlohmann::json::parse(read_text(dir / "run/results.json"))["comparisons"][0]["p"].is_null());
+  CHECK(nlohmann::json::parse(util::read_file(dir / "run/results.json"))["comparisons"][0]["p"].is_null());
 }
 
 TEST_CASE("train: stopping and resuming gives the uninterrupted result", "[train]") {
@@ -170,7 +171,7 @@ TEST_CASE("train: stopping and resuming gives the uninterrupted result", "[train
   }
   // The paired comparisons (no wall times in them) are the same, number for number.
   const auto paired = [](const std::string& md) { return md.substr(md.find("## Paired comparisons")); };
-  CHECK(paired(read_text(dir / "parts/results.md")) == paired(read_text(dir / "full/results.md")));
+  CHECK(paired(util::read_file(dir / "parts/results.md")) == paired(util::read_file(dir / "full/results.md")));
   const auto a = tensors(dir / "full/ivit8/model.safetensors"), b = tensors(dir / "parts/ivit8/model.safetensors");
   REQUIRE(a.size() == b.size());
   for (const auto& [k, v] : a) {
@@ -178,6 +179,31 @@ TEST_CASE("train: stopping and resuming gives the uninterrupted result", "[train
     REQUIRE(b.count(k));
     CHECK(at::equal(v, b.at(k)));
   }
+
+  // A resume whose job changed what a stage was trained for is refused before anything is written; the run folder
+  // keeps describing what it holds. A temporary file of a killed writer is removed when the job (re)starts.
+  const std::string config_yaml = util::read_file(dir / "parts/config.yaml");
+  const std::string plan_yaml = util::read_file(dir / "parts/ivit8/plan.yaml");
+  JobConfig other = c;
+  other.compare[0].bits = 6;
+  CHECK_THROWS_WITH(run_job(other, {true, -1, true}),
+                    Catch::Contains("ivit8/checkpoint.safetensors: was trained for bits = 8, this job asks for 6"));
+  other = c;
+  other.compare[0].plan = "ibert";
+  CHECK_THROWS_WITH(run_job(other, {true, -1, true}),
+                    Catch::Contains("was trained for plan.all = \"ivit\", this job asks for \"ibert\""));
+  other = c;
+  other.model.drop_path = 0.2;
+  CHECK_THROWS_WITH(run_job(other, {true, -1, true}),
+                    Catch::Contains("fp/checkpoint.safetensors: was trained for model.drop_path = 0.0, this job "
+                                    "asks for 0.2; resume refused"));
+  CHECK(util::read_file(dir / "parts/config.yaml") == config_yaml);
+  CHECK(util::read_file(dir / "parts/ivit8/plan.yaml") == plan_yaml);
+  const std::string stale = dir / "parts/ivit8/.model.safetensors.tmp99999999";
+  util::write_file_atomic(stale, "partial");
+  REQUIRE(run_job(c, {true, -1, true}).finished);
+  CHECK(!std::filesystem::exists(stale));
+  CHECK_THAT(util::read_file(dir / "parts/train.log"), Catch::Contains("removed 1 temporary file(s) left in"));
 }
 
 TEST_CASE("train: with every SPEC §8 augmentation on, stopping and resuming gives the uninterrupted result",
@@ -197,7 +223,7 @@ TEST_CASE("train: with every SPEC §8 augmentation on, stopping and resuming giv
   };
   const JobResult full = run_job(job("full"), {false, -1, true});
   REQUIRE(full.finished);
-  const std::string yaml = read_text(dir / "full/config.yaml");
+  const std::string yaml = util::read_file(dir / "full/config.yaml");
   CHECK_THAT(yaml, Catch::Contains("randaugment: rand-m9-mstd0.5-inc1") && Catch::Contains("drop_path: 0.3") &&
                        Catch::Contains("cutmix: 1"));
   const JobConfig c = job("parts");
@@ -329,7 +355,66 @@ TEST_CASE("train: a NaN loss stops the stage and keeps the last good checkpoint"
                     Catch::Contains("loss is NaN") && Catch::Contains("epoch 2 batch 1") &&
                         Catch::Contains("checkpoint.safetensors (epoch 1"));
   torch::optim::AdamW opt(m.module->parameters());
-  CHECK(load_checkpoint(dir / "stage/checkpoint.safetensors", *m.module, opt).epoch == 1);
+  CHECK(load_checkpoint(dir / "stage/checkpoint.safetensors", *m.module, opt, {nullptr, 2, 32}).epoch == 1);
+}
+
+// Divergence (trainer.h): an exploding loss (an FP model at lr 10) or a far too large step after which an op
+// refuses the blown-up scales (fqvit at lr 1e30: the weights' norm grew by ~1e31 in one step) stops the stage with the divergence
+// error before the epoch is evaluated or saved: checkpoint, best and metrics stay the last good epoch's, byte for
+// byte, and no final weights are written.
+TEST_CASE("train: a diverging run stops at once and keeps the last good checkpoint and best", "[train]") {
+  log::set_quiet(true);
+  at::set_num_threads(1);
+  TempDir dir("traindiverge");
+  mnq_test::write_synthetic_fashion(dir / "data", 64, 32, 17);
+  auto train_set =
+      std::make_shared<data::FashionMnist>(dir / "data", "train", std::vector<double>{0.3}, std::vector<double>{0.3});
+  auto val_set =
+      std::make_shared<data::FashionMnist>(dir / "data", "test", std::vector<double>{0.3}, std::vector<double>{0.3});
+  const data::Loader train(train_set, {16, true, true, 0, 2, 7});
+  const data::Loader val(val_set, {32, false, false, 0, 2, 7});
+  struct Case {
+    std::string name;
+    std::function<models::Model()> make;
+    double lr;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"fp", [] { return models::create_fp("vit_mnist_tiny"); }, 10.0, "the training loss exploded to"},
+      // the loss explodes, or the next forward's softmax refuses its scale, whichever shows first
+      {"ibert", [] { return models::create_quant("vit_mnist_tiny", {8, models::Plan::uniform("ibert")}); }, 10.0,
+       "Try a lower lr"},
+      {"fqvit", [] { return models::create_quant("vit_mnist_tiny", {8, models::Plan::uniform("fqvit")}); }, 1e30,
+       "the weights' norm grew ×"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    at::manual_seed(0);
+    const models::Model m = c.make();
+    const std::string stage = dir / c.name;
+    TrainConfig cfg;
+    cfg.epochs = 1;
+    cfg.lr = 1e-4;
+    cfg.mixup = cfg.cutmix = 0;
+    REQUIRE(fit(m, cfg, train, val, {c.name, stage, false, -1}).state.finished);
+    std::map<std::string, std::string> before;
+    for (const char* f : {"checkpoint.safetensors", "best.safetensors", "metrics.csv", "metrics.jsonl"}) {
+      before[f] = util::read_file(stage + "/" + f);
+    }
+    std::filesystem::remove(stage + "/model.safetensors");
+    cfg.epochs = 3;
+    cfg.lr = c.lr;
+    CHECK_THROWS_WITH(fit(m, cfg, train, val, {c.name, stage, true, -1}),
+                      Catch::StartsWith(c.name + ": diverged at epoch 2 batch ") && Catch::Contains(c.says) &&
+                          Catch::Contains("the last good checkpoint is " + stage + "/checkpoint.safetensors (epoch 1"));
+    for (const auto& [f, bytes] : before) {
+      INFO(f);
+      CHECK(util::read_file(stage + "/" + f) == bytes);
+    }
+    CHECK(!std::filesystem::exists(stage + "/model.safetensors"));
+  }
+  CHECK(divergence_bound(10) == Approx(10 * std::log(10.0)));
+  CHECK(divergence_bound(1) == Approx(10 * std::log(2.0)));
 }
 
 TEST_CASE("train: plan mixed runs the analyzer once per bit-width and trains the mixed models", "[train]") {

@@ -2,6 +2,8 @@
 timm weights, plan, bits and calibration batches, bit-identical eval outputs and calibrated buffers; a Python
 checkpoint runs in C++ and a C++ checkpoint reloads exactly. Also the binding itself: optimizers train the C++
 parameters, state_dict shares storage, errors are ValueErrors naming the key."""
+import re
+
 import pytest
 import torch
 from timm.models.deit import VisionTransformerDistilled
@@ -240,3 +242,15 @@ def test_errors_name_the_problem():
         m.load_state_dict({**sd, "norm.bias": "x"})
     with pytest.raises(RuntimeError, match="before any training/calibration"):
         m.eval()(torch.randn(1, 1, 28, 28))
+
+
+def test_a_file_that_cannot_be_written_is_an_oserror_naming_it(tmp_path):
+    # util::FileError, the one error of every file the C++ library publishes (csrc/util/atomic_file.h)
+    m = mnq.models.create("vit_mnist_tiny")
+    target = tmp_path / "missing" / "m.safetensors"
+    with pytest.raises(OSError, match=re.escape(f"cannot write '{target}': No such file or directory")):
+        m.save(str(target))
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(OSError, match="cannot publish"):
+        m.save(str(tmp_path / "taken"))
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]  # no temporary file left
