@@ -121,6 +121,16 @@ TEST_CASE("config: --set overrides by key path, validated", "[config]") {
                     Contains("compare.0.bits: is not a section"));
 }
 
+TEST_CASE("config: a torch error reaches the command line as one line, without the C++ backtrace", "[config]") {
+  try {
+    TORCH_CHECK(false, "some op: scale must be positive");
+  } catch (const c10::Error& e) {
+    CHECK_THAT(std::string(e.what()), Catch::Contains("Exception raised from"));  // what() carries the backtrace
+    CHECK(cfg::error_message(e) == "some op: scale must be positive");
+  }
+  CHECK(cfg::error_message(std::runtime_error("plain")) == "plain");
+}
+
 TEST_CASE("config: a key given twice is an error, at any level", "[config]") {
   using Catch::Contains;
   CHECK_THROWS_WITH(cfg::from_text<Job>("name: a\nname: b\n", "a.yaml"), Contains("a.yaml: name: appears twice"));
