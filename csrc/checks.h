@@ -44,6 +44,12 @@ inline bool needs_range_check(at::ScalarType t, int64_t lo, int64_t hi) {
   return !is_int_dtype(t) || dtype_min(t) < lo || dtype_max(t) > hi;
 }
 
+// A required tensor argument given as None (an undefined tensor): checked before anything asks for its device
+// (autograd's Function::apply would fail with "tensor does not have a device", naming neither op nor argument).
+inline void check_given(const char* op, const char* name, const at::Tensor& t) {
+  TORCH_CHECK_TYPE(t.defined(), op, ": ", name, " must be a tensor, got None");
+}
+
 inline void check_int_tensor(const char* op, const char* name, const at::Tensor& t) {
   TORCH_CHECK(t.defined(), op, ": ", name, " is undefined");
   TORCH_CHECK_TYPE(is_int_dtype(t.scalar_type()), op, ": ", name,
@@ -82,7 +88,7 @@ inline void check_device_supported(const char* op, const char* name, const at::T
 
 // A per-channel vector: 1-D of length C, floating point.
 inline void check_channel_vector(const char* op, const char* name, const at::Tensor& t, int64_t C) {
-  TORCH_CHECK(t.defined(), op, ": ", name, " is undefined");
+  check_given(op, name, t);
   TORCH_CHECK_TYPE(at::isFloatingType(t.scalar_type()), op, ": ", name, " must be a floating-point tensor, got ",
                    t.scalar_type());
   TORCH_CHECK_VALUE(t.dim() == 1 && t.size(0) == C, op, ": ", name, " must have shape [", C,

@@ -13,6 +13,7 @@
 #include "csrc/config/cli.h"
 #include "csrc/data/loader.h"
 #include "csrc/models/device.h"
+#include "csrc/models/plan.h"
 #include "csrc/models/weights.h"
 #include "csrc/train/datasets.h"
 #include "csrc/train/mixed.h"
@@ -48,7 +49,7 @@ void AnalyzeModelConfig::validate(const std::string& path) const {
     throw config::Error(key("preset"), e.what());
   }
   if (checkpoint.empty()) throw config::Error(key("checkpoint"), "is required (the full-precision weights)");
-  if (!std::filesystem::is_regular_file(checkpoint)) {
+  if (!config::is_file(checkpoint)) {
     throw config::Error(key("checkpoint"), "no such file: '" + checkpoint + "'");
   }
   for (const auto& [k, v] : {std::pair{"num_classes", num_classes}, {"img_size", img_size}, {"in_chans", in_chans}}) {
@@ -90,8 +91,16 @@ void AnalyzeJob::validate(const std::string& path) const {
   if (device != "auto" && device != "cpu" && device != "cuda") {
     throw config::Error(key("device"), "must be auto, cpu or cuda, got '" + device + "'");
   }
-  if (threads < 0) throw config::Error(key("threads"), "must be ≥ 0, got " + std::to_string(threads));
+  if (threads < 0 || threads > config::max_threads()) {
+    throw config::Error(key("threads"), "must be in 0.." + std::to_string(config::max_threads()) +
+                                            " (4 per hardware thread, at least 64; 0: LibTorch's default), got " +
+                                            std::to_string(threads));
+  }
   analyze.validate(key("analyze"));
+  // Every candidate is calibrated as a uniform model at these bits.
+  if (const std::string why = models::unsupported_bits(bits, analyze.methods()); !why.empty()) {
+    throw config::Error(key("bits"), why);
+  }
   output.validate(key("output"));
 }
 

@@ -6,6 +6,7 @@
 #include <torch/library.h>
 
 #include "csrc/autograd/ste.h"
+#include "csrc/checks.h"
 
 namespace mnq {
 namespace autograd {
@@ -84,16 +85,24 @@ struct PtfLnSte : public torch::autograd::Function<PtfLnSte> {
 
 TT pair(const tensor_list& r) { return {r[0], r[1]}; }
 
+void check_affine_given(const char* op, const at::Tensor& weight, const at::Tensor& bias) {
+  ops::check_given(op, "weight", weight);
+  ops::check_given(op, "bias", bias);
+}
+
 TT ilayernorm_qat(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& weight, const at::Tensor& bias,
                   double eps) {
+  check_affine_given("ilayernorm_qat", weight, bias);
   return pair(AffineLnSte::apply(x, scale, weight, bias, eps, kIvit));
 }
 TT ibert_layernorm_qat(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& weight, const at::Tensor& bias,
                        double eps) {
+  check_affine_given("ibert_layernorm_qat", weight, bias);
   return pair(AffineLnSte::apply(x, scale, weight, bias, eps, kIbert));
 }
 TT ptf_layernorm_qat(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& s_base, const at::Tensor& weight,
                      const at::Tensor& bias, const at::Tensor& scale_next, double eps) {
+  check_affine_given("ptf_layernorm_qat", weight, bias);
   return pair(PtfLnSte::apply(x, alpha, s_base, weight, bias, scale_next, eps));
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
 
 #include <cstdio>
 #include <functional>
@@ -16,6 +17,13 @@
 
 namespace mnq {
 namespace config {
+
+// The one line a user sees for an error: a c10::Error (TORCH_CHECK in torch or an op) without the C++
+// backtrace that its what() carries.
+inline std::string error_message(const std::exception& e) {
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) return c10->what_without_backtrace();
+  return e.what();
+}
 
 template <typename T>
 int run_cli(int argc, char** argv, const std::string& name, const std::string& about,
@@ -40,6 +48,9 @@ int run_cli(int argc, char** argv, const std::string& name, const std::string& a
   } catch (const Error& e) {
     std::cerr << name << ": config error: " << e.what() << "\n";
     return 2;
+  } catch (const std::exception& e) {  // a reader's bug, reported rather than an abort
+    std::cerr << name << ": config error: " << error_message(e) << "\n";
+    return 2;
   }
   std::cout << "# resolved config (" << path << (sets.empty() ? "" : " + --set") << ")\n" << to_yaml(cfg) << std::flush;
   if (print_only) return 0;
@@ -49,7 +60,7 @@ int run_cli(int argc, char** argv, const std::string& name, const std::string& a
     std::cerr << name << ": config error: " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {
-    std::cerr << name << ": error: " << e.what() << "\n";
+    std::cerr << name << ": error: " << error_message(e) << "\n";
     return 1;
   }
 }

@@ -1,10 +1,13 @@
 // The non-template half of config.h: errors, scalar conversions, YAML parsing and emitting, --set paths.
 #include "csrc/config/config.h"
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <thread>
 
 namespace mnq {
 namespace config {
@@ -124,6 +127,10 @@ void assign(YAML::Node& root, const std::string& path, const std::string& text) 
   std::string walked;
   for (size_t i = 0; i + 1 < keys.size(); ++i) {
     YAML::Node cur = chain.back();
+    if (!cur.IsMap() && !cur.IsSequence()) {
+      // e.g. threads.a=1: yaml-cpp would throw BadSubscript on a scalar
+      throw Error(walked, "is not a section, so it has no key '" + keys[i] + "'");
+    }
     walked = join(walked, keys[i]);
     if (cur.IsSequence()) {
       size_t idx = 0;
@@ -140,6 +147,9 @@ void assign(YAML::Node& root, const std::string& path, const std::string& text) 
     }
   }
   YAML::Node last = chain.back();
+  if (!last.IsMap() && !last.IsSequence()) {
+    throw Error(walked, "is not a section, so it has no key '" + keys.back() + "'");
+  }
   if (last.IsSequence()) {
     size_t idx = 0;
     try {
@@ -170,6 +180,23 @@ std::string read_file(const std::string& path) {
 
 }  // namespace detail
 
+bool is_file(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(path, ec);
+}
+
+int64_t max_threads() {
+  return std::max<int64_t>(64, 4 * int64_t(std::thread::hardware_concurrency()));
+}
+
+bool set_names(const std::string& assignment, const std::string& key_path) {
+  const std::string key = assignment.substr(0, assignment.find('='));
+  auto within = [](const std::string& a, const std::string& b) {  // a is b or a key under b
+    return a.size() >= b.size() && a.compare(0, b.size(), b) == 0 && (a.size() == b.size() || a[b.size()] == '.');
+  };
+  return !key_path.empty() && (within(key_path, key) || within(key, key_path));
+}
+
 Visitor::Visitor(Mode mode, YAML::Node node, std::string path)
     : mode_(mode), node_(std::move(node)), path_(std::move(path)) {}
 
@@ -182,8 +209,12 @@ YAML::Node Visitor::child(const char* key) {
 
 void Visitor::check_unknown() const {
   if (mode_ != Mode::kRead || !node_ || !node_.IsMap()) return;
+  std::set<std::string> seen;
   for (const auto& kv : node_) {
+    if (!kv.first.IsScalar()) throw Error(path_, "keys must be plain names, got " + detail::emit(kv.first));
     const std::string key = kv.first.Scalar();
+    // yaml-cpp keeps every entry of a repeated key and reads the first: say so instead.
+    if (!seen.insert(key).second) throw Error(detail::join(path_, key), "appears twice");
     if (visited_.count(key)) continue;
     std::string known;
     for (const auto& k : visited_) known += (known.empty() ? "" : ", ") + k;

@@ -238,8 +238,23 @@ void apply_set(T& cfg, const std::string& assignment) {
     cfg = from_node<T>(root);
   } catch (const Error& e) {
     throw e.with_origin("--set " + assignment);
+  } catch (const YAML::Exception& e) {
+    throw Error(assignment.substr(0, eq), e.msg).with_origin("--set " + assignment);
   }
 }
+
+// Whether `path` names a regular file; false (never an exception) for a name too long or otherwise unusable, so
+// a validate() that checks a path stays a config error.
+bool is_file(const std::string& path);
+
+// True when the --set `assignment` (a.b=c) set `key_path` or a key above or below it.
+bool set_names(const std::string& assignment, const std::string& key_path);
+
+// The most intra-op threads a job may ask for: 4 per hardware thread, at least 64. Beyond the cores, threads
+// only contend (every parallel region waits for the slowest), and libgomp aborts or hangs for tens of thousands;
+// the margin covers hardware_concurrency under-reporting in containers, the floor keeps configs portable between
+// small machines.
+int64_t max_threads();
 
 // Text + overrides, then validate(""): the resolved config, or an Error naming origin and key path.
 template <typename T>
@@ -249,6 +264,10 @@ T from_text(const std::string& text, const std::string& origin, const std::vecto
   try {
     cfg.validate("");
   } catch (const Error& e) {
+    // Name the --set that gave the key its value (the last one wins, as it did when applied), else the file.
+    for (auto s = sets.rbegin(); s != sets.rend(); ++s) {
+      if (set_names(*s, e.key_path())) throw e.with_origin("--set " + *s);
+    }
     throw e.with_origin(origin);
   }
   return cfg;

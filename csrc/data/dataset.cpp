@@ -18,6 +18,7 @@ class Subset : public Dataset {
   ImageShape shape() const override { return base_->shape(); }
   int64_t label(int64_t i) const override { return base_->label(index_[i]); }
   void load(int64_t i, uint64_t seed, float* out) const override { base_->load(index_[i], seed, out); }
+  bool try_load(int64_t i, uint64_t seed, float* out) const override { return base_->try_load(index_[i], seed, out); }
   std::string describe() const override { return base_->describe() + ", subset of " + std::to_string(size()); }
 
  private:

@@ -26,6 +26,12 @@ class Dataset {
   virtual int64_t label(int64_t index) const = 0;
   // Writes shape().numel() floats to `out`.
   virtual void load(int64_t index, uint64_t seed, float* out) const = 0;
+  // load(), or false when the item is unusable and the dataset is set to skip such items (an image folder with
+  // data.on_bad_image: skip); the loader then fills the slot with the next item of the epoch's order.
+  virtual bool try_load(int64_t index, uint64_t seed, float* out) const {
+    load(index, seed, out);
+    return true;
+  }
   // For messages: e.g. "fashion_mnist train (60000 images)".
   virtual std::string describe() const = 0;
 };

@@ -10,13 +10,11 @@
 namespace mnq {
 namespace data {
 
-// The decompressed bytes of a .gz file (or of a plain file: zlib reads uncompressed input transparently).
-// Throws std::runtime_error naming the file when it cannot be opened or the gzip stream is corrupt/truncated.
-std::string read_gz(const std::string& path);
-
-// uint8 images [N, H, W]; throws naming the file on a wrong magic number, zero dims or a size mismatch.
+// uint8 images [N, H, W]; throws naming the file on a wrong magic number, zero or overflowing dims, a size
+// mismatch or a corrupt/truncated gzip stream. The header is checked before the payload is inflated, and a header
+// claiming more bytes than the file can decompress to is refused before anything is allocated.
 at::Tensor read_idx_images(const std::string& path);
-// int64 labels [N]; throws naming the file on a wrong magic number or a size mismatch.
+// int64 labels [N]; the same checks.
 at::Tensor read_idx_labels(const std::string& path);
 
 }  // namespace data

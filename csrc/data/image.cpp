@@ -3,6 +3,7 @@
 #include <turbojpeg.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <fstream>
 #include <memory>
@@ -13,16 +14,23 @@ namespace data {
 namespace {
 
 // One libjpeg-turbo decompressor per thread (a handle is not thread-safe; creating one per image is wasteful).
-tjhandle decompressor() {
-  struct Handle {
-    tjhandle h = tjInitDecompress();
-    ~Handle() {
-      if (h) tjDestroy(h);
-    }
-  };
-  thread_local Handle handle;
-  if (!handle.h) throw std::runtime_error("libjpeg-turbo: cannot create a decompressor");
-  return handle.h;
+struct Decompressor {
+  tjhandle h = tjInitDecompress();
+  ~Decompressor() {
+    if (h) tjDestroy(h);
+  }
+  // A handle whose decompression stopped on a warning (TJFLAG_STOPONWARNING) can report the next file's header as
+  // 0 × 0: a failed image gets a fresh handle.
+  void reset() {
+    if (h) tjDestroy(h);
+    h = tjInitDecompress();
+  }
+};
+
+Decompressor& decompressor() {
+  thread_local Decompressor d;
+  if (!d.h) throw std::runtime_error("libjpeg-turbo: cannot create a decompressor");
+  return d;
 }
 
 double filter_support(Filter f) { return f == Filter::kBilinear ? 1.0 : 2.0; }
@@ -77,12 +85,23 @@ Taps make_taps(double lo, double hi, int64_t in_len, int64_t out_len, Filter f) 
 
 }  // namespace
 
-Image decode_jpeg(const uint8_t* data, size_t size, int64_t channels, const std::string& name) {
+Image decode_jpeg(const uint8_t* data, size_t size, int64_t channels, const std::string& name, int64_t max_pixels) {
   if (channels != 1 && channels != 3) throw std::invalid_argument(name + ": channels must be 1 or 3");
-  tjhandle h = decompressor();
+  Decompressor& d = decompressor();
+  tjhandle h = d.h;
+  auto bad = [&](const std::string& what) {
+    d.reset();
+    return BadImage(name + ": " + what);
+  };
   int w = 0, ht = 0, subsamp = 0, colorspace = 0;
-  if (tjDecompressHeader3(h, data, (unsigned long)size, &w, &ht, &subsamp, &colorspace) != 0) {
-    throw std::runtime_error(name + ": not a readable JPEG (" + tjGetErrorStr2(h) + ")");
+  if (size == 0 || size > ULONG_MAX ||
+      tjDecompressHeader3(h, data, (unsigned long)size, &w, &ht, &subsamp, &colorspace) != 0) {
+    throw bad(std::string("not a readable JPEG (") + (size ? tjGetErrorStr2(h) : "empty file") + ")");
+  }
+  if (w <= 0 || ht <= 0) throw bad("JPEG header gives no size");
+  if (int64_t(w) * int64_t(ht) > max_pixels) {
+    throw bad(std::to_string(w) + "×" + std::to_string(ht) + " pixels exceed data.max_image_pixels (" +
+              std::to_string(max_pixels) + ")");
   }
   Image img;
   img.height = ht;
@@ -90,19 +109,29 @@ Image decode_jpeg(const uint8_t* data, size_t size, int64_t channels, const std:
   img.channels = channels;
   img.pixels.resize(size_t(ht) * size_t(w) * size_t(channels));
   const int format = channels == 3 ? TJPF_RGB : TJPF_GRAY;
-  if (tjDecompress2(h, data, (unsigned long)size, img.pixels.data(), w, 0, ht, format, TJFLAG_ACCURATEDCT) != 0 &&
-      tjGetErrorCode(h) == TJERR_FATAL) {
-    throw std::runtime_error(name + ": JPEG decoding failed (" + tjGetErrorStr2(h) + ")");
+  // TJFLAG_STOPONWARNING: a warning (truncated or corrupt data, which libjpeg pads with grey) is an error.
+  if (tjDecompress2(h, data, (unsigned long)size, img.pixels.data(), w, 0, ht, format,
+                    TJFLAG_ACCURATEDCT | TJFLAG_STOPONWARNING) != 0) {
+    throw bad(std::string("JPEG decoding failed (") + tjGetErrorStr2(h) + ")");
   }
   return img;
 }
 
-Image decode_jpeg_file(const std::string& path, int64_t channels) {
+Image decode_jpeg_file(const std::string& path, int64_t channels, int64_t max_pixels) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot open");
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.empty()) throw std::runtime_error(path + ": empty file");
-  return decode_jpeg(bytes.data(), bytes.size(), channels, path);
+  if (!in) throw BadImage(path + ": cannot open");
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  // A JPEG of at most max_pixels pixels takes well under 4 bytes a pixel, plus its metadata segments: a larger
+  // file is refused before it is read into memory.
+  const uint64_t limit = max_pixels > (int64_t(1) << 60) ? UINT64_MAX : uint64_t(max_pixels) * 4 + (16u << 20);
+  if (size < 0 || uint64_t(size) > limit) {
+    throw BadImage(path + ": " + std::to_string(size) + " bytes, more than a JPEG within data.max_image_pixels");
+  }
+  in.seekg(0);
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+  if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) throw BadImage(path + ": cannot read");
+  return decode_jpeg(bytes.data(), bytes.size(), channels, path, max_pixels);
 }
 
 Filter parse_filter(const std::string& name) {

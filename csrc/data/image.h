@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -21,9 +22,23 @@ struct Image {
   std::vector<uint8_t> pixels;  // [height, width, channels], row-major
 };
 
-// Decodes a JPEG file with libjpeg-turbo to `channels` (3: RGB, 1: grey). Throws naming the file on error.
-Image decode_jpeg_file(const std::string& path, int64_t channels);
-Image decode_jpeg(const uint8_t* data, size_t size, int64_t channels, const std::string& name);
+// PIL's decompression-bomb limit (Image.MAX_IMAGE_PIXELS: 89 478 485 pixels, about 256 MiB as RGB): the default
+// of data.max_image_pixels. A 600-byte JPEG can claim 65 500 × 65 500 pixels (12 GiB as RGB).
+constexpr int64_t kDefaultMaxImagePixels = 89'478'485;
+
+// An image that cannot be used: unreadable, not a JPEG, larger than the pixel limit, truncated or corrupt.
+class BadImage : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Decodes a JPEG file with libjpeg-turbo to `channels` (3: RGB, 1: grey). The width × height from the header must
+// not exceed `max_pixels` (checked before anything is allocated); libjpeg's warnings (a truncated file: "Premature
+// end of JPEG file", corrupt entropy data) are errors, as PIL refuses truncated files. Throws BadImage naming the
+// file.
+Image decode_jpeg_file(const std::string& path, int64_t channels, int64_t max_pixels = kDefaultMaxImagePixels);
+Image decode_jpeg(const uint8_t* data, size_t size, int64_t channels, const std::string& name,
+                  int64_t max_pixels = kDefaultMaxImagePixels);
 
 enum class Filter { kBilinear, kBicubic };
 Filter parse_filter(const std::string& name);  // "bilinear" | "bicubic"

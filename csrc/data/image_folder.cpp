@@ -67,7 +67,43 @@ ImageFolder::ImageFolder(const std::string& root, const std::string& split, cons
 }
 
 void ImageFolder::load(int64_t index, uint64_t seed, float* out) const {
-  const Image img = decode_jpeg_file(files_[index], options_.channels);
+  transform(decode_jpeg_file(files_[index], options_.channels, options_.max_pixels), seed, out);
+}
+
+bool ImageFolder::try_load(int64_t index, uint64_t seed, float* out) const {
+  if (!options_.skip_bad_images) {
+    load(index, seed, out);
+    return true;
+  }
+  {
+    std::lock_guard<std::mutex> lock(bad_mu_);
+    if (bad_.count(index)) return false;
+  }
+  Image img;
+  try {
+    img = decode_jpeg_file(files_[index], options_.channels, options_.max_pixels);
+  } catch (const BadImage& e) {
+    size_t n;
+    {
+      std::lock_guard<std::mutex> lock(bad_mu_);
+      if (!bad_.insert(index).second) return false;
+      n = bad_.size();
+    }
+    if (options_.on_skip) {
+      options_.on_skip("skipping bad image " + std::string(e.what()) + " (" + std::to_string(n) + " so far)");
+    }
+    return false;
+  }
+  transform(img, seed, out);
+  return true;
+}
+
+int64_t ImageFolder::bad_images() const {
+  std::lock_guard<std::mutex> lock(bad_mu_);
+  return int64_t(bad_.size());
+}
+
+void ImageFolder::transform(const Image& img, uint64_t seed, float* out) const {
   const int64_t s = options_.img_size;
   if (augment_) {
     std::mt19937_64 rng(seed);

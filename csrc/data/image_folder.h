@@ -4,7 +4,10 @@
 // a .jpg / .jpeg extension (any case) are images, sorted by path; anything else is ignored.
 #pragma once
 
+#include <functional>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,6 +29,11 @@ struct ImageFolderOptions {
   double random_erasing = 0;                      // probability of erasing a box of the normalised image
   std::vector<double> mean = {0.485, 0.456, 0.406};
   std::vector<double> std = {0.229, 0.224, 0.225};
+  int64_t max_pixels = kDefaultMaxImagePixels;  // a larger JPEG (by its header) is a bad image
+  // Bad images (unreadable, over max_pixels, truncated, corrupt): false: an error naming the file; true: try_load
+  // returns false (the loader uses the next image), `on_skip` gets one line per bad file, the first time.
+  bool skip_bad_images = false;
+  std::function<void(const std::string&)> on_skip;
 };
 
 class ImageFolder : public Dataset {
@@ -39,17 +47,23 @@ class ImageFolder : public Dataset {
   int64_t num_classes() const override { return int64_t(classes_.size()); }
   ImageShape shape() const override { return {options_.channels, options_.img_size, options_.img_size}; }
   int64_t label(int64_t index) const override { return labels_[index]; }
-  void load(int64_t index, uint64_t seed, float* out) const override;
+  void load(int64_t index, uint64_t seed, float* out) const override;  // throws BadImage on a bad image
+  bool try_load(int64_t index, uint64_t seed, float* out) const override;
   std::string describe() const override;
   const std::vector<std::string>& classes() const { return classes_; }
+  int64_t bad_images() const;  // bad files skipped so far
 
  private:
+  void transform(const Image& img, uint64_t seed, float* out) const;
+
   std::string dir_;
   ImageFolderOptions options_;
   bool augment_;
   std::optional<RandAugment> rand_augment_;
   std::vector<std::string> classes_, files_;
   std::vector<int64_t> labels_;
+  mutable std::mutex bad_mu_;
+  mutable std::set<int64_t> bad_;  // indices of the bad files found so far (decoded once, skipped after)
 };
 
 }  // namespace data

@@ -52,12 +52,18 @@ Batch Loader::load_batch(const std::vector<int64_t>& order, int64_t epoch, int64
     const int64_t pos = first + k;
     const uint64_t seed = splitmix64(splitmix64(options_.seed) ^
                                      splitmix64(uint64_t(epoch) << 32 ^ uint64_t(pos)));
-    dataset_->load(order[pos], seed, img + k * s.numel());
-    lab[k] = dataset_->label(order[pos]);
+    // A dataset that skips bad items (try_load false) gets the next item of the epoch's order in their place:
+    // batches keep their size (static shapes for compiled and CUDA-graph steps) and stay deterministic.
+    int64_t src = pos;
+    while (!dataset_->try_load(order[src], seed, img + k * s.numel())) {
+      src = (src + 1) % int64_t(order.size());
+      if (src == pos) throw std::runtime_error("loader: no usable image in " + dataset_->describe());
+    }
+    lab[k] = dataset_->label(order[src]);
     // Checked here, where labels are made on the host: on a GPU a bad label would be a device-side assert (or a
     // read back per step to catch it).
     if (lab[k] < 0 || lab[k] >= classes) {
-      throw std::out_of_range("loader: image " + std::to_string(order[pos]) + " of " + dataset_->describe() +
+      throw std::out_of_range("loader: image " + std::to_string(order[src]) + " of " + dataset_->describe() +
                               " has label " + std::to_string(lab[k]) + ", outside 0.." + std::to_string(classes - 1));
     }
   }

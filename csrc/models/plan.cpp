@@ -49,7 +49,7 @@ std::vector<std::string> order_key(const std::string& name) {
   std::vector<std::string> parts;
   std::stringstream ss(name);
   for (std::string p; std::getline(ss, p, '.');) {
-    if (!p.empty() && std::all_of(p.begin(), p.end(), ::isdigit)) {
+    if (!p.empty() && std::all_of(p.begin(), p.end(), [](unsigned char c) { return std::isdigit(c) != 0; })) {
       parts.push_back(std::string(12 - std::min<size_t>(p.size(), 12), '0') + p);
     } else {
       auto it = rank.find(p);
@@ -66,6 +66,30 @@ const char* op_type_key(OpType type) { return kTypeKeys[static_cast<int>(type)];
 const std::vector<std::string>& plan_methods() {
   static const std::vector<std::string> methods = {"ivit", "ibert", "fqvit"};
   return methods;
+}
+
+BitRange supported_bits(const std::string& method) {
+  // ivit: ShiftGELU (n = 23) needs ceil(1/(1.702·S))·2^23 < 2^31, i.e. S ≥ 2.3e-3, on the b-bit QuantAct after
+  //   fc1: r ≥ 2.3e-3·(2^(b−1) − 1), 1.2 at b = 10 but 4.7 at b = 12 (trained Fashion-MNIST ViTs fail there).
+  // ibert: i-exp needs S ∈ (1.8e-5, 1.67] on the b-bit attention scores: r ≤ 1.67 at b = 2 (always exceeded),
+  //   11.7 at b = 4; i-GELU takes the fc1 accumulator, S = S_w·S_x ∝ 2^(−2(b−1)), which must stay ≥ 4.4e-7 (int64
+  //   headroom): r_w·r_x ≥ 1.9 at b = 12, 30 at b = 14 (b = 16 fails for every model).
+  // fqvit: its log-int softmax shares I-BERT's i-exp (the lower bound); its GELU is float, its LayerNorm exact.
+  if (method == "ivit") return {2, 10};
+  if (method == "ibert") return {4, 12};
+  if (method == "fqvit") return {4, 16};
+  throw std::invalid_argument("unknown method '" + method + "' (allowed: " + allowed_methods() + ")");
+}
+
+std::string unsupported_bits(int64_t bits, const std::vector<std::string>& methods) {
+  for (const auto& m : methods) {
+    const BitRange r = supported_bits(m);
+    if (bits < r.lo || bits > r.hi) {
+      return std::to_string(bits) + " bits are outside what " + m + " supports (" + std::to_string(r.lo) + ".." +
+             std::to_string(r.hi) + "): its integer kernels would reject the activation scales at calibration";
+    }
+  }
+  return "";
 }
 
 std::optional<OpType> layer_op_type(const std::string& name) {
@@ -95,6 +119,7 @@ Plan Plan::parse(const std::string& yaml_text, const std::string& origin) {
   for (const auto& kv : root) {
     if (!kv.first.IsScalar()) throw std::invalid_argument(origin + ": plan keys must be strings");
     const std::string key = kv.first.as<std::string>();
+    if (plan.entries_.count(key)) throw std::invalid_argument(origin + ": key '" + key + "' appears twice");
     if (!kv.second.IsScalar()) {
       throw std::invalid_argument(origin + ": key '" + key +
                                   "': the value must be one method name (allowed: " + allowed_methods() + ")");

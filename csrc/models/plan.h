@@ -9,6 +9,7 @@
 // Methods: ivit, ibert, fqvit. Torch-free (yaml-cpp only).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -23,6 +24,16 @@ enum class OpType { kSoftmax, kGelu, kLayerNorm };
 const char* op_type_key(OpType type);
 // The methods a plan may name, in tie-break order: ivit, ibert, fqvit.
 const std::vector<std::string>& plan_methods();
+// The W/A bit-widths b (SPEC §6 "W/A = b") with which a method's integer kernels accept the scales a trained ViT
+// produces; jobs are refused other widths at config time, before any pretraining (the kernels would reject the
+// scales only at calibration). Each bound comes from an op's supported scale range, S = r / (2^(b−1) − 1) for an
+// activation range r (plan.cpp has the arithmetic).
+struct BitRange {
+  int64_t lo, hi;
+};
+BitRange supported_bits(const std::string& method);
+// "" when every method of `methods` supports `bits`, else the reason naming the first that does not.
+std::string unsupported_bits(int64_t bits, const std::vector<std::string>& methods);
 // The op type of a mixable layer name (by suffix), or nullopt when `name` is not a mixable layer name.
 std::optional<OpType> layer_op_type(const std::string& name);
 

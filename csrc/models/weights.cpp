@@ -11,27 +11,20 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "csrc/models/safetensors.h"
 #include "csrc/util/atomic_file.h"
 
 namespace mnq {
 namespace models {
 namespace {
 
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is little-endian");
-
-const std::map<std::string, at::ScalarType>& dtypes() {
-  static const std::map<std::string, at::ScalarType> m = {
-      {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf}, {"BF16", at::kBFloat16}, {"I64", at::kLong},
-      {"I32", at::kInt},    {"I16", at::kShort}, {"I8", at::kChar},  {"U8", at::kByte},       {"BOOL", at::kBool}};
-  return m;
-}
-
 std::string dtype_name(at::ScalarType t, const std::string& key) {
-  for (const auto& [name, type] : dtypes()) {
-    if (type == t) return name;
+  const std::string name = safetensors_dtype(t);
+  if (name.empty()) {
+    throw std::invalid_argument("safetensors: tensor '" + key + "' has unsupported dtype " +
+                                std::string(c10::toString(t)));
   }
-  throw std::invalid_argument("safetensors: tensor '" + key + "' has unsupported dtype " +
-                              std::string(c10::toString(t)));
+  return name;
 }
 
 std::string shape_str(at::IntArrayRef s) {
@@ -41,66 +34,6 @@ std::string shape_str(at::IntArrayRef s) {
 }
 
 }  // namespace
-
-NamedTensors read_safetensors(const std::string& path) {
-  auto fail = [&](const std::string& what) { throw std::invalid_argument("safetensors file '" + path + "': " + what); };
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot be opened");
-  in.seekg(0, std::ios::end);
-  const uint64_t file_size = static_cast<uint64_t>(in.tellg());
-  in.seekg(0);
-  uint64_t header_len = 0;
-  if (file_size < 8 || !in.read(reinterpret_cast<char*>(&header_len), 8)) fail("too short for a header");
-  if (header_len > file_size - 8) fail("header length " + std::to_string(header_len) + " exceeds the file");
-  std::string header(header_len, '\0');
-  in.read(header.data(), static_cast<std::streamsize>(header_len));
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(header);
-  } catch (const nlohmann::json::exception& e) {
-    fail(std::string("bad JSON header: ") + e.what());
-  }
-  if (!j.is_object()) fail("the header is not a JSON object");
-  const uint64_t data_start = 8 + header_len, data_size = file_size - data_start;
-  // Order by data offset, which is the writer's order (JSON objects are unordered).
-  std::vector<std::pair<uint64_t, std::string>> order;
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    if (it.key() == "__metadata__") continue;
-    try {
-      order.emplace_back(it.value().at("data_offsets").at(0).get<uint64_t>(), it.key());
-    } catch (const nlohmann::json::exception& e) {
-      fail("tensor '" + it.key() + "': " + e.what());
-    }
-  }
-  std::sort(order.begin(), order.end());
-  NamedTensors out;
-  for (const auto& [offset, key] : order) {
-    const auto& e = j.at(key);
-    std::vector<int64_t> shape;
-    uint64_t begin = 0, end = 0;
-    std::string dtype;
-    try {
-      dtype = e.at("dtype").get<std::string>();
-      shape = e.at("shape").get<std::vector<int64_t>>();
-      begin = e.at("data_offsets").at(0).get<uint64_t>();
-      end = e.at("data_offsets").at(1).get<uint64_t>();
-    } catch (const nlohmann::json::exception& ex) {
-      fail("tensor '" + key + "': " + ex.what());
-    }
-    auto dt = dtypes().find(dtype);
-    if (dt == dtypes().end()) fail("tensor '" + key + "': unsupported dtype " + dtype);
-    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dt->second));
-    if (end < begin || end > data_size || end - begin != static_cast<uint64_t>(t.nbytes())) {
-      fail("tensor '" + key + "': data_offsets do not match dtype " + dtype + " and shape " + shape_str(t.sizes()));
-    }
-    in.seekg(static_cast<std::streamoff>(data_start + begin));
-    if (!in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(end - begin))) {
-      fail("tensor '" + key + "': truncated data");
-    }
-    out.emplace_back(key, t);
-  }
-  return out;
-}
 
 void write_safetensors(const std::string& path, const NamedTensors& tensors) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
@@ -132,10 +65,12 @@ void load_weights(torch::nn::Module& module, const std::string& path, bool requi
   auto buffers = module.named_buffers();
   auto fail = [&](const std::string& what) { throw std::invalid_argument("weights file '" + path + "': " + what); };
   for (const auto& [k, t] : file) {
-    if (!params.contains(k) && !buffers.contains(k)) fail("unexpected key '" + k + "' (not in the model)");
+    if (!params.contains(k) && !buffers.contains(k)) fail("unexpected key " + quote_name(k) + " (not in the model)");
   }
-  at::NoGradGuard no_grad;
-  auto copy_into = [&](const torch::OrderedDict<std::string, at::Tensor>& dict, bool required) {
+  // Every check first, every copy after: a file that fails leaves the module untouched. The dtype must be the
+  // model's own (an I32 or F16 file for an F32 weight is a wrong file, not something to cast silently).
+  std::vector<std::pair<at::Tensor, const at::Tensor*>> copies;
+  auto check = [&](const torch::OrderedDict<std::string, at::Tensor>& dict, bool required) {
     for (const auto& item : dict) {
       auto it = by_name.find(item.key());
       if (it == by_name.end()) {
@@ -147,12 +82,17 @@ void load_weights(torch::nn::Module& module, const std::string& path, bool requi
         fail("key '" + item.key() + "' has shape " + shape_str(src.sizes()) + " in the file but " +
              shape_str(item.value().sizes()) + " in the model");
       }
-      at::Tensor dst = item.value();
-      dst.copy_(src);
+      if (src.scalar_type() != item.value().scalar_type()) {
+        fail("key '" + item.key() + "' has dtype " + safetensors_dtype(src.scalar_type()) + " in the file but " +
+             safetensors_dtype(item.value().scalar_type()) + " in the model");
+      }
+      copies.emplace_back(item.value(), &src);
     }
   };
-  copy_into(params, true);
-  copy_into(buffers, require_buffers);
+  check(params, true);
+  check(buffers, require_buffers);
+  at::NoGradGuard no_grad;
+  for (auto& [dst, src] : copies) dst.copy_(*src);
 }
 
 void save_weights(const torch::nn::Module& module, const std::string& path) {

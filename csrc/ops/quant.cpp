@@ -130,6 +130,8 @@ at::Tensor ptf_scales(const char* op, const at::Tensor& x, const at::Tensor& alp
     const int64_t v = a.data_ptr<int64_t>()[c];
     TORCH_CHECK_VALUE(v >= 0 && v <= 3, op, ": alpha[", c, "] = ", v, " must be in {0, 1, 2, 3}");
     s.data_ptr<double>()[c] = std::ldexp(s_base, static_cast<int>(v));
+    TORCH_CHECK_VALUE(std::isfinite(s.data_ptr<double>()[c]), op, ": s_base·2^alpha[", c, "] = ", s_base, "·2^", v,
+                      " overflows");
   }
   return s;
 }
@@ -160,19 +162,26 @@ at::Tensor ptf_quantize_impl(const char* op, const at::Tensor& x, const at::Tens
   return run_quantize(op, x, s, ChannelLayout{x.size(-1), 1}, bits, fake);
 }
 
+// The ratios scale[c] / scale_out of host-checked scales must be finite: each scale can pass its own check while
+// their quotient overflows (1e300 / 1e-300), and dyadic() of ±inf has no multiplier. Checked wherever the scales are
+// on the host (the CPU, and the integer op on CUDA, whose kernel would otherwise only report a code it cannot
+// make); CUDA's sync-free QAT path marks such a channel NaN instead.
+void check_ratios(const char* op, const char* name, const at::Tensor& scale_cpu, double scale_out) {
+  for (int64_t c = 0; c < scale_cpu.numel(); ++c) {
+    const double r = scale_cpu.data_ptr<double>()[c] / scale_out;
+    TORCH_CHECK_VALUE(std::isfinite(r), op, ": ", name, "[", c, "] / scale_out = ", scale_cpu.data_ptr<double>()[c],
+                      " / ", scale_out, " is not finite, so it has no dyadic multiplier");
+  }
+}
+
 // Dyadic multipliers scale[c] / scale_out as device tensors.
-// The ratio must be finite: each scale can pass its own check while their quotient overflows (1e300 / 1e-300), and
-// dyadic() of ±inf has no multiplier (CUDA marks such a channel NaN on its sync-free path; the CPU raises).
 RequantSide requant_side(const char* op, const char* name, const at::Tensor& codes, const at::Tensor& scale_cpu,
                          double scale_out) {
   const int64_t C = scale_cpu.numel();
   at::Tensor m = at::empty({C}, at::TensorOptions().dtype(at::kLong));
   at::Tensor k = at::empty({C}, at::TensorOptions().dtype(at::kLong));
   for (int64_t c = 0; c < C; ++c) {
-    const double r = scale_cpu.data_ptr<double>()[c] / scale_out;
-    TORCH_CHECK_VALUE(std::isfinite(r), op, ": ", name, "[", c, "] / scale_out = ", scale_cpu.data_ptr<double>()[c],
-                      " / ", scale_out, " is not finite, so it has no dyadic multiplier");
-    const kernels::Dyadic d = kernels::dyadic(r);
+    const kernels::Dyadic d = kernels::dyadic(scale_cpu.data_ptr<double>()[c] / scale_out);  // check_ratios: finite
     m.data_ptr<int64_t>()[c] = d.m;
     k.data_ptr<int64_t>()[c] = d.k;
   }
@@ -204,6 +213,7 @@ at::Tensor requant_impl(const char* op, const at::Tensor& q, const at::Tensor& s
                     ": identity and identity_scale must be given together");
   const int64_t C = q.dim() == 0 ? 1 : q.size(-1);
   const at::Tensor s_in = requant_scales(op, "scale_in", scale_in, C, q, fake);
+  if (!dev) check_ratios(op, "scale_in", s_in, scale_out);
   const at::Tensor qc = q.contiguous();
   at::Tensor out = at::empty(q.sizes(), q.options().dtype(fake ? at::kFloat : at::kInt));
   RequantSide in = q.is_cuda() ? device_side(qc, s_in) : requant_side(op, "scale_in", qc, s_in, scale_out);
@@ -216,6 +226,7 @@ at::Tensor requant_impl(const char* op, const at::Tensor& q, const at::Tensor& s
     TORCH_CHECK_VALUE(identity->sizes() == q.sizes(), op, ": identity must have the shape of ", qn, " ",
                       q.sizes(), ", got ", identity->sizes());
     const at::Tensor s_id = requant_scales(op, "identity_scale", *identity_scale, C, q, fake);
+    if (!dev) check_ratios(op, "identity_scale", s_id, scale_out);
     id = q.is_cuda() ? device_side(identity->contiguous(), s_id)
                      : requant_side(op, "identity_scale", identity->contiguous(), s_id, scale_out);
     p.id_layout = layout_of(q, q.dim() - 1, s_id.numel());
@@ -282,29 +293,86 @@ at::Tensor requant_qat(const at::Tensor& x, const at::Tensor& scale_in, const at
   return requant_impl("requant_qat", x, scale_in, scale_out, bits, identity, identity_scale, true);
 }
 
+// Meta kernels: the real kernels' checks that need no values (dtype, bits, axis, scale and alpha shapes, identity
+// pairing), so torch.compile and FakeTensor tracing reject what eager calls reject; the device check is the real
+// kernels' (a meta tensor is neither CPU nor CUDA).
 namespace {
-at::Tensor quantize_meta(const at::Tensor& x, const at::Tensor&, int64_t, int64_t) {
-  return empty_like_as(x, at::kInt);
+void check_meta_input(const char* op, const char* name, const at::Tensor& x, bool is_float) {
+  if (is_float) {
+    check_float_tensor(op, name, x);
+  } else {
+    check_int_tensor(op, name, x);
+  }
 }
-at::Tensor quantize_qat_meta(const at::Tensor& x, const at::Tensor&, int64_t, int64_t) {
-  return empty_like_as(x, at::kFloat);
+
+at::Tensor quantize_meta_impl(const char* op, const at::Tensor& x, const at::Tensor& scale, int64_t bits,
+                              int64_t axis, bool fake) {
+  check_meta_input(op, "x", x, true);
+  check_int_arg(op, "bits", bits, 2, 32);
+  const int64_t ax = normalize_axis(op, x, axis);
+  check_scale_arg(op, "scale", scale, x.dim() == 0 ? 1 : x.size(ax));
+  return empty_like_as(x, fake ? at::kFloat : at::kInt);
 }
-at::Tensor ptf_quantize_meta(const at::Tensor& x, const at::Tensor&, const at::Tensor&, int64_t) {
-  return empty_like_as(x, at::kInt);
+at::Tensor quantize_meta(const at::Tensor& x, const at::Tensor& scale, int64_t bits, int64_t axis) {
+  return quantize_meta_impl("quantize", x, scale, bits, axis, false);
 }
-at::Tensor ptf_quantize_qat_meta(const at::Tensor& x, const at::Tensor&, const at::Tensor&, int64_t) {
-  return empty_like_as(x, at::kFloat);
+at::Tensor quantize_qat_meta(const at::Tensor& x, const at::Tensor& scale, int64_t bits, int64_t axis) {
+  return quantize_meta_impl("quantize_qat", x, scale, bits, axis, true);
 }
-at::Tensor ptf_alpha_error_meta(const at::Tensor& x, const at::Tensor&, int64_t) {
+
+at::Tensor ptf_quantize_meta_impl(const char* op, const at::Tensor& x, const at::Tensor& alpha, int64_t bits,
+                                  bool fake) {
+  check_meta_input(op, "x", x, true);
+  check_int_arg(op, "bits", bits, 2, 16);
+  check_min_dim(op, "x", x, 1);
+  check_int_tensor(op, "alpha", alpha);
+  TORCH_CHECK_VALUE(alpha.dim() == 1 && alpha.size(0) == x.size(-1), op, ": alpha must have shape [", x.size(-1),
+                    "] (the last dim of x), got ", alpha.sizes());
+  return empty_like_as(x, fake ? at::kFloat : at::kInt);
+}
+at::Tensor ptf_quantize_meta(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor&, int64_t bits) {
+  return ptf_quantize_meta_impl("ptf_quantize", x, alpha, bits, false);
+}
+at::Tensor ptf_quantize_qat_meta(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor&, int64_t bits) {
+  return ptf_quantize_meta_impl("ptf_quantize_qat", x, alpha, bits, true);
+}
+at::Tensor ptf_alpha_error_meta(const at::Tensor& x, const at::Tensor&, int64_t bits) {
+  check_meta_input("ptf_alpha_error", "x", x, true);
+  check_min_dim("ptf_alpha_error", "x", x, 1);
+  check_int_arg("ptf_alpha_error", "bits", bits, 2, 16);
   return at::empty({x.size(-1), 4}, x.options().dtype(at::kDouble));
 }
-at::Tensor requant_meta(const at::Tensor& q, const at::Tensor&, const at::Tensor&, int64_t,
-                        const std::optional<at::Tensor>&, const std::optional<at::Tensor>&) {
-  return empty_like_as(q, at::kInt);
+
+at::Tensor requant_meta_impl(const char* op, const at::Tensor& q, const at::Tensor& scale_in,
+                             const at::Tensor& scale_out, int64_t bits, const std::optional<at::Tensor>& identity,
+                             const std::optional<at::Tensor>& identity_scale, bool fake) {
+  const char* qn = fake ? "x" : "q";
+  check_meta_input(op, qn, q, fake);
+  TORCH_CHECK(scale_out.defined(), op, ": scale_out is undefined");
+  TORCH_CHECK_VALUE(scale_out.numel() == 1, op, ": scale_out must be a per-tensor scale (one element), got shape ",
+                    scale_out.sizes());
+  check_scale_arg(op, "scale_out", scale_out.reshape({}), 1);
+  check_int_arg(op, "bits", bits, 2, 32);
+  TORCH_CHECK_VALUE(identity.has_value() == identity_scale.has_value(), op,
+                    ": identity and identity_scale must be given together");
+  const int64_t C = q.dim() == 0 ? 1 : q.size(-1);
+  check_scale_arg(op, "scale_in", scale_in, C);
+  if (identity.has_value()) {
+    check_meta_input(op, "identity", *identity, fake);
+    TORCH_CHECK_VALUE(identity->sizes() == q.sizes(), op, ": identity must have the shape of ", qn, " ", q.sizes(),
+                      ", got ", identity->sizes());
+    check_scale_arg(op, "identity_scale", *identity_scale, C);
+  }
+  return empty_like_as(q, fake ? at::kFloat : at::kInt);
 }
-at::Tensor requant_qat_meta(const at::Tensor& x, const at::Tensor&, const at::Tensor&, int64_t,
-                            const std::optional<at::Tensor>&, const std::optional<at::Tensor>&) {
-  return empty_like_as(x, at::kFloat);
+at::Tensor requant_meta(const at::Tensor& q, const at::Tensor& scale_in, const at::Tensor& scale_out, int64_t bits,
+                        const std::optional<at::Tensor>& identity, const std::optional<at::Tensor>& identity_scale) {
+  return requant_meta_impl("requant", q, scale_in, scale_out, bits, identity, identity_scale, false);
+}
+at::Tensor requant_qat_meta(const at::Tensor& x, const at::Tensor& scale_in, const at::Tensor& scale_out,
+                            int64_t bits, const std::optional<at::Tensor>& identity,
+                            const std::optional<at::Tensor>& identity_scale) {
+  return requant_meta_impl("requant_qat", x, scale_in, scale_out, bits, identity, identity_scale, true);
 }
 }  // namespace
 

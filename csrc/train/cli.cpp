@@ -27,7 +27,7 @@ int cli_main(int argc, char** argv) {
     } catch (const config::Error&) {
       throw;
     } catch (const std::exception& e) {
-      log::info("error: {}", e.what());
+      log::info("error: {}", config::error_message(e));
       return 1;
     }
   };

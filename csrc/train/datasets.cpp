@@ -10,6 +10,7 @@
 #include "csrc/data/image_folder.h"
 #include "csrc/models/presets.h"
 #include "csrc/models/swin.h"
+#include "csrc/train/log.h"
 
 namespace mnq {
 namespace train {
@@ -29,6 +30,9 @@ data::ImageFolderOptions folder_options(const DataConfig& d, const ModelShape& s
   o.random_erasing = d.erasing();
   if (!d.mean.empty()) o.mean = d.mean;
   if (!d.std.empty()) o.std = d.std;
+  o.max_pixels = d.max_image_pixels;
+  o.skip_bad_images = d.on_bad_image == "skip";
+  o.on_skip = [](const std::string& line) { log::write(line); };
   if (shape.in_chans == 1 && d.mean.empty()) {
     o.mean = kGreyMean;
     o.std = kGreyStd;

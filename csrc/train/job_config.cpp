@@ -6,9 +6,13 @@
 #include <filesystem>
 #include <set>
 
+#include "csrc/models/plan.h"
+
 namespace mnq {
 namespace train {
 namespace {
+
+constexpr int64_t kMaxBatch = 65536;
 
 std::string join(const std::string& path, const char* key) { return path.empty() ? key : path + "." + key; }
 
@@ -18,9 +22,30 @@ void require(bool ok, const std::string& path, const char* key, const std::strin
 
 void check_plan(const std::string& plan, const std::string& path, const char* key) {
   if (is_plan_method(plan)) return;
-  require(!plan.empty() && std::filesystem::is_regular_file(plan), path, key,
+  require(!plan.empty() && config::is_file(plan), path, key,
           "must be mixed, mixed_paper, mixed_isolated, ivit, ibert, fqvit or a plan file; no such file '" + plan +
               "'");
+}
+
+// The bits of a run against every method its plan can use: a mixed plan may pick any analyzer candidate, a plan
+// file uses the methods it names (read here, so a bad plan file is also a config error).
+void check_run_bits(int64_t bits, const std::string& plan, const analysis::AnalyzerConfig& analyze,
+                    const std::string& path) {
+  std::vector<std::string> methods;
+  if (is_mixed_plan(plan)) {
+    methods = analyze.methods();
+  } else if (is_plan_method(plan)) {
+    methods = {plan};
+  } else {
+    try {
+      const models::Plan p = models::Plan::load(plan);
+      for (const auto& [key, method] : p.entries()) methods.push_back(method);
+    } catch (const std::invalid_argument& e) {
+      throw config::Error(join(path, "plan"), e.what());
+    }
+  }
+  const std::string why = models::unsupported_bits(bits, methods);
+  require(why.empty(), path, "bits", why + (is_mixed_plan(plan) ? " (the mixed plan may pick it: see analyze)" : ""));
 }
 
 }  // namespace
@@ -55,6 +80,11 @@ void DataConfig::visit(config::Visitor& v) {
           "mmax, p op probability, inc 0|1); empty: off");
   v.field("random_erasing", random_erasing,
           "probability of erasing a random box of each training image with N(0,1) noise (timm 'pixel' mode), 0..1");
+  v.field("max_image_pixels", max_image_pixels,
+          "image_folder: a JPEG whose header claims more pixels (width × height) is a bad image (PIL's limit)");
+  v.field("on_bad_image", on_bad_image,
+          "image_folder: error (stop naming the file) | skip (log it once, count it, use the next image) for an "
+          "unreadable, oversized, truncated or corrupt JPEG");
 }
 
 std::optional<data::RandAugmentConfig> DataConfig::rand_augment() const {
@@ -66,12 +96,18 @@ void DataConfig::validate(const std::string& path) const {
   require(kind == "fashion_mnist" || kind == "image_folder", path, "kind",
           "must be fashion_mnist or image_folder, got '" + kind + "'");
   require(!root.empty(), path, "root", "must name a folder");
-  require(batch_size > 0, path, "batch_size", "must be positive, got " + std::to_string(batch_size));
-  require(eval_batch_size > 0, path, "eval_batch_size", "must be positive, got " + std::to_string(eval_batch_size));
+  // Upper bounds: a batch of 65536 224×224 RGB images is 39 GB of floats, beyond any device; a loader holds
+  // prefetch + workers batches at once; subsets index int32-sized datasets.
+  require(batch_size > 0 && batch_size <= kMaxBatch, path, "batch_size",
+          fmt::format("must be in 1..{}, got {}", kMaxBatch, batch_size));
+  require(eval_batch_size > 0 && eval_batch_size <= kMaxBatch, path, "eval_batch_size",
+          fmt::format("must be in 1..{}, got {}", kMaxBatch, eval_batch_size));
   require(workers >= 0 && workers <= 64, path, "workers", "must be in 0..64, got " + std::to_string(workers));
-  require(prefetch > 0, path, "prefetch", "must be positive, got " + std::to_string(prefetch));
-  require(train_subset >= 0, path, "train_subset", "must be >= 0 (0: all)");
-  require(val_subset >= 0, path, "val_subset", "must be >= 0 (0: all)");
+  require(prefetch > 0 && prefetch <= 64, path, "prefetch", "must be in 1..64, got " + std::to_string(prefetch));
+  require(train_subset >= 0 && train_subset <= INT32_MAX, path, "train_subset",
+          fmt::format("must be in 0..{} (0: all), got {}", INT32_MAX, train_subset));
+  require(val_subset >= 0 && val_subset <= INT32_MAX, path, "val_subset",
+          fmt::format("must be in 0..{} (0: all), got {}", INT32_MAX, val_subset));
   require(seed >= 0, path, "seed", "must be >= 0");
   require(mean.size() == std.size(), path, "std", "needs as many values as mean");
   for (double s : std) require(s > 0, path, "std", "values must be positive");
@@ -87,6 +123,10 @@ void DataConfig::validate(const std::string& path) const {
   }
   require(random_erasing >= 0 && random_erasing <= 1, path, "random_erasing",
           "must be in [0, 1], got " + fmt::format("{}", random_erasing));
+  require(max_image_pixels > 0 && max_image_pixels <= (int64_t(1) << 40), path, "max_image_pixels",
+          "must be in 1..2^40, got " + std::to_string(max_image_pixels));
+  require(on_bad_image == "error" || on_bad_image == "skip", path, "on_bad_image",
+          "must be error or skip, got '" + on_bad_image + "'");
 }
 
 void TrainConfig::visit(config::Visitor& v) {
@@ -138,7 +178,7 @@ void ModelConfig::validate(const std::string& path) const {
   require(img_size >= 0, path, "img_size", "must be >= 0 (0: the preset's)");
   require(in_chans >= 0, path, "in_chans", "must be >= 0 (0: the preset's)");
   require(drop_path >= 0 && drop_path < 1, path, "drop_path", "must be in [0, 1)");
-  require(checkpoint.empty() || std::filesystem::is_regular_file(checkpoint), path, "checkpoint",
+  require(checkpoint.empty() || config::is_file(checkpoint), path, "checkpoint",
           "no such file '" + checkpoint + "'");
   pretrain.validate(join(path, "pretrain"));
   require(!checkpoint.empty() || pretrain.epochs > 0, path, "checkpoint",
@@ -205,10 +245,16 @@ void JobConfig::validate(const std::string& path) const {
     require(names.insert(compare[i].name).second, p, "name", "duplicate run name '" + compare[i].name + "'");
   }
   analyze.validate(join(path, "analyze"));
+  if (compare.empty()) check_run_bits(quant.bits, quant.plan, analyze, join(path, "quant"));
+  for (size_t i = 0; i < compare.size(); ++i) {
+    check_run_bits(compare[i].bits, compare[i].plan, analyze, join(path, "compare") + "." + std::to_string(i));
+  }
   require(device == "auto" || device == "cpu" || device == "cuda", path, "device",
           "must be auto, cpu or cuda, got '" + device + "'");
   output.validate(join(path, "output"));
-  require(threads >= 0, path, "threads", "must be >= 0");
+  require(threads >= 0 && threads <= config::max_threads(), path, "threads",
+          fmt::format("must be in 0..{} (4 per hardware thread, at least 64; 0: torch's default), got {}",
+                      config::max_threads(), threads));
 }
 
 std::vector<RunConfig> JobConfig::runs() const {

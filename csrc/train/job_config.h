@@ -13,6 +13,7 @@
 
 #include "csrc/analysis/config.h"
 #include "csrc/config/config.h"
+#include "csrc/data/image.h"
 #include "csrc/data/rand_augment.h"
 
 namespace mnq {
@@ -35,6 +36,8 @@ struct DataConfig {
   bool train_augment = true;
   std::string randaugment = "rand-m9-mstd0.5-inc1";
   double random_erasing = 0.25;
+  int64_t max_image_pixels = data::kDefaultMaxImagePixels;
+  std::string on_bad_image = "error";
 
   void visit(config::Visitor& v);
   void validate(const std::string& path) const;

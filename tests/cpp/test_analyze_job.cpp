@@ -64,7 +64,10 @@ TEST_CASE("mnq-analyze job: bad configs fail naming file and key", "[analyze_job
   fails(good, {"model.checkpoint=/nonexistent/fp.safetensors"}, "model.checkpoint: no such file");
   fails(good, {"model.preset=vit_hugh"}, "model.preset: unknown model preset 'vit_hugh'");
   fails(good, {"model.img_size=-1"}, "model.img_size: must be 0");
-  fails(good, {"bits=1"}, "job.yaml: bits: must be in [2, 16], got 1");
+  fails(good, {"bits=1"}, "--set bits=1: bits: must be in [2, 16], got 1");
+  fails(good, {"bits=12"}, "--set bits=12: bits: 12 bits are outside what ivit supports");  // every candidate
+  fails(good, {"threads=100000"}, "--set threads=100000: threads: must be in 0..");
+  fails(good, {"threads.a=1"}, "--set threads.a=1: threads: is not a section");
   fails(good, {"device=tpu"}, "device: must be auto, cpu or cuda");
   fails(good, {"analyze.mode=best"}, "analyze.mode: must be paper or isolated");
   fails(good, {"analyze.layernorm=[ivit, foo]"}, "analyze.layernorm: unknown method 'foo'");

@@ -373,8 +373,11 @@ TEST_CASE("analyzer: the analyze: YAML section reads, round-trips and fails nami
                     Catch::Contains("job.yaml: analyze.calib_batchs: unknown key"));
   CHECK_THROWS_WITH(config::from_text<JobWithAnalyze>("analyze: {calib_batches: many}\n", "job.yaml"),
                     Catch::Contains("analyze.calib_batches"));
+  // The value came from --set: the error names it (the file's `fast` was overridden).
   CHECK_THROWS_WITH(config::from_text<JobWithAnalyze>("analyze: {mode: fast}\n", "job.yaml", {"analyze.mode=best"}),
-                    Catch::Contains("job.yaml: analyze.mode: must be paper or isolated, got 'best'"));
+                    Catch::Contains("--set analyze.mode=best: analyze.mode: must be paper or isolated, got 'best'"));
+  CHECK_THROWS_WITH(config::from_text<JobWithAnalyze>("analyze: {mode: fast}\n", "job.yaml"),
+                    Catch::Contains("job.yaml: analyze.mode: must be paper or isolated, got 'fast'"));
   CHECK_THAT(config::describe<JobWithAnalyze>(), Catch::Contains("analyze.calib_batches") &&
                                                      Catch::Contains("analyze.mode"));
 }

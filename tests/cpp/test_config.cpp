@@ -105,7 +105,40 @@ TEST_CASE("config: --set overrides by key path, validated", "[config]") {
                     Contains("--set train.epochz=1: train.epochz: unknown key"));
   CHECK_THROWS_WITH(cfg::from_text<Job>("", "a.yaml", {"train.epochs"}), Contains("expects key.path=value"));
   CHECK_THROWS_WITH(cfg::from_text<Job>("", "a.yaml", {"compare.3.bits=4"}), Contains("index out of range"));
-  CHECK_THROWS_WITH(cfg::from_text<Job>("", "a.yaml", {"train.epochs=0"}), Contains("a.yaml: train.epochs: must be"));
+  // A value from --set that fails validation names that --set (the last one that set it), not the file.
+  CHECK_THROWS_WITH(cfg::from_text<Job>("", "a.yaml", {"train.epochs=0"}),
+                    Contains("--set train.epochs=0: train.epochs: must be"));
+  CHECK_THROWS_WITH(cfg::from_text<Job>("", "a.yaml", {"train.epochs=0", "train.lr=1", "train={epochs: 0}"}),
+                    Contains("--set train={epochs: 0}: train.epochs: must be"));
+  CHECK_THROWS_WITH(cfg::from_text<Job>("compare:\n  - {bits: 1}\n", "a.yaml", {"train.epochs=4"}),
+                    Contains("a.yaml: compare.0.bits: must be"));
+  // A key below a scalar: a config error, not yaml-cpp's BadSubscript escaping as an abort.
+  CHECK_THROWS_WITH(cfg::from_text<Job>("", "a.yaml", {"name.a=1"}),
+                    Contains("--set name.a=1: name: is not a section, so it has no key 'a'"));
+  CHECK_THROWS_WITH(cfg::from_text<Job>("", "a.yaml", {"name.a.b=1"}), Contains("name: is not a section"));
+  CHECK_THROWS_WITH(cfg::from_text<Job>("", "a.yaml", {"train.epochs.x=1"}), Contains("train.epochs: is not a section"));
+  CHECK_THROWS_WITH(cfg::from_text<Job>("", "a.yaml", {"compare.0.bits.x=1"}),
+                    Contains("compare.0.bits: is not a section"));
+}
+
+TEST_CASE("config: a torch error reaches the command line as one line, without the C++ backtrace", "[config]") {
+  try {
+    TORCH_CHECK(false, "some op: scale must be positive");
+  } catch (const c10::Error& e) {
+    CHECK_THAT(std::string(e.what()), Catch::Contains("Exception raised from"));  // what() carries the backtrace
+    CHECK(cfg::error_message(e) == "some op: scale must be positive");
+  }
+  CHECK(cfg::error_message(std::runtime_error("plain")) == "plain");
+}
+
+TEST_CASE("config: a key given twice is an error, at any level", "[config]") {
+  using Catch::Contains;
+  CHECK_THROWS_WITH(cfg::from_text<Job>("name: a\nname: b\n", "a.yaml"), Contains("a.yaml: name: appears twice"));
+  CHECK_THROWS_WITH(cfg::from_text<Job>("train:\n  epochs: 1\n  lr: 2\n  epochs: 3\n", "a.yaml"),
+                    Contains("a.yaml: train.epochs: appears twice"));
+  CHECK_THROWS_WITH(cfg::from_text<Job>("compare:\n  - {bits: 6, bits: 4}\n", "a.yaml"),
+                    Contains("compare.0.bits: appears twice"));
+  CHECK_THROWS_WITH(cfg::from_text<Job>("? [a, b]\n: 1\n", "a.yaml"), Contains("keys must be plain names"));
 }
 
 TEST_CASE("config: the resolved YAML reads back to the same config; describe lists every key", "[config]") {

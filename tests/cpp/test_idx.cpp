@@ -64,6 +64,30 @@ TEST_CASE("idx: bad files give errors naming the file", "[idx]") {
   CHECK_THROWS_WITH(read_idx_images(dir / "bad.gz"), Catch::Contains(dir / "bad.gz") && Catch::Contains("gzip"));
 }
 
+TEST_CASE("idx: hostile headers are refused before the payload is read", "[idx]") {
+  TempDir dir("idxhostile");
+  // 2^32-1 cubed overflows int64 (UBSan's signed-overflow report before the product was checked).
+  write_gz(dir / "overflow.gz", idx_bytes({0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu}, {1, 2, 3}));
+  CHECK_THROWS_WITH(read_idx_images(dir / "overflow.gz"),
+                    Catch::Contains(dir / "overflow.gz") && Catch::Contains("overflows 64 bits"));
+  // 60000 x 28 x 28 claimed by a file of ~40 bytes: more than deflate (1032:1) can expand it to; refused without
+  // allocating 47 MB. The same header in a plain file may claim no more than the file's own size.
+  write_gz(dir / "claim.gz", idx_bytes({60000, 28, 28}, {1, 2, 3}));
+  CHECK_THROWS_WITH(read_idx_images(dir / "claim.gz"),
+                    Catch::Contains("claims 47040000 data bytes, more than the file can hold"));
+  std::ofstream(dir / "claim.raw", std::ios::binary) << idx_bytes({3, 2, 2}, {1, 2, 3, 4, 5});
+  CHECK_THROWS_WITH(read_idx_images(dir / "claim.raw"), Catch::Contains("more than the file can hold"));
+  // Trailing bytes after the data the header promises, and an uncompressed file that is exact.
+  write_gz(dir / "long.gz", idx_bytes({1, 2, 2}, {1, 2, 3, 4, 5}));
+  CHECK_THROWS_WITH(read_idx_images(dir / "long.gz"), Catch::Contains("expected 4 data bytes after the header, found more"));
+  std::ofstream(dir / "plain", std::ios::binary) << idx_bytes({1, 2, 2}, {1, 2, 3, 4});
+  CHECK(read_idx_images(dir / "plain").sum().item<int64_t>() == 10);
+  // A truncated header.
+  write_gz(dir / "head.gz", idx_bytes({1, 2, 2}, {}).substr(0, 9));
+  CHECK_THROWS_WITH(read_idx_images(dir / "head.gz"), Catch::Contains("truncated header"));
+  CHECK_THROWS_WITH(read_idx_images(dir.path), Catch::Contains("not a regular file"));
+}
+
 TEST_CASE("fashion_mnist: files of a root folder, normalisation, subsets", "[idx]") {
   TempDir dir("fashion");
   mnq_test::write_synthetic_fashion(dir.path, 50, 20, 1);

@@ -3,8 +3,10 @@
 // crop boxes against torchvision's arithmetic.
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 
 #include "csrc/data/image_folder.h"
+#include "csrc/data/loader.h"
 #include "train_test_util.h"
 
 // After torch: c10 defines glog-style CHECK macros that would replace Catch's.
@@ -128,4 +130,95 @@ TEST_CASE("image_folder: errors name the folder or file", "[image_folder]") {
   CHECK_THROWS_WITH(train.load(broken, 0, out.data()), Catch::Contains("broken.jpg") && Catch::Contains("JPEG"));
   o.mean = {0.5};
   CHECK_THROWS_WITH(ImageFolder(dir.path, "train", o), Catch::Contains("one value per channel"));
+}
+
+namespace {
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The JPEG's bytes with the frame header (SOF0) claiming w × h pixels.
+std::string with_size(std::string jpeg, uint16_t w, uint16_t h) {
+  const size_t sof = jpeg.find("\xff\xc0");
+  REQUIRE(sof != std::string::npos);
+  jpeg[sof + 5] = char(h >> 8);
+  jpeg[sof + 6] = char(h & 0xff);
+  jpeg[sof + 7] = char(w >> 8);
+  jpeg[sof + 8] = char(w & 0xff);
+  return jpeg;
+}
+
+}  // namespace
+
+TEST_CASE("jpeg: sizes are checked from the header, truncated and corrupt files are errors", "[image_folder]") {
+  TempDir dir("jpeghostile");
+  const std::string f = dir / "a.jpg";
+  mnq_test::write_jpeg(f, ramp(40, 30, 7), 40, 30, 3);
+  const std::string good = read_bytes(f);
+  auto decode = [](const std::string& b, int64_t max_pixels = kDefaultMaxImagePixels) {
+    return decode_jpeg(reinterpret_cast<const uint8_t*>(b.data()), b.size(), 3, "x.jpg", max_pixels);
+  };
+  CHECK(decode(good).width == 40);
+  // A 65 500 × 65 500 claim in a file of a few hundred bytes: refused before 12 GiB are allocated.
+  CHECK_THROWS_WITH(decode(with_size(good, 65500, 65500)),
+                    Catch::Contains("x.jpg: 65500×65500 pixels exceed data.max_image_pixels (89478485)"));
+  CHECK_THROWS_AS(decode(good, 40 * 30 - 1), BadImage);
+  CHECK(decode(good, 40 * 30).height == 30);
+  // Truncated in the scan: libjpeg would pad the rest with grey and warn ("Premature end of JPEG file").
+  CHECK_THROWS_WITH(decode(good.substr(0, good.size() - 40)), Catch::Contains("x.jpg: JPEG decoding failed"));
+  CHECK_THROWS_WITH(decode(good.substr(0, good.size() / 4)), Catch::Contains("x.jpg: not a readable JPEG"));
+  CHECK_THROWS_WITH(decode(""), Catch::Contains("empty file"));
+  std::ofstream(dir / "cut.jpg", std::ios::binary) << good.substr(0, good.size() - 40);
+  CHECK_THROWS_AS(decode_jpeg_file(dir / "cut.jpg", 3), BadImage);
+  // A file far larger than any JPEG within the pixel limit (4 bytes a pixel + 16 MiB) is not read into memory.
+  const std::string sparse = dir / "huge.jpg";
+  std::ofstream(sparse) << good;
+  std::filesystem::resize_file(sparse, 4 + (16 << 20) + 1);
+  CHECK_THROWS_WITH(decode_jpeg_file(sparse, 3, 1), Catch::Contains("more than a JPEG within data.max_image_pixels"));
+}
+
+TEST_CASE("image_folder: on_bad_image skip logs each bad file once and the loader fills the slot", "[image_folder]") {
+  TempDir dir("imgskip");
+  make_tree(dir.path);
+  const std::string good = read_bytes(dir / "train/ant/img0.jpg");
+  std::ofstream(dir / "train/ant/img0.jpg", std::ios::binary) << good.substr(0, good.size() / 2);  // truncated
+  std::ofstream(dir / "train/zebra/big.jpg", std::ios::binary) << with_size(good, 65500, 65500);
+  ImageFolderOptions o;
+  o.img_size = 8;
+  o.train_augment = false;
+  std::vector<float> out(size_t(3 * 8 * 8));
+  {
+    ImageFolder strict(dir.path, "train", o);
+    CHECK_THROWS_WITH(strict.try_load(0, 0, out.data()), Catch::Contains("img0.jpg"));
+  }
+  std::vector<std::string> lines;
+  std::mutex mu;
+  o.skip_bad_images = true;
+  o.on_skip = [&](const std::string& line) {
+    std::lock_guard<std::mutex> lock(mu);
+    lines.push_back(line);
+  };
+  auto folder = std::make_shared<ImageFolder>(dir.path, "train", o);
+  REQUIRE(folder->size() == 7);  // ant: img0..2; zebra: big, img0..2
+  CHECK_FALSE(folder->try_load(0, 0, out.data()));
+  CHECK_THROWS_AS(folder->load(0, 0, out.data()), BadImage);  // load() itself never skips
+  Loader loader(folder, LoaderOptions{/*batch_size=*/7, /*shuffle=*/false, /*drop_last=*/false, /*workers=*/2});
+  for (int epoch = 0; epoch < 2; ++epoch) {
+    const Batch b = loader.batch(epoch, 0);
+    REQUIRE(b.images.size(0) == 7);
+    // Slot 0 (bad ant img0) holds ant img1; slot 3 (big zebra) holds zebra img0: images and labels move together.
+    CHECK(b.images[0].equal(b.images[1]));
+    CHECK(b.labels[0].item<int64_t>() == 0);
+    CHECK(b.images[3].equal(b.images[4]));
+    CHECK(b.labels[3].item<int64_t>() == 1);
+  }
+  std::string all;
+  for (const auto& l : lines) all += l + "\n";
+  INFO(all);
+  CHECK(folder->bad_images() == 2);
+  REQUIRE(lines.size() == 2);  // once per file, not per epoch
+  CHECK_THAT(lines[0], Catch::Contains("img0.jpg") && Catch::Contains("1 so far"));
+  CHECK_THAT(lines[1], Catch::Contains("big.jpg") && Catch::Contains("exceed"));
 }

@@ -99,6 +99,60 @@ TEST_CASE("job config: validate names the offending key", "[train_config]") {
                     Catch::Contains("model.drop_path: must be in [0, 1)"));
 }
 
+TEST_CASE("job config: every size, thread count and bit width is range-checked", "[train_config]") {
+  const std::string base = kValid;
+  for (const char* bad : {"data: {batch_size: 65537}\n", "data: {eval_batch_size: -1}\n", "data: {prefetch: 0}\n",
+                          "data: {prefetch: 65}\n", "data: {workers: 65}\n", "data: {train_subset: -1}\n",
+                          "data: {val_subset: 2147483648}\n", "data: {max_image_pixels: 0}\n",
+                          "data: {on_bad_image: ignore}\n", "threads: -1\n", "threads: 100000\n"}) {
+    INFO(bad);
+    CHECK_THROWS_AS(validate(base + bad), config::Error);
+  }
+  CHECK_THROWS_WITH(validate(base + "threads: 100000\n"),
+                    Catch::Contains("threads: must be in 0..") && Catch::Contains("got 100000"));
+  CHECK_NOTHROW(validate(base + "threads: 64\ndata: {batch_size: 65536, prefetch: 64, on_bad_image: skip}\n"));
+  // A path too long for the file system: a config error, not a filesystem_error escaping the config reader.
+  CHECK_THROWS_WITH(validate("model: {preset: vit_mnist_tiny, checkpoint: " + std::string(5000, 'x') + "}\n"),
+                    Catch::Contains("model.checkpoint: no such file"));
+  const std::string model = "model: {preset: vit_mnist_tiny, pretrain: {epochs: 1}}\n";
+  // Bits each method's kernels support (models::supported_bits): caught here, not after pretraining.
+  CHECK_THROWS_WITH(validate(model + "compare:\n  - {name: a, bits: 12, plan: ivit}\n"),
+                    Catch::Contains("compare.0.bits: 12 bits are outside what ivit supports (2..10)"));
+  CHECK_THROWS_WITH(validate(model + "compare:\n  - {name: a, bits: 2, plan: ibert}\n"),
+                    Catch::Contains("outside what ibert supports"));
+  CHECK_THROWS_WITH(validate(model + "compare:\n  - {name: a, bits: 16, plan: ibert}\n"),
+                    Catch::Contains("outside what ibert supports"));
+  CHECK_THROWS_WITH(validate(model + "quant: {bits: 2, plan: fqvit}\n"),
+                    Catch::Contains("quant.bits: 2 bits are outside what fqvit supports"));
+  CHECK_NOTHROW(validate(model + "quant: {bits: 16, plan: fqvit}\n"));
+  CHECK_NOTHROW(validate(model + "quant: {bits: 2, plan: ivit}\n"));
+  // A mixed plan may pick any candidate: bits 12 fail through ivit, pass when ivit is not a candidate.
+  CHECK_THROWS_WITH(validate(model + "quant: {bits: 12, plan: mixed}\n"),
+                    Catch::Contains("quant.bits") && Catch::Contains("mixed plan"));
+  CHECK_NOTHROW(validate(model + "quant: {bits: 12, plan: mixed}\n"
+                                 "analyze: {softmax: [ibert, fqvit], gelu: [ibert], layernorm: [ibert]}\n"));
+  // A plan file: the methods it names; a malformed plan file is a config error naming the key.
+  const std::string plan = "/tmp/mnq_test_train_config_plan.yaml";
+  std::ofstream(plan) << "all: ivit\nsoftmax: ibert\n";
+  CHECK_THROWS_WITH(validate(model + "quant: {bits: 3, plan: " + plan + "}\n"),
+                    Catch::Contains("outside what ibert supports"));
+  CHECK_NOTHROW(validate(model + "quant: {bits: 8, plan: " + plan + "}\n"));
+  std::ofstream(plan) << "all: ivit\nall: ibert\n";
+  CHECK_THROWS_WITH(validate(model + "quant: {bits: 8, plan: " + plan + "}\n"),
+                    Catch::Contains("quant.plan") && Catch::Contains("'all' appears twice"));
+}
+
+TEST_CASE("job config: --set errors name the --set; a scalar's subkey is a config error", "[train_config]") {
+  CHECK_THROWS_WITH(config::from_text<JobConfig>(kValid, "job.yaml", {"threads=100000"}),
+                    Catch::Contains("--set threads=100000: threads: must be in 0.."));
+  CHECK_THROWS_WITH(config::from_text<JobConfig>(kValid, "job.yaml", {"threads.a=1"}),
+                    Catch::Contains("--set threads.a=1: threads: is not a section"));
+  CHECK_THROWS_WITH(config::from_text<JobConfig>(kValid, "job.yaml", {"compare.0.bits=12"}),
+                    Catch::Contains("--set compare.0.bits=12: compare.0.bits: 12 bits"));
+  CHECK_THROWS_WITH(config::from_text<JobConfig>(kValid + std::string("threads: 100000\n"), "job.yaml"),
+                    Catch::Contains("job.yaml: threads"));
+}
+
 TEST_CASE("job config: --set overrides and the resolved YAML round-trips", "[train_config]") {
   JobConfig c = parse(kValid);
   config::apply_set(c, "data.batch_size=16");

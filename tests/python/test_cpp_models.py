@@ -2,7 +2,9 @@
 timm weights, plan, bits and calibration batches, bit-identical eval outputs and calibrated buffers; a Python
 checkpoint runs in C++ and a C++ checkpoint reloads exactly. Also the binding itself: optimizers train the C++
 parameters, state_dict shares storage, errors are ValueErrors naming the key."""
+import json
 import re
+import struct
 
 import pytest
 import torch
@@ -254,3 +256,45 @@ def test_a_file_that_cannot_be_written_is_an_oserror_naming_it(tmp_path):
     with pytest.raises(OSError, match="cannot publish"):
         m.save(str(tmp_path / "taken"))
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]  # no temporary file left
+
+
+def _safetensors_bytes(header: dict, data: bytes) -> bytes:
+    h = json.dumps(header).encode()
+    return struct.pack("<Q", len(h)) + h + data
+
+
+def test_model_load_of_a_hostile_file_is_one_clear_line_and_changes_nothing(tmp_path):
+    model = mnq.models.create("vit_mnist_tiny")
+    good = tmp_path / "good.safetensors"
+    model.save(str(good))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    bad = tmp_path / "bad.safetensors"
+    cases = [
+        # a header length off by one: every tensor would be read shifted
+        (struct.pack("<Q", struct.unpack("<Q", good.read_bytes()[:8])[0] + 1) + good.read_bytes()[8:],
+         "not valid (JSON|UTF-8)"),
+        (_safetensors_bytes({"cls_token": {"dtype": "F32", "shape": [-1, 4], "data_offsets": [0, 16]}}, bytes(16)),
+         "non-negative integer"),
+        (_safetensors_bytes({"a\xff": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, bytes(4)),
+         "unexpected key"),
+        (_safetensors_bytes({"k": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, bytes(5)), "trailing"),
+    ]
+    raw = bytearray(_safetensors_bytes({"k": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, bytes(4)))
+    raw[10] = 0xFF  # invalid UTF-8 in the key: once a UnicodeDecodeError
+    cases.append((bytes(raw), "not valid UTF-8"))
+    # An int32 copy of the last weight: the right names and shapes, the wrong dtype (no silent cast), found after
+    # every other tensor was checked: nothing may have been copied by then.
+    from safetensors.torch import load_file, save_file
+    tensors = load_file(str(good))
+    last = list(tensors)[-1]
+    tensors = {k: (v.to(torch.int32) if k == last else v + 1) for k, v in tensors.items()}
+    save_file(tensors, str(tmp_path / "ints.safetensors"))
+    cases.append(((tmp_path / "ints.safetensors").read_bytes(), f"'{last}' has dtype I32 in the file but F32"))
+    for content, match in cases:
+        bad.write_bytes(content)
+        with pytest.raises(ValueError, match=match) as info:
+            model.load(str(bad))
+        msg = str(info.value)
+        assert str(bad) in msg and "\n" not in msg and "frame #" not in msg
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k

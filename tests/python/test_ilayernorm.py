@@ -166,3 +166,19 @@ def test_cuda_matches_cpu(dtype):
     torch.testing.assert_close(torch.autograd.grad(yg, xg, g.cuda())[0].cpu(), torch.autograd.grad(y, x, g)[0])
     with pytest.raises(ValueError, match="outside the declared range"):
         ops.ilayernorm(torch.tensor([[40000, 0]], dtype=torch.int32, device="cuda"), 0.1, w[:2].cuda(), b[:2].cuda())
+
+
+@pytest.mark.parametrize("name", ["weight", "bias"])
+@pytest.mark.parametrize("op, before", [
+    (ops.ilayernorm_qat, lambda x: (x, 0.1)),
+    (ops.ibert_layernorm_qat, lambda x: (x, 0.1)),
+    (ops.ptf_layernorm_qat, lambda x: (x, torch.zeros(8, dtype=torch.int64), 0.1)),
+])
+def test_qat_layernorms_name_a_missing_affine_argument(op, before, name):
+    # weight=None used to fail inside autograd with "tensor does not have a device", naming neither op nor argument
+    x = torch.randn(2, 8, requires_grad=True)
+    affine = {"weight": torch.ones(8), "bias": torch.zeros(8)}
+    affine[name] = None
+    tail = (0.1,) if op is ops.ptf_layernorm_qat else ()
+    with pytest.raises(TypeError, match=f"{op.__name__}: {name} must be a tensor, got None"):
+        op(*before(x), affine["weight"], affine["bias"], *tail)

@@ -159,6 +159,53 @@ def test_errors():
         ops.ptf_quantize(x, torch.zeros(3, dtype=torch.int64), 0.1, 8)
 
 
+def test_ptf_scale_overflow_is_an_error():
+    with pytest.raises(ValueError, match="s_base·2\\^alpha\\[0\\] = .*overflows"):
+        ops.ptf_quantize(torch.zeros(1, 2), torch.tensor([3, 0]), 1.7e308, 8)
+
+
+def _meta(*shape, dtype=torch.float32):
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: torch.ops.mnq.quantize(_meta(2, 3), _meta(dtype=torch.float64), 99, -1), "bits must be in \\[2, 32\\]"),
+    (lambda: torch.ops.mnq.quantize_qat(_meta(2, 3), _meta(dtype=torch.float64), 1, -1), "bits must be in"),
+    (lambda: torch.ops.mnq.quantize(_meta(2, 3), _meta(dtype=torch.float64), 8, 2), "axis 2 is out of range"),
+    (lambda: torch.ops.mnq.quantize(_meta(2, 3), _meta(4, dtype=torch.float64), 8, -1), "scale must be 0-d"),
+    (lambda: torch.ops.mnq.quantize(_meta(2, 3, dtype=torch.int32), _meta(dtype=torch.float64), 8, -1),
+     "x must be a float32 tensor"),
+    (lambda: torch.ops.mnq.requant(_meta(2, 3, dtype=torch.int32), _meta(dtype=torch.float64),
+                                   _meta(dtype=torch.float64), 99, None, None), "bits must be in \\[2, 32\\]"),
+    (lambda: torch.ops.mnq.requant_qat(_meta(2, 3), _meta(dtype=torch.float64), _meta(dtype=torch.float64), 8,
+                                       _meta(2, 3), None), "identity and identity_scale must be given together"),
+    (lambda: torch.ops.mnq.requant(_meta(2, 3, dtype=torch.int32), _meta(dtype=torch.float64),
+                                   _meta(2, dtype=torch.float64), 8, None, None), "scale_out must be a per-tensor"),
+    (lambda: torch.ops.mnq.ptf_quantize(_meta(2, 3), _meta(3, dtype=torch.int64), _meta(dtype=torch.float64), 17),
+     "bits must be in \\[2, 16\\]"),
+    (lambda: torch.ops.mnq.ptf_alpha_error(_meta(2, 3), _meta(dtype=torch.float64), 99), "bits must be in"),
+])
+def test_meta_kernels_validate_like_the_real_ones(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
+
+
+def test_meta_kernels_give_the_real_shapes():
+    assert torch.ops.mnq.quantize(_meta(2, 3), _meta(dtype=torch.float64), 8, -1).dtype == torch.int32
+    out = torch.ops.mnq.requant_qat(_meta(2, 3), _meta(3, dtype=torch.float64), _meta(dtype=torch.float64), 8,
+                                    _meta(2, 3), _meta(dtype=torch.float64))
+    assert out.shape == (2, 3) and out.dtype == torch.float32
+
+
+@requires_cuda
+def test_cuda_integer_requant_rejects_a_non_finite_ratio():
+    q = torch.tensor([[1, -1, 100]], dtype=torch.int32, device="cuda")
+    with pytest.raises(ValueError, match="scale_in\\[0\\] / scale_out = 1e\\+300 / 1e-300 is not finite"):
+        ops.requant(q, 1e300, 1e-300, 8)
+    with pytest.raises(ValueError, match="identity_scale\\[0\\] / scale_out .* is not finite"):
+        ops.requant(q, 0.1, 0.5, 8, q, -1.7e308)
+
+
 @requires_cuda
 def test_cuda_matches_cpu():
     x = torch.randn(8, 197, 384) * 2
