@@ -8,6 +8,9 @@
 #include <atomic>
 #include <vector>
 
+#include "csrc/cpu/isa.h"
+#include "csrc/cpu/quant_simd.h"
+#include "csrc/cpu/requant_simd.h"
 #include "csrc/dispatch.h"
 
 namespace mnq {
@@ -18,44 +21,34 @@ namespace {
 using namespace mnq::kernels;
 constexpr int64_t kGrain = 32768;
 
-// One element of a quantizer loop: the code (or NaN for fake quant) of x[i] at scale s; counts inputs without a
-// code in `bad`.
-template <class Out>
-inline void quantize_one(const float* x, double s, i64 lo, i64 hi, const Out& o, int64_t i, int& bad) {
-  i64 q = 0;
-  const bool have = quantize_code(x[i], s, lo, hi, q);
-  if (Out::kPropagatesNaN && !have) {
-    o.store_nan(i);
-  } else {
-    o.store(i, q, s);
-  }
-  bad |= static_cast<int>(!have);
-}
-
+// The vector paths (quant_simd.h) for a per-tensor scale or per-channel scales of the last dim, when they apply;
+// else the scalar definition per element (channel (i / inner) % C).
 template <class Out>
 bool quantize_loop(const float* x, const double* scale, Out out, const QuantizeParams& p) {
   std::atomic<bool> all_ok{true};
   const ChannelLayout layout = p.layout;
-  if (layout.C > 1 && layout.inner == 1) {
-    // Channels on the last dim (PtfAct, per-channel activations): rows × channels, so the channel is the column
-    // index instead of a modulo per element.
+  const bool last_dim = layout.C > 1 && layout.inner == 1;
+  const Isa path = (layout.C == 1 || last_dim) && quantize_simd_ok(scale, layout.C, p.hi) ? isa() : Isa::kScalar;
+  std::vector<float> recip(static_cast<size_t>(layout.C));
+  for (int64_t c = 0; c < layout.C; ++c) recip[c] = static_cast<float>(1.0 / scale[c]);
+  if (last_dim) {
+    // Rows × channels: the channel is the column index instead of a modulo per element.
     const int64_t C = layout.C, rows = p.numel / C;
     at::parallel_for(0, rows, std::max<int64_t>(1, kGrain / C), [&](int64_t r0, int64_t r1) {
-      const Out o = out;  // locals: see requant_fast
-      const i64 lo = p.lo, hi = p.hi;
       int bad = 0;
-      for (int64_t r = r0; r < r1; ++r) {
-        for (int64_t c = 0; c < C; ++c) quantize_one(x, scale[c], lo, hi, o, r * C + c, bad);
-      }
+      for (int64_t r = r0; r < r1; ++r) bad |= quantize_span(path, QuantSpan{x, r * C, C, scale, recip.data(), true, p.lo, p.hi}, out);
       if (bad && !Out::kPropagatesNaN) all_ok = false;
     });
     return all_ok;
   }
   at::parallel_for(0, p.numel, kGrain, [&](int64_t i0, int64_t i1) {
-    const Out o = out;  // locals: see requant_fast
-    const i64 lo = p.lo, hi = p.hi;
     int bad = 0;
-    for (int64_t i = i0; i < i1; ++i) quantize_one(x, scale[layout.channel(i)], lo, hi, o, i, bad);
+    if (layout.C == 1) {
+      bad = quantize_span(path, QuantSpan{x, i0, i1 - i0, scale, recip.data(), false, p.lo, p.hi}, out);
+    } else {
+      const Out o = out;  // locals: see requant_fast
+      for (int64_t i = i0; i < i1; ++i) quantize_one(x, scale[layout.channel(i)], p.lo, p.hi, o, i, bad);
+    }
     if (bad && !Out::kPropagatesNaN) all_ok = false;
   });
   return all_ok;
@@ -219,9 +212,71 @@ auto with_fast_loader(const RequantSide& s, F&& f) {
   return MNQ_DISPATCH_INT(s.codes.scalar_type(), "requant", [&] { return f(FastIntIn<scalar_t>{s.codes.data_ptr<scalar_t>()}); });
 }
 
+// A requant input for the vector paths (requant_simd.h), its per-channel values spread over the cols columns;
+// false when they do not apply (codes neither int32 nor float, a shift outside [1, 62], a scale outside the
+// certified range).
+struct SimdSideBuf {
+  std::vector<i64> m, k, hm1;
+  std::vector<double> s, r;
+  RequantSimdSide side;
+};
+bool simd_side(const RequantSide& in, int64_t cols, SimdSideBuf& b) {
+  const bool is_float = in.codes.scalar_type() == at::kFloat;
+  if ((!is_float && in.codes.scalar_type() != at::kInt) || !shifts_in(in, 1, 62)) return false;
+  const int64_t n = in.m.numel();
+  const int64_t* m = in.m.data_ptr<int64_t>();
+  const int64_t* k = in.k.data_ptr<int64_t>();
+  b.m.resize(cols);
+  b.k.resize(cols);
+  b.hm1.resize(cols);
+  for (int64_t c = 0; c < cols; ++c) {
+    b.m[c] = m[n == 1 ? 0 : c];
+    b.k[c] = k[n == 1 ? 0 : c];
+    b.hm1[c] = (i64(1) << (b.k[c] - 1)) - 1;
+  }
+  b.side.m = b.m.data();
+  b.side.k = b.k.data();
+  b.side.hm1 = b.hm1.data();
+  if (!is_float) {
+    b.side.q = in.codes.data_ptr<int32_t>();
+    return true;
+  }
+  const double* s = in.scale.data_ptr<double>();
+  if (!requant_simd_scales_ok(s, in.scale.numel())) return false;
+  b.s.resize(cols);
+  b.r.resize(cols);
+  for (int64_t c = 0; c < cols; ++c) {
+    b.s[c] = s[in.scale.numel() == 1 ? 0 : c];
+    b.r[c] = 1.0 / b.s[c];
+  }
+  b.side.x = in.codes.data_ptr<float>();
+  b.side.s = b.s.data();
+  b.side.r = b.r.data();
+  return true;
+}
+
+template <class Out>
+bool requant_simd(Isa path, const SimdSideBuf& in, const SimdSideBuf* id, Out out, double out_scale,
+                  const RequantParams& p, int64_t cols) {
+  std::atomic<bool> all_ok{true};
+  at::parallel_for(0, p.numel / cols, std::max<int64_t>(1, kGrain / cols), [&](int64_t r0, int64_t r1) {
+    if (!requant_rows(path, in.side, id != nullptr ? &id->side : nullptr, cols, r0, r1, p.lo, p.hi, out_scale, out)) {
+      all_ok = false;
+    }
+  });
+  return all_ok;
+}
+
 template <class Out>
 bool requant_out(const RequantSide& in, const RequantSide* id, Out out, double out_scale, const RequantParams& p) {
   const int64_t cols = in.codes.dim() == 0 ? 1 : in.codes.size(-1);  // channels of the last dim (numel > 0)
+  const Isa vec = isa();
+  if (vec != Isa::kScalar) {
+    SimdSideBuf a, b;
+    if (simd_side(in, cols, a) && (id == nullptr || simd_side(*id, cols, b))) {
+      return requant_simd(vec, a, id != nullptr ? &b : nullptr, out, out_scale, p, cols);
+    }
+  }
   return with_requant_loader(in, [&](auto in_loader) {
     if (id == nullptr) {
       const FastPath path = fast_path(in);

@@ -255,3 +255,37 @@ def test_requant_wide_path_matches_reference():
     s_in[2] = 3.0
     got = ops.requant(q, s_in, 2.0**-8, 30)
     assert torch.equal(got.long(), reference.requant_act(q, s_in, 2.0**-8, 30))
+
+
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+def test_cpu_vector_paths_match_reference(isa):
+    # Every CPU path (csrc/cpu/isa.h; a path the CPU lacks runs its best one) gives the reference's values: ties,
+    # both clamp ends and beyond, NaN, odd row lengths (vector tails), per-tensor and per-channel scales.
+    from mnq import _mnq
+    before = _mnq.set_cpu_isa(isa)
+    try:
+        g = torch.Generator().manual_seed(5)
+        s = 6.0 / 127
+        ties = (torch.arange(-140, 141, dtype=torch.float64) + 0.5) * s
+        x = torch.cat([ties.float(), torch.randn(3 * 197 * 5 - ties.numel() - 3, generator=g) * 4,
+                       torch.tensor([float("inf"), -float("inf"), 0.0])]).reshape(3, 5, 197)
+        for bits in (4, 8, 16):
+            assert torch.equal(ops.quantize(x, s, bits).long(), reference.quantize(x, s, bits))
+        sc = torch.rand(197, generator=g, dtype=torch.float64) * 0.1 + 0.01
+        assert torch.equal(ops.quantize(x, sc, 8, axis=-1).long(), reference.quantize(x, sc, 8, -1))
+        fake = ops.quantize_qat(x, torch.tensor(s, dtype=torch.float64), 8)
+        assert torch.equal(fake, (reference.quantize(x, s, 8).double() * s).float())
+        q = torch.randint(-(2**31), 2**31, (7, 197), generator=g, dtype=torch.int64).to(torch.int32)
+        ident = torch.randint(-(2**15), 2**15, (7, 197), generator=g, dtype=torch.int32)
+        for s_in, s_out, bits in [(0.013, 0.05, 8), (6 / 32767, 0.05, 8), (1e-9, 3e-3, 16), (0.01, 0.01, 32)]:
+            assert torch.equal(ops.requant(q, s_in, s_out, bits).long(), reference.requant_act(q, s_in, s_out, bits))
+            got = ops.requant(q >> 8, s_in, s_out, bits, ident, 3e-4)
+            assert torch.equal(got.long(), reference.requant_act(q >> 8, s_in, s_out, bits, ident, 3e-4))
+        qs = torch.randint(-(2**15), 2**15, (7, 197), generator=g, dtype=torch.int32)
+        xs, xi = (qs.double() * 1e-3).float(), (ident.double() * 3e-4).float()
+        xs[0, 0] = float("nan")
+        y = ops.requant_qat(xs, 1e-3, 0.05, 8, xi, 3e-4)
+        want = (reference.requant_act(qs, 1e-3, 0.05, 8, ident, 3e-4).double() * 0.05).float()
+        assert torch.isnan(y[0, 0]) and torch.equal(y.flatten()[1:], want.flatten()[1:])
+    finally:
+        _mnq.set_cpu_isa(before)

@@ -1,0 +1,142 @@
+// The quantizer's vector paths (quant_simd.h): AVX-512 (16 lanes) and AVX2 (8 lanes), each written with
+// intrinsics in a function compiled for its instruction set only (GCC target attributes), so a build for any
+// x86-64 contains both and isa.h picks one at run time. Lanes the certification of quant_simd.h rejects, and the
+// span's tail, go through quantize_one (the scalar definition).
+#include "csrc/cpu/quant_simd.h"
+
+#include <cmath>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define MNQ_HAVE_X86_SIMD 1
+#define MNQ_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
+#define MNQ_TARGET_AVX2 __attribute__((target("avx2")))
+#endif
+
+namespace mnq {
+namespace ops {
+namespace cpu {
+namespace {
+
+using kernels::CodeOut;
+using kernels::FakeOut;
+using kernels::i64;
+
+// The scalar path and the lanes a vector path did not certify.
+template <class Out>
+int scalar_span(const QuantSpan& sp, const Out& out, int64_t j0, int64_t j1) {
+  int bad = 0;
+  for (int64_t j = j0; j < j1; ++j) quantize_one(sp.x, sp.s[sp.per_column ? j : 0], sp.lo, sp.hi, out, sp.i0 + j, bad);
+  return bad;
+}
+
+template <class Out>
+int redo_lanes(const QuantSpan& sp, const Out& out, int64_t j, unsigned bad_lanes) {
+  int bad = 0;
+  while (bad_lanes != 0) {
+    const int l = __builtin_ctz(bad_lanes);
+    bad_lanes &= bad_lanes - 1;
+    bad |= scalar_span(sp, out, j + l, j + l + 1);
+  }
+  return bad;
+}
+
+#if defined(MNQ_HAVE_X86_SIMD)
+template <class Out>
+MNQ_TARGET_AVX512 int span_avx512(const QuantSpan& sp, const Out& out) {
+  constexpr bool kFake = Out::kPropagatesNaN;
+  const __m512 half = _mm512_set1_ps(0.5f), k21 = _mm512_set1_ps(0x1p-21f), k60 = _mm512_set1_ps(0x1p-60f);
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  const __m512 over = _mm512_set1_ps(static_cast<float>(sp.hi + 1)),
+               under = _mm512_set1_ps(static_cast<float>(sp.lo - 1));
+  const __m512 flo = _mm512_set1_ps(static_cast<float>(sp.lo)), fhi = _mm512_set1_ps(static_cast<float>(sp.hi));
+  const __m512 r1 = _mm512_set1_ps(sp.r[0]);
+  const __m512d s1 = _mm512_set1_pd(sp.s[0]);
+  const float* x = sp.x + sp.i0;
+  int bad = 0;
+  int64_t j = 0;
+  for (; j + 16 <= sp.n; j += 16) {
+    const __m512 p = _mm512_mul_ps(_mm512_loadu_ps(x + j), sp.per_column ? _mm512_loadu_ps(sp.r + j) : r1);
+    const __m512 rp = _mm512_roundscale_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 h = _mm512_sub_ps(half, _mm512_and_ps(_mm512_sub_ps(p, rp), abs_mask));
+    const __m512 t = _mm512_add_ps(_mm512_mul_ps(_mm512_and_ps(p, abs_mask), k21), k60);
+    const __mmask16 ok = _mm512_cmp_ps_mask(h, t, _CMP_GE_OQ) | _mm512_cmp_ps_mask(p, over, _CMP_GE_OQ) |
+                         _mm512_cmp_ps_mask(p, under, _CMP_LE_OQ);
+    const __m512 q = _mm512_min_ps(_mm512_max_ps(rp, flo), fhi);
+    if constexpr (kFake) {
+      const __m512d slo = sp.per_column ? _mm512_loadu_pd(sp.s + j) : s1;
+      const __m512d shi = sp.per_column ? _mm512_loadu_pd(sp.s + j + 8) : s1;
+      const __m256 vlo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(q)), slo));
+      const __m256 vhi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(q, 1)), shi));
+      _mm512_storeu_ps(out.p + sp.i0 + j, _mm512_insertf32x8(_mm512_castps256_ps512(vlo), vhi, 1));
+    } else {
+      _mm512_storeu_si512(out.p + sp.i0 + j, _mm512_cvtps_epi32(q));
+    }
+    if (ok != 0xffff) bad |= redo_lanes(sp, out, j, static_cast<unsigned>(static_cast<__mmask16>(~ok)));
+  }
+  return bad | scalar_span(sp, out, j, sp.n);
+}
+
+template <class Out>
+MNQ_TARGET_AVX2 int span_avx2(const QuantSpan& sp, const Out& out) {
+  constexpr bool kFake = Out::kPropagatesNaN;
+  const __m256 half = _mm256_set1_ps(0.5f), k21 = _mm256_set1_ps(0x1p-21f), k60 = _mm256_set1_ps(0x1p-60f);
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 over = _mm256_set1_ps(static_cast<float>(sp.hi + 1)),
+               under = _mm256_set1_ps(static_cast<float>(sp.lo - 1));
+  const __m256 flo = _mm256_set1_ps(static_cast<float>(sp.lo)), fhi = _mm256_set1_ps(static_cast<float>(sp.hi));
+  const __m256 r1 = _mm256_set1_ps(sp.r[0]);
+  const __m256d s1 = _mm256_set1_pd(sp.s[0]);
+  const float* x = sp.x + sp.i0;
+  int bad = 0;
+  int64_t j = 0;
+  for (; j + 8 <= sp.n; j += 8) {
+    const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(x + j), sp.per_column ? _mm256_loadu_ps(sp.r + j) : r1);
+    const __m256 rp = _mm256_round_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 h = _mm256_sub_ps(half, _mm256_and_ps(_mm256_sub_ps(p, rp), abs_mask));
+    const __m256 t = _mm256_add_ps(_mm256_mul_ps(_mm256_and_ps(p, abs_mask), k21), k60);
+    const __m256 ok = _mm256_or_ps(_mm256_cmp_ps(h, t, _CMP_GE_OQ), _mm256_or_ps(_mm256_cmp_ps(p, over, _CMP_GE_OQ),
+                                                                                 _mm256_cmp_ps(p, under, _CMP_LE_OQ)));
+    const __m256 q = _mm256_min_ps(_mm256_max_ps(rp, flo), fhi);
+    if constexpr (kFake) {
+      const __m256d slo = sp.per_column ? _mm256_loadu_pd(sp.s + j) : s1;
+      const __m256d shi = sp.per_column ? _mm256_loadu_pd(sp.s + j + 4) : s1;
+      const __m128 vlo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(q)), slo));
+      const __m128 vhi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(q, 1)), shi));
+      _mm256_storeu_ps(out.p + sp.i0 + j, _mm256_set_m128(vhi, vlo));
+    } else {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.p + sp.i0 + j), _mm256_cvtps_epi32(q));
+    }
+    const unsigned okm = static_cast<unsigned>(_mm256_movemask_ps(ok));
+    if (okm != 0xffu) bad |= redo_lanes(sp, out, j, ~okm & 0xffu);
+  }
+  return bad | scalar_span(sp, out, j, sp.n);
+}
+#endif
+
+template <class Out>
+int span(Isa path, const QuantSpan& sp, const Out& out) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  if (path == Isa::kAvx512) return span_avx512(sp, out);
+  if (path == Isa::kAvx2) return span_avx2(sp, out);
+#endif
+  return scalar_span(sp, out, 0, sp.n);
+}
+
+}  // namespace
+
+bool quantize_simd_ok(const double* s, int64_t count, i64 hi) {
+  if (hi > (i64(1) << 18) - 1) return false;  // bits ≤ 19
+  for (int64_t c = 0; c < count; ++c) {
+    const double r = 1.0 / s[c];
+    if (!(r >= 0x1p-100 && r <= 0x1p100)) return false;
+  }
+  return true;
+}
+
+int quantize_span(Isa path, const QuantSpan& sp, const CodeOut& out) { return span(path, sp, out); }
+int quantize_span(Isa path, const QuantSpan& sp, const FakeOut& out) { return span(path, sp, out); }
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace mnq

@@ -1,0 +1,206 @@
+// Requantization's vector paths (requant_simd.h): AVX-512 (8 int64 lanes) and AVX2 (4 lanes), intrinsics in
+// functions compiled for their instruction set only; isa.h picks one at run time. Uncertified lanes and tails go
+// through requant_one, the scalar definition (the loaders of kernels/quant.h and requant_code).
+#include "csrc/cpu/requant_simd.h"
+
+#include <cmath>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define MNQ_HAVE_X86_SIMD 1
+#define MNQ_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
+#define MNQ_TARGET_AVX2 __attribute__((target("avx2")))
+#endif
+
+namespace mnq {
+namespace ops {
+namespace cpu {
+namespace {
+
+using kernels::CodeOut;
+using kernels::Dyadic;
+using kernels::FakeOut;
+using kernels::i64;
+
+// The code of element i (column c) of one side, as the exact path loads it; false without a code.
+bool load_one(const RequantSimdSide& s, int64_t i, int64_t c, i64& q) {
+  if (s.q != nullptr) return kernels::RequantIntIn<int32_t>{s.q}.load(i, c, q);
+  return kernels::RequantFloatIn{s.x, s.s}.load(i, c, q);
+}
+
+// The scalar definition for element i of column c (csrc/cpu/quant.cpp requant_range, one element).
+template <class Out>
+bool requant_one(const RequantSimdSide& in, const RequantSimdSide* id, int64_t i, int64_t c, i64 lo, i64 hi,
+                 double out_scale, const Out& out) {
+  i64 q = 0, qid = 0;
+  if (!load_one(in, i, c, q) || (id != nullptr && !load_one(*id, i, c, qid))) return kernels::no_code(out, i);
+  const Dyadic d{in.m[c], static_cast<int>(in.k[c])};
+  const i64 v = id != nullptr ? kernels::requant_code(q, d, qid, Dyadic{id->m[c], static_cast<int>(id->k[c])}, lo, hi)
+                              : kernels::requant_code(q, d, lo, hi);
+  out.store(i, v, out_scale);
+  return true;
+}
+
+template <class Out>
+bool scalar_cols(const RequantSimdSide& in, const RequantSimdSide* id, int64_t base, int64_t c0, int64_t c1, i64 lo,
+                 i64 hi, double out_scale, const Out& out) {
+  bool ok = true;
+  for (int64_t c = c0; c < c1; ++c) ok = requant_one(in, id, base + c, c, lo, hi, out_scale, out) && ok;
+  return ok;
+}
+
+template <class Out>
+bool redo_lanes(const RequantSimdSide& in, const RequantSimdSide* id, int64_t base, int64_t c, unsigned lanes, i64 lo,
+                i64 hi, double out_scale, const Out& out) {
+  bool ok = true;
+  while (lanes != 0) {
+    const int l = __builtin_ctz(lanes);
+    lanes &= lanes - 1;
+    ok = requant_one(in, id, base + c + l, c + l, lo, hi, out_scale, out) && ok;
+  }
+  return ok;
+}
+
+#if defined(MNQ_HAVE_X86_SIMD)
+// ---- AVX-512: 8 lanes of int64 ----
+struct Avx512 {
+  // The codes of columns [c, c + 8) of one side and the mask of lanes whose code is certified (float input).
+  MNQ_TARGET_AVX512 static __m512i load(const RequantSimdSide& s, int64_t i, int64_t c, __mmask8& ok) {
+    if (s.q != nullptr) return _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.q + i)));
+    const __m512d abs_mask = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));
+    const __m512d p = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(s.x + i)), _mm512_loadu_pd(s.r + c));
+    const __m512d rp = _mm512_roundscale_pd(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512d ap = _mm512_and_pd(p, abs_mask);
+    const __m512d h = _mm512_sub_pd(_mm512_set1_pd(0.5), _mm512_and_pd(_mm512_sub_pd(p, rp), abs_mask));
+    const __m512d t = _mm512_add_pd(_mm512_mul_pd(ap, _mm512_set1_pd(0x1p-50)), _mm512_set1_pd(0x1p-100));
+    ok &= _mm512_cmp_pd_mask(h, t, _CMP_GE_OQ) & _mm512_cmp_pd_mask(ap, _mm512_set1_pd(2147483647.0), _CMP_LT_OQ);
+    return _mm512_cvtpd_epi64(rp);
+  }
+  // round-half-even(q·m / 2^k) for the columns' (m, k, 2^(k−1) − 1).
+  MNQ_TARGET_AVX512 static __m512i requant(__m512i q, const RequantSimdSide& s, int64_t c) {
+    const __m512i k = _mm512_loadu_si512(s.k + c);
+    const __m512i p = _mm512_mul_epi32(q, _mm512_loadu_si512(s.m + c));
+    const __m512i odd = _mm512_and_si512(_mm512_srav_epi64(p, k), _mm512_set1_epi64(1));
+    return _mm512_srav_epi64(_mm512_add_epi64(_mm512_add_epi64(p, _mm512_loadu_si512(s.hm1 + c)), odd), k);
+  }
+  template <class Out>
+  MNQ_TARGET_AVX512 static bool rows(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0,
+                                     int64_t r1, i64 lo, i64 hi, double out_scale, const Out& out) {
+    const __m512i vlo = _mm512_set1_epi64(lo), vhi = _mm512_set1_epi64(hi);
+    const __m512d so = _mm512_set1_pd(out_scale);
+    bool ok = true;
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t base = r * cols;
+      int64_t c = 0;
+      for (; c + 8 <= cols; c += 8) {
+        __mmask8 good = 0xff;
+        __m512i v = requant(load(in, base + c, c, good), in, c);
+        if (id != nullptr) v = _mm512_add_epi64(v, requant(load(*id, base + c, c, good), *id, c));
+        v = _mm512_min_epi64(_mm512_max_epi64(v, vlo), vhi);
+        if constexpr (Out::kPropagatesNaN) {
+          _mm256_storeu_ps(out.p + base + c, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v), so)));
+        } else {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.p + base + c), _mm512_cvtepi64_epi32(v));
+        }
+        if (good != 0xff)
+          ok = redo_lanes(in, id, base, c, static_cast<unsigned>(~good) & 0xffu, lo, hi, out_scale, out) && ok;
+      }
+      ok = scalar_cols(in, id, base, c, cols, lo, hi, out_scale, out) && ok;
+    }
+    return ok;
+  }
+};
+
+// ---- AVX2: 4 lanes of int64 (no 64-bit arithmetic shift, min/max or int64 conversions: emulated) ----
+struct Avx2 {
+  MNQ_TARGET_AVX2 static __m256i load(const RequantSimdSide& s, int64_t i, int64_t c, unsigned& ok) {
+    if (s.q != nullptr) return _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s.q + i)));
+    const __m256d abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+    const __m256d p = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(s.x + i)), _mm256_loadu_pd(s.r + c));
+    const __m256d rp = _mm256_round_pd(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256d ap = _mm256_and_pd(p, abs_mask);
+    const __m256d h = _mm256_sub_pd(_mm256_set1_pd(0.5), _mm256_and_pd(_mm256_sub_pd(p, rp), abs_mask));
+    const __m256d t = _mm256_add_pd(_mm256_mul_pd(ap, _mm256_set1_pd(0x1p-50)), _mm256_set1_pd(0x1p-100));
+    const __m256d good =
+        _mm256_and_pd(_mm256_cmp_pd(h, t, _CMP_GE_OQ), _mm256_cmp_pd(ap, _mm256_set1_pd(2147483647.0), _CMP_LT_OQ));
+    ok &= static_cast<unsigned>(_mm256_movemask_pd(good));
+    return _mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(rp));  // |rp| < 2^31 where certified
+  }
+  // floor(v / 2^k) per lane, 0 ≤ k ≤ 63: a logical shift of v or of its complement.
+  MNQ_TARGET_AVX2 static __m256i sra(__m256i v, __m256i k) {
+    const __m256i neg = _mm256_cmpgt_epi64(_mm256_setzero_si256(), v);
+    return _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(v, neg), k), neg);
+  }
+  MNQ_TARGET_AVX2 static __m256i requant(__m256i q, const RequantSimdSide& s, int64_t c) {
+    const __m256i k = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.k + c));
+    const __m256i p = _mm256_mul_epi32(q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.m + c)));
+    const __m256i odd = _mm256_and_si256(sra(p, k), _mm256_set1_epi64x(1));
+    const __m256i hm1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.hm1 + c));
+    return sra(_mm256_add_epi64(_mm256_add_epi64(p, hm1), odd), k);
+  }
+  template <class Out>
+  MNQ_TARGET_AVX2 static bool rows(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0,
+                                   int64_t r1, i64 lo, i64 hi, double out_scale, const Out& out) {
+    const __m256i vlo = _mm256_set1_epi64x(lo), vhi = _mm256_set1_epi64x(hi);
+    const __m256i pick_low = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    const __m256d so = _mm256_set1_pd(out_scale);
+    bool ok = true;
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t base = r * cols;
+      int64_t c = 0;
+      for (; c + 4 <= cols; c += 4) {
+        unsigned good = 0xf;
+        __m256i v = requant(load(in, base + c, c, good), in, c);
+        if (id != nullptr) v = _mm256_add_epi64(v, requant(load(*id, base + c, c, good), *id, c));
+        v = _mm256_blendv_epi8(v, vhi, _mm256_cmpgt_epi64(v, vhi));
+        v = _mm256_blendv_epi8(v, vlo, _mm256_cmpgt_epi64(vlo, v));
+        // The clamped values fit int32 (lo, hi are a bit range of at most 32 bits): keep the low halves.
+        const __m128i v32 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v, pick_low));
+        if constexpr (Out::kPropagatesNaN) {
+          _mm_storeu_ps(out.p + base + c, _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(v32), so)));
+        } else {
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out.p + base + c), v32);
+        }
+        if (good != 0xf) ok = redo_lanes(in, id, base, c, ~good & 0xfu, lo, hi, out_scale, out) && ok;
+      }
+      ok = scalar_cols(in, id, base, c, cols, lo, hi, out_scale, out) && ok;
+    }
+    return ok;
+  }
+};
+#endif
+
+template <class Out>
+bool rows(Isa path, const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0, int64_t r1, i64 lo,
+          i64 hi, double out_scale, const Out& out) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  if (path == Isa::kAvx512) return Avx512::rows(in, id, cols, r0, r1, lo, hi, out_scale, out);
+  if (path == Isa::kAvx2) return Avx2::rows(in, id, cols, r0, r1, lo, hi, out_scale, out);
+#endif
+  bool ok = true;
+  for (int64_t r = r0; r < r1; ++r) ok = scalar_cols(in, id, r * cols, 0, cols, lo, hi, out_scale, out) && ok;
+  return ok;
+}
+
+}  // namespace
+
+bool requant_rows(Isa path, const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0, int64_t r1,
+                  i64 lo, i64 hi, double out_scale, const CodeOut& out) {
+  return rows(path, in, id, cols, r0, r1, lo, hi, out_scale, out);
+}
+bool requant_rows(Isa path, const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0, int64_t r1,
+                  i64 lo, i64 hi, double out_scale, const FakeOut& out) {
+  return rows(path, in, id, cols, r0, r1, lo, hi, out_scale, out);
+}
+
+bool requant_simd_scales_ok(const double* s, int64_t count) {
+  for (int64_t c = 0; c < count; ++c) {
+    const double a = std::fabs(s[c]);
+    if (!(a >= 0x1p-1000 && a <= 0x1p1000)) return false;
+  }
+  return true;
+}
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace mnq

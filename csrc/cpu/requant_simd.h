@@ -1,0 +1,52 @@
+// Vector paths of requantization with the fused residual add (kernels/quant.h requant_code), equal to it element
+// by element.
+//
+// Narrow case only: every shift k in [1, 62] and |q| ≤ 2^31 (int32 codes, or float values whose code
+// round(x / S) is certified below 2^31 − 1). Then |q·m| < 2^62 (|m| < 2^31), computed by one signed 32×32→64-bit
+// multiply per lane, and the half-to-even rounding of q·m / 2^k is, with p = q·m,
+//   (p + 2^(k−1) − 1 + (⌊p / 2^k⌋ mod 2)) >> k         (|p + 2^(k−1)| < 2^63)
+// because adding 2^(k−1) − 1 carries into the quotient exactly when the remainder exceeds 2^(k−1), and adding the
+// quotient's parity turns the tie rem = 2^(k−1) into a carry exactly when the quotient is odd. Each requant is then
+// below 2^62 in magnitude, so the residual sum and the clamp are exact in int64: requant_code's value.
+//
+// Float inputs (the fake-quant form) recover q = rint(x / S) (RequantFloatIn, one float64 division) as
+// p = fl64(x · fl64(1/S)), which is within E = 2^−51·|p| + 2^−1000 of fl64(x / S) (3 roundings of 2^−53 each, S
+// and 1/S in [2^−1000, 2^1000]); a lane is certified when |p| < 2^31 − 1 and the computed distance to the nearest
+// half-integer, fl(1/2 − |p − rint(p)|), is at least fl(2^−50·|p| + 2^−100) (exact or > 1/4 > E, as in
+// quant_simd.h), so rint(p) = rint(fl64(x / S)). Lanes that fail (NaN, large or near-tie values) and the tails go
+// through requant_one, the scalar definition.
+#pragma once
+
+#include <cstdint>
+
+#include "csrc/cpu/isa.h"
+#include "kernels/quant.h"
+
+namespace mnq {
+namespace ops {
+namespace cpu {
+
+// One input of a requantization, per column of the last dim (per-tensor values spread over the C columns).
+struct RequantSimdSide {
+  const int32_t* q = nullptr;  // int32 codes, or
+  const float* x = nullptr;    // float values on scale s
+  const double* s = nullptr;   // [C] input scale (float input)
+  const double* r = nullptr;   // [C] fl64(1 / s) (float input)
+  const kernels::i64* m;       // [C] dyadic multiplier, |m| < 2^31
+  const kernels::i64* k;       // [C] its shift, 1 ≤ k ≤ 62
+  const kernels::i64* hm1;     // [C] 2^(k−1) − 1
+};
+
+// Rows [r0, r1) of cols elements; `id` is null without a residual. Returns false if an input had no code
+// (reported for codes; NaN stored for fake quant, which returns true).
+bool requant_rows(Isa path, const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0, int64_t r1,
+                  kernels::i64 lo, kernels::i64 hi, double out_scale, const kernels::CodeOut& out);
+bool requant_rows(Isa path, const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0, int64_t r1,
+                  kernels::i64 lo, kernels::i64 hi, double out_scale, const kernels::FakeOut& out);
+
+// Whether a float input's scales allow the certified float path: every S and 1/S in [2^−1000, 2^1000].
+bool requant_simd_scales_ok(const double* s, int64_t count);
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace mnq

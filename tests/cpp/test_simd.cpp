@@ -1,0 +1,274 @@
+// The CPU ops' vector paths (csrc/cpu/*_simd.cpp) against the scalar definition (kernels/quant.h), element by
+// element, on every path this CPU has (AVX-512, AVX2; the scalar path is the reference): every length from 0 to
+// 40 and a long one (the vector bodies and their scalar tails), ties and their float neighbours, both ends of the
+// clamp range and just beyond, ±0, subnormals, ±inf, NaN, per-tensor and per-column scales.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "csrc/cpu/isa.h"
+#include "csrc/cpu/quant_simd.h"
+#include "csrc/cpu/requant_simd.h"
+
+using namespace mnq::kernels;
+using mnq::ops::cpu::Isa;
+namespace cpu = mnq::ops::cpu;
+
+namespace {
+
+std::vector<Isa> vector_paths() {
+  std::vector<Isa> v;
+  if (cpu::supported_isa() >= Isa::kAvx2) v.push_back(Isa::kAvx2);
+  if (cpu::supported_isa() >= Isa::kAvx512) v.push_back(Isa::kAvx512);
+  return v;
+}
+
+bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+// Floats around every tie (k + 1/2)·s and every integer k·s for k in [lo − 3, hi + 3], plus the special values.
+std::vector<float> quantize_inputs(double s, i64 lo, i64 hi, std::mt19937& rng) {
+  std::vector<float> xs;
+  const i64 step = std::max<i64>(1, (hi - lo) / 300);  // wide ranges: a sample of the ties, both ends included
+  std::vector<double> at;
+  for (i64 k = lo - 3; k <= hi + 3; k += step) at.push_back(static_cast<double>(k));
+  for (i64 k = hi - 3; k <= hi + 3; ++k) at.push_back(static_cast<double>(k));
+  for (i64 k = lo - 3; k <= lo + 3; ++k) at.push_back(static_cast<double>(k));
+  for (const double k : at) {
+    for (const double frac : {0.0, 0.5}) {
+      float x = static_cast<float>((k + frac) * s);
+      for (int u = 0; u < 4; ++u) x = std::nextafter(x, -INFINITY);
+      for (int u = 0; u < 9; ++u, x = std::nextafter(x, INFINITY)) xs.push_back(x);
+    }
+  }
+  // Near-ties of 19-bit codes where p = fl32(x·fl32(1/s)) and fl64(x / s) round to different integers (found by
+  // search for the scales in the test's list): only the certification's relative margin sends them to the scalar
+  // definition.
+  for (const float v : {-9305.0244140625f, -948.8858642578125f, -358753.71875f, -14183.982421875f}) xs.push_back(v);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const float v : {0.0f, -0.0f, 1e-45f, -1e-45f, 1e-38f, inf, -inf, std::nanf(""), 3e38f, -3e38f}) xs.push_back(v);
+  std::normal_distribution<float> n(0.0f, static_cast<float>(hi * s));
+  for (int i = 0; i < 2000; ++i) xs.push_back(n(rng));
+  std::shuffle(xs.begin(), xs.end(), rng);
+  return xs;
+}
+
+// Runs one span on `path` over xs[0, n) with scales s (per column when per_column) into codes and fake values.
+struct QuantRun {
+  std::vector<int32_t> code;
+  std::vector<float> fake;
+  int bad_code, bad_fake;
+};
+QuantRun run_quantize(Isa path, const std::vector<float>& xs, int64_t i0, int64_t n, const std::vector<double>& s,
+                      bool per_column, i64 lo, i64 hi) {
+  std::vector<float> r(s.size());
+  for (size_t c = 0; c < s.size(); ++c) r[c] = static_cast<float>(1.0 / s[c]);
+  QuantRun o{std::vector<int32_t>(xs.size(), -7), std::vector<float>(xs.size(), -7.0f), 0, 0};
+  const cpu::QuantSpan sp{xs.data(), i0, n, s.data(), r.data(), per_column, lo, hi};
+  o.bad_code = cpu::quantize_span(path, sp, CodeOut{o.code.data()});
+  o.bad_fake = cpu::quantize_span(path, sp, FakeOut{o.fake.data()});
+  return o;
+}
+
+// Element by element (a plain loop finds the first difference; Catch reports it with both values). An input
+// without a code (NaN fake value) has no specified integer output: the integer op reports it and discards the
+// tensor.
+void require_same(const QuantRun& want, const QuantRun& got) {
+  REQUIRE(want.bad_code == got.bad_code);
+  REQUIRE(want.bad_fake == got.bad_fake);
+  auto same = [&](size_t i) {
+    return same_bits(want.fake[i], got.fake[i]) && (want.code[i] == got.code[i] || std::isnan(want.fake[i]));
+  };
+  size_t i = 0;
+  while (i < want.code.size() && same(i)) ++i;
+  if (i < want.code.size()) {
+    INFO("element " << i << ": code " << want.code[i] << " vs " << got.code[i] << ", fake " << want.fake[i] << " vs "
+                    << got.fake[i]);
+    REQUIRE(i == want.code.size());
+  }
+}
+
+}  // namespace
+
+TEST_CASE("isa: the cap selects a path, unknown names are rejected", "[simd]") {
+  const char* before = cpu::set_isa("scalar");
+  REQUIRE(cpu::isa() == Isa::kScalar);
+  cpu::set_isa("avx512");
+  REQUIRE(cpu::isa() == cpu::supported_isa());
+  REQUIRE_THROWS_WITH(cpu::set_isa("sse9"), Catch::Contains("expected scalar, avx2 or avx512"));
+  cpu::set_isa(before);
+}
+
+TEST_CASE("quantize vector paths equal the scalar definition", "[simd][quant]") {
+  std::mt19937 rng(7);
+  for (const int bits : {2, 8, 16, 19}) {
+    const i64 lo = -(i64(1) << (bits - 1)), hi = (i64(1) << (bits - 1)) - 1;
+    for (const double s : {6.0 / 127, 1.0, 0.1, 1.0 / 3, 3.7e-5, 2.5e3, 0.03623331949513469, 0.0036237419204321816,
+                           1.3756658904315, 0.05597169235133791}) {
+      const std::vector<float> xs = quantize_inputs(s, lo, hi, rng);
+      const std::vector<double> scale{s};
+      REQUIRE(cpu::quantize_simd_ok(scale.data(), 1, hi));
+      const QuantRun want = run_quantize(Isa::kScalar, xs, 0, static_cast<int64_t>(xs.size()), scale, false, lo, hi);
+      for (const Isa path : vector_paths()) {
+        INFO("bits " << bits << " s " << s << " path " << cpu::isa_name(path));
+        require_same(want, run_quantize(path, xs, 0, static_cast<int64_t>(xs.size()), scale, false, lo, hi));
+        for (int64_t n = 0; n <= 40; ++n) {  // every tail length, at an odd offset
+          require_same(run_quantize(Isa::kScalar, xs, 3, n, scale, false, lo, hi),
+                       run_quantize(path, xs, 3, n, scale, false, lo, hi));
+        }
+      }
+    }
+  }
+  REQUIRE_FALSE(cpu::quantize_simd_ok(std::vector<double>{1.0}.data(), 1, (i64(1) << 19) - 1));  // 20 bits
+  REQUIRE_FALSE(cpu::quantize_simd_ok(std::vector<double>{1e-31}.data(), 1, 127));
+}
+
+TEST_CASE("quantize vector paths with per-column scales", "[simd][quant]") {
+  std::mt19937 rng(11);
+  for (const int64_t cols : {1, 7, 8, 15, 16, 17, 33, 387}) {
+    std::vector<double> s(cols);
+    std::vector<float> r(cols);
+    for (int64_t c = 0; c < cols; ++c) {
+      s[c] = std::ldexp(6.0 / 127, static_cast<int>(c % 4)) * (1.0 + 0.01 * static_cast<double>(c));
+      r[c] = static_cast<float>(1.0 / s[c]);
+    }
+    std::vector<float> xs = quantize_inputs(6.0 / 127, -128, 127, rng);
+    const int64_t rows = static_cast<int64_t>(xs.size()) / cols;
+    auto run = [&](Isa path) {
+      QuantRun o{std::vector<int32_t>(xs.size(), -7), std::vector<float>(xs.size(), -7.0f), 0, 0};
+      for (int64_t row = 0; row < rows; ++row) {
+        const cpu::QuantSpan sp{xs.data(), row * cols, cols, s.data(), r.data(), true, -128, 127};
+        o.bad_code |= cpu::quantize_span(path, sp, CodeOut{o.code.data()});
+        o.bad_fake |= cpu::quantize_span(path, sp, FakeOut{o.fake.data()});
+      }
+      return o;
+    };
+    const QuantRun want = run(Isa::kScalar);
+    for (const Isa path : vector_paths()) {
+      INFO("cols " << cols << " path " << cpu::isa_name(path));
+      require_same(want, run(path));
+    }
+  }
+}
+
+namespace {
+
+// One requant input of `cols` columns with rows·cols codes: int32 codes or float values x = fl32(q·S), q drawn to
+// hit both ends of int32, zero, ties of q·m / 2^k (small k, a power-of-two m) and near-ties of x / S.
+struct SideData {
+  std::vector<i64> m, k, hm1;
+  std::vector<double> s, r;
+  std::vector<int32_t> q;
+  std::vector<float> x;
+  cpu::RequantSimdSide side() const {
+    cpu::RequantSimdSide v;
+    v.m = m.data();
+    v.k = k.data();
+    v.hm1 = hm1.data();
+    if (x.empty()) {
+      v.q = q.data();
+    } else {
+      v.x = x.data();
+      v.s = s.data();
+      v.r = r.data();
+    }
+    return v;
+  }
+};
+
+SideData make_side(int64_t cols, int64_t n, bool is_float, i64 shift, std::mt19937& rng) {
+  SideData d;
+  std::uniform_int_distribution<int32_t> any(INT32_MIN, INT32_MAX), small(-300, 300);
+  std::uniform_int_distribution<i64> mant(i64(1) << 30, (i64(1) << 31) - 1);
+  for (int64_t c = 0; c < cols; ++c) {
+    const i64 m = c % 3 == 0 ? (i64(1) << 30) : mant(rng);  // 2^30: exact ties for small shifts
+    d.m.push_back(c % 2 == 0 ? m : -m);
+    d.k.push_back(shift > 0 ? shift : 1 + (c * 7) % 62);  // shift 0: every k in [1, 62] across the columns
+    d.hm1.push_back((i64(1) << (d.k.back() - 1)) - 1);
+    d.s.push_back((c % 2 == 0 ? 1.0 : -1.0) * std::ldexp(6.0 / 32767, static_cast<int>(c % 5)) * (1 + 0.1 * c));
+    d.r.push_back(1.0 / d.s.back());
+  }
+  const int32_t edges[] = {INT32_MIN, INT32_MIN + 1, -1, 0, 1, INT32_MAX - 1, INT32_MAX};
+  for (int64_t i = 0; i < n; ++i) {
+    const int pick = static_cast<int>(rng() % 8);
+    const int32_t q = pick == 0 ? edges[rng() % 7] : (pick < 4 ? small(rng) : any(rng) >> (rng() % 31));
+    d.q.push_back(q);
+    if (is_float) {
+      const double s = d.s[i % cols];
+      float x = static_cast<float>((q + (pick % 2 == 0 ? 0.5 : 0.0)) * s);
+      for (int u = static_cast<int>(rng() % 5); u > 0; --u) x = std::nextafter(x, rng() % 2 ? INFINITY : -INFINITY);
+      d.x.push_back(x);
+    }
+  }
+  if (is_float && n > 4) {
+    d.x[1] = std::nanf("");
+    d.x[2] = std::numeric_limits<float>::infinity();
+    d.x[3] = -3e38f;
+  }
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("requant vector paths equal the scalar definition", "[simd][quant]") {
+  std::mt19937 rng(3);
+  for (const int64_t cols : {1, 3, 4, 5, 8, 9, 16, 17, 197}) {
+    const int64_t rows = std::max<int64_t>(2, 1200 / cols), n = rows * cols;
+    for (const i64 shift : {i64(1), i64(2), i64(5), i64(31), i64(39), i64(62), i64(0)}) {
+      for (const int residual : {0, 1, 2}) {  // none, int32 identity, float identity
+        for (const bool is_float : {false, true}) {
+          const SideData a = make_side(cols, n, is_float, shift, rng);
+          const SideData b = make_side(cols, n, residual == 2, shift == 0 ? 0 : 1 + shift / 2, rng);
+          const cpu::RequantSimdSide sa = a.side(), sb = b.side();
+          const cpu::RequantSimdSide* id = residual == 0 ? nullptr : &sb;
+          for (const int bits : {8, 32}) {
+            const i64 lo = -(i64(1) << (bits - 1)), hi = (i64(1) << (bits - 1)) - 1;
+            auto run = [&](Isa path) {
+              QuantRun o{std::vector<int32_t>(n, -7), std::vector<float>(n, -7.0f), 0, 0};
+              o.bad_code = !cpu::requant_rows(path, sa, id, cols, 0, rows, lo, hi, 0.05, CodeOut{o.code.data()});
+              o.bad_fake = !cpu::requant_rows(path, sa, id, cols, 0, rows, lo, hi, 0.05, FakeOut{o.fake.data()});
+              return o;
+            };
+            const QuantRun want = run(Isa::kScalar);
+            for (const Isa path : vector_paths()) {
+              INFO("cols " << cols << " shift " << shift << " residual " << residual << " float " << is_float
+                           << " bits " << bits << " path " << cpu::isa_name(path));
+              require_same(want, run(path));
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("requant float near-ties take the scalar definition", "[simd][quant]") {
+  // x / S within a few float64 ulps of a half-integer, where fl64(x · fl64(1/S)) and fl64(x / S) round to different
+  // codes (found by search): only the certification's relative margin sends them to the scalar definition.
+  const double sv[] = {4.333735533774998e-07, 3.028084159024569e-07, 3.47705275737064e-06, 1.1052897560800748e-06};
+  const float xv[] = {268.6676940917969f, 544.6553344726562f, 816.1744995117188f, 708.49609375f};
+  SideData d;
+  for (int64_t c = 0; c < 8; ++c) {
+    d.s.push_back(sv[c % 4]);
+    d.r.push_back(1.0 / sv[c % 4]);
+    d.m.push_back(i64(1) << 30);
+    d.k.push_back(31);
+    d.hm1.push_back((i64(1) << 30) - 1);
+    d.x.push_back(c < 4 ? xv[c] : -xv[c % 4]);
+  }
+  const cpu::RequantSimdSide side = d.side();
+  auto run = [&](Isa path) {
+    QuantRun o{std::vector<int32_t>(8, -7), std::vector<float>(8, -7.0f), 0, 0};
+    o.bad_code = !cpu::requant_rows(path, side, nullptr, 8, 0, 1, INT32_MIN, INT32_MAX, 1.0, CodeOut{o.code.data()});
+    o.bad_fake = !cpu::requant_rows(path, side, nullptr, 8, 0, 1, INT32_MIN, INT32_MAX, 1.0, FakeOut{o.fake.data()});
+    return o;
+  };
+  const QuantRun want = run(Isa::kScalar);
+  for (const Isa path : vector_paths()) {
+    INFO("path " << cpu::isa_name(path));
+    require_same(want, run(path));
+  }
+}
