@@ -30,12 +30,12 @@ except ImportError as e:
     raise ImportError(f"mnq: the extension module _mnq*.so is missing or broken in {_Path(__file__).parent} ({e}); "
                       "build it with `pip install --no-build-isolation -e .` from the repository root") from e
 
-from . import models, nn, ops, profiling, reference  # noqa: E402
+from . import deploy, models, nn, ops, profiling, reference  # noqa: E402
 from .plan import Plan  # noqa: E402
 from .quantize import calibrate, quantize  # noqa: E402
 from .analysis import AnalysisReport, analyze  # noqa: E402
 from .train import bench_train, train  # noqa: E402
 
-__all__ = ["models", "nn", "ops", "profiling", "reference", "library_path", "Plan", "quantize", "calibrate", "analyze",
+__all__ = ["deploy", "models", "nn", "ops", "profiling", "reference", "library_path", "Plan", "quantize", "calibrate", "analyze",
            "AnalysisReport", "train", "bench_train"]
 __version__ = "0.1.0"
