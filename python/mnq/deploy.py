@@ -13,24 +13,41 @@ Float is used only by the input quantizer and the final dequantization.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
+
+import torch
 
 from . import _mnq
 
 IntegerModel = _mnq.IntegerModel
 
 
-def convert(qmodel) -> IntegerModel:
-    """The integer model of ``qmodel`` (a :class:`mnq.models.Model` built with ``bits``, calibrated, in eval mode).
+def convert(qmodel, preset: Optional[str] = None, img_size: Optional[int] = None) -> IntegerModel:
+    """The integer model of ``qmodel``, calibrated and in eval mode: a :class:`mnq.models.Model` built with ``bits``,
+    or a Python model of :func:`mnq.quantize` — then ``preset`` names the C++ preset of its architecture
+    (:func:`mnq.models.presets`; ``img_size`` if it differs from the preset's): the C++ twin is built with the
+    model's bits and plan, loads its state_dict (the twins compute bit-identical outputs), and is converted.
 
     Raises ValueError for a full-precision or training-mode model, an uncalibrated quantizer or W/A above 8.
     FQ-ViT's GELU (float in FQ-ViT, SPEC §3.3) becomes a 2^b-entry table of its b-bit output codes.
     """
-    if not isinstance(qmodel, _mnq.Model):
-        raise TypeError(f"mnq.deploy.convert: expected a mnq.models.Model (mnq.models.create), got "
-                        f"{type(qmodel).__name__}; a Python model from mnq.quantize is converted by loading its "
-                        "state_dict into the C++ model of the same preset (mnq.models.create(...).load_state_dict)")
-    return _mnq.deploy_convert(qmodel)
+    if isinstance(qmodel, _mnq.Model):
+        return _mnq.deploy_convert(qmodel)
+    from .models import QuantSwinTransformer, QuantVisionTransformer, create
+    if not isinstance(qmodel, (QuantVisionTransformer, QuantSwinTransformer)):
+        raise TypeError(f"mnq.deploy.convert: expected a mnq.models.Model or a model of mnq.quantize, got "
+                        f"{type(qmodel).__name__}")
+    if preset is None:
+        raise ValueError("mnq.deploy.convert: a model of mnq.quantize needs preset= (the mnq.models.presets() name "
+                         "of its architecture)")
+    if qmodel.training:
+        raise ValueError("mnq.deploy.convert: the model is in training mode; calibrate it and call eval() first")
+    heads = [m for m in qmodel.modules() if isinstance(m, torch.nn.Linear)]
+    twin = create(preset, bits=qmodel.bits, plan=qmodel.plan, num_classes=heads[-1].out_features,
+                  in_chans=qmodel.patch_embed.proj.in_channels, img_size=img_size)
+    twin.train()
+    twin.load_state_dict(qmodel.state_dict(), strict=True)
+    return _mnq.deploy_convert(twin.eval())
 
 
 def load(path: Union[str, Path]) -> IntegerModel:

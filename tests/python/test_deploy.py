@@ -123,6 +123,23 @@ def test_convert_rejects(images):
         mnq.deploy.convert(torch.nn.Linear(2, 2))
 
 
+def test_convert_python_model(images):
+    """A model of mnq.quantize converts through its C++ twin: the same integer logits as the C++ model's."""
+    from timm.models.vision_transformer import VisionTransformer
+    x, calib = images
+    torch.manual_seed(0)
+    timm_model = VisionTransformer(img_size=28, patch_size=4, in_chans=1, num_classes=10, embed_dim=64, depth=4,
+                                   num_heads=4)
+    qmodel = mnq.calibrate(mnq.quantize(timm_model, PLANS["mixed"], bits=8), calib.split(32))
+    with pytest.raises(ValueError, match="preset="):
+        mnq.deploy.convert(qmodel)
+    imodel = mnq.deploy.convert(qmodel, preset="vit_mnist_tiny")
+    q, s = imodel.forward_int(x[:64])
+    with torch.no_grad():
+        ref = torch.round(qmodel(x[:64]).double() / s).long()
+    assert (q.long() == ref).float().mean() >= 0.90
+
+
 @pytest.fixture(scope="module")
 def saved(images, tmp_path_factory):
     x, calib = images
