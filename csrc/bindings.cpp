@@ -3,6 +3,7 @@
 // this module is compiled against the pybind11 headers bundled with torch and links libtorch_python.
 #include "csrc/analysis/bindings.h"
 #include "csrc/cpu/isa.h"
+#include "csrc/deploy/bindings.h"
 #include "csrc/dist/bindings.h"
 #include "csrc/models/bindings.h"
 #include "csrc/train/bindings.h"
@@ -12,7 +13,8 @@
 #include <string>
 
 PYBIND11_MODULE(_mnq, m) {
-  m.doc() = "mnq C++ library: models (mnq.models.create), the analyzer (mnq.analyze), the trainer (mnq.train)";
+  m.doc() = "mnq C++ library: models (mnq.models.create), the analyzer (mnq.analyze), the trainer (mnq.train), "
+            "the integer engine (mnq.deploy)";
   mnq::models::bind_models(m);
   mnq::analysis::bind_analysis(m);
   mnq::train::bind_train(m);
@@ -22,4 +24,5 @@ PYBIND11_MODULE(_mnq, m) {
         "Caps the CPU ops' vector path at 'scalar', 'avx2' or 'avx512'; returns the previous cap");
   m.def("cpu_isa", [] { return std::string(mnq::ops::cpu::isa_name(mnq::ops::cpu::isa())); },
         "The vector path the CPU ops take now");
+  mnq::deploy::bind_deploy(m);
 }

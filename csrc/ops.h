@@ -43,6 +43,9 @@ TT ptf_layernorm_qat(const at::Tensor& x, const at::Tensor& alpha, const at::Ten
 at::Tensor quantize(const at::Tensor& x, const at::Tensor& scale, int64_t bits, int64_t axis);
 at::Tensor requant(const at::Tensor& q, const at::Tensor& scale_in, const at::Tensor& scale_out, int64_t bits,
                    const std::optional<at::Tensor>& identity, const std::optional<at::Tensor>& identity_scale);
+at::Tensor requant_dyadic(const at::Tensor& q, const at::Tensor& m, const at::Tensor& k, int64_t bits,
+                          const std::optional<at::Tensor>& identity, const std::optional<at::Tensor>& m_id,
+                          const std::optional<at::Tensor>& k_id);
 at::Tensor ptf_quantize(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& s_base, int64_t bits);
 at::Tensor ptf_alpha_error(const at::Tensor& x, const at::Tensor& s_base, int64_t bits);
 at::Tensor quantize_qat(const at::Tensor& x, const at::Tensor& scale, int64_t bits, int64_t axis);

@@ -25,6 +25,8 @@ TORCH_LIBRARY(mnq, m) {
   m.def("quantize(Tensor x, Tensor scale, int bits, int axis=-1) -> Tensor");
   // Dyadic requantization with fused residual, SPEC §1: clamp(requant(q, S_in/S) + requant(q_id, S_id/S)).
   m.def("requant(Tensor q, Tensor scale_in, Tensor scale_out, int bits, Tensor? identity=None, Tensor? identity_scale=None) -> Tensor");
+  // requant with the multipliers given as dyadic pairs (m, k), per tensor or per channel (the integer engine's form).
+  m.def("requant_dyadic(Tensor q, Tensor m, Tensor k, int bits, Tensor? identity=None, Tensor? m_id=None, Tensor? k_id=None) -> Tensor");
   // PtfAct codes, SPEC §1: clamp(round(x / (s_base * 2^alpha[c])), ...).
   m.def("ptf_quantize(Tensor x, Tensor alpha, Tensor s_base, int bits) -> Tensor");
   // PtfAct calibration statistic: per channel and alpha in {0,1,2,3}, the summed squared quantization error [C, 4].

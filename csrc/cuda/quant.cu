@@ -16,8 +16,14 @@ using namespace mnq::kernels;
 // The multipliers of one side, computed on the device from its scales and the output scale.
 struct DeviceDyadics {
   at::Tensor m, k;  // int64 [C]
-  DeviceDyadics(const RequantSide& s, const double* out_scale, cudaStream_t stream)
-      : m(at::empty({s.scale.numel()}, s.scale.options().dtype(at::kLong))), k(at::empty_like(m)) {
+  DeviceDyadics(const RequantSide& s, const double* out_scale, cudaStream_t stream) {
+    if (s.m.defined()) {  // given pairs (requant_dyadic): nothing to compute
+      m = s.m;
+      k = s.k;
+      return;
+    }
+    m = at::empty({s.scale.numel()}, s.scale.options().dtype(at::kLong));
+    k = at::empty_like(m);
     launch_requant_dyadics(s.scale.data_ptr<double>(), s.scale.numel(), out_scale, m.data_ptr<int64_t>(),
                            k.data_ptr<int64_t>(), stream);
   }

@@ -164,8 +164,10 @@ at::Tensor QuantSwinTransformerImpl::forward(const at::Tensor& x) {
     for (auto& blk : stage.blocks) std::tie(h, s) = blk(h, s);
   }
   std::tie(h, s) = norm_then_act(norm, qact_norm, kEps, h, s);
-  // the mean of codes is not a code: the pooled features are quantized again from their float values
-  std::tie(h, s) = qact_pool(h.mean({1, 2}));
+  // The token mean Σq·S/(H·W) is requantized from the exact sum of the codes on the scale S/(H·W) (what the
+  // integer engine, csrc/deploy, computes): the float32 sum of at most 2^24/2^(b−1) codes recovers exactly.
+  const double tokens = static_cast<double>(h.size(1) * h.size(2));
+  std::tie(h, s) = qact_pool(h.sum({1, 2}) / tokens, s / tokens);
   return head_fc(h, s).first;
 }
 

@@ -9,7 +9,7 @@
 //    residual quantizer);
 //  - embedding: qact_input(b) → patch_embed.proj → qact_embed(16) → patch_embed.norm (I-LayerNorm, as I-ViT's
 //    Swin; not a mixable layer in SPEC §6) → qact_patch_norm; head: norm → qact_norm(b) → token mean
-//    → qact_pool(b) → head.fc.
+//    → qact_pool(b) (a requant of the sum of codes) → head.fc.
 // Every residual-stream quantizer has 22 bits when the LayerNorm it feeds is ibert, else 16. Parameter names are
 // timm's, so FP Swin weights load directly.
 #pragma once

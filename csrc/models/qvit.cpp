@@ -9,6 +9,7 @@
 
 #include "csrc/models/drop_path.h"
 #include "csrc/models/vit.h"
+#include "csrc/nn/ops.h"
 
 namespace mnq {
 namespace models {
@@ -64,10 +65,23 @@ nn::ScaledTensor QuantVisionTransformerImpl::embed(const at::Tensor& x) {
   const int64_t B = h.size(0);
   std::vector<at::Tensor> parts = {cls_token.expand({B, -1, -1})};
   if (config_.distilled) parts.push_back(dist_token.expand({B, -1, -1}));
-  parts.push_back(h);
-  // The class/dist tokens are float parameters, so the joined sequence is quantized from its float values (for
-  // the patches, round(x/S) of q·S_conv: the same codes a requant gives, up to the float32 product).
-  std::tie(h, s) = qact_embed(at::cat(parts, 1));
+  const at::Tensor prefix = at::cat(parts, 1);
+  // qact_embed quantizes the joined sequence: one range over all of it (observed as one QuantAct does), the
+  // class/dist tokens (float parameters) quantized, the patch tokens (codes on the conv's per-channel scale)
+  // requantized by the dyadic requant of their codes — what the integer engine (csrc/deploy) computes — rather
+  // than re-rounded from their float32 values, whose rounding could move a code by one.
+  if (qact_embed->is_training()) {
+    qact_embed->observe(at::cat({prefix, h}, 1));
+  } else {
+    TORCH_CHECK(qact_embed->is_initialized(),
+                "QuantAct: used in eval mode before any training/calibration batch set its range");
+  }
+  const at::Tensor& s_embed = qact_embed->scale();
+  const int64_t b_embed = qact_embed->bits();
+  h = at::cat({nn::ops::quantize_qat(prefix, s_embed, b_embed),
+               nn::ops::requant_qat(h, s.detach().to(at::kDouble), s_embed, b_embed, std::nullopt, std::nullopt)},
+              1);
+  s = s_embed.clone();
   auto [pos, s_pos] = qact_pos(pos_embed);
   return qact_pos_add(h, s, pos.expand_as(h), s_pos);
 }

@@ -4,15 +4,16 @@
 #include <c10/util/Exception.h>
 
 #include "csrc/nn/ops.h"
+#include "csrc/nn/weight_scale.h"
 
 namespace mnq {
 namespace nn {
-namespace {
-
 at::Tensor weight_scale(const at::Tensor& w, int64_t bits) {
   const at::Tensor flat = w.detach().reshape({w.size(0), -1}).to(at::kDouble);
   return flat.abs().amax(-1).clamp_min(1e-8) / static_cast<double>((int64_t{1} << (bits - 1)) - 1);
 }
+
+namespace {
 
 at::Tensor per_tensor(const at::Tensor& scale, const char* who) {
   TORCH_CHECK_VALUE(scale.defined() && scale.numel() == 1, who,

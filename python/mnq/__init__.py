@@ -28,12 +28,12 @@ except ImportError as e:
     raise ImportError(f"mnq: the extension module _mnq*.so is missing or broken in {_Path(__file__).parent} ({e}); "
                       "build it with `pip install --no-build-isolation -e .` from the repository root") from e
 
-from . import distributed, models, nn, ops, profiling, reference  # noqa: E402
+from . import deploy, distributed, models, nn, ops, profiling, reference  # noqa: E402
 from .plan import Plan  # noqa: E402
 from .quantize import calibrate, quantize  # noqa: E402
 from .analysis import AnalysisReport, analyze  # noqa: E402
 from .train import bench_train, train  # noqa: E402
 
-__all__ = ["distributed", "models", "nn", "ops", "profiling", "reference", "library_path", "Plan", "quantize",
-           "calibrate", "analyze", "AnalysisReport", "train", "bench_train"]
+__all__ = ["deploy", "distributed", "models", "nn", "ops", "profiling", "reference", "library_path", "Plan",
+           "quantize", "calibrate", "analyze", "AnalysisReport", "train", "bench_train"]
 __version__ = "0.1.0"

@@ -79,6 +79,13 @@ def requant(q: Tensor, scale_in: Scale, scale_out: Scale, bits: int, identity: O
     return _ops.requant(q, _scale_tensor(scale_in), _scale_tensor(scale_out), bits, identity, ids)
 
 
+def requant_dyadic(q: Tensor, m: Tensor, k: Tensor, bits: int, identity: Optional[Tensor] = None,
+                   m_id: Optional[Tensor] = None, k_id: Optional[Tensor] = None) -> Tensor:
+    """requant with the multipliers given as dyadic pairs (int64 m, k; per tensor or per channel of the last dim):
+    clamp(round(q·m/2^k) [+ round(q_id·m_id/2^k_id)]) on `bits` (the integer engine's form, mnq.deploy)."""
+    return _ops.requant_dyadic(q, m, k, bits, identity, m_id, k_id)
+
+
 def ptf_quantize(x: Tensor, alpha: Tensor, s_base: Scale, bits: int) -> Tensor:
     """PtfAct codes: clamp(round(x / (s_base * 2^alpha[c])))."""
     return _ops.ptf_quantize(x, alpha, _scale_tensor(s_base), bits)

@@ -170,8 +170,10 @@ class QuantSwinTransformer(nn.Module):
         for stage in self.layers:
             x, s = stage(x, s)
         x, s = norm_then_act(self.norm, self.qact_norm, x, s)
-        # the mean of codes is not a code: the pooled features are quantized again from their float values
-        x, s = self.qact_pool(x.mean(dim=(1, 2)))
+        # The token mean Σq·S/(H·W) is requantized from the exact sum of the codes on the scale S/(H·W) (what the
+        # integer engine, mnq.deploy, computes): the float32 sum of at most 2^24/2^(b−1) codes recovers exactly.
+        tokens = x.shape[1] * x.shape[2]
+        x, s = self.qact_pool(x.sum(dim=(1, 2)) / tokens, s / tokens)
         return self.head.fc(x, s)[0]
 
 

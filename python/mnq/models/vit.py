@@ -14,6 +14,7 @@ from typing import Dict, Optional
 import torch
 from torch import Tensor, nn
 
+from .. import ops
 from ..nn import IntGELU, IntLayerNorm, IntSoftmax, QuantAct, QuantConv2d, QuantLinear
 from ..plan import PlanLike, as_plan
 from .blocks import RESIDUAL_BITS, QuantBlock, QuantPatchEmbed, norm_then_act, residual_bits
@@ -89,10 +90,19 @@ class QuantVisionTransformer(nn.Module):
         x, s = self.patch_embed.proj(x, s)
         x = x.flatten(2).transpose(1, 2)  # [B, N, C], per-channel scale s on the last dim
         tokens = [self.cls_token] + ([self.dist_token] if self.dist_token is not None else [])
-        # The class/dist tokens are float parameters, so the joined sequence is quantized from its float values
-        # (for the patches, round(x/S) of q·S_conv: the same codes a requant gives, up to the float32 product).
-        x = torch.cat([t.expand(x.shape[0], -1, -1) for t in tokens] + [x], dim=1)
-        x, s = self.qact_embed(x)
+        prefix = torch.cat([t.expand(x.shape[0], -1, -1) for t in tokens], dim=1)
+        # qact_embed quantizes the joined sequence: one range over all of it (observed as one QuantAct does), the
+        # class/dist tokens (float parameters) quantized, the patch tokens (codes on the conv's per-channel scale)
+        # requantized by the dyadic requant of their codes — what the integer engine (mnq.deploy) computes — rather
+        # than re-rounded from their float32 values, whose rounding could move a code by one.
+        act = self.qact_embed
+        if act.training:
+            act._observe(torch.cat([prefix, x], dim=1))
+        else:
+            act._check_calibrated()
+        x = torch.cat([ops.quantize_qat(prefix, act.scale, act.bits), ops.requant_qat(x, s, act.scale, act.bits)],
+                      dim=1)
+        s = act.scale.clone()
         pos, s_pos = self.qact_pos(self.pos_embed)
         return self.qact_pos_add(x, s, pos.expand_as(x), s_pos)
 
