@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "csrc/deploy/integer_model.h"
-#include "csrc/models/temp_path.h"
+#include "csrc/util/atomic_file.h"
 
 #ifndef MNQ_VERSION
 #define MNQ_VERSION "unknown"
@@ -68,32 +68,16 @@ void IntegerModel::save(const std::string& path) const {
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // data aligned to 8 bytes, as the safetensors writers do
-  const std::filesystem::path target(path);
-  const std::filesystem::path tmp = models::temp_path_beside(target);
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail(path, "cannot open '" + tmp.string() + "' for writing");
-    const uint64_t n = text.size();
-    unsigned char len[8];
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>((n >> (8 * i)) & 0xff);
-    out.write(reinterpret_cast<const char*>(len), 8);
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (const auto& [name, t] : store_.tensors()) {
-      out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
-    }
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      std::filesystem::remove(tmp, ec);
-      fail(path, "write failed (disk full?)");
-    }
+  util::AtomicFile out(path);  // the one atomic write (csrc/util): a kill leaves the previous file or this one
+  const uint64_t n = text.size();
+  unsigned char len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>((n >> (8 * i)) & 0xff);
+  out.write(len, 8);
+  out.write(text);
+  for (const auto& [name, t] : store_.tensors()) {
+    out.write(t.data_ptr(), static_cast<size_t>(t.numel() * t.element_size()));
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, target, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    fail(path, "cannot rename the temporary file into place");
-  }
+  out.commit();
 }
 
 IntegerModel load_integer_model(const std::string& path) {
