@@ -272,3 +272,31 @@ TEST_CASE("requant float near-ties take the scalar definition", "[simd][quant]")
     require_same(want, run(path));
   }
 }
+
+TEST_CASE("requant float32 near-ties take the float64 form", "[simd][quant]") {
+  // |p| < 2^18 where fl32(x · fl32(1/S)) and fl64(x / S) round to different codes (found by search): the AVX-512
+  // path's float32 step must not certify them. 16 columns, so one 16-lane vector holds only such lanes.
+  const double sv[] = {1.3753574442057561e-05, 0.0008044140991507267, 0.0008408767678346887, 0.00014628282563367524};
+  const float xv[] = {3.4496233463287354f, 204.45350646972656f, 216.64895629882812f, 19.119384765625f};
+  SideData d;
+  for (int64_t c = 0; c < 16; ++c) {
+    d.s.push_back(sv[c % 4]);
+    d.r.push_back(1.0 / sv[c % 4]);
+    d.m.push_back(i64(1) << 30);
+    d.k.push_back(30);
+    d.hm1.push_back((i64(1) << 29) - 1);
+    d.x.push_back(c % 8 < 4 ? xv[c % 4] : -xv[c % 4]);
+  }
+  const cpu::RequantSimdSide side = d.side();
+  auto run = [&](Isa path) {
+    QuantRun o{std::vector<int32_t>(16, -7), std::vector<float>(16, -7.0f), 0, 0};
+    o.bad_code = !cpu::requant_rows(path, side, &side, 16, 0, 1, INT32_MIN, INT32_MAX, 1.0, CodeOut{o.code.data()});
+    o.bad_fake = !cpu::requant_rows(path, side, &side, 16, 0, 1, INT32_MIN, INT32_MAX, 1.0, FakeOut{o.fake.data()});
+    return o;
+  };
+  const QuantRun want = run(Isa::kScalar);
+  for (const Isa path : vector_paths()) {
+    INFO("path " << cpu::isa_name(path));
+    require_same(want, run(path));
+  }
+}
