@@ -77,11 +77,14 @@ const float* float_recip(const RequantSimdSide& s, int64_t cols, std::vector<flo
 #if defined(MNQ_HAVE_X86_SIMD)
 // ---- AVX-512: 8 lanes of int64 ----
 struct Avx512 {
-  // The codes of columns [c, c + 8) of one side and the mask of lanes whose code is certified (float input).
-  MNQ_TARGET_AVX512 static __m512i load(const RequantSimdSide& s, int64_t i, int64_t c, __mmask8& ok) {
-    if (s.q != nullptr) return _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.q + i)));
+  // The codes of columns [c, c + 8) of one side and the mask of lanes whose code is certified (float input). Only
+  // the lanes of `lanes` are read (the row's tail; the others load 0, a certified code).
+  MNQ_TARGET_AVX512 static __m512i load(const RequantSimdSide& s, int64_t i, int64_t c, __mmask8& ok,
+                                        __mmask8 lanes = 0xff) {
+    if (s.q != nullptr) return _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(lanes, s.q + i));
     const __m512d abs_mask = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));
-    const __m512d p = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(s.x + i)), _mm512_loadu_pd(s.r + c));
+    const __m512d p =
+        _mm512_mul_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(lanes, s.x + i)), _mm512_maskz_loadu_pd(lanes, s.r + c));
     const __m512d rp = _mm512_roundscale_pd(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512d ap = _mm512_and_pd(p, abs_mask);
     const __m512d h = _mm512_sub_pd(_mm512_set1_pd(0.5), _mm512_and_pd(_mm512_sub_pd(p, rp), abs_mask));
@@ -120,11 +123,12 @@ struct Avx512 {
     q1 = load(s, i + 8, c + 8, ok1);
   }
   // round-half-even(q·m / 2^k) for the columns' (m, k, 2^(k−1) − 1).
-  MNQ_TARGET_AVX512 static __m512i requant(__m512i q, const RequantSimdSide& s, int64_t c) {
-    const __m512i k = _mm512_loadu_si512(s.k + c);
-    const __m512i p = _mm512_mul_epi32(q, _mm512_loadu_si512(s.m + c));
+  MNQ_TARGET_AVX512 static __m512i requant(__m512i q, const RequantSimdSide& s, int64_t c, __mmask8 lanes = 0xff) {
+    const __m512i k = _mm512_maskz_loadu_epi64(lanes, s.k + c);
+    const __m512i p = _mm512_mul_epi32(q, _mm512_maskz_loadu_epi64(lanes, s.m + c));
     const __m512i odd = _mm512_and_si512(_mm512_srav_epi64(p, k), _mm512_set1_epi64(1));
-    return _mm512_srav_epi64(_mm512_add_epi64(_mm512_add_epi64(p, _mm512_loadu_si512(s.hm1 + c)), odd), k);
+    return _mm512_srav_epi64(_mm512_add_epi64(_mm512_add_epi64(p, _mm512_maskz_loadu_epi64(lanes, s.hm1 + c)), odd),
+                             k);
   }
   template <class Out>
   MNQ_TARGET_AVX512 static bool rows(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0,
@@ -163,20 +167,20 @@ struct Avx512 {
           ok = redo_lanes(in, id, base, c + 8, static_cast<unsigned>(~g1) & 0xffu, lo, hi, out_scale, out) && ok;
         }
       }
-      for (; c + 8 <= cols; c += 8) {
+      for (; c < cols; c += 8) {  // 8 lanes, the last step masked to the row's tail
+        const __mmask8 lanes = cols - c >= 8 ? 0xff : static_cast<__mmask8>((1u << (cols - c)) - 1);
         __mmask8 good = 0xff;
-        __m512i v = requant(load(in, base + c, c, good), in, c);
-        if (id != nullptr) v = _mm512_add_epi64(v, requant(load(*id, base + c, c, good), *id, c));
+        __m512i v = requant(load(in, base + c, c, good, lanes), in, c, lanes);
+        if (id != nullptr) v = _mm512_add_epi64(v, requant(load(*id, base + c, c, good, lanes), *id, c, lanes));
         v = _mm512_min_epi64(_mm512_max_epi64(v, vlo), vhi);
         if constexpr (Out::kPropagatesNaN) {
-          _mm256_storeu_ps(out.p + base + c, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v), so)));
+          _mm256_mask_storeu_ps(out.p + base + c, lanes, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v), so)));
         } else {
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.p + base + c), _mm512_cvtepi64_epi32(v));
+          _mm256_mask_storeu_epi32(out.p + base + c, lanes, _mm512_cvtepi64_epi32(v));
         }
-        if (good != 0xff)
-          ok = redo_lanes(in, id, base, c, static_cast<unsigned>(~good) & 0xffu, lo, hi, out_scale, out) && ok;
+        const unsigned redo = static_cast<unsigned>(~good) & lanes;
+        if (redo != 0) ok = redo_lanes(in, id, base, c, redo, lo, hi, out_scale, out) && ok;
       }
-      ok = scalar_cols(in, id, base, c, cols, lo, hi, out_scale, out) && ok;
     }
     return ok;
   }
