@@ -6,12 +6,7 @@
 
 #include <cmath>
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define MNQ_HAVE_X86_SIMD 1
-#define MNQ_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
-#define MNQ_TARGET_AVX2 __attribute__((target("avx2")))
-#endif
+#include "csrc/cpu/simd.h"
 
 namespace mnq {
 namespace ops {

@@ -1,16 +1,16 @@
 // Requantization's vector paths (requant_simd.h): AVX-512 (8 int64 lanes) and AVX2 (4 lanes), intrinsics in
 // functions compiled for their instruction set only; isa.h picks one at run time. Uncertified lanes and tails go
 // through requant_one, the scalar definition (the loaders of kernels/quant.h and requant_code).
+//
+// The AVX-512 path reads float input in float32 first, 16 lanes at once, with quant_simd.h's certification
+// (|p| < 2^18, fl32(1/S) normal: rint(fl32(x·fl32(1/S))) = rint(fl64(x / S)) when p is farther than its margin from
+// every half-integer), and takes the float64 form of requant_simd.h for a vector it cannot certify whole.
 #include "csrc/cpu/requant_simd.h"
 
 #include <cmath>
+#include <vector>
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define MNQ_HAVE_X86_SIMD 1
-#define MNQ_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
-#define MNQ_TARGET_AVX2 __attribute__((target("avx2")))
-#endif
+#include "csrc/cpu/simd.h"
 
 namespace mnq {
 namespace ops {
@@ -61,14 +61,30 @@ bool redo_lanes(const RequantSimdSide& in, const RequantSimdSide* id, int64_t ba
   return ok;
 }
 
+// fl32(1/S) per column of a float input when every 1/|S| is in [2^−100, 2^100] (a normal float32, the range of
+// quant_simd.h's certification); else null (int input, or a scale outside: the float64 loader only).
+const float* float_recip(const RequantSimdSide& s, int64_t cols, std::vector<float>& buf) {
+  if (s.q != nullptr) return nullptr;
+  buf.resize(static_cast<size_t>(cols));
+  for (int64_t c = 0; c < cols; ++c) {
+    const double a = std::fabs(s.r[c]);
+    if (!(a >= 0x1p-100 && a <= 0x1p100)) return nullptr;
+    buf[c] = static_cast<float>(s.r[c]);
+  }
+  return buf.data();
+}
+
 #if defined(MNQ_HAVE_X86_SIMD)
 // ---- AVX-512: 8 lanes of int64 ----
 struct Avx512 {
-  // The codes of columns [c, c + 8) of one side and the mask of lanes whose code is certified (float input).
-  MNQ_TARGET_AVX512 static __m512i load(const RequantSimdSide& s, int64_t i, int64_t c, __mmask8& ok) {
-    if (s.q != nullptr) return _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.q + i)));
+  // The codes of columns [c, c + 8) of one side and the mask of lanes whose code is certified (float input). Only
+  // the lanes of `lanes` are read (the row's tail; the others load 0, a certified code).
+  MNQ_TARGET_AVX512 static __m512i load(const RequantSimdSide& s, int64_t i, int64_t c, __mmask8& ok,
+                                        __mmask8 lanes = 0xff) {
+    if (s.q != nullptr) return _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(lanes, s.q + i));
     const __m512d abs_mask = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));
-    const __m512d p = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(s.x + i)), _mm512_loadu_pd(s.r + c));
+    const __m512d p =
+        _mm512_mul_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(lanes, s.x + i)), _mm512_maskz_loadu_pd(lanes, s.r + c));
     const __m512d rp = _mm512_roundscale_pd(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512d ap = _mm512_and_pd(p, abs_mask);
     const __m512d h = _mm512_sub_pd(_mm512_set1_pd(0.5), _mm512_and_pd(_mm512_sub_pd(p, rp), abs_mask));
@@ -76,36 +92,95 @@ struct Avx512 {
     ok &= _mm512_cmp_pd_mask(h, t, _CMP_GE_OQ) & _mm512_cmp_pd_mask(ap, _mm512_set1_pd(2147483647.0), _CMP_LT_OQ);
     return _mm512_cvtpd_epi64(rp);
   }
+  // The codes of columns [c, c + 16) as two 8-lane halves. A float input first tries float32, p = x·fl32(1/S),
+  // 16 lanes at once: when quant_simd.h's test certifies every lane (|p| < 2^18, farther than its margin from a
+  // half-integer, so rint(p) = rint(fl64(x / S))), rint(p) are the codes; else each half takes load().
+  MNQ_TARGET_AVX512 static void load16(const RequantSimdSide& s, const float* rf, int64_t i, int64_t c, __m512i& q0,
+                                       __m512i& q1, __mmask8& ok0, __mmask8& ok1) {
+    if (s.q != nullptr) {
+      const __m512i v = _mm512_loadu_si512(s.q + i);
+      q0 = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
+      q1 = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1));
+      return;
+    }
+    if (rf != nullptr) {
+      const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+      const __m512 p = _mm512_mul_ps(_mm512_loadu_ps(s.x + i), _mm512_loadu_ps(rf + c));
+      const __m512 rp = _mm512_roundscale_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      const __m512 ap = _mm512_and_ps(p, abs_mask);
+      const __m512 h = _mm512_sub_ps(_mm512_set1_ps(0.5f), _mm512_and_ps(_mm512_sub_ps(p, rp), abs_mask));
+      const __m512 t = _mm512_add_ps(_mm512_mul_ps(ap, _mm512_set1_ps(0x1p-21f)), _mm512_set1_ps(0x1p-60f));
+      const __mmask16 good =
+          _mm512_cmp_ps_mask(h, t, _CMP_GE_OQ) & _mm512_cmp_ps_mask(ap, _mm512_set1_ps(262144.0f), _CMP_LT_OQ);
+      if (good == 0xffff) {
+        const __m512i v = _mm512_cvtps_epi32(rp);
+        q0 = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
+        q1 = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1));
+        return;
+      }
+    }
+    q0 = load(s, i, c, ok0);
+    q1 = load(s, i + 8, c + 8, ok1);
+  }
   // round-half-even(q·m / 2^k) for the columns' (m, k, 2^(k−1) − 1).
-  MNQ_TARGET_AVX512 static __m512i requant(__m512i q, const RequantSimdSide& s, int64_t c) {
-    const __m512i k = _mm512_loadu_si512(s.k + c);
-    const __m512i p = _mm512_mul_epi32(q, _mm512_loadu_si512(s.m + c));
+  MNQ_TARGET_AVX512 static __m512i requant(__m512i q, const RequantSimdSide& s, int64_t c, __mmask8 lanes = 0xff) {
+    const __m512i k = _mm512_maskz_loadu_epi64(lanes, s.k + c);
+    const __m512i p = _mm512_mul_epi32(q, _mm512_maskz_loadu_epi64(lanes, s.m + c));
     const __m512i odd = _mm512_and_si512(_mm512_srav_epi64(p, k), _mm512_set1_epi64(1));
-    return _mm512_srav_epi64(_mm512_add_epi64(_mm512_add_epi64(p, _mm512_loadu_si512(s.hm1 + c)), odd), k);
+    return _mm512_srav_epi64(_mm512_add_epi64(_mm512_add_epi64(p, _mm512_maskz_loadu_epi64(lanes, s.hm1 + c)), odd),
+                             k);
   }
   template <class Out>
   MNQ_TARGET_AVX512 static bool rows(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0,
                                      int64_t r1, i64 lo, i64 hi, double out_scale, const Out& out) {
     const __m512i vlo = _mm512_set1_epi64(lo), vhi = _mm512_set1_epi64(hi);
     const __m512d so = _mm512_set1_pd(out_scale);
+    std::vector<float> rf_in, rf_id;
+    const float* rin = float_recip(in, cols, rf_in);
+    const float* rid = id != nullptr ? float_recip(*id, cols, rf_id) : nullptr;
     bool ok = true;
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t base = r * cols;
       int64_t c = 0;
-      for (; c + 8 <= cols; c += 8) {
+      for (; c + 16 <= cols; c += 16) {
+        __mmask8 g0 = 0xff, g1 = 0xff;
+        __m512i a0, a1, b0, b1;
+        load16(in, rin, base + c, c, a0, a1, g0, g1);
+        __m512i v0 = requant(a0, in, c), v1 = requant(a1, in, c + 8);
+        if (id != nullptr) {
+          load16(*id, rid, base + c, c, b0, b1, g0, g1);
+          v0 = _mm512_add_epi64(v0, requant(b0, *id, c));
+          v1 = _mm512_add_epi64(v1, requant(b1, *id, c + 8));
+        }
+        v0 = _mm512_min_epi64(_mm512_max_epi64(v0, vlo), vhi);
+        v1 = _mm512_min_epi64(_mm512_max_epi64(v1, vlo), vhi);
+        if constexpr (Out::kPropagatesNaN) {
+          const __m256 f0 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v0), so));
+          const __m256 f1 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v1), so));
+          _mm512_storeu_ps(out.p + base + c, _mm512_insertf32x8(_mm512_castps256_ps512(f0), f1, 1));
+        } else {
+          _mm512_storeu_si512(out.p + base + c, _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(v0)),
+                                                                   _mm512_cvtepi64_epi32(v1), 1));
+        }
+        if ((g0 & g1) != 0xff) {
+          ok = redo_lanes(in, id, base, c, static_cast<unsigned>(~g0) & 0xffu, lo, hi, out_scale, out) && ok;
+          ok = redo_lanes(in, id, base, c + 8, static_cast<unsigned>(~g1) & 0xffu, lo, hi, out_scale, out) && ok;
+        }
+      }
+      for (; c < cols; c += 8) {  // 8 lanes, the last step masked to the row's tail
+        const __mmask8 lanes = cols - c >= 8 ? 0xff : static_cast<__mmask8>((1u << (cols - c)) - 1);
         __mmask8 good = 0xff;
-        __m512i v = requant(load(in, base + c, c, good), in, c);
-        if (id != nullptr) v = _mm512_add_epi64(v, requant(load(*id, base + c, c, good), *id, c));
+        __m512i v = requant(load(in, base + c, c, good, lanes), in, c, lanes);
+        if (id != nullptr) v = _mm512_add_epi64(v, requant(load(*id, base + c, c, good, lanes), *id, c, lanes));
         v = _mm512_min_epi64(_mm512_max_epi64(v, vlo), vhi);
         if constexpr (Out::kPropagatesNaN) {
-          _mm256_storeu_ps(out.p + base + c, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v), so)));
+          _mm256_mask_storeu_ps(out.p + base + c, lanes, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v), so)));
         } else {
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.p + base + c), _mm512_cvtepi64_epi32(v));
+          _mm256_mask_storeu_epi32(out.p + base + c, lanes, _mm512_cvtepi64_epi32(v));
         }
-        if (good != 0xff)
-          ok = redo_lanes(in, id, base, c, static_cast<unsigned>(~good) & 0xffu, lo, hi, out_scale, out) && ok;
+        const unsigned redo = static_cast<unsigned>(~good) & lanes;
+        if (redo != 0) ok = redo_lanes(in, id, base, c, redo, lo, hi, out_scale, out) && ok;
       }
-      ok = scalar_cols(in, id, base, c, cols, lo, hi, out_scale, out) && ok;
     }
     return ok;
   }

@@ -19,7 +19,7 @@ _ops = torch.ops.mnq
 def _scale_tensor(scale: Scale) -> Tensor:
     if isinstance(scale, Tensor):
         return scale.detach().to(torch.float64)
-    return torch.tensor(float(scale), dtype=torch.float64)
+    return torch.scalar_tensor(float(scale), dtype=torch.float64)  # the same float64; ~3x cheaper than torch.tensor
 
 
 # ---- softmax (SPEC §2) ----

@@ -245,25 +245,25 @@ TEST_CASE("requant vector paths equal the scalar definition", "[simd][quant]") {
   }
 }
 
-TEST_CASE("requant float near-ties take the scalar definition", "[simd][quant]") {
-  // x / S within a few float64 ulps of a half-integer, where fl64(x · fl64(1/S)) and fl64(x / S) round to different
-  // codes (found by search): only the certification's relative margin sends them to the scalar definition.
-  const double sv[] = {4.333735533774998e-07, 3.028084159024569e-07, 3.47705275737064e-06, 1.1052897560800748e-06};
-  const float xv[] = {268.6676940917969f, 544.6553344726562f, 816.1744995117188f, 708.49609375f};
+// One row of `cols` float inputs x[c % 4] (negated in the upper half of each 8 columns) on scales s[c % 4], with
+// m = 2^30 and shift k (so the requantized code shows the recovered code), through every path against the scalar
+// one; with the residual (the same side again) when `residual`.
+void require_near_ties(const double (&sv)[4], const float (&xv)[4], int64_t cols, i64 k, bool residual) {
   SideData d;
-  for (int64_t c = 0; c < 8; ++c) {
+  for (int64_t c = 0; c < cols; ++c) {
     d.s.push_back(sv[c % 4]);
     d.r.push_back(1.0 / sv[c % 4]);
     d.m.push_back(i64(1) << 30);
-    d.k.push_back(31);
-    d.hm1.push_back((i64(1) << 30) - 1);
-    d.x.push_back(c < 4 ? xv[c] : -xv[c % 4]);
+    d.k.push_back(k);
+    d.hm1.push_back((i64(1) << (k - 1)) - 1);
+    d.x.push_back(c % 8 < 4 ? xv[c % 4] : -xv[c % 4]);
   }
   const cpu::RequantSimdSide side = d.side();
+  const cpu::RequantSimdSide* id = residual ? &side : nullptr;
   auto run = [&](Isa path) {
-    QuantRun o{std::vector<int32_t>(8, -7), std::vector<float>(8, -7.0f), 0, 0};
-    o.bad_code = !cpu::requant_rows(path, side, nullptr, 8, 0, 1, INT32_MIN, INT32_MAX, 1.0, CodeOut{o.code.data()});
-    o.bad_fake = !cpu::requant_rows(path, side, nullptr, 8, 0, 1, INT32_MIN, INT32_MAX, 1.0, FakeOut{o.fake.data()});
+    QuantRun o{std::vector<int32_t>(cols, -7), std::vector<float>(cols, -7.0f), 0, 0};
+    o.bad_code = !cpu::requant_rows(path, side, id, cols, 0, 1, INT32_MIN, INT32_MAX, 1.0, CodeOut{o.code.data()});
+    o.bad_fake = !cpu::requant_rows(path, side, id, cols, 0, 1, INT32_MIN, INT32_MAX, 1.0, FakeOut{o.fake.data()});
     return o;
   };
   const QuantRun want = run(Isa::kScalar);
@@ -271,4 +271,20 @@ TEST_CASE("requant float near-ties take the scalar definition", "[simd][quant]")
     INFO("path " << cpu::isa_name(path));
     require_same(want, run(path));
   }
+}
+
+TEST_CASE("requant float near-ties take the scalar definition", "[simd][quant]") {
+  // x / S within a few float64 ulps of a half-integer, where fl64(x · fl64(1/S)) and fl64(x / S) round to different
+  // codes (found by search): only the certification's relative margin sends them to the scalar definition.
+  const double sv[] = {4.333735533774998e-07, 3.028084159024569e-07, 3.47705275737064e-06, 1.1052897560800748e-06};
+  const float xv[] = {268.6676940917969f, 544.6553344726562f, 816.1744995117188f, 708.49609375f};
+  require_near_ties(sv, xv, 8, 31, false);
+}
+
+TEST_CASE("requant float32 near-ties take the float64 form", "[simd][quant]") {
+  // |p| < 2^18 where fl32(x · fl32(1/S)) and fl64(x / S) round to different codes (found by search): the AVX-512
+  // path's float32 step must not certify them. 16 columns, so one 16-lane vector holds only such lanes.
+  const double sv[] = {1.3753574442057561e-05, 0.0008044140991507267, 0.0008408767678346887, 0.00014628282563367524};
+  const float xv[] = {3.4496233463287354f, 204.45350646972656f, 216.64895629882812f, 19.119384765625f};
+  require_near_ties(sv, xv, 16, 30, true);
 }
