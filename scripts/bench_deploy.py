@@ -65,7 +65,7 @@ def main() -> int:
     args = ap.parse_args()
     plan = MIXED if args.plan == "mixed" else args.plan
     print(f"load average {os.getloadavg()}, {os.cpu_count()} CPUs, torch {torch.__version__}, plan {args.plan}, "
-          f"W/A {args.bits}")
+          f"W/A {args.bits}", flush=True)
     rows, profiles = [], {}
     for preset, batch in CASES:
         fp = timm_model(preset)
@@ -89,6 +89,8 @@ def main() -> int:
             rows.append(dict(model=preset, batch=batch, threads=threads, fp32_ms=1e3 * t_fp, fake_quant_ms=1e3 * t_fq,
                              integer_ms=1e3 * t_int, integer_vs_fp32=t_int / t_fp, fp32_bytes=fp_bytes,
                              integer_bytes=int_bytes, bytes_ratio=int_bytes / fp_bytes))
+            print(f"  measured {preset} b{batch} t{threads}: FP32 {1e3 * t_fp:.1f} ms, fake-quant {1e3 * t_fq:.1f} ms, "
+                  f"integer {1e3 * t_int:.1f} ms", flush=True)
             prof = {}
             for _ in range(5):
                 _, sec = imodel.profile(x)
