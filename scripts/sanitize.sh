@@ -5,7 +5,10 @@
 # reports are fatal; ASan aborts on the first error).
 #
 #   scripts/sanitize.sh [CATCH2 FILTER]      e.g. scripts/sanitize.sh "[safetensors]"
+#   SANITIZE_SUITES="mnq_kernel_tests" SANITIZE_JOB=0 scripts/sanitize.sh    a subset, without the mnq-train job
 #
+# torch's CMake config probes the installed GPUs with nvcc even without mnq's CUDA kernels (a probe CMake 3.25 cannot
+# configure for C++20); a fixed TORCH_CUDA_ARCH_LIST skips it.
 # The build is heavy (every source once more, instrumented): it runs niced on SANITIZE_JOBS cores (default 1).
 # Leak checking is off: LibTorch keeps process-lifetime allocations (thread pools, dispatcher tables) that
 # LeakSanitizer reports at exit, which are not leaks of mnq.
@@ -19,9 +22,13 @@ export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_PREFIX_PATH="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
   -DMNQ_WITH_CUDA=OFF -DMNQ_BUILD_TESTS=ON \
+  -DTORCH_CUDA_ARCH_LIST=8.0 \
   -DCMAKE_CXX_FLAGS="$SAN" -DCMAKE_EXE_LINKER_FLAGS="$SAN" -DCMAKE_SHARED_LINKER_FLAGS="$SAN" >/dev/null
-SUITES=(mnq_kernel_tests mnq_op_tests mnq_model_tests mnq_analysis_tests mnq_train_tests mnq_analyze_job_tests)
-nice -n 10 cmake --build "$BUILD" -j"$JOBS" --target "${SUITES[@]}" mnq-train
+read -r -a SUITES <<<"${SANITIZE_SUITES:-mnq_kernel_tests mnq_op_tests mnq_model_tests mnq_analysis_tests mnq_train_tests mnq_analyze_job_tests}"
+RUN_JOB=${SANITIZE_JOB:-1}
+TARGETS=("${SUITES[@]}")
+[ "$RUN_JOB" = 1 ] && TARGETS+=(mnq-train)
+nice -n 10 cmake --build "$BUILD" -j"$JOBS" --target "${TARGETS[@]}"
 
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:check_initialization_order=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -29,9 +36,13 @@ status=0
 for s in "${SUITES[@]}"; do
   echo "== $s"
   # shellcheck disable=SC2086
-  if ! "$BUILD/tests/$s" ${FILTER:+"$FILTER"}; then status=1; fi
+  if ! "$BUILD/tests/cpp/$s" ${FILTER:+"$FILTER"}; then status=1; fi
 done
 
+if [ "$RUN_JOB" != 1 ]; then
+  [ $status = 0 ] && echo "sanitize.sh: clean (suites only)" || echo "sanitize.sh: FAILED"
+  exit $status
+fi
 echo "== mnq-train (short job)"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
