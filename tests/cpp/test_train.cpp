@@ -20,11 +20,11 @@
 #include "csrc/models/presets.h"
 #include "csrc/models/weights.h"
 #include "csrc/train/datasets.h"
-#include "csrc/util/atomic_file.h"
 #include "csrc/train/job.h"
 #include "csrc/train/log.h"
 #include "csrc/train/metrics.h"
 #include "csrc/train/trainer.h"
+#include "csrc/util/atomic_file.h"
 #include "train_test_util.h"
 
 using namespace mnq;
