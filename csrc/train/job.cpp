@@ -8,10 +8,10 @@
 #include "csrc/models/device.h"
 #include "csrc/models/weights.h"
 #include "csrc/train/datasets.h"
-#include "csrc/util/atomic_file.h"
 #include "csrc/train/log.h"
 #include "csrc/train/mixed.h"
 #include "csrc/train/trainer.h"
+#include "csrc/util/atomic_file.h"
 
 namespace mnq {
 namespace train {
@@ -123,6 +123,7 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
         fit(fp, config.model.pretrain, train, val, {"fp", dir + "/fp", true, epochs_left, std::move(fp_identity)});
     fp_row = row_of("fp", 0, "-", s);
     if (!s.state.finished) {
+      if (config_changed) util::write_file_atomic(dir + "/config.yaml", yaml);  // the FP stage accepted it
       result.rows.push_back(fp_row);
       write_results(dir, result.rows);
       return result;

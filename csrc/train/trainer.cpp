@@ -12,9 +12,9 @@
 #include "csrc/data/random.h"
 #include "csrc/models/device.h"
 #include "csrc/models/weights.h"
-#include "csrc/util/atomic_file.h"
 #include "csrc/train/log.h"
 #include "csrc/train/mixup.h"
+#include "csrc/util/atomic_file.h"
 
 namespace mnq {
 namespace train {

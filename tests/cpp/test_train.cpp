@@ -20,11 +20,11 @@
 #include "csrc/models/presets.h"
 #include "csrc/models/weights.h"
 #include "csrc/train/datasets.h"
-#include "csrc/util/atomic_file.h"
 #include "csrc/train/job.h"
 #include "csrc/train/log.h"
 #include "csrc/train/metrics.h"
 #include "csrc/train/trainer.h"
+#include "csrc/util/atomic_file.h"
 #include "train_test_util.h"
 
 using namespace mnq;
@@ -58,6 +58,24 @@ JobConfig tiny_job(const std::string& data_dir, const std::string& out_dir) {
   for (TrainConfig* t : {&c.model.pretrain, &c.train}) t->mixup = t->cutmix = 0;
   return c;
 }
+
+// A split of write_synthetic_fashion's files, normalised with mean = std = 0.3.
+std::shared_ptr<data::FashionMnist> synthetic_split(const std::string& root, const std::string& split) {
+  return std::make_shared<data::FashionMnist>(root, split, std::vector<double>{0.3}, std::vector<double>{0.3});
+}
+
+// The setup of the single-stage tests: quiet log, one torch thread, a temporary folder with synthetic data.
+struct SyntheticData {
+  TempDir dir;
+  std::shared_ptr<data::FashionMnist> train, test;
+  SyntheticData(const std::string& tag, int64_t n_train, int64_t n_test, uint64_t seed) : dir(tag) {
+    log::set_quiet(true);
+    at::set_num_threads(1);
+    mnq_test::write_synthetic_fashion(dir / "data", n_train, n_test, seed);
+    train = synthetic_split(dir / "data", "train");
+    test = synthetic_split(dir / "data", "test");
+  }
+};
 
 std::map<std::string, at::Tensor> tensors(const std::string& path) {
   std::map<std::string, at::Tensor> out;
@@ -254,10 +272,8 @@ TEST_CASE("train: a time budget stops mid-epoch; resuming without it gives the u
   at::set_num_threads(1);  // as tiny_job: the tests share a small machine (see configs/fashion_mnist.yaml)
   TempDir dir("trainbudget");
   mnq_test::write_synthetic_fashion(dir / "data", 96, 32, 15);
-  auto train_set =
-      std::make_shared<data::FashionMnist>(dir / "data", "train", std::vector<double>{0.3}, std::vector<double>{0.3});
-  auto val_set =
-      std::make_shared<data::FashionMnist>(dir / "data", "test", std::vector<double>{0.3}, std::vector<double>{0.3});
+  auto train_set = synthetic_split(dir / "data", "train");
+  auto val_set = synthetic_split(dir / "data", "test");
   const data::Loader train(train_set, {16, true, true, 1, 2, 4});
   const data::Loader val(val_set, {32, false, false, 0, 2, 4});
   TrainConfig cfg;
@@ -299,14 +315,10 @@ TEST_CASE("train: the training loop reads no value back per step; losses are rea
   // An FP model (its layers read nothing back) trained and evaluated for one epoch of 12 steps: the loss, the
   // top-1 hits and the evaluation's metrics stay on the device until one copy per read-back (not counted: a
   // copy, not a scalar read). Before, every step read its loss and hits back (two device syncs on a GPU).
-  log::set_quiet(true);
-  at::set_num_threads(1);
-  TempDir dir("trainreads");
-  mnq_test::write_synthetic_fashion(dir / "data", 192, 64, 16);
-  auto train_set =
-      std::make_shared<data::FashionMnist>(dir / "data", "train", std::vector<double>{0.3}, std::vector<double>{0.3});
-  auto val_set =
-      std::make_shared<data::FashionMnist>(dir / "data", "test", std::vector<double>{0.3}, std::vector<double>{0.3});
+  const SyntheticData d("trainreads", 192, 64, 16);
+  const TempDir& dir = d.dir;
+  const auto& train_set = d.train;
+  const auto& val_set = d.test;
   at::manual_seed(0);
   const models::Model m = models::create_fp("vit_mnist_tiny");
   TrainConfig cfg;
@@ -336,10 +348,8 @@ TEST_CASE("train: a NaN loss stops the stage and keeps the last good checkpoint"
   at::set_num_threads(1);
   TempDir dir("trainnan");
   mnq_test::write_synthetic_fashion(dir / "data", 64, 32, 13);
-  auto good =
-      std::make_shared<data::FashionMnist>(dir / "data", "train", std::vector<double>{0.3}, std::vector<double>{0.3});
-  auto val =
-      std::make_shared<data::FashionMnist>(dir / "data", "test", std::vector<double>{0.3}, std::vector<double>{0.3});
+  auto good = synthetic_split(dir / "data", "train");
+  auto val = synthetic_split(dir / "data", "test");
   // NaN images: a mean of NaN poisons every pixel.
   auto poisoned =
       std::make_shared<data::FashionMnist>(dir / "data", "train", std::vector<double>{NAN}, std::vector<double>{0.3});
@@ -359,20 +369,14 @@ TEST_CASE("train: a NaN loss stops the stage and keeps the last good checkpoint"
 }
 
 // Divergence (trainer.h): an exploding loss (an FP model at lr 10) or a far too large step after which an op
-// refuses the blown-up scales (fqvit at lr 1e30: the weights' norm grew by ~1e31 in one step) stops the stage with the divergence
-// error before the epoch is evaluated or saved: checkpoint, best and metrics stay the last good epoch's, byte for
-// byte, and no final weights are written.
+// refuses the blown-up scales (fqvit at lr 1e30: the weights' norm grew by ~1e31 in one step) stops the stage with
+// the divergence error before the epoch is evaluated or saved: checkpoint, best and metrics stay the last good
+// epoch's, byte for byte, and no final weights are written.
 TEST_CASE("train: a diverging run stops at once and keeps the last good checkpoint and best", "[train]") {
-  log::set_quiet(true);
-  at::set_num_threads(1);
-  TempDir dir("traindiverge");
-  mnq_test::write_synthetic_fashion(dir / "data", 64, 32, 17);
-  auto train_set =
-      std::make_shared<data::FashionMnist>(dir / "data", "train", std::vector<double>{0.3}, std::vector<double>{0.3});
-  auto val_set =
-      std::make_shared<data::FashionMnist>(dir / "data", "test", std::vector<double>{0.3}, std::vector<double>{0.3});
-  const data::Loader train(train_set, {16, true, true, 0, 2, 7});
-  const data::Loader val(val_set, {32, false, false, 0, 2, 7});
+  const SyntheticData d("traindiverge", 64, 32, 17);
+  const TempDir& dir = d.dir;
+  const data::Loader train(d.train, {16, true, true, 0, 2, 7});
+  const data::Loader val(d.test, {32, false, false, 0, 2, 7});
   struct Case {
     std::string name;
     std::function<models::Model()> make;
