@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "csrc/models/factory.h"
+#include "csrc/models/plan.h"
 #include "csrc/models/weights.h"
 #include "csrc/util/atomic_file.h"
 
@@ -153,6 +154,33 @@ PyModel create(const std::string& name, std::optional<int64_t> bits,
   return PyModel(create_quant(name, options, o));
 }
 
+// The plan parser of csrc/models/plan.h as mnq._mnq.Plan: python/mnq/plan.py wraps it, so the plan format has one
+// parser and one writer (C++), and the Python and C++ sides cannot drift apart.
+void bind_plan(py::module_& m) {
+  py::class_<Plan>(m, "Plan", "A validated per-layer method plan (csrc/models/plan.h).")
+      .def(py::init<>())
+      .def_static("parse", &Plan::parse, py::arg("text"), py::arg("origin") = "<string>",
+                  "Parses YAML text; `origin` is named in every error.")
+      .def_static("load", &Plan::load, py::arg("path"))
+      .def_static("uniform", &Plan::uniform, py::arg("method"))
+      .def("set", &Plan::set, py::arg("key"), py::arg("method"), py::return_value_policy::reference_internal)
+      .def("entries", &Plan::entries)
+      .def("method_for", &Plan::method_for, py::arg("layer"))
+      .def("resolve", &Plan::resolve, py::arg("layers"))
+      .def("to_yaml", &Plan::to_yaml)
+      .def("save", &Plan::save, py::arg("path"), "Writes to_yaml() atomically.")
+      .def("__eq__", [](const Plan& a, const Plan& b) { return a == b; });
+  m.def(
+      "plan_layer_op_type",
+      [](const std::string& name) -> std::optional<std::string> {
+        const auto type = layer_op_type(name);
+        if (!type) return std::nullopt;
+        return std::string(op_type_key(*type));
+      },
+      py::arg("name"), "softmax, gelu or layernorm for a mixable layer name, None for any other name.");
+  m.def("plan_methods", &plan_methods, "The methods a plan may name, in tie-break order.");
+}
+
 }  // namespace
 
 Model& model_of(py::handle obj, const char* who) {
@@ -234,6 +262,7 @@ void bind_models(py::module_& m) {
         "format; None: ivit everywhere); drop_path: the stochastic-depth rate of the last block (timm's "
         "drop_path_rate).");
   m.def("presets", &preset_names, "Every preset name, ViT/DeiT then Swin.");
+  bind_plan(m);
   m.def(
       "mixable_layers",
       [](const std::string& name, std::optional<int64_t> num_classes, std::optional<int64_t> img_size,

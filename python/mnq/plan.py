@@ -16,47 +16,40 @@ model's layers; everything else (key and value types, method names) is checked w
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
-from typing import Dict, Mapping, Union
+from typing import Dict, Iterable, Mapping, Union
 
-import yaml
+from . import _mnq
 
-METHODS = ("ivit", "ibert", "fqvit")
+# One parser, one writer: this module wraps csrc/models/plan.h (bound as mnq._mnq.Plan), the one the trainer and
+# the analyzer read, so a plan file means the same to both sides by construction.
+METHODS = tuple(_mnq.plan_methods())
 OP_TYPES = ("softmax", "gelu", "layernorm")
 DEFAULT_KEYS = ("all",) + OP_TYPES
 
-# Suffix of a layer name -> its op type; `norm` alone is the final LayerNorm, `downsample.norm` Swin's merging norm.
-_SUFFIX_OP_TYPES = (
-    ("attn.softmax", "softmax"),
-    ("mlp.gelu", "gelu"),
-    ("norm1", "layernorm"),
-    ("norm2", "layernorm"),
-    ("norm", "layernorm"),
-)
-
 
 def op_type_of(name: str) -> str:
-    """Op type of a mixable layer from its name's suffix (SPEC §6)."""
-    for suffix, op_type in _SUFFIX_OP_TYPES:
-        if name == suffix or name.endswith("." + suffix):
-            return op_type
-    raise ValueError(f"plan: {name!r} is not a mixable layer name (expected a name ending in norm1, norm2, norm, "
-                     "attn.softmax or mlp.gelu)")
+    """Op type of a mixable layer from its name (SPEC §6)."""
+    op_type = _mnq.plan_layer_op_type(name)
+    if op_type is None:
+        raise ValueError(f"plan: {name!r} is not a mixable layer name (expected blocks.{{i}}.norm1, .attn.softmax, "
+                         ".norm2, .mlp.gelu, norm; Swin layers.{s}.blocks.{i}.<same> or layers.{s}.downsample.norm)")
+    return op_type
 
 
 class Plan:
-    """A validated plan. Build it with :meth:`from_dict` or :meth:`load`; :meth:`resolve` maps a model's layers
-    to methods."""
+    """A validated plan. Build it with :meth:`from_dict`, :meth:`uniform` or :meth:`load`; :meth:`resolve` maps a
+    model's layers to methods. Keys are checked when the plan is built (a default or a well-formed layer name,
+    a known method); whether a layer key belongs to a model is checked by :meth:`resolve`."""
 
-    def __init__(self, entries: Mapping[str, str]):
-        self._entries: Dict[str, str] = {}
-        for key, method in entries.items():
+    def __init__(self, entries: Mapping[str, str] = None, *, _cpp=None):
+        self._cpp = _cpp if _cpp is not None else _mnq.Plan()
+        for key, method in (entries or {}).items():
             if not isinstance(key, str):
                 raise ValueError(f"plan: key {key!r} must be a string (a default or a layer name)")
-            if method not in METHODS:
-                raise ValueError(f"plan: {key}: method must be one of {', '.join(METHODS)}; got {method!r}")
-            self._entries[key] = method
+            if not isinstance(method, str):
+                raise ValueError(f"plan: key '{key}': the value must be one method name ({', '.join(METHODS)}); "
+                                 f"got {method!r}")
+            self._cpp.set(key, method)
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Plan":
@@ -71,65 +64,39 @@ class Plan:
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "Plan":
-        try:
-            text = Path(path).read_text()
-        except OSError as e:
-            raise ValueError(f"plan: cannot read {os.fspath(path)}: {e.strerror or e}") from e
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ValueError(f"plan: {os.fspath(path)} is not valid YAML: {e}") from e
-        if not isinstance(data, Mapping):
-            raise ValueError(f"plan: {os.fspath(path)} must hold a YAML mapping of keys to methods, "
-                             f"got {type(data).__name__}")
-        try:
-            return cls(data)
-        except ValueError as e:
-            raise ValueError(f"{e} (in {os.fspath(path)})") from e
+        """Reads a plan file; every error names the file."""
+        return cls(_cpp=_mnq.Plan.load(os.fspath(path)))
+
+    @classmethod
+    def parse(cls, text: str, origin: str = "<string>") -> "Plan":
+        return cls(_cpp=_mnq.Plan.parse(text, origin))
 
     def save(self, path: Union[str, os.PathLike]) -> None:
-        """Write the plan as YAML atomically: a temporary file in the same folder, then os.replace, so a reader
-        never sees a half-written plan."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                yaml.safe_dump(self._entries, f, sort_keys=False, default_flow_style=False)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        """Writes the canonical YAML atomically (temporary file beside it, fsync, rename): a reader never sees a
+        half-written plan. An OSError (mnq._mnq.FileError) when it cannot be written."""
+        self._cpp.save(os.fspath(path))
+
+    def to_yaml(self) -> str:
+        return self._cpp.to_yaml()
 
     def to_dict(self) -> Dict[str, str]:
-        return dict(self._entries)
+        return dict(self._cpp.entries())
 
-    def resolve(self, layers: Mapping[str, str]) -> Dict[str, str]:
-        """Method of each layer in ``layers`` ({name: op_type}): its own key, else its op type's default, else
-        ``all``. Every key must be a default or one of ``layers``."""
-        for key in self._entries:
-            if key not in DEFAULT_KEYS and key not in layers:
-                raise ValueError(f"plan: unknown key {key!r}: not a default ({', '.join(DEFAULT_KEYS)}) and not a "
-                                 "mixable layer of this model")
-        resolved = {}
-        for name, op_type in layers.items():
-            if op_type not in OP_TYPES:
-                raise ValueError(f"plan: layer {name!r} has op type {op_type!r}, expected one of {OP_TYPES}")
-            for key in (name, op_type, "all"):
-                if key in self._entries:
-                    resolved[name] = self._entries[key]
-                    break
-            else:
-                raise ValueError(f"plan: layer {name!r} ({op_type}) has no method: name it, or set "
-                                 f"{op_type!r} or 'all'")
-        return resolved
+    def resolve(self, layers: Union[Mapping[str, str], Iterable[str]]) -> Dict[str, str]:
+        """Method of each of a model's mixable layers (names, or {name: op_type}): its own key, else its op
+        type's default, else ``all``. Every layer key of the plan must be one of ``layers``."""
+        names = list(layers)
+        if isinstance(layers, Mapping):
+            for name, op_type in layers.items():
+                if op_type_of(name) != op_type:
+                    raise ValueError(f"plan: layer {name!r} is a {op_type_of(name)} layer, not {op_type!r}")
+        return dict(self._cpp.resolve(names))
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, Plan) and self._entries == other._entries
+        return isinstance(other, Plan) and self._cpp == other._cpp
 
     def __repr__(self) -> str:
-        return f"Plan({self._entries!r})"
+        return f"Plan({self.to_dict()!r})"
 
 
 PlanLike = Union[Plan, Mapping, str, os.PathLike]

@@ -1,4 +1,4 @@
-"""mnq.Plan: the per-layer method plan shared with the C++ side (format in python/mnq/plan.py, SPEC §6)."""
+"""mnq.Plan: the per-layer method plan, a wrapper of the C++ parser (csrc/models/plan.h; format in SPEC §6)."""
 import os
 
 import pytest
@@ -45,15 +45,15 @@ def test_save_load_round_trip_is_atomic_yaml(tmp_path):
 
 
 def test_errors_name_the_key():
-    with pytest.raises(ValueError, match=r"unknown key 'blocks\.7\.norm1'"):
+    with pytest.raises(ValueError, match=r"plan key 'blocks\.7\.norm1' is not a layer of this model \(it has 9"):
         Plan.from_dict({"all": "ivit", "blocks.7.norm1": "ibert"}).resolve(LAYERS)
-    with pytest.raises(ValueError, match=r"unknown key 'attention'"):
+    with pytest.raises(ValueError, match=r"unknown plan key 'attention'"):
         Plan.from_dict({"attention": "ivit"}).resolve(LAYERS)
-    with pytest.raises(ValueError, match=r"blocks\.0\.norm2: method must be one of ivit, ibert, fqvit; got 'ptf'"):
+    with pytest.raises(ValueError, match=r"key 'blocks\.0\.norm2': unknown method 'ptf' \(allowed: ivit, ibert, fqvit\)"):
         Plan.from_dict({"all": "ivit", "blocks.0.norm2": "ptf"})
-    with pytest.raises(ValueError, match=r"all: method must be one of ivit, ibert, fqvit; got None"):
+    with pytest.raises(ValueError, match=r"key 'all': the value must be one method name \(ivit, ibert, fqvit\); got None"):
         Plan.from_dict({"all": None})
-    with pytest.raises(ValueError, match=r"layer 'blocks\.0\.mlp\.gelu' \(gelu\) has no method"):
+    with pytest.raises(ValueError, match=r"layer 'blocks\.0\.mlp\.gelu' has no method \(set it, 'gelu' or 'all'\)"):
         Plan.from_dict({"softmax": "ivit", "layernorm": "ibert"}).resolve(LAYERS)
     with pytest.raises(ValueError, match="key 3 must be a string"):
         Plan.from_dict({3: "ivit"})
@@ -63,23 +63,23 @@ def test_errors_name_the_key():
 
 def test_file_errors_name_the_file(tmp_path):
     missing = tmp_path / "none.yaml"
-    with pytest.raises(ValueError, match="cannot read .*none.yaml"):
+    with pytest.raises(ValueError, match="cannot read plan file '.*none.yaml'"):
         Plan.load(missing)
     listing = tmp_path / "list.yaml"
     listing.write_text("- ivit\n- ibert\n")
-    with pytest.raises(ValueError, match="list.yaml must hold a YAML mapping"):
+    with pytest.raises(ValueError, match="list.yaml: a plan must be a YAML mapping"):
         Plan.load(listing)
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
-    with pytest.raises(ValueError, match="empty.yaml must hold a YAML mapping"):
+    with pytest.raises(ValueError, match="empty.yaml: a plan must be a YAML mapping"):
         Plan.load(empty)
     broken = tmp_path / "broken.yaml"
     broken.write_text("all: [ivit\n")
-    with pytest.raises(ValueError, match="broken.yaml is not valid YAML"):
+    with pytest.raises(ValueError, match="broken.yaml: not valid YAML"):
         Plan.load(broken)
     bad = tmp_path / "bad.yaml"
     bad.write_text("all: ivit\nnorm: exact\n")
-    with pytest.raises(ValueError, match=r"norm: method must be one of .*bad.yaml"):
+    with pytest.raises(ValueError, match=r"bad.yaml: key 'norm': unknown method 'exact'"):
         Plan.load(bad)
 
 
@@ -92,5 +92,26 @@ def test_a_method_name_is_a_uniform_plan_everywhere(tmp_path, monkeypatch):
     (tmp_path / "ibert").write_text("all: fqvit\n")
     for m in ("ivit", "ibert", "fqvit"):
         assert as_plan(m) == Plan.uniform(m)
-    with pytest.raises(ValueError, match="cannot read ivit.yaml"):  # anything else is still a path
+    with pytest.raises(ValueError, match="cannot read plan file 'ivit.yaml'"):  # anything else is still a path
         as_plan("ivit.yaml")
+
+
+def test_one_parser_for_python_and_cpp(tmp_path):
+    """The Python Plan is the C++ parser: a file saved from Python is the C++ canonical YAML, duplicate keys are an
+    error on both sides, and a plan resolves the same for every preset layer the C++ models name."""
+    from mnq import _mnq
+
+    plan = Plan.from_dict({"blocks.1.mlp.gelu": "ibert", "softmax": "fqvit", "all": "ivit"})
+    path = tmp_path / "p.yaml"
+    plan.save(path)
+    assert path.read_text() == "all: ivit\nsoftmax: fqvit\nblocks.1.mlp.gelu: ibert\n"  # canonical key order
+    assert _mnq.Plan.load(str(path)) == plan._cpp
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("all: ivit\nall: ibert\n")
+    with pytest.raises(ValueError, match="dup.yaml"):
+        Plan.load(dup)
+    layers = _mnq.mixable_layers("swin_tiny_patch4_window7_224")
+    resolved = Plan.from_dict({"all": "ibert", "layernorm": "fqvit"}).resolve(layers)
+    assert resolved == {n: ("fqvit" if t == "layernorm" else "ibert") for n, t in layers.items()}
+    with pytest.raises(ValueError, match="is a softmax layer, not 'gelu'"):
+        plan.resolve({"blocks.0.attn.softmax": "gelu"})

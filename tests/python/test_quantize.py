@@ -205,7 +205,7 @@ def test_unsupported_models_rejected(vit):
     assert [b.drop_path for b in q.blocks] == pytest.approx(torch.linspace(0, 0.1, len(q.blocks)).tolist())
     with pytest.raises(TypeError, match="unsupported model type Linear"):
         mnq.quantize(torch.nn.Linear(3, 3), {"all": "ivit"})
-    with pytest.raises(ValueError, match=r"unknown key 'blocks\.2\.norm1'"):
+    with pytest.raises(ValueError, match=r"plan key 'blocks\.2\.norm1' is not a layer of this model"):
         mnq.quantize(vit, {"all": "ivit", "blocks.2.norm1": "ibert"})
 
 

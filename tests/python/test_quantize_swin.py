@@ -102,5 +102,5 @@ def test_unsupported_swin_rejected(swin):
         mnq.quantize(_swin(drop_rate=0.1), {"all": "ivit"})
     q = mnq.quantize(_swin(drop_path_rate=0.1), {"all": "ivit"})  # drop-path is carried over
     assert max(b.drop_path for stage in q.layers for b in stage.blocks) == pytest.approx(0.1)
-    with pytest.raises(ValueError, match=r"unknown key 'blocks\.0\.norm1'"):
+    with pytest.raises(ValueError, match=r"plan key 'blocks\.0\.norm1' is not a layer of this model"):
         mnq.quantize(swin, {"all": "ivit", "blocks.0.norm1": "ibert"})
