@@ -93,6 +93,10 @@ MNQ_TARGET_AVX512CD void codes(const u64* e, int64_t cols, u64 s, int bl, const 
                                const LisRowOut& out) {
   const int top = (1 << c.bits) - 1;
   const __m512i one = _mm512_set1_epi64(1), vtop = _mm512_set1_epi64(top);
+  // The output pointers as locals: the byte stores may alias anything, and members would be reloaded after each.
+  uint8_t* const code_p = out.code;
+  uint8_t* const mask_p = out.mask;
+  float* const value_p = out.value;
   const __m512i s2 = _mm512_set1_epi64(static_cast<long long>(2 * s)), blm64 = _mm512_set1_epi64(bl - 64);
   for (int64_t j = 0; j < cols; j += 8) {
     const __mmask8 k = lanes8(cols - j);
@@ -110,17 +114,21 @@ MNQ_TARGET_AVX512CD void codes(const u64* e, int64_t cols, u64 s, int bl, const 
                               one);
     const __mmask8 masked = _mm512_cmpgt_epi64_mask(t, vtop) | zero;
     const __m512i code = _mm512_mask_mov_epi64(_mm512_min_epi64(t, vtop), zero, vtop);
-    if (out.value != nullptr) {
+    if (value_p != nullptr) {
       // 2^−code as float32 bits (pow2_neg_f32): normal (127 − code) << 23 for code ≤ 126, the subnormal
       // 1 << (149 − code) up to 149, 0 beyond; 0 where masked.
       const __m512i normal = _mm512_slli_epi64(_mm512_sub_epi64(_mm512_set1_epi64(127), code), 23);
       const __m512i sub = _mm512_maskz_sllv_epi64(_mm512_cmple_epi64_mask(code, _mm512_set1_epi64(149)), one,
                                                   _mm512_sub_epi64(_mm512_set1_epi64(149), code));
       const __m512i bits = _mm512_mask_mov_epi64(sub, _mm512_cmple_epi64_mask(code, _mm512_set1_epi64(126)), normal);
-      _mm512_mask_cvtepi64_storeu_epi32(out.value + j, k, _mm512_maskz_mov_epi64(static_cast<__mmask8>(~masked), bits));
+      _mm256_mask_storeu_epi32(value_p + j, k,
+                               _mm512_cvtepi64_epi32(_mm512_maskz_mov_epi64(static_cast<__mmask8>(~masked), bits)));
+    } else if (k == 0xff) {  // VPMOVQB to a register and a plain 8-byte store: the masked narrowing store is slow
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(code_p + j), _mm512_cvtepi64_epi8(code));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(mask_p + j), _mm512_cvtepi64_epi8(_mm512_maskz_mov_epi64(masked, one)));
     } else {
-      _mm512_mask_cvtepi64_storeu_epi8(out.code + j, k, code);
-      _mm512_mask_cvtepi64_storeu_epi8(out.mask + j, k, _mm512_maskz_mov_epi64(masked, one));
+      _mm512_mask_cvtepi64_storeu_epi8(code_p + j, k, code);
+      _mm512_mask_cvtepi64_storeu_epi8(mask_p + j, k, _mm512_maskz_mov_epi64(masked, one));
     }
     const __mmask8 small = k & ~zero & _mm512_cmplt_epi64_mask(t0v, _mm512_set1_epi64(3));
     for (unsigned r = small; r != 0; r &= r - 1) {
