@@ -43,6 +43,19 @@ def test_log_int_softmax(isa):
                 assert torch.equal(value, reference.log_int_softmax_value(want_code, want_mask).float())
 
 
+def test_ibert_softmax(isa):
+    g = torch.Generator().manual_seed(6)
+    for cols in COLS:
+        for scale in (8.0 / 127, 0.3, 1e-3):
+            q = codes(4, cols, -128, 127, 40, g)
+            for out_bits in (16, 8):
+                got, s_out = ops.ibert_softmax(q, scale, out_bits)
+                want, _ = reference.ibert_softmax(q, scale, out_bits)
+                assert torch.equal(got.long(), want.long())
+                value, _ = ops.ibert_softmax_qat((q.double() * scale).float(), scale, out_bits)
+                assert torch.equal(value, dequant(want, s_out))
+
+
 def test_ptf_layernorm(isa):
     g = torch.Generator().manual_seed(2)
     for cols in COLS:
