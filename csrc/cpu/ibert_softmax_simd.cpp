@@ -1,6 +1,7 @@
 // I-BERT softmax's AVX-512 row path (ibert_softmax_simd.h).
 #include "csrc/cpu/ibert_softmax_simd.h"
 
+#include "csrc/cpu/row_codes_simd.h"
 #include "csrc/cpu/simd.h"
 #include "kernels/io.h"
 
@@ -13,50 +14,13 @@ using kernels::i64;
 using kernels::IbertSoftmaxParams;
 
 #if defined(MNQ_HAVE_X86_SIMD)
-inline __mmask16 lanes16(int64_t n) { return n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1); }
-
-// The row max; float input is rounded into buf (then the row's codes). False on a bad code.
-MNQ_TARGET_AVX512 bool row_max(const IbertSoftmaxRowIn& in, const IbertSoftmaxParams& p, int32_t* buf, int32_t& mx) {
-  const int64_t cols = p.cols;
-  __m512i m = _mm512_set1_epi32(INT32_MIN);
-  __mmask16 bad = 0;
-  if (in.q != nullptr) {
-    const __m512i lo = _mm512_set1_epi32(static_cast<int32_t>(p.lo)), hi = _mm512_set1_epi32(static_cast<int32_t>(p.hi));
-    for (int64_t j = 0; j < cols; j += 16) {
-      const __mmask16 k = lanes16(cols - j);
-      const __m512i v = _mm512_maskz_loadu_epi32(k, in.q + j);
-      bad |= _mm512_mask_cmplt_epi32_mask(k, v, lo) | _mm512_mask_cmpgt_epi32_mask(k, v, hi);
-      m = _mm512_mask_max_epi32(m, k, m, v);
-    }
-  } else {
-    const __m512d lo = _mm512_set1_pd(static_cast<double>(p.lo)), hi = _mm512_set1_pd(static_cast<double>(p.hi));
-    const __m512d inv = _mm512_set1_pd(in.inv_scale);
-    for (int64_t j = 0; j < cols; j += 16) {
-      const __mmask16 k = lanes16(cols - j);
-      const __m512 x = _mm512_maskz_loadu_ps(k, in.x + j);
-      const __m512d v0 = _mm512_roundscale_pd(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(x)), inv),
-                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      const __m512d v1 = _mm512_roundscale_pd(
-          _mm512_mul_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))), inv),
-          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      const unsigned ok0 = _mm512_cmp_pd_mask(v0, lo, _CMP_GE_OQ) & _mm512_cmp_pd_mask(v0, hi, _CMP_LE_OQ);
-      const unsigned ok1 = _mm512_cmp_pd_mask(v1, lo, _CMP_GE_OQ) & _mm512_cmp_pd_mask(v1, hi, _CMP_LE_OQ);
-      bad |= k & static_cast<__mmask16>(~(ok0 | (ok1 << 8)));
-      const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtpd_epi32(v0)), _mm512_cvtpd_epi32(v1), 1);
-      _mm512_mask_storeu_epi32(buf + j, k, v);
-      m = _mm512_mask_max_epi32(m, k, m, v);
-    }
-  }
-  mx = _mm512_reduce_max_epi32(m);
-  return bad == 0;
-}
 
 // e[j] = tab[lim − min(m − q, lim)] into buf, and Σe.
 MNQ_TARGET_AVX512 i64 exps(const int32_t* q, int64_t cols, int32_t mx, const int32_t* tab, uint32_t lim, int32_t* e) {
   const __m512i vm = _mm512_set1_epi32(mx), vlim = _mm512_set1_epi32(static_cast<int32_t>(lim));
   __m512i s = _mm512_setzero_si512();
   for (int64_t j = 0; j < cols; j += 16) {
-    const __mmask16 k = lanes16(cols - j);
+    const __mmask16 k = simd_lanes16(cols - j);
     const __m512i d = _mm512_min_epu32(_mm512_sub_epi32(vm, _mm512_maskz_loadu_epi32(k, q + j)), vlim);
     const __m512i ev = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, _mm512_sub_epi32(vlim, d), tab, 4);
     _mm512_mask_storeu_epi32(e + j, k, ev);
@@ -81,7 +45,7 @@ MNQ_TARGET_AVX512 void write(const int32_t* e, int64_t cols, i64 f, int shift, c
   int32_t* const code = out.code;
   float* const value = out.value;
   for (int64_t j = 0; j < cols; j += 16) {
-    const __mmask16 k = lanes16(cols - j);
+    const __mmask16 k = simd_lanes16(cols - j);
     const __m512i v = outs(_mm512_maskz_loadu_epi32(k, e + j), vf, sh);
     if (code != nullptr) {
       _mm512_mask_storeu_epi32(code + j, k, v);
@@ -107,8 +71,10 @@ bool ibert_softmax_simd_available() {
 bool ibert_softmax_row(const IbertSoftmaxRowIn& in, const IbertSoftmaxParams& p, const int32_t* tab, uint32_t lim,
                        int32_t* buf, const IbertSoftmaxRowOut& out) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  int32_t mx = 0;
-  if (!row_max(in, p, buf, mx)) return false;
+  int32_t mx = 0, mn = 0;
+  const bool ok = in.q != nullptr ? int_row_max_min(in.q, p.cols, p.lo, p.hi, mx, mn)
+                                  : float_row_codes(in.x, p.cols, in.inv_scale, p.lo, p.hi, buf, mx, mn);
+  if (!ok) return false;
   const i64 s = exps(in.q != nullptr ? in.q : buf, p.cols, mx, tab, lim, buf);
   const i64 f = kernels::ibert_softmax_factor(s);
   if (f < (i64(1) << 32)) {

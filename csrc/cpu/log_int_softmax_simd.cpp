@@ -2,6 +2,7 @@
 // CD, for VPLZCNTQ) whatever the file's -march; csrc/cpu/log_int_softmax.cpp calls them when isa() allows.
 #include "csrc/cpu/log_int_softmax_simd.h"
 
+#include "csrc/cpu/row_codes_simd.h"
 #include "csrc/cpu/simd.h"
 
 namespace mnq {
@@ -18,7 +19,6 @@ using kernels::u64;
 #if defined(MNQ_HAVE_X86_SIMD)
 #define MNQ_TARGET_AVX512CD __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx512cd")))
 
-inline __mmask16 lanes16(int64_t n) { return n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1); }
 inline __mmask8 lanes8(int64_t n) { return n >= 8 ? 0xff : static_cast<__mmask8>((1u << n) - 1); }
 
 // Stores the code (and mask byte, or value) of element i as the scalar output types do.
@@ -30,46 +30,13 @@ void store_one(const LisRowOut& out, int64_t i, LisCode v) {
   }
 }
 
-// Pass 1: the row max; float input is rounded into qbuf (which then is the row's codes). False on a bad code.
-MNQ_TARGET_AVX512CD bool row_max(const LisRowIn& in, const LogIntSoftmaxParams& p, int32_t* qbuf, int32_t& mx) {
-  const int64_t cols = p.cols;
-  __m512i m = _mm512_set1_epi32(INT32_MIN);
-  if (in.q != nullptr) {
-    // [lo, hi] ⊆ int32 (the declared range), so the compares are exact in 32 bits.
-    const __m512i lo = _mm512_set1_epi32(static_cast<int32_t>(p.lo)), hi = _mm512_set1_epi32(static_cast<int32_t>(p.hi));
-    __mmask16 bad = 0;
-    for (int64_t j = 0; j < cols; j += 16) {
-      const __mmask16 k = lanes16(cols - j);
-      const __m512i v = _mm512_maskz_loadu_epi32(k, in.q + j);
-      bad |= _mm512_mask_cmplt_epi32_mask(k, v, lo) | _mm512_mask_cmpgt_epi32_mask(k, v, hi);
-      m = _mm512_mask_max_epi32(m, k, m, v);
-    }
-    mx = _mm512_reduce_max_epi32(m);
-    return bad == 0;
-  }
-  const __m512d lo = _mm512_set1_pd(static_cast<double>(p.lo)), hi = _mm512_set1_pd(static_cast<double>(p.hi));
-  const __m512d inv = _mm512_set1_pd(in.inv_scale);
-  __mmask8 bad = 0;
-  for (int64_t j = 0; j < cols; j += 8) {
-    const __mmask8 k = lanes8(cols - j);
-    const __m512d v = _mm512_roundscale_pd(_mm512_mul_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(k, in.x + j)), inv),
-                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    bad |= k & ~(_mm512_cmp_pd_mask(v, lo, _CMP_GE_OQ) & _mm512_cmp_pd_mask(v, hi, _CMP_LE_OQ));
-    const __m256i q = _mm512_cvtpd_epi32(v);
-    _mm256_mask_storeu_epi32(qbuf + j, k, q);
-    m = _mm512_mask_max_epi32(m, static_cast<__mmask16>(k), m, _mm512_castsi256_si512(q));
-  }
-  mx = _mm512_reduce_max_epi32(m);
-  return bad == 0;
-}
-
 // Pass 2: e[j] = tab[lim − min(m − q, lim)] (m − q taken modulo 2^32: the exact difference, ≥ 0) and Σe.
 MNQ_TARGET_AVX512CD u128 exps(const int32_t* q, int64_t cols, int32_t mx, const i64* tab, uint32_t lim, u64* e) {
   const __m512i vm = _mm512_set1_epi32(mx), vlim = _mm512_set1_epi32(static_cast<int32_t>(lim));
   const __m512i low32 = _mm512_set1_epi64(0xffffffffLL);
   __m512i s_hi = _mm512_setzero_si512(), s_lo = _mm512_setzero_si512();
   for (int64_t j = 0; j < cols; j += 16) {
-    const __mmask16 k = lanes16(cols - j);
+    const __mmask16 k = simd_lanes16(cols - j);
     const __m512i d = _mm512_min_epu32(_mm512_sub_epi32(vm, _mm512_maskz_loadu_epi32(k, q + j)), vlim);
     const __m512i idx = _mm512_sub_epi32(vlim, d);
     const __m512i e0 = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), static_cast<__mmask8>(k),
@@ -156,8 +123,10 @@ bool lis_simd_available() {
 bool lis_row(const LisRowIn& in, const LogIntSoftmaxParams& p, const i64* tab, uint32_t lim, int32_t* qbuf, u64* ebuf,
              const LisRowOut& out) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  int32_t mx = 0;
-  if (!row_max(in, p, qbuf, mx)) return false;
+  int32_t mx = 0, mn = 0;
+  const bool ok = in.q != nullptr ? int_row_max_min(in.q, p.cols, p.lo, p.hi, mx, mn)
+                                  : float_row_codes(in.x, p.cols, in.inv_scale, p.lo, p.hi, qbuf, mx, mn);
+  if (!ok) return false;
   const int32_t* q = in.q != nullptr ? in.q : qbuf;
   const u128 s = exps(q, p.cols, mx, tab, lim, ebuf);
   if (s < (static_cast<u128>(1) << 61)) {

@@ -60,7 +60,18 @@ MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t 
         q = in.p + base;
       }
     }
-    if (q == buf) {
+    if constexpr (std::is_same_v<In, FloatInC>) {
+      if (simd) {  // float32 values rounded into buf (FloatInC's codes, one channel)
+        if (!shift_gelu_codes(in.p + base, cols, in.inv_scale[0], static_cast<int32_t>(lo), static_cast<int32_t>(hi),
+                              buf, m, mn)) {
+          return false;
+        }
+        q = nullptr;  // buf holds the codes
+      }
+    }
+    if (q == nullptr) {
+      q = buf;
+    } else if (q == buf) {
       i64 ok = 1;
       for (int64_t j = 0; j < cols; ++j) buf[j] = static_cast<int32_t>(in.load(base + j, 0, lo, hi, ok));
       if (!ok) return false;

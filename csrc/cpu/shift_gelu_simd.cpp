@@ -1,6 +1,7 @@
 // ShiftGELU's AVX-512 lookup (shift_gelu_simd.h).
 #include "csrc/cpu/shift_gelu_simd.h"
 
+#include "csrc/cpu/row_codes_simd.h"
 #include "csrc/cpu/simd.h"
 
 namespace mnq {
@@ -9,7 +10,6 @@ namespace cpu {
 namespace {
 
 #if defined(MNQ_HAVE_X86_SIMD)
-inline __mmask16 lanes16(int64_t n) { return n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1); }
 
 // q·tab[m − q] for the lanes of k (the others 0).
 MNQ_TARGET_AVX512 __m512i products(const int32_t* q, __m512i vm, const int32_t* tab, __mmask16 k) {
@@ -18,28 +18,12 @@ MNQ_TARGET_AVX512 __m512i products(const int32_t* q, __m512i vm, const int32_t* 
   return _mm512_mullo_epi32(v, sig);
 }
 
-MNQ_TARGET_AVX512 bool max_min(const int32_t* q, int64_t cols, int32_t lo, int32_t hi, int32_t& mx, int32_t& mn) {
-  const __m512i vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(hi);
-  __m512i vmax = _mm512_set1_epi32(INT32_MIN), vmin = _mm512_set1_epi32(INT32_MAX);
-  __mmask16 bad = 0;
-  for (int64_t j = 0; j < cols; j += 16) {
-    const __mmask16 k = lanes16(cols - j);
-    const __m512i v = _mm512_maskz_loadu_epi32(k, q + j);
-    bad |= _mm512_mask_cmplt_epi32_mask(k, v, vlo) | _mm512_mask_cmpgt_epi32_mask(k, v, vhi);
-    vmax = _mm512_mask_max_epi32(vmax, k, vmax, v);
-    vmin = _mm512_mask_min_epi32(vmin, k, vmin, v);
-  }
-  mx = _mm512_reduce_max_epi32(vmax);
-  mn = _mm512_reduce_min_epi32(vmin);
-  return bad == 0;
-}
-
 MNQ_TARGET_AVX512 void lookup_int(const int32_t* q, int64_t cols, int32_t m, const int32_t* tab, int32_t* out) {
   const __m512i vm = _mm512_set1_epi32(m);
   int64_t j = 0;
   for (; j + 16 <= cols; j += 16) _mm512_storeu_si512(out + j, products(q + j, vm, tab, 0xffff));
   if (j < cols) {
-    const __mmask16 k = lanes16(cols - j);
+    const __mmask16 k = simd_lanes16(cols - j);
     _mm512_mask_storeu_epi32(out + j, k, products(q + j, vm, tab, k));
   }
 }
@@ -49,7 +33,7 @@ MNQ_TARGET_AVX512 void lookup_float(const int32_t* q, int64_t cols, int32_t m, c
   const __m512i vm = _mm512_set1_epi32(m);
   const __m512d s = _mm512_set1_pd(scale);
   for (int64_t j = 0; j < cols; j += 16) {
-    const __mmask16 k = lanes16(cols - j);
+    const __mmask16 k = simd_lanes16(cols - j);
     const __m512i v = products(q + j, vm, tab, k);
     const __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(v)), s));
     const __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(v, 1)), s));
@@ -70,7 +54,16 @@ bool shift_gelu_simd_available() {
 
 bool shift_gelu_max_min(const int32_t* q, int64_t cols, int32_t lo, int32_t hi, int32_t& mx, int32_t& mn) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  return max_min(q, cols, lo, hi, mx, mn);
+  return int_row_max_min(q, cols, lo, hi, mx, mn);
+#else
+  return false;
+#endif
+}
+
+bool shift_gelu_codes(const float* x, int64_t cols, double inv_scale, int32_t lo, int32_t hi, int32_t* q, int32_t& mx,
+                      int32_t& mn) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  return float_row_codes(x, cols, inv_scale, lo, hi, q, mx, mn);
 #else
   return false;
 #endif

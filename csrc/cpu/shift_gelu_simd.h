@@ -18,6 +18,10 @@ bool shift_gelu_simd_available();
 // [lo, hi].
 bool shift_gelu_max_min(const int32_t* q, int64_t cols, int32_t lo, int32_t hi, int32_t& mx, int32_t& mn);
 
+// The same for float32 values: q[j] = rint(x[j]·inv_scale) (float64, kernels/io.h's FloatIn) into q.
+bool shift_gelu_codes(const float* x, int64_t cols, double inv_scale, int32_t lo, int32_t hi, int32_t* q, int32_t& mx,
+                      int32_t& mn);
+
 // out[j] = q[j]·tab[m − q[j]] for j < cols (every m − q[j] indexes tab).
 void shift_gelu_lookup(const int32_t* q, int64_t cols, int32_t m, const int32_t* tab, int32_t* out);
 // out[j] = float(double(q[j]·tab[m − q[j]])·scale).

@@ -4,10 +4,12 @@
 #pragma once
 
 #if defined(__x86_64__) && defined(__GNUC__)
-// GCC 12 flags the deliberately undefined registers of its own AVX-512 intrinsics (_mm512_undefined_*) as "maybe
-// used uninitialized" once they are inlined at -O3: a false positive in the compiler's header, silenced here.
+// GCC 12 flags the deliberately undefined registers of its own AVX-512 intrinsics (_mm512_undefined_*, e.g. inside
+// _mm512_reduce_max_epi32) as "(maybe) used uninitialized" once they are inlined at -O3: a false positive in the
+// compiler's header, silenced here.
 #if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #include <immintrin.h>
 #define MNQ_HAVE_X86_SIMD 1

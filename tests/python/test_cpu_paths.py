@@ -25,6 +25,20 @@ def codes(rows, cols, lo, hi, spread, g):
     return q
 
 
+def near_ties(rows, cols, scale, span, g):
+    """float32 values at and one or two ulps around the half-integers (k + 1/2)·S (the float32 form of the QAT
+    loaders must send them to float64), with the codes kernels/io.h's FloatIn gives them: rint(x·fl64(1/S))."""
+    k = torch.randint(-span, span, (rows, cols), generator=g).double() + 0.5
+    x = (k * scale).float()
+    nudge = torch.randint(-2, 3, (rows, cols), generator=g)
+    for _ in range(2):
+        x = torch.where(nudge > 0, torch.nextafter(x, torch.tensor(float("inf"))), x)
+        x = torch.where(nudge < 0, torch.nextafter(x, torch.tensor(-float("inf"))), x)
+        nudge = nudge - nudge.sign()
+    x[0, ::3] = (torch.randint(-span, span, x[0, ::3].shape, generator=g).double() * scale).float()  # exact codes
+    return x, torch.round(x.double() * (1.0 / scale)).to(torch.int32)
+
+
 def dequant(code, s_out):
     """The QAT form's value of an integer result: float32(float64(code)·S_out)."""
     return (code.double() * torch.as_tensor(s_out, dtype=torch.float64)).float()
@@ -41,6 +55,9 @@ def test_log_int_softmax(isa):
                 assert torch.equal(code.long(), want_code.long()) and torch.equal(mask, want_mask)
                 value, _ = ops.log_int_softmax_qat((q.double() * scale).float(), scale, bits)
                 assert torch.equal(value, reference.log_int_softmax_value(want_code, want_mask).float())
+                x, qx = near_ties(3, cols, scale, 120, g)
+                value, _ = ops.log_int_softmax_qat(x, scale, bits)
+                assert torch.equal(value, reference.log_int_softmax_value(*reference.log_int_softmax(qx, scale, bits)).float())
 
 
 def test_ibert_softmax(isa):
@@ -54,6 +71,9 @@ def test_ibert_softmax(isa):
                 assert torch.equal(got.long(), want.long())
                 value, _ = ops.ibert_softmax_qat((q.double() * scale).float(), scale, out_bits)
                 assert torch.equal(value, dequant(want, s_out))
+                x, qx = near_ties(3, cols, scale, 120, g)
+                value, _ = ops.ibert_softmax_qat(x, scale, out_bits)
+                assert torch.equal(value, dequant(reference.ibert_softmax(qx, scale, out_bits)[0], s_out))
 
 
 def test_ptf_layernorm(isa):
@@ -87,6 +107,9 @@ def test_shift_gelu(isa):
                 assert torch.equal(got.long(), want.long())
                 value, _ = ops.shift_gelu_qat((q.double() * scale).float(), scale, out_bits)
                 assert torch.equal(value, dequant(want, s_out))
+                x, qx = near_ties(3, cols, scale, 120, g)
+                value, _ = ops.shift_gelu_qat(x, scale, out_bits)
+                assert torch.equal(value, dequant(reference.shift_gelu(qx, scale, out_bits)[0], s_out))
 
 
 def test_ibert_gelu(isa):
