@@ -90,14 +90,6 @@ MNQ_TARGET_AVX512 bool rows(const IbertGeluIn& in, const IbertGeluOut& out, cons
 
 }  // namespace
 
-bool ibert_gelu_simd_available() {
-#if defined(MNQ_HAVE_X86_SIMD)
-  return true;
-#else
-  return false;
-#endif
-}
-
 bool ibert_gelu_factor_fits_int32(const IbertGeluParams& p) {
   for (int64_t j = 0; j < p.cols; ++j) {
     if (kernels::ibert_gelu_max_factor(kernels::IbertGeluConsts{p.b[j], p.c[j], p.one[j]}) > 2147483647) return false;

@@ -31,8 +31,6 @@ struct IbertGeluOut {
   const double* s_out = nullptr;
 };
 
-// Whether this build and CPU have the path (the caller also checks isa()).
-bool ibert_gelu_simd_available();
 
 // Whether every channel's factor bound is below 2^31 (the one-instruction final multiply; computed once per call).
 bool ibert_gelu_factor_fits_int32(const kernels::IbertGeluParams& p);

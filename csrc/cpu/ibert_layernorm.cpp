@@ -63,12 +63,8 @@ MNQ_CPU_CLONES bool rows(In in, Out out, const LnParams& p, int64_t r0, int64_t 
 bool rows_simd(const LnRowIn& in, const LnRowOut& out, const LnParams& p, int64_t r0, int64_t r1, int32_t* q) {
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t base = r * p.cols;
-    LnRowIn ri = in;
-    LnRowOut ro = out;
-    if (ri.q != nullptr) ri.q += base;
-    if (ri.x != nullptr) ri.x += base;
-    if (ro.code != nullptr) ro.code += base;
-    if (ro.value != nullptr) ro.value += base;
+    const LnRowIn ri = in.at(base);
+    const LnRowOut ro = out.at(base);
     i64 s = 0, ss = 0;
     if (!ln_load_row(ri, p.cols, p.lo, p.hi, q, s, ss)) return false;
     const i64 mean = ln_mean(s, p.cols);
@@ -86,7 +82,7 @@ template <class In, class Out>
 bool run(In in, Out out, const LnParams& p, const LnRowIn* simd_in = nullptr, const LnRowOut* simd_out = nullptr) {
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 16384 / p.cols);
-  const bool simd = simd_in != nullptr && isa() == Isa::kAvx512 && ln_simd_available();
+  const bool simd = simd_in != nullptr && isa() == Isa::kAvx512;
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
     RowBuffer<int32_t> q(p.cols);
     const bool ok = simd ? rows_simd(*simd_in, *simd_out, p, r0, r1, q.data()) : rows(in, out, p, r0, r1, q.data());

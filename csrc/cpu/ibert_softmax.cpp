@@ -77,13 +77,7 @@ bool run_simd(const IbertSoftmaxRowIn& in, const IbertSoftmaxRowOut& out, const 
     RowBuffer<int32_t> buf(p.cols);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t base = r * p.cols;
-      IbertSoftmaxRowIn ri = in;
-      IbertSoftmaxRowOut ro = out;
-      if (ri.q != nullptr) ri.q += base;
-      if (ri.x != nullptr) ri.x += base;
-      if (ro.code != nullptr) ro.code += base;
-      if (ro.value != nullptr) ro.value += base;
-      if (!ibert_softmax_row(ri, p, tab, static_cast<uint32_t>(-lo), buf.data(), ro)) {
+      if (!ibert_softmax_row(in.at(base), p, tab, static_cast<uint32_t>(-lo), buf.data(), out.at(base))) {
         all_ok = false;
         return;
       }
@@ -100,7 +94,7 @@ bool ibert_softmax(const at::Tensor& in, const at::Tensor& out, const IbertSoftm
   const i64 lo = p.c.ex.n * p.c.ex.x0;
   if (use_table(lo, p.rows * p.cols)) {
     const ClampedTable<int32_t> table(lo, direct);  // values ≤ 32767
-    if (isa() == Isa::kAvx512 && ibert_softmax_simd_available()) {
+    if (isa() == Isa::kAvx512) {
       if (in.scalar_type() == at::kFloat) {
         return run_simd(IbertSoftmaxRowIn{nullptr, in.data_ptr<float>(), inv_scale},
                         IbertSoftmaxRowOut{nullptr, out.data_ptr<float>(), out_scale}, p, table.view().v, lo);

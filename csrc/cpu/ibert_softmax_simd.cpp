@@ -60,14 +60,6 @@ MNQ_TARGET_AVX512 void write(const int32_t* e, int64_t cols, i64 f, int shift, c
 
 }  // namespace
 
-bool ibert_softmax_simd_available() {
-#if defined(MNQ_HAVE_X86_SIMD)
-  return true;
-#else
-  return false;
-#endif
-}
-
 bool ibert_softmax_row(const IbertSoftmaxRowIn& in, const IbertSoftmaxParams& p, const int32_t* tab, uint32_t lim,
                        int32_t* buf, const IbertSoftmaxRowOut& out) {
 #if defined(MNQ_HAVE_X86_SIMD)

@@ -21,6 +21,12 @@ struct IbertSoftmaxRowIn {
   const int32_t* q = nullptr;
   const float* x = nullptr;
   double inv_scale = 0.0;
+  IbertSoftmaxRowIn at(int64_t i) const {  // the same at element i (a row's start)
+    IbertSoftmaxRowIn r = *this;
+    if (r.q != nullptr) r.q += i;
+    if (r.x != nullptr) r.x += i;
+    return r;
+  }
 };
 
 // One row's output: int32 codes, or float32 values v·scale (exactly one of code, value set).
@@ -28,10 +34,14 @@ struct IbertSoftmaxRowOut {
   int32_t* code = nullptr;
   float* value = nullptr;
   double scale = 0.0;
+  IbertSoftmaxRowOut at(int64_t i) const {  // the same at element i (a row's start)
+    IbertSoftmaxRowOut r = *this;
+    if (r.code != nullptr) r.code += i;
+    if (r.value != nullptr) r.value += i;
+    return r;
+  }
 };
 
-// Whether this build and CPU have the path (the caller also checks isa()).
-bool ibert_softmax_simd_available();
 
 // One row of p.cols elements. tab[i] = ibert_softmax_exp(i − lim, p.c) for i ∈ [0, lim], lim = −n·x0; buf
 // [p.cols] int32 scratch. False when a code lies outside [p.lo, p.hi] (or a float has no code).

@@ -1,6 +1,7 @@
 // The AVX-512 row passes of the integer LayerNorms (layernorm_simd.h).
 #include "csrc/cpu/layernorm_simd.h"
 
+#include "csrc/cpu/row_codes_simd.h"
 #include "csrc/cpu/simd.h"
 
 namespace mnq {
@@ -12,7 +13,6 @@ using kernels::i64;
 using kernels::LnFactor;
 
 #if defined(MNQ_HAVE_X86_SIMD)
-inline __mmask16 lanes16(int64_t n) { return n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1); }
 inline __mmask8 lanes8(int64_t n) { return n >= 8 ? 0xff : static_cast<__mmask8>((1u << n) - 1); }
 
 // Σ of the 16 int32 lanes of v (widened) and of their squares, added to the int64 accumulators.
@@ -29,7 +29,7 @@ MNQ_TARGET_AVX512 bool load_row(const LnRowIn& in, int64_t cols, i64 lo, i64 hi,
     const __m512i vlo = _mm512_set1_epi32(static_cast<int32_t>(lo)), vhi = _mm512_set1_epi32(static_cast<int32_t>(hi));
     __mmask16 bad = 0;
     for (int64_t j = 0; j < cols; j += 16) {
-      const __mmask16 k = lanes16(cols - j);
+      const __mmask16 k = simd_lanes16(cols - j);
       const __m512i v = _mm512_maskz_loadu_epi32(k, in.q + j);
       bad |= _mm512_mask_cmplt_epi32_mask(k, v, vlo) | _mm512_mask_cmpgt_epi32_mask(k, v, vhi);
       _mm512_mask_storeu_epi32(q + j, k, v);
@@ -39,28 +39,13 @@ MNQ_TARGET_AVX512 bool load_row(const LnRowIn& in, int64_t cols, i64 lo, i64 hi,
     sumsq = _mm512_reduce_add_epi64(s2);
     return bad == 0;
   }
-  const __m512d dlo = _mm512_set1_pd(static_cast<double>(lo)), dhi = _mm512_set1_pd(static_cast<double>(hi));
-  const __m512d inv = _mm512_set1_pd(in.inv_scale);
-  __mmask16 bad = 0;
-  for (int64_t j = 0; j < cols; j += 16) {
-    const __mmask16 k = lanes16(cols - j);
-    const __m512 x = _mm512_maskz_loadu_ps(k, in.x + j);
-    const __m512d v0 = _mm512_roundscale_pd(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(x)), inv),
-                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512d v1 = _mm512_roundscale_pd(
-        _mm512_mul_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))), inv),
-        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const unsigned ok0 = _mm512_cmp_pd_mask(v0, dlo, _CMP_GE_OQ) & _mm512_cmp_pd_mask(v0, dhi, _CMP_LE_OQ);
-    const unsigned ok1 = _mm512_cmp_pd_mask(v1, dlo, _CMP_GE_OQ) & _mm512_cmp_pd_mask(v1, dhi, _CMP_LE_OQ);
-    bad |= k & static_cast<__mmask16>(~(ok0 | (ok1 << 8)));
-    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtpd_epi32(v0)), _mm512_cvtpd_epi32(v1), 1);
-    const __m512i vz = _mm512_maskz_mov_epi32(k, v);
-    _mm512_mask_storeu_epi32(q + j, k, vz);
-    accumulate(vz, s1, s2);
-  }
+  // Float values: the codes by row_codes_simd.h (certified float32, else float64), then the sums over the buffer.
+  int32_t mx = 0, mn = 0;
+  const bool ok = float_row_codes(in.x, cols, in.inv_scale, lo, hi, q, mx, mn);
+  for (int64_t j = 0; j < cols; j += 16) accumulate(_mm512_maskz_loadu_epi32(simd_lanes16(cols - j), q + j), s1, s2);
   sum = _mm512_reduce_add_epi64(s1);
   sumsq = _mm512_reduce_add_epi64(s2);
-  return bad == 0;
+  return ok;
 }
 
 MNQ_TARGET_AVX512 void shift_sums(const int32_t* q, int32_t mean, int64_t cols, int s, i64& below, i64& at) {
@@ -68,7 +53,7 @@ MNQ_TARGET_AVX512 void shift_sums(const int32_t* q, int32_t mean, int64_t cols, 
   const __m128i sb = _mm_cvtsi32_si128(s - 1), sa = _mm_cvtsi32_si128(s);
   __m512i b = _mm512_setzero_si512(), a = _mm512_setzero_si512(), unused = _mm512_setzero_si512();
   for (int64_t j = 0; j < cols; j += 16) {
-    const __mmask16 k = lanes16(cols - j);
+    const __mmask16 k = simd_lanes16(cols - j);
     const __m512i y = _mm512_maskz_sub_epi32(k, _mm512_maskz_loadu_epi32(k, q + j), vm);  // |y| ≤ 2^22
     accumulate(_mm512_sra_epi32(y, sb), unused, b);  // floor(y / 2^(s−1))
     accumulate(_mm512_sra_epi32(y, sa), unused, a);
@@ -101,14 +86,6 @@ MNQ_TARGET_AVX512 void out_row(const int32_t* q, int32_t mean, int64_t cols, LnF
 #endif
 
 }  // namespace
-
-bool ln_simd_available() {
-#if defined(MNQ_HAVE_X86_SIMD)
-  return true;
-#else
-  return false;
-#endif
-}
 
 bool ln_load_row(const LnRowIn& in, int64_t cols, i64 lo, i64 hi, int32_t* q, i64& sum, i64& sumsq) {
 #if defined(MNQ_HAVE_X86_SIMD)

@@ -94,16 +94,7 @@ bool run_simd(const LisRowIn& in, const LisRowOut& out, const LogIntSoftmaxParam
     RowBuffer<u64> ebuf(p.cols);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t base = r * p.cols;
-      LisRowIn ri = in;
-      LisRowOut ro = out;
-      if (ri.q != nullptr) ri.q += base;
-      if (ri.x != nullptr) ri.x += base;
-      if (ro.value != nullptr) ro.value += base;
-      if (ro.code != nullptr) {
-        ro.code += base;
-        ro.mask += base;
-      }
-      if (!lis_row(ri, p, tab, static_cast<uint32_t>(-lo), qbuf.data(), ebuf.data(), ro)) {
+      if (!lis_row(in.at(base), p, tab, static_cast<uint32_t>(-lo), qbuf.data(), ebuf.data(), out.at(base))) {
         all_ok = false;
         return;
       }

@@ -22,6 +22,12 @@ struct LisRowIn {
   const int32_t* q = nullptr;
   const float* x = nullptr;
   double inv_scale = 0.0;
+  LisRowIn at(int64_t i) const {  // the same at element i (a row's start)
+    LisRowIn r = *this;
+    if (r.q != nullptr) r.q += i;
+    if (r.x != nullptr) r.x += i;
+    return r;
+  }
 };
 
 // One row's output: the uint8 code and bool mask bytes, or the float32 values 2^−code (0 where masked).
@@ -29,6 +35,13 @@ struct LisRowOut {
   uint8_t* code = nullptr;
   uint8_t* mask = nullptr;
   float* value = nullptr;
+  LisRowOut at(int64_t i) const {  // the same at element i (a row's start)
+    LisRowOut r = *this;
+    if (r.code != nullptr) r.code += i;
+    if (r.value != nullptr) r.value += i;
+    if (r.mask != nullptr) r.mask += i;
+    return r;
+  }
 };
 
 // Whether this build and CPU have the path (AVX-512 F/DQ/BW/VL and CD; the caller also checks isa()).

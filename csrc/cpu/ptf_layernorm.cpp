@@ -76,12 +76,8 @@ bool rows_simd(const PtfRowIn& in, const PtfRowOut& out, const PtfParams& p, dou
   const double inv_sn = 1.0 / p.scale_next;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t base = r * p.cols;
-    PtfRowIn ri = in;
-    PtfRowOut ro = out;
-    if (in.q != nullptr) ri.q += base;
-    if (in.x != nullptr) ri.x += base;
-    if (out.code != nullptr) ro.code += base;
-    if (out.value != nullptr) ro.value += base;
+    const PtfRowIn ri = in.at(base);
+    const PtfRowOut ro = out.at(base);
     i64 sx = 0, sxx = 0;
     if (!ptf_load_row(ri, p, x, sx, sxx)) return false;
     const PtfRow row = ptf_row(sx, sxx, p.cols, p.scale_next);
@@ -95,7 +91,7 @@ template <class In, class Out>
 bool run(In in, Out out, const PtfParams& p, const PtfRowIn* simd_in = nullptr, const PtfRowOut* simd_out = nullptr) {
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 16384 / p.cols);
-  const bool simd = simd_in != nullptr && isa() == Isa::kAvx512 && ptf_simd_available() && ptf_fast_ok(p.scale_next);
+  const bool simd = simd_in != nullptr && isa() == Isa::kAvx512 && ptf_fast_ok(p.scale_next);
   const double max_cgamma = simd ? max_abs(p.cgamma, p.cols) : 0.0;
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
     RowBuffer<int32_t> x(p.cols);

@@ -138,14 +138,6 @@ MNQ_TARGET_AVX512 void out_row(const int32_t* x, const PtfRow& row, const PtfRow
 
 }  // namespace
 
-bool ptf_simd_available() {
-#if defined(MNQ_HAVE_X86_SIMD)
-  return true;
-#else
-  return false;
-#endif
-}
-
 bool ptf_load_row(const PtfRowIn& in, const PtfParams& p, int32_t* x, i64& sx, i64& sxx) {
 #if defined(MNQ_HAVE_X86_SIMD)
   return in.q != nullptr ? load_int(in.q, p, x, sx, sxx) : load_float(in.x, in.inv_scale, p, x, sx, sxx);

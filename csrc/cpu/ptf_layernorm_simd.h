@@ -28,6 +28,12 @@ struct PtfRowIn {
   const int32_t* q = nullptr;
   const float* x = nullptr;
   const double* inv_scale = nullptr;
+  PtfRowIn at(int64_t i) const {  // the same at element i (a row's start)
+    PtfRowIn r = *this;
+    if (r.q != nullptr) r.q += i;
+    if (r.x != nullptr) r.x += i;
+    return r;
+  }
 };
 
 // One row's output: int64 codes, or float32 values v·scale (exactly one of code, value set).
@@ -35,10 +41,13 @@ struct PtfRowOut {
   int64_t* code = nullptr;
   float* value = nullptr;
   double scale = 0.0;
+  PtfRowOut at(int64_t i) const {  // the same at element i (a row's start)
+    PtfRowOut r = *this;
+    if (r.code != nullptr) r.code += i;
+    if (r.value != nullptr) r.value += i;
+    return r;
+  }
 };
-
-// Whether this build and CPU have the AVX-512 path (the caller also checks isa()).
-bool ptf_simd_available();
 
 // Pass 1 over the row's p.cols elements into x [p.cols]; false (x, sx, sxx unspecified) when a code lies outside
 // [p.lo, p.hi] or a float input has no code.

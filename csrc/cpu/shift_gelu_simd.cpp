@@ -44,14 +44,6 @@ MNQ_TARGET_AVX512 void lookup_float(const int32_t* q, int64_t cols, int32_t m, c
 
 }  // namespace
 
-bool shift_gelu_simd_available() {
-#if defined(MNQ_HAVE_X86_SIMD)
-  return true;
-#else
-  return false;
-#endif
-}
-
 bool shift_gelu_max_min(const int32_t* q, int64_t cols, int32_t lo, int32_t hi, int32_t& mx, int32_t& mn) {
 #if defined(MNQ_HAVE_X86_SIMD)
   return int_row_max_min(q, cols, lo, hi, mx, mn);

@@ -11,8 +11,6 @@ namespace mnq {
 namespace ops {
 namespace cpu {
 
-// Whether this build and CPU have the path (the caller also checks isa()).
-bool shift_gelu_simd_available();
 
 // The row's max and min of int32 codes read in place (the first pass, 16 lanes); false if a code lies outside
 // [lo, hi].

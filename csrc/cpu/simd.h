@@ -1,6 +1,7 @@
 // Shared by the explicit vector paths (csrc/cpu/*_simd.cpp): the intrinsics header and the target attributes
 // that compile one function for AVX-512 or AVX2 whatever the file's -march, so every x86-64 build holds both
-// and isa.h picks one at run time. Other compilers and targets get the scalar paths only.
+// and isa.h picks one at run time. Other compilers and targets get the scalar paths only (isa.cpp detects AVX2 and
+// AVX-512 under the same condition, so isa() == kAvx512 implies that the vector paths are compiled in).
 #pragma once
 
 #if defined(__x86_64__) && defined(__GNUC__)
