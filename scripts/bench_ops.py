@@ -6,14 +6,17 @@ output bytes) and ratios. CPU always; CUDA too when a GPU is present. The float 
 float multiply-add over the same tensor (x + a·x, one pass).
 
 The verdict column compares the CPU ratios (int/float and qat/float) with the targets of issue 14: 1.5x for the
-non-linear ops, 2x for quantize and requant ("ok" when both are within it).
+non-linear ops, 2x for quantize and requant ("ok" when both are within it). The CPU runs two batches by default:
+8 (throughput) and 1 (the latency case: one image of 197 tokens), each op's rows at both.
 
-    python scripts/bench_ops.py [--threads 2] [--device cpu|cuda|all] [--quick] [--batch 1] [--json rows.json]
+    python scripts/bench_ops.py [--threads 2] [--device cpu|cuda|all] [--quick] [--batch 8,1] [--cpu-time]
+                                [--json rows.json]
 """
 import argparse
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -95,6 +98,7 @@ def cases(device, b):
     return cases
 
 
+CPU_TIME = False  # --cpu-time
 TARGETS = {"quantize": 2.0, "requant+residual": 2.0}  # others: 1.5 (issue 14)
 
 
@@ -102,7 +106,21 @@ def verdict(name, ratios):
     return "ok" if max(ratios) <= TARGETS.get(name, 1.5) else "over"
 
 
+def cpu_timeit(fn, reps=40):
+    """The least CPU time of the process over `reps` calls (ms): on a shared, loaded machine it excludes the time
+    the process waits for a core, which wall-clock medians do not. With several threads it is their sum."""
+    fn()
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.process_time_ns()
+        fn()
+        best = min(best, time.process_time_ns() - t0)
+    return best / 1e6
+
+
 def timeit(fn, device, min_time):
+    if CPU_TIME and device == "cpu":
+        return cpu_timeit(fn)
     fn()  # warm-up (and CUDA: torch.utils.benchmark synchronizes around each measurement)
     t = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
     m = t.blocked_autorange(min_run_time=min_time)
@@ -114,26 +132,33 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     ap.add_argument("--quick", action="store_true", help="batch 2 instead of 8, shorter timing")
-    ap.add_argument("--batch", type=int, default=0, help="CPU batch (default 8, --quick 2; 1: the latency case)")
+    ap.add_argument("--batch", default="", help="CPU batches, comma-separated (default 8,1; --quick 2,1; 1 is the "
+                    "latency case)")
     ap.add_argument("--gpu-batch", type=int, default=96,
                     help="batch on CUDA (96: attention scores of 86 MB, above the 64 MB bandwidth target size)")
     ap.add_argument("--only", default="", help="comma-separated op names")
     ap.add_argument("--json", default="", help="also write the rows to this file (scripts/gpu_table.py reads it)")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="CPU: the least process CPU time per call instead of the wall-clock median (a loaded, "
+                    "shared machine; with --threads 1 it is the op's own time)")
     args = ap.parse_args()
+    global CPU_TIME
+    CPU_TIME = args.cpu_time
     torch.set_num_threads(args.threads)
     devices = ["cpu"] if args.device == "cpu" else (["cuda"] if args.device == "cuda" else ["cpu"])
     if args.device == "all" and torch.cuda.is_available():
         devices.append("cuda")
     min_time = 0.2 if args.quick else 1.0
     only = set(filter(None, args.only.split(",")))
-    print(f"mnq {mnq.__version__}, torch {torch.__version__}, threads {args.threads}")
+    print(f"mnq {mnq.__version__}, torch {torch.__version__}, threads {args.threads}"
+          + (", CPU time (least of 40 calls)" if CPU_TIME else ""))
     hdr = (f"{'device':6} {'op':18} {'shape':18} {'int ms':>8} {'qat ms':>8} {'comp ms':>8} {'float ms':>8} "
            f"{'int GB/s':>8} {'int/float':>9} {'qat/float':>9} {'comp/int':>8} {'verdict':>7}")
     print(hdr)
     print("-" * len(hdr))
     rows = []
-    for dev in devices:
-        batch = args.gpu_batch if dev == "cuda" else (args.batch or (2 if args.quick else 8))
+    cpu_batches = [int(b) for b in (args.batch or ("2,1" if args.quick else "8,1")).split(",")]
+    for dev, batch in [(d, b) for d in devices for b in (cpu_batches if d == "cpu" else [args.gpu_batch])]:
         if dev == "cuda":
             # the bandwidth baseline: a device-to-device copy of 64 MB (bytes read + written)
             big = torch.empty(64 * 2**20 // 4, device=dev)
@@ -150,7 +175,7 @@ def main():
             nbytes = 2 * x.numel() * 4  # int32/float32 in and out
             gbs = nbytes / (t[0] * 1e-3) / 1e9
             shape = "x".join(map(str, x.shape))
-            print(f"{dev:6} {name:18} {shape:18} {t[0]:8.2f} {t[1]:8.2f} {t[2]:8.2f} {t[3]:8.2f} {gbs:8.2f} "
+            print(f"{dev:6} {name:18} {shape:18} {t[0]:8.3f} {t[1]:8.3f} {t[2]:8.2f} {t[3]:8.3f} {gbs:8.2f} "
                   f"{t[0] / t[3]:9.2f} {t[1] / t[3]:9.2f} {t[2] / t[0]:8.1f} "
                   f"{verdict(name, (t[0] / t[3], t[1] / t[3])) if dev == 'cpu' else '':>7}")
             rows.append({"device": dev, "op": name, "shape": shape, "int_ms": t[0], "qat_ms": t[1],

@@ -1,13 +1,16 @@
 // CPU I-BERT LayerNorm: rows in parallel; per row one pass loading the codes into an int32 row buffer while
 // summing Σq and Σq², the shift search over the centred row when V(0) ≥ 2^32 (usually one pass), one pass writing
-// the output. All integer math is kernels/ibert_layernorm.h; the loops are written so they vectorize.
+// the output. All integer math is kernels/ibert_layernorm.h; the loops are written so they vectorize. With AVX-512
+// (isa.h), int32 and float32 input take the explicit passes of layernorm_simd.h instead (same values).
 #include "csrc/ops/ibert_layernorm.h"
 
 #include <ATen/Parallel.h>
 
 #include <atomic>
-#include <vector>
 
+#include "csrc/cpu/isa.h"
+#include "csrc/cpu/layernorm_simd.h"
+#include "csrc/cpu/row_buffer.h"
 #include "csrc/cpu/vectorize.h"
 #include "csrc/dispatch.h"
 #include "kernels/layernorm_common.h"
@@ -56,13 +59,34 @@ MNQ_CPU_CLONES bool rows(In in, Out out, const LnParams& p, int64_t r0, int64_t 
   return true;
 }
 
+// Rows [r0, r1) on the AVX-512 passes (layernorm_simd.h); `in` and `out` point at row 0.
+bool rows_simd(const LnRowIn& in, const LnRowOut& out, const LnParams& p, int64_t r0, int64_t r1, int32_t* q) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t base = r * p.cols;
+    const LnRowIn ri = in.at(base);
+    const LnRowOut ro = out.at(base);
+    i64 s = 0, ss = 0;
+    if (!ln_load_row(ri, p.cols, p.lo, p.hi, q, s, ss)) return false;
+    const i64 mean = ln_mean(s, p.cols);
+    i64 var = ln_centered_sumsq(s, ss, mean, p.cols);
+    const int32_t mean32 = static_cast<int32_t>(mean);
+    const int shift = ibert_find_shift(
+        var, [&](int sh, i64& below, i64& at) { ln_shift_sums(q, mean32, p.cols, sh, below, at); });
+    ln_out_row(q, mean32, p.cols, ibert_factor(var, shift), p.bias_int, ro);
+  }
+  return true;
+}
+
+// simd_in / simd_out (int32 or float32 input): the AVX-512 passes when isa() allows them.
 template <class In, class Out>
-bool run(In in, Out out, const LnParams& p) {
+bool run(In in, Out out, const LnParams& p, const LnRowIn* simd_in = nullptr, const LnRowOut* simd_out = nullptr) {
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 16384 / p.cols);
+  const bool simd = simd_in != nullptr && isa() == Isa::kAvx512;
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    std::vector<int32_t> q(p.cols);
-    if (!rows(in, out, p, r0, r1, q.data())) all_ok = false;
+    RowBuffer<int32_t> q(p.cols);
+    const bool ok = simd ? rows_simd(*simd_in, *simd_out, p, r0, r1, q.data()) : rows(in, out, p, r0, r1, q.data());
+    if (!ok) all_ok = false;
   });
   return all_ok;
 }
@@ -72,8 +96,15 @@ bool run(In in, Out out, const LnParams& p) {
 bool ibert_layernorm(const at::Tensor& in, const at::Tensor& out, const LnParams& p, double inv_scale,
                      const at::Tensor& s_out) {
   if (in.scalar_type() == at::kFloat) {
+    const LnRowIn si{nullptr, in.data_ptr<float>(), inv_scale};
+    const LnRowOut so{nullptr, out.data_ptr<float>(), s_out.data_ptr<double>()};
     return run(LnFloatIn{in.data_ptr<float>(), inv_scale},
-               LnChannelFloatOut{out.data_ptr<float>(), s_out.data_ptr<double>()}, p);
+               LnChannelFloatOut{out.data_ptr<float>(), s_out.data_ptr<double>()}, p, &si, &so);
+  }
+  if (in.scalar_type() == at::kInt) {
+    const LnRowIn si{in.data_ptr<int32_t>(), nullptr, 0.0};
+    const LnRowOut so{out.data_ptr<int64_t>(), nullptr, nullptr};
+    return run(LnIntIn<int32_t>{in.data_ptr<int32_t>()}, LnIntOut{out.data_ptr<int64_t>()}, p, &si, &so);
   }
   return MNQ_DISPATCH_INT(in.scalar_type(), "ibert_layernorm", [&] {
     return run(LnIntIn<scalar_t>{in.data_ptr<scalar_t>()}, LnIntOut{out.data_ptr<int64_t>()}, p);

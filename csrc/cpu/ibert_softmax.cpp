@@ -1,14 +1,18 @@
 // CPU I-BERT softmax: rows in parallel; per row one pass loading the codes (checked once) into a row buffer with
 // their max, one replacing them by the requantized exponentials and summing, one writing the output. All integer
 // math is kernels/ibert_softmax.h; the exponentials come from it directly or through a table of it (iexp_table.h).
+// With AVX-512 (isa.h), int32 or float32 input and the table, rows take the explicit vector path of
+// ibert_softmax_simd.h instead (same values).
 #include "csrc/ops/ibert_softmax.h"
 
 #include <ATen/Parallel.h>
 
 #include <atomic>
-#include <vector>
 
+#include "csrc/cpu/ibert_softmax_simd.h"
 #include "csrc/cpu/iexp_table.h"
+#include "csrc/cpu/isa.h"
+#include "csrc/cpu/row_buffer.h"
 #include "csrc/dispatch.h"
 #include "kernels/io.h"
 
@@ -28,7 +32,7 @@ bool run(In in, Out out, const IbertSoftmaxParams& p, const Exp& exp) {
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(p.cols, 1));
   const uint32_t lim = static_cast<uint32_t>(-(p.c.ex.n * p.c.ex.x0));  // n·|x0| < 2^21 in the scale range
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    std::vector<int32_t> buf(p.cols);
+    RowBuffer<int32_t> buf(p.cols);
     int32_t* b = buf.data();
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t base = r * p.cols;
@@ -64,6 +68,24 @@ bool run_dtype(const at::Tensor& in, const at::Tensor& out, const IbertSoftmaxPa
   });
 }
 
+// The rows on the AVX-512 path; `in` and `out` point at row 0. tab: the table of the exponentials on [lo, 0].
+bool run_simd(const IbertSoftmaxRowIn& in, const IbertSoftmaxRowOut& out, const IbertSoftmaxParams& p,
+              const int32_t* tab, i64 lo) {
+  std::atomic<bool> all_ok{true};
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(p.cols, 1));
+  at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
+    RowBuffer<int32_t> buf(p.cols);
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t base = r * p.cols;
+      if (!ibert_softmax_row(in.at(base), p, tab, static_cast<uint32_t>(-lo), buf.data(), out.at(base))) {
+        all_ok = false;
+        return;
+      }
+    }
+  });
+  return all_ok;
+}
+
 }  // namespace
 
 bool ibert_softmax(const at::Tensor& in, const at::Tensor& out, const IbertSoftmaxParams& p, double inv_scale,
@@ -71,7 +93,18 @@ bool ibert_softmax(const at::Tensor& in, const at::Tensor& out, const IbertSoftm
   const auto direct = [&p](i64 x) { return ibert_softmax_exp(x, p.c); };
   const i64 lo = p.c.ex.n * p.c.ex.x0;
   if (use_table(lo, p.rows * p.cols)) {
-    return run_dtype(in, out, p, inv_scale, out_scale, ClampedTable<int32_t>(lo, direct));  // values ≤ 32767
+    const ClampedTable<int32_t> table(lo, direct);  // values ≤ 32767
+    if (isa() == Isa::kAvx512) {
+      if (in.scalar_type() == at::kFloat) {
+        return run_simd(IbertSoftmaxRowIn{nullptr, in.data_ptr<float>(), inv_scale},
+                        IbertSoftmaxRowOut{nullptr, out.data_ptr<float>(), out_scale}, p, table.view().v, lo);
+      }
+      if (in.scalar_type() == at::kInt) {
+        return run_simd(IbertSoftmaxRowIn{in.data_ptr<int32_t>(), nullptr, 0.0},
+                        IbertSoftmaxRowOut{out.data_ptr<int32_t>(), nullptr, 0.0}, p, table.view().v, lo);
+      }
+    }
+    return run_dtype(in, out, p, inv_scale, out_scale, table);
   }
   return run_dtype(in, out, p, inv_scale, out_scale, direct);
 }

@@ -6,9 +6,9 @@
 #pragma once
 
 #include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
 
 #include <cstdint>
-#include <vector>
 
 namespace mnq {
 namespace ops {
@@ -19,10 +19,13 @@ template <class T>
 class ClampedTable {
  public:
   // f tabulated on [lo, 0]; f must be constant on x ≤ lo.
+  // (The storage comes from torch's allocator, like the op's tensors.)
   template <class F>
-  ClampedTable(int64_t lo, F f) : lo_(lo), v_(static_cast<size_t>(1 - lo)) {
+  ClampedTable(int64_t lo, F f)
+      : lo_(lo), storage_(at::empty({(1 - lo) * static_cast<int64_t>(sizeof(T))}, at::kByte)),
+        v_(reinterpret_cast<T*>(storage_.data_ptr<uint8_t>())) {
     at::parallel_for(lo, 1, 4096, [&](int64_t x0, int64_t x1) {
-      for (int64_t x = x0; x < x1; ++x) v_[static_cast<size_t>(x - lo)] = static_cast<T>(f(x));
+      for (int64_t x = x0; x < x1; ++x) v_[x - lo] = static_cast<T>(f(x));
     });
   }
   T operator()(int64_t x) const { return view()(x); }
@@ -33,11 +36,12 @@ class ClampedTable {
     int64_t lo;
     T operator()(int64_t x) const { return v[(x < lo ? lo : x) - lo]; }
   };
-  View view() const { return View{v_.data(), lo_}; }
+  View view() const { return View{v_, lo_}; }
 
  private:
   int64_t lo_;
-  std::vector<T> v_;
+  at::Tensor storage_;
+  T* v_;
 };
 
 // A table on [lo, 0] pays off when it is at most 2^16 entries (it stays in L2) and a quarter of the elements.

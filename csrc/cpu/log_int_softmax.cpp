@@ -1,7 +1,8 @@
 // CPU Log-Int-Softmax: rows in parallel; per row one pass loading the codes (checked once) into a row buffer with
 // their max, one replacing them by the exponentials and summing in 128 bits, one writing the codes. All integer
 // math is kernels/log_int_softmax.h; the exponentials come from kernels/iexp.h directly or through a table of it
-// (iexp_table.h).
+// (iexp_table.h). With AVX-512 (isa.h), int32 or float32 input and the table, rows take the explicit vector path of
+// log_int_softmax_simd.h instead (same values).
 #include "csrc/ops/log_int_softmax.h"
 
 #include <ATen/Parallel.h>
@@ -10,6 +11,9 @@
 #include <vector>
 
 #include "csrc/cpu/iexp_table.h"
+#include "csrc/cpu/isa.h"
+#include "csrc/cpu/log_int_softmax_simd.h"
+#include "csrc/cpu/row_buffer.h"
 #include "csrc/dispatch.h"
 #include "kernels/io.h"
 
@@ -30,9 +34,9 @@ bool run(In in, Out out, const LogIntSoftmaxParams& p, Exp exp) {
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(p.cols, 1));
   const uint32_t lim = static_cast<uint32_t>(-(p.c.ex.n * p.c.ex.x0));  // n·|x0| < 2^21 in the scale range
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    std::vector<int32_t> qbuf(p.cols);
-    std::vector<u64> ebuf(p.cols);
-    std::vector<int32_t> tbuf(p.cols);
+    RowBuffer<int32_t> qbuf(p.cols);
+    RowBuffer<u64> ebuf(p.cols);
+    RowBuffer<int32_t> tbuf(p.cols);
     int32_t* tb = tbuf.data();
     int32_t* qb = qbuf.data();
     u64* eb = ebuf.data();
@@ -81,12 +85,35 @@ bool run(In in, Out out, const LogIntSoftmaxParams& p, Exp exp) {
   return all_ok;
 }
 
+// The rows on the AVX-512 path; `in` and `out` point at row 0. tab: the table of i-exp on [lo, 0].
+bool run_simd(const LisRowIn& in, const LisRowOut& out, const LogIntSoftmaxParams& p, const i64* tab, i64 lo) {
+  std::atomic<bool> all_ok{true};
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(p.cols, 1));
+  at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
+    RowBuffer<int32_t> qbuf(p.cols);
+    RowBuffer<u64> ebuf(p.cols);
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t base = r * p.cols;
+      if (!lis_row(in.at(base), p, tab, static_cast<uint32_t>(-lo), qbuf.data(), ebuf.data(), out.at(base))) {
+        all_ok = false;
+        return;
+      }
+    }
+  });
+  return all_ok;
+}
+
+// simd_in / simd_out (int32 or float32 input): the vector path when isa() allows it and the table pays off.
 template <class In, class Out>
-bool run_exp(In in, Out out, const LogIntSoftmaxParams& p) {
+bool run_exp(In in, Out out, const LogIntSoftmaxParams& p, const LisRowIn* simd_in = nullptr,
+             const LisRowOut* simd_out = nullptr) {
   const auto direct = [&p](i64 x) { return ibert_exp(x, p.c.ex); };
   const i64 lo = p.c.ex.n * p.c.ex.x0;
   if (use_table(lo, p.rows * p.cols)) {
     const ClampedTable<i64> table(lo, direct);
+    if (simd_in != nullptr && isa() == Isa::kAvx512 && lis_simd_available()) {
+      return run_simd(*simd_in, *simd_out, p, table.view().v, lo);
+    }
     return run(in, out, p, table.view());
   }
   return run(in, out, p, direct);
@@ -97,13 +124,20 @@ bool run_exp(In in, Out out, const LogIntSoftmaxParams& p) {
 bool log_int_softmax(const at::Tensor& in, const at::Tensor& code, const at::Tensor& mask,
                      const LogIntSoftmaxParams& p) {
   const LisCodeOut out{code.data_ptr<uint8_t>(), reinterpret_cast<uint8_t*>(mask.data_ptr<bool>())};
+  if (in.scalar_type() == at::kInt) {
+    const LisRowIn si{in.data_ptr<int32_t>(), nullptr, 0.0};
+    const LisRowOut so{out.code, out.mask, nullptr};
+    return run_exp(IntIn<int32_t>{in.data_ptr<int32_t>()}, out, p, &si, &so);
+  }
   return MNQ_DISPATCH_INT(in.scalar_type(), "log_int_softmax",
                           [&] { return run_exp(IntIn<scalar_t>{in.data_ptr<scalar_t>()}, out, p); });
 }
 
 bool log_int_softmax_qat(const at::Tensor& in, const at::Tensor& value, const LogIntSoftmaxParams& p,
                          double inv_scale) {
-  return run_exp(FloatIn{in.data_ptr<float>(), inv_scale}, LisValueOut{value.data_ptr<float>()}, p);
+  const LisRowIn si{nullptr, in.data_ptr<float>(), inv_scale};
+  const LisRowOut so{nullptr, nullptr, value.data_ptr<float>()};
+  return run_exp(FloatIn{in.data_ptr<float>(), inv_scale}, LisValueOut{value.data_ptr<float>()}, p, &si, &so);
 }
 
 }  // namespace cpu

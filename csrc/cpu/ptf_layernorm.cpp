@@ -1,7 +1,8 @@
 // CPU PTF LayerNorm: rows in parallel; per row one pass loading the shifted codes x into an int32 row buffer while
 // summing Σx and Σx², one writing the per-element output with the division-free ptf_out_fast (certified exact,
 // kernels/ptf_layernorm_fast.h), and a scalar pass recomputing with ptf_out the rare elements it could not
-// certify. When S_next is outside the fast path's range every element uses ptf_out.
+// certify. When S_next is outside the fast path's range every element uses ptf_out. With AVX-512 (isa.h) and
+// int32 or float32 input, the rows take the explicit vector path of ptf_layernorm_simd.h instead (same values).
 #include "csrc/ops/ptf_layernorm.h"
 
 #include <ATen/Parallel.h>
@@ -9,8 +10,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <vector>
 
+#include "csrc/cpu/isa.h"
+#include "csrc/cpu/ptf_layernorm_simd.h"
+#include "csrc/cpu/row_buffer.h"
 #include "csrc/cpu/vectorize.h"
 #include "csrc/dispatch.h"
 #include "kernels/layernorm_common.h"
@@ -24,13 +27,18 @@ namespace {
 using namespace mnq::kernels;
 
 // Rows [r0, r1); x and flag are [cols] buffers. False as soon as a row holds a code outside [p.lo, p.hi].
+double max_abs(const double* v, int64_t n) {
+  double m = 0.0;
+  for (int64_t j = 0; j < n; ++j) m = std::max(m, std::fabs(v[j]));
+  return m;
+}
+
 template <class In, class Out>
 MNQ_CPU_CLONES bool rows(In in, Out out, const PtfParams& p, int64_t r0, int64_t r1, int32_t* x, int32_t* flag) {
   const int64_t cols = p.cols;
   const bool fast = ptf_fast_ok(p.scale_next);
   const double inv_sn = 1.0 / p.scale_next;
-  double max_cgamma = 0.0;
-  for (int64_t j = 0; j < cols; ++j) max_cgamma = std::max(max_cgamma, std::fabs(p.cgamma[j]));
+  const double max_cgamma = max_abs(p.cgamma, cols);
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t base = r * cols;
     int bad = 0;
@@ -62,13 +70,39 @@ MNQ_CPU_CLONES bool rows(In in, Out out, const PtfParams& p, int64_t r0, int64_t
   return true;
 }
 
+// Rows [r0, r1) on the AVX-512 path (requires ptf_fast_ok(p.scale_next)); `in` and `out` point at row 0.
+bool rows_simd(const PtfRowIn& in, const PtfRowOut& out, const PtfParams& p, double max_cgamma, int64_t r0,
+               int64_t r1, int32_t* x) {
+  const double inv_sn = 1.0 / p.scale_next;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t base = r * p.cols;
+    const PtfRowIn ri = in.at(base);
+    const PtfRowOut ro = out.at(base);
+    i64 sx = 0, sxx = 0;
+    if (!ptf_load_row(ri, p, x, sx, sxx)) return false;
+    const PtfRow row = ptf_row(sx, sxx, p.cols, p.scale_next);
+    ptf_out_row(x, row, ptf_row_fast(row, p.cols, inv_sn, max_cgamma), p, ro);
+  }
+  return true;
+}
+
+// The rows in parallel; `simd` (int32 or float32 input): the vector path when isa() allows it.
 template <class In, class Out>
-bool run(In in, Out out, const PtfParams& p) {
+bool run(In in, Out out, const PtfParams& p, const PtfRowIn* simd_in = nullptr, const PtfRowOut* simd_out = nullptr) {
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 16384 / p.cols);
+  const bool simd = simd_in != nullptr && isa() == Isa::kAvx512 && ptf_fast_ok(p.scale_next);
+  const double max_cgamma = simd ? max_abs(p.cgamma, p.cols) : 0.0;
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    std::vector<int32_t> x(p.cols), flag(p.cols);
-    if (!rows(in, out, p, r0, r1, x.data(), flag.data())) all_ok = false;
+    RowBuffer<int32_t> x(p.cols);
+    bool ok;
+    if (simd) {
+      ok = rows_simd(*simd_in, *simd_out, p, max_cgamma, r0, r1, x.data());
+    } else {
+      RowBuffer<int32_t> flag(p.cols);
+      ok = rows(in, out, p, r0, r1, x.data(), flag.data());
+    }
+    if (!ok) all_ok = false;
   });
   return all_ok;
 }
@@ -78,8 +112,15 @@ bool run(In in, Out out, const PtfParams& p) {
 bool ptf_layernorm(const at::Tensor& in, const at::Tensor& out, const PtfParams& p, const at::Tensor& inv_scale,
                    double out_scale) {
   if (in.scalar_type() == at::kFloat) {
+    const PtfRowIn si{nullptr, in.data_ptr<float>(), inv_scale.data_ptr<double>()};
+    const PtfRowOut so{nullptr, out.data_ptr<float>(), out_scale};
     return run(LnChannelFloatIn{in.data_ptr<float>(), inv_scale.data_ptr<double>()},
-               LnFloatOut{out.data_ptr<float>(), out_scale}, p);
+               LnFloatOut{out.data_ptr<float>(), out_scale}, p, &si, &so);
+  }
+  if (in.scalar_type() == at::kInt) {
+    const PtfRowIn si{in.data_ptr<int32_t>(), nullptr, nullptr};
+    const PtfRowOut so{out.data_ptr<int64_t>(), nullptr, 0.0};
+    return run(LnIntIn<int32_t>{in.data_ptr<int32_t>()}, LnIntOut{out.data_ptr<int64_t>()}, p, &si, &so);
   }
   return MNQ_DISPATCH_INT(in.scalar_type(), "ptf_layernorm", [&] {
     return run(LnIntIn<scalar_t>{in.data_ptr<scalar_t>()}, LnIntOut{out.data_ptr<int64_t>()}, p);

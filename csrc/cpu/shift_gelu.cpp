@@ -9,8 +9,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <vector>
+#include <type_traits>
 
+#include "csrc/cpu/isa.h"
+#include "csrc/cpu/row_buffer.h"
+#include "csrc/cpu/shift_gelu_simd.h"
 #include "csrc/cpu/vectorize.h"
 #include "csrc/dispatch.h"
 #include "kernels/channel_io.h"
@@ -30,25 +33,65 @@ using namespace mnq::kernels;
 // and the product are 32-bit (twice the lanes of int64). The table type Tab is int16 for int32 output, a type
 // those stores cannot alias (with an int32 table the lookups are not vectorized past them), and int32 for float
 // output, where the lookups vectorize either way and 32-bit gathers are the faster. The params are copied to
-// locals: the output stores could otherwise alias them, which blocks vectorizing.
+// locals: the output stores could otherwise alias them, which blocks vectorizing. `simd` (with an int32 table): the
+// lookups take the AVX-512 gather path of shift_gelu_simd.h, which GCC does not emit for the loop below.
+inline void lookup_simd(const int32_t* q, int64_t cols, int32_t m, const int32_t* tab, IntOutC<int32_t> out,
+                        int64_t base) {
+  shift_gelu_lookup(q, cols, m, tab, out.p + base);
+}
+inline void lookup_simd(const int32_t* q, int64_t cols, int32_t m, const int32_t* tab, FloatOutC out, int64_t base) {
+  shift_gelu_lookup(q, cols, m, tab, out.scale[0], out.p + base);
+}
+
 template <class In, class Out, class Tab>
-MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t r1, int32_t* buf, Tab* tab) {
+MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t r1, int32_t* buf, Tab* tab,
+                         bool simd) {
   const int64_t cols = p.cols, lo = p.lo, hi = p.hi;
   const ShiftGeluConsts c = p.c;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t base = r * cols;
-    i64 ok = 1;
-    for (int64_t j = 0; j < cols; ++j) buf[j] = static_cast<int32_t>(in.load(base + j, 0, lo, hi, ok));
-    if (!ok) return false;
     int32_t m = INT32_MIN, mn = INT32_MAX;
-    for (int64_t j = 0; j < cols; ++j) {
-      m = buf[j] > m ? buf[j] : m;
-      mn = buf[j] < mn ? buf[j] : mn;
+    const int32_t* q = buf;  // the row's codes
+    if constexpr (std::is_same_v<In, IntInC<int32_t>>) {
+      if (simd) {  // int32 codes are read in place (lo, hi are 16-bit: exact in int32)
+        if (!shift_gelu_max_min(in.p + base, cols, static_cast<int32_t>(lo), static_cast<int32_t>(hi), m, mn)) {
+          return false;
+        }
+        q = in.p + base;
+      }
+    }
+    if constexpr (std::is_same_v<In, FloatInC>) {
+      if (simd) {  // float32 values rounded into buf (FloatInC's codes, one channel)
+        if (!shift_gelu_codes(in.p + base, cols, in.inv_scale[0], static_cast<int32_t>(lo), static_cast<int32_t>(hi),
+                              buf, m, mn)) {
+          return false;
+        }
+        q = nullptr;  // buf holds the codes
+      }
+    }
+    if (q == nullptr) {
+      q = buf;
+    } else if (q == buf) {
+      i64 ok = 1;
+      for (int64_t j = 0; j < cols; ++j) buf[j] = static_cast<int32_t>(in.load(base + j, 0, lo, hi, ok));
+      if (!ok) return false;
+      for (int64_t j = 0; j < cols; ++j) {
+        m = buf[j] > m ? buf[j] : m;
+        mn = buf[j] < mn ? buf[j] : mn;
+      }
     }
     const i64 e2 = shift_gelu_e2(m, c);
     const i64 span = static_cast<i64>(m) - mn + 1;
+    // The loops below read buf only (a pointer that may alias the output would keep them scalar).
+    if (q != buf && !(simd && 2 * span <= cols)) std::copy(q, q + cols, buf);
     if (2 * span <= cols) {
       for (i64 t = 0; t < span; ++t) tab[t] = static_cast<Tab>(shift_gelu_sig(-t, e2, c));
+      if constexpr (std::is_same_v<Tab, int32_t>) {
+        if (simd) {
+          lookup_simd(q, cols, m, tab, out, base);  // q: the input row, or buf
+          continue;
+        }
+      }
       for (int64_t j = 0; j < cols; ++j) out.store(base + j, 0, buf[j] * static_cast<int32_t>(tab[m - buf[j]]));
     } else {
       for (int64_t j = 0; j < cols; ++j) out.store(base + j, 0, shift_gelu_out(buf[j], m, e2, c));
@@ -58,23 +101,32 @@ MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t 
 }
 
 template <class Tab, class In, class Out>
-bool run(In in, Out out, const ShiftGeluParams& p) {
+bool run(In in, Out out, const ShiftGeluParams& p, bool simd = false) {
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 16384 / p.cols);
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    std::vector<int32_t> buf(p.cols);
-    std::vector<Tab> tab(p.cols);
-    if (!rows(in, out, p, r0, r1, buf.data(), tab.data())) all_ok = false;
+    RowBuffer<int32_t> buf(p.cols);
+    RowBuffer<Tab> tab(p.cols);
+    if (!rows(in, out, p, r0, r1, buf.data(), tab.data(), simd)) all_ok = false;
   });
   return all_ok;
 }
+
+bool use_simd() { return isa() == Isa::kAvx512; }
 
 }  // namespace
 
 bool shift_gelu(const at::Tensor& in, const at::Tensor& out, const ShiftGeluParams& p, double inv_scale,
                 double out_scale) {
   if (in.scalar_type() == at::kFloat) {
-    return run<int32_t>(FloatInC{in.data_ptr<float>(), &inv_scale}, FloatOutC{out.data_ptr<float>(), &out_scale}, p);
+    return run<int32_t>(FloatInC{in.data_ptr<float>(), &inv_scale}, FloatOutC{out.data_ptr<float>(), &out_scale}, p,
+                        use_simd());
+  }
+  if (use_simd()) {
+    return MNQ_DISPATCH_INT(in.scalar_type(), "shift_gelu", [&] {
+      return run<int32_t>(IntInC<scalar_t>{in.data_ptr<scalar_t>()}, IntOutC<int32_t>{out.data_ptr<int32_t>()}, p,
+                          true);
+    });
   }
   return MNQ_DISPATCH_INT(in.scalar_type(), "shift_gelu", [&] {
     return run<int16_t>(IntInC<scalar_t>{in.data_ptr<scalar_t>()}, IntOutC<int32_t>{out.data_ptr<int32_t>()}, p);

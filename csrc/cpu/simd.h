@@ -1,13 +1,16 @@
 // Shared by the explicit vector paths (csrc/cpu/*_simd.cpp): the intrinsics header and the target attributes
 // that compile one function for AVX-512 or AVX2 whatever the file's -march, so every x86-64 build holds both
-// and isa.h picks one at run time. Other compilers and targets get the scalar paths only.
+// and isa.h picks one at run time. Other compilers and targets get the scalar paths only (isa.cpp detects AVX2 and
+// AVX-512 under the same condition, so isa() == kAvx512 implies that the vector paths are compiled in).
 #pragma once
 
 #if defined(__x86_64__) && defined(__GNUC__)
-// GCC 12 flags the deliberately undefined registers of its own AVX-512 intrinsics (_mm512_undefined_*) as "maybe
-// used uninitialized" once they are inlined at -O3: a false positive in the compiler's header, silenced here.
+// GCC 12 flags the deliberately undefined registers of its own AVX-512 intrinsics (_mm512_undefined_*, e.g. inside
+// _mm512_reduce_max_epi32) as "(maybe) used uninitialized" once they are inlined at -O3: a false positive in the
+// compiler's header, silenced here.
 #if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #include <immintrin.h>
 #define MNQ_HAVE_X86_SIMD 1

@@ -1,0 +1,111 @@
+// I-BERT i-GELU's AVX-512 rows (ibert_gelu_simd.h).
+#include "csrc/cpu/ibert_gelu_simd.h"
+
+#include "csrc/cpu/simd.h"
+
+namespace mnq {
+namespace ops {
+namespace cpu {
+namespace {
+
+using kernels::i64;
+using kernels::IbertGeluParams;
+
+#if defined(MNQ_HAVE_X86_SIMD)
+inline __mmask8 lanes8(int64_t n) {
+  return n >= 8 ? 0xff : (n <= 0 ? 0 : static_cast<__mmask8>((1u << n) - 1));
+}
+
+// kernels::ibert_gelu on 8 lanes of columns [j, j + 8) (lanes outside k: constants 0, any value).
+template <bool kFactor32>
+MNQ_TARGET_AVX512 __m512i gelu8(__m512i q, const IbertGeluParams& p, int64_t j, __mmask8 k) {
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i b = _mm512_maskz_loadu_epi64(k, p.b + j);
+  const __m512i t = _mm512_add_epi64(_mm512_min_epi64(_mm512_abs_epi64(q), _mm512_sub_epi64(zero, b)), b);
+  const __m512i pv = _mm512_add_epi64(_mm512_mul_epi32(t, t), _mm512_maskz_loadu_epi64(k, p.c + j));  // t² + c
+  // sign(q)·p: p for q > 0, −p for q < 0, 0 for q = 0
+  const __m512i sp = _mm512_maskz_mov_epi64(_mm512_cmpneq_epi64_mask(q, zero),
+                                            _mm512_mask_sub_epi64(pv, _mm512_cmplt_epi64_mask(q, zero), zero, pv));
+  const __m512i f = _mm512_add_epi64(_mm512_srai_epi64(sp, kernels::kIbertGeluN), _mm512_maskz_loadu_epi64(k, p.one + j));
+  return kFactor32 ? _mm512_mul_epi32(q, f) : _mm512_mullo_epi64(q, f);
+}
+
+// The codes of 8 lanes (k) at element i, column j; a lane without a code sets `bad` (float input) and loads 0, as
+// FloatInC does.
+MNQ_TARGET_AVX512 __m512i load8(const IbertGeluIn& in, const IbertGeluParams& p, int64_t i, int64_t j, __mmask8 k,
+                                __mmask8& bad) {
+  if (in.q != nullptr) {
+    const __m512i q = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, in.q + i));
+    bad |= _mm512_mask_cmplt_epi64_mask(k, q, _mm512_set1_epi64(p.lo)) |
+           _mm512_mask_cmpgt_epi64_mask(k, q, _mm512_set1_epi64(p.hi));
+    return q;
+  }
+  const __m512d v = _mm512_roundscale_pd(
+      _mm512_mul_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(k, in.x + i)), _mm512_maskz_loadu_pd(k, in.inv_scale + j)),
+      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __mmask8 ok = _mm512_cmp_pd_mask(v, _mm512_set1_pd(static_cast<double>(p.lo)), _CMP_GE_OQ) &
+                      _mm512_cmp_pd_mask(v, _mm512_set1_pd(static_cast<double>(p.hi)), _CMP_LE_OQ);
+  bad |= k & ~ok;
+  return _mm512_maskz_cvtpd_epi64(ok, v);
+}
+
+// The float32 values float(double(v)·S_out[c]) of 8 lanes.
+MNQ_TARGET_AVX512 __m256 value8(__m512i v, const double* s_out, __mmask8 k) {
+  return _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v), _mm512_maskz_loadu_pd(k, s_out)));
+}
+
+// 16 columns per step (two 8-lane halves; full steps store whole 64-byte vectors), the row's tail masked.
+template <bool kFactor32>
+MNQ_TARGET_AVX512 bool rows(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p, int64_t r0,
+                            int64_t r1) {
+  const int64_t cols = p.cols;
+  int64_t* const code = out.code;  // locals: the int64 stores could alias the structs' pointer members
+  float* const value = out.value;
+  const double* const s_out = out.s_out;
+  __mmask8 bad = 0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t base = r * cols;
+    for (int64_t j = 0; j < cols; j += 16) {
+      const __mmask8 k0 = lanes8(cols - j), k1 = lanes8(cols - j - 8);
+      const __m512i v0 = gelu8<kFactor32>(load8(in, p, base + j, j, k0, bad), p, j, k0);
+      const __m512i v1 = gelu8<kFactor32>(load8(in, p, base + j + 8, j + 8, k1, bad), p, j + 8, k1);
+      if (code != nullptr) {
+        _mm512_mask_storeu_epi64(code + base + j, k0, v0);
+        _mm512_mask_storeu_epi64(code + base + j + 8, k1, v1);
+      } else {
+        const __m512 f = _mm512_insertf32x8(_mm512_castps256_ps512(value8(v0, s_out + j, k0)),
+                                            value8(v1, s_out + j + 8, k1), 1);
+        const __mmask16 k = static_cast<__mmask16>(k0 | (static_cast<unsigned>(k1) << 8));
+        if (k == 0xffff) {
+          _mm512_storeu_ps(value + base + j, f);
+        } else {
+          _mm512_mask_storeu_ps(value + base + j, k, f);
+        }
+      }
+    }
+  }
+  return bad == 0;
+}
+#endif
+
+}  // namespace
+
+bool ibert_gelu_factor_fits_int32(const IbertGeluParams& p) {
+  for (int64_t j = 0; j < p.cols; ++j) {
+    if (kernels::ibert_gelu_max_factor(kernels::IbertGeluConsts{p.b[j], p.c[j], p.one[j]}) > 2147483647) return false;
+  }
+  return true;
+}
+
+bool ibert_gelu_rows(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p, bool factor32,
+                     int64_t r0, int64_t r1) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  return factor32 ? rows<true>(in, out, p, r0, r1) : rows<false>(in, out, p, r0, r1);
+#else
+  return false;
+#endif
+}
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace mnq

@@ -1,0 +1,44 @@
+// I-BERT i-GELU's AVX-512 rows (kernels/ibert_gelu.h), equal to the scalar definition element by element.
+//
+// 8 int64 lanes per step, with the products in VPMULDQ (signed 32×32 → 64 bits, one instruction; AVX-512's full
+// 64-bit multiply is three): t = min(|q|, −b) + b ∈ [b, 0] with |b| < 2^23 fits int32, so t² is one VPMULDQ; the
+// final q·(y + one) is one too when every channel's factor bound M = ibert_gelu_max_factor (≤ 2^32 − 1, the host
+// check) is below 2^31, which holds for any accumulator scale above ~6.3e-7, and VPMULLQ otherwise. The sign of q
+// selects p, −p or 0 through masks. Float (QAT) input is rounded to codes as channel_io.h's FloatInC does
+// (rint(x·(1/S[c])) in float64, the range and NaN test by ordered compares) and written as its FloatOutC does
+// (float(double(v)·S_out[c])).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/ibert_gelu.h"
+
+namespace mnq {
+namespace ops {
+namespace cpu {
+
+// The input rows: int32 codes q, or float32 values x with inv_scale [cols] = 1/S[c] (exactly one of q, x set).
+struct IbertGeluIn {
+  const int32_t* q = nullptr;
+  const float* x = nullptr;
+  const double* inv_scale = nullptr;
+};
+
+// The output: int64 codes, or float32 values v·s_out[c] (exactly one of code, value set).
+struct IbertGeluOut {
+  int64_t* code = nullptr;
+  float* value = nullptr;
+  const double* s_out = nullptr;
+};
+
+
+// Whether every channel's factor bound is below 2^31 (the one-instruction final multiply; computed once per call).
+bool ibert_gelu_factor_fits_int32(const kernels::IbertGeluParams& p);
+
+// Rows [r0, r1) of p.cols elements; false if a code was outside [p.lo, p.hi] (its output is then unspecified).
+bool ibert_gelu_rows(const IbertGeluIn& in, const IbertGeluOut& out, const kernels::IbertGeluParams& p,
+                     bool factor32, int64_t r0, int64_t r1);
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace mnq

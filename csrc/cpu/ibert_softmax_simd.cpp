@@ -1,0 +1,92 @@
+// I-BERT softmax's AVX-512 row path (ibert_softmax_simd.h).
+#include "csrc/cpu/ibert_softmax_simd.h"
+
+#include "csrc/cpu/row_codes_simd.h"
+#include "csrc/cpu/simd.h"
+#include "kernels/io.h"
+
+namespace mnq {
+namespace ops {
+namespace cpu {
+namespace {
+
+using kernels::i64;
+using kernels::IbertSoftmaxParams;
+
+#if defined(MNQ_HAVE_X86_SIMD)
+
+// e[j] = tab[lim − min(m − q, lim)] into buf, and Σe.
+MNQ_TARGET_AVX512 i64 exps(const int32_t* q, int64_t cols, int32_t mx, const int32_t* tab, uint32_t lim, int32_t* e) {
+  const __m512i vm = _mm512_set1_epi32(mx), vlim = _mm512_set1_epi32(static_cast<int32_t>(lim));
+  __m512i s = _mm512_setzero_si512();
+  for (int64_t j = 0; j < cols; j += 16) {
+    const __mmask16 k = simd_lanes16(cols - j);
+    const __m512i d = _mm512_min_epu32(_mm512_sub_epi32(vm, _mm512_maskz_loadu_epi32(k, q + j)), vlim);
+    const __m512i ev = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, _mm512_sub_epi32(vlim, d), tab, 4);
+    _mm512_mask_storeu_epi32(e + j, k, ev);
+    s = _mm512_add_epi64(s, _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(ev)),
+                                             _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(ev, 1))));
+  }
+  return _mm512_reduce_add_epi64(s);
+}
+
+// out = (e·f) >> shift for 16 lanes (0 ≤ e ≤ 32767, f < 2^32): the even lanes' products by VPMULUDQ as they are,
+// the odd lanes' after moving them down; each result fits 32 bits.
+MNQ_TARGET_AVX512 __m512i outs(__m512i e, __m512i f, __m128i shift) {
+  const __m512i lo = _mm512_srl_epi64(_mm512_mul_epu32(e, f), shift);
+  const __m512i hi = _mm512_srl_epi64(_mm512_mul_epu32(_mm512_srli_epi64(e, 32), f), shift);
+  return _mm512_mask_blend_epi32(0xaaaa, lo, _mm512_slli_epi64(hi, 32));
+}
+
+MNQ_TARGET_AVX512 void write(const int32_t* e, int64_t cols, i64 f, int shift, const IbertSoftmaxRowOut& out) {
+  const __m512i vf = _mm512_set1_epi64(f);
+  const __m128i sh = _mm_cvtsi32_si128(shift);
+  const __m512d sc = _mm512_set1_pd(out.scale);
+  int32_t* const code = out.code;
+  float* const value = out.value;
+  for (int64_t j = 0; j < cols; j += 16) {
+    const __mmask16 k = simd_lanes16(cols - j);
+    const __m512i v = outs(_mm512_maskz_loadu_epi32(k, e + j), vf, sh);
+    if (code != nullptr) {
+      _mm512_mask_storeu_epi32(code + j, k, v);
+    } else {  // FloatOut: float(double(v)·S)
+      const __m256 a = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(v)), sc));
+      const __m256 b = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(v, 1)), sc));
+      _mm512_mask_storeu_ps(value + j, k, _mm512_insertf32x8(_mm512_castps256_ps512(a), b, 1));
+    }
+  }
+}
+#endif
+
+}  // namespace
+
+bool ibert_softmax_row(const IbertSoftmaxRowIn& in, const IbertSoftmaxParams& p, const int32_t* tab, uint32_t lim,
+                       int32_t* buf, const IbertSoftmaxRowOut& out) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  int32_t mx = 0, mn = 0;
+  const bool ok = in.q != nullptr ? int_row_max_min(in.q, p.cols, p.lo, p.hi, mx, mn)
+                                  : float_row_codes(in.x, p.cols, in.inv_scale, p.lo, p.hi, buf, mx, mn);
+  if (!ok) return false;
+  const i64 s = exps(in.q != nullptr ? in.q : buf, p.cols, mx, tab, lim, buf);
+  const i64 f = kernels::ibert_softmax_factor(s);
+  if (f < (i64(1) << 32)) {
+    write(buf, p.cols, f, p.c.out_shift, out);
+  } else {
+    for (int64_t j = 0; j < p.cols; ++j) {
+      const i64 v = kernels::ibert_softmax_out(buf[j], f, p.c);
+      if (out.code != nullptr) {
+        kernels::IntOut<int32_t>{out.code}.store(j, v);
+      } else {
+        kernels::FloatOut{out.value, out.scale}.store(j, v);
+      }
+    }
+  }
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace mnq

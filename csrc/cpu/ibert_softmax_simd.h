@@ -1,0 +1,53 @@
+// I-BERT softmax's AVX-512 row path (kernels/ibert_softmax.h), equal to the scalar definition element by element.
+//
+// Three passes over a row, 16 int32 lanes each: the row max (int32 codes read in place, float32 values rounded to
+// codes rint(x·(1/S)) in float64 into a row buffer, as kernels/io.h's FloatIn does), the requantized
+// exponentials gathered from the caller's exact table of ibert_softmax_exp (iexp_table.h) with their sum, and the
+// output (e·f) >> (32 − b_out) with f = floor(2^32 / s) (ibert_softmax_factor): e ≤ 32767 and f < 2^32 (the row
+// max has e = 32767 or close to it, so s ≥ 1 gives f ≤ 2^32 only when s = 1: that row takes the scalar loop), so
+// the product is VPMULUDQ, unsigned 32×32 → 64 bits, on the even and odd lanes.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/ibert_softmax.h"
+
+namespace mnq {
+namespace ops {
+namespace cpu {
+
+// One row's input: int32 codes q, or float32 values x with 1/S (exactly one of q, x set).
+struct IbertSoftmaxRowIn {
+  const int32_t* q = nullptr;
+  const float* x = nullptr;
+  double inv_scale = 0.0;
+  IbertSoftmaxRowIn at(int64_t i) const {  // the same at element i (a row's start)
+    IbertSoftmaxRowIn r = *this;
+    if (r.q != nullptr) r.q += i;
+    if (r.x != nullptr) r.x += i;
+    return r;
+  }
+};
+
+// One row's output: int32 codes, or float32 values v·scale (exactly one of code, value set).
+struct IbertSoftmaxRowOut {
+  int32_t* code = nullptr;
+  float* value = nullptr;
+  double scale = 0.0;
+  IbertSoftmaxRowOut at(int64_t i) const {  // the same at element i (a row's start)
+    IbertSoftmaxRowOut r = *this;
+    if (r.code != nullptr) r.code += i;
+    if (r.value != nullptr) r.value += i;
+    return r;
+  }
+};
+
+
+// One row of p.cols elements. tab[i] = ibert_softmax_exp(i − lim, p.c) for i ∈ [0, lim], lim = −n·x0; buf
+// [p.cols] int32 scratch. False when a code lies outside [p.lo, p.hi] (or a float has no code).
+bool ibert_softmax_row(const IbertSoftmaxRowIn& in, const kernels::IbertSoftmaxParams& p, const int32_t* tab,
+                       uint32_t lim, int32_t* buf, const IbertSoftmaxRowOut& out);
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace mnq

@@ -1,0 +1,112 @@
+// The AVX-512 row passes of the integer LayerNorms (layernorm_simd.h).
+#include "csrc/cpu/layernorm_simd.h"
+
+#include "csrc/cpu/row_codes_simd.h"
+#include "csrc/cpu/simd.h"
+
+namespace mnq {
+namespace ops {
+namespace cpu {
+namespace {
+
+using kernels::i64;
+using kernels::LnFactor;
+
+#if defined(MNQ_HAVE_X86_SIMD)
+inline __mmask8 lanes8(int64_t n) { return n >= 8 ? 0xff : static_cast<__mmask8>((1u << n) - 1); }
+
+// Σ of the 16 int32 lanes of v (widened) and of their squares, added to the int64 accumulators.
+MNQ_TARGET_AVX512 void accumulate(__m512i v, __m512i& s1, __m512i& s2) {
+  s1 = _mm512_add_epi64(s1, _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)),
+                                             _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1))));
+  const __m512i odd = _mm512_srli_epi64(v, 32);  // VPMULDQ reads the low 32 bits of each 64-bit lane, signed
+  s2 = _mm512_add_epi64(s2, _mm512_add_epi64(_mm512_mul_epi32(v, v), _mm512_mul_epi32(odd, odd)));
+}
+
+MNQ_TARGET_AVX512 bool load_row(const LnRowIn& in, int64_t cols, i64 lo, i64 hi, int32_t* q, i64& sum, i64& sumsq) {
+  __m512i s1 = _mm512_setzero_si512(), s2 = _mm512_setzero_si512();
+  if (in.q != nullptr) {
+    const __m512i vlo = _mm512_set1_epi32(static_cast<int32_t>(lo)), vhi = _mm512_set1_epi32(static_cast<int32_t>(hi));
+    __mmask16 bad = 0;
+    for (int64_t j = 0; j < cols; j += 16) {
+      const __mmask16 k = simd_lanes16(cols - j);
+      const __m512i v = _mm512_maskz_loadu_epi32(k, in.q + j);
+      bad |= _mm512_mask_cmplt_epi32_mask(k, v, vlo) | _mm512_mask_cmpgt_epi32_mask(k, v, vhi);
+      _mm512_mask_storeu_epi32(q + j, k, v);
+      accumulate(v, s1, s2);
+    }
+    sum = _mm512_reduce_add_epi64(s1);
+    sumsq = _mm512_reduce_add_epi64(s2);
+    return bad == 0;
+  }
+  // Float values: the codes by row_codes_simd.h (certified float32, else float64), then the sums over the buffer.
+  int32_t mx = 0, mn = 0;
+  const bool ok = float_row_codes(in.x, cols, in.inv_scale, lo, hi, q, mx, mn);
+  for (int64_t j = 0; j < cols; j += 16) accumulate(_mm512_maskz_loadu_epi32(simd_lanes16(cols - j), q + j), s1, s2);
+  sum = _mm512_reduce_add_epi64(s1);
+  sumsq = _mm512_reduce_add_epi64(s2);
+  return ok;
+}
+
+MNQ_TARGET_AVX512 void shift_sums(const int32_t* q, int32_t mean, int64_t cols, int s, i64& below, i64& at) {
+  const __m512i vm = _mm512_set1_epi32(mean);
+  const __m128i sb = _mm_cvtsi32_si128(s - 1), sa = _mm_cvtsi32_si128(s);
+  __m512i b = _mm512_setzero_si512(), a = _mm512_setzero_si512(), unused = _mm512_setzero_si512();
+  for (int64_t j = 0; j < cols; j += 16) {
+    const __mmask16 k = simd_lanes16(cols - j);
+    const __m512i y = _mm512_maskz_sub_epi32(k, _mm512_maskz_loadu_epi32(k, q + j), vm);  // |y| ≤ 2^22
+    accumulate(_mm512_sra_epi32(y, sb), unused, b);  // floor(y / 2^(s−1))
+    accumulate(_mm512_sra_epi32(y, sa), unused, a);
+  }
+  below = _mm512_reduce_add_epi64(b);
+  at = _mm512_reduce_add_epi64(a);
+}
+
+MNQ_TARGET_AVX512 void out_row(const int32_t* q, int32_t mean, int64_t cols, LnFactor f, const i64* bias,
+                               const LnRowOut& out) {
+  const __m512i vm = _mm512_set1_epi32(mean);
+  const __m512i half = _mm512_set1_epi64(f.half), odd = _mm512_set1_epi64(f.odd_mask);
+  int64_t* const code = out.code;  // locals: the int64 stores could alias the struct's members
+  float* const value = out.value;
+  const double* const s_out = out.s_out;
+  for (int64_t j = 0; j < cols; j += 8) {
+    const __mmask8 k = lanes8(cols - j);
+    const __m512i y = _mm512_cvtepi32_epi64(_mm256_sub_epi32(_mm256_maskz_loadu_epi32(k, q + j), _mm512_castsi512_si256(vm)));
+    // y·half + (floor(y / 2) & odd_mask) + bias_int[c] (ln_affine_out): |y| ≤ 2^22, half ≤ 2^30
+    const __m512i v = _mm512_add_epi64(_mm512_add_epi64(_mm512_mul_epi32(y, half), _mm512_and_si512(_mm512_srai_epi64(y, 1), odd)),
+                                       _mm512_maskz_loadu_epi64(k, bias + j));
+    if (code != nullptr) {
+      _mm512_mask_storeu_epi64(code + j, k, v);
+    } else {
+      const __m512d d = _mm512_mul_pd(_mm512_cvtepi64_pd(v), _mm512_maskz_loadu_pd(k, s_out + j));
+      _mm256_mask_storeu_ps(value + j, k, _mm512_cvtpd_ps(d));
+    }
+  }
+}
+#endif
+
+}  // namespace
+
+bool ln_load_row(const LnRowIn& in, int64_t cols, i64 lo, i64 hi, int32_t* q, i64& sum, i64& sumsq) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  return load_row(in, cols, lo, hi, q, sum, sumsq);
+#else
+  return false;
+#endif
+}
+
+void ln_shift_sums(const int32_t* q, int32_t mean, int64_t cols, int s, i64& below, i64& at) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  shift_sums(q, mean, cols, s, below, at);
+#endif
+}
+
+void ln_out_row(const int32_t* q, int32_t mean, int64_t cols, LnFactor f, const i64* bias_int, const LnRowOut& out) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  out_row(q, mean, cols, f, bias_int, out);
+#endif
+}
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace mnq

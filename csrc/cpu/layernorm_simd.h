@@ -1,0 +1,56 @@
+// The AVX-512 row passes shared by I-LayerNorm and I-BERT LayerNorm (kernels/layernorm_common.h), equal to the
+// scalar loops of csrc/cpu/ilayernorm.cpp and ibert_layernorm.cpp element by element. GCC vectorizes those loops
+// with VPMULLQ (three instructions) for the 32-bit squares and 64-bit lanes for the range test; here the squares
+// are VPMULDQ (signed 32×32 → 64 bits, one instruction) and the codes stay in 32-bit lanes.
+//   ln_load_row    q = the row's codes (int32 in place checked against [lo, hi], or float32 rounded as
+//                  LnFloatIn does, rint(x·(1/S)) in float64, by row_codes_simd.h) into an int32 row buffer, with Σq
+//                  and Σq² (|q| ≤ 2^21, so Σq² ≤ 2^58 per row, in int64 lanes)
+//   ln_shift_sums  (V(s − 1), V(s)) of I-BERT's shift search, V(s) = Σ floor((q − mean) / 2^s)²
+//   ln_out_row     ln_affine_out(q − mean, f, bias_int[c]) as int64 codes, or float32 float(double(v)·S_out[c])
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/layernorm_common.h"
+
+namespace mnq {
+namespace ops {
+namespace cpu {
+
+struct LnRowIn {
+  const int32_t* q = nullptr;  // int32 codes, or
+  const float* x = nullptr;    // float32 values with
+  double inv_scale = 0.0;      // 1/S
+  LnRowIn at(int64_t i) const {  // the same at element i (a row's start)
+    LnRowIn r = *this;
+    if (r.q != nullptr) r.q += i;
+    if (r.x != nullptr) r.x += i;
+    return r;
+  }
+};
+
+struct LnRowOut {
+  int64_t* code = nullptr;       // int64 codes, or
+  float* value = nullptr;        // float32 values with
+  const double* s_out = nullptr;  // [cols] S_out[c]
+  LnRowOut at(int64_t i) const {  // the same at element i (a row's start)
+    LnRowOut r = *this;
+    if (r.code != nullptr) r.code += i;
+    if (r.value != nullptr) r.value += i;
+    return r;
+  }
+};
+
+
+// False when a code lies outside [lo, hi] ([lo, hi] within ±2^21) or a float input has no code.
+bool ln_load_row(const LnRowIn& in, int64_t cols, kernels::i64 lo, kernels::i64 hi, int32_t* q, kernels::i64& sum,
+                 kernels::i64& sumsq);
+
+void ln_shift_sums(const int32_t* q, int32_t mean, int64_t cols, int s, kernels::i64& below, kernels::i64& at);
+
+void ln_out_row(const int32_t* q, int32_t mean, int64_t cols, kernels::LnFactor f, const kernels::i64* bias_int,
+                const LnRowOut& out);
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace mnq

@@ -1,0 +1,58 @@
+// Log-Int-Softmax's AVX-512 row path (kernels/log_int_softmax.h), equal to the scalar definition element by element.
+//
+// Three passes over a row, 16 or 8 lanes each: (1) the row max of the codes (int32 codes are read in place; float
+// values are rounded to codes rint(x·(1/S)) in float64 as kernels/io.h's FloatIn does, into a row buffer), (2) the
+// exponentials e = ibert_exp(max(q − m, n·x0)) gathered from the caller's exact table of i-exp (iexp_table.h) with
+// the 128-bit row sum kept as two 64-bit sums of the 32-bit halves, (3) the codes from lis_exponent_u64's three
+// threshold tests, with VPLZCNTQ for the bit lengths and per-lane variable shifts. Lanes the vector form does not
+// cover (t0 = bit_length(s) − bit_length(e) < 3, where the thresholds K_1, K_2 differ from the general one: the
+// few largest probabilities of a row) and rows whose sum reaches 2^61 take kernels/log_int_softmax.h's functions.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/log_int_softmax.h"
+
+namespace mnq {
+namespace ops {
+namespace cpu {
+
+// One row's input: int32 codes q, or float32 values x with 1/S (exactly one of q, x set).
+struct LisRowIn {
+  const int32_t* q = nullptr;
+  const float* x = nullptr;
+  double inv_scale = 0.0;
+  LisRowIn at(int64_t i) const {  // the same at element i (a row's start)
+    LisRowIn r = *this;
+    if (r.q != nullptr) r.q += i;
+    if (r.x != nullptr) r.x += i;
+    return r;
+  }
+};
+
+// One row's output: the uint8 code and bool mask bytes, or the float32 values 2^−code (0 where masked).
+struct LisRowOut {
+  uint8_t* code = nullptr;
+  uint8_t* mask = nullptr;
+  float* value = nullptr;
+  LisRowOut at(int64_t i) const {  // the same at element i (a row's start)
+    LisRowOut r = *this;
+    if (r.code != nullptr) r.code += i;
+    if (r.value != nullptr) r.value += i;
+    if (r.mask != nullptr) r.mask += i;
+    return r;
+  }
+};
+
+// Whether this build and CPU have the path (AVX-512 F/DQ/BW/VL and CD; the caller also checks isa()).
+bool lis_simd_available();
+
+// One row of p.cols elements. tab[i] = ibert_exp(i − lim, p.c.ex) for i ∈ [0, lim], lim = −n·x0 (< 2^31);
+// qbuf [p.cols] int32 and ebuf [p.cols] uint64 are scratch. False when a code lies outside [p.lo, p.hi] (or a float
+// has no code); the row's output is then unspecified.
+bool lis_row(const LisRowIn& in, const kernels::LogIntSoftmaxParams& p, const kernels::i64* tab, uint32_t lim,
+             int32_t* qbuf, kernels::u64* ebuf, const LisRowOut& out);
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace mnq

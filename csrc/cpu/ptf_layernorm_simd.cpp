@@ -1,0 +1,157 @@
+// PTF LayerNorm's AVX-512 row path (ptf_layernorm_simd.h): intrinsics in functions compiled for AVX-512 whatever
+// the file's -march; csrc/cpu/ptf_layernorm.cpp calls them when isa() allows.
+#include "csrc/cpu/ptf_layernorm_simd.h"
+
+#include "csrc/cpu/simd.h"
+
+namespace mnq {
+namespace ops {
+namespace cpu {
+namespace {
+
+using kernels::i64;
+using kernels::PtfParams;
+using kernels::PtfRow;
+using kernels::PtfRowFast;
+
+#if defined(MNQ_HAVE_X86_SIMD)
+// The lanes [0, n) of a 16- or 8-lane step (n < the width: the row's tail).
+inline __mmask16 lanes16(int64_t n) { return n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1); }
+inline __mmask8 lanes8(int64_t n) { return n >= 8 ? 0xff : static_cast<__mmask8>((1u << n) - 1); }
+
+// Σ of 8 int64 lanes, and of 16 int32 lanes widened first (their total may exceed 2^31).
+MNQ_TARGET_AVX512 i64 sum_epi32_wide(__m512i v) {
+  return _mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)),
+                                                  _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1))));
+}
+
+// Pass 1, int32 codes: 16 lanes. The squares of the even int32 lanes come from VPMULDQ on the 64-bit lanes as
+// they are, those of the odd lanes after moving them down (the multiply reads the low 32 bits, sign-extended).
+MNQ_TARGET_AVX512 bool load_int(const int32_t* q, const PtfParams& p, int32_t* x, i64& sx, i64& sxx) {
+  const int64_t cols = p.cols;
+  const __m512i lo = _mm512_set1_epi32(static_cast<int32_t>(p.lo)), hi = _mm512_set1_epi32(static_cast<int32_t>(p.hi));
+  __m512i s1 = _mm512_setzero_si512(), s2 = _mm512_setzero_si512();
+  __mmask16 bad = 0;
+  for (int64_t j = 0; j < cols; j += 16) {
+    const __mmask16 m = lanes16(cols - j);
+    const __m512i v = _mm512_maskz_loadu_epi32(m, q + j);
+    bad |= _mm512_mask_cmplt_epi32_mask(m, v, lo) | _mm512_mask_cmpgt_epi32_mask(m, v, hi);
+    const __m512i xs = _mm512_sllv_epi32(v, _mm512_maskz_loadu_epi32(m, p.shift + j));  // q·2^sh, |x| ≤ 2^18
+    _mm512_mask_storeu_epi32(x + j, m, xs);
+    s1 = _mm512_add_epi32(s1, xs);
+    const __m512i odd = _mm512_srli_epi64(xs, 32);
+    s2 = _mm512_add_epi64(s2, _mm512_add_epi64(_mm512_mul_epi32(xs, xs), _mm512_mul_epi32(odd, odd)));
+  }
+  sx = sum_epi32_wide(s1);
+  sxx = _mm512_reduce_add_epi64(s2);
+  return bad == 0;
+}
+
+// Pass 1, float32 values: q = rint(x·(1/S[c])) in float64 (ln_float_code), 8 lanes; a NaN or a code outside
+// [lo, hi] fails the ordered compares.
+MNQ_TARGET_AVX512 bool load_float(const float* xf, const double* inv, const PtfParams& p, int32_t* x, i64& sx,
+                                  i64& sxx) {
+  const int64_t cols = p.cols;
+  const __m512d lo = _mm512_set1_pd(static_cast<double>(p.lo)), hi = _mm512_set1_pd(static_cast<double>(p.hi));
+  __m512i s1 = _mm512_setzero_si512(), s2 = _mm512_setzero_si512();
+  __mmask8 bad = 0;
+  for (int64_t j = 0; j < cols; j += 8) {
+    const __mmask8 m = lanes8(cols - j);
+    const __m512d v = _mm512_roundscale_pd(
+        _mm512_mul_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, xf + j)), _mm512_maskz_loadu_pd(m, inv + j)),
+        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    bad |= m & ~(_mm512_cmp_pd_mask(v, lo, _CMP_GE_OQ) & _mm512_cmp_pd_mask(v, hi, _CMP_LE_OQ));
+    const __m256i xs = _mm256_sllv_epi32(_mm512_cvtpd_epi32(v), _mm256_maskz_loadu_epi32(m, p.shift + j));
+    _mm256_mask_storeu_epi32(x + j, m, xs);
+    const __m512i x64 = _mm512_cvtepi32_epi64(xs);
+    s1 = _mm512_add_epi64(s1, x64);
+    s2 = _mm512_add_epi64(s2, _mm512_mul_epi32(x64, x64));
+  }
+  sx = _mm512_reduce_add_epi64(s1);
+  sxx = _mm512_reduce_add_epi64(s2);
+  return bad == 0;
+}
+
+// Pass 2: ptf_out_fast of kernels/ptf_layernorm_fast.h, 8 lanes, with its float64 operations in its order, and
+// its certification with fewer instructions (`good` is the negation of its `exact`). Every difference is in the
+// tests only and leaves them sound:
+//   - A' = 0 or subnormal and z' ≥ 2^51 (NaN, ∞ included) need no compare of their own: z' = |A'|·2^N < 2^−969
+//     is farther than 2^−20 from no integer, and for z' ≥ 2^51 the threshold 2^−20 + 2^−48·z' ≥ 8 exceeds any
+//     distance to an integer; likewise |w'| > 2^51 makes 0.5 − 2^−20 − R − 2^−48·|w'| negative. So the distance
+//     tests alone reject what ptf_out_fast's extra range tests reject.
+//   - The two threshold expressions are evaluated with one rounding (FMA) instead of two: they decide, they are
+//     not results, and the 2^−20 slack of the proof covers either rounding.
+//   - M = floor(z') directly (ptf_out_fast's rint(z' − 1/2) is the same where certified); num = sign(A)·M·x + B
+//     by one FMA (every operand and the sum are integers below 2^52: exact either way).
+// Uncertified lanes are redone with ptf_out.
+MNQ_TARGET_AVX512 void out_row(const int32_t* x, const PtfRow& row, const PtfRowFast& rf, const PtfParams& p,
+                               const PtfRowOut& out) {
+  const int64_t cols = p.cols;
+  const __m512d abs_mask = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));
+  const __m512d sign_mask = _mm512_castsi512_pd(_mm512_set1_epi64(static_cast<long long>(0x8000000000000000ULL)));
+  const __m512d zero = _mm512_setzero_pd();
+  const __m512d inv_den = _mm512_set1_pd(rf.inv_den), inv_std = _mm512_set1_pd(rf.inv_std);
+  const __m512d inv_sn = _mm512_set1_pd(rf.inv_sn), b_lim = _mm512_set1_pd(rf.b_lim), sx = _mm512_set1_pd(row.sx);
+  const __m512d out_scale = _mm512_set1_pd(out.scale), eps48 = _mm512_set1_pd(0x1p-48);
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  constexpr int kFloor = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
+  for (int64_t j = 0; j < cols; j += 8) {
+    const __mmask8 m = lanes8(cols - j);
+    const __m512d a = _mm512_mul_pd(_mm512_maskz_loadu_pd(m, p.cgamma + j), inv_den);
+    const __m512d abs_a = _mm512_and_pd(a, abs_mask);
+    // N = clamp(7 − floor(log2|A'|), 0, 31); VGETEXPPD is floor(log2) for a normal A' (others fail the test).
+    // MAXPD/MINPD return their second operand for a NaN, so N is always in [0, 31].
+    const __m512d n =
+        _mm512_min_pd(_mm512_max_pd(_mm512_sub_pd(_mm512_set1_pd(7.0), _mm512_getexp_pd(abs_a)), zero),
+                      _mm512_set1_pd(31.0));
+    const __m512d z = _mm512_scalef_pd(abs_a, n);  // |A'|·2^N, exact
+    const __m512d dist = _mm512_and_pd(_mm512_sub_pd(z, _mm512_roundscale_pd(z, kNearest)), abs_mask);
+    __mmask8 good = _mm512_cmp_pd_mask(_mm512_fnmadd_pd(eps48, z, dist), _mm512_set1_pd(0x1p-20), _CMP_GE_OQ);
+    const __m512d mf = _mm512_min_pd(_mm512_roundscale_pd(z, kFloor), _mm512_set1_pd(255.0));
+    const __m512d q = _mm512_mul_pd(_mm512_mul_pd(sx, _mm512_maskz_loadu_pd(m, p.gamma + j)), inv_std);
+    const __m512d w =
+        _mm512_scalef_pd(_mm512_mul_pd(_mm512_sub_pd(_mm512_maskz_loadu_pd(m, p.beta + j), q), inv_sn), n);
+    const __m512d wr = _mm512_roundscale_pd(w, kNearest);
+    const __m512d room = _mm512_fnmadd_pd(eps48, _mm512_and_pd(w, abs_mask), b_lim);
+    good &= _mm512_cmp_pd_mask(_mm512_and_pd(_mm512_sub_pd(w, wr), abs_mask), room, _CMP_LE_OQ);
+    const __m512d sm = _mm512_or_pd(mf, _mm512_and_pd(a, sign_mask));  // copysign(M, A'), M ≥ +0
+    const __m512d xd = _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(m, x + j));
+    const __m512d v = _mm512_scalef_pd(_mm512_fmadd_pd(sm, xd, wr), _mm512_sub_pd(zero, n));  // num·2^−N
+    if (out.code != nullptr) {
+      _mm512_mask_storeu_epi64(out.code + j, m, _mm512_cvt_roundpd_epi64(v, kNearest));
+    } else {  // v·S as FloatOut: float(double(rint(v))·S) (+0 turns a −0 into the integer 0's +0)
+      const __m512d r = _mm512_add_pd(_mm512_roundscale_pd(v, kNearest), zero);
+      _mm256_mask_storeu_ps(out.value + j, m, _mm512_cvtpd_ps(_mm512_mul_pd(r, out_scale)));
+    }
+    for (unsigned redo = static_cast<unsigned>(m & ~good); redo != 0; redo &= redo - 1) {
+      const int64_t c = j + __builtin_ctz(redo);
+      const i64 v = kernels::ptf_out(x[c], c, row, p);
+      if (out.code != nullptr) {
+        out.code[c] = v;
+      } else {
+        kernels::FloatOut{out.value, out.scale}.store(c, v);
+      }
+    }
+  }
+}
+#endif
+
+}  // namespace
+
+bool ptf_load_row(const PtfRowIn& in, const PtfParams& p, int32_t* x, i64& sx, i64& sxx) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  return in.q != nullptr ? load_int(in.q, p, x, sx, sxx) : load_float(in.x, in.inv_scale, p, x, sx, sxx);
+#else
+  return false;
+#endif
+}
+
+void ptf_out_row(const int32_t* x, const PtfRow& row, const PtfRowFast& rf, const PtfParams& p, const PtfRowOut& out) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  out_row(x, row, rf, p, out);
+#endif
+}
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace mnq

@@ -1,0 +1,63 @@
+// PTF LayerNorm's AVX-512 row path (kernels/ptf_layernorm.h), equal to the scalar definition element by element.
+//
+// Pass 1 (ptf_load_row): the codes of a row (int32 codes, or float32 values on per-channel scales, rounded as
+// kernels/layernorm_common.h's ln_float_code does: rint(x·(1/S[c])) in float64), shifted to the common scale,
+// x = q·2^sh[c] (|x| ≤ 2^18, so 32-bit lanes), into a row buffer with Σx and Σx². Σx is accumulated in 16 int32
+// lanes (each lane sums at most C/16 ≤ 2^12 terms of |x| ≤ 2^18: < 2^31) and Σx² in 8 int64 lanes.
+//
+// Pass 2 (ptf_out_row): the division-free element formula of kernels/ptf_layernorm_fast.h, 8 float64 lanes at a
+// time, with the same IEEE operations in the same order (the power-of-two scalings ·2^N and ·2^−N are exact
+// either way; here they are VSCALEFPD, and floor(log2|A'|) of a normal A' is VGETEXPPD). The certification of
+// ptf_layernorm_fast.h decides per lane; the lanes it cannot certify (a few per million) are recomputed right
+// away with ptf_out, the definition. So the output is ptf_out's on every element.
+//
+// Other instruction sets (and inputs of other dtypes) take the row loops of csrc/cpu/ptf_layernorm.cpp, which the
+// compiler vectorizes for the build's -march and which compute the same values.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/ptf_layernorm_fast.h"
+
+namespace mnq {
+namespace ops {
+namespace cpu {
+
+// One row's input: int32 codes q, or float32 values x with inv_scale [C] = 1/S[c] (exactly one of q, x set).
+struct PtfRowIn {
+  const int32_t* q = nullptr;
+  const float* x = nullptr;
+  const double* inv_scale = nullptr;
+  PtfRowIn at(int64_t i) const {  // the same at element i (a row's start)
+    PtfRowIn r = *this;
+    if (r.q != nullptr) r.q += i;
+    if (r.x != nullptr) r.x += i;
+    return r;
+  }
+};
+
+// One row's output: int64 codes, or float32 values v·scale (exactly one of code, value set).
+struct PtfRowOut {
+  int64_t* code = nullptr;
+  float* value = nullptr;
+  double scale = 0.0;
+  PtfRowOut at(int64_t i) const {  // the same at element i (a row's start)
+    PtfRowOut r = *this;
+    if (r.code != nullptr) r.code += i;
+    if (r.value != nullptr) r.value += i;
+    return r;
+  }
+};
+
+// Pass 1 over the row's p.cols elements into x [p.cols]; false (x, sx, sxx unspecified) when a code lies outside
+// [p.lo, p.hi] or a float input has no code.
+bool ptf_load_row(const PtfRowIn& in, const kernels::PtfParams& p, int32_t* x, kernels::i64& sx, kernels::i64& sxx);
+
+// Pass 2: out[j] = ptf_out(x[j], j, row, p) for j < p.cols. Requires ptf_fast_ok(p.scale_next), rf from
+// ptf_row_fast(row, p.cols, 1 / p.scale_next, max_c |C·γ[c]|).
+void ptf_out_row(const int32_t* x, const kernels::PtfRow& row, const kernels::PtfRowFast& rf,
+                 const kernels::PtfParams& p, const PtfRowOut& out);
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace mnq

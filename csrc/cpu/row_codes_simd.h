@@ -1,0 +1,93 @@
+// The first pass of the row-wise AVX-512 paths (softmaxes, ShiftGELU): a row's codes with their max and min, 16
+// lanes per step, the row's tail masked. int32 codes are checked against [lo, hi] in place; float32 values become
+// codes as kernels/io.h's FloatIn defines them, q = rint(vd) with vd = fl64(x·inv), inv = fl64(1/S), written to a
+// row buffer (a NaN or a code outside [lo, hi] fails).
+//
+// Float values first try float32, 16 lanes: p = fl32(x·r), r = fl32(inv) (a normal float32 when inv ∈ [2^−100,
+// 2^100]). Then |p − x·inv| ≤ (2^−23 + 2^−48)·|x·inv| + 2^−150 (two float32 roundings, one possible underflow) and
+// |vd − x·inv| ≤ 2^−53·|x·inv|, so |p − vd| ≤ E = 2^−22·|p| + 2^−140. As in quant_simd.h: for |p| < 2^18, with
+// a = |p − rint(p)| (exact), the computed h = fl(1/2 − a) ≥ fl(2^−21·|p| + 2^−60) implies that p is farther than E
+// from every half-integer, so rint(p) = rint(vd). A 16-lane step whose lanes all pass uses rint(p); any other step
+// (a near-tie, a large code, NaN, ±inf) takes the float64 form, the definition's own operations.
+// Include only from files that compile these paths (simd.h).
+#pragma once
+
+#include <cstdint>
+
+#include "csrc/cpu/simd.h"
+
+#if defined(MNQ_HAVE_X86_SIMD)
+namespace mnq {
+namespace ops {
+namespace cpu {
+
+inline __mmask16 simd_lanes16(int64_t n) { return n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1); }
+
+// [lo, hi] within int32. False when a code lies outside it.
+MNQ_TARGET_AVX512 inline bool int_row_max_min(const int32_t* q, int64_t cols, int64_t lo, int64_t hi, int32_t& mx,
+                                              int32_t& mn) {
+  const __m512i vlo = _mm512_set1_epi32(static_cast<int32_t>(lo)), vhi = _mm512_set1_epi32(static_cast<int32_t>(hi));
+  __m512i vmax = _mm512_set1_epi32(INT32_MIN), vmin = _mm512_set1_epi32(INT32_MAX);
+  __mmask16 bad = 0;
+  for (int64_t j = 0; j < cols; j += 16) {
+    const __mmask16 k = simd_lanes16(cols - j);
+    const __m512i v = _mm512_maskz_loadu_epi32(k, q + j);
+    bad |= _mm512_mask_cmplt_epi32_mask(k, v, vlo) | _mm512_mask_cmpgt_epi32_mask(k, v, vhi);
+    vmax = _mm512_mask_max_epi32(vmax, k, vmax, v);
+    vmin = _mm512_mask_min_epi32(vmin, k, vmin, v);
+  }
+  mx = _mm512_reduce_max_epi32(vmax);
+  mn = _mm512_reduce_min_epi32(vmin);
+  return bad == 0;
+}
+
+// q[j] = rint(x[j]·inv_scale) (float64) for j < cols. False when a value has no code in [lo, hi].
+MNQ_TARGET_AVX512 inline bool float_row_codes(const float* x, int64_t cols, double inv_scale, int64_t lo, int64_t hi,
+                                              int32_t* q, int32_t& mx, int32_t& mn) {
+  const __m512d dlo = _mm512_set1_pd(static_cast<double>(lo)), dhi = _mm512_set1_pd(static_cast<double>(hi));
+  const __m512i ilo = _mm512_set1_epi32(static_cast<int32_t>(lo)), ihi = _mm512_set1_epi32(static_cast<int32_t>(hi));
+  const __m512d inv = _mm512_set1_pd(inv_scale);
+  const double a_inv = inv_scale < 0 ? -inv_scale : inv_scale;
+  const bool f32 = a_inv >= 0x1p-100 && a_inv <= 0x1p100;
+  const __m512 r = _mm512_set1_ps(static_cast<float>(f32 ? inv_scale : 1.0));
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  __m512i vmax = _mm512_set1_epi32(INT32_MIN), vmin = _mm512_set1_epi32(INT32_MAX);
+  __mmask16 bad = 0;
+  for (int64_t j = 0; j < cols; j += 16) {
+    const __mmask16 k = simd_lanes16(cols - j);
+    const __m512 xv = _mm512_maskz_loadu_ps(k, x + j);
+    __m512i v;
+    const __m512 p = _mm512_mul_ps(xv, r);
+    const __m512 rp = _mm512_roundscale_ps(p, kNearest);
+    const __m512 ap = _mm512_and_ps(p, abs_mask);
+    const __m512 h = _mm512_sub_ps(_mm512_set1_ps(0.5f), _mm512_and_ps(_mm512_sub_ps(p, rp), abs_mask));
+    const __m512 t = _mm512_add_ps(_mm512_mul_ps(ap, _mm512_set1_ps(0x1p-21f)), _mm512_set1_ps(0x1p-60f));
+    const __mmask16 good =
+        _mm512_cmp_ps_mask(h, t, _CMP_GE_OQ) & _mm512_cmp_ps_mask(ap, _mm512_set1_ps(262144.0f), _CMP_LT_OQ);
+    if (f32 && good == 0xffff) {  // every lane certified: the codes are rint(p)
+      v = _mm512_cvtps_epi32(rp);
+      bad |= _mm512_mask_cmplt_epi32_mask(k, v, ilo) | _mm512_mask_cmpgt_epi32_mask(k, v, ihi);
+    } else {
+      const __m512d v0 = _mm512_roundscale_pd(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(xv)), inv), kNearest);
+      const __m512d v1 = _mm512_roundscale_pd(
+          _mm512_mul_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xv), 1))), inv),
+          kNearest);
+      const unsigned ok0 = _mm512_cmp_pd_mask(v0, dlo, _CMP_GE_OQ) & _mm512_cmp_pd_mask(v0, dhi, _CMP_LE_OQ);
+      const unsigned ok1 = _mm512_cmp_pd_mask(v1, dlo, _CMP_GE_OQ) & _mm512_cmp_pd_mask(v1, dhi, _CMP_LE_OQ);
+      bad |= k & static_cast<__mmask16>(~(ok0 | (ok1 << 8)));
+      v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtpd_epi32(v0)), _mm512_cvtpd_epi32(v1), 1);
+    }
+    _mm512_mask_storeu_epi32(q + j, k, v);
+    vmax = _mm512_mask_max_epi32(vmax, k, vmax, v);
+    vmin = _mm512_mask_min_epi32(vmin, k, vmin, v);
+  }
+  mx = _mm512_reduce_max_epi32(vmax);
+  mn = _mm512_reduce_min_epi32(vmin);
+  return bad == 0;
+}
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace mnq
+#endif

@@ -1,0 +1,30 @@
+// ShiftGELU's AVX-512 lookup (kernels/shift_gelu.h): the output pass of a row whose sig values are tabulated
+// (csrc/cpu/shift_gelu.cpp: tab[t] = shift_gelu_sig(−t, e2, c) for t ∈ [0, m − min_row(q)]), 16 lanes with a
+// gather, which GCC does not emit for this loop (it stays one scalar load, multiply and store per element). Each
+// output is q·tab[m − q] in int32 (|out| < 2^30), or its float32 value float(double(q·sig)·S_out) (kernels/io.h's
+// FloatOut), exactly as the scalar loop.
+#pragma once
+
+#include <cstdint>
+
+namespace mnq {
+namespace ops {
+namespace cpu {
+
+
+// The row's max and min of int32 codes read in place (the first pass, 16 lanes); false if a code lies outside
+// [lo, hi].
+bool shift_gelu_max_min(const int32_t* q, int64_t cols, int32_t lo, int32_t hi, int32_t& mx, int32_t& mn);
+
+// The same for float32 values: q[j] = rint(x[j]·inv_scale) (float64, kernels/io.h's FloatIn) into q.
+bool shift_gelu_codes(const float* x, int64_t cols, double inv_scale, int32_t lo, int32_t hi, int32_t* q, int32_t& mx,
+                      int32_t& mn);
+
+// out[j] = q[j]·tab[m − q[j]] for j < cols (every m − q[j] indexes tab).
+void shift_gelu_lookup(const int32_t* q, int64_t cols, int32_t m, const int32_t* tab, int32_t* out);
+// out[j] = float(double(q[j]·tab[m − q[j]])·scale).
+void shift_gelu_lookup(const int32_t* q, int64_t cols, int32_t m, const int32_t* tab, double scale, float* out);
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace mnq

@@ -1,0 +1,245 @@
+// The explicit AVX-512 row paths of PTF LayerNorm and Log-Int-Softmax (csrc/cpu/ptf_layernorm_simd.h,
+// log_int_softmax_simd.h) against the scalar definition (kernels/ptf_layernorm.h ptf_out, kernels/log_int_softmax.h
+// lis_code), element by element, on the lanes the vector forms do not certify: PTF elements whose z = |A'|·2^N
+// lies within 2^−20 of an integer (the fallback to ptf_out, counted so the test fails if none is exercised),
+// γ = 0, constant rows; Log-Int-Softmax elements with t0 < 3 (the largest probabilities), e = 0 (masked), rows
+// summing past 2^61 (the 128-bit form), every code width; every row length from 1 to 40 and 197 (the tails).
+// Skipped (with a note) on a CPU without AVX-512: there the ops take the loops that tests/python/test_cpu_paths.py
+// checks on every path.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "csrc/cpu/isa.h"
+#include "csrc/cpu/log_int_softmax_simd.h"
+#include "csrc/cpu/ptf_layernorm_simd.h"
+
+using namespace mnq::kernels;
+namespace cpu = mnq::ops::cpu;
+
+namespace {
+
+bool have_avx512() { return cpu::supported_isa() == cpu::Isa::kAvx512; }
+
+// One PTF row: codes q with per-channel shifts; checks pass 1 (buffer and sums, int32 and float input) and pass 2
+// (int64 and float output) against the definition; returns how many elements ptf_out_fast would not certify.
+int check_ptf_row(const std::vector<int32_t>& q, const std::vector<int32_t>& shift, const std::vector<double>& vals,
+                  double s_base, double sn) {
+  const int64_t cols = static_cast<int64_t>(q.size());
+  const PtfParams p{1, cols, kPtfLo, kPtfHi, shift.data(), vals.data(), vals.data() + cols, vals.data() + 2 * cols, sn};
+  i64 sx = 0, sxx = 0;
+  std::vector<i64> x(cols);
+  for (int64_t c = 0; c < cols; ++c) {
+    x[c] = ptf_x(q[c], shift[c]);
+    sx += x[c];
+    sxx += x[c] * x[c];
+  }
+  const PtfRow row = ptf_row(sx, sxx, cols, sn);
+  double max_cg = 0.0;
+  for (int64_t c = 0; c < cols; ++c) max_cg = std::fmax(max_cg, std::fabs(p.cgamma[c]));
+  const PtfRowFast rf = ptf_row_fast(row, cols, 1.0 / sn, max_cg);
+  std::vector<float> xf(cols);
+  std::vector<double> inv(cols);
+  for (int64_t c = 0; c < cols; ++c) {
+    inv[c] = 1.0 / (s_base * std::ldexp(1.0, shift[c]));
+    xf[c] = static_cast<float>(q[c] * s_base * std::ldexp(1.0, shift[c]));
+  }
+  int uncertified = 0;
+  for (const bool float_in : {false, true}) {
+    cpu::PtfRowIn in;
+    if (float_in) {
+      in.x = xf.data();
+      in.inv_scale = inv.data();
+    } else {
+      in.q = q.data();
+    }
+    std::vector<int32_t> buf(cols, -7);
+    i64 gsx = 0, gsxx = 0;
+    REQUIRE(cpu::ptf_load_row(in, p, buf.data(), gsx, gsxx));
+    REQUIRE(gsx == sx);
+    REQUIRE(gsxx == sxx);
+    for (int64_t c = 0; c < cols; ++c) REQUIRE(buf[c] == x[c]);
+    std::vector<int64_t> code(cols, -7);
+    std::vector<float> value(cols, -7.0f);
+    cpu::ptf_out_row(buf.data(), row, rf, p, cpu::PtfRowOut{code.data(), nullptr, 0.0});
+    cpu::ptf_out_row(buf.data(), row, rf, p, cpu::PtfRowOut{nullptr, value.data(), sn});
+    for (int64_t c = 0; c < cols; ++c) {
+      const i64 want = ptf_out(x[c], c, row, p);
+      INFO("cols " << cols << " c " << c);
+      REQUIRE(code[c] == want);
+      float fw = 0.0f;
+      FloatOut{&fw, sn}.store(0, want);
+      REQUIRE(std::memcmp(&fw, &value[c], sizeof fw) == 0);
+      if (!float_in) {
+        int exact = 0;
+        ptf_out_fast(static_cast<int32_t>(x[c]), c, rf, row.sx, p, exact);
+        uncertified += exact;
+      }
+    }
+  }
+  // A code outside the declared range fails pass 1.
+  std::vector<int32_t> bad = q;
+  bad[cols - 1] = static_cast<int32_t>(kPtfHi + 1);
+  std::vector<int32_t> buf(cols);
+  cpu::PtfRowIn in;
+  in.q = bad.data();
+  REQUIRE_FALSE(cpu::ptf_load_row(in, p, buf.data(), sx, sxx));
+  return uncertified;
+}
+
+}  // namespace
+
+TEST_CASE("ptf layernorm avx512 rows equal ptf_out, fallback lanes included", "[simd]") {
+  if (!have_avx512()) {
+    WARN("no AVX-512 on this CPU: the PTF vector rows are not run");
+    return;
+  }
+  std::mt19937 rng(11);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  const double s_base = 6.0 / 127 / 8;
+  int uncertified = 0;
+  std::vector<int64_t> lengths;
+  for (int64_t n = 1; n <= 40; ++n) lengths.push_back(n);
+  lengths.push_back(197);
+  for (const int64_t cols : lengths) {
+    for (const double sn : {4.0 / 127, 1e-2, 3.0}) {
+      std::vector<int32_t> shift(cols), q(cols);
+      std::vector<double> vals(4 * cols);
+      for (int64_t c = 0; c < cols; ++c) {
+        const double g = c == 1 ? 0.0 : (c % 3 == 0 ? -1.0 : 1.0) * (0.5 + std::fabs(nd(rng)));
+        ptf_channel_consts(static_cast<i64>(rng() % 4), 0, g, 0.1 * nd(rng), s_base, cols, c, shift.data(),
+                           vals.data());
+        q[c] = static_cast<int32_t>(std::lround(std::fmax(-32768.0, std::fmin(32767.0, 40.0 * nd(rng)))));
+      }
+      uncertified += check_ptf_row(q, shift, vals, s_base, sn);
+      // Fallback lanes: C·γ chosen so that z = |A'|·2^N is an integer (plus at most a few ulps) for this row.
+      i64 sx = 0, sxx = 0;
+      for (int64_t c = 0; c < cols; ++c) {
+        const i64 x = ptf_x(q[c], shift[c]);
+        sx += x;
+        sxx += x * x;
+      }
+      const double inv_den = 1.0 / ptf_row(sx, sxx, cols, sn).den;
+      for (int64_t c = 0; c < cols; c += 2) vals[c] = (150.0 + c) / 256.0 / inv_den;  // z ≈ 150 + c
+      uncertified += check_ptf_row(q, shift, vals, s_base, sn);
+      std::fill(q.begin(), q.end(), 5);  // a constant row: std = 1
+      uncertified += check_ptf_row(q, shift, vals, s_base, sn);
+    }
+  }
+  REQUIRE(uncertified > 100);  // the crafted lanes did take the fallback
+}
+
+TEST_CASE("log-int-softmax avx512 rows equal lis_code", "[simd]") {
+  if (!have_avx512() || !cpu::lis_simd_available()) {
+    WARN("no AVX-512 (with CD) on this CPU: the Log-Int-Softmax vector rows are not run");
+    return;
+  }
+  std::mt19937 rng(12);
+  std::vector<int64_t> lengths;
+  for (int64_t n = 1; n <= 40; ++n) lengths.push_back(n);
+  lengths.push_back(197);
+  int small_t0 = 0, wide_rows = 0, zeros = 0;
+  for (const double scale : {8.0 / 127, 0.3, 1.5, 3e-5}) {
+    for (const int variant : {2, 4, 8, -8}) {
+      // bits = |variant|; −8: the upper half of the table zeroed, so that the rows hold e = 0 lanes (the masked
+      // code), which i-exp itself gives at no scale of this list. The definition below reads the same table.
+      const int bits = variant < 0 ? -variant : variant;
+      LogIntSoftmaxParams p{1, 0, log_int_softmax_consts(scale, bits), INT32_MIN, INT32_MAX};
+      const i64 lo = p.c.ex.n * p.c.ex.x0;
+      const uint32_t lim = static_cast<uint32_t>(-lo);
+      std::vector<i64> tab(lim + 1);
+      for (i64 i = 0; i <= lim; ++i) tab[i] = variant < 0 && 2 * i < lim ? 0 : ibert_exp(i - lim, p.c.ex);
+      for (const int64_t cols : lengths) {
+        p.cols = cols;
+        std::vector<int32_t> q(cols);
+        for (int64_t c = 0; c < cols; ++c) q[c] = static_cast<int32_t>(rng() % 256) - 128;
+        if (cols > 3) q[2] = q[0] - 100000;  // far below the max: e = 0
+        std::vector<float> xf(cols);
+        for (int64_t c = 0; c < cols; ++c) xf[c] = static_cast<float>(q[c] * scale);
+        // the definition
+        i64 m = INT32_MIN;
+        for (const int32_t v : q) m = v > m ? v : m;
+        std::vector<i64> e(cols);
+        u128 s = 0;
+        for (int64_t c = 0; c < cols; ++c) {
+          const i64 d = m - q[c];
+          e[c] = tab[lim - (d < lim ? d : lim)];  // = ibert_exp(q[c] − m) (clamped at n·x0, as i-exp clamps)
+          s += static_cast<u128>(e[c]);
+        }
+        wide_rows += s >= (static_cast<u128>(1) << 61);
+        std::vector<int32_t> qbuf(cols);
+        std::vector<u64> ebuf(cols);
+        std::vector<uint8_t> code(cols, 77), mask(cols, 77);
+        std::vector<float> value(cols, -7.0f);
+        cpu::LisRowIn in;
+        in.q = q.data();
+        REQUIRE(cpu::lis_row(in, p, tab.data(), lim, qbuf.data(), ebuf.data(),
+                             cpu::LisRowOut{code.data(), mask.data(), nullptr}));
+        cpu::LisRowIn fin;
+        fin.x = xf.data();
+        fin.inv_scale = 1.0 / scale;
+        REQUIRE(cpu::lis_row(fin, p, tab.data(), lim, qbuf.data(), ebuf.data(),
+                             cpu::LisRowOut{nullptr, nullptr, value.data()}));
+        for (int64_t c = 0; c < cols; ++c) {
+          const LisCode want = lis_code(s, e[c], p.c);
+          INFO("scale " << scale << " variant " << variant << " cols " << cols << " c " << c);
+          REQUIRE(static_cast<int>(code[c]) == want.code);
+          REQUIRE(static_cast<bool>(mask[c]) == want.masked);
+          float fw = 0.0f;
+          LisValueOut{&fw}.store(0, want);
+          REQUIRE(std::memcmp(&fw, &value[c], sizeof fw) == 0);
+          zeros += e[c] == 0;
+          if (e[c] > 0 && s < (static_cast<u128>(1) << 61)) {
+            small_t0 += bit_length(static_cast<u64>(s)) - bit_length(static_cast<u64>(e[c])) < 3;
+          }
+        }
+        // A code outside the declared range fails the row.
+        LogIntSoftmaxParams narrow = p;
+        narrow.hi = q[0] - 1;
+        REQUIRE_FALSE(cpu::lis_row(in, narrow, tab.data(), lim, qbuf.data(), ebuf.data(),
+                                   cpu::LisRowOut{code.data(), mask.data(), nullptr}));
+      }
+    }
+  }
+  // Exact ties of round(s / e) (s/e = 3/2, 5/2, …, where K_1 and K_2 differ from the general threshold): rows
+  // over a table of small multiples of K, every pair and triple of its entries.
+  const LogIntSoftmaxParams p{1, 3, log_int_softmax_consts(8.0 / 127, 4), INT32_MIN, INT32_MAX};
+  const uint32_t lim = static_cast<uint32_t>(-(p.c.ex.n * p.c.ex.x0));
+  // (e, s) = (14, 35)·2^19 is a tie of K_2 at t0 = 2, (6, 9)·2^20 one of K_1 at t0 = 1.
+  const i64 mult[9] = {21, 14, 7, 6, 4, 3, 2, 1, 5};
+  std::vector<i64> tab(lim + 1, 0);
+  for (int d = 0; d < 9; ++d) tab[lim - d] = mult[d] << 19;
+  int ties = 0;
+  for (int a = 0; a < 9; ++a) {
+    for (int b = 0; b < 9; ++b) {
+      for (int n = 2; n <= 3; ++n) {
+        const std::vector<int32_t> q = n == 2 ? std::vector<int32_t>{0, -a} : std::vector<int32_t>{0, -a, -b};
+        LogIntSoftmaxParams pn = p;
+        pn.cols = n;
+        u128 s = 0;
+        for (const int32_t v : q) s += static_cast<u128>(tab[lim + v]);
+        std::vector<int32_t> qbuf(n);
+        std::vector<u64> ebuf(n);
+        std::vector<uint8_t> code(n), mask(n);
+        cpu::LisRowIn in;
+        in.q = q.data();
+        REQUIRE(cpu::lis_row(in, pn, tab.data(), lim, qbuf.data(), ebuf.data(),
+                             cpu::LisRowOut{code.data(), mask.data(), nullptr}));
+        for (int c = 0; c < n; ++c) {
+          const i64 e = tab[lim + q[c]];
+          const LisCode want = lis_code(s, e, p.c);
+          REQUIRE(static_cast<int>(code[c]) == want.code);
+          REQUIRE(static_cast<bool>(mask[c]) == want.masked);
+          ties += 2 * static_cast<i64>(s) == 5 * e || 2 * static_cast<i64>(s) == 3 * e;
+        }
+      }
+    }
+  }
+  REQUIRE(ties > 4);
+  REQUIRE(small_t0 > 100);
+  REQUIRE(wide_rows > 10);
+  REQUIRE(zeros > 100);
+}

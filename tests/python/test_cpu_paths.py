@@ -1,0 +1,143 @@
+"""Every CPU path of the non-linear ops (csrc/cpu/isa.h: the explicit AVX-512 rows, and the loops the AVX2 and
+scalar caps select) against the reference, bit for bit, for the integer op and its fake-quant (QAT) form: row
+lengths around the vector widths (tails of 1..17 lanes), 197 and 385, constant rows, both ends of the declared
+input range, zero and negative weights, several scales. A path the CPU lacks runs its best one."""
+import pytest
+import torch
+
+from mnq import _mnq, ops, reference
+
+COLS = [1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 197, 385]
+
+
+@pytest.fixture(params=["scalar", "avx2", "avx512"])
+def isa(request):
+    before = _mnq.set_cpu_isa(request.param)
+    yield request.param
+    _mnq.set_cpu_isa(before)
+
+
+def codes(rows, cols, lo, hi, spread, g):
+    """Codes around 0 with one constant row and both ends of [lo, hi]."""
+    q = torch.clamp(torch.round(torch.randn(rows, cols, generator=g) * spread), lo, hi).to(torch.int32)
+    q[1] = 3
+    q[0, 0], q[-1, -1] = hi, lo
+    return q
+
+
+def near_ties(rows, cols, scale, span, g):
+    """float32 values at and one or two ulps around the half-integers (k + 1/2)·S (the float32 form of the QAT
+    loaders must send them to float64), with the codes kernels/io.h's FloatIn gives them: rint(x·fl64(1/S))."""
+    k = torch.randint(-span, span, (rows, cols), generator=g).double() + 0.5
+    x = (k * scale).float()
+    nudge = torch.randint(-2, 3, (rows, cols), generator=g)
+    for _ in range(2):
+        x = torch.where(nudge > 0, torch.nextafter(x, torch.tensor(float("inf"))), x)
+        x = torch.where(nudge < 0, torch.nextafter(x, torch.tensor(-float("inf"))), x)
+        nudge = nudge - nudge.sign()
+    x[0, ::3] = (torch.randint(-span, span, x[0, ::3].shape, generator=g).double() * scale).float()  # exact codes
+    return x, torch.round(x.double() * (1.0 / scale)).to(torch.int32)
+
+
+def dequant(code, s_out):
+    """The QAT form's value of an integer result: float32(float64(code)·S_out)."""
+    return (code.double() * torch.as_tensor(s_out, dtype=torch.float64)).float()
+
+
+def test_log_int_softmax(isa):
+    g = torch.Generator().manual_seed(1)
+    for cols in COLS:
+        for scale in (8.0 / 127, 0.3, 3e-5):  # 3e-5: row sums past 2^61 (the 128-bit path)
+            q = codes(4, cols, -128, 127, 40, g)
+            for bits in (2, 4, 8):
+                code, mask = ops.log_int_softmax(q, scale, bits)
+                want_code, want_mask = reference.log_int_softmax(q, scale, bits)
+                assert torch.equal(code.long(), want_code.long()) and torch.equal(mask, want_mask)
+                value, _ = ops.log_int_softmax_qat((q.double() * scale).float(), scale, bits)
+                assert torch.equal(value, reference.log_int_softmax_value(want_code, want_mask).float())
+                x, qx = near_ties(3, cols, scale, 120, g)
+                value, _ = ops.log_int_softmax_qat(x, scale, bits)
+                assert torch.equal(value, reference.log_int_softmax_value(*reference.log_int_softmax(qx, scale, bits)).float())
+
+
+def test_ibert_softmax(isa):
+    g = torch.Generator().manual_seed(6)
+    for cols in COLS:
+        for scale in (8.0 / 127, 0.3, 1e-3):
+            q = codes(4, cols, -128, 127, 40, g)
+            for out_bits in (16, 8):
+                got, s_out = ops.ibert_softmax(q, scale, out_bits)
+                want, _ = reference.ibert_softmax(q, scale, out_bits)
+                assert torch.equal(got.long(), want.long())
+                value, _ = ops.ibert_softmax_qat((q.double() * scale).float(), scale, out_bits)
+                assert torch.equal(value, dequant(want, s_out))
+                x, qx = near_ties(3, cols, scale, 120, g)
+                value, _ = ops.ibert_softmax_qat(x, scale, out_bits)
+                assert torch.equal(value, dequant(reference.ibert_softmax(qx, scale, out_bits)[0], s_out))
+
+
+def test_ptf_layernorm(isa):
+    g = torch.Generator().manual_seed(2)
+    for cols in COLS:
+        alpha = torch.randint(0, 4, (cols,), generator=g)
+        w = torch.rand(cols, generator=g) + 0.5
+        w[0] = -w[0]
+        if cols > 2:
+            w[2] = 0.0
+        b = torch.randn(cols, generator=g) * 0.1
+        for s_base, s_next in ((6.0 / 127 / 8, 4.0 / 127), (1e-3, 1e-2), (1e-4, 3.0)):
+            q = codes(4, cols, -(2**15), 2**15 - 1, 60, g)
+            got, _ = ops.ptf_layernorm(q, alpha, s_base, w, b, s_next)
+            want, _ = reference.ptf_layernorm(q, alpha, s_base, w, b, s_next)
+            assert torch.equal(got, want)
+            x = (q.double() * s_base * 2.0 ** alpha.double()).float()
+            value, _ = ops.ptf_layernorm_qat(x, alpha, s_base, w, b, s_next)
+            assert torch.equal(value, dequant(want, s_next))
+
+
+def test_shift_gelu(isa):
+    g = torch.Generator().manual_seed(3)
+    for cols in COLS + [1536]:
+        for scale in (4.0 / 127, 0.1):
+            q = codes(4, cols, -128, 127, 60, g)
+            q[2] = torch.randint(-(2**15), 2**15, (cols,), generator=g)  # a wide row: no table
+            for out_bits in (8, 4):
+                got, s_out = ops.shift_gelu(q, scale, out_bits)
+                want, _ = reference.shift_gelu(q, scale, out_bits)
+                assert torch.equal(got.long(), want.long())
+                value, _ = ops.shift_gelu_qat((q.double() * scale).float(), scale, out_bits)
+                assert torch.equal(value, dequant(want, s_out))
+                x, qx = near_ties(3, cols, scale, 120, g)
+                value, _ = ops.shift_gelu_qat(x, scale, out_bits)
+                assert torch.equal(value, dequant(reference.shift_gelu(qx, scale, out_bits)[0], s_out))
+
+
+def test_ibert_gelu(isa):
+    g = torch.Generator().manual_seed(4)
+    for cols in COLS:
+        for sa in (2e-4, 1e-5, 5e-7):  # 5e-7: a factor past 2^31 (the 64-bit multiply)
+            q = codes(3, cols, -(2**31), 2**31 - 1, 1.5 / sa, g)
+            for scale in (torch.tensor(sa, dtype=torch.float64), torch.rand(cols, generator=g).double() * sa + sa):
+                got, s_out = ops.ibert_gelu(q, scale)
+                assert torch.equal(got, reference.ibert_gelu(q, scale)[0])
+                qx = q.clamp(-(2**22), 2**22)  # float32 x = q·S gives back its code exactly below 2^23
+                value, _ = ops.ibert_gelu_qat((qx.double() * scale).float(), scale)
+                assert torch.equal(value, dequant(reference.ibert_gelu(qx, scale)[0], s_out))
+
+
+@pytest.mark.parametrize("name,lim", [("ilayernorm", 2**15), ("ibert_layernorm", 2**21)])
+def test_integer_layernorms(isa, name, lim):
+    g = torch.Generator().manual_seed(5)
+    op, qat, ref = getattr(ops, name), getattr(ops, name + "_qat"), getattr(reference, name)
+    for cols in COLS + [768]:
+        w = torch.rand(cols, generator=g) + 0.5
+        w[0] = -w[0]
+        b = torch.randn(cols, generator=g) * 0.1
+        for spread in (lim / 4, 30.0):
+            q = codes(4, cols, -lim, lim - 1, spread, g)
+            scale = 6.0 / lim
+            got, s_out = op(q, scale, w, b)
+            want, _ = ref(q, scale, w, b)
+            assert torch.equal(got, want)
+            value, _ = qat((q.double() * scale).float(), scale, w, b)
+            assert torch.equal(value, dequant(want, s_out))
