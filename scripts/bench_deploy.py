@@ -1,6 +1,7 @@
 """Benchmark (not a test): FP32 timm eval vs the fake-quant eval model vs the integer engine (mnq.deploy), CPU,
 1 and 2 threads, vit_mnist_tiny batch 256 and deit_tiny_patch16_224 batch 8 (random weights: no downloads), plus
-the engine's time per op type and the weight bytes.
+the engine's time per op type and the weight bytes; the engine with its fused CPU paths off (the unfused program,
+csrc/deploy/int_fused.h) in the same run, for before/after.
 
     PYTHONPATH=python python scripts/bench_deploy.py [--repeat 20] [--json out.json] [--plan ivit|ibert|fqvit|mixed]
 
@@ -86,22 +87,28 @@ def main() -> int:
             t_fp = timed(fp, x, args.repeat)
             t_fq = timed(q, x, args.repeat)
             t_int = timed(imodel, x, args.repeat)
+            mnq._mnq.deploy_set_fused(False)  # the unfused program (before the fused CPU paths), same process
+            t_unfused = timed(imodel, x, args.repeat)
+            mnq._mnq.deploy_set_fused(True)
             rows.append(dict(model=preset, batch=batch, threads=threads, fp32_ms=1e3 * t_fp, fake_quant_ms=1e3 * t_fq,
-                             integer_ms=1e3 * t_int, integer_vs_fp32=t_int / t_fp, fp32_bytes=fp_bytes,
+                             integer_ms=1e3 * t_int, integer_vs_fp32=t_int / t_fp,
+                             unfused_ms=1e3 * t_unfused, fp32_bytes=fp_bytes,
                              integer_bytes=int_bytes, bytes_ratio=int_bytes / fp_bytes))
             print(f"  measured {preset} b{batch} t{threads}: FP32 {1e3 * t_fp:.1f} ms, fake-quant {1e3 * t_fq:.1f} ms, "
-                  f"integer {1e3 * t_int:.1f} ms", flush=True)
+                  f"integer {1e3 * t_int:.1f} ms (unfused {1e3 * t_unfused:.1f} ms)", flush=True)
             prof = {}
             for _ in range(5):
                 _, sec = imodel.profile(x)
                 for k, v in sec.items():
                     prof[k] = prof.get(k, 0.0) + v / 5
             profiles[f"{preset} b{batch} t{threads}"] = prof
-    print("\n| model | batch | threads | FP32 timm eval ms | fake-quant eval ms | integer engine ms | int / FP32 |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| model | batch | threads | FP32 timm eval ms | fake-quant eval ms | integer engine ms | int / FP32 | "
+          "unfused engine ms | unfused / FP32 |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['batch']} | {r['threads']} | {r['fp32_ms']:.2f} | {r['fake_quant_ms']:.2f} | "
-              f"{r['integer_ms']:.2f} | {r['integer_vs_fp32']:.2f}× |")
+              f"{r['integer_ms']:.2f} | {r['integer_vs_fp32']:.2f}× | {r['unfused_ms']:.2f} | "
+              f"{r['unfused_ms'] / r['fp32_ms']:.2f}× |")
     print("\nweights: " + ", ".join(f"{r['model']} {r['integer_bytes'] / 1e6:.2f} MB vs FP32 {r['fp32_bytes'] / 1e6:.2f} MB "
                                      f"({r['bytes_ratio']:.2f}×)" for r in rows[::2]))
     print("\ninteger engine, time per op type (ms per forward):")

@@ -8,8 +8,9 @@ passes three — `open` (temporary file created), `write` (its bytes written and
 MNQ_FAULT_AT=<n> makes a job SIGKILL itself at point n (as `kill -9` or a power cut at that instant). For every
 chosen point the job is run in a fresh folder, killed there, resumed without the fault, and compared with the
 reference:
-  - results.json, every plan (plans/*.yaml, <run>/plan.yaml) and every weights file (model.safetensors,
-    best.safetensors) byte for byte;
+  - results.json, every plan (plans/*.yaml, <run>/plan.yaml), every weights file (model.safetensors,
+    best.safetensors) and each run's integer model and its evaluation (model.int.safetensors, model.int.json)
+    byte for byte;
   - each checkpoint.safetensors tensor for tensor, and its state.json without the wall-clock fields;
   - no temporary file (`.<name>.tmp<pid>`) left anywhere.
 

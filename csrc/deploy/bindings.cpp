@@ -8,6 +8,7 @@
 #include <map>
 #include <string>
 
+#include "csrc/deploy/int_fused.h"
 #include "csrc/deploy/integer_model.h"
 #include "csrc/models/bindings.h"
 #include "csrc/models/factory.h"
@@ -72,6 +73,8 @@ void bind_deploy(py::module_& m) {
   m.def(
       "deploy_convert", [](py::handle model) { return convert(models::model_of(model, "mnq.deploy.convert")); },
       py::arg("model"), "The integer model of a calibrated eval-mode quantized mnq._mnq.Model.");
+  m.def("deploy_set_fused", &set_fused, py::arg("on"),
+        "Fused CPU paths of the integer engine on (default) or off (the unfused program; tests, benchmark).");
   m.def("load_integer_model", &load_integer_model, py::arg("path"), "Reads a file written by IntegerModel.save.");
 }
 

@@ -7,16 +7,23 @@
 #include <stdexcept>
 
 #include "csrc/autograd/ste.h"
+#include "csrc/deploy/int_fused.h"
 #include "csrc/deploy/int_matmul.h"
 #include "csrc/models/swin.h"
 
 namespace mnq {
 namespace deploy {
 
+// On the CPU the fused epilogue (int_fused.h), whose b ≤ 8-bit codes come as int8, ready for the next matmul.
 at::Tensor requant(const Requant& r, const at::Tensor& q, Profile* prof) {
   ProfileScope scope(prof, "requant");
+  if (q.is_cpu() && (q.scalar_type() == at::kInt || q.scalar_type() == at::kLong) && fusable(r)) {
+    return requant_fused(q, at::Tensor(), r, codes_dtype(r));
+  }
   return r(q);
 }
+
+at::ScalarType codes_dtype(const Requant& r) { return r.bits <= 8 ? at::kChar : at::kInt; }
 
 at::Tensor requant_add(const Requant& r, const at::Tensor& q, const at::Tensor& q_id, const Requant& id,
                        Profile* prof) {
@@ -26,7 +33,7 @@ at::Tensor requant_add(const Requant& r, const at::Tensor& q, const at::Tensor& 
 
 // ---- IntPatchEmbed ----
 
-at::Tensor IntPatchEmbed::operator()(const at::Tensor& images, Profile* prof) const {
+at::Tensor IntPatchEmbed::patches(const at::Tensor& images, Profile* prof) const {
   TORCH_CHECK_VALUE(images.dim() == 4 && images.size(1) == in_chans && images.size(2) % patch == 0 &&
                         images.size(3) % patch == 0,
                     "integer model: expected images [B, ", in_chans, ", H, W] with H, W multiples of ", patch,
@@ -40,13 +47,14 @@ at::Tensor IntPatchEmbed::operator()(const at::Tensor& images, Profile* prof) co
     q = op.call(images.to(at::kFloat), s, input_bits, -1);
   }
   const int64_t B = images.size(0), Hp = images.size(2) / patch, Wp = images.size(3) / patch;
-  at::Tensor patches;
-  {
-    ProfileScope scope(prof, "other");
-    patches = q.to(at::kChar).view({B, in_chans, Hp, patch, Wp, patch}).permute({0, 2, 4, 1, 3, 5});
-    patches = patches.reshape({B * Hp * Wp, in_chans * patch * patch});
-  }
-  return proj(patches, prof).view({B, Hp, Wp, -1});
+  ProfileScope scope(prof, "other");
+  const at::Tensor p = q.to(at::kChar).view({B, in_chans, Hp, patch, Wp, patch}).permute({0, 2, 4, 1, 3, 5});
+  return p.reshape({B * Hp * Wp, in_chans * patch * patch});
+}
+
+at::Tensor IntPatchEmbed::operator()(const at::Tensor& images, const Requant& act, Profile* prof) const {
+  const int64_t B = images.size(0), Hp = images.size(2) / patch, Wp = images.size(3) / patch;
+  return linear_act(proj, patches(images, prof), act, codes_dtype(act), prof).view({B, Hp, Wp, -1});
 }
 
 void IntPatchEmbed::write(Store& s) const {
@@ -91,7 +99,9 @@ void IntNormAct::to(at::Device d) {
 
 at::Tensor IntAttention::operator()(const at::Tensor& x, const BlockShape& shape, Profile* prof) const {
   const int64_t B = x.size(0), N = x.size(1), C = x.size(2), H = shape.heads, hd = C / H;
-  at::Tensor h = requant(qkv_act, qkv(x, prof), prof);
+  at::Tensor h = linear_act(qkv, x, qkv_act, codes_dtype(qkv_act), prof);
+  at::Tensor fused;
+  if (attention_core(*this, h, H, fused, prof)) return linear_act(proj, fused, proj_act, codes_dtype(proj_act), prof);
   at::Tensor q, k, v;
   {
     ProfileScope scope(prof, "attn_matmul");
@@ -121,7 +131,7 @@ at::Tensor IntAttention::operator()(const at::Tensor& x, const BlockShape& shape
     o = int_bmm(a.view({B * H, N, N}), softmax.out_range(), v).view({B, H, N, hd}).transpose(1, 2).reshape({B, N, C});
   }
   o = requant(av_act, o, prof);
-  return requant(proj_act, proj(o, prof), prof);
+  return linear_act(proj, o, proj_act, codes_dtype(proj_act), prof);
 }
 
 void IntAttention::write(Store& s, const std::string& n) const {
@@ -175,10 +185,9 @@ void IntAttention::to(at::Device d) {
 // ---- IntMlp ----
 
 at::Tensor IntMlp::operator()(const at::Tensor& x, Profile* prof) const {
-  at::Tensor h = fc1(x, prof);
-  if (fc1_act) h = requant(*fc1_act, h, prof);
+  at::Tensor h = fc1_act ? linear_act(fc1, x, *fc1_act, codes_dtype(*fc1_act), prof) : fc1(x, prof);
   h = gelu.method == "fqvit" ? gelu(h, prof) : requant(gelu_act, gelu(h, prof), prof);
-  return requant(fc2_act, fc2(h, prof), prof);
+  return linear_act(fc2, h, fc2_act, codes_dtype(fc2_act), prof);
 }
 
 void IntMlp::write(Store& s, const std::string& n) const {

@@ -82,15 +82,18 @@ struct IntPatchEmbed {
   int64_t patch = 16, in_chans = 3;
   IntLinear proj;
 
-  // images float [B, C, H, W] → accumulators [B, H/P, W/P, D] on S_in·S_w.
-  at::Tensor operator()(const at::Tensor& images, Profile* prof) const;
+  // images float [B, C, H, W] → the int8 patch matrix [B·H/P·W/P, C·P·P] (input codes in the weight's order).
+  at::Tensor patches(const at::Tensor& images, Profile* prof) const;
+  // images → the codes of `act` (qact_embed) of the accumulators on S_in·S_w, [B, H/P, W/P, D].
+  at::Tensor operator()(const at::Tensor& images, const Requant& act, Profile* prof) const;
   void write(Store& s) const;  // qact_input.*, patch_embed.proj.*
   static IntPatchEmbed read(const Store& s, int64_t in_chans, int64_t patch, int64_t dim);
   void to(at::Device d) { proj.to(d); }
 };
 
-// Profiled requantization (op type "requant").
+// Profiled requantization (op type "requant"); codes of b ≤ 8 bits may come as int8 (codes_dtype).
 at::Tensor requant(const Requant& r, const at::Tensor& q, Profile* prof);
+at::ScalarType codes_dtype(const Requant& r);
 at::Tensor requant_add(const Requant& r, const at::Tensor& q, const at::Tensor& q_id, const Requant& id,
                        Profile* prof);
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "csrc/deploy/int_blocks.h"
+#include "csrc/deploy/int_fused.h"
 #include "csrc/deploy/integer_model.h"
 #include "csrc/models/swin.h"
 
@@ -82,7 +83,7 @@ class IntSwin : public Program {
     TORCH_CHECK_VALUE(images.dim() == 4 && images.size(2) == img_ && images.size(3) == img_,
                       "integer model: expected images [B, ", in_chans_, ", ", img_, ", ", img_, "], got shape ",
                       images.sizes());
-    at::Tensor h = requant(embed_act_, embed_(images, prof), prof);  // NHWC
+    at::Tensor h = embed_(images, embed_act_, prof);  // NHWC
     h = patch_norm_(h, prof);
     for (const auto& st : stages_) {
       if (st.downsample) {
@@ -90,7 +91,7 @@ class IntSwin : public Program {
           ProfileScope scope(prof, "other");
           h = models::patch_merge(h);
         }
-        h = requant(st.merge_out, st.reduction(st.merge_norm(h, prof), prof), prof);
+        h = linear_act(st.reduction, st.merge_norm(h, prof), st.merge_out, codes_dtype(st.merge_out), prof);
       }
       for (const auto& blk : st.blocks) h = blk(h, prof);
     }

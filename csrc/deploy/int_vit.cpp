@@ -57,7 +57,7 @@ class IntViT : public Program {
                       "integer model: expected images [B, ", in_chans_, ", ", img_, ", ", img_, "], got shape ",
                       images.sizes());
     const int64_t B = images.size(0), P = prefix_.size(1);
-    at::Tensor h = requant(embed_act_, embed_(images, prof), prof).view({B, -1, dim_});
+    at::Tensor h = embed_(images, embed_act_, prof).view({B, -1, dim_});
     {
       ProfileScope scope(prof, "other");
       h = at::cat({prefix_.expand({B, -1, -1}), h}, 1);

@@ -38,6 +38,10 @@ std::pair<at::Tensor, at::Tensor> IntegerModel::forward_int(const at::Tensor& im
 at::Tensor IntegerModel::forward(const at::Tensor& images, Profile* prof) const {
   auto [q, s] = forward_int(images, prof);
   ProfileScope scope(prof, "dequantize");
+  return dequantize(q, s);
+}
+
+at::Tensor IntegerModel::dequantize(const at::Tensor& q, const at::Tensor& s) {
   at::Tensor logits = q.to(at::kDouble) * s;  // the one float step after the input quantizer
   if (logits.dim() == 3) logits = logits.mean(1);  // distilled: the mean of both heads, as timm in eval
   return logits.to(at::kFloat);

@@ -42,6 +42,8 @@ class IntegerModel {
 
   at::Tensor forward(const at::Tensor& images, Profile* prof = nullptr) const;
   std::pair<at::Tensor, at::Tensor> forward_int(const at::Tensor& images, Profile* prof = nullptr) const;
+  // forward's last step: q·s in float64 (the mean of both heads when distilled, as timm in eval), as float32.
+  static at::Tensor dequantize(const at::Tensor& q, const at::Tensor& s);
   // Atomically (temporary file beside it, then rename).
   void save(const std::string& path) const;
   // Moves the program's tensors (the Store kept for save stays on the CPU).

@@ -8,6 +8,7 @@
 #include "csrc/models/device.h"
 #include "csrc/models/weights.h"
 #include "csrc/train/datasets.h"
+#include "csrc/train/integer_eval.h"
 #include "csrc/train/log.h"
 #include "csrc/train/mixed.h"
 #include "csrc/train/trainer.h"
@@ -183,6 +184,7 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
     const StageResult s = fit(q, config.train, train, val,
                               {run.name, run_dir, options.resume, epochs_left, run_identity(config.model, run.bits, plan)});
     result.rows.push_back(row_of(run.name, run.bits, run.plan, s));
+    if (s.state.finished) result.rows.back().integer = export_integer_model(q, val, run_dir, run.name);
     write_results(dir, result.rows);
     if (!s.state.finished) return result;
     if (epochs_left >= 0) epochs_left = std::max<int64_t>(0, epochs_left - s.session_epochs);

@@ -8,6 +8,31 @@
 
 namespace mnq {
 namespace train {
+namespace {
+
+// The integer models of the finished QAT runs (model.int.safetensors): their top-1 next to the fake-quant model's
+// and how often the two agree.
+std::string integer_markdown(const std::vector<RunResult>& rows) {
+  std::string md;
+  for (const auto& r : rows) {
+    if (!r.integer) continue;
+    const IntegerMetrics& m = *r.integer;
+    auto pct = [](const std::optional<double>& v) { return v ? fmt::format("{:.3f}", 100 * *v) : std::string("n/a"); };
+    md += m.skipped.empty() ? fmt::format("| {} | {:.2f} | {:.2f} | {:.2f} | {} | {} |\n", r.name, 100 * r.metrics.top1,
+                                          100 * m.top1, 100 * m.top1_agree, pct(m.equal_logits), pct(m.equal_images))
+                            : fmt::format("| {} | {:.2f} | not exported: {} | | | |\n", r.name, 100 * r.metrics.top1,
+                                          m.skipped);
+  }
+  if (md.empty()) return md;
+  return "\nInteger models (<run>/model.int.safetensors, integer-only inference; equality with the fake-quant model "
+         "on the same test images: same top-1 class, integer logits equal bit for bit, images with every logit "
+         "equal):\n\n"
+         "| run | top-1 % (fake quant) | top-1 % (integer) | same top-1 % | equal logits % | equal images % |\n"
+         "|---|---|---|---|---|---|\n" +
+         md;
+}
+
+}  // namespace
 
 std::string results_markdown(const std::vector<RunResult>& rows) {
   std::string md =
@@ -24,6 +49,7 @@ std::string results_markdown(const std::vector<RunResult>& rows) {
     md += fmt::format("\nTest images: {}. The interval is the Wilson score interval of top-1 on that many images.\n",
                       rows.front().metrics.n);
   }
+  md += integer_markdown(rows);
   return md + comparisons_markdown(rows, paired_comparisons(rows));
 }
 
@@ -43,6 +69,7 @@ std::string results_json(const std::vector<RunResult>& rows) {
                     {"best_epoch", r.best_epoch},
                     {"epochs", r.epochs},
                     {"finished", r.finished}});
+    if (r.integer) runs.back()["integer"] = r.integer->to_json();
   }
   nlohmann::json out = comparisons_json(rows, paired_comparisons(rows));
   out["runs"] = std::move(runs);

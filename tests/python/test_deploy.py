@@ -74,6 +74,25 @@ def test_swin_equals_fake_quant(images, plan, bits):
     _check_equal(model, mnq.deploy.convert(model), x[:96])  # Swin's fake-quant forward is the slow one here
 
 
+# The fused CPU paths (csrc/deploy/int_fused.h: requant epilogues, the attention core) against the unfused program,
+# bit for bit, on every softmax / GELU / LayerNorm method and width (the Swin cases cover the relative-position bias,
+# the shift mask and patch merging).
+@pytest.mark.parametrize("preset,plan,bits", [("vit_mnist_tiny", "ivit", 8), ("vit_mnist_tiny", "ibert", 6),
+                                              ("vit_mnist_tiny", "fqvit", 4), ("vit_mnist_tiny", "mixed", 8),
+                                              ("swin_mnist_tiny", "mixed", 8), ("swin_mnist_tiny", "ibert", 4)])
+def test_fused_equals_unfused(images, preset, plan, bits):
+    x, calib = images
+    p = SWIN_MIXED if (preset.startswith("swin") and plan == "mixed") else PLANS[plan]
+    imodel = mnq.deploy.convert(calibrated(preset, bits, p, calib))
+    q, s = imodel.forward_int(x[:64])
+    try:
+        mnq._mnq.deploy_set_fused(False)
+        q0, s0 = imodel.forward_int(x[:64])
+    finally:
+        mnq._mnq.deploy_set_fused(True)
+    assert torch.equal(q, q0) and torch.equal(s, s0)
+
+
 def test_distilled_dequantized_logits(images):
     x, calib = images
     model = calibrated("deit_mnist_tiny_distilled", 8, PLANS["mixed"], calib)

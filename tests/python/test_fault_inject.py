@@ -34,13 +34,15 @@ def test_reference_run_lists_its_fault_points(reference):
     assert [n for n, _, _ in points] == list(range(1, len(points) + 1))
     files = {p for _, _, p in points}
     for f in ("config.yaml", "results.json", "plans/mixed_w6.yaml", "fp/checkpoint.safetensors",
-              "w6_mixed/checkpoint.safetensors", "w8_ibert/best.safetensors", "w8_ibert/model.safetensors"):
+              "w6_mixed/checkpoint.safetensors", "w8_ibert/best.safetensors", "w8_ibert/model.safetensors",
+              "w6_mixed/model.int.safetensors", "w8_ibert/model.int.json"):
         assert f in files
     # two QAT runs × 2 epochs: a checkpoint each epoch
     assert sum(p == "w8_ibert/checkpoint.safetensors" and k == "rename" for _, k, p in points) == 2
     runs = json.loads((ref / "results.json").read_text())["runs"]
     assert [r["name"] for r in runs] == ["fp", "w6_mixed", "w8_ibert"] and all(r["finished"] for r in runs)
     assert "wall_s" not in runs[0]  # results.json holds what the seed determines (wall times: results.md)
+    assert all("top1" in r["integer"] for r in runs[1:])  # each QAT run's integer model
     assert fi.compare(ref, ref) == []
 
 

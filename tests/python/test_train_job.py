@@ -54,6 +54,32 @@ def test_train_job_end_to_end(tmp_path):
     assert (tmp_path / "run" / "plans" / "mixed_w6.yaml").exists()
     again = mnq.train(tiny_job(tmp_path / "run"), resume=True, quiet=True)  # finished: nothing is redone
     assert again["rows"] == rows and again["comparisons"] == result["comparisons"]
+    _check_integer_models(tmp_path / "run", rows)
+
+
+def _check_integer_models(run, rows):
+    """Every QAT run exported its integer model and evaluated it next to the fake-quant model; a resume skips an
+    export made from the same weights and redoes one whose weights differ."""
+    assert "integer" not in rows[0]  # FP
+    for r in rows[1:]:
+        m = r["integer"]
+        assert m["test_images"] == 128 and len(m["weights_hash"]) == 16
+        # the engine computes the fake-quant model's integer logits (README "Deploy": a few float32 roundings)
+        assert m["top1_agree"] >= 0.99 and m["equal_logits"] >= 0.95 and m["equal_images"] >= 0.9
+        assert abs(m["top1"] - r["top1"]) <= 0.02
+        imodel = mnq.deploy.load(run / r["name"] / "model.int.safetensors")
+        assert imodel.bits == r["bits"]
+        assert json.loads((run / r["name"] / "model.int.json").read_text()) == m
+    assert "Integer models" in (run / "results.md").read_text()
+    doc = run / "w8_ivit" / "model.int.json"
+    stale = json.loads(doc.read_text())
+    stale["weights_hash"], stale["top1"] = "0" * 16, 0.0  # as if exported from other weights
+    doc.write_text(json.dumps(stale))
+    model_file = run / "w8_ivit" / "model.int.safetensors"
+    model_file.write_bytes(b"stale")
+    again = mnq.train(tiny_job(run), resume=True, quiet=True)
+    assert again["rows"] == rows and model_file.read_bytes()[:8] != b"stale"
+    mnq.deploy.load(model_file)
 
 
 def test_train_config_errors_name_the_key(tmp_path):

@@ -1,0 +1,41 @@
+// Fused CPU paths of the deploy engine (issue 11's speed goal): the requantization after an integer matmul done in
+// its epilogue (kernels/int_requant.h), and the attention core (q@kᵀ → scores requant → softmax → @v → requant)
+// per (image, head) on cache-resident tiles, reading q, k and v straight from the qkv codes and writing the codes
+// proj reads. Every result equals the unfused program's (the requant_dyadic op, int_bmm) bit for bit:
+// tests/cpp/test_deploy.cpp checks the kernels against kernels/common.h requant and tests/python/test_deploy.py
+// the whole models. Where a precondition fails (a CUDA tensor, a pair outside the fast range, a wide accumulator)
+// the callers take the unfused path.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include "csrc/deploy/int_layers.h"
+#include "csrc/deploy/profile.h"
+
+namespace mnq {
+namespace deploy {
+
+// On by default; off, the engine runs the unfused program everywhere (the bit-exactness tests and the benchmark's
+// before/after compare the two in one process). Process-wide.
+void set_fused(bool on);
+bool fused();
+
+// True when `r` can run in the fused epilogue (CPU pairs with |m| < 2^31, 1 ≤ k ≤ 62).
+bool fusable(const Requant& r);
+
+// clamp(round((q [+ bias]) · m/2^k)) over the last dimension, q int32 or int64 (CPU, any shape), bias int32 [C]
+// or undefined, as `out` dtype (int8 when the codes feed a matmul, else int32). Rows whose values exceed the fast
+// path's 2^31 bound are computed by the exact 128-bit kernel. Requires fusable(r).
+at::Tensor requant_fused(const at::Tensor& q, const at::Tensor& bias, const Requant& r, at::ScalarType out);
+
+// act(linear(q)): the int8 GEMM in blocks of rows, each block's accumulators requantized while in cache.
+// Falls back to the unfused path where a precondition fails.
+at::Tensor linear_act(const IntLinear& l, const at::Tensor& q, const Requant& act, at::ScalarType out, Profile* prof);
+
+// The attention core of IntAttention on the CPU: qkv int8 codes [B, N, 3C] (B windows for Swin) → the av_act codes
+// [B, N, C] (int8). False (nothing computed) when a precondition fails; the caller then runs the unfused program.
+bool attention_core(const struct IntAttention& attn, const at::Tensor& qkv, int64_t heads, at::Tensor& out,
+                    Profile* prof);
+
+}  // namespace deploy
+}  // namespace mnq
