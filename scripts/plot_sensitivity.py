@@ -5,6 +5,10 @@ method's bar outlined in black and marked with ▼; layers are shaded by op type
 mode's output SQNR with its own choice, so the two rankings can be compared at a glance.
 
     python scripts/plot_sensitivity.py RUN/report.json [-o RUN/sensitivity.png]
+
+With a plan search's report beside it (search.json of `mnq-analyze` in mode searched; or --search FILE, e.g. a
+training job's plans/searched_w4_search.json), also search.png: the KL to the full-precision outputs of every
+evaluated plan in order (start plans and one-layer moves; the kept ones filled) and the running best.
 """
 import argparse
 import json
@@ -86,15 +90,56 @@ def plot(report, layers, out):
     plt.close(fig)
 
 
+def load_search(path):
+    """The trajectory of a search.json: (evaluation, kind, label, score, accepted, best) per evaluation."""
+    search = json.loads(Path(path).read_text())
+    steps = [(s["evaluation"], s["kind"], s["label"], _num(s["score"]), s["accepted"], _num(s["best"]))
+             for s in search["trajectory"]]
+    return search, steps
+
+
+def plot_search(search, steps, out):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.18 * len(steps)), 4))
+    for kind, color in (("start", "#DD8452"), ("move", "#4C72B0")):
+        pts = [(e, v, a) for e, k, _, v, a, _ in steps if k == kind and math.isfinite(v)]
+        ax.scatter([e for e, _, _ in pts], [v for _, v, _ in pts], s=18, label=f"{kind} plans", zorder=3,
+                   facecolors=[color if a else "none" for _, _, a in pts], edgecolors=color)
+    ax.step([e for e, *_ in steps], [b for *_, b in steps], where="post", color="black", linewidth=1,
+            label="best so far")
+    for e, kind, label, v, _, _ in steps:
+        if kind == "start" and math.isfinite(v):
+            ax.annotate(label, (e, v), fontsize=6, rotation=30, xytext=(3, 3), textcoords="offset points")
+    ax.set_yscale("log")
+    ax.set_xlabel("evaluation")
+    ax.set_ylabel(f"{search['objective']} (nats / image)")
+    ax.set_title(f"plan search: {search['evaluations']} plans, best {search['score']:.4g} (from {search['start']})")
+    ax.legend(fontsize=8)
+    ax.grid(linewidth=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=150)
+    plt.close(fig)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("report", help="report.json written by mnq-analyze")
     parser.add_argument("-o", "--output", help="PNG path (default: sensitivity.png beside the report)")
+    parser.add_argument("--search", help="a plan search's JSON (default: search.json beside the report, if any)")
     args = parser.parse_args()
     out = Path(args.output) if args.output else Path(args.report).with_name("sensitivity.png")
     report, layers = load_report(args.report)
     plot(report, layers, out)
     print(out)
+    search_path = Path(args.search) if args.search else Path(args.report).with_name("search.json")
+    if search_path.exists():
+        search, steps = load_search(search_path)
+        search_out = out.with_name("search.png")
+        plot_search(search, steps, search_out)
+        print(search_out)
 
 
 if __name__ == "__main__":

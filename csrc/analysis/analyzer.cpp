@@ -128,12 +128,12 @@ void calibrate(models::Model& model, const BatchSource& calib, int64_t batches, 
   model.module->eval();
 }
 
-models::Model uniform_model(const models::Model& fp, int64_t bits, const std::string& method,
-                            const BatchSource& calib, int64_t batches, const models::ModelOverrides& overrides,
-                            const ProgressCallback& progress) {
+models::Model calibrated_model(const models::Model& fp, int64_t bits, const models::Plan& plan,
+                               const std::string& label, const BatchSource& calib, int64_t batches,
+                               const models::ModelOverrides& overrides, const ProgressCallback& progress) {
   models::QuantOptions options;
   options.bits = bits;
-  options.plan = models::Plan::uniform(method);
+  options.plan = plan;
   // The analyzer compares deterministic forwards: no stochastic depth in its calibration (train mode).
   models::ModelOverrides o = has_overrides(overrides) ? overrides : fp.overrides;
   o.drop_path.reset();
@@ -144,9 +144,16 @@ models::Model uniform_model(const models::Model& fp, int64_t bits, const std::st
     calibrate(q, calib, batches, progress);
   } catch (const c10::Error& e) {
     // e.g. an op rejecting a degenerate activation scale: say which model it was, without the C++ backtrace
-    throw std::runtime_error("calibrating the uniform '" + method + "' model failed: " + e.what_without_backtrace());
+    throw std::runtime_error("calibrating the " + label + " model failed: " + e.what_without_backtrace());
   }
   return q;
+}
+
+models::Model uniform_model(const models::Model& fp, int64_t bits, const std::string& method,
+                            const BatchSource& calib, int64_t batches, const models::ModelOverrides& overrides,
+                            const ProgressCallback& progress) {
+  return calibrated_model(fp, bits, models::Plan::uniform(method), "uniform '" + method + "'", calib, batches,
+                          overrides, progress);
 }
 
 Report analyze(const models::Model& fp, int64_t bits, const AnalyzerConfig& config, const BatchSource& calib,
@@ -284,7 +291,7 @@ Report analyze(const models::Model& fp, int64_t bits, const AnalyzerConfig& conf
     r.plan_isolated.set(lr.name, lr.chosen_isolated);
     r.layers.push_back(std::move(lr));
   }
-  r.plan = config.mode == "isolated" ? r.plan_isolated : r.plan_paper;
+  r.plan = config.mode == "isolated" ? r.plan_isolated : r.plan_paper;  // searched: search.h writes the plan
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

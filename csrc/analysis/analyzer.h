@@ -51,6 +51,11 @@ models::Model uniform_model(const models::Model& fp, int64_t bits, const std::st
                             const BatchSource& calib, int64_t batches, const models::ModelOverrides& overrides = {},
                             const ProgressCallback& progress = {});
 
+// The quantized model of any plan, built and calibrated as uniform_model does; `label` names it in errors.
+models::Model calibrated_model(const models::Model& fp, int64_t bits, const models::Plan& plan,
+                               const std::string& label, const BatchSource& calib, int64_t batches,
+                               const models::ModelOverrides& overrides = {}, const ProgressCallback& progress = {});
+
 // fp: a full-precision model (models::create_fp, trained weights; on CPU or CUDA, the analysis runs there).
 // `overrides`: the ones fp was created with (empty: fp.overrides, which models::create_fp records). Uses
 // min(config.calib_batches, calib.num_batches) batches.

@@ -33,7 +33,15 @@ void AnalyzerConfig::validate(const std::string& path) const {
   check_candidates(path, "gelu", gelu);
   check_candidates(path, "layernorm", layernorm);
   if (calib_batches <= 0) fail(path, "calib_batches", "must be positive, got " + std::to_string(calib_batches));
-  if (mode != "paper" && mode != "isolated") fail(path, "mode", "must be paper or isolated, got '" + mode + "'");
+  if (mode != "paper" && mode != "isolated" && mode != "searched") {
+    fail(path, "mode", "must be paper, isolated or searched, got '" + mode + "'");
+  }
+  if (search_evaluations < 1 || search_evaluations > 100000) {
+    fail(path, "search_evaluations", "must be in 1..100000, got " + std::to_string(search_evaluations));
+  }
+  if (search_holdout_batches < 1 || search_holdout_batches > 100000) {
+    fail(path, "search_holdout_batches", "must be in 1..100000, got " + std::to_string(search_holdout_batches));
+  }
 }
 
 std::vector<std::string> AnalyzerConfig::methods() const {

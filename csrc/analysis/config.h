@@ -17,8 +17,11 @@ struct AnalyzerConfig {
   std::vector<std::string> gelu = {"ivit", "ibert"};
   std::vector<std::string> layernorm = {"ivit", "ibert", "fqvit"};
   int64_t calib_batches = 30;  // SPEC §7 default: 30 batches of the training split
-  std::string mode = "paper";  // which ranking writes the plan: paper (ΔSQNR) | isolated
+  std::string mode = "paper";  // which ranking writes the plan: paper (ΔSQNR) | isolated | searched (search.h)
   bool progress = true;        // a progress line on stderr
+  // The plan search (search.h; mode searched, or a `plan: searched` run of mnq-train).
+  int64_t search_evaluations = 40;     // candidate plans calibrated and scored at most (start plans included)
+  int64_t search_holdout_batches = 8;  // held-out training batches (after the calibration batches) it scores on
 
   void visit(config::Visitor& v) {
     v.field("softmax", softmax, "candidate methods for softmax layers (ivit, ibert, fqvit)");
@@ -27,11 +30,16 @@ struct AnalyzerConfig {
     v.field("calib_batches", calib_batches,
             "calibration batches: each uniform model is calibrated, then scored, on them");
     v.field("mode", mode, "ranking that writes the plan: paper (max SQNR difference) | isolated (max output SQNR "
-                          "on the full-precision input)");
+                          "on the full-precision input) | searched (greedy search from the uniform and analyzer "
+                          "plans, scored by the quantized model's KL to the full-precision outputs)");
     v.field("progress", progress, "show a progress line on stderr");
+    v.field("search_evaluations", search_evaluations,
+            "plan search: candidate plans calibrated and scored at most, start plans included");
+    v.field("search_holdout_batches", search_holdout_batches,
+            "plan search: held-out training batches scored (the ones after the calibration batches)");
   }
   // Throws config::Error("<path>.<key>", what) on an empty or unknown candidate list, a duplicate, a non-positive
-  // calib_batches or an unknown mode.
+  // calib_batches or an unknown mode, search sizes out of range.
   void validate(const std::string& path) const;
   // The union of the candidate lists in tie-break order (ivit, ibert, fqvit): the uniform models to build.
   std::vector<std::string> methods() const;

@@ -10,6 +10,7 @@
 
 #include "csrc/analysis/analyzer.h"
 #include "csrc/analysis/report.h"
+#include "csrc/analysis/search.h"
 #include "csrc/config/cli.h"
 #include "csrc/data/loader.h"
 #include "csrc/models/device.h"
@@ -133,10 +134,29 @@ int run_analyze_job(const AnalyzeJob& job) {
   util::remove_stale_temps(job.output.dir);  // of a killed earlier run (util/atomic_file.h)
   const fs::path dir(job.output.dir);
   util::write_file_atomic((dir / "config.yaml").string(), config::to_yaml(job));
-  report.plan.save((dir / "plan.yaml").string());
   report.write_csv((dir / "report.csv").string());
   report.write_json((dir / "report.json").string());
-  std::cout << report.summary() << "wrote " << (dir / "plan.yaml").string() << ", report.csv, report.json\n";
+  std::cout << report.summary();
+  if (job.analyze.mode != "searched") {
+    report.plan.save((dir / "plan.yaml").string());
+    std::cout << "wrote " << (dir / "plan.yaml").string() << ", report.csv, report.json\n";
+    return 0;
+  }
+  // mode searched: the plan search (search.h), scored on the batches right after the calibration batches.
+  const int64_t h = job.analyze.search_holdout_batches;
+  if (n + h > loader.num_batches()) {
+    throw config::Error("analyze.search_holdout_batches",
+                        fmt::format("{} calibration + {} held-out batches, but the training split has {} batches", n,
+                                    h, loader.num_batches()));
+  }
+  const BatchSource holdout{h, [&loader, n](int64_t i) { return loader.batch(train::kCalibEpoch, n + i).images; }};
+  const SearchResult found = search_plan(fp, job.bits, job.analyze, calib, holdout, report, overrides);
+  found.plan.save((dir / "plan.yaml").string());
+  found.write_json((dir / "search.json").string());
+  std::cout << found.summary()
+            << fmt::format("the search took {:.1f}x the analyzer's {:.1f} s\n", found.seconds / std::max(report.seconds, 1e-9),
+                           report.seconds)
+            << "wrote " << (dir / "plan.yaml").string() << " (searched), report.csv, report.json, search.json\n";
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "csrc/train/bench.h"
 #include "csrc/train/job.h"
 #include "csrc/train/job_config.h"
+#include "csrc/util/atomic_file.h"
 
 namespace py = pybind11;
 
@@ -35,7 +36,8 @@ void bind_train(py::module_& m) {
         py::dict out;
         out["dir"] = result.dir;
         out["finished"] = result.finished;
-        out["results_json"] = results_json(result.rows);
+        // A job over seeds: the pooled results.json (seeds.h) rather than the last seed's rows.
+        out["results_json"] = cfg.seeds.empty() ? results_json(result.rows) : util::read_file(result.dir + "/results.json");
         return out;
       },
       py::arg("yaml_text"), py::arg("origin"), py::arg("sets"), py::arg("resume"), py::arg("quiet"),

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 
@@ -11,6 +12,7 @@
 #include "csrc/train/integer_eval.h"
 #include "csrc/train/log.h"
 #include "csrc/train/mixed.h"
+#include "csrc/train/seeds.h"
 #include "csrc/train/trainer.h"
 #include "csrc/util/atomic_file.h"
 
@@ -66,6 +68,11 @@ RunResult row_of(const std::string& name, int64_t bits, const std::string& plan,
 }  // namespace
 
 JobResult run_job(const JobConfig& config, const JobOptions& options) {
+  if (!config.seeds.empty()) return run_seeds(config, options);  // one run_single_job per seed (seeds.h)
+  return run_single_job(config, options);
+}
+
+JobResult run_single_job(const JobConfig& config, const JobOptions& options) {
   config.validate("");
   JobResult result;
   result.dir = config.output.dir;
@@ -127,6 +134,7 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
       if (config_changed) util::write_file_atomic(dir + "/config.yaml", yaml);  // the FP stage accepted it
       result.rows.push_back(fp_row);
       write_results(dir, result.rows);
+      result.epochs_left = epochs_left < 0 ? -1 : std::max<int64_t>(0, epochs_left - s.session_epochs);
       return result;
     }
     if (epochs_left >= 0) epochs_left = std::max<int64_t>(0, epochs_left - s.session_epochs);
@@ -142,12 +150,17 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
   for (const RunConfig& run : runs) {
     if (is_mixed_plan(run.plan)) {
       // A resumed job keeps the plans it already chose (they depend only on the FP weights and the bits).
+      // The plan search runs with the analysis when a run of these bits asks for it (or analyze.mode does).
+      const bool search = config.analyze.mode == "searched" ||
+                          std::any_of(runs.begin(), runs.end(),
+                                      [&](const RunConfig& r) { return r.bits == run.bits && r.plan == "searched"; });
       if (!mixed.count(run.bits) && options.resume) {
-        if (auto saved = MixedPlans::load(dir + "/plans", run.bits)) mixed[run.bits] = *saved;
+        auto saved = MixedPlans::load(dir + "/plans", run.bits);
+        if (saved && (!search || saved->searched)) mixed[run.bits] = *saved;
       }
       if (!mixed.count(run.bits)) {
         fs::create_directories(dir + "/plans");
-        mixed[run.bits] = mixed_plans(fp, run.bits, config, train, overrides, dir + "/plans");
+        mixed[run.bits] = mixed_plans(fp, run.bits, config, train, overrides, dir + "/plans", search);
         mixed[run.bits].save(dir + "/plans", run.bits);
       }
       plans.push_back(mixed[run.bits].of(run.plan));
@@ -186,10 +199,12 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
     result.rows.push_back(row_of(run.name, run.bits, run.plan, s));
     if (s.state.finished) result.rows.back().integer = export_integer_model(q, val, run_dir, run.name);
     write_results(dir, result.rows);
-    if (!s.state.finished) return result;
     if (epochs_left >= 0) epochs_left = std::max<int64_t>(0, epochs_left - s.session_epochs);
+    result.epochs_left = epochs_left;
+    if (!s.state.finished) return result;
   }
   result.finished = true;
+  result.epochs_left = epochs_left;
   log::info("results ({}/results.md):\n{}", dir, results_markdown(result.rows));
   return result;
 }

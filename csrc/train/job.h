@@ -27,9 +27,13 @@ struct JobResult {
   std::string dir;
   std::vector<RunResult> rows;  // FP first, then the runs in order (those reached)
   bool finished = false;        // every stage finished
+  int64_t epochs_left = -1;     // what is left of JobOptions::stop_after_epochs after this job (-1: no limit)
 };
 
+// One job per seed of `config.seeds` (seeds.h) when it lists any, else run_single_job.
 JobResult run_job(const JobConfig& config, const JobOptions& options = {});
+// The job with data.seed alone (config.seeds is not looked at).
+JobResult run_single_job(const JobConfig& config, const JobOptions& options = {});
 // The entry of the Python bindings: run_job(config, {resume}).
 inline JobResult run_job(const JobConfig& config, bool resume) {
   JobOptions options;

@@ -23,7 +23,7 @@ void require(bool ok, const std::string& path, const char* key, const std::strin
 void check_plan(const std::string& plan, const std::string& path, const char* key) {
   if (is_plan_method(plan)) return;
   require(!plan.empty() && config::is_file(plan), path, key,
-          "must be mixed, mixed_paper, mixed_isolated, ivit, ibert, fqvit or a plan file; no such file '" + plan +
+          "must be mixed, mixed_paper, mixed_isolated, searched, ivit, ibert, fqvit or a plan file; no such file '" + plan +
               "'");
 }
 
@@ -55,7 +55,7 @@ bool is_plan_method(const std::string& plan) {
 }
 
 bool is_mixed_plan(const std::string& plan) {
-  return plan == "mixed" || plan == "mixed_paper" || plan == "mixed_isolated";
+  return plan == "mixed" || plan == "mixed_paper" || plan == "mixed_isolated" || plan == "searched";
 }
 
 void DataConfig::visit(config::Visitor& v) {
@@ -190,7 +190,8 @@ void RunConfig::visit(config::Visitor& v) {
   v.field("bits", bits, "W/A bit-width (SPEC §6), 2..16");
   v.field("plan", plan,
           "mixed (the analyzer's plan, analyze.mode) | mixed_paper | mixed_isolated (that mode's plan, from the "
-          "same analysis) | ivit | ibert | fqvit | a plan file");
+          "same analysis) | searched (the plan search from the uniform and analyzer plans, analysis/search.h) | "
+          "ivit | ibert | fqvit | a plan file");
 }
 
 void RunConfig::validate(const std::string& path) const {
@@ -230,6 +231,9 @@ void JobConfig::visit(config::Visitor& v) {
   v.section("output", output, "where results go");
   v.field("threads", threads, "torch intra-op threads (0: torch's default)");
   v.field("device", device, "auto (CUDA when available) | cpu | cuda: where the models train and evaluate");
+  v.field("seeds", seeds,
+          "repeat the whole job once per seed (replacing data.seed), each in <output.dir>/seed<s>, and pool the "
+          "results over seeds (mean, spread, stratified paired tests); empty: one job with data.seed");
 }
 
 void JobConfig::validate(const std::string& path) const {
@@ -255,6 +259,12 @@ void JobConfig::validate(const std::string& path) const {
   require(threads >= 0 && threads <= config::max_threads(), path, "threads",
           fmt::format("must be in 0..{} (4 per hardware thread, at least 64; 0: torch's default), got {}",
                       config::max_threads(), threads));
+  std::set<int64_t> seen;
+  for (const int64_t s : seeds) {
+    require(s >= 0, path, "seeds", "values must be >= 0, got " + std::to_string(s));
+    require(seen.insert(s).second, path, "seeds", "seed " + std::to_string(s) + " is listed twice");
+  }
+  require(seeds.size() <= 1000, path, "seeds", "at most 1000 seeds");
 }
 
 std::vector<RunConfig> JobConfig::runs() const {

@@ -123,6 +123,10 @@ struct JobConfig {
   OutputConfig output;
   int64_t threads = 0;
   std::string device = "auto";  // auto (CUDA when available) | cpu | cuda
+  // Repetitions of the whole job, one per seed (data.seed replaced by each: training subset, data order,
+  // initialisation, pretraining, calibration, analyzer), each in <output.dir>/seed<s>/ as a job of its own, then
+  // results pooled over seeds (seeds.h). Empty: one job with data.seed, exactly as without this key.
+  std::vector<int64_t> seeds;
 
   void visit(config::Visitor& v);
   void validate(const std::string& path) const;
@@ -133,7 +137,7 @@ struct JobConfig {
 
 // A plan chosen by name (mixed, mixed_paper, mixed_isolated or a uniform method), not a plan file.
 bool is_plan_method(const std::string& plan);
-// One of the analyzer's plans: mixed, mixed_paper or mixed_isolated.
+// One of the analyzer's plans: mixed, mixed_paper, mixed_isolated or searched (the plan search's).
 bool is_mixed_plan(const std::string& plan);
 
 }  // namespace train

@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include "csrc/analysis/analyzer.h"
+#include "csrc/analysis/search.h"
 #include "csrc/train/log.h"
 #include "csrc/train/metrics.h"
 #include "csrc/train/trainer.h"
@@ -25,12 +26,17 @@ std::string plan_file(const std::string& dir, const std::string& kind, int64_t b
 const models::Plan& MixedPlans::of(const std::string& plan) const {
   if (plan == "mixed_paper") return paper;
   if (plan == "mixed_isolated") return isolated;
+  if (plan == "searched") {
+    if (!searched) throw std::logic_error("MixedPlans: no searched plan was computed");
+    return *searched;
+  }
   return chosen;
 }
 
 void MixedPlans::save(const std::string& dir, int64_t bits) const {
   paper.save(plan_file(dir, "mixed_paper", bits));
   isolated.save(plan_file(dir, "mixed_isolated", bits));
+  if (searched) searched->save(plan_file(dir, "searched", bits));
   chosen.save(plan_file(dir, "mixed", bits));  // last: its presence marks a complete set
 }
 
@@ -43,11 +49,12 @@ std::optional<MixedPlans> MixedPlans::load(const std::string& dir, int64_t bits)
     if (!std::filesystem::exists(file)) return std::nullopt;
     *plan = models::Plan::load(file);
   }
+  if (std::filesystem::exists(plan_file(dir, "searched", bits))) p.searched = models::Plan::load(plan_file(dir, "searched", bits));
   return p;
 }
 
 MixedPlans mixed_plans(const models::Model& fp, int64_t bits, const JobConfig& config, const data::Loader& calib,
-                       const models::ModelOverrides& overrides, const std::string& report_dir) {
+                       const models::ModelOverrides& overrides, const std::string& report_dir, bool search) {
   const int64_t n = std::min(config.analyze.calib_batches, calib.num_batches());
   if (n == 0) {
     throw config::Error("data.batch_size", "the training split has no full batch for the analyzer's calibration");
@@ -65,7 +72,24 @@ MixedPlans mixed_plans(const models::Model& fp, int64_t bits, const JobConfig& c
   report.write_csv((dir / (stem + "_report.csv")).string());
   report.write_json((dir / (stem + "_report.json")).string());
   log::info("analyzer: W{} done in {}\n{}", bits, log::duration(report.seconds), report.summary());
-  return {report.plan, report.plan_paper, report.plan_isolated};
+  MixedPlans plans{report.plan, report.plan_paper, report.plan_isolated, std::nullopt};
+  if (!search && config.analyze.mode != "searched") return plans;
+  const int64_t h = config.analyze.search_holdout_batches;
+  if (n + h > calib.num_batches()) {
+    throw config::Error("analyze.search_holdout_batches",
+                        fmt::format("{} calibration + {} held-out batches, but the training split has {} batches", n,
+                                    h, calib.num_batches()));
+  }
+  const analysis::BatchSource holdout{
+      h, [&calib, device, n](int64_t i) { return calib.batch(kCalibEpoch, n + i).images.to(device); }};
+  at::manual_seed(stage_seed(config.data.seed, "search/w" + std::to_string(bits)));
+  const analysis::SearchResult found = analysis::search_plan(fp, bits, config.analyze, source, holdout, report, overrides);
+  found.write_json((dir / ("searched_w" + std::to_string(bits) + "_search.json")).string());
+  log::info("plan search: W{}: {} (the analyzer took {:.1f} s: the search cost {:.1f}x)", bits, found.summary(),
+            report.seconds, found.seconds / std::max(report.seconds, 1e-9));
+  plans.searched = found.plan;
+  if (config.analyze.mode == "searched") plans.chosen = found.plan;
+  return plans;
 }
 
 }  // namespace train

@@ -83,5 +83,46 @@ std::vector<double> holm_adjust(const std::vector<double>& p) {
   return out;
 }
 
+
+double chi2_1_sf(double x) { return x <= 0 ? 1.0 : std::erfc(std::sqrt(x / 2)); }
+
+CmhResult cmh_test(const std::vector<Table2x2>& strata, bool continuity_correction) {
+  double dev = 0, var = 0, or_num = 0, or_den = 0;
+  for (const Table2x2& t : strata) {
+    if (t.n11 < 0 || t.n12 < 0 || t.n21 < 0 || t.n22 < 0) throw std::invalid_argument("cmh_test: negative count");
+    const double n = t.n11 + t.n12 + t.n21 + t.n22;
+    if (n < 2) continue;  // one observation: no variance
+    const double r1 = t.n11 + t.n12, r2 = t.n21 + t.n22, c1 = t.n11 + t.n21, c2 = t.n12 + t.n22;
+    dev += t.n11 - r1 * c1 / n;
+    var += r1 * r2 * c1 * c2 / (n * n * (n - 1));
+    or_num += t.n11 * t.n22 / n;
+    or_den += t.n12 * t.n21 / n;
+  }
+  CmhResult r;
+  r.odds_ratio = or_den > 0 ? or_num / or_den : (or_num > 0 ? INFINITY : 1.0);
+  if (var <= 0) return r;
+  const double d = std::max(0.0, std::abs(dev) - (continuity_correction ? 0.5 : 0.0));
+  r.statistic = d * d / var;
+  r.p = chi2_1_sf(r.statistic);
+  return r;
+}
+
+PooledPairs stratified_mcnemar(const std::vector<PairCounts>& strata) {
+  PooledPairs r;
+  for (const PairCounts& t : strata) {
+    if (t.a < 0 || t.b < 0 || t.c < 0 || t.d < 0) throw std::invalid_argument("stratified_mcnemar: negative count");
+    r.total.a += t.a;
+    r.total.b += t.b;
+    r.total.c += t.c;
+    r.total.d += t.d;
+  }
+  const double b = double(r.total.b), c = double(r.total.c);
+  if (b + c > 0) r.statistic = (b - c) * (b - c) / (b + c);
+  r.p_chi2 = chi2_1_sf(r.statistic);
+  r.p_exact = mcnemar_exact_p(r.total.b, r.total.c);
+  r.odds_ratio = c > 0 ? b / c : (b > 0 ? INFINITY : 1.0);
+  return r;
+}
+
 }  // namespace train
 }  // namespace mnq

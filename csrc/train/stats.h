@@ -56,5 +56,48 @@ Interval paired_difference_ci(const PairCounts& t, double z = kZ95);
 // input order.
 std::vector<double> holm_adjust(const std::vector<double>& p);
 
+// ---- Pooled over seeds: several independent repetitions (strata) of the same paired comparison ----
+//
+// One 2×2 table of a Cochran–Mantel–Haenszel analysis: rows = group (1, 2), columns = outcome (1, 2).
+struct Table2x2 {
+  double n11 = 0, n12 = 0, n21 = 0, n22 = 0;
+};
+
+struct CmhResult {
+  double statistic = 0;  // the CMH χ² statistic (1 degree of freedom)
+  double p = 1;          // its asymptotic two-sided p-value, P(χ²₁ ≥ statistic)
+  double odds_ratio = 1;  // the Mantel–Haenszel common odds ratio Σ n11·n22/n / Σ n12·n21/n (∞: denominator 0)
+};
+
+// The Cochran–Mantel–Haenszel test of "no association in any stratum" (common odds ratio 1) over K 2×2 tables
+// (Mantel & Haenszel 1959; Agresti, Categorical Data Analysis, 3rd ed., §6.4.2):
+//   CMH = (|Σ_k (n11_k − E_k)| − cc)² / Σ_k V_k,   E_k = n1+·n+1 / n,   V_k = n1+·n2+·n+1·n+2 / (n²(n − 1)),
+// cc = ½ with the continuity correction (R's mantelhaen.test default), 0 without; strata with n < 2 or V_k = 0
+// carry no information and add nothing. Σ V_k = 0 gives statistic 0, p 1.
+CmhResult cmh_test(const std::vector<Table2x2>& strata, bool continuity_correction);
+
+// P(χ²₁ ≥ x) = erfc(√(x/2)).
+double chi2_1_sf(double x);
+
+// Paired comparisons pooled over strata (seeds): stratum k contributes its paired table (a_k, b_k, c_k, d_k).
+// Written as a CMH analysis with every *pair* (image, seed) its own stratum — rows model A / model B, columns
+// right / wrong, two observations — the pairs where both models agree have V = 0, and each discordant pair has
+// n11 − E = ±½ and V = ¼, so the CMH statistic is exactly McNemar's on the pooled discordant counts
+//   CMH = (B − C)² / (B + C),  B = Σ b_k, C = Σ c_k,
+// and the Mantel–Haenszel odds ratio is B / C (Agresti §11.1.4: McNemar's test is the CMH test of matched pairs;
+// stratifying by seed keeps every pair inside its own seed). Its exact conditional form: under H0 (A and B
+// exchangeable on every image, in every seed) each discordant pair is A's with probability ½ independently — the
+// seeds' models are trained independently — so B ~ Binomial(B + C, ½) given B + C, and p_exact is
+// mcnemar_exact_p(B, C). The comparison tables use p_exact (valid for few discordant pairs too; the two agree
+// closely once B + C is in the tens).
+struct PooledPairs {
+  PairCounts total;       // Σ over strata of a, b, c, d
+  double statistic = 0;   // CMH = (B − C)² / (B + C)  (0 when B + C = 0)
+  double p_chi2 = 1;      // chi2_1_sf(statistic)
+  double p_exact = 1;     // mcnemar_exact_p(B, C)
+  double odds_ratio = 1;  // B / C (∞ when C = 0 < B; 1 when both are 0)
+};
+PooledPairs stratified_mcnemar(const std::vector<PairCounts>& strata);
+
 }  // namespace train
 }  // namespace mnq

@@ -5,7 +5,8 @@
 
 The config is the same YAML job (a path, YAML text, or a dict); ``overrides`` are ``--set`` assignments. Returns
 the results table (results.json's ``runs`` as ``rows``, its paired ``comparisons`` and per-bit-width ``summary``)
-with the run folder; ``resume=True`` continues an interrupted (even killed) job from its checkpoints to the same
+with the run folder; a job with ``seeds`` returns the pooled results (``rows``: each run per seed with mean and
+spread, ``comparisons``: the stratified tests over seeds, ``seeds``); ``resume=True`` continues an interrupted (even killed) job from its checkpoints to the same
 results.json and weights as an uninterrupted run, and raises RuntimeError naming the checkpoint and field when the
 job changed what a stage was trained for (model, bits, plan) or a checkpoint's progress is inconsistent. A
 diverging stage (a non-finite loss, or one above 10·ln(classes)) raises RuntimeError saying so, with its last good
@@ -42,7 +43,7 @@ def train(config: Union[str, os.PathLike, Mapping], *, overrides: Sequence[str] 
     out = _mnq.train(text, origin, list(overrides), bool(resume), bool(quiet))
     results = json.loads(out["results_json"])
     return {"dir": out["dir"], "finished": out["finished"], "rows": results["runs"],
-            "comparisons": results["comparisons"], "summary": results["summary"]}
+            "comparisons": results["comparisons"], "summary": results["summary"], "seeds": results.get("seeds")}
 
 
 def bench_train(*, preset: str = "vit_mnist_tiny", batch: int = 128, steps: int = 10, warmup: int = 2, bits: int = 8,

@@ -57,3 +57,30 @@ def test_plot_writes_a_png(tmp_path):
     out = tmp_path / "sensitivity.png"
     mod.plot(report, layers, out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _search(tmp_path):
+    # the layout SearchResult::write_json writes (csrc/analysis/search.cpp)
+    steps = [(1, "start", "uniform ivit", 0.30, True, 0.30), (2, "start", "uniform ibert", 0.20, True, 0.20),
+             (3, "start", "paper (ΔSQNR)", "inf", False, 0.20), (4, "move", "norm: ibert → ivit", 0.15, True, 0.15),
+             (5, "move", "norm: ivit → fqvit", 0.18, False, 0.15)]
+    search = {"objective": "kl_fp", "score": 0.15, "start": "uniform ibert", "evaluations": 5,
+              "starts": [{"plan": "uniform ivit", "score": 0.30}], "holdout_images": 64, "seconds": 2.0,
+              "plan": {"norm": "ivit"},
+              "trajectory": [{"evaluation": e, "kind": k, "label": lab, "score": v, "accepted": a, "best": b}
+                             for e, k, lab, v, a, b in steps]}
+    path = tmp_path / "search.json"
+    path.write_text(json.dumps(search))
+    return path
+
+
+def test_search_trajectory_loads_and_plots(tmp_path):
+    mod = _module()
+    search, steps = mod.load_search(_search(tmp_path))
+    assert [s[0] for s in steps] == [1, 2, 3, 4, 5]
+    assert steps[2][3] == math.inf
+    assert [s[5] for s in steps] == [0.30, 0.20, 0.20, 0.15, 0.15]
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "search.png"
+    mod.plot_search(search, steps, out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
