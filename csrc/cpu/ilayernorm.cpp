@@ -6,6 +6,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include "csrc/cpu/isa.h"
@@ -45,17 +46,23 @@ MNQ_CPU_CLONES bool rows(In in, Out out, const LnParams& p, int64_t r0, int64_t 
   return true;
 }
 
-// Rows [r0, r1) on the AVX-512 passes (layernorm_simd.h); `in` and `out` point at row 0.
+// Rows [r0, r1) on the AVX-512 passes (layernorm_simd.h), 8 at a time so that their square roots share vector
+// divisions (ilayernorm_std8); `in` and `out` point at row 0, q is an [8, cols] buffer.
 bool rows_simd(const LnRowIn& in, const LnRowOut& out, const LnParams& p, int64_t r0, int64_t r1, int32_t* q) {
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t base = r * p.cols;
-    const LnRowIn ri = in.at(base);
-    const LnRowOut ro = out.at(base);
-    i64 s = 0, ss = 0;
-    if (!ln_load_row(ri, p.cols, p.lo, p.hi, q, s, ss)) return false;
-    i64 mean = 0;
-    const LnFactor f = ilayernorm_factor(s, ss, p.cols, mean);
-    ln_out_row(q, static_cast<int32_t>(mean), p.cols, f, p.bias_int, ro);
+  for (int64_t r = r0; r < r1; r += 8) {
+    const int64_t n = std::min<int64_t>(8, r1 - r);
+    i64 mean[8], var[8] = {0, 0, 0, 0, 0, 0, 0, 0}, k[8];
+    for (int64_t i = 0; i < n; ++i) {
+      i64 s = 0, ss = 0;
+      if (!ln_load_row(in.at((r + i) * p.cols), p.cols, p.lo, p.hi, q + i * p.cols, s, ss)) return false;
+      mean[i] = ln_mean(s, p.cols);
+      var[i] = ln_centered_sumsq(s, ss, mean[i], p.cols);
+    }
+    ilayernorm_std8(var, k);
+    for (int64_t i = 0; i < n; ++i) {  // f = ilayernorm_factor's, from the same std
+      const LnFactor f = ln_factor(kInt31Max / k[i]);
+      ln_out_row(q + i * p.cols, static_cast<int32_t>(mean[i]), p.cols, f, p.bias_int, out.at((r + i) * p.cols));
+    }
   }
   return true;
 }
@@ -67,7 +74,7 @@ bool run(In in, Out out, const LnParams& p, const LnRowIn* simd_in = nullptr, co
   const int64_t grain = std::max<int64_t>(1, 16384 / p.cols);
   const bool simd = simd_in != nullptr && isa() == Isa::kAvx512;
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    RowBuffer<int32_t> q(p.cols);
+    RowBuffer<int32_t> q(simd ? 8 * p.cols : p.cols);
     const bool ok = simd ? rows_simd(*simd_in, *simd_out, p, r0, r1, q.data()) : rows(in, out, p, r0, r1, q.data());
     if (!ok) all_ok = false;
   });

@@ -62,6 +62,17 @@ MNQ_TARGET_AVX512 void shift_sums(const int32_t* q, int32_t mean, int64_t cols, 
   at = _mm512_reduce_add_epi64(a);
 }
 
+MNQ_TARGET_AVX512 void std8(const i64* var, i64* k) {
+  constexpr int kTrunc = _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC;
+  const __m512d v = _mm512_cvtepi64_pd(_mm512_loadu_si512(var));
+  __m512d kk = _mm512_set1_pd(65536.0);
+  for (int i = 0; i < 10; ++i) {
+    const __m512d q = _mm512_roundscale_pd(_mm512_div_pd(v, kk), kTrunc);
+    kk = _mm512_roundscale_pd(_mm512_mul_pd(_mm512_add_pd(kk, q), _mm512_set1_pd(0.5)), kTrunc);
+  }
+  _mm512_storeu_si512(k, _mm512_cvtpd_epi64(kk));
+}
+
 MNQ_TARGET_AVX512 void out_row(const int32_t* q, int32_t mean, int64_t cols, LnFactor f, const i64* bias,
                                const LnRowOut& out) {
   const __m512i vm = _mm512_set1_epi32(mean);
@@ -98,6 +109,12 @@ bool ln_load_row(const LnRowIn& in, int64_t cols, i64 lo, i64 hi, int32_t* q, i6
 void ln_shift_sums(const int32_t* q, int32_t mean, int64_t cols, int s, i64& below, i64& at) {
 #if defined(MNQ_HAVE_X86_SIMD)
   shift_sums(q, mean, cols, s, below, at);
+#endif
+}
+
+void ilayernorm_std8(const i64* var, i64* k) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  std8(var, k);
 #endif
 }
 

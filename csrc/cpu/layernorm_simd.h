@@ -48,6 +48,13 @@ bool ln_load_row(const LnRowIn& in, int64_t cols, kernels::i64 lo, kernels::i64 
 
 void ln_shift_sums(const int32_t* q, int32_t mean, int64_t cols, int s, kernels::i64& below, kernels::i64& at);
 
+// k[i] = ilayernorm_std(var[i]) (kernels/ilayernorm.h) for 8 rows at once, 0 ≤ var[i] ≤ 2^48: the fixed 10 Newton
+// steps k ← floor((k + floor(var/k)) / 2) in float64 lanes, exact: var and k (64 ≤ k ≤ 2^31 + 2^15) are exact
+// doubles; floor(var/k) = trunc(fl(var/k)) because var < 2^53 (a non-integer var/k lies at least 1/k from every
+// integer, farther than the quotient's rounding error (var/k)·2^−53 < 1/k); k + floor(var/k) is an integer below
+// 2^53, so halving it is exact and trunc is the floor. One vector division per step instead of eight scalar ones.
+void ilayernorm_std8(const kernels::i64* var, kernels::i64* k);
+
 void ln_out_row(const int32_t* q, int32_t mean, int64_t cols, kernels::LnFactor f, const kernels::i64* bias_int,
                 const LnRowOut& out);
 

@@ -93,11 +93,15 @@ MNQ_TARGET_AVX512 void out_row(const int32_t* x, const PtfRow& row, const PtfRow
   const __m512d inv_den = _mm512_set1_pd(rf.inv_den), inv_std = _mm512_set1_pd(rf.inv_std);
   const __m512d inv_sn = _mm512_set1_pd(rf.inv_sn), b_lim = _mm512_set1_pd(rf.b_lim), sx = _mm512_set1_pd(row.sx);
   const __m512d out_scale = _mm512_set1_pd(out.scale), eps48 = _mm512_set1_pd(0x1p-48);
+  // Locals: the int64 stores could alias the structs' pointer members, which would be reloaded after each.
+  const double *const cgamma = p.cgamma, *const gamma = p.gamma, *const beta = p.beta;
+  int64_t* const code = out.code;
+  float* const value = out.value;
   constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
   constexpr int kFloor = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
   for (int64_t j = 0; j < cols; j += 8) {
     const __mmask8 m = lanes8(cols - j);
-    const __m512d a = _mm512_mul_pd(_mm512_maskz_loadu_pd(m, p.cgamma + j), inv_den);
+    const __m512d a = _mm512_mul_pd(_mm512_maskz_loadu_pd(m, cgamma + j), inv_den);
     const __m512d abs_a = _mm512_and_pd(a, abs_mask);
     // N = clamp(7 − floor(log2|A'|), 0, 31); VGETEXPPD is floor(log2) for a normal A' (others fail the test).
     // MAXPD/MINPD return their second operand for a NaN, so N is always in [0, 31].
@@ -108,28 +112,28 @@ MNQ_TARGET_AVX512 void out_row(const int32_t* x, const PtfRow& row, const PtfRow
     const __m512d dist = _mm512_and_pd(_mm512_sub_pd(z, _mm512_roundscale_pd(z, kNearest)), abs_mask);
     __mmask8 good = _mm512_cmp_pd_mask(_mm512_fnmadd_pd(eps48, z, dist), _mm512_set1_pd(0x1p-20), _CMP_GE_OQ);
     const __m512d mf = _mm512_min_pd(_mm512_roundscale_pd(z, kFloor), _mm512_set1_pd(255.0));
-    const __m512d q = _mm512_mul_pd(_mm512_mul_pd(sx, _mm512_maskz_loadu_pd(m, p.gamma + j)), inv_std);
+    const __m512d q = _mm512_mul_pd(_mm512_mul_pd(sx, _mm512_maskz_loadu_pd(m, gamma + j)), inv_std);
     const __m512d w =
-        _mm512_scalef_pd(_mm512_mul_pd(_mm512_sub_pd(_mm512_maskz_loadu_pd(m, p.beta + j), q), inv_sn), n);
+        _mm512_scalef_pd(_mm512_mul_pd(_mm512_sub_pd(_mm512_maskz_loadu_pd(m, beta + j), q), inv_sn), n);
     const __m512d wr = _mm512_roundscale_pd(w, kNearest);
     const __m512d room = _mm512_fnmadd_pd(eps48, _mm512_and_pd(w, abs_mask), b_lim);
     good &= _mm512_cmp_pd_mask(_mm512_and_pd(_mm512_sub_pd(w, wr), abs_mask), room, _CMP_LE_OQ);
     const __m512d sm = _mm512_or_pd(mf, _mm512_and_pd(a, sign_mask));  // copysign(M, A'), M ≥ +0
     const __m512d xd = _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(m, x + j));
     const __m512d v = _mm512_scalef_pd(_mm512_fmadd_pd(sm, xd, wr), _mm512_sub_pd(zero, n));  // num·2^−N
-    if (out.code != nullptr) {
-      _mm512_mask_storeu_epi64(out.code + j, m, _mm512_cvt_roundpd_epi64(v, kNearest));
+    if (code != nullptr) {
+      _mm512_mask_storeu_epi64(code + j, m, _mm512_cvt_roundpd_epi64(v, kNearest));
     } else {  // v·S as FloatOut: float(double(rint(v))·S) (+0 turns a −0 into the integer 0's +0)
       const __m512d r = _mm512_add_pd(_mm512_roundscale_pd(v, kNearest), zero);
-      _mm256_mask_storeu_ps(out.value + j, m, _mm512_cvtpd_ps(_mm512_mul_pd(r, out_scale)));
+      _mm256_mask_storeu_ps(value + j, m, _mm512_cvtpd_ps(_mm512_mul_pd(r, out_scale)));
     }
     for (unsigned redo = static_cast<unsigned>(m & ~good); redo != 0; redo &= redo - 1) {
       const int64_t c = j + __builtin_ctz(redo);
       const i64 v = kernels::ptf_out(x[c], c, row, p);
-      if (out.code != nullptr) {
-        out.code[c] = v;
+      if (code != nullptr) {
+        code[c] = v;
       } else {
-        kernels::FloatOut{out.value, out.scale}.store(c, v);
+        kernels::FloatOut{value, out.scale}.store(c, v);
       }
     }
   }

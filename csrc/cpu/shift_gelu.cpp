@@ -48,6 +48,9 @@ MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t 
                          bool simd) {
   const int64_t cols = p.cols, lo = p.lo, hi = p.hi;
   const ShiftGeluConsts c = p.c;
+  // The table depends on the row max m alone (e2 and sig(−t) do), so consecutive rows with the same max share it:
+  // tab holds t ∈ [0, tab_len) for the max tab_m (8-bit activations often saturate, so most rows share one).
+  i64 tab_m = INT64_MIN, tab_len = 0;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t base = r * cols;
     int32_t m = INT32_MIN, mn = INT32_MAX;
@@ -85,7 +88,10 @@ MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t 
     // The loops below read buf only (a pointer that may alias the output would keep them scalar).
     if (q != buf && !(simd && 2 * span <= cols)) std::copy(q, q + cols, buf);
     if (2 * span <= cols) {
-      for (i64 t = 0; t < span; ++t) tab[t] = static_cast<Tab>(shift_gelu_sig(-t, e2, c));
+      if (m != tab_m) tab_len = 0;
+      for (i64 t = tab_len; t < span; ++t) tab[t] = static_cast<Tab>(shift_gelu_sig(-t, e2, c));
+      tab_m = m;
+      tab_len = tab_len > span ? tab_len : span;
       if constexpr (std::is_same_v<Tab, int32_t>) {
         if (simd) {
           lookup_simd(q, cols, m, tab, out, base);  // q: the input row, or buf

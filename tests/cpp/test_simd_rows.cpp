@@ -13,7 +13,9 @@
 #include <random>
 #include <vector>
 
+#include "kernels/ilayernorm.h"
 #include "csrc/cpu/isa.h"
+#include "csrc/cpu/layernorm_simd.h"
 #include "csrc/cpu/log_int_softmax_simd.h"
 #include "csrc/cpu/ptf_layernorm_simd.h"
 
@@ -242,4 +244,34 @@ TEST_CASE("log-int-softmax avx512 rows equal lis_code", "[simd]") {
   REQUIRE(small_t0 > 100);
   REQUIRE(wide_rows > 10);
   REQUIRE(zeros > 100);
+}
+
+TEST_CASE("ilayernorm_std8 equals ilayernorm_std", "[simd]") {
+  if (!have_avx512()) {
+    WARN("no AVX-512 on this CPU: ilayernorm_std8 is not run");
+    return;
+  }
+  // Around every power of two and the squares (where the Newton steps' floors change), both ends, and random values
+  // up to the bound 2^48.
+  std::vector<i64> vars;
+  for (int b = 0; b <= 48; ++b) {
+    for (i64 d = -3; d <= 3; ++d) vars.push_back((i64(1) << b) + d);
+  }
+  for (i64 r = 1; r <= 4096; r *= 2) {
+    for (i64 d = -1; d <= 1; ++d) vars.push_back(r * r + d);
+  }
+  std::mt19937_64 rng(13);
+  for (int i = 0; i < 20000; ++i) vars.push_back(static_cast<i64>(rng() >> (16 + rng() % 40)));
+  vars.push_back(0);
+  vars.push_back(i64(1) << 48);
+  while (vars.size() % 8 != 0) vars.push_back(7);
+  for (size_t i = 0; i < vars.size(); i += 8) {
+    i64 var[8], k[8];
+    for (int l = 0; l < 8; ++l) var[l] = std::max<i64>(0, std::min<i64>(vars[i + l], i64(1) << 48));
+    cpu::ilayernorm_std8(var, k);
+    for (int l = 0; l < 8; ++l) {
+      INFO("var " << var[l]);
+      REQUIRE(k[l] == ilayernorm_std(var[l]));
+    }
+  }
 }
