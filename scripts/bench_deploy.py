@@ -110,7 +110,7 @@ def main() -> int:
               f"{r['integer_ms']:.2f} | {r['integer_vs_fp32']:.2f}× | {r['unfused_ms']:.2f} | "
               f"{r['unfused_ms'] / r['fp32_ms']:.2f}× |")
     print("\nweights: " + ", ".join(f"{r['model']} {r['integer_bytes'] / 1e6:.2f} MB vs FP32 {r['fp32_bytes'] / 1e6:.2f} MB "
-                                     f"({r['bytes_ratio']:.2f}×)" for r in rows[::2]))
+                                     f"({r['bytes_ratio']:.2f}×)" for r in {r['model']: r for r in rows}.values()))
     print("\ninteger engine, time per op type (ms per forward):")
     keys = sorted({k for p in profiles.values() for k in p})
     print("| run | " + " | ".join(keys) + " |")

@@ -75,6 +75,8 @@ void bind_deploy(py::module_& m) {
       py::arg("model"), "The integer model of a calibrated eval-mode quantized mnq._mnq.Model.");
   m.def("deploy_set_fused", &set_fused, py::arg("on"),
         "Fused CPU paths of the integer engine on (default) or off (the unfused program; tests, benchmark).");
+  m.def("deploy_emulate_float32", &set_float32_emulation, py::arg("on"),
+        "Diagnostic: LayerNorm / I-BERT GELU outputs rounded through float32 as the fake-quant model stores them.");
   m.def("load_integer_model", &load_integer_model, py::arg("path"), "Reads a file written by IntegerModel.save.");
 }
 

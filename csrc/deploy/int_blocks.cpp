@@ -28,6 +28,7 @@ at::ScalarType codes_dtype(const Requant& r) { return r.bits <= 8 ? at::kChar : 
 at::Tensor requant_add(const Requant& r, const at::Tensor& q, const at::Tensor& q_id, const Requant& id,
                        Profile* prof) {
   ProfileScope scope(prof, "requant");
+  if (requant_add_fusable(q, q_id, r, id)) return requant_add_fused(q, q_id, r, id);
   return r.add(q, q_id, id);
 }
 

@@ -13,7 +13,7 @@
 #include "kernels/int_gemm.h"
 #include "kernels/int_requant.h"
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #include <immintrin.h>
 #define MNQ_DEPLOY_AVX512 1
 #endif
@@ -26,35 +26,87 @@ constexpr int64_t kFast = int64_t(1) << 31;  // |input| bound of the 64-bit epil
 std::atomic<bool> g_fused{true};
 
 #ifdef MNQ_DEPLOY_AVX512
-// Eight lanes of kernels/int_requant.h's epilogue: v (int64 lanes, |v| < 2^31) times m (|m| < 2^31; vpmuldq of the
-// low halves is exact), round half to even by k, clamp.
-inline __m512i requant8(__m512i v, __m512i m, __m512i k, __m512i lo, __m512i hi) {
+// Eight lanes of kernels/int_requant.h's epilogue before the clamp: v (int64 lanes, |v| < 2^31) times m
+// (|m| < 2^31; vpmuldq of the low halves is exact), rounded half to even by k.
+inline __m512i requant8(__m512i v, __m512i m, __m512i k) {
   const __m512i one = _mm512_set1_epi64(1);
   const __m512i p = _mm512_mul_epi32(v, m);
   const __m512i half_m1 = _mm512_sub_epi64(_mm512_sllv_epi64(one, _mm512_sub_epi64(k, one)), one);
   const __m512i odd = _mm512_and_si512(_mm512_srav_epi64(p, k), one);
-  const __m512i q = _mm512_srav_epi64(_mm512_add_epi64(_mm512_add_epi64(p, half_m1), odd), k);
-  return _mm512_max_epi64(_mm512_min_epi64(q, hi), lo);
+  return _mm512_srav_epi64(_mm512_add_epi64(_mm512_add_epi64(p, half_m1), odd), k);
 }
 
+inline __m512i load8(const int8_t* p, __mmask8 mask) { return _mm512_cvtepi8_epi64(_mm_maskz_loadu_epi8(mask, p)); }
+inline __m512i load8(const int32_t* p, __mmask8 mask) {
+  return _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(mask, p));
+}
+inline __m512i load8(const int64_t* p, __mmask8 mask) { return _mm512_maskz_loadu_epi64(mask, p); }
 inline void store8(int8_t* o, __m512i q, __mmask8 mask) { _mm512_mask_cvtepi64_storeu_epi8(o, mask, q); }
 inline void store8(int32_t* o, __m512i q, __mmask8 mask) { _mm512_mask_cvtepi64_storeu_epi32(o, mask, q); }
+inline __mmask8 tail_mask(int64_t left) { return left >= 8 ? __mmask8(0xff) : __mmask8((1u << left) - 1); }
+#endif
 
-// epilogue_row for int32 input: 8 lanes at a time, the tail masked.
-template <typename TO>
-void requant_row_simd(const int32_t* acc, const int32_t* bias, const kernels::RequantPairs& r, int64_t n, TO* out) {
+template <typename TI, typename TO>
+void requant_row_exact(const TI* in, const int32_t* bias, const kernels::RequantPairs& r, int64_t n, TO* out);
+
+// The fused epilogue of one row (kernels/int_requant.h): 8 lanes at a time where the build has AVX-512 (the tail
+// masked), else the scalar loop. int32 input without bias is always in the fast range; otherwise a chunk holding
+// a value of 2^31 or more (I-ViT / I-BERT LayerNorm codes may reach 2^30 + β) takes the exact 128-bit kernel.
+template <typename TI, typename TO>
+void epilogue_row(const TI* in, const int32_t* bias, const kernels::RequantPairs& r, int64_t n, TO* out) {
+  constexpr bool kAlwaysFast = sizeof(TI) <= 4;
+#ifdef MNQ_DEPLOY_AVX512
   const __m512i lo = _mm512_set1_epi64(r.lo), hi = _mm512_set1_epi64(r.hi);
   const __m512i m0 = _mm512_set1_epi64(r.m[0]), k0 = _mm512_set1_epi64(r.k[0]);
+  const __m512i limit = _mm512_set1_epi64(kFast - 1);
   for (int64_t j = 0; j < n; j += 8) {
-    const __mmask8 mask = n - j >= 8 ? __mmask8(0xff) : __mmask8((1u << (n - j)) - 1);
-    __m512i v = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(mask, acc + j));
-    if (bias) v = _mm512_add_epi64(v, _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(mask, bias + j)));
+    const __mmask8 mask = tail_mask(n - j);
+    __m512i v = load8(in + j, mask);
+    if (bias) v = _mm512_add_epi64(v, load8(bias + j, mask));
+    if ((!kAlwaysFast || bias) && _mm512_cmpgt_epi64_mask(_mm512_abs_epi64(v), limit)) {
+      requant_row_exact(in + j, bias ? bias + j : nullptr,
+                        kernels::RequantPairs{r.m + (r.per_channel ? j : 0), r.k + (r.per_channel ? j : 0),
+                                              r.per_channel, r.lo, r.hi},
+                        std::min<int64_t>(8, n - j), out + j);
+      continue;
+    }
     const __m512i m = r.per_channel ? _mm512_maskz_loadu_epi64(mask, r.m + j) : m0;
     const __m512i k = r.per_channel ? _mm512_mask_loadu_epi64(k0, mask, r.k + j) : k0;
-    store8(out + j, requant8(v, m, k, lo, hi), mask);
+    store8(out + j, _mm512_max_epi64(_mm512_min_epi64(requant8(v, m, k), hi), lo), mask);
   }
-}
+#else
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t v = int64_t(in[j]) + (bias ? int64_t(bias[j]) : 0);
+    const int64_t c = r.per_channel ? j : 0;
+    const int64_t q = (kAlwaysFast && !bias) || (v < kFast && v > -kFast)
+                          ? kernels::round_shr_fast(v * r.m[c], r.k[c])
+                          : kernels::requant(v, kernels::Dyadic{r.m[c], int(r.k[c])});
+    out[j] = static_cast<TO>(std::clamp(q, r.lo, r.hi));
+  }
 #endif
+}
+
+// clamp(requant(q) + requant(id)) of one row, both per tensor (the fused residual add), |q|, |id| < 2^31.
+template <typename TI, typename TO>
+void epilogue_add_row(const TI* q, const int32_t* id, const kernels::RequantPairs& r, int64_t m_id, int64_t k_id,
+                      int64_t n, TO* out) {
+#ifdef MNQ_DEPLOY_AVX512
+  const __m512i lo = _mm512_set1_epi64(r.lo), hi = _mm512_set1_epi64(r.hi);
+  const __m512i m = _mm512_set1_epi64(r.m[0]), k = _mm512_set1_epi64(r.k[0]);
+  const __m512i mi = _mm512_set1_epi64(m_id), ki = _mm512_set1_epi64(k_id);
+  for (int64_t j = 0; j < n; j += 8) {
+    const __mmask8 mask = tail_mask(n - j);
+    const __m512i sum = _mm512_add_epi64(requant8(load8(q + j, mask), m, k), requant8(load8(id + j, mask), mi, ki));
+    store8(out + j, _mm512_max_epi64(_mm512_min_epi64(sum, hi), lo), mask);
+  }
+#else
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t v = kernels::round_shr_fast(int64_t(q[j]) * r.m[0], r.k[0]) +
+                      kernels::round_shr_fast(int64_t(id[j]) * m_id, k_id);
+    out[j] = static_cast<TO>(std::clamp(v, r.lo, r.hi));
+  }
+#endif
+}
 
 #ifdef MNQ_DEPLOY_AVX512
 // c[i][0, Npad) = Σ_k a[i][k] · b[k][·] in int32 lanes (vpmulld): b int32 [K][ldb], Npad and ldb multiples of 16
@@ -93,16 +145,6 @@ void gemm_i32(const TA* a, int64_t lda, const int32_t* b, int64_t ldb, int32_t* 
 }
 #endif
 
-// The fused epilogue of one row (kernels/int_requant.h), vectorized where the build allows.
-template <typename TO>
-inline void epilogue_row(const int32_t* acc, const int32_t* bias, const kernels::RequantPairs& r, int64_t n, TO* out) {
-#ifdef MNQ_DEPLOY_AVX512
-  requant_row_simd(acc, bias, r, n, out);
-#else
-  kernels::requant_row(acc, bias, r, n, out);
-#endif
-}
-
 kernels::RequantPairs pairs_of(const Requant& r) {
   return {r.m.data_ptr<int64_t>(), r.k.data_ptr<int64_t>(), r.m.numel() > 1, -(int64_t(1) << (r.bits - 1)),
           (int64_t(1) << (r.bits - 1)) - 1};
@@ -119,35 +161,12 @@ void requant_row_exact(const TI* in, const int32_t* bias, const kernels::Requant
   }
 }
 
-// Rows of `in` (n wide) → rows of `out`: the fast epilogue where the row's values (+ bias) stay below 2^31.
+// Rows of `in` (n wide) → rows of `out`, in parallel.
 template <typename TI, typename TO>
-void requant_rows(const TI* in, const int32_t* bias, const kernels::RequantPairs& r, int64_t rows, int64_t n, TO* out,
-                  int64_t bias_max) {
+void requant_rows(const TI* in, const int32_t* bias, const kernels::RequantPairs& r, int64_t rows, int64_t n,
+                  TO* out) {
   at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)), [&](int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; ++i) {
-      const TI* row = in + i * n;
-      TO* o = out + i * n;
-      if constexpr (sizeof(TI) == 4) {
-        if (bias_max == 0) {
-          epilogue_row(row, nullptr, r, n, o);
-          continue;
-        }
-      }
-      int64_t amax = 0;  // vectorizes: max |v|
-      for (int64_t j = 0; j < n; ++j) amax = std::max<int64_t>(amax, row[j] < 0 ? -int64_t(row[j]) : int64_t(row[j]));
-      if (amax + bias_max < kFast) {
-        if constexpr (sizeof(TI) == 4) {
-          epilogue_row(row, bias, r, n, o);
-        } else {
-          thread_local std::vector<int32_t> narrow;
-          narrow.resize(size_t(n));
-          for (int64_t j = 0; j < n; ++j) narrow[size_t(j)] = int32_t(row[j]);
-          epilogue_row(narrow.data(), bias, r, n, o);
-        }
-      } else {
-        requant_row_exact(row, bias, r, n, o);
-      }
-    }
+    for (int64_t i = r0; i < r1; ++i) epilogue_row(in + i * n, bias, r, n, out + i * n);
   });
 }
 
@@ -167,12 +186,11 @@ at::Tensor requant_fused(const at::Tensor& q_in, const at::Tensor& bias, const R
   at::Tensor out = at::empty(q.sizes(), q.options().dtype(out_type));
   const kernels::RequantPairs p = pairs_of(r);
   const int32_t* b = bias.defined() ? bias.data_ptr<int32_t>() : nullptr;
-  const int64_t bias_max = bias.defined() ? bias.abs().max().item<int32_t>() : 0;
   auto run = [&](auto* in) {
     if (out_type == at::kChar) {
-      requant_rows(in, b, p, rows, n, out.data_ptr<int8_t>(), bias_max);
+      requant_rows(in, b, p, rows, n, out.data_ptr<int8_t>());
     } else {
-      requant_rows(in, b, p, rows, n, out.data_ptr<int32_t>(), bias_max);
+      requant_rows(in, b, p, rows, n, out.data_ptr<int32_t>());
     }
   };
   TORCH_CHECK(out_type == at::kChar || out_type == at::kInt, "requant_fused: int8 or int32 output");
@@ -183,6 +201,32 @@ at::Tensor requant_fused(const at::Tensor& q_in, const at::Tensor& bias, const R
     TORCH_CHECK(q.scalar_type() == at::kLong, "requant_fused: int32 or int64 input, got ", q.scalar_type());
     run(q.data_ptr<int64_t>());
   }
+  return out;
+}
+
+bool requant_add_fusable(const at::Tensor& q, const at::Tensor& id, const Requant& r, const Requant& rid) {
+  return q.is_cpu() && (q.scalar_type() == at::kChar || q.scalar_type() == at::kInt) && id.scalar_type() == at::kInt &&
+         q.sizes() == id.sizes() && fusable(r) && fusable(rid) && r.m.numel() == 1 && rid.m.numel() == 1;
+}
+
+at::Tensor requant_add_fused(const at::Tensor& q_in, const at::Tensor& id_in, const Requant& r, const Requant& rid) {
+  const at::Tensor q = q_in.contiguous(), id = id_in.contiguous();
+  at::Tensor out = at::empty(q.sizes(), q.options().dtype(at::kInt));
+  const kernels::RequantPairs p = pairs_of(r);
+  const int64_t m_id = rid.m.data_ptr<int64_t>()[0], k_id = rid.k.data_ptr<int64_t>()[0], n = q.numel();
+  const int32_t* ip = id.data_ptr<int32_t>();
+  int32_t* op = out.data_ptr<int32_t>();
+  constexpr int64_t kChunk = 16384;
+  at::parallel_for(0, (n + kChunk - 1) / kChunk, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t j = c * kChunk, len = std::min(kChunk, n - j);
+      if (q.scalar_type() == at::kChar) {
+        epilogue_add_row(q.data_ptr<int8_t>() + j, ip + j, p, m_id, k_id, len, op + j);
+      } else {
+        epilogue_add_row(q.data_ptr<int32_t>() + j, ip + j, p, m_id, k_id, len, op + j);
+      }
+    }
+  });
   return out;
 }
 
@@ -267,7 +311,7 @@ bool attention_core(const IntAttention& attn, const at::Tensor& qkv, int64_t H, 
         int32_t* s = sc + g * N * N;
         for (int64_t i = 0; i < N; ++i) {
           if (bias) {
-            kernels::requant_add_row(acc.data() + i * Np, bias + (h * N + i) * N, sp, m_b, k_b, N, s + i * N);
+            epilogue_add_row(acc.data() + i * Np, bias + (h * N + i) * N, sp, m_b, k_b, N, s + i * N);
           } else {
             epilogue_row(acc.data() + i * Np, nullptr, sp, N, s + i * N);
           }

@@ -28,6 +28,11 @@ bool fusable(const Requant& r);
 // path's 2^31 bound are computed by the exact 128-bit kernel. Requires fusable(r).
 at::Tensor requant_fused(const at::Tensor& q, const at::Tensor& bias, const Requant& r, at::ScalarType out);
 
+// clamp(requant(q, r) + requant(id, rid)) (the fused residual add) when requant_add_fusable: CPU, q int8 or int32,
+// id int32 of q's shape, both requants per tensor and fusable. Output int32.
+bool requant_add_fusable(const at::Tensor& q, const at::Tensor& id, const Requant& r, const Requant& rid);
+at::Tensor requant_add_fused(const at::Tensor& q, const at::Tensor& id, const Requant& r, const Requant& rid);
+
 // act(linear(q)): the int8 GEMM in blocks of rows, each block's accumulators requantized while in cache.
 // Falls back to the unfused path where a precondition fails.
 at::Tensor linear_act(const IntLinear& l, const at::Tensor& q, const Requant& act, at::ScalarType out, Profile* prof);

@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -31,6 +32,17 @@ T requant_dyadic(const T& q, const T& m, const T& k, int64_t bits, const OptT& i
 
 [[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument("integer model: " + msg); }
 
+std::atomic<bool> g_float32{false};
+
+// What the fake-quant model's next QuantAct reads back from an op output q on scale s: the op stores the float32
+// value fl32(q·s) and the quantizer recovers the code round(fl32(q·s) / s) in float64 (kernels/quant.h). Exact for
+// |q| < 2^24; the I-ViT / I-BERT LayerNorm (up to 2^30) and I-BERT GELU outputs can lose their low bits.
+at::Tensor through_float32(const at::Tensor& q, const at::Tensor& s) {
+  if (!g_float32) return q;
+  const at::Tensor sd = s.to(q.device(), at::kDouble);
+  return at::round((q.to(at::kDouble) * sd).to(at::kFloat).to(at::kDouble) / sd).to(q.scalar_type());
+}
+
 void check_method(const std::string& name, const std::string& method, std::initializer_list<const char*> allowed) {
   for (const char* a : allowed) {
     if (method == a) return;
@@ -39,6 +51,8 @@ void check_method(const std::string& name, const std::string& method, std::initi
 }
 
 }  // namespace
+
+void set_float32_emulation(bool on) { g_float32 = on; }
 
 ProfileScope::~ProfileScope() {
   if (!prof_) return;
@@ -136,11 +150,13 @@ at::Tensor IntNorm::operator()(const at::Tensor& q, Profile* prof) const {
   ProfileScope scope(prof, "layernorm");
   if (method == "ivit") {
     static auto op = op_handle<std::tuple<T, T>(const T&, double, const T&, const T&)>("ilayernorm");
-    return std::get<0>(op.call(q, scale_in, gamma, beta));
+    auto [codes, s] = op.call(q, scale_in, gamma, beta);
+    return through_float32(codes, s);
   }
   if (method == "ibert") {
     static auto op = op_handle<std::tuple<T, T>(const T&, double, const T&, const T&)>("ibert_layernorm");
-    return std::get<0>(op.call(q, scale_in, gamma, beta));
+    auto [codes, s] = op.call(q, scale_in, gamma, beta);
+    return through_float32(codes, s);
   }
   static auto op =
       op_handle<std::tuple<T, double>(const T&, const T&, double, const T&, const T&, double)>("ptf_layernorm");
@@ -244,7 +260,8 @@ at::Tensor IntGelu::operator()(const at::Tensor& q, Profile* prof) const {
   }
   if (method == "fqvit") return lut.index({q.to(at::kLong) + lut.size(0) / 2});
   static auto op = op_handle<std::tuple<T, T>(const T&, const T&)>("ibert_gelu");
-  return std::get<0>(op.call(q, channel_scale));
+  auto [codes, s] = op.call(q, channel_scale);
+  return through_float32(codes, s);
 }
 
 void IntGelu::write(Store& s, const std::string& name) const {

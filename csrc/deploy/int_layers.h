@@ -27,6 +27,11 @@
 namespace mnq {
 namespace deploy {
 
+// A diagnostic (README "Deploy", tests/python/test_deploy.py): on, the LayerNorm (ivit, ibert) and I-BERT GELU
+// outputs pass through the fake-quant model's float32 storage (round(fl32(q·s)/s)) before the next layer, so the
+// engine computes what the fake-quant model computes, float32 rounding included. Off (default): exact codes.
+void set_float32_emulation(bool on);
+
 struct Requant {
   at::Tensor m, k;  // int64 [1] or [C]
   int64_t bits = 8;
