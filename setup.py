@@ -10,7 +10,8 @@
     MNQ_BUILD_TESTS=ON|OFF      build the Catch2 tests (needs Debian's catch2; default: the build folder's setting,
                                 OFF in a new one; scripts/test.sh turns it on)
     MNQ_CPU_ARCH                -march= of the CPU kernels (default native; empty: portable)
-    TORCH_CUDA_ARCH_LIST        CUDA archs (default "8.0;9.0+PTX")
+    TORCH_CUDA_ARCH_LIST        CUDA archs (default: this machine's GPUs, else "9.0+PTX")
+    MNQ_PRECOMPILE_HEADERS      ON|OFF: precompiled torch headers (default ON; CMakeLists.txt says why)
 """
 import os
 import shutil
@@ -54,6 +55,8 @@ class CMakeBuild(build_ext):
             cfg.append(f"-DMNQ_BUILD_TESTS={os.environ['MNQ_BUILD_TESTS']}")
         if "MNQ_CPU_ARCH" in os.environ:
             cfg.append(f"-DMNQ_CPU_ARCH={os.environ['MNQ_CPU_ARCH']}")
+        if "MNQ_PRECOMPILE_HEADERS" in os.environ:
+            cfg.append(f"-DMNQ_PRECOMPILE_HEADERS={os.environ['MNQ_PRECOMPILE_HEADERS']}")
         if os.environ.get("TORCH_CUDA_ARCH_LIST"):
             cfg.append(f"-DTORCH_CUDA_ARCH_LIST={os.environ['TORCH_CUDA_ARCH_LIST']}")
         subprocess.check_call(cfg)

@@ -2,7 +2,7 @@
 // (m, k) instead of scales, q_out = clamp(round(q·m/2^k) [+ round(q_id·m_id/2^k_id)], −2^(b−1), 2^(b−1)−1).
 // The integer engine (csrc/deploy) stores every requantization as such pairs (computed once at conversion by
 // dyadic(S_in/S_out), the exact multipliers `requant` derives per call), so inference reads no scale at all.
-// Same kernels as requant (kernels/quant.h requant_code, csrc/cpu/quant.cpp fast paths), CPU and CUDA.
+// Same kernels as requant (kernels/quant.h requant_code, csrc/cpu/requant.cpp fast paths), CPU and CUDA.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 

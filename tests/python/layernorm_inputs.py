@@ -7,7 +7,7 @@ QuantAct, I-BERT LayerNorm a 22-bit one, PTF LayerNorm an 8-bit PtfAct with per-
 """
 import torch
 
-from mnq import reference
+from mnq import ops, reference
 
 
 def residual_stream(shape, outliers=4, outlier_gain=30.0, seed=0):
@@ -61,3 +61,49 @@ def assert_layer_norm_grads(y, x, weight, bias, eps):
     for name, t, a, e in zip(("x", "weight", "bias"), (x, weight, bias), got, want):
         assert a.dtype == t.dtype, name
         torch.testing.assert_close(a.to(x.dtype), e, msg=name)
+
+
+# Checks shared by the LayerNorms with the signature op(q, scale, weight, bias) / op_qat(x, scale, weight, bias, eps)
+# (I-LayerNorm, I-BERT LayerNorm): `name` is the op's name in mnq.ops and torch.ops.mnq.
+
+def check_noncontiguous_and_empty(name, reference_op, lo, hi, dtype):
+    """A transposed (non-contiguous) input gives the reference's output on its contiguous copy; empty inputs give
+    empty outputs: int64 codes and a per-channel scale, float32 for the QAT form."""
+    op, op_qat = getattr(ops, name), getattr(ops, name + "_qat")
+    q = torch.randint(lo, hi + 1, (197, 6), dtype=dtype).t()
+    assert not q.is_contiguous()
+    w, b = ln_params(197)
+    assert torch.equal(op(q, 0.01, w, b)[0], reference_op(q.contiguous(), 0.01, w, b)[0])
+    for shape in [(0, 197), (3, 0), (0,)]:
+        w, b = ln_params(shape[-1])
+        out, s_out = op(torch.zeros(shape, dtype=dtype), 0.01, w, b)
+        assert out.shape == shape and out.dtype == torch.int64 and s_out.shape == (shape[-1],)
+        y = op_qat(torch.zeros(shape), 0.01, w, b)[0]
+        assert y.shape == shape and y.dtype == torch.float32
+
+
+def check_qat_forward_and_grads(name, bits, eps):
+    """The QAT form on dequantized `bits`-bit codes (|q| < 2^23: float32 q·S rounds back to q exactly) returns the
+    integer op's output dequantized, and F.layer_norm's gradients for x, weight and bias."""
+    op, op_qat = getattr(ops, name), getattr(ops, name + "_qat")
+    w, b = ln_params(384)
+    q, s = quant_act(residual_stream((3, 5, 384)), bits)
+    xf = (q.double() * s).float().requires_grad_(True)
+    w.requires_grad_(True)
+    b.requires_grad_(True)
+    y = op_qat(xf, s, w, b, eps)[0]
+    out, s_out = op(q, s, w, b)
+    assert y.dtype == torch.float32
+    assert torch.equal(y.detach(), (out.double() * s_out).float())
+    assert_layer_norm_grads(y, xf, w, b, eps)
+
+
+def opcheck_layer_norm(name, lo, hi, dtype):
+    """torch.library.opcheck of mnq::<name> and mnq::<name>_qat."""
+    q = torch.randint(lo, hi + 1, (3, 7), dtype=dtype)
+    w, b = ln_params(7)
+    torch.library.opcheck(getattr(torch.ops.mnq, name).default, (q, 0.01, w, b))
+    x = (q.float() * 0.01).requires_grad_(True)
+    torch.library.opcheck(getattr(torch.ops.mnq, name + "_qat").default,
+                          (x, torch.tensor(0.01, dtype=torch.float64), w.requires_grad_(True), b.requires_grad_(True),
+                           1e-6))

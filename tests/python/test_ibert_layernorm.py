@@ -2,8 +2,9 @@
 import pytest
 import torch
 
-from conftest import requires_cuda, sqnr_db
-from layernorm_inputs import assert_layer_norm_grads, layer_norm, ln_params, quant_act, residual_stream
+from helpers import requires_cuda, sqnr_db
+from layernorm_inputs import (check_noncontiguous_and_empty, check_qat_forward_and_grads, layer_norm, ln_params,
+                              opcheck_layer_norm, quant_act, residual_stream)
 from mnq import ops, reference
 
 LO, HI = -(2**21), 2**21 - 1  # declared input range: 22-bit codes
@@ -68,16 +69,7 @@ def test_dtypes_and_extremes(dtype):
 
 
 def test_noncontiguous_and_empty():
-    q = torch.randint(LO, HI + 1, (197, 6), dtype=torch.int32).t()
-    assert not q.is_contiguous()
-    w, b = ln_params(197)
-    assert torch.equal(ops.ibert_layernorm(q, 0.01, w, b)[0], reference.ibert_layernorm(q.contiguous(), 0.01, w, b)[0])
-    for shape in [(0, 197), (3, 0), (0,)]:
-        w, b = ln_params(shape[-1])
-        out, s_out = ops.ibert_layernorm(torch.zeros(shape, dtype=torch.int32), 0.01, w, b)
-        assert out.shape == shape and out.dtype == torch.int64 and s_out.shape == (shape[-1],)
-        y = ops.ibert_layernorm_qat(torch.zeros(shape), 0.01, w, b)[0]
-        assert y.shape == shape and y.dtype == torch.float32
+    check_noncontiguous_and_empty("ibert_layernorm", reference.ibert_layernorm, LO, HI, torch.int32)
 
 
 @pytest.mark.parametrize("cols,seed", [(384, 0), (768, 1), (192, 2), (197, 3)])
@@ -96,25 +88,11 @@ def test_quality_on_residual_stream(cols, seed):
 
 @pytest.mark.parametrize("eps", [1e-6, 1e-3])
 def test_qat_forward_is_integer_op_and_gradients_are_layer_norm(eps):
-    x = residual_stream((3, 5, 384))
-    w, b = ln_params(384)
-    q, s = quant_act(x, 22)
-    xf = (q.double() * s).float().requires_grad_(True)  # |q| < 2^21: float32 q·S rounds back to q exactly
-    w.requires_grad_(True)
-    b.requires_grad_(True)
-    y = ops.ibert_layernorm_qat(xf, s, w, b, eps)[0]
-    out, s_out = ops.ibert_layernorm(q, s, w, b)
-    assert torch.equal(y.detach(), (out.double() * s_out).float())
-    assert_layer_norm_grads(y, xf, w, b, eps)
+    check_qat_forward_and_grads("ibert_layernorm", 22, eps)
 
 
 def test_opcheck():
-    q = torch.randint(LO, HI + 1, (3, 7), dtype=torch.int32)
-    w, b = ln_params(7)
-    torch.library.opcheck(torch.ops.mnq.ibert_layernorm.default, (q, 0.01, w, b))
-    x = (q.float() * 0.01).requires_grad_(True)
-    torch.library.opcheck(torch.ops.mnq.ibert_layernorm_qat.default,
-                          (x, torch.tensor(0.01, dtype=torch.float64), w.requires_grad_(True), b.requires_grad_(True), 1e-6))
+    opcheck_layer_norm("ibert_layernorm", LO, HI, torch.int32)
 
 
 def test_errors():

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import INT_DTYPES, attention_scores, requires_cuda, sqnr_db
+from helpers import INT_DTYPES, assert_ste_grad, attention_scores, opcheck_op_and_qat, requires_cuda, sqnr_db
 from mnq import ops, reference
 
 # Coarse 8-bit scales, a fine one, and both ends of the supported range, about (1.8029e-5, 1.67096].
@@ -97,18 +97,12 @@ def test_qat_forward_is_integer_op_and_gradient_is_softmax():
     out, s_out = ops.ibert_softmax(q, scale)
     assert y.dtype == torch.float32
     assert torch.equal(y.detach(), (out.double() * s_out).float())
-    g = torch.randn_like(y)
-    (gx,) = torch.autograd.grad(y, x, g)
-    xr = x.detach().clone().requires_grad_(True)
-    (want,) = torch.autograd.grad(torch.softmax(xr, -1), xr, g)
-    torch.testing.assert_close(gx, want)
+    assert_ste_grad(y, x, lambda t: torch.softmax(t, -1))
 
 
 def test_opcheck():
     q = torch.randint(-128, 128, (3, 7), dtype=torch.int32)
-    torch.library.opcheck(torch.ops.mnq.ibert_softmax.default, (q, 0.05, 16))
-    x = (q.float() * 0.05).requires_grad_(True)
-    torch.library.opcheck(torch.ops.mnq.ibert_softmax_qat.default, (x, torch.tensor(0.05, dtype=torch.float64), 16))
+    opcheck_op_and_qat("ibert_softmax", q, 0.05, 16)
 
 
 def test_errors():

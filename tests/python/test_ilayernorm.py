@@ -2,8 +2,9 @@
 import pytest
 import torch
 
-from conftest import requires_cuda, sqnr_db
-from layernorm_inputs import assert_layer_norm_grads, layer_norm, ln_params, quant_act, residual_stream
+from helpers import requires_cuda, sqnr_db
+from layernorm_inputs import (assert_layer_norm_grads, check_noncontiguous_and_empty, check_qat_forward_and_grads,
+                              layer_norm, ln_params, opcheck_layer_norm, quant_act, residual_stream)
 from mnq import ops, reference
 
 LO, HI = -(2**15), 2**15 - 1  # declared input range: 16-bit codes
@@ -53,16 +54,7 @@ def test_weight_dtypes_and_extreme_parameters():
 
 
 def test_noncontiguous_and_empty():
-    q = torch.randint(LO, HI + 1, (197, 6), dtype=torch.int16).t()
-    assert not q.is_contiguous()
-    w, b = ln_params(197)
-    assert torch.equal(ops.ilayernorm(q, 0.01, w, b)[0], reference.ilayernorm(q.contiguous(), 0.01, w, b)[0])
-    for shape in [(0, 197), (3, 0), (0,)]:
-        w, b = ln_params(shape[-1])
-        out, s_out = ops.ilayernorm(torch.zeros(shape, dtype=torch.int16), 0.01, w, b)
-        assert out.shape == shape and out.dtype == torch.int64 and s_out.shape == (shape[-1],)
-        y = ops.ilayernorm_qat(torch.zeros(shape), 0.01, w, b)[0]
-        assert y.shape == shape and y.dtype == torch.float32
+    check_noncontiguous_and_empty("ilayernorm", reference.ilayernorm, LO, HI, torch.int16)
 
 
 @pytest.mark.parametrize("cols,seed", [(384, 0), (768, 1), (192, 2), (197, 3)])
@@ -81,17 +73,7 @@ def test_quality_on_residual_stream(cols, seed):
 
 @pytest.mark.parametrize("eps", [1e-6, 1e-3])
 def test_qat_forward_is_integer_op_and_gradients_are_layer_norm(eps):
-    x = residual_stream((3, 5, 384))
-    w, b = ln_params(384)
-    q, s = quant_act(x, 16)
-    xf = (q.double() * s).float().requires_grad_(True)  # float32 q·S rounds back to q exactly
-    w.requires_grad_(True)
-    b.requires_grad_(True)
-    y = ops.ilayernorm_qat(xf, s, w, b, eps)[0]
-    out, s_out = ops.ilayernorm(q, s, w, b)
-    assert y.dtype == torch.float32
-    assert torch.equal(y.detach(), (out.double() * s_out).float())
-    assert_layer_norm_grads(y, xf, w, b, eps)
+    check_qat_forward_and_grads("ilayernorm", 16, eps)
 
 
 def test_qat_gradient_with_float64_parameters():
@@ -101,12 +83,7 @@ def test_qat_gradient_with_float64_parameters():
 
 
 def test_opcheck():
-    q = torch.randint(LO, HI + 1, (3, 7), dtype=torch.int16)
-    w, b = ln_params(7)
-    torch.library.opcheck(torch.ops.mnq.ilayernorm.default, (q, 0.01, w, b))
-    x = (q.float() * 0.01).requires_grad_(True)
-    torch.library.opcheck(torch.ops.mnq.ilayernorm_qat.default,
-                          (x, torch.tensor(0.01, dtype=torch.float64), w.requires_grad_(True), b.requires_grad_(True), 1e-6))
+    opcheck_layer_norm("ilayernorm", LO, HI, torch.int16)
 
 
 def test_errors():

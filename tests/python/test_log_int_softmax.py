@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import INT_DTYPES, attention_scores, requires_cuda, sqnr_db
+from helpers import INT_DTYPES, assert_ste_grad, attention_scores, opcheck_op_and_qat, requires_cuda, sqnr_db
 from mnq import ops, reference
 
 # Coarse 8-bit scales, a fine one, and both ends of the supported range, about (1.8029e-5, 1.67096].
@@ -119,18 +119,12 @@ def test_qat_forward_is_integer_op_and_gradient_is_softmax(bits):
     assert y.dtype == torch.float32
     assert torch.equal(y.detach(), reference.log_int_softmax_value(code, mask).float())
     assert bool((y.detach() == 0).any()) == bool(mask.any())
-    g = torch.randn_like(y)
-    (gx,) = torch.autograd.grad(y, x, g)
-    xr = x.detach().clone().requires_grad_(True)
-    (want,) = torch.autograd.grad(torch.softmax(xr, -1), xr, g)
-    torch.testing.assert_close(gx, want)
+    assert_ste_grad(y, x, lambda t: torch.softmax(t, -1))
 
 
 def test_opcheck():
     q = torch.randint(-128, 128, (3, 7), dtype=torch.int32)
-    torch.library.opcheck(torch.ops.mnq.log_int_softmax.default, (q, 0.05, 4))
-    x = (q.float() * 0.05).requires_grad_(True)
-    torch.library.opcheck(torch.ops.mnq.log_int_softmax_qat.default, (x, torch.tensor(0.05, dtype=torch.float64), 4))
+    opcheck_op_and_qat("log_int_softmax", q, 0.05, 4)
 
 
 def test_errors():

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import requires_cuda, sqnr_db
+from helpers import requires_cuda, sqnr_db
 from layernorm_inputs import (assert_layer_norm_grads, layer_norm, ln_params, ptf_act, ptf_dequant, residual_stream)
 from mnq import ops, reference
 

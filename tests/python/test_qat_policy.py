@@ -6,7 +6,7 @@ import torch
 
 from mnq import ops
 from mnq.profiling import count_host_reads
-from conftest import requires_cuda
+from helpers import requires_cuda
 from layernorm_inputs import ln_params
 
 C = 33  # odd row length

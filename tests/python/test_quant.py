@@ -3,7 +3,7 @@ calibration statistic; fake-quant forms and their straight-through gradients; er
 import pytest
 import torch
 
-from conftest import INT_DTYPES, requires_cuda
+from helpers import INT_DTYPES, requires_cuda
 from mnq import ops, reference
 
 
@@ -68,6 +68,26 @@ def test_requant_matches_reference(dtype):
     for s_in, s_out, bits in [(0.013, 0.05, 8), (1e-4, 3e-3, 16), (0.2, 0.01, 8), (0.01, 0.01, 22)]:
         got = ops.requant(q, s_in, s_out, bits)
         assert torch.equal(got.long(), reference.requant_act(q, s_in, s_out, bits))
+
+
+@pytest.mark.parametrize("isa", ["scalar", "avx512"])
+def test_requant_residual_every_pair_of_code_dtypes(isa):
+    # The CPU fast loop reads each input and identity dtype through its own row copy (csrc/cpu/requant.cpp); every
+    # pair, per-tensor and per-channel, with int64 codes beyond 2^31 (their blocks are redone by the exact loop).
+    from mnq import _mnq
+    before = _mnq.set_cpu_isa(isa)
+    try:
+        dtypes = [torch.uint8] + INT_DTYPES
+        for a in dtypes:
+            for b in dtypes:
+                ia, ib = torch.iinfo(a), torch.iinfo(b)
+                q = torch.randint(max(ia.min, -(2**40)), min(ia.max, 2**40), (3, 37)).to(a)
+                ident = torch.randint(max(ib.min, -(2**15)), min(ib.max, 2**15), (3, 37)).to(b)
+                for s_in in (0.013, torch.rand(37, dtype=torch.float64) * 0.01 + 1e-3):
+                    got = ops.requant(q, s_in, 0.05, 8, ident, 3e-4)
+                    assert torch.equal(got.long(), reference.requant_act(q, s_in, 0.05, 8, ident, 3e-4)), (a, b)
+    finally:
+        _mnq.set_cpu_isa(before)
 
 
 def test_requant_per_channel_negative_scales_and_residual():

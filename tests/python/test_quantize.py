@@ -12,7 +12,7 @@ import mnq
 from mnq import nn as mnn
 from mnq.models import vit_layer_names
 
-from conftest import sqnr_db
+from helpers import sqnr_db
 
 KW = dict(img_size=32, patch_size=8, depth=2, embed_dim=64, num_heads=2, num_classes=10)
 MIXED = {"all": "ivit", "softmax": "ibert", "blocks.0.attn.softmax": "fqvit", "blocks.0.norm2": "fqvit",

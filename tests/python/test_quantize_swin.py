@@ -10,7 +10,7 @@ import mnq
 from mnq import nn as mnn
 from mnq.models.swin import swin_layer_names
 
-from conftest import sqnr_db
+from helpers import sqnr_db
 from test_quantize import _unit_scale_init
 
 # 16x16 tokens in 4x4 windows, then 8x8 after merging; the second block of each stage is shifted

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import INT_DTYPES, requires_cuda, sqnr_db
+from helpers import INT_DTYPES, assert_ste_grad, opcheck_op_and_qat, requires_cuda, sqnr_db
 from mnq import ops, reference
 
 SCALES = [4.0 / 127, 0.1, 0.01, 2.31e-3, 1.0, 1e3]
@@ -94,18 +94,12 @@ def test_qat_forward_is_integer_op_and_gradient_is_gelu():
     y = ops.shift_gelu_qat(x, scale)[0]
     out, s_out = ops.shift_gelu(q, scale)
     assert torch.equal(y.detach(), (out.double() * s_out).float())
-    g = torch.randn_like(y)
-    (gx,) = torch.autograd.grad(y, x, g)
-    xr = x.detach().clone().requires_grad_(True)
-    (want,) = torch.autograd.grad(F.gelu(xr), xr, g)
-    torch.testing.assert_close(gx, want)
+    assert_ste_grad(y, x, F.gelu)
 
 
 def test_opcheck():
     q = torch.randint(-128, 128, (3, 7), dtype=torch.int32)
-    torch.library.opcheck(torch.ops.mnq.shift_gelu.default, (q, 0.05, 8, 23))
-    x = (q.float() * 0.05).requires_grad_(True)
-    torch.library.opcheck(torch.ops.mnq.shift_gelu_qat.default, (x, torch.tensor(0.05, dtype=torch.float64), 8, 23))
+    opcheck_op_and_qat("shift_gelu", q, 0.05, 8, 23)
 
 
 def test_errors():

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import INT_DTYPES, attention_scores, requires_cuda, sqnr_db
+from helpers import INT_DTYPES, assert_ste_grad, attention_scores, opcheck_op_and_qat, requires_cuda, sqnr_db
 from mnq import ops, reference
 
 SCALES = [0.5, 0.08, 1 / 127, 3e-4]
@@ -66,18 +66,12 @@ def test_qat_forward_is_integer_op_and_gradient_is_softmax():
     y = ops.shiftmax_qat(x, scale)[0]
     out, s_out = ops.shiftmax(q, scale)
     assert torch.equal(y.detach(), (out.double() * s_out).float())
-    g = torch.randn_like(y)
-    (gx,) = torch.autograd.grad(y, x, g)
-    xr = x.detach().clone().requires_grad_(True)
-    (want,) = torch.autograd.grad(torch.softmax(xr, -1), xr, g)
-    torch.testing.assert_close(gx, want)
+    assert_ste_grad(y, x, lambda t: torch.softmax(t, -1))
 
 
 def test_opcheck():
     q = torch.randint(-128, 128, (3, 7), dtype=torch.int32)
-    torch.library.opcheck(torch.ops.mnq.shiftmax.default, (q, 0.05, 16, 15))
-    x = (q.float() * 0.05).requires_grad_(True)
-    torch.library.opcheck(torch.ops.mnq.shiftmax_qat.default, (x, torch.tensor(0.05, dtype=torch.float64), 16, 15))
+    opcheck_op_and_qat("shiftmax", q, 0.05, 16, 15)
 
 
 def test_errors():

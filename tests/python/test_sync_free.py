@@ -8,7 +8,7 @@ import mnq
 from mnq.models.blocks import drop_path
 from mnq.profiling import count_host_reads
 
-from conftest import requires_cuda
+from helpers import requires_cuda
 
 
 def test_drop_path_draws_without_host_reads():

@@ -145,7 +145,7 @@ TEST_CASE("sim: quantize grid-stride loop covers the data with a small grid", "[
   require_same(got, want, "quantize, 2 blocks");
 }
 
-// csrc/cpu/quant.cpp requant_range: the exact per-element loop.
+// csrc/cpu/requant.cpp requant_range: the exact per-element loop.
 template <class In, class IdIn, class Out>
 bool ref_requant(const In& in, const IdIn& id, DyadicArray d, DyadicArray d_id, double out_scale, const Out& out,
                  const RequantParams& p) {
