@@ -230,6 +230,7 @@ void JobConfig::visit(config::Visitor& v) {
   v.section("output", output, "where results go");
   v.field("threads", threads, "torch intra-op threads (0: torch's default)");
   v.field("device", device, "auto (CUDA when available) | cpu | cuda: where the models train and evaluate");
+  v.section("dist", dist, "data-parallel jobs on several processes (torchrun)");
 }
 
 void JobConfig::validate(const std::string& path) const {
@@ -252,6 +253,7 @@ void JobConfig::validate(const std::string& path) const {
   require(device == "auto" || device == "cpu" || device == "cuda", path, "device",
           "must be auto, cpu or cuda, got '" + device + "'");
   output.validate(join(path, "output"));
+  dist.validate(join(path, "dist"));
   require(threads >= 0 && threads <= config::max_threads(), path, "threads",
           fmt::format("must be in 0..{} (4 per hardware thread, at least 64; 0: torch's default), got {}",
                       config::max_threads(), threads));

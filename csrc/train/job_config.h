@@ -113,6 +113,14 @@ struct OutputConfig {
   void validate(const std::string& path) const;
 };
 
+// Data-parallel jobs (torchrun; csrc/train/data_parallel.h, where visit / validate live).
+struct DistConfig {
+  double timeout_s = 600;  // a collective that waits longer for a rank fails
+
+  void visit(config::Visitor& v);
+  void validate(const std::string& path) const;
+};
+
 struct JobConfig {
   DataConfig data;
   ModelConfig model;
@@ -123,6 +131,7 @@ struct JobConfig {
   OutputConfig output;
   int64_t threads = 0;
   std::string device = "auto";  // auto (CUDA when available) | cpu | cuda
+  DistConfig dist;               // data-parallel jobs (torchrun)
 
   void visit(config::Visitor& v);
   void validate(const std::string& path) const;
