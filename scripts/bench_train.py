@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -105,24 +106,31 @@ def _qat_rate(workdir: Path, fp: Path, nproc: int, args) -> float:
     argv = ["mnq-train", "--config", str(config), "--quiet"]
     code = f"import sys; sys.argv = {argv!r}; from mnq.cli import train; train()"
     port = _free_port()
+    t0 = time.monotonic()
     procs = []
     for rank in range(nproc):
         env = dict(os.environ, OMP_NUM_THREADS="1")
         if nproc > 1:
             env.update(RANK=str(rank), WORLD_SIZE=str(nproc), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                        MASTER_PORT=str(port))
-        procs.append(subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True))
-    errs = [p.communicate()[1] for p in procs]
-    for rank, (p, err) in enumerate(zip(procs, errs)):
+        with open(out.with_name(f"{out.name}_rank{rank}.log"), "w") as log:
+            procs.append(subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                                          stderr=log))
+    # Each rank's CPU seconds over its whole job (os.wait4's rusage): with the wall time, the CPU share it got.
+    cpu = []
+    for p in procs:
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        cpu.append(usage.ru_utime + usage.ru_stime)
+    for rank, p in enumerate(procs):
         if p.returncode != 0:
-            raise SystemExit(f"--nproc {nproc}: rank {rank} failed:\n{err[-2000:]}")
-    lines = (out / "qat" / "metrics.jsonl").read_text().splitlines()
-    return json.loads(lines[-1])["train_img_s"]
+            log = out.with_name(f"{out.name}_rank{rank}.log").read_text()
+            raise SystemExit(f"--nproc {nproc}: rank {rank} failed:\n{log[-2000:]}")
+    epoch = json.loads((out / "qat" / "metrics.jsonl").read_text().splitlines()[-1])
+    return {"img_s": epoch["train_img_s"], "cpu_s": cpu, "wall_s": time.monotonic() - t0}
 
 
 def data_parallel(args) -> None:
-    import torch  # noqa: F401
-
     counts = [int(n) for n in args.nproc.split(",") if n]
     with tempfile.TemporaryDirectory(prefix="mnq_bench_dp_") as tmp:
         workdir = Path(tmp)
@@ -132,9 +140,14 @@ def data_parallel(args) -> None:
     method = args.methods.split(",")[0]
     print(f"{args.preset}, QAT W{args.bits} {method}, global batch {args.batch}, {args.steps} steps, "
           f"1 torch thread per process, Gloo on loopback")
+    base = rates[1]["img_s"] if 1 in rates else None
     for n, r in rates.items():
-        base = rates.get(1)
-        print(f"  {n} process{'es' if n > 1 else '  '} {r:9.0f} img/s" + (f"  {r / base:5.2f}x one" if base else ""))
+        share = sum(r["cpu_s"]) / r["wall_s"]
+        print(f"  {n} process{'es' if n > 1 else '  '} {r['img_s']:9.0f} img/s" +
+              (f"  {r['img_s'] / base:5.2f}x one" if base else "") +
+              f"  | whole job: {r['wall_s']:.0f} s wall, CPU-s per rank {', '.join(f'{c:.0f}' for c in r['cpu_s'])}"
+              f" ({share:.2f} cores busy on average)")
+    print("  (cores busy well below the process count: the machine is shared and the ratio says little)")
     if args.json:
         Path(args.json).write_text(json.dumps({"nproc": rates, "batch": args.batch, "steps": args.steps}, indent=1))
 

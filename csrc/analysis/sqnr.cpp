@@ -45,10 +45,9 @@ int64_t allreduce_accumulators(const std::vector<SqnrAccumulator*>& accs, int64_
     if (a->sum_.defined()) device = a->sum_.device();
   }
   // [sums…, counts…, images]: counts below 2^53 are exact in float64.
+  const at::TensorOptions f64 = at::TensorOptions(device).dtype(at::kDouble);
   std::vector<at::Tensor> parts;
-  for (const SqnrAccumulator* a : accs) {
-    parts.push_back(a->sum_.defined() ? a->sum_.reshape({1}) : at::zeros({1}, at::TensorOptions(device).dtype(at::kDouble)));
-  }
+  for (const SqnrAccumulator* a : accs) parts.push_back(a->sum_.defined() ? a->sum_.reshape({1}) : at::zeros({1}, f64));
   std::vector<double> counts;
   for (const SqnrAccumulator* a : accs) counts.push_back(double(a->images_));
   counts.push_back(double(images));

@@ -102,8 +102,8 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
   const bool pin = device.is_cuda();
   // Data-parallel: each rank loads its slice of every global batch (dp::sharded; whole batches on one process).
   const bool mixing = dp::mixes(config.train) || dp::mixes(config.model.pretrain);
-  const data::Loader train(splits.train,
-                           dp::sharded({d.batch_size, true, true, d.workers, d.prefetch, uint64_t(d.seed), pin}, mixing));
+  const data::Loader train(
+      splits.train, dp::sharded({d.batch_size, true, true, d.workers, d.prefetch, uint64_t(d.seed), pin}, mixing));
   const data::Loader val(splits.val,
                          dp::sharded({d.eval_batch_size, false, false, d.workers, d.prefetch, uint64_t(d.seed), pin}));
   log::info("data: train {}, {} batches of {}; test {}", splits.train->describe(), train.num_batches(), d.batch_size,

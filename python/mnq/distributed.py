@@ -36,11 +36,12 @@ def init_from_env(device: Optional[str] = None, timeout_s: float = 600.0) -> boo
 
     The group is torch's, from its ``env://`` rendezvous (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``,
     ``MASTER_PORT``; with ``TORCHELASTIC_USE_AGENT_STORE=True`` every rank connects to torchrun's agent store as a
-    client, which this torch's agent creates afresh for each restart attempt). Backends: Gloo on a machine without CUDA or for
-    ``device="cpu"``; otherwise ``cpu:gloo,cuda:nccl`` (NCCL for CUDA tensors, Gloo for the few host values the
-    ranks agree on), with this rank's GPU (``LOCAL_RANK``) made the current device before the first collective. A
-    rank that stops answering makes the others' collectives fail after ``timeout_s`` (the trainer sets each
-    collective's timeout from its config's ``dist.timeout_s``)."""
+    client, which this torch's agent creates afresh for each restart attempt). Backends: Gloo on a machine without
+    CUDA or for ``device="cpu"``; otherwise ``cpu:gloo,cuda:nccl`` (NCCL for CUDA tensors, Gloo for the few host
+    values the ranks agree on; NCCL starts only at the first CUDA collective), with this rank's GPU
+    (``LOCAL_RANK``) made the current device before the first collective. A rank that stops answering makes the
+    others' collectives fail after ``timeout_s`` (the trainer sets each collective's timeout from its config's
+    ``dist.timeout_s``)."""
     if "WORLD_SIZE" not in os.environ:
         return False
     if not dist.is_initialized():

@@ -141,7 +141,8 @@ TEST_CASE("mixup / cutmix: targets, λ and the box, smoothing, prob 0", "[augmen
   CHECK_THROWS_WITH(train::mix_batch(x, y, 3, o, 0), Catch::Contains("labels outside 0..2"));
 }
 
-TEST_CASE("mixup / cutmix: a shard mixed with its partner slice is the slice of the mixed global batch", "[augment][dist]") {
+TEST_CASE("mixup / cutmix: a shard mixed with its partner slice is the slice of the mixed global batch",
+          "[augment][dist]") {
   // Data-parallel: 2 or 3 ranks each hold rows [lo, hi) of the global batch and the mirrored rows (partners).
   const int64_t B = 6, K = 5;
   const at::Tensor x = at::arange(B * 2 * 8 * 10, at::kFloat).reshape({B, 2, 8, 10});
