@@ -5,6 +5,8 @@
 #   pytest-cuda      the Python CUDA tests (CUDA == CPU bit-exactness of every op; `-k cuda`)
 #   launch-blocking  the Python CUDA tests and the C++ [cuda] tests again with CUDA_LAUNCH_BLOCKING=1 (an error
 #                    surfaces at the launch that caused it)
+#   dist-nccl        a world-size-1 data-parallel job under torchrun (process group cpu:gloo,cuda:nccl, the GPU
+#                    from LOCAL_RANK): a tiny Fashion-MNIST job (pretrain, calibrate, QAT, results) on the GPU
 #   memcheck, racecheck, synccheck
 #                    a short CUDA pytest subset under compute-sanitizer (skipped when it is not installed)
 #   bench-ops, bench-train, bench-models
@@ -75,6 +77,20 @@ stage ctest 120 'ctest --test-dir build/gpu --output-on-failure -j 4'
 stage pytest-cuda 90 "$CUDA_TESTS"
 stage launch-blocking 90 "export CUDA_LAUNCH_BLOCKING=1; $CUDA_TESTS && build/gpu/tests/cpp/mnq_model_tests '[cuda]' \
   && build/gpu/tests/cpp/mnq_train_tests '[cuda]'"
+# A tiny job, written where the logs go: 512 training images, 1 FP epoch, one W8 I-ViT run.
+DIST_JOB="$LOGS/dist_nccl.yaml"
+cat >"$DIST_JOB" <<YAML
+data: {batch_size: 64, eval_batch_size: 256, train_subset: 512, val_subset: 512, randaugment: "", random_erasing: 0}
+model: {preset: vit_mnist_tiny, drop_path: 0.0, pretrain: {epochs: 1, lr: 1.0e-3, mixup: 0, cutmix: 0}}
+quant: {calib_batches: 2}
+train: {epochs: 1, lr: 1.0e-4, mixup: 0, cutmix: 0}
+compare: [{name: w8_ivit, bits: 8, plan: ivit}]
+output: {dir: $LOGS/dist_nccl}
+device: cuda
+dist: {timeout_s: 60}
+YAML
+stage dist-nccl 60 "$PY -m torch.distributed.run --standalone --nproc-per-node=1 -m mnq train --config $DIST_JOB \
+  --quiet && test -s $LOGS/dist_nccl/results.json"
 if [[ -n $SANITIZER ]]; then
   SAN_PYTEST="$PY -m pytest -q -x $SAN_TESTS -k cuda -p no:cacheprovider"
   # memcheck without torch's caching allocator, so an access past a tensor's end is past an allocation's end

@@ -251,6 +251,17 @@ Report analyze(const models::Model& fp, int64_t bits, const AnalyzerConfig& conf
     measure.step(batch_images);
   }
   for (auto& f : fp_layers) f = {};
+  {
+    // Data-parallel: each rank measured its shard of every batch (the calibrations above were already global,
+    // their observers all-reduce); the scores become the global batches' on every rank (no-op on one process).
+    std::vector<SqnrAccumulator*> all;
+    for (auto& row : acc) {
+      for (auto& s : row) {
+        if (s) all.insert(all.end(), {&s->in, &s->out, &s->iso_in, &s->iso_out});
+      }
+    }
+    images = allreduce_accumulators(all, images);
+  }
 
   Report r;
   r.preset = fp.preset;

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <limits>
 
+#include "csrc/dist/dist.h"
+
 namespace mnq {
 namespace analysis {
 
@@ -35,6 +37,32 @@ double SqnrAccumulator::mean_ratio() const {
 }
 
 double SqnrAccumulator::db() const { return 20.0 * std::log10(mean_ratio()); }
+
+int64_t allreduce_accumulators(const std::vector<SqnrAccumulator*>& accs, int64_t images) {
+  if (!mnq::dist::active()) return images;
+  at::Device device(at::kCPU);
+  for (const SqnrAccumulator* a : accs) {
+    if (a->sum_.defined()) device = a->sum_.device();
+  }
+  // [sums…, counts…, images]: counts below 2^53 are exact in float64.
+  const at::TensorOptions f64 = at::TensorOptions(device).dtype(at::kDouble);
+  std::vector<at::Tensor> parts;
+  for (const SqnrAccumulator* a : accs) parts.push_back(a->sum_.defined() ? a->sum_.reshape({1}) : at::zeros({1}, f64));
+  std::vector<double> counts;
+  for (const SqnrAccumulator* a : accs) counts.push_back(double(a->images_));
+  counts.push_back(double(images));
+  parts.push_back(at::tensor(counts, at::kDouble).to(device));
+  const at::Tensor all = at::cat(parts);
+  mnq::dist::allreduce_sum(all);
+  const int64_t n = int64_t(accs.size());
+  const at::Tensor c = all.narrow(0, n, n + 1).to(at::kCPU);
+  const double* cp = c.data_ptr<double>();
+  for (int64_t k = 0; k < n; ++k) {
+    accs[size_t(k)]->sum_ = all[k];
+    accs[size_t(k)]->images_ = int64_t(cp[k]);
+  }
+  return int64_t(cp[n]);
+}
 
 double sqnr_db(const at::Tensor& x, const at::Tensor& y, int64_t images) {
   SqnrAccumulator acc;

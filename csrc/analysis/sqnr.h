@@ -9,6 +9,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace mnq {
 namespace analysis {
@@ -25,9 +26,16 @@ class SqnrAccumulator {
   double db() const;
 
  private:
+  friend int64_t allreduce_accumulators(const std::vector<SqnrAccumulator*>& accs, int64_t images);
   at::Tensor sum_;  // float64 scalar on the inputs' device
   int64_t images_ = 0;
 };
+
+// Data-parallel analysis (csrc/dist): each rank measured its shard of every calibration batch; every accumulator
+// becomes the sum over ranks of its ratio sums and image counts (one all-reduce on the sums' device), i.e. the
+// one-process accumulator of the global batches up to float64 summation order. Returns the sum over ranks of
+// `images`. No-op (returns `images`) on one process. Every rank passes the same accumulators in the same order.
+int64_t allreduce_accumulators(const std::vector<SqnrAccumulator*>& accs, int64_t images);
 
 // SQNR in dB of one batch of `images` images (a convenience over SqnrAccumulator).
 double sqnr_db(const at::Tensor& x, const at::Tensor& y, int64_t images);

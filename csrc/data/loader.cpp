@@ -17,6 +17,16 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options)
   if (options_.workers < 0 || options_.prefetch <= 0) {
     throw std::invalid_argument("loader: workers must be >= 0 and prefetch positive");
   }
+  if (options_.shards <= 0 || options_.shard < 0 || options_.shard >= options_.shards) {
+    throw std::invalid_argument("loader: shard must be in 0..shards-1");
+  }
+}
+
+std::pair<int64_t, int64_t> Loader::shard_range(int64_t i) const {
+  const int64_t b = options_.batch_size, first = i * b;
+  const int64_t count = std::min<int64_t>(b, dataset_->size() - first);
+  const int64_t lo = count * options_.shard / options_.shards, hi = count * (options_.shard + 1) / options_.shards;
+  return {first + lo, hi - lo};
 }
 
 int64_t Loader::num_batches() const {
@@ -39,8 +49,21 @@ std::vector<int64_t> Loader::order(int64_t epoch) const {
 }
 
 Batch Loader::load_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t i) const {
-  const int64_t b = options_.batch_size;
-  const int64_t first = i * b, count = std::min<int64_t>(b, int64_t(order.size()) - first);
+  const auto [first, count] = shard_range(i);
+  Batch out = load_positions(order, epoch, first, count);
+  if (options_.partners && options_.shards > 1) {
+    // Batch position j pairs with c−1−j: this slice [lo, hi) with [c−hi, c−lo).
+    const int64_t start = i * options_.batch_size, c = std::min<int64_t>(options_.batch_size, dataset_->size() - start);
+    const int64_t lo = first - start, hi = lo + count;
+    Batch p = load_positions(order, epoch, start + c - hi, hi - lo);
+    out.partner_images = std::move(p.images);
+    out.partner_labels = std::move(p.labels);
+  }
+  return out;
+}
+
+// The images at positions [first, first + count) of the epoch's order.
+Batch Loader::load_positions(const std::vector<int64_t>& order, int64_t epoch, int64_t first, int64_t count) const {
   const ImageShape s = dataset_->shape();
   const int64_t classes = dataset_->num_classes();
   const at::TensorOptions opt = at::TensorOptions().pinned_memory(pin_);

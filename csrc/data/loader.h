@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "csrc/data/dataset.h"
@@ -25,6 +26,10 @@ namespace data {
 struct Batch {
   at::Tensor images;  // float [B, C, H, W]
   at::Tensor labels;  // int64 [B]
+  // LoaderOptions::partners on a shard: the images and labels of the mirrored slice of the global batch (those at
+  // batch positions c−1−j for this shard's j, in batch order: flip(0) pairs them with images), which Mixup /
+  // CutMix mix with (a batch mixes with itself reversed). Undefined otherwise.
+  at::Tensor partner_images, partner_labels;
 };
 
 struct LoaderOptions {
@@ -37,6 +42,11 @@ struct LoaderOptions {
   // Batches in page-locked memory, so a CUDA model's copies need not wait (non_blocking); ignored when no CUDA
   // device is available (pinned memory needs one).
   bool pin_memory = false;
+  // Data-parallel: this process loads slice `shard` of `shards` contiguous, equal (±1) slices of every batch.
+  // batch_size, the order and each image's augmentation stay those of the global batch (functions of seed, epoch
+  // and global position), so the shards of all ranks together are exactly the one-process batch.
+  int64_t shard = 0, shards = 1;
+  bool partners = false;  // also load Batch::partner_images / partner_labels (shards > 1 only)
 };
 
 class Loader {
@@ -44,7 +54,9 @@ class Loader {
   Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options);
 
   int64_t num_batches() const;
-  int64_t num_images() const;  // images in one epoch (after drop_last)
+  int64_t num_images() const;  // images in one epoch (after drop_last), all shards
+  // This process's slice of batch i: its first global position in the epoch's order and its image count.
+  std::pair<int64_t, int64_t> shard_range(int64_t i) const;
   const Dataset& dataset() const { return *dataset_; }
   const LoaderOptions& options() const { return options_; }
 
@@ -76,6 +88,7 @@ class Loader {
  private:
   std::vector<int64_t> order(int64_t epoch) const;
   Batch load_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t i) const;
+  Batch load_positions(const std::vector<int64_t>& order, int64_t epoch, int64_t first, int64_t count) const;
 
   std::shared_ptr<const Dataset> dataset_;
   LoaderOptions options_;

@@ -3,6 +3,7 @@
 #include "csrc/dist/bindings.h"
 
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/Store.hpp>
 #include <torch/csrc/utils/pybind.h>
 
 #include "csrc/dist/dist.h"
@@ -13,6 +14,9 @@ namespace dist {
 void bind_dist(pybind11::module_& m) {
   m.def("dist_set_group", &set_group, pybind11::arg("group"),
         "Use this torch.distributed process group for mnq's collectives (observers, gradients)");
+  m.def("dist_set_store", &set_store, pybind11::arg("store"),
+        "The group's rendezvous store: a failed collective asks it which ranks still answer");
+  m.def("dist_set_timeout", &set_timeout, pybind11::arg("seconds"), "Every collective's timeout (0: the group's)");
   m.def("dist_clear_group", &clear_group, "Back to one process: mnq's collectives become no-ops");
   m.def("dist_world_size", &world_size);
   m.def("dist_rank", &rank);
@@ -20,6 +24,10 @@ void bind_dist(pybind11::module_& m) {
         pybind11::arg("bucket_bytes") = int64_t{25} << 20, "In place: the mean over ranks, in flat buckets");
   m.def("dist_allreduce_min_max", &allreduce_min_max, pybind11::arg("lo"), pybind11::arg("hi"));
   m.def("dist_allreduce_sum", &allreduce_sum, pybind11::arg("t"));
+  m.def("dist_barrier", &barrier);
+  m.def("dist_checksum", &checksum, pybind11::arg("tensors"), "64-bit checksum of the tensors' bytes");
+  m.def("dist_check_identical", &check_identical, pybind11::arg("tensors"), pybind11::arg("what"),
+        "Raise RuntimeError naming `what` unless the tensors are bit-identical on every rank");
 }
 
 }  // namespace dist

@@ -12,11 +12,14 @@
 #include <c10/util/intrusive_ptr.h>
 
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace c10d {
 class ProcessGroup;
-}
+class Store;
+}  // namespace c10d
 
 namespace mnq {
 namespace dist {
@@ -24,9 +27,19 @@ namespace dist {
 // The job's group (nullptr: one process). Set before the first collective; the same on every rank.
 void set_group(c10::intrusive_ptr<c10d::ProcessGroup> group);
 void clear_group();
+// The rendezvous store of the group (torch.distributed's default store), used only to tell which ranks still
+// answer when a collective fails (below). Optional: without it a failure names no rank.
+void set_store(c10::intrusive_ptr<c10d::Store> store);
+// The collectives' timeout (`dist.timeout_s`): a rank that does not join a collective within it makes the others'
+// collective fail. Given to every collective (c10d's per-operation timeout); 0: the group's default.
+void set_timeout(double seconds);
+double timeout_s();  // 0 until set_timeout
 bool active();    // a group with more than one rank is set
 int rank();       // 0 without a group
 int world_size(); // 1 without a group
+// Whether the group has a backend for tensors of this device type (a "cpu:gloo,cuda:nccl" group has both), so
+// host values can be agreed on without a device round trip.
+bool supports(c10::DeviceType type);
 
 // The mean over ranks of each tensor, in place (gradients): the tensors are packed into flat buckets of at most
 // `bucket_bytes` per dtype and device (one all-reduce each, in the order given), summed, divided by the world
@@ -39,8 +52,27 @@ void allreduce_sum(const at::Tensor& t);
 // In place, together (one all-reduce): lo becomes the minimum and hi the maximum over ranks (observers' ranges).
 void allreduce_min_max(const at::Tensor& lo, const at::Tensor& hi);
 
+// In place: the maximum over ranks (flags that every rank must agree on, e.g. a time budget spent).
+void allreduce_max(const at::Tensor& t);
+
 // Every rank waits for all (checkpoints, the end of a stage).
 void barrier();
+
+// Throws std::runtime_error naming `what` when the tensors (every rank: the same list, e.g. a model's parameters
+// and buffers) are not bit-identical on every rank: a 64-bit checksum of their bytes (position-weighted sums of
+// 32-bit words, wrapping) is compared with one all-reduce. Data-parallel training keeps every rank's weights and
+// quantizer state identical by construction; this is the check that it did. No-op on one process.
+void check_identical(const std::vector<at::Tensor>& tensors, const std::string& what);
+int64_t checksum(const std::vector<at::Tensor>& tensors);  // the checksum itself (any process)
+
+// A failed collective (a rank died, or hung past the timeout) is raised as CollectiveError: "data-parallel
+// <op> failed on rank r of N (<backend's reason>); rank(s) k did not answer within s s: dead or hung". Which ranks
+// answer is asked through the store: each failing rank sets its key "mnq/dist_failed/<rank>" and waits a few
+// seconds for the others' keys; a rank whose key never comes is the one named.
+class CollectiveError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 }  // namespace dist
 }  // namespace mnq

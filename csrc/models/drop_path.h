@@ -6,7 +6,9 @@
 // The per-sample mask is drawn on the CPU from torch's default CPU generator (which the trainer checkpoints) and
 // then moved to the branch's device, so a CUDA run draws the same masks as a CPU run and a resumed stage
 // continues the uninterrupted one's stream. For a CUDA branch the mask is drawn into pinned memory and copied
-// with non_blocking = true (device.h): the step does not wait for the GPU to catch up with the host.
+// with non_blocking = true (device.h): the step does not wait for the GPU to catch up with the host. In a
+// data-parallel job (csrc/dist) x is one rank's equal shard of the global batch: the global mask is drawn and the
+// rank's slice kept (the one-process masks, and the same generator state on every rank).
 #pragma once
 
 #include <ATen/ATen.h>

@@ -2,6 +2,9 @@
 // own flags.
 #include "csrc/config/cli.h"
 
+#include <cstdlib>
+
+#include "csrc/train/data_parallel.h"
 #include "csrc/train/job.h"
 #include "csrc/train/log.h"
 
@@ -20,6 +23,12 @@ int cli_main(int argc, char** argv) {
   // Config errors propagate to run_cli (which prints them and returns 2); other errors are logged, so they also
   // reach the run folder's train.log, and return 1.
   auto run = [&](const JobConfig& config) {
+    // torchrun --max-restarts: a restarted job continues from its checkpoints by itself.
+    if (dp::restarted_by_torchrun() && !options.resume) {
+      options.resume = true;
+      log::info("restarted by torchrun (TORCHELASTIC_RESTART_COUNT={}): resuming from the checkpoints",
+                std::getenv("TORCHELASTIC_RESTART_COUNT"));
+    }
     try {
       const JobResult r = run_job(config, options);
       if (!r.finished) log::info("stopped before the end of the job; continue with --resume");
@@ -27,7 +36,7 @@ int cli_main(int argc, char** argv) {
     } catch (const config::Error&) {
       throw;
     } catch (const std::exception& e) {
-      log::info("error: {}", config::error_message(e));
+      log::error(fmt::format("error{}: {}", dp::rank_suffix(), config::error_message(e)));  // every rank says it
       return 1;
     }
   };

@@ -8,6 +8,7 @@
 
 #include "csrc/models/device.h"
 #include "csrc/models/weights.h"
+#include "csrc/train/data_parallel.h"
 #include "csrc/train/datasets.h"
 #include "csrc/train/integer_eval.h"
 #include "csrc/train/log.h"
@@ -74,6 +75,7 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
 
 JobResult run_single_job(const JobConfig& config, const JobOptions& options) {
   config.validate("");
+  dp::begin_job(config);  // data-parallel (torchrun): only rank 0 writes files and logs; no-op on one process
   JobResult result;
   result.dir = config.output.dir;
   const std::string dir = config.output.dir;
@@ -106,8 +108,12 @@ JobResult run_single_job(const JobConfig& config, const JobOptions& options) {
   const DataConfig& d = config.data;
   // Pinned batches on a GPU: the copies to the device do not wait (models/device.h).
   const bool pin = device.is_cuda();
-  const data::Loader train(splits.train, {d.batch_size, true, true, d.workers, d.prefetch, uint64_t(d.seed), pin});
-  const data::Loader val(splits.val, {d.eval_batch_size, false, false, d.workers, d.prefetch, uint64_t(d.seed), pin});
+  // Data-parallel: each rank loads its slice of every global batch (dp::sharded; whole batches on one process).
+  const bool mixing = dp::mixes(config.train) || dp::mixes(config.model.pretrain);
+  const data::Loader train(
+      splits.train, dp::sharded({d.batch_size, true, true, d.workers, d.prefetch, uint64_t(d.seed), pin}, mixing));
+  const data::Loader val(splits.val,
+                         dp::sharded({d.eval_batch_size, false, false, d.workers, d.prefetch, uint64_t(d.seed), pin}));
   log::info("data: train {}, {} batches of {}; test {}", splits.train->describe(), train.num_batches(), d.batch_size,
             splits.val->describe());
 

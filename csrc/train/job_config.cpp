@@ -234,6 +234,7 @@ void JobConfig::visit(config::Visitor& v) {
   v.field("seeds", seeds,
           "repeat the whole job once per seed (replacing data.seed), each in <output.dir>/seed<s>, and pool the "
           "results over seeds (mean, spread, stratified paired tests); empty: one job with data.seed");
+  v.section("dist", dist, "data-parallel jobs on several processes (torchrun)");
 }
 
 void JobConfig::validate(const std::string& path) const {
@@ -256,6 +257,7 @@ void JobConfig::validate(const std::string& path) const {
   require(device == "auto" || device == "cpu" || device == "cuda", path, "device",
           "must be auto, cpu or cuda, got '" + device + "'");
   output.validate(join(path, "output"));
+  dist.validate(join(path, "dist"));
   require(threads >= 0 && threads <= config::max_threads(), path, "threads",
           fmt::format("must be in 0..{} (4 per hardware thread, at least 64; 0: torch's default), got {}",
                       config::max_threads(), threads));

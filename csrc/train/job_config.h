@@ -113,6 +113,14 @@ struct OutputConfig {
   void validate(const std::string& path) const;
 };
 
+// Data-parallel jobs (torchrun; csrc/train/data_parallel.h, where visit / validate live).
+struct DistConfig {
+  double timeout_s = 600;  // a collective that waits longer for a rank fails
+
+  void visit(config::Visitor& v);
+  void validate(const std::string& path) const;
+};
+
 struct JobConfig {
   DataConfig data;
   ModelConfig model;
@@ -127,6 +135,7 @@ struct JobConfig {
   // initialisation, pretraining, calibration, analyzer), each in <output.dir>/seed<s>/ as a job of its own, then
   // results pooled over seeds (seeds.h). Empty: one job with data.seed, exactly as without this key.
   std::vector<int64_t> seeds;
+  DistConfig dist;               // data-parallel jobs (torchrun)
 
   void visit(config::Visitor& v);
   void validate(const std::string& path) const;

@@ -16,6 +16,7 @@ struct Sink {
   std::ofstream file;
   std::string bar;  // the bar currently drawn on stderr ("" when none)
   bool quiet = false;
+  bool muted = false;  // a data-parallel rank other than 0: only errors (log::error)
   bool tty = ::isatty(2) != 0;
 };
 
@@ -35,7 +36,7 @@ std::string timestamp() {
 
 // Draws `bar` in place of the current one (caller holds the lock).
 void draw(Sink& s, const std::string& bar) {
-  if (s.quiet || !s.tty) return;
+  if (s.quiet || s.muted || !s.tty) return;
   fmt::print(stderr, "\r\033[2K{}", bar);
   std::fflush(stderr);
   s.bar = bar;
@@ -45,15 +46,33 @@ void draw(Sink& s, const std::string& bar) {
 
 namespace log {
 
-void write(const std::string& line) {
-  Sink& s = sink();
-  std::lock_guard<std::mutex> lock(s.mu);
+namespace {
+void emit(Sink& s, const std::string& line) {
   const std::string text = fmt::format("[{}] {}", timestamp(), line);
   if (!s.bar.empty()) fmt::print(stderr, "\r\033[2K");
   fmt::print(stderr, "{}\n", text);
   if (!s.bar.empty()) fmt::print(stderr, "{}", s.bar);
   std::fflush(stderr);
   if (s.file.is_open()) s.file << text << '\n' << std::flush;
+}
+}  // namespace
+
+void write(const std::string& line) {
+  Sink& s = sink();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.muted) emit(s, line);
+}
+
+void error(const std::string& line) {
+  Sink& s = sink();
+  std::lock_guard<std::mutex> lock(s.mu);
+  emit(s, line);
+}
+
+void set_muted(bool muted) {
+  Sink& s = sink();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.muted = muted;
 }
 
 void set_file(const std::string& path) {

@@ -19,6 +19,9 @@ namespace log {
 void write(const std::string& line);     // one timestamped line
 void set_file(const std::string& path);  // also append lines to `path` ("" closes it)
 void set_quiet(bool quiet);              // no progress bars (tests)
+// A data-parallel rank other than 0 (csrc/train/data_parallel.h): no lines, no bars; only error() prints.
+void set_muted(bool muted);
+void error(const std::string& line);  // one timestamped line, also when muted
 
 template <class... Args>
 void info(fmt::format_string<Args...> f, Args&&... args) {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "csrc/models/device.h"
+#include "csrc/train/data_parallel.h"
 #include "csrc/train/log.h"
 
 namespace mnq {
@@ -26,8 +27,23 @@ EvalMetrics evaluate(const models::Model& model, const data::Loader& loader, con
   const at::Device device = model_device(model);
   // Per batch, on the device: [loss sum, top-5 hits] (float64, exact) and the top-1 hits; read back once after the
   // pass, so no batch waits for the host (a GPU runs ahead). The host adds the loss sums in batch order.
+  // Data-parallel: the loader yields this rank's slice of each batch; the positions of its images in the epoch's
+  // order place its hits in the gathered, one-process order (dp::gather_eval).
   std::vector<at::Tensor> sums, top1s;
+  std::vector<int64_t> positions;
+  const int64_t batch_size = loader.options().batch_size;
+  int64_t batch = 0;
   while (auto b = pass->next()) {
+    const auto [first, count] = loader.shard_range(batch);
+    const int64_t global_count = std::min(batch_size, loader.num_images() - batch * batch_size);
+    ++batch;
+    n += global_count;
+    bar.update(global_count);
+    if (count == 0) {  // a last batch smaller than the number of ranks
+      sums.push_back(at::zeros({2}, at::TensorOptions(device).dtype(at::kDouble)));
+      continue;
+    }
+    for (int64_t k = 0; k < count; ++k) positions.push_back(first + k);
     const at::Tensor labels = models::to_device_async(b->labels, device);
     const at::Tensor logits = model(models::to_device_async(b->images, device));
     const at::Tensor batch_loss = torch::nn::functional::cross_entropy(
@@ -37,12 +53,14 @@ EvalMetrics evaluate(const models::Model& model, const data::Loader& loader, con
     const at::Tensor hit = top.eq(labels.unsqueeze(1));     // [B, k]
     sums.push_back(at::stack({batch_loss.to(at::kDouble), hit.any(1).sum().to(at::kDouble)}));
     top1s.push_back(hit.select(1, 0).to(at::kByte));  // [B]
-    n += b->labels.size(0);
-    bar.update(b->labels.size(0));
   }
   if (!sums.empty()) {
-    const at::Tensor s = at::stack(sums).to(at::kCPU).contiguous();    // [batches, 2]
-    const at::Tensor hits = at::cat(top1s).to(at::kCPU).contiguous();  // [n]
+    const at::Tensor local_hits =
+        top1s.empty() ? at::zeros({0}, at::TensorOptions(device).dtype(at::kByte)) : at::cat(top1s);
+    const auto [all_sums, all_hits] =
+        dp::gather_eval(at::stack(sums), local_hits, at::tensor(positions, at::kLong).to(device), n);
+    const at::Tensor s = all_sums.to(at::kCPU).contiguous();  // [batches, 2]
+    const at::Tensor hits = all_hits.to(at::kCPU).contiguous();  // [n]
     const double* p = s.data_ptr<double>();
     for (int64_t i = 0; i < s.size(0); ++i) {
       loss += p[2 * i];

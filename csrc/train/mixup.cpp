@@ -40,13 +40,18 @@ uint64_t mix_seed(uint64_t data_seed, int64_t epoch, int64_t batch) {
 }
 
 MixedBatch mix_batch(const at::Tensor& images, const at::Tensor& labels, int64_t num_classes,
-                     const MixupOptions& o, uint64_t seed) {
+                     const MixupOptions& o, uint64_t seed, const at::Tensor& partner_images,
+                     const at::Tensor& partner_labels) {
   TORCH_CHECK_VALUE(images.dim() == 4 && labels.dim() == 1 && labels.size(0) == images.size(0),
                     "mix_batch: expected images [B, C, H, W] and labels [B], got ", images.sizes(), " and ",
                     labels.sizes());
   // Labels on the CPU are checked here; labels on a GPU are not read back (a sync per step): the loader checked
   // them when it made the batch.
   if (labels.device().is_cpu()) check_labels(labels, num_classes, "mix_batch");
+  const bool partners = partner_images.defined();
+  TORCH_CHECK_VALUE(!partners || (partner_labels.defined() && partner_images.sizes() == images.sizes() &&
+                                  partner_labels.sizes() == labels.sizes()),
+                    "mix_batch: partner images and labels must match the batch's shapes");
   std::mt19937_64 rng(seed);
   MixedBatch out;
   // timm's _params_per_batch: one draw for `prob`, one for the switch when both methods are on, then λ.
@@ -59,7 +64,7 @@ MixedBatch mix_batch(const at::Tensor& images, const at::Tensor& labels, int64_t
     const double alpha = out.cutmix ? o.cutmix_alpha : o.mixup_alpha;
     out.lam = data::rnd::beta(rng, alpha, alpha);
   }
-  const at::Tensor flipped = images.flip(0);
+  const at::Tensor flipped = (partners ? partner_images : images).flip(0);
   if (out.lam == 1.0) {
     out.cutmix = false;
     out.images = images.clone();
@@ -81,7 +86,12 @@ MixedBatch mix_batch(const at::Tensor& images, const at::Tensor& labels, int64_t
     out.images = images * float(out.lam) + flipped * float(1.0 - out.lam);
   }
   const at::Tensor y = smoothed_one_hot(labels, num_classes, o.label_smoothing);
-  out.targets = out.lam == 1.0 ? y : y * float(out.lam) + y.flip(0) * float(1.0 - out.lam);
+  if (out.lam != 1.0) {
+    const at::Tensor py = partners ? smoothed_one_hot(partner_labels, num_classes, o.label_smoothing) : y;
+    out.targets = y * float(out.lam) + py.flip(0) * float(1.0 - out.lam);
+  } else {
+    out.targets = y;
+  }
   return out;
 }
 

@@ -46,8 +46,12 @@ void check_labels(const at::Tensor& labels, int64_t num_classes, const char* who
 // images float [B, C, H, W], labels int64 [B] in 0..num_classes−1, on one device (the draws are on the host; the
 // tensor ops run where the batch is, and are deterministic there; nothing is read back from the device). Labels
 // on the CPU are range-checked (check_labels); on a GPU the caller checks them before the copy.
+// Data-parallel shards (data::Batch::partner_images): `partner_images` / `partner_labels` are the batch positions
+// that `images` pairs with, in batch order (flip(0) of them takes the place of flip(images)), so every shard mixes
+// exactly as the global batch does. Undefined: the batch is whole and mixes with itself reversed.
 MixedBatch mix_batch(const at::Tensor& images, const at::Tensor& labels, int64_t num_classes,
-                     const MixupOptions& options, uint64_t seed);
+                     const MixupOptions& options, uint64_t seed, const at::Tensor& partner_images = {},
+                     const at::Tensor& partner_labels = {});
 
 // Cross-entropy with soft targets: mean over the batch of −Σ_k t_k · log_softmax(logits)_k.
 at::Tensor soft_target_cross_entropy(const at::Tensor& logits, const at::Tensor& targets);

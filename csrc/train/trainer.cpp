@@ -12,6 +12,7 @@
 #include "csrc/data/random.h"
 #include "csrc/models/device.h"
 #include "csrc/models/weights.h"
+#include "csrc/train/data_parallel.h"
 #include "csrc/train/log.h"
 #include "csrc/train/mixup.h"
 #include "csrc/util/atomic_file.h"
@@ -57,9 +58,11 @@ class PendingSteps {
     values_.push_back(at::stack({loss.detach().to(at::kDouble), correct.to(at::kDouble)}));
     meta_.push_back({0, 0, images, batch});
   }
+  // Data-parallel: every kReadSteps steps only, the same steps on every rank (the read-back is a collective).
   bool due() const {
     return int64_t(meta_.size()) >= kReadSteps ||
-           (!meta_.empty() && std::chrono::duration<double>(Clock::now() - last_read_).count() >= kReadSeconds);
+           (!dp::active() && !meta_.empty() &&
+            std::chrono::duration<double>(Clock::now() - last_read_).count() >= kReadSeconds);
   }
   // Reads every pending step back in one copy, in order.
   std::vector<Step> take() {
@@ -67,7 +70,9 @@ class PendingSteps {
     meta_.clear();
     last_read_ = Clock::now();
     if (out.empty()) return out;
-    const at::Tensor v = at::stack(values_).to(at::kCPU).contiguous();  // [steps, 2]
+    const at::Tensor all = at::stack(values_);  // [steps, 2]
+    dp::reduce_steps(all);                       // data-parallel: the global batches' loss and hits
+    const at::Tensor v = all.to(at::kCPU).contiguous();
     values_.clear();
     const double* p = v.data_ptr<double>();
     for (size_t i = 0; i < out.size(); ++i) {
@@ -261,8 +266,15 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
       try {
         if (mixing.enabled()) {
           // Mixup / CutMix on the model's device, from an RNG of (data seed, epoch, batch): resumable mid-epoch.
-          const MixedBatch m =
-              mix_batch(images, labels, num_classes, mixing, mix_seed(train.options().seed, st.epoch, st.batch));
+          // A data-parallel shard mixes with its partner slice of the global batch (data_parallel.h).
+          at::Tensor partner_images, partner_labels;
+          if (b->partner_images.defined()) {
+            partner_images = models::to_device_async(b->partner_images, device);
+            partner_labels = models::to_device_async(b->partner_labels, device);
+          }
+          const MixedBatch m = mix_batch(images, labels, num_classes, mixing,
+                                         mix_seed(train.options().seed, st.epoch, st.batch), partner_images,
+                                         partner_labels);
           logits = model(m.images);
           loss = soft_target_cross_entropy(logits, m.targets);
         } else {
@@ -272,8 +284,14 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
         }
         opt.zero_grad();
         loss.backward();
+        dp::average_gradients(*model.module);  // data-parallel: the global batch's gradient on every rank
         opt.step();
       } catch (const std::exception& e) {
+        // A rank died or hung (dist::CollectiveError): no read-back (another collective), say where it happened.
+        if (message_of(e).rfind("data-parallel ", 0) == 0) {
+          throw std::runtime_error(fmt::format("{}: training step at epoch {} batch {}: {}", options.name,
+                                               st.epoch + 1, st.batch + 1, message_of(e)));
+        }
         // An op refused its input (on the CPU, a scale outside its supported range). If the run diverged, say so.
         read_back();
         // A far too large step leaves a finite loss behind and weights that the next forward's quantizers turn
@@ -289,14 +307,15 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
             fmt::format("{}: training step at epoch {} batch {}: {}", options.name, st.epoch + 1, st.batch + 1,
                         message_of(e)));
       }
-      const int64_t n = b->labels.size(0);
+      const int64_t n = b->labels.size(0) * dp::world();  // the global batch (equal shards)
       pending.add(loss, logits.argmax(1).eq(labels).sum(), n, st.batch);
       st.step += 1;
       st.batch += 1;
       if (pending.due()) read_back();
       st.elapsed_s = elapsed0 + std::chrono::duration<double>(Clock::now() - t0).count();
       bar.update(n, status);
-      if (cfg.time_budget_s > 0 && st.elapsed_s >= cfg.time_budget_s) {
+      // Data-parallel: every rank stops at the same step, once any rank's clock says the budget is spent.
+      if (cfg.time_budget_s > 0 && dp::any_rank(st.elapsed_s >= cfg.time_budget_s)) {
         budget_spent = true;
         break;
       }
@@ -341,6 +360,8 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
     st.budget_spent = budget_spent;
     st.finished = budget_spent || st.epoch >= cfg.epochs;
     write_metrics(options.dir, st.history);
+    dp::check_identical(*model.module, fmt::format("{}: the weights and quantizer buffers at epoch {:.2f}",
+                                                   options.name, epoch_progress));
     save_checkpoint(ckpt, *model.module, opt, st);
   }
   models::save_weights(*model.module, options.dir + "/model.safetensors");

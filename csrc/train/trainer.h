@@ -25,6 +25,11 @@
 // on the device until they are read back together (one copy) every kReadSteps steps or kReadSeconds, at a time
 // budget stop and at the end of each pass; the NaN check and the progress bar's running loss use those reads.
 //
+// Data-parallel (data_parallel.h): the loaders yield this rank's slice of each global batch; gradients are
+// averaged over ranks after backward; the read-backs (every kReadSteps steps only, the same steps on every rank)
+// all-reduce the losses and hits; a time budget stops every rank at the same step; the ranks' weights and
+// quantizer buffers are checked identical before each checkpoint, which rank 0 alone writes.
+//
 // Stage folder: checkpoint.safetensors, metrics.csv and metrics.jsonl (one line per evaluation), best.safetensors
 // (the weights of the best top-1), model.safetensors (the final weights, models::save_weights).
 #pragma once

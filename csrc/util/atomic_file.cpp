@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <atomic>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -18,6 +19,8 @@ namespace util {
 namespace {
 
 namespace fs = std::filesystem;
+
+std::atomic<bool> g_publishing{true};
 
 [[noreturn]] void fail(const std::string& what, const std::string& path, int err) {
   throw FileError("cannot " + what + " '" + path + "': " + std::strerror(err));
@@ -41,6 +44,9 @@ void fsync_dir(const std::string& dir) {
 
 }  // namespace
 
+void set_publishing(bool publish) { g_publishing = publish; }
+bool publishing() { return g_publishing; }
+
 fs::path temp_path_beside(const fs::path& target) {
   return target.parent_path() / ("." + target.filename().string() + ".tmp" + std::to_string(::getpid()));
 }
@@ -57,6 +63,7 @@ long temp_file_pid(const std::string& name) {
 }
 
 int64_t remove_stale_temps(const std::string& dir) {
+  if (!publishing()) return 0;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return 0;
   std::vector<fs::path> stale;
@@ -74,7 +81,9 @@ int64_t remove_stale_temps(const std::string& dir) {
   return removed;
 }
 
-AtomicFile::AtomicFile(const std::string& path) : path_(path), tmp_(temp_path_beside(path).string()) {
+AtomicFile::AtomicFile(const std::string& path)
+    : path_(path), tmp_(temp_path_beside(path).string()), discard_(!publishing()) {
+  if (discard_) return;
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd_ < 0) fail("write", path_, errno);
   fault_point("open", path_);
@@ -88,6 +97,7 @@ AtomicFile::~AtomicFile() {
 }
 
 void AtomicFile::write(const void* data, size_t n) {
+  if (discard_) return;
   if (fd_ < 0) throw std::logic_error("AtomicFile::write after commit: " + path_);
   const char* p = static_cast<const char*>(data);
   while (n > 0) {
@@ -102,6 +112,7 @@ void AtomicFile::write(const void* data, size_t n) {
 }
 
 void AtomicFile::commit() {
+  if (discard_) return;
   if (fd_ < 0) throw std::logic_error("AtomicFile::commit twice: " + path_);
   if (::fsync(fd_) != 0) fail("write (fsync)", path_, errno);
   const int fd = fd_;

@@ -24,6 +24,13 @@ class FileError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Whether this process publishes files (default true). A data-parallel job's ranks other than 0 compute the same
+// bytes as rank 0 and publish nothing (csrc/train/data_parallel.h): there every AtomicFile discards what it is
+// given, write_file_atomic writes nothing and remove_stale_temps removes nothing (rank 0's temporary files are
+// its own). One switch here, so no writer of the layers above can forget it.
+void set_publishing(bool publish);
+bool publishing();
+
 // A file being written. Construction creates the temporary file; write() appends; commit() publishes it. Destroyed
 // without commit() (an exception on the way), it removes the temporary file and leaves the target as it was.
 class AtomicFile {
@@ -41,6 +48,7 @@ class AtomicFile {
  private:
   std::string path_, tmp_;
   int fd_ = -1;
+  bool discard_ = false;  // !publishing(): nothing is written
 };
 
 // Publishes `bytes` as `path` (AtomicFile in one call).

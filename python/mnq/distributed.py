@@ -1,5 +1,6 @@
 """Data-parallel jobs: join the process group torchrun set up, and keep every rank's quantizers identical.
 
+    torchrun --standalone --nproc-per-node=2 --no-python mnq-train --config job.yaml   # the trainer
     torchrun --standalone --nproc-per-node=2 my_qat.py      # my_qat.py calls mnq.distributed.init_from_env()
 
 The group is torch.distributed's (Gloo on CPU, NCCL on CUDA), created from torchrun's environment (``RANK``,
@@ -29,20 +30,34 @@ def active() -> bool:
 
 
 def init_from_env(device: Optional[str] = None, timeout_s: float = 600.0) -> bool:
-    """Join torchrun's process group when this process was started by torchrun (``WORLD_SIZE`` is set): Gloo for
-    CPU jobs, NCCL for CUDA ones (``device="cuda"``; the rank's GPU, ``LOCAL_RANK``, is selected before the first
-    collective). A rank that stops answering makes the others fail after ``timeout_s``. Hands the group to mnq's
-    C++ layers. Returns whether the job runs on more than one process; without torchrun's variables it does
-    nothing and returns False."""
+    """Join torchrun's process group when this process was started by torchrun (``WORLD_SIZE`` is set), and hand
+    it to mnq's C++ side. Returns whether the job runs on more than one process; without torchrun's variables it
+    does nothing and returns False.
+
+    The group is torch's, from its ``env://`` rendezvous (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``,
+    ``MASTER_PORT``; with ``TORCHELASTIC_USE_AGENT_STORE=True`` every rank connects to torchrun's agent store as a
+    client, which this torch's agent creates afresh for each restart attempt). Backends: Gloo on a machine without
+    CUDA or for ``device="cpu"``; otherwise ``cpu:gloo,cuda:nccl`` (NCCL for CUDA tensors, Gloo for the few host
+    values the ranks agree on; NCCL starts only at the first CUDA collective), with this rank's GPU
+    (``LOCAL_RANK``) made the current device before the first collective. A rank that stops answering makes the
+    others' collectives fail after ``timeout_s`` (the trainer sets each collective's timeout from its config's
+    ``dist.timeout_s``)."""
     if "WORLD_SIZE" not in os.environ:
         return False
     if not dist.is_initialized():
-        cuda = device is not None and torch.device(device).type == "cuda"
+        cuda = torch.cuda.is_available() and (device is None or torch.device(device).type == "cuda")
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout_s))
+        dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout_s))
     _mnq.dist_set_group(dist.group.WORLD)
+    # The store tells a failed collective which ranks still answer (csrc/dist/dist.h).
+    _mnq.dist_set_store(dist.distributed_c10d._get_default_store())
     return dist.get_world_size() > 1
+
+
+def restarted() -> bool:
+    """Whether torchrun's elastic agent restarted this job (``--max-restarts``): it then resumes by itself."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) > 0
 
 
 def shutdown() -> None:

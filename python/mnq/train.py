@@ -13,6 +13,9 @@ diverging stage (a non-finite loss, or one above 10·ln(classes)) raises Runtime
 checkpoint kept. A file that cannot be written is an OSError. Config errors raise ValueError naming the key path. A job pins full FP32 for the whole process (TF32 off in cuBLAS and cuDNN, float32
 matmul precision "highest"), so its runs do not depend on the GPU, and says so in train.log.
 
+Under torchrun (``WORLD_SIZE`` set) the job runs data-parallel on torchrun's processes, as ``mnq-train`` does
+(mnq.distributed.init_from_env; every rank returns the same results, rank 0 alone writes the run folder).
+
 ``bench_train`` runs the trainer's benchmark (``mnq-bench-train``, csrc/train/bench.h): images/s of the FP and QAT
 training steps and evaluation on one random batch, and of the data loader (see scripts/bench_train.py).
 """
@@ -24,7 +27,7 @@ from typing import Mapping, Sequence, Union
 
 import yaml
 
-from . import _mnq
+from . import _mnq, distributed
 
 
 def train(config: Union[str, os.PathLike, Mapping], *, overrides: Sequence[str] = (), resume: bool = False,
@@ -40,6 +43,9 @@ def train(config: Union[str, os.PathLike, Mapping], *, overrides: Sequence[str] 
         raise ValueError(f"mnq.train: config must be a dict, YAML text or an existing file, got {config!r}")
     if isinstance(overrides, str):
         overrides = [overrides]
+    # Under torchrun: join its process group (data-parallel job); a restart by its agent resumes by itself.
+    distributed.init_from_env()
+    resume = resume or distributed.restarted()
     out = _mnq.train(text, origin, list(overrides), bool(resume), bool(quiet))
     results = json.loads(out["results_json"])
     return {"dir": out["dir"], "finished": out["finished"], "rows": results["runs"],

@@ -141,6 +141,29 @@ TEST_CASE("mixup / cutmix: targets, λ and the box, smoothing, prob 0", "[augmen
   CHECK_THROWS_WITH(train::mix_batch(x, y, 3, o, 0), Catch::Contains("labels outside 0..2"));
 }
 
+TEST_CASE("mixup / cutmix: a shard mixed with its partner slice is the slice of the mixed global batch",
+          "[augment][dist]") {
+  // Data-parallel: 2 or 3 ranks each hold rows [lo, hi) of the global batch and the mirrored rows (partners).
+  const int64_t B = 6, K = 5;
+  const at::Tensor x = at::arange(B * 2 * 8 * 10, at::kFloat).reshape({B, 2, 8, 10});
+  const at::Tensor y = at::tensor(std::vector<int64_t>{0, 1, 2, 3, 4, 0});
+  train::MixupOptions o;
+  for (uint64_t seed = 0; seed < 8; ++seed) {  // Mixup and CutMix batches both occur
+    const auto whole = train::mix_batch(x, y, K, o, seed);
+    for (int64_t shards : {2, 3}) {
+      for (int64_t r = 0; r < shards; ++r) {
+        const int64_t lo = B * r / shards, hi = B * (r + 1) / shards;
+        const auto part = train::mix_batch(x.slice(0, lo, hi), y.slice(0, lo, hi), K, o, seed,
+                                           x.slice(0, B - hi, B - lo), y.slice(0, B - hi, B - lo));
+        CHECK(part.lam == whole.lam);
+        CHECK(at::equal(part.images, whole.images.slice(0, lo, hi)));
+        CHECK(at::equal(part.targets, whole.targets.slice(0, lo, hi)));
+      }
+    }
+  }
+  CHECK_THROWS_AS(train::mix_batch(x, y, K, o, 0, x.slice(0, 0, 2), y.slice(0, 0, 2)), c10::ValueError);
+}
+
 TEST_CASE("mixup / cutmix: the batch's tensors are not read back (on a GPU each read would be a sync)", "[augment]") {
   const at::Tensor x = at::rand({6, 1, 8, 8});
   const at::Tensor y = at::tensor(std::vector<int64_t>{0, 1, 2, 3, 4, 0});

@@ -114,3 +114,39 @@ TEST_CASE("loader: pin_memory pins batches only where CUDA is available", "[load
   CHECK(at::equal(a.images, b.images));
   CHECK(at::equal(a.labels, b.labels));
 }
+
+TEST_CASE("loader: shards are the slices of the global batch, partners their mirror", "[loader][dist]") {
+  // 22 images, batches of 8 (last one 6), 2 shards; shuffled and augmented as one loader (the seeds show in the
+  // pixel values), so shard r of batch i is exactly rows [lo, hi) of the one-process batch i.
+  auto data = std::make_shared<Counting>(22);
+  const LoaderOptions whole{8, true, false, 0, 2, 7};
+  const Loader one(data, whole);
+  for (int64_t shards : {2, 3}) {
+    for (int64_t r = 0; r < shards; ++r) {
+      LoaderOptions o = whole;
+      o.shard = r;
+      o.shards = shards;
+      o.partners = true;
+      const Loader part(data, o);
+      REQUIRE(part.num_batches() == one.num_batches());
+      REQUIRE(part.num_images() == one.num_images());
+      for (int64_t i = 0; i < one.num_batches(); ++i) {
+        const Batch g = one.batch(3, i);
+        const Batch s = part.batch(3, i);
+        const int64_t c = g.labels.size(0), lo = c * r / shards, hi = c * (r + 1) / shards;
+        const auto [first, count] = part.shard_range(i);
+        CHECK(first == i * 8 + lo);
+        CHECK(count == hi - lo);
+        CHECK(at::equal(s.images, g.images.slice(0, lo, hi)));
+        CHECK(at::equal(s.labels, g.labels.slice(0, lo, hi)));
+        // Position j pairs with c−1−j: flip(0) of the partners is the flipped whole batch's rows [lo, hi).
+        CHECK(at::equal(s.partner_images.flip(0), g.images.flip(0).slice(0, lo, hi)));
+        CHECK(at::equal(s.partner_labels.flip(0), g.labels.flip(0).slice(0, lo, hi)));
+      }
+    }
+  }
+  LoaderOptions bad = whole;
+  bad.shard = 2;
+  bad.shards = 2;
+  CHECK_THROWS_AS(Loader(data, bad), std::invalid_argument);
+}

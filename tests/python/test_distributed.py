@@ -59,9 +59,11 @@ def _worker(rank, world, port, out):
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)
+    import timm  # noqa: F401  (before the rendezvous: on a loaded machine one rank's import can outlast a timeout)
     import mnq
+    from mnq import _mnq
 
-    assert mnq.distributed.init_from_env(timeout_s=60)
+    assert mnq.distributed.init_from_env(timeout_s=300)
     x, y = _batch()
     half = BATCH // world
     xs, ys = x[rank * half:(rank + 1) * half], y[rank * half:(rank + 1) * half]
@@ -73,6 +75,15 @@ def _worker(rank, world, port, out):
           torch.arange(7, dtype=torch.float32) * (rank + 1)]
     mnq.distributed.allreduce_mean(ts, bucket_bytes=16)
     result["mean"] = ts
+    # The trainer's check that the ranks hold the same state: passes on equal tensors, names a difference.
+    state = [t.clone() for t in ts] + [torch.tensor([True, False]), torch.arange(3, dtype=torch.int64)]
+    _mnq.dist_check_identical(state, "the test state")
+    state[-1][rank] += 1  # one word differs on each rank
+    try:
+        _mnq.dist_check_identical(state, "the test state")
+        result["differs"] = ""
+    except RuntimeError as e:
+        result["differs"] = str(e)
     torch.save(result, os.path.join(out, f"rank{rank}.pt"))
     mnq.distributed.shutdown()
 
@@ -105,6 +116,8 @@ def test_two_ranks_hold_the_observers_and_gradients_of_the_global_batch(tmp_path
     torch.testing.assert_close(m0[1], torch.full((3, 2), 5.0, dtype=torch.float64))
     torch.testing.assert_close(m0[2], torch.arange(7, dtype=torch.float32) * 1.5)
     assert all(torch.equal(a, b) for a, b in zip(m0, m1))
+    for r in range(world):
+        assert "the test state differ between ranks (rank %d of 2" % r in ranks[r]["differs"]
 
 
 def test_without_torchrun_nothing_changes(monkeypatch):
@@ -118,3 +131,32 @@ def test_without_torchrun_nothing_changes(monkeypatch):
     lo, hi = torch.tensor(-1.0), torch.tensor(3.0)
     mnq.distributed.sync_min_max(lo, hi)
     assert torch.equal(t, torch.tensor([1.0, 2.0])) and lo.item() == -1.0 and hi.item() == 3.0
+
+
+def _agent_worker(rank, world, port, out):
+    # torchrun's workers under its agent: the agent serves the store; the workers only connect to it.
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), TORCHELASTIC_USE_AGENT_STORE="True", TORCHELASTIC_RESTART_COUNT="1")
+    import mnq
+
+    assert mnq.distributed.init_from_env(timeout_s=60)
+    t = torch.tensor([float(rank + 1)])
+    mnq.distributed.sync_sum(t)
+    torch.distributed.distributed_c10d._get_default_store().set(f"probe{rank}", "x")
+    torch.save({"sum": t, "restarted": mnq.distributed.restarted()}, os.path.join(out, f"agent{rank}.pt"))
+    mnq.distributed.shutdown()
+
+
+def test_ranks_join_the_agent_store_of_their_attempt(tmp_path):
+    import torch.distributed as dist
+
+    world, port = 2, _free_port()
+    agent = dist.TCPStore("127.0.0.1", port, world + 1, is_master=True, wait_for_workers=False)
+    mp.start_processes(_agent_worker, args=(world, port, str(tmp_path)), nprocs=world, start_method="spawn")
+    for r in range(world):
+        got = torch.load(tmp_path / f"agent{r}.pt")
+        assert got["sum"].item() == 3.0 and got["restarted"]
+    # Both ranks were clients of the agent's store (torch's env:// rendezvous; this torch's agent starts a fresh
+    # store per restart attempt instead of the older /worker/attempt_<n> key prefix): their keys are in it.
+    keys = agent.list_keys()
+    assert all(any(k.endswith(f"/probe{r}") for k in keys) for r in range(world)), keys

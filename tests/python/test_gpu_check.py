@@ -86,7 +86,7 @@ def test_dry_run_runs_every_stage_and_prints_one_table(tmp_path):
     out = _dry_run(tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     table = out.stdout[out.stdout.index("| section |"):]
-    stages = ["build", "ctest", "pytest-cuda", "launch-blocking", "memcheck", "racecheck", "synccheck", "bench-ops",
+    stages = ["build", "ctest", "pytest-cuda", "launch-blocking", "dist-nccl", "memcheck", "racecheck", "synccheck", "bench-ops",
               "bench-train", "bench-models"]
     assert [line.split(" | ")[1] for line in table.splitlines() if line.startswith("| stage |")] == stages
     assert "PYTORCH_NO_CUDA_MEMORY_CACHING=1 true --tool memcheck --error-exitcode 1" in out.stdout

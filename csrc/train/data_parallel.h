@@ -1,0 +1,89 @@
+// Data-parallel jobs: one `mnq-train` job on N processes (torchrun), with the results of one process.
+//
+// The process group is torch's (csrc/dist), joined in Python before the job starts (mnq.cli / mnq.train call
+// mnq.distributed.init_from_env when torchrun's variables are set). Everything here is a no-op on one process.
+//
+// What makes N processes compute the one-process job:
+//  - data: `data.batch_size` stays the global batch; each rank loads its equal slice of every batch (the loader's
+//    shard, data/loader.h), with the one-process order and per-image augmentations (functions of seed, epoch and
+//    global position); Mixup / CutMix pair across slices (each rank also loads its mirrored partner slice);
+//    drop-path draws the global batch's mask and keeps the rank's part (models/drop_path.h). So the global
+//    batch is the same set of augmented images whatever N is, and --resume works with another N.
+//  - gradients: averaged over ranks after backward (dist::allreduce_mean, flat buckets). With equal slices the
+//    mean of the ranks' mean losses is the global mean loss, so every rank steps with the global gradient (up to
+//    float summation order) and the weights stay identical across ranks.
+//  - quantizers: every observer all-reduces its batch statistics (min/max, PTF α error sums: nn/quant.cpp), in
+//    pretraining, calibration, QAT and the analyzer's calibrations; the analyzer's SQNR sums are all-reduced
+//    (analysis/sqnr.h), so every rank derives the same plan.
+//  - evaluation: sharded; the per-image top-1 hits and per-batch sums are gathered into the one-process order,
+//    so results.md/json and their paired tests have the same rows.
+//  - host decisions (read-backs of the losses, the divergence stop, a time budget) are taken on all-reduced values
+//    at the same steps on every rank, so no rank leaves a collective the others are still in.
+//  - files: rank 0 alone publishes (util::set_publishing) and logs (log::set_muted); the others compute the same
+//    bytes and discard them. Checkpoints stay atomic. Errors are printed by every rank, naming it.
+//  - faults: a collective that fails (a rank died, or hung past `dist.timeout_s`) raises dist::CollectiveError
+//    naming the ranks that did not answer; the job exits non-zero. Under torchrun --max-restarts a restarted
+//    job resumes from its last checkpoints by itself (restarted_by_torchrun).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "csrc/data/loader.h"
+
+namespace mnq {
+namespace train {
+
+struct JobConfig;
+struct TrainConfig;
+
+namespace dp {
+
+// At the start of run_job (after validate): the collectives' timeout; on ranks other than 0, no files and no logs;
+// checks that data.batch_size splits evenly and that every rank runs the same (resolved) config.
+void begin_job(const JobConfig& config);
+
+bool active();   // more than one process
+int rank();      // 0 on one process
+int world();     // 1 on one process
+
+// This rank's shard of `o` (unchanged on one process); `partners`: also the Mixup / CutMix partner slices.
+data::LoaderOptions sharded(data::LoaderOptions o, bool partners = false);
+// Whether a stage mixes batches (its partner slices are needed).
+bool mixes(const TrainConfig& cfg);
+
+// After backward: every parameter's gradient becomes the mean over ranks (flat buckets, one all-reduce each).
+void average_gradients(const torch::nn::Module& module);
+
+// Throws naming `what` unless every rank holds bit-identical parameters and buffers (quantizer state) in `module`
+// (dist::check_identical; the trainer checks before every checkpoint).
+void check_identical(const torch::nn::Module& module, const std::string& what);
+
+// The trainer's pending steps [steps, 2] (float64: the rank's mean loss, its top-1 hits), in place: the global
+// mean loss and the global hits.
+void reduce_steps(const at::Tensor& values);
+
+// Whether `flag` is true on any rank (one MAX all-reduce of a host value; a time budget spent on one rank stops
+// all of them at the same step).
+bool any_rank(bool flag);
+
+// Evaluation: this rank's per-batch [loss sum, top-5 hits] rows (`sums` [batches, 2] float64) and its top-1 hits
+// (`hits` [n_local] uint8) at the epoch positions `positions` [n_local] int64, all on one device; returns the
+// global rows (the ranks' sums) and the global hits [n] in position order. One process: returned unchanged.
+std::pair<at::Tensor, at::Tensor> gather_eval(const at::Tensor& sums, const at::Tensor& hits,
+                                              const at::Tensor& positions, int64_t n);
+
+// Whether this process is a restart by torchrun's elastic agent (TORCHELASTIC_RESTART_COUNT > 0): the job then
+// continues from its checkpoints as with --resume.
+bool restarted_by_torchrun();
+
+// "" on one process, " (rank r of N)" otherwise: appended to error lines.
+std::string rank_suffix();
+
+}  // namespace dp
+}  // namespace train
+}  // namespace mnq
