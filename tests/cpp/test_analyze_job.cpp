@@ -69,7 +69,7 @@ TEST_CASE("mnq-analyze job: bad configs fail naming file and key", "[analyze_job
   fails(good, {"threads=100000"}, "--set threads=100000: threads: must be in 0..");
   fails(good, {"threads.a=1"}, "--set threads.a=1: threads: is not a section");
   fails(good, {"device=tpu"}, "device: must be auto, cpu or cuda");
-  fails(good, {"analyze.mode=best"}, "analyze.mode: must be paper or isolated");
+  fails(good, {"analyze.mode=best"}, "analyze.mode: must be paper, isolated or searched");
   fails(good, {"analyze.layernorm=[ivit, foo]"}, "analyze.layernorm: unknown method 'foo'");
   fails(good, {"data.batch_size=0"}, "data.batch_size");
   fails(good, {"output.dir=''"}, "output.dir: must not be empty");

@@ -298,7 +298,7 @@ TEST_CASE("analyzer: bad configs and inputs fail naming the key", "[analyzer]") 
   fails([](AnalyzerConfig& b) { b.layernorm = {"ibert", "ibert"}; },
         "analyze.layernorm: method 'ibert' is listed twice");
   fails([](AnalyzerConfig& b) { b.calib_batches = 0; }, "analyze.calib_batches: must be positive, got 0");
-  fails([](AnalyzerConfig& b) { b.mode = "best"; }, "analyze.mode: must be paper or isolated, got 'best'");
+  fails([](AnalyzerConfig& b) { b.mode = "best"; }, "analyze.mode: must be paper, isolated or searched, got 'best'");
 
   models::Model fp = fp_model("vit_mnist_tiny");
   AnalyzerConfig bad = quiet_config(1);
@@ -375,9 +375,9 @@ TEST_CASE("analyzer: the analyze: YAML section reads, round-trips and fails nami
                     Catch::Contains("analyze.calib_batches"));
   // The value came from --set: the error names it (the file's `fast` was overridden).
   CHECK_THROWS_WITH(config::from_text<JobWithAnalyze>("analyze: {mode: fast}\n", "job.yaml", {"analyze.mode=best"}),
-                    Catch::Contains("--set analyze.mode=best: analyze.mode: must be paper or isolated, got 'best'"));
+                    Catch::Contains("--set analyze.mode=best: analyze.mode: must be paper, isolated or searched, got 'best'"));
   CHECK_THROWS_WITH(config::from_text<JobWithAnalyze>("analyze: {mode: fast}\n", "job.yaml"),
-                    Catch::Contains("job.yaml: analyze.mode: must be paper or isolated, got 'fast'"));
+                    Catch::Contains("job.yaml: analyze.mode: must be paper, isolated or searched, got 'fast'"));
   CHECK_THAT(config::describe<JobWithAnalyze>(), Catch::Contains("analyze.calib_batches") &&
                                                      Catch::Contains("analyze.mode"));
 }
