@@ -23,6 +23,7 @@ int cli_main(int argc, char** argv) {
   // Config errors propagate to run_cli (which prints them and returns 2); other errors are logged, so they also
   // reach the run folder's train.log, and return 1.
   auto run = [&](const JobConfig& config) {
+    log::set_muted(dp::rank() != 0);  // data-parallel: rank 0 alone logs (dp::begin_job)
     // torchrun --max-restarts: a restarted job continues from its checkpoints by itself.
     if (dp::restarted_by_torchrun() && !options.resume) {
       options.resume = true;

@@ -20,6 +20,12 @@ def _run(main) -> None:
 def train() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     joined = distributed.init_from_env()
+    if joined and distributed.rank() != 0:
+        # Rank 0 alone prints (the resolved config on stdout included); errors still reach stderr from every rank.
+        sys.stdout.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
     rc = _mnq.train_cli(sys.argv)
     if joined:
         if rc != 0:

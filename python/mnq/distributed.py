@@ -55,6 +55,11 @@ def init_from_env(device: Optional[str] = None, timeout_s: float = 600.0) -> boo
     return dist.get_world_size() > 1
 
 
+def rank() -> int:
+    """This process's rank in the group (0 without one)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 def restarted() -> bool:
     """Whether torchrun's elastic agent restarted this job (``--max-restarts``): it then resumes by itself."""
     return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) > 0
