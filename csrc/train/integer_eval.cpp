@@ -33,22 +33,23 @@ void fnv_tensor(uint64_t& h, const std::string& name, const at::Tensor& t) {
   fnv(h, c.data_ptr(), size_t(c.numel()) * c.element_size());
 }
 
-// One pass over the test set with both models: per batch on the device, [integer top-1 hits, top-1 agreements,
-// equal logits, equal images] as float64 sums (exact), read back once after the pass.
+// One pass over the test set with both models: per batch, [integer top-1 hits, top-1 agreements, equal logits,
+// equal images] as float64 sums (exact), added up after the pass. The integer model runs on the CPU, its tested
+// device (the engine's CUDA path has not run on a GPU yet); a CUDA fake-quant model's logits are copied to the CPU
+// per batch (an evaluation, not a training step).
 IntegerMetrics evaluate_both(const models::Model& model, const deploy::IntegerModel& imodel, const data::Loader& val,
                              const std::string& name) {
   torch::NoGradGuard no_grad;
-  const at::Device device = imodel.device();
+  const at::Device device = model_device(model);
   Progress bar(name + " integer eval", val.num_images());
   auto pass = val.pass(0);
   std::vector<at::Tensor> sums;
   int64_t n = 0;
   bool distilled = false;
   while (auto b = pass->next()) {
-    const at::Tensor images = models::to_device_async(b->images, device);
-    const at::Tensor labels = models::to_device_async(b->labels, device);
-    const at::Tensor fake = model(images);  // [B, K] float32
-    auto [q, s] = imodel.forward_int(images);
+    const at::Tensor& labels = b->labels;
+    const at::Tensor fake = model(models::to_device_async(b->images, device)).to(at::kCPU);  // [B, K] float32
+    auto [q, s] = imodel.forward_int(b->images);
     const at::Tensor logits = deploy::IntegerModel::dequantize(q, s);
     const at::Tensor top1 = logits.argmax(1);
     std::vector<at::Tensor> row = {top1.eq(labels).sum().to(at::kDouble), top1.eq(fake.argmax(1)).sum().to(at::kDouble)};
@@ -143,7 +144,6 @@ IntegerMetrics export_integer_model(const models::Model& model, const data::Load
   }
   deploy::IntegerModel imodel = deploy::convert(model);
   imodel.save(file);
-  imodel.to(model_device(model));
   IntegerMetrics m = evaluate_both(model, imodel, val, name);
   m.weights_hash = hash;
   util::write_file_atomic(doc, m.to_json().dump(2) + "\n");
