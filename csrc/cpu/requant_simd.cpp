@@ -28,7 +28,7 @@ bool load_one(const RequantSimdSide& s, int64_t i, int64_t c, i64& q) {
   return kernels::RequantFloatIn{s.x, s.s}.load(i, c, q);
 }
 
-// The scalar definition for element i of column c (csrc/cpu/quant.cpp requant_range, one element).
+// The scalar definition for element i of column c (csrc/cpu/requant.cpp requant_range, one element).
 template <class Out>
 bool requant_one(const RequantSimdSide& in, const RequantSimdSide* id, int64_t i, int64_t c, i64 lo, i64 hi,
                  double out_scale, const Out& out) {
