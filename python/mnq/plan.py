@@ -23,8 +23,6 @@ from . import _mnq
 # One parser, one writer: this module wraps csrc/models/plan.h (bound as mnq._mnq.Plan), the one the trainer and
 # the analyzer read, so a plan file means the same to both sides by construction.
 METHODS = tuple(_mnq.plan_methods())
-OP_TYPES = ("softmax", "gelu", "layernorm")
-DEFAULT_KEYS = ("all",) + OP_TYPES
 
 
 def op_type_of(name: str) -> str:
@@ -88,8 +86,9 @@ class Plan:
         names = list(layers)
         if isinstance(layers, Mapping):
             for name, op_type in layers.items():
-                if op_type_of(name) != op_type:
-                    raise ValueError(f"plan: layer {name!r} is a {op_type_of(name)} layer, not {op_type!r}")
+                actual = op_type_of(name)
+                if actual != op_type:
+                    raise ValueError(f"plan: layer {name!r} is a {actual} layer, not {op_type!r}")
         return dict(self._cpp.resolve(names))
 
     def __eq__(self, other) -> bool:
