@@ -11,6 +11,7 @@
 
 #include "csrc/analysis/analyzer.h"
 #include "csrc/analysis/job.h"
+#include "csrc/analysis/search.h"
 #include "csrc/config/config.h"
 #include "csrc/models/bindings.h"
 #include "csrc/models/factory.h"
@@ -103,6 +104,64 @@ void bind_analysis(py::module_& m) {
       },
       py::arg("model"), py::arg("batch"), py::arg("num_batches"), py::arg("bits"), py::arg("config_yaml"),
       "Runs the analyzer (see mnq.analyze).");
+  py::class_<SearchResult>(m, "SearchResult", "What mnq.search_plan evaluated and chose (see csrc/analysis/search.h).")
+      .def_property_readonly("plan", [](const SearchResult& r) { return r.plan.entries(); })
+      .def_readonly("objective", &SearchResult::objective)
+      .def_readonly("score", &SearchResult::score)
+      .def_readonly("start", &SearchResult::start)
+      .def_readonly("starts", &SearchResult::starts)
+      .def_property_readonly("trajectory",
+                             [](const SearchResult& r) {
+                               py::list out;
+                               for (const auto& s : r.trajectory) {
+                                 py::dict d;
+                                 d["evaluation"] = s.evaluation;
+                                 d["kind"] = s.kind;
+                                 d["label"] = s.label;
+                                 d["score"] = s.score;
+                                 d["accepted"] = s.accepted;
+                                 d["best"] = s.best;
+                                 out.append(d);
+                               }
+                               return out;
+                             })
+      .def_readonly("evaluations", &SearchResult::evaluations)
+      .def_readonly("holdout_images", &SearchResult::holdout_images)
+      .def_readonly("seconds", &SearchResult::seconds)
+      .def("summary", &SearchResult::summary)
+      .def("write_json", &SearchResult::write_json, py::arg("path"))
+      .def("__repr__", [](const SearchResult& r) {
+        return "SearchResult(" + r.objective + "=" + std::to_string(r.score) + ", " + std::to_string(r.evaluations) +
+               " evaluations, start=" + r.start + ")";
+      });
+
+  m.def(
+      "search_plan",
+      [](py::handle model, const py::object& batch, int64_t num_batches, const py::object& holdout,
+         int64_t num_holdout, int64_t bits, const std::string& config_yaml, const Report* report) {
+        const models::Model& fp = models::model_of(model, "mnq.search_plan");
+        AnalyzerConfig cfg;
+        try {
+          cfg = config::parse_yaml<AnalyzerConfig>(config_yaml, "mnq.search_plan");
+          cfg.validate("search_plan");
+        } catch (const config::Error& e) {
+          throw std::invalid_argument(std::string(e.what()));
+        }
+        const auto source_of = [](const py::object& f) {
+          return [&f](int64_t i) {
+            py::gil_scoped_acquire gil;
+            return f(i).cast<at::Tensor>();
+          };
+        };
+        const BatchSource calib{num_batches, source_of(batch)};
+        const BatchSource held{num_holdout, source_of(holdout)};
+        py::gil_scoped_release release;
+        // Without a report, the analyzer of the same batches gives the start plans and the move order.
+        const Report own = report ? Report{} : analyze(fp, bits, cfg, calib, fp.overrides);
+        return search_plan(fp, bits, cfg, calib, held, report ? *report : own, fp.overrides);
+      },
+      py::arg("model"), py::arg("batch"), py::arg("num_batches"), py::arg("holdout"), py::arg("num_holdout"),
+      py::arg("bits"), py::arg("config_yaml"), py::arg("report") = nullptr, "Runs the plan search (see mnq.search_plan).");
   m.def(
       "analyze_cli", [](std::vector<std::string> argv) { return run_cli(&cli_main, std::move(argv)); },
       py::arg("argv"), "mnq-analyze's command line; returns the exit status.");

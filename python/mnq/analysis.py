@@ -23,6 +23,7 @@ import yaml
 from . import _mnq
 
 AnalysisReport = _mnq.AnalysisReport
+SearchResult = _mnq.SearchResult
 
 
 class _Batches:
@@ -71,7 +72,8 @@ def analyze(model, batches: Iterable, bits: int = 8, *, softmax: Optional[Sequen
     first ``calib_batches`` of ``batches`` (images, or (images, labels) pairs, on the model's device).
 
     ``softmax`` / ``gelu`` / ``layernorm``: the candidate methods per op type (default: SPEC §7's: ivit, ibert,
-    fqvit; GELU ivit, ibert). ``mode``: ``paper`` (argmax ΔSQNR) or ``isolated`` picks ``report.plan``. Raises
+    fqvit; GELU ivit, ibert). ``mode``: ``paper`` (argmax ΔSQNR) or ``isolated`` picks ``report.plan`` (the plan
+    search: :func:`search_plan`). Raises
     ValueError naming the setting on bad arguments.
 
     Pins full FP32 for the whole process first (TF32 off in cuBLAS and cuDNN, float32 matmul precision
@@ -81,11 +83,53 @@ def analyze(model, batches: Iterable, bits: int = 8, *, softmax: Optional[Sequen
         raise ValueError(f"mnq.analyze: bits must be an int in [2, 16], got {bits!r}")
     if isinstance(calib_batches, bool) or not isinstance(calib_batches, int) or calib_batches < 1:
         raise ValueError(f"mnq.analyze: calib_batches must be a positive int, got {calib_batches!r}")
-    cfg = {"calib_batches": calib_batches, "mode": mode, "progress": bool(progress)}
-    for key, value in (("softmax", softmax), ("gelu", gelu), ("layernorm", layernorm)):
-        if value is not None:
-            cfg[key] = [value] if isinstance(value, str) else list(value)
+    if mode == "searched":
+        raise ValueError("mnq.analyze: mode 'searched' needs held-out batches: call mnq.search_plan(model, batches, "
+                         "holdout, bits) (its .plan is the searched plan)")
+    cfg = _config(calib_batches, mode, progress, softmax, gelu, layernorm)
     source = _Batches(batches, calib_batches)
     if source.count == 0:
         raise ValueError("mnq.analyze: no calibration batches given")
     return _mnq.analyze(model, source, source.count, bits, yaml.safe_dump(cfg))
+
+
+def search_plan(model, batches: Iterable, holdout: Iterable, bits: int = 8, *,
+                report: Optional[AnalysisReport] = None, calib_batches: int = 30, holdout_batches: int = 8,
+                evaluations: int = 40, softmax: Optional[Sequence[str]] = None,
+                gelu: Optional[Sequence[str]] = None, layernorm: Optional[Sequence[str]] = None,
+                progress: bool = True) -> SearchResult:
+    """The plan search (``analyze.mode: searched`` of the command line; csrc/analysis/search.h) on full-precision
+    ``model``: starting from every uniform plan and the analyzer's ΔSQNR and isolated plans, it changes one layer's
+    method at a time and keeps a change when the post-training-quantized model's KL to the FP outputs on the
+    ``holdout`` images falls. Each candidate plan is calibrated on the first ``calib_batches`` of ``batches`` and
+    scored on the first ``holdout_batches`` of ``holdout`` (images the calibration did not see); at most
+    ``evaluations`` plans are scored, start plans included. The result is never worse on that objective than a start
+    plan. ``report``: the analyzer's report of the same model, bits and batches (from :func:`analyze`), else the
+    analyzer runs first. Returns a SearchResult (``plan``, ``score``, ``starts``, ``trajectory``, ``summary()``,
+    ``write_json(path)``)."""
+    if isinstance(bits, bool) or not isinstance(bits, int):
+        raise ValueError(f"mnq.search_plan: bits must be an int in [2, 16], got {bits!r}")
+    for name, value in (("calib_batches", calib_batches), ("holdout_batches", holdout_batches),
+                        ("evaluations", evaluations)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"mnq.search_plan: {name} must be a positive int, got {value!r}")
+    if report is not None and not isinstance(report, AnalysisReport):
+        raise ValueError(f"mnq.search_plan: report must be an AnalysisReport from mnq.analyze, got "
+                         f"{type(report).__name__}")
+    cfg = _config(calib_batches, "searched", progress, softmax, gelu, layernorm)
+    cfg.update(search_evaluations=evaluations, search_holdout_batches=holdout_batches)
+    source = _Batches(batches, calib_batches)
+    if source.count == 0:
+        raise ValueError("mnq.search_plan: no calibration batches given")
+    held = _Batches(holdout, holdout_batches)
+    if held.count == 0:
+        raise ValueError("mnq.search_plan: no held-out batches given")
+    return _mnq.search_plan(model, source, source.count, held, held.count, bits, yaml.safe_dump(cfg), report)
+
+
+def _config(calib_batches, mode, progress, softmax, gelu, layernorm) -> dict:
+    cfg = {"calib_batches": calib_batches, "mode": mode, "progress": bool(progress)}
+    for key, value in (("softmax", softmax), ("gelu", gelu), ("layernorm", layernorm)):
+        if value is not None:
+            cfg[key] = [value] if isinstance(value, str) else list(value)
+    return cfg

@@ -82,3 +82,38 @@ def test_errors_name_the_argument(fp):
         mnq.analyze(torch.nn.Linear(2, 2), batches(), progress=False)
     with pytest.raises(ValueError, match="tensor of images"):
         mnq.analyze(fp, [[1, 2]], progress=False)
+
+
+def test_search_plan_never_loses_to_its_start_plans_and_reuses_a_report(fp):
+    calib, held = batches(2), batches(2, b=6)[::-1]
+    report = mnq.analyze(fp, calib, bits=6, calib_batches=2, progress=False)
+    found = mnq.search_plan(fp, calib, held, bits=6, report=report, calib_batches=2, holdout_batches=2,
+                            evaluations=7, progress=False)
+    assert isinstance(found, mnq.SearchResult) and found.objective == "kl_fp"
+    assert set(found.plan) == set(mnq.models.mixable_layers("vit_mnist_tiny"))
+    assert found.holdout_images == 12 and 1 <= found.evaluations <= 7
+    starts = dict(found.starts)
+    assert {"uniform ivit", "uniform ibert", "uniform fqvit"} <= set(starts) and found.start in starts
+    assert found.score <= min(starts.values())  # the best plan evaluated: never worse than a start plan
+    assert len(found.trajectory) == found.evaluations
+    assert found.trajectory[-1]["best"] == found.score
+    assert all(b["best"] <= a["best"] for a, b in zip(found.trajectory, found.trajectory[1:]))
+    # The analyzer run inside (no report) starts from the same plans: the same search, score for score.
+    again = mnq.search_plan(fp, calib, held, bits=6, calib_batches=2, holdout_batches=2, evaluations=7,
+                            progress=False)
+    assert again.plan == found.plan and again.score == found.score and again.starts == found.starts
+
+
+def test_search_plan_errors_name_the_argument(fp):
+    calib = batches(2)
+    with pytest.raises(ValueError, match="held-out"):
+        mnq.search_plan(fp, calib, [], bits=8, calib_batches=2, progress=False)
+    with pytest.raises(ValueError, match="evaluations"):
+        mnq.search_plan(fp, calib, calib, bits=8, evaluations=0, progress=False)
+    with pytest.raises(ValueError, match="report"):
+        mnq.search_plan(fp, calib, calib, bits=8, report="plan.yaml", progress=False)
+    w8 = mnq.analyze(fp, calib, bits=8, calib_batches=2, progress=False)
+    with pytest.raises(ValueError, match="report"):  # a report of other bits cannot order this search
+        mnq.search_plan(fp, calib, calib, bits=6, report=w8, calib_batches=2, progress=False)
+    with pytest.raises(ValueError, match="search_plan"):
+        mnq.analyze(fp, calib, calib_batches=2, mode="searched", progress=False)

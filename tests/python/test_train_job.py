@@ -57,6 +57,32 @@ def test_train_job_end_to_end(tmp_path):
     _check_integer_models(tmp_path / "run", rows)
 
 
+@needs_data
+def test_train_job_with_seeds_returns_the_pooled_results(tmp_path):
+    job = tiny_job(tmp_path / "run")
+    job["data"].update(train_subset=128, val_subset=64)
+    job["compare"] = [{"name": "w8_ivit", "bits": 8, "plan": "ivit"}, {"name": "w8_ibert", "bits": 8, "plan": "ibert"}]
+    job["seeds"] = [4, 7]
+    result = mnq.train(job, quiet=True)
+    assert result["finished"] and result["seeds"] == [4, 7]
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["runs"] == result["rows"] and saved["comparisons"] == result["comparisons"]
+    assert [r["name"] for r in result["rows"]] == ["fp", "w8_ivit", "w8_ibert"]
+    for r in result["rows"]:  # each run once per seed, from that seed's own folder
+        assert [s["seed"] for s in r["per_seed"]] == [4, 7] and r["seeds_done"] == 2
+        per_seed = json.loads((tmp_path / "run" / f"seed{7}" / "results.json").read_text())["runs"]
+        assert r["per_seed"][1]["top1"] == next(x["top1"] for x in per_seed if x["name"] == r["name"])
+        tops = [s["top1"] for s in r["per_seed"]]
+        assert r["mean_top1"] == pytest.approx(sum(tops) / 2) and r["min_top1"] == min(tops)
+    pairs = {(c["a"], c["b"]) for c in result["comparisons"]}
+    assert {("w8_ivit", "w8_ibert"), ("w8_ibert", "w8_ivit")} & pairs  # the same-width pair, pooled over seeds
+    for c in result["comparisons"]:
+        assert c["seeds"] == [4, 7] and len(c["delta_top1_per_seed"]) == 2 and 0 < c["p"] <= c["p_holm"] <= 1
+    assert "pooled over seeds" in (tmp_path / "run" / "results.md").read_text()
+    again = mnq.train(job, resume=True, quiet=True)  # finished: the pooled results are read back, nothing redone
+    assert again["rows"] == result["rows"] and again["comparisons"] == result["comparisons"]
+
+
 def _check_integer_models(run, rows):
     """Every QAT run exported its integer model and evaluated it next to the fake-quant model; a resume skips an
     export made from the same weights and redoes one whose weights differ."""
