@@ -99,6 +99,13 @@ void reduce_steps(const at::Tensor& values) {
   values.select(1, 0).div_(dist::world_size());
 }
 
+void sum_over_ranks(at::Tensor& values) {
+  if (!dist::active()) return;
+  at::Tensor t = values.to(g_device);  // exact: float64 sums of integer counts below 2^53
+  dist::allreduce_sum(t);
+  values = t.to(values.device());
+}
+
 bool any_rank(bool flag) {
   if (!dist::active()) return flag;
   const at::Tensor t = host_values({int64_t(flag)});

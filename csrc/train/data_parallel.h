@@ -67,6 +67,10 @@ void check_identical(const torch::nn::Module& module, const std::string& what);
 // mean loss and the global hits.
 void reduce_steps(const at::Tensor& values);
 
+// Sums `values` (float64 host values, e.g. counts of an evaluation pass over this rank's shard) over the ranks, in
+// place; unchanged on one process.
+void sum_over_ranks(at::Tensor& values);
+
 // Whether `flag` is true on any rank (one MAX all-reduce of a host value; a time budget spent on one rank stops
 // all of them at the same step).
 bool any_rank(bool flag);

@@ -2,11 +2,13 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <stdexcept>
 
 #include "csrc/deploy/integer_model.h"
 #include "csrc/models/device.h"
+#include "csrc/train/data_parallel.h"
 #include "csrc/train/log.h"
 #include "csrc/train/metrics.h"
 #include "csrc/util/atomic_file.h"
@@ -46,7 +48,11 @@ IntegerMetrics evaluate_both(const models::Model& model, const deploy::IntegerMo
   std::vector<at::Tensor> sums;
   int64_t n = 0;
   bool distilled = false;
+  const int64_t batch_size = val.options().batch_size;
+  int64_t batch = 0;
   while (auto b = pass->next()) {
+    bar.update(std::min(batch_size, val.num_images() - batch++ * batch_size));  // the global batch's images
+    if (b->labels.size(0) == 0) continue;  // data-parallel: a last batch smaller than the number of ranks
     const at::Tensor& labels = b->labels;
     const at::Tensor fake = model(models::to_device_async(b->images, device)).to(at::kCPU);  // [B, K] float32
     auto [q, s] = imodel.forward_int(b->images);
@@ -66,12 +72,18 @@ IntegerMetrics evaluate_both(const models::Model& model, const deploy::IntegerMo
     }
     sums.push_back(at::stack(row));
     n += b->labels.size(0);
-    bar.update(b->labels.size(0));
   }
+  // Data-parallel: each rank evaluated its shard of every batch; the counts add up to the whole test set's.
+  at::Tensor total = at::zeros({5}, at::kDouble);
+  if (!sums.empty()) total.narrow(0, 0, 4).copy_(at::stack(sums).sum(0).to(at::kCPU));
+  total[4] = double(n);
+  dp::sum_over_ranks(total);
+  total = total.contiguous();
+  n = int64_t(total[4].item<double>());
+  distilled = distilled || imodel.distilled();
   IntegerMetrics m;
   m.n = n;
   if (n > 0) {
-    const at::Tensor total = at::stack(sums).sum(0).to(at::kCPU).contiguous();
     const double* t = total.data_ptr<double>();
     m.top1 = t[0] / double(n);
     m.top1_agree = t[1] / double(n);

@@ -48,8 +48,9 @@ def _job(out, fp=None, **train):
     }
 
 
-def _launch(config: dict, tmp_path, world: int, extra=()):
-    """Starts `world` ranks of mnq-train (its console entry point) on `config`; returns the processes."""
+def _launch(config: dict, tmp_path, world: int, extra=(), python_api=False):
+    """Starts `world` ranks of mnq-train (its console entry point; with python_api, of ``mnq.train``, each rank
+    printing the rows it returns) on `config`; returns the processes."""
     cfg = tmp_path / f"job_{world}.yaml"
     cfg.write_text(yaml.safe_dump(config))
     port = _free_port()
@@ -60,6 +61,9 @@ def _launch(config: dict, tmp_path, world: int, extra=()):
                    PYTHONPATH=os.pathsep.join([str(PYTHON_DIR), os.environ.get("PYTHONPATH", "")]))
         argv = ["mnq-train", "--config", str(cfg), "--quiet", *extra]
         code = f"import sys; sys.argv = {argv!r}; from mnq.cli import train; train()"
+        if python_api:
+            code = (f"import json, mnq; r = mnq.train({str(cfg)!r}, quiet=True); "
+                    "print(json.dumps({'finished': r['finished'], 'rows': r['rows'], 'comparisons': r['comparisons']}))")
         procs.append(subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
     return procs
@@ -70,6 +74,7 @@ def _wait(procs, timeout=240):
     for p in procs:
         out, err = p.communicate(timeout=timeout)
         outs.append((p.returncode, err))
+        p.stdout_text = out
     return outs
 
 
@@ -95,6 +100,8 @@ def test_two_processes_train_the_one_process_job(tmp_path):
     for a, b in zip(saved["runs"], one["rows"]):
         assert a["test_images"] == b["test_images"] == 100 and a["finished"] and b["finished"]
         assert abs(a["top1"] - b["top1"]) <= 0.01, (a["name"], a["top1"], b["top1"])  # a near-tie may flip 1 image
+        if "integer" in b:
+            assert a["integer"]["test_images"] == b["integer"]["test_images"] == 100
     assert [(c["a"], c["b"], c["available"]) for c in saved["comparisons"]] == \
         [(c["a"], c["b"], c["available"]) for c in one["comparisons"]]
     # The analyzer's plan from the all-reduced SQNR sums is the one-process plan.
@@ -114,6 +121,25 @@ def test_two_processes_train_the_one_process_job(tmp_path):
                 torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-7, msg=f"{stage}: {k}")
             else:  # PTF α choices, initialised flags
                 assert torch.equal(a[k], b[k]), f"{stage}: {k}"
+
+
+@needs_data
+def test_mnq_train_under_torchrun_returns_the_same_results_on_every_rank(tmp_path):
+    fp = tmp_path / "fp.safetensors"
+    mnq.models.create("vit_mnist_tiny").save(str(fp))
+    job = _job(tmp_path / "run", fp)
+    job["compare"] = job["compare"][:1]
+    procs = _launch(job, tmp_path, 2, python_api=True)
+    for rank, (rc, err) in enumerate(_wait(procs)):
+        assert rc == 0, f"rank {rank} failed:\n{err[-3000:]}"
+    answers = [json.loads(p.stdout_text.strip().splitlines()[-1]) for p in procs]
+    assert answers[0] == answers[1] and answers[0]["finished"]  # rank 1 returns rank 0's results
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())  # written once, by rank 0
+    assert answers[0]["rows"] == saved["runs"] and answers[0]["comparisons"] == saved["comparisons"]
+    assert [r["name"] for r in saved["runs"]] == ["fp", "w8_fqvit"]
+    # The integer model's evaluation is sharded too and counts the whole test set.
+    assert saved["runs"][1]["integer"]["test_images"] == 100
+    assert not list((tmp_path / "run").rglob(".*.tmp*"))
 
 
 @needs_data
