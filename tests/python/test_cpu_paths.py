@@ -141,3 +141,18 @@ def test_integer_layernorms(isa, name, lim):
             assert torch.equal(got, want)
             value, _ = qat((q.double() * scale).float(), scale, w, b)
             assert torch.equal(value, dequant(want, s_out))
+
+
+@pytest.mark.parametrize("cols", [7, 16, 33, 384])
+def test_requant_dyadic_full_multiplier(isa, cols):
+    """requant_dyadic accepts |m| = 2^31, beyond the vector paths' signed 32-bit multiply: every path must give
+    round(q·m / 2^k) (exact in float64 here: |q·m| < 2^53), with and without the residual."""
+    g = torch.Generator().manual_seed(7)
+    q = torch.randint(-2**20, 2**20, (5, cols), generator=g, dtype=torch.int32)
+    for m, k in [(2**31, 40), (-2**31, 33), (2**31 - 1, 40)]:
+        want = torch.clamp(torch.round(q.double() * m / 2.0**k), -2**31, 2**31 - 1).to(torch.int32)
+        got = ops.requant_dyadic(q, torch.tensor(m), torch.tensor(k), 32)
+        assert torch.equal(got, want), (m, k)
+        both = torch.clamp(torch.round(q.double() * m / 2.0**k) * 2, -2**31, 2**31 - 1).to(torch.int32)
+        got = ops.requant_dyadic(q, torch.tensor(m), torch.tensor(k), 32, q, torch.tensor(m), torch.tensor(k))
+        assert torch.equal(got, both), (m, k)
