@@ -128,19 +128,22 @@ def test_ibert_gelu(isa):
 @pytest.mark.parametrize("name,lim", [("ilayernorm", 2**15), ("ibert_layernorm", 2**21)])
 def test_integer_layernorms(isa, name, lim):
     g = torch.Generator().manual_seed(5)
-    op, qat, ref = getattr(ops, name), getattr(ops, name + "_qat"), getattr(reference, name)
     for cols in COLS + [768]:
         w = torch.rand(cols, generator=g) + 0.5
         w[0] = -w[0]
         b = torch.randn(cols, generator=g) * 0.1
         for spread in (lim / 4, 30.0):
-            q = codes(4, cols, -lim, lim - 1, spread, g)
-            scale = 6.0 / lim
-            got, s_out = op(q, scale, w, b)
-            want, _ = ref(q, scale, w, b)
-            assert torch.equal(got, want)
-            value, _ = qat((q.double() * scale).float(), scale, w, b)
-            assert torch.equal(value, dequant(want, s_out))
+            check_layernorm(name, codes(4, cols, -lim, lim - 1, spread, g), 6.0 / lim, w, b)
+
+
+def check_layernorm(name, q, scale, w, b):
+    """The integer op and its QAT form against the reference on codes q."""
+    op, qat, ref = getattr(ops, name), getattr(ops, name + "_qat"), getattr(reference, name)
+    got, s_out = op(q, scale, w, b)
+    want, _ = ref(q, scale, w, b)
+    assert torch.equal(got, want)
+    value, _ = qat((q.double() * scale).float(), scale, w, b)
+    assert torch.equal(value, dequant(want, s_out))
 
 
 @pytest.mark.parametrize("name,lim", [("ilayernorm", 2**15), ("ibert_layernorm", 2**21)])
@@ -149,18 +152,12 @@ def test_integer_layernorm_long_rows(isa, name, lim, cols):
     """Rows at the end of the range: the AVX-512 load pass sums codes in int32 lanes up to 8192 columns (512 codes
     per lane) and in int64 lanes beyond, where 16400 codes of −2^21 would overflow an int32 lane."""
     g = torch.Generator().manual_seed(9)
-    op, qat, ref = getattr(ops, name), getattr(ops, name + "_qat"), getattr(reference, name)
     w = torch.rand(cols, generator=g) + 0.5
     b = torch.randn(cols, generator=g) * 0.1
     q = codes(4, cols, -lim, lim - 1, lim / 4, g)
     q[0], q[2] = -lim, lim - 1
     q[3, ::2] = -lim
-    scale = 6.0 / lim
-    got, s_out = op(q, scale, w, b)
-    want, _ = ref(q, scale, w, b)
-    assert torch.equal(got, want)
-    value, _ = qat((q.double() * scale).float(), scale, w, b)
-    assert torch.equal(value, dequant(want, s_out))
+    check_layernorm(name, q, 6.0 / lim, w, b)
 
 
 @pytest.mark.parametrize("cols", [7, 16, 33, 384])
