@@ -15,16 +15,37 @@ using kernels::LnFactor;
 #if defined(MNQ_HAVE_X86_SIMD)
 inline __mmask8 lanes8(int64_t n) { return n >= 8 ? 0xff : static_cast<__mmask8>((1u << n) - 1); }
 
-// Σ of the 16 int32 lanes of v (widened) and of their squares, added to the int64 accumulators.
-MNQ_TARGET_AVX512 void accumulate(__m512i v, __m512i& s1, __m512i& s2) {
-  s1 = _mm512_add_epi64(s1, _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)),
-                                             _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1))));
+// Σ of v's squares (16 int32 lanes) added to the int64 accumulators: two 32×32→64-bit products.
+MNQ_TARGET_AVX512 void accumulate_sq(__m512i v, __m512i& s2) {
   const __m512i odd = _mm512_srli_epi64(v, 32);  // VPMULDQ reads the low 32 bits of each 64-bit lane, signed
   s2 = _mm512_add_epi64(s2, _mm512_add_epi64(_mm512_mul_epi32(v, v), _mm512_mul_epi32(odd, odd)));
 }
 
+// Rows up to kSum32Cols columns keep Σq in 16 int32 lanes: each lane adds at most 512 codes of |q| ≤ 2^21, below
+// 2^30 in magnitude, instead of widening every vector to int64 (a third of the load pass's instructions). Longer
+// rows widen: s1 is then 8 int64 lanes.
+constexpr int64_t kSum32Cols = 8192;
+
+// Σ of the 16 int32 lanes of v and of their squares, added to the accumulators.
+MNQ_TARGET_AVX512 void accumulate(__m512i v, bool sum32, __m512i& s1, __m512i& s2) {
+  if (sum32) {
+    s1 = _mm512_add_epi32(s1, v);
+  } else {
+    s1 = _mm512_add_epi64(s1, _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)),
+                                               _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1))));
+  }
+  accumulate_sq(v, s2);
+}
+
+MNQ_TARGET_AVX512 i64 total(__m512i s1, bool sum32) {
+  if (!sum32) return _mm512_reduce_add_epi64(s1);
+  return _mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(s1)),
+                                                  _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(s1, 1))));
+}
+
 MNQ_TARGET_AVX512 bool load_row(const LnRowIn& in, int64_t cols, i64 lo, i64 hi, int32_t* q, i64& sum, i64& sumsq) {
   __m512i s1 = _mm512_setzero_si512(), s2 = _mm512_setzero_si512();
+  const bool sum32 = cols <= kSum32Cols;
   if (in.q != nullptr) {
     const __m512i vlo = _mm512_set1_epi32(static_cast<int32_t>(lo)), vhi = _mm512_set1_epi32(static_cast<int32_t>(hi));
     __mmask16 bad = 0;
@@ -33,17 +54,19 @@ MNQ_TARGET_AVX512 bool load_row(const LnRowIn& in, int64_t cols, i64 lo, i64 hi,
       const __m512i v = _mm512_maskz_loadu_epi32(k, in.q + j);
       bad |= _mm512_mask_cmplt_epi32_mask(k, v, vlo) | _mm512_mask_cmpgt_epi32_mask(k, v, vhi);
       _mm512_mask_storeu_epi32(q + j, k, v);
-      accumulate(v, s1, s2);
+      accumulate(v, sum32, s1, s2);  // a code outside [lo, hi] fails the row, whatever the sums
     }
-    sum = _mm512_reduce_add_epi64(s1);
+    sum = total(s1, sum32);
     sumsq = _mm512_reduce_add_epi64(s2);
     return bad == 0;
   }
   // Float values: the codes by row_codes_simd.h (certified float32, else float64), then the sums over the buffer.
   int32_t mx = 0, mn = 0;
   const bool ok = float_row_codes(in.x, cols, in.inv_scale, lo, hi, q, mx, mn);
-  for (int64_t j = 0; j < cols; j += 16) accumulate(_mm512_maskz_loadu_epi32(simd_lanes16(cols - j), q + j), s1, s2);
-  sum = _mm512_reduce_add_epi64(s1);
+  for (int64_t j = 0; j < cols; j += 16) {
+    accumulate(_mm512_maskz_loadu_epi32(simd_lanes16(cols - j), q + j), sum32, s1, s2);
+  }
+  sum = total(s1, sum32);
   sumsq = _mm512_reduce_add_epi64(s2);
   return ok;
 }
@@ -51,12 +74,12 @@ MNQ_TARGET_AVX512 bool load_row(const LnRowIn& in, int64_t cols, i64 lo, i64 hi,
 MNQ_TARGET_AVX512 void shift_sums(const int32_t* q, int32_t mean, int64_t cols, int s, i64& below, i64& at) {
   const __m512i vm = _mm512_set1_epi32(mean);
   const __m128i sb = _mm_cvtsi32_si128(s - 1), sa = _mm_cvtsi32_si128(s);
-  __m512i b = _mm512_setzero_si512(), a = _mm512_setzero_si512(), unused = _mm512_setzero_si512();
+  __m512i b = _mm512_setzero_si512(), a = _mm512_setzero_si512();
   for (int64_t j = 0; j < cols; j += 16) {
     const __mmask16 k = simd_lanes16(cols - j);
     const __m512i y = _mm512_maskz_sub_epi32(k, _mm512_maskz_loadu_epi32(k, q + j), vm);  // |y| ≤ 2^22
-    accumulate(_mm512_sra_epi32(y, sb), unused, b);  // floor(y / 2^(s−1))
-    accumulate(_mm512_sra_epi32(y, sa), unused, a);
+    accumulate_sq(_mm512_sra_epi32(y, sb), b);  // floor(y / 2^(s−1))
+    accumulate_sq(_mm512_sra_epi32(y, sa), a);
   }
   below = _mm512_reduce_add_epi64(b);
   at = _mm512_reduce_add_epi64(a);

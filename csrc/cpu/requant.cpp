@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <type_traits>
 #include <vector>
 
@@ -181,11 +182,11 @@ FastPath fast_path(const RequantSide& in) {
 }
 
 // A requant input for the vector paths (requant_simd.h), its per-channel values spread over the cols columns;
-// false when they do not apply (codes neither int32 nor float, a shift outside [1, 62], a scale outside the
-// certified range).
+// false when they do not apply (codes neither int32 nor float, a shift outside [1, 62], |m| = 2^31 (the 32-bit
+// multiply's range), a scale outside the certified range).
 struct SimdSideBuf {
   std::vector<i64> m, k, hm1;
-  std::vector<double> s, r;
+  std::vector<double> md, s, r;
   RequantSimdSide side;
 };
 bool simd_side(const RequantSide& in, int64_t cols, SimdSideBuf& b) {
@@ -197,14 +198,20 @@ bool simd_side(const RequantSide& in, int64_t cols, SimdSideBuf& b) {
   b.m.resize(cols);
   b.k.resize(cols);
   b.hm1.resize(cols);
+  b.md.resize(cols);
+  for (int64_t c = 0; c < n; ++c) {
+    if (m[c] <= -(i64(1) << 31) || m[c] >= (i64(1) << 31)) return false;  // requant_dyadic allows |m| = 2^31
+  }
   for (int64_t c = 0; c < cols; ++c) {
     b.m[c] = m[n == 1 ? 0 : c];
     b.k[c] = k[n == 1 ? 0 : c];
     b.hm1[c] = (i64(1) << (b.k[c] - 1)) - 1;
+    b.md[c] = std::ldexp(static_cast<double>(b.m[c]), static_cast<int>(-b.k[c]));  // |m| < 2^31: exact
   }
   b.side.m = b.m.data();
   b.side.k = b.k.data();
   b.side.hm1 = b.hm1.data();
+  b.side.md = b.md.data();
   if (!is_float) {
     b.side.q = in.codes.data_ptr<int32_t>();
     return true;

@@ -4,12 +4,14 @@
 //
 // The AVX-512 path reads float input in float32 first, 16 lanes at once, with quant_simd.h's certification
 // (|p| < 2^18, fl32(1/S) normal: rint(fl32(x·fl32(1/S))) = rint(fl64(x / S)) when p is farther than its margin from
-// every half-integer), and takes the float64 form of requant_simd.h for a vector it cannot certify whole.
+// every half-integer), and takes the float64 form of requant_simd.h for a vector it cannot certify whole. A block of
+// 16 columns whose codes are all within 2^22 is requantized in float64 (requant_f64_simd.h), the others in int64.
 #include "csrc/cpu/requant_simd.h"
 
 #include <cmath>
 #include <vector>
 
+#include "csrc/cpu/requant_f64_simd.h"
 #include "csrc/cpu/simd.h"
 
 namespace mnq {
@@ -103,21 +105,12 @@ struct Avx512 {
       q1 = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1));
       return;
     }
-    if (rf != nullptr) {
-      const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
-      const __m512 p = _mm512_mul_ps(_mm512_loadu_ps(s.x + i), _mm512_loadu_ps(rf + c));
-      const __m512 rp = _mm512_roundscale_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      const __m512 ap = _mm512_and_ps(p, abs_mask);
-      const __m512 h = _mm512_sub_ps(_mm512_set1_ps(0.5f), _mm512_and_ps(_mm512_sub_ps(p, rp), abs_mask));
-      const __m512 t = _mm512_add_ps(_mm512_mul_ps(ap, _mm512_set1_ps(0x1p-21f)), _mm512_set1_ps(0x1p-60f));
-      const __mmask16 good =
-          _mm512_cmp_ps_mask(h, t, _CMP_GE_OQ) & _mm512_cmp_ps_mask(ap, _mm512_set1_ps(262144.0f), _CMP_LT_OQ);
-      if (good == 0xffff) {
-        const __m512i v = _mm512_cvtps_epi32(rp);
-        q0 = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
-        q1 = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1));
-        return;
-      }
+    __m512 rp;
+    if (rf != nullptr && RequantF64Avx512::float32_codes(s.x + i, rf + c, rp)) {
+      const __m512i v = _mm512_cvtps_epi32(rp);
+      q0 = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
+      q1 = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1));
+      return;
     }
     q0 = load(s, i, c, ok0);
     q1 = load(s, i + 8, c + 8, ok1);
@@ -135,6 +128,7 @@ struct Avx512 {
                                      int64_t r1, i64 lo, i64 hi, double out_scale, const Out& out) {
     const __m512i vlo = _mm512_set1_epi64(lo), vhi = _mm512_set1_epi64(hi);
     const __m512d so = _mm512_set1_pd(out_scale);
+    const __m512d dlo = _mm512_set1_pd(static_cast<double>(lo)), dhi = _mm512_set1_pd(static_cast<double>(hi));
     std::vector<float> rf_in, rf_id;
     const float* rin = float_recip(in, cols, rf_in);
     const float* rid = id != nullptr ? float_recip(*id, cols, rf_id) : nullptr;
@@ -143,6 +137,7 @@ struct Avx512 {
       const int64_t base = r * cols;
       int64_t c = 0;
       for (; c + 16 <= cols; c += 16) {
+        if (RequantF64Avx512::block16(in, rin, id, rid, base, c, dlo, dhi, so, out)) continue;
         __mmask8 g0 = 0xff, g1 = 0xff;
         __m512i a0, a1, b0, b1;
         load16(in, rin, base + c, c, a0, a1, g0, g1);

@@ -35,6 +35,7 @@ struct RequantSimdSide {
   const kernels::i64* m;       // [C] dyadic multiplier, |m| < 2^31
   const kernels::i64* k;       // [C] its shift, 1 ≤ k ≤ 62
   const kernels::i64* hm1;     // [C] 2^(k−1) − 1
+  const double* md;            // [C] m·2^−k, exact in float64 (the AVX-512 float64 form, requant_f64_simd.h)
 };
 
 // Rows [r0, r1) of cols elements; `id` is null without a residual. Returns false if an input had no code

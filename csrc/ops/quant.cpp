@@ -38,7 +38,10 @@ void check_scale_arg(const char* op, const char* name, const at::Tensor& scale, 
 at::Tensor host_scales(const char* op, const char* name, const at::Tensor& scale, int64_t channels,
                        bool allow_negative) {
   check_scale_arg(op, name, scale, channels);
-  at::Tensor s = scale.detach().to(at::kCPU, at::kDouble).contiguous().reshape({-1});
+  // A float64 0-d or [C] CPU scale, the usual argument, is read in place: no tensor ops (each costs about a
+  // microsecond, which shows on the latency case's small tensors). Callers read numel() and data_ptr() only.
+  const bool as_is = scale.is_cpu() && scale.scalar_type() == at::kDouble && scale.dim() <= 1 && scale.is_contiguous();
+  at::Tensor s = as_is ? scale : scale.detach().to(at::kCPU, at::kDouble).contiguous().reshape({-1});
   const double* p = s.data_ptr<double>();
   for (int64_t c = 0; c < s.numel(); ++c) {
     const bool good = std::isfinite(p[c]) && (allow_negative ? p[c] != 0 : p[c] > 0);
@@ -92,7 +95,7 @@ at::Tensor run_quantize(const char* op, const at::Tensor& x, const at::Tensor& s
   at::Tensor out = at::empty(x.sizes(), x.options().dtype(fake ? at::kFloat : at::kInt));
   if (x.numel() == 0) return out;
   const kernels::QuantizeParams p{x.numel(), layout, -(int64_t(1) << (bits - 1)), (int64_t(1) << (bits - 1)) - 1};
-  const at::Tensor scale = scale_any.to(x.device());
+  const at::Tensor scale = x.is_cpu() ? scale_any : scale_any.to(x.device());
   const bool ok = x.is_cuda() ? MNQ_CUDA_CALL(op, cuda::quantize(xc, scale, out, p)) : cpu::quantize(xc, scale, out, p);
   TORCH_CHECK_VALUE(ok, op, ": x has NaN values, which have no quantization code");
   return out;
@@ -114,7 +117,7 @@ double host_scalar(const char* op, const char* name, const at::Tensor& scale) {
   TORCH_CHECK(scale.defined(), op, ": ", name, " is undefined");
   TORCH_CHECK_VALUE(scale.numel() == 1, op, ": ", name, " must be a per-tensor scale (one element), got shape ",
                     scale.sizes());
-  return host_scales(op, name, scale.reshape({}), 1, false).data_ptr<double>()[0];
+  return host_scales(op, name, scale.dim() == 0 ? scale : scale.reshape({}), 1, false).data_ptr<double>()[0];
 }
 
 at::Tensor ptf_scales(const char* op, const at::Tensor& x, const at::Tensor& alpha, double s_base) {
@@ -185,6 +188,7 @@ RequantSide requant_side(const char* op, const char* name, const at::Tensor& cod
     m.data_ptr<int64_t>()[c] = d.m;
     k.data_ptr<int64_t>()[c] = d.k;
   }
+  if (codes.is_cpu()) return RequantSide{codes, m, k, scale_cpu};
   return RequantSide{codes, m.to(codes.device()), k.to(codes.device()), scale_cpu.to(codes.device())};
 }
 

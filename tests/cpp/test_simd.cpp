@@ -160,7 +160,7 @@ namespace {
 // hit both ends of int32, zero, ties of q·m / 2^k (small k, a power-of-two m) and near-ties of x / S.
 struct SideData {
   std::vector<i64> m, k, hm1;
-  std::vector<double> s, r;
+  std::vector<double> md, s, r;
   std::vector<int32_t> q;
   std::vector<float> x;
   cpu::RequantSimdSide side() const {
@@ -168,6 +168,7 @@ struct SideData {
     v.m = m.data();
     v.k = k.data();
     v.hm1 = hm1.data();
+    v.md = md.data();
     if (x.empty()) {
       v.q = q.data();
     } else {
@@ -179,7 +180,9 @@ struct SideData {
   }
 };
 
-SideData make_side(int64_t cols, int64_t n, bool is_float, i64 shift, std::mt19937& rng) {
+// `narrow`: codes within 2^22 (2^17 for float input, the float32 step's range) but for a few at ±(2^22 + 1), so
+// most 16-column blocks take the AVX-512 float64 form and some fall back to the int64 form.
+SideData make_side(int64_t cols, int64_t n, bool is_float, i64 shift, std::mt19937& rng, bool narrow = false) {
   SideData d;
   std::uniform_int_distribution<int32_t> any(INT32_MIN, INT32_MAX), small(-300, 300);
   std::uniform_int_distribution<i64> mant(i64(1) << 30, (i64(1) << 31) - 1);
@@ -188,13 +191,20 @@ SideData make_side(int64_t cols, int64_t n, bool is_float, i64 shift, std::mt199
     d.m.push_back(c % 2 == 0 ? m : -m);
     d.k.push_back(shift > 0 ? shift : 1 + (c * 7) % 62);  // shift 0: every k in [1, 62] across the columns
     d.hm1.push_back((i64(1) << (d.k.back() - 1)) - 1);
+    d.md.push_back(std::ldexp(static_cast<double>(d.m.back()), static_cast<int>(-d.k.back())));
     d.s.push_back((c % 2 == 0 ? 1.0 : -1.0) * std::ldexp(6.0 / 32767, static_cast<int>(c % 5)) * (1 + 0.1 * c));
     d.r.push_back(1.0 / d.s.back());
   }
   const int32_t edges[] = {INT32_MIN, INT32_MIN + 1, -1, 0, 1, INT32_MAX - 1, INT32_MAX};
   for (int64_t i = 0; i < n; ++i) {
     const int pick = static_cast<int>(rng() % 8);
-    const int32_t q = pick == 0 ? edges[rng() % 7] : (pick < 4 ? small(rng) : any(rng) >> (rng() % 31));
+    int32_t q = pick == 0 ? edges[rng() % 7] : (pick < 4 ? small(rng) : any(rng) >> (rng() % 31));
+    if (narrow) {
+      const int32_t lim = is_float ? (1 << 17) : (1 << 22);
+      const int32_t narrow_edges[] = {-(1 << 22) - 1, -(1 << 22), -lim, -1, 0, 1, lim, (1 << 22), (1 << 22) + 1};
+      q = rng() % 64 == 0 ? narrow_edges[rng() % 9]
+                          : (pick < 4 ? small(rng) : std::uniform_int_distribution<int32_t>(-lim, lim)(rng));
+    }
     d.q.push_back(q);
     if (is_float) {
       const double s = d.s[i % cols];
@@ -211,6 +221,26 @@ SideData make_side(int64_t cols, int64_t n, bool is_float, i64 shift, std::mt199
   return d;
 }
 
+// rows × cols through every vector path against the scalar one, codes and fake quant, 8- and 32-bit outputs.
+void require_requant_paths(const cpu::RequantSimdSide& sa, const cpu::RequantSimdSide* id, int64_t cols,
+                           int64_t rows) {
+  const int64_t n = rows * cols;
+  for (const int bits : {8, 32}) {
+    const i64 lo = -(i64(1) << (bits - 1)), hi = (i64(1) << (bits - 1)) - 1;
+    auto run = [&](Isa path) {
+      QuantRun o{std::vector<int32_t>(n, -7), std::vector<float>(n, -7.0f), 0, 0};
+      o.bad_code = !cpu::requant_rows(path, sa, id, cols, 0, rows, lo, hi, 0.05, CodeOut{o.code.data()});
+      o.bad_fake = !cpu::requant_rows(path, sa, id, cols, 0, rows, lo, hi, 0.05, FakeOut{o.fake.data()});
+      return o;
+    };
+    const QuantRun want = run(Isa::kScalar);
+    for (const Isa path : vector_paths()) {
+      INFO("bits " << bits << " path " << cpu::isa_name(path));
+      require_same(want, run(path));
+    }
+  }
+}
+
 }  // namespace
 
 TEST_CASE("requant vector paths equal the scalar definition", "[simd][quant]") {
@@ -224,21 +254,8 @@ TEST_CASE("requant vector paths equal the scalar definition", "[simd][quant]") {
           const SideData b = make_side(cols, n, residual == 2, shift == 0 ? 0 : 1 + shift / 2, rng);
           const cpu::RequantSimdSide sa = a.side(), sb = b.side();
           const cpu::RequantSimdSide* id = residual == 0 ? nullptr : &sb;
-          for (const int bits : {8, 32}) {
-            const i64 lo = -(i64(1) << (bits - 1)), hi = (i64(1) << (bits - 1)) - 1;
-            auto run = [&](Isa path) {
-              QuantRun o{std::vector<int32_t>(n, -7), std::vector<float>(n, -7.0f), 0, 0};
-              o.bad_code = !cpu::requant_rows(path, sa, id, cols, 0, rows, lo, hi, 0.05, CodeOut{o.code.data()});
-              o.bad_fake = !cpu::requant_rows(path, sa, id, cols, 0, rows, lo, hi, 0.05, FakeOut{o.fake.data()});
-              return o;
-            };
-            const QuantRun want = run(Isa::kScalar);
-            for (const Isa path : vector_paths()) {
-              INFO("cols " << cols << " shift " << shift << " residual " << residual << " float " << is_float
-                           << " bits " << bits << " path " << cpu::isa_name(path));
-              require_same(want, run(path));
-            }
-          }
+          INFO("cols " << cols << " shift " << shift << " residual " << residual << " float " << is_float);
+          require_requant_paths(sa, id, cols, rows);
         }
       }
     }
@@ -256,6 +273,7 @@ void require_near_ties(const double (&sv)[4], const float (&xv)[4], int64_t cols
     d.m.push_back(i64(1) << 30);
     d.k.push_back(k);
     d.hm1.push_back((i64(1) << (k - 1)) - 1);
+    d.md.push_back(std::ldexp(static_cast<double>(d.m.back()), static_cast<int>(-k)));
     d.x.push_back(c % 8 < 4 ? xv[c % 4] : -xv[c % 4]);
   }
   const cpu::RequantSimdSide side = d.side();
@@ -270,6 +288,46 @@ void require_near_ties(const double (&sv)[4], const float (&xv)[4], int64_t cols
   for (const Isa path : vector_paths()) {
     INFO("path " << cpu::isa_name(path));
     require_same(want, run(path));
+  }
+}
+
+TEST_CASE("requant's float64 form (codes within 2^22) equals the scalar definition", "[simd][quant]") {
+  // Rows of 16-column blocks mostly within 2^22 (some with a ±(2^22 + 1) code: the int64 form), every shift, ties
+  // (m = 2^30), products rounding to −0 (fake quant must store +0), with and without a residual.
+  std::mt19937 rng(5);
+  for (const int64_t cols : {16, 33, 384}) {
+    const int64_t rows = std::max<int64_t>(2, 4000 / cols), n = rows * cols;
+    for (const i64 shift : {i64(1), i64(31), i64(39), i64(62), i64(0)}) {
+      for (const int residual : {0, 1, 2}) {
+        for (const bool is_float : {false, true}) {
+          const SideData a = make_side(cols, n, is_float, shift, rng, true);
+          const SideData b = make_side(cols, n, residual == 2, shift == 0 ? 0 : 1 + shift / 2, rng, true);
+          const cpu::RequantSimdSide sa = a.side(), sb = b.side();
+          const cpu::RequantSimdSide* id = residual == 0 ? nullptr : &sb;
+          INFO("cols " << cols << " shift " << shift << " residual " << residual << " float " << is_float);
+          require_requant_paths(sa, id, cols, rows);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("requant's float64 form stops at codes of 2^22", "[simd][quant]") {
+  // q = ±(2^22 + 1), m = 2^31 − 1, k = 23: q·m = ±(2^53 + 2^31 − 2^22 − 1) is odd above 2^53, so fl64(q·m/2^k)
+  // is off by one unit of q·m, turning the fraction 1/2 − 2^−23 into an exact tie that rounds the other way. A
+  // block holding such a code must take the int64 form; the same block with ±2^22 (exact) may take float64.
+  for (const int32_t q : {(1 << 22) + 1, -(1 << 22) - 1, 1 << 22, -(1 << 22)}) {
+    SideData d;
+    for (int64_t c = 0; c < 16; ++c) {
+      d.m.push_back((i64(1) << 31) - 1);
+      d.k.push_back(23);
+      d.hm1.push_back((i64(1) << 22) - 1);
+      d.md.push_back(std::ldexp(static_cast<double>(d.m.back()), -23));
+      d.q.push_back(c == 0 ? q : 5);
+    }
+    const cpu::RequantSimdSide side = d.side();
+    INFO("q " << q);
+    require_requant_paths(side, nullptr, 16, 1);
   }
 }
 

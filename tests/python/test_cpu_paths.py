@@ -128,16 +128,48 @@ def test_ibert_gelu(isa):
 @pytest.mark.parametrize("name,lim", [("ilayernorm", 2**15), ("ibert_layernorm", 2**21)])
 def test_integer_layernorms(isa, name, lim):
     g = torch.Generator().manual_seed(5)
-    op, qat, ref = getattr(ops, name), getattr(ops, name + "_qat"), getattr(reference, name)
     for cols in COLS + [768]:
         w = torch.rand(cols, generator=g) + 0.5
         w[0] = -w[0]
         b = torch.randn(cols, generator=g) * 0.1
         for spread in (lim / 4, 30.0):
-            q = codes(4, cols, -lim, lim - 1, spread, g)
-            scale = 6.0 / lim
-            got, s_out = op(q, scale, w, b)
-            want, _ = ref(q, scale, w, b)
-            assert torch.equal(got, want)
-            value, _ = qat((q.double() * scale).float(), scale, w, b)
-            assert torch.equal(value, dequant(want, s_out))
+            check_layernorm(name, codes(4, cols, -lim, lim - 1, spread, g), 6.0 / lim, w, b)
+
+
+def check_layernorm(name, q, scale, w, b):
+    """The integer op and its QAT form against the reference on codes q."""
+    op, qat, ref = getattr(ops, name), getattr(ops, name + "_qat"), getattr(reference, name)
+    got, s_out = op(q, scale, w, b)
+    want, _ = ref(q, scale, w, b)
+    assert torch.equal(got, want)
+    value, _ = qat((q.double() * scale).float(), scale, w, b)
+    assert torch.equal(value, dequant(want, s_out))
+
+
+@pytest.mark.parametrize("name,lim", [("ilayernorm", 2**15), ("ibert_layernorm", 2**21)])
+@pytest.mark.parametrize("cols", [8192, 16400])
+def test_integer_layernorm_long_rows(isa, name, lim, cols):
+    """Rows at the end of the range: the AVX-512 load pass sums codes in int32 lanes up to 8192 columns (512 codes
+    per lane) and in int64 lanes beyond, where 16400 codes of −2^21 would overflow an int32 lane."""
+    g = torch.Generator().manual_seed(9)
+    w = torch.rand(cols, generator=g) + 0.5
+    b = torch.randn(cols, generator=g) * 0.1
+    q = codes(4, cols, -lim, lim - 1, lim / 4, g)
+    q[0], q[2] = -lim, lim - 1
+    q[3, ::2] = -lim
+    check_layernorm(name, q, 6.0 / lim, w, b)
+
+
+@pytest.mark.parametrize("cols", [7, 16, 33, 384])
+def test_requant_dyadic_full_multiplier(isa, cols):
+    """requant_dyadic accepts |m| = 2^31, beyond the vector paths' signed 32-bit multiply: every path must give
+    round(q·m / 2^k) (exact in float64 here: |q·m| < 2^53), with and without the residual."""
+    g = torch.Generator().manual_seed(7)
+    q = torch.randint(-2**20, 2**20, (5, cols), generator=g, dtype=torch.int32)
+    for m, k in [(2**31, 40), (-2**31, 33), (2**31 - 1, 40)]:
+        want = torch.clamp(torch.round(q.double() * m / 2.0**k), -2**31, 2**31 - 1).to(torch.int32)
+        got = ops.requant_dyadic(q, torch.tensor(m), torch.tensor(k), 32)
+        assert torch.equal(got, want), (m, k)
+        both = torch.clamp(torch.round(q.double() * m / 2.0**k) * 2, -2**31, 2**31 - 1).to(torch.int32)
+        got = ops.requant_dyadic(q, torch.tensor(m), torch.tensor(k), 32, q, torch.tensor(m), torch.tensor(k))
+        assert torch.equal(got, both), (m, k)
