@@ -9,8 +9,9 @@
 // again after a 32-bit shift (the odd ones), giving two vectors of eight exact int64 products; each is rounded
 // and clamped in int64 lanes (a rounded value may exceed int32 before the clamp), and the odd results go back into
 // the high dwords (blend), so a step loads 16 codes with one load and stores them with one store. Values that do
-// not fit int32 (I-ViT / I-BERT LayerNorm codes reach 2^30 + β, int64 inputs) are checked per step and such a step
-// takes the exact 128-bit kernels/common.h requant. Elsewhere (no AVX-512) the scalar loop computes the same.
+// come as int64 (I-ViT / I-BERT LayerNorm codes reach 2^30 + β) take 64-bit lanes (row16 of int64 below); a step
+// holding a value beyond 2^32 goes value by value, with the exact 128-bit kernels/common.h requant. Elsewhere (no
+// AVX-512) the scalar loop computes the same.
 #pragma once
 
 #include <algorithm>
@@ -52,12 +53,15 @@ inline Pairs pairs_of(const Requant& r) {
   return p;
 }
 
-// The exact requant of values j0 .. j0+n−1 (any int64 value).
+// Values j0 .. j0+n−1 one by one (with bias: the caller keeps in + bias in int32, see row): the 64-bit formula
+// where |v| < 2^31, the exact 128-bit requant (kernels/common.h) beyond.
 template <typename TI, typename TO>
-void exact(const TI* in, const Pairs& r, int64_t j0, int64_t n, TO* out) {
+void scalar(const TI* in, const int32_t* bias, const Pairs& r, int64_t j0, int64_t n, TO* out) {
   for (int64_t j = j0; j < j0 + n; ++j) {
+    const int64_t v = int64_t(in[j]) + (bias ? bias[j] : 0);
     const size_t c = r.per_channel ? size_t(j) : 0;
-    const int64_t q = kernels::requant(int64_t(in[j]), kernels::Dyadic{r.m[c], int(r.k[c])});
+    const int64_t q = v < kFast && v > -kFast ? kernels::round_shr_fast(v * r.m[c], r.k[c])
+                                              : kernels::requant(v, kernels::Dyadic{r.m[c], int(r.k[c])});
     out[j] = static_cast<TO>(std::clamp(q, r.lo, r.hi));
   }
 }
@@ -95,24 +99,9 @@ inline __m512i clamp_pack(const Wide16& q, __m512i lo, __m512i hi) {
   return _mm512_mask_blend_epi32(__mmask16(0xAAAA), e, _mm512_slli_epi64(o, 32));
 }
 
-// 16 values as int32 lanes; false when an int64 value lies outside (−2^31, 2^31).
-inline bool load16(const int8_t* p, __mmask16 m, __m512i& v) {
-  v = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p));
-  return true;
-}
-inline bool load16(const int32_t* p, __mmask16 m, __m512i& v) {
-  v = _mm512_maskz_loadu_epi32(m, p);
-  return true;
-}
-inline bool load16(const int64_t* p, __mmask16 m, __m512i& v) {
-  const __m512i a = _mm512_maskz_loadu_epi64(__mmask8(m), p), b = _mm512_maskz_loadu_epi64(__mmask8(m >> 8), p + 8);
-  const __m512i limit = _mm512_set1_epi64(kFast - 1);
-  if (_mm512_cmpgt_epi64_mask(_mm512_abs_epi64(a), limit) | _mm512_cmpgt_epi64_mask(_mm512_abs_epi64(b), limit)) {
-    return false;
-  }
-  v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(a)), _mm512_cvtepi64_epi32(b), 1);
-  return true;
-}
+// 16 values as int32 lanes.
+inline __m512i load16(const int8_t* p, __mmask16 m) { return _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p)); }
+inline __m512i load16(const int32_t* p, __mmask16 m) { return _mm512_maskz_loadu_epi32(m, p); }
 inline void store16(int8_t* o, __mmask16 m, __m512i q) { _mm_mask_storeu_epi8(o, m, _mm512_cvtepi32_epi8(q)); }
 inline void store16(int32_t* o, __mmask16 m, __m512i q) { _mm512_mask_storeu_epi32(o, m, q); }
 
@@ -122,15 +111,47 @@ void row16(const TI* in, const int32_t* bias, const Pairs& r, int64_t n, TO* out
   const __m512i m0 = _mm512_set1_epi32(r.m[0]), k0 = _mm512_set1_epi32(r.k[0]);
   for (int64_t j = 0; j < n; j += 16) {
     const __mmask16 mask = tail16(n - j);
-    __m512i v = _mm512_setzero_si512();
-    if (!load16(in + j, mask, v)) {
-      exact(in, r, j, std::min<int64_t>(16, n - j), out);
-      continue;
-    }
+    __m512i v = load16(in + j, mask);
     if (bias) v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(mask, bias + j));
     const __m512i m = kPerChannel ? _mm512_maskz_loadu_epi32(mask, r.m.data() + j) : m0;
     const __m512i k = kPerChannel ? _mm512_mask_loadu_epi32(k0, mask, r.k.data() + j) : k0;
     store16(out + j, mask, clamp_pack(scale16(v, m, k), lo, hi));
+  }
+}
+// int64 input (LayerNorm codes): |v| < 2^32 and |m| < 2^31 keep p = v·m below 2^63 (vpmullq, exact), and the
+// rounding is taken without the + 2^(k−1) that could overflow there: floor f = p >> k, remainder p & (2^k − 1)
+// against the half 2^(k−1), ties to the even f. A step with a larger value goes value by value (scalar).
+inline __m512i round_half_even8(__m512i p, __m512i k) {
+  const __m512i one = _mm512_set1_epi64(1);
+  const __m512i half = _mm512_sllv_epi64(one, _mm512_sub_epi64(k, one));
+  const __m512i f = _mm512_srav_epi64(p, k);
+  const __m512i rem = _mm512_and_si512(p, _mm512_sub_epi64(_mm512_add_epi64(half, half), one));
+  const __mmask8 up = _mm512_cmpgt_epi64_mask(rem, half) |
+                      (_mm512_cmpeq_epi64_mask(rem, half) & _mm512_test_epi64_mask(f, one));
+  return _mm512_mask_add_epi64(f, up, f, one);
+}
+
+template <bool kPerChannel, typename TO>
+void row16(const int64_t* in, const int32_t*, const Pairs& r, int64_t n, TO* out) {
+  const __m512i lo = _mm512_set1_epi64(r.lo), hi = _mm512_set1_epi64(r.hi);
+  const __m512i m0 = _mm512_set1_epi64(r.m[0]), k0 = _mm512_set1_epi64(r.k[0]);
+  const __m512i limit = _mm512_set1_epi64((int64_t(1) << 32) - 1);
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 mask = tail16(n - j);
+    const __mmask8 ma = __mmask8(mask), mb = __mmask8(mask >> 8);
+    const __m512i a = _mm512_maskz_loadu_epi64(ma, in + j), b = _mm512_maskz_loadu_epi64(mb, in + j + 8);
+    if (_mm512_cmpgt_epi64_mask(_mm512_abs_epi64(a), limit) | _mm512_cmpgt_epi64_mask(_mm512_abs_epi64(b), limit)) {
+      scalar(in, static_cast<const int32_t*>(nullptr), r, j, std::min<int64_t>(16, n - j), out);
+      continue;
+    }
+    auto pair = [&](const std::vector<int32_t>& t, __m512i dflt, int64_t off, __mmask8 m) {
+      return kPerChannel ? _mm512_mask_mov_epi64(dflt, m, _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(m, t.data() + j + off)))
+                         : dflt;
+    };
+    const __m512i qa = round_half_even8(_mm512_mullo_epi64(a, pair(r.m, m0, 0, ma)), pair(r.k, k0, 0, ma));
+    const __m512i qb = round_half_even8(_mm512_mullo_epi64(b, pair(r.m, m0, 8, mb)), pair(r.k, k0, 8, mb));
+    const __m512i ca = _mm512_max_epi64(_mm512_min_epi64(qa, hi), lo), cb = _mm512_max_epi64(_mm512_min_epi64(qb, hi), lo);
+    store16(out + j, mask, _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(ca)), _mm512_cvtepi64_epi32(cb), 1));
   }
 }
 #pragma GCC diagnostic pop
@@ -148,13 +169,7 @@ void row(const TI* in, const int32_t* bias, const Pairs& r, int64_t n, TO* out) 
     row16<false>(in, bias, r, n, out);
   }
 #else
-  for (int64_t j = 0; j < n; ++j) {
-    const int64_t v = int64_t(in[j]) + (bias ? bias[j] : 0);
-    const size_t c = r.per_channel ? size_t(j) : 0;
-    const int64_t q = v < kFast && v > -kFast ? kernels::round_shr_fast(v * r.m[c], r.k[c])
-                                              : kernels::requant(v, kernels::Dyadic{r.m[c], int(r.k[c])});
-    out[j] = static_cast<TO>(std::clamp(q, r.lo, r.hi));
-  }
+  scalar(in, bias, r, 0, n, out);
 #endif
 }
 
@@ -171,9 +186,7 @@ void add_row(const TI* q, const int32_t* id, const Pairs& r, int32_t m_id, int32
   const __m512i mi = _mm512_set1_epi32(m_id), ki = _mm512_set1_epi32(k_id);
   for (int64_t j = 0; j < n; j += 16) {
     const __mmask16 mask = tail16(n - j);
-    __m512i v = _mm512_setzero_si512();
-    load16(q + j, mask, v);
-    const Wide16 a = scale16(v, m, k), b = scale16(_mm512_maskz_loadu_epi32(mask, id + j), mi, ki);
+    const Wide16 a = scale16(load16(q + j, mask), m, k), b = scale16(_mm512_maskz_loadu_epi32(mask, id + j), mi, ki);
     store16(out + j, mask,
             clamp_pack(Wide16{_mm512_add_epi64(a.even, b.even), _mm512_add_epi64(a.odd, b.odd)}, lo, hi));
   }

@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <vector>
 
+#include "csrc/deploy/int_blocks.h"
 #include "csrc/deploy/int_epilogue.h"
 
 namespace mnq {
@@ -35,18 +37,17 @@ bool fusable(const Requant& r) {
          kernels::fast_requant_ok(r.m.data_ptr<int64_t>(), r.k.data_ptr<int64_t>(), r.m.numel());
 }
 
-at::Tensor requant_fused(const at::Tensor& q_in, const at::Tensor& bias, const Requant& r, at::ScalarType out_type) {
-  TORCH_CHECK(out_type == at::kChar || out_type == at::kInt, "requant_fused: int8 or int32 output");
-  TORCH_CHECK(out_type == at::kInt || r.bits <= 8, "requant_fused: int8 output of ", r.bits, "-bit codes");
+void requant_into(const at::Tensor& q_in, const Requant& r, at::Tensor& out) {
+  TORCH_CHECK(out.scalar_type() == at::kChar || out.scalar_type() == at::kInt, "requant_fused: int8 or int32 output");
+  TORCH_CHECK(out.scalar_type() == at::kInt || r.bits <= 8, "requant_fused: int8 output of ", r.bits, "-bit codes");
   TORCH_CHECK(q_in.scalar_type() == at::kInt || q_in.scalar_type() == at::kLong,
               "requant_fused: int32 or int64 input, got ", q_in.scalar_type());
-  // a bias is added in int64 first (the sum may pass 2^31; such rows take the exact kernel)
-  const at::Tensor q = bias.defined() ? (q_in.to(at::kLong) + bias).contiguous() : q_in.contiguous();
+  TORCH_CHECK(out.is_contiguous() && out.numel() == q_in.numel(), "requant_into: a contiguous output of q's size");
+  const at::Tensor q = q_in.contiguous();
   const int64_t n = q.dim() == 0 ? 1 : q.size(-1), rows = n == 0 ? 0 : q.numel() / n;
-  at::Tensor out = at::empty(q.sizes(), q.options().dtype(out_type));
   const epilogue::Pairs p = epilogue::pairs_of(r);
   auto run = [&](auto* in) {
-    if (out_type == at::kChar) {
+    if (out.scalar_type() == at::kChar) {
       requant_rows(in, p, rows, n, out.data_ptr<int8_t>());
     } else {
       requant_rows(in, p, rows, n, out.data_ptr<int32_t>());
@@ -57,7 +58,38 @@ at::Tensor requant_fused(const at::Tensor& q_in, const at::Tensor& bias, const R
   } else {
     run(q.data_ptr<int64_t>());
   }
+}
+
+at::Tensor requant_fused(const at::Tensor& q_in, const at::Tensor& bias, const Requant& r, at::ScalarType out_type) {
+  // a bias is added in int64 first (the sum may pass 2^31; such values take the exact kernel)
+  const at::Tensor q = bias.defined() ? q_in.to(at::kLong) + bias : q_in;
+  at::Tensor out = at::empty(q.sizes(), q.options().dtype(out_type));
+  requant_into(q, r, out);
   return out;
+}
+
+at::Tensor rows_then_requant(const at::Tensor& x, const std::function<at::Tensor(const at::Tensor&)>& op,
+                             const Requant& act, at::ScalarType out_type, Profile* prof) {
+  const int64_t C = x.dim() == 0 ? 1 : x.size(-1), rows = C == 0 ? 0 : x.numel() / C;
+  const int64_t block = std::max<int64_t>(64, (int64_t(1) << 15) / std::max<int64_t>(C, 1));
+  TORCH_CHECK(g_fused && x.is_cpu() && fusable(act), "rows_then_requant: requires fusable(act) on the CPU");
+  if (rows <= block) {
+    const at::Tensor y = op(x);
+    ProfileScope scope(prof, "requant");
+    return requant_fused(y, at::Tensor(), act, out_type);
+  }
+  const at::Tensor x2 = x.reshape({rows, C});
+  at::Tensor out;
+  for (int64_t r0 = 0; r0 < rows; r0 += block) {
+    const at::Tensor y = op(x2.slice(0, r0, std::min(rows, r0 + block)));
+    ProfileScope scope(prof, "requant");
+    if (!out.defined()) out = at::empty({rows, y.size(-1)}, x.options().dtype(out_type));
+    at::Tensor part = out.slice(0, r0, r0 + y.size(0));
+    requant_into(y, act, part);
+  }
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  if (!shape.empty()) shape.back() = out.size(-1);
+  return out.view(shape);
 }
 
 bool requant_add_fusable(const at::Tensor& q, const at::Tensor& id, const Requant& r, const Requant& rid) {
@@ -88,14 +120,15 @@ at::Tensor requant_add_fused(const at::Tensor& q_in, const at::Tensor& id_in, co
 }
 
 at::Tensor linear_act(const IntLinear& l, const at::Tensor& q, const Requant& act, at::ScalarType out_type,
-                      Profile* prof) {
+                      Profile* prof, const Residual* res) {
   if (!g_fused || !q.is_cpu() || l.wide || l.in_bits > 8 || !fusable(act)) {
     at::Tensor h;
     {
       ProfileScope scope(prof, "requant");
       h = act(l(q, prof));
     }
-    return out_type == at::kChar ? h.to(at::kChar) : h;
+    h = out_type == at::kChar ? h.to(at::kChar) : h;
+    return res ? requant_add(res->r, h, res->id, res->r_id, prof) : h;
   }
   ProfileScope scope(prof, "linear");
   const int64_t K = l.weight.size(1), N = l.weight.size(0);
@@ -103,20 +136,34 @@ at::Tensor linear_act(const IntLinear& l, const at::Tensor& q, const Requant& ac
   out_shape.back() = N;
   const at::Tensor a = (q.scalar_type() == at::kChar ? q : q.to(at::kChar)).reshape({-1, K});
   const int64_t M = a.size(0);
-  at::Tensor out = at::empty({M, N}, q.options().dtype(out_type));
+  // the residual add in the same epilogue (int32 stream codes) where requant_add would take its fused path
+  const at::Tensor id = res ? res->id.contiguous() : at::Tensor();
+  const bool add = res && id.is_cpu() && id.scalar_type() == at::kInt && id.numel() == M * N && id.size(-1) == N &&
+                   fusable(res->r) && fusable(res->r_id) && res->r.m.numel() == 1 && res->r_id.m.numel() == 1;
+  if (res && !add) return requant_add(res->r, linear_act(l, q, act, out_type, prof), res->id, res->r_id, prof);
+  at::Tensor out = at::empty({M, N}, q.options().dtype(add ? at::kInt : out_type));
   const at::Tensor wt = l.weight.t();
   const epilogue::Pairs p = epilogue::pairs_of(act);
+  const epilogue::Pairs pr = add ? epilogue::pairs_of(res->r) : epilogue::Pairs{};
+  const int32_t m_id = add ? int32_t(res->r_id.m.data_ptr<int64_t>()[0]) : 0;
+  const int32_t k_id = add ? int32_t(res->r_id.k.data_ptr<int64_t>()[0]) : 0;
   const int32_t* bias = l.bias.defined() ? l.bias.data_ptr<int32_t>() : nullptr;
   // Blocks of rows whose int32 accumulators fit in L2 (≈ 256 KiB); one GEMM call per block.
   const int64_t block = std::clamp<int64_t>((int64_t(1) << 16) / std::max<int64_t>(N, 1), 16, 4096);
   at::parallel_for(0, (M + block - 1) / block, 1, [&](int64_t b0, int64_t b1) {
+    at::Tensor acc = at::empty({block, N}, a.options().dtype(at::kInt));
+    std::vector<int32_t> codes(size_t(add ? N : 0));
     for (int64_t bi = b0; bi < b1; ++bi) {
       const int64_t r0 = bi * block, r1 = std::min(M, r0 + block);
-      at::Tensor acc = at::empty({r1 - r0, N}, a.options().dtype(at::kInt));
-      at::_int_mm_out(acc, a.slice(0, r0, r1), wt);
-      const int32_t* ap = acc.data_ptr<int32_t>();
+      at::Tensor acc_b = acc.slice(0, 0, r1 - r0);
+      at::_int_mm_out(acc_b, a.slice(0, r0, r1), wt);
+      const int32_t* ap = acc_b.data_ptr<int32_t>();
       for (int64_t i = 0; i < r1 - r0; ++i) {
-        if (out_type == at::kChar) {
+        if (add) {  // the act codes of the row, then clamp(requant(codes) + requant(id)) onto the stream
+          epilogue::row(ap + i * N, bias, p, N, codes.data());
+          epilogue::add_row(codes.data(), id.data_ptr<int32_t>() + (r0 + i) * N, pr, m_id, k_id, N,
+                            out.data_ptr<int32_t>() + (r0 + i) * N);
+        } else if (out_type == at::kChar) {
           epilogue::row(ap + i * N, bias, p, N, out.data_ptr<int8_t>() + (r0 + i) * N);
         } else {
           epilogue::row(ap + i * N, bias, p, N, out.data_ptr<int32_t>() + (r0 + i) * N);
