@@ -196,7 +196,13 @@ void IntAttention::to(at::Device d) {
 
 at::Tensor IntMlp::operator()(const at::Tensor& x, Profile* prof, const Residual* res) const {
   at::Tensor h = fc1_act ? linear_act(fc1, x, *fc1_act, codes_dtype(*fc1_act), prof) : fc1(x, prof);
-  h = gelu.method == "fqvit" ? gelu(h, prof) : requant_of(gelu_act, h, [&](const at::Tensor& t) { return gelu(t, prof); }, prof);
+  if (gelu.table.defined() && h.is_cpu() && h.scalar_type() == at::kChar && fusable(gelu_act)) {
+    h = gelu_table_act(gelu.table, h, gelu_act, codes_dtype(gelu_act), prof);
+  } else if (gelu.method == "fqvit") {
+    h = gelu(h, prof);
+  } else {
+    h = requant_of(gelu_act, h, [&](const at::Tensor& t) { return gelu(t, prof); }, prof);
+  }
   return linear_act(fc2, h, fc2_act, codes_dtype(fc2_act), prof, res);
 }
 

@@ -92,6 +92,35 @@ at::Tensor rows_then_requant(const at::Tensor& x, const std::function<at::Tensor
   return out.view(shape);
 }
 
+at::Tensor gelu_table_act(const at::Tensor& table, const at::Tensor& q_in, const Requant& act,
+                          at::ScalarType out_type, Profile* prof) {
+  ProfileScope scope(prof, "gelu");
+  TORCH_CHECK(q_in.scalar_type() == at::kChar && table.scalar_type() == at::kInt && table.numel() == 256 * 256,
+              "gelu_table_act: int8 codes and an int32 [256, 256] table");
+  const at::Tensor q = q_in.contiguous();
+  const int64_t n = q.size(-1), rows = q.numel() / n;
+  at::Tensor out = at::empty(q.sizes(), q.options().dtype(out_type));
+  const epilogue::Pairs p = epilogue::pairs_of(act);
+  const int32_t* t = table.data_ptr<int32_t>();
+  const int8_t* qp = q.data_ptr<int8_t>();
+  at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)), [&](int64_t r0, int64_t r1) {
+    std::vector<int32_t> g(static_cast<size_t>(n));
+    for (int64_t i = r0; i < r1; ++i) {
+      const int8_t* row = qp + i * n;
+      int8_t m = -128;
+      for (int64_t j = 0; j < n; ++j) m = std::max(m, row[j]);
+      const int32_t* tm = t + (int64_t(m) + 128) * 256 + 128;  // the table row of maximum m, at code 0
+      for (int64_t j = 0; j < n; ++j) g[size_t(j)] = tm[row[j]];
+      if (out_type == at::kChar) {
+        epilogue::row(g.data(), static_cast<const int32_t*>(nullptr), p, n, out.data_ptr<int8_t>() + i * n);
+      } else {
+        epilogue::row(g.data(), static_cast<const int32_t*>(nullptr), p, n, out.data_ptr<int32_t>() + i * n);
+      }
+    }
+  });
+  return out;
+}
+
 bool requant_add_fusable(const at::Tensor& q, const at::Tensor& id, const Requant& r, const Requant& rid) {
   return q.is_cpu() && (q.scalar_type() == at::kChar || q.scalar_type() == at::kInt) && id.scalar_type() == at::kInt &&
          q.sizes() == id.sizes() && fusable(r) && fusable(rid) && r.m.numel() == 1 && rid.m.numel() == 1;

@@ -39,6 +39,11 @@ void requant_into(const at::Tensor& q, const Requant& r, at::Tensor& out);
 at::Tensor rows_then_requant(const at::Tensor& x, const std::function<at::Tensor(const at::Tensor&)>& op,
                              const Requant& act, at::ScalarType out, Profile* prof);
 
+// requant(act, shift_gelu(q)) of int8 codes by IntGelu::table (ShiftGELU of a code given its row's maximum): the
+// row maximum, one lookup per code, the requant epilogue, in one pass. Requires fusable(act).
+at::Tensor gelu_table_act(const at::Tensor& table, const at::Tensor& q, const Requant& act, at::ScalarType out,
+                          Profile* prof);
+
 // clamp(requant(q, r) + requant(id, rid)) (the fused residual add) when requant_add_fusable: CPU, q int8 or int32,
 // id int32 of q's shape, both requants per tensor and fusable. Output int32.
 bool requant_add_fusable(const at::Tensor& q, const at::Tensor& id, const Requant& r, const Requant& rid);
