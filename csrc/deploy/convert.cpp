@@ -189,11 +189,11 @@ BlockConversion block(const Modules& mods, const std::string& p, double s_x, int
   if (gm == "ivit") {
     const Act f1 = act(mods, p + ".mlp.qact_fc1");
     m.fc1_act = Requant::of(s, f1.scale, f1.bits);
-    m.gelu = IntGelu{"ivit", f1.scale, at::Tensor(), at::Tensor()};
+    m.gelu = IntGelu{"ivit", f1.scale, at::Tensor(), at::Tensor(), at::Tensor()};  // table: at read
     static auto op = op_handle<std::tuple<T, double>(const T&, double, int64_t, int64_t)>("shift_gelu");
     s_gelu = scalar(std::get<1>(op.call(at::zeros({1, 1}, at::kInt), f1.scale, 8, 23)));
   } else if (gm == "ibert") {
-    m.gelu = IntGelu{"ibert", 0, s.contiguous(), at::Tensor()};
+    m.gelu = IntGelu{"ibert", 0, s.contiguous(), at::Tensor(), at::Tensor()};
     static auto op = op_handle<std::tuple<T, T>(const T&, const T&)>("ibert_gelu");
     s_gelu = std::get<1>(op.call(at::zeros({1, s.numel()}, at::kInt), m.gelu.channel_scale));
   } else {  // fqvit: the float GELU on the b-bit codes of qact_fc1, tabulated (int_layers.h IntGelu)
@@ -202,7 +202,7 @@ BlockConversion block(const Modules& mods, const std::string& p, double s_x, int
     const int64_t half = int64_t(1) << (f1.bits - 1);
     // the fake-quant codes' values, float32(q·S) as kernels/quant.h FakeOut stores them, through at::gelu
     const at::Tensor x = (at::arange(-half, half, at::kDouble) * f1.scale).to(at::kFloat);
-    m.gelu = IntGelu{"fqvit", 0, at::Tensor(), quantize(at::gelu(x), scalar(g.scale), g.bits, -1)};
+    m.gelu = IntGelu{"fqvit", 0, at::Tensor(), quantize(at::gelu(x), scalar(g.scale), g.bits, -1), at::Tensor()};
   }
   if (gm != "fqvit") m.gelu_act = Requant::of(s_gelu, g.scale, g.bits);
   std::tie(m.fc2, s) = linear(mods, p + ".mlp.fc2", g.scale, g.bits);

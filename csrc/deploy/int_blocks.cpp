@@ -23,6 +23,12 @@ at::Tensor requant(const Requant& r, const at::Tensor& q, Profile* prof) {
   return r(q);
 }
 
+at::Tensor requant_of(const Requant& r, const at::Tensor& x, const std::function<at::Tensor(const at::Tensor&)>& op,
+                      Profile* prof) {
+  if (x.is_cpu() && fusable(r)) return rows_then_requant(x, op, r, codes_dtype(r), prof);
+  return requant(r, op(x), prof);
+}
+
 at::ScalarType codes_dtype(const Requant& r) { return r.bits <= 8 ? at::kChar : at::kInt; }
 
 at::Tensor requant_add(const Requant& r, const at::Tensor& q, const at::Tensor& q_id, const Requant& id,
@@ -78,7 +84,7 @@ IntPatchEmbed IntPatchEmbed::read(const Store& s, int64_t in_chans, int64_t patc
 // ---- IntNormAct ----
 
 at::Tensor IntNormAct::operator()(const at::Tensor& x, Profile* prof) const {
-  return requant(act, norm(x, prof), prof);
+  return requant_of(act, x, [&](const at::Tensor& t) { return norm(t, prof); }, prof);
 }
 
 void IntNormAct::write(Store& s, const std::string& norm_name, const std::string& act_name) const {
@@ -98,11 +104,14 @@ void IntNormAct::to(at::Device d) {
 
 // ---- IntAttention ----
 
-at::Tensor IntAttention::operator()(const at::Tensor& x, const BlockShape& shape, Profile* prof) const {
+at::Tensor IntAttention::operator()(const at::Tensor& x, const BlockShape& shape, Profile* prof,
+                                    const Residual* res) const {
   const int64_t B = x.size(0), N = x.size(1), C = x.size(2), H = shape.heads, hd = C / H;
   at::Tensor h = linear_act(qkv, x, qkv_act, codes_dtype(qkv_act), prof);
   at::Tensor fused;
-  if (attention_core(*this, h, H, fused, prof)) return linear_act(proj, fused, proj_act, codes_dtype(proj_act), prof);
+  if (attention_core(*this, h, H, fused, prof)) {
+    return linear_act(proj, fused, proj_act, codes_dtype(proj_act), prof, res);
+  }
   at::Tensor q, k, v;
   {
     ProfileScope scope(prof, "attn_matmul");
@@ -132,7 +141,7 @@ at::Tensor IntAttention::operator()(const at::Tensor& x, const BlockShape& shape
     o = int_bmm(a.view({B * H, N, N}), softmax.out_range(), v).view({B, H, N, hd}).transpose(1, 2).reshape({B, N, C});
   }
   o = requant(av_act, o, prof);
-  return linear_act(proj, o, proj_act, codes_dtype(proj_act), prof);
+  return linear_act(proj, o, proj_act, codes_dtype(proj_act), prof, res);
 }
 
 void IntAttention::write(Store& s, const std::string& n) const {
@@ -185,10 +194,16 @@ void IntAttention::to(at::Device d) {
 
 // ---- IntMlp ----
 
-at::Tensor IntMlp::operator()(const at::Tensor& x, Profile* prof) const {
+at::Tensor IntMlp::operator()(const at::Tensor& x, Profile* prof, const Residual* res) const {
   at::Tensor h = fc1_act ? linear_act(fc1, x, *fc1_act, codes_dtype(*fc1_act), prof) : fc1(x, prof);
-  h = gelu.method == "fqvit" ? gelu(h, prof) : requant(gelu_act, gelu(h, prof), prof);
-  return linear_act(fc2, h, fc2_act, codes_dtype(fc2_act), prof);
+  if (gelu.table.defined() && h.is_cpu() && h.scalar_type() == at::kChar && fusable(gelu_act)) {
+    h = gelu_table_act(gelu.table, h, gelu_act, codes_dtype(gelu_act), prof);
+  } else if (gelu.method == "fqvit") {
+    h = gelu(h, prof);
+  } else {
+    h = requant_of(gelu_act, h, [&](const at::Tensor& t) { return gelu(t, prof); }, prof);
+  }
+  return linear_act(fc2, h, fc2_act, codes_dtype(fc2_act), prof, res);
 }
 
 void IntMlp::write(Store& s, const std::string& n) const {
@@ -223,7 +238,8 @@ void IntMlp::to(at::Device d) {
 // ---- IntBlock ----
 
 at::Tensor IntBlock::operator()(const at::Tensor& x, Profile* prof) const {
-  at::Tensor h = requant(norm1_act, norm1(x, prof), prof);
+  at::Tensor h = requant_of(norm1_act, x, [&](const at::Tensor& t) { return norm1(t, prof); }, prof);
+  at::Tensor x2;
   if (shape.window > 0) {
     const int64_t H = x.size(1), W = x.size(2), sh = shape.shift, w = shape.window;
     {
@@ -232,15 +248,19 @@ at::Tensor IntBlock::operator()(const at::Tensor& x, Profile* prof) const {
       h = models::window_partition(h, w);
     }
     h = attn(h, shape, prof);
-    ProfileScope scope(prof, "other");
-    h = models::window_reverse(h, w, H, W);
-    if (sh > 0) h = at::roll(h, {sh, sh}, {1, 2});
+    {
+      ProfileScope scope(prof, "other");
+      h = models::window_reverse(h, w, H, W);
+      if (sh > 0) h = at::roll(h, {sh, sh}, {1, 2});
+    }
+    x2 = requant_add(res1, h, x, res1_id, prof);
   } else {
-    h = attn(h, shape, prof);
+    const Residual r1{res1, res1_id, x};
+    x2 = attn(h, shape, prof, &r1);
   }
-  const at::Tensor x2 = requant_add(res1, h, x, res1_id, prof);
-  h = requant(norm2_act, norm2(x2, prof), prof);
-  return requant_add(res2, mlp(h, prof), x2, res2_id, prof);
+  h = requant_of(norm2_act, x2, [&](const at::Tensor& t) { return norm2(t, prof); }, prof);
+  const Residual r2{res2, res2_id, x2};
+  return mlp(h, prof, &r2);
 }
 
 void IntBlock::write(Store& s, const std::string& n) const {

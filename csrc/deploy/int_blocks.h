@@ -7,6 +7,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -14,6 +15,8 @@
 
 namespace mnq {
 namespace deploy {
+
+struct Residual;  // int_fused.h
 
 struct BlockShape {
   int64_t dim, heads, hidden;
@@ -30,7 +33,9 @@ struct IntAttention {
   at::Tensor bias_codes;           // Swin: int32 [1, heads, n, n] (qact_bias(16) of the bias table)
   at::Tensor mask_codes;           // shifted Swin windows: int32 [nW, n, n], round(mask / S_scores)
 
-  at::Tensor operator()(const at::Tensor& x, const BlockShape& shape, Profile* prof) const;  // [B', n, C]
+  // [B', n, C]; with `res` the residual add after proj is fused (int_fused.h Residual)
+  at::Tensor operator()(const at::Tensor& x, const BlockShape& shape, Profile* prof,
+                        const Residual* res = nullptr) const;
   void write(Store& s, const std::string& name) const;
   static IntAttention read(const Store& s, const std::string& name, const BlockShape& shape);
   void to(at::Device d);
@@ -43,7 +48,7 @@ struct IntMlp {
   Requant gelu_act;  // unused for the fqvit GELU (its table gives qact_gelu's codes)
   Requant fc2_act;
 
-  at::Tensor operator()(const at::Tensor& x, Profile* prof) const;
+  at::Tensor operator()(const at::Tensor& x, Profile* prof, const Residual* res = nullptr) const;
   void write(Store& s, const std::string& name) const;
   static IntMlp read(const Store& s, const std::string& name, const BlockShape& shape);
   void to(at::Device d);
@@ -94,6 +99,9 @@ struct IntPatchEmbed {
 // Profiled requantization (op type "requant"); codes of b ≤ 8 bits may come as int8 (codes_dtype).
 at::Tensor requant(const Requant& r, const at::Tensor& q, Profile* prof);
 at::ScalarType codes_dtype(const Requant& r);
+// requant(r, op(x)) for a row-wise op; on the CPU in blocks of rows (int_fused.h rows_then_requant).
+at::Tensor requant_of(const Requant& r, const at::Tensor& x, const std::function<at::Tensor(const at::Tensor&)>& op,
+                      Profile* prof);
 at::Tensor requant_add(const Requant& r, const at::Tensor& q, const at::Tensor& q_id, const Requant& id,
                        Profile* prof);
 

@@ -281,6 +281,16 @@ IntGelu IntGelu::read(const Store& s, const std::string& name, int64_t channels)
   check_method(name, g.method, {"ivit", "ibert", "fqvit"});
   if (g.method == "ivit") {
     g.scale = s.number(name + ".scale");
+    // ShiftGELU of an 8-bit code q depends on q and its row's maximum m only (SPEC §3.2): table[m + 128][q + 128],
+    // computed by the op itself on the rows min(−128 … 127, m) (whose maximum is m). A scale the op refuses leaves
+    // no table: the op then reports it at the first forward, as without the table.
+    try {
+      const at::Tensor codes = at::arange(-128, 128, at::kInt);
+      const at::Tensor rows = at::minimum(codes.view({1, 256}), codes.view({256, 1})).to(at::kChar);
+      g.table = g(rows, nullptr).to(at::kInt).contiguous();
+    } catch (const std::exception&) {
+      g.table = at::Tensor();
+    }
   } else if (g.method == "ibert") {
     g.channel_scale = s.vector(name + ".scale", at::kDouble, channels);
   } else {

@@ -97,6 +97,9 @@ struct IntGelu {
   // is a function of 2^b codes, tabulated at conversion from the same float32 values the fake-quant path computes:
   // lut[q + 2^(b−1)] = qact_gelu's code of gelu(q·S). Inference is a table lookup (its output is qact_gelu's codes).
   at::Tensor lut;  // int32 [2^b]
+  // ivit, CPU: shift_gelu's int32 output for the code q in a row whose maximum is m, table[m + 128][q + 128]
+  // (derived at read, not stored): the fused path looks it up (int_fused.h gelu_table_act).
+  at::Tensor table;
 
   at::Tensor operator()(const at::Tensor& q, Profile* prof) const;
   void write(Store& s, const std::string& name) const;

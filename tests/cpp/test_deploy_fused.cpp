@@ -44,6 +44,8 @@ TEST_CASE("fused requant equals the exact requant element by element", "[deploy]
         q32[0] = at::randint(-1000, 1000, {n}, at::kInt);
         at::Tensor q64 = at::randint(-(int64_t(1) << 40), int64_t(1) << 40, {4, n}, at::kLong);
         q64[1] = at::randint(-(int64_t(1) << 20), int64_t(1) << 20, {n}, at::kLong);  // a row in the fast range
+        // a row between 2^31 and 2^32 (LayerNorm codes: the 64-bit-lane path of int64 input)
+        q64[2] = at::randint(int64_t(1) << 31, int64_t(1) << 32, {n}, at::kLong) * (at::randint(0, 2, {n}, at::kLong) * 2 - 1);
         const at::Tensor bias = at::randint(-(int64_t(1) << 30), int64_t(1) << 30, {n}, at::kInt);
         for (const at::ScalarType out : {at::kChar, at::kInt}) {
           if (out == at::kChar && bits > 8) continue;
@@ -76,6 +78,13 @@ TEST_CASE("fused requant rounds exact ties to even", "[deploy][fused]") {
   for (int64_t i = 0; i < q.numel(); ++i) {
     const int64_t v = q[i].item<int32_t>();
     REQUIRE(got[i].item<int32_t>() == std::nearbyint(double(v) / 2));  // the default FE_TONEAREST: half to even
+  }
+  // int64 input between 2^31 and 2^32 (the 64-bit-lane path), 32-bit codes: ties there too
+  r.bits = 32;
+  const at::Tensor q64 = at::arange(-9, 10, at::kLong) + ((int64_t(1) << 32) - 20);
+  const at::Tensor got64 = requant_fused(q64, at::Tensor(), r, at::kInt);
+  for (int64_t i = 0; i < q64.numel(); ++i) {
+    REQUIRE(got64[i].item<int32_t>() == int64_t(std::nearbyint(double(q64[i].item<int64_t>()) / 2)));
   }
 }
 

@@ -93,22 +93,30 @@ def test_the_difference_is_the_fake_quant_float32(images, plan):
     assert r["elements"] >= 0.999 and r["top1"] == 1.0, r
 
 
-# The fused CPU paths (csrc/deploy/int_fused.h: requant epilogues, the attention core) against the unfused program,
-# bit for bit, on every softmax / GELU / LayerNorm method and width (the Swin cases cover the relative-position bias,
-# the shift mask and patch merging).
-@pytest.mark.parametrize("preset,plan,bits", [("vit_mnist_tiny", "ivit", 8), ("vit_mnist_tiny", "ibert", 6),
-                                              ("vit_mnist_tiny", "fqvit", 4), ("vit_mnist_tiny", "mixed", 8),
-                                              ("swin_mnist_tiny", "mixed", 8), ("swin_mnist_tiny", "ibert", 4)])
-def test_fused_equals_unfused(images, preset, plan, bits):
+# The fused CPU paths (csrc/deploy/int_fused.h: requant epilogues, the VNNI attention core of int_dot.h, row-blocked
+# LayerNorm / GELU requants, residual adds in the proj / fc2 epilogue) against the unfused program, bit for bit, on
+# every softmax / GELU / LayerNorm method and width, and on the shapes the kernels pad: 50 tokens (ViT), 51 (DeiT
+# distilled), 49 (Swin windows), head dims 16 and 32 (vit_mnist_small: two 16-lane column blocks); the Swin cases
+# cover the relative-position bias, the shift mask and patch merging; one case with the float32 emulation on
+# (its LayerNorm output scales must not depend on the row blocks).
+@pytest.mark.parametrize("preset,plan,bits,emulate", [
+    ("vit_mnist_tiny", "ivit", 8, False), ("vit_mnist_tiny", "ibert", 6, False), ("vit_mnist_tiny", "fqvit", 4, False),
+    ("vit_mnist_tiny", "mixed", 8, False), ("vit_mnist_small", "ibert", 8, False),
+    ("deit_mnist_tiny_distilled", "fqvit", 6, False), ("deit_mnist_tiny_distilled", "mixed", 8, True),
+    ("swin_mnist_tiny", "mixed", 8, False), ("swin_mnist_tiny", "ibert", 4, False), ("swin_mnist_tiny", "ivit", 6, False),
+    ("swin_mnist_tiny", "fqvit", 8, False), ("swin_mnist_tiny", "mixed", 8, True)])
+def test_fused_equals_unfused(images, preset, plan, bits, emulate):
     x, calib = images
     p = SWIN_MIXED if (preset.startswith("swin") and plan == "mixed") else PLANS[plan]
     imodel = mnq.deploy.convert(calibrated(preset, bits, p, calib))
-    q, s = imodel.forward_int(x[:64])
     try:
+        mnq._mnq.deploy_emulate_float32(emulate)
+        q, s = imodel.forward_int(x[:64])
         mnq._mnq.deploy_set_fused(False)
         q0, s0 = imodel.forward_int(x[:64])
     finally:
         mnq._mnq.deploy_set_fused(True)
+        mnq._mnq.deploy_emulate_float32(False)
     assert torch.equal(q, q0) and torch.equal(s, s0)
 
 
