@@ -36,7 +36,7 @@ sources() {
     safetensors) echo "tests/fuzz/fuzz_safetensors.cpp csrc/models/safetensors.cpp" ;;
     idx) echo "tests/fuzz/fuzz_idx.cpp csrc/data/idx.cpp" ;;
     jpeg) echo "tests/fuzz/fuzz_jpeg.cpp csrc/data/image.cpp" ;;
-    config) echo "tests/fuzz/fuzz_config.cpp csrc/config/config.cpp csrc/train/job_config.cpp csrc/analysis/config.cpp
+    config) echo "tests/fuzz/fuzz_config.cpp csrc/config/config.cpp csrc/jobs/job_config.cpp csrc/train/train_config.cpp csrc/analysis/config.cpp
                   csrc/models/plan.cpp csrc/data/rand_augment.cpp csrc/data/augment_ops.cpp csrc/data/image.cpp" ;;
     *) echo "fuzz.sh: unknown target '$1' (safetensors, idx, jpeg, config)" >&2; exit 2 ;;
   esac

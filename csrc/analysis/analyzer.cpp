@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "csrc/analysis/sqnr.h"
+#include "csrc/models/calibrate.h"
 #include "csrc/models/device.h"
 #include "csrc/models/weights.h"
 #include "csrc/nn/nonlinear.h"
@@ -29,11 +30,6 @@ struct Scores {
 struct FpLayer {
   at::Tensor in, out;
 };
-
-at::Device model_device(const models::Model& m) {
-  for (const auto& p : m.module->parameters()) return p.device();
-  return at::Device(at::kCPU);
-}
 
 // The full-precision input x_fp put on the grid of the input xq the quantized layer received (scale S, per tensor
 // or per channel of the last dim): codes round(x_fp / S), clamped to the range of xq's own codes in this batch.
@@ -104,30 +100,6 @@ at::Tensor load_batch(const BatchSource& calib, int64_t i, const at::Device& dev
 
 }  // namespace
 
-void calibrate(models::Model& model, const BatchSource& calib, int64_t batches, const ProgressCallback& progress) {
-  TORCH_CHECK_VALUE(batches > 0 && batches <= calib.num_batches, "calibrate: ", batches,
-                    " batches requested, the calibration set has ", calib.num_batches);
-  at::NoGradGuard no_grad;
-  const at::Device device = model_device(model);
-  for (const auto& m : model.module->modules()) {
-    if (auto* ptf = m->as<nn::PtfActImpl>()) ptf->reset_alpha();
-  }
-  model.module->train();
-  // "calibrate ivit" for a uniform model, "calibrate mixed" otherwise
-  std::string label = model.methods.empty() ? "" : model.methods.begin()->second;
-  for (const auto& [layer, method] : model.methods) {
-    if (method != label) label = "mixed";
-  }
-  PhaseProgress phase("calibrate " + label, batches, progress);
-  for (int64_t i = 0; i < batches; ++i) {
-    const at::Tensor x = load_batch(calib, i, device);
-    model.forward(x);
-    phase.step(x.size(0));
-  }
-  model.freeze_alpha();
-  model.module->eval();
-}
-
 models::Model calibrated_model(const models::Model& fp, int64_t bits, const models::Plan& plan,
                                const std::string& label, const BatchSource& calib, int64_t batches,
                                const models::ModelOverrides& overrides, const ProgressCallback& progress) {
@@ -139,9 +111,24 @@ models::Model calibrated_model(const models::Model& fp, int64_t bits, const mode
   o.drop_path.reset();
   models::Model q = models::create_quant(fp.preset, options, o);
   models::copy_parameters(*fp.module, *q.module);
-  q.module->to(model_device(fp));
+  q.module->to(models::model_device(fp));
+  // As mnq.calibrate: PtfAct α searches restarted, train mode over the first `batches` batches (ranges track
+  // their EMA, α chosen), α frozen, eval mode. Labelled "calibrate ivit" for a uniform model, else "calibrate
+  // mixed".
+  std::string method = q.methods.empty() ? "" : q.methods.begin()->second;
+  for (const auto& [layer, m] : q.methods) {
+    if (m != method) method = "mixed";
+  }
+  PhaseProgress phase("calibrate " + method, batches, progress);
+  const at::Device device = models::model_device(q);
+  models::CalibrateOptions how;
+  how.reset_alpha = true;
+  how.eval_after = true;
+  how.on_batch = [&phase](int64_t images) { phase.step(images); };
   try {
-    calibrate(q, calib, batches, progress);
+    TORCH_CHECK_VALUE(batches > 0 && batches <= calib.num_batches, "calibrate: ", batches,
+                      " batches requested, the calibration set has ", calib.num_batches);
+    models::calibrate(q, batches, [&](int64_t i) { return load_batch(calib, i, device); }, how);
   } catch (const c10::Error& e) {
     // e.g. an op rejecting a degenerate activation scale: say which model it was, without the C++ backtrace
     throw std::runtime_error("calibrating the " + label + " model failed: " + e.what_without_backtrace());
@@ -174,7 +161,7 @@ Report analyze(const models::Model& fp, int64_t bits, const AnalyzerConfig& conf
     };
   }
   at::NoGradGuard no_grad;
-  const at::Device device = model_device(fp);
+  const at::Device device = models::model_device(fp);
   const models::ModelOverrides& shape = has_overrides(overrides) ? overrides : fp.overrides;
   const auto layers = models::mixable_layers(fp.preset, shape);
   std::map<std::string, size_t> index;

@@ -13,9 +13,9 @@
 #include "csrc/models/device.h"
 #include "csrc/models/weights.h"
 #include "csrc/train/data_parallel.h"
-#include "csrc/train/log.h"
 #include "csrc/train/mixup.h"
 #include "csrc/util/atomic_file.h"
+#include "csrc/util/log.h"
 
 namespace mnq {
 namespace train {
@@ -219,12 +219,12 @@ StageResult fit(const models::Model& model, const TrainConfig& cfg, const data::
     const auto t0 = Clock::now();
     const double elapsed0 = st.elapsed_s;
     const int64_t first_batch = st.batch;
-    Progress bar(fmt::format("{} epoch {}/{}", options.name, st.epoch + 1, cfg.epochs), train.num_images());
+    log::Progress bar(fmt::format("{} epoch {}/{}", options.name, st.epoch + 1, cfg.epochs), train.num_images());
     bar.update(first_batch * bs);
     bool budget_spent = false;
     auto pass = train.pass(st.epoch, st.batch);
     const at::Tensor norm0 = weights_norm(*model.module);  // read only if a step raises (below)
-    const at::Device device = model_device(model);  // batches come from the loader on the CPU
+    const at::Device device = models::model_device(model);  // batches come from the loader on the CPU
     const MixupOptions mixing{cfg.mixup, cfg.cutmix, cfg.mixup_prob, cfg.mixup_switch_prob, cfg.label_smoothing};
     const int64_t num_classes = train.dataset().num_classes();
     double lr = learning_rate(cfg, st.step, total_steps);
