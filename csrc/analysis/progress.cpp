@@ -27,6 +27,14 @@ ProgressCallback progress_line() {
   };
 }
 
+ProgressCallback with_progress_line(bool show, ProgressCallback callback) {
+  if (!show) return callback;
+  return [line = progress_line(), callback = std::move(callback)](const ProgressEvent& e) {
+    line(e);
+    if (callback) callback(e);
+  };
+}
+
 PhaseProgress::PhaseProgress(std::string phase, int64_t batches, ProgressCallback callback)
     : callback_(std::move(callback)), start_(std::chrono::steady_clock::now()) {
   event_.phase = std::move(phase);

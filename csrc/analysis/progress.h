@@ -20,6 +20,9 @@ using ProgressCallback = std::function<void(const ProgressEvent&)>;
 // "analyzer <phase>", the images per second as its status): redrawn in place on a terminal, and its final line
 // logged, so it also reaches the run folder's train.log when mnq-train runs the analyzer (`plan: mixed`).
 ProgressCallback progress_line();
+// `callback` alone, or (show) progress_line() followed by `callback` (when set): the analyzer's and the plan
+// search's display of AnalyzerConfig::progress.
+ProgressCallback with_progress_line(bool show, ProgressCallback callback);
 
 // Counts the batches of one phase and reports each to `callback` (when set).
 class PhaseProgress {

@@ -58,7 +58,7 @@ RunResult row_of(const std::string& name, int64_t bits, const std::string& plan,
   r.metrics = s.final;
   r.best_top1 = std::max(s.state.best_top1, 0.0);
   r.best_epoch = s.state.best_epoch;
-  r.epochs = s.state.history.empty() ? 0.0 : s.state.history.back().at("epoch").get<double>();
+  r.epochs = s.state.history.empty() ? 0.0 : s.state.history.back().epoch;
   r.wall_s = s.state.elapsed_s;
   r.finished = s.state.finished;
   return r;
