@@ -17,23 +17,6 @@
 namespace mnq {
 namespace train {
 
-// A day: longer than any collective should ever wait (a checkpoint write, an evaluation on rank 0 alone), and
-// below c10d's millisecond counters' limits.
-constexpr double kMaxTimeoutS = 86400;
-
-void DistConfig::visit(config::Visitor& v) {
-  v.field("timeout_s", timeout_s,
-          "data-parallel jobs (torchrun): a collective waiting longer than this for a rank fails, naming the ranks "
-          "that did not answer, and the job exits non-zero");
-}
-
-void DistConfig::validate(const std::string& path) const {
-  if (!(timeout_s >= 1 && timeout_s <= kMaxTimeoutS)) {
-    throw config::Error(config::detail::join(path, "timeout_s"),
-                        fmt::format("must be in 1..{} seconds, got {}", kMaxTimeoutS, timeout_s));
-  }
-}
-
 namespace dp {
 namespace {
 

@@ -1,5 +1,7 @@
-// The trainer's configuration sections; see train_config.h. (DistConfig's visit/validate: data_parallel.cpp.)
+// The trainer's configuration sections; see train_config.h.
 #include "csrc/train/train_config.h"
+
+#include <fmt/format.h>
 
 #include <cmath>
 
@@ -10,6 +12,10 @@ namespace {
 void require(bool ok, const std::string& path, const char* key, const std::string& what) {
   if (!ok) throw config::Error(config::detail::join(path, key), what);
 }
+
+// A day: longer than any collective should ever wait (a checkpoint write, an evaluation on rank 0 alone), and
+// below c10d's millisecond counters' limits.
+constexpr double kMaxTimeoutS = 86400;
 
 }  // namespace
 
@@ -42,6 +48,19 @@ void TrainConfig::validate(const std::string& path) const {
   require(cutmix >= 0 && std::isfinite(cutmix), path, "cutmix", "must be >= 0 (0: off)");
   require(mixup_prob >= 0 && mixup_prob <= 1, path, "mixup_prob", "must be in [0, 1]");
   require(mixup_switch_prob >= 0 && mixup_switch_prob <= 1, path, "mixup_switch_prob", "must be in [0, 1]");
+}
+
+void DistConfig::visit(config::Visitor& v) {
+  v.field("timeout_s", timeout_s,
+          "data-parallel jobs (torchrun): a collective waiting longer than this for a rank fails, naming the ranks "
+          "that did not answer, and the job exits non-zero");
+}
+
+void DistConfig::validate(const std::string& path) const {
+  if (!(timeout_s >= 1 && timeout_s <= kMaxTimeoutS)) {
+    throw config::Error(config::detail::join(path, "timeout_s"),
+                        fmt::format("must be in 1..{} seconds, got {}", kMaxTimeoutS, timeout_s));
+  }
 }
 
 }  // namespace train

@@ -30,7 +30,7 @@ struct TrainConfig {
   void validate(const std::string& path) const;
 };
 
-// Data-parallel jobs (torchrun; csrc/train/data_parallel.h, where visit / validate live).
+// Data-parallel jobs (torchrun; csrc/train/data_parallel.h).
 struct DistConfig {
   double timeout_s = 600;  // a collective that waits longer for a rank fails
 
