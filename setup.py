@@ -89,8 +89,8 @@ class CMakeBuild(build_ext):
 # Every shared library of the CMake build, shipped inside the package: libmnq_ops.so (the ops; torch.ops.load_library)
 # and the libraries _mnq links. Their RUNPATH is $ORIGIN (CMakeLists.txt), so an installed package needs no build
 # folder.
-LIBRARIES = ["libmnq_ops", "libmnq_dist", "libmnq_models", "libmnq_analysis", "libmnq_train", "libmnq_analyze_job",
-             "libmnq_deploy"]
+LIBRARIES = ["libmnq_ops", "libmnq_dist", "libmnq_models", "libmnq_analysis", "libmnq_train", "libmnq_deploy",
+             "libmnq_jobs"]
 
 setup(
     name="mnq",

@@ -1,6 +1,6 @@
 """Benchmark the C++ trainer's steps: images/s of the QAT training step of each method against the full-precision
 step of the same model in the same run (one random batch, forward + cross-entropy + backward + AdamW), of
-evaluation likewise, and of the data loader. Runs mnq-bench-train's measurement (csrc/train/bench.h) through
+evaluation likewise, and of the data loader. Runs mnq-bench-train's measurement (csrc/jobs/bench.h) through
 ``mnq.bench_train``. Prints the rates and their ratios to FP; img/CPU-s (images per CPU-second of this process)
 stays comparable when other jobs share the machine; reads/step: tensor values the step (or eval forward) read back
 to the host, counted in one more untimed call (on a GPU each is a device sync; the goal is 0). Nothing is

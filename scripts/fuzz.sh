@@ -4,7 +4,7 @@
 #   safetensors  csrc/models/safetensors.cpp   weights and checkpoints
 #   idx          csrc/data/idx.cpp             Fashion-MNIST's gzip IDX files
 #   jpeg         csrc/data/image.cpp           image-folder JPEGs: header check, decode, eval crop + resample
-#   config       csrc/config, train/job_config, models/plan.cpp   YAML jobs (+ one --set) and plan files
+#   config       csrc/config, jobs/job_config, models/plan.cpp   YAML jobs (+ one --set) and plan files
 #
 #   scripts/fuzz.sh [RUNS] [TARGET ...]     RUNS executions per harness (default 100000), all targets by default
 #   FUZZ_SECONDS=600 scripts/fuzz.sh 1000000  also stop each harness after 600 s (libFuzzer's -max_total_time)
@@ -36,7 +36,7 @@ sources() {
     safetensors) echo "tests/fuzz/fuzz_safetensors.cpp csrc/models/safetensors.cpp" ;;
     idx) echo "tests/fuzz/fuzz_idx.cpp csrc/data/idx.cpp" ;;
     jpeg) echo "tests/fuzz/fuzz_jpeg.cpp csrc/data/image.cpp" ;;
-    config) echo "tests/fuzz/fuzz_config.cpp csrc/config/config.cpp csrc/train/job_config.cpp csrc/analysis/config.cpp
+    config) echo "tests/fuzz/fuzz_config.cpp csrc/config/config.cpp csrc/jobs/job_config.cpp csrc/train/train_config.cpp csrc/analysis/config.cpp
                   csrc/models/plan.cpp csrc/data/rand_augment.cpp csrc/data/augment_ops.cpp csrc/data/image.cpp
                   csrc/util/atomic_file.cpp csrc/util/fault.cpp" ;;
     *) echo "fuzz.sh: unknown target '$1' (safetensors, idx, jpeg, config)" >&2; exit 2 ;;

@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "csrc/analysis/sqnr.h"
+#include "csrc/models/calibrate.h"
 #include "csrc/models/device.h"
 #include "csrc/models/weights.h"
 #include "csrc/nn/nonlinear.h"
@@ -29,11 +30,6 @@ struct Scores {
 struct FpLayer {
   at::Tensor in, out;
 };
-
-at::Device model_device(const models::Model& m) {
-  for (const auto& p : m.module->parameters()) return p.device();
-  return at::Device(at::kCPU);
-}
 
 // The full-precision input x_fp put on the grid of the input xq the quantized layer received (scale S, per tensor
 // or per channel of the last dim): codes round(x_fp / S), clamped to the range of xq's own codes in this batch.
@@ -104,30 +100,6 @@ at::Tensor load_batch(const BatchSource& calib, int64_t i, const at::Device& dev
 
 }  // namespace
 
-void calibrate(models::Model& model, const BatchSource& calib, int64_t batches, const ProgressCallback& progress) {
-  TORCH_CHECK_VALUE(batches > 0 && batches <= calib.num_batches, "calibrate: ", batches,
-                    " batches requested, the calibration set has ", calib.num_batches);
-  at::NoGradGuard no_grad;
-  const at::Device device = model_device(model);
-  for (const auto& m : model.module->modules()) {
-    if (auto* ptf = m->as<nn::PtfActImpl>()) ptf->reset_alpha();
-  }
-  model.module->train();
-  // "calibrate ivit" for a uniform model, "calibrate mixed" otherwise
-  std::string label = model.methods.empty() ? "" : model.methods.begin()->second;
-  for (const auto& [layer, method] : model.methods) {
-    if (method != label) label = "mixed";
-  }
-  PhaseProgress phase("calibrate " + label, batches, progress);
-  for (int64_t i = 0; i < batches; ++i) {
-    const at::Tensor x = load_batch(calib, i, device);
-    model.forward(x);
-    phase.step(x.size(0));
-  }
-  model.freeze_alpha();
-  model.module->eval();
-}
-
 models::Model calibrated_model(const models::Model& fp, int64_t bits, const models::Plan& plan,
                                const std::string& label, const BatchSource& calib, int64_t batches,
                                const models::ModelOverrides& overrides, const ProgressCallback& progress) {
@@ -139,9 +111,24 @@ models::Model calibrated_model(const models::Model& fp, int64_t bits, const mode
   o.drop_path.reset();
   models::Model q = models::create_quant(fp.preset, options, o);
   models::copy_parameters(*fp.module, *q.module);
-  q.module->to(model_device(fp));
+  q.module->to(models::model_device(fp));
+  // As mnq.calibrate: PtfAct α searches restarted, train mode over the first `batches` batches (ranges track
+  // their EMA, α chosen), α frozen, eval mode. Labelled "calibrate ivit" for a uniform model, else "calibrate
+  // mixed".
+  std::string method = q.methods.empty() ? "" : q.methods.begin()->second;
+  for (const auto& [layer, m] : q.methods) {
+    if (m != method) method = "mixed";
+  }
+  PhaseProgress phase("calibrate " + method, batches, progress);
+  const at::Device device = models::model_device(q);
+  models::CalibrateOptions how;
+  how.reset_alpha = true;
+  how.eval_after = true;
+  how.on_batch = [&phase](int64_t images) { phase.step(images); };
   try {
-    calibrate(q, calib, batches, progress);
+    TORCH_CHECK_VALUE(batches > 0 && batches <= calib.num_batches, "calibrate: ", batches,
+                      " batches requested, the calibration set has ", calib.num_batches);
+    models::calibrate(q, batches, [&](int64_t i) { return load_batch(calib, i, device); }, how);
   } catch (const c10::Error& e) {
     // e.g. an op rejecting a degenerate activation scale: say which model it was, without the C++ backtrace
     throw std::runtime_error("calibrating the " + label + " model failed: " + e.what_without_backtrace());
@@ -156,133 +143,124 @@ models::Model uniform_model(const models::Model& fp, int64_t bits, const std::st
                           overrides, progress);
 }
 
-Report analyze(const models::Model& fp, int64_t bits, const AnalyzerConfig& config, const BatchSource& calib,
-               const models::ModelOverrides& overrides, const ProgressCallback& progress) {
-  const auto t0 = std::chrono::steady_clock::now();
-  config.validate("analyze");
-  TORCH_CHECK_VALUE(!fp.quantized, "analyze: the model must be full precision (models::create_fp); '", fp.preset,
-                    "' is quantized");
-  TORCH_CHECK_VALUE(bits >= 2 && bits <= 16, "analyze: bits must be in [2, 16], got ", bits);
-  TORCH_CHECK_VALUE(calib.num_batches > 0 && calib.batch, "analyze: the calibration set has no batches");
-  models::pin_full_fp32();  // the plan must not depend on the GPU (TF32 GEMMs/convs): see models/device.h
-  const int64_t n = std::min(config.calib_batches, calib.num_batches);
-  ProgressCallback report_progress = progress;
-  if (config.progress) {
-    report_progress = [line = progress_line(), progress](const ProgressEvent& e) {
-      line(e);
-      if (progress) progress(e);
-    };
-  }
-  at::NoGradGuard no_grad;
-  const at::Device device = model_device(fp);
-  const models::ModelOverrides& shape = has_overrides(overrides) ? overrides : fp.overrides;
-  const auto layers = models::mixable_layers(fp.preset, shape);
-  std::map<std::string, size_t> index;
-  for (size_t l = 0; l < layers.size(); ++l) index[layers[l].first] = l;
-  const std::vector<std::string> methods = config.methods();
+namespace {
 
-  // Calibration: one pass over the calibration set per uniform model.
-  std::vector<models::Model> qs;
-  for (const auto& m : methods) qs.push_back(uniform_model(fp, bits, m, calib, n, shape, report_progress));
-
+// One call of analyze(): the mixable layers, the candidate methods, their calibrated uniform models, the
+// full-precision layer tensors of the current batch and the scores.
+struct Analysis {
+  std::vector<std::pair<std::string, models::OpType>> layers;  // in forward order
+  std::map<std::string, size_t> index;                         // layer name → position in `layers`
+  std::vector<std::string> methods;                            // config.methods()
+  std::vector<models::Model> qs;                               // qs[k]: the uniform model of methods[k]
   // acc[l][k]: the scores of layer l in the uniform model of methods[k], where that method is a candidate.
-  std::vector<std::vector<std::unique_ptr<Scores>>> acc(layers.size());
-  for (size_t l = 0; l < layers.size(); ++l) {
-    acc[l].resize(methods.size());
-    for (size_t k = 0; k < methods.size(); ++k) {
-      if (contains(candidates(config, layers[l].second), methods[k])) acc[l][k] = std::make_unique<Scores>();
+  std::vector<std::vector<std::unique_ptr<Scores>>> acc;
+  std::vector<FpLayer> fp_layers;  // the full-precision tensors of the current batch, per layer
+  int64_t batch_images = 0;        // images of the current batch
+};
+
+// An empty score per (layer, method) where the method is a candidate of the layer's op type.
+void make_scores(Analysis& a, const AnalyzerConfig& config) {
+  a.acc.resize(a.layers.size());
+  for (size_t l = 0; l < a.layers.size(); ++l) {
+    a.acc[l].resize(a.methods.size());
+    for (size_t k = 0; k < a.methods.size(); ++k) {
+      if (contains(candidates(config, a.layers[l].second), a.methods[k])) a.acc[l][k] = std::make_unique<Scores>();
     }
   }
-  std::vector<FpLayer> fp_layers(layers.size());
-  int64_t batch_images = 0;
+  a.fp_layers.resize(a.layers.size());
+}
 
-  std::vector<torch::nn::Module*> observed;
-  Cleanup cleanup(fp, observed);
-  fp.module->eval();
-  fp.set_tap([&](const std::string& name, const at::Tensor& in, const at::Tensor& out) {
-    auto it = index.find(name);
-    if (it != index.end()) fp_layers[it->second] = {in, out};
-  });
-  for (size_t k = 0; k < qs.size(); ++k) {
-    std::vector<bool> found(layers.size(), false);
-    for (const auto& item : qs[k].module->named_modules()) {
-      auto it = index.find(item.key());
-      if (it == index.end()) continue;  // not a mixable layer (e.g. Swin's patch_embed.norm)
+// Every mixable layer of every uniform model scores its calls against the full-precision layer's tensors of the
+// same batch (paper mode on its own input, isolated mode on the full-precision input put on its grid); the
+// observed modules are appended to `observed` (removed by Cleanup).
+void observe(Analysis& a, std::vector<torch::nn::Module*>& observed) {
+  for (size_t k = 0; k < a.qs.size(); ++k) {
+    std::vector<bool> found(a.layers.size(), false);
+    for (const auto& item : a.qs[k].module->named_modules()) {
+      auto it = a.index.find(item.key());
+      if (it == a.index.end()) continue;  // not a mixable layer (e.g. Swin's patch_embed.norm)
       const size_t l = it->second;
       found[l] = true;
-      if (!acc[l][k]) continue;  // methods[k] is not a candidate of this layer's op type
-      Scores* s = acc[l][k].get();
-      const std::string& name = layers[l].first;
-      const bool ok = set_observer(*item.value(), [&fp_layers, &batch_images, s, l, name](const nn::LayerCall& c) {
-        const FpLayer& f = fp_layers[l];
+      if (!a.acc[l][k]) continue;  // methods[k] is not a candidate of this layer's op type
+      Scores* s = a.acc[l][k].get();
+      const std::string& name = a.layers[l].first;
+      const bool ok = set_observer(*item.value(), [&a, s, l, name](const nn::LayerCall& c) {
+        const FpLayer& f = a.fp_layers[l];
         TORCH_CHECK(f.in.defined(), "analyze: the full-precision model did not report layer '", name, "'");
-        s->in.add(f.in, c.x, batch_images);
-        s->out.add(f.out, c.y, batch_images);
+        s->in.add(f.in, c.x, a.batch_images);
+        s->out.add(f.out, c.y, a.batch_images);
         const at::Tensor xi = on_grid(f.in, c.scale, c.x);
-        s->iso_in.add(f.in, xi, batch_images);
-        s->iso_out.add(f.out, c.rerun(xi).first, batch_images);
+        s->iso_in.add(f.in, xi, a.batch_images);
+        s->iso_out.add(f.out, c.rerun(xi).first, a.batch_images);
       });
       TORCH_CHECK(ok, "analyze: module '", name, "' of the quantized model is not an integer non-linear layer");
       observed.push_back(item.value().get());
     }
-    for (size_t l = 0; l < layers.size(); ++l) {
-      TORCH_CHECK(found[l], "analyze: the uniform ", methods[k], " model has no module named '", layers[l].first, "'");
+    for (size_t l = 0; l < a.layers.size(); ++l) {
+      TORCH_CHECK(found[l], "analyze: the uniform ", a.methods[k], " model has no module named '", a.layers[l].first,
+                  "'");
     }
   }
+}
 
-  // Measurement: per batch one full-precision forward (its layer tensors kept for this batch only), then one
-  // forward of each uniform model, scored by the observers as it runs.
-  PhaseProgress measure("measure", n, report_progress);
+// Measurement: per batch one full-precision forward (its layer tensors kept for this batch only), then one
+// forward of each uniform model, scored by the observers as it runs. Returns the images measured (all ranks').
+int64_t measure(Analysis& a, const models::Model& fp, const BatchSource& calib, int64_t n, const at::Device& device,
+                const ProgressCallback& progress) {
+  PhaseProgress phase("measure", n, progress);
   int64_t images = 0;
   for (int64_t i = 0; i < n; ++i) {
     const at::Tensor x = load_batch(calib, i, device);
-    batch_images = x.size(0);
-    for (auto& f : fp_layers) f = {};
+    a.batch_images = x.size(0);
+    for (auto& f : a.fp_layers) f = {};
     fp.forward(x);
-    for (size_t k = 0; k < qs.size(); ++k) {
+    for (size_t k = 0; k < a.qs.size(); ++k) {
       try {
-        qs[k].forward(x);
+        a.qs[k].forward(x);
       } catch (const c10::Error& e) {
-        throw std::runtime_error("analyze: the uniform '" + methods[k] + "' model failed on calibration batch " +
+        throw std::runtime_error("analyze: the uniform '" + a.methods[k] + "' model failed on calibration batch " +
                                  std::to_string(i) + ": " + e.what_without_backtrace());
       }
     }
-    images += batch_images;
-    measure.step(batch_images);
+    images += a.batch_images;
+    phase.step(a.batch_images);
   }
-  for (auto& f : fp_layers) f = {};
-  {
-    // Data-parallel: each rank measured its shard of every batch (the calibrations above were already global,
-    // their observers all-reduce); the scores become the global batches' on every rank (no-op on one process).
-    std::vector<SqnrAccumulator*> all;
-    for (auto& row : acc) {
-      for (auto& s : row) {
-        if (s) all.insert(all.end(), {&s->in, &s->out, &s->iso_in, &s->iso_out});
-      }
+  for (auto& f : a.fp_layers) f = {};
+  // Data-parallel: each rank measured its shard of every batch (the calibrations were already global, their
+  // observers all-reduce); the scores become the global batches' on every rank (no-op on one process).
+  std::vector<SqnrAccumulator*> all;
+  for (auto& row : a.acc) {
+    for (auto& s : row) {
+      if (s) all.insert(all.end(), {&s->in, &s->out, &s->iso_in, &s->iso_out});
     }
-    images = allreduce_accumulators(all, images);
   }
+  return allreduce_accumulators(all, images);
+}
 
+// The report of the scores: per layer each candidate's SQNRs and ΔSQNR, the best method of each mode and its
+// margin, and the plans.
+Report make_report(const Analysis& a, const models::Model& fp, int64_t bits, const AnalyzerConfig& config, int64_t n,
+                   int64_t images) {
   Report r;
   r.preset = fp.preset;
   r.bits = bits;
   r.mode = config.mode;
   r.batches = n;
   r.images = images;
-  r.calibration_passes = static_cast<int64_t>(qs.size());
-  r.measurement_passes = static_cast<int64_t>(qs.size()) + 1;
-  for (size_t l = 0; l < layers.size(); ++l) {
+  r.calibration_passes = static_cast<int64_t>(a.qs.size());
+  r.measurement_passes = static_cast<int64_t>(a.qs.size()) + 1;
+  for (size_t l = 0; l < a.layers.size(); ++l) {
     LayerReport lr;
-    lr.name = layers[l].first;
-    lr.type = layers[l].second;
+    lr.name = a.layers[l].first;
+    lr.type = a.layers[l].second;
     std::vector<double> delta, iso;
-    for (size_t k = 0; k < methods.size(); ++k) {
-      if (!acc[l][k]) continue;
-      const Scores& s = *acc[l][k];
-      TORCH_CHECK(s.in.images() == images, "analyze: layer '", lr.name, "' of the uniform ", methods[k],
+    for (size_t k = 0; k < a.methods.size(); ++k) {
+      if (!a.acc[l][k]) continue;
+      const Scores& s = *a.acc[l][k];
+      TORCH_CHECK(s.in.images() == images, "analyze: layer '", lr.name, "' of the uniform ", a.methods[k],
                   " model ran on ", s.in.images(), " of ", images, " images");
       MethodScores ms;
-      ms.method = methods[k];
+      ms.method = a.methods[k];
       ms.sqnr_in = s.in.db();
       ms.sqnr_out = s.out.db();
       ms.delta = delta_sqnr(ms.sqnr_in, ms.sqnr_out);
@@ -303,6 +281,45 @@ Report analyze(const models::Model& fp, int64_t bits, const AnalyzerConfig& conf
     r.layers.push_back(std::move(lr));
   }
   r.plan = config.mode == "isolated" ? r.plan_isolated : r.plan_paper;  // searched: search.h writes the plan
+  return r;
+}
+
+}  // namespace
+
+Report analyze(const models::Model& fp, int64_t bits, const AnalyzerConfig& config, const BatchSource& calib,
+               const models::ModelOverrides& overrides, const ProgressCallback& progress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  config.validate("analyze");
+  TORCH_CHECK_VALUE(!fp.quantized, "analyze: the model must be full precision (models::create_fp); '", fp.preset,
+                    "' is quantized");
+  TORCH_CHECK_VALUE(bits >= 2 && bits <= 16, "analyze: bits must be in [2, 16], got ", bits);
+  TORCH_CHECK_VALUE(calib.num_batches > 0 && calib.batch, "analyze: the calibration set has no batches");
+  models::pin_full_fp32();  // the plan must not depend on the GPU (TF32 GEMMs/convs): see models/device.h
+  const int64_t n = std::min(config.calib_batches, calib.num_batches);
+  const ProgressCallback report_progress = with_progress_line(config.progress, progress);
+  at::NoGradGuard no_grad;
+  const at::Device device = models::model_device(fp);
+  const models::ModelOverrides& shape = has_overrides(overrides) ? overrides : fp.overrides;
+  Analysis a;
+  a.layers = models::mixable_layers(fp.preset, shape);
+  for (size_t l = 0; l < a.layers.size(); ++l) a.index[a.layers[l].first] = l;
+  a.methods = config.methods();
+
+  // Calibration: one pass over the calibration set per uniform model.
+  for (const auto& m : a.methods) a.qs.push_back(uniform_model(fp, bits, m, calib, n, shape, report_progress));
+  make_scores(a, config);
+
+  std::vector<torch::nn::Module*> observed;
+  Cleanup cleanup(fp, observed);
+  fp.module->eval();
+  fp.set_tap([&a](const std::string& name, const at::Tensor& in, const at::Tensor& out) {
+    auto it = a.index.find(name);
+    if (it != a.index.end()) a.fp_layers[it->second] = {in, out};
+  });
+  observe(a, observed);
+  const int64_t images = measure(a, fp, calib, n, device, report_progress);
+
+  Report r = make_report(a, fp, bits, config, n, images);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

@@ -40,11 +40,6 @@ struct BatchSource {
   std::function<at::Tensor(int64_t)> batch;
 };
 
-// Calibrates a quantized model as mnq.calibrate does: PtfAct α searches reset, train mode over the first
-// `batches` batches (ranges track their EMA, α chosen), α frozen, eval mode. Runs on the model's device.
-void calibrate(models::Model& model, const BatchSource& calib, int64_t batches,
-               const ProgressCallback& progress = {});
-
 // The uniform model of one method: create_quant(fp.preset, {bits, Plan::uniform(method)}, overrides), the
 // parameters of `fp` copied in, moved to fp's device and calibrated. Empty `overrides`: fp.overrides.
 models::Model uniform_model(const models::Model& fp, int64_t bits, const std::string& method,

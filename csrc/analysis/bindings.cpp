@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "csrc/analysis/analyzer.h"
-#include "csrc/analysis/job.h"
 #include "csrc/analysis/search.h"
 #include "csrc/config/config.h"
+#include "csrc/jobs/analyze_job.h"
 #include "csrc/models/bindings.h"
 #include "csrc/models/factory.h"
 

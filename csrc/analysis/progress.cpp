@@ -1,26 +1,37 @@
-// Progress events and the stderr line; see progress.h.
+// Progress events and their display through the log; see progress.h.
 #include "csrc/analysis/progress.h"
 
 #include <fmt/format.h>
 
-#include <unistd.h>
+#include <memory>
 
-#include <cstdio>
+#include "csrc/util/log.h"
 
 namespace mnq {
 namespace analysis {
 
 ProgressCallback progress_line() {
-  // On a terminal the line is redrawn in place; into a file or pipe (logs, CI) only each phase's last line is
-  // written, so the log holds one line per phase instead of a run of carriage returns.
-  const bool tty = isatty(fileno(stderr)) != 0;
-  return [tty](const ProgressEvent& e) {
-    const bool last = e.batch == e.batches;
-    if (!tty && !last) return;
+  // One bar per phase: created at the phase's first batch, finished (its final line logged) at its last.
+  auto bar = std::make_shared<std::unique_ptr<log::Progress>>();
+  return [bar](const ProgressEvent& e) {
+    if (!*bar || e.batch == 1) *bar = std::make_unique<log::Progress>("analyzer " + e.phase, e.batches, "batch");
     const double rate = e.seconds > 0 ? static_cast<double>(e.images) / e.seconds : 0.0;
-    fmt::print(stderr, "{}[mnq-analyze] {:<16} {:>5}/{:<5} batches {:>9.1f} img/s{}", tty ? "\r" : "", e.phase,
-               e.batch, e.batches, rate, last ? "\n" : "");
-    std::fflush(stderr);
+    const std::string status = fmt::format("{:.1f} img/s", rate);
+    if (e.batch < e.batches) {
+      (*bar)->update(1, status);
+      return;
+    }
+    (*bar)->update(1);
+    (*bar)->done(status);
+    bar->reset();
+  };
+}
+
+ProgressCallback with_progress_line(bool show, ProgressCallback callback) {
+  if (!show) return callback;
+  return [line = progress_line(), callback = std::move(callback)](const ProgressEvent& e) {
+    line(e);
+    if (callback) callback(e);
   };
 }
 

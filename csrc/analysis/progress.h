@@ -1,4 +1,4 @@
-// Progress of the analyzer's phases: events for a caller-supplied callback, and a one-line stderr display.
+// Progress of the analyzer's phases: events for a caller-supplied callback, and their display through the log.
 #pragma once
 
 #include <chrono>
@@ -16,9 +16,13 @@ struct ProgressEvent {
 };
 using ProgressCallback = std::function<void(const ProgressEvent&)>;
 
-// A callback that redraws "\r[mnq-analyze] <phase> i/n batches  r img/s" on stderr (newline after a phase's
-// last batch).
+// A callback that shows each phase as a progress bar of the one log (util/log.h: log::Progress, labelled
+// "analyzer <phase>", the images per second as its status): redrawn in place on a terminal, and its final line
+// logged, so it also reaches the run folder's train.log when mnq-train runs the analyzer (`plan: mixed`).
 ProgressCallback progress_line();
+// `callback` alone, or (show) progress_line() followed by `callback` (when set): the analyzer's and the plan
+// search's display of AnalyzerConfig::progress.
+ProgressCallback with_progress_line(bool show, ProgressCallback callback);
 
 // Counts the batches of one phase and reports each to `callback` (when set).
 class PhaseProgress {

@@ -105,13 +105,7 @@ SearchResult search_plan(const models::Model& fp, int64_t bits, const AnalyzerCo
     eval.images += x.size(0);
   }
   const int64_t budget = config.search_evaluations;
-  ProgressCallback show = progress;
-  if (config.progress) {
-    show = [line = progress_line(), progress](const ProgressEvent& e) {
-      line(e);
-      if (progress) progress(e);
-    };
-  }
+  const ProgressCallback show = with_progress_line(config.progress, progress);
   PhaseProgress phase("search", budget, show);
   SearchResult r;
   r.holdout_images = eval.images;

@@ -25,8 +25,8 @@
 #include "csrc/data/image_folder.h"
 #include "csrc/data/loader.h"
 #include "csrc/deploy/integer_model.h"
-#include "csrc/train/datasets.h"
-#include "csrc/train/job_config.h"
+#include "csrc/jobs/datasets.h"
+#include "csrc/jobs/job_config.h"
 
 namespace mnq {
 namespace deploy {

@@ -2,7 +2,10 @@
 #include "csrc/models/device.h"
 
 #include <ATen/Context.h>
+#include <torch/nn/module.h>
 #include <torch/version.h>
+
+#include "csrc/models/factory.h"
 
 // torch 2.9 added per-backend, per-op float32 precisions (torch.backends.*.fp32_precision): set by strings in 2.9,
 // by enums from 2.10. A setting made there is not undone by the legacy setters (they set "inherit"), so both are
@@ -69,6 +72,11 @@ bool full_fp32_pinned() {
   return !ctx.allowTF32CuBLAS() && !ctx.allowTF32CuDNN() &&
          ctx.float32MatmulPrecision() == at::Float32MatmulPrecision::HIGHEST;
 #endif
+}
+
+at::Device model_device(const Model& model) {
+  const auto params = model.module->parameters();
+  return params.empty() ? at::Device(at::kCPU) : params.front().device();
 }
 
 std::string fp32_settings() {

@@ -22,6 +22,11 @@
 namespace mnq {
 namespace models {
 
+struct Model;  // models/factory.h
+
+// Where a model's parameters live (the CPU for a model without any): batches and inputs are moved there.
+at::Device model_device(const Model& model);
+
 // Options of a CPU tensor that will be copied to `target`: page-locked when `target` is a CUDA device.
 at::TensorOptions host_staging(at::ScalarType dtype, at::Device target);
 

@@ -117,5 +117,19 @@ nn::ScaledTensor QuantBlockImpl::forward(const at::Tensor& x, const at::Tensor& 
   return mlp_branch(x2, s2);
 }
 
+void add_block_methods(std::map<std::string, std::string>& out, const std::string& prefix,
+                       const QuantBlockImpl& block) {
+  out[prefix + "norm1"] = block.norm1->method();
+  out[prefix + "attn.softmax"] = block.attn->softmax->method();
+  out[prefix + "norm2"] = block.norm2->method();
+  out[prefix + "mlp.gelu"] = block.mlp->gelu->method();
+}
+
+void freeze_alpha(const torch::nn::Module& model) {
+  for (const auto& m : model.modules()) {
+    if (auto* ptf = m->as<nn::PtfActImpl>()) ptf->freeze_alpha();
+  }
+}
+
 }  // namespace models
 }  // namespace mnq

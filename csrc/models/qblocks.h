@@ -15,6 +15,7 @@
 
 #include <torch/nn/module.h>
 
+#include <map>
 #include <string>
 
 #include "csrc/models/plan.h"
@@ -103,6 +104,14 @@ class QuantBlockImpl : public torch::nn::Module {
   double drop_path_;
 };
 TORCH_MODULE(QuantBlock);
+
+// What QuantVisionTransformer and QuantSwinTransformer share:
+// The methods of a block's mixable layers, read back from its modules, as out[prefix + "norm1"],
+// "attn.softmax", "norm2" and "mlp.gelu" (prefix: the block's module path and a dot, e.g. "blocks.3.").
+void add_block_methods(std::map<std::string, std::string>& out, const std::string& prefix,
+                       const QuantBlockImpl& block);
+// Ends the α search of every PtfAct under `model` (after calibration, before QAT), as mnq.nn.PtfAct.freeze_alpha.
+void freeze_alpha(const torch::nn::Module& model);
 
 }  // namespace models
 }  // namespace mnq

@@ -177,23 +177,14 @@ std::map<std::string, std::string> QuantSwinTransformerImpl::layer_methods() con
     const std::string l = "layers." + std::to_string(s) + ".";
     if (stages_[s].downsample) out[l + "downsample.norm"] = stages_[s].downsample->norm->method();
     for (size_t i = 0; i < stages_[s].blocks.size(); ++i) {
-      const auto& blk = stages_[s].blocks[i];
-      const std::string p = l + "blocks." + std::to_string(i) + ".";
-      out[p + "norm1"] = blk->norm1->method();
-      out[p + "attn.softmax"] = blk->attn->softmax->method();
-      out[p + "norm2"] = blk->norm2->method();
-      out[p + "mlp.gelu"] = blk->mlp->gelu->method();
+      add_block_methods(out, l + "blocks." + std::to_string(i) + ".", *stages_[s].blocks[i]);
     }
   }
   out["norm"] = norm->method();
   return out;
 }
 
-void QuantSwinTransformerImpl::freeze_alpha() {
-  for (const auto& m : modules()) {
-    if (auto* ptf = m->as<nn::PtfActImpl>()) ptf->freeze_alpha();
-  }
-}
+void QuantSwinTransformerImpl::freeze_alpha() { models::freeze_alpha(*this); }
 
 }  // namespace models
 }  // namespace mnq

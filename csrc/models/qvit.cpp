@@ -111,21 +111,13 @@ std::map<std::string, std::string> QuantVisionTransformerImpl::layer_methods() c
   std::map<std::string, std::string> out;
   for (size_t i = 0; i < blocks->size(); ++i) {
     const auto* blk = blocks->ptr(i)->as<QuantBlockImpl>();
-    const std::string p = "blocks." + std::to_string(i) + ".";
-    out[p + "norm1"] = blk->norm1->method();
-    out[p + "attn.softmax"] = blk->attn->softmax->method();
-    out[p + "norm2"] = blk->norm2->method();
-    out[p + "mlp.gelu"] = blk->mlp->gelu->method();
+    add_block_methods(out, "blocks." + std::to_string(i) + ".", *blk);
   }
   out["norm"] = norm->method();
   return out;
 }
 
-void QuantVisionTransformerImpl::freeze_alpha() {
-  for (const auto& m : modules()) {
-    if (auto* ptf = m->as<nn::PtfActImpl>()) ptf->freeze_alpha();
-  }
-}
+void QuantVisionTransformerImpl::freeze_alpha() { models::freeze_alpha(*this); }
 
 }  // namespace models
 }  // namespace mnq

@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "csrc/config/config.h"
-#include "csrc/train/bench.h"
-#include "csrc/train/job.h"
-#include "csrc/train/job_config.h"
+#include "csrc/jobs/bench.h"
+#include "csrc/jobs/job_config.h"
+#include "csrc/jobs/train_job.h"
 #include "csrc/util/atomic_file.h"
 
 namespace py = pybind11;
@@ -83,7 +83,7 @@ void bind_train(py::module_& m) {
         return out;
       },
       py::arg("options"), "The trainer's benchmark (see scripts/bench_train.py).");
-  py::class_<BenchOptions>(m, "BenchOptions", "Options of mnq._mnq.bench_train (csrc/train/bench.h).")
+  py::class_<BenchOptions>(m, "BenchOptions", "Options of mnq._mnq.bench_train (csrc/jobs/bench.h).")
       .def(py::init<>())
       .def_readwrite("preset", &BenchOptions::preset)
       .def_readwrite("batch", &BenchOptions::batch)

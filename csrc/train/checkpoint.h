@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include "csrc/train/history.h"
+
 namespace mnq {
 namespace train {
 
@@ -39,7 +41,7 @@ struct TrainState {
   int64_t best_epoch = 0;
   bool budget_spent = false;  // the time budget ran out (mid-epoch possibly)
   bool finished = false;      // all epochs done or the budget spent (re-decided on resume by the new config)
-  nlohmann::json history = nlohmann::json::array();  // one object per evaluation (see trainer.h)
+  History history;                 // one entry per evaluation (history.h)
   std::vector<uint8_t> eval_hits;  // EvalMetrics::hits of the last evaluation (not in the JSON: eval.hits)
   nlohmann::json trained_for;      // what the stage trains (StageOptions::trained_for); null: not said
 

@@ -65,10 +65,6 @@ class Fields {
 constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-// The keys of one history entry (trainer.cpp writes them; last_eval and metrics.csv read them).
-constexpr const char* kHistoryKeys[] = {"epoch",    "train_loss", "train_top1", "lr",          "val_loss",   "val_top1",
-                                        "val_top5", "val_n",      "epoch_s",    "train_img_s", "elapsed_s"};
-
 }  // namespace
 
 json TrainState::to_json() const {
@@ -83,7 +79,7 @@ json TrainState::to_json() const {
           {"best_epoch", best_epoch},
           {"finished", finished},
           {"budget_spent", budget_spent},
-          {"history", history},
+          {"history", train::to_json(history)},
           {"trained_for", trained_for}};
 }
 
@@ -111,11 +107,11 @@ TrainState TrainState::from_json(const json& j, const std::string& path, int64_t
   s.best_epoch = f.integer("best_epoch", 0, s.epoch + 1);
   s.finished = f.boolean("finished");
   s.budget_spent = f.boolean("budget_spent");
-  s.history = f.at("history");
-  if (!s.history.is_array()) f.fail("history", "must be an array");
-  for (size_t i = 0; i < s.history.size(); ++i) {
-    const json& h = s.history[i];
-    for (const char* key : kHistoryKeys) {
+  const json& history = f.at("history");
+  if (!history.is_array()) f.fail("history", "must be an array");
+  for (size_t i = 0; i < history.size(); ++i) {
+    const json& h = history[i];
+    for (const char* key : HistoryEntry::kKeys) {
       if (!h.is_object() || !h.contains(key) || !h[key].is_number()) {
         f.fail("history[" + std::to_string(i) + "]." + key, "is missing or not a number");
       }
@@ -123,6 +119,7 @@ TrainState TrainState::from_json(const json& j, const std::string& path, int64_t
     if (!h["val_n"].is_number_integer() || h["val_n"].get<int64_t>() < 0) {
       f.fail("history[" + std::to_string(i) + "].val_n", "must be a non-negative integer");
     }
+    s.history.push_back(HistoryEntry::from_json(h));
   }
   s.trained_for = f.at("trained_for");
   return s;

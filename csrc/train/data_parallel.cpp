@@ -8,10 +8,11 @@
 #include <cstdlib>
 #include <string>
 
+#include "csrc/config/config.h"
 #include "csrc/dist/dist.h"
-#include "csrc/train/job_config.h"
-#include "csrc/train/log.h"
+#include "csrc/train/train_config.h"
 #include "csrc/util/atomic_file.h"
+#include "csrc/util/log.h"
 
 namespace mnq {
 namespace train {
@@ -38,23 +39,22 @@ bool active() { return dist::active(); }
 int rank() { return dist::rank(); }
 int world() { return dist::world_size(); }
 
-void begin_job(const JobConfig& config) {
-  const at::Device device(config.device == "cpu" || !at::hasCUDA() ? at::kCPU : at::kCUDA);  // as run_job's
-  g_device = dist::supports(at::kCPU) ? at::Device(at::kCPU) : device;
-  dist::set_timeout(config.dist.timeout_s);
+void begin_job(const JobStart& job) {
+  g_device = dist::supports(at::kCPU) ? at::Device(at::kCPU) : job.device;
+  dist::set_timeout(job.timeout_s);
   const bool follower = dist::rank() != 0;
   util::set_publishing(!follower);
   log::set_muted(follower);
   if (!dist::active()) return;
   const int n = dist::world_size();
-  if (config.data.batch_size % n != 0) {
+  if (job.global_batch % n != 0) {
     throw config::Error("data.batch_size",
                         fmt::format("{} does not split evenly over the {} processes of this job (it is the global "
                                     "batch; each process takes batch_size / {})",
-                                    config.data.batch_size, n, n));
+                                    job.global_batch, n, n));
   }
   // One MAX all-reduce of [h, −h]: every rank's hash equals the maximum and the minimum.
-  const int64_t h = text_hash(config::to_yaml(config));
+  const int64_t h = text_hash(job.config_yaml);
   const at::Tensor t = host_values({h, -h});
   dist::allreduce_max(t);
   const at::Tensor c = t.to(at::kCPU);
@@ -64,7 +64,7 @@ void begin_job(const JobConfig& config) {
                                          dist::rank()));
   }
   log::info("data-parallel: {} processes, global batch {} = {} × {} per process, collective timeout {} s", n,
-            config.data.batch_size, n, config.data.batch_size / n, config.dist.timeout_s);
+            job.global_batch, n, job.global_batch / n, job.timeout_s);
 }
 
 data::LoaderOptions sharded(data::LoaderOptions o, bool partners) {

@@ -38,14 +38,21 @@
 namespace mnq {
 namespace train {
 
-struct JobConfig;
 struct TrainConfig;
 
 namespace dp {
 
+// What begin_job needs of a job (csrc/jobs/train_job.cpp fills it from the JobConfig).
+struct JobStart {
+  at::Device device{at::kCPU};  // where the job runs (run_job's choice)
+  double timeout_s = 600;       // dist.timeout_s
+  int64_t global_batch = 0;     // data.batch_size: the global batch
+  std::string config_yaml;      // the resolved job config (config::to_yaml): every rank must run the same
+};
+
 // At the start of run_job (after validate): the collectives' timeout; on ranks other than 0, no files and no logs;
 // checks that data.batch_size splits evenly and that every rank runs the same (resolved) config.
-void begin_job(const JobConfig& config);
+void begin_job(const JobStart& job);
 
 bool active();   // more than one process
 int rank();      // 0 on one process

@@ -9,9 +9,9 @@
 #include "csrc/deploy/integer_model.h"
 #include "csrc/models/device.h"
 #include "csrc/train/data_parallel.h"
-#include "csrc/train/log.h"
 #include "csrc/train/metrics.h"
 #include "csrc/util/atomic_file.h"
+#include "csrc/util/log.h"
 
 namespace mnq {
 namespace train {
@@ -42,8 +42,8 @@ void fnv_tensor(uint64_t& h, const std::string& name, const at::Tensor& t) {
 IntegerMetrics evaluate_both(const models::Model& model, const deploy::IntegerModel& imodel, const data::Loader& val,
                              const std::string& name) {
   torch::NoGradGuard no_grad;
-  const at::Device device = model_device(model);
-  Progress bar(name + " integer eval", val.num_images());
+  const at::Device device = models::model_device(model);
+  log::Progress bar(name + " integer eval", val.num_images());
   auto pass = val.pass(0);
   std::vector<at::Tensor> sums;
   int64_t n = 0;

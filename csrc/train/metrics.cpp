@@ -6,15 +6,10 @@
 
 #include "csrc/models/device.h"
 #include "csrc/train/data_parallel.h"
-#include "csrc/train/log.h"
+#include "csrc/util/log.h"
 
 namespace mnq {
 namespace train {
-
-at::Device model_device(const models::Model& model) {
-  const auto params = model.module->parameters();
-  return params.empty() ? at::Device(at::kCPU) : params.front().device();
-}
 
 EvalMetrics evaluate(const models::Model& model, const data::Loader& loader, const std::string& label) {
   model.module->eval();
@@ -22,9 +17,9 @@ EvalMetrics evaluate(const models::Model& model, const data::Loader& loader, con
   EvalMetrics m;
   double loss = 0;
   int64_t correct1 = 0, correct5 = 0, n = 0;
-  Progress bar(label, loader.num_images());
+  log::Progress bar(label, loader.num_images());
   auto pass = loader.pass(0);
-  const at::Device device = model_device(model);
+  const at::Device device = models::model_device(model);
   // Per batch, on the device: [loss sum, top-5 hits] (float64, exact) and the top-1 hits; read back once after the
   // pass, so no batch waits for the host (a GPU runs ahead). The host adds the loss sums in batch order.
   // Data-parallel: the loader yields this rank's slice of each batch; the positions of its images in the epoch's

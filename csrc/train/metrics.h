@@ -24,9 +24,6 @@ struct EvalMetrics {
 
 // Runs `model` in eval mode (quantizer ranges frozen) without gradients over every batch of epoch 0 of `loader`.
 // Leaves the model in eval mode.
-// Where the model's parameters live (batches are moved there).
-at::Device model_device(const models::Model& model);
-
 EvalMetrics evaluate(const models::Model& model, const data::Loader& loader, const std::string& label);
 
 }  // namespace train

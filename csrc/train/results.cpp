@@ -3,8 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include "csrc/train/comparisons.h"
-#include "csrc/train/log.h"
 #include "csrc/util/atomic_file.h"
+#include "csrc/util/log.h"
 
 namespace mnq {
 namespace train {

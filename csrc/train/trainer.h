@@ -39,8 +39,8 @@
 #include "csrc/data/loader.h"
 #include "csrc/models/factory.h"
 #include "csrc/train/checkpoint.h"
-#include "csrc/train/job_config.h"
 #include "csrc/train/metrics.h"
+#include "csrc/train/train_config.h"
 
 namespace mnq {
 namespace train {

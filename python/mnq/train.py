@@ -16,7 +16,7 @@ matmul precision "highest"), so its runs do not depend on the GPU, and says so i
 Under torchrun (``WORLD_SIZE`` set) the job runs data-parallel on torchrun's processes, as ``mnq-train`` does
 (mnq.distributed.init_from_env; every rank returns the same results, rank 0 alone writes the run folder).
 
-``bench_train`` runs the trainer's benchmark (``mnq-bench-train``, csrc/train/bench.h): images/s of the FP and QAT
+``bench_train`` runs the trainer's benchmark (``mnq-bench-train``, csrc/jobs/bench.h): images/s of the FP and QAT
 training steps and evaluation on one random batch, and of the data loader (see scripts/bench_train.py).
 """
 from __future__ import annotations

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "csrc/analysis/job.h"
+#include "csrc/jobs/analyze_job.h"
 #include "csrc/models/device.h"
 #include "csrc/models/weights.h"
 

@@ -52,9 +52,9 @@ struct Base {
     st.part_loss = 30.5;
     st.best_top1 = 0.25;
     st.best_epoch = 1;
-    st.history = json::array({{{"epoch", 1.0}, {"train_loss", 2.0}, {"train_top1", 0.1}, {"lr", 1e-3},
-                               {"val_loss", 2.1}, {"val_top1", 0.25}, {"val_top5", 0.6}, {"val_n", 4},
-                               {"epoch_s", 0.5}, {"train_img_s", 64.0}, {"elapsed_s", 0.5}}});
+    st.history = {HistoryEntry::from_json({{"epoch", 1.0}, {"train_loss", 2.0}, {"train_top1", 0.1}, {"lr", 1e-3},
+                                           {"val_loss", 2.1}, {"val_top1", 0.25}, {"val_top5", 0.6}, {"val_n", 4},
+                                           {"epoch_s", 0.5}, {"train_img_s", 64.0}, {"elapsed_s", 0.5}})};
     st.trained_for = trained_for;
     save_checkpoint(path, *model.module, opt, st);
   }

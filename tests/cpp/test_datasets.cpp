@@ -1,4 +1,4 @@
-// The datasets of a job's data section (csrc/train/datasets.h), shared by mnq-train and mnq-analyze: the model's
+// The datasets of a job's data section (csrc/jobs/datasets.h), shared by mnq-train and mnq-analyze: the model's
 // shape after overrides, the splits and their subsets, the training split the analyzer calibrates on being the
 // trainer's, and errors naming the key when the data do not fit the model.
 #include <torch/torch.h>  // first: Catch2 then redefines c10's CHECK macro
@@ -6,7 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "csrc/config/config.h"
-#include "csrc/train/datasets.h"
+#include "csrc/jobs/datasets.h"
 #include "train_test_util.h"
 
 using namespace mnq;

@@ -113,9 +113,9 @@ TEST_CASE("train: the training loop reads no value back per step; losses are rea
   REQUIRE(r.state.finished);
   // The totals read back in batches are the per-step values: the logged loss is finite and the hits consistent.
   const auto& h = r.state.history.back();
-  CHECK(h.at("epoch").get<double>() == 1.0);
-  CHECK(std::isfinite(h.at("train_loss").get<double>()));
-  const double hits = h.at("train_top1").get<double>() * 192;  // 12 steps of 16 images, every one counted once
+  CHECK(h.epoch == 1.0);
+  CHECK(std::isfinite(h.train_loss));
+  const double hits = h.train_top1 * 192;  // 12 steps of 16 images, every one counted once
   CHECK(std::abs(hits - std::round(hits)) < 1e-9);
   CHECK(r.final.hits.size() == 64);
   CHECK(std::count(r.final.hits.begin(), r.final.hits.end(), 1) == std::lround(64 * r.final.top1));

@@ -4,7 +4,7 @@
 #include <fstream>
 
 #include "csrc/config/config.h"
-#include "csrc/train/job_config.h"
+#include "csrc/jobs/job_config.h"
 
 using namespace mnq;
 using train::JobConfig;

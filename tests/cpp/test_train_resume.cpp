@@ -144,7 +144,7 @@ TEST_CASE("train: a time budget stops mid-epoch; resuming without it gives the u
   CHECK(cut.state.budget_spent);
   CHECK(cut.state.epoch == 0);
   CHECK(cut.state.batch == 1);
-  CHECK(cut.state.history.back().at("epoch").get<double>() == Approx(1.0 / 6));
+  CHECK(cut.state.history.back().epoch == Approx(1.0 / 6));
   // The same budget again: nothing left to do. No budget: continue from batch 2 of epoch 1.
   CHECK(fit(b, budget, train, val, {"b", dir / "b", true, -1}).state.batch == 1);
   const models::Model c = fresh();

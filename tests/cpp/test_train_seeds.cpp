@@ -1,10 +1,10 @@
-// Seeds as a job key (csrc/train/seeds.h): a tiny two-seed job (each seed's folder the single-seed job of that
+// Seeds as a job key (csrc/jobs/seeds.h): a tiny two-seed job (each seed's folder the single-seed job of that
 // seed; stopped and resumed per seed to the same pooled results), and `plan: searched` in a job. The pooled tests'
 // statistics are in test_train_stats.cpp.
 #include "train_job_fixtures.h"
 
+#include "csrc/jobs/seeds.h"
 #include "csrc/train/pooled.h"
-#include "csrc/train/seeds.h"
 
 using namespace mnq;
 using namespace mnq::train;

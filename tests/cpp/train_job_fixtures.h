@@ -14,17 +14,17 @@
 
 #include "csrc/config/config.h"
 #include "csrc/data/fashion_mnist.h"
+#include "csrc/jobs/datasets.h"
+#include "csrc/jobs/train_job.h"
 #include "csrc/models/device.h"
 #include "csrc/models/op_counter.h"
 #include "csrc/models/plan.h"
 #include "csrc/models/presets.h"
 #include "csrc/models/weights.h"
-#include "csrc/train/datasets.h"
-#include "csrc/train/job.h"
-#include "csrc/train/log.h"
 #include "csrc/train/metrics.h"
 #include "csrc/train/trainer.h"
 #include "csrc/util/atomic_file.h"
+#include "csrc/util/log.h"
 #include "train_test_util.h"
 
 namespace mnq_test {

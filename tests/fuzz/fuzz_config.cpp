@@ -1,4 +1,4 @@
-// libFuzzer harness: the YAML readers: an mnq-train job (csrc/train/job_config.cpp through csrc/config) with an
+// libFuzzer harness: the YAML readers: an mnq-train job (csrc/jobs/job_config.cpp through csrc/config) with an
 // optional --set (the input's first line, when it contains '='), and a plan file (csrc/models/plan.cpp). Every
 // input must parse or throw config::Error / std::invalid_argument: a YAML exception escaping, a crash or UB is a bug.
 #include <stdexcept>
@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "csrc/config/config.h"
+#include "csrc/jobs/job_config.h"
 #include "csrc/models/plan.h"
-#include "csrc/train/job_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

@@ -14,8 +14,8 @@
 
 #include "csrc/analysis/config.h"
 #include "csrc/config/config.h"
+#include "csrc/jobs/job_config.h"
 #include "csrc/models/factory.h"
-#include "csrc/train/job_config.h"
 
 namespace mnq {
 namespace analysis {

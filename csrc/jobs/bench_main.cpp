@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "csrc/data/fashion_mnist.h"
-#include "csrc/train/bench.h"
-#include "csrc/train/log.h"
+#include "csrc/jobs/bench.h"
+#include "csrc/util/log.h"
 
 int main(int argc, char** argv) {
   using namespace mnq;
@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   app.add_option("--img-size", o.img_size, "image-folder crop size")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) at::set_num_threads(int(threads));
-  train::log::set_quiet(true);
+  mnq::log::set_quiet(true);
   o.methods.clear();
   std::stringstream ss(methods);
   for (std::string m; std::getline(ss, m, ',');) {

@@ -9,7 +9,7 @@
 
 #include <string>
 
-#include "csrc/train/job.h"
+#include "csrc/jobs/train_job.h"
 
 namespace mnq {
 namespace train {

@@ -9,8 +9,8 @@
 #include <string>
 
 #include "csrc/data/dataset.h"
+#include "csrc/jobs/job_config.h"
 #include "csrc/models/factory.h"
-#include "csrc/train/job_config.h"
 
 namespace mnq {
 namespace train {

@@ -1,4 +1,4 @@
-#include "csrc/train/log.h"
+#include "csrc/util/log.h"
 
 #include <unistd.h>
 
@@ -8,7 +8,7 @@
 #include <mutex>
 
 namespace mnq {
-namespace train {
+namespace log {
 namespace {
 
 struct Sink {
@@ -43,8 +43,6 @@ void draw(Sink& s, const std::string& bar) {
 }
 
 }  // namespace
-
-namespace log {
 
 namespace {
 void emit(Sink& s, const std::string& line) {
@@ -94,8 +92,6 @@ std::string duration(double seconds) {
   const int64_t h = t / 3600, m = (t / 60) % 60, sec = t % 60;
   return h > 0 ? fmt::format("{}:{:02}:{:02}", h, m, sec) : fmt::format("{}:{:02}", m, sec);
 }
-
-}  // namespace log
 
 Progress::Progress(std::string label, int64_t total, std::string unit)
     : label_(std::move(label)),
@@ -160,5 +156,5 @@ void Progress::done(const std::string& status) {
   if (!sink().quiet) log::write(text);
 }
 
-}  // namespace train
+}  // namespace log
 }  // namespace mnq

@@ -1,4 +1,4 @@
 // mnq-train --config configs/<job>.yaml [--set key=value]... [--resume]
-#include "csrc/train/job.h"
+#include "csrc/jobs/train_job.h"
 
 int main(int argc, char** argv) { return mnq::train::cli_main(argc, argv); }

@@ -1,5 +1,5 @@
-// mnq-analyze: the job config and its run; see job.h.
-#include "csrc/analysis/job.h"
+// mnq-analyze: the job config and its run; see analyze_job.h.
+#include "csrc/jobs/analyze_job.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -13,11 +13,11 @@
 #include "csrc/analysis/search.h"
 #include "csrc/config/cli.h"
 #include "csrc/data/loader.h"
+#include "csrc/jobs/datasets.h"
+#include "csrc/jobs/mixed.h"
 #include "csrc/models/device.h"
 #include "csrc/models/plan.h"
 #include "csrc/models/weights.h"
-#include "csrc/train/datasets.h"
-#include "csrc/train/mixed.h"
 #include "csrc/util/atomic_file.h"
 
 namespace mnq {

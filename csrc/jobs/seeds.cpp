@@ -1,13 +1,13 @@
-#include "csrc/train/seeds.h"
+#include "csrc/jobs/seeds.h"
 
 #include <fmt/ranges.h>
 
 #include <filesystem>
 
 #include "csrc/config/config.h"
-#include "csrc/train/log.h"
 #include "csrc/train/pooled.h"
 #include "csrc/util/atomic_file.h"
+#include "csrc/util/log.h"
 
 namespace mnq {
 namespace train {

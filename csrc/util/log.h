@@ -1,6 +1,8 @@
-// Concise logs on stderr ("[12:34:56] message"), mirrored into the run folder's train.log once a run folder is
-// open, and a progress bar for long loops. Both share one lock, so a log line never lands in the middle of a
-// bar: the bar is erased, the line printed, the bar redrawn.
+// The one log of every job: concise lines on stderr ("[12:34:56] message"), mirrored into the run folder's
+// train.log once a run folder is open, and progress bars for long loops (the trainer's epochs, evaluations and
+// calibrations, the analyzer's phases: analysis/progress.h). Both share one lock, so a log line never lands in
+// the middle of a bar: the bar is erased, the line printed, the bar redrawn. Its includers need FMT_HEADER_ONLY
+// (defined by the analysis and trainer libraries, and for log.cpp itself).
 //
 // Formatting is fmt's. spdlog is not used: Debian's spdlog 1.10 is built against fmt 9, and LibTorch ships fmt 12
 // headers that shadow /usr/include/fmt in any file that sees torch's include path, where spdlog does not compile.
@@ -13,7 +15,6 @@
 #include <string>
 
 namespace mnq {
-namespace train {
 namespace log {
 
 void write(const std::string& line);     // one timestamped line
@@ -30,8 +31,6 @@ void info(fmt::format_string<Args...> f, Args&&... args) {
 
 // "1:02:03" / "4:05" for a duration in seconds.
 std::string duration(double seconds);
-
-}  // namespace log
 
 // A one-line progress bar on stderr: label, bar, count/total, rate (units/s), elapsed, ETA and a status text
 // (e.g. the running loss). Redrawn at most 5 times a second on a terminal; when stderr is not a terminal, a
@@ -53,5 +52,5 @@ class Progress {
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 
-}  // namespace train
+}  // namespace log
 }  // namespace mnq

@@ -4,9 +4,9 @@
 
 #include <cstdlib>
 
+#include "csrc/jobs/train_job.h"
 #include "csrc/train/data_parallel.h"
-#include "csrc/train/job.h"
-#include "csrc/train/log.h"
+#include "csrc/util/log.h"
 
 namespace mnq {
 namespace train {

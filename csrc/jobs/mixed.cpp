@@ -1,5 +1,5 @@
 // `plan: mixed`: the analyzer (csrc/analysis) on the trainer's calibration batches.
-#include "csrc/train/mixed.h"
+#include "csrc/jobs/mixed.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -8,9 +8,9 @@
 
 #include "csrc/analysis/analyzer.h"
 #include "csrc/analysis/search.h"
-#include "csrc/train/log.h"
-#include "csrc/train/metrics.h"
+#include "csrc/models/device.h"
 #include "csrc/train/trainer.h"
+#include "csrc/util/log.h"
 
 namespace mnq {
 namespace train {
@@ -59,7 +59,7 @@ MixedPlans mixed_plans(const models::Model& fp, int64_t bits, const JobConfig& c
   if (n == 0) {
     throw config::Error("data.batch_size", "the training split has no full batch for the analyzer's calibration");
   }
-  const at::Device device = model_device(fp);
+  const at::Device device = models::model_device(fp);
   const analysis::BatchSource source{
       n, [&calib, device](int64_t i) { return calib.batch(kCalibEpoch, i).images.to(device); }};
   log::info("analyzer: W{} on {} calibration batches, candidates softmax [{}], gelu [{}], layernorm [{}]", bits, n,

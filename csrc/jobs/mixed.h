@@ -5,8 +5,8 @@
 #include <string>
 
 #include "csrc/data/loader.h"
+#include "csrc/jobs/job_config.h"
 #include "csrc/models/factory.h"
-#include "csrc/train/job_config.h"
 
 namespace mnq {
 namespace train {

@@ -15,6 +15,7 @@
 #include "csrc/config/config.h"
 #include "csrc/data/image.h"
 #include "csrc/data/rand_augment.h"
+#include "csrc/train/train_config.h"
 
 namespace mnq {
 namespace train {
@@ -45,25 +46,6 @@ struct DataConfig {
   std::optional<data::RandAugmentConfig> rand_augment() const;
   // Random-erasing probability of the training split (0 when train_augment is off).
   double erasing() const { return train_augment ? random_erasing : 0.0; }
-};
-
-// Optimisation of one training stage (FP pretraining or QAT): AdamW, cosine decay from lr to lr / lr_end_div.
-struct TrainConfig {
-  int64_t epochs = 1;
-  double time_budget_s = 0;
-  double lr = 1e-6;
-  double lr_end_div = 15;
-  int64_t warmup_steps = 0;
-  double weight_decay = 1e-4;
-  double eps = 1e-8;
-  double label_smoothing = 0.1;
-  double mixup = 0.8;
-  double cutmix = 1.0;
-  double mixup_prob = 1.0;
-  double mixup_switch_prob = 0.5;
-
-  void visit(config::Visitor& v);
-  void validate(const std::string& path) const;
 };
 
 struct ModelConfig {
@@ -108,14 +90,6 @@ struct QuantConfig {
 
 struct OutputConfig {
   std::string dir = "runs/job";
-
-  void visit(config::Visitor& v);
-  void validate(const std::string& path) const;
-};
-
-// Data-parallel jobs (torchrun; csrc/train/data_parallel.h, where visit / validate live).
-struct DistConfig {
-  double timeout_s = 600;  // a collective that waits longer for a rank fails
 
   void visit(config::Visitor& v);
   void validate(const std::string& path) const;

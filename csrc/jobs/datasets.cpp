@@ -1,4 +1,4 @@
-#include "csrc/train/datasets.h"
+#include "csrc/jobs/datasets.h"
 
 #include <fmt/format.h>
 
@@ -10,7 +10,7 @@
 #include "csrc/data/image_folder.h"
 #include "csrc/models/presets.h"
 #include "csrc/models/swin.h"
-#include "csrc/train/log.h"
+#include "csrc/util/log.h"
 
 namespace mnq {
 namespace train {

@@ -1,4 +1,4 @@
-#include "csrc/train/job.h"
+#include "csrc/jobs/train_job.h"
 
 #include <torch/torch.h>
 
@@ -6,16 +6,17 @@
 #include <filesystem>
 #include <map>
 
+#include "csrc/jobs/datasets.h"
+#include "csrc/jobs/mixed.h"
+#include "csrc/jobs/seeds.h"
+#include "csrc/models/calibrate.h"
 #include "csrc/models/device.h"
 #include "csrc/models/weights.h"
 #include "csrc/train/data_parallel.h"
-#include "csrc/train/datasets.h"
 #include "csrc/train/integer_eval.h"
-#include "csrc/train/log.h"
-#include "csrc/train/mixed.h"
-#include "csrc/train/seeds.h"
 #include "csrc/train/trainer.h"
 #include "csrc/util/atomic_file.h"
+#include "csrc/util/log.h"
 
 namespace mnq {
 namespace train {
@@ -23,19 +24,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Activation ranges before QAT (SPEC §1): quantizers in training mode see `batches` training batches without
-// gradients (EMA of min/max; PtfAct α search), then the α choice of the fqvit LayerNorms is frozen.
+// Activation ranges before QAT (SPEC §1): models::calibrate on the first `batches` calibration batches of the
+// training split, the model left in train mode for QAT. (A fresh model has run no α search: none is reset.)
 void calibrate(const models::Model& q, const data::Loader& calib, int64_t batches, const std::string& name) {
   batches = std::min(batches, calib.num_batches());
-  q.module->train();
-  torch::NoGradGuard no_grad;
-  Progress bar(name + " calibrate", batches, "batch");
-  for (int64_t i = 0; i < batches; ++i) {
-    q(calib.batch(kCalibEpoch, i).images.to(model_device(q)));
-    bar.update(1);
-  }
+  log::Progress bar(name + " calibrate", batches, "batch");
+  models::CalibrateOptions how;
+  how.on_batch = [&bar](int64_t) { bar.update(1); };
+  const at::Device device = models::model_device(q);
+  models::calibrate(q, batches, [&](int64_t i) { return calib.batch(kCalibEpoch, i).images.to(device); }, how);
   bar.done();
-  q.freeze_alpha();
 }
 
 // What a stage trains, saved in its checkpoint (StageOptions::trained_for): a resume of another model, bit-width or
@@ -60,7 +58,7 @@ RunResult row_of(const std::string& name, int64_t bits, const std::string& plan,
   r.metrics = s.final;
   r.best_top1 = std::max(s.state.best_top1, 0.0);
   r.best_epoch = s.state.best_epoch;
-  r.epochs = s.state.history.empty() ? 0.0 : s.state.history.back().at("epoch").get<double>();
+  r.epochs = s.state.history.empty() ? 0.0 : s.state.history.back().epoch;
   r.wall_s = s.state.elapsed_s;
   r.finished = s.state.finished;
   return r;
@@ -75,7 +73,9 @@ JobResult run_job(const JobConfig& config, const JobOptions& options) {
 
 JobResult run_single_job(const JobConfig& config, const JobOptions& options) {
   config.validate("");
-  dp::begin_job(config);  // data-parallel (torchrun): only rank 0 writes files and logs; no-op on one process
+  // Data-parallel (torchrun): only rank 0 writes files and logs; no-op on one process. The device as below.
+  dp::begin_job({at::Device(config.device == "cpu" || !at::hasCUDA() ? at::kCPU : at::kCUDA), config.dist.timeout_s,
+                 config.data.batch_size, config::to_yaml(config)});
   JobResult result;
   result.dir = config.output.dir;
   const std::string dir = config.output.dir;

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "csrc/train/datasets.h"  // ModelShape, model_shape
-#include "csrc/train/job_config.h"
+#include "csrc/jobs/datasets.h"  // ModelShape, model_shape
+#include "csrc/jobs/job_config.h"
 #include "csrc/train/results.h"
 
 namespace mnq {

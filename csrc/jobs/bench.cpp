@@ -1,4 +1,4 @@
-#include "csrc/train/bench.h"
+#include "csrc/jobs/bench.h"
 
 #include <fmt/format.h>
 #include <torch/cuda.h>
@@ -12,11 +12,11 @@
 #include "csrc/data/image_folder.h"
 #include "csrc/data/loader.h"
 #include "csrc/data/rand_augment.h"
+#include "csrc/jobs/datasets.h"
+#include "csrc/jobs/job_config.h"
 #include "csrc/models/factory.h"
 #include "csrc/models/op_counter.h"
 #include "csrc/models/weights.h"
-#include "csrc/train/datasets.h"
-#include "csrc/train/job_config.h"
 
 namespace mnq {
 namespace train {
