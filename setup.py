@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sysconfig
+import time
 from pathlib import Path
 
 from setuptools import Extension, find_packages, setup
@@ -61,6 +62,7 @@ class CMakeBuild(build_ext):
             cfg.append(f"-DTORCH_CUDA_ARCH_LIST={os.environ['TORCH_CUDA_ARCH_LIST']}")
         subprocess.check_call(cfg)
         jobs = os.environ.get("MNQ_JOBS", str(os.cpu_count() or 2))
+        self._build_started = time.time()
         subprocess.check_call(["cmake", "--build", str(build_dir), "-j", jobs])
         self._built = True
         return build_dir
@@ -75,8 +77,11 @@ class CMakeBuild(build_ext):
 
     def build_extension(self, ext):
         build_dir = self._cmake_build()
-        built = {p.name for p in build_dir.glob("libmnq_*.so")}
         declared = {lib + ".so" for lib in LIBRARIES}
+        # A library the build made that LIBRARIES does not list would be left out of the package. One older than
+        # this build is a leftover of an earlier tree in a reused build folder (a library since removed): ignored.
+        built = {p.name for p in build_dir.glob("libmnq_*.so")
+                 if p.name in declared or p.stat().st_mtime >= self._build_started - 1}
         if built != declared:
             raise RuntimeError(f"setup.py: LIBRARIES lists {sorted(declared)} but the build made {sorted(built)}")
         # Each artifact goes where setuptools expects the extension (so regular, editable and wheel installs all
