@@ -20,13 +20,16 @@ void bind_dist(pybind11::module_& m) {
   m.def("dist_clear_group", &clear_group, "Back to one process: mnq's collectives become no-ops");
   m.def("dist_world_size", &world_size);
   m.def("dist_rank", &rank);
+  // Collectives wait with the GIL released: Gloo's worker thread may need it while this thread waits (it restores
+  // the caller's thread-local state, whose Python objects it increfs), which deadlocked both ranks otherwise.
+  using release = pybind11::call_guard<pybind11::gil_scoped_release>;
   m.def("dist_allreduce_mean", &allreduce_mean, pybind11::arg("tensors"),
-        pybind11::arg("bucket_bytes") = int64_t{25} << 20, "In place: the mean over ranks, in flat buckets");
-  m.def("dist_allreduce_min_max", &allreduce_min_max, pybind11::arg("lo"), pybind11::arg("hi"));
-  m.def("dist_allreduce_sum", &allreduce_sum, pybind11::arg("t"));
-  m.def("dist_barrier", &barrier);
+        pybind11::arg("bucket_bytes") = int64_t{25} << 20, release(), "In place: the mean over ranks, in flat buckets");
+  m.def("dist_allreduce_min_max", &allreduce_min_max, pybind11::arg("lo"), pybind11::arg("hi"), release());
+  m.def("dist_allreduce_sum", &allreduce_sum, pybind11::arg("t"), release());
+  m.def("dist_barrier", &barrier, release());
   m.def("dist_checksum", &checksum, pybind11::arg("tensors"), "64-bit checksum of the tensors' bytes");
-  m.def("dist_check_identical", &check_identical, pybind11::arg("tensors"), pybind11::arg("what"),
+  m.def("dist_check_identical", &check_identical, pybind11::arg("tensors"), pybind11::arg("what"), release(),
         "Raise RuntimeError naming `what` unless the tensors are bit-identical on every rank");
 }
 

@@ -199,8 +199,11 @@ void bind_models(py::module_& m) {
   py::class_<PyModel>(m, "Model",
                       "A C++ ViT / DeiT / Swin (full precision or quantized, SPEC §6) built by mnq.models.create. "
                       "Its parameter and buffer names are those of the Python model mnq.quantize builds.")
-      .def("__call__", &PyModel::forward, py::arg("x"), "Logits [B, classes] of images [B, C, H, W] (float).")
-      .def("forward", &PyModel::forward, py::arg("x"))
+      // Without the GIL, as torch's own ops: a training-mode forward under data parallelism waits in collectives
+      // (the observers' all-reduces) that Gloo's worker thread completes only after taking the GIL itself.
+      .def("__call__", &PyModel::forward, py::arg("x"), py::call_guard<py::gil_scoped_release>(),
+           "Logits [B, classes] of images [B, C, H, W] (float).")
+      .def("forward", &PyModel::forward, py::arg("x"), py::call_guard<py::gil_scoped_release>())
       .def(
           "train",
           [](py::object self, bool on) {
