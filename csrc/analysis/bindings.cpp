@@ -45,6 +45,26 @@ py::dict layer_dict(const LayerReport& l) {
   return d;
 }
 
+// The analyzer's settings from mnq.analyze / mnq.search_plan (YAML they built), a bad one a ValueError.
+AnalyzerConfig parse_config(const std::string& yaml, const char* origin, const char* path) {
+  try {
+    AnalyzerConfig cfg = config::parse_yaml<AnalyzerConfig>(yaml, origin);
+    cfg.validate(path);
+    return cfg;
+  } catch (const config::Error& e) {
+    throw std::invalid_argument(std::string(e.what()));
+  }
+}
+
+// Batches from a Python callable batch(i), called with the GIL. `batch` must outlive the source (the binding's
+// own argument): the source refers to it, so nothing copies or drops Python references without the GIL.
+BatchSource python_batches(const py::object& batch, int64_t n) {
+  return BatchSource{n, [&batch](int64_t i) {
+                       py::gil_scoped_acquire gil;
+                       return batch(i).cast<at::Tensor>();
+                     }};
+}
+
 int run_cli(int (*main_fn)(int, char**), std::vector<std::string> argv) {
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
@@ -86,19 +106,8 @@ void bind_analysis(py::module_& m) {
       "analyze",
       [](py::handle model, const py::object& batch, int64_t num_batches, int64_t bits, const std::string& config_yaml) {
         const models::Model& fp = models::model_of(model, "mnq.analyze");
-        AnalyzerConfig cfg;
-        try {
-          cfg = config::parse_yaml<AnalyzerConfig>(config_yaml, "mnq.analyze");
-          cfg.validate("analyze");
-        } catch (const config::Error& e) {
-          throw std::invalid_argument(std::string(e.what()));
-        }
-        // `batch` outlives the analysis (it is this call's argument): the source refers to it, so nothing copies
-        // or drops Python references without the GIL.
-        const BatchSource source{num_batches, [&batch](int64_t i) {
-                                   py::gil_scoped_acquire gil;
-                                   return batch(i).cast<at::Tensor>();
-                                 }};
+        const AnalyzerConfig cfg = parse_config(config_yaml, "mnq.analyze", "analyze");
+        const BatchSource source = python_batches(batch, num_batches);
         py::gil_scoped_release release;
         return analyze(fp, bits, cfg, source, fp.overrides);
       },
@@ -140,21 +149,9 @@ void bind_analysis(py::module_& m) {
       [](py::handle model, const py::object& batch, int64_t num_batches, const py::object& holdout,
          int64_t num_holdout, int64_t bits, const std::string& config_yaml, const Report* report) {
         const models::Model& fp = models::model_of(model, "mnq.search_plan");
-        AnalyzerConfig cfg;
-        try {
-          cfg = config::parse_yaml<AnalyzerConfig>(config_yaml, "mnq.search_plan");
-          cfg.validate("search_plan");
-        } catch (const config::Error& e) {
-          throw std::invalid_argument(std::string(e.what()));
-        }
-        const auto source_of = [](const py::object& f) {
-          return [&f](int64_t i) {
-            py::gil_scoped_acquire gil;
-            return f(i).cast<at::Tensor>();
-          };
-        };
-        const BatchSource calib{num_batches, source_of(batch)};
-        const BatchSource held{num_holdout, source_of(holdout)};
+        const AnalyzerConfig cfg = parse_config(config_yaml, "mnq.search_plan", "search_plan");
+        const BatchSource calib = python_batches(batch, num_batches);
+        const BatchSource held = python_batches(holdout, num_holdout);
         py::gil_scoped_release release;
         // Without a report, the analyzer of the same batches gives the start plans and the move order.
         const Report own = report ? Report{} : analyze(fp, bits, cfg, calib, fp.overrides);
