@@ -24,7 +24,7 @@ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DMNQ_WITH_CUDA=OFF -DMNQ_BUILD_TESTS=ON \
   -DTORCH_CUDA_ARCH_LIST=8.0 \
   -DCMAKE_CXX_FLAGS="$SAN" -DCMAKE_EXE_LINKER_FLAGS="$SAN" -DCMAKE_SHARED_LINKER_FLAGS="$SAN" >/dev/null
-read -r -a SUITES <<<"${SANITIZE_SUITES:-mnq_kernel_tests mnq_op_tests mnq_model_tests mnq_analysis_tests mnq_train_tests mnq_analyze_job_tests}"
+read -r -a SUITES <<<"${SANITIZE_SUITES:-mnq_kernel_tests mnq_simd_tests mnq_op_tests mnq_model_tests mnq_deploy_tests mnq_analysis_tests mnq_train_tests mnq_analyze_job_tests}"
 RUN_JOB=${SANITIZE_JOB:-1}
 TARGETS=("${SUITES[@]}")
 [ "$RUN_JOB" = 1 ] && TARGETS+=(mnq-train)
