@@ -9,7 +9,7 @@
 
 #include "csrc/models/drop_path.h"
 #include "csrc/models/vit.h"
-#include "csrc/nn/ops.h"
+#include "csrc/ops.h"
 
 namespace mnq {
 namespace models {
@@ -78,8 +78,8 @@ nn::ScaledTensor QuantVisionTransformerImpl::embed(const at::Tensor& x) {
   }
   const at::Tensor& s_embed = qact_embed->scale();
   const int64_t b_embed = qact_embed->bits();
-  h = at::cat({nn::ops::quantize_qat(prefix, s_embed, b_embed),
-               nn::ops::requant_qat(h, s.detach().to(at::kDouble), s_embed, b_embed, std::nullopt, std::nullopt)},
+  h = at::cat({ops::quantize_qat(prefix, s_embed, b_embed),
+               ops::requant_qat(h, s.detach().to(at::kDouble), s_embed, b_embed, std::nullopt, std::nullopt)},
               1);
   s = s_embed.clone();
   auto [pos, s_pos] = qact_pos(pos_embed);

@@ -3,7 +3,7 @@
 
 #include <c10/util/Exception.h>
 
-#include "csrc/nn/ops.h"
+#include "csrc/ops.h"
 #include "csrc/nn/weight_scale.h"
 
 namespace mnq {

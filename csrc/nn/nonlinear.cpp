@@ -7,7 +7,7 @@
 #include <array>
 #include <cmath>
 
-#include "csrc/nn/ops.h"
+#include "csrc/ops.h"
 
 namespace mnq {
 namespace nn {

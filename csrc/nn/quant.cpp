@@ -8,7 +8,7 @@
 #include <cmath>
 
 #include "csrc/dist/dist.h"
-#include "csrc/nn/ops.h"
+#include "csrc/ops.h"
 
 namespace mnq {
 namespace nn {

@@ -10,11 +10,12 @@
 
 #include "csrc/checks.h"
 #include "csrc/dispatch.h"
-#include "csrc/ops.h"
+#include "csrc/ops/backend.h"
 #include "csrc/ops/qat.h"
 
 namespace mnq {
 namespace ops {
+namespace backend {
 namespace {
 
 // Declared input range: the int32 fc1 accumulator (kernels/ibert_gelu.h bounds the math for |q| ≤ 2^31).
@@ -156,5 +157,6 @@ TORCH_LIBRARY_IMPL(mnq, Meta, m) {
   m.impl("ibert_gelu_qat", &ibert_gelu_qat_meta);
 }
 
+}  // namespace backend
 }  // namespace ops
 }  // namespace mnq

@@ -10,13 +10,14 @@
 
 #include "csrc/checks.h"
 #include "csrc/dispatch.h"
-#include "csrc/ops.h"
+#include "csrc/ops/backend.h"
 #include "csrc/ops/qat.h"
 #include "csrc/ops/iexp.h"
 #include "csrc/rowwise.h"
 
 namespace mnq {
 namespace ops {
+namespace backend {
 namespace {
 
 void check_args(const char* op, double scale, int64_t out_bits) {
@@ -104,5 +105,6 @@ TORCH_LIBRARY_IMPL(mnq, Meta, m) {
   m.impl("ibert_softmax_qat", &ibert_softmax_qat_meta);
 }
 
+}  // namespace backend
 }  // namespace ops
 }  // namespace mnq

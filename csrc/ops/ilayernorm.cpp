@@ -5,12 +5,13 @@
 #include <torch/library.h>
 
 #include "csrc/checks.h"
-#include "csrc/ops.h"
+#include "csrc/ops/backend.h"
 #include "csrc/ops/layernorm_common.h"
 #include "csrc/ops/qat.h"
 
 namespace mnq {
 namespace ops {
+namespace backend {
 namespace {
 
 #ifdef MNQ_WITH_CUDA
@@ -56,5 +57,6 @@ TORCH_LIBRARY_IMPL(mnq, Meta, m) {
   m.impl("ilayernorm_qat", &ilayernorm_qat_meta);
 }
 
+}  // namespace backend
 }  // namespace ops
 }  // namespace mnq

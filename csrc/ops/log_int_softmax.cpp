@@ -8,13 +8,14 @@
 
 #include "csrc/checks.h"
 #include "csrc/dispatch.h"
-#include "csrc/ops.h"
+#include "csrc/ops/backend.h"
 #include "csrc/ops/qat.h"
 #include "csrc/ops/iexp.h"
 #include "csrc/rowwise.h"
 
 namespace mnq {
 namespace ops {
+namespace backend {
 namespace {
 
 // Codes are uint8, so 2^bits − 1 ≤ 255.
@@ -113,5 +114,6 @@ TORCH_LIBRARY_IMPL(mnq, Meta, m) {
   m.impl("log_int_softmax_qat", &log_int_softmax_qat_meta);
 }
 
+}  // namespace backend
 }  // namespace ops
 }  // namespace mnq

@@ -11,13 +11,14 @@
 
 #include "csrc/checks.h"
 #include "csrc/dispatch.h"
-#include "csrc/ops.h"
+#include "csrc/ops/backend.h"
 #include "csrc/ops/layernorm_common.h"
 #include "csrc/ops/qat.h"
 #include "csrc/rowwise.h"
 
 namespace mnq {
 namespace ops {
+namespace backend {
 namespace {
 
 using kernels::kPtfHi;
@@ -182,5 +183,6 @@ TORCH_LIBRARY_IMPL(mnq, Meta, m) {
   m.impl("ptf_layernorm_qat", &ptf_layernorm_qat_meta);
 }
 
+}  // namespace backend
 }  // namespace ops
 }  // namespace mnq

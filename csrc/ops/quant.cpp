@@ -11,11 +11,12 @@
 
 #include "csrc/checks.h"
 #include "csrc/dispatch.h"
-#include "csrc/ops.h"
+#include "csrc/ops/backend.h"
 #include "csrc/ops/qat.h"
 
 namespace mnq {
 namespace ops {
+namespace backend {
 namespace {
 
 using kernels::ChannelLayout;
@@ -401,5 +402,6 @@ TORCH_LIBRARY_IMPL(mnq, Meta, m) {
   m.impl("requant_qat", &requant_qat_meta);
 }
 
+}  // namespace backend
 }  // namespace ops
 }  // namespace mnq

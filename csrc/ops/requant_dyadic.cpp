@@ -10,11 +10,12 @@
 
 #include "csrc/checks.h"
 #include "csrc/dispatch.h"
-#include "csrc/ops.h"
+#include "csrc/ops/backend.h"
 #include "csrc/ops/quant.h"
 
 namespace mnq {
 namespace ops {
+namespace backend {
 namespace {
 
 constexpr int64_t kMaxMantissa = int64_t(1) << 31;
@@ -110,5 +111,6 @@ TORCH_LIBRARY_IMPL(mnq, CPU, m) { m.impl("requant_dyadic", &requant_dyadic); }
 TORCH_LIBRARY_IMPL(mnq, CUDA, m) { m.impl("requant_dyadic", &requant_dyadic); }
 TORCH_LIBRARY_IMPL(mnq, Meta, m) { m.impl("requant_dyadic", &requant_dyadic_meta); }
 
+}  // namespace backend
 }  // namespace ops
 }  // namespace mnq

@@ -9,12 +9,13 @@
 
 #include "csrc/checks.h"
 #include "csrc/dispatch.h"
-#include "csrc/ops.h"
+#include "csrc/ops/backend.h"
 #include "csrc/ops/qat.h"
 #include "csrc/rowwise.h"
 
 namespace mnq {
 namespace ops {
+namespace backend {
 namespace {
 
 // Declared input range: 16-bit codes. ShiftGELU is fed by an 8-bit QuantAct (SPEC §6); 16 bits keep q − max_row(q)
@@ -123,5 +124,6 @@ TORCH_LIBRARY_IMPL(mnq, Meta, m) {
   m.impl("shift_gelu_qat", &shift_gelu_qat_meta);
 }
 
+}  // namespace backend
 }  // namespace ops
 }  // namespace mnq

@@ -9,12 +9,13 @@
 
 #include "csrc/checks.h"
 #include "csrc/dispatch.h"
-#include "csrc/ops.h"
+#include "csrc/ops/backend.h"
 #include "csrc/ops/qat.h"
 #include "csrc/rowwise.h"
 
 namespace mnq {
 namespace ops {
+namespace backend {
 namespace {
 
 void check_int_args(const char* op, int64_t out_bits, int64_t n) {
@@ -115,5 +116,6 @@ TORCH_LIBRARY_IMPL(mnq, Meta, m) {
   m.impl("shiftmax_qat", &shiftmax_qat_meta);
 }
 
+}  // namespace backend
 }  // namespace ops
 }  // namespace mnq
