@@ -41,9 +41,11 @@ MNQ_TARGET_AVX512 inline bool int_row_max_min(const int32_t* q, int64_t cols, in
   return bad == 0;
 }
 
-// q[j] = rint(x[j]·inv_scale) (float64) for j < cols. False when a value has no code in [lo, hi].
-MNQ_TARGET_AVX512 inline bool float_row_codes(const float* x, int64_t cols, double inv_scale, int64_t lo, int64_t hi,
-                                              int32_t* q, int32_t& mx, int32_t& mn) {
+// q[j] = rint(x[j]·inv_scale) (float64) for j < cols, calling step(v, k) on each 16-lane vector of codes v (lanes k
+// of it in the row; the others are 0). False when a value has no code in [lo, hi].
+template <class Step>
+MNQ_TARGET_AVX512 inline bool float_row_codes_each(const float* x, int64_t cols, double inv_scale, int64_t lo,
+                                                   int64_t hi, int32_t* q, const Step& step) {
   const __m512d dlo = _mm512_set1_pd(static_cast<double>(lo)), dhi = _mm512_set1_pd(static_cast<double>(hi));
   const __m512i ilo = _mm512_set1_epi32(static_cast<int32_t>(lo)), ihi = _mm512_set1_epi32(static_cast<int32_t>(hi));
   const __m512d inv = _mm512_set1_pd(inv_scale);
@@ -52,7 +54,6 @@ MNQ_TARGET_AVX512 inline bool float_row_codes(const float* x, int64_t cols, doub
   const __m512 r = _mm512_set1_ps(static_cast<float>(f32 ? inv_scale : 1.0));
   const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
   constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-  __m512i vmax = _mm512_set1_epi32(INT32_MIN), vmin = _mm512_set1_epi32(INT32_MAX);
   __mmask16 bad = 0;
   for (int64_t j = 0; j < cols; j += 16) {
     const __mmask16 k = simd_lanes16(cols - j);
@@ -79,12 +80,29 @@ MNQ_TARGET_AVX512 inline bool float_row_codes(const float* x, int64_t cols, doub
       v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtpd_epi32(v0)), _mm512_cvtpd_epi32(v1), 1);
     }
     _mm512_mask_storeu_epi32(q + j, k, v);
+    step(v, k);
+  }
+  return bad == 0;
+}
+
+// The running max and min of the codes (float_row_codes).
+struct RowMaxMin {
+  __m512i& vmax;
+  __m512i& vmin;
+  MNQ_TARGET_AVX512 void operator()(__m512i v, __mmask16 k) const {
     vmax = _mm512_mask_max_epi32(vmax, k, vmax, v);
     vmin = _mm512_mask_min_epi32(vmin, k, vmin, v);
   }
+};
+
+// float_row_codes_each with the codes' max and min.
+MNQ_TARGET_AVX512 inline bool float_row_codes(const float* x, int64_t cols, double inv_scale, int64_t lo, int64_t hi,
+                                              int32_t* q, int32_t& mx, int32_t& mn) {
+  __m512i vmax = _mm512_set1_epi32(INT32_MIN), vmin = _mm512_set1_epi32(INT32_MAX);
+  const bool ok = float_row_codes_each(x, cols, inv_scale, lo, hi, q, RowMaxMin{vmax, vmin});
   mx = _mm512_reduce_max_epi32(vmax);
   mn = _mm512_reduce_min_epi32(vmin);
-  return bad == 0;
+  return ok;
 }
 
 }  // namespace cpu
