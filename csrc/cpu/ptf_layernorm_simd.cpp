@@ -157,10 +157,10 @@ MNQ_TARGET_AVX512 void out_row(const int32_t* x, const PtfRow& row, const PtfRow
 // needs 2^−20 + 2^−48·z' < 2^−19; so N and M are the definition's and M ≤ 255 needs no clamp. Then
 //   α = sign(A)·M/2^N  is A' with its low 45 mantissa bits cleared (one AND).
 // B: the definition's t = fl(fl(β − fl(fl(Σx·γ)/std))/S_next) and this form's w_pre = w'/2^N = fl(bs − kr·gs) (one
-// FMA) with bs = fl(β/S_next), gs = fl(γ/S_next), kr = fl(Σx/std) both lie near T = β/S_next − (Σx/std)·(γ/S_next):
-// |t − T| ≤ 2.01u·|T| + 2.02u·|Q| and |w_pre − T| ≤ 2.01u·|T| + 3.02u·|Q| (u = 2^−53, Q = (Σx/std)·γ/S_next,
-// |β/S_next| ≤ |T| + |Q|), so |w' − 2^N·t| ≤ 4.1u·|w'| + 5.1u·2^N·|Q| + 2^−540 (subnormal terms, as in
-// ptf_layernorm_fast.h), and 2^N·|Q| = (|Σx|/C)·|A|·2^N ≤ (|Σx|/C)·256·(1 + 5u). Both terms are below
+// FMA) with bs = fl(β/S_next), gs = fl(γ/S_next), kr = fl(Σx·fl(1/std)) both lie near T = β/S_next −
+// (Σx/std)·(γ/S_next): |t − T| ≤ 2.01u·|T| + 2.02u·|Q| and |w_pre − T| ≤ 2.01u·|T| + 4.02u·|Q| (u = 2^−53,
+// Q = (Σx/std)·γ/S_next, |β/S_next| ≤ |T| + |Q|), so |w' − 2^N·t| ≤ 4.1u·|w'| + 6.1u·2^N·|Q| + 2^−540 (subnormal
+// terms, as in ptf_layernorm_fast.h), and 2^N·|Q| = (|Σx|/C)·|A|·2^N ≤ (|Σx|/C)·256·(1 + 5u). Both terms are below
 // ptf_row_fast's R + 2^−48·|w'| (R ≥ 2^−48·(|Σx|/C)·256 + 2^−400), and |w'| ≤ W (computed with a 2^−30 margin),
 // so |w' − rint(w')| ≤ room = b_lim − 2^−48·W certifies B = rint(w') as there. The host bound on B keeps bs, gs
 // finite. B/2^N = rint(w')·2^(e−7) is w_pre rounded to a multiple of 2^(e−7), half to even:
@@ -174,12 +174,15 @@ MNQ_TARGET_AVX512 void out_row(const int32_t* x, const PtfRow& row, const PtfRow
 // instructions per 8 elements, none of them the single-port VGETEXP/VSCALEF/VRNDSCALE (in the int64 output).
 MNQ_TARGET_AVX512 bool out_row_scaled(const int32_t* x, const PtfRow& row, const PtfRowFast& rf, const PtfParams& p,
                                       const PtfScaled& sc, const PtfRowOut& out) {
+  // No divisions here but ptf_row_fast's two: they would cost ~10% of a 384-column row. W and room_k only need
+  // to bound (from above, resp. below), so products with a 2^−30 margin replace the quotients.
   const double amax = sc.max_cg * rf.inv_den, amin = sc.min_cg * rf.inv_den;
   if (!(amax < 256.0) || !(amin >= 0x1p-24)) return false;
-  const double kr = row.sx / row.stdv;
-  const double w_max = (sc.max_bs + std::fabs(kr) * sc.max_gs) * (256.0 / amin) * (1.0 + 0x1p-30);
-  if (!(w_max < 0x1p50)) return false;
-  const double room_k = (rf.b_lim - 0x1p-48 * w_max) / (1.5 * 0x1p52);  // room·2^(e−7) = K·room_k
+  const double kr = row.sx * rf.inv_std;
+  const double w_max = (sc.max_bs + std::fabs(kr) * sc.max_gs) * (256.0 * sc.inv_min_cg * row.den) * (1.0 + 0x1p-30);
+  if (!(w_max < 0x1p50) || !(rf.b_lim - 0x1p-48 * w_max > 0.25)) return false;  // else most lanes would fail
+  // room·2^(e−7) = K·room_k with K = 1.5·2^(45+e): room_k ≤ room / (1.5·2^52)
+  const double room_k = (rf.b_lim - 0x1p-48 * w_max) * (0x1p-52 * (2.0 / 3.0) * (1.0 - 0x1p-30));
   const int64_t cols = p.cols;
   const __m512i frac_mask = _mm512_set1_epi64((1LL << 45) - 1), half_lim = _mm512_set1_epi64(1LL << 26);
   const __m512i frac_min = _mm512_set1_epi64(1LL << 27), exp_mask = _mm512_set1_epi64(0x7ff0000000000000LL);
@@ -258,6 +261,7 @@ PtfScaled ptf_scaled_consts(const PtfParams& p, double* buf) {
     g_max = g > g_max ? g : g_max;
   }
   sc.min_cg = cg_min;
+  sc.inv_min_cg = 1.0 / cg_min;  // +inf for a zero γ: such calls never take the short form (min_cg = 0)
   sc.max_cg = cg_max;
   sc.max_bs = b_max;
   sc.max_gs = g_max;

@@ -63,6 +63,7 @@ struct PtfScaled {
   const double* beta_s = nullptr;   // [C] fl(β[c] / S_next)
   const double* gamma_s = nullptr;  // [C] fl(γ[c] / S_next)
   double min_cg = 0.0, max_cg = 0.0;  // min_c, max_c |C·γ[c]|
+  double inv_min_cg = 0.0;            // fl(1 / min_cg)
   double max_bs = 0.0, max_gs = 0.0;  // max_c |beta_s[c]|, |gamma_s[c]|
 };
 
