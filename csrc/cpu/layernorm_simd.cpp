@@ -42,7 +42,9 @@ struct Moments {
   bool sum32;
   __m512i& s1;
   __m512i& s2;
-  MNQ_TARGET_AVX512 void operator()(__m512i v, __mmask16 k) const { accumulate(_mm512_maskz_mov_epi32(k, v), sum32, s1, s2); }
+  MNQ_TARGET_AVX512 void operator()(__m512i v, __mmask16 k, int64_t) const {
+    accumulate(_mm512_maskz_mov_epi32(k, v), sum32, s1, s2);
+  }
 };
 
 MNQ_TARGET_AVX512 i64 total(__m512i s1, bool sum32) {
@@ -68,7 +70,8 @@ MNQ_TARGET_AVX512 bool load_row(const LnRowIn& in, int64_t cols, i64 lo, i64 hi,
     return bad == 0;
   }
   // Float values: the codes by row_codes_simd.h (certified float32, else float64), summed as they are made.
-  const bool ok = float_row_codes_each(in.x, cols, in.inv_scale, lo, hi, q, Moments{sum32, s1, s2});
+  const bool small = lo >= -(i64(1) << 18) && hi <= (i64(1) << 18);  // I-LayerNorm's 16-bit codes, not I-BERT's
+  const bool ok = float_row_codes_each(in.x, cols, ScalarInv{in.inv_scale}, lo, hi, q, Moments{sum32, s1, s2}, small);
   sum = total(s1, sum32);
   sumsq = _mm512_reduce_add_epi64(s2);
   return ok;

@@ -96,11 +96,14 @@ bool run(In in, Out out, const PtfParams& p, const PtfRowIn* simd_in = nullptr, 
   const bool simd = simd_in != nullptr && isa() == Isa::kAvx512 && ptf_fast_ok(p.scale_next);
   std::vector<double> scaled(simd ? 2 * p.cols : 0);
   const PtfScaled sc = simd ? ptf_scaled_consts(p, scaled.data()) : PtfScaled{};
+  std::vector<float> inv32(simd && simd_in->x != nullptr ? p.cols : 0);
+  PtfRowIn in_simd = simd_in != nullptr ? *simd_in : PtfRowIn{};
+  if (!inv32.empty() && ptf_inv32(in_simd.inv_scale, p.cols, inv32.data())) in_simd.inv32 = inv32.data();
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
     RowBuffer<int32_t> x(p.cols);
     bool ok;
     if (simd) {
-      ok = rows_simd(*simd_in, *simd_out, p, sc, r0, r1, x.data());
+      ok = rows_simd(in_simd, *simd_out, p, sc, r0, r1, x.data());
     } else {
       RowBuffer<int32_t> flag(p.cols);
       ok = rows(in, out, p, r0, r1, x.data(), flag.data());

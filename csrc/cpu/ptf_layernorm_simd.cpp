@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "csrc/cpu/row_codes_simd.h"
 #include "csrc/cpu/simd.h"
 
 namespace mnq {
@@ -86,6 +87,31 @@ MNQ_TARGET_AVX512 bool load_float(const float* xf, const double* inv, const PtfP
   sx = _mm512_reduce_add_epi64(s1);
   sxx = _mm512_reduce_add_epi64(s2);
   return bad == 0;
+}
+
+// Pass 1's step on 16 float32-derived codes v at column j: x = v·2^sh stored, Σx in int32 lanes (as load_int), Σx².
+struct PtfMoments {
+  const int32_t* shift;
+  int32_t* x;
+  __m512i& s1;
+  __m512i& s2;
+  MNQ_TARGET_AVX512 void operator()(__m512i v, __mmask16 k, int64_t j) const {
+    const __m512i xs = _mm512_sllv_epi32(v, _mm512_maskz_loadu_epi32(k, shift + j));  // masked lanes: v = 0
+    _mm512_mask_storeu_epi32(x + j, k, xs);
+    s1 = _mm512_add_epi32(s1, xs);
+    const __m512i odd = _mm512_srli_epi64(xs, 32);
+    s2 = _mm512_add_epi64(s2, _mm512_add_epi64(_mm512_mul_epi32(xs, xs), _mm512_mul_epi32(odd, odd)));
+  }
+};
+
+// Pass 1, float32 values with inv32: row_codes_simd.h's float32-then-float64 codes on per-channel scales.
+MNQ_TARGET_AVX512 bool load_float16(const PtfRowIn& in, const PtfParams& p, int32_t* x, i64& sx, i64& sxx) {
+  __m512i s1 = _mm512_setzero_si512(), s2 = _mm512_setzero_si512();
+  const bool ok = float_row_codes_each(in.x, p.cols, ChannelInv{in.inv_scale, in.inv32}, p.lo, p.hi, nullptr,
+                                       PtfMoments{p.shift, x, s1, s2});
+  sx = sum_epi32_wide(s1);
+  sxx = _mm512_reduce_add_epi64(s2);
+  return ok;
 }
 
 // Pass 2: ptf_out_fast of kernels/ptf_layernorm_fast.h, 8 lanes, with its float64 operations in its order, and
@@ -223,7 +249,8 @@ MNQ_TARGET_AVX512 bool out_row_scaled(const int32_t* x, const PtfRow& row, const
 
 bool ptf_load_row(const PtfRowIn& in, const PtfParams& p, int32_t* x, i64& sx, i64& sxx) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  return in.q != nullptr ? load_int(in.q, p, x, sx, sxx) : load_float(in.x, in.inv_scale, p, x, sx, sxx);
+  if (in.q != nullptr) return load_int(in.q, p, x, sx, sxx);
+  return in.inv32 != nullptr ? load_float16(in, p, x, sx, sxx) : load_float(in.x, in.inv_scale, p, x, sx, sxx);
 #else
   return false;
 #endif
@@ -236,6 +263,15 @@ bool ptf_out_row(const int32_t* x, const PtfRow& row, const PtfRowFast& rf, cons
   out_row(x, row, rf, p, out);
 #endif
   return false;
+}
+
+bool ptf_inv32(const double* inv_scale, int64_t cols, float* inv32) {
+  bool ok = true;
+  for (int64_t c = 0; c < cols; ++c) {
+    ok &= inv_scale[c] >= 0x1p-100 && inv_scale[c] <= 0x1p100;  // positive scales: 1/S[c] > 0
+    inv32[c] = static_cast<float>(inv_scale[c]);
+  }
+  return ok;
 }
 
 PtfScaled ptf_scaled_consts(const PtfParams& p, double* buf) {

@@ -31,11 +31,14 @@ namespace mnq {
 namespace ops {
 namespace cpu {
 
-// One row's input: int32 codes q, or float32 values x with inv_scale [C] = 1/S[c] (exactly one of q, x set).
+// One row's input: int32 codes q, or float32 values x with inv_scale [C] = 1/S[c] (exactly one of q, x set), and
+// optionally inv32 [C] = fl32(1/S[c]), each normal in [2^−100, 2^100] (ptf_inv32): then pass 1 tries float32 codes
+// first, 16 lanes, certified as row_codes_simd.h does.
 struct PtfRowIn {
   const int32_t* q = nullptr;
   const float* x = nullptr;
   const double* inv_scale = nullptr;
+  const float* inv32 = nullptr;
   PtfRowIn at(int64_t i) const {  // the same at element i (a row's start)
     PtfRowIn r = *this;
     if (r.q != nullptr) r.q += i;
@@ -69,6 +72,9 @@ struct PtfScaled {
 
 // Fills buf [2·p.cols] (β/S_next, then γ/S_next) and returns the constants pointing into it.
 PtfScaled ptf_scaled_consts(const kernels::PtfParams& p, double* buf);
+
+// Fills inv32 [cols] with fl32(inv_scale[c]); false (inv32 unusable) when one lies outside [2^−100, 2^100].
+bool ptf_inv32(const double* inv_scale, int64_t cols, float* inv32);
 
 // Pass 1 over the row's p.cols elements into x [p.cols]; false (x, sx, sxx unspecified) when a code lies outside
 // [p.lo, p.hi] or a float input has no code.

@@ -49,12 +49,16 @@ int check_ptf_row(const std::vector<int32_t>& q, const std::vector<int32_t>& shi
     inv[c] = 1.0 / (s_base * std::ldexp(1.0, shift[c]));
     xf[c] = static_cast<float>(q[c] * s_base * std::ldexp(1.0, shift[c]));
   }
+  std::vector<float> inv32(cols);
+  REQUIRE(cpu::ptf_inv32(inv.data(), cols, inv32.data()));
   int uncertified = 0;
-  for (const bool float_in : {false, true}) {
+  for (const int mode : {0, 1, 2}) {  // int32 codes, float32 values (float64 codes), float32 values with inv32
+    const bool float_in = mode > 0;
     cpu::PtfRowIn in;
     if (float_in) {
       in.x = xf.data();
       in.inv_scale = inv.data();
+      if (mode == 2) in.inv32 = inv32.data();
     } else {
       in.q = q.data();
     }

@@ -94,6 +94,15 @@ def test_ptf_layernorm(isa, zero_weight):
             x = (q.double() * s_base * 2.0 ** alpha.double()).float()
             value, _ = ops.ptf_layernorm_qat(x, alpha, s_base, w, b, s_next)
             assert torch.equal(value, dequant(want, s_next))
+            # near-ties on the per-channel scales (the float32 codes must fall back to float64 there)
+            s_c = s_base * 2.0 ** alpha.double()
+            x, _ = near_ties(3, cols, 1.0, 100, g)
+            x = (x.double() * s_c).float()
+            for _ in range(2):  # nudge by ulps after the scaling too
+                x = torch.where(torch.rand(x.shape, generator=g) < 0.3, torch.nextafter(x, x * 2), x)
+            qx = torch.round(x.double() * (1.0 / s_c)).to(torch.int32)
+            value, _ = ops.ptf_layernorm_qat(x, alpha, s_base, w, b, s_next)
+            assert torch.equal(value, dequant(reference.ptf_layernorm(qx, alpha, s_base, w, b, s_next)[0], s_next))
 
 
 def test_shift_gelu(isa):
@@ -147,6 +156,22 @@ def check_layernorm(name, q, scale, w, b):
     assert torch.equal(got, want)
     value, _ = qat((q.double() * scale).float(), scale, w, b)
     assert torch.equal(value, dequant(want, s_out))
+
+
+def test_ibert_layernorm_shift_estimate_low(isa):
+    """A row whose V(s) at I-BERT's first estimate s is still ≥ 2^32 (the floors of its negative centred codes add
+    ~C·k to V(0)/4^s): the single-sum pass of the CPU's shift search must not accept s. 10 codes, half +A, half −A,
+    A = 2^4·20724 + 1 (mean 0): V(0)/4^4 < 2^32 ≤ V(4), and accepting s = 4 would give f = 2048 instead of 2047."""
+    a, cols = 16 * 20724 + 1, 10
+    v0 = cols * a * a
+    s = (v0.bit_length() - 31) // 2
+    v = lambda sh: (cols // 2) * ((a >> sh) ** 2 + ((-a) >> sh) ** 2)
+    assert s == 4 and v0 // 4**s < 2**32 <= v(s) and v(s + 1) < 2**32  # the crafted property
+    g = torch.Generator().manual_seed(8)
+    q = codes(3, cols, -(2**21), 2**21 - 1, 2**19, g)
+    q[0, : cols // 2], q[0, cols // 2 :] = a, -a
+    w = torch.rand(cols, generator=g) + 0.5
+    check_layernorm("ibert_layernorm", q, 6.0 / 2**21, w, torch.randn(cols, generator=g) * 0.1)
 
 
 @pytest.mark.parametrize("name,lim", [("ilayernorm", 2**15), ("ibert_layernorm", 2**21)])
