@@ -12,6 +12,7 @@
 // Include only from files that compile these paths (simd.h).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "csrc/cpu/simd.h"
@@ -68,8 +69,12 @@ template <class Step, class Inv = ScalarInv>
 MNQ_TARGET_AVX512 inline bool float_row_codes_each(const float* x, int64_t cols, const Inv& scale, int64_t lo,
                                                    int64_t hi, int32_t* q, const Step& step, bool try_f32 = true) {
   const __m512d dlo = _mm512_set1_pd(static_cast<double>(lo)), dhi = _mm512_set1_pd(static_cast<double>(hi));
-  const __m512i ilo = _mm512_set1_epi32(static_cast<int32_t>(lo)), ihi = _mm512_set1_epi32(static_cast<int32_t>(hi));
   const bool f32 = try_f32 && scale.f32_ok();
+  // The float32 path certifies |p| < lim: below 2^18 (the proof's range) and within (lo − 1/2, hi + 1/2), so that
+  // its codes rint(p) lie in [lo, hi] without a test of their own (a value beyond takes the float64 form, which
+  // tests it).
+  const double lim_d = std::fmin(262144.0, std::fmin(static_cast<double>(hi), -static_cast<double>(lo)) + 0.5);
+  const __m512 lim = _mm512_set1_ps(static_cast<float>(lim_d));  // exact: an integer + 1/2 below 2^18, or 2^18
   const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
   constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
   __mmask16 bad = 0;
@@ -85,10 +90,9 @@ MNQ_TARGET_AVX512 inline bool float_row_codes_each(const float* x, int64_t cols,
       const __m512 h = _mm512_sub_ps(_mm512_set1_ps(0.5f), _mm512_and_ps(_mm512_sub_ps(p, rp), abs_mask));
       const __m512 t = _mm512_add_ps(_mm512_mul_ps(ap, _mm512_set1_ps(0x1p-21f)), _mm512_set1_ps(0x1p-60f));
       const __mmask16 good =
-          _mm512_cmp_ps_mask(h, t, _CMP_GE_OQ) & _mm512_cmp_ps_mask(ap, _mm512_set1_ps(262144.0f), _CMP_LT_OQ);
-      if (good == 0xffff) {  // every lane certified: the codes are rint(p)
+          _mm512_cmp_ps_mask(h, t, _CMP_GE_OQ) & _mm512_cmp_ps_mask(ap, lim, _CMP_LT_OQ);
+      if (good == 0xffff) {  // every lane certified: the codes are rint(p), in [lo, hi]
         v = _mm512_cvtps_epi32(rp);
-        bad |= _mm512_mask_cmplt_epi32_mask(k, v, ilo) | _mm512_mask_cmpgt_epi32_mask(k, v, ihi);
         done = true;
       }
     }
