@@ -26,6 +26,14 @@ namespace {
 
 bool have_avx512() { return cpu::supported_isa() == cpu::Isa::kAvx512; }
 
+// Every row length from 1 to 40 (the tails of 8- and 16-lane steps) and 197 (a ViT's token count).
+std::vector<int64_t> row_lengths() {
+  std::vector<int64_t> lengths;
+  for (int64_t n = 1; n <= 40; ++n) lengths.push_back(n);
+  lengths.push_back(197);
+  return lengths;
+}
+
 // One PTF row: codes q with per-channel shifts; checks pass 1 (buffer and sums, int32 and float input) and pass 2
 // (int64 and float output) against the definition; returns how many elements ptf_out_fast would not certify.
 int check_ptf_row(const std::vector<int32_t>& q, const std::vector<int32_t>& shift, const std::vector<double>& vals,
@@ -107,9 +115,7 @@ TEST_CASE("ptf layernorm avx512 rows equal ptf_out, fallback lanes included", "[
   std::normal_distribution<double> nd(0.0, 1.0);
   const double s_base = 6.0 / 127 / 8;
   int uncertified = 0;
-  std::vector<int64_t> lengths;
-  for (int64_t n = 1; n <= 40; ++n) lengths.push_back(n);
-  lengths.push_back(197);
+  const std::vector<int64_t> lengths = row_lengths();
   for (const int64_t cols : lengths) {
     for (const double sn : {4.0 / 127, 1e-2, 3.0}) {
       std::vector<int32_t> shift(cols), q(cols);
@@ -183,9 +189,7 @@ TEST_CASE("ptf layernorm avx512 short pass 2 equals ptf_out", "[simd]") {
   std::mt19937 rng(12);
   std::normal_distribution<double> nd(0.0, 1.0);
   int took = 0, refused = 0;
-  std::vector<int64_t> lengths;
-  for (int64_t n = 1; n <= 40; ++n) lengths.push_back(n);
-  lengths.push_back(197);
+  const std::vector<int64_t> lengths = row_lengths();
   for (const int64_t cols : lengths) {
     for (const double sn : {4.0 / 127, 1e-2, 3.0, 1e-7, 1e5}) {
       std::vector<int32_t> shift(cols), x(cols);
@@ -230,9 +234,7 @@ TEST_CASE("log-int-softmax avx512 rows equal lis_code", "[simd]") {
     return;
   }
   std::mt19937 rng(12);
-  std::vector<int64_t> lengths;
-  for (int64_t n = 1; n <= 40; ++n) lengths.push_back(n);
-  lengths.push_back(197);
+  const std::vector<int64_t> lengths = row_lengths();
   int small_t0 = 0, wide_rows = 0, zeros = 0;
   for (const double scale : {8.0 / 127, 0.3, 1.5, 3e-5}) {
     for (const int variant : {2, 4, 8, -8}) {
