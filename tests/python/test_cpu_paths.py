@@ -60,6 +60,21 @@ def test_log_int_softmax(isa):
                 assert torch.equal(value, reference.log_int_softmax_value(*reference.log_int_softmax(qx, scale, bits)).float())
 
 
+def test_shiftmax(isa):
+    g = torch.Generator().manual_seed(10)
+    for cols in COLS:
+        for scale in (8.0 / 127, 0.3):
+            q = codes(4, cols, -128, 127, 40, g)
+            got, s_out = ops.shiftmax(q, scale)
+            want, _ = reference.shiftmax(q, scale)
+            assert torch.equal(got.long(), want.long())
+            value, _ = ops.shiftmax_qat((q.double() * scale).float(), scale)
+            assert torch.equal(value, dequant(want, s_out))
+            x, qx = near_ties(3, cols, scale, 120, g)
+            value, _ = ops.shiftmax_qat(x, scale)
+            assert torch.equal(value, dequant(reference.shiftmax(qx, scale)[0], s_out))
+
+
 def test_ibert_softmax(isa):
     g = torch.Generator().manual_seed(6)
     for cols in COLS:
