@@ -16,28 +16,29 @@ inline __mmask8 lanes8(int64_t n) {
   return n >= 8 ? 0xff : (n <= 0 ? 0 : static_cast<__mmask8>((1u << n) - 1));
 }
 
-// kernels::ibert_gelu on 8 lanes of columns [j, j + 8) (lanes outside k: constants 0, any value).
+// kernels::ibert_gelu on 8 lanes of columns [j, j + 8) (lanes outside k: constants 0, any value). Two identities
+// shorten the definition's steps: t = min(|q|, −b) + b = min(|q| + b, 0); and q = 0 needs no sign(q) = 0 case,
+// since out = q·(y + one) is 0 whatever y (so sign(q)·p is −p for q < 0 and p otherwise).
 template <bool kFactor32>
-MNQ_TARGET_AVX512 __m512i gelu8(__m512i q, const IbertGeluParams& p, int64_t j, __mmask8 k) {
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512i gelu8(__m512i q, const IbertGeluParams& p, int64_t j, __mmask8 k) {
   const __m512i zero = _mm512_setzero_si512();
-  const __m512i b = _mm512_maskz_loadu_epi64(k, p.b + j);
-  const __m512i t = _mm512_add_epi64(_mm512_min_epi64(_mm512_abs_epi64(q), _mm512_sub_epi64(zero, b)), b);
+  const __m512i t = _mm512_min_epi64(_mm512_add_epi64(_mm512_abs_epi64(q), _mm512_maskz_loadu_epi64(k, p.b + j)), zero);
   const __m512i pv = _mm512_add_epi64(_mm512_mul_epi32(t, t), _mm512_maskz_loadu_epi64(k, p.c + j));  // t² + c
-  // sign(q)·p: p for q > 0, −p for q < 0, 0 for q = 0
-  const __m512i sp = _mm512_maskz_mov_epi64(_mm512_cmpneq_epi64_mask(q, zero),
-                                            _mm512_mask_sub_epi64(pv, _mm512_cmplt_epi64_mask(q, zero), zero, pv));
+  const __m512i sp = _mm512_mask_sub_epi64(pv, _mm512_cmplt_epi64_mask(q, zero), zero, pv);
   const __m512i f = _mm512_add_epi64(_mm512_srai_epi64(sp, kernels::kIbertGeluN), _mm512_maskz_loadu_epi64(k, p.one + j));
   return kFactor32 ? _mm512_mul_epi32(q, f) : _mm512_mullo_epi64(q, f);
 }
 
 // The codes of 8 lanes (k) at element i, column j; a lane without a code sets `bad` (float input) and loads 0, as
 // FloatInC does.
-MNQ_TARGET_AVX512 __m512i load8(const IbertGeluIn& in, const IbertGeluParams& p, int64_t i, int64_t j, __mmask8 k,
-                                __mmask8& bad) {
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512i load8(const IbertGeluIn& in, const IbertGeluParams& p, int64_t i,
+                                                  int64_t j, __mmask8 k, __mmask8& bad) {
   if (in.q != nullptr) {
     const __m512i q = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, in.q + i));
-    bad |= _mm512_mask_cmplt_epi64_mask(k, q, _mm512_set1_epi64(p.lo)) |
-           _mm512_mask_cmpgt_epi64_mask(k, q, _mm512_set1_epi64(p.hi));
+    if (p.lo > INT32_MIN || p.hi < INT32_MAX) {  // a range narrower than int32's (the op declares int32's)
+      bad |= _mm512_mask_cmplt_epi64_mask(k, q, _mm512_set1_epi64(p.lo)) |
+             _mm512_mask_cmpgt_epi64_mask(k, q, _mm512_set1_epi64(p.hi));
+    }
     return q;
   }
   const __m512d v = _mm512_roundscale_pd(
@@ -50,7 +51,7 @@ MNQ_TARGET_AVX512 __m512i load8(const IbertGeluIn& in, const IbertGeluParams& p,
 }
 
 // The float32 values float(double(v)·S_out[c]) of 8 lanes.
-MNQ_TARGET_AVX512 __m256 value8(__m512i v, const double* s_out, __mmask8 k) {
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m256 value8(__m512i v, const double* s_out, __mmask8 k) {
   return _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v), _mm512_maskz_loadu_pd(k, s_out)));
 }
 
@@ -70,8 +71,13 @@ MNQ_TARGET_AVX512 bool rows(const IbertGeluIn& in, const IbertGeluOut& out, cons
       const __m512i v0 = gelu8<kFactor32>(load8(in, p, base + j, j, k0, bad), p, j, k0);
       const __m512i v1 = gelu8<kFactor32>(load8(in, p, base + j + 8, j + 8, k1, bad), p, j + 8, k1);
       if (code != nullptr) {
-        _mm512_mask_storeu_epi64(code + base + j, k0, v0);
-        _mm512_mask_storeu_epi64(code + base + j + 8, k1, v1);
+        if (k1 == 0xff) {  // plain stores for whole steps
+          _mm512_storeu_si512(code + base + j, v0);
+          _mm512_storeu_si512(code + base + j + 8, v1);
+        } else {
+          _mm512_mask_storeu_epi64(code + base + j, k0, v0);
+          _mm512_mask_storeu_epi64(code + base + j + 8, k1, v1);
+        }
       } else {
         const __m512 f = _mm512_insertf32x8(_mm512_castps256_ps512(value8(v0, s_out + j, k0)),
                                             value8(v1, s_out + j + 8, k1), 1);

@@ -1,5 +1,6 @@
 // CPU I-BERT LayerNorm: rows in parallel; per row one pass loading the codes into an int32 row buffer while
-// summing Σq and Σq², the shift search over the centred row when V(0) ≥ 2^32 (usually one pass), one pass writing
+// summing Σq and Σq², the shift search over the centred row when V(0) ≥ 2^32 (usually one pass of one sum,
+// find_shift), one pass writing
 // the output. All integer math is kernels/ibert_layernorm.h; the loops are written so they vectorize. With AVX-512
 // (isa.h), int32 and float32 input take the explicit passes of layernorm_simd.h instead (same values).
 #include "csrc/ops/ibert_layernorm.h"
@@ -7,6 +8,7 @@
 #include <ATen/Parallel.h>
 
 #include <atomic>
+#include <cmath>
 
 #include "csrc/cpu/isa.h"
 #include "csrc/cpu/layernorm_simd.h"
@@ -22,6 +24,13 @@ namespace {
 
 using namespace mnq::kernels;
 
+// V(s) of the row q centred at mean: find_shift's short pass.
+MNQ_CPU_CLONES i64 shifted_sum(const int32_t* q, int32_t mean, int64_t cols, int s) {
+  i64 a = 0;
+  for (int64_t j = 0; j < cols; ++j) a += ibert_term(q[j] - mean, s);
+  return a;
+}
+
 // (V(s − 1), V(s)) of the row q centred at mean: one pass of the shift search.
 MNQ_CPU_CLONES void shifted_sums(const int32_t* q, int32_t mean, int64_t cols, int s, i64& below, i64& at) {
   i64 b = 0, a = 0;
@@ -31,6 +40,27 @@ MNQ_CPU_CLONES void shifted_sums(const int32_t* q, int32_t mean, int64_t cols, i
   }
   below = b;
   at = a;
+}
+
+// The shift search (ibert_find_shift) with one shorter pass for the usual row: when V(0) alone proves V(s − 1) ≥
+// 2^32 at the estimate s, a pass computing V(s) only (`single`) decides whenever V(s) < 2^32. The bound: with
+// t = y/2^r, floor(t)² ≥ t² − 2|t|, so V(r) ≥ V(0)/4^r − 2·Σ|y|/2^r ≥ V(0)/4^r − 2·√(C·V(0))/2^r (Cauchy–
+// Schwarz), evaluated in float64 with a 2^−20 relative margin (far above its rounding errors). Otherwise, and
+// when V(s) ≥ 2^32, the search runs as ibert_find_shift defines it (`pair` computes (V(s − 1), V(s))).
+template <class Single, class Pair>
+int find_shift(i64& var, int64_t cols, const Single& single, const Pair& pair) {
+  if (var >= kIbertVarLimit) {
+    const int s = ibert_shift_estimate(var);
+    const double v0 = static_cast<double>(var), r = std::ldexp(1.0, s - 1);
+    if (v0 / (r * r) - 2.0 * std::sqrt(static_cast<double>(cols) * v0) / r >= 0x1p32 * (1.0 + 0x1p-20)) {
+      const i64 at = single(s);
+      if (at < kIbertVarLimit) {
+        var = at;
+        return s;
+      }
+    }
+  }
+  return ibert_find_shift(var, pair);
 }
 
 // Rows [r0, r1); q is a [cols] buffer. False as soon as a row holds a code outside [p.lo, p.hi].
@@ -51,27 +81,30 @@ MNQ_CPU_CLONES bool rows(In in, Out out, const LnParams& p, int64_t r0, int64_t 
     const i64 mean = ln_mean(s, cols);
     i64 var = ln_centered_sumsq(s, ss, mean, cols);
     const int32_t mean32 = static_cast<int32_t>(mean);  // |mean| ≤ 2^21, so |q − mean| ≤ 2^22
-    const int shift =
-        ibert_find_shift(var, [&](int sh, i64& below, i64& at) { shifted_sums(q, mean32, cols, sh, below, at); });
+    const int shift = find_shift(
+        var, cols, [&](int sh) { return shifted_sum(q, mean32, cols, sh); },
+        [&](int sh, i64& below, i64& at) { shifted_sums(q, mean32, cols, sh, below, at); });
     const LnFactor f = ibert_factor(var, shift);
     for (int64_t j = 0; j < cols; ++j) out.store(base + j, j, ln_affine_out(q[j] - mean32, f, p.bias_int[j]));
   }
   return true;
 }
 
-// Rows [r0, r1) on the AVX-512 passes (layernorm_simd.h); `in` and `out` point at row 0.
-bool rows_simd(const LnRowIn& in, const LnRowOut& out, const LnParams& p, int64_t r0, int64_t r1, int32_t* q) {
+// Rows [r0, r1) on the AVX-512 passes (layernorm_simd.h); `in` and `out` point at row 0, buf is a [cols] buffer.
+bool rows_simd(const LnRowIn& in, const LnRowOut& out, const LnParams& p, int64_t r0, int64_t r1, int32_t* buf) {
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t base = r * p.cols;
     const LnRowIn ri = in.at(base);
     const LnRowOut ro = out.at(base);
     i64 s = 0, ss = 0;
-    if (!ln_load_row(ri, p.cols, p.lo, p.hi, q, s, ss)) return false;
+    if (!ln_load_row(ri, p.cols, p.lo, p.hi, buf, s, ss)) return false;
+    const int32_t* const q = ri.codes(buf);
     const i64 mean = ln_mean(s, p.cols);
     i64 var = ln_centered_sumsq(s, ss, mean, p.cols);
     const int32_t mean32 = static_cast<int32_t>(mean);
-    const int shift = ibert_find_shift(
-        var, [&](int sh, i64& below, i64& at) { ln_shift_sums(q, mean32, p.cols, sh, below, at); });
+    const int shift = find_shift(
+        var, p.cols, [&](int sh) { return ln_shift_sum(q, mean32, p.cols, sh); },
+        [&](int sh, i64& below, i64& at) { ln_shift_sums(q, mean32, p.cols, sh, below, at); });
     ln_out_row(q, mean32, p.cols, ibert_factor(var, shift), p.bias_int, ro);
   }
   return true;

@@ -52,16 +52,19 @@ bool rows_simd(const LnRowIn& in, const LnRowOut& out, const LnParams& p, int64_
   for (int64_t r = r0; r < r1; r += 8) {
     const int64_t n = std::min<int64_t>(8, r1 - r);
     i64 mean[8], var[8] = {0, 0, 0, 0, 0, 0, 0, 0}, k[8];
+    const int32_t* codes[8];
     for (int64_t i = 0; i < n; ++i) {
       i64 s = 0, ss = 0;
-      if (!ln_load_row(in.at((r + i) * p.cols), p.cols, p.lo, p.hi, q + i * p.cols, s, ss)) return false;
+      const LnRowIn ri = in.at((r + i) * p.cols);
+      if (!ln_load_row(ri, p.cols, p.lo, p.hi, q + i * p.cols, s, ss)) return false;
+      codes[i] = ri.codes(q + i * p.cols);
       mean[i] = ln_mean(s, p.cols);
       var[i] = ln_centered_sumsq(s, ss, mean[i], p.cols);
     }
     ilayernorm_std8(var, k);
     for (int64_t i = 0; i < n; ++i) {  // f = ilayernorm_factor's, from the same std
       const LnFactor f = ln_factor(kInt31Max / k[i]);
-      ln_out_row(q + i * p.cols, static_cast<int32_t>(mean[i]), p.cols, f, p.bias_int, out.at((r + i) * p.cols));
+      ln_out_row(codes[i], static_cast<int32_t>(mean[i]), p.cols, f, p.bias_int, out.at((r + i) * p.cols));
     }
   }
   return true;

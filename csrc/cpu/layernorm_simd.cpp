@@ -37,6 +37,16 @@ MNQ_TARGET_AVX512 void accumulate(__m512i v, bool sum32, __m512i& s1, __m512i& s
   accumulate_sq(v, s2);
 }
 
+// accumulate() as a float_row_codes_each step (the masked-off lanes of a tail step are zero).
+struct Moments {
+  bool sum32;
+  __m512i& s1;
+  __m512i& s2;
+  MNQ_TARGET_AVX512 void operator()(__m512i v, __mmask16, int64_t) const {
+    accumulate(v, sum32, s1, s2);  // lanes outside k are 0 (float_row_codes_each)
+  }
+};
+
 MNQ_TARGET_AVX512 i64 total(__m512i s1, bool sum32) {
   if (!sum32) return _mm512_reduce_add_epi64(s1);
   return _mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(s1)),
@@ -53,19 +63,15 @@ MNQ_TARGET_AVX512 bool load_row(const LnRowIn& in, int64_t cols, i64 lo, i64 hi,
       const __mmask16 k = simd_lanes16(cols - j);
       const __m512i v = _mm512_maskz_loadu_epi32(k, in.q + j);
       bad |= _mm512_mask_cmplt_epi32_mask(k, v, vlo) | _mm512_mask_cmpgt_epi32_mask(k, v, vhi);
-      _mm512_mask_storeu_epi32(q + j, k, v);
       accumulate(v, sum32, s1, s2);  // a code outside [lo, hi] fails the row, whatever the sums
     }
     sum = total(s1, sum32);
     sumsq = _mm512_reduce_add_epi64(s2);
     return bad == 0;
   }
-  // Float values: the codes by row_codes_simd.h (certified float32, else float64), then the sums over the buffer.
-  int32_t mx = 0, mn = 0;
-  const bool ok = float_row_codes(in.x, cols, in.inv_scale, lo, hi, q, mx, mn);
-  for (int64_t j = 0; j < cols; j += 16) {
-    accumulate(_mm512_maskz_loadu_epi32(simd_lanes16(cols - j), q + j), sum32, s1, s2);
-  }
+  // Float values: the codes by row_codes_simd.h (certified float32, else float64), summed as they are made.
+  const bool small = lo >= -(i64(1) << 18) && hi <= (i64(1) << 18);  // I-LayerNorm's 16-bit codes, not I-BERT's
+  const bool ok = float_row_codes_each(in.x, cols, ScalarInv{in.inv_scale}, lo, hi, q, Moments{sum32, s1, s2}, small);
   sum = total(s1, sum32);
   sumsq = _mm512_reduce_add_epi64(s2);
   return ok;
@@ -83,6 +89,17 @@ MNQ_TARGET_AVX512 void shift_sums(const int32_t* q, int32_t mean, int64_t cols, 
   }
   below = _mm512_reduce_add_epi64(b);
   at = _mm512_reduce_add_epi64(a);
+}
+
+MNQ_TARGET_AVX512 i64 shift_sum(const int32_t* q, int32_t mean, int64_t cols, int s) {
+  const __m512i vm = _mm512_set1_epi32(mean);
+  const __m128i sa = _mm_cvtsi32_si128(s);
+  __m512i a = _mm512_setzero_si512();
+  for (int64_t j = 0; j < cols; j += 16) {
+    const __mmask16 k = simd_lanes16(cols - j);
+    accumulate_sq(_mm512_sra_epi32(_mm512_maskz_sub_epi32(k, _mm512_maskz_loadu_epi32(k, q + j), vm), sa), a);
+  }
+  return _mm512_reduce_add_epi64(a);
 }
 
 MNQ_TARGET_AVX512 void std8(const i64* var, i64* k) {
@@ -103,12 +120,18 @@ MNQ_TARGET_AVX512 void out_row(const int32_t* q, int32_t mean, int64_t cols, LnF
   int64_t* const code = out.code;  // locals: the int64 stores could alias the struct's members
   float* const value = out.value;
   const double* const s_out = out.s_out;
+  // f = 2·half + odd below 2^31 (every row but a near-constant I-BERT one, std = 1) fits a signed 32-bit lane:
+  // then yn = floor(y·f / 2) is one 32×32→64-bit product shifted right (|y·f| < 2^53 exact in int64).
+  const i64 f_full = 2 * static_cast<i64>(f.half) + (f.odd_mask & 1);
+  const bool narrow = f_full < (i64(1) << 31);
+  const __m512i vf = _mm512_set1_epi64(narrow ? f_full : 0);
   for (int64_t j = 0; j < cols; j += 8) {
     const __mmask8 k = lanes8(cols - j);
     const __m512i y = _mm512_cvtepi32_epi64(_mm256_sub_epi32(_mm256_maskz_loadu_epi32(k, q + j), _mm512_castsi512_si256(vm)));
     // y·half + (floor(y / 2) & odd_mask) + bias_int[c] (ln_affine_out): |y| ≤ 2^22, half ≤ 2^30
-    const __m512i v = _mm512_add_epi64(_mm512_add_epi64(_mm512_mul_epi32(y, half), _mm512_and_si512(_mm512_srai_epi64(y, 1), odd)),
-                                       _mm512_maskz_loadu_epi64(k, bias + j));
+    const __m512i yn = narrow ? _mm512_srai_epi64(_mm512_mul_epi32(y, vf), 1)
+                              : _mm512_add_epi64(_mm512_mul_epi32(y, half), _mm512_and_si512(_mm512_srai_epi64(y, 1), odd));
+    const __m512i v = _mm512_add_epi64(yn, _mm512_maskz_loadu_epi64(k, bias + j));
     if (code != nullptr) {
       _mm512_mask_storeu_epi64(code + j, k, v);
     } else {
@@ -132,6 +155,14 @@ bool ln_load_row(const LnRowIn& in, int64_t cols, i64 lo, i64 hi, int32_t* q, i6
 void ln_shift_sums(const int32_t* q, int32_t mean, int64_t cols, int s, i64& below, i64& at) {
 #if defined(MNQ_HAVE_X86_SIMD)
   shift_sums(q, mean, cols, s, below, at);
+#endif
+}
+
+i64 ln_shift_sum(const int32_t* q, int32_t mean, int64_t cols, int s) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  return shift_sum(q, mean, cols, s);
+#else
+  return 0;
 #endif
 }
 

@@ -2,11 +2,13 @@
 // scalar loops of csrc/cpu/ilayernorm.cpp and ibert_layernorm.cpp element by element. GCC vectorizes those loops
 // with VPMULLQ (three instructions) for the 32-bit squares and 64-bit lanes for the range test; here the squares
 // are VPMULDQ (signed 32×32 → 64 bits, one instruction) and the codes stay in 32-bit lanes.
-//   ln_load_row    q = the row's codes (int32 in place checked against [lo, hi], or float32 rounded as
+//   ln_load_row    q = the row's codes (int32 checked against [lo, hi] in place, and read there by the next
+//                  passes: LnRowIn::codes; or float32 rounded as
 //                  LnFloatIn does, rint(x·(1/S)) in float64, by row_codes_simd.h) into an int32 row buffer, with Σq
 //                  and Σq² (|q| ≤ 2^21, so Σq² ≤ 2^58 per row, in int64 lanes; Σq in int32 lanes for rows up to
 //                  8192 columns, in int64 lanes beyond)
-//   ln_shift_sums  (V(s − 1), V(s)) of I-BERT's shift search, V(s) = Σ floor((q − mean) / 2^s)²
+//   ln_shift_sums  (V(s − 1), V(s)) of I-BERT's shift search, V(s) = Σ floor((q − mean) / 2^s)²; ln_shift_sum
+//                  V(s) alone
 //   ln_out_row     ln_affine_out(q − mean, f, bias_int[c]) as int64 codes, or float32 float(double(v)·S_out[c])
 #pragma once
 
@@ -22,6 +24,8 @@ struct LnRowIn {
   const int32_t* q = nullptr;  // int32 codes, or
   const float* x = nullptr;    // float32 values with
   double inv_scale = 0.0;      // 1/S
+  // The row's codes for the passes after ln_load_row: int32 input in place, float input in the buffer it filled.
+  const int32_t* codes(const int32_t* buf) const { return q != nullptr ? q : buf; }
   LnRowIn at(int64_t i) const {  // the same at element i (a row's start)
     LnRowIn r = *this;
     if (r.q != nullptr) r.q += i;
@@ -43,11 +47,13 @@ struct LnRowOut {
 };
 
 
-// False when a code lies outside [lo, hi] ([lo, hi] within ±2^21) or a float input has no code.
+// False when a code lies outside [lo, hi] ([lo, hi] within ±2^21) or a float input has no code. q is written for
+// float input only (see LnRowIn::codes).
 bool ln_load_row(const LnRowIn& in, int64_t cols, kernels::i64 lo, kernels::i64 hi, int32_t* q, kernels::i64& sum,
                  kernels::i64& sumsq);
 
 void ln_shift_sums(const int32_t* q, int32_t mean, int64_t cols, int s, kernels::i64& below, kernels::i64& at);
+kernels::i64 ln_shift_sum(const int32_t* q, int32_t mean, int64_t cols, int s);
 
 // k[i] = ilayernorm_std(var[i]) (kernels/ilayernorm.h) for 8 rows at once, 0 ≤ var[i] ≤ 2^48: the fixed 10 Newton
 // steps k ← floor((k + floor(var/k)) / 2) in float64 lanes, exact: var and k (64 ≤ k ≤ 2^31 + 2^15) are exact

@@ -2,7 +2,8 @@
 // summing Σx and Σx², one writing the per-element output with the division-free ptf_out_fast (certified exact,
 // kernels/ptf_layernorm_fast.h), and a scalar pass recomputing with ptf_out the rare elements it could not
 // certify. When S_next is outside the fast path's range every element uses ptf_out. With AVX-512 (isa.h) and
-// int32 or float32 input, the rows take the explicit vector path of ptf_layernorm_simd.h instead (same values).
+// int32 or float32 input, the rows take the explicit vector path of ptf_layernorm_simd.h instead (same values),
+// its short pass 2 on the rows it allows (ptf_scaled_consts once per call).
 #include "csrc/ops/ptf_layernorm.h"
 
 #include <ATen/Parallel.h>
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <vector>
 
 #include "csrc/cpu/isa.h"
 #include "csrc/cpu/ptf_layernorm_simd.h"
@@ -71,7 +73,7 @@ MNQ_CPU_CLONES bool rows(In in, Out out, const PtfParams& p, int64_t r0, int64_t
 }
 
 // Rows [r0, r1) on the AVX-512 path (requires ptf_fast_ok(p.scale_next)); `in` and `out` point at row 0.
-bool rows_simd(const PtfRowIn& in, const PtfRowOut& out, const PtfParams& p, double max_cgamma, int64_t r0,
+bool rows_simd(const PtfRowIn& in, const PtfRowOut& out, const PtfParams& p, const PtfScaled& sc, int64_t r0,
                int64_t r1, int32_t* x) {
   const double inv_sn = 1.0 / p.scale_next;
   for (int64_t r = r0; r < r1; ++r) {
@@ -81,7 +83,7 @@ bool rows_simd(const PtfRowIn& in, const PtfRowOut& out, const PtfParams& p, dou
     i64 sx = 0, sxx = 0;
     if (!ptf_load_row(ri, p, x, sx, sxx)) return false;
     const PtfRow row = ptf_row(sx, sxx, p.cols, p.scale_next);
-    ptf_out_row(x, row, ptf_row_fast(row, p.cols, inv_sn, max_cgamma), p, ro);
+    ptf_out_row(x, row, ptf_row_fast(row, p.cols, inv_sn, sc.max_cg), p, ro, &sc);
   }
   return true;
 }
@@ -92,12 +94,16 @@ bool run(In in, Out out, const PtfParams& p, const PtfRowIn* simd_in = nullptr, 
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 16384 / p.cols);
   const bool simd = simd_in != nullptr && isa() == Isa::kAvx512 && ptf_fast_ok(p.scale_next);
-  const double max_cgamma = simd ? max_abs(p.cgamma, p.cols) : 0.0;
+  std::vector<double> scaled(simd ? 2 * p.cols : 0);
+  const PtfScaled sc = simd ? ptf_scaled_consts(p, scaled.data()) : PtfScaled{};
+  std::vector<float> inv32(simd && simd_in->x != nullptr ? p.cols : 0);
+  PtfRowIn in_simd = simd_in != nullptr ? *simd_in : PtfRowIn{};
+  if (!inv32.empty() && ptf_inv32(in_simd.inv_scale, p.cols, inv32.data())) in_simd.inv32 = inv32.data();
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
     RowBuffer<int32_t> x(p.cols);
     bool ok;
     if (simd) {
-      ok = rows_simd(*simd_in, *simd_out, p, max_cgamma, r0, r1, x.data());
+      ok = rows_simd(in_simd, *simd_out, p, sc, r0, r1, x.data());
     } else {
       RowBuffer<int32_t> flag(p.cols);
       ok = rows(in, out, p, r0, r1, x.data(), flag.data());

@@ -2,6 +2,9 @@
 // the file's -march; csrc/cpu/ptf_layernorm.cpp calls them when isa() allows.
 #include "csrc/cpu/ptf_layernorm_simd.h"
 
+#include <cmath>
+
+#include "csrc/cpu/row_codes_simd.h"
 #include "csrc/cpu/simd.h"
 
 namespace mnq {
@@ -18,6 +21,20 @@ using kernels::PtfRowFast;
 // The lanes [0, n) of a 16- or 8-lane step (n < the width: the row's tail).
 inline __mmask16 lanes16(int64_t n) { return n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1); }
 inline __mmask8 lanes8(int64_t n) { return n >= 8 ? 0xff : static_cast<__mmask8>((1u << n) - 1); }
+
+// The redo of the lanes `redo` of step j with ptf_out, the definition.
+inline void redo_lanes(unsigned redo, int64_t j, const int32_t* x, const PtfRow& row, const PtfParams& p,
+                       int64_t* code, float* value, double scale) {
+  for (; redo != 0; redo &= redo - 1) {
+    const int64_t c = j + __builtin_ctz(redo);
+    const i64 v = kernels::ptf_out(x[c], c, row, p);
+    if (code != nullptr) {
+      code[c] = v;
+    } else {
+      kernels::FloatOut{value, scale}.store(c, v);
+    }
+  }
+}
 
 // Σ of 8 int64 lanes, and of 16 int32 lanes widened first (their total may exceed 2^31).
 MNQ_TARGET_AVX512 i64 sum_epi32_wide(__m512i v) {
@@ -70,6 +87,31 @@ MNQ_TARGET_AVX512 bool load_float(const float* xf, const double* inv, const PtfP
   sx = _mm512_reduce_add_epi64(s1);
   sxx = _mm512_reduce_add_epi64(s2);
   return bad == 0;
+}
+
+// Pass 1's step on 16 float32-derived codes v at column j: x = v·2^sh stored, Σx in int32 lanes (as load_int), Σx².
+struct PtfMoments {
+  const int32_t* shift;
+  int32_t* x;
+  __m512i& s1;
+  __m512i& s2;
+  MNQ_TARGET_AVX512 void operator()(__m512i v, __mmask16 k, int64_t j) const {
+    const __m512i xs = _mm512_sllv_epi32(v, _mm512_maskz_loadu_epi32(k, shift + j));  // masked lanes: v = 0
+    _mm512_mask_storeu_epi32(x + j, k, xs);
+    s1 = _mm512_add_epi32(s1, xs);
+    const __m512i odd = _mm512_srli_epi64(xs, 32);
+    s2 = _mm512_add_epi64(s2, _mm512_add_epi64(_mm512_mul_epi32(xs, xs), _mm512_mul_epi32(odd, odd)));
+  }
+};
+
+// Pass 1, float32 values with inv32: row_codes_simd.h's float32-then-float64 codes on per-channel scales.
+MNQ_TARGET_AVX512 bool load_float16(const PtfRowIn& in, const PtfParams& p, int32_t* x, i64& sx, i64& sxx) {
+  __m512i s1 = _mm512_setzero_si512(), s2 = _mm512_setzero_si512();
+  const bool ok = float_row_codes_each(in.x, p.cols, ChannelInv{in.inv_scale, in.inv32}, p.lo, p.hi, nullptr,
+                                       PtfMoments{p.shift, x, s1, s2});
+  sx = sum_epi32_wide(s1);
+  sxx = _mm512_reduce_add_epi64(s2);
+  return ok;
 }
 
 // Pass 2: ptf_out_fast of kernels/ptf_layernorm_fast.h, 8 lanes, with its float64 operations in its order, and
@@ -127,16 +169,79 @@ MNQ_TARGET_AVX512 void out_row(const int32_t* x, const PtfRow& row, const PtfRow
       const __m512d r = _mm512_add_pd(_mm512_roundscale_pd(v, kNearest), zero);
       _mm256_mask_storeu_ps(value + j, m, _mm512_cvtpd_ps(_mm512_mul_pd(r, out_scale)));
     }
-    for (unsigned redo = static_cast<unsigned>(m & ~good); redo != 0; redo &= redo - 1) {
-      const int64_t c = j + __builtin_ctz(redo);
-      const i64 v = kernels::ptf_out(x[c], c, row, p);
-      if (code != nullptr) {
-        code[c] = v;
-      } else {
-        kernels::FloatOut{value, out.scale}.store(c, v);
-      }
-    }
+    if (static_cast<__mmask8>(m & ~good) != 0) redo_lanes(m & ~good, j, x, row, p, code, value, out.scale);
   }
+}
+
+// The short form of pass 2 for a row whose every channel has an unclamped N (see the header). Per row: the test,
+// kr = fl(Σx/std), W ≥ every |w'| and the certification room.
+//
+// Exactness. N, M: with the row test, every A' is normal with e = floor(log2|A'|) ∈ [−24, 7] (the products are
+// monotone in |C·γ|, so the row's extremes bound every element's), N' = 7 − e ∈ [0, 31] and z' = |A'|·2^N' ∈
+// [128, 256) is the mantissa 1.m of A' times 2^7. z' is certified when it is at least 2^−19 from every integer,
+// tested on the low 45 mantissa bits L (z' − floor(z') = L·2^−45): (L + 2^26) mod 2^45 ≥ 2^27. ptf_layernorm_fast.h
+// needs 2^−20 + 2^−48·z' < 2^−19; so N and M are the definition's and M ≤ 255 needs no clamp. Then
+//   α = sign(A)·M/2^N  is A' with its low 45 mantissa bits cleared (one AND).
+// B: the definition's t = fl(fl(β − fl(fl(Σx·γ)/std))/S_next) and this form's w_pre = w'/2^N = fl(bs − kr·gs) (one
+// FMA) with bs = fl(β/S_next), gs = fl(γ/S_next), kr = fl(Σx·fl(1/std)) both lie near T = β/S_next −
+// (Σx/std)·(γ/S_next): |t − T| ≤ 2.01u·|T| + 2.02u·|Q| and |w_pre − T| ≤ 2.01u·|T| + 4.02u·|Q| (u = 2^−53,
+// Q = (Σx/std)·γ/S_next, |β/S_next| ≤ |T| + |Q|), so |w' − 2^N·t| ≤ 4.1u·|w'| + 6.1u·2^N·|Q| + 2^−540 (subnormal
+// terms, as in ptf_layernorm_fast.h), and 2^N·|Q| = (|Σx|/C)·|A|·2^N ≤ (|Σx|/C)·256·(1 + 5u). Both terms are below
+// ptf_row_fast's R + 2^−48·|w'| (R ≥ 2^−48·(|Σx|/C)·256 + 2^−400), and |w'| ≤ W (computed with a 2^−30 margin),
+// so |w' − rint(w')| ≤ room = b_lim − 2^−48·W certifies B = rint(w') as there. The host bound on B keeps bs, gs
+// finite. B/2^N = rint(w')·2^(e−7) is w_pre rounded to a multiple of 2^(e−7), half to even:
+//   β' = fl(fl(w_pre + K) − K)  with K = 1.5·2^(45+e)  (exponent bits of A' + 45, and the top mantissa bit)
+// since |w_pre| < 2^(44+e) (|w'| ≤ W < 2^50) keeps w_pre + K in [2^(45+e), 2^(46+e)), whose spacing is 2^(e−7),
+// and K is an even multiple of it; the subtraction is exact. d = β' − w_pre is exact too (a multiple of w_pre's
+// ulp, at most 2^(e−8)), and |w' − rint(w')| = |d|·2^N ≤ room is |d| ≤ K·room/(1.5·2^52) (its one rounding is
+// inside the certification's 2^−20 slack).
+// Result: num = sign(A)·M·x + B is an integer below 2^52 (|M·x| < 2^26, |B| ≤ W), so fl(α·x + β') = num/2^N exactly
+// (one FMA) and its rint is round_shr64(num, N). Uncertified lanes are redone with ptf_out. About 18 vector
+// instructions per 8 elements, none of them the single-port VGETEXP/VSCALEF/VRNDSCALE (in the int64 output).
+MNQ_TARGET_AVX512 bool out_row_scaled(const int32_t* x, const PtfRow& row, const PtfRowFast& rf, const PtfParams& p,
+                                      const PtfScaled& sc, const PtfRowOut& out) {
+  // No divisions here but ptf_row_fast's two: they would cost ~10% of a 384-column row. W and room_k only need
+  // to bound (from above, resp. below), so products with a 2^−30 margin replace the quotients.
+  const double amax = sc.max_cg * rf.inv_den, amin = sc.min_cg * rf.inv_den;
+  if (!(amax < 256.0) || !(amin >= 0x1p-24)) return false;
+  const double kr = row.sx * rf.inv_std;
+  const double w_max = (sc.max_bs + std::fabs(kr) * sc.max_gs) * (256.0 * sc.inv_min_cg * row.den) * (1.0 + 0x1p-30);
+  if (!(w_max < 0x1p50) || !(rf.b_lim - 0x1p-48 * w_max > 0.25)) return false;  // else most lanes would fail
+  // room·2^(e−7) = K·room_k with K = 1.5·2^(45+e): room_k ≤ room / (1.5·2^52)
+  const double room_k = (rf.b_lim - 0x1p-48 * w_max) * (0x1p-52 * (2.0 / 3.0) * (1.0 - 0x1p-30));
+  const int64_t cols = p.cols;
+  const __m512i frac_mask = _mm512_set1_epi64((1LL << 45) - 1), half_lim = _mm512_set1_epi64(1LL << 26);
+  const __m512i frac_min = _mm512_set1_epi64(1LL << 27), exp_mask = _mm512_set1_epi64(0x7ff0000000000000LL);
+  const __m512i k_add = _mm512_set1_epi64((45LL << 52) | (1LL << 51)), alpha_mask = _mm512_set1_epi64(~((1LL << 45) - 1));
+  const __m512i abs_mask = _mm512_set1_epi64(0x7fffffffffffffffLL);
+  const __m512d zero = _mm512_setzero_pd(), inv_den = _mm512_set1_pd(rf.inv_den), vkr = _mm512_set1_pd(kr);
+  const __m512d vroom = _mm512_set1_pd(room_k), out_scale = _mm512_set1_pd(out.scale);
+  const double *const cgamma = p.cgamma, *const bs = sc.beta_s, *const gs = sc.gamma_s;
+  int64_t* const code = out.code;
+  float* const value = out.value;
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  for (int64_t j = 0; j < cols; j += 8) {
+    const __mmask8 m = lanes8(cols - j);
+    const __m512i a = _mm512_castpd_si512(_mm512_mul_pd(_mm512_maskz_loadu_pd(m, cgamma + j), inv_den));
+    const __m512d alpha = _mm512_castsi512_pd(_mm512_and_si512(a, alpha_mask));
+    const __m512i frac = _mm512_and_si512(_mm512_add_epi64(a, half_lim), frac_mask);
+    __mmask8 good = _mm512_mask_cmpge_epu64_mask(m, frac, frac_min);
+    const __m512d k = _mm512_castsi512_pd(_mm512_add_epi64(_mm512_and_si512(a, exp_mask), k_add));
+    const __m512d w_pre = _mm512_fnmadd_pd(vkr, _mm512_maskz_loadu_pd(m, gs + j), _mm512_maskz_loadu_pd(m, bs + j));
+    const __m512d b = _mm512_sub_pd(_mm512_add_pd(w_pre, k), k);  // B/2^N
+    const __m512i d = _mm512_and_si512(_mm512_castpd_si512(_mm512_sub_pd(b, w_pre)), abs_mask);
+    good &= _mm512_cmp_pd_mask(_mm512_castsi512_pd(d), _mm512_mul_pd(k, vroom), _CMP_LE_OQ);
+    const __m512d xd = _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(m, x + j));
+    const __m512d v = _mm512_fmadd_pd(alpha, xd, b);  // num·2^−N
+    if (code != nullptr) {
+      _mm512_mask_storeu_epi64(code + j, m, _mm512_cvt_roundpd_epi64(v, kNearest));
+    } else {
+      const __m512d r = _mm512_add_pd(_mm512_roundscale_pd(v, kNearest), zero);
+      _mm256_mask_storeu_ps(value + j, m, _mm512_cvtpd_ps(_mm512_mul_pd(r, out_scale)));
+    }
+    if (static_cast<__mmask8>(m & ~good) != 0) redo_lanes(m & ~good, j, x, row, p, code, value, out.scale);
+  }
+  return true;
 }
 #endif
 
@@ -144,16 +249,59 @@ MNQ_TARGET_AVX512 void out_row(const int32_t* x, const PtfRow& row, const PtfRow
 
 bool ptf_load_row(const PtfRowIn& in, const PtfParams& p, int32_t* x, i64& sx, i64& sxx) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  return in.q != nullptr ? load_int(in.q, p, x, sx, sxx) : load_float(in.x, in.inv_scale, p, x, sx, sxx);
+  if (in.q != nullptr) return load_int(in.q, p, x, sx, sxx);
+  return in.inv32 != nullptr ? load_float16(in, p, x, sx, sxx) : load_float(in.x, in.inv_scale, p, x, sx, sxx);
 #else
   return false;
 #endif
 }
 
-void ptf_out_row(const int32_t* x, const PtfRow& row, const PtfRowFast& rf, const PtfParams& p, const PtfRowOut& out) {
+bool ptf_out_row(const int32_t* x, const PtfRow& row, const PtfRowFast& rf, const PtfParams& p, const PtfRowOut& out,
+                 const PtfScaled* sc) {
 #if defined(MNQ_HAVE_X86_SIMD)
+  if (sc != nullptr && out_row_scaled(x, row, rf, p, *sc, out)) return true;
   out_row(x, row, rf, p, out);
 #endif
+  return false;
+}
+
+bool ptf_inv32(const double* inv_scale, int64_t cols, float* inv32) {
+  bool ok = true;
+  for (int64_t c = 0; c < cols; ++c) {
+    ok &= inv_scale[c] >= 0x1p-100 && inv_scale[c] <= 0x1p100;  // positive scales: 1/S[c] > 0
+    inv32[c] = static_cast<float>(inv_scale[c]);
+  }
+  return ok;
+}
+
+PtfScaled ptf_scaled_consts(const PtfParams& p, double* buf) {
+  // Once per call, O(C): loops without calls or NaN-aware fmin/fmax (the host has checked γ, β finite), which
+  // the compiler vectorizes.
+  const int64_t cols = p.cols;
+  const double sn = p.scale_next;
+  double* const bs = buf;
+  double* const gs = buf + cols;
+  for (int64_t c = 0; c < cols; ++c) {
+    bs[c] = p.beta[c] / sn;
+    gs[c] = p.gamma[c] / sn;
+  }
+  PtfScaled sc;
+  sc.beta_s = bs;
+  sc.gamma_s = gs;
+  double cg_min = cols > 0 ? std::fabs(p.cgamma[0]) : 0.0, cg_max = 0.0, b_max = 0.0, g_max = 0.0;
+  for (int64_t c = 0; c < cols; ++c) {
+    const double cg = std::fabs(p.cgamma[c]), b = std::fabs(bs[c]), g = std::fabs(gs[c]);
+    cg_min = cg < cg_min ? cg : cg_min;
+    cg_max = cg > cg_max ? cg : cg_max;
+    b_max = b > b_max ? b : b_max;
+    g_max = g > g_max ? g : g_max;
+  }
+  sc.min_cg = cg_min;
+  sc.inv_min_cg = 1.0 / cg_min;  // +inf for a zero γ: such calls never take the short form (min_cg = 0)
+  sc.max_cg = cg_max;
+  sc.max_bs = b_max;
+  sc.max_gs = g_max;
+  return sc;
 }
 
 }  // namespace cpu

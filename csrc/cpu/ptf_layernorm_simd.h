@@ -11,6 +11,14 @@
 // ptf_layernorm_fast.h decides per lane; the lanes it cannot certify (a few per million) are recomputed right
 // away with ptf_out, the definition. So the output is ptf_out's on every element.
 //
+// Pass 2 has a shorter form for the common row (ptf_out_row with PtfScaled): every channel's N unclamped, which a
+// per-row test on min/max |C·γ|·fl(1/den) decides. There sign(A)·M/2^N is A' with its low 45 mantissa bits
+// cleared, B/2^N is w'/2^N rounded to a multiple of 2^−N by adding and subtracting 1.5·2^(52−N) (built from the
+// exponent bits of A'), with w'/2^N = fl(β/S_next − fl(Σx/std)·fl(γ/S_next)), one FMA from two per-call channel vectors;
+// the element is then one FMA and a rounding, and both certifications are bit tests and compares. The error bound
+// (ptf_layernorm_simd.cpp) fits in the certification of ptf_layernorm_fast.h, with a per-row bound W on |w'| in
+// place of the per-element 2^−48·|w'|. About 18 vector instructions per 8 elements instead of 36.
+//
 // Other instruction sets (and inputs of other dtypes) take the row loops of csrc/cpu/ptf_layernorm.cpp, which the
 // compiler vectorizes for the build's -march and which compute the same values.
 #pragma once
@@ -23,11 +31,14 @@ namespace mnq {
 namespace ops {
 namespace cpu {
 
-// One row's input: int32 codes q, or float32 values x with inv_scale [C] = 1/S[c] (exactly one of q, x set).
+// One row's input: int32 codes q, or float32 values x with inv_scale [C] = 1/S[c] (exactly one of q, x set), and
+// optionally inv32 [C] = fl32(1/S[c]), each normal in [2^−100, 2^100] (ptf_inv32): then pass 1 tries float32 codes
+// first, 16 lanes, certified as row_codes_simd.h does.
 struct PtfRowIn {
   const int32_t* q = nullptr;
   const float* x = nullptr;
   const double* inv_scale = nullptr;
+  const float* inv32 = nullptr;
   PtfRowIn at(int64_t i) const {  // the same at element i (a row's start)
     PtfRowIn r = *this;
     if (r.q != nullptr) r.q += i;
@@ -49,14 +60,32 @@ struct PtfRowOut {
   }
 };
 
+// Per-call constants of pass 2's short form (ptf_scaled_consts): β[c]/S_next, γ[c]/S_next and the extremes the
+// per-row test needs.
+struct PtfScaled {
+  const double* beta_s = nullptr;   // [C] fl(β[c] / S_next)
+  const double* gamma_s = nullptr;  // [C] fl(γ[c] / S_next)
+  double min_cg = 0.0, max_cg = 0.0;  // min_c, max_c |C·γ[c]|
+  double inv_min_cg = 0.0;            // fl(1 / min_cg)
+  double max_bs = 0.0, max_gs = 0.0;  // max_c |beta_s[c]|, |gamma_s[c]|
+};
+
+// Fills buf [2·p.cols] (β/S_next, then γ/S_next) and returns the constants pointing into it.
+PtfScaled ptf_scaled_consts(const kernels::PtfParams& p, double* buf);
+
+// Fills inv32 [cols] with fl32(inv_scale[c]); false (inv32 unusable) when one lies outside [2^−100, 2^100].
+bool ptf_inv32(const double* inv_scale, int64_t cols, float* inv32);
+
 // Pass 1 over the row's p.cols elements into x [p.cols]; false (x, sx, sxx unspecified) when a code lies outside
 // [p.lo, p.hi] or a float input has no code.
 bool ptf_load_row(const PtfRowIn& in, const kernels::PtfParams& p, int32_t* x, kernels::i64& sx, kernels::i64& sxx);
 
 // Pass 2: out[j] = ptf_out(x[j], j, row, p) for j < p.cols. Requires ptf_fast_ok(p.scale_next), rf from
-// ptf_row_fast(row, p.cols, 1 / p.scale_next, max_c |C·γ[c]|).
-void ptf_out_row(const int32_t* x, const kernels::PtfRow& row, const kernels::PtfRowFast& rf,
-                 const kernels::PtfParams& p, const PtfRowOut& out);
+// ptf_row_fast(row, p.cols, 1 / p.scale_next, max_c |C·γ[c]|). With `sc` (ptf_scaled_consts of p) a row that
+// passes the short form's test takes it; without, or when it fails, the general form. True when the short form
+// wrote the row.
+bool ptf_out_row(const int32_t* x, const kernels::PtfRow& row, const kernels::PtfRowFast& rf,
+                 const kernels::PtfParams& p, const PtfRowOut& out, const PtfScaled* sc = nullptr);
 
 }  // namespace cpu
 }  // namespace ops

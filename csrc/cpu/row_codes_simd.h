@@ -12,6 +12,7 @@
 // Include only from files that compile these paths (simd.h).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "csrc/cpu/simd.h"
@@ -41,50 +42,97 @@ MNQ_TARGET_AVX512 inline bool int_row_max_min(const int32_t* q, int64_t cols, in
   return bad == 0;
 }
 
-// q[j] = rint(x[j]·inv_scale) (float64) for j < cols. False when a value has no code in [lo, hi].
-MNQ_TARGET_AVX512 inline bool float_row_codes(const float* x, int64_t cols, double inv_scale, int64_t lo, int64_t hi,
-                                              int32_t* q, int32_t& mx, int32_t& mn) {
+// The scale of the values: one 1/S for the row (ScalarInv), or 1/S[c] per column (ChannelInv: PTF LayerNorm's
+// per-channel scales; r the float32 copies, each a normal float32 in [2^−100, 2^100], checked by the caller).
+struct ScalarInv {
+  double inv;
+  MNQ_TARGET_AVX512 bool f32_ok() const {
+    const double a = inv < 0 ? -inv : inv;
+    return a >= 0x1p-100 && a <= 0x1p100;
+  }
+  MNQ_TARGET_AVX512 __m512 r32(int64_t, __mmask16) const { return _mm512_set1_ps(static_cast<float>(inv)); }
+  MNQ_TARGET_AVX512 __m512d inv64(int64_t, __mmask8) const { return _mm512_set1_pd(inv); }
+};
+struct ChannelInv {
+  const double* inv;  // [cols] 1/S[c]
+  const float* r;     // [cols] fl32(1/S[c])
+  MNQ_TARGET_AVX512 bool f32_ok() const { return true; }
+  MNQ_TARGET_AVX512 __m512 r32(int64_t j, __mmask16 k) const { return _mm512_maskz_loadu_ps(k, r + j); }
+  MNQ_TARGET_AVX512 __m512d inv64(int64_t j, __mmask8 k) const { return _mm512_maskz_loadu_pd(k, inv + j); }
+};
+
+// q[j] = rint(x[j]·inv[j]) (float64) for j < cols, calling step(v, k, j) on each 16-lane vector of codes v at column
+// j (lanes k of it in the row; the others are 0); q == nullptr: the codes are only passed to step. False when a
+// value has no code in [lo, hi]. try_f32 = false skips the float32 attempt (for codes that mostly exceed its 2^18
+// limit, such as I-BERT LayerNorm's 22-bit ones, where it would be computed and discarded at every step).
+template <class Step, class Inv = ScalarInv>
+MNQ_TARGET_AVX512 inline bool float_row_codes_each(const float* x, int64_t cols, const Inv& scale, int64_t lo,
+                                                   int64_t hi, int32_t* q, const Step& step, bool try_f32 = true) {
   const __m512d dlo = _mm512_set1_pd(static_cast<double>(lo)), dhi = _mm512_set1_pd(static_cast<double>(hi));
-  const __m512i ilo = _mm512_set1_epi32(static_cast<int32_t>(lo)), ihi = _mm512_set1_epi32(static_cast<int32_t>(hi));
-  const __m512d inv = _mm512_set1_pd(inv_scale);
-  const double a_inv = inv_scale < 0 ? -inv_scale : inv_scale;
-  const bool f32 = a_inv >= 0x1p-100 && a_inv <= 0x1p100;
-  const __m512 r = _mm512_set1_ps(static_cast<float>(f32 ? inv_scale : 1.0));
+  const bool f32 = try_f32 && scale.f32_ok();
+  // The float32 path certifies |p| < lim: below 2^18 (the proof's range) and within (lo − 1/2, hi + 1/2), so that
+  // its codes rint(p) lie in [lo, hi] without a test of their own (a value beyond takes the float64 form, which
+  // tests it).
+  const double lim_d = std::fmin(262144.0, std::fmin(static_cast<double>(hi), -static_cast<double>(lo)) + 0.5);
+  const __m512 lim = _mm512_set1_ps(static_cast<float>(lim_d));  // exact: an integer + 1/2 below 2^18, or 2^18
   const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
   constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-  __m512i vmax = _mm512_set1_epi32(INT32_MIN), vmin = _mm512_set1_epi32(INT32_MAX);
   __mmask16 bad = 0;
   for (int64_t j = 0; j < cols; j += 16) {
     const __mmask16 k = simd_lanes16(cols - j);
     const __m512 xv = _mm512_maskz_loadu_ps(k, x + j);
     __m512i v;
-    const __m512 p = _mm512_mul_ps(xv, r);
-    const __m512 rp = _mm512_roundscale_ps(p, kNearest);
-    const __m512 ap = _mm512_and_ps(p, abs_mask);
-    const __m512 h = _mm512_sub_ps(_mm512_set1_ps(0.5f), _mm512_and_ps(_mm512_sub_ps(p, rp), abs_mask));
-    const __m512 t = _mm512_add_ps(_mm512_mul_ps(ap, _mm512_set1_ps(0x1p-21f)), _mm512_set1_ps(0x1p-60f));
-    const __mmask16 good =
-        _mm512_cmp_ps_mask(h, t, _CMP_GE_OQ) & _mm512_cmp_ps_mask(ap, _mm512_set1_ps(262144.0f), _CMP_LT_OQ);
-    if (f32 && good == 0xffff) {  // every lane certified: the codes are rint(p)
-      v = _mm512_cvtps_epi32(rp);
-      bad |= _mm512_mask_cmplt_epi32_mask(k, v, ilo) | _mm512_mask_cmpgt_epi32_mask(k, v, ihi);
-    } else {
-      const __m512d v0 = _mm512_roundscale_pd(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(xv)), inv), kNearest);
+    bool done = false;
+    if (f32) {
+      const __m512 p = _mm512_mul_ps(xv, scale.r32(j, k));
+      const __m512 rp = _mm512_roundscale_ps(p, kNearest);
+      const __m512 ap = _mm512_and_ps(p, abs_mask);
+      const __m512 h = _mm512_sub_ps(_mm512_set1_ps(0.5f), _mm512_and_ps(_mm512_sub_ps(p, rp), abs_mask));
+      const __m512 t = _mm512_add_ps(_mm512_mul_ps(ap, _mm512_set1_ps(0x1p-21f)), _mm512_set1_ps(0x1p-60f));
+      const __mmask16 good =
+          _mm512_cmp_ps_mask(h, t, _CMP_GE_OQ) & _mm512_cmp_ps_mask(ap, lim, _CMP_LT_OQ);
+      if (good == 0xffff) {  // every lane certified: the codes are rint(p), in [lo, hi]
+        v = _mm512_cvtps_epi32(rp);
+        done = true;
+      }
+    }
+    if (!done) {
+      const __m512d v0 = _mm512_roundscale_pd(
+          _mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(xv)), scale.inv64(j, static_cast<__mmask8>(k))),
+          kNearest);
       const __m512d v1 = _mm512_roundscale_pd(
-          _mm512_mul_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xv), 1))), inv),
+          _mm512_mul_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xv), 1))),
+                        scale.inv64(j + 8, static_cast<__mmask8>(k >> 8))),
           kNearest);
       const unsigned ok0 = _mm512_cmp_pd_mask(v0, dlo, _CMP_GE_OQ) & _mm512_cmp_pd_mask(v0, dhi, _CMP_LE_OQ);
       const unsigned ok1 = _mm512_cmp_pd_mask(v1, dlo, _CMP_GE_OQ) & _mm512_cmp_pd_mask(v1, dhi, _CMP_LE_OQ);
       bad |= k & static_cast<__mmask16>(~(ok0 | (ok1 << 8)));
       v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtpd_epi32(v0)), _mm512_cvtpd_epi32(v1), 1);
     }
-    _mm512_mask_storeu_epi32(q + j, k, v);
+    if (q != nullptr) _mm512_mask_storeu_epi32(q + j, k, v);
+    step(v, k, j);
+  }
+  return bad == 0;
+}
+
+// The running max and min of the codes (float_row_codes).
+struct RowMaxMin {
+  __m512i& vmax;
+  __m512i& vmin;
+  MNQ_TARGET_AVX512 void operator()(__m512i v, __mmask16 k, int64_t) const {
     vmax = _mm512_mask_max_epi32(vmax, k, vmax, v);
     vmin = _mm512_mask_min_epi32(vmin, k, vmin, v);
   }
+};
+
+// float_row_codes_each with the codes' max and min.
+MNQ_TARGET_AVX512 inline bool float_row_codes(const float* x, int64_t cols, double inv_scale, int64_t lo, int64_t hi,
+                                              int32_t* q, int32_t& mx, int32_t& mn) {
+  __m512i vmax = _mm512_set1_epi32(INT32_MIN), vmin = _mm512_set1_epi32(INT32_MAX);
+  const bool ok = float_row_codes_each(x, cols, ScalarInv{inv_scale}, lo, hi, q, RowMaxMin{vmax, vmin});
   mx = _mm512_reduce_max_epi32(vmax);
   mn = _mm512_reduce_min_epi32(vmin);
-  return bad == 0;
+  return ok;
 }
 
 }  // namespace cpu

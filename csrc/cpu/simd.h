@@ -16,4 +16,6 @@
 #define MNQ_HAVE_X86_SIMD 1
 #define MNQ_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
 #define MNQ_TARGET_AVX2 __attribute__((target("avx2")))
+// For small vector helpers GCC may otherwise leave out of line (a call per 8 lanes, its vectors through memory).
+#define MNQ_ALWAYS_INLINE inline __attribute__((always_inline))
 #endif

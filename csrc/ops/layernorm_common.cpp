@@ -42,14 +42,23 @@ void check_ln_affine_args(const char* op, const at::Tensor& in, const at::Tensor
   check_same_device(op, "bias", bias, in, "the input");
 }
 
+HostValues::HostValues(const at::Tensor& t) {
+  if (t.device().is_cpu() && t.is_contiguous() && t.scalar_type() == at::kFloat) {
+    f_ = t.const_data_ptr<float>();
+  } else if (t.device().is_cpu() && t.is_contiguous() && t.scalar_type() == at::kDouble) {
+    d_ = t.const_data_ptr<double>();
+  } else {
+    copy_ = t.detach().to(at::kCPU, at::kDouble).contiguous();
+    d_ = copy_.const_data_ptr<double>();
+  }
+}
+
 LnAffine ln_affine(const char* op, const at::Tensor& weight, const at::Tensor& bias) {
   const int64_t cols = weight.size(0);
-  const at::Tensor g = weight.detach().to(at::kCPU, at::kDouble).contiguous();
-  const at::Tensor b = bias.detach().to(at::kCPU, at::kDouble).contiguous();
-  at::Tensor bias_int = at::empty({cols}, g.options().dtype(at::kLong));
-  at::Tensor s_out = at::empty({cols}, g.options());
-  const double* gp = g.data_ptr<double>();
-  const double* bp = b.data_ptr<double>();
+  const HostValues gp(weight), bp(bias);
+  const at::TensorOptions host = at::TensorOptions().dtype(at::kDouble);
+  at::Tensor bias_int = at::empty({cols}, host.dtype(at::kLong));
+  at::Tensor s_out = at::empty({cols}, host);
   int64_t* bip = bias_int.data_ptr<int64_t>();
   double* sp = s_out.data_ptr<double>();
   const double sy = kernels::ln_sy(cols);

@@ -56,12 +56,10 @@ struct PtfConsts {
 PtfConsts host_consts(const char* op, const at::Tensor& alpha, double s_base, const at::Tensor& weight,
                       const at::Tensor& bias, double scale_next) {
   const int64_t cols = alpha.size(0);
-  const at::Tensor a = alpha.to(at::kCPU, at::kLong).contiguous();
-  const at::Tensor g = weight.detach().to(at::kCPU, at::kDouble).contiguous();
-  const at::Tensor b = bias.detach().to(at::kCPU, at::kDouble).contiguous();
-  const int64_t* ap = a.data_ptr<int64_t>();
-  const double* gp = g.data_ptr<double>();
-  const double* bp = b.data_ptr<double>();
+  const bool alpha_in_place = alpha.device().is_cpu() && alpha.is_contiguous() && alpha.scalar_type() == at::kLong;
+  const at::Tensor a = alpha_in_place ? alpha : alpha.to(at::kCPU, at::kLong).contiguous();
+  const int64_t* ap = a.const_data_ptr<int64_t>();
+  const HostValues gp(weight), bp(bias);  // no conversions for float32/float64 CPU vectors (batch-1 latency)
   int64_t a_min = kernels::kPtfMaxShift;
   double g_max = 0.0, b_max = 0.0;
   for (int64_t c = 0; c < cols; ++c) {
@@ -78,7 +76,7 @@ PtfConsts host_consts(const char* op, const at::Tensor& alpha, double s_base, co
                     "and bias: the int64 bias B of the output needs 2^31·max|bias|/scale_next + ",
                     "2^18·max(256, C·max|weight|/scale_next) ≤ 2^61, got ", bound);
   at::Tensor shift = at::empty({cols}, a.options().dtype(at::kInt));
-  at::Tensor values = at::empty({4, cols}, g.options());
+  at::Tensor values = at::empty({4, cols}, at::TensorOptions().dtype(at::kDouble));
   int32_t* sp = shift.data_ptr<int32_t>();
   double* vp = values.data_ptr<double>();
   for (int64_t c = 0; c < cols; ++c) kernels::ptf_channel_consts(ap[c], a_min, gp[c], bp[c], s_base, cols, c, sp, vp);

@@ -2,7 +2,7 @@
 // log_int_softmax_simd.h) against the scalar definition (kernels/ptf_layernorm.h ptf_out, kernels/log_int_softmax.h
 // lis_code), element by element, on the lanes the vector forms do not certify: PTF elements whose z = |A'|·2^N
 // lies within 2^−20 of an integer (the fallback to ptf_out, counted so the test fails if none is exercised),
-// γ = 0, constant rows; Log-Int-Softmax elements with t0 < 3 (the largest probabilities), e = 0 (masked), rows
+// γ = 0, constant rows; the short pass 2 (PtfScaled) with crafted uncertified lanes and refused rows; Log-Int-Softmax elements with t0 < 3 (the largest probabilities), e = 0 (masked), rows
 // summing past 2^61 (the 128-bit form), every code width; every row length from 1 to 40 and 197 (the tails).
 // Skipped (with a note) on a CPU without AVX-512: there the ops take the loops that tests/python/test_cpu_paths.py
 // checks on every path.
@@ -25,6 +25,14 @@ namespace cpu = mnq::ops::cpu;
 namespace {
 
 bool have_avx512() { return cpu::supported_isa() == cpu::Isa::kAvx512; }
+
+// Every row length from 1 to 40 (the tails of 8- and 16-lane steps) and 197 (a ViT's token count).
+std::vector<int64_t> row_lengths() {
+  std::vector<int64_t> lengths;
+  for (int64_t n = 1; n <= 40; ++n) lengths.push_back(n);
+  lengths.push_back(197);
+  return lengths;
+}
 
 // One PTF row: codes q with per-channel shifts; checks pass 1 (buffer and sums, int32 and float input) and pass 2
 // (int64 and float output) against the definition; returns how many elements ptf_out_fast would not certify.
@@ -49,12 +57,16 @@ int check_ptf_row(const std::vector<int32_t>& q, const std::vector<int32_t>& shi
     inv[c] = 1.0 / (s_base * std::ldexp(1.0, shift[c]));
     xf[c] = static_cast<float>(q[c] * s_base * std::ldexp(1.0, shift[c]));
   }
+  std::vector<float> inv32(cols);
+  REQUIRE(cpu::ptf_inv32(inv.data(), cols, inv32.data()));
   int uncertified = 0;
-  for (const bool float_in : {false, true}) {
+  for (const int mode : {0, 1, 2}) {  // int32 codes, float32 values (float64 codes), float32 values with inv32
+    const bool float_in = mode > 0;
     cpu::PtfRowIn in;
     if (float_in) {
       in.x = xf.data();
       in.inv_scale = inv.data();
+      if (mode == 2) in.inv32 = inv32.data();
     } else {
       in.q = q.data();
     }
@@ -103,9 +115,7 @@ TEST_CASE("ptf layernorm avx512 rows equal ptf_out, fallback lanes included", "[
   std::normal_distribution<double> nd(0.0, 1.0);
   const double s_base = 6.0 / 127 / 8;
   int uncertified = 0;
-  std::vector<int64_t> lengths;
-  for (int64_t n = 1; n <= 40; ++n) lengths.push_back(n);
-  lengths.push_back(197);
+  const std::vector<int64_t> lengths = row_lengths();
   for (const int64_t cols : lengths) {
     for (const double sn : {4.0 / 127, 1e-2, 3.0}) {
       std::vector<int32_t> shift(cols), q(cols);
@@ -134,15 +144,97 @@ TEST_CASE("ptf layernorm avx512 rows equal ptf_out, fallback lanes included", "[
   REQUIRE(uncertified > 100);  // the crafted lanes did take the fallback
 }
 
+namespace {
+
+// Pass 2's short form (ptf_out_row with PtfScaled) on one row of shifted codes x against ptf_out, int64 and float
+// output; returns whether the short form took the row.
+bool check_ptf_short(const std::vector<int32_t>& x, const std::vector<int32_t>& shift, const std::vector<double>& vals,
+                     double sn) {
+  const int64_t cols = static_cast<int64_t>(x.size());
+  const PtfParams p{1, cols, kPtfLo, kPtfHi, shift.data(), vals.data(), vals.data() + cols, vals.data() + 2 * cols, sn};
+  i64 sx = 0, sxx = 0;
+  for (const int32_t v : x) {
+    sx += v;
+    sxx += static_cast<i64>(v) * v;
+  }
+  const PtfRow row = ptf_row(sx, sxx, cols, sn);
+  std::vector<double> buf(2 * cols);
+  const cpu::PtfScaled sc = cpu::ptf_scaled_consts(p, buf.data());
+  const PtfRowFast rf = ptf_row_fast(row, cols, 1.0 / sn, sc.max_cg);
+  std::vector<int64_t> code(cols, -7);
+  std::vector<float> value(cols, -7.0f);
+  const bool took = cpu::ptf_out_row(x.data(), row, rf, p, cpu::PtfRowOut{code.data(), nullptr, 0.0}, &sc);
+  REQUIRE(cpu::ptf_out_row(x.data(), row, rf, p, cpu::PtfRowOut{nullptr, value.data(), sn}, &sc) == took);
+  for (int64_t c = 0; c < cols; ++c) {
+    const i64 want = ptf_out(x[c], c, row, p);
+    INFO("cols " << cols << " c " << c << " short form " << took);
+    REQUIRE(code[c] == want);
+    float fw = 0.0f;
+    FloatOut{&fw, sn}.store(0, want);
+    REQUIRE(std::memcmp(&fw, &value[c], sizeof fw) == 0);
+  }
+  return took;
+}
+
+}  // namespace
+
+// The short form runs on rows whose every channel has N in [0, 31] unclamped (so no γ = 0): random rows, rows
+// with lanes crafted so that z = |A'|·2^N is an integer (M, N uncertified) or w' = B's real value a half-integer (B
+// uncertified), which must be redone with ptf_out; rows it must refuse (N clamped at 0 or 31) take the general form.
+TEST_CASE("ptf layernorm avx512 short pass 2 equals ptf_out", "[simd]") {
+  if (!have_avx512()) {
+    WARN("no AVX-512 on this CPU: the PTF vector rows are not run");
+    return;
+  }
+  std::mt19937 rng(12);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  int took = 0, refused = 0;
+  const std::vector<int64_t> lengths = row_lengths();
+  for (const int64_t cols : lengths) {
+    for (const double sn : {4.0 / 127, 1e-2, 3.0, 1e-7, 1e5}) {
+      std::vector<int32_t> shift(cols), x(cols);
+      std::vector<double> vals(4 * cols);
+      for (int64_t c = 0; c < cols; ++c) {
+        const double g = (c % 3 == 0 ? -1.0 : 1.0) * (0.5 + std::fabs(nd(rng)));
+        ptf_channel_consts(static_cast<i64>(rng() % 4), 0, g, 0.3 * nd(rng) + 0.5, 6.0 / 127 / 8, cols, c,
+                           shift.data(), vals.data());
+        const double q = std::fmax(-32768.0, std::fmin(32767.0, 40.0 * nd(rng) + 25.0));
+        x[c] = static_cast<int32_t>(ptf_x(std::lround(q), shift[c]));
+      }
+      const bool plain = check_ptf_short(x, shift, vals, sn);
+      took += plain;
+      refused += !plain;
+      i64 sx = 0, sxx = 0;
+      for (const int32_t v : x) {
+        sx += v;
+        sxx += static_cast<i64>(v) * v;
+      }
+      const PtfRow row = ptf_row(sx, sxx, cols, sn);
+      const double inv_den = 1.0 / row.den;
+      for (int64_t c = 0; c < cols; ++c) {
+        if (c % 3 == 0) {  // z' = 150 + c/3 exactly, or an ulp away
+          vals[c] = std::nextafter((150.0 + c / 3) / 256.0 / inv_den, c % 2 ? 0.0 : 1e300);
+        } else if (c % 3 == 1) {  // w' ≈ 37.5 (B's real value a half-integer) for the N of this channel
+          const double a = vals[c] * inv_den;
+          const int n = 7 - static_cast<int>(std::floor(std::log2(std::fabs(a))));
+          vals[2 * cols + c] = sn * (std::ldexp(37.5, -n) + (row.sx / row.stdv) * (vals[cols + c] / sn));
+        }
+      }
+      took += check_ptf_short(x, shift, vals, sn);
+    }
+  }
+  INFO("rows on the short form " << took << ", refused " << refused);
+  REQUIRE(took > 200);  // the crafted rows did take the short form (and so its redo of the crafted lanes)
+  REQUIRE(refused > 10);
+}
+
 TEST_CASE("log-int-softmax avx512 rows equal lis_code", "[simd]") {
   if (!have_avx512() || !cpu::lis_simd_available()) {
     WARN("no AVX-512 (with CD) on this CPU: the Log-Int-Softmax vector rows are not run");
     return;
   }
   std::mt19937 rng(12);
-  std::vector<int64_t> lengths;
-  for (int64_t n = 1; n <= 40; ++n) lengths.push_back(n);
-  lengths.push_back(197);
+  const std::vector<int64_t> lengths = row_lengths();
   int small_t0 = 0, wide_rows = 0, zeros = 0;
   for (const double scale : {8.0 / 127, 0.3, 1.5, 3e-5}) {
     for (const int variant : {2, 4, 8, -8}) {

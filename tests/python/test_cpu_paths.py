@@ -60,6 +60,21 @@ def test_log_int_softmax(isa):
                 assert torch.equal(value, reference.log_int_softmax_value(*reference.log_int_softmax(qx, scale, bits)).float())
 
 
+def test_shiftmax(isa):
+    g = torch.Generator().manual_seed(10)
+    for cols in COLS:
+        for scale in (8.0 / 127, 0.3):
+            q = codes(4, cols, -128, 127, 40, g)
+            got, s_out = ops.shiftmax(q, scale)
+            want, _ = reference.shiftmax(q, scale)
+            assert torch.equal(got.long(), want.long())
+            value, _ = ops.shiftmax_qat((q.double() * scale).float(), scale)
+            assert torch.equal(value, dequant(want, s_out))
+            x, qx = near_ties(3, cols, scale, 120, g)
+            value, _ = ops.shiftmax_qat(x, scale)
+            assert torch.equal(value, dequant(reference.shiftmax(qx, scale)[0], s_out))
+
+
 def test_ibert_softmax(isa):
     g = torch.Generator().manual_seed(6)
     for cols in COLS:
@@ -76,16 +91,17 @@ def test_ibert_softmax(isa):
                 assert torch.equal(value, dequant(reference.ibert_softmax(qx, scale, out_bits)[0], s_out))
 
 
-def test_ptf_layernorm(isa):
+@pytest.mark.parametrize("zero_weight", [True, False])  # False: rows the AVX-512 short pass 2 may take
+def test_ptf_layernorm(isa, zero_weight):
     g = torch.Generator().manual_seed(2)
     for cols in COLS:
         alpha = torch.randint(0, 4, (cols,), generator=g)
         w = torch.rand(cols, generator=g) + 0.5
         w[0] = -w[0]
-        if cols > 2:
+        if cols > 2 and zero_weight:
             w[2] = 0.0
         b = torch.randn(cols, generator=g) * 0.1
-        for s_base, s_next in ((6.0 / 127 / 8, 4.0 / 127), (1e-3, 1e-2), (1e-4, 3.0)):
+        for s_base, s_next in ((6.0 / 127 / 8, 4.0 / 127), (1e-3, 1e-2), (1e-4, 3.0), (1e-2, 1e-6)):
             q = codes(4, cols, -(2**15), 2**15 - 1, 60, g)
             got, _ = ops.ptf_layernorm(q, alpha, s_base, w, b, s_next)
             want, _ = reference.ptf_layernorm(q, alpha, s_base, w, b, s_next)
@@ -93,6 +109,15 @@ def test_ptf_layernorm(isa):
             x = (q.double() * s_base * 2.0 ** alpha.double()).float()
             value, _ = ops.ptf_layernorm_qat(x, alpha, s_base, w, b, s_next)
             assert torch.equal(value, dequant(want, s_next))
+            # near-ties on the per-channel scales (the float32 codes must fall back to float64 there)
+            s_c = s_base * 2.0 ** alpha.double()
+            x, _ = near_ties(3, cols, 1.0, 100, g)
+            x = (x.double() * s_c).float()
+            for _ in range(2):  # nudge by ulps after the scaling too
+                x = torch.where(torch.rand(x.shape, generator=g) < 0.3, torch.nextafter(x, x * 2), x)
+            qx = torch.round(x.double() * (1.0 / s_c)).to(torch.int32)
+            value, _ = ops.ptf_layernorm_qat(x, alpha, s_base, w, b, s_next)
+            assert torch.equal(value, dequant(reference.ptf_layernorm(qx, alpha, s_base, w, b, s_next)[0], s_next))
 
 
 def test_shift_gelu(isa):
@@ -117,6 +142,8 @@ def test_ibert_gelu(isa):
     for cols in COLS:
         for sa in (2e-4, 1e-5, 5e-7):  # 5e-7: a factor past 2^31 (the 64-bit multiply)
             q = codes(3, cols, -(2**31), 2**31 - 1, 1.5 / sa, g)
+            q[2, ::3] = 0  # out = 0 whatever the polynomial (the AVX-512 form relies on it)
+            q[2, 1::3] = torch.randint(-3, 4, q[2, 1::3].shape, generator=g, dtype=torch.int32)
             for scale in (torch.tensor(sa, dtype=torch.float64), torch.rand(cols, generator=g).double() * sa + sa):
                 got, s_out = ops.ibert_gelu(q, scale)
                 assert torch.equal(got, reference.ibert_gelu(q, scale)[0])
@@ -132,7 +159,7 @@ def test_integer_layernorms(isa, name, lim):
         w = torch.rand(cols, generator=g) + 0.5
         w[0] = -w[0]
         b = torch.randn(cols, generator=g) * 0.1
-        for spread in (lim / 4, 30.0):
+        for spread in (lim / 4, lim / 64, 30.0):  # I-BERT: shifts from 0 up, mostly decided by the short pass
             check_layernorm(name, codes(4, cols, -lim, lim - 1, spread, g), 6.0 / lim, w, b)
 
 
@@ -144,6 +171,22 @@ def check_layernorm(name, q, scale, w, b):
     assert torch.equal(got, want)
     value, _ = qat((q.double() * scale).float(), scale, w, b)
     assert torch.equal(value, dequant(want, s_out))
+
+
+def test_ibert_layernorm_shift_estimate_low(isa):
+    """A row whose V(s) at I-BERT's first estimate s is still ≥ 2^32 (the floors of its negative centred codes add
+    ~C·k to V(0)/4^s): the single-sum pass of the CPU's shift search must not accept s. 10 codes, half +A, half −A,
+    A = 2^4·20724 + 1 (mean 0): V(0)/4^4 < 2^32 ≤ V(4), and accepting s = 4 would give f = 2048 instead of 2047."""
+    a, cols = 16 * 20724 + 1, 10
+    v0 = cols * a * a
+    s = (v0.bit_length() - 31) // 2
+    v = lambda sh: (cols // 2) * ((a >> sh) ** 2 + ((-a) >> sh) ** 2)
+    assert s == 4 and v0 // 4**s < 2**32 <= v(s) and v(s + 1) < 2**32  # the crafted property
+    g = torch.Generator().manual_seed(8)
+    q = codes(3, cols, -(2**21), 2**21 - 1, 2**19, g)
+    q[0, : cols // 2], q[0, cols // 2 :] = a, -a
+    w = torch.rand(cols, generator=g) + 0.5
+    check_layernorm("ibert_layernorm", q, 6.0 / 2**21, w, torch.randn(cols, generator=g) * 0.1)
 
 
 @pytest.mark.parametrize("name,lim", [("ilayernorm", 2**15), ("ibert_layernorm", 2**21)])
