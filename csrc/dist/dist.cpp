@@ -324,6 +324,9 @@ void allreduce_max(const at::Tensor& t) { allreduce(t, c10d::ReduceOp::MAX); }
 
 void allreduce_min_max(const at::Tensor& lo, const at::Tensor& hi) {
   if (!active()) return;
+  if (const auto l = local(); l && LocalGroup::handles_min_max(lo, hi)) {
+    return l->allreduce_min_max(lo, hi, effective_timeout_s());
+  }
   // max(−lo) = −min(lo): one MAX all-reduce of [−lo, hi].
   at::Tensor both = at::stack({lo.neg(), hi});
   allreduce(both, c10d::ReduceOp::MAX);

@@ -34,8 +34,8 @@ namespace {
 constexpr uint64_t kMagic = 0x6d6e712d73686d31ULL;  // "mnq-shm1"
 constexpr size_t kSlotBytes = size_t{1} << 20;      // per rank and parity: larger tensors go in chunks
 constexpr size_t kAlign = 64;                       // a cache line: no false sharing between ranks' words
-constexpr int64_t kSpinNs = 20'000;                 // then sched_yield ...
-constexpr int64_t kYieldNs = 300'000;               // ... then sleep on the futex
+constexpr int64_t kSpinNs = 20'000;                 // then sched_yield (gives the core to a runnable peer) ...
+constexpr int64_t kYieldNs = 200'000;               // ... then sleep on the futex
 constexpr int64_t kSleepSliceNs = 20'000'000;       // futex sleeps this long at most between fault checks
 constexpr int64_t kProbeNs = 50'000'000;            // how often a waiting rank checks that the others live
 
@@ -366,31 +366,56 @@ void reduce_slots(T* out, const char* const* src, int world, size_t n, LocalOp o
   }
 }
 
+// `n` bytes at `out` of tensor t's dtype, reduced over the slots `srcs`.
+void reduce_bytes(const at::Tensor& t, void* out, const char* const* srcs, int world, size_t n, LocalOp op) {
+  const size_t k = n / t.element_size();
+  switch (t.scalar_type()) {
+    case at::kFloat: return reduce_slots(static_cast<float*>(out), srcs, world, k, op);
+    case at::kDouble: return reduce_slots(static_cast<double*>(out), srcs, world, k, op);
+    case at::kInt: return reduce_slots(static_cast<int32_t*>(out), srcs, world, k, op);
+    case at::kLong: return reduce_slots(static_cast<int64_t*>(out), srcs, world, k, op);
+    case at::kByte: return reduce_slots(static_cast<uint8_t*>(out), srcs, world, k, op);
+    default: TORCH_CHECK(false, "LocalGroup: unsupported dtype ", t.scalar_type());
+  }
+}
+
 }  // namespace
+
+bool LocalGroup::handles_min_max(const at::Tensor& lo, const at::Tensor& hi) {
+  return handles(lo) && handles(hi) && lo.scalar_type() == hi.scalar_type() && lo.nbytes() + hi.nbytes() <= kSlotBytes;
+}
+
+void LocalGroup::allreduce_min_max(const at::Tensor& lo, const at::Tensor& hi, double timeout_s) {
+  const int64_t t0 = now_ns();
+  const size_t nlo = lo.nbytes(), nhi = hi.nbytes();
+  const int parity = int(seq_ & 1);
+  char* mine = seg_->slot(parity, rank_);
+  std::memcpy(mine, lo.data_ptr(), nlo);
+  std::memcpy(mine + nlo, hi.data_ptr(), nhi);
+  arrive_and_wait("all-reduce", timeout_s);
+  std::vector<const char*> srcs(static_cast<size_t>(world_));
+  for (int r = 0; r < world_; ++r) srcs[size_t(r)] = seg_->slot(parity, r);
+  reduce_bytes(lo, lo.data_ptr(), srcs.data(), world_, nlo, LocalOp::kMin);
+  for (int r = 0; r < world_; ++r) srcs[size_t(r)] += nlo;
+  reduce_bytes(hi, hi.data_ptr(), srcs.data(), world_, nhi, LocalOp::kMax);
+  ++stats_.collectives;
+  stats_.bytes += int64_t(nlo + nhi);
+  stats_.wall_s += double(now_ns() - t0) * 1e-9;
+}
 
 void LocalGroup::allreduce(const at::Tensor& t, LocalOp op, double timeout_s) {
   const int64_t t0 = now_ns();
   char* data = static_cast<char*>(t.data_ptr());
   const size_t bytes = t.nbytes(), elem = t.element_size();
   const size_t chunk = kSlotBytes / elem * elem;
-  const char* src[64];
-  std::vector<const char*> many;
-  const char** srcs = world_ <= 64 ? src : (many.resize(size_t(world_)), many.data());
+  std::vector<const char*> srcs(static_cast<size_t>(world_));
   for (size_t off = 0; off < bytes; off += chunk) {
     const size_t n = std::min(chunk, bytes - off);
     const int parity = int(seq_ & 1);
     std::memcpy(seg_->slot(parity, rank_), data + off, n);
     arrive_and_wait("all-reduce", timeout_s);
-    for (int r = 0; r < world_; ++r) srcs[r] = seg_->slot(parity, r);
-    void* out = data + off;
-    switch (t.scalar_type()) {
-      case at::kFloat: reduce_slots(static_cast<float*>(out), srcs, world_, n / elem, op); break;
-      case at::kDouble: reduce_slots(static_cast<double*>(out), srcs, world_, n / elem, op); break;
-      case at::kInt: reduce_slots(static_cast<int32_t*>(out), srcs, world_, n / elem, op); break;
-      case at::kLong: reduce_slots(static_cast<int64_t*>(out), srcs, world_, n / elem, op); break;
-      case at::kByte: reduce_slots(static_cast<uint8_t*>(out), srcs, world_, n / elem, op); break;
-      default: TORCH_CHECK(false, "LocalGroup::allreduce: unsupported dtype ", t.scalar_type());
-    }
+    for (int r = 0; r < world_; ++r) srcs[size_t(r)] = seg_->slot(parity, r);
+    reduce_bytes(t, data + off, srcs.data(), world_, n, op);
   }
   ++stats_.collectives;
   stats_.bytes += int64_t(bytes);

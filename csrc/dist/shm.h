@@ -72,6 +72,10 @@ class LocalGroup {
 
   // In place: the reduction over ranks. Throws CollectiveError (dist.h) on a fault, naming the ranks.
   void allreduce(const at::Tensor& t, LocalOp op, double timeout_s);
+  // In place, in one round: lo becomes the minimum and hi the maximum over ranks (an observer's batch range; no
+  // stacking or negating as through a backend). Both handled, of one dtype, and together at most 1 MiB.
+  void allreduce_min_max(const at::Tensor& lo, const at::Tensor& hi, double timeout_s);
+  static bool handles_min_max(const at::Tensor& lo, const at::Tensor& hi);
   void barrier(double timeout_s);
 
   LocalStats stats() const { return stats_; }
