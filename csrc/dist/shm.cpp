@@ -150,12 +150,15 @@ std::unique_ptr<LocalGroup> LocalGroup::create(c10d::Store& store, const std::st
     if (rank == 0) {
       std::random_device rd;
       token = (uint64_t(rd()) << 32) ^ rd();
-      name = fmt::format("/mnq_dp_{}_{:016x}", getpid(), token);
-      const int fd = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
-      if (fd < 0) throw std::runtime_error(fmt::format("shm_open {}: {}", name, std::strerror(errno)));
-      if (ftruncate(fd, off_t(g->size_)) != 0) {
+      const std::string candidate = fmt::format("/mnq_dp_{}_{:016x}", getpid(), token);
+      const int fd = shm_open(candidate.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+      if (fd < 0) throw std::runtime_error(fmt::format("shm_open {}: {}", candidate, std::strerror(errno)));
+      name = candidate;  // ours: unlinked below whatever happens
+      // Reserve the pages now: a tmpfs too small for them (a container's 64 MB /dev/shm and many ranks) then says
+      // so here, and every rank stays on Gloo, instead of a SIGBUS at the first touch of a missing page.
+      if (const int rc = posix_fallocate(fd, 0, off_t(g->size_)); rc != 0) {
         close(fd);
-        throw std::runtime_error(fmt::format("ftruncate {} to {} bytes: {}", name, g->size_, std::strerror(errno)));
+        throw std::runtime_error(fmt::format("reserving {} bytes for {}: {}", g->size_, name, std::strerror(rc)));
       }
       map(fd);
       Segment* s = new (g->base_) Segment;
@@ -174,6 +177,7 @@ std::unique_ptr<LocalGroup> LocalGroup::create(c10d::Store& store, const std::st
     }
   } catch (const std::exception& e) {
     failure = e.what();
+    if (!name.empty()) shm_unlink(name.c_str());  // created, then failed: leave nothing in /dev/shm
     name.clear();
   }
   if (rank == 0) {

@@ -2,12 +2,13 @@
 host, started as torchrun starts them. The same collectives and the same training-mode forward/backward of a C++
 quantized model give bit-identical results on both paths and on both ranks (min/max, sums of every dtype the path
 takes, tensors larger than one 1 MiB chunk, the observers' buffers, the averaged gradients); the shared-memory path
-is the one taken (counted in mnq.distributed.stats). Faults: a rank that hangs makes the other's collective fail
+is the one taken (counted in mnq.distributed.stats) and leaves nothing in /dev/shm. Faults: a rank that hangs makes the other's collective fail
 after the timeout naming it, a killed rank is named at once, and every later collective on the group fails too."""
 import os
 import signal
 import socket
 import time
+from pathlib import Path
 
 import torch
 import torch.multiprocessing as mp
@@ -35,7 +36,7 @@ def _collectives(rank, world, port, out, shm):
     from mnq import _mnq
 
     g = torch.Generator().manual_seed(100 + rank)  # each rank its own values
-    got = {"path": mnq.distributed.path()}
+    got = {"path": mnq.distributed.path(), "pid": os.getpid()}
     for dtype in (torch.float32, torch.float64, torch.int32, torch.int64, torch.uint8):
         if dtype.is_floating_point:
             x = torch.randn(37, generator=g, dtype=dtype) * 1e3
@@ -92,8 +93,10 @@ def test_shared_memory_and_gloo_give_bit_identical_results(tmp_path):
     assert gloo[0]["path"].startswith("gloo (no shared memory: disabled"), gloo[0]["path"]
     assert shm[0]["stats"]["shm_collectives"] >= 30 and gloo[0]["stats"]["shm_collectives"] == 0
     assert shm[0]["stats"]["collectives"] == shm[0]["stats"]["shm_collectives"]  # nothing fell back to Gloo
+    # Rank 0 unlinked the segment's name as soon as both ranks had mapped it: nothing is left in /dev/shm.
+    assert not list(Path("/dev/shm").glob(f"mnq_dp_{shm[0]['pid']}_*"))
     for key in shm[0]:
-        if key in ("path", "stats"):
+        if key in ("path", "stats", "pid"):
             continue
         assert _equal(shm[0][key], shm[1][key]), f"{key} differs between the ranks"
         assert _equal(shm[0][key], gloo[0][key]), f"{key} differs between shared memory and Gloo"
