@@ -147,10 +147,12 @@ void PassCollectives::end(const std::string& stage, int64_t steps) const {
   dist::record(stage, {steps, clock_s(CLOCK_MONOTONIC) - wall0_, clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0_, d});
   if (!dist::active()) return;
   const double n = double(steps);
-  log::info("{}: data-parallel collectives per step: {:.1f} ({:.1f} in shared memory), {:.0f} KiB, {:.2f} ms "
-            "(of which {:.2f} ms waiting for the slowest rank)",
-            stage, double(d.collectives) / n, double(d.shm_collectives) / n, double(d.bytes) / n / 1024,
-            1e3 * d.wall_s / n, 1e3 * d.wait_s / n);
+  // The wait for the slowest rank is measured on the shared-memory path only.
+  const std::string wait = d.shm_collectives == 0 ? std::string()
+                           : fmt::format(" (of which {:.2f} ms waiting for the slowest rank)", 1e3 * d.wait_s / n);
+  log::info("{}: data-parallel collectives per step: {:.1f} ({:.1f} in shared memory), {:.0f} KiB, {:.2f} ms{}", stage,
+            double(d.collectives) / n, double(d.shm_collectives) / n, double(d.bytes) / n / 1024, 1e3 * d.wall_s / n,
+            wait);
 }
 
 bool restarted_by_torchrun() {

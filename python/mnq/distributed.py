@@ -44,8 +44,8 @@ def init_from_env(device: Optional[str] = None, timeout_s: float = 600.0, shm: O
     ``dist.timeout_s``).
 
     When every rank runs on this host, mnq's CPU collectives (observers, losses, flags, gradient buckets up to
-    64 MiB) go through one shared-memory segment instead of Gloo over loopback (csrc/dist/shm.h: ~µs instead of
-    ~300 µs each), with the same results and the same fault handling; ``shm=False`` (or the environment variable
+    64 MiB) go through one shared-memory segment instead of Gloo over loopback (csrc/dist/shm.h: tens of µs instead
+    of hundreds each), with the same results and the same fault handling; ``shm=False`` (or the environment variable
     ``MNQ_DIST_SHM=0``) keeps them on Gloo. Collectives through ``torch.distributed`` itself are unaffected."""
     if "WORLD_SIZE" not in os.environ:
         return False
@@ -100,10 +100,9 @@ def allreduce_mean(tensors: Iterable[torch.Tensor], bucket_bytes: int = 25 << 20
 
 def sync_min_max(lo: torch.Tensor, hi: torch.Tensor) -> None:
     """In place: lo, hi become the minimum and maximum over ranks (one all-reduce); no-op on one process. Through
-    mnq's collectives when init_from_env set them up (shared memory on one host), else torch.distributed's."""
-    if _mnq.dist_world_size() > 1:
-        _mnq.dist_allreduce_min_max(lo, hi)
-    elif active():
+    torch.distributed (traceable by torch.compile, which cannot trace mnq's pybind11 functions), so not through
+    mnq's shared-memory path: that serves the C++ layers and trainer."""
+    if active():
         both = torch.stack([-lo, hi])
         dist.all_reduce(both, op=dist.ReduceOp.MAX)
         lo.copy_(-both[0])
@@ -111,8 +110,6 @@ def sync_min_max(lo: torch.Tensor, hi: torch.Tensor) -> None:
 
 
 def sync_sum(t: torch.Tensor) -> None:
-    """In place: the sum over ranks; no-op on one process (the path as sync_min_max's)."""
-    if _mnq.dist_world_size() > 1:
-        _mnq.dist_allreduce_sum(t)
-    elif active():
+    """In place: the sum over ranks; no-op on one process (through torch.distributed, as sync_min_max)."""
+    if active():
         dist.all_reduce(t)
