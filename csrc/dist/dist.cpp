@@ -7,12 +7,15 @@
 #include <torch/csrc/distributed/c10d/Types.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <tuple>
+
+#include "csrc/dist/shm.h"
 
 namespace mnq {
 namespace dist {
@@ -22,10 +25,35 @@ std::mutex g_mutex;
 c10::intrusive_ptr<c10d::ProcessGroup> g_group;
 c10::intrusive_ptr<c10d::Store> g_store;
 double g_timeout_s = 0;
+std::shared_ptr<LocalGroup> g_local;  // the intra-host path (shm.h), when every rank is on this host
+std::string g_local_why;              // why there is none
+int64_t g_local_setups = 0;           // the store keys of each set-up differ
+Stats g_gloo;                         // the collectives that went to the group's backend
+std::vector<std::pair<std::string, Record>> g_records;
+
+// The default collective timeout while dist.timeout_s is unset: torch.distributed's default group timeout.
+constexpr double kDefaultTimeoutS = 1800;
+
+// Tensors up to this size take the intra-host path (in 1 MiB chunks); larger ones go to Gloo.
+constexpr int64_t kLocalMaxBytes = int64_t{64} << 20;
 
 c10::intrusive_ptr<c10d::ProcessGroup> group() {
   const std::lock_guard<std::mutex> lock(g_mutex);
   return g_group;
+}
+
+std::shared_ptr<LocalGroup> local() {
+  const std::lock_guard<std::mutex> lock(g_mutex);
+  return g_local;
+}
+
+double effective_timeout_s() {
+  const std::lock_guard<std::mutex> lock(g_mutex);
+  return g_timeout_s > 0 ? g_timeout_s : kDefaultTimeoutS;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // How long a failing rank waits for the others to report their own failure of the same collective: a live peer
@@ -93,11 +121,25 @@ std::chrono::milliseconds op_timeout() {
 void allreduce(const at::Tensor& t, c10d::ReduceOp::RedOpType op) {
   const auto g = group();
   if (!g || g->getSize() <= 1) return;
+  const bool reducible = op == c10d::ReduceOp::SUM || op == c10d::ReduceOp::MAX || op == c10d::ReduceOp::MIN;
+  if (const auto l = local(); l && reducible && LocalGroup::handles(t) && int64_t(t.nbytes()) <= kLocalMaxBytes) {
+    if (t.numel() == 0) return;
+    const LocalOp lop = op == c10d::ReduceOp::SUM   ? LocalOp::kSum
+                        : op == c10d::ReduceOp::MAX ? LocalOp::kMax
+                                                    : LocalOp::kMin;
+    l->allreduce(t, lop, effective_timeout_s());
+    return;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
   std::vector<at::Tensor> v{t};
   c10d::AllreduceOptions o;
   o.reduceOp = c10d::ReduceOp(op);
   o.timeout = op_timeout();
   run(g, [&] { return g->allreduce(v, o); }, "all-reduce");
+  const std::lock_guard<std::mutex> lock(g_mutex);
+  ++g_gloo.collectives;
+  g_gloo.bytes += int64_t(t.nbytes());
+  g_gloo.wall_s += seconds_since(t0);
 }
 
 // One bucket: tensors of one dtype and device, packed flat, all-reduced once, unpacked.
@@ -121,6 +163,57 @@ void reduce_bucket(const std::vector<at::Tensor>& bucket, int world) {
 void set_group(c10::intrusive_ptr<c10d::ProcessGroup> g) {
   const std::lock_guard<std::mutex> lock(g_mutex);
   g_group = std::move(g);
+  g_local.reset();  // a new group: its own segment (enable_local)
+  g_local_why = "not enabled";
+  g_gloo = Stats();
+}
+
+bool enable_local(bool on) {
+  const auto g = group();
+  c10::intrusive_ptr<c10d::Store> store;
+  {
+    const std::lock_guard<std::mutex> lock(g_mutex);
+    store = g_store;
+    g_local.reset();
+    g_local_why = !on                         ? "disabled (MNQ_DIST_SHM=0)"
+                  : !g || g->getSize() <= 1 ? "one process"
+                  : !store                  ? "no store"
+                                            : "";
+    if (!g_local_why.empty()) return false;
+  }
+  // Collective over the store: every rank takes the same decision (shm.h). The key names the group's set-up.
+  std::string why;
+  const std::string key = "mnq/shm/" + std::to_string(g_local_setups++);
+  std::unique_ptr<LocalGroup> l = LocalGroup::create(*store, key, g->getRank(), g->getSize(), &why);
+  const std::lock_guard<std::mutex> lock(g_mutex);
+  g_local = std::move(l);
+  g_local_why = g_local ? "" : why;
+  return bool(g_local);
+}
+
+std::string path() {
+  const std::lock_guard<std::mutex> lock(g_mutex);
+  if (!g_group || g_group->getSize() <= 1) return "one process";
+  const std::string backend = g_group->getBackendName();
+  return g_local ? "intra-host shared memory (CPU tensors up to 64 MiB), " + backend + " otherwise"
+                 : backend + " (no shared memory: " + g_local_why + ")";
+}
+
+Stats stats() {
+  Stats s;
+  {
+    const std::lock_guard<std::mutex> lock(g_mutex);
+    s = g_gloo;
+  }
+  if (const auto l = local()) {
+    const LocalStats ls = l->stats();
+    s.collectives += ls.collectives;
+    s.shm_collectives = ls.collectives;
+    s.bytes += ls.bytes;
+    s.wall_s += ls.wall_s;
+    s.wait_s = ls.wait_s;
+  }
+  return s;
 }
 
 void clear_group() {
@@ -141,6 +234,36 @@ void set_timeout(double seconds) {
 double timeout_s() {
   const std::lock_guard<std::mutex> lock(g_mutex);
   return g_timeout_s;
+}
+
+Stats operator-(Stats a, const Stats& b) {
+  a.collectives -= b.collectives;
+  a.shm_collectives -= b.shm_collectives;
+  a.bytes -= b.bytes;
+  a.wall_s -= b.wall_s;
+  a.wait_s -= b.wait_s;
+  return a;
+}
+
+void record(const std::string& label, const Record& delta) {
+  const std::lock_guard<std::mutex> lock(g_mutex);
+  auto it = std::find_if(g_records.begin(), g_records.end(), [&](const auto& r) { return r.first == label; });
+  if (it == g_records.end()) it = g_records.insert(g_records.end(), {label, Record{}});
+  Record& r = it->second;
+  const Stats& d = delta.stats;
+  r.steps += delta.steps;
+  r.wall_s += delta.wall_s;
+  r.cpu_s += delta.cpu_s;
+  r.stats.collectives += d.collectives;
+  r.stats.shm_collectives += d.shm_collectives;
+  r.stats.bytes += d.bytes;
+  r.stats.wall_s += d.wall_s;
+  r.stats.wait_s += d.wait_s;
+}
+
+std::vector<std::pair<std::string, Record>> records() {
+  const std::lock_guard<std::mutex> lock(g_mutex);
+  return g_records;
 }
 
 bool active() {
@@ -201,6 +324,9 @@ void allreduce_max(const at::Tensor& t) { allreduce(t, c10d::ReduceOp::MAX); }
 
 void allreduce_min_max(const at::Tensor& lo, const at::Tensor& hi) {
   if (!active()) return;
+  if (const auto l = local(); l && LocalGroup::handles_min_max(lo, hi)) {
+    return l->allreduce_min_max(lo, hi, effective_timeout_s());
+  }
   // max(−lo) = −min(lo): one MAX all-reduce of [−lo, hi].
   at::Tensor both = at::stack({lo.neg(), hi});
   allreduce(both, c10d::ReduceOp::MAX);
@@ -211,6 +337,7 @@ void allreduce_min_max(const at::Tensor& lo, const at::Tensor& hi) {
 void barrier() {
   const auto g = group();
   if (!g || g->getSize() <= 1) return;
+  if (const auto l = local()) return l->barrier(effective_timeout_s());
   c10d::BarrierOptions o;
   o.timeout = op_timeout();
   run(g, [&] { return g->barrier(o); }, "barrier");

@@ -31,9 +31,43 @@ void clear_group();
 // answer when a collective fails (below). Optional: without it a failure names no rank.
 void set_store(c10::intrusive_ptr<c10d::Store> store);
 // The collectives' timeout (`dist.timeout_s`): a rank that does not join a collective within it makes the others'
-// collective fail. Given to every collective (c10d's per-operation timeout); 0: the group's default.
+// collective fail. Given to every collective (c10d's per-operation timeout); 0: the group's default (on the
+// shared-memory path, torch's default of 1800 s).
 void set_timeout(double seconds);
 double timeout_s();  // 0 until set_timeout
+// Collective (every rank calls it after set_group and set_store): when every rank of the group runs on this host,
+// the CPU all-reduces and barriers go through a shared-memory segment (csrc/dist/shm.h) instead of the group's
+// backend; tensors on a GPU and CPU tensors above 64 MiB still take the backend. Returns whether they do (the same
+// on every rank). `on` false: the backend for all (MNQ_DIST_SHM=0). set_group drops the segment.
+bool enable_local(bool on);
+// Which path the collectives take, in words (for the job's log line and the benchmark).
+std::string path();
+
+// The collectives this process made since its group was set: how many (of them through shared memory), the bytes
+// it reduced, the wall time spent in them, and of that the time spent waiting for the last rank to arrive (the
+// slower rank's lag; measured on the shared-memory path only). Cumulative: a caller subtracts two readings.
+struct Stats {
+  int64_t collectives = 0;
+  int64_t shm_collectives = 0;
+  int64_t bytes = 0;
+  double wall_s = 0;
+  double wait_s = 0;
+};
+Stats stats();
+Stats operator-(Stats a, const Stats& b);
+
+// Totals per label that a caller records (the trainer: each stage's training passes, from two stats() readings,
+// with the pass's wall and process CPU seconds), read back by the benchmark through the bindings. `steps`: what
+// the caller counts them per. Recorded on one process too (no collectives then).
+struct Record {
+  int64_t steps = 0;
+  double wall_s = 0;
+  double cpu_s = 0;
+  Stats stats;
+};
+void record(const std::string& label, const Record& delta);
+std::vector<std::pair<std::string, Record>> records();
+
 bool active();    // a group with more than one rank is set
 int rank();       // 0 without a group
 int world_size(); // 1 without a group

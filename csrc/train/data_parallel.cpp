@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 
 #include "csrc/config/config.h"
@@ -63,8 +64,9 @@ void begin_job(const JobStart& job) {
                                          "rank (every process must get the same --config, --set and flags)",
                                          dist::rank()));
   }
-  log::info("data-parallel: {} processes, global batch {} = {} × {} per process, collective timeout {} s", n,
-            job.global_batch, n, job.global_batch / n, job.timeout_s);
+  log::info("data-parallel: {} processes, global batch {} = {} × {} per process, collective timeout {} s; "
+            "collectives: {}",
+            n, job.global_batch, n, job.global_batch / n, job.timeout_s, dist::path());
 }
 
 data::LoaderOptions sharded(data::LoaderOptions o, bool partners) {
@@ -124,6 +126,33 @@ std::pair<at::Tensor, at::Tensor> gather_eval(const at::Tensor& sums, const at::
   dist::allreduce_sum(all);
   dist::allreduce_sum(s);
   return {s, all.to(at::kByte)};
+}
+
+namespace {
+
+double clock_s(clockid_t id) {
+  timespec ts;
+  clock_gettime(id, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+}  // namespace
+
+PassCollectives::PassCollectives()
+    : start_(dist::stats()), wall0_(clock_s(CLOCK_MONOTONIC)), cpu0_(clock_s(CLOCK_PROCESS_CPUTIME_ID)) {}
+
+void PassCollectives::end(const std::string& stage, int64_t steps) const {
+  if (steps <= 0) return;
+  const dist::Stats d = dist::stats() - start_;
+  dist::record(stage, {steps, clock_s(CLOCK_MONOTONIC) - wall0_, clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0_, d});
+  if (!dist::active()) return;
+  const double n = double(steps);
+  // The wait for the slowest rank is measured on the shared-memory path only.
+  const std::string wait = d.shm_collectives == 0 ? std::string()
+                           : fmt::format(" (of which {:.2f} ms waiting for the slowest rank)", 1e3 * d.wait_s / n);
+  log::info("{}: data-parallel collectives per step: {:.1f} ({:.1f} in shared memory), {:.0f} KiB, {:.2f} ms{}", stage,
+            double(d.collectives) / n, double(d.shm_collectives) / n, double(d.bytes) / n / 1024, 1e3 * d.wall_s / n,
+            wait);
 }
 
 bool restarted_by_torchrun() {

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "csrc/data/loader.h"
+#include "csrc/dist/dist.h"
 
 namespace mnq {
 namespace train {
@@ -87,6 +88,19 @@ bool any_rank(bool flag);
 // global rows (the ranks' sums) and the global hits [n] in position order. One process: returned unchanged.
 std::pair<at::Tensor, at::Tensor> gather_eval(const at::Tensor& sums, const at::Tensor& hits,
                                               const at::Tensor& positions, int64_t n);
+
+// The cost of one training pass: constructed at its start; end() records its wall and process CPU seconds and
+// its collectives under the stage's name (dist::record, read back by scripts/bench_train.py) and, data-parallel,
+// logs the collectives per step (count, time, the wait for the slowest rank).
+class PassCollectives {
+ public:
+  PassCollectives();
+  void end(const std::string& stage, int64_t steps) const;
+
+ private:
+  dist::Stats start_;
+  double wall0_, cpu0_;
+};
 
 // Whether this process is a restart by torchrun's elastic agent (TORCHELASTIC_RESTART_COUNT > 0): the job then
 // continues from its checkpoints as with --resume.

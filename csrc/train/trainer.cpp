@@ -323,6 +323,7 @@ class StageRun {
     const at::Device device = models::model_device(model_);  // batches come from the loader on the CPU
     p.lr = learning_rate(cfg_, st_.step, total_steps_);
     p.pending = PendingSteps();  // its read-back clock starts with the steps
+    const dp::PassCollectives collectives;  // data-parallel: recorded and logged per step at the pass's end
     while (auto b = pass->next()) {
       p.lr = learning_rate(cfg_, st_.step, total_steps_);
       set_lr(opt_, p.lr);
@@ -346,6 +347,7 @@ class StageRun {
     if (!weights_finite(*model_.module)) diverged(p, "the weights are not finite after the last step", st_.batch - 1);
     p.train_s = std::chrono::duration<double>(Clock::now() - p.t0).count();
     p.img_s = double((st_.batch - p.first_batch) * bs_) / std::max(p.train_s, 1e-9);
+    collectives.end(options_.name, st_.batch - p.first_batch);
     bar.done(fmt::format("loss {:.4f}", st_.part_seen ? st_.part_loss / double(st_.part_seen) : 0.0));
     return p;
   }

@@ -29,7 +29,7 @@ def active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def init_from_env(device: Optional[str] = None, timeout_s: float = 600.0) -> bool:
+def init_from_env(device: Optional[str] = None, timeout_s: float = 600.0, shm: Optional[bool] = None) -> bool:
     """Join torchrun's process group when this process was started by torchrun (``WORLD_SIZE`` is set), and hand
     it to mnq's C++ side. Returns whether the job runs on more than one process; without torchrun's variables it
     does nothing and returns False.
@@ -41,7 +41,12 @@ def init_from_env(device: Optional[str] = None, timeout_s: float = 600.0) -> boo
     values the ranks agree on; NCCL starts only at the first CUDA collective), with this rank's GPU
     (``LOCAL_RANK``) made the current device before the first collective. A rank that stops answering makes the
     others' collectives fail after ``timeout_s`` (the trainer sets each collective's timeout from its config's
-    ``dist.timeout_s``)."""
+    ``dist.timeout_s``).
+
+    When every rank runs on this host, mnq's CPU collectives (observers, losses, flags, gradient buckets up to
+    64 MiB) go through one shared-memory segment instead of Gloo over loopback (csrc/dist/shm.h: tens of µs instead
+    of hundreds each), with the same results and the same fault handling; ``shm=False`` (or the environment variable
+    ``MNQ_DIST_SHM=0``) keeps them on Gloo. Collectives through ``torch.distributed`` itself are unaffected."""
     if "WORLD_SIZE" not in os.environ:
         return False
     if not dist.is_initialized():
@@ -52,7 +57,22 @@ def init_from_env(device: Optional[str] = None, timeout_s: float = 600.0) -> boo
     _mnq.dist_set_group(dist.group.WORLD)
     # The store tells a failed collective which ranks still answer (csrc/dist/dist.h).
     _mnq.dist_set_store(dist.distributed_c10d._get_default_store())
+    _mnq.dist_set_timeout(timeout_s)  # the group's own, until a job sets dist.timeout_s
+    if shm is None:
+        shm = os.environ.get("MNQ_DIST_SHM", "1") != "0"
+    _mnq.dist_enable_shm(bool(shm))  # collective: every rank agrees on the path
     return dist.get_world_size() > 1
+
+
+def path() -> str:
+    """Which path mnq's collectives take, in words (shared memory or the group's backend, and why)."""
+    return _mnq.dist_path()
+
+
+def stats() -> dict:
+    """This process's mnq collectives since its group was set: ``collectives`` (of them ``shm_collectives``),
+    ``bytes``, ``wall_s`` spent in them and ``wait_s`` of that waiting for the last rank (shared-memory path)."""
+    return _mnq.dist_stats()
 
 
 def rank() -> int:
@@ -79,7 +99,9 @@ def allreduce_mean(tensors: Iterable[torch.Tensor], bucket_bytes: int = 25 << 20
 
 
 def sync_min_max(lo: torch.Tensor, hi: torch.Tensor) -> None:
-    """In place: lo, hi become the minimum and maximum over ranks (one all-reduce); no-op on one process."""
+    """In place: lo, hi become the minimum and maximum over ranks (one all-reduce); no-op on one process. Through
+    torch.distributed (traceable by torch.compile, which cannot trace mnq's pybind11 functions), so not through
+    mnq's shared-memory path: that serves the C++ layers and trainer."""
     if active():
         both = torch.stack([-lo, hi])
         dist.all_reduce(both, op=dist.ReduceOp.MAX)
@@ -88,6 +110,6 @@ def sync_min_max(lo: torch.Tensor, hi: torch.Tensor) -> None:
 
 
 def sync_sum(t: torch.Tensor) -> None:
-    """In place: the sum over ranks; no-op on one process."""
+    """In place: the sum over ranks; no-op on one process (through torch.distributed, as sync_min_max)."""
     if active():
         dist.all_reduce(t)
