@@ -11,6 +11,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "csrc/analysis/grid.h"
 #include "csrc/analysis/sqnr.h"
 #include "csrc/models/calibrate.h"
 #include "csrc/models/device.h"
@@ -30,20 +31,6 @@ struct Scores {
 struct FpLayer {
   at::Tensor in, out;
 };
-
-// The full-precision input x_fp put on the grid of the input xq the quantized layer received (scale S, per tensor
-// or per channel of the last dim): codes round(x_fp / S), clamped to the range of xq's own codes in this batch.
-// The clamp stands for the saturation of the quantizer that fed the layer (whose bit-width the layer does not
-// know): xq's extreme codes are the quantizer's limits whenever it saturated, and they keep the codes inside the
-// op's declared range (Swin's shift-mask codes, far below the quantizer's range, included).
-at::Tensor on_grid(const at::Tensor& x_fp, const at::Tensor& scale, const at::Tensor& xq) {
-  const at::Tensor x = x_fp.reshape(xq.sizes());
-  if (!scale.defined()) return x;  // a float input (no quantizer in front): the layer sees x itself
-  const at::Tensor s = scale.detach().to(xq.device(), at::kDouble);
-  const at::Tensor q_codes = at::round(xq.to(at::kDouble) / s);
-  const at::Tensor codes = at::clamp(at::round(x.to(at::kDouble) / s), q_codes.min(), q_codes.max());
-  return (codes * s).to(xq.scalar_type());
-}
 
 bool set_observer(torch::nn::Module& m, nn::LayerObserver observer) {
   if (auto* s = m.as<nn::IntSoftmaxImpl>()) {
