@@ -151,21 +151,7 @@ struct WideSide {
   std::vector<double> md, s, r;
   std::vector<float> x;
   std::vector<int32_t> q;
-  cpu::RequantSimdSide side() const {
-    cpu::RequantSimdSide v;
-    v.m = m.data();
-    v.k = k.data();
-    v.hm1 = hm1.data();
-    v.md = md.data();
-    if (x.empty()) {
-      v.q = q.data();
-    } else {
-      v.x = x.data();
-      v.s = s.data();
-      v.r = r.data();
-    }
-    return v;
-  }
+  cpu::RequantSimdSide side;  // pointing into the vectors above
 };
 
 // `shifts`: the k of each column in turn; `int_codes`: int32 codes (a residual side) instead of float values.
@@ -211,6 +197,8 @@ WideSide make_wide(int64_t cols, int64_t n, const std::vector<i64>& shifts, bool
     d.x[4] = 0.5f;  // a tie at code 1/2 on scale 1
     d.x[5] = -0.0f;
   }
+  d.side = cpu::RequantSimdSide{int_codes ? d.q.data() : nullptr, int_codes ? nullptr : d.x.data(), d.s.data(),
+                                d.r.data(), d.m.data(), d.k.data(), d.hm1.data(), d.md.data()};
   return d;
 }
 
@@ -244,9 +232,8 @@ TEST_CASE("requant of float codes at and above 2^31 equals the scalar definition
       for (const int residual : {0, 1, 2}) {  // none, int32 identity, wide float identity
         const WideSide a = make_wide(cols, n, shifts, false, rng);
         const WideSide b = make_wide(cols, n, {31, 33}, residual == 1, rng);
-        const cpu::RequantSimdSide sa = a.side(), sb = b.side();
         INFO("cols " << cols << " shifts " << shifts.size() << " first " << shifts[0] << " residual " << residual);
-        require_requant(sa, residual == 0 ? nullptr : &sb, cols, rows);
+        require_requant(a.side, residual == 0 ? nullptr : &b.side, cols, rows);
       }
     }
   }
