@@ -11,6 +11,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "csrc/analysis/grid.h"
 #include "csrc/analysis/sqnr.h"
 #include "csrc/models/calibrate.h"
 #include "csrc/models/device.h"
@@ -26,24 +27,12 @@ struct Scores {
   SqnrAccumulator in, out, iso_in, iso_out;
 };
 
-// The full-precision layer tensors of the current batch (the forward's own tensors, not copies).
+// The full-precision layer tensors of the current batch (the forward's own tensors, not copies), and their
+// per-image norms once a score needed them (every method's four scores share them).
 struct FpLayer {
   at::Tensor in, out;
+  at::Tensor in_norm, out_norm;
 };
-
-// The full-precision input x_fp put on the grid of the input xq the quantized layer received (scale S, per tensor
-// or per channel of the last dim): codes round(x_fp / S), clamped to the range of xq's own codes in this batch.
-// The clamp stands for the saturation of the quantizer that fed the layer (whose bit-width the layer does not
-// know): xq's extreme codes are the quantizer's limits whenever it saturated, and they keep the codes inside the
-// op's declared range (Swin's shift-mask codes, far below the quantizer's range, included).
-at::Tensor on_grid(const at::Tensor& x_fp, const at::Tensor& scale, const at::Tensor& xq) {
-  const at::Tensor x = x_fp.reshape(xq.sizes());
-  if (!scale.defined()) return x;  // a float input (no quantizer in front): the layer sees x itself
-  const at::Tensor s = scale.detach().to(xq.device(), at::kDouble);
-  const at::Tensor q_codes = at::round(xq.to(at::kDouble) / s);
-  const at::Tensor codes = at::clamp(at::round(x.to(at::kDouble) / s), q_codes.min(), q_codes.max());
-  return (codes * s).to(xq.scalar_type());
-}
 
 bool set_observer(torch::nn::Module& m, nn::LayerObserver observer) {
   if (auto* s = m.as<nn::IntSoftmaxImpl>()) {
@@ -185,13 +174,16 @@ void observe(Analysis& a, std::vector<torch::nn::Module*>& observed) {
       Scores* s = a.acc[l][k].get();
       const std::string& name = a.layers[l].first;
       const bool ok = set_observer(*item.value(), [&a, s, l, name](const nn::LayerCall& c) {
-        const FpLayer& f = a.fp_layers[l];
+        FpLayer& f = a.fp_layers[l];
         TORCH_CHECK(f.in.defined(), "analyze: the full-precision model did not report layer '", name, "'");
-        s->in.add(f.in, c.x, a.batch_images);
-        s->out.add(f.out, c.y, a.batch_images);
+        const int64_t n = a.batch_images;
+        if (!f.in_norm.defined()) f.in_norm = SqnrAccumulator::signal_norms(f.in, n);
+        if (!f.out_norm.defined()) f.out_norm = SqnrAccumulator::signal_norms(f.out, n);
+        s->in.add(f.in, f.in_norm, c.x, n);
+        s->out.add(f.out, f.out_norm, c.y, n);
         const at::Tensor xi = on_grid(f.in, c.scale, c.x);
-        s->iso_in.add(f.in, xi, a.batch_images);
-        s->iso_out.add(f.out, c.rerun(xi).first, a.batch_images);
+        s->iso_in.add(f.in, f.in_norm, xi, n);
+        s->iso_out.add(f.out, f.out_norm, c.rerun(xi).first, n);
       });
       TORCH_CHECK(ok, "analyze: module '", name, "' of the quantized model is not an integer non-linear layer");
       observed.push_back(item.value().get());
@@ -314,7 +306,7 @@ Report analyze(const models::Model& fp, int64_t bits, const AnalyzerConfig& conf
   fp.module->eval();
   fp.set_tap([&a](const std::string& name, const at::Tensor& in, const at::Tensor& out) {
     auto it = a.index.find(name);
-    if (it != a.index.end()) a.fp_layers[it->second] = {in, out};
+    if (it != a.index.end()) a.fp_layers[it->second] = FpLayer{in, out, {}, {}};
   });
   observe(a, observed);
   const int64_t images = measure(a, fp, calib, n, device, report_progress);

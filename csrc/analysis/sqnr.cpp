@@ -12,17 +12,35 @@
 namespace mnq {
 namespace analysis {
 
-void SqnrAccumulator::add(const at::Tensor& x, const at::Tensor& y, int64_t images) {
+namespace {
+
+void check_split(const at::Tensor& x, int64_t images) {
   TORCH_CHECK_VALUE(images > 0, "SqnrAccumulator: a batch needs at least one image, got ", images);
-  TORCH_CHECK_VALUE(x.numel() == y.numel(), "SqnrAccumulator: the full-precision tensor has shape ", x.sizes(),
-                    " but the quantized one ", y.sizes(), "; they must hold the same number of values");
   TORCH_CHECK_VALUE(x.numel() % images == 0, "SqnrAccumulator: a tensor of shape ", x.sizes(),
                     " does not split into ", images, " images");
-  // Flatten per image; float64 accumulation of the norms (a float32 sum of 10^6 squares loses ~3 digits). The
-  // difference itself is one rounding of the exact difference of two float32 values (relative error 2^-24).
+}
+
+}  // namespace
+
+at::Tensor SqnrAccumulator::signal_norms(const at::Tensor& x, int64_t images) {
+  check_split(x, images);
+  // Flatten per image; float64 accumulation of the norms (a float32 sum of 10^6 squares loses ~3 digits).
+  return at::linalg_vector_norm(x.detach().reshape({images, -1}), 2, {1}, false, at::kDouble);
+}
+
+void SqnrAccumulator::add(const at::Tensor& x, const at::Tensor& y, int64_t images) {
+  add(x, signal_norms(x, images), y, images);
+}
+
+void SqnrAccumulator::add(const at::Tensor& x, const at::Tensor& signal, const at::Tensor& y, int64_t images) {
+  check_split(x, images);
+  TORCH_CHECK_VALUE(x.numel() == y.numel(), "SqnrAccumulator: the full-precision tensor has shape ", x.sizes(),
+                    " but the quantized one ", y.sizes(), "; they must hold the same number of values");
+  TORCH_CHECK_VALUE(signal.numel() == images, "SqnrAccumulator: ", signal.numel(), " signal norms for ", images,
+                    " images");
+  // The difference is one rounding of the exact difference of two float32 values (relative error 2^-24).
   const at::Tensor xf = x.detach().reshape({images, -1});
   const at::Tensor yf = y.detach().to(xf.device(), xf.scalar_type()).reshape({images, -1});
-  const at::Tensor signal = at::linalg_vector_norm(xf, 2, {1}, false, at::kDouble);
   const at::Tensor error = at::linalg_vector_norm(xf - yf, 2, {1}, false, at::kDouble);
   // zero error → +∞ whatever the signal (0/0 included)
   const at::Tensor ratio = at::where(error == 0, std::numeric_limits<double>::infinity(), signal / error);

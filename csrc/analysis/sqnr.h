@@ -20,6 +20,11 @@ class SqnrAccumulator {
   // (x.numel() divisible by images; e.g. Swin's window scores [B·nW, heads, N, N]). Throws naming both shapes
   // when x and y differ in size.
   void add(const at::Tensor& x, const at::Tensor& y, int64_t images);
+  // The same with x's per-image norms ‖x_i‖₂ given (signal_norms(x, images)): the analyzer scores several quantized
+  // tensors against one full-precision tensor and computes its norms once per batch.
+  void add(const at::Tensor& x, const at::Tensor& signal, const at::Tensor& y, int64_t images);
+  // ‖x_i‖₂ per image (float64 [images]), as add computes them.
+  static at::Tensor signal_norms(const at::Tensor& x, int64_t images);
   int64_t images() const { return images_; }
   // mean_i ‖x_i‖/‖x_i − y_i‖ (+∞ if any image has zero error); throws when no image was added.
   double mean_ratio() const;

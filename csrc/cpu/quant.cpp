@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <vector>
 
 #include "csrc/cpu/isa.h"
@@ -27,7 +28,13 @@ bool quantize_loop(const float* x, const double* scale, Out out, const QuantizeP
   std::atomic<bool> all_ok{true};
   const ChannelLayout layout = p.layout;
   const bool last_dim = layout.C > 1 && layout.inner == 1;
-  const Isa path = (layout.C == 1 || last_dim) && quantize_simd_ok(scale, layout.C, p.hi) ? isa() : Isa::kScalar;
+  // The certified float32 form where quant_simd.h's bounds hold, else the exact float64 one (codes need lo, hi
+  // within int32, the output's range; fake quant any range).
+  const bool vector_layout = layout.C == 1 || last_dim;
+  const bool certified = quantize_simd_ok(scale, layout.C, p.lo, p.hi);
+  const bool exact_ok = Out::kPropagatesNaN || (p.lo >= INT32_MIN && p.hi <= INT32_MAX);
+  const Isa path = vector_layout && (certified || exact_ok) ? isa() : Isa::kScalar;
+  const bool exact = !certified;
   std::vector<float> recip(static_cast<size_t>(layout.C));
   for (int64_t c = 0; c < layout.C; ++c) recip[c] = static_cast<float>(1.0 / scale[c]);
   if (last_dim) {
@@ -35,7 +42,9 @@ bool quantize_loop(const float* x, const double* scale, Out out, const QuantizeP
     const int64_t C = layout.C, rows = p.numel / C;
     at::parallel_for(0, rows, std::max<int64_t>(1, kGrain / C), [&](int64_t r0, int64_t r1) {
       int bad = 0;
-      for (int64_t r = r0; r < r1; ++r) bad |= quantize_span(path, QuantSpan{x, r * C, C, scale, recip.data(), true, p.lo, p.hi}, out);
+      for (int64_t r = r0; r < r1; ++r) {
+        bad |= quantize_span(path, QuantSpan{x, r * C, C, scale, recip.data(), true, p.lo, p.hi, exact}, out);
+      }
       if (bad && !Out::kPropagatesNaN) all_ok = false;
     });
     return all_ok;
@@ -43,7 +52,7 @@ bool quantize_loop(const float* x, const double* scale, Out out, const QuantizeP
   at::parallel_for(0, p.numel, kGrain, [&](int64_t i0, int64_t i1) {
     int bad = 0;
     if (layout.C == 1) {
-      bad = quantize_span(path, QuantSpan{x, i0, i1 - i0, scale, recip.data(), false, p.lo, p.hi}, out);
+      bad = quantize_span(path, QuantSpan{x, i0, i1 - i0, scale, recip.data(), false, p.lo, p.hi, exact}, out);
     } else {
       const Out o = out;  // a local: the stores could alias a by-reference capture
       for (int64_t i = i0; i < i1; ++i) quantize_one(x, scale[layout.channel(i)], p.lo, p.hi, o, i, bad);

@@ -107,21 +107,82 @@ MNQ_TARGET_AVX2 int span_avx2(const QuantSpan& sp, const Out& out) {
   }
   return bad | scalar_span(sp, out, j, sp.n);
 }
+
+// The exact forms: quantize_code's own float64 division and rint per lane (vdivpd and vroundpd are the IEEE
+// operations of the scalar code), so no certification. The clamp to [double(lo), double(hi)] in float64 gives the
+// definition's value: quantize_code tests v ≤ double(lo) and v ≥ double(hi) on the same conversions, and a v strictly
+// between them is an integer below 2^63 that its int64 code holds exactly. max/min return their second operand for
+// a NaN lane, which is masked: the fake output stores NaN there (store_nan), the codes 0 (quantize_one stores the
+// code it initialised). A −0.0 from rounding a small negative quotient stays −0.0, as in the certified form and in
+// the scalar code as GCC compiles it (with -fno-trapping-math it folds (double)(int64)v to trunc(v) = v); the sign
+// of a zero is no part of the definition's value.
+template <class Out>
+MNQ_TARGET_AVX512 int span_exact_avx512(const QuantSpan& sp, const Out& out) {
+  const __m512d dlo = _mm512_set1_pd(static_cast<double>(sp.lo)), dhi = _mm512_set1_pd(static_cast<double>(sp.hi));
+  const __m512d s1 = _mm512_set1_pd(sp.s[0]);
+  const float* x = sp.x + sp.i0;
+  int bad = 0;
+  for (int64_t j = 0; j < sp.n; j += 8) {
+    const __mmask8 lanes = sp.n - j >= 8 ? 0xff : static_cast<__mmask8>((1u << (sp.n - j)) - 1);
+    const __m512d s = sp.per_column ? _mm512_maskz_loadu_pd(lanes, sp.s + j) : s1;
+    const __m512d v = _mm512_roundscale_pd(_mm512_div_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(lanes, x + j)), s),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __mmask8 nan = _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q) & lanes;
+    const __m512d q = _mm512_min_pd(_mm512_max_pd(v, dlo), dhi);
+    if constexpr (Out::kPropagatesNaN) {
+      const __m256 f = _mm512_cvtpd_ps(_mm512_mul_pd(q, s));
+      _mm256_mask_storeu_ps(out.p + sp.i0 + j, lanes, _mm256_mask_mov_ps(f, nan, _mm256_set1_ps(NAN)));
+    } else {
+      _mm256_mask_storeu_epi32(out.p + sp.i0 + j, lanes, _mm256_maskz_mov_epi32(~nan, _mm512_cvtpd_epi32(q)));
+    }
+    bad |= static_cast<int>(nan != 0);
+  }
+  return bad;
+}
+
+template <class Out>
+MNQ_TARGET_AVX2 int span_exact_avx2(const QuantSpan& sp, const Out& out) {
+  const __m256d dlo = _mm256_set1_pd(static_cast<double>(sp.lo)), dhi = _mm256_set1_pd(static_cast<double>(sp.hi));
+  const __m256d s1 = _mm256_set1_pd(sp.s[0]);
+  const float* x = sp.x + sp.i0;
+  int bad = 0;
+  int64_t j = 0;
+  for (; j + 4 <= sp.n; j += 4) {
+    const __m256d s = sp.per_column ? _mm256_loadu_pd(sp.s + j) : s1;
+    const __m256d v = _mm256_round_pd(_mm256_div_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j)), s),
+                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256d nan = _mm256_cmp_pd(v, v, _CMP_UNORD_Q);
+    const __m256d q = _mm256_min_pd(_mm256_max_pd(v, dlo), dhi);
+    if constexpr (Out::kPropagatesNaN) {
+      const __m128 f = _mm256_cvtpd_ps(_mm256_mul_pd(q, s));
+      const __m128 nan32 = _mm_castsi128_ps(_mm256_castsi256_si128(  // the 64-bit lane masks as 32-bit ones
+          _mm256_permutevar8x32_epi32(_mm256_castpd_si256(nan), _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6))));
+      _mm_storeu_ps(out.p + sp.i0 + j, _mm_blendv_ps(f, _mm_set1_ps(NAN), nan32));
+    } else {
+      const __m128i c = _mm256_cvtpd_epi32(_mm256_andnot_pd(nan, q));  // NaN lanes: code 0
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out.p + sp.i0 + j), c);
+    }
+    bad |= _mm256_movemask_pd(nan) != 0;
+  }
+  return bad | scalar_span(sp, out, j, sp.n);
+}
 #endif
 
 template <class Out>
 int span(Isa path, const QuantSpan& sp, const Out& out) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  if (path == Isa::kAvx512) return span_avx512(sp, out);
-  if (path == Isa::kAvx2) return span_avx2(sp, out);
+  if (path == Isa::kAvx512) return sp.exact ? span_exact_avx512(sp, out) : span_avx512(sp, out);
+  if (path == Isa::kAvx2) return sp.exact ? span_exact_avx2(sp, out) : span_avx2(sp, out);
 #endif
   return scalar_span(sp, out, 0, sp.n);
 }
 
 }  // namespace
 
-bool quantize_simd_ok(const double* s, int64_t count, i64 hi) {
-  if (hi > (i64(1) << 18) - 1) return false;  // bits ≤ 19
+bool quantize_simd_ok(const double* s, int64_t count, i64 hi) { return quantize_simd_ok(s, count, -hi - 1, hi); }
+
+bool quantize_simd_ok(const double* s, int64_t count, i64 lo, i64 hi) {
+  if (lo < -(i64(1) << 18) || hi > (i64(1) << 18) - 1) return false;  // the certification's range (bits ≤ 19)
   for (int64_t c = 0; c < count; ++c) {
     const double r = 1.0 / s[c];
     if (!(r >= 0x1p-100 && r <= 0x1p100)) return false;

@@ -17,7 +17,10 @@
 //   rint(p) are within a factor 2 or rint(p) = 0) the distance is h = 1/2 − a, computed exactly when a ≥ 1/4
 //   (Sterbenz) and to within 2^−26 when a < 1/4, where h > 1/4 > E anyway (|p| < 2^19). The test
 //   fl(1/2 − a) ≥ fl(2^−21·|p| + 2^−60) therefore implies h > E. NaN fails every test.
-// Wider codes (bits ≥ 20) and other layouts than per tensor / per channel of the last dim use quantize_code.
+// Wider codes (bits ≥ 20, or any clamp range outside [−2^18, 2^18 − 1]) take the exact vector form instead: the
+// definition's own float64 division and rint per lane (vdivpd, vroundpd: the same IEEE operations), then the clamp
+// and the store, so it equals quantize_code with no certification (QuantSpan::exact). Other layouts than per tensor
+// / per channel of the last dim use quantize_code.
 #pragma once
 
 #include <cstdint>
@@ -53,13 +56,18 @@ struct QuantSpan {
   const float* r;  // fl32(1 / s)
   bool per_column;
   kernels::i64 lo, hi;
+  // The exact float64 form (any scales, any lo ≤ hi within int32 for codes) instead of the certified float32 one.
+  bool exact = false;
 };
 
 // Whether the vector paths apply: bits ≤ 19 (the certification's range) and every 1/S in [2^−100, 2^100].
 bool quantize_simd_ok(const double* s, int64_t count, kernels::i64 hi);
+// The same for the clamp range [lo, hi] (lo ≥ −2^18, hi ≤ 2^18 − 1; else QuantSpan::exact applies).
+bool quantize_simd_ok(const double* s, int64_t count, kernels::i64 lo, kernels::i64 hi);
 
 // Quantizes one span on the given path (kScalar: quantize_one per element); returns nonzero when an input had no
-// code (NaN; for fake quant it is stored as NaN). Requires quantize_simd_ok for the vector paths.
+// code (NaN; for fake quant it is stored as NaN). Requires quantize_simd_ok for the certified vector paths
+// (sp.exact false).
 int quantize_span(Isa path, const QuantSpan& sp, const kernels::CodeOut& out);
 int quantize_span(Isa path, const QuantSpan& sp, const kernels::FakeOut& out);
 

@@ -5,7 +5,8 @@
 // The AVX-512 path reads float input in float32 first, 16 lanes at once, with quant_simd.h's certification
 // (|p| < 2^18, fl32(1/S) normal: rint(fl32(x·fl32(1/S))) = rint(fl64(x / S)) when p is farther than its margin from
 // every half-integer), and takes the float64 form of requant_simd.h for a vector it cannot certify whole. A block of
-// 16 columns whose codes are all within 2^22 is requantized in float64 (requant_f64_simd.h), the others in int64.
+// 16 columns whose codes are all within 2^22 is requantized in float64 (requant_f64_simd.h), the others in int64;
+// lanes the int64 form's loads could not certify are redone exactly in vector form (Avx512::redo8).
 #include "csrc/cpu/requant_simd.h"
 
 #include <cmath>
@@ -123,6 +124,65 @@ struct Avx512 {
     return _mm512_srav_epi64(_mm512_add_epi64(_mm512_add_epi64(p, _mm512_maskz_loadu_epi64(lanes, s.hm1 + c)), odd),
                              k);
   }
+  // The exact redo of the lanes `lanes` of columns [c, c + 8) that the certified loads left out (float codes at or
+  // above 2^31 − 1 in magnitude, near-ties of x / S, NaN): their codes as the loader computes them, rint(x / S) by
+  // vdivpd and vroundpd (the same IEEE operations), then requant with int64 vector arithmetic:
+  //   −2^31 ≤ q < 2^31: requant() above (any k in [1, 62]);
+  //   k ≥ 31 and |q| < 2^62: requant64_wide (kernels/quant.h; its bounds |m| ≤ 2^31, 31 ≤ k ≤ 92 hold), whose two
+  //     products are signed 32×32-bit ones: q & (2^31 − 1) is in [0, 2^31), q >> 31 in [−2^31, 2^31), |m| < 2^31.
+  // Each requant is then below 2^62 in magnitude, so the residual sum and the clamp are exact in int64. Returns the
+  // lanes it could not do (NaN, |q| ≥ 2^62, k < 31 with q outside int32), left to requant_one.
+  MNQ_TARGET_AVX512 static __m512i exact_codes(const RequantSimdSide& s, int64_t i, int64_t c, __mmask8 lanes,
+                                               __mmask8& ok) {
+    if (s.q != nullptr) return _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(lanes, s.q + i));
+    const __m512d x = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(lanes, s.x + i));
+    const __m512d v = _mm512_roundscale_pd(_mm512_div_pd(x, _mm512_mask_loadu_pd(_mm512_set1_pd(1.0), lanes, s.s + c)),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512d av = _mm512_and_pd(v, _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL)));
+    const __mmask8 fits = _mm512_cmp_pd_mask(av, _mm512_set1_pd(0x1p62), _CMP_LT_OQ);  // NaN fails
+    ok &= fits;
+    return _mm512_maskz_cvtpd_epi64(fits, v);
+  }
+  MNQ_TARGET_AVX512 static __m512i requant_any(__m512i q, const RequantSimdSide& s, int64_t c, __mmask8 lanes,
+                                               __mmask8& ok) {
+    const __m512i k = _mm512_maskz_loadu_epi64(lanes, s.k + c);
+    const __m512i m = _mm512_maskz_loadu_epi64(lanes, s.m + c);
+    const __mmask8 wide = _mm512_cmpge_epi64_mask(k, _mm512_set1_epi64(31));
+    // q in [−2^31, 2^31): a signed 32-bit value, the operand requant()'s 32×32-bit multiply takes (|q·m| < 2^62)
+    const __mmask8 small = _mm512_cmplt_epu64_mask(_mm512_add_epi64(q, _mm512_set1_epi64(0x80000000LL)),
+                                                   _mm512_set1_epi64(0x100000000LL));
+    ok &= wide | small;
+    const __m512i narrow = requant(q, s, c, lanes);
+    const __m512i low = _mm512_set1_epi64(0x7fffffff), one = _mm512_set1_epi64(1);
+    const __m512i b = _mm512_mul_epi32(_mm512_and_si512(q, low), m);
+    const __m512i t = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srai_epi64(q, 31), m), _mm512_srai_epi64(b, 31));
+    const __m512i j = _mm512_sub_epi64(k, _mm512_set1_epi64(31));
+    const __m512i fl = _mm512_srav_epi64(t, j);
+    const __m512i z = _mm512_add_epi64(
+        _mm512_slli_epi64(_mm512_sub_epi64(t, _mm512_sllv_epi64(fl, j)), 1),
+        _mm512_srai_epi64(_mm512_sub_epi64(_mm512_add_epi64(_mm512_and_si512(b, low), _mm512_and_si512(fl, one)), one),
+                          30));
+    const __m512i w = _mm512_add_epi64(fl, _mm512_srai_epi64(_mm512_add_epi64(_mm512_srav_epi64(z, j), one), 1));
+    return _mm512_mask_blend_epi64(wide, narrow, w);
+  }
+  template <class Out>
+  MNQ_TARGET_AVX512 static bool redo8(const RequantSimdSide& in, const RequantSimdSide* id, int64_t base, int64_t c,
+                                      __mmask8 lanes, __m512i vlo, __m512i vhi, i64 lo, i64 hi, __m512d so,
+                                      double out_scale, const Out& out) {
+    __mmask8 ok = lanes;
+    __m512i v = requant_any(exact_codes(in, base + c, c, lanes, ok), in, c, lanes, ok);
+    if (id != nullptr) {
+      v = _mm512_add_epi64(v, requant_any(exact_codes(*id, base + c, c, lanes, ok), *id, c, lanes, ok));
+    }
+    v = _mm512_min_epi64(_mm512_max_epi64(v, vlo), vhi);
+    if constexpr (Out::kPropagatesNaN) {
+      _mm256_mask_storeu_ps(out.p + base + c, ok, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v), so)));
+    } else {
+      _mm256_mask_storeu_epi32(out.p + base + c, ok, _mm512_cvtepi64_epi32(v));
+    }
+    const unsigned rest = static_cast<unsigned>(lanes & ~ok) & 0xffu;
+    return rest == 0 || redo_lanes(in, id, base, c, rest, lo, hi, out_scale, out);
+  }
   template <class Out>
   MNQ_TARGET_AVX512 static bool rows(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0,
                                      int64_t r1, i64 lo, i64 hi, double out_scale, const Out& out) {
@@ -157,10 +217,8 @@ struct Avx512 {
           _mm512_storeu_si512(out.p + base + c, _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(v0)),
                                                                    _mm512_cvtepi64_epi32(v1), 1));
         }
-        if ((g0 & g1) != 0xff) {
-          ok = redo_lanes(in, id, base, c, static_cast<unsigned>(~g0) & 0xffu, lo, hi, out_scale, out) && ok;
-          ok = redo_lanes(in, id, base, c + 8, static_cast<unsigned>(~g1) & 0xffu, lo, hi, out_scale, out) && ok;
-        }
+        if (g0 != 0xff) ok = redo8(in, id, base, c, ~g0, vlo, vhi, lo, hi, so, out_scale, out) && ok;
+        if (g1 != 0xff) ok = redo8(in, id, base, c + 8, ~g1, vlo, vhi, lo, hi, so, out_scale, out) && ok;
       }
       for (; c < cols; c += 8) {  // 8 lanes, the last step masked to the row's tail
         const __mmask8 lanes = cols - c >= 8 ? 0xff : static_cast<__mmask8>((1u << (cols - c)) - 1);
@@ -173,8 +231,8 @@ struct Avx512 {
         } else {
           _mm256_mask_storeu_epi32(out.p + base + c, lanes, _mm512_cvtepi64_epi32(v));
         }
-        const unsigned redo = static_cast<unsigned>(~good) & lanes;
-        if (redo != 0) ok = redo_lanes(in, id, base, c, redo, lo, hi, out_scale, out) && ok;
+        const __mmask8 redo = ~good & lanes;
+        if (redo != 0) ok = redo8(in, id, base, c, redo, vlo, vhi, lo, hi, so, out_scale, out) && ok;
       }
     }
     return ok;

@@ -13,8 +13,11 @@
 // p = fl64(x · fl64(1/S)), which is within E = 2^−51·|p| + 2^−1000 of fl64(x / S) (3 roundings of 2^−53 each, S
 // and 1/S in [2^−1000, 2^1000]); a lane is certified when |p| < 2^31 − 1 and the computed distance to the nearest
 // half-integer, fl(1/2 − |p − rint(p)|), is at least fl(2^−50·|p| + 2^−100) (exact or > 1/4 > E, as in
-// quant_simd.h), so rint(p) = rint(fl64(x / S)). Lanes that fail (NaN, large or near-tie values) and the tails go
-// through requant_one, the scalar definition.
+// quant_simd.h), so rint(p) = rint(fl64(x / S)). On AVX-512, lanes that fail (large or near-tie values) are redone
+// in vector form with the loader's own division (vdivpd) and, for codes at or above 2^31 (I-BERT's GELU output),
+// requant64_wide's int64 pieces when k ≥ 31 (requant_simd.cpp Avx512::redo8); what remains (NaN, codes of 2^62 and
+// more, codes beyond int32 with k < 31) and the AVX2 path's failed lanes and tails go through requant_one, the
+// scalar definition.
 #pragma once
 
 #include <cstdint>
