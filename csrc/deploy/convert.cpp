@@ -263,8 +263,9 @@ Store convert_vit(const models::Model& model) {
   Requant::of(conv_scale(mods), e.scale, e.bits).write(st, "qact_embed");
   at::Tensor prefix = net.cls_token;
   if (c.distilled) prefix = at::cat({net.cls_token, net.dist_token}, 1);
-  st.put("qact_embed.prefix_codes", quantize(prefix, scalar(e.scale), e.bits, -1));
-  st.put("qact_pos.codes", quantize(net.pos_embed, scalar(pos.scale), pos.bits, -1));
+  // 16-bit QuantActs (qvit.cpp): their codes are stored as int16 (store.h; a wider QuantAct fails here, naming it)
+  st.put_narrowed("qact_embed.prefix_codes", quantize(prefix, scalar(e.scale), e.bits, -1), at::kShort);
+  st.put_narrowed("qact_pos.codes", quantize(net.pos_embed, scalar(pos.scale), pos.bits, -1), at::kShort);
   Requant::of(scalar(e.scale), pa.scale, pa.bits).write(st, "qact_pos_add");
   Requant::of(scalar(pos.scale), pa.scale, pa.bits).write(st, "qact_pos_add.identity");
   double s_x = pa.scale;

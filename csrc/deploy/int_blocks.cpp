@@ -155,7 +155,7 @@ void IntAttention::write(Store& s, const std::string& n) const {
   s.set(n + ".bits", bits);
   if (bias_codes.defined()) {
     bias_act.write(s, n + ".qact_bias");
-    s.put(n + ".qact_bias.codes", bias_codes);
+    s.put_narrowed(n + ".qact_bias.codes", bias_codes, at::kShort);  // codes of the 16-bit qact_bias (qswin.cpp)
   }
   if (mask_codes.defined()) s.put(n + ".mask_codes", mask_codes);
 }
@@ -175,7 +175,7 @@ IntAttention IntAttention::read(const Store& s, const std::string& n, const Bloc
   if (shape.window > 0) {
     const int64_t w2 = shape.window * shape.window;
     a.bias_act = Requant::read(s, n + ".qact_bias", 1);
-    a.bias_codes = s.tensor(n + ".qact_bias.codes", at::kInt, {1, shape.heads, w2, w2});
+    a.bias_codes = s.narrowed(n + ".qact_bias.codes", at::kInt, at::kShort, {1, shape.heads, w2, w2});
     if (shape.shift > 0) a.mask_codes = s.tensor(n + ".mask_codes", at::kInt, {shape.num_windows(), w2, w2});
   }
   return a;

@@ -46,6 +46,11 @@ std::tuple<at::Tensor, at::Tensor> ibert_layernorm_qat(const at::Tensor& x, cons
                            kernels::kIbertLnHi, kBackends);
 }
 
+std::tuple<at::Tensor, at::Tensor> ibert_layernorm_prepared(const at::Tensor& q, double scale, const LnAffine& aff) {
+  return run_affine_ln_prepared("ibert_layernorm", q, scale, aff, kernels::kIbertLnLo, kernels::kIbertLnHi,
+                                kBackends);
+}
+
 TORCH_LIBRARY_IMPL(mnq, CPU, m) {
   m.impl("ibert_layernorm", &ibert_layernorm);
   m.impl("ibert_layernorm_qat", &ibert_layernorm_qat);

@@ -43,6 +43,10 @@ std::tuple<at::Tensor, at::Tensor> ilayernorm_qat(const at::Tensor& x, const at:
   return run_affine_ln_qat("ilayernorm_qat", x, scale, weight, bias, eps, kernels::kIlnLo, kernels::kIlnHi, kBackends);
 }
 
+std::tuple<at::Tensor, at::Tensor> ilayernorm_prepared(const at::Tensor& q, double scale, const LnAffine& aff) {
+  return run_affine_ln_prepared("ilayernorm", q, scale, aff, kernels::kIlnLo, kernels::kIlnHi, kBackends);
+}
+
 TORCH_LIBRARY_IMPL(mnq, CPU, m) {
   m.impl("ilayernorm", &ilayernorm);
   m.impl("ilayernorm_qat", &ilayernorm_qat);
