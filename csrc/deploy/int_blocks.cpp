@@ -50,7 +50,8 @@ at::Tensor IntPatchEmbed::patches(const at::Tensor& images, Profile* prof) const
     ProfileScope scope(prof, "quantize_input");
     static auto op = autograd::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, int64_t)>(
         "quantize");
-    const at::Tensor s = at::full({}, input_scale, images.options().dtype(at::kDouble));
+    // a CPU scale: the op reads it in place (on CUDA it then copies it to the device once per forward)
+    const at::Tensor s = at::full({}, input_scale, at::kDouble);
     q = op.call(images.to(at::kFloat), s, input_bits, -1);
   }
   const int64_t B = images.size(0), Hp = images.size(2) / patch, Wp = images.size(3) / patch;
