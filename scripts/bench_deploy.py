@@ -94,14 +94,24 @@ SYNC_EVENTS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynch
 
 def device_syncs(fn, device: str) -> int:
     """Device synchronizations of one call of fn: on CUDA the runtime's syncs (each copy to or from pageable host
-    memory and each host read waits on one), elsewhere the host reads (mnq.profiling.count_host_reads' events)."""
+    memory and each host read waits on one; at least 1 when torch.cuda's sync debug mode sees one the profiler did
+    not list), elsewhere the host reads (mnq.profiling.count_host_reads' events)."""
     from torch.profiler import ProfilerActivity, profile
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
     with profile(activities=activities) as prof:
         fn()
     syncs = sum(1 for e in prof.events() if e.name in SYNC_EVENTS)
     reads = sum(1 for e in prof.events() if e.name == "aten::_local_scalar_dense")
-    return syncs if syncs else reads
+    counted = syncs if syncs else reads
+    if device.startswith("cuda") and counted == 0:  # cross-check: torch's sync debug mode raises at the first sync
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            fn()
+        except RuntimeError:
+            counted = 1
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return counted
 
 
 def timed_on(device: str, fn, x: torch.Tensor, repeat: int) -> float:
