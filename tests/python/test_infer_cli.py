@@ -96,7 +96,10 @@ def test_errors(model_file, tmp_path):
     assert out.returncode != 0 and "--data, --images, --idx" in out.stderr + out.stdout
     img, _ = _idx_files(tmp_path)
     out = _run("--model", path, "--idx", img, "--device", "tpu9", ok=False)
-    assert out.returncode == 1 and "mnq-infer: error:" in out.stderr
+    assert out.returncode == 1 and out.stderr.startswith("mnq-infer: error:") and out.stderr.count("\n") == 1
+    if not torch.cuda.is_available():
+        out = _run("--model", path, "--idx", img, "--device", "cuda", ok=False)
+        assert out.returncode == 1 and "--device cuda: no CUDA device is available" in out.stderr
     out = _run("--model", tmp_path / "missing.safetensors", "--idx", img, ok=False)
     assert out.returncode == 1 and "cannot open it for reading" in out.stderr
     out = _run("--model", path, "--idx", img, "--threads", 0, ok=False)
