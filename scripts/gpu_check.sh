@@ -7,6 +7,9 @@
 #                    surfaces at the launch that caused it)
 #   dist-nccl        a world-size-1 data-parallel job under torchrun (process group cpu:gloo,cuda:nccl, the GPU
 #                    from LOCAL_RANK): a tiny Fashion-MNIST job (pretrain, calibrate, QAT, results) on the GPU
+#   deploy           the integer engine (mnq.deploy) on CUDA: vit_mnist_tiny and swin_mnist_tiny converted on the CPU,
+#                    moved to the GPU, integer logits equal to the CPU engine's bit for bit (else the stage fails),
+#                    timed against FP32 and FP16 eval, device syncs per forward (scripts/bench_deploy.py --device cuda)
 #   memcheck, racecheck, synccheck
 #                    a short CUDA pytest subset under compute-sanitizer (skipped when it is not installed)
 #   bench-ops, bench-train, bench-models
@@ -91,6 +94,7 @@ dist: {timeout_s: 60}
 YAML
 stage dist-nccl 60 "$PY -m torch.distributed.run --standalone --nproc-per-node=1 -m mnq train --config $DIST_JOB \
   --quiet && test -s $LOGS/dist_nccl/results.json"
+stage deploy 60 "$PY scripts/bench_deploy.py --device cuda --repeat 10 --json $LOGS/bench_deploy.json"
 if [[ -n $SANITIZER ]]; then
   SAN_PYTEST="$PY -m pytest -q -x $SAN_TESTS -k cuda -p no:cacheprovider"
   # memcheck without torch's caching allocator, so an access past a tensor's end is past an allocation's end

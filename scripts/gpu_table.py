@@ -3,7 +3,9 @@
 - ``stages.tsv``: a line per stage, ``name<TAB>pass|fail|timeout|skip<TAB>seconds<TAB>note``;
 - ``bench_ops.json`` (scripts/bench_ops.py --json): per device and op, ms and GB/s, and the CUDA copy baseline;
 - ``bench_train.json`` (scripts/bench_train.py --json) and ``bench_models.json`` (scripts/bench_models.py --json):
-  the host reads of one training step per model and method.
+  the host reads of one training step per model and method;
+- ``bench_deploy.json`` (scripts/bench_deploy.py --device cuda --json): per model, the CUDA integer engine against
+  the CPU engine (bit-exact batches), its time against FP32 / FP16 eval and its device syncs per forward.
 
 A missing or unreadable file gives a row saying so; the table is always printed. Markdown on stdout:
 
@@ -76,6 +78,20 @@ def read_rows(train, models):
     return rows
 
 
+def deploy_rows(rows):
+    if not rows:
+        return [("deploy", "bench_deploy", "n/a", "no bench_deploy.json")]
+    out = []
+    for r in rows:
+        same = r["equal_batches"] == r["checked_batches"]
+        out.append(("deploy", f"{r['model']} b{r['batch']} {r['device']}",
+                    "bit-exact" if same else f"DIFFERS ({r['equal_batches']}/{r['checked_batches']} batches equal)",
+                    f"integer {r['integer_ms']:.2f} ms, FP32 {r['fp32_ms']:.2f} ms, FP16 {r['fp16_ms']:.2f} ms "
+                    f"({r['integer_vs_fp32']:.2f}× FP32, {r['integer_vs_fp16']:.2f}× FP16); "
+                    f"{r['syncs_per_forward']} device syncs per forward"))
+    return out
+
+
 def _section(name, make):
     try:
         return make()
@@ -88,6 +104,7 @@ def table(folder: Path) -> str:
     rows += _section("ops", lambda: op_rows(_load(folder / "bench_ops.json")))
     rows += _section("host reads", lambda: read_rows(_load(folder / "bench_train.json"),
                                                      _load(folder / "bench_models.json")))
+    rows += _section("deploy", lambda: deploy_rows(_load(folder / "bench_deploy.json")))
     out = ["| section | what | result | numbers |", "|---|---|---|---|"]
     out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return "\n".join(out)

@@ -44,7 +44,9 @@ void bind_deploy(py::module_& m) {
             return py::make_tuple(logits, prof.seconds);
           },
           py::arg("images"), "(logits, {op type: seconds}) of one forward.")
-      .def("save", &IntegerModel::save, py::arg("path"), "Writes the model as a safetensors file (atomic).")
+      .def("save", &IntegerModel::save, py::arg("path"), py::arg("format_version") = kFormatVersion,
+           "Writes the model as a safetensors file (atomic); format_version 1 writes the older layout (int64 "
+           "dyadic pairs), which mnq before format version 2 reads.")
       .def(
           "to",
           [](IntegerModel& self, py::object device) -> IntegerModel& {

@@ -11,7 +11,7 @@
 #include <string>
 #include <tuple>
 
-#include "csrc/autograd/ste.h"
+#include "csrc/ops.h"
 #include "csrc/deploy/int_blocks.h"
 #include "csrc/deploy/integer_model.h"
 #include "csrc/models/factory.h"
@@ -23,7 +23,6 @@ namespace mnq {
 namespace deploy {
 namespace {
 
-using autograd::op_handle;
 using T = at::Tensor;
 
 [[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument("deploy.convert: " + msg); }
@@ -64,8 +63,7 @@ Act act(const Modules& mods, const std::string& name) {
 at::Tensor scalar(double v) { return at::full({}, v, at::kDouble); }
 
 T quantize(const T& x, const T& scale, int64_t bits, int64_t axis) {
-  static auto op = op_handle<T(const T&, const T&, int64_t, int64_t)>("quantize");
-  return op.call(x.detach().to(at::kCPU, at::kFloat), scale, bits, axis);
+  return ops::quantize(x.detach().to(at::kCPU, at::kFloat), scale, bits, axis);
 }
 
 // A QuantLinear / QuantConv2d on input scale s_a: int8 weight codes, int32 bias codes and S_a·S_w, computed as
@@ -115,9 +113,8 @@ IntNormAct norm_act(const Modules& mods, const std::string& norm_name, const std
     s_out = scalar(a.scale);
   } else {
     n.scale_in = s_x;
-    static auto iln = op_handle<std::tuple<T, T>(const T&, double, const T&, const T&)>("ilayernorm");
-    static auto bln = op_handle<std::tuple<T, T>(const T&, double, const T&, const T&)>("ibert_layernorm");
-    s_out = std::get<1>((n.method == "ivit" ? iln : bln).call(probe, s_x, n.gamma, n.beta));
+    s_out = std::get<1>(n.method == "ivit" ? ops::ilayernorm(probe, s_x, n.gamma, n.beta)
+                                           : ops::ibert_layernorm(probe, s_x, n.gamma, n.beta));
   }
   return IntNormAct{n, Requant::of(s_out, a.scale, a.bits)};
 }
@@ -190,12 +187,10 @@ BlockConversion block(const Modules& mods, const std::string& p, double s_x, int
     const Act f1 = act(mods, p + ".mlp.qact_fc1");
     m.fc1_act = Requant::of(s, f1.scale, f1.bits);
     m.gelu = IntGelu{"ivit", f1.scale, at::Tensor(), at::Tensor(), at::Tensor()};  // table: at read
-    static auto op = op_handle<std::tuple<T, double>(const T&, double, int64_t, int64_t)>("shift_gelu");
-    s_gelu = scalar(std::get<1>(op.call(at::zeros({1, 1}, at::kInt), f1.scale, 8, 23)));
+    s_gelu = scalar(std::get<1>(ops::shift_gelu(at::zeros({1, 1}, at::kInt), f1.scale, 8, 23)));
   } else if (gm == "ibert") {
     m.gelu = IntGelu{"ibert", 0, s.contiguous(), at::Tensor(), at::Tensor()};
-    static auto op = op_handle<std::tuple<T, T>(const T&, const T&)>("ibert_gelu");
-    s_gelu = std::get<1>(op.call(at::zeros({1, s.numel()}, at::kInt), m.gelu.channel_scale));
+    s_gelu = std::get<1>(ops::ibert_gelu(at::zeros({1, s.numel()}, at::kInt), m.gelu.channel_scale));
   } else {  // fqvit: the float GELU on the b-bit codes of qact_fc1, tabulated (int_layers.h IntGelu)
     const Act f1 = act(mods, p + ".mlp.qact_fc1");
     m.fc1_act = Requant::of(s, f1.scale, f1.bits);
@@ -263,8 +258,9 @@ Store convert_vit(const models::Model& model) {
   Requant::of(conv_scale(mods), e.scale, e.bits).write(st, "qact_embed");
   at::Tensor prefix = net.cls_token;
   if (c.distilled) prefix = at::cat({net.cls_token, net.dist_token}, 1);
-  st.put("qact_embed.prefix_codes", quantize(prefix, scalar(e.scale), e.bits, -1));
-  st.put("qact_pos.codes", quantize(net.pos_embed, scalar(pos.scale), pos.bits, -1));
+  // 16-bit QuantActs (qvit.cpp): their codes are stored as int16 (store.h; a wider QuantAct fails here, naming it)
+  st.put_narrowed("qact_embed.prefix_codes", quantize(prefix, scalar(e.scale), e.bits, -1), at::kShort);
+  st.put_narrowed("qact_pos.codes", quantize(net.pos_embed, scalar(pos.scale), pos.bits, -1), at::kShort);
   Requant::of(scalar(e.scale), pa.scale, pa.bits).write(st, "qact_pos_add");
   Requant::of(scalar(pos.scale), pa.scale, pa.bits).write(st, "qact_pos_add.identity");
   double s_x = pa.scale;

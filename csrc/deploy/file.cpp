@@ -2,13 +2,15 @@
 // length, a JSON header {name: {dtype, shape, data_offsets}}, the raw little-endian data — whose "__metadata__"
 // (string values, as the format requires) holds:
 //   format          "mnq-integer-model"
-//   format_version  "1" (a reader refuses a newer version: its layout may differ)
+//   format_version  "2" ("1" where written so; a reader refuses a newer version than it knows: its layout may differ)
 //   mnq_version     the writing library's version
 //   model           the JSON document of the Store: family, preset, config, plan, bits, every scalar constant
-// Tensors: int8 weights, int32 biases and constant codes, int64 dyadic (m, k) pairs and α, float32 γ/β of the
-// LayerNorm ops, float64 per-channel scales of I-BERT GELU and of the logits. Python's `safetensors` reads it.
-// Reading checks the whole structure (sizes, offsets, dtypes) before any tensor is used, and each tensor's dtype
-// and shape again where the program asks for it (store.h).
+// Tensors: int8 weights, int32 biases and constant codes, the dyadic pairs (m int32, k int8) and α (int8),
+// int16 embedding / position codes, float32 γ/β of the LayerNorm ops, float64 per-channel scales of I-BERT GELU
+// and of the logits. Version 1 (the files written before 2026-12-07) is the same file with m, k and α as int64 and the
+// embedding / position codes as int32; it is read bit-exactly (store.h) and can still be written (save(path, 1)).
+// Python's `safetensors` reads both. Reading checks the whole structure (sizes, offsets, dtypes) before any tensor
+// is used, and each tensor's dtype, shape (and the dyadic pairs' range, int_layers.cpp) where the program asks for it.
 #include <ATen/ATen.h>
 
 #include <cstdio>
@@ -53,14 +55,15 @@ std::string dtype_name(at::ScalarType t) {
 
 }  // namespace
 
-void IntegerModel::save(const std::string& path) const {
+void IntegerModel::save(const std::string& path, int64_t version) const {
+  const std::map<std::string, at::Tensor> tensors = store_.tensors_for(version);
   json header = json::object();
   header["__metadata__"] = {{"format", "mnq-integer-model"},
-                            {"format_version", std::to_string(kFormatVersion)},
+                            {"format_version", std::to_string(version)},
                             {"mnq_version", MNQ_VERSION},
                             {"model", store_.values().dump()}};
   int64_t offset = 0;
-  for (const auto& [name, t] : store_.tensors()) {
+  for (const auto& [name, t] : tensors) {
     const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
     header[name] = {{"dtype", dtype_name(t.scalar_type())}, {"shape", t.sizes().vec()},
                     {"data_offsets", {offset, offset + bytes}}};
@@ -74,7 +77,7 @@ void IntegerModel::save(const std::string& path) const {
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>((n >> (8 * i)) & 0xff);
   out.write(len, 8);
   out.write(text);
-  for (const auto& [name, t] : store_.tensors()) {
+  for (const auto& [name, t] : tensors) {
     out.write(t.data_ptr(), static_cast<size_t>(t.numel() * t.element_size()));
   }
   out.commit();
@@ -154,7 +157,7 @@ IntegerModel load_integer_model(const std::string& path) {
   }
   if (covered != data_size) fail(path, std::to_string(data_size - covered) + " bytes after the last tensor");
   Store st;
-  st.assign(std::move(tensors), std::move(values));
+  st.assign(std::move(tensors), std::move(values), version);
   try {
     return IntegerModel::from_store(std::move(st));
   } catch (const std::invalid_argument& e) {

@@ -72,8 +72,11 @@ std::pair<std::shared_ptr<data::Dataset>, bool> open_dataset(const Options& o, c
 
 int run(const Options& o) {
   at::set_num_threads(static_cast<int>(o.threads));
-  IntegerModel m = load_integer_model(o.model);
   const at::Device device(o.device);
+  if (device.is_cuda() && !at::hasCUDA()) {
+    throw std::invalid_argument("--device " + o.device + ": no CUDA device is available to this build and machine");
+  }
+  IntegerModel m = load_integer_model(o.model);
   m.to(device);
   auto [dataset, labelled] = open_dataset(o, m);
   if (o.limit > 0) dataset = data::subset(dataset, o.limit, 0);
@@ -145,6 +148,10 @@ int infer_main(int argc, char** argv) {
   }
   try {
     return run(o);
+  } catch (const c10::Error& e) {  // one line: torch's message without its C++ backtrace and hints
+    const std::string msg = e.what_without_backtrace();
+    std::fprintf(stderr, "mnq-infer: error: %s\n", msg.substr(0, msg.find('\n')).c_str());
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mnq-infer: error: %s\n", e.what());
     return 1;

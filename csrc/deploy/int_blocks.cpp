@@ -6,7 +6,7 @@
 
 #include <stdexcept>
 
-#include "csrc/autograd/ste.h"
+#include "csrc/ops.h"
 #include "csrc/deploy/int_fused.h"
 #include "csrc/deploy/int_matmul.h"
 #include "csrc/models/swin.h"
@@ -48,10 +48,9 @@ at::Tensor IntPatchEmbed::patches(const at::Tensor& images, Profile* prof) const
   at::Tensor q;
   {
     ProfileScope scope(prof, "quantize_input");
-    static auto op = autograd::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, int64_t)>(
-        "quantize");
-    const at::Tensor s = at::full({}, input_scale, images.options().dtype(at::kDouble));
-    q = op.call(images.to(at::kFloat), s, input_bits, -1);
+    // a CPU scale: the op reads it in place (on CUDA it then copies it to the device once per forward)
+    const at::Tensor s = at::full({}, input_scale, at::kDouble);
+    q = ops::quantize(images.to(at::kFloat), s, input_bits);
   }
   const int64_t B = images.size(0), Hp = images.size(2) / patch, Wp = images.size(3) / patch;
   ProfileScope scope(prof, "other");
@@ -155,7 +154,7 @@ void IntAttention::write(Store& s, const std::string& n) const {
   s.set(n + ".bits", bits);
   if (bias_codes.defined()) {
     bias_act.write(s, n + ".qact_bias");
-    s.put(n + ".qact_bias.codes", bias_codes);
+    s.put_narrowed(n + ".qact_bias.codes", bias_codes, at::kShort);  // codes of the 16-bit qact_bias (qswin.cpp)
   }
   if (mask_codes.defined()) s.put(n + ".mask_codes", mask_codes);
 }
@@ -175,7 +174,7 @@ IntAttention IntAttention::read(const Store& s, const std::string& n, const Bloc
   if (shape.window > 0) {
     const int64_t w2 = shape.window * shape.window;
     a.bias_act = Requant::read(s, n + ".qact_bias", 1);
-    a.bias_codes = s.tensor(n + ".qact_bias.codes", at::kInt, {1, shape.heads, w2, w2});
+    a.bias_codes = s.narrowed(n + ".qact_bias.codes", at::kInt, at::kShort, {1, shape.heads, w2, w2});
     if (shape.shift > 0) a.mask_codes = s.tensor(n + ".mask_codes", at::kInt, {shape.num_windows(), w2, w2});
   }
   return a;

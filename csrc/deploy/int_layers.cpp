@@ -6,29 +6,22 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <optional>
 #include <stdexcept>
 #include <tuple>
 
-#include "csrc/autograd/ste.h"
+#include "csrc/deploy/int_fused.h"
 #include "csrc/deploy/int_matmul.h"
+#include "csrc/ops.h"
 #include "kernels/common.h"
 
 namespace mnq {
 namespace deploy {
 namespace {
 
-using autograd::op_handle;
 using T = at::Tensor;
-using OptT = std::optional<at::Tensor>;
-
-T requant_dyadic(const T& q, const T& m, const T& k, int64_t bits, const OptT& id, const OptT& m_id,
-                 const OptT& k_id) {
-  static auto op = op_handle<T(const T&, const T&, const T&, int64_t, const OptT&, const OptT&, const OptT&)>(
-      "requant_dyadic");
-  return op.call(q, m, k, bits, id, m_id, k_id);
-}
 
 [[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument("integer model: " + msg); }
 
@@ -78,24 +71,66 @@ Requant Requant::of(const at::Tensor& scale_in, double scale_out, int64_t bits) 
   return r;
 }
 
+at::Tensor narrow_codes(const at::Tensor& q, int64_t bits) {
+  const at::ScalarType t = bits <= 8 ? at::kChar : bits <= 16 ? at::kShort : q.scalar_type();
+  return q.scalar_type() == t ? q : q.to(t);
+}
+
+// requant_dyadic's kernels without its per-call host read of (m, k): check_pairs validated them at conversion or
+// load, so a CUDA forward never waits for the device here. Off the CPU fused program the codes go on in their
+// narrowest dtype (its clamp makes that exact), so the integer op that reads them needs no range check: with a
+// dtype that can leave the op's range it would read a flag back from the device (csrc/checks.h needs_range_check).
+// The CPU fused paths keep the int32 codes their epilogues take.
 at::Tensor Requant::operator()(const at::Tensor& q) const {
-  return requant_dyadic(q, m, k, bits, std::nullopt, std::nullopt, std::nullopt);
+  const at::Tensor out = ops::requant_dyadic_prechecked(q, m, k, bits, std::nullopt, std::nullopt, std::nullopt);
+  return q.is_cpu() && fused() ? out : narrow_codes(out, bits);
 }
 
 at::Tensor Requant::add(const at::Tensor& q, const at::Tensor& q_id, const Requant& id) const {
-  return requant_dyadic(q, m, k, bits, q_id, id.m, id.k);
+  const at::Tensor out = ops::requant_dyadic_prechecked(q, m, k, bits, q_id, id.m, id.k);
+  return q.is_cpu() && fused() ? out : narrow_codes(out, bits);
 }
 
+// The stored width of a dyadic pair (format version 2, store.h). dyadic(r) of SPEC §0 gives
+// m = floor(mant·2^31 + 1/2) with mant ∈ [0.5, 1), so m ∈ [2^30, 2^31], and m = 2^31 is replaced by 2^30:
+// |m| ∈ [2^30, 2^31 − 1] (m carries the sign of r: requant's input scale may be negative, as I-BERT GELU's S_out
+// is for a negative per-channel factor), which int32 holds. k = 31 − exp is any int for a double r, but
+// requant_dyadic runs k ∈ [−32, 120] only (multipliers between 2^−89 and 2^63, kernels/common.h requant's exact
+// range), which int8 holds. check_pairs enforces both at conversion and at load (files of either version), so a
+// pair outside them is an error naming the tensor, never a wrapped or refused value at inference.
+namespace {
+
+constexpr int64_t kMinM = int64_t(1) << 30, kMaxM = (int64_t(1) << 31) - 1, kMinK = -32, kMaxK = 120;
+
+void check_pairs(const std::string& name, const at::Tensor& m, const at::Tensor& k) {
+  const int64_t* mp = m.data_ptr<int64_t>();
+  const int64_t* kp = k.data_ptr<int64_t>();
+  for (int64_t c = 0; c < m.numel(); ++c) {
+    if (std::abs(mp[c]) < kMinM || std::abs(mp[c]) > kMaxM) {
+      fail("tensor '" + name + ".m' holds " + std::to_string(mp[c]) + " at " + std::to_string(c) +
+           ", |m| outside [2^30, 2^31 - 1] (SPEC §0 dyadic)");
+    }
+    if (kp[c] < kMinK || kp[c] > kMaxK) {
+      fail("tensor '" + name + ".k' holds " + std::to_string(kp[c]) + " at " + std::to_string(c) + ", outside [" +
+           std::to_string(kMinK) + ", " + std::to_string(kMaxK) + "] (a multiplier beyond 2^-89..2^63)");
+    }
+  }
+}
+
+}  // namespace
+
 void Requant::write(Store& s, const std::string& name) const {
-  s.put(name + ".m", m);
-  s.put(name + ".k", k);
+  check_pairs(name, m, k);
+  s.put_narrowed(name + ".m", m, at::kInt);
+  s.put_narrowed(name + ".k", k, at::kChar);
   s.set(name + ".bits", bits);
 }
 
 Requant Requant::read(const Store& s, const std::string& name, int64_t channels) {
   Requant r;
-  r.m = s.vector(name + ".m", at::kLong, channels, true);
-  r.k = s.vector(name + ".k", at::kLong, r.m.numel());
+  r.m = s.narrowed(name + ".m", at::kLong, at::kInt, {channels}, true);
+  r.k = s.narrowed(name + ".k", at::kLong, at::kChar, {r.m.numel()});
+  check_pairs(name, r.m, r.k);
   r.bits = s.integer(name + ".bits");
   if (r.bits < 2 || r.bits > 32) fail("value '" + name + ".bits' must be in [2, 32]");
   return r;
@@ -113,7 +148,7 @@ at::Tensor IntLinear::operator()(const at::Tensor& q, Profile* prof) const {
   const int64_t K = weight.size(1), N = weight.size(0);
   std::vector<int64_t> out_shape(q.sizes().begin(), q.sizes().end());
   out_shape.back() = N;
-  at::Tensor acc = int_mm(q.reshape({-1, K}), IntRange::bits(in_bits), weight.t());
+  at::Tensor acc = int_mm(q.reshape({-1, K}), IntRange::bits(in_bits), weight_kn.defined() ? weight_kn : weight.t());
   if (wide) acc = acc.to(at::kLong);
   if (bias.defined()) acc.add_(bias);
   return acc.view(out_shape);
@@ -141,6 +176,7 @@ IntLinear IntLinear::read(const Store& s, const std::string& name, int64_t in_fe
 
 void IntLinear::to(at::Device d) {
   weight = weight.to(d);
+  weight_kn = d.is_cpu() ? at::Tensor() : weight.t().contiguous();
   if (bias.defined()) bias = bias.to(d);
 }
 
@@ -148,19 +184,10 @@ void IntLinear::to(at::Device d) {
 
 at::Tensor IntNorm::operator()(const at::Tensor& q, Profile* prof) const {
   ProfileScope scope(prof, "layernorm");
-  if (method == "ivit") {
-    static auto op = op_handle<std::tuple<T, T>(const T&, double, const T&, const T&)>("ilayernorm");
-    auto [codes, s] = op.call(q, scale_in, gamma, beta);
-    return through_float32(codes, s);
-  }
-  if (method == "ibert") {
-    static auto op = op_handle<std::tuple<T, T>(const T&, double, const T&, const T&)>("ibert_layernorm");
-    auto [codes, s] = op.call(q, scale_in, gamma, beta);
-    return through_float32(codes, s);
-  }
-  static auto op =
-      op_handle<std::tuple<T, double>(const T&, const T&, double, const T&, const T&, double)>("ptf_layernorm");
-  return std::get<0>(op.call(to_ptf(q), alpha, s_base, gamma, beta, scale_next));
+  if (method == "fqvit") return ops::ptf_layernorm_prepared(narrow_codes(to_ptf(q), to_ptf.bits), ptf, scale_next);
+  auto [codes, s] = method == "ivit" ? ops::ilayernorm_prepared(q, scale_in, ln)
+                                     : ops::ibert_layernorm_prepared(q, scale_in, ln);
+  return through_float32(codes, s);
 }
 
 void IntNorm::write(Store& s, const std::string& name) const {
@@ -169,7 +196,7 @@ void IntNorm::write(Store& s, const std::string& name) const {
   s.put(name + ".bias", beta);
   if (method == "fqvit") {
     to_ptf.write(s, name + ".ptf");
-    s.put(name + ".ptf.alpha", alpha);
+    s.put_narrowed(name + ".ptf.alpha", alpha, at::kChar);  // α ∈ {0, 1, 2, 3} (ptf_layernorm checks it)
     s.set(name + ".ptf.s_base", s_base);
     s.set(name + ".scale_next", scale_next);
   } else {
@@ -185,19 +212,20 @@ IntNorm IntNorm::read(const Store& s, const std::string& name, int64_t channels)
   n.beta = s.vector(name + ".bias", at::kFloat, channels);
   if (n.method == "fqvit") {
     n.to_ptf = Requant::read(s, name + ".ptf", channels);
-    n.alpha = s.vector(name + ".ptf.alpha", at::kLong, channels);
+    n.alpha = s.narrowed(name + ".ptf.alpha", at::kLong, at::kChar, {channels});
     n.s_base = s.number(name + ".ptf.s_base");
     n.scale_next = s.number(name + ".scale_next");
+    n.ptf = ops::ptf_layernorm_consts(n.alpha, n.s_base, n.gamma, n.beta, n.scale_next);
   } else {
     n.scale_in = s.number(name + ".scale_in");
+    n.ln = ops::ln_affine(n.method == "ivit" ? "ilayernorm" : "ibert_layernorm", n.gamma, n.beta);
   }
   return n;
 }
 
-void IntNorm::to(at::Device d) {
-  gamma = gamma.to(d);
-  beta = beta.to(d);
-  if (alpha.defined()) alpha = alpha.to(d);
+void IntNorm::to(at::Device d) {  // γ, β and α stay on the CPU (save writes them; the forward reads the constants)
+  if (ln.bias_int.defined()) ln = ops::LnAffine{ln.bias_int.to(d), ln.s_out.to(d)};
+  if (ptf.shift.defined()) ptf = ops::PtfConsts{ptf.shift.to(d), ptf.values.to(d)};
   if (to_ptf.m.defined()) to_ptf.to(d);
 }
 
@@ -206,16 +234,13 @@ void IntNorm::to(at::Device d) {
 at::Tensor IntSoftmax::operator()(const at::Tensor& q, Profile* prof) const {
   ProfileScope scope(prof, "softmax");
   if (method == "ivit") {
-    static auto op = op_handle<std::tuple<T, double>(const T&, double, int64_t, int64_t)>("shiftmax");
-    return std::get<0>(op.call(q, scale, out_bits, 15));
+    return std::get<0>(ops::shiftmax(q, scale, out_bits, 15));
   }
   if (method == "ibert") {
-    static auto op = op_handle<std::tuple<T, double>(const T&, double, int64_t)>("ibert_softmax");
-    return std::get<0>(op.call(q, scale, out_bits));
+    return std::get<0>(ops::ibert_softmax(q, scale, out_bits));
   }
   // Log-Int-Softmax: the value 2^−code is the integer 2^(c_max − code) on scale 2^−c_max, 0 where masked.
-  static auto op = op_handle<std::tuple<T, T>(const T&, double, int64_t)>("log_int_softmax");
-  auto [code, mask] = op.call(q, scale, out_bits);
+  auto [code, mask] = ops::log_int_softmax(q, scale, out_bits);
   const int64_t c_max = (int64_t(1) << out_bits) - 1;
   const at::Tensor shift = (c_max - code.to(at::kInt)).clamp_min(0);
   return at::bitwise_left_shift(at::ones_like(shift), shift).masked_fill_(mask, 0);
@@ -255,12 +280,10 @@ IntSoftmax IntSoftmax::read(const Store& s, const std::string& name) {
 at::Tensor IntGelu::operator()(const at::Tensor& q, Profile* prof) const {
   ProfileScope scope(prof, "gelu");
   if (method == "ivit") {
-    static auto op = op_handle<std::tuple<T, double>(const T&, double, int64_t, int64_t)>("shift_gelu");
-    return std::get<0>(op.call(q, scale, 8, 23));
+    return std::get<0>(ops::shift_gelu(q, scale, 8, 23));
   }
   if (method == "fqvit") return lut.index({q.to(at::kLong) + lut.size(0) / 2});
-  static auto op = op_handle<std::tuple<T, T>(const T&, const T&)>("ibert_gelu");
-  auto [codes, s] = op.call(q, channel_scale);
+  auto [codes, s] = ops::ibert_gelu_prepared(q, consts);
   return through_float32(codes, s);
 }
 
@@ -293,6 +316,7 @@ IntGelu IntGelu::read(const Store& s, const std::string& name, int64_t channels)
     }
   } else if (g.method == "ibert") {
     g.channel_scale = s.vector(name + ".scale", at::kDouble, channels);
+    g.consts = ops::ibert_gelu_consts(g.channel_scale, channels);
   } else {
     g.lut = s.tensor(name + ".lut", at::kInt, {-1});
     const int64_t n = g.lut.numel();
@@ -301,8 +325,10 @@ IntGelu IntGelu::read(const Store& s, const std::string& name, int64_t channels)
   return g;
 }
 
-void IntGelu::to(at::Device d) {
-  if (channel_scale.defined()) channel_scale = channel_scale.to(d);
+void IntGelu::to(at::Device d) {  // channel_scale stays on the CPU (save writes it; the forward reads consts)
+  if (consts.consts.defined()) {
+    consts = ops::IbertGeluConsts{consts.consts.to(d), consts.scales.to(d), consts.s_out.to(d)};
+  }
   if (lut.defined()) lut = lut.to(d);
 }
 

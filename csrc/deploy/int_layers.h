@@ -23,6 +23,9 @@
 #include "csrc/deploy/int_matmul.h"
 #include "csrc/deploy/profile.h"
 #include "csrc/deploy/store.h"
+#include "csrc/ops.h"
+#include "csrc/ops/layernorm_common.h"
+#include "csrc/ops/prepared.h"
 
 namespace mnq {
 namespace deploy {
@@ -31,6 +34,9 @@ namespace deploy {
 // outputs pass through the fake-quant model's float32 storage (round(fl32(q·s)/s)) before the next layer, so the
 // engine computes what the fake-quant model computes, float32 rounding included. Off (default): exact codes.
 void set_float32_emulation(bool on);
+
+// Codes of `bits` bits (already clamped to them) as int8 (≤ 8 bits), int16 (≤ 16) or as they are.
+at::Tensor narrow_codes(const at::Tensor& q, int64_t bits);
 
 struct Requant {
   at::Tensor m, k;  // int64 [1] or [C]
@@ -49,6 +55,9 @@ struct Requant {
 
 struct IntLinear {
   at::Tensor weight;  // int8 [N, K] (codes of w_bits ≤ 8)
+  // Off the CPU: weightᵀ contiguous [K, N], made once by to() (cuBLASLt's int8 GEMM takes row-major operands; the
+  // CPU's oneDNN reads the transposed view in place).
+  at::Tensor weight_kn;
   at::Tensor bias;    // int32 [N], or undefined
   int64_t in_bits = 8;
   bool wide = false;  // accumulate in int64 (the bound of int32 fails for this layer's K, bits and bias)
@@ -70,6 +79,10 @@ struct IntNorm {
   Requant to_ptf;
   at::Tensor alpha;  // int64 [C]
   double s_base = 0, scale_next = 0;
+  // The op's per-channel constants, computed once when read (ops.h *_consts: a γ, β or α the op rejects fails the
+  // load) and moved by to(), so a forward does no host work on them (on CUDA: no device sync per call).
+  ops::LnAffine ln;     // ivit, ibert
+  ops::PtfConsts ptf;   // fqvit
 
   at::Tensor operator()(const at::Tensor& q, Profile* prof) const;  // int64 codes on the op's output scale
   void write(Store& s, const std::string& name) const;
@@ -100,6 +113,9 @@ struct IntGelu {
   // ivit, CPU: shift_gelu's int32 output for the code q in a row whose maximum is m, table[m + 128][q + 128]
   // (derived at read, not stored): the fused path looks it up (int_fused.h gelu_table_act).
   at::Tensor table;
+  // ibert: i-GELU's constants of channel_scale (ops.h ibert_gelu_consts), derived at read as IntNorm's (last: the
+  // converter initialises the fields above in order)
+  ops::IbertGeluConsts consts;
 
   at::Tensor operator()(const at::Tensor& q, Profile* prof) const;
   void write(Store& s, const std::string& name) const;

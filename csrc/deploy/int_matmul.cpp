@@ -16,30 +16,9 @@ namespace {
 
 constexpr double kExactF64 = 9007199254740992.0;  // 2^53
 
-// The digits d_0, d_1, … of a (int8 tensors): d = ((a + 128) mod 256) − 128, a ← (a − d) / 256 (exact shift).
-std::vector<at::Tensor> split_digits(const at::Tensor& a, int64_t n) {
-  std::vector<at::Tensor> out;
-  at::Tensor rest = a.to(at::kInt);
-  for (int64_t j = 0; j < n; ++j) {
-    if (j + 1 == n) {
-      out.push_back(rest.to(at::kChar));  // |rest| ≤ 127 by the choice of n
-      break;
-    }
-    const at::Tensor d = at::bitwise_and(rest + 128, 255) - 128;
-    out.push_back(d.to(at::kChar));
-    rest = at::bitwise_right_shift(rest - d, 8);
-  }
-  return out;
-}
-
-bool int_mm_ok(const at::Tensor& a, const at::Tensor& b) {
-  if (a.is_cpu()) return true;
-  return a.size(0) > 16 && a.size(1) % 8 == 0 && b.size(1) % 8 == 0;
-}
-
 // One int8 × int8 product, into `out` (int32 [M, N]).
 void mm8(const at::Tensor& a, const at::Tensor& b, at::Tensor out) {
-  if (int_mm_ok(a, b)) {
+  if (a.is_cpu() || int_mm_shapes_ok(a.size(0), a.size(1), b.size(1))) {
     at::_int_mm_out(out, a.is_cpu() ? a : a.contiguous(), b.is_cpu() ? b : b.contiguous());
   } else {  // |Σ| ≤ K·2^14 < 2^53: the float64 GEMM of these integers is exact
     out.copy_(at::mm(a.to(at::kDouble), b.to(at::kDouble)));
@@ -47,6 +26,8 @@ void mm8(const at::Tensor& a, const at::Tensor& b, at::Tensor out) {
 }
 
 }  // namespace
+
+bool int_mm_shapes_ok(int64_t M, int64_t K, int64_t N) { return M > 16 && K > 0 && K % 8 == 0 && N > 0 && N % 8 == 0; }
 
 int64_t digits_for(IntRange r) {
   int64_t n = 1;
@@ -81,34 +62,28 @@ at::Tensor cpu_bmm(const at::Tensor& a_in, IntRange range, double a_max, const a
   return c;
 }
 
+// Any other device (CUDA): one float64 batched GEMM of the integer operands. Exact: every product and every partial
+// sum is an integer of magnitude ≤ K·max|a|·128 < 2^53 (checked), so each float64 operation of any summation order
+// (FMA or not) is exact. One library call for all G = B·heads matrices, where _int_mm has no batched form and
+// attention's N (tokens: 50, 197, 49) is no multiple of 8; the result has the CPU path's dtype.
+at::Tensor int_bmm_f64(const at::Tensor& a, IntRange range, const at::Tensor& b) {
+  const int64_t K = a.size(2);
+  const double a_max = static_cast<double>(std::max(-range.lo, range.hi));
+  TORCH_CHECK(static_cast<double>(K) * a_max * 128.0 < kExactF64, "int_bmm: K·max|a|·128 exceeds 2^53");
+  const bool acc32 = static_cast<double>(K) * a_max * 128.0 < 2147483648.0;
+  return at::bmm(a.to(at::kDouble), b.to(at::kDouble)).to(acc32 ? at::kInt : at::kLong);
+}
+
 at::Tensor int_bmm(const at::Tensor& a, IntRange range, const at::Tensor& b) {
   TORCH_CHECK(a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0) && a.size(2) == b.size(1),
               "int_bmm: shapes ", a.sizes(), " and ", b.sizes(), " do not multiply");
   TORCH_CHECK(b.scalar_type() == at::kChar, "int_bmm: the right operand must be int8");
-  const int64_t G = a.size(0), M = a.size(1), K = a.size(2), N = b.size(2);
+  TORCH_CHECK(a.device() == b.device(), "int_bmm: operands on ", a.device(), " and ", b.device());
+  const int64_t K = a.size(2);
   const double a_max = static_cast<double>(std::max(-range.lo, range.hi));
   TORCH_CHECK(static_cast<double>(K) * a_max * 128.0 < kExactF64, "int_bmm: K·max|a|·128 exceeds 2^53");
   TORCH_CHECK(a_max < 2147483648.0, "int_bmm: the left operand must fit int32");
-  if (a.is_cpu()) return cpu_bmm(a, range, a_max, b);
-  const int64_t n = digits_for(range);
-  const std::vector<at::Tensor> digits = n == 1 ? std::vector<at::Tensor>{a.to(at::kChar)} : split_digits(a, n);
-  at::Tensor result;
-  for (int64_t j = 0; j < n; ++j) {
-    at::Tensor part = at::empty({G, M, N}, a.options().dtype(at::kInt));
-    const at::Tensor& d = digits[size_t(j)];
-    if (a.is_cpu()) {
-      at::parallel_for(0, G, 1, [&](int64_t g0, int64_t g1) {
-        for (int64_t g = g0; g < g1; ++g) mm8(d[g], b[g], part[g]);
-      });
-    } else {
-      for (int64_t g = 0; g < G; ++g) mm8(d[g], b[g], part[g]);
-    }
-    if (n == 1) return part;
-    at::Tensor shifted = part.to(at::kLong);
-    if (j > 0) shifted = at::bitwise_left_shift(shifted, 8 * j);
-    result = j == 0 ? shifted : result.add_(shifted);
-  }
-  return result;
+  return a.is_cpu() ? cpu_bmm(a, range, a_max, b) : int_bmm_f64(a, range, b);
 }
 
 at::Tensor int_mm(const at::Tensor& a, IntRange range, const at::Tensor& b) {
@@ -119,7 +94,7 @@ at::Tensor int_mm(const at::Tensor& a, IntRange range, const at::Tensor& b) {
     mm8(a.scalar_type() == at::kChar ? a : a.to(at::kChar), b, out);
     return out;
   }
-  return int_bmm(a.unsqueeze(0), range, b.unsqueeze(0)).squeeze(0);
+  return int_bmm(a.unsqueeze(0), range, b.unsqueeze(0)).squeeze(0);  // wider codes: exact batched paths
 }
 
 }  // namespace deploy

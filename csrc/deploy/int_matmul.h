@@ -3,12 +3,12 @@
 // int_mm (Linear, Conv): at::_int_mm (int8 × int8 → int32; oneDNN VNNI on CPU, cuBLASLt on CUDA).
 // int_bmm (attention) on the CPU: kernels/int_gemm.h per (batch, head), int32 (or int64) accumulators, batches in
 // parallel — the matrices are small and many, where a library call per batch costs more than its arithmetic.
-// int_bmm on CUDA, and int_mm with a left operand wider than 8 bits: at::_int_mm per digit. Operands wider
-// than 8 bits (softmax outputs: 16-bit codes, I-BERT's up to 2^16, LIS's 2^15) are split into signed base-256
-// digits a = Σ_j d_j·256^j, d_j ∈ [−128, 127]; each digit is one int8 product, exact in int32 (|Σ_K d·b| ≤
-// K·2^14 < 2^31 for K < 2^17), and the partial products are combined exactly in int64. Where _int_mm's shape
-// rules fail (CUDA: M > 16, K and N multiples of 8) the product runs as a float64 GEMM of the integer operands,
-// exact because every partial sum is an integer below 2^53 (checked: K·max|a|·max|b| < 2^53).
+// int_bmm on CUDA (any device but the CPU): one float64 batched GEMM of the integer operands, exact because every
+// product and partial sum is an integer below 2^53 (checked: K·max|a|·128 < 2^53). int_mm of a left operand wider
+// than 8 bits (softmax outputs: 16-bit codes, I-BERT's up to 2^16, LIS's 2^15) runs as int_bmm. On CUDA _int_mm's
+// shape rules (M > 16, K and N positive multiples of 8, row-major contiguous operands) are checked before each call;
+// where they fail (the head: N = classes; Swin's patch embedding: K = 4) the product is a float64 GEMM, exact as
+// above (|Σ| ≤ K·2^14).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -30,6 +30,11 @@ int64_t digits_for(IntRange r);
 at::Tensor int_mm(const at::Tensor& a, IntRange range, const at::Tensor& b);
 // Batched: a [G, M, K], b [G, K, N] → [G, M, N] (the batches run in parallel).
 at::Tensor int_bmm(const at::Tensor& a, IntRange range, const at::Tensor& b);
+
+// The device path of int_bmm (any device; tests run it on the CPU): one float64 bmm, int32 or int64 as the CPU's.
+at::Tensor int_bmm_f64(const at::Tensor& a, IntRange range, const at::Tensor& b);
+// at::_int_mm's CUDA shape rules for a [M, K] @ b [K, N]: M > 16, K and N positive multiples of 8.
+bool int_mm_shapes_ok(int64_t M, int64_t K, int64_t N);
 
 }  // namespace deploy
 }  // namespace mnq

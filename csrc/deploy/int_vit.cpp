@@ -36,8 +36,8 @@ class IntViT : public Program {
     const int64_t P = distilled_ ? 2 : 1, T = P + (img_ / patch_) * (img_ / patch_);
     embed_ = IntPatchEmbed::read(s, in_chans_, patch_, dim_);
     embed_act_ = Requant::read(s, "qact_embed", dim_);
-    prefix_ = s.tensor("qact_embed.prefix_codes", at::kInt, {1, P, dim_});
-    pos_ = s.tensor("qact_pos.codes", at::kInt, {1, T, dim_});
+    prefix_ = s.narrowed("qact_embed.prefix_codes", at::kInt, at::kShort, {1, P, dim_});
+    pos_ = s.narrowed("qact_pos.codes", at::kInt, at::kShort, {1, T, dim_});
     pos_add_ = Requant::read(s, "qact_pos_add", 1);
     pos_add_id_ = Requant::read(s, "qact_pos_add.identity", 1);
     for (int64_t i = 0; i < depth_; ++i) {

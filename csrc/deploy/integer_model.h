@@ -24,8 +24,6 @@ struct Model;
 }
 namespace deploy {
 
-constexpr int64_t kFormatVersion = 1;
-
 // The program of one model family on integer codes (int_vit.cpp, int_swin.cpp).
 class Program {
  public:
@@ -44,8 +42,8 @@ class IntegerModel {
   std::pair<at::Tensor, at::Tensor> forward_int(const at::Tensor& images, Profile* prof = nullptr) const;
   // forward's last step: q·s in float64 (the mean of both heads when distilled, as timm in eval), as float32.
   static at::Tensor dequantize(const at::Tensor& q, const at::Tensor& s);
-  // Atomically (temporary file beside it, then rename).
-  void save(const std::string& path) const;
+  // Atomically (temporary file beside it, then rename), as format `version` (1..kFormatVersion, store.h).
+  void save(const std::string& path, int64_t version = kFormatVersion) const;
   // Moves the program's tensors (the Store kept for save stays on the CPU).
   void to(at::Device d);
   at::Device device() const { return device_; }

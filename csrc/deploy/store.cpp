@@ -24,6 +24,18 @@ std::string shape_str(const std::vector<int64_t>& s) {
 
 [[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument("integer model: " + msg); }
 
+// t as `dtype`, every value checked to be representable (an integer conversion would wrap silently).
+at::Tensor converted(const std::string& name, const at::Tensor& t, at::ScalarType dtype) {
+  if (t.scalar_type() == dtype) return t;
+  const at::Tensor out = t.to(dtype);
+  if (t.numel() > 0 && !at::equal(out.to(t.scalar_type()), t)) {
+    const at::Tensor bad = t.reshape({-1}).index({(out.to(t.scalar_type()) != t).reshape({-1})});
+    fail("tensor '" + name + "' holds " + std::to_string(bad[0].item<int64_t>()) + ", which " +
+         c10::toString(dtype) + " cannot store");
+  }
+  return out;
+}
+
 }  // namespace
 
 void Store::put(const std::string& name, const at::Tensor& t) {
@@ -31,17 +43,35 @@ void Store::put(const std::string& name, const at::Tensor& t) {
   tensors_[name] = t.detach().to(at::kCPU).contiguous().clone();
 }
 
+void Store::put_narrowed(const std::string& name, const at::Tensor& t, at::ScalarType narrow) {
+  const at::Tensor c = t.detach().to(at::kCPU).contiguous();
+  narrowed_[name] = Widths{c.scalar_type(), narrow};
+  put(name, converted(name, c, version_ >= 2 ? narrow : c.scalar_type()));
+}
+
 void Store::set(const std::string& name, json value) {
   if (values_.contains(name)) fail("value '" + name + "' written twice");
   values_[name] = std::move(value);
 }
 
-void Store::assign(std::map<std::string, at::Tensor> tensors, json values) {
+void Store::assign(std::map<std::string, at::Tensor> tensors, json values, int64_t version) {
   tensors_ = std::move(tensors);
   values_ = std::move(values);
+  version_ = version;
   if (!values_.is_object()) fail("the values document must be a JSON object");
   used_tensors_.clear();
   used_values_.clear();
+  narrowed_.clear();
+}
+
+std::map<std::string, at::Tensor> Store::tensors_for(int64_t version) const {
+  if (version < 1 || version > kFormatVersion) {
+    fail("cannot write format version " + std::to_string(version) + " (this mnq writes 1.." +
+         std::to_string(kFormatVersion) + ")");
+  }
+  std::map<std::string, at::Tensor> out = tensors_;
+  for (const auto& [name, w] : narrowed_) out[name] = converted(name, out.at(name), version >= 2 ? w.narrow : w.wide);
+  return out;
 }
 
 at::Tensor Store::tensor(const std::string& name, at::ScalarType dtype, const std::vector<int64_t>& shape) const {
@@ -65,6 +95,15 @@ at::Tensor Store::vector(const std::string& name, at::ScalarType dtype, int64_t 
     if (it != tensors_.end() && it->second.dim() == 1 && it->second.size(0) == 1) return tensor(name, dtype, {1});
   }
   return tensor(name, dtype, {n});
+}
+
+at::Tensor Store::narrowed(const std::string& name, at::ScalarType wide, at::ScalarType narrow,
+                           const std::vector<int64_t>& shape, bool per_channel_or_one) const {
+  const at::ScalarType stored = version_ >= 2 ? narrow : wide;
+  const at::Tensor t =
+      shape.size() == 1 ? vector(name, stored, shape[0], per_channel_or_one) : tensor(name, stored, shape);
+  narrowed_[name] = Widths{wide, narrow};
+  return t.to(wide);
 }
 
 const json& Store::value(const std::string& name) const {

@@ -11,6 +11,7 @@
 #include "csrc/checks.h"
 #include "csrc/dispatch.h"
 #include "csrc/ops/backend.h"
+#include "csrc/ops/prepared.h"
 #include "csrc/ops/qat.h"
 
 namespace mnq {
@@ -89,6 +90,28 @@ std::tuple<at::Tensor, at::Tensor> run_device(const char* op, const at::Tensor& 
   return {out, s_out};
 }
 
+// The backend on contiguous input with the constants given (on the input's device; `inv` 1/S [C] on the CPU, for
+// the QAT path's error messages).
+std::tuple<at::Tensor, at::Tensor> run_with(const char* op, const at::Tensor& in, const IbertGeluConsts& k,
+                                            const at::Tensor& inv, bool qat) {
+  const char* name = qat ? "x" : "q";
+  const int64_t cols = channels_of(in);
+  const at::Tensor inc = in.contiguous();
+  at::Tensor out = at::empty(in.sizes(), in.options().dtype(qat ? at::kFloat : at::kLong));
+  if (inc.numel() == 0) return {out, k.s_out};
+  const int64_t* c = k.consts.data_ptr<int64_t>();
+  const kernels::IbertGeluParams p{inc.numel(), cols, c, c + cols, c + 2 * cols, kLo, kHi};
+  const double* inv_scale = k.scales.data_ptr<double>();
+  const double* out_scale = inv_scale + cols;
+  const bool check = needs_range_check(inc.scalar_type(), p.lo, p.hi);
+  const QatRun backend = [&](const at::Tensor& i, const at::Tensor& o) {
+    return i.is_cuda() ? MNQ_CUDA_CALL(op, cuda::ibert_gelu(i, o, p, inv_scale, out_scale, check))
+                       : cpu::ibert_gelu(i, o, p, inv_scale, out_scale);
+  };
+  run_checked(op, name, qat, inc, out, InvScale{inv}, p.lo, p.hi, false, backend);
+  return {out, k.s_out};
+}
+
 std::tuple<at::Tensor, at::Tensor> run(const char* op, const at::Tensor& in, const at::Tensor& scale, bool qat) {
   const char* name = qat ? "x" : "q";
   if (qat) {
@@ -101,26 +124,14 @@ std::tuple<at::Tensor, at::Tensor> run(const char* op, const at::Tensor& in, con
   const int64_t cols = channels_of(in);
   if (qat && in.is_cuda()) return run_device(op, in, scale, cols);
   Host h = host_constants(op, scale, cols);
-  const at::Tensor inc = in.contiguous();
-  at::Tensor out = at::empty(in.sizes(), in.options().dtype(qat ? at::kFloat : at::kLong));
-  at::Tensor s_out = h.s_out.to(in.device());
-  if (inc.numel() == 0) return {out, s_out};
   const auto dev = in.device();
+  if (in.numel() == 0) {
+    return {at::empty(in.sizes(), in.options().dtype(qat ? at::kFloat : at::kLong)), h.s_out.to(dev)};
+  }
   // On the CPU these alias h's vectors (alive for the call); CUDA gets a copy.
-  const at::Tensor consts = at::from_blob(h.consts.data(), {3, cols}, at::kLong).to(dev);
-  const at::Tensor scales = at::from_blob(h.scales.data(), {2, cols}, at::kDouble).to(dev);
-  const int64_t* k = consts.data_ptr<int64_t>();
-  const kernels::IbertGeluParams p{inc.numel(), cols, k, k + cols, k + 2 * cols, kLo, kHi};
-  const double* inv_scale = scales.data_ptr<double>();
-  const double* out_scale = inv_scale + cols;
-  const bool check = needs_range_check(inc.scalar_type(), p.lo, p.hi);
-  const QatRun backend = [&](const at::Tensor& i, const at::Tensor& o) {
-    return i.is_cuda() ? MNQ_CUDA_CALL(op, cuda::ibert_gelu(i, o, p, inv_scale, out_scale, check))
-                       : cpu::ibert_gelu(i, o, p, inv_scale, out_scale);
-  };
-  const at::Tensor inv = at::from_blob(h.scales.data(), {cols}, at::kDouble);
-  run_checked(op, name, qat, inc, out, InvScale{inv}, p.lo, p.hi, false, backend);
-  return {out, s_out};
+  const IbertGeluConsts k{at::from_blob(h.consts.data(), {3, cols}, at::kLong).to(dev),
+                          at::from_blob(h.scales.data(), {2, cols}, at::kDouble).to(dev), h.s_out.to(dev)};
+  return run_with(op, in, k, at::from_blob(h.scales.data(), {cols}, at::kDouble), qat);
 }
 
 std::tuple<at::Tensor, at::Tensor> ibert_gelu_meta(const at::Tensor& q, const at::Tensor& scale) {
@@ -138,6 +149,29 @@ std::tuple<at::Tensor, at::Tensor> ibert_gelu_qat_meta(const at::Tensor& x, cons
 
 std::tuple<at::Tensor, at::Tensor> ibert_gelu(const at::Tensor& q, const at::Tensor& scale) {
   return run("ibert_gelu", q, scale, false);
+}
+
+IbertGeluConsts ibert_gelu_consts(const at::Tensor& scale, int64_t channels) {
+  const char* op = "ibert_gelu";
+  check_scale_tensor(op, "q", at::empty({channels}, at::kInt), scale);
+  Host h = host_constants(op, scale, channels);
+  return IbertGeluConsts{at::from_blob(h.consts.data(), {3, channels}, at::kLong).clone(),
+                         at::from_blob(h.scales.data(), {2, channels}, at::kDouble).clone(), h.s_out};
+}
+
+std::tuple<at::Tensor, at::Tensor> ibert_gelu_prepared(const at::Tensor& q, const IbertGeluConsts& k) {
+  const char* op = "ibert_gelu";
+  check_int_tensor(op, "q", q);
+  check_device_supported(op, "q", q);
+  const int64_t cols = channels_of(q);
+  TORCH_CHECK_VALUE(k.consts.dim() == 2 && k.consts.size(0) == 3 && k.consts.size(1) == cols &&
+                        k.consts.scalar_type() == at::kLong && k.consts.is_contiguous() && k.scales.dim() == 2 &&
+                        k.scales.size(0) == 2 && k.scales.size(1) == cols && k.scales.scalar_type() == at::kDouble &&
+                        k.scales.is_contiguous(),
+                    op, ": prepared constants for ", cols, " channels expected (ibert_gelu_consts')");
+  check_same_device(op, "the prepared constants", k.consts, q, "q");
+  check_same_device(op, "the prepared scales", k.scales, q, "q");
+  return run_with(op, q, k, at::Tensor(), false);
 }
 
 std::tuple<at::Tensor, at::Tensor> ibert_gelu_qat(const at::Tensor& x, const at::Tensor& scale) {

@@ -6,6 +6,7 @@
 
 #include "csrc/checks.h"
 #include "csrc/ops/backend.h"
+#include "csrc/ops/prepared.h"
 #include "csrc/ops/layernorm_common.h"
 #include "csrc/ops/qat.h"
 
@@ -45,6 +46,11 @@ std::tuple<at::Tensor, at::Tensor> ibert_layernorm_qat(const at::Tensor& x, cons
                                                        const at::Tensor& weight, const at::Tensor& bias, double eps) {
   return run_affine_ln_qat("ibert_layernorm_qat", x, scale, weight, bias, eps, kernels::kIbertLnLo,
                            kernels::kIbertLnHi, kBackends);
+}
+
+std::tuple<at::Tensor, at::Tensor> ibert_layernorm_prepared(const at::Tensor& q, double scale, const LnAffine& aff) {
+  return run_affine_ln_prepared("ibert_layernorm", q, scale, aff, kernels::kIbertLnLo, kernels::kIbertLnHi,
+                                kBackends);
 }
 
 TORCH_LIBRARY_IMPL(mnq, CPU, m) {

@@ -6,6 +6,7 @@
 
 #include "csrc/checks.h"
 #include "csrc/ops/backend.h"
+#include "csrc/ops/prepared.h"
 #include "csrc/ops/layernorm_common.h"
 #include "csrc/ops/qat.h"
 
@@ -42,6 +43,10 @@ std::tuple<at::Tensor, at::Tensor> ilayernorm(const at::Tensor& q, double scale,
 std::tuple<at::Tensor, at::Tensor> ilayernorm_qat(const at::Tensor& x, const at::Tensor& scale,
                                                   const at::Tensor& weight, const at::Tensor& bias, double eps) {
   return run_affine_ln_qat("ilayernorm_qat", x, scale, weight, bias, eps, kernels::kIlnLo, kernels::kIlnHi, kBackends);
+}
+
+std::tuple<at::Tensor, at::Tensor> ilayernorm_prepared(const at::Tensor& q, double scale, const LnAffine& aff) {
+  return run_affine_ln_prepared("ilayernorm", q, scale, aff, kernels::kIlnLo, kernels::kIlnHi, kBackends);
 }
 
 TORCH_LIBRARY_IMPL(mnq, CPU, m) {

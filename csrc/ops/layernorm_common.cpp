@@ -76,17 +76,14 @@ LnAffine ln_affine(const char* op, const at::Tensor& weight, const at::Tensor& b
   return LnAffine{bias_int.to(weight.device()), s_out.to(weight.device())};
 }
 
-std::tuple<at::Tensor, at::Tensor> run_affine_ln(const char* op, const at::Tensor& in, double scale,
-                                                 const at::Tensor& weight, const at::Tensor& bias, bool qat, int64_t lo,
-                                                 int64_t hi, const AffineLnBackends& backends) {
+namespace {
+
+// The common tail: the backend on contiguous input with the affine constants given.
+std::tuple<at::Tensor, at::Tensor> run_with(const char* op, const at::Tensor& in, double scale, const LnAffine& aff,
+                                            bool qat, int64_t lo, int64_t hi, const AffineLnBackends& backends) {
   const char* name = qat ? "x" : "q";
-  check_ln_input(op, name, in, qat);
-  check_device_supported(op, name, in);
-  check_ln_scale(op, "scale", scale);
-  check_ln_affine_args(op, in, weight, bias);
   const at::Tensor inc = in.contiguous();
   at::Tensor out = at::empty(in.sizes(), in.options().dtype(qat ? at::kFloat : at::kLong));
-  const LnAffine aff = ln_affine(op, weight, bias);
   const Rows r = rows_of(inc);
   if (r.rows == 0) return {out, aff.s_out};
   const kernels::LnParams p{r.rows, r.cols, lo, hi, aff.bias_int.data_ptr<int64_t>()};
@@ -100,6 +97,36 @@ std::tuple<at::Tensor, at::Tensor> run_affine_ln(const char* op, const at::Tenso
   };
   run_checked(op, name, qat, inc, out, inv_scale, lo, hi, true, backend);
   return {out, aff.s_out};
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> run_affine_ln(const char* op, const at::Tensor& in, double scale,
+                                                 const at::Tensor& weight, const at::Tensor& bias, bool qat, int64_t lo,
+                                                 int64_t hi, const AffineLnBackends& backends) {
+  const char* name = qat ? "x" : "q";
+  check_ln_input(op, name, in, qat);
+  check_device_supported(op, name, in);
+  check_ln_scale(op, "scale", scale);
+  check_ln_affine_args(op, in, weight, bias);
+  return run_with(op, in, scale, ln_affine(op, weight, bias), qat, lo, hi, backends);
+}
+
+std::tuple<at::Tensor, at::Tensor> run_affine_ln_prepared(const char* op, const at::Tensor& in, double scale,
+                                                          const LnAffine& aff, int64_t lo, int64_t hi,
+                                                          const AffineLnBackends& backends) {
+  check_ln_input(op, "q", in, false);
+  check_device_supported(op, "q", in);
+  check_ln_scale(op, "scale", scale);
+  const int64_t cols = in.size(-1);
+  for (const at::Tensor* t : {&aff.bias_int, &aff.s_out}) {
+    TORCH_CHECK_VALUE(t->dim() == 1 && t->size(0) == cols && t->is_contiguous(), op,
+                      ": prepared constants of shape [", cols, "] expected, got ", t->sizes());
+    check_same_device(op, "the prepared constants", *t, in, "the input");
+  }
+  TORCH_CHECK_TYPE(aff.bias_int.scalar_type() == at::kLong && aff.s_out.scalar_type() == at::kDouble, op,
+                   ": prepared constants must be int64 bias_int and float64 s_out (ln_affine's)");
+  return run_with(op, in, scale, aff, false, lo, hi, backends);
 }
 
 namespace {

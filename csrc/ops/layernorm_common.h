@@ -75,6 +75,12 @@ std::tuple<at::Tensor, at::Tensor> run_affine_ln_qat(const char* op, const at::T
                                                      const at::Tensor& weight, const at::Tensor& bias, double eps,
                                                      int64_t lo, int64_t hi, const AffineLnBackends& backends);
 
+// run_affine_ln of integer codes with the affine constants computed before (ln_affine, on the input's device):
+// no host work on weight and bias per call, so on CUDA nothing is read back (ilayernorm_prepared, ops.h).
+std::tuple<at::Tensor, at::Tensor> run_affine_ln_prepared(const char* op, const at::Tensor& in, double scale,
+                                                          const LnAffine& aff, int64_t lo, int64_t hi,
+                                                          const AffineLnBackends& backends);
+
 // Meta (shape-only) version of run_affine_ln; `scale` is checked when given (the integer ops' float scale).
 std::tuple<at::Tensor, at::Tensor> affine_ln_meta(const char* op, const at::Tensor& in, const double* scale,
                                                   const at::Tensor& weight, const at::Tensor& bias, bool qat);

@@ -12,6 +12,7 @@
 #include "csrc/checks.h"
 #include "csrc/dispatch.h"
 #include "csrc/ops/backend.h"
+#include "csrc/ops/prepared.h"
 #include "csrc/ops/layernorm_common.h"
 #include "csrc/ops/qat.h"
 #include "csrc/rowwise.h"
@@ -45,14 +46,9 @@ void check_args(const char* op, const at::Tensor& in, const at::Tensor& alpha, d
   check_scale(op, "scale_next", scale_next);
 }
 
-// The host constants: shift [C] int32 and, as rows of one float64 [4, C] tensor, C·γ, γ, β and the QAT input's
-// 1/(s_base·2^α). Rejects α outside {0..3}, non-finite γ or β, and a scale_next for which B could overflow
-// (kernels/ptf_layernorm.h: |B| ≤ 2^31·|β|/S_next + 2^18·max(2^8, C·|γ|/S_next) + 1/2 must be ≤ 2^61).
-struct PtfConsts {
-  at::Tensor shift;
-  at::Tensor values;
-};
-
+// The host constants (PtfConsts, ops.h): shift [C] int32 and, as rows of one float64 [4, C] tensor, C·γ, γ, β
+// and the QAT input's 1/(s_base·2^α). Rejects α outside {0..3}, non-finite γ or β, and a scale_next for which B
+// could overflow (kernels/ptf_layernorm.h: |B| ≤ 2^31·|β|/S_next + 2^18·max(2^8, C·|γ|/S_next) + 1/2 ≤ 2^61).
 PtfConsts host_consts(const char* op, const at::Tensor& alpha, double s_base, const at::Tensor& weight,
                       const at::Tensor& bias, double scale_next) {
   const int64_t cols = alpha.size(0);
@@ -83,17 +79,13 @@ PtfConsts host_consts(const char* op, const at::Tensor& alpha, double s_base, co
   return PtfConsts{shift.to(alpha.device()), values.to(alpha.device())};
 }
 
-at::Tensor run(const char* op, const at::Tensor& in, const at::Tensor& alpha, double s_base, const at::Tensor& weight,
-               const at::Tensor& bias, double scale_next, bool qat) {
+// The backend on contiguous input with the constants given (on the input's device).
+at::Tensor run_with(const char* op, const at::Tensor& in, const PtfConsts& k, double scale_next, bool qat) {
   const char* name = qat ? "x" : "q";
-  check_args(op, in, alpha, s_base, weight, bias, scale_next, qat);
-  check_device_supported(op, name, in);
   const at::Tensor inc = in.contiguous();
   at::Tensor out = at::empty(in.sizes(), in.options().dtype(qat ? at::kFloat : at::kLong));
   const Rows r = rows_of(inc);
-  if (r.cols == 0) return out;
-  const PtfConsts k = host_consts(op, alpha, s_base, weight, bias, scale_next);
-  if (r.rows == 0) return out;
+  if (r.rows == 0 || r.cols == 0) return out;
   const double* v = k.values.data_ptr<double>();
   const kernels::PtfParams p{r.rows, r.cols,     kPtfLo,         kPtfHi,    k.shift.data_ptr<int32_t>(),
                              v,      v + r.cols, v + 2 * r.cols, scale_next};
@@ -105,6 +97,15 @@ at::Tensor run(const char* op, const at::Tensor& in, const at::Tensor& alpha, do
   };
   run_checked(op, name, qat, inc, out, InvScale{inv_scale}, kPtfLo, kPtfHi, true, backend);
   return out;
+}
+
+at::Tensor run(const char* op, const at::Tensor& in, const at::Tensor& alpha, double s_base, const at::Tensor& weight,
+               const at::Tensor& bias, double scale_next, bool qat) {
+  const char* name = qat ? "x" : "q";
+  check_args(op, in, alpha, s_base, weight, bias, scale_next, qat);
+  check_device_supported(op, name, in);
+  if (in.size(-1) == 0) return at::empty(in.sizes(), in.options().dtype(qat ? at::kFloat : at::kLong));
+  return run_with(op, in, host_consts(op, alpha, s_base, weight, bias, scale_next), scale_next, qat);
 }
 
 // The CUDA QAT path: constants from the device scales and parameters (kernels/ptf_layernorm.cuh), S_next read by
@@ -149,6 +150,34 @@ std::tuple<at::Tensor, at::Tensor> ptf_layernorm_qat_meta(const at::Tensor& x, c
 }
 
 }  // namespace
+
+PtfConsts ptf_layernorm_consts(const at::Tensor& alpha, double s_base, const at::Tensor& weight, const at::Tensor& bias,
+                               double scale_next) {
+  const char* op = "ptf_layernorm";
+  check_int_tensor(op, "alpha", alpha);
+  TORCH_CHECK_VALUE(alpha.dim() == 1 && weight.dim() == 1 && bias.dim() == 1 && weight.size(0) == alpha.size(0) &&
+                        bias.size(0) == alpha.size(0),
+                    op, ": alpha, weight and bias must be [C] vectors, got ", alpha.sizes(), ", ", weight.sizes(),
+                    " and ", bias.sizes());
+  check_ln_scale(op, "s_base", s_base);
+  check_scale(op, "scale_next", scale_next);
+  return host_consts(op, alpha, s_base, weight, bias, scale_next);
+}
+
+at::Tensor ptf_layernorm_prepared(const at::Tensor& q, const PtfConsts& k, double scale_next) {
+  const char* op = "ptf_layernorm";
+  check_ln_input(op, "q", q, false);
+  check_device_supported(op, "q", q);
+  check_scale(op, "scale_next", scale_next);
+  const int64_t cols = q.size(-1);
+  TORCH_CHECK_VALUE(k.shift.dim() == 1 && k.shift.size(0) == cols && k.shift.scalar_type() == at::kInt &&
+                        k.values.dim() == 2 && k.values.size(0) == 4 && k.values.size(1) == cols &&
+                        k.values.scalar_type() == at::kDouble && k.values.is_contiguous(),
+                    op, ": prepared constants for ", cols, " channels expected (ptf_layernorm_consts')");
+  check_same_device(op, "the prepared shifts", k.shift, q, "q");
+  check_same_device(op, "the prepared values", k.values, q, "q");
+  return run_with(op, q, k, scale_next, false);
+}
 
 std::tuple<at::Tensor, double> ptf_layernorm(const at::Tensor& q, const at::Tensor& alpha, double s_base,
                                              const at::Tensor& weight, const at::Tensor& bias, double scale_next) {

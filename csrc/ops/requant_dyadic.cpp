@@ -11,6 +11,7 @@
 #include "csrc/checks.h"
 #include "csrc/dispatch.h"
 #include "csrc/ops/backend.h"
+#include "csrc/ops/prepared.h"
 #include "csrc/ops/quant.h"
 
 namespace mnq {
@@ -23,9 +24,10 @@ constexpr int64_t kMaxMantissa = int64_t(1) << 31;
 // multiplier dyadic() gives for a ratio between 2^−89 and 2^63.
 constexpr int64_t kMinShift = -32, kMaxShift = 120;
 
-// m, k: int64, one element (per tensor) or [C] (per channel of q's last dim); |m| in [1, 2^31], k in range.
+// m, k: int64, one element (per tensor) or [C] (per channel of q's last dim); |m| in [1, 2^31], k in range (the
+// values only when check_values: requant_dyadic_prechecked's callers validated them once, so nothing is read back).
 void check_dyadic(const char* op, const char* mn, const at::Tensor& m, const char* kn, const at::Tensor& k,
-                  const at::Tensor& q) {
+                  const at::Tensor& q, bool check_values) {
   const int64_t C = q.dim() == 0 ? 1 : q.size(-1);
   auto check_one = [&](const char* name, const at::Tensor& t) {
     TORCH_CHECK(t.defined(), op, ": ", name, " is undefined");
@@ -40,6 +42,7 @@ void check_dyadic(const char* op, const char* mn, const at::Tensor& m, const cha
   check_one(kn, k);
   TORCH_CHECK_VALUE(m.numel() == k.numel(), op, ": ", mn, " and ", kn, " must have the same number of elements, got ",
                     m.numel(), " and ", k.numel());
+  if (!check_values) return;
   // One host read of the (small) multiplier arrays: the integer ops validate at the boundary (README "GPU path").
   const at::Tensor mh = m.to(at::kCPU).reshape({-1}), kh = k.to(at::kCPU).reshape({-1});
   for (int64_t c = 0; c < mh.numel(); ++c) {
@@ -57,16 +60,14 @@ kernels::ChannelLayout last_dim_layout(const at::Tensor& q, const at::Tensor& m)
 
 at::Tensor flat(const at::Tensor& t) { return t.reshape({-1}).contiguous(); }
 
-}  // namespace
-
-at::Tensor requant_dyadic(const at::Tensor& q, const at::Tensor& m, const at::Tensor& k, int64_t bits,
-                          const std::optional<at::Tensor>& identity, const std::optional<at::Tensor>& m_id,
-                          const std::optional<at::Tensor>& k_id) {
+at::Tensor run(const at::Tensor& q, const at::Tensor& m, const at::Tensor& k, int64_t bits,
+               const std::optional<at::Tensor>& identity, const std::optional<at::Tensor>& m_id,
+               const std::optional<at::Tensor>& k_id, bool check_values) {
   const char* op = "requant_dyadic";
   check_int_tensor(op, "q", q);
   check_device_supported(op, "q", q);
   check_int_arg(op, "bits", bits, 2, 32);
-  check_dyadic(op, "m", m, "k", k, q);
+  check_dyadic(op, "m", m, "k", k, q, check_values);
   const bool has_id = identity.has_value();
   TORCH_CHECK_VALUE(has_id == m_id.has_value() && has_id == k_id.has_value(), op,
                     ": identity, m_id and k_id must be given together");
@@ -81,7 +82,7 @@ at::Tensor requant_dyadic(const at::Tensor& q, const at::Tensor& m, const at::Te
     check_same_device(op, "identity", *identity, q, "q");
     TORCH_CHECK_VALUE(identity->sizes() == q.sizes(), op, ": identity must have the shape of q ", q.sizes(),
                       ", got ", identity->sizes());
-    check_dyadic(op, "m_id", *m_id, "k_id", *k_id, q);
+    check_dyadic(op, "m_id", *m_id, "k_id", *k_id, q, check_values);
     id = RequantSide{identity->contiguous(), flat(*m_id), flat(*k_id), at::Tensor()};
     p.id_layout = last_dim_layout(q, *m_id);
   }
@@ -97,6 +98,20 @@ at::Tensor requant_dyadic(const at::Tensor& q, const at::Tensor& m, const at::Te
   }
   TORCH_CHECK(ok, op, ": internal error: requantization reported an input without a code");
   return out;
+}
+
+}  // namespace
+
+at::Tensor requant_dyadic(const at::Tensor& q, const at::Tensor& m, const at::Tensor& k, int64_t bits,
+                          const std::optional<at::Tensor>& identity, const std::optional<at::Tensor>& m_id,
+                          const std::optional<at::Tensor>& k_id) {
+  return run(q, m, k, bits, identity, m_id, k_id, true);
+}
+
+at::Tensor requant_dyadic_prechecked(const at::Tensor& q, const at::Tensor& m, const at::Tensor& k, int64_t bits,
+                                     const std::optional<at::Tensor>& identity, const std::optional<at::Tensor>& m_id,
+                                     const std::optional<at::Tensor>& k_id) {
+  return run(q, m, k, bits, identity, m_id, k_id, false);
 }
 
 namespace {

@@ -52,6 +52,27 @@ TEST_CASE("int_bmm is exact for wide left operands (signed base-256 digits)", "[
   CHECK(deploy::digits_for({-32896, 0}) == 2);
 }
 
+// The CUDA path's products, run on the CPU: the float64 bmm is exact up to K·max|a|·128 < 2^53 and keeps the CPU
+// path's accumulator dtype; _int_mm's CUDA shape rules as at::_int_mm_out_cuda checks them (torch 2.x Blas.cpp).
+TEST_CASE("the device path of int_bmm is exact and _int_mm's CUDA shape rules hold", "[deploy]") {
+  at::manual_seed(2);
+  for (int64_t a_max : {int64_t(127), int64_t(32767), int64_t(1) << 16, int64_t(1) << 30}) {
+    const at::Tensor a = at::randint(-a_max, a_max + 1, {4, 19, 50}, at::kInt);
+    const at::Tensor b = at::randint(-128, 128, {4, 50, 9}, at::kChar);
+    const deploy::IntRange r{-a_max, a_max};
+    const at::Tensor got = deploy::int_bmm_f64(a, r, b);
+    CHECK(at::equal(got.to(at::kLong), at::matmul(a.to(at::kLong), b.to(at::kLong))));
+    CHECK(got.scalar_type() == deploy::int_bmm(a, r, b).scalar_type());
+  }
+  const at::Tensor a = at::ones({2, 3, int64_t(1) << 20}, at::kInt);
+  const at::Tensor b = at::ones({2, int64_t(1) << 20, 2}, at::kChar);
+  CHECK_THROWS_WITH(deploy::int_bmm_f64(a, deploy::IntRange{0, int64_t(1) << 30}, b), Catch::Contains("2^53"));
+  CHECK(deploy::int_mm_shapes_ok(17, 8, 8));
+  CHECK_FALSE(deploy::int_mm_shapes_ok(16, 64, 64));  // M = 16: cuBLASLt's int8 GEMM needs M > 16
+  CHECK_FALSE(deploy::int_mm_shapes_ok(256, 4, 64));  // Swin's patch embedding (K = 1·2·2)
+  CHECK_FALSE(deploy::int_mm_shapes_ok(256, 64, 10));  // a head of 10 classes
+}
+
 TEST_CASE("a converted ViT computes the fake-quant model's integer logits and reloads bit-exactly", "[deploy]") {
   const at::Tensor x = at::randn({16, 1, 28, 28});
   const models::Model m = calibrated("vit_mnist_tiny", 8, models::Plan::uniform("ivit"), x);

@@ -144,7 +144,9 @@ def test_integer_model_content(images):
     assert sd["blocks.0.attn.qkv.weight"].dtype == torch.int8
     assert int(sd["blocks.0.attn.qkv.weight"].abs().max()) <= 31  # 6-bit weight codes
     assert sd["blocks.0.attn.qkv.bias"].dtype == torch.int32
-    assert sd["blocks.0.attn.qact_qkv.m"].dtype == torch.int64
+    # format version 2 (csrc/deploy/store.h): dyadic m int32, k int8, 16-bit codes int16
+    assert sd["blocks.0.attn.qact_qkv.m"].dtype == torch.int32 and sd["blocks.0.attn.qact_qkv.k"].dtype == torch.int8
+    assert int(sd["blocks.0.attn.qact_qkv.m"].abs().min()) >= 2**30 and sd["qact_pos.codes"].dtype == torch.int16
     floats = {k for k, v in sd.items() if v.is_floating_point()}
     # float tensors: γ/β of the LayerNorm ops (their integer constants are derived from them), the per-channel
     # scales of the I-BERT GELU input and of the logits (the final dequantization)
@@ -204,7 +206,7 @@ def test_save_load_bit_exact(saved):
     assert torch.equal(q0, q1) and torch.equal(s0, s1)
     with safetensors.safe_open(str(path), "pt") as f:
         meta = f.metadata()
-    assert meta["format"] == "mnq-integer-model" and meta["format_version"] == "1"
+    assert meta["format"] == "mnq-integer-model" and meta["format_version"] == "2"
     model_meta = json.loads(meta["model"])
     assert model_meta["bits"] == 8 and model_meta["config"]["depths"] == [2, 2]
     assert meta["mnq_version"] == mnq.__version__
@@ -228,7 +230,10 @@ def _rewrite(path, out, edit_tensors=None, edit_meta=None):
     ("shape", r"layers.0.blocks.0.attn.qkv.weight' has shape"),
     ("missing", "missing tensor 'head.fc.bias'"),
     ("extra", "unexpected tensor 'stray'"),
-    ("version", "format version 2 is newer"),
+    ("version", "format version 3 is newer"),
+    ("m_range", r"layers.0.blocks.0.attn.qact_qkv.m' holds 5 at 0, \|m\| outside \[2\^30"),
+    ("k_range", r"qact_scores.k' holds 121 at 0, outside \[-32, 120\]"),
+    ("m_dtype", "qact_qkv.m' has dtype Long, expected Int"),
     ("value", "missing value 'qact_input.scale'"),
 ])
 def test_load_errors(saved, tmp_path, case, match):
@@ -247,7 +252,14 @@ def test_load_errors(saved, tmp_path, case, match):
     elif case == "extra":
         _rewrite(path, out, lambda t: t.__setitem__("stray", torch.zeros(2, dtype=torch.int8)))
     elif case == "version":
-        _rewrite(path, out, edit_meta=lambda m: m.__setitem__("format_version", "2"))
+        _rewrite(path, out, edit_meta=lambda m: m.__setitem__("format_version", "3"))
+    elif case == "m_range":
+        _rewrite(path, out, lambda t: t["layers.0.blocks.0.attn.qact_qkv.m"].__setitem__(0, 5))
+    elif case == "k_range":
+        _rewrite(path, out, lambda t: t["layers.0.blocks.0.attn.qact_scores.k"].__setitem__(0, 121))
+    elif case == "m_dtype":
+        m = "layers.0.blocks.0.attn.qact_qkv.m"
+        _rewrite(path, out, lambda t: t.__setitem__(m, t[m].long()))
     else:
         def drop(m):
             doc = json.loads(m["model"])
@@ -256,3 +268,47 @@ def test_load_errors(saved, tmp_path, case, match):
         _rewrite(path, out, edit_meta=drop)
     with pytest.raises(ValueError, match=match):
         mnq.deploy.load(out)
+
+
+def test_format_version_1_reads_bit_exactly(saved, tmp_path):
+    """Version 1 (before 2026-12-07: m, k, α int64, 16-bit codes int32) loads into the same program: the same
+    integer logits, and either version re-saves as the other byte for byte. (A file of the version-1 code itself
+    was checked once the same way, README "Deploy".)"""
+    imodel, path, x = saved
+    v1 = tmp_path / "v1.safetensors"
+    imodel.save(str(v1), format_version=1)
+    with safetensors.safe_open(str(v1), "pt") as f:
+        assert f.metadata()["format_version"] == "1"
+        t1 = {k: f.get_tensor(k) for k in f.keys()}
+    t2 = st.load_file(str(path))
+    widened = {k for k in t2 if t1[k].dtype != t2[k].dtype}
+    assert widened and all(k.endswith((".m", ".k", ".alpha", ".codes")) for k in widened), widened
+    assert all(t1[k].dtype == (torch.int32 if k.endswith(".codes") else torch.int64) for k in widened)
+    assert all(torch.equal(t1[k].long(), t2[k].long()) for k in t2)
+    loaded = mnq.deploy.load(v1)
+    q0, s0 = imodel.forward_int(x)
+    q1, s1 = loaded.forward_int(x)
+    assert torch.equal(q0, q1) and torch.equal(s0, s1)
+    loaded.save(str(tmp_path / "v2.safetensors"))
+    assert (tmp_path / "v2.safetensors").read_bytes() == path.read_bytes()
+    mnq.deploy.load(path).save(str(tmp_path / "v1b.safetensors"), format_version=1)
+    assert (tmp_path / "v1b.safetensors").read_bytes() == v1.read_bytes()
+    with pytest.raises(ValueError, match="cannot write format version 3"):
+        imodel.save(str(tmp_path / "v3.safetensors"), format_version=3)
+
+
+def test_device_check_logic_on_the_cpu():
+    """scripts/bench_deploy.py --device cuda (gpu_check.sh's deploy stage) run on the CPU with the unfused program,
+    the data flow the engine runs on CUDA (codes in their narrowest dtype, the batched float64 / _int_mm products
+    of int_matmul.h aside): the moved engine equals the CPU engine and one forward reads nothing back."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    import bench_deploy
+    try:
+        mnq._mnq.deploy_set_fused(False)
+        row = bench_deploy.device_row("vit_mnist_tiny", "cpu", 4, 1, checks=2)
+    finally:
+        mnq._mnq.deploy_set_fused(True)
+    assert row["equal_batches"] == row["checked_batches"] == 2 and row["syncs_per_forward"] == 0, row
+    assert row["integer_ms"] > 0 and row["fp16_ms"] > 0

@@ -50,6 +50,13 @@ def _fake_outputs(folder: Path):
         {"name": "loader synthetic (4 workers)", "kind": "loader", "host_reads": None}]}))
     (folder / "bench_models.json").write_text(json.dumps([
         {"model": "vit_mnist_tiny", "variant": "py ivit", "step_ms": 4.5, "reads_fwd": 1, "reads_step": 7}]))
+    (folder / "bench_deploy.json").write_text(json.dumps([
+        {"model": "vit_mnist_tiny", "device": "cuda", "batch": 256, "equal_batches": 3, "checked_batches": 3,
+         "fp32_ms": 2.0, "fp16_ms": 1.0, "integer_ms": 1.5, "integer_vs_fp32": 0.75, "integer_vs_fp16": 1.5,
+         "syncs_per_forward": 0},
+        {"model": "swin_mnist_tiny", "device": "cuda", "batch": 256, "equal_batches": 2, "checked_batches": 3,
+         "fp32_ms": 4.0, "fp16_ms": 2.0, "integer_ms": 6.0, "integer_vs_fp32": 1.5, "integer_vs_fp16": 3.0,
+         "syncs_per_forward": 12}]))
 
 
 def test_table_from_fake_outputs(tmp_path):
@@ -65,6 +72,10 @@ def test_table_from_fake_outputs(tmp_path):
     assert any("QAT W8 ivit eval | 2 | per eval forward" in line for line in lines)
     assert not any("loader" in line for line in lines)
     assert any("bench_models vit_mnist_tiny py ivit | 7 |" in line for line in lines)
+    assert ("| deploy | vit_mnist_tiny b256 cuda | bit-exact | integer 1.50 ms, FP32 2.00 ms, FP16 1.00 ms "
+            "(0.75× FP32, 1.50× FP16); 0 device syncs per forward |") in lines
+    assert any(line.startswith("| deploy | swin_mnist_tiny b256 cuda | DIFFERS (2/3 batches equal) |")
+               and "12 device syncs" in line for line in lines)
 
 
 def test_table_says_what_is_missing_or_unreadable(tmp_path):
@@ -73,6 +84,7 @@ def test_table_says_what_is_missing_or_unreadable(tmp_path):
     assert "| stage | (none) | n/a | stages.tsv missing |" in lines
     assert any(line.startswith("| ops | (unreadable) | n/a | KeyError") for line in lines)
     assert "| host reads | bench_train | n/a | no bench_train.json |" in lines
+    assert "| deploy | bench_deploy | n/a | no bench_deploy.json |" in lines
 
 
 def _dry_run(tmp_path, **env):
@@ -86,7 +98,8 @@ def test_dry_run_runs_every_stage_and_prints_one_table(tmp_path):
     out = _dry_run(tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     table = out.stdout[out.stdout.index("| section |"):]
-    stages = ["build", "ctest", "pytest-cuda", "launch-blocking", "dist-nccl", "memcheck", "racecheck", "synccheck", "bench-ops",
+    stages = ["build", "ctest", "pytest-cuda", "launch-blocking", "dist-nccl", "deploy", "memcheck", "racecheck",
+              "synccheck", "bench-ops",
               "bench-train", "bench-models"]
     assert [line.split(" | ")[1] for line in table.splitlines() if line.startswith("| stage |")] == stages
     assert "PYTORCH_NO_CUDA_MEMORY_CACHING=1 true --tool memcheck --error-exitcode 1" in out.stdout

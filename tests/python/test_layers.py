@@ -77,3 +77,7 @@ def test_the_raw_op_backends_are_internal_to_csrc_ops():
              if p.suffix in (".h", ".cpp", ".cu", ".cuh") and "build" not in p.parts and p.parent.name != "ops"
              and '#include "csrc/ops/backend.h"' in p.read_text(errors="replace")]
     assert not users, f"the raw op backends included outside csrc/ops/: {users}"
+    lookups = [str(p.relative_to(ROOT)) for p in sorted(ROOT.glob("csrc/**/*"))
+               if p.suffix in (".h", ".cpp") and p.parent.name not in ("ops", "autograd") and p.name != "ops.h"
+               and "op_handle<" in p.read_text(errors="replace")]
+    assert not lookups, f"dispatcher lookups of mnq ops outside csrc/ops.h (call its handles instead): {lookups}"
