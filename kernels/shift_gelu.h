@@ -24,7 +24,7 @@
 // n = 23: S ≥ 1/(255·1.702) ≈ 2.3041e-3, fine for 8-bit activations (S = max|x|/127); 16-bit inputs on a finer
 // scale need a smaller n. And 1.702·S finite, so that x0 ≤ −1.
 // Accuracy (SPEC as in the authors' code): f carries only log2((2^31 − 1)/s) bits — at 8-bit scales |x0| ≈ 19 and
-// s ≈ 2^27..2^28, i.e. 3–4 bits — so sig runs up to ~8% of full scale low (tests/cpp/test_shift_gelu.cpp).
+// s ≈ 2^27..2^28, i.e. 3–4 bits — so sig runs up to ~8% of full scale low (tests/cpp/kernels/test_shift_gelu.cpp).
 #pragma once
 
 #include <cmath>

@@ -13,7 +13,7 @@
 //         caller's bound K·max(a)·128 < 2^31 guarantees (|Σ a·v| ≤ K·max(a)·128). Planes: 1 for a < 2^8, 2 below
 //         2^16 (I-ViT's 16-bit softmax), 3 below 2^24 (I-BERT's one-hot 2^16), chosen from the tile's maximum.
 // Elsewhere (DotKernel::portable, or no VNNI) the same sums run as int32 loops: exact under the same bound.
-// tests/cpp/test_deploy_dot.cpp checks both kernels against an int64 reference on odd shapes and every tail.
+// tests/cpp/deploy/test_deploy_dot.cpp checks both kernels against an int64 reference on odd shapes and every tail.
 #pragma once
 
 #include <cstdint>

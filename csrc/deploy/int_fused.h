@@ -2,7 +2,7 @@
 // its epilogue (kernels/int_requant.h), and the attention core (q@kᵀ → scores requant → softmax → @v → requant)
 // per (image, head) on cache-resident tiles, reading q, k and v straight from the qkv codes and writing the codes
 // proj reads. Every result equals the unfused program's (the requant_dyadic op, int_bmm) bit for bit:
-// tests/cpp/test_deploy.cpp checks the kernels against kernels/common.h requant and tests/python/test_deploy.py
+// tests/cpp/deploy/test_deploy.cpp checks the kernels against kernels/common.h requant and tests/python/test_deploy.py
 // the whole models. Where a precondition fails (a CUDA tensor, a pair outside the fast range, a wide accumulator)
 // the callers take the unfused path.
 #pragma once

@@ -1,6 +1,6 @@
 """The C++ ViT / DeiT / Swin against timm. timm lives in Python, the model in C++: this test exports random-init timm
 weights with scripts/export_timm.py, writes timm's input/output (and parameter shapes) to files, and runs the
-hidden ``[timm]`` Catch2 tests of ``mnq_model_tests`` on them (tests/cpp/test_vit.cpp, test_swin.cpp), which compare."""
+hidden ``[timm]`` Catch2 tests of ``mnq_model_tests`` on them (tests/cpp/models/test_vit.cpp, test_swin.cpp), which compare."""
 from __future__ import annotations
 
 import importlib.util

@@ -1,7 +1,7 @@
 """The C++ modules (csrc/nn) compute exactly what mnq.nn computes. A chain of mnq.nn modules shaped like a ViT
 block (LayerNorm → QuantLinear → GELU → QuantLinear → fused residual, and scores → softmax) runs two training
 batches and one eval batch here; its initial parameters, inputs, outputs and final buffers go to a file, and the
-hidden ``[python]`` Catch2 test (tests/cpp/test_nn_parity.cpp) runs the C++ twins on it and requires equality
+hidden ``[python]`` Catch2 test (tests/cpp/models/test_nn_parity.cpp) runs the C++ twins on it and requires equality
 bit for bit (outputs, scales, min/max, PtfAct α)."""
 from __future__ import annotations
 

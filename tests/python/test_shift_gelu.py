@@ -80,7 +80,7 @@ def test_noncontiguous_and_empty():
 
 def test_quality_on_8bit_activations():
     # Threshold 31 dB. Beyond ShiftExp's errors (shift_exp.h) the sigmoid's factor f = floor((2^31 − 1)/s) keeps
-    # only 3–4 bits at 8-bit scales (|x0|·2^23 ≈ 2^27; tests/cpp/test_shift_gelu.cpp), so sig runs up to ~8 % low.
+    # only 3–4 bits at 8-bit scales (|x0|·2^23 ≈ 2^27; tests/cpp/kernels/test_shift_gelu.cpp), so sig runs up to ~8 % low.
     # Measured on N(0, 1) activations quantized to 8 bits, against F.gelu of the dequantized input: 33.7, 34.3,
     # 33.5 dB (seeds 0, 1, 2). A 2x worse kernel (e.g. a wrong shift) drops below.
     q, scale = activations((4, 197, 1536))
