@@ -11,7 +11,7 @@
                                 OFF in a new one; scripts/test.sh turns it on)
     MNQ_CPU_ARCH                -march= of the CPU kernels (default native; empty: portable)
     TORCH_CUDA_ARCH_LIST        CUDA archs (default: this machine's GPUs, else "9.0+PTX")
-    MNQ_PRECOMPILE_HEADERS      ON|OFF: precompiled torch headers (default ON; CMakeLists.txt says why)
+    MNQ_PRECOMPILE_HEADERS      ON|OFF: precompiled torch headers (default OFF; CMakeLists.txt says why)
 """
 import os
 import shutil
