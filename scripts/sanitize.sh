@@ -47,7 +47,7 @@ echo "== mnq-train (short job)"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 python3 - "$WORK/data" <<'EOF'
-# A synthetic Fashion-MNIST (the layout of tests/cpp/train_test_util.cpp): class c is a bright 7x7 square.
+# A synthetic Fashion-MNIST (the layout of tests/cpp/train/train_test_util.cpp): class c is a bright 7x7 square.
 import gzip, os, struct, sys
 import numpy as np
 out = sys.argv[1]
