@@ -11,7 +11,9 @@
                                 OFF in a new one; scripts/test.sh turns it on)
     MNQ_CPU_ARCH                -march= of the CPU kernels (default native; empty: portable)
     TORCH_CUDA_ARCH_LIST        CUDA archs (default: this machine's GPUs, else "9.0+PTX")
-    MNQ_PRECOMPILE_HEADERS      ON|OFF: precompiled torch headers (default OFF; CMakeLists.txt says why)
+    MNQ_PRECOMPILE_HEADERS      ON|OFF: precompiled torch headers (default ON; CMakeLists.txt says why)
+    MNQ_UNITY_BUILD             ON|OFF: compile each target's C++ units in batches (default ON: a cold build in
+                                about half the time; CMakeLists.txt says why)
 """
 import os
 import shutil
@@ -52,12 +54,9 @@ class CMakeBuild(build_ext):
             f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
             f"-DMNQ_WITH_CUDA={os.environ.get('MNQ_WITH_CUDA', 'AUTO')}",
         ]
-        if "MNQ_BUILD_TESTS" in os.environ:
-            cfg.append(f"-DMNQ_BUILD_TESTS={os.environ['MNQ_BUILD_TESTS']}")
-        if "MNQ_CPU_ARCH" in os.environ:
-            cfg.append(f"-DMNQ_CPU_ARCH={os.environ['MNQ_CPU_ARCH']}")
-        if "MNQ_PRECOMPILE_HEADERS" in os.environ:
-            cfg.append(f"-DMNQ_PRECOMPILE_HEADERS={os.environ['MNQ_PRECOMPILE_HEADERS']}")
+        for option in ("MNQ_BUILD_TESTS", "MNQ_CPU_ARCH", "MNQ_PRECOMPILE_HEADERS", "MNQ_UNITY_BUILD"):
+            if option in os.environ:  # else the build folder's setting (CMakeLists.txt's default in a new one)
+                cfg.append(f"-D{option}={os.environ[option]}")
         if os.environ.get("TORCH_CUDA_ARCH_LIST"):
             cfg.append(f"-DTORCH_CUDA_ARCH_LIST={os.environ['TORCH_CUDA_ARCH_LIST']}")
         subprocess.check_call(cfg)

@@ -25,7 +25,7 @@ namespace {
 
 using T = at::Tensor;
 
-[[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument("deploy.convert: " + msg); }
+[[noreturn]] void convert_fail(const std::string& msg) { throw std::invalid_argument("deploy.convert: " + msg); }
 
 // The modules of a model by their state_dict prefix.
 class Modules {
@@ -36,9 +36,9 @@ class Modules {
   template <class M>
   M& get(const std::string& name) const {
     const auto it = by_name_.find(name);
-    if (it == by_name_.end()) fail("the model has no module '" + name + "'");
+    if (it == by_name_.end()) convert_fail("the model has no module '" + name + "'");
     M* m = it->second->as<M>();
-    if (m == nullptr) fail("module '" + name + "' is not of the expected type");
+    if (m == nullptr) convert_fail("module '" + name + "' is not of the expected type");
     return *m;
   }
   bool has(const std::string& name) const { return by_name_.count(name) > 0; }
@@ -56,7 +56,7 @@ struct Act {
 };
 Act act(const Modules& mods, const std::string& name) {
   auto& a = mods.get<nn::QuantActImpl>(name);
-  if (!a.is_initialized()) fail("quantizer '" + name + "' has no calibrated range (calibrate the model first)");
+  if (!a.is_initialized()) convert_fail("quantizer '" + name + "' has no calibrated range (calibrate the model first)");
   return {value(a.scale()), a.bits()};
 }
 
@@ -70,7 +70,7 @@ T quantize(const T& x, const T& scale, int64_t bits, int64_t axis) {
 // csrc/nn/layers.cpp fake_quant_params does.
 std::pair<IntLinear, at::Tensor> linear(const at::Tensor& weight, const at::Tensor& bias, int64_t bits, double s_a,
                                         int64_t in_bits) {
-  if (bits > 8) fail("weights of " + std::to_string(bits) + " bits: the integer engine takes W/A ≤ 8");
+  if (bits > 8) convert_fail("weights of " + std::to_string(bits) + " bits: the integer engine takes W/A ≤ 8");
   const at::Tensor w = weight.detach().to(at::kCPU);
   const at::Tensor s_w = nn::weight_scale(w, bits);
   const at::Tensor scale_out = scalar(s_a) * s_w;
@@ -100,7 +100,7 @@ IntNormAct norm_act(const Modules& mods, const std::string& norm_name, const std
   const at::Tensor probe = at::zeros({1, C}, at::kInt);
   if (n.method == "fqvit") {
     const auto& ptf = *ln.ptf;
-    if (!ptf.is_initialized()) fail("quantizer '" + norm_name + ".ptf' has no calibrated range");
+    if (!ptf.is_initialized()) convert_fail("quantizer '" + norm_name + ".ptf' has no calibrated range");
     n.s_base = value(ptf.s_base());
     n.alpha = ptf.alpha().detach().to(at::kCPU, at::kLong).contiguous();
     at::Tensor s_c = at::empty({C}, at::kDouble);
@@ -125,7 +125,7 @@ IntSoftmax softmax(const Modules& mods, const std::string& name, double s_scores
   auto& sm = mods.get<nn::IntSoftmaxImpl>(name);
   IntSoftmax out{sm.method(), s_scores, sm.method() == "ivit" ? ivit_bits : (sm.method() == "ibert" ? 16 : 4)};
   const auto probe = sm.forward(at::zeros({1, 1}), scalar(s_scores));
-  if (value(probe.second) != out.out_scale()) fail("softmax '" + name + "' has an unexpected output scale");
+  if (value(probe.second) != out.out_scale()) convert_fail("softmax '" + name + "' has an unexpected output scale");
   return out;
 }
 
@@ -208,9 +208,9 @@ BlockConversion block(const Modules& mods, const std::string& p, double s_x, int
 }
 
 void check_model(const models::Model& model) {
-  if (!model.quantized) fail("the model is full precision; convert takes a quantized model (mnq.models.create with bits)");
-  if (model.module->is_training()) fail("the model is in training mode; calibrate it and call eval() first");
-  if (model.bits > 8) fail("W/A = " + std::to_string(model.bits) + ": the integer engine takes W/A ≤ 8 (int8 weights)");
+  if (!model.quantized) convert_fail("the model is full precision; convert takes a quantized model (mnq.models.create with bits)");
+  if (model.module->is_training()) convert_fail("the model is in training mode; calibrate it and call eval() first");
+  if (model.bits > 8) convert_fail("W/A = " + std::to_string(model.bits) + ": the integer engine takes W/A ≤ 8 (int8 weights)");
 }
 
 void header(Store& st, const models::Model& model, const std::string& family, json config) {

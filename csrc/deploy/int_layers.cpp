@@ -23,7 +23,7 @@ namespace {
 
 using T = at::Tensor;
 
-[[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument("integer model: " + msg); }
+[[noreturn]] void model_fail(const std::string& msg) { throw std::invalid_argument("integer model: " + msg); }
 
 std::atomic<bool> g_float32{false};
 
@@ -40,7 +40,7 @@ void check_method(const std::string& name, const std::string& method, std::initi
   for (const char* a : allowed) {
     if (method == a) return;
   }
-  fail("value '" + name + ".method' = '" + method + "' is not a method this layer runs in integers");
+  model_fail("value '" + name + ".method' = '" + method + "' is not a method this layer runs in integers");
 }
 
 }  // namespace
@@ -63,7 +63,7 @@ Requant Requant::of(const at::Tensor& scale_in, double scale_out, int64_t bits) 
   r.k = at::empty({s.numel()}, at::kLong);
   for (int64_t c = 0; c < s.numel(); ++c) {
     const double ratio = s.data_ptr<double>()[c] / scale_out;  // as `requant` (csrc/ops/quant.cpp requant_side)
-    if (!std::isfinite(ratio) || ratio == 0) fail("a requantization ratio is not finite and nonzero");
+    if (!std::isfinite(ratio) || ratio == 0) model_fail("a requantization ratio is not finite and nonzero");
     const kernels::Dyadic d = kernels::dyadic(ratio);
     r.m.data_ptr<int64_t>()[c] = d.m;
     r.k.data_ptr<int64_t>()[c] = d.k;
@@ -107,11 +107,11 @@ void check_pairs(const std::string& name, const at::Tensor& m, const at::Tensor&
   const int64_t* kp = k.data_ptr<int64_t>();
   for (int64_t c = 0; c < m.numel(); ++c) {
     if (std::abs(mp[c]) < kMinM || std::abs(mp[c]) > kMaxM) {
-      fail("tensor '" + name + ".m' holds " + std::to_string(mp[c]) + " at " + std::to_string(c) +
+      model_fail("tensor '" + name + ".m' holds " + std::to_string(mp[c]) + " at " + std::to_string(c) +
            ", |m| outside [2^30, 2^31 - 1] (SPEC §0 dyadic)");
     }
     if (kp[c] < kMinK || kp[c] > kMaxK) {
-      fail("tensor '" + name + ".k' holds " + std::to_string(kp[c]) + " at " + std::to_string(c) + ", outside [" +
+      model_fail("tensor '" + name + ".k' holds " + std::to_string(kp[c]) + " at " + std::to_string(c) + ", outside [" +
            std::to_string(kMinK) + ", " + std::to_string(kMaxK) + "] (a multiplier beyond 2^-89..2^63)");
     }
   }
@@ -132,7 +132,7 @@ Requant Requant::read(const Store& s, const std::string& name, int64_t channels)
   r.k = s.narrowed(name + ".k", at::kLong, at::kChar, {r.m.numel()});
   check_pairs(name, r.m, r.k);
   r.bits = s.integer(name + ".bits");
-  if (r.bits < 2 || r.bits > 32) fail("value '" + name + ".bits' must be in [2, 32]");
+  if (r.bits < 2 || r.bits > 32) model_fail("value '" + name + ".bits' must be in [2, 32]");
   return r;
 }
 
@@ -166,7 +166,7 @@ IntLinear IntLinear::read(const Store& s, const std::string& name, int64_t in_fe
   l.weight = s.tensor(name + ".weight", at::kChar, {out_features, in_features});
   if (has_bias) l.bias = s.vector(name + ".bias", at::kInt, out_features);
   l.in_bits = s.integer(name + ".in_bits");
-  if (l.in_bits < 2 || l.in_bits > 16) fail("value '" + name + ".in_bits' must be in [2, 16]");
+  if (l.in_bits < 2 || l.in_bits > 16) model_fail("value '" + name + ".in_bits' must be in [2, 16]");
   // int32 holds the accumulator when K·2^(a−1)·2^7 + max|bias| < 2^31.
   double bound = static_cast<double>(in_features) * std::ldexp(1.0, int(l.in_bits - 1)) * 128.0;
   if (has_bias) bound += static_cast<double>(l.bias.abs().max().item<int32_t>());
@@ -271,7 +271,7 @@ IntSoftmax IntSoftmax::read(const Store& s, const std::string& name) {
   m.scale = s.number(name + ".scale");
   m.out_bits = s.integer(name + ".out_bits");
   const int64_t hi = m.method == "fqvit" ? 4 : 16;  // LIS codes up to 2^4−1 keep 2^(2^b−1) in int32
-  if (m.out_bits < 2 || m.out_bits > hi) fail("value '" + name + ".out_bits' must be in [2, " + std::to_string(hi) + "]");
+  if (m.out_bits < 2 || m.out_bits > hi) model_fail("value '" + name + ".out_bits' must be in [2, " + std::to_string(hi) + "]");
   return m;
 }
 
@@ -320,7 +320,7 @@ IntGelu IntGelu::read(const Store& s, const std::string& name, int64_t channels)
   } else {
     g.lut = s.tensor(name + ".lut", at::kInt, {-1});
     const int64_t n = g.lut.numel();
-    if (n < 4 || n > 256 || (n & (n - 1))) fail("tensor '" + name + ".lut' must have 2^b entries, b in [2, 8]");
+    if (n < 4 || n > 256 || (n & (n - 1))) model_fail("tensor '" + name + ".lut' must have 2^b entries, b in [2, 8]");
   }
   return g;
 }

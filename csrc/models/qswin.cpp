@@ -11,10 +11,6 @@ namespace mnq {
 namespace models {
 namespace {
 
-std::shared_ptr<torch::nn::Module> scope(torch::nn::Module& parent, const std::string& name) {
-  return parent.register_module(name, std::make_shared<torch::nn::Module>());
-}
-
 constexpr int64_t kSwinShiftmaxBits = 8;  // I-ViT's Swin: Shiftmax output on 8 bits (16 in ViT/DeiT)
 
 }  // namespace
@@ -97,7 +93,7 @@ QuantSwinTransformerImpl::QuantSwinTransformerImpl(const SwinConfig& config, con
   // Registration order is python's: qact_input, patch_embed.{proj, norm}, qact_embed, qact_patch_norm, layers,
   // norm, qact_norm, qact_pool, head.fc.
   qact_input = register_module("qact_input", nn::QuantAct(b));
-  auto pe = scope(*this, "patch_embed");
+  auto pe = named_scope(*this, "patch_embed");
   patch_proj = pe->register_module(
       "proj",
       nn::QuantConv2d(
@@ -150,7 +146,7 @@ QuantSwinTransformerImpl::QuantSwinTransformerImpl(const SwinConfig& config, con
   norm = register_module("norm", nn::IntLayerNorm(dim, methods.at("norm"), kEps, b));
   qact_norm = register_module("qact_norm", nn::QuantAct(b));
   qact_pool = register_module("qact_pool", nn::QuantAct(b));
-  head_fc = scope(*this, "head")->register_module("fc", nn::QuantLinear(dim, config_.num_classes, true, b));
+  head_fc = named_scope(*this, "head")->register_module("fc", nn::QuantLinear(dim, config_.num_classes, true, b));
 }
 
 at::Tensor QuantSwinTransformerImpl::forward(const at::Tensor& x) {

@@ -19,11 +19,6 @@ namespace {
 
 using torch::nn::LayerNormOptions;
 
-// A plain module used as a named scope (attn, mlp, layers.{s}, downsample, …).
-std::shared_ptr<torch::nn::Module> scope(torch::nn::Module& parent, const std::string& name) {
-  return parent.register_module(name, std::make_shared<torch::nn::Module>());
-}
-
 torch::nn::LayerNorm layer_norm(torch::nn::Module& parent, const std::string& name, int64_t dim) {
   return parent.register_module(name, torch::nn::LayerNorm(LayerNormOptions({dim}).eps(1e-5)));
 }
@@ -106,6 +101,10 @@ std::vector<std::string> swin_layer_names(const SwinConfig& config) {
   return names;
 }
 
+std::shared_ptr<torch::nn::Module> named_scope(torch::nn::Module& parent, const std::string& name) {
+  return parent.register_module(name, std::make_shared<torch::nn::Module>());
+}
+
 at::Tensor window_partition(const at::Tensor& x, int64_t ws) {
   const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
   return x.view({B, H / ws, ws, W / ws, ws, C}).permute({0, 1, 3, 2, 4, 5}).reshape({-1, ws * ws, C});
@@ -168,7 +167,7 @@ at::Tensor SwinWindow::mask_on(at::Device device) const { return tensors_on(devi
 SwinBlockImpl::SwinBlockImpl(int64_t dim, int64_t num_heads, const SwinWindow& window, double drop_path)
     : num_heads_(num_heads), drop_path_(drop_path), window_(window) {
   norm1 = layer_norm(*this, "norm1", dim);
-  auto attn = scope(*this, "attn");
+  auto attn = named_scope(*this, "attn");
   const int64_t w = window_.window;
   relative_position_bias_table =
       attn->register_parameter("relative_position_bias_table", at::zeros({(2 * w - 1) * (2 * w - 1), num_heads}));
@@ -179,7 +178,7 @@ SwinBlockImpl::SwinBlockImpl(int64_t dim, int64_t num_heads, const SwinWindow& w
   qkv = attn->register_module("qkv", torch::nn::Linear(dim, 3 * dim));
   proj = attn->register_module("proj", torch::nn::Linear(dim, dim));
   norm2 = layer_norm(*this, "norm2", dim);
-  auto mlp = scope(*this, "mlp");
+  auto mlp = named_scope(*this, "mlp");
   fc1 = mlp->register_module("fc1", torch::nn::Linear(dim, 4 * dim));
   fc2 = mlp->register_module("fc2", torch::nn::Linear(4 * dim, dim));
 }
@@ -225,7 +224,7 @@ void SwinBlockImpl::attach(const TapSlot& tap, const std::string& prefix) {
 
 SwinTransformerImpl::SwinTransformerImpl(const SwinConfig& config) : config_(config) {
   config_.validate();
-  auto pe = scope(*this, "patch_embed");
+  auto pe = named_scope(*this, "patch_embed");
   patch_proj = pe->register_module(
       "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(config_.in_chans, config_.embed_dim, config_.patch_size)
                                     .stride(config_.patch_size)));
@@ -240,7 +239,7 @@ SwinTransformerImpl::SwinTransformerImpl(const SwinConfig& config) : config_(con
     layers->push_back(stage_scope);
     Stage stage;
     if (s > 0) {
-      auto ds = scope(*stage_scope, "downsample");
+      auto ds = named_scope(*stage_scope, "downsample");
       stage.merge_norm = layer_norm(*ds, "norm", 4 * dim);
       stage.merge_norm_name = "layers." + std::to_string(s) + ".downsample.norm";
       stage.merge_reduction =
@@ -258,7 +257,7 @@ SwinTransformerImpl::SwinTransformerImpl(const SwinConfig& config) : config_(con
     stages_.push_back(stage);
   }
   norm = layer_norm(*this, "norm", dim);
-  head_fc = scope(*this, "head")->register_module("fc", torch::nn::Linear(dim, config_.num_classes));
+  head_fc = named_scope(*this, "head")->register_module("fc", torch::nn::Linear(dim, config_.num_classes));
 }
 
 at::Tensor SwinTransformerImpl::forward_features(const at::Tensor& x) {

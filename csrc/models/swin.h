@@ -71,6 +71,10 @@ at::Tensor window_reverse(const at::Tensor& windows, int64_t ws, int64_t H, int6
 // timm's patch merging order: [B, H, W, C] -> [B, H/2, W/2, 4C].
 at::Tensor patch_merge(const at::Tensor& x);
 
+// A plain module registered under `name` in `parent`, used as a named scope of the timm state_dict (attn, mlp,
+// layers.{s}, downsample, head, …): shared by SwinTransformer and QuantSwin so both spell the same keys.
+std::shared_ptr<torch::nn::Module> named_scope(torch::nn::Module& parent, const std::string& name);
+
 class SwinBlockImpl : public torch::nn::Module {
  public:
   SwinBlockImpl(int64_t dim, int64_t num_heads, const SwinWindow& window, double drop_path = 0);

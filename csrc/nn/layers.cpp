@@ -15,12 +15,6 @@ at::Tensor weight_scale(const at::Tensor& w, int64_t bits) {
 
 namespace {
 
-at::Tensor per_tensor(const at::Tensor& scale, const char* who) {
-  TORCH_CHECK_VALUE(scale.defined() && scale.numel() == 1, who,
-                    ": the input scale must be per tensor (one value), got shape ",
-                    scale.defined() ? scale.sizes() : at::IntArrayRef{});
-  return scale.detach().to(at::kDouble).reshape({});
-}
 
 // Fake-quantized weight (per output channel), bias on S_a·S_w (32 bits), and the output scale.
 struct FakeQuantParams {
@@ -29,7 +23,7 @@ struct FakeQuantParams {
 
 FakeQuantParams fake_quant_params(const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& scale,
                                   int64_t bits, const char* who) {
-  const at::Tensor s_a = per_tensor(scale, who);
+  const at::Tensor s_a = per_tensor_scale(scale, who);
   const at::Tensor s_w = weight_scale(weight, bits);
   FakeQuantParams p;
   p.weight = ops::quantize_qat(weight, s_w.to(weight.device()), bits, 0);
@@ -79,7 +73,7 @@ void QuantConv2dImpl::pretty_print(std::ostream& stream) const {
 
 ScaledTensor quant_matmul(const at::Tensor& a, const at::Tensor& scale_a, const at::Tensor& b,
                           const at::Tensor& scale_b) {
-  return {at::matmul(a, b), per_tensor(scale_a, "QuantMatMul") * per_tensor(scale_b, "QuantMatMul")};
+  return {at::matmul(a, b), per_tensor_scale(scale_a, "QuantMatMul") * per_tensor_scale(scale_b, "QuantMatMul")};
 }
 
 }  // namespace nn

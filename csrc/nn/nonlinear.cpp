@@ -13,13 +13,6 @@ namespace mnq {
 namespace nn {
 namespace {
 
-// A per-tensor scale (one element) as a 0-d float64 tensor on its device: checked by shape, never read.
-at::Tensor per_tensor(const at::Tensor& scale, const char* who) {
-  TORCH_CHECK_VALUE(scale.defined() && scale.numel() == 1, who,
-                    ": this method needs a per-tensor input scale, got shape ",
-                    scale.defined() ? scale.sizes() : at::IntArrayRef{});
-  return scale.detach().reshape({}).to(at::kDouble);
-}
 
 ScaledTensor pair(std::tuple<at::Tensor, at::Tensor>&& r) { return {std::get<0>(r), std::get<1>(r)}; }
 
@@ -49,7 +42,7 @@ ScaledTensor IntSoftmaxImpl::forward(const at::Tensor& x, const at::Tensor& scal
 }
 
 ScaledTensor IntSoftmaxImpl::compute(const at::Tensor& x, const at::Tensor& scale) {
-  const at::Tensor s = per_tensor(scale, "IntSoftmax");
+  const at::Tensor s = per_tensor_scale(scale, "IntSoftmax");
   if (method_ == "ivit") return pair(ops::shiftmax_qat(x, s, out_bits_));
   if (method_ == "ibert") return pair(ops::ibert_softmax_qat(x, s, out_bits_));
   return pair(ops::log_int_softmax_qat(x, s, log_bits_));
@@ -74,7 +67,7 @@ ScaledTensor IntGELUImpl::forward(const at::Tensor& x, const at::Tensor& scale) 
 }
 
 ScaledTensor IntGELUImpl::compute(const at::Tensor& x, const at::Tensor& scale) {
-  if (method_ == "ivit") return pair(ops::shift_gelu_qat(x, per_tensor(scale, "IntGELU"), out_bits_));
+  if (method_ == "ivit") return pair(ops::shift_gelu_qat(x, per_tensor_scale(scale, "IntGELU"), out_bits_));
   if (method_ == "ibert") {
     TORCH_CHECK_VALUE(scale.defined(), "IntGELU(method='ibert'): the input scale is required");
     return pair(ops::ibert_gelu_qat(x, scale.detach().to(at::kDouble)));
@@ -108,11 +101,11 @@ ScaledTensor IntLayerNormImpl::compute(const at::Tensor& x, const at::Tensor& sc
     TORCH_CHECK_VALUE(scale_next.defined(),
                       "IntLayerNorm(method='fqvit'): scale_next (the next QuantAct's scale) is required");
     auto [xq, sa] = ptf->forward(x);
-    const at::Tensor s_next = per_tensor(scale_next, "IntLayerNorm");
+    const at::Tensor s_next = per_tensor_scale(scale_next, "IntLayerNorm");
     return pair(ops::ptf_layernorm_qat(xq, sa.second, sa.first, weight, bias, s_next, eps_));
   }
   TORCH_CHECK_VALUE(scale.defined(), "IntLayerNorm(method='", method_, "'): the input scale is required");
-  const at::Tensor s = per_tensor(scale, "IntLayerNorm");
+  const at::Tensor s = per_tensor_scale(scale, "IntLayerNorm");
   return pair(method_ == "ivit" ? ops::ilayernorm_qat(x, s, weight, bias, eps_)
                                 : ops::ibert_layernorm_qat(x, s, weight, bias, eps_));
 }

@@ -34,6 +34,13 @@ int64_t check_bits(int64_t bits, int64_t hi) {
   return bits;
 }
 
+at::Tensor per_tensor_scale(const at::Tensor& scale, const char* who) {
+  TORCH_CHECK_VALUE(scale.defined() && scale.numel() == 1, who,
+                    ": the input scale must be per tensor (one value), got shape ",
+                    scale.defined() ? scale.sizes() : at::IntArrayRef{});
+  return scale.detach().reshape({}).to(at::kDouble);
+}
+
 RangeTracker::RangeTracker(int64_t bits, double momentum, int64_t max_bits)
     : bits_(check_bits(bits, max_bits)), momentum_(momentum) {
   min_val_ = register_buffer("min_val", at::zeros({}, at::kFloat));

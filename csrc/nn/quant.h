@@ -31,6 +31,10 @@ class HostFlag {
 // Checks bits in [2, hi] (as python's _check_bits) and returns it.
 int64_t check_bits(int64_t bits, int64_t hi = 16);
 
+// A per-tensor scale (one element) as a 0-d float64 tensor on its device: checked by shape, never read (no host
+// sync). `who` names the layer in the error.
+at::Tensor per_tensor_scale(const at::Tensor& scale, const char* who);
+
 // Running symmetric range -> S = max(|min|, |max|, 1e-8) / (2^(b-1) - 1); EMA with `momentum` in training, the
 // first batch initialises it.
 class RangeTracker : public torch::nn::Module {

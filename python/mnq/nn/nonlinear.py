@@ -35,7 +35,7 @@ def _per_tensor(scale: Tensor, who: str) -> Tensor:
     """A per-tensor scale as a 0-d float64 tensor where it is: checked by shape, never read."""
     s = torch.as_tensor(scale, dtype=torch.float64)
     if s.numel() != 1:
-        raise ValueError(f"{who}: this method needs a per-tensor input scale, got shape {tuple(s.shape)}")
+        raise ValueError(f"{who}: the input scale must be per tensor (one value), got shape {tuple(s.shape)}")
     return s.detach().reshape(())
 
 

@@ -68,8 +68,8 @@ TEST_CASE("round_shr64 matches the 128-bit round_shr", "[layernorm]") {
 }
 
 TEST_CASE("bit_length", "[layernorm]") {
-  REQUIRE(bit_length(0) == 0);
-  REQUIRE(bit_length(1) == 1);
+  REQUIRE(bit_length(u64(0)) == 0);
+  REQUIRE(bit_length(u64(1)) == 1);
   REQUIRE(bit_length((u64(1) << 32) - 1) == 32);
   REQUIRE(bit_length(u64(1) << 32) == 33);
   REQUIRE(bit_length(~u64(0)) == 64);

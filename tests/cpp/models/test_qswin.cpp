@@ -9,17 +9,12 @@
 
 #include "csrc/models/qswin.h"
 #include "csrc/models/weights.h"
+#include "tests/cpp/models/model_test_util.h"
 
 using namespace mnq::models;
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path temp_file(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("mnq_qswin_test_" + std::to_string(::getpid()));
-  fs::create_directories(d);
-  return d / name;
-}
 
 void calibrate(QuantSwinTransformer& m, const at::Tensor& x, int batches = 3) {
   m->train();
@@ -34,7 +29,7 @@ TEST_CASE("quantized Swin: uniform plans run forward and backward and track the 
   const SwinConfig c = swin_preset("swin_mnist_tiny");
   SwinTransformer fp(c);
   fp->eval();
-  const fs::path f = temp_file("fp.safetensors");
+  const fs::path f = mnq_test::temp_file("qswin", "fp.safetensors");
   save_weights(*fp, f.string());
   const at::Tensor x = at::randn({4, 1, 28, 28});
   const at::Tensor want = fp->forward(x).detach();
@@ -97,7 +92,7 @@ TEST_CASE("quantized Swin: a checkpoint reloads to bit-identical eval output", "
   const at::Tensor x = at::randn({3, 1, 28, 28});
   calibrate(a, x);
   a->eval();
-  const fs::path f = temp_file("q.safetensors");
+  const fs::path f = mnq_test::temp_file("qswin", "q.safetensors");
   save_weights(*a, f.string());
   QuantSwinTransformer b(swin_preset("swin_mnist_tiny"), QuantOptions{8, plan});
   load_weights(*b, f.string(), true);

@@ -11,17 +11,12 @@
 #include "csrc/models/qvit.h"
 #include "csrc/models/vit.h"
 #include "csrc/models/weights.h"
+#include "tests/cpp/models/model_test_util.h"
 
 using namespace mnq::models;
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path temp_file(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("mnq_qvit_test_" + std::to_string(::getpid()));
-  fs::create_directories(d);
-  return d / name;
-}
 
 // SPEC §7's SQNR of y against the reference x, in dB.
 double sqnr_db(const at::Tensor& x, const at::Tensor& y) {
@@ -46,7 +41,7 @@ TEST_CASE("uniform plans run forward and backward and track the FP model", "[qvi
   const ViTConfig c = vit_preset("vit_mnist_tiny");
   VisionTransformer fp(c);
   fp->eval();
-  const fs::path f = temp_file("fp.safetensors");
+  const fs::path f = mnq_test::temp_file("qvit", "fp.safetensors");
   save_weights(*fp, f.string());
   const at::Tensor x = at::randn({4, 1, 28, 28});
   const at::Tensor want = fp->forward(x).detach();
@@ -142,7 +137,7 @@ TEST_CASE("a checkpoint reloads to bit-identical eval output", "[qvit][weights]"
   const at::Tensor x = at::randn({3, 1, 28, 28});
   calibrate(a, x);
   a->eval();
-  const fs::path f = temp_file("q.safetensors");
+  const fs::path f = mnq_test::temp_file("qvit", "q.safetensors");
   save_weights(*a, f.string());
 
   QuantVisionTransformer b = quant_model("deit_mnist_tiny_distilled", plan);
