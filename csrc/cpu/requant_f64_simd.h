@@ -1,16 +1,23 @@
-// The float64 form of requantization's AVX-512 path (requant_simd.cpp): 16 columns at a time when every code of
-// the block is at most 2^22 in magnitude, which is the case of the codes requant sees in a model (8- to 22-bit
-// activations, 16- and 22-bit residuals).
+// The float64 form of requantization's AVX-512 path (requant_simd.cpp), for sides whose every shift k is at least
+// 11 (every |md| = |m|·2^−k < 2^20, the case of every scale ratio below 2^20; md_fits below).
 //
-// With |q| ≤ 2^22 and |m| < 2^31, q·m has at most 53 significant bits, and md = m·2^−k (1 ≤ k ≤ 62) is a float64
-// exactly (a 31-bit mantissa, exponent ≥ −62). So fl64(q · md) = q·m / 2^k exactly, and rounding it to an integer
-// half to even (vrndscalepd) is requant(q, m, k) itself: one multiply and one round per lane instead of the int64
-// form's multiply, two shifts, two adds and the parity mask. Every requant is then an integer below 2^53; the sum
-// of two (the residual add) is exact below 2^53, and above it the rounded sum is above 2^53 too (rounding is
-// monotone), so the clamp to [lo, hi] (|lo|, |hi| ≤ 2^31) gives the exact sum's clamp either way. The clamped
-// value converts to int32 exactly; the fake-quant output is fl32(fl64(v·S_out)) as FakeOut::store, with v + 0.0
-// first so a −0.0 from rounding a small negative product stores +0.0, as the integer v = 0 of the definition does.
-// A block with a larger code (or an uncertified float lane) takes the int64 form.
+// md = m·2^−k (|m| < 2^31, 11 ≤ k ≤ 62) is a float64 exactly. For a code |q| ≤ 2^31 (any int32, or a float
+// input's code certified in float32, below 2^18), t = q·md is below 2^51 in magnitude, and one fused multiply-add
+// fl64(q·md + M) with M = 1.5·2^52 is requant(q, m, k) + M exactly: the FMA rounds the exact q·md + M once, in
+// [2^52, 2^53) where float64's spacing is 1, to the nearest integer, ties to even (M is even, so M + j is even
+// exactly when j is): round-half-even(q·m / 2^k), the definition (kernels/common.h requant). The rounding mode is
+// the instruction's own (embedded round-to-nearest), whatever MXCSR holds. One FMA per lane instead of the int64
+// form's multiply, two shifts, two adds and the parity mask.
+//
+// Every requant is then at most 2^51 in magnitude. With the residual, (M + b) − M = b is exact, and
+// (M + a) + b = M + a + b is exact while |a + b| ≤ 2^51 (an integer in [2^52, 2^53]); beyond, the rounded sum is
+// beyond too (rounding is monotone), far outside [M + lo, M + hi] (|lo|, |hi| ≤ 2^31), so the clamp gives the
+// exact sum's clamp either way. The clamped w = M + v has the bit pattern of M plus v (one exponent over [2^52, 2^53)) and M's
+// low 32 bits are zero, so the low 32 bits of w are the int32 code v: no conversion. The fake-quant output is
+// fl32(fl64(v·S_out)) as FakeOut::store, v = w − M exact (+0.0 for v = 0, as the integer v = 0 of the definition).
+//
+// int32 codes need no per-element test at all (int_rows); float input is certified 16 lanes at a time in float32
+// (float32_codes), a block that fails taking the int64 form.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +30,16 @@ namespace mnq {
 namespace ops {
 namespace cpu {
 
+// Whether every shift of the cols columns of a side is in [11, 62]: |md| < 2^20, the float64 form's bound.
+inline bool md_fits(const RequantSimdSide& s, int64_t cols) {
+  bool ok = true;
+  for (int64_t c = 0; c < cols; ++c) ok &= s.k[c] >= 11 && s.k[c] <= 62;
+  return ok;
+}
+
 struct RequantF64Avx512 {
+  static constexpr double kMagic = 0x1.8p52;  // M = 1.5·2^52
+
   // A float input's codes of 16 columns in float32: p = x·fl32(1/S) and quant_simd.h's certification (|p| < 2^18,
   // farther than its margin from a half-integer, so rint(p) = rint(fl64(x / S))); true when every lane passes,
   // with rint(p) in `rp`.
@@ -39,32 +55,49 @@ struct RequantF64Avx512 {
     return good == 0xffff;
   }
 
-  // The codes of columns [c, c + 16) (element i onward) as two float64 halves; false when one is above 2^22 in
-  // magnitude (int32 input) or not certified in float32 (float input; rf null: no float32 step for this side).
+  // The codes of columns [c, c + 16) (element i onward) as two float64 halves: int32 codes always; a float input's
+  // when float32_codes certifies all 16 (false otherwise; rf null: no float32 step for this side).
   MNQ_TARGET_AVX512 static bool codes(const RequantSimdSide& s, const float* rf, int64_t i, int64_t c, __m512d& q0,
                                       __m512d& q1) {
     if (s.q != nullptr) {
-      const __m512i v = _mm512_loadu_si512(s.q + i);
-      // |INT32_MIN| wraps to 2^31, which the unsigned compare also rejects.
-      if (_mm512_cmpgt_epu32_mask(_mm512_abs_epi32(v), _mm512_set1_epi32(1 << 22)) != 0) return false;
-      q0 = _mm512_cvtepi32_pd(_mm512_castsi512_si256(v));
-      q1 = _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(v, 1));
+      q0 = _mm512_cvtepi32_pd(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.q + i)));
+      q1 = _mm512_cvtepi32_pd(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.q + i + 8)));
       return true;
     }
     __m512 rp;
-    if (rf == nullptr || !float32_codes(s.x + i, rf + c, rp)) return false;  // certified: |rp| ≤ 2^18
+    if (rf == nullptr || !float32_codes(s.x + i, rf + c, rp)) return false;  // certified: |rp| < 2^18
     q0 = _mm512_cvtps_pd(_mm512_castps512_ps256(rp));
     q1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(rp, 1));
     return true;
   }
 
-  // requant(q, m, k) = round-half-even(q · md) for the 8 columns' md = m·2^−k.
-  MNQ_TARGET_AVX512 static __m512d requant(__m512d q, const double* md) {
-    return _mm512_roundscale_pd(_mm512_mul_pd(q, _mm512_loadu_pd(md)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  // M + requant(q, m, k) = fl64(q·md + M), one rounding to nearest even (the header's comment).
+  MNQ_TARGET_AVX512 static __m512d requant(__m512d q, __m512d md) {
+    return _mm512_fmadd_round_pd(q, md, _mm512_set1_pd(kMagic), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  // (M + a) + ((M + b) − M): M + a + b, exact.
+  MNQ_TARGET_AVX512 static __m512d add(__m512d wa, __m512d wb) {
+    return _mm512_add_pd(wa, _mm512_sub_pd(wb, _mm512_set1_pd(kMagic)));
+  }
+
+  // Stores the clamped M + v of 16 lanes (two halves; `lanes` of them) at p: the int32 codes (the low halves of the
+  // float64 words) or fl32(fl64(v·S_out)).
+  MNQ_TARGET_AVX512 static void store(const kernels::CodeOut& out, int64_t i, __m512d w0, __m512d w1, __m512d,
+                                      __mmask16 lanes) {
+    const __m512i low = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    _mm512_mask_storeu_epi32(out.p + i, lanes,
+                             _mm512_permutex2var_epi32(_mm512_castpd_si512(w0), low, _mm512_castpd_si512(w1)));
+  }
+  MNQ_TARGET_AVX512 static void store(const kernels::FakeOut& out, int64_t i, __m512d w0, __m512d w1, __m512d so,
+                                      __mmask16 lanes) {
+    const __m512d mg = _mm512_set1_pd(kMagic);
+    const __m256 f0 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(w0, mg), so));
+    const __m256 f1 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(w1, mg), so));
+    _mm512_mask_storeu_ps(out.p + i, lanes, _mm512_insertf32x8(_mm512_castps256_ps512(f0), f1, 1));
   }
 
   // Columns [c, c + 16) of the row at `base`, when every code qualifies (codes()); false, with nothing stored,
-  // otherwise.
+  // otherwise. lo, hi: M + the code range.
   template <class Out>
   MNQ_TARGET_AVX512 static bool block16(const RequantSimdSide& in, const float* rin, const RequantSimdSide* id,
                                         const float* rid, int64_t base, int64_t c, __m512d lo, __m512d hi,
@@ -72,23 +105,60 @@ struct RequantF64Avx512 {
     __m512d a0, a1, b0, b1;
     if (!codes(in, rin, base + c, c, a0, a1)) return false;
     if (id != nullptr && !codes(*id, rid, base + c, c, b0, b1)) return false;
-    __m512d v0 = requant(a0, in.md + c), v1 = requant(a1, in.md + c + 8);
+    __m512d v0 = requant(a0, _mm512_loadu_pd(in.md + c)), v1 = requant(a1, _mm512_loadu_pd(in.md + c + 8));
     if (id != nullptr) {
-      v0 = _mm512_add_pd(v0, requant(b0, id->md + c));
-      v1 = _mm512_add_pd(v1, requant(b1, id->md + c + 8));
+      v0 = add(v0, requant(b0, _mm512_loadu_pd(id->md + c)));
+      v1 = add(v1, requant(b1, _mm512_loadu_pd(id->md + c + 8)));
     }
-    v0 = _mm512_min_pd(_mm512_max_pd(v0, lo), hi);
-    v1 = _mm512_min_pd(_mm512_max_pd(v1, lo), hi);
-    if constexpr (Out::kPropagatesNaN) {
-      const __m512d zero = _mm512_setzero_pd();
-      const __m256 f0 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_add_pd(v0, zero), so));
-      const __m256 f1 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_add_pd(v1, zero), so));
-      _mm512_storeu_ps(out.p + base + c, _mm512_insertf32x8(_mm512_castps256_ps512(f0), f1, 1));
-    } else {
-      _mm512_storeu_si512(out.p + base + c, _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtpd_epi32(v0)),
-                                                               _mm512_cvtpd_epi32(v1), 1));
-    }
+    store(out, base + c, _mm512_min_pd(_mm512_max_pd(v0, lo), hi), _mm512_min_pd(_mm512_max_pd(v1, lo), hi), so,
+          0xffff);
     return true;
+  }
+
+  // M + requant of the 8 int32 codes at q (`l` of them) with multipliers md: each half of a 16-column block from its
+  // own load (the conversion's memory form: no 256-bit extract).
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE static __m512d int_half(const int32_t* q, const double* md, __mmask8 l) {
+    return requant(_mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(l, q)), _mm512_maskz_loadu_pd(l, md));
+  }
+
+  // 16 columns at c of the row at `base` of int32 codes, `lanes` of them (masked loads: the others read 0 and are
+  // not stored); wlo, whi: M + the code range.
+  template <bool kResidual, class Out>
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE static void int_block(const int32_t* qa, const double* ma, const int32_t* qb,
+                                                            const double* mb, int64_t base, int64_t c,
+                                                            __mmask16 lanes, __m512d wlo, __m512d whi, __m512d so,
+                                                            const Out& out) {
+    const __mmask8 l0 = static_cast<__mmask8>(lanes), l1 = static_cast<__mmask8>(lanes >> 8);
+    __m512d v0 = int_half(qa + base + c, ma + c, l0), v1 = int_half(qa + base + c + 8, ma + c + 8, l1);
+    if constexpr (kResidual) {
+      v0 = add(v0, int_half(qb + base + c, mb + c, l0));
+      v1 = add(v1, int_half(qb + base + c + 8, mb + c + 8, l1));
+    }
+    store(out, base + c, _mm512_min_pd(_mm512_max_pd(v0, wlo), whi), _mm512_min_pd(_mm512_max_pd(v1, wlo), whi), so,
+          lanes);
+  }
+
+  // Rows [r0, r1) of int32 codes (both sides when there is a residual), every column in this form: no per-element
+  // test, the row's tail by masked loads and stores.
+  template <bool kResidual, class Out>
+  MNQ_TARGET_AVX512 static void int_rows(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols,
+                                         int64_t r0, int64_t r1, kernels::i64 lo, kernels::i64 hi, double out_scale,
+                                         const Out& out) {
+    const int32_t* qa = in.q;
+    const double* ma = in.md;
+    const int32_t* qb = kResidual ? id->q : nullptr;
+    const double* mb = kResidual ? id->md : nullptr;
+    const __m512d wlo = _mm512_set1_pd(kMagic + static_cast<double>(lo));
+    const __m512d whi = _mm512_set1_pd(kMagic + static_cast<double>(hi));
+    const __m512d so = _mm512_set1_pd(out_scale);
+    const Out o = out;  // a local: the stores could alias a reference's target
+    const __mmask16 tail = static_cast<__mmask16>((1u << (cols % 16)) - 1);
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t base = r * cols;
+      int64_t c = 0;
+      for (; c + 16 <= cols; c += 16) int_block<kResidual>(qa, ma, qb, mb, base, c, 0xffff, wlo, whi, so, o);
+      if (c < cols) int_block<kResidual>(qa, ma, qb, mb, base, c, tail, wlo, whi, so, o);
+    }
   }
 };
 
