@@ -42,14 +42,18 @@ struct RequantF64Avx512 {
 
   // A float input's codes of 16 columns in float32: p = x·fl32(1/S) and quant_simd.h's certification (|p| < 2^18,
   // farther than its margin from a half-integer, so rint(p) = rint(fl64(x / S))); true when every lane passes,
-  // with rint(p) in `rp`.
+  // with rint(p) in `rp`. e = p − rint(p) comes exact from one vreduceps (0 for ±inf, NaN for NaN: both fail the
+  // test), rint(p) = p − e exactly; a zero code may come out as +0.0 where rint gives −0.0, which no caller sees
+  // (requant's M + 0·md is M; the int64 form converts to an integer). The margin fl(2^−21·|p| + 2^−60) is one
+  // fused rounding here: quant_simd.h's bound E = 2^−22·|p| + 2^−140 holds with either rounding.
   MNQ_TARGET_AVX512 static bool float32_codes(const float* x, const float* rf, __m512& rp) {
     const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
     const __m512 p = _mm512_mul_ps(_mm512_loadu_ps(x), _mm512_loadu_ps(rf));
-    rp = _mm512_roundscale_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 e = _mm512_reduce_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    rp = _mm512_sub_ps(p, e);
     const __m512 ap = _mm512_and_ps(p, abs_mask);
-    const __m512 h = _mm512_sub_ps(_mm512_set1_ps(0.5f), _mm512_and_ps(_mm512_sub_ps(p, rp), abs_mask));
-    const __m512 t = _mm512_add_ps(_mm512_mul_ps(ap, _mm512_set1_ps(0x1p-21f)), _mm512_set1_ps(0x1p-60f));
+    const __m512 h = _mm512_sub_ps(_mm512_set1_ps(0.5f), _mm512_and_ps(e, abs_mask));
+    const __m512 t = _mm512_fmadd_ps(ap, _mm512_set1_ps(0x1p-21f), _mm512_set1_ps(0x1p-60f));
     const __mmask16 good =
         _mm512_cmp_ps_mask(h, t, _CMP_GE_OQ) & _mm512_cmp_ps_mask(ap, _mm512_set1_ps(262144.0f), _CMP_LT_OQ);
     return good == 0xffff;
@@ -113,6 +117,47 @@ struct RequantF64Avx512 {
     store(out, base + c, _mm512_min_pd(_mm512_max_pd(v0, lo), hi), _mm512_min_pd(_mm512_max_pd(v1, lo), hi), so,
           0xffff);
     return true;
+  }
+
+  // Rows [r0, r1) of float input (both sides when there is a residual; rfa, rfb: fl32(1/S) per column), in blocks of
+  // 16 columns that float32_codes certifies whole; `other(base, c)` does a block it cannot (the int64 form) and
+  // `tail(base, c)` the row's columns from c on. The pointers are locals, so the loop keeps them and its constants
+  // in registers across those (rare, out-of-line) calls.
+  template <bool kResidual, class Out, class Other, class Tail>
+  MNQ_TARGET_AVX512 static bool float_rows(const RequantSimdSide& in, const float* rfa, const RequantSimdSide* id,
+                                           const float* rfb, int64_t cols, int64_t r0, int64_t r1, kernels::i64 lo,
+                                           kernels::i64 hi, double out_scale, const Out& out, const Other& other,
+                                           const Tail& tail) {
+    const float* xa = in.x;
+    const double* ma = in.md;
+    const float* xb = kResidual ? id->x : nullptr;
+    const double* mb = kResidual ? id->md : nullptr;
+    const __m512d wlo = _mm512_set1_pd(kMagic + static_cast<double>(lo));
+    const __m512d whi = _mm512_set1_pd(kMagic + static_cast<double>(hi));
+    const __m512d so = _mm512_set1_pd(out_scale);
+    const Out o = out;
+    bool ok = true;
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t base = r * cols;
+      int64_t c = 0;
+      for (; c + 16 <= cols; c += 16) {
+        __m512 qa, qb;
+        if (!float32_codes(xa + base + c, rfa + c, qa) || (kResidual && !float32_codes(xb + base + c, rfb + c, qb))) {
+          ok = other(base, c) && ok;
+          continue;
+        }
+        __m512d v0 = requant(_mm512_cvtps_pd(_mm512_castps512_ps256(qa)), _mm512_loadu_pd(ma + c));
+        __m512d v1 = requant(_mm512_cvtps_pd(_mm512_extractf32x8_ps(qa, 1)), _mm512_loadu_pd(ma + c + 8));
+        if constexpr (kResidual) {
+          v0 = add(v0, requant(_mm512_cvtps_pd(_mm512_castps512_ps256(qb)), _mm512_loadu_pd(mb + c)));
+          v1 = add(v1, requant(_mm512_cvtps_pd(_mm512_extractf32x8_ps(qb, 1)), _mm512_loadu_pd(mb + c + 8)));
+        }
+        store(o, base + c, _mm512_min_pd(_mm512_max_pd(v0, wlo), whi), _mm512_min_pd(_mm512_max_pd(v1, wlo), whi),
+              so, 0xffff);
+      }
+      if (c < cols) ok = tail(base, c) && ok;
+    }
+    return ok;
   }
 
   // M + requant of the 8 int32 codes at q (`l` of them) with multipliers md: each half of a 16-column block from its

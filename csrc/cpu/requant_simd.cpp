@@ -255,13 +255,21 @@ struct Avx512 {
       }
       return true;
     }
-    const __m512d so = _mm512_set1_pd(out_scale);
-    const __m512d dlo = _mm512_set1_pd(RequantF64Avx512::kMagic + static_cast<double>(lo));
-    const __m512d dhi = _mm512_set1_pd(RequantF64Avx512::kMagic + static_cast<double>(hi));
     std::vector<float> rf_in, rf_id;
     const float* rin = float_recip(in, cols, rf_in);
     const float* rid = id != nullptr ? float_recip(*id, cols, rf_id) : nullptr;
     const Out o = out;  // a local: the stores could alias a reference's target
+    if (f64 && rin != nullptr && (id == nullptr || rid != nullptr)) {  // float input on every side: its own loop
+      auto other = [&](int64_t base, int64_t c) { return int64_block16(in, rin, id, rid, base, c, lo, hi, out_scale, o); };
+      auto rest = [&](int64_t base, int64_t c) { return tail(in, id, cols, base, c, lo, hi, out_scale, o); };
+      return id != nullptr ? RequantF64Avx512::float_rows<true>(in, rin, id, rid, cols, r0, r1, lo, hi, out_scale, o,
+                                                                 other, rest)
+                           : RequantF64Avx512::float_rows<false>(in, rin, id, rid, cols, r0, r1, lo, hi, out_scale, o,
+                                                                  other, rest);
+    }
+    const __m512d so = _mm512_set1_pd(out_scale);
+    const __m512d dlo = _mm512_set1_pd(RequantF64Avx512::kMagic + static_cast<double>(lo));
+    const __m512d dhi = _mm512_set1_pd(RequantF64Avx512::kMagic + static_cast<double>(hi));
     bool ok = true;
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t base = r * cols;
