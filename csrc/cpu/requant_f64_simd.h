@@ -2,7 +2,7 @@
 // 11 (every |md| = |m|·2^−k < 2^20, the case of every scale ratio below 2^20; md_fits below).
 //
 // md = m·2^−k (|m| < 2^31, 11 ≤ k ≤ 62) is a float64 exactly. For a code |q| ≤ 2^31 (any int32, or a float
-// input's code certified in float32, below 2^18), t = q·md is below 2^51 in magnitude, and one fused multiply-add
+// input's code certified in float32, below 2^19), t = q·md is below 2^51 in magnitude, and one fused multiply-add
 // fl64(q·md + M) with M = 1.5·2^52 is requant(q, m, k) + M exactly: the FMA rounds the exact q·md + M once, in
 // [2^52, 2^53) where float64's spacing is 1, to the nearest integer, ties to even (M is even, so M + j is even
 // exactly when j is): round-half-even(q·m / 2^k), the definition (kernels/common.h requant). The rounding mode is
@@ -40,23 +40,21 @@ inline bool md_fits(const RequantSimdSide& s, int64_t cols) {
 struct RequantF64Avx512 {
   static constexpr double kMagic = 0x1.8p52;  // M = 1.5·2^52
 
-  // A float input's codes of 16 columns in float32: p = x·fl32(1/S) and quant_simd.h's certification (|p| < 2^18,
-  // farther than its margin from a half-integer, so rint(p) = rint(fl64(x / S))); true when every lane passes,
-  // with rint(p) in `rp`. e = p − rint(p) comes exact from one vreduceps (0 for ±inf, NaN for NaN: both fail the
-  // test), rint(p) = p − e exactly; a zero code may come out as +0.0 where rint gives −0.0, which no caller sees
-  // (requant's M + 0·md is M; the int64 form converts to an integer). The margin fl(2^−21·|p| + 2^−60) is one
-  // fused rounding here: quant_simd.h's bound E = 2^−22·|p| + 2^−140 holds with either rounding.
+  // A float input's codes of 16 columns in float32, p = x·fl32(1/S) as quant_simd.h's certified form (|p − vd| ≤
+  // E = 2^−22·|p| + 2^−140 for the definition's vd = fl64(x / S)); true when every lane is certified, with rint(p)
+  // in `rp`. One vreduceps gives e = p − rint(p) exactly (0 for ±inf, NaN for NaN) and rint(p) = p − e (a zero code
+  // may come out +0.0 where rint gives −0.0, which no caller sees: requant's M + 0·md is M, the int64 form converts
+  // to an integer). A lane is certified when u = fl(2^−20·|p| + |e|) < 1/2: rounding is monotone and 1/2 a float, so
+  // then 2^−20·|p| + |e| < 1/2, hence |p| < 2^19 and p is farther than 2^−20·|p| from every half-integer, which is
+  // more than E for |p| ≥ 2^−118 (below, |e| = |p| and the distance is almost 1/2): rint(p) = rint(vd), the code.
+  // NaN and ±inf fail (u is NaN or inf).
   MNQ_TARGET_AVX512 static bool float32_codes(const float* x, const float* rf, __m512& rp) {
     const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
     const __m512 p = _mm512_mul_ps(_mm512_loadu_ps(x), _mm512_loadu_ps(rf));
     const __m512 e = _mm512_reduce_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     rp = _mm512_sub_ps(p, e);
-    const __m512 ap = _mm512_and_ps(p, abs_mask);
-    const __m512 h = _mm512_sub_ps(_mm512_set1_ps(0.5f), _mm512_and_ps(e, abs_mask));
-    const __m512 t = _mm512_fmadd_ps(ap, _mm512_set1_ps(0x1p-21f), _mm512_set1_ps(0x1p-60f));
-    const __mmask16 good =
-        _mm512_cmp_ps_mask(h, t, _CMP_GE_OQ) & _mm512_cmp_ps_mask(ap, _mm512_set1_ps(262144.0f), _CMP_LT_OQ);
-    return good == 0xffff;
+    const __m512 u = _mm512_fmadd_ps(_mm512_and_ps(p, abs_mask), _mm512_set1_ps(0x1p-20f), _mm512_and_ps(e, abs_mask));
+    return _mm512_cmp_ps_mask(u, _mm512_set1_ps(0.5f), _CMP_LT_OQ) == 0xffff;
   }
 
   // The codes of columns [c, c + 16) (element i onward) as two float64 halves: int32 codes always; a float input's
@@ -69,7 +67,7 @@ struct RequantF64Avx512 {
       return true;
     }
     __m512 rp;
-    if (rf == nullptr || !float32_codes(s.x + i, rf + c, rp)) return false;  // certified: |rp| < 2^18
+    if (rf == nullptr || !float32_codes(s.x + i, rf + c, rp)) return false;  // certified: |rp| < 2^19
     q0 = _mm512_cvtps_pd(_mm512_castps512_ps256(rp));
     q1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(rp, 1));
     return true;
@@ -78,6 +76,10 @@ struct RequantF64Avx512 {
   // M + requant(q, m, k) = fl64(q·md + M), one rounding to nearest even (the header's comment).
   MNQ_TARGET_AVX512 static __m512d requant(__m512d q, __m512d md) {
     return _mm512_fmadd_round_pd(q, md, _mm512_set1_pd(kMagic), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  // requant(q, m, k) − M = fl64(q·md − M): the same single rounding, in (−2^53, −2^52] (spacing 1; M is even).
+  MNQ_TARGET_AVX512 static __m512d requant_neg(__m512d q, __m512d md) {
+    return _mm512_fmadd_round_pd(q, md, _mm512_set1_pd(-kMagic), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   }
   // (M + a) + ((M + b) − M): M + a + b, exact.
   MNQ_TARGET_AVX512 static __m512d add(__m512d wa, __m512d wb) {
@@ -91,6 +93,13 @@ struct RequantF64Avx512 {
     const __m512i low = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     _mm512_mask_storeu_epi32(out.p + i, lanes,
                              _mm512_permutex2var_epi32(_mm512_castpd_si512(w0), low, _mm512_castpd_si512(w1)));
+  }
+  // fl32(fl64(v·S_out)) of 16 clamped values v (two halves), as FakeOut::store; v = +0.0 for a zero code.
+  MNQ_TARGET_AVX512 static void store_value(const kernels::FakeOut& out, int64_t i, __m512d v0, __m512d v1,
+                                            __m512d so) {
+    const __m256 f0 = _mm512_cvtpd_ps(_mm512_mul_pd(v0, so));
+    const __m256 f1 = _mm512_cvtpd_ps(_mm512_mul_pd(v1, so));
+    _mm512_storeu_ps(out.p + i, _mm512_insertf32x8(_mm512_castps256_ps512(f0), f1, 1));
   }
   MNQ_TARGET_AVX512 static void store(const kernels::FakeOut& out, int64_t i, __m512d w0, __m512d w1, __m512d so,
                                       __mmask16 lanes) {
@@ -134,6 +143,7 @@ struct RequantF64Avx512 {
     const double* mb = kResidual ? id->md : nullptr;
     const __m512d wlo = _mm512_set1_pd(kMagic + static_cast<double>(lo));
     const __m512d whi = _mm512_set1_pd(kMagic + static_cast<double>(hi));
+    const __m512d vlo = _mm512_set1_pd(static_cast<double>(lo)), vhi = _mm512_set1_pd(static_cast<double>(hi));
     const __m512d so = _mm512_set1_pd(out_scale);
     const Out o = out;
     bool ok = true;
@@ -146,8 +156,22 @@ struct RequantF64Avx512 {
           ok = other(base, c) && ok;
           continue;
         }
-        __m512d v0 = requant(_mm512_cvtps_pd(_mm512_castps512_ps256(qa)), _mm512_loadu_pd(ma + c));
-        __m512d v1 = requant(_mm512_cvtps_pd(_mm512_extractf32x8_ps(qa, 1)), _mm512_loadu_pd(ma + c + 8));
+        const __m512d a0 = _mm512_cvtps_pd(_mm512_castps512_ps256(qa)), a1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(qa, 1));
+        __m512d v0 = requant(a0, _mm512_loadu_pd(ma + c)), v1 = requant(a1, _mm512_loadu_pd(ma + c + 8));
+        if constexpr (Out::kPropagatesNaN) {
+          // Fake quant needs v itself: (M + a) + (b − M) = a + b, exact, and no M to take off before the store.
+          if constexpr (kResidual) {
+            v0 = _mm512_add_pd(v0, requant_neg(_mm512_cvtps_pd(_mm512_castps512_ps256(qb)), _mm512_loadu_pd(mb + c)));
+            v1 = _mm512_add_pd(v1,
+                               requant_neg(_mm512_cvtps_pd(_mm512_extractf32x8_ps(qb, 1)), _mm512_loadu_pd(mb + c + 8)));
+          } else {
+            v0 = _mm512_sub_pd(v0, _mm512_set1_pd(kMagic));
+            v1 = _mm512_sub_pd(v1, _mm512_set1_pd(kMagic));
+          }
+          store_value(o, base + c, _mm512_min_pd(_mm512_max_pd(v0, vlo), vhi),
+                      _mm512_min_pd(_mm512_max_pd(v1, vlo), vhi), so);
+          continue;
+        }
         if constexpr (kResidual) {
           v0 = add(v0, requant(_mm512_cvtps_pd(_mm512_castps512_ps256(qb)), _mm512_loadu_pd(mb + c)));
           v1 = add(v1, requant(_mm512_cvtps_pd(_mm512_extractf32x8_ps(qb, 1)), _mm512_loadu_pd(mb + c + 8)));

@@ -3,7 +3,7 @@
 // through requant_one, the scalar definition (the loaders of kernels/quant.h and requant_code).
 //
 // The AVX-512 path reads float input in float32 first, 16 lanes at once, with quant_simd.h's certification
-// (|p| < 2^18, fl32(1/S) normal: rint(fl32(x·fl32(1/S))) = rint(fl64(x / S)) when p is farther than its margin from
+// (|p| < 2^19, fl32(1/S) normal: rint(fl32(x·fl32(1/S))) = rint(fl64(x / S)) when p is farther than its margin from
 // every half-integer), and takes the float64 form of requant_simd.h for a vector it cannot certify whole. When every
 // shift is at least 11 (requant_f64_simd.h md_fits), int32 codes are requantized in float64 by one FMA per lane, all
 // of them, and float input in blocks of 16 columns whose codes float32 certifies; the other blocks, and every block
@@ -98,8 +98,9 @@ struct Avx512 {
     return _mm512_cvtpd_epi64(rp);
   }
   // The codes of columns [c, c + 16) as two 8-lane halves. A float input first tries float32, p = x·fl32(1/S),
-  // 16 lanes at once: when quant_simd.h's test certifies every lane (|p| < 2^18, farther than its margin from a
-  // half-integer, so rint(p) = rint(fl64(x / S))), rint(p) are the codes; else each half takes load().
+  // 16 lanes at once: when the certification (requant_f64_simd.h float32_codes) passes every lane (|p| < 2^19,
+  // farther than its margin from a half-integer, so rint(p) = rint(fl64(x / S))), rint(p) are the codes; else each
+  // half takes load().
   MNQ_TARGET_AVX512 static void load16(const RequantSimdSide& s, const float* rf, int64_t i, int64_t c, __m512i& q0,
                                        __m512i& q1, __mmask8& ok0, __mmask8& ok1) {
     if (s.q != nullptr) {
