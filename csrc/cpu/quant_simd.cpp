@@ -41,7 +41,7 @@ int redo_lanes(const QuantSpan& sp, const Out& out, int64_t j, unsigned bad_lane
 template <class Out>
 MNQ_TARGET_AVX512 int span_avx512(const QuantSpan& sp, const Out& out) {
   constexpr bool kFake = Out::kPropagatesNaN;
-  const __m512 half = _mm512_set1_ps(0.5f), k21 = _mm512_set1_ps(0x1p-21f), k60 = _mm512_set1_ps(0x1p-60f);
+  const __m512 half = _mm512_set1_ps(0.5f), k21 = _mm512_set1_ps(0x1p-21f);
   const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
   // |p| ≥ max(hi + 1, 1 − lo) implies p ≥ hi + 1 or p ≤ lo − 1 (quant_simd.h's clamped cases): one compare on |p|,
   // which the margin needs anyway, instead of two on p.
@@ -65,10 +65,12 @@ MNQ_TARGET_AVX512 int span_avx512(const QuantSpan& sp, const Out& out) {
       e = _mm512_reduce_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
       rp = _mm512_sub_ps(p, e);
     }
-    const __m512 h = _mm512_sub_ps(half, _mm512_and_ps(e, abs_mask));
+    // The margin test as one FMA and one compare: u = fl(2^−21·|p| + |e|) < 1/2 implies (rounding is monotone, 1/2
+    // a float) that p is farther than 2^−21·|p| from every half-integer, more than E for |p| ≥ 2^−117 (below, |e| =
+    // |p| and the distance is almost 1/2), and |p| < 2^20, where float32 holds rint(p) exactly.
     const __m512 ap = _mm512_and_ps(p, abs_mask);
-    const __m512 t = _mm512_fmadd_ps(ap, k21, k60);  // one rounding or two: quant_simd.h's bound holds either way
-    const __mmask16 ok = _mm512_cmp_ps_mask(h, t, _CMP_GE_OQ) | _mm512_cmp_ps_mask(ap, outside, _CMP_GE_OQ);
+    const __m512 u = _mm512_fmadd_ps(ap, k21, _mm512_and_ps(e, abs_mask));
+    const __mmask16 ok = _mm512_cmp_ps_mask(u, half, _CMP_LT_OQ) | _mm512_cmp_ps_mask(ap, outside, _CMP_GE_OQ);
     const __m512 q = _mm512_min_ps(_mm512_max_ps(rp, flo), fhi);
     if constexpr (kFake) {
       const __m512d slo = sp.per_column ? _mm512_loadu_pd(sp.s + j) : s1;
