@@ -128,6 +128,16 @@ struct RequantF64Avx512 {
     return true;
   }
 
+  // The clamp range as M + lo, M + hi (offset values) and lo, hi (plain values), and S_out, in every lane.
+  struct Bounds {
+    __m512d wlo, whi, vlo, vhi, so;
+  };
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE static Bounds bounds(kernels::i64 lo, kernels::i64 hi, double out_scale) {
+    const double dlo = static_cast<double>(lo), dhi = static_cast<double>(hi);
+    return Bounds{_mm512_set1_pd(kMagic + dlo), _mm512_set1_pd(kMagic + dhi), _mm512_set1_pd(dlo), _mm512_set1_pd(dhi),
+                  _mm512_set1_pd(out_scale)};
+  }
+
   // Rows [r0, r1) of float input (both sides when there is a residual; rfa, rfb: fl32(1/S) per column), in blocks of
   // 16 columns that float32_codes certifies whole; `other(base, c)` does a block it cannot (the int64 form) and
   // `tail(base, c)` the row's columns from c on. The pointers are locals, so the loop keeps them and its constants
@@ -141,10 +151,8 @@ struct RequantF64Avx512 {
     const double* ma = in.md;
     const float* xb = kResidual ? id->x : nullptr;
     const double* mb = kResidual ? id->md : nullptr;
-    const __m512d wlo = _mm512_set1_pd(kMagic + static_cast<double>(lo));
-    const __m512d whi = _mm512_set1_pd(kMagic + static_cast<double>(hi));
-    const __m512d vlo = _mm512_set1_pd(static_cast<double>(lo)), vhi = _mm512_set1_pd(static_cast<double>(hi));
-    const __m512d so = _mm512_set1_pd(out_scale);
+    const Bounds b = bounds(lo, hi, out_scale);
+    const __m512d wlo = b.wlo, whi = b.whi, vlo = b.vlo, vhi = b.vhi, so = b.so;
     const Out o = out;
     bool ok = true;
     for (int64_t r = r0; r < r1; ++r) {
@@ -217,9 +225,8 @@ struct RequantF64Avx512 {
     const double* ma = in.md;
     const int32_t* qb = kResidual ? id->q : nullptr;
     const double* mb = kResidual ? id->md : nullptr;
-    const __m512d wlo = _mm512_set1_pd(kMagic + static_cast<double>(lo));
-    const __m512d whi = _mm512_set1_pd(kMagic + static_cast<double>(hi));
-    const __m512d so = _mm512_set1_pd(out_scale);
+    const Bounds b = bounds(lo, hi, out_scale);
+    const __m512d wlo = b.wlo, whi = b.whi, so = b.so;
     const Out o = out;  // a local: the stores could alias a reference's target
     const __mmask16 tail = static_cast<__mmask16>((1u << (cols % 16)) - 1);
     for (int64_t r = r0; r < r1; ++r) {

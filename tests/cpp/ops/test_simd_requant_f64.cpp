@@ -25,13 +25,7 @@ struct IntSide {
   std::vector<double> md;
   std::vector<int32_t> q;
   cpu::RequantSimdSide side() const {
-    cpu::RequantSimdSide v;
-    v.m = m.data();
-    v.k = k.data();
-    v.hm1 = hm1.data();
-    v.md = md.data();
-    v.q = q.data();
-    return v;
+    return cpu::RequantSimdSide{q.data(), nullptr, nullptr, nullptr, m.data(), k.data(), hm1.data(), md.data()};
   }
 };
 
