@@ -12,9 +12,11 @@
 // Every requant is then at most 2^51 in magnitude. With the residual, (M + b) − M = b is exact, and
 // (M + a) + b = M + a + b is exact while |a + b| ≤ 2^51 (an integer in [2^52, 2^53]); beyond, the rounded sum is
 // beyond too (rounding is monotone), far outside [M + lo, M + hi] (|lo|, |hi| ≤ 2^31), so the clamp gives the
-// exact sum's clamp either way. The clamped w = M + v has the bit pattern of M plus v (one exponent over [2^52, 2^53)) and M's
-// low 32 bits are zero, so the low 32 bits of w are the int32 code v: no conversion. The fake-quant output is
-// fl32(fl64(v·S_out)) as FakeOut::store, v = w − M exact (+0.0 for v = 0, as the integer v = 0 of the definition).
+// exact sum's clamp either way. The clamped w = M + v has the bit pattern of M plus v (one exponent over
+// [2^52, 2^53)) and M's low 32 bits are zero, so the low 32 bits of w are the int32 code v: no conversion.
+// The fake-quant output is fl32(fl64(v·S_out)) as FakeOut::store, with v itself: w − M, or with the residual
+// (M + a) + fl64(q_b·md_b − M) = (M + a) + (b − M) = a + b, exact (b − M rounds once to spacing 1, in
+// (−2^53, −2^52]), which saves the offset's two subtractions; v = 0 is +0.0, as the integer 0 of the definition.
 //
 // int32 codes need no per-element test at all (int_rows); float input is certified 16 lanes at a time in float32
 // (float32_codes), a block that fails taking the int64 form.
@@ -164,14 +166,16 @@ struct RequantF64Avx512 {
           ok = other(base, c) && ok;
           continue;
         }
-        const __m512d a0 = _mm512_cvtps_pd(_mm512_castps512_ps256(qa)), a1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(qa, 1));
+        const __m512d a0 = _mm512_cvtps_pd(_mm512_castps512_ps256(qa));
+        const __m512d a1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(qa, 1));
         __m512d v0 = requant(a0, _mm512_loadu_pd(ma + c)), v1 = requant(a1, _mm512_loadu_pd(ma + c + 8));
         if constexpr (Out::kPropagatesNaN) {
           // Fake quant needs v itself: (M + a) + (b − M) = a + b, exact, and no M to take off before the store.
           if constexpr (kResidual) {
-            v0 = _mm512_add_pd(v0, requant_neg(_mm512_cvtps_pd(_mm512_castps512_ps256(qb)), _mm512_loadu_pd(mb + c)));
-            v1 = _mm512_add_pd(v1,
-                               requant_neg(_mm512_cvtps_pd(_mm512_extractf32x8_ps(qb, 1)), _mm512_loadu_pd(mb + c + 8)));
+            const __m512d b0 = _mm512_cvtps_pd(_mm512_castps512_ps256(qb));
+            const __m512d b1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(qb, 1));
+            v0 = _mm512_add_pd(v0, requant_neg(b0, _mm512_loadu_pd(mb + c)));
+            v1 = _mm512_add_pd(v1, requant_neg(b1, _mm512_loadu_pd(mb + c + 8)));
           } else {
             v0 = _mm512_sub_pd(v0, _mm512_set1_pd(kMagic));
             v1 = _mm512_sub_pd(v1, _mm512_set1_pd(kMagic));

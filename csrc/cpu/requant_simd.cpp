@@ -190,9 +190,9 @@ struct Avx512 {
   // constants in registers).
   template <class Out>
   MNQ_TARGET_AVX512 __attribute__((noinline)) static bool int64_block16(const RequantSimdSide& in, const float* rin,
-                                                                  const RequantSimdSide* id, const float* rid,
-                                                                  int64_t base, int64_t c, i64 lo, i64 hi,
-                                                                  double out_scale, const Out& out) {
+                                                                        const RequantSimdSide* id, const float* rid,
+                                                                        int64_t base, int64_t c, i64 lo, i64 hi,
+                                                                        double out_scale, const Out& out) {
     const __m512i vlo = _mm512_set1_epi64(lo), vhi = _mm512_set1_epi64(hi);
     const __m512d so = _mm512_set1_pd(out_scale);
     __mmask8 g0 = 0xff, g1 = 0xff;
@@ -261,7 +261,9 @@ struct Avx512 {
     const float* rid = id != nullptr ? float_recip(*id, cols, rf_id) : nullptr;
     const Out o = out;  // a local: the stores could alias a reference's target
     if (f64 && rin != nullptr && (id == nullptr || rid != nullptr)) {  // float input on every side: its own loop
-      auto other = [&](int64_t base, int64_t c) { return int64_block16(in, rin, id, rid, base, c, lo, hi, out_scale, o); };
+      auto other = [&](int64_t base, int64_t c) {
+        return int64_block16(in, rin, id, rid, base, c, lo, hi, out_scale, o);
+      };
       auto rest = [&](int64_t base, int64_t c) { return tail(in, id, cols, base, c, lo, hi, out_scale, o); };
       return id != nullptr ? RequantF64Avx512::float_rows<true>(in, rin, id, rid, cols, r0, r1, lo, hi, out_scale, o,
                                                                  other, rest)
