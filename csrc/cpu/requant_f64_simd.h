@@ -18,10 +18,13 @@
 // (M + a) + fl64(q_b·md_b − M) = (M + a) + (b − M) = a + b, exact (b − M rounds once to spacing 1, in
 // (−2^53, −2^52]), which saves the offset's two subtractions; v = 0 is +0.0, as the integer 0 of the definition.
 //
-// int32 codes need no per-element test at all (int_rows); float input is certified 16 lanes at a time in float32
-// (float32_codes), a block that fails taking the int64 form.
+// int32 codes need no per-element test at all (int_rows; with small multipliers the codes' sum and clamp are done
+// in int32 on the words' low halves); float input is certified 16 lanes at a time in float32 (float32_codes), a
+// block that fails taking the int64 form.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "csrc/cpu/requant_simd.h"
@@ -37,6 +40,13 @@ inline bool md_fits(const RequantSimdSide& s, int64_t cols) {
   bool ok = true;
   for (int64_t c = 0; c < cols; ++c) ok &= s.k[c] >= 11 && s.k[c] <= 62;
   return ok;
+}
+
+// The largest |md| of the cols columns of a side.
+inline double md_max(const RequantSimdSide& s, int64_t cols) {
+  double v = 0.0;
+  for (int64_t c = 0; c < cols; ++c) v = std::max(v, std::fabs(s.md[c]));
+  return v;
 }
 
 struct RequantF64Avx512 {
@@ -92,9 +102,7 @@ struct RequantF64Avx512 {
   // float64 words) or fl32(fl64(v·S_out)).
   MNQ_TARGET_AVX512 static void store(const kernels::CodeOut& out, int64_t i, __m512d w0, __m512d w1, __m512d,
                                       __mmask16 lanes) {
-    const __m512i low = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    _mm512_mask_storeu_epi32(out.p + i, lanes,
-                             _mm512_permutex2var_epi32(_mm512_castpd_si512(w0), low, _mm512_castpd_si512(w1)));
+    _mm512_mask_storeu_epi32(out.p + i, lanes, low_halves(w0, w1));
   }
   // fl32(fl64(v·S_out)) of 16 clamped values v (two halves), as FakeOut::store; v = +0.0 for a zero code.
   MNQ_TARGET_AVX512 static void store_value(const kernels::FakeOut& out, int64_t i, __m512d v0, __m512d v1,
@@ -133,11 +141,12 @@ struct RequantF64Avx512 {
   // The clamp range as M + lo, M + hi (offset values) and lo, hi (plain values), and S_out, in every lane.
   struct Bounds {
     __m512d wlo, whi, vlo, vhi, so;
+    int32_t ilo, ihi;  // lo, hi: a bit range of at most 32 bits
   };
   MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE static Bounds bounds(kernels::i64 lo, kernels::i64 hi, double out_scale) {
     const double dlo = static_cast<double>(lo), dhi = static_cast<double>(hi);
     return Bounds{_mm512_set1_pd(kMagic + dlo), _mm512_set1_pd(kMagic + dhi), _mm512_set1_pd(dlo), _mm512_set1_pd(dhi),
-                  _mm512_set1_pd(out_scale)};
+                  _mm512_set1_pd(out_scale), static_cast<int32_t>(lo), static_cast<int32_t>(hi)};
   }
 
   // Rows [r0, r1) of float input (both sides when there is a residual; rfa, rfb: fl32(1/S) per column), in blocks of
@@ -202,42 +211,70 @@ struct RequantF64Avx512 {
     return requant(_mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(l, q)), _mm512_maskz_loadu_pd(l, md));
   }
 
+  // The low 32 bits of the 16 words of two halves, as int32 lanes: v mod 2^32 for words M + v.
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE static __m512i low_halves(__m512d w0, __m512d w1) {
+    const __m512i low = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return _mm512_permutex2var_epi32(_mm512_castpd_si512(w0), low, _mm512_castpd_si512(w1));
+  }
+
   // 16 columns at c of the row at `base` of int32 codes, `lanes` of them (masked loads: the others read 0 and are
-  // not stored); wlo, whi: M + the code range.
-  template <bool kResidual, class Out>
+  // not stored). kPacked (codes out, small multipliers: int_rows): the sum and the clamp in int32 on the words' low
+  // halves; else in float64 on M + v against wlo, whi = M + the code range.
+  template <bool kResidual, bool kPacked, class Out>
   MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE static void int_block(const int32_t* qa, const double* ma, const int32_t* qb,
                                                             const double* mb, int64_t base, int64_t c,
-                                                            __mmask16 lanes, __m512d wlo, __m512d whi, __m512d so,
-                                                            const Out& out) {
+                                                            __mmask16 lanes, const Bounds& b, const Out& out) {
     const __mmask8 l0 = static_cast<__mmask8>(lanes), l1 = static_cast<__mmask8>(lanes >> 8);
-    __m512d v0 = int_half(qa + base + c, ma + c, l0), v1 = int_half(qa + base + c + 8, ma + c + 8, l1);
-    if constexpr (kResidual) {
-      v0 = add(v0, int_half(qb + base + c, mb + c, l0));
-      v1 = add(v1, int_half(qb + base + c + 8, mb + c + 8, l1));
+    if constexpr (kPacked) {
+      __m512i v = low_halves(int_half(qa + base + c, ma + c, l0), int_half(qa + base + c + 8, ma + c + 8, l1));
+      if constexpr (kResidual) {
+        const __m512d w0 = int_half(qb + base + c, mb + c, l0), w1 = int_half(qb + base + c + 8, mb + c + 8, l1);
+        v = _mm512_add_epi32(v, low_halves(w0, w1));
+      }
+      v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(b.ilo)), _mm512_set1_epi32(b.ihi));
+      _mm512_mask_storeu_epi32(out.p + base + c, lanes, v);
+    } else {
+      __m512d v0 = int_half(qa + base + c, ma + c, l0), v1 = int_half(qa + base + c + 8, ma + c + 8, l1);
+      if constexpr (kResidual) {
+        v0 = add(v0, int_half(qb + base + c, mb + c, l0));
+        v1 = add(v1, int_half(qb + base + c + 8, mb + c + 8, l1));
+      }
+      store(out, base + c, _mm512_min_pd(_mm512_max_pd(v0, b.wlo), b.whi),
+            _mm512_min_pd(_mm512_max_pd(v1, b.wlo), b.whi), b.so, lanes);
     }
-    store(out, base + c, _mm512_min_pd(_mm512_max_pd(v0, wlo), whi), _mm512_min_pd(_mm512_max_pd(v1, wlo), whi), so,
-          lanes);
   }
 
   // Rows [r0, r1) of int32 codes (both sides when there is a residual), every column in this form: no per-element
-  // test, the row's tail by masked loads and stores.
+  // test, the row's tail by masked loads and stores. When the largest |md| of the two sides sum to at most 1/2
+  // (every requant ratio of a model's residual add), |a| + |b| ≤ 2^31·(1/2) + 1 < 2^31 for any int32 codes: the
+  // codes (CodeOut) take the words' low halves, a and b mod 2^32, add them in int32 (exact: no wrap) and clamp there,
+  // four operations per 16 lanes fewer than the float64 sum, clamp and offset.
   template <bool kResidual, class Out>
   MNQ_TARGET_AVX512 static void int_rows(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols,
                                          int64_t r0, int64_t r1, kernels::i64 lo, kernels::i64 hi, double out_scale,
                                          const Out& out) {
+    const bool packed = !Out::kPropagatesNaN && md_max(in, cols) + (kResidual ? md_max(*id, cols) : 0.0) <= 0.5;
+    if (packed) {
+      int_rows_as<kResidual, !Out::kPropagatesNaN>(in, id, cols, r0, r1, bounds(lo, hi, out_scale), out);
+    } else {
+      int_rows_as<kResidual, false>(in, id, cols, r0, r1, bounds(lo, hi, out_scale), out);
+    }
+  }
+  template <bool kResidual, bool kPacked, class Out>
+  MNQ_TARGET_AVX512 static void int_rows_as(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols,
+                                            int64_t r0, int64_t r1, const Bounds& bounds, const Out& out) {
     const int32_t* qa = in.q;
     const double* ma = in.md;
     const int32_t* qb = kResidual ? id->q : nullptr;
     const double* mb = kResidual ? id->md : nullptr;
-    const Bounds b = bounds(lo, hi, out_scale);
-    const __m512d wlo = b.wlo, whi = b.whi, so = b.so;
+    const Bounds b = bounds;
     const Out o = out;  // a local: the stores could alias a reference's target
     const __mmask16 tail = static_cast<__mmask16>((1u << (cols % 16)) - 1);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t base = r * cols;
       int64_t c = 0;
-      for (; c + 16 <= cols; c += 16) int_block<kResidual>(qa, ma, qb, mb, base, c, 0xffff, wlo, whi, so, o);
-      if (c < cols) int_block<kResidual>(qa, ma, qb, mb, base, c, tail, wlo, whi, so, o);
+      for (; c + 16 <= cols; c += 16) int_block<kResidual, kPacked>(qa, ma, qb, mb, base, c, 0xffff, b, o);
+      if (c < cols) int_block<kResidual, kPacked>(qa, ma, qb, mb, base, c, tail, b, o);
     }
   }
 };

@@ -157,3 +157,28 @@ TEST_CASE("requant float64 form: per-tensor multipliers and a residual sum beyon
     require_paths(a, &b, cols, rows);
   }
 }
+
+TEST_CASE("requant float64 form: int32 sums of small multipliers, at the packed bound", "[simd][quant]") {
+  // The codes' int32 sum (requant_f64_simd.h int_rows) applies while the two sides' largest |md| sum to at most 1/2:
+  // md = 1/4 + 1/4 (k = 32, m = 2^30) and just below (m = 2^31 − 1, k = 33) with every code at an end of int32 on
+  // both sides (sums of ±2^30), and md = 1/2 + 1/2 (k = 31), where the sums reach ±2^31 and must take the float64
+  // clamp; ties of q·m / 2^k throughout, 8- and 32-bit outputs.
+  std::mt19937 rng(13);
+  const int64_t cols = 21, rows = 5, n = rows * cols;
+  struct Case {
+    i64 k, m;
+  };
+  for (const Case cs : {Case{32, i64(1) << 30}, Case{33, (i64(1) << 31) - 1}, Case{31, i64(1) << 30}}) {
+    auto shift = [&](int64_t) { return cs.k; };
+    auto mant = [&](int64_t c) { return c % 4 == 3 ? -cs.m : cs.m; };
+    IntSide a = make_side(cols, n, shift, mant, rng);
+    IntSide b = make_side(cols, n, shift, mant, rng);
+    for (int64_t i = 0; i < n; i += 2) {
+      const int32_t q = (i / 2) % 3 == 0 ? INT32_MIN : ((i / 2) % 3 == 1 ? INT32_MAX : INT32_MIN + 1);
+      a.q[i] = b.q[i] = q;
+    }
+    INFO("k " << cs.k << " m " << cs.m);
+    require_paths(a, &b, cols, rows);
+    require_paths(a, nullptr, cols, rows);
+  }
+}
