@@ -14,6 +14,7 @@
 #include <cmath>
 #include <vector>
 
+#include "csrc/cpu/requant_f64_avx2.h"
 #include "csrc/cpu/requant_f64_simd.h"
 #include "csrc/cpu/simd.h"
 
@@ -287,7 +288,8 @@ struct Avx512 {
   }
 };
 
-// ---- AVX2: 4 lanes of int64 (no 64-bit arithmetic shift, min/max or int64 conversions: emulated) ----
+// ---- AVX2: 4 lanes of int64 (no 64-bit arithmetic shift, min/max or int64 conversions: emulated); int32 codes
+// with every shift ≥ 11 take the float64 form with FMA instead (requant_f64_avx2.h) ----
 struct Avx2 {
   MNQ_TARGET_AVX2 static __m256i load(const RequantSimdSide& s, int64_t i, int64_t c, unsigned& ok) {
     if (s.q != nullptr) return _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s.q + i)));
@@ -317,6 +319,16 @@ struct Avx2 {
   template <class Out>
   MNQ_TARGET_AVX2 static bool rows(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0,
                                    int64_t r1, i64 lo, i64 hi, double out_scale, const Out& out) {
+    // int32 codes whose every shift allows it: the float64 form with FMA (requant_f64_avx2.h).
+    if (in.q != nullptr && (id == nullptr || id->q != nullptr) && md_fits(in, cols) &&
+        (id == nullptr || md_fits(*id, cols)) && RequantF64Avx2::usable()) {
+      if (id != nullptr) {
+        RequantF64Avx2::int_rows<true>(in, id, cols, r0, r1, lo, hi, out_scale, out);
+      } else {
+        RequantF64Avx2::int_rows<false>(in, id, cols, r0, r1, lo, hi, out_scale, out);
+      }
+      return true;
+    }
     const __m256i vlo = _mm256_set1_epi64x(lo), vhi = _mm256_set1_epi64x(hi);
     const __m256i pick_low = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
     const __m256d so = _mm256_set1_pd(out_scale);

@@ -1,13 +1,18 @@
-// Requantization's float64 form (csrc/cpu/requant_f64_simd.h: one FMA per lane, M + requant(q, m, k) = fl64(q·md +
-// M)) against the scalar definition, element by element, on every vector path this CPU has: int32 codes over the
-// whole int32 range at the form's shift bound (k = 11, m = 2^31 − 1: |q·md| just below 2^51) and beyond it (k = 10:
-// the int64 form), exact ties of q·m / 2^k, residual sums that pass both ends of a 32-bit clamp, every tail length
-// of the masked last block (cols 1 to 33) with guard elements after the output, codes and fake-quant outputs.
+// Requantization's float64 form (csrc/cpu/requant_f64_simd.h, and requant_f64_avx2.h on AVX2: one FMA per lane,
+// M + requant(q, m, k) = fl64(q·md + M)) against the scalar definition, element by element, on every vector path
+// this CPU has: int32 codes over the whole int32 range at the form's shift bound (k = 11, m = 2^31 − 1: |q·md| just
+// below 2^51) and beyond it (k = 10: the int64 form), exact ties of q·m / 2^k, residual sums that pass both ends of
+// a 32-bit clamp, the int32 sum's bound, every tail length of the masked last block (cols 1 to 33) with guard
+// elements after the output, codes and fake-quant outputs, and MXCSR rounding modes other than to nearest (where
+// AVX2's form must not apply).
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <cstring>
 #include <random>
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
 #include <vector>
 
 #include "csrc/cpu/isa.h"
@@ -182,3 +187,31 @@ TEST_CASE("requant float64 form: int32 sums of small multipliers, at the packed 
     require_paths(a, nullptr, cols, rows);
   }
 }
+
+#if defined(__x86_64__)
+TEST_CASE("requant float64 form: rounding to nearest whatever MXCSR says", "[simd][quant]") {
+  // AVX-512 rounds its FMA to nearest by the instruction's own rounding; AVX2's FMA rounds as MXCSR says, so under
+  // another rounding mode that path must take the int64 form. Ties (k = 31, m = 2^30) and large products (k = 11).
+  std::mt19937 rng(14);
+  const unsigned csr = _mm_getcsr();
+  for (const unsigned mode : {0x2000u, 0x4000u, 0x6000u}) {  // down, up, toward zero
+    for (const i64 k : {i64(31), i64(11)}) {
+      auto shift = [k](int64_t) { return k; };
+      auto mant = [k](int64_t c) {
+        return k == 31 ? (c % 2 ? -(i64(1) << 30) : i64(1) << 30) : (i64(1) << 31) - 1 - c;
+      };
+      const IntSide a = make_side(19, 57, shift, mant, rng);
+      const IntSide b = make_side(19, 57, shift, mant, rng);
+      _mm_setcsr((csr & ~0x6000u) | mode);
+      const Out want = run(Isa::kScalar, a, &b, 19, 3, INT32_MIN, INT32_MAX);
+      std::vector<Out> got;
+      for (const Isa path : {Isa::kAvx2, Isa::kAvx512}) {
+        if (cpu::supported_isa() >= path) got.push_back(run(path, a, &b, 19, 3, INT32_MIN, INT32_MAX));
+      }
+      _mm_setcsr(csr);
+      INFO("mode " << mode << " k " << k);
+      for (const Out& g : got) REQUIRE(g.code == want.code);
+    }
+  }
+}
+#endif
