@@ -4,6 +4,7 @@
 // span's tail, go through quantize_one (the scalar definition).
 #include "csrc/cpu/quant_simd.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "csrc/cpu/simd.h"
@@ -40,10 +41,11 @@ int redo_lanes(const QuantSpan& sp, const Out& out, int64_t j, unsigned bad_lane
 template <class Out>
 MNQ_TARGET_AVX512 int span_avx512(const QuantSpan& sp, const Out& out) {
   constexpr bool kFake = Out::kPropagatesNaN;
-  const __m512 half = _mm512_set1_ps(0.5f), k21 = _mm512_set1_ps(0x1p-21f), k60 = _mm512_set1_ps(0x1p-60f);
+  const __m512 half = _mm512_set1_ps(0.5f), k21 = _mm512_set1_ps(0x1p-21f);
   const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
-  const __m512 over = _mm512_set1_ps(static_cast<float>(sp.hi + 1)),
-               under = _mm512_set1_ps(static_cast<float>(sp.lo - 1));
+  // |p| ≥ max(hi + 1, 1 − lo) implies p ≥ hi + 1 or p ≤ lo − 1 (quant_simd.h's clamped cases): one compare on |p|,
+  // which the margin needs anyway, instead of two on p.
+  const __m512 outside = _mm512_set1_ps(static_cast<float>(std::max(sp.hi + 1, 1 - sp.lo)));
   const __m512 flo = _mm512_set1_ps(static_cast<float>(sp.lo)), fhi = _mm512_set1_ps(static_cast<float>(sp.hi));
   const __m512 r1 = _mm512_set1_ps(sp.r[0]);
   const __m512d s1 = _mm512_set1_pd(sp.s[0]);
@@ -52,11 +54,23 @@ MNQ_TARGET_AVX512 int span_avx512(const QuantSpan& sp, const Out& out) {
   int64_t j = 0;
   for (; j + 16 <= sp.n; j += 16) {
     const __m512 p = _mm512_mul_ps(_mm512_loadu_ps(x + j), sp.per_column ? _mm512_loadu_ps(sp.r + j) : r1);
-    const __m512 rp = _mm512_roundscale_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 h = _mm512_sub_ps(half, _mm512_and_ps(_mm512_sub_ps(p, rp), abs_mask));
-    const __m512 t = _mm512_add_ps(_mm512_mul_ps(_mm512_and_ps(p, abs_mask), k21), k60);
-    const __mmask16 ok = _mm512_cmp_ps_mask(h, t, _CMP_GE_OQ) | _mm512_cmp_ps_mask(p, over, _CMP_GE_OQ) |
-                         _mm512_cmp_ps_mask(p, under, _CMP_LE_OQ);
+    // e = p − rint(p), exact, and rint(p) = p − e (codes: one vreduceps and a subtraction instead of vrndscaleps's
+    // two operations and the subtraction; ±inf give e = 0, NaN gives NaN). Fake quant rounds with vrndscaleps: it
+    // keeps the −0.0 of a small negative p, which p − e would turn into +0.0 (its store multiplies the sign in).
+    __m512 rp, e;
+    if constexpr (kFake) {
+      rp = _mm512_roundscale_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      e = _mm512_sub_ps(p, rp);
+    } else {
+      e = _mm512_reduce_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      rp = _mm512_sub_ps(p, e);
+    }
+    // The margin test as one FMA and one compare: u = fl(2^−21·|p| + |e|) < 1/2 implies (rounding is monotone, 1/2
+    // a float) that p is farther than 2^−21·|p| from every half-integer, more than E for |p| ≥ 2^−117 (below, |e| =
+    // |p| and the distance is almost 1/2), and |p| < 2^20, where float32 holds rint(p) exactly.
+    const __m512 ap = _mm512_and_ps(p, abs_mask);
+    const __m512 u = _mm512_fmadd_ps(ap, k21, _mm512_and_ps(e, abs_mask));
+    const __mmask16 ok = _mm512_cmp_ps_mask(u, half, _CMP_LT_OQ) | _mm512_cmp_ps_mask(ap, outside, _CMP_GE_OQ);
     const __m512 q = _mm512_min_ps(_mm512_max_ps(rp, flo), fhi);
     if constexpr (kFake) {
       const __m512d slo = sp.per_column ? _mm512_loadu_pd(sp.s + j) : s1;

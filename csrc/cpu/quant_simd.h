@@ -16,7 +16,9 @@
 //   every half-integer (then vd lies on the same side of each, and is none). With a = |p − rint(p)| (exact: p and
 //   rint(p) are within a factor 2 or rint(p) = 0) the distance is h = 1/2 − a, computed exactly when a ≥ 1/4
 //   (Sterbenz) and to within 2^−26 when a < 1/4, where h > 1/4 > E anyway (|p| < 2^19). The test
-//   fl(1/2 − a) ≥ fl(2^−21·|p| + 2^−60) therefore implies h > E. NaN fails every test.
+//   fl(1/2 − a) ≥ fl(2^−21·|p| + 2^−60) therefore implies h > E (the margin rounded once, by an FMA, or twice: it
+//   stays above E either way). NaN fails every test. (AVX-512 tests |p| ≥ max(hi + 1, 1 − lo) for the two clamped
+//   cases, a subset of them, and the margin as fl(2^−21·|p| + a) < 1/2, which implies 1/2 − a > 2^−21·|p| > E.)
 // Wider codes (bits ≥ 20, or any clamp range outside [−2^18, 2^18 − 1]) take the exact vector form instead: the
 // definition's own float64 division and rint per lane (vdivpd, vroundpd: the same IEEE operations), then the clamp
 // and the store, so it equals quantize_code with no certification (QuantSpan::exact). Other layouts than per tensor

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -185,48 +186,70 @@ FastPath fast_path(const RequantSide& in) {
 // false when they do not apply (codes neither int32 nor float, a shift outside [1, 62], |m| = 2^31 (the 32-bit
 // multiply's range), a scale outside the certified range).
 struct SimdSideBuf {
-  std::vector<i64> m, k, hm1;
-  std::vector<double> md, s, r;
+  std::vector<i64> ints;      // m, k, 2^(k−1) − 1: cols each
+  std::vector<double> reals;  // md; for float input also s, 1/s: cols each
   RequantSimdSide side;
 };
+// 2^e for an integer e in [−1022, 1023], exactly (ldexp's value, without its per-call cost on every column).
+double pow2(int e) {
+  const uint64_t bits = static_cast<uint64_t>(1023 + e) << 52;
+  double v;
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
+}
 bool simd_side(const RequantSide& in, int64_t cols, SimdSideBuf& b) {
   const bool is_float = in.codes.scalar_type() == at::kFloat;
   if ((!is_float && in.codes.scalar_type() != at::kInt) || !shifts_in(in, 1, 62)) return false;
-  const int64_t n = in.m.numel();
+  const int64_t n = in.m.numel();  // 1 (per tensor, spread over the columns) or cols
   const int64_t* m = in.m.data_ptr<int64_t>();
   const int64_t* k = in.k.data_ptr<int64_t>();
-  b.m.resize(cols);
-  b.k.resize(cols);
-  b.hm1.resize(cols);
-  b.md.resize(cols);
   for (int64_t c = 0; c < n; ++c) {
     if (m[c] <= -(i64(1) << 31) || m[c] >= (i64(1) << 31)) return false;  // requant_dyadic allows |m| = 2^31
   }
-  for (int64_t c = 0; c < cols; ++c) {
-    b.m[c] = m[n == 1 ? 0 : c];
-    b.k[c] = k[n == 1 ? 0 : c];
-    b.hm1[c] = (i64(1) << (b.k[c] - 1)) - 1;
-    b.md[c] = std::ldexp(static_cast<double>(b.m[c]), static_cast<int>(-b.k[c]));  // |m| < 2^31: exact
+  if (is_float && !requant_simd_scales_ok(in.scale.data_ptr<double>(), in.scale.numel())) return false;
+  b.ints.resize(static_cast<size_t>(3 * cols));
+  b.reals.resize(static_cast<size_t>((is_float ? 3 : 1) * cols));
+  i64* bm = b.ints.data();
+  i64* bk = bm + cols;
+  i64* bh = bk + cols;
+  double* md = b.reals.data();
+  // The per-channel values at [0, n), then (per tensor) the first copied over the row.
+  auto spread = [&](auto* v) { std::fill(v + 1, v + cols, v[0]); };
+  for (int64_t c = 0; c < n; ++c) {
+    bm[c] = m[c];
+    bk[c] = k[c];
+    bh[c] = (i64(1) << (k[c] - 1)) - 1;
+    md[c] = static_cast<double>(m[c]) * pow2(static_cast<int>(-k[c]));  // |m| < 2^31, 1 ≤ k ≤ 62: exact
   }
-  b.side.m = b.m.data();
-  b.side.k = b.k.data();
-  b.side.hm1 = b.hm1.data();
-  b.side.md = b.md.data();
+  if (n == 1) {
+    spread(bm);
+    spread(bk);
+    spread(bh);
+    spread(md);
+  }
+  b.side.m = bm;
+  b.side.k = bk;
+  b.side.hm1 = bh;
+  b.side.md = md;
   if (!is_float) {
     b.side.q = in.codes.data_ptr<int32_t>();
     return true;
   }
   const double* s = in.scale.data_ptr<double>();
-  if (!requant_simd_scales_ok(s, in.scale.numel())) return false;
-  b.s.resize(cols);
-  b.r.resize(cols);
-  for (int64_t c = 0; c < cols; ++c) {
-    b.s[c] = s[in.scale.numel() == 1 ? 0 : c];
-    b.r[c] = 1.0 / b.s[c];
+  double* bs = md + cols;
+  double* br = bs + cols;
+  const int64_t ns = in.scale.numel();  // 1 or cols, as n
+  for (int64_t c = 0; c < ns; ++c) {
+    bs[c] = s[c];
+    br[c] = 1.0 / s[c];
+  }
+  if (ns == 1) {
+    spread(bs);
+    spread(br);
   }
   b.side.x = in.codes.data_ptr<float>();
-  b.side.s = b.s.data();
-  b.side.r = b.r.data();
+  b.side.s = bs;
+  b.side.r = br;
   return true;
 }
 

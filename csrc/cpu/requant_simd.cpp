@@ -3,15 +3,18 @@
 // through requant_one, the scalar definition (the loaders of kernels/quant.h and requant_code).
 //
 // The AVX-512 path reads float input in float32 first, 16 lanes at once, with quant_simd.h's certification
-// (|p| < 2^18, fl32(1/S) normal: rint(fl32(x·fl32(1/S))) = rint(fl64(x / S)) when p is farther than its margin from
-// every half-integer), and takes the float64 form of requant_simd.h for a vector it cannot certify whole. A block of
-// 16 columns whose codes are all within 2^22 is requantized in float64 (requant_f64_simd.h), the others in int64;
-// lanes the int64 form's loads could not certify are redone exactly in vector form (Avx512::redo8).
+// (|p| < 2^19, fl32(1/S) normal: rint(fl32(x·fl32(1/S))) = rint(fl64(x / S)) when p is farther than its margin from
+// every half-integer), and takes the float64 form of requant_simd.h for a vector it cannot certify whole. When every
+// shift is at least 11 (requant_f64_simd.h md_fits), int32 codes are requantized in float64 by one FMA per lane, all
+// of them, and float input in blocks of 16 columns whose codes float32 certifies; the other blocks, and every block
+// of a side with a smaller shift, in int64; lanes the int64 form's loads could not certify are redone exactly in
+// vector form (Avx512::redo8).
 #include "csrc/cpu/requant_simd.h"
 
 #include <cmath>
 #include <vector>
 
+#include "csrc/cpu/requant_f64_avx2.h"
 #include "csrc/cpu/requant_f64_simd.h"
 #include "csrc/cpu/simd.h"
 
@@ -96,8 +99,9 @@ struct Avx512 {
     return _mm512_cvtpd_epi64(rp);
   }
   // The codes of columns [c, c + 16) as two 8-lane halves. A float input first tries float32, p = x·fl32(1/S),
-  // 16 lanes at once: when quant_simd.h's test certifies every lane (|p| < 2^18, farther than its margin from a
-  // half-integer, so rint(p) = rint(fl64(x / S))), rint(p) are the codes; else each half takes load().
+  // 16 lanes at once: when the certification (requant_f64_simd.h float32_codes) passes every lane (|p| < 2^19,
+  // farther than its margin from a half-integer, so rint(p) = rint(fl64(x / S))), rint(p) are the codes; else each
+  // half takes load().
   MNQ_TARGET_AVX512 static void load16(const RequantSimdSide& s, const float* rf, int64_t i, int64_t c, __m512i& q0,
                                        __m512i& q1, __mmask8& ok0, __mmask8& ok1) {
     if (s.q != nullptr) {
@@ -183,63 +187,109 @@ struct Avx512 {
     const unsigned rest = static_cast<unsigned>(lanes & ~ok) & 0xffu;
     return rest == 0 || redo_lanes(in, id, base, c, rest, lo, hi, out_scale, out);
   }
+  // The int64 form of columns [c, c + 16) of the row at `base` (out of line: the float64 form's loop keeps its
+  // constants in registers).
+  template <class Out>
+  MNQ_TARGET_AVX512 __attribute__((noinline)) static bool int64_block16(const RequantSimdSide& in, const float* rin,
+                                                                        const RequantSimdSide* id, const float* rid,
+                                                                        int64_t base, int64_t c, i64 lo, i64 hi,
+                                                                        double out_scale, const Out& out) {
+    const __m512i vlo = _mm512_set1_epi64(lo), vhi = _mm512_set1_epi64(hi);
+    const __m512d so = _mm512_set1_pd(out_scale);
+    __mmask8 g0 = 0xff, g1 = 0xff;
+    __m512i a0, a1, b0, b1;
+    load16(in, rin, base + c, c, a0, a1, g0, g1);
+    __m512i v0 = requant(a0, in, c), v1 = requant(a1, in, c + 8);
+    if (id != nullptr) {
+      load16(*id, rid, base + c, c, b0, b1, g0, g1);
+      v0 = _mm512_add_epi64(v0, requant(b0, *id, c));
+      v1 = _mm512_add_epi64(v1, requant(b1, *id, c + 8));
+    }
+    v0 = _mm512_min_epi64(_mm512_max_epi64(v0, vlo), vhi);
+    v1 = _mm512_min_epi64(_mm512_max_epi64(v1, vlo), vhi);
+    if constexpr (Out::kPropagatesNaN) {
+      const __m256 f0 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v0), so));
+      const __m256 f1 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v1), so));
+      _mm512_storeu_ps(out.p + base + c, _mm512_insertf32x8(_mm512_castps256_ps512(f0), f1, 1));
+    } else {
+      _mm512_storeu_si512(out.p + base + c, _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(v0)),
+                                                               _mm512_cvtepi64_epi32(v1), 1));
+    }
+    bool ok = true;
+    if (g0 != 0xff) ok = redo8(in, id, base, c, ~g0, vlo, vhi, lo, hi, so, out_scale, out) && ok;
+    if (g1 != 0xff) ok = redo8(in, id, base, c + 8, ~g1, vlo, vhi, lo, hi, so, out_scale, out) && ok;
+    return ok;
+  }
+  // The int64 form of columns [c0, cols) of the row at `base`, 8 lanes at a time, the last step masked.
+  template <class Out>
+  MNQ_TARGET_AVX512 __attribute__((noinline)) static bool tail(const RequantSimdSide& in, const RequantSimdSide* id,
+                                                               int64_t cols, int64_t base, int64_t c0, i64 lo, i64 hi,
+                                                               double out_scale, const Out& out) {
+    const __m512i vlo = _mm512_set1_epi64(lo), vhi = _mm512_set1_epi64(hi);
+    const __m512d so = _mm512_set1_pd(out_scale);
+    bool ok = true;
+    for (int64_t c = c0; c < cols; c += 8) {
+      const __mmask8 lanes = cols - c >= 8 ? 0xff : static_cast<__mmask8>((1u << (cols - c)) - 1);
+      __mmask8 good = 0xff;
+      __m512i v = requant(load(in, base + c, c, good, lanes), in, c, lanes);
+      if (id != nullptr) v = _mm512_add_epi64(v, requant(load(*id, base + c, c, good, lanes), *id, c, lanes));
+      v = _mm512_min_epi64(_mm512_max_epi64(v, vlo), vhi);
+      if constexpr (Out::kPropagatesNaN) {
+        _mm256_mask_storeu_ps(out.p + base + c, lanes, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v), so)));
+      } else {
+        _mm256_mask_storeu_epi32(out.p + base + c, lanes, _mm512_cvtepi64_epi32(v));
+      }
+      const __mmask8 redo = ~good & lanes;
+      if (redo != 0) ok = redo8(in, id, base, c, redo, vlo, vhi, lo, hi, so, out_scale, out) && ok;
+    }
+    return ok;
+  }
   template <class Out>
   MNQ_TARGET_AVX512 static bool rows(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0,
                                      int64_t r1, i64 lo, i64 hi, double out_scale, const Out& out) {
-    const __m512i vlo = _mm512_set1_epi64(lo), vhi = _mm512_set1_epi64(hi);
-    const __m512d so = _mm512_set1_pd(out_scale);
-    const __m512d dlo = _mm512_set1_pd(static_cast<double>(lo)), dhi = _mm512_set1_pd(static_cast<double>(hi));
+    // The float64 form (requant_f64_simd.h) where every shift allows it: int32 codes whole, float input per block.
+    const bool f64 = md_fits(in, cols) && (id == nullptr || md_fits(*id, cols));
+    if (f64 && in.q != nullptr && (id == nullptr || id->q != nullptr)) {
+      if (id != nullptr) {
+        RequantF64Avx512::int_rows<true>(in, id, cols, r0, r1, lo, hi, out_scale, out);
+      } else {
+        RequantF64Avx512::int_rows<false>(in, id, cols, r0, r1, lo, hi, out_scale, out);
+      }
+      return true;
+    }
     std::vector<float> rf_in, rf_id;
     const float* rin = float_recip(in, cols, rf_in);
     const float* rid = id != nullptr ? float_recip(*id, cols, rf_id) : nullptr;
+    const Out o = out;  // a local: the stores could alias a reference's target
+    if (f64 && rin != nullptr && (id == nullptr || rid != nullptr)) {  // float input on every side: its own loop
+      auto other = [&](int64_t base, int64_t c) {
+        return int64_block16(in, rin, id, rid, base, c, lo, hi, out_scale, o);
+      };
+      auto rest = [&](int64_t base, int64_t c) { return tail(in, id, cols, base, c, lo, hi, out_scale, o); };
+      return id != nullptr ? RequantF64Avx512::float_rows<true>(in, rin, id, rid, cols, r0, r1, lo, hi, out_scale, o,
+                                                                 other, rest)
+                           : RequantF64Avx512::float_rows<false>(in, rin, id, rid, cols, r0, r1, lo, hi, out_scale, o,
+                                                                  other, rest);
+    }
+    const __m512d so = _mm512_set1_pd(out_scale);
+    const __m512d dlo = _mm512_set1_pd(RequantF64Avx512::kMagic + static_cast<double>(lo));
+    const __m512d dhi = _mm512_set1_pd(RequantF64Avx512::kMagic + static_cast<double>(hi));
     bool ok = true;
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t base = r * cols;
       int64_t c = 0;
       for (; c + 16 <= cols; c += 16) {
-        if (RequantF64Avx512::block16(in, rin, id, rid, base, c, dlo, dhi, so, out)) continue;
-        __mmask8 g0 = 0xff, g1 = 0xff;
-        __m512i a0, a1, b0, b1;
-        load16(in, rin, base + c, c, a0, a1, g0, g1);
-        __m512i v0 = requant(a0, in, c), v1 = requant(a1, in, c + 8);
-        if (id != nullptr) {
-          load16(*id, rid, base + c, c, b0, b1, g0, g1);
-          v0 = _mm512_add_epi64(v0, requant(b0, *id, c));
-          v1 = _mm512_add_epi64(v1, requant(b1, *id, c + 8));
-        }
-        v0 = _mm512_min_epi64(_mm512_max_epi64(v0, vlo), vhi);
-        v1 = _mm512_min_epi64(_mm512_max_epi64(v1, vlo), vhi);
-        if constexpr (Out::kPropagatesNaN) {
-          const __m256 f0 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v0), so));
-          const __m256 f1 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v1), so));
-          _mm512_storeu_ps(out.p + base + c, _mm512_insertf32x8(_mm512_castps256_ps512(f0), f1, 1));
-        } else {
-          _mm512_storeu_si512(out.p + base + c, _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(v0)),
-                                                                   _mm512_cvtepi64_epi32(v1), 1));
-        }
-        if (g0 != 0xff) ok = redo8(in, id, base, c, ~g0, vlo, vhi, lo, hi, so, out_scale, out) && ok;
-        if (g1 != 0xff) ok = redo8(in, id, base, c + 8, ~g1, vlo, vhi, lo, hi, so, out_scale, out) && ok;
+        if (f64 && RequantF64Avx512::block16(in, rin, id, rid, base, c, dlo, dhi, so, o)) continue;
+        ok = int64_block16(in, rin, id, rid, base, c, lo, hi, out_scale, o) && ok;
       }
-      for (; c < cols; c += 8) {  // 8 lanes, the last step masked to the row's tail
-        const __mmask8 lanes = cols - c >= 8 ? 0xff : static_cast<__mmask8>((1u << (cols - c)) - 1);
-        __mmask8 good = 0xff;
-        __m512i v = requant(load(in, base + c, c, good, lanes), in, c, lanes);
-        if (id != nullptr) v = _mm512_add_epi64(v, requant(load(*id, base + c, c, good, lanes), *id, c, lanes));
-        v = _mm512_min_epi64(_mm512_max_epi64(v, vlo), vhi);
-        if constexpr (Out::kPropagatesNaN) {
-          _mm256_mask_storeu_ps(out.p + base + c, lanes, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v), so)));
-        } else {
-          _mm256_mask_storeu_epi32(out.p + base + c, lanes, _mm512_cvtepi64_epi32(v));
-        }
-        const __mmask8 redo = ~good & lanes;
-        if (redo != 0) ok = redo8(in, id, base, c, redo, vlo, vhi, lo, hi, so, out_scale, out) && ok;
-      }
+      if (c < cols) ok = tail(in, id, cols, base, c, lo, hi, out_scale, o) && ok;
     }
     return ok;
   }
 };
 
-// ---- AVX2: 4 lanes of int64 (no 64-bit arithmetic shift, min/max or int64 conversions: emulated) ----
+// ---- AVX2: 4 lanes of int64 (no 64-bit arithmetic shift, min/max or int64 conversions: emulated); int32 codes
+// with every shift ≥ 11 take the float64 form with FMA instead (requant_f64_avx2.h) ----
 struct Avx2 {
   MNQ_TARGET_AVX2 static __m256i load(const RequantSimdSide& s, int64_t i, int64_t c, unsigned& ok) {
     if (s.q != nullptr) return _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s.q + i)));
@@ -269,6 +319,16 @@ struct Avx2 {
   template <class Out>
   MNQ_TARGET_AVX2 static bool rows(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0,
                                    int64_t r1, i64 lo, i64 hi, double out_scale, const Out& out) {
+    // int32 codes whose every shift allows it: the float64 form with FMA (requant_f64_avx2.h).
+    if (in.q != nullptr && (id == nullptr || id->q != nullptr) && md_fits(in, cols) &&
+        (id == nullptr || md_fits(*id, cols)) && RequantF64Avx2::usable()) {
+      if (id != nullptr) {
+        RequantF64Avx2::int_rows<true>(in, id, cols, r0, r1, lo, hi, out_scale, out);
+      } else {
+        RequantF64Avx2::int_rows<false>(in, id, cols, r0, r1, lo, hi, out_scale, out);
+      }
+      return true;
+    }
     const __m256i vlo = _mm256_set1_epi64x(lo), vhi = _mm256_set1_epi64x(hi);
     const __m256i pick_low = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
     const __m256d so = _mm256_set1_pd(out_scale);

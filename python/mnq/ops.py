@@ -6,6 +6,7 @@ All reduce over the last dim. See SPEC.md for the exact math of each.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional, Tuple, Union
 
 import torch
@@ -16,10 +17,23 @@ Scale = Union[float, Tensor]
 _ops = torch.ops.mnq
 
 
+# Python float scales as 0-d float64 tensors, made once per value (a call on a small tensor pays about a microsecond
+# per tensor it creates): finite nonzero values only (the ops' error messages show the value given), at most 1024.
+_SCALARS: dict = {}
+
+
 def _scale_tensor(scale: Scale) -> Tensor:
     if isinstance(scale, Tensor):
+        if scale.dtype is torch.float64 and not scale.requires_grad:
+            return scale  # the ops only read it: no detached copy needed
         return scale.detach().to(torch.float64)
-    return torch.scalar_tensor(float(scale), dtype=torch.float64)  # the same float64; ~3x cheaper than torch.tensor
+    v = float(scale)
+    t = _SCALARS.get(v)
+    if t is None or torch.compiler.is_compiling():
+        t = torch.scalar_tensor(v, dtype=torch.float64)  # the same float64; ~3x cheaper than torch.tensor
+        if len(_SCALARS) < 1024 and math.isfinite(v) and v != 0.0 and not torch.compiler.is_compiling():
+            _SCALARS[v] = t
+    return t
 
 
 # ---- softmax (SPEC §2) ----
@@ -69,14 +83,14 @@ def ptf_layernorm(q: Tensor, alpha: Tensor, s_base: float, weight: Tensor, bias:
 # ---- quantizers (SPEC §1) ----
 def quantize(x: Tensor, scale: Scale, bits: int, axis: int = -1) -> Tensor:
     """Symmetric quantizer: clamp(round(x / S)); S per tensor or per channel along `axis`."""
-    return _ops.quantize(x, _scale_tensor(scale), bits, axis)
+    return _ops.quantize.default(x, _scale_tensor(scale), bits, axis)
 
 
 def requant(q: Tensor, scale_in: Scale, scale_out: Scale, bits: int, identity: Optional[Tensor] = None,
             identity_scale: Optional[Scale] = None) -> Tensor:
     """Dyadic requantization of codes (optionally + a residual) to scale_out, clamped to `bits`."""
     ids = None if identity_scale is None else _scale_tensor(identity_scale)
-    return _ops.requant(q, _scale_tensor(scale_in), _scale_tensor(scale_out), bits, identity, ids)
+    return _ops.requant.default(q, _scale_tensor(scale_in), _scale_tensor(scale_out), bits, identity, ids)
 
 
 def requant_dyadic(q: Tensor, m: Tensor, k: Tensor, bits: int, identity: Optional[Tensor] = None,
@@ -139,13 +153,13 @@ def ptf_layernorm_qat(x: Tensor, alpha: Tensor, s_base: Scale, weight: Tensor, b
 
 
 def quantize_qat(x: Tensor, scale: Scale, bits: int, axis: int = -1) -> Tensor:
-    return _ops.quantize_qat(x, _scale_tensor(scale), bits, axis)
+    return _ops.quantize_qat.default(x, _scale_tensor(scale), bits, axis)
 
 
 def requant_qat(x: Tensor, scale_in: Scale, scale_out: Scale, bits: int, identity: Optional[Tensor] = None,
                 identity_scale: Optional[Scale] = None) -> Tensor:
     ids = None if identity_scale is None else _scale_tensor(identity_scale)
-    return _ops.requant_qat(x, _scale_tensor(scale_in), _scale_tensor(scale_out), bits, identity, ids)
+    return _ops.requant_qat.default(x, _scale_tensor(scale_in), _scale_tensor(scale_out), bits, identity, ids)
 
 
 def ptf_quantize_qat(x: Tensor, alpha: Tensor, s_base: Scale, bits: int) -> Tensor:

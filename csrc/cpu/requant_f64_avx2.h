@@ -1,0 +1,78 @@
+// The AVX2 form of requant_f64_simd.h's float64 requantization of int32 codes (requant_simd.cpp Avx2::rows): the
+// same arithmetic, 4 lanes per vector. M + requant(q, m, k) = fl64(q·md + M) with M = 1.5·2^52 for every int32 code
+// when every shift is at least 11 (md_fits; the proof is requant_f64_simd.h's), the residual (M + a) + ((M + b) − M),
+// the clamp to [M + lo, M + hi] and the int32 code as the low half of each word. AVX2's FMA has no embedded
+// rounding: it rounds as MXCSR says, so the form applies only while MXCSR rounds to nearest (the default; checked
+// per call) and the CPU has FMA (every AVX2 CPU of Intel and AMD does; checked too). The row's last cols % 4 columns
+// are masked loads and stores of the same form.
+#pragma once
+
+#include <cstdint>
+
+#include "csrc/cpu/requant_f64_simd.h"
+#include "csrc/cpu/simd.h"
+
+#if defined(MNQ_HAVE_X86_SIMD)
+#define MNQ_TARGET_AVX2_FMA __attribute__((target("avx2,fma")))
+
+namespace mnq {
+namespace ops {
+namespace cpu {
+
+struct RequantF64Avx2 {
+  // Whether the form applies on this CPU now: FMA present and MXCSR's rounding control round-to-nearest.
+  static bool usable() { return __builtin_cpu_supports("fma") && (_mm_getcsr() & 0x6000u) == 0; }
+
+  // M + requant of the 4 int32 codes at q (lanes of `mask`: the others read 0) with multipliers md.
+  MNQ_TARGET_AVX2_FMA static __m256d half(const int32_t* q, const double* md, __m128i mask) {
+    const __m256d m = _mm256_maskload_pd(md, _mm256_cvtepi32_epi64(mask));
+    const __m256d x = _mm256_cvtepi32_pd(_mm_maskload_epi32(q, mask));
+    return _mm256_fmadd_pd(x, m, _mm256_set1_pd(RequantF64Avx512::kMagic));
+  }
+
+  // Columns [c, c + 4) of the row at `base`, the lanes of `mask`.
+  template <bool kResidual, class Out>
+  MNQ_TARGET_AVX2_FMA static void block4(const int32_t* qa, const double* ma, const int32_t* qb, const double* mb,
+                                         int64_t base, int64_t c, __m128i mask, __m256d wlo, __m256d whi, __m256d so,
+                                         const Out& out) {
+    const __m256d mg = _mm256_set1_pd(RequantF64Avx512::kMagic);
+    __m256d w = half(qa + base + c, ma + c, mask);
+    if constexpr (kResidual) w = _mm256_add_pd(w, _mm256_sub_pd(half(qb + base + c, mb + c, mask), mg));
+    w = _mm256_min_pd(_mm256_max_pd(w, wlo), whi);
+    if constexpr (Out::kPropagatesNaN) {
+      _mm_maskstore_ps(out.p + base + c, mask, _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_sub_pd(w, mg), so)));
+    } else {
+      const __m256i pick_low = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+      _mm_maskstore_epi32(out.p + base + c, mask,
+                          _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_castpd_si256(w), pick_low)));
+    }
+  }
+
+  // Rows [r0, r1) of int32 codes (both sides when there is a residual).
+  template <bool kResidual, class Out>
+  MNQ_TARGET_AVX2_FMA static void int_rows(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols,
+                                           int64_t r0, int64_t r1, kernels::i64 lo, kernels::i64 hi,
+                                           double out_scale, const Out& out) {
+    const int32_t* qa = in.q;
+    const double* ma = in.md;
+    const int32_t* qb = kResidual ? id->q : nullptr;
+    const double* mb = kResidual ? id->md : nullptr;
+    const __m256d wlo = _mm256_set1_pd(RequantF64Avx512::kMagic + static_cast<double>(lo));
+    const __m256d whi = _mm256_set1_pd(RequantF64Avx512::kMagic + static_cast<double>(hi));
+    const __m256d so = _mm256_set1_pd(out_scale);
+    const Out o = out;  // a local: the stores could alias a reference's target
+    const __m128i all = _mm_set1_epi32(-1);
+    const __m128i tail = _mm_cmpgt_epi32(_mm_set1_epi32(static_cast<int>(cols % 4)), _mm_setr_epi32(0, 1, 2, 3));
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t base = r * cols;
+      int64_t c = 0;
+      for (; c + 4 <= cols; c += 4) block4<kResidual>(qa, ma, qb, mb, base, c, all, wlo, whi, so, o);
+      if (c < cols) block4<kResidual>(qa, ma, qb, mb, base, c, tail, wlo, whi, so, o);
+    }
+  }
+};
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace mnq
+#endif
