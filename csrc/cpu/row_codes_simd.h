@@ -9,6 +9,7 @@
 // a = |p − rint(p)| (exact), the computed h = fl(1/2 − a) ≥ fl(2^−21·|p| + 2^−60) implies that p is farther than E
 // from every half-integer, so rint(p) = rint(vd). A 16-lane step whose lanes all pass uses rint(p); any other step
 // (a near-tie, a large code, NaN, ±inf) takes the float64 form, the definition's own operations.
+// Also here: the softmaxes' table pass (row_table_exps), shared by I-BERT softmax and Shiftmax.
 // Include only from files that compile these paths (simd.h).
 #pragma once
 
@@ -133,6 +134,24 @@ MNQ_TARGET_AVX512 inline bool float_row_codes(const float* x, int64_t cols, doub
   mx = _mm512_reduce_max_epi32(vmax);
   mn = _mm512_reduce_min_epi32(vmin);
   return ok;
+}
+
+// Pass 2 of the table softmaxes (I-BERT softmax, Shiftmax): e[j] = tab[lim − min(m − q[j], lim)] for j < cols
+// (m − q taken modulo 2^32: the exact difference of int32 codes with m ≥ q) and Σe, for tables of values in
+// [0, 2^31). e may be q (in place).
+MNQ_TARGET_AVX512 inline int64_t row_table_exps(const int32_t* q, int64_t cols, int32_t m, const int32_t* tab,
+                                                uint32_t lim, int32_t* e) {
+  const __m512i vm = _mm512_set1_epi32(m), vlim = _mm512_set1_epi32(static_cast<int32_t>(lim));
+  __m512i s = _mm512_setzero_si512();
+  for (int64_t j = 0; j < cols; j += 16) {
+    const __mmask16 k = simd_lanes16(cols - j);
+    const __m512i d = _mm512_min_epu32(_mm512_sub_epi32(vm, _mm512_maskz_loadu_epi32(k, q + j)), vlim);
+    const __m512i ev = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, _mm512_sub_epi32(vlim, d), tab, 4);
+    _mm512_mask_storeu_epi32(e + j, k, ev);
+    s = _mm512_add_epi64(s, _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(ev)),
+                                             _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(ev, 1))));
+  }
+  return _mm512_reduce_add_epi64(s);
 }
 
 }  // namespace cpu

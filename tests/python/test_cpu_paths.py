@@ -63,16 +63,23 @@ def test_log_int_softmax(isa):
 def test_shiftmax(isa):
     g = torch.Generator().manual_seed(10)
     for cols in COLS:
-        for scale in (8.0 / 127, 0.3):
+        # (out_bits, n): the defaults; 8- and 2-bit outputs; n = 22, where row 1 (constant) saturates the sum at
+        # 2^31 − 1 from 32 columns on (f = 1); n = 1, the smallest table.
+        for scale, out_bits, n in ((8.0 / 127, 16, 15), (0.3, 16, 15), (8.0 / 127, 8, 22), (0.3, 2, 1),
+                                   (0.01, 16, 15)):
             q = codes(4, cols, -128, 127, 40, g)
-            got, s_out = ops.shiftmax(q, scale)
-            want, _ = reference.shiftmax(q, scale)
+            got, s_out = ops.shiftmax(q, scale, out_bits, n)
+            want, _ = reference.shiftmax(q, scale, out_bits, n)
             assert torch.equal(got.long(), want.long())
-            value, _ = ops.shiftmax_qat((q.double() * scale).float(), scale)
+            value, _ = ops.shiftmax_qat((q.double() * scale).float(), scale, out_bits, n)
             assert torch.equal(value, dequant(want, s_out))
             x, qx = near_ties(3, cols, scale, 120, g)
-            value, _ = ops.shiftmax_qat(x, scale)
-            assert torch.equal(value, dequant(reference.shiftmax(qx, scale)[0], s_out))
+            value, _ = ops.shiftmax_qat(x, scale, out_bits, n)
+            assert torch.equal(value, dequant(reference.shiftmax(qx, scale, out_bits, n)[0], s_out))
+        # int32 extremes: m − q up to 2^32 − 1, far past the table's clamp.
+        q = codes(3, cols, -(2**31), 2**31 - 1, 2**28, g)
+        got, _ = ops.shiftmax(q, 8.0 / 127)
+        assert torch.equal(got.long(), reference.shiftmax(q, 8.0 / 127)[0].long())
 
 
 def test_ibert_softmax(isa):
@@ -135,6 +142,16 @@ def test_shift_gelu(isa):
                 x, qx = near_ties(3, cols, scale, 120, g)
                 value, _ = ops.shift_gelu_qat(x, scale, out_bits)
                 assert torch.equal(value, dequant(reference.shift_gelu(qx, scale, out_bits)[0], s_out))
+    # Rows sharing their max with growing spans (the tables of sig and of the QAT values are extended, not rebuilt),
+    # then another max (rebuilt), on the table path (span ≤ cols / 2).
+    q = torch.stack([torch.arange(m - span, m + 1).repeat(64)[:64] for m, span in
+                     ((20, 0), (20, 5), (20, 3), (20, 25), (-7, 9), (-7, 30), (20, 31))]).to(torch.int32)
+    for scale in (4.0 / 127, 0.1):
+        got, s_out = ops.shift_gelu(q, scale)
+        want, _ = reference.shift_gelu(q, scale)
+        assert torch.equal(got.long(), want.long())
+        value, _ = ops.shift_gelu_qat((q.double() * scale).float(), scale)
+        assert torch.equal(value, dequant(want, s_out))
 
 
 def test_ibert_gelu(isa):
@@ -150,6 +167,9 @@ def test_ibert_gelu(isa):
                 qx = q.clamp(-(2**22), 2**22)  # float32 x = q·S gives back its code exactly below 2^23
                 value, _ = ops.ibert_gelu_qat((qx.double() * scale).float(), scale)
                 assert torch.equal(value, dequant(reference.ibert_gelu(qx, scale)[0], s_out))
+            x, qx = near_ties(3, cols, sa, 3000, g)  # the float32-certified codes of a per-tensor scale
+            value, s_out = ops.ibert_gelu_qat(x, torch.tensor(sa, dtype=torch.float64))
+            assert torch.equal(value, dequant(reference.ibert_gelu(qx, torch.tensor(sa, dtype=torch.float64))[0], s_out))
 
 
 @pytest.mark.parametrize("name,lim", [("ilayernorm", 2**15), ("ibert_layernorm", 2**21)])
