@@ -19,8 +19,6 @@ using kernels::u64;
 #if defined(MNQ_HAVE_X86_SIMD)
 #define MNQ_TARGET_AVX512CD __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx512cd")))
 
-inline __mmask8 lanes8(int64_t n) { return n >= 8 ? 0xff : static_cast<__mmask8>((1u << n) - 1); }
-
 // Stores the code (and mask byte, or value) of element i as the scalar output types do.
 void store_one(const LisRowOut& out, int64_t i, LisCode v) {
   if (out.value != nullptr) {
@@ -52,52 +50,73 @@ MNQ_TARGET_AVX512CD u128 exps(const int32_t* q, int64_t cols, int32_t mx, const 
          static_cast<u64>(_mm512_reduce_add_epi64(s_lo));
 }
 
-// Pass 3 for a row with s < 2^61 (bl = bit_length(s)): lis_exponent_u64's tests where t0 ≥ 3, i.e.
-//   t = t0 − 1 + Σ_{k = t0−1}^{t0+1} [((2s + e) >> k) ≥ 3e]
-// (shift counts ≥ 64 give 0 < 3e, the scalar form's clamped answer), then lis_code_from_t. e = 0 lanes: code 2^b − 1,
-// masked. Lanes with t0 < 3 are finished by the scalar functions.
+// Pass 3 for a row with s < 2^61, 16 elements per step as two 8-lane halves. With a = 2s + e and
+// K = floor(log2(a / 3e)) (a ≥ 3e since s ≥ e), the general threshold test of the header is
+//   ((2s + e) >> k) ≥ 3e  ⟺  a ≥ 3e·2^k  ⟺  k ≤ K,
+// so v reaches K_j for j ≥ 3 exactly when j − 1 ≤ K. When K ≥ 2 (v ≥ K_3 = 6, hence v ≥ 2 and v ≥ 3 too) the count
+// of reached thresholds is t = 2 + (K − 1) = K + 1. And K is one shifted compare: with D = bit_length(a) −
+// bit_length(3e) ≥ 0, a / 3e ∈ (2^(D−1), 2^(D+1)), so K = D when (a >> D) ≥ 3e and D − 1 otherwise, i.e.
+//   t = D + [(a >> D) ≥ 3e]          (lanes with t < 3, i.e. K < 2: the row's few largest probabilities)
+// Bounds: e ≤ s < 2^61, so a < 2^63 and 3e < 2^63. The lanes with t < 3, where K_1 and K_2 differ from the general
+// threshold, are finished by kernels/log_int_softmax.h's functions; e = 0 lanes: code 2^b − 1, masked.
+struct LisHalf {
+  __m512i code;     // min(t, top), top where e = 0
+  __mmask8 masked;  // e = 0 or t > top
+  __mmask8 small;   // lanes of k with e > 0 and t < 3
+};
+
+MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE LisHalf half(const u64* e, __mmask8 k, __m512i s2, __m512i vtop) {
+  const __m512i one = _mm512_set1_epi64(1);
+  const __m512i ev = _mm512_maskz_loadu_epi64(k, e);
+  const __mmask8 zero = _mm512_cmpeq_epi64_mask(ev, _mm512_setzero_si512());
+  const __m512i e1 = _mm512_mask_mov_epi64(ev, zero, one);  // e = 0 lanes (and lanes outside k): any e ≥ 1
+  const __m512i a = _mm512_add_epi64(s2, e1);
+  const __m512i e3 = _mm512_add_epi64(e1, _mm512_add_epi64(e1, e1));
+  const __m512i d = _mm512_sub_epi64(_mm512_lzcnt_epi64(e3), _mm512_lzcnt_epi64(a));  // D
+  const __m512i t = _mm512_mask_add_epi64(d, _mm512_cmpge_epu64_mask(_mm512_srlv_epi64(a, d), e3), d, one);
+  const __mmask8 masked = _mm512_cmpgt_epi64_mask(t, vtop) | zero;
+  const __mmask8 small = k & ~zero & _mm512_cmplt_epi64_mask(t, _mm512_set1_epi64(3));
+  return LisHalf{_mm512_mask_mov_epi64(_mm512_min_epi64(t, vtop), zero, vtop), masked, small};
+}
+
 MNQ_TARGET_AVX512CD void codes(const u64* e, int64_t cols, u64 s, int bl, const kernels::LogIntSoftmaxConsts& c,
                                const LisRowOut& out) {
   const int top = (1 << c.bits) - 1;
-  const __m512i one = _mm512_set1_epi64(1), vtop = _mm512_set1_epi64(top);
+  const __m512i vtop = _mm512_set1_epi64(top);
   // The output pointers as locals: the byte stores may alias anything, and members would be reloaded after each.
   uint8_t* const code_p = out.code;
   uint8_t* const mask_p = out.mask;
   float* const value_p = out.value;
-  const __m512i s2 = _mm512_set1_epi64(static_cast<long long>(2 * s)), blm64 = _mm512_set1_epi64(bl - 64);
-  for (int64_t j = 0; j < cols; j += 8) {
-    const __mmask8 k = lanes8(cols - j);
-    const __m512i ev = _mm512_maskz_loadu_epi64(k, e + j);
-    const __mmask8 zero = _mm512_cmpeq_epi64_mask(ev, _mm512_setzero_si512());
-    const __m512i e1 = _mm512_mask_mov_epi64(ev, zero, one);
-    const __m512i t0v = _mm512_add_epi64(_mm512_lzcnt_epi64(e1), blm64);  // bl − bit_length(e)
-    const __m512i a = _mm512_add_epi64(s2, e1);
-    const __m512i e3 = _mm512_add_epi64(e1, _mm512_add_epi64(e1, e1));
-    const __m512i k0 = _mm512_sub_epi64(t0v, one);
-    __m512i t = k0;
-    t = _mm512_mask_add_epi64(t, _mm512_cmpge_epu64_mask(_mm512_srlv_epi64(a, k0), e3), t, one);
-    t = _mm512_mask_add_epi64(t, _mm512_cmpge_epu64_mask(_mm512_srlv_epi64(a, t0v), e3), t, one);
-    t = _mm512_mask_add_epi64(t, _mm512_cmpge_epu64_mask(_mm512_srlv_epi64(a, _mm512_add_epi64(t0v, one)), e3), t,
-                              one);
-    const __mmask8 masked = _mm512_cmpgt_epi64_mask(t, vtop) | zero;
-    const __m512i code = _mm512_mask_mov_epi64(_mm512_min_epi64(t, vtop), zero, vtop);
+  const __m512i s2 = _mm512_set1_epi64(static_cast<long long>(2 * s));
+  for (int64_t j = 0; j < cols; j += 16) {
+    const __mmask16 k = simd_lanes16(cols - j);
+    const LisHalf h0 = half(e + j, static_cast<__mmask8>(k), s2, vtop);
+    const LisHalf h1 = half(e + j + 8, static_cast<__mmask8>(k >> 8), s2, vtop);
+    const __mmask16 masked = static_cast<__mmask16>(h0.masked | (static_cast<unsigned>(h1.masked) << 8));
     if (value_p != nullptr) {
-      // 2^−code as float32 bits (pow2_neg_f32): normal (127 − code) << 23 for code ≤ 126, the subnormal
-      // 1 << (149 − code) up to 149, 0 beyond; 0 where masked.
-      const __m512i normal = _mm512_slli_epi64(_mm512_sub_epi64(_mm512_set1_epi64(127), code), 23);
-      const __m512i sub = _mm512_maskz_sllv_epi64(_mm512_cmple_epi64_mask(code, _mm512_set1_epi64(149)), one,
-                                                  _mm512_sub_epi64(_mm512_set1_epi64(149), code));
-      const __m512i bits = _mm512_mask_mov_epi64(sub, _mm512_cmple_epi64_mask(code, _mm512_set1_epi64(126)), normal);
-      _mm256_mask_storeu_epi32(value_p + j, k,
-                               _mm512_cvtepi64_epi32(_mm512_maskz_mov_epi64(static_cast<__mmask8>(~masked), bits)));
-    } else if (k == 0xff) {  // VPMOVQB to a register and a plain 8-byte store: the masked narrowing store is slow
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(code_p + j), _mm512_cvtepi64_epi8(code));
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(mask_p + j), _mm512_cvtepi64_epi8(_mm512_maskz_mov_epi64(masked, one)));
+      // 2^−code as float32 bits (pow2_neg_f32), 16 int32 lanes: normal (127 − code) << 23 for code ≤ 126, the
+      // subnormal 1 << (149 − code) up to 149, 0 beyond; 0 where masked.
+      const __m512i code = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(h0.code)),
+                                              _mm512_cvtepi64_epi32(h1.code), 1);
+      const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(_mm512_set1_epi32(127), code), 23);
+      const __m512i sub = _mm512_maskz_sllv_epi32(_mm512_cmple_epi32_mask(code, _mm512_set1_epi32(149)),
+                                                  _mm512_set1_epi32(1),
+                                                  _mm512_sub_epi32(_mm512_set1_epi32(149), code));
+      const __m512i bits = _mm512_mask_mov_epi32(sub, _mm512_cmple_epi32_mask(code, _mm512_set1_epi32(126)), normal);
+      _mm512_mask_storeu_epi32(value_p + j, k, _mm512_maskz_mov_epi32(static_cast<__mmask16>(~masked), bits));
     } else {
-      _mm512_mask_cvtepi64_storeu_epi8(code_p + j, k, code);
-      _mm512_mask_cvtepi64_storeu_epi8(mask_p + j, k, _mm512_maskz_mov_epi64(masked, one));
+      // VPMOVQB to registers and one 16-byte store each (the masked narrowing store is slow).
+      const __m128i code = _mm_unpacklo_epi64(_mm512_cvtepi64_epi8(h0.code), _mm512_cvtepi64_epi8(h1.code));
+      const __m128i mbytes = _mm_maskz_mov_epi8(masked, _mm_set1_epi8(1));
+      if (k == 0xffff) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(code_p + j), code);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(mask_p + j), mbytes);
+      } else {
+        _mm_mask_storeu_epi8(code_p + j, k, code);
+        _mm_mask_storeu_epi8(mask_p + j, k, mbytes);
+      }
     }
-    const __mmask8 small = k & ~zero & _mm512_cmplt_epi64_mask(t0v, _mm512_set1_epi64(3));
+    const unsigned small = h0.small | (static_cast<unsigned>(h1.small) << 8);
     for (unsigned r = small; r != 0; r &= r - 1) {
       const int64_t i = j + __builtin_ctz(r);
       store_one(out, i, kernels::lis_code_from_t(kernels::lis_exponent_u64(s, bl, e[i]), 0, c));

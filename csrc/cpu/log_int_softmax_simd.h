@@ -1,12 +1,13 @@
 // Log-Int-Softmax's AVX-512 row path (kernels/log_int_softmax.h), equal to the scalar definition element by element.
 //
 // Three passes over a row, 16 or 8 lanes each: (1) the row max of the codes (int32 codes are read in place; float
-// values are rounded to codes rint(x·(1/S)) in float64 as kernels/io.h's FloatIn does, into a row buffer), (2) the
+// values are rounded to the codes of kernels/io.h's FloatIn by row_codes_simd.h, into a row buffer), (2) the
 // exponentials e = ibert_exp(max(q − m, n·x0)) gathered from the caller's exact table of i-exp (iexp_table.h) with
-// the 128-bit row sum kept as two 64-bit sums of the 32-bit halves, (3) the codes from lis_exponent_u64's three
-// threshold tests, with VPLZCNTQ for the bit lengths and per-lane variable shifts. Lanes the vector form does not
-// cover (t0 = bit_length(s) − bit_length(e) < 3, where the thresholds K_1, K_2 differ from the general one: the
-// few largest probabilities of a row) and rows whose sum reaches 2^61 take kernels/log_int_softmax.h's functions.
+// the 128-bit row sum kept as two 64-bit sums of the 32-bit halves, (3) the codes, 16 per step: one shifted
+// compare per element gives t = floor(log2((2s + e) / 3e)) + 1 (VPLZCNTQ for the bit lengths, a per-lane variable
+// shift), which is lis_exponent's count of reached thresholds wherever t ≥ 3 (the derivation is at codes() in the
+// .cpp). Lanes with t < 3 (v < 6: the row's few largest probabilities, where the thresholds K_1, K_2 differ from the
+// general one) and rows whose sum reaches 2^61 take kernels/log_int_softmax.h's functions.
 #pragma once
 
 #include <cstdint>
