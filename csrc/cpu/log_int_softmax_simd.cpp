@@ -28,7 +28,10 @@ void store_one(const LisRowOut& out, int64_t i, LisCode v) {
   }
 }
 
-// Pass 2: e[j] = tab[lim − min(m − q, lim)] (m − q taken modulo 2^32: the exact difference, ≥ 0) and Σe.
+// Pass 2: e[j] = tab[lim − min(m − q, lim)] (m − q taken modulo 2^32: the exact difference, ≥ 0) and Σe. kWide:
+// the sum kept as two 64-bit sums of the 32-bit halves (each < cols·2^32); otherwise (cols·max(e) < 2^63, the
+// caller's test) one 64-bit sum.
+template <bool kWide>
 MNQ_TARGET_AVX512CD u128 exps(const int32_t* q, int64_t cols, int32_t mx, const i64* tab, uint32_t lim, u64* e) {
   const __m512i vm = _mm512_set1_epi32(mx), vlim = _mm512_set1_epi32(static_cast<int32_t>(lim));
   const __m512i low32 = _mm512_set1_epi64(0xffffffffLL);
@@ -43,8 +46,12 @@ MNQ_TARGET_AVX512CD u128 exps(const int32_t* q, int64_t cols, int32_t mx, const 
                                                    _mm512_extracti64x4_epi64(idx, 1), tab, 8);
     _mm512_mask_storeu_epi64(e + j, static_cast<__mmask8>(k), e0);
     _mm512_mask_storeu_epi64(e + j + 8, static_cast<__mmask8>(k >> 8), e1);
-    s_hi = _mm512_add_epi64(s_hi, _mm512_add_epi64(_mm512_srli_epi64(e0, 32), _mm512_srli_epi64(e1, 32)));
-    s_lo = _mm512_add_epi64(s_lo, _mm512_add_epi64(_mm512_and_si512(e0, low32), _mm512_and_si512(e1, low32)));
+    if (kWide) {
+      s_hi = _mm512_add_epi64(s_hi, _mm512_add_epi64(_mm512_srli_epi64(e0, 32), _mm512_srli_epi64(e1, 32)));
+      s_lo = _mm512_add_epi64(s_lo, _mm512_add_epi64(_mm512_and_si512(e0, low32), _mm512_and_si512(e1, low32)));
+    } else {
+      s_lo = _mm512_add_epi64(s_lo, _mm512_add_epi64(e0, e1));
+    }
   }
   return (static_cast<u128>(static_cast<u64>(_mm512_reduce_add_epi64(s_hi))) << 32) +
          static_cast<u64>(_mm512_reduce_add_epi64(s_lo));
@@ -65,20 +72,24 @@ struct LisHalf {
   __mmask8 small;   // lanes of k with e > 0 and t < 3
 };
 
+// kZeros = false: the table (hence the row) holds no e = 0, and the lanes outside k load 1.
+template <bool kZeros>
 MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE LisHalf half(const u64* e, __mmask8 k, __m512i s2, __m512i vtop) {
   const __m512i one = _mm512_set1_epi64(1);
-  const __m512i ev = _mm512_maskz_loadu_epi64(k, e);
-  const __mmask8 zero = _mm512_cmpeq_epi64_mask(ev, _mm512_setzero_si512());
-  const __m512i e1 = _mm512_mask_mov_epi64(ev, zero, one);  // e = 0 lanes (and lanes outside k): any e ≥ 1
+  const __m512i ev = kZeros ? _mm512_maskz_loadu_epi64(k, e) : _mm512_mask_loadu_epi64(one, k, e);
+  const __mmask8 zero = kZeros ? _mm512_cmpeq_epi64_mask(ev, _mm512_setzero_si512()) : 0;
+  const __m512i e1 = kZeros ? _mm512_mask_mov_epi64(ev, zero, one) : ev;  // e = 0 lanes (and outside k): e ≥ 1
   const __m512i a = _mm512_add_epi64(s2, e1);
   const __m512i e3 = _mm512_add_epi64(e1, _mm512_add_epi64(e1, e1));
   const __m512i d = _mm512_sub_epi64(_mm512_lzcnt_epi64(e3), _mm512_lzcnt_epi64(a));  // D
   const __m512i t = _mm512_mask_add_epi64(d, _mm512_cmpge_epu64_mask(_mm512_srlv_epi64(a, d), e3), d, one);
   const __mmask8 masked = _mm512_cmpgt_epi64_mask(t, vtop) | zero;
   const __mmask8 small = k & ~zero & _mm512_cmplt_epi64_mask(t, _mm512_set1_epi64(3));
-  return LisHalf{_mm512_mask_mov_epi64(_mm512_min_epi64(t, vtop), zero, vtop), masked, small};
+  const __m512i code = _mm512_min_epi64(t, vtop);
+  return LisHalf{kZeros ? _mm512_mask_mov_epi64(code, zero, vtop) : code, masked, small};
 }
 
+template <bool kZeros>
 MNQ_TARGET_AVX512CD void codes(const u64* e, int64_t cols, u64 s, int bl, const kernels::LogIntSoftmaxConsts& c,
                                const LisRowOut& out) {
   const int top = (1 << c.bits) - 1;
@@ -90,8 +101,8 @@ MNQ_TARGET_AVX512CD void codes(const u64* e, int64_t cols, u64 s, int bl, const 
   const __m512i s2 = _mm512_set1_epi64(static_cast<long long>(2 * s));
   for (int64_t j = 0; j < cols; j += 16) {
     const __mmask16 k = simd_lanes16(cols - j);
-    const LisHalf h0 = half(e + j, static_cast<__mmask8>(k), s2, vtop);
-    const LisHalf h1 = half(e + j + 8, static_cast<__mmask8>(k >> 8), s2, vtop);
+    const LisHalf h0 = half<kZeros>(e + j, static_cast<__mmask8>(k), s2, vtop);
+    const LisHalf h1 = half<kZeros>(e + j + 8, static_cast<__mmask8>(k >> 8), s2, vtop);
     const __mmask16 masked = static_cast<__mmask16>(h0.masked | (static_cast<unsigned>(h1.masked) << 8));
     if (value_p != nullptr) {
       // 2^−code as float32 bits (pow2_neg_f32), 16 int32 lanes: normal (127 − code) << 23 for code ≤ 126, the
@@ -139,18 +150,33 @@ bool lis_simd_available() {
 #endif
 }
 
+LisTableFacts lis_table_facts(const i64* tab, uint32_t lim, int64_t cols) {
+  LisTableFacts f{false, false};
+  i64 mx = 0;
+  for (uint32_t i = 0; i <= lim; ++i) {
+    f.zeros |= tab[i] == 0;
+    mx = tab[i] > mx ? tab[i] : mx;
+  }
+  f.wide = static_cast<u128>(static_cast<u64>(mx)) * static_cast<u64>(cols) >= (static_cast<u128>(1) << 63);
+  return f;
+}
+
 bool lis_row(const LisRowIn& in, const LogIntSoftmaxParams& p, const i64* tab, uint32_t lim, int32_t* qbuf, u64* ebuf,
-             const LisRowOut& out) {
+             const LisRowOut& out, const LisTableFacts& facts) {
 #if defined(MNQ_HAVE_X86_SIMD)
   int32_t mx = 0, mn = 0;
   const bool ok = in.q != nullptr ? int_row_max_min(in.q, p.cols, p.lo, p.hi, mx, mn)
                                   : float_row_codes(in.x, p.cols, in.inv_scale, p.lo, p.hi, qbuf, mx, mn);
   if (!ok) return false;
   const int32_t* q = in.q != nullptr ? in.q : qbuf;
-  const u128 s = exps(q, p.cols, mx, tab, lim, ebuf);
+  const u128 s = facts.wide ? exps<true>(q, p.cols, mx, tab, lim, ebuf) : exps<false>(q, p.cols, mx, tab, lim, ebuf);
   if (s < (static_cast<u128>(1) << 61)) {
     const u64 s64 = static_cast<u64>(s);
-    codes(ebuf, p.cols, s64, kernels::bit_length(s64), p.c, out);
+    if (facts.zeros) {
+      codes<true>(ebuf, p.cols, s64, kernels::bit_length(s64), p.c, out);
+    } else {
+      codes<false>(ebuf, p.cols, s64, kernels::bit_length(s64), p.c, out);
+    }
   } else {
     for (int64_t j = 0; j < p.cols; ++j) store_one(out, j, kernels::lis_code(s, static_cast<i64>(ebuf[j]), p.c));
   }

@@ -48,11 +48,21 @@ struct LisRowOut {
 // Whether this build and CPU have the path (AVX-512 F/DQ/BW/VL and CD; the caller also checks isa()).
 bool lis_simd_available();
 
+// Facts about the table that select the row path's variants, computed once per call: zeros, whether an entry is 0
+// (the codes then test e = 0 lanes); wide, whether cols·max(tab) ≥ 2^63 (the row sum is then kept in two halves).
+// The defaults are the general variants, right for any table.
+struct LisTableFacts {
+  bool zeros = true;
+  bool wide = true;
+};
+LisTableFacts lis_table_facts(const kernels::i64* tab, uint32_t lim, int64_t cols);
+
 // One row of p.cols elements. tab[i] = ibert_exp(i − lim, p.c.ex) for i ∈ [0, lim], lim = −n·x0 (< 2^31);
-// qbuf [p.cols] int32 and ebuf [p.cols] uint64 are scratch. False when a code lies outside [p.lo, p.hi] (or a float
-// has no code); the row's output is then unspecified.
+// qbuf [p.cols] int32 and ebuf [p.cols] uint64 are scratch; facts: lis_table_facts(tab, lim, p.cols) or the
+// defaults. False when a code lies outside [p.lo, p.hi] (or a float has no code); the row's output is then
+// unspecified.
 bool lis_row(const LisRowIn& in, const kernels::LogIntSoftmaxParams& p, const kernels::i64* tab, uint32_t lim,
-             int32_t* qbuf, kernels::u64* ebuf, const LisRowOut& out);
+             int32_t* qbuf, kernels::u64* ebuf, const LisRowOut& out, const LisTableFacts& facts = {});
 
 }  // namespace cpu
 }  // namespace ops
