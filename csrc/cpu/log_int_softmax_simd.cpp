@@ -89,7 +89,7 @@ MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE LisHalf half(const u64* e, __mmask8 k, __m
   return LisHalf{kZeros ? _mm512_mask_mov_epi64(code, zero, vtop) : code, masked, small};
 }
 
-template <bool kZeros>
+template <bool kZeros, bool kNormal>
 MNQ_TARGET_AVX512CD void codes(const u64* e, int64_t cols, u64 s, int bl, const kernels::LogIntSoftmaxConsts& c,
                                const LisRowOut& out) {
   const int top = (1 << c.bits) - 1;
@@ -99,31 +99,34 @@ MNQ_TARGET_AVX512CD void codes(const u64* e, int64_t cols, u64 s, int bl, const 
   uint8_t* const mask_p = out.mask;
   float* const value_p = out.value;
   const __m512i s2 = _mm512_set1_epi64(static_cast<long long>(2 * s));
+  const __m512i even32 = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
   for (int64_t j = 0; j < cols; j += 16) {
     const __mmask16 k = simd_lanes16(cols - j);
     const LisHalf h0 = half<kZeros>(e + j, static_cast<__mmask8>(k), s2, vtop);
     const LisHalf h1 = half<kZeros>(e + j + 8, static_cast<__mmask8>(k >> 8), s2, vtop);
     const __mmask16 masked = static_cast<__mmask16>(h0.masked | (static_cast<unsigned>(h1.masked) << 8));
+    // The 16 codes (< 2^8) as int32 lanes: the low dwords of both halves, one VPERMT2D.
+    const __m512i code = _mm512_permutex2var_epi32(h0.code, even32, h1.code);
     if (value_p != nullptr) {
-      // 2^−code as float32 bits (pow2_neg_f32), 16 int32 lanes: normal (127 − code) << 23 for code ≤ 126, the
-      // subnormal 1 << (149 − code) up to 149, 0 beyond; 0 where masked.
-      const __m512i code = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(h0.code)),
-                                              _mm512_cvtepi64_epi32(h1.code), 1);
+      // 2^−code as float32 bits (pow2_neg_f32): normal (127 − code) << 23 for code ≤ 126, the subnormal
+      // 1 << (149 − code) up to 149, 0 beyond; 0 where masked. kNormal (top ≤ 126, b ≤ 6): only the first.
       const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(_mm512_set1_epi32(127), code), 23);
-      const __m512i sub = _mm512_maskz_sllv_epi32(_mm512_cmple_epi32_mask(code, _mm512_set1_epi32(149)),
-                                                  _mm512_set1_epi32(1),
-                                                  _mm512_sub_epi32(_mm512_set1_epi32(149), code));
-      const __m512i bits = _mm512_mask_mov_epi32(sub, _mm512_cmple_epi32_mask(code, _mm512_set1_epi32(126)), normal);
+      __m512i bits = normal;
+      if (!kNormal) {
+        const __m512i sub = _mm512_maskz_sllv_epi32(_mm512_cmple_epi32_mask(code, _mm512_set1_epi32(149)),
+                                                    _mm512_set1_epi32(1), _mm512_sub_epi32(_mm512_set1_epi32(149), code));
+        bits = _mm512_mask_mov_epi32(sub, _mm512_cmple_epi32_mask(code, _mm512_set1_epi32(126)), normal);
+      }
       _mm512_mask_storeu_epi32(value_p + j, k, _mm512_maskz_mov_epi32(static_cast<__mmask16>(~masked), bits));
     } else {
-      // VPMOVQB to registers and one 16-byte store each (the masked narrowing store is slow).
-      const __m128i code = _mm_unpacklo_epi64(_mm512_cvtepi64_epi8(h0.code), _mm512_cvtepi64_epi8(h1.code));
+      // VPMOVDB to a register and one 16-byte store each (the masked narrowing store is slow).
+      const __m128i bytes = _mm512_cvtepi32_epi8(code);
       const __m128i mbytes = _mm_maskz_mov_epi8(masked, _mm_set1_epi8(1));
       if (k == 0xffff) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(code_p + j), code);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(code_p + j), bytes);
         _mm_storeu_si128(reinterpret_cast<__m128i*>(mask_p + j), mbytes);
       } else {
-        _mm_mask_storeu_epi8(code_p + j, k, code);
+        _mm_mask_storeu_epi8(code_p + j, k, bytes);
         _mm_mask_storeu_epi8(mask_p + j, k, mbytes);
       }
     }
@@ -172,10 +175,12 @@ bool lis_row(const LisRowIn& in, const LogIntSoftmaxParams& p, const i64* tab, u
   const u128 s = facts.wide ? exps<true>(q, p.cols, mx, tab, lim, ebuf) : exps<false>(q, p.cols, mx, tab, lim, ebuf);
   if (s < (static_cast<u128>(1) << 61)) {
     const u64 s64 = static_cast<u64>(s);
+    const int bl = kernels::bit_length(s64);
+    const bool normal = p.c.bits <= 6;  // every code ≤ 2^b − 1 ≤ 126: 2^−code is a normal float32
     if (facts.zeros) {
-      codes<true>(ebuf, p.cols, s64, kernels::bit_length(s64), p.c, out);
+      (normal ? codes<true, true> : codes<true, false>)(ebuf, p.cols, s64, bl, p.c, out);
     } else {
-      codes<false>(ebuf, p.cols, s64, kernels::bit_length(s64), p.c, out);
+      (normal ? codes<false, true> : codes<false, false>)(ebuf, p.cols, s64, bl, p.c, out);
     }
   } else {
     for (int64_t j = 0; j < p.cols; ++j) store_one(out, j, kernels::lis_code(s, static_cast<i64>(ebuf[j]), p.c));
