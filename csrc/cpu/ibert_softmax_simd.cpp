@@ -48,9 +48,9 @@ MNQ_TARGET_AVX512 void write(const int32_t* e, int64_t cols, i64 f, int shift, c
 bool ibert_softmax_row(const IbertSoftmaxRowIn& in, const IbertSoftmaxParams& p, const int32_t* tab, uint32_t lim,
                        int32_t* buf, const IbertSoftmaxRowOut& out) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  int32_t mx = 0, mn = 0;
-  const bool ok = in.q != nullptr ? int_row_max_min(in.q, p.cols, p.lo, p.hi, mx, mn)
-                                  : float_row_codes(in.x, p.cols, in.inv_scale, p.lo, p.hi, buf, mx, mn);
+  int32_t mx = 0;
+  const bool ok = in.q != nullptr ? int_row_max(in.q, p.cols, p.lo, p.hi, mx)
+                                  : float_row_codes_max(in.x, p.cols, in.inv_scale, p.lo, p.hi, buf, mx);
   if (!ok) return false;
   const i64 s = row_table_exps(in.q != nullptr ? in.q : buf, p.cols, mx, tab, lim, buf);
   const i64 f = kernels::ibert_softmax_factor(s);

@@ -167,9 +167,9 @@ LisTableFacts lis_table_facts(const i64* tab, uint32_t lim, int64_t cols) {
 bool lis_row(const LisRowIn& in, const LogIntSoftmaxParams& p, const i64* tab, uint32_t lim, int32_t* qbuf, u64* ebuf,
              const LisRowOut& out, const LisTableFacts& facts) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  int32_t mx = 0, mn = 0;
-  const bool ok = in.q != nullptr ? int_row_max_min(in.q, p.cols, p.lo, p.hi, mx, mn)
-                                  : float_row_codes(in.x, p.cols, in.inv_scale, p.lo, p.hi, qbuf, mx, mn);
+  int32_t mx = 0;
+  const bool ok = in.q != nullptr ? int_row_max(in.q, p.cols, p.lo, p.hi, mx)
+                                  : float_row_codes_max(in.x, p.cols, in.inv_scale, p.lo, p.hi, qbuf, mx);
   if (!ok) return false;
   const int32_t* q = in.q != nullptr ? in.q : qbuf;
   const u128 s = facts.wide ? exps<true>(q, p.cols, mx, tab, lim, ebuf) : exps<false>(q, p.cols, mx, tab, lim, ebuf);

@@ -43,6 +43,21 @@ MNQ_TARGET_AVX512 inline bool int_row_max_min(const int32_t* q, int64_t cols, in
   return bad == 0;
 }
 
+// The row max alone (the softmaxes' first pass), with the range test only when [lo, hi] is narrower than int32.
+MNQ_TARGET_AVX512 inline bool int_row_max(const int32_t* q, int64_t cols, int64_t lo, int64_t hi, int32_t& mx) {
+  if (lo > INT32_MIN || hi < INT32_MAX) {
+    int32_t mn = 0;
+    return int_row_max_min(q, cols, lo, hi, mx, mn);
+  }
+  __m512i vmax = _mm512_set1_epi32(INT32_MIN);
+  for (int64_t j = 0; j < cols; j += 16) {
+    const __mmask16 k = simd_lanes16(cols - j);
+    vmax = _mm512_mask_max_epi32(vmax, k, vmax, _mm512_maskz_loadu_epi32(k, q + j));
+  }
+  mx = _mm512_reduce_max_epi32(vmax);
+  return true;
+}
+
 // The scale of the values: one 1/S for the row (ScalarInv), or 1/S[c] per column (ChannelInv: PTF LayerNorm's
 // per-channel scales; r the float32 copies, each a normal float32 in [2^−100, 2^100], checked by the caller).
 struct ScalarInv {
@@ -125,6 +140,21 @@ struct RowMaxMin {
     vmin = _mm512_mask_min_epi32(vmin, k, vmin, v);
   }
 };
+
+// The running max of the codes (float_row_codes_max).
+struct RowMax {
+  __m512i& vmax;
+  MNQ_TARGET_AVX512 void operator()(__m512i v, __mmask16 k, int64_t) const { vmax = _mm512_mask_max_epi32(vmax, k, vmax, v); }
+};
+
+// float_row_codes_each with the codes' max (the softmaxes' first pass).
+MNQ_TARGET_AVX512 inline bool float_row_codes_max(const float* x, int64_t cols, double inv_scale, int64_t lo, int64_t hi,
+                                                  int32_t* q, int32_t& mx) {
+  __m512i vmax = _mm512_set1_epi32(INT32_MIN);
+  const bool ok = float_row_codes_each(x, cols, ScalarInv{inv_scale}, lo, hi, q, RowMax{vmax});
+  mx = _mm512_reduce_max_epi32(vmax);
+  return ok;
+}
 
 // float_row_codes_each with the codes' max and min.
 MNQ_TARGET_AVX512 inline bool float_row_codes(const float* x, int64_t cols, double inv_scale, int64_t lo, int64_t hi,
