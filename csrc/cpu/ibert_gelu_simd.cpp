@@ -153,12 +153,14 @@ MNQ_TARGET_AVX512 bool rows_f32(const IbertGeluIn& in, const IbertGeluOut& out, 
 IbertGeluPlan ibert_gelu_plan(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p) {
   IbertGeluPlan plan{true, true};
   for (int64_t j = 0; j < p.cols; ++j) {
-    if (kernels::ibert_gelu_max_factor(kernels::IbertGeluConsts{p.b[j], p.c[j], p.one[j]}) > 2147483647) {
-      plan.factor32 = false;
-    }
     plan.uniform &= p.b[j] == p.b[0] && p.c[j] == p.c[0] && p.one[j] == p.one[0];
     if (in.inv_scale != nullptr) plan.uniform &= in.inv_scale[j] == in.inv_scale[0];
     if (out.s_out != nullptr) plan.uniform &= out.s_out[j] == out.s_out[0];
+  }
+  for (int64_t j = 0; j < (plan.uniform ? 1 : p.cols); ++j) {  // one channel stands for all when they are equal
+    if (kernels::ibert_gelu_max_factor(kernels::IbertGeluConsts{p.b[j], p.c[j], p.one[j]}) > 2147483647) {
+      plan.factor32 = false;
+    }
   }
   return plan;
 }
