@@ -64,12 +64,13 @@ MNQ_TARGET_AVX512CD u128 exps(const int32_t* q, int64_t cols, int32_t mx, const 
 // of reached thresholds is t = 2 + (K − 1) = K + 1. And K is one shifted compare: with D = bit_length(a) −
 // bit_length(3e) ≥ 0, a / 3e ∈ (2^(D−1), 2^(D+1)), so K = D when (a >> D) ≥ 3e and D − 1 otherwise, i.e.
 //   t = D + [(a >> D) ≥ 3e]          (lanes with t < 3, i.e. K < 2: the row's few largest probabilities)
-// Bounds: e ≤ s < 2^61, so a < 2^63 and 3e < 2^63. The lanes with t < 3, where K_1 and K_2 differ from the general
-// threshold, are finished by kernels/log_int_softmax.h's functions; e = 0 lanes: code 2^b − 1, masked.
+// When K < 2 (the lanes computing t < 3: the row's few largest probabilities) no threshold j ≥ 3 is reached and t is
+// the header's first two tests, t = [2s ≥ 3e] + [2s > 5e], taken in every lane and selected where t < 3 (no branch
+// on those lanes' positions). Bounds: e ≤ s < 2^61, so a < 2^63, 3e < 2^63 and 5e < 2^64 (unsigned compares).
+// e = 0 lanes: code 2^b − 1, masked.
 struct LisHalf {
   __m512i code;     // min(t, top), top where e = 0
   __mmask8 masked;  // e = 0 or t > top
-  __mmask8 small;   // lanes of k with e > 0 and t < 3
 };
 
 // kZeros = false: the table (hence the row) holds no e = 0, and the lanes outside k load 1.
@@ -82,15 +83,18 @@ MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE LisHalf half(const u64* e, __mmask8 k, __m
   const __m512i a = _mm512_add_epi64(s2, e1);
   const __m512i e3 = _mm512_add_epi64(e1, _mm512_add_epi64(e1, e1));
   const __m512i d = _mm512_sub_epi64(_mm512_lzcnt_epi64(e3), _mm512_lzcnt_epi64(a));  // D
-  const __m512i t = _mm512_mask_add_epi64(d, _mm512_cmpge_epu64_mask(_mm512_srlv_epi64(a, d), e3), d, one);
+  const __m512i tk = _mm512_mask_add_epi64(d, _mm512_cmpge_epu64_mask(_mm512_srlv_epi64(a, d), e3), d, one);
+  const __mmask8 j1 = _mm512_cmpge_epu64_mask(s2, e3);                                        // 2s ≥ 3e
+  const __mmask8 j2 = _mm512_cmpgt_epu64_mask(s2, _mm512_add_epi64(e3, _mm512_add_epi64(e1, e1)));  // 2s > 5e
+  const __m512i t12 = _mm512_mask_add_epi64(_mm512_maskz_mov_epi64(j1, one), j2, _mm512_maskz_mov_epi64(j1, one), one);
+  const __m512i t = _mm512_mask_mov_epi64(tk, _mm512_cmplt_epi64_mask(tk, _mm512_set1_epi64(3)), t12);
   const __mmask8 masked = _mm512_cmpgt_epi64_mask(t, vtop) | zero;
-  const __mmask8 small = k & ~zero & _mm512_cmplt_epi64_mask(t, _mm512_set1_epi64(3));
   const __m512i code = _mm512_min_epi64(t, vtop);
-  return LisHalf{kZeros ? _mm512_mask_mov_epi64(code, zero, vtop) : code, masked, small};
+  return LisHalf{kZeros ? _mm512_mask_mov_epi64(code, zero, vtop) : code, masked};
 }
 
 template <bool kZeros, bool kNormal>
-MNQ_TARGET_AVX512CD void codes(const u64* e, int64_t cols, u64 s, int bl, const kernels::LogIntSoftmaxConsts& c,
+MNQ_TARGET_AVX512CD void codes(const u64* e, int64_t cols, u64 s, const kernels::LogIntSoftmaxConsts& c,
                                const LisRowOut& out) {
   const int top = (1 << c.bits) - 1;
   const __m512i vtop = _mm512_set1_epi64(top);
@@ -129,11 +133,6 @@ MNQ_TARGET_AVX512CD void codes(const u64* e, int64_t cols, u64 s, int bl, const 
         _mm_mask_storeu_epi8(code_p + j, k, bytes);
         _mm_mask_storeu_epi8(mask_p + j, k, mbytes);
       }
-    }
-    const unsigned small = h0.small | (static_cast<unsigned>(h1.small) << 8);
-    for (unsigned r = small; r != 0; r &= r - 1) {
-      const int64_t i = j + __builtin_ctz(r);
-      store_one(out, i, kernels::lis_code_from_t(kernels::lis_exponent_u64(s, bl, e[i]), 0, c));
     }
   }
 }
@@ -175,12 +174,11 @@ bool lis_row(const LisRowIn& in, const LogIntSoftmaxParams& p, const i64* tab, u
   const u128 s = facts.wide ? exps<true>(q, p.cols, mx, tab, lim, ebuf) : exps<false>(q, p.cols, mx, tab, lim, ebuf);
   if (s < (static_cast<u128>(1) << 61)) {
     const u64 s64 = static_cast<u64>(s);
-    const int bl = kernels::bit_length(s64);
     const bool normal = p.c.bits <= 6;  // every code ≤ 2^b − 1 ≤ 126: 2^−code is a normal float32
     if (facts.zeros) {
-      (normal ? codes<true, true> : codes<true, false>)(ebuf, p.cols, s64, bl, p.c, out);
+      (normal ? codes<true, true> : codes<true, false>)(ebuf, p.cols, s64, p.c, out);
     } else {
-      (normal ? codes<false, true> : codes<false, false>)(ebuf, p.cols, s64, bl, p.c, out);
+      (normal ? codes<false, true> : codes<false, false>)(ebuf, p.cols, s64, p.c, out);
     }
   } else {
     for (int64_t j = 0; j < p.cols; ++j) store_one(out, j, kernels::lis_code(s, static_cast<i64>(ebuf[j]), p.c));

@@ -6,8 +6,9 @@
 // the 128-bit row sum kept as two 64-bit sums of the 32-bit halves, (3) the codes, 16 per step: one shifted
 // compare per element gives t = floor(log2((2s + e) / 3e)) + 1 (VPLZCNTQ for the bit lengths, a per-lane variable
 // shift), which is lis_exponent's count of reached thresholds wherever t ≥ 3 (the derivation is at codes() in the
-// .cpp). Lanes with t < 3 (v < 6: the row's few largest probabilities, where the thresholds K_1, K_2 differ from the
-// general one) and rows whose sum reaches 2^61 take kernels/log_int_softmax.h's functions.
+// .cpp); lanes with t < 3 (v < 6: the row's few largest probabilities, where the thresholds K_1, K_2 differ from the
+// general one) take the first two tests instead, in the same vectors. Rows whose sum reaches 2^61 take
+// kernels/log_int_softmax.h's functions.
 #pragma once
 
 #include <cstdint>

@@ -297,7 +297,7 @@ TEST_CASE("log-int-softmax avx512 rows equal lis_code", "[simd]") {
           REQUIRE(std::memcmp(&fw, &value[c], sizeof fw) == 0);
           zeros += e[c] == 0;
           if (e[c] > 0 && s < (static_cast<u128>(1) << 61)) {
-            small_t0 += lis_exponent(s, e[c]) < 3;  // the lanes the vector form leaves to the scalar one
+            small_t0 += lis_exponent(s, e[c]) < 3;  // the lanes of the first two tests (K_1, K_2)
           }
         }
         // A code outside the declared range fails the row.
