@@ -223,6 +223,34 @@ def test_integer_layernorm_long_rows(isa, name, lim, cols):
     check_layernorm(name, q, 6.0 / lim, w, b)
 
 
+def test_row_ops_long_rows(isa):
+    """Rows longer than the row buffers' 4096 elements on the stack (row_buffer.h: they come from torch's allocator
+    then): Shiftmax, Log-Int-Softmax and I-BERT softmax, and ShiftGELU on its table path (with the QAT value table)."""
+    g = torch.Generator().manual_seed(12)
+    cols = 5000
+    q = codes(3, cols, -128, 127, 40, g)
+    scale = 8.0 / 127
+    x = (q.double() * scale).float()
+    got, s_out = ops.shiftmax(q, scale)
+    want, _ = reference.shiftmax(q, scale)
+    assert torch.equal(got.long(), want.long())
+    assert torch.equal(ops.shiftmax_qat(x, scale)[0], dequant(want, s_out))
+    got, s_out = ops.ibert_softmax(q, scale)
+    want, _ = reference.ibert_softmax(q, scale)
+    assert torch.equal(got.long(), want.long())
+    assert torch.equal(ops.ibert_softmax_qat(x, scale)[0], dequant(want, s_out))
+    code, mask = ops.log_int_softmax(q, scale)
+    want_code, want_mask = reference.log_int_softmax(q, scale)
+    assert torch.equal(code.long(), want_code.long()) and torch.equal(mask, want_mask)
+    value, _ = ops.log_int_softmax_qat(x, scale)
+    assert torch.equal(value, reference.log_int_softmax_value(want_code, want_mask).float())
+    scale = 4.0 / 127
+    got, s_out = ops.shift_gelu(q, scale)
+    want, _ = reference.shift_gelu(q, scale)
+    assert torch.equal(got.long(), want.long())
+    assert torch.equal(ops.shift_gelu_qat((q.double() * scale).float(), scale)[0], dequant(want, s_out))
+
+
 @pytest.mark.parametrize("cols", [7, 16, 33, 384])
 def test_requant_dyadic_full_multiplier(isa, cols):
     """requant_dyadic accepts |m| = 2^31, beyond the vector paths' signed 32-bit multiply: every path must give
