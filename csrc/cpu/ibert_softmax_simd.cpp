@@ -48,11 +48,8 @@ MNQ_TARGET_AVX512 void write(const int32_t* e, int64_t cols, i64 f, int shift, c
 bool ibert_softmax_row(const IbertSoftmaxRowIn& in, const IbertSoftmaxParams& p, const int32_t* tab, uint32_t lim,
                        int32_t* buf, const IbertSoftmaxRowOut& out) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  int32_t mx = 0;
-  const bool ok = in.q != nullptr ? int_row_max(in.q, p.cols, p.lo, p.hi, mx)
-                                  : float_row_codes_max(in.x, p.cols, in.inv_scale, p.lo, p.hi, buf, mx);
-  if (!ok) return false;
-  const i64 s = row_table_exps(in.q != nullptr ? in.q : buf, p.cols, mx, tab, lim, buf);
+  i64 s = 0;
+  if (!row_table_softmax_exps(in.q, in.x, in.inv_scale, p.cols, p.lo, p.hi, tab, lim, buf, s)) return false;
   const i64 f = kernels::ibert_softmax_factor(s);
   if (f < (i64(1) << 32)) {
     write(buf, p.cols, f, p.c.out_shift, out);

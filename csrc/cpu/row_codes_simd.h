@@ -184,6 +184,19 @@ MNQ_TARGET_AVX512 inline int64_t row_table_exps(const int32_t* q, int64_t cols, 
   return _mm512_reduce_add_epi64(s);
 }
 
+// Passes 1 and 2 of the table softmaxes: the row max of int32 codes q (read in place) or of the codes of float values
+// x (1/S = inv, into e first), then row_table_exps into e, its sum in s. Exactly one of q, x is set. False when a code
+// lies outside [lo, hi] (or a float has no code).
+MNQ_TARGET_AVX512 inline bool row_table_softmax_exps(const int32_t* q, const float* x, double inv, int64_t cols,
+                                                     int64_t lo, int64_t hi, const int32_t* tab, uint32_t lim,
+                                                     int32_t* e, int64_t& s) {
+  int32_t mx = 0;
+  const bool ok = q != nullptr ? int_row_max(q, cols, lo, hi, mx) : float_row_codes_max(x, cols, inv, lo, hi, e, mx);
+  if (!ok) return false;
+  s = row_table_exps(q != nullptr ? q : e, cols, mx, tab, lim, e);
+  return true;
+}
+
 }  // namespace cpu
 }  // namespace ops
 }  // namespace mnq
