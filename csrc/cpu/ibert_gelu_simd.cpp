@@ -21,8 +21,12 @@ inline __mmask8 lanes8(int64_t n) {
 // (Uniform: a per-tensor scale, every channel's constants equal).
 struct ChannelConsts {
   const IbertGeluParams& p;
-  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512i b(int64_t j, __mmask8 k) const { return _mm512_maskz_loadu_epi64(k, p.b + j); }
-  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512i c(int64_t j, __mmask8 k) const { return _mm512_maskz_loadu_epi64(k, p.c + j); }
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512i b(int64_t j, __mmask8 k) const {
+    return _mm512_maskz_loadu_epi64(k, p.b + j);
+  }
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512i c(int64_t j, __mmask8 k) const {
+    return _mm512_maskz_loadu_epi64(k, p.c + j);
+  }
   MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512i one(int64_t j, __mmask8 k) const {
     return _mm512_maskz_loadu_epi64(k, p.one + j);
   }

@@ -117,8 +117,9 @@ MNQ_TARGET_AVX512CD void codes(const u64* e, int64_t cols, u64 s, const kernels:
       const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(_mm512_set1_epi32(127), code), 23);
       __m512i bits = normal;
       if (!kNormal) {
-        const __m512i sub = _mm512_maskz_sllv_epi32(_mm512_cmple_epi32_mask(code, _mm512_set1_epi32(149)),
-                                                    _mm512_set1_epi32(1), _mm512_sub_epi32(_mm512_set1_epi32(149), code));
+        const __m512i sub =
+            _mm512_maskz_sllv_epi32(_mm512_cmple_epi32_mask(code, _mm512_set1_epi32(149)), _mm512_set1_epi32(1),
+                                    _mm512_sub_epi32(_mm512_set1_epi32(149), code));
         bits = _mm512_mask_mov_epi32(sub, _mm512_cmple_epi32_mask(code, _mm512_set1_epi32(126)), normal);
       }
       _mm512_mask_storeu_epi32(value_p + j, k, _mm512_maskz_mov_epi32(static_cast<__mmask16>(~masked), bits));

@@ -144,12 +144,14 @@ struct RowMaxMin {
 // The running max of the codes (float_row_codes_max).
 struct RowMax {
   __m512i& vmax;
-  MNQ_TARGET_AVX512 void operator()(__m512i v, __mmask16 k, int64_t) const { vmax = _mm512_mask_max_epi32(vmax, k, vmax, v); }
+  MNQ_TARGET_AVX512 void operator()(__m512i v, __mmask16 k, int64_t) const {
+    vmax = _mm512_mask_max_epi32(vmax, k, vmax, v);
+  }
 };
 
 // float_row_codes_each with the codes' max (the softmaxes' first pass).
-MNQ_TARGET_AVX512 inline bool float_row_codes_max(const float* x, int64_t cols, double inv_scale, int64_t lo, int64_t hi,
-                                                  int32_t* q, int32_t& mx) {
+MNQ_TARGET_AVX512 inline bool float_row_codes_max(const float* x, int64_t cols, double inv_scale, int64_t lo,
+                                                  int64_t hi, int32_t* q, int32_t& mx) {
   __m512i vmax = _mm512_set1_epi32(INT32_MIN);
   const bool ok = float_row_codes_each(x, cols, ScalarInv{inv_scale}, lo, hi, q, RowMax{vmax});
   mx = _mm512_reduce_max_epi32(vmax);

@@ -96,7 +96,9 @@ MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t 
       constexpr bool kValues = std::is_same_v<Out, FloatOutC> && std::is_same_v<Tab, int32_t>;
       if constexpr (kValues) {
         if (simd) {
-          for (i64 t = tab_len; t < span; ++t) FloatOut{vtab, out.scale[0]}.store(t, (m - t) * static_cast<i64>(tab[t]));
+          for (i64 t = tab_len; t < span; ++t) {
+            FloatOut{vtab, out.scale[0]}.store(t, (m - t) * static_cast<i64>(tab[t]));
+          }
         }
       }
       tab_m = m;

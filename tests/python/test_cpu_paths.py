@@ -168,8 +168,9 @@ def test_ibert_gelu(isa):
                 value, _ = ops.ibert_gelu_qat((qx.double() * scale).float(), scale)
                 assert torch.equal(value, dequant(reference.ibert_gelu(qx, scale)[0], s_out))
             x, qx = near_ties(3, cols, sa, 3000, g)  # the float32-certified codes of a per-tensor scale
-            value, s_out = ops.ibert_gelu_qat(x, torch.tensor(sa, dtype=torch.float64))
-            assert torch.equal(value, dequant(reference.ibert_gelu(qx, torch.tensor(sa, dtype=torch.float64))[0], s_out))
+            st = torch.tensor(sa, dtype=torch.float64)
+            value, s_out = ops.ibert_gelu_qat(x, st)
+            assert torch.equal(value, dequant(reference.ibert_gelu(qx, st)[0], s_out))
 
 
 @pytest.mark.parametrize("name,lim", [("ilayernorm", 2**15), ("ibert_layernorm", 2**21)])

@@ -331,7 +331,8 @@ TEST_CASE("log-int-softmax avx512 rows equal lis_code", "[simd]") {
         cpu::LisRowIn in;
         in.q = q.data();
         REQUIRE(cpu::lis_row(in, pn, tab.data(), lim, qbuf.data(), ebuf.data(),
-                             cpu::LisRowOut{code.data(), mask.data(), nullptr}, cpu::lis_table_facts(tab.data(), lim, n)));
+                             cpu::LisRowOut{code.data(), mask.data(), nullptr},
+                             cpu::lis_table_facts(tab.data(), lim, n)));
         for (int c = 0; c < n; ++c) {
           const i64 e = tab[lim + q[c]];
           const LisCode want = lis_code(s, e, p.c);
