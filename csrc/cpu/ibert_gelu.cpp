@@ -44,9 +44,9 @@ bool run(In in, Out out, const IbertGeluParams& p, const IbertGeluIn* simd_in = 
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 32768 / p.cols);
   const bool simd = simd_in != nullptr && isa() == Isa::kAvx512;
-  const bool factor32 = simd && ibert_gelu_factor_fits_int32(p);
+  const IbertGeluPlan plan = simd ? ibert_gelu_plan(*simd_in, *simd_out, p) : IbertGeluPlan{false, false};
   at::parallel_for(0, p.numel / p.cols, grain, [&](int64_t r0, int64_t r1) {
-    const bool ok = simd ? ibert_gelu_rows(*simd_in, *simd_out, p, factor32, r0, r1) : rows(in, out, p, r0, r1);
+    const bool ok = simd ? ibert_gelu_rows(*simd_in, *simd_out, p, plan, r0, r1) : rows(in, out, p, r0, r1);
     if (!ok) all_ok = false;
   });
   return all_ok;

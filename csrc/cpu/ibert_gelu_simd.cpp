@@ -1,6 +1,7 @@
 // I-BERT i-GELU's AVX-512 rows (ibert_gelu_simd.h).
 #include "csrc/cpu/ibert_gelu_simd.h"
 
+#include "csrc/cpu/row_codes_simd.h"
 #include "csrc/cpu/simd.h"
 
 namespace mnq {
@@ -16,16 +17,37 @@ inline __mmask8 lanes8(int64_t n) {
   return n >= 8 ? 0xff : (n <= 0 ? 0 : static_cast<__mmask8>((1u << n) - 1));
 }
 
-// kernels::ibert_gelu on 8 lanes of columns [j, j + 8) (lanes outside k: constants 0, any value). Two identities
-// shorten the definition's steps: t = min(|q|, −b) + b = min(|q| + b, 0); and q = 0 needs no sign(q) = 0 case,
-// since out = q·(y + one) is 0 whatever y (so sign(q)·p is −p for q < 0 and p otherwise).
-template <bool kFactor32>
-MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512i gelu8(__m512i q, const IbertGeluParams& p, int64_t j, __mmask8 k) {
+// The constants b, c, one of 8 lanes at columns [j, j + 8): loaded per channel (Channel), or one set broadcast
+// (Uniform: a per-tensor scale, every channel's constants equal).
+struct ChannelConsts {
+  const IbertGeluParams& p;
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512i b(int64_t j, __mmask8 k) const {
+    return _mm512_maskz_loadu_epi64(k, p.b + j);
+  }
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512i c(int64_t j, __mmask8 k) const {
+    return _mm512_maskz_loadu_epi64(k, p.c + j);
+  }
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512i one(int64_t j, __mmask8 k) const {
+    return _mm512_maskz_loadu_epi64(k, p.one + j);
+  }
+};
+struct UniformConsts {
+  __m512i vb, vc, vone;
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512i b(int64_t, __mmask8) const { return vb; }
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512i c(int64_t, __mmask8) const { return vc; }
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512i one(int64_t, __mmask8) const { return vone; }
+};
+
+// kernels::ibert_gelu on 8 lanes of columns [j, j + 8) (lanes outside k: any value). Two identities shorten the
+// definition's steps: t = min(|q|, −b) + b = min(|q| + b, 0); and q = 0 needs no sign(q) = 0 case, since out =
+// q·(y + one) is 0 whatever y (so sign(q)·p is −p for q < 0 and p otherwise).
+template <bool kFactor32, class K>
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512i gelu8(__m512i q, const K& kc, int64_t j, __mmask8 k) {
   const __m512i zero = _mm512_setzero_si512();
-  const __m512i t = _mm512_min_epi64(_mm512_add_epi64(_mm512_abs_epi64(q), _mm512_maskz_loadu_epi64(k, p.b + j)), zero);
-  const __m512i pv = _mm512_add_epi64(_mm512_mul_epi32(t, t), _mm512_maskz_loadu_epi64(k, p.c + j));  // t² + c
+  const __m512i t = _mm512_min_epi64(_mm512_add_epi64(_mm512_abs_epi64(q), kc.b(j, k)), zero);
+  const __m512i pv = _mm512_add_epi64(_mm512_mul_epi32(t, t), kc.c(j, k));  // t² + c
   const __m512i sp = _mm512_mask_sub_epi64(pv, _mm512_cmplt_epi64_mask(q, zero), zero, pv);
-  const __m512i f = _mm512_add_epi64(_mm512_srai_epi64(sp, kernels::kIbertGeluN), _mm512_maskz_loadu_epi64(k, p.one + j));
+  const __m512i f = _mm512_add_epi64(_mm512_srai_epi64(sp, kernels::kIbertGeluN), kc.one(j, k));
   return kFactor32 ? _mm512_mul_epi32(q, f) : _mm512_mullo_epi64(q, f);
 }
 
@@ -56,9 +78,9 @@ MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m256 value8(__m512i v, const double* s_out
 }
 
 // 16 columns per step (two 8-lane halves; full steps store whole 64-byte vectors), the row's tail masked.
-template <bool kFactor32>
-MNQ_TARGET_AVX512 bool rows(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p, int64_t r0,
-                            int64_t r1) {
+template <bool kFactor32, class K>
+MNQ_TARGET_AVX512 bool rows(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p, const K& kc,
+                            int64_t r0, int64_t r1) {
   const int64_t cols = p.cols;
   int64_t* const code = out.code;  // locals: the int64 stores could alias the structs' pointer members
   float* const value = out.value;
@@ -68,8 +90,8 @@ MNQ_TARGET_AVX512 bool rows(const IbertGeluIn& in, const IbertGeluOut& out, cons
     const int64_t base = r * cols;
     for (int64_t j = 0; j < cols; j += 16) {
       const __mmask8 k0 = lanes8(cols - j), k1 = lanes8(cols - j - 8);
-      const __m512i v0 = gelu8<kFactor32>(load8(in, p, base + j, j, k0, bad), p, j, k0);
-      const __m512i v1 = gelu8<kFactor32>(load8(in, p, base + j + 8, j + 8, k1, bad), p, j + 8, k1);
+      const __m512i v0 = gelu8<kFactor32>(load8(in, p, base + j, j, k0, bad), kc, j, k0);
+      const __m512i v1 = gelu8<kFactor32>(load8(in, p, base + j + 8, j + 8, k1, bad), kc, j + 8, k1);
       if (code != nullptr) {
         if (k1 == 0xff) {  // plain stores for whole steps
           _mm512_storeu_si512(code + base + j, v0);
@@ -92,21 +114,73 @@ MNQ_TARGET_AVX512 bool rows(const IbertGeluIn& in, const IbertGeluOut& out, cons
   }
   return bad == 0;
 }
+
+// The QAT rows of a per-tensor scale (every channel's constants, 1/S and S_out equal): the codes from
+// row_codes_simd.h's float32-certified rounding (16 lanes; rint(x·(1/S)) in float64 where it cannot certify), as
+// FloatInC defines them, then the two 8-lane halves and float(double(v)·S_out) as above (float_row_codes_each step).
+template <bool kFactor32>
+struct UniformValues {
+  const UniformConsts& kc;
+  __m512d so;  // S_out
+  float* row;
+  MNQ_TARGET_AVX512 void operator()(__m512i v, __mmask16 k, int64_t j) const {
+    const __m512i v0 = gelu8<kFactor32>(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)), kc, j, 0xff);
+    const __m512i v1 = gelu8<kFactor32>(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)), kc, j, 0xff);
+    const __m256 f0 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v0), so));
+    const __m256 f1 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v1), so));
+    const __m512 f = _mm512_insertf32x8(_mm512_castps256_ps512(f0), f1, 1);
+    if (k == 0xffff) {
+      _mm512_storeu_ps(row + j, f);
+    } else {
+      _mm512_mask_storeu_ps(row + j, k, f);
+    }
+  }
+};
+
+template <bool kFactor32>
+MNQ_TARGET_AVX512 bool rows_f32(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
+                                const UniformConsts& kc, int64_t r0, int64_t r1) {
+  const int64_t cols = p.cols;
+  const __m512d so = _mm512_set1_pd(out.s_out[0]);
+  const ScalarInv inv{in.inv_scale[0]};
+  bool ok = true;
+  for (int64_t r = r0; r < r1; ++r) {
+    ok &= float_row_codes_each(in.x + r * cols, cols, inv, p.lo, p.hi, nullptr,
+                               UniformValues<kFactor32>{kc, so, out.value + r * cols});
+  }
+  return ok;
+}
 #endif
 
 }  // namespace
 
-bool ibert_gelu_factor_fits_int32(const IbertGeluParams& p) {
+IbertGeluPlan ibert_gelu_plan(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p) {
+  IbertGeluPlan plan{true, true};
   for (int64_t j = 0; j < p.cols; ++j) {
-    if (kernels::ibert_gelu_max_factor(kernels::IbertGeluConsts{p.b[j], p.c[j], p.one[j]}) > 2147483647) return false;
+    plan.uniform &= p.b[j] == p.b[0] && p.c[j] == p.c[0] && p.one[j] == p.one[0];
+    if (in.inv_scale != nullptr) plan.uniform &= in.inv_scale[j] == in.inv_scale[0];
+    if (out.s_out != nullptr) plan.uniform &= out.s_out[j] == out.s_out[0];
   }
-  return true;
+  for (int64_t j = 0; j < (plan.uniform ? 1 : p.cols); ++j) {  // one channel stands for all when they are equal
+    if (kernels::ibert_gelu_max_factor(kernels::IbertGeluConsts{p.b[j], p.c[j], p.one[j]}) > 2147483647) {
+      plan.factor32 = false;
+    }
+  }
+  return plan;
 }
 
-bool ibert_gelu_rows(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p, bool factor32,
-                     int64_t r0, int64_t r1) {
+bool ibert_gelu_rows(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
+                     const IbertGeluPlan& plan, int64_t r0, int64_t r1) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  return factor32 ? rows<true>(in, out, p, r0, r1) : rows<false>(in, out, p, r0, r1);
+  if (!plan.uniform) {
+    const ChannelConsts kc{p};
+    return plan.factor32 ? rows<true>(in, out, p, kc, r0, r1) : rows<false>(in, out, p, kc, r0, r1);
+  }
+  const UniformConsts kc{_mm512_set1_epi64(p.b[0]), _mm512_set1_epi64(p.c[0]), _mm512_set1_epi64(p.one[0])};
+  if (in.x != nullptr) {
+    return plan.factor32 ? rows_f32<true>(in, out, p, kc, r0, r1) : rows_f32<false>(in, out, p, kc, r0, r1);
+  }
+  return plan.factor32 ? rows<true>(in, out, p, kc, r0, r1) : rows<false>(in, out, p, kc, r0, r1);
 #else
   return false;
 #endif

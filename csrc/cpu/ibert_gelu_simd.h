@@ -6,7 +6,9 @@
 // check) is below 2^31, which holds for any accumulator scale above ~6.3e-7, and VPMULLQ otherwise. The sign of q
 // selects p, −p or 0 through masks. Float (QAT) input is rounded to codes as channel_io.h's FloatInC does
 // (rint(x·(1/S[c])) in float64, the range and NaN test by ordered compares) and written as its FloatOutC does
-// (float(double(v)·S_out[c])).
+// (float(double(v)·S_out[c])). With a per-tensor scale (the usual case) the constants are broadcast instead of
+// loaded per column (three 64-bit loads per 8 lanes, 36 KB of them per 1536-wide row), and the QAT codes come from
+// row_codes_simd.h's float32-certified rounding, 16 lanes at a time (float64 where it cannot certify).
 #pragma once
 
 #include <cstdint>
@@ -32,12 +34,18 @@ struct IbertGeluOut {
 };
 
 
-// Whether every channel's factor bound is below 2^31 (the one-instruction final multiply; computed once per call).
-bool ibert_gelu_factor_fits_int32(const kernels::IbertGeluParams& p);
+// Computed once per call: factor32, whether every channel's factor bound is below 2^31 (the one-instruction final
+// multiply); uniform, whether every channel's constants (and 1/S, S_out) are equal, i.e. a per-tensor scale: they
+// are then broadcast instead of loaded, and float input takes the float32-certified rounding of row_codes_simd.h.
+struct IbertGeluPlan {
+  bool factor32;
+  bool uniform;
+};
+IbertGeluPlan ibert_gelu_plan(const IbertGeluIn& in, const IbertGeluOut& out, const kernels::IbertGeluParams& p);
 
 // Rows [r0, r1) of p.cols elements; false if a code was outside [p.lo, p.hi] (its output is then unspecified).
 bool ibert_gelu_rows(const IbertGeluIn& in, const IbertGeluOut& out, const kernels::IbertGeluParams& p,
-                     bool factor32, int64_t r0, int64_t r1);
+                     const IbertGeluPlan& plan, int64_t r0, int64_t r1);
 
 }  // namespace cpu
 }  // namespace ops

@@ -15,21 +15,6 @@ using kernels::IbertSoftmaxParams;
 
 #if defined(MNQ_HAVE_X86_SIMD)
 
-// e[j] = tab[lim − min(m − q, lim)] into buf, and Σe.
-MNQ_TARGET_AVX512 i64 exps(const int32_t* q, int64_t cols, int32_t mx, const int32_t* tab, uint32_t lim, int32_t* e) {
-  const __m512i vm = _mm512_set1_epi32(mx), vlim = _mm512_set1_epi32(static_cast<int32_t>(lim));
-  __m512i s = _mm512_setzero_si512();
-  for (int64_t j = 0; j < cols; j += 16) {
-    const __mmask16 k = simd_lanes16(cols - j);
-    const __m512i d = _mm512_min_epu32(_mm512_sub_epi32(vm, _mm512_maskz_loadu_epi32(k, q + j)), vlim);
-    const __m512i ev = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, _mm512_sub_epi32(vlim, d), tab, 4);
-    _mm512_mask_storeu_epi32(e + j, k, ev);
-    s = _mm512_add_epi64(s, _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(ev)),
-                                             _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(ev, 1))));
-  }
-  return _mm512_reduce_add_epi64(s);
-}
-
 // out = (e·f) >> shift for 16 lanes (0 ≤ e ≤ 32767, f < 2^32): the even lanes' products by VPMULUDQ as they are,
 // the odd lanes' after moving them down; each result fits 32 bits.
 MNQ_TARGET_AVX512 __m512i outs(__m512i e, __m512i f, __m128i shift) {
@@ -63,11 +48,8 @@ MNQ_TARGET_AVX512 void write(const int32_t* e, int64_t cols, i64 f, int shift, c
 bool ibert_softmax_row(const IbertSoftmaxRowIn& in, const IbertSoftmaxParams& p, const int32_t* tab, uint32_t lim,
                        int32_t* buf, const IbertSoftmaxRowOut& out) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  int32_t mx = 0, mn = 0;
-  const bool ok = in.q != nullptr ? int_row_max_min(in.q, p.cols, p.lo, p.hi, mx, mn)
-                                  : float_row_codes(in.x, p.cols, in.inv_scale, p.lo, p.hi, buf, mx, mn);
-  if (!ok) return false;
-  const i64 s = exps(in.q != nullptr ? in.q : buf, p.cols, mx, tab, lim, buf);
+  i64 s = 0;
+  if (!row_table_softmax_exps(in.q, in.x, in.inv_scale, p.cols, p.lo, p.hi, tab, lim, buf, s)) return false;
   const i64 f = kernels::ibert_softmax_factor(s);
   if (f < (i64(1) << 32)) {
     write(buf, p.cols, f, p.c.out_shift, out);

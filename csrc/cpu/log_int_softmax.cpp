@@ -89,12 +89,14 @@ bool run(In in, Out out, const LogIntSoftmaxParams& p, Exp exp) {
 bool run_simd(const LisRowIn& in, const LisRowOut& out, const LogIntSoftmaxParams& p, const i64* tab, i64 lo) {
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(p.cols, 1));
+  const uint32_t lim = static_cast<uint32_t>(-lo);
+  const LisTableFacts facts = lis_table_facts(tab, lim, p.cols);
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
     RowBuffer<int32_t> qbuf(p.cols);
     RowBuffer<u64> ebuf(p.cols);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t base = r * p.cols;
-      if (!lis_row(in.at(base), p, tab, static_cast<uint32_t>(-lo), qbuf.data(), ebuf.data(), out.at(base))) {
+      if (!lis_row(in.at(base), p, tab, lim, qbuf.data(), ebuf.data(), out.at(base), facts)) {
         all_ok = false;
         return;
       }

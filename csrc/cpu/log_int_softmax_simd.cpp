@@ -19,8 +19,6 @@ using kernels::u64;
 #if defined(MNQ_HAVE_X86_SIMD)
 #define MNQ_TARGET_AVX512CD __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx512cd")))
 
-inline __mmask8 lanes8(int64_t n) { return n >= 8 ? 0xff : static_cast<__mmask8>((1u << n) - 1); }
-
 // Stores the code (and mask byte, or value) of element i as the scalar output types do.
 void store_one(const LisRowOut& out, int64_t i, LisCode v) {
   if (out.value != nullptr) {
@@ -30,7 +28,10 @@ void store_one(const LisRowOut& out, int64_t i, LisCode v) {
   }
 }
 
-// Pass 2: e[j] = tab[lim − min(m − q, lim)] (m − q taken modulo 2^32: the exact difference, ≥ 0) and Σe.
+// Pass 2: e[j] = tab[lim − min(m − q, lim)] (m − q taken modulo 2^32: the exact difference, ≥ 0) and Σe. kWide:
+// the sum kept as two 64-bit sums of the 32-bit halves (each < cols·2^32); otherwise (cols·max(e) < 2^63, the
+// caller's test) one 64-bit sum.
+template <bool kWide>
 MNQ_TARGET_AVX512CD u128 exps(const int32_t* q, int64_t cols, int32_t mx, const i64* tab, uint32_t lim, u64* e) {
   const __m512i vm = _mm512_set1_epi32(mx), vlim = _mm512_set1_epi32(static_cast<int32_t>(lim));
   const __m512i low32 = _mm512_set1_epi64(0xffffffffLL);
@@ -45,62 +46,94 @@ MNQ_TARGET_AVX512CD u128 exps(const int32_t* q, int64_t cols, int32_t mx, const 
                                                    _mm512_extracti64x4_epi64(idx, 1), tab, 8);
     _mm512_mask_storeu_epi64(e + j, static_cast<__mmask8>(k), e0);
     _mm512_mask_storeu_epi64(e + j + 8, static_cast<__mmask8>(k >> 8), e1);
-    s_hi = _mm512_add_epi64(s_hi, _mm512_add_epi64(_mm512_srli_epi64(e0, 32), _mm512_srli_epi64(e1, 32)));
-    s_lo = _mm512_add_epi64(s_lo, _mm512_add_epi64(_mm512_and_si512(e0, low32), _mm512_and_si512(e1, low32)));
+    if (kWide) {
+      s_hi = _mm512_add_epi64(s_hi, _mm512_add_epi64(_mm512_srli_epi64(e0, 32), _mm512_srli_epi64(e1, 32)));
+      s_lo = _mm512_add_epi64(s_lo, _mm512_add_epi64(_mm512_and_si512(e0, low32), _mm512_and_si512(e1, low32)));
+    } else {
+      s_lo = _mm512_add_epi64(s_lo, _mm512_add_epi64(e0, e1));
+    }
   }
   return (static_cast<u128>(static_cast<u64>(_mm512_reduce_add_epi64(s_hi))) << 32) +
          static_cast<u64>(_mm512_reduce_add_epi64(s_lo));
 }
 
-// Pass 3 for a row with s < 2^61 (bl = bit_length(s)): lis_exponent_u64's tests where t0 ≥ 3, i.e.
-//   t = t0 − 1 + Σ_{k = t0−1}^{t0+1} [((2s + e) >> k) ≥ 3e]
-// (shift counts ≥ 64 give 0 < 3e, the scalar form's clamped answer), then lis_code_from_t. e = 0 lanes: code 2^b − 1,
-// masked. Lanes with t0 < 3 are finished by the scalar functions.
-MNQ_TARGET_AVX512CD void codes(const u64* e, int64_t cols, u64 s, int bl, const kernels::LogIntSoftmaxConsts& c,
+// Pass 3 for a row with s < 2^61, 16 elements per step as two 8-lane halves. With a = 2s + e and
+// K = floor(log2(a / 3e)) (a ≥ 3e since s ≥ e), the general threshold test of the header is
+//   ((2s + e) >> k) ≥ 3e  ⟺  a ≥ 3e·2^k  ⟺  k ≤ K,
+// so v reaches K_j for j ≥ 3 exactly when j − 1 ≤ K. When K ≥ 2 (v ≥ K_3 = 6, hence v ≥ 2 and v ≥ 3 too) the count
+// of reached thresholds is t = 2 + (K − 1) = K + 1. And K is one shifted compare: with D = bit_length(a) −
+// bit_length(3e) ≥ 0, a / 3e ∈ (2^(D−1), 2^(D+1)), so K = D when (a >> D) ≥ 3e and D − 1 otherwise, i.e.
+//   t = D + [(a >> D) ≥ 3e]          (lanes with t < 3, i.e. K < 2: the row's few largest probabilities)
+// When K < 2 (the lanes computing t < 3: the row's few largest probabilities) no threshold j ≥ 3 is reached and t is
+// the header's first two tests, t = [2s ≥ 3e] + [2s > 5e], taken in every lane and selected where t < 3 (no branch
+// on those lanes' positions). Bounds: e ≤ s < 2^61, so a < 2^63, 3e < 2^63 and 5e < 2^64 (unsigned compares).
+// e = 0 lanes: code 2^b − 1, masked.
+struct LisHalf {
+  __m512i code;     // min(t, top), top where e = 0
+  __mmask8 masked;  // e = 0 or t > top
+};
+
+// kZeros = false: the table (hence the row) holds no e = 0, and the lanes outside k load 1.
+template <bool kZeros>
+MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE LisHalf half(const u64* e, __mmask8 k, __m512i s2, __m512i vtop) {
+  const __m512i one = _mm512_set1_epi64(1);
+  const __m512i ev = kZeros ? _mm512_maskz_loadu_epi64(k, e) : _mm512_mask_loadu_epi64(one, k, e);
+  const __mmask8 zero = kZeros ? _mm512_cmpeq_epi64_mask(ev, _mm512_setzero_si512()) : 0;
+  const __m512i e1 = kZeros ? _mm512_mask_mov_epi64(ev, zero, one) : ev;  // e = 0 lanes (and outside k): e ≥ 1
+  const __m512i a = _mm512_add_epi64(s2, e1);
+  const __m512i e3 = _mm512_add_epi64(e1, _mm512_add_epi64(e1, e1));
+  const __m512i d = _mm512_sub_epi64(_mm512_lzcnt_epi64(e3), _mm512_lzcnt_epi64(a));  // D
+  const __m512i tk = _mm512_mask_add_epi64(d, _mm512_cmpge_epu64_mask(_mm512_srlv_epi64(a, d), e3), d, one);
+  const __mmask8 j1 = _mm512_cmpge_epu64_mask(s2, e3);                                        // 2s ≥ 3e
+  const __mmask8 j2 = _mm512_cmpgt_epu64_mask(s2, _mm512_add_epi64(e3, _mm512_add_epi64(e1, e1)));  // 2s > 5e
+  const __m512i t12 = _mm512_mask_add_epi64(_mm512_maskz_mov_epi64(j1, one), j2, _mm512_maskz_mov_epi64(j1, one), one);
+  const __m512i t = _mm512_mask_mov_epi64(tk, _mm512_cmplt_epi64_mask(tk, _mm512_set1_epi64(3)), t12);
+  const __mmask8 masked = _mm512_cmpgt_epi64_mask(t, vtop) | zero;
+  const __m512i code = _mm512_min_epi64(t, vtop);
+  return LisHalf{kZeros ? _mm512_mask_mov_epi64(code, zero, vtop) : code, masked};
+}
+
+template <bool kZeros, bool kNormal>
+MNQ_TARGET_AVX512CD void codes(const u64* e, int64_t cols, u64 s, const kernels::LogIntSoftmaxConsts& c,
                                const LisRowOut& out) {
   const int top = (1 << c.bits) - 1;
-  const __m512i one = _mm512_set1_epi64(1), vtop = _mm512_set1_epi64(top);
+  const __m512i vtop = _mm512_set1_epi64(top);
   // The output pointers as locals: the byte stores may alias anything, and members would be reloaded after each.
   uint8_t* const code_p = out.code;
   uint8_t* const mask_p = out.mask;
   float* const value_p = out.value;
-  const __m512i s2 = _mm512_set1_epi64(static_cast<long long>(2 * s)), blm64 = _mm512_set1_epi64(bl - 64);
-  for (int64_t j = 0; j < cols; j += 8) {
-    const __mmask8 k = lanes8(cols - j);
-    const __m512i ev = _mm512_maskz_loadu_epi64(k, e + j);
-    const __mmask8 zero = _mm512_cmpeq_epi64_mask(ev, _mm512_setzero_si512());
-    const __m512i e1 = _mm512_mask_mov_epi64(ev, zero, one);
-    const __m512i t0v = _mm512_add_epi64(_mm512_lzcnt_epi64(e1), blm64);  // bl − bit_length(e)
-    const __m512i a = _mm512_add_epi64(s2, e1);
-    const __m512i e3 = _mm512_add_epi64(e1, _mm512_add_epi64(e1, e1));
-    const __m512i k0 = _mm512_sub_epi64(t0v, one);
-    __m512i t = k0;
-    t = _mm512_mask_add_epi64(t, _mm512_cmpge_epu64_mask(_mm512_srlv_epi64(a, k0), e3), t, one);
-    t = _mm512_mask_add_epi64(t, _mm512_cmpge_epu64_mask(_mm512_srlv_epi64(a, t0v), e3), t, one);
-    t = _mm512_mask_add_epi64(t, _mm512_cmpge_epu64_mask(_mm512_srlv_epi64(a, _mm512_add_epi64(t0v, one)), e3), t,
-                              one);
-    const __mmask8 masked = _mm512_cmpgt_epi64_mask(t, vtop) | zero;
-    const __m512i code = _mm512_mask_mov_epi64(_mm512_min_epi64(t, vtop), zero, vtop);
+  const __m512i s2 = _mm512_set1_epi64(static_cast<long long>(2 * s));
+  const __m512i even32 = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  for (int64_t j = 0; j < cols; j += 16) {
+    const __mmask16 k = simd_lanes16(cols - j);
+    const LisHalf h0 = half<kZeros>(e + j, static_cast<__mmask8>(k), s2, vtop);
+    const LisHalf h1 = half<kZeros>(e + j + 8, static_cast<__mmask8>(k >> 8), s2, vtop);
+    const __mmask16 masked = static_cast<__mmask16>(h0.masked | (static_cast<unsigned>(h1.masked) << 8));
+    // The 16 codes (< 2^8) as int32 lanes: the low dwords of both halves, one VPERMT2D.
+    const __m512i code = _mm512_permutex2var_epi32(h0.code, even32, h1.code);
     if (value_p != nullptr) {
       // 2^−code as float32 bits (pow2_neg_f32): normal (127 − code) << 23 for code ≤ 126, the subnormal
-      // 1 << (149 − code) up to 149, 0 beyond; 0 where masked.
-      const __m512i normal = _mm512_slli_epi64(_mm512_sub_epi64(_mm512_set1_epi64(127), code), 23);
-      const __m512i sub = _mm512_maskz_sllv_epi64(_mm512_cmple_epi64_mask(code, _mm512_set1_epi64(149)), one,
-                                                  _mm512_sub_epi64(_mm512_set1_epi64(149), code));
-      const __m512i bits = _mm512_mask_mov_epi64(sub, _mm512_cmple_epi64_mask(code, _mm512_set1_epi64(126)), normal);
-      _mm256_mask_storeu_epi32(value_p + j, k,
-                               _mm512_cvtepi64_epi32(_mm512_maskz_mov_epi64(static_cast<__mmask8>(~masked), bits)));
-    } else if (k == 0xff) {  // VPMOVQB to a register and a plain 8-byte store: the masked narrowing store is slow
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(code_p + j), _mm512_cvtepi64_epi8(code));
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(mask_p + j), _mm512_cvtepi64_epi8(_mm512_maskz_mov_epi64(masked, one)));
+      // 1 << (149 − code) up to 149, 0 beyond; 0 where masked. kNormal (top ≤ 126, b ≤ 6): only the first.
+      const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(_mm512_set1_epi32(127), code), 23);
+      __m512i bits = normal;
+      if (!kNormal) {
+        const __m512i sub =
+            _mm512_maskz_sllv_epi32(_mm512_cmple_epi32_mask(code, _mm512_set1_epi32(149)), _mm512_set1_epi32(1),
+                                    _mm512_sub_epi32(_mm512_set1_epi32(149), code));
+        bits = _mm512_mask_mov_epi32(sub, _mm512_cmple_epi32_mask(code, _mm512_set1_epi32(126)), normal);
+      }
+      _mm512_mask_storeu_epi32(value_p + j, k, _mm512_maskz_mov_epi32(static_cast<__mmask16>(~masked), bits));
     } else {
-      _mm512_mask_cvtepi64_storeu_epi8(code_p + j, k, code);
-      _mm512_mask_cvtepi64_storeu_epi8(mask_p + j, k, _mm512_maskz_mov_epi64(masked, one));
-    }
-    const __mmask8 small = k & ~zero & _mm512_cmplt_epi64_mask(t0v, _mm512_set1_epi64(3));
-    for (unsigned r = small; r != 0; r &= r - 1) {
-      const int64_t i = j + __builtin_ctz(r);
-      store_one(out, i, kernels::lis_code_from_t(kernels::lis_exponent_u64(s, bl, e[i]), 0, c));
+      // VPMOVDB to a register and one 16-byte store each (the masked narrowing store is slow).
+      const __m128i bytes = _mm512_cvtepi32_epi8(code);
+      const __m128i mbytes = _mm_maskz_mov_epi8(masked, _mm_set1_epi8(1));
+      if (k == 0xffff) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(code_p + j), bytes);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(mask_p + j), mbytes);
+      } else {
+        _mm_mask_storeu_epi8(code_p + j, k, bytes);
+        _mm_mask_storeu_epi8(mask_p + j, k, mbytes);
+      }
     }
   }
 }
@@ -120,18 +153,34 @@ bool lis_simd_available() {
 #endif
 }
 
+LisTableFacts lis_table_facts(const i64* tab, uint32_t lim, int64_t cols) {
+  LisTableFacts f{false, false};
+  i64 mx = 0;
+  for (uint32_t i = 0; i <= lim; ++i) {
+    f.zeros |= tab[i] == 0;
+    mx = tab[i] > mx ? tab[i] : mx;
+  }
+  f.wide = static_cast<u128>(static_cast<u64>(mx)) * static_cast<u64>(cols) >= (static_cast<u128>(1) << 63);
+  return f;
+}
+
 bool lis_row(const LisRowIn& in, const LogIntSoftmaxParams& p, const i64* tab, uint32_t lim, int32_t* qbuf, u64* ebuf,
-             const LisRowOut& out) {
+             const LisRowOut& out, const LisTableFacts& facts) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  int32_t mx = 0, mn = 0;
-  const bool ok = in.q != nullptr ? int_row_max_min(in.q, p.cols, p.lo, p.hi, mx, mn)
-                                  : float_row_codes(in.x, p.cols, in.inv_scale, p.lo, p.hi, qbuf, mx, mn);
+  int32_t mx = 0;
+  const bool ok = in.q != nullptr ? int_row_max(in.q, p.cols, p.lo, p.hi, mx)
+                                  : float_row_codes_max(in.x, p.cols, in.inv_scale, p.lo, p.hi, qbuf, mx);
   if (!ok) return false;
   const int32_t* q = in.q != nullptr ? in.q : qbuf;
-  const u128 s = exps(q, p.cols, mx, tab, lim, ebuf);
+  const u128 s = facts.wide ? exps<true>(q, p.cols, mx, tab, lim, ebuf) : exps<false>(q, p.cols, mx, tab, lim, ebuf);
   if (s < (static_cast<u128>(1) << 61)) {
     const u64 s64 = static_cast<u64>(s);
-    codes(ebuf, p.cols, s64, kernels::bit_length(s64), p.c, out);
+    const bool normal = p.c.bits <= 6;  // every code ≤ 2^b − 1 ≤ 126: 2^−code is a normal float32
+    if (facts.zeros) {
+      (normal ? codes<true, true> : codes<true, false>)(ebuf, p.cols, s64, p.c, out);
+    } else {
+      (normal ? codes<false, true> : codes<false, false>)(ebuf, p.cols, s64, p.c, out);
+    }
   } else {
     for (int64_t j = 0; j < p.cols; ++j) store_one(out, j, kernels::lis_code(s, static_cast<i64>(ebuf[j]), p.c));
   }

@@ -1,12 +1,14 @@
 // Log-Int-Softmax's AVX-512 row path (kernels/log_int_softmax.h), equal to the scalar definition element by element.
 //
 // Three passes over a row, 16 or 8 lanes each: (1) the row max of the codes (int32 codes are read in place; float
-// values are rounded to codes rint(x·(1/S)) in float64 as kernels/io.h's FloatIn does, into a row buffer), (2) the
+// values are rounded to the codes of kernels/io.h's FloatIn by row_codes_simd.h, into a row buffer), (2) the
 // exponentials e = ibert_exp(max(q − m, n·x0)) gathered from the caller's exact table of i-exp (iexp_table.h) with
-// the 128-bit row sum kept as two 64-bit sums of the 32-bit halves, (3) the codes from lis_exponent_u64's three
-// threshold tests, with VPLZCNTQ for the bit lengths and per-lane variable shifts. Lanes the vector form does not
-// cover (t0 = bit_length(s) − bit_length(e) < 3, where the thresholds K_1, K_2 differ from the general one: the
-// few largest probabilities of a row) and rows whose sum reaches 2^61 take kernels/log_int_softmax.h's functions.
+// the 128-bit row sum kept as two 64-bit sums of the 32-bit halves, (3) the codes, 16 per step: one shifted
+// compare per element gives t = floor(log2((2s + e) / 3e)) + 1 (VPLZCNTQ for the bit lengths, a per-lane variable
+// shift), which is lis_exponent's count of reached thresholds wherever t ≥ 3 (the derivation is at codes() in the
+// .cpp); lanes with t < 3 (v < 6: the row's few largest probabilities, where the thresholds K_1, K_2 differ from the
+// general one) take the first two tests instead, in the same vectors. Rows whose sum reaches 2^61 take
+// kernels/log_int_softmax.h's functions.
 #pragma once
 
 #include <cstdint>
@@ -47,11 +49,21 @@ struct LisRowOut {
 // Whether this build and CPU have the path (AVX-512 F/DQ/BW/VL and CD; the caller also checks isa()).
 bool lis_simd_available();
 
+// Facts about the table that select the row path's variants, computed once per call: zeros, whether an entry is 0
+// (the codes then test e = 0 lanes); wide, whether cols·max(tab) ≥ 2^63 (the row sum is then kept in two halves).
+// The defaults are the general variants, right for any table.
+struct LisTableFacts {
+  bool zeros = true;
+  bool wide = true;
+};
+LisTableFacts lis_table_facts(const kernels::i64* tab, uint32_t lim, int64_t cols);
+
 // One row of p.cols elements. tab[i] = ibert_exp(i − lim, p.c.ex) for i ∈ [0, lim], lim = −n·x0 (< 2^31);
-// qbuf [p.cols] int32 and ebuf [p.cols] uint64 are scratch. False when a code lies outside [p.lo, p.hi] (or a float
-// has no code); the row's output is then unspecified.
+// qbuf [p.cols] int32 and ebuf [p.cols] uint64 are scratch; facts: lis_table_facts(tab, lim, p.cols) or the
+// defaults. False when a code lies outside [p.lo, p.hi] (or a float has no code); the row's output is then
+// unspecified.
 bool lis_row(const LisRowIn& in, const kernels::LogIntSoftmaxParams& p, const kernels::i64* tab, uint32_t lim,
-             int32_t* qbuf, kernels::u64* ebuf, const LisRowOut& out);
+             int32_t* qbuf, kernels::u64* ebuf, const LisRowOut& out, const LisTableFacts& facts = {});
 
 }  // namespace cpu
 }  // namespace ops

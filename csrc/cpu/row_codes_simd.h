@@ -9,6 +9,7 @@
 // a = |p − rint(p)| (exact), the computed h = fl(1/2 − a) ≥ fl(2^−21·|p| + 2^−60) implies that p is farther than E
 // from every half-integer, so rint(p) = rint(vd). A 16-lane step whose lanes all pass uses rint(p); any other step
 // (a near-tie, a large code, NaN, ±inf) takes the float64 form, the definition's own operations.
+// Also here: the softmaxes' table pass (row_table_exps), shared by I-BERT softmax and Shiftmax.
 // Include only from files that compile these paths (simd.h).
 #pragma once
 
@@ -40,6 +41,21 @@ MNQ_TARGET_AVX512 inline bool int_row_max_min(const int32_t* q, int64_t cols, in
   mx = _mm512_reduce_max_epi32(vmax);
   mn = _mm512_reduce_min_epi32(vmin);
   return bad == 0;
+}
+
+// The row max alone (the softmaxes' first pass), with the range test only when [lo, hi] is narrower than int32.
+MNQ_TARGET_AVX512 inline bool int_row_max(const int32_t* q, int64_t cols, int64_t lo, int64_t hi, int32_t& mx) {
+  if (lo > INT32_MIN || hi < INT32_MAX) {
+    int32_t mn = 0;
+    return int_row_max_min(q, cols, lo, hi, mx, mn);
+  }
+  __m512i vmax = _mm512_set1_epi32(INT32_MIN);
+  for (int64_t j = 0; j < cols; j += 16) {
+    const __mmask16 k = simd_lanes16(cols - j);
+    vmax = _mm512_mask_max_epi32(vmax, k, vmax, _mm512_maskz_loadu_epi32(k, q + j));
+  }
+  mx = _mm512_reduce_max_epi32(vmax);
+  return true;
 }
 
 // The scale of the values: one 1/S for the row (ScalarInv), or 1/S[c] per column (ChannelInv: PTF LayerNorm's
@@ -125,6 +141,23 @@ struct RowMaxMin {
   }
 };
 
+// The running max of the codes (float_row_codes_max).
+struct RowMax {
+  __m512i& vmax;
+  MNQ_TARGET_AVX512 void operator()(__m512i v, __mmask16 k, int64_t) const {
+    vmax = _mm512_mask_max_epi32(vmax, k, vmax, v);
+  }
+};
+
+// float_row_codes_each with the codes' max (the softmaxes' first pass).
+MNQ_TARGET_AVX512 inline bool float_row_codes_max(const float* x, int64_t cols, double inv_scale, int64_t lo,
+                                                  int64_t hi, int32_t* q, int32_t& mx) {
+  __m512i vmax = _mm512_set1_epi32(INT32_MIN);
+  const bool ok = float_row_codes_each(x, cols, ScalarInv{inv_scale}, lo, hi, q, RowMax{vmax});
+  mx = _mm512_reduce_max_epi32(vmax);
+  return ok;
+}
+
 // float_row_codes_each with the codes' max and min.
 MNQ_TARGET_AVX512 inline bool float_row_codes(const float* x, int64_t cols, double inv_scale, int64_t lo, int64_t hi,
                                               int32_t* q, int32_t& mx, int32_t& mn) {
@@ -133,6 +166,37 @@ MNQ_TARGET_AVX512 inline bool float_row_codes(const float* x, int64_t cols, doub
   mx = _mm512_reduce_max_epi32(vmax);
   mn = _mm512_reduce_min_epi32(vmin);
   return ok;
+}
+
+// Pass 2 of the table softmaxes (I-BERT softmax, Shiftmax): e[j] = tab[lim − min(m − q[j], lim)] for j < cols
+// (m − q taken modulo 2^32: the exact difference of int32 codes with m ≥ q) and Σe, for tables of values in
+// [0, 2^31). e may be q (in place).
+MNQ_TARGET_AVX512 inline int64_t row_table_exps(const int32_t* q, int64_t cols, int32_t m, const int32_t* tab,
+                                                uint32_t lim, int32_t* e) {
+  const __m512i vm = _mm512_set1_epi32(m), vlim = _mm512_set1_epi32(static_cast<int32_t>(lim));
+  __m512i s = _mm512_setzero_si512();
+  for (int64_t j = 0; j < cols; j += 16) {
+    const __mmask16 k = simd_lanes16(cols - j);
+    const __m512i d = _mm512_min_epu32(_mm512_sub_epi32(vm, _mm512_maskz_loadu_epi32(k, q + j)), vlim);
+    const __m512i ev = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, _mm512_sub_epi32(vlim, d), tab, 4);
+    _mm512_mask_storeu_epi32(e + j, k, ev);
+    s = _mm512_add_epi64(s, _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(ev)),
+                                             _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(ev, 1))));
+  }
+  return _mm512_reduce_add_epi64(s);
+}
+
+// Passes 1 and 2 of the table softmaxes: the row max of int32 codes q (read in place) or of the codes of float values
+// x (1/S = inv, into e first), then row_table_exps into e, its sum in s. Exactly one of q, x is set. False when a code
+// lies outside [lo, hi] (or a float has no code).
+MNQ_TARGET_AVX512 inline bool row_table_softmax_exps(const int32_t* q, const float* x, double inv, int64_t cols,
+                                                     int64_t lo, int64_t hi, const int32_t* tab, uint32_t lim,
+                                                     int32_t* e, int64_t& s) {
+  int32_t mx = 0;
+  const bool ok = q != nullptr ? int_row_max(q, cols, lo, hi, mx) : float_row_codes_max(x, cols, inv, lo, hi, e, mx);
+  if (!ok) return false;
+  s = row_table_exps(q != nullptr ? q : e, cols, mx, tab, lim, e);
+  return true;
 }
 
 }  // namespace cpu

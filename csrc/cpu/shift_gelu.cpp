@@ -39,13 +39,16 @@ inline void lookup_simd(const int32_t* q, int64_t cols, int32_t m, const int32_t
                         int64_t base) {
   shift_gelu_lookup(q, cols, m, tab, out.p + base);
 }
-inline void lookup_simd(const int32_t* q, int64_t cols, int32_t m, const int32_t* tab, FloatOutC out, int64_t base) {
-  shift_gelu_lookup(q, cols, m, tab, out.scale[0], out.p + base);
+// Float output reads a table of the values themselves (vtab, below).
+inline void lookup_simd(const int32_t* q, int64_t cols, int32_t m, const float* vtab, FloatOutC out, int64_t base) {
+  shift_gelu_lookup(q, cols, m, vtab, out.p + base);
 }
 
+// vtab [p.cols] (float output on the simd path): beside tab[t] = sig(−t), the output value of the code q = m − t,
+// float(double(q·sig)·S_out) as FloatOutC stores it, so that the output pass is one gather per 16 elements.
 template <class In, class Out, class Tab>
 MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t r1, int32_t* buf, Tab* tab,
-                         bool simd) {
+                         float* vtab, bool simd) {
   const int64_t cols = p.cols, lo = p.lo, hi = p.hi;
   const ShiftGeluConsts c = p.c;
   // The table depends on the row max m alone (e2 and sig(−t) do), so consecutive rows with the same max share it:
@@ -90,11 +93,23 @@ MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t 
     if (2 * span <= cols) {
       if (m != tab_m) tab_len = 0;
       for (i64 t = tab_len; t < span; ++t) tab[t] = static_cast<Tab>(shift_gelu_sig(-t, e2, c));
+      constexpr bool kValues = std::is_same_v<Out, FloatOutC> && std::is_same_v<Tab, int32_t>;
+      if constexpr (kValues) {
+        if (simd) {
+          for (i64 t = tab_len; t < span; ++t) {
+            FloatOut{vtab, out.scale[0]}.store(t, (m - t) * static_cast<i64>(tab[t]));
+          }
+        }
+      }
       tab_m = m;
       tab_len = tab_len > span ? tab_len : span;
       if constexpr (std::is_same_v<Tab, int32_t>) {
         if (simd) {
-          lookup_simd(q, cols, m, tab, out, base);  // q: the input row, or buf
+          if constexpr (kValues) {
+            lookup_simd(q, cols, m, vtab, out, base);  // buf
+          } else {
+            lookup_simd(q, cols, m, tab, out, base);  // q: the input row, or buf
+          }
           continue;
         }
       }
@@ -113,7 +128,8 @@ bool run(In in, Out out, const ShiftGeluParams& p, bool simd = false) {
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
     RowBuffer<int32_t> buf(p.cols);
     RowBuffer<Tab> tab(p.cols);
-    if (!rows(in, out, p, r0, r1, buf.data(), tab.data(), simd)) all_ok = false;
+    RowBuffer<float> vtab(std::is_same_v<Out, FloatOutC> && simd ? p.cols : 0);
+    if (!rows(in, out, p, r0, r1, buf.data(), tab.data(), vtab.data(), simd)) all_ok = false;
   });
   return all_ok;
 }

@@ -28,16 +28,12 @@ MNQ_TARGET_AVX512 void lookup_int(const int32_t* q, int64_t cols, int32_t m, con
   }
 }
 
-MNQ_TARGET_AVX512 void lookup_float(const int32_t* q, int64_t cols, int32_t m, const int32_t* tab, double scale,
-                                    float* out) {
+MNQ_TARGET_AVX512 void lookup_values(const int32_t* q, int64_t cols, int32_t m, const float* vtab, float* out) {
   const __m512i vm = _mm512_set1_epi32(m);
-  const __m512d s = _mm512_set1_pd(scale);
   for (int64_t j = 0; j < cols; j += 16) {
     const __mmask16 k = simd_lanes16(cols - j);
-    const __m512i v = products(q + j, vm, tab, k);
-    const __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(v)), s));
-    const __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(v, 1)), s));
-    _mm512_mask_storeu_ps(out + j, k, _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1));
+    const __m512i t = _mm512_sub_epi32(vm, _mm512_maskz_loadu_epi32(k, q + j));
+    _mm512_mask_storeu_ps(out + j, k, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, t, vtab, 4));
   }
 }
 #endif
@@ -67,9 +63,9 @@ void shift_gelu_lookup(const int32_t* q, int64_t cols, int32_t m, const int32_t*
 #endif
 }
 
-void shift_gelu_lookup(const int32_t* q, int64_t cols, int32_t m, const int32_t* tab, double scale, float* out) {
+void shift_gelu_lookup(const int32_t* q, int64_t cols, int32_t m, const float* vtab, float* out) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  lookup_float(q, cols, m, tab, scale, out);
+  lookup_values(q, cols, m, vtab, out);
 #endif
 }
 

@@ -1,8 +1,9 @@
 // ShiftGELU's AVX-512 lookup (kernels/shift_gelu.h): the output pass of a row whose sig values are tabulated
 // (csrc/cpu/shift_gelu.cpp: tab[t] = shift_gelu_sig(−t, e2, c) for t ∈ [0, m − min_row(q)]), 16 lanes with a
 // gather, which GCC does not emit for this loop (it stays one scalar load, multiply and store per element). Each
-// output is q·tab[m − q] in int32 (|out| < 2^30), or its float32 value float(double(q·sig)·S_out) (kernels/io.h's
-// FloatOut), exactly as the scalar loop.
+// output is q·tab[m − q] in int32 (|out| < 2^30), exactly as the scalar loop; the float32 value float(double(q·sig)·
+// S_out) (kernels/io.h's FloatOut) depends on q alone as well within the row, so the QAT form gathers it from the
+// caller's table of those values (vtab[t], the value of the code m − t), built by the scalar store.
 #pragma once
 
 #include <cstdint>
@@ -22,8 +23,8 @@ bool shift_gelu_codes(const float* x, int64_t cols, double inv_scale, int32_t lo
 
 // out[j] = q[j]·tab[m − q[j]] for j < cols (every m − q[j] indexes tab).
 void shift_gelu_lookup(const int32_t* q, int64_t cols, int32_t m, const int32_t* tab, int32_t* out);
-// out[j] = float(double(q[j]·tab[m − q[j]])·scale).
-void shift_gelu_lookup(const int32_t* q, int64_t cols, int32_t m, const int32_t* tab, double scale, float* out);
+// out[j] = vtab[m − q[j]] (the caller's table of float32 output values).
+void shift_gelu_lookup(const int32_t* q, int64_t cols, int32_t m, const float* vtab, float* out);
 
 }  // namespace cpu
 }  // namespace ops

@@ -63,16 +63,23 @@ def test_log_int_softmax(isa):
 def test_shiftmax(isa):
     g = torch.Generator().manual_seed(10)
     for cols in COLS:
-        for scale in (8.0 / 127, 0.3):
+        # (out_bits, n): the defaults; 8- and 2-bit outputs; n = 22, where row 1 (constant) saturates the sum at
+        # 2^31 − 1 from 32 columns on (f = 1); n = 1, the smallest table.
+        for scale, out_bits, n in ((8.0 / 127, 16, 15), (0.3, 16, 15), (8.0 / 127, 8, 22), (0.3, 2, 1),
+                                   (0.01, 16, 15)):
             q = codes(4, cols, -128, 127, 40, g)
-            got, s_out = ops.shiftmax(q, scale)
-            want, _ = reference.shiftmax(q, scale)
+            got, s_out = ops.shiftmax(q, scale, out_bits, n)
+            want, _ = reference.shiftmax(q, scale, out_bits, n)
             assert torch.equal(got.long(), want.long())
-            value, _ = ops.shiftmax_qat((q.double() * scale).float(), scale)
+            value, _ = ops.shiftmax_qat((q.double() * scale).float(), scale, out_bits, n)
             assert torch.equal(value, dequant(want, s_out))
             x, qx = near_ties(3, cols, scale, 120, g)
-            value, _ = ops.shiftmax_qat(x, scale)
-            assert torch.equal(value, dequant(reference.shiftmax(qx, scale)[0], s_out))
+            value, _ = ops.shiftmax_qat(x, scale, out_bits, n)
+            assert torch.equal(value, dequant(reference.shiftmax(qx, scale, out_bits, n)[0], s_out))
+        # int32 extremes: m − q up to 2^32 − 1, far past the table's clamp.
+        q = codes(3, cols, -(2**31), 2**31 - 1, 2**28, g)
+        got, _ = ops.shiftmax(q, 8.0 / 127)
+        assert torch.equal(got.long(), reference.shiftmax(q, 8.0 / 127)[0].long())
 
 
 def test_ibert_softmax(isa):
@@ -135,6 +142,16 @@ def test_shift_gelu(isa):
                 x, qx = near_ties(3, cols, scale, 120, g)
                 value, _ = ops.shift_gelu_qat(x, scale, out_bits)
                 assert torch.equal(value, dequant(reference.shift_gelu(qx, scale, out_bits)[0], s_out))
+    # Rows sharing their max with growing spans (the tables of sig and of the QAT values are extended, not rebuilt),
+    # then another max (rebuilt), on the table path (span ≤ cols / 2).
+    q = torch.stack([torch.arange(m - span, m + 1).repeat(64)[:64] for m, span in
+                     ((20, 0), (20, 5), (20, 3), (20, 25), (-7, 9), (-7, 30), (20, 31))]).to(torch.int32)
+    for scale in (4.0 / 127, 0.1):
+        got, s_out = ops.shift_gelu(q, scale)
+        want, _ = reference.shift_gelu(q, scale)
+        assert torch.equal(got.long(), want.long())
+        value, _ = ops.shift_gelu_qat((q.double() * scale).float(), scale)
+        assert torch.equal(value, dequant(want, s_out))
 
 
 def test_ibert_gelu(isa):
@@ -150,6 +167,10 @@ def test_ibert_gelu(isa):
                 qx = q.clamp(-(2**22), 2**22)  # float32 x = q·S gives back its code exactly below 2^23
                 value, _ = ops.ibert_gelu_qat((qx.double() * scale).float(), scale)
                 assert torch.equal(value, dequant(reference.ibert_gelu(qx, scale)[0], s_out))
+            x, qx = near_ties(3, cols, sa, 3000, g)  # the float32-certified codes of a per-tensor scale
+            st = torch.tensor(sa, dtype=torch.float64)
+            value, s_out = ops.ibert_gelu_qat(x, st)
+            assert torch.equal(value, dequant(reference.ibert_gelu(qx, st)[0], s_out))
 
 
 @pytest.mark.parametrize("name,lim", [("ilayernorm", 2**15), ("ibert_layernorm", 2**21)])
@@ -201,6 +222,34 @@ def test_integer_layernorm_long_rows(isa, name, lim, cols):
     q[0], q[2] = -lim, lim - 1
     q[3, ::2] = -lim
     check_layernorm(name, q, 6.0 / lim, w, b)
+
+
+def test_row_ops_long_rows(isa):
+    """Rows longer than the row buffers' 4096 elements on the stack (row_buffer.h: they come from torch's allocator
+    then): Shiftmax, Log-Int-Softmax and I-BERT softmax, and ShiftGELU on its table path (with the QAT value table)."""
+    g = torch.Generator().manual_seed(12)
+    cols = 5000
+    q = codes(3, cols, -128, 127, 40, g)
+    scale = 8.0 / 127
+    x = (q.double() * scale).float()
+    got, s_out = ops.shiftmax(q, scale)
+    want, _ = reference.shiftmax(q, scale)
+    assert torch.equal(got.long(), want.long())
+    assert torch.equal(ops.shiftmax_qat(x, scale)[0], dequant(want, s_out))
+    got, s_out = ops.ibert_softmax(q, scale)
+    want, _ = reference.ibert_softmax(q, scale)
+    assert torch.equal(got.long(), want.long())
+    assert torch.equal(ops.ibert_softmax_qat(x, scale)[0], dequant(want, s_out))
+    code, mask = ops.log_int_softmax(q, scale)
+    want_code, want_mask = reference.log_int_softmax(q, scale)
+    assert torch.equal(code.long(), want_code.long()) and torch.equal(mask, want_mask)
+    value, _ = ops.log_int_softmax_qat(x, scale)
+    assert torch.equal(value, reference.log_int_softmax_value(want_code, want_mask).float())
+    scale = 4.0 / 127
+    got, s_out = ops.shift_gelu(q, scale)
+    want, _ = reference.shift_gelu(q, scale)
+    assert torch.equal(got.long(), want.long())
+    assert torch.equal(ops.shift_gelu_qat((q.double() * scale).float(), scale)[0], dequant(want, s_out))
 
 
 @pytest.mark.parametrize("cols", [7, 16, 33, 384])

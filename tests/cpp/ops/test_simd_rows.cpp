@@ -235,7 +235,7 @@ TEST_CASE("log-int-softmax avx512 rows equal lis_code", "[simd]") {
   }
   std::mt19937 rng(12);
   const std::vector<int64_t> lengths = row_lengths();
-  int small_t0 = 0, wide_rows = 0, zeros = 0;
+  int small_t0 = 0, wide_rows = 0, zeros = 0, no_zero_rows = 0, narrow_rows = 0;
   for (const double scale : {8.0 / 127, 0.3, 1.5, 3e-5}) {
     for (const int variant : {2, 4, 8, -8}) {
       // bits = |variant|; −8: the upper half of the table zeroed, so that the rows hold e = 0 lanes (the masked
@@ -270,13 +270,23 @@ TEST_CASE("log-int-softmax avx512 rows equal lis_code", "[simd]") {
         std::vector<float> value(cols, -7.0f);
         cpu::LisRowIn in;
         in.q = q.data();
+        // The table's facts select the variants (no e = 0 test, one 64-bit sum) where they allow; the defaults
+        // (the general variants) must give the same codes.
+        const cpu::LisTableFacts facts = cpu::lis_table_facts(tab.data(), lim, cols);
         REQUIRE(cpu::lis_row(in, p, tab.data(), lim, qbuf.data(), ebuf.data(),
-                             cpu::LisRowOut{code.data(), mask.data(), nullptr}));
+                             cpu::LisRowOut{code.data(), mask.data(), nullptr}, facts));
         cpu::LisRowIn fin;
         fin.x = xf.data();
         fin.inv_scale = 1.0 / scale;
         REQUIRE(cpu::lis_row(fin, p, tab.data(), lim, qbuf.data(), ebuf.data(),
-                             cpu::LisRowOut{nullptr, nullptr, value.data()}));
+                             cpu::LisRowOut{nullptr, nullptr, value.data()}, facts));
+        std::vector<uint8_t> code_g(cols, 77), mask_g(cols, 77);
+        REQUIRE(cpu::lis_row(in, p, tab.data(), lim, qbuf.data(), ebuf.data(),
+                             cpu::LisRowOut{code_g.data(), mask_g.data(), nullptr}));
+        REQUIRE(code_g == code);
+        REQUIRE(mask_g == mask);
+        no_zero_rows += !facts.zeros;
+        narrow_rows += !facts.wide;
         for (int64_t c = 0; c < cols; ++c) {
           const LisCode want = lis_code(s, e[c], p.c);
           INFO("scale " << scale << " variant " << variant << " cols " << cols << " c " << c);
@@ -287,7 +297,7 @@ TEST_CASE("log-int-softmax avx512 rows equal lis_code", "[simd]") {
           REQUIRE(std::memcmp(&fw, &value[c], sizeof fw) == 0);
           zeros += e[c] == 0;
           if (e[c] > 0 && s < (static_cast<u128>(1) << 61)) {
-            small_t0 += bit_length(static_cast<u64>(s)) - bit_length(static_cast<u64>(e[c])) < 3;
+            small_t0 += lis_exponent(s, e[c]) < 3;  // the lanes of the first two tests (K_1, K_2)
           }
         }
         // A code outside the declared range fails the row.
@@ -321,7 +331,8 @@ TEST_CASE("log-int-softmax avx512 rows equal lis_code", "[simd]") {
         cpu::LisRowIn in;
         in.q = q.data();
         REQUIRE(cpu::lis_row(in, pn, tab.data(), lim, qbuf.data(), ebuf.data(),
-                             cpu::LisRowOut{code.data(), mask.data(), nullptr}));
+                             cpu::LisRowOut{code.data(), mask.data(), nullptr},
+                             cpu::lis_table_facts(tab.data(), lim, n)));
         for (int c = 0; c < n; ++c) {
           const i64 e = tab[lim + q[c]];
           const LisCode want = lis_code(s, e, p.c);
@@ -334,6 +345,8 @@ TEST_CASE("log-int-softmax avx512 rows equal lis_code", "[simd]") {
   }
   REQUIRE(ties > 4);
   REQUIRE(small_t0 > 100);
+  REQUIRE(no_zero_rows > 100);  // both variants of each pass were taken
+  REQUIRE(narrow_rows > 100);
   REQUIRE(wide_rows > 10);
   REQUIRE(zeros > 100);
 }

@@ -1,0 +1,29 @@
+// Shiftmax's AVX-512 row path (kernels/shiftmax.h), equal to the scalar definition element by element.
+//
+// Three passes over a row, 16 int32 lanes each: the row max (row_codes_simd.h: int32 codes read in place, float32
+// values rounded to codes into a row buffer), the exponentials e gathered from the caller's exact table of
+// shift_exp32 with their 64-bit sum, and the output (e·f) >> (32 − b_out) with f = floor((2^31 − 1) / s)
+// (shiftmax_factor): e·f ≤ 2^31 − 1 (kernels/shiftmax.h), so the product is one VPMULLD. Within a row e depends on
+// d = m − q alone, clamped at −x_lo (shift_exp32_input), hence the table tab[lim − min(d, lim)] = shift_exp32(−min(d,
+// lim)), lim = −x_lo: the scalar function at the same points. The QAT form writes float(double(out)·S_out) (kernels/
+// io.h's FloatOut); with S_out = 2^−(b_out − 1), a power of two, that is float32(out)·float32(S_out) exactly (out <
+// 2^15 is exact in float32 and the product only moves the exponent), so 16 float32 lanes do it.
+#pragma once
+
+#include <cstdint>
+
+#include "csrc/cpu/ibert_softmax_simd.h"  // the row input/output views (IbertSoftmaxRowIn / Out: any softmax's)
+#include "kernels/shiftmax.h"
+
+namespace mnq {
+namespace ops {
+namespace cpu {
+
+// One row of p.cols elements. tab[i] = shift_exp32(i − lim, p.c.se) for i ∈ [0, lim], lim = −p.c.se.x_lo; buf
+// [p.cols] int32 scratch. False when a code lies outside [p.lo, p.hi] (or a float has no code).
+bool shiftmax_row(const IbertSoftmaxRowIn& in, const kernels::ShiftmaxParams& p, const int32_t* tab, uint32_t lim,
+                  int32_t* buf, const IbertSoftmaxRowOut& out);
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace mnq
