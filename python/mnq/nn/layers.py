@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import ops
-from .quant import _check_bits
+from .quant import _check_bits, _per_tensor_scale
 
 
 def _weight_scale(w: Tensor, bits: int) -> Tensor:
@@ -21,16 +21,9 @@ def _weight_scale(w: Tensor, bits: int) -> Tensor:
     return flat.abs().amax(-1).clamp(min=1e-8) / (2 ** (bits - 1) - 1)
 
 
-def _per_tensor(scale: Tensor, who: str) -> Tensor:
-    s = torch.as_tensor(scale, dtype=torch.float64)
-    if s.numel() != 1:
-        raise ValueError(f"{who}: the input scale must be per tensor (one value), got shape {tuple(s.shape)}")
-    return s.reshape(())
-
-
 def _fake_quant_params(weight: Tensor, bias, scale: Tensor, bits: int, who: str):
     """Fake-quantized weight (per output channel), bias on S_a·S_w (32 bits) and the output scale."""
-    s_a = _per_tensor(scale, who)
+    s_a = _per_tensor_scale(scale, who)
     s_w = _weight_scale(weight, bits)
     w = ops.quantize_qat(weight, s_w.to(weight.device), bits, 0)
     s_out = s_a.to(s_w.device) * s_w
@@ -72,4 +65,4 @@ class QuantMatMul(nn.Module):
     """Product of two quantized tensors: (A @ B, S_A·S_B), per-tensor scales."""
 
     def forward(self, a: Tensor, scale_a: Tensor, b: Tensor, scale_b: Tensor) -> Tuple[Tensor, Tensor]:
-        return a @ b, _per_tensor(scale_a, "QuantMatMul") * _per_tensor(scale_b, "QuantMatMul")
+        return a @ b, _per_tensor_scale(scale_a, "QuantMatMul") * _per_tensor_scale(scale_b, "QuantMatMul")

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import ops
-from .quant import PtfAct, _check_bits
+from .quant import PtfAct, _check_bits, _per_tensor_scale
 
 SOFTMAX_METHODS = ("ivit", "ibert", "fqvit")
 GELU_METHODS = ("ivit", "ibert", "fqvit")
@@ -29,14 +29,6 @@ def _check_method(method: str, allowed, who: str) -> str:
     if method not in allowed:
         raise ValueError(f"{who}: method must be one of {', '.join(allowed)}; got {method!r}")
     return method
-
-
-def _per_tensor(scale: Tensor, who: str) -> Tensor:
-    """A per-tensor scale as a 0-d float64 tensor where it is: checked by shape, never read."""
-    s = torch.as_tensor(scale, dtype=torch.float64)
-    if s.numel() != 1:
-        raise ValueError(f"{who}: the input scale must be per tensor (one value), got shape {tuple(s.shape)}")
-    return s.detach().reshape(())
 
 
 class IntSoftmax(nn.Module):
@@ -50,7 +42,7 @@ class IntSoftmax(nn.Module):
         self.log_bits = _check_bits(log_bits, 8)
 
     def forward(self, x: Tensor, scale: Tensor) -> Tuple[Tensor, Tensor]:
-        s = _per_tensor(scale, "IntSoftmax")
+        s = _per_tensor_scale(scale, "IntSoftmax")
         if self.method == "ivit":
             return ops.shiftmax_qat(x, s, self.out_bits)
         if self.method == "ibert":
@@ -69,7 +61,7 @@ class IntGELU(nn.Module):
 
     def forward(self, x: Tensor, scale: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         if self.method == "ivit":
-            return ops.shift_gelu_qat(x, _per_tensor(scale, "IntGELU"), self.out_bits)
+            return ops.shift_gelu_qat(x, _per_tensor_scale(scale, "IntGELU"), self.out_bits)
         if self.method == "ibert":
             return ops.ibert_gelu_qat(x, torch.as_tensor(scale, dtype=torch.float64))
         return F.gelu(x), None
@@ -92,11 +84,11 @@ class IntLayerNorm(nn.LayerNorm):
             if scale_next is None:
                 raise ValueError("IntLayerNorm(method='fqvit'): scale_next (the next QuantAct's scale) is required")
             xq, (s_base, alpha) = self.ptf(x)
-            s_next = _per_tensor(scale_next, "IntLayerNorm")
+            s_next = _per_tensor_scale(scale_next, "IntLayerNorm")
             return ops.ptf_layernorm_qat(xq, alpha, s_base, self.weight, self.bias, s_next, self.eps)
         if scale is None:
             raise ValueError(f"IntLayerNorm(method={self.method!r}): the input scale is required")
-        s = _per_tensor(scale, "IntLayerNorm")
+        s = _per_tensor_scale(scale, "IntLayerNorm")
         fn = ops.ilayernorm_qat if self.method == "ivit" else ops.ibert_layernorm_qat
         return fn(x, s, self.weight, self.bias, self.eps)
 

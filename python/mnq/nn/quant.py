@@ -20,6 +20,14 @@ def _check_bits(bits: int, hi: int = 16) -> int:
     return bits
 
 
+def _per_tensor_scale(scale: Tensor, who: str) -> Tensor:
+    """A per-tensor scale as a 0-d float64 tensor where it is: checked by shape, never read (C++: nn::per_tensor_scale)."""
+    s = torch.as_tensor(scale, dtype=torch.float64)
+    if s.numel() != 1:
+        raise ValueError(f"{who}: the input scale must be per tensor (one value), got shape {tuple(s.shape)}")
+    return s.detach().reshape(())
+
+
 class _RangeTracker(nn.Module):
     """Running symmetric range -> per-tensor scale S = max(|min|, |max|, 1e-8) / (2^(b-1) - 1)."""
 

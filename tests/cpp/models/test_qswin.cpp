@@ -14,15 +14,7 @@
 using namespace mnq::models;
 namespace fs = std::filesystem;
 
-namespace {
-
-void calibrate(QuantSwinTransformer& m, const at::Tensor& x, int batches = 3) {
-  m->train();
-  at::NoGradGuard no_grad;
-  for (int i = 0; i < batches; ++i) m->forward(x);
-}
-
-}  // namespace
+using mnq_test::calibrate;
 
 TEST_CASE("quantized Swin: uniform plans run forward and backward and track the FP model", "[qswin]") {
   at::manual_seed(0);

@@ -15,6 +15,7 @@
 
 using namespace mnq::models;
 namespace fs = std::filesystem;
+using mnq_test::calibrate;
 
 namespace {
 
@@ -25,13 +26,6 @@ double sqnr_db(const at::Tensor& x, const at::Tensor& y) {
 
 QuantVisionTransformer quant_model(const std::string& preset, const Plan& plan, int64_t bits = 8) {
   return QuantVisionTransformer(vit_preset(preset), QuantOptions{bits, plan});
-}
-
-// Training-mode forwards set every quantizer's range (what calibration does).
-void calibrate(QuantVisionTransformer& m, const at::Tensor& x, int batches = 3) {
-  m->train();
-  at::NoGradGuard no_grad;
-  for (int i = 0; i < batches; ++i) m->forward(x);
 }
 
 }  // namespace
