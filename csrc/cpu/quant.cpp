@@ -35,6 +35,10 @@ bool quantize_loop(const float* x, const double* scale, Out out, const QuantizeP
   const bool exact_ok = Out::kPropagatesNaN || (p.lo >= INT32_MIN && p.hi <= INT32_MAX);
   const Isa path = vector_layout && (certified || exact_ok) ? isa() : Isa::kScalar;
   const bool exact = !certified;
+  // Fake quant with a per-tensor scale: float32 stores where fake_store32 certifies every code of the range.
+  const FakeStore32 store32 = Out::kPropagatesNaN && layout.C == 1 && certified && path == Isa::kAvx512
+                                  ? fake_store32(path, scale[0], p.lo, p.hi)
+                                  : FakeStore32{};
   std::vector<float> recip(static_cast<size_t>(layout.C));
   for (int64_t c = 0; c < layout.C; ++c) recip[c] = static_cast<float>(1.0 / scale[c]);
   if (last_dim) {
@@ -52,7 +56,8 @@ bool quantize_loop(const float* x, const double* scale, Out out, const QuantizeP
   at::parallel_for(0, p.numel, kGrain, [&](int64_t i0, int64_t i1) {
     int bad = 0;
     if (layout.C == 1) {
-      bad = quantize_span(path, QuantSpan{x, i0, i1 - i0, scale, recip.data(), false, p.lo, p.hi, exact}, out);
+      bad = quantize_span(path, QuantSpan{x, i0, i1 - i0, scale, recip.data(), false, p.lo, p.hi, exact, store32},
+                          out);
     } else {
       const Out o = out;  // a local: the stores could alias a by-reference capture
       for (int64_t i = i0; i < i1; ++i) quantize_one(x, scale[layout.channel(i)], p.lo, p.hi, o, i, bad);

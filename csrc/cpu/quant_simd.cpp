@@ -43,36 +43,42 @@ MNQ_TARGET_AVX512 int span_avx512(const QuantSpan& sp, const Out& out) {
   constexpr bool kFake = Out::kPropagatesNaN;
   const __m512 half = _mm512_set1_ps(0.5f), k21 = _mm512_set1_ps(0x1p-21f);
   const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
-  // |p| ≥ max(hi + 1, 1 − lo) implies p ≥ hi + 1 or p ≤ lo − 1 (quant_simd.h's clamped cases): one compare on |p|,
-  // which the margin needs anyway, instead of two on p.
-  const __m512 outside = _mm512_set1_ps(static_cast<float>(std::max(sp.hi + 1, 1 - sp.lo)));
   const __m512 flo = _mm512_set1_ps(static_cast<float>(sp.lo)), fhi = _mm512_set1_ps(static_cast<float>(sp.hi));
   const __m512 r1 = _mm512_set1_ps(sp.r[0]);
   const __m512d s1 = _mm512_set1_pd(sp.s[0]);
+  const __m512 h32 = _mm512_set1_ps(sp.store32.hi), l32 = _mm512_set1_ps(sp.store32.lo);
   const float* x = sp.x + sp.i0;
   int bad = 0;
   int64_t j = 0;
   for (; j + 16 <= sp.n; j += 16) {
+    // Clamped first: pc = min(hi, max(lo, p)) (vmaxps/vminps return their second operand, p, for a NaN: NaN stays),
+    // and rint(pc) = clamp(rint(p), lo, hi) (rint is monotone and fixes the integers lo, hi). A lane with p ≥ hi has
+    // pc = hi, an integer (e = 0, certified), and its code is hi: vd ≥ p − E > hi − 1/2 (quant_simd.h); p ≤ lo
+    // likewise; ±inf clamp to hi or lo, as the definition's code. Other lanes have pc = p and the margin test below.
     const __m512 p = _mm512_mul_ps(_mm512_loadu_ps(x + j), sp.per_column ? _mm512_loadu_ps(sp.r + j) : r1);
-    // e = p − rint(p), exact, and rint(p) = p − e (codes: one vreduceps and a subtraction instead of vrndscaleps's
-    // two operations and the subtraction; ±inf give e = 0, NaN gives NaN). Fake quant rounds with vrndscaleps: it
-    // keeps the −0.0 of a small negative p, which p − e would turn into +0.0 (its store multiplies the sign in).
-    __m512 rp, e;
+    const __m512 pc = _mm512_min_ps(fhi, _mm512_max_ps(flo, p));
+    // e = pc − rint(pc), exact, and rint(pc) = pc − e (codes: one vreduceps and a subtraction instead of
+    // vrndscaleps's two operations and the subtraction; NaN gives NaN). Fake quant rounds with vrndscaleps: it keeps
+    // the −0.0 of a small negative p, which pc − e would turn into +0.0 (its store multiplies the sign in).
+    __m512 q, e;
     if constexpr (kFake) {
-      rp = _mm512_roundscale_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      e = _mm512_sub_ps(p, rp);
+      q = _mm512_roundscale_ps(pc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      e = _mm512_sub_ps(pc, q);
     } else {
-      e = _mm512_reduce_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      rp = _mm512_sub_ps(p, e);
+      e = _mm512_reduce_ps(pc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      q = _mm512_sub_ps(pc, e);
     }
-    // The margin test as one FMA and one compare: u = fl(2^−21·|p| + |e|) < 1/2 implies (rounding is monotone, 1/2
-    // a float) that p is farther than 2^−21·|p| from every half-integer, more than E for |p| ≥ 2^−117 (below, |e| =
-    // |p| and the distance is almost 1/2), and |p| < 2^20, where float32 holds rint(p) exactly.
-    const __m512 ap = _mm512_and_ps(p, abs_mask);
-    const __m512 u = _mm512_fmadd_ps(ap, k21, _mm512_and_ps(e, abs_mask));
-    const __mmask16 ok = _mm512_cmp_ps_mask(u, half, _CMP_LT_OQ) | _mm512_cmp_ps_mask(ap, outside, _CMP_GE_OQ);
-    const __m512 q = _mm512_min_ps(_mm512_max_ps(rp, flo), fhi);
+    // The margin test as one FMA and one compare: u = fl(2^−21·|pc| + |e|) < 1/2 implies (rounding is monotone, 1/2
+    // a float) that pc is farther than 2^−21·|pc| from every half-integer, more than E for |pc| ≥ 2^−117 (below,
+    // |e| = |pc| and the distance is almost 1/2); |pc| ≤ 2^18, where float32 holds rint(pc) exactly.
+    const __m512 u = _mm512_fmadd_ps(_mm512_and_ps(pc, abs_mask), k21, _mm512_and_ps(e, abs_mask));
+    const __mmask16 ok = _mm512_cmp_ps_mask(u, half, _CMP_LT_OQ);
     if constexpr (kFake) {
+      if (sp.store32.ok) {
+        _mm512_storeu_ps(out.p + sp.i0 + j, fake_value32(q, h32, l32));
+        if (ok != 0xffff) bad |= redo_lanes(sp, out, j, static_cast<unsigned>(static_cast<__mmask16>(~ok)));
+        continue;
+      }
       const __m512d slo = sp.per_column ? _mm512_loadu_pd(sp.s + j) : s1;
       const __m512d shi = sp.per_column ? _mm512_loadu_pd(sp.s + j + 8) : s1;
       const __m256 vlo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(q)), slo));
@@ -180,6 +186,23 @@ MNQ_TARGET_AVX2 int span_exact_avx2(const QuantSpan& sp, const Out& out) {
   }
   return bad | scalar_span(sp, out, j, sp.n);
 }
+// fake_store32's check: both values of every code of [lo, hi], 16 per step (the last step's extra lanes masked).
+MNQ_TARGET_AVX512 bool store32_agrees(double s, float hi32, float lo32, i64 lo, i64 hi) {
+  const __m512 h = _mm512_set1_ps(hi32), l = _mm512_set1_ps(lo32);
+  const __m512d sd = _mm512_set1_pd(s);
+  const __m512i ramp = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (i64 q0 = lo; q0 <= hi; q0 += 16) {
+    const __mmask16 lanes = hi - q0 >= 15 ? 0xffff : static_cast<__mmask16>((1u << (hi - q0 + 1)) - 1);
+    const __m512i qi = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(q0)), ramp);
+    const __m512 got = fake_value32(_mm512_cvtepi32_ps(qi), h, l);
+    // FakeOut::store: fl32(fl64(q)·S).
+    const __m256 w0 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(qi)), sd));
+    const __m256 w1 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti32x8_epi32(qi, 1)), sd));
+    const __m512 want = _mm512_insertf32x8(_mm512_castps256_ps512(w0), w1, 1);
+    if (_mm512_mask_cmpneq_epi32_mask(lanes, _mm512_castps_si512(got), _mm512_castps_si512(want)) != 0) return false;
+  }
+  return true;
+}
 #endif
 
 template <class Out>
@@ -202,6 +225,20 @@ bool quantize_simd_ok(const double* s, int64_t count, i64 lo, i64 hi) {
     if (!(r >= 0x1p-100 && r <= 0x1p100)) return false;
   }
   return true;
+}
+
+FakeStore32 fake_store32(Isa path, double s, i64 lo, i64 hi) {
+  FakeStore32 f;
+#if defined(MNQ_HAVE_X86_SIMD)
+  if (path != Isa::kAvx512 || !(s > 0.0) || lo > hi || hi - lo >= kFakeStoreMaxCodes || lo < -(i64(1) << 24) ||
+      hi > (i64(1) << 24)) {
+    return f;
+  }
+  f.hi = static_cast<float>(s);
+  f.lo = static_cast<float>(s - static_cast<double>(f.hi));  // s − fl32(s): exact in float64 (Sterbenz) when finite
+  f.ok = store32_agrees(s, f.hi, f.lo, lo, hi);
+#endif
+  return f;
 }
 
 int quantize_span(Isa path, const QuantSpan& sp, const CodeOut& out) { return span(path, sp, out); }

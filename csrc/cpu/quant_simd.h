@@ -17,8 +17,9 @@
 //   rint(p) are within a factor 2 or rint(p) = 0) the distance is h = 1/2 − a, computed exactly when a ≥ 1/4
 //   (Sterbenz) and to within 2^−26 when a < 1/4, where h > 1/4 > E anyway (|p| < 2^19). The test
 //   fl(1/2 − a) ≥ fl(2^−21·|p| + 2^−60) therefore implies h > E (the margin rounded once, by an FMA, or twice: it
-//   stays above E either way). NaN fails every test. (AVX-512 tests |p| ≥ max(hi + 1, 1 − lo) for the two clamped
-//   cases, a subset of them, and the margin as fl(2^−21·|p| + a) < 1/2, which implies 1/2 − a > 2^−21·|p| > E.)
+//   stays above E either way). NaN fails every test. (AVX-512 clamps p to [lo, hi] first: p ≥ hi gives vd ≥ p − E >
+//   hi − 1/2, so the code is hi, the clamped value's rint, and lo likewise; it tests the margin of the clamped value
+//   as fl(2^−21·|pc| + a) < 1/2, which implies 1/2 − a > 2^−21·|pc| > E.)
 // Wider codes (bits ≥ 20, or any clamp range outside [−2^18, 2^18 − 1]) take the exact vector form instead: the
 // definition's own float64 division and rint per lane (vdivpd, vroundpd: the same IEEE operations), then the clamp
 // and the store, so it equals quantize_code with no certification (QuantSpan::exact). Other layouts than per tensor
@@ -27,6 +28,7 @@
 
 #include <cstdint>
 
+#include "csrc/cpu/fake_store_simd.h"
 #include "csrc/cpu/isa.h"
 #include "kernels/quant.h"
 
@@ -60,6 +62,9 @@ struct QuantSpan {
   kernels::i64 lo, hi;
   // The exact float64 form (any scales, any lo ≤ hi within int32 for codes) instead of the certified float32 one.
   bool exact = false;
+  // Fake quant, AVX-512, per tensor: the values from fake_store32 (its `ok` set) instead of FakeOut::store's float64
+  // product per lane.
+  FakeStore32 store32{};
 };
 
 // Whether the vector paths apply: bits ≤ 19 (the certification's range) and every 1/S in [2^−100, 2^100].

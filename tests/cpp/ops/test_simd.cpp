@@ -67,7 +67,9 @@ QuantRun run_quantize(Isa path, const std::vector<float>& xs, int64_t i0, int64_
   std::vector<float> r(s.size());
   for (size_t c = 0; c < s.size(); ++c) r[c] = static_cast<float>(1.0 / s[c]);
   QuantRun o{std::vector<int32_t>(xs.size(), -7), std::vector<float>(xs.size(), -7.0f), 0, 0};
-  const cpu::QuantSpan sp{xs.data(), i0, n, s.data(), r.data(), per_column, lo, hi};
+  cpu::QuantSpan sp{xs.data(), i0, n, s.data(), r.data(), per_column, lo, hi};
+  // As the op does: float32 fake stores where fake_store32 certifies the range (AVX-512, per tensor, bits ≤ 12).
+  if (!per_column) sp.store32 = cpu::fake_store32(path, s[0], lo, hi);
   o.bad_code = cpu::quantize_span(path, sp, CodeOut{o.code.data()});
   o.bad_fake = cpu::quantize_span(path, sp, FakeOut{o.fake.data()});
   return o;
@@ -107,7 +109,7 @@ TEST_CASE("quantize vector paths equal the scalar definition", "[simd][quant]") 
   for (const int bits : {2, 8, 16, 19}) {
     const i64 lo = -(i64(1) << (bits - 1)), hi = (i64(1) << (bits - 1)) - 1;
     for (const double s : {6.0 / 127, 1.0, 0.1, 1.0 / 3, 3.7e-5, 2.5e3, 0.03623331949513469, 0.0036237419204321816,
-                           1.3756658904315, 0.05597169235133791}) {
+                           1.3756658904315, 0.05597169235133791, 0.064913024504979336}) {
       const std::vector<float> xs = quantize_inputs(s, lo, hi, rng);
       const std::vector<double> scale{s};
       REQUIRE(cpu::quantize_simd_ok(scale.data(), 1, hi));
@@ -124,6 +126,47 @@ TEST_CASE("quantize vector paths equal the scalar definition", "[simd][quant]") 
   }
   REQUIRE_FALSE(cpu::quantize_simd_ok(std::vector<double>{1.0}.data(), 1, (i64(1) << 19) - 1));  // 20 bits
   REQUIRE_FALSE(cpu::quantize_simd_ok(std::vector<double>{1e-31}.data(), 1, 127));
+}
+
+TEST_CASE("fake_store32 certifies float32 fake stores by enumerating the codes", "[simd][quant]") {
+  auto agrees = [](const cpu::FakeStore32& f, double s, i64 lo, i64 hi) {  // the kernels' formula, scalar
+    for (i64 q = lo; q <= hi; ++q) {
+      const float qf = static_cast<float>(q);
+      const float v = std::fma(qf, f.hi, qf * f.lo);
+      if (!same_bits(v, static_cast<float>(static_cast<double>(q) * s))) return false;
+    }
+    return true;
+  };
+  if (cpu::supported_isa() >= Isa::kAvx512) {
+    for (const double s : {6.0 / 127, 0.05, 1.0 / 3, 3.7e-5, 2.5e3}) {
+      const cpu::FakeStore32 f = cpu::fake_store32(Isa::kAvx512, s, -128, 127);
+      INFO("s " << s);
+      REQUIRE(f.ok);
+      REQUIRE(agrees(f, s, -128, 127));
+    }
+    // The one scale in 2·10^6 random ones (2^−20..2^5) where a code's float32 form rounds differently (q = −120):
+    // rejected, so the kernels keep the float64 product (the quantize test above runs it).
+    const double odd = 0.064913024504979336;
+    REQUIRE_FALSE(cpu::fake_store32(Isa::kAvx512, odd, -128, 127).ok);
+    // Its verdict is the scalar enumeration's, both ways (10 bits: some scales fail, some pass).
+    int passed = 0;
+    for (int i = 1; i <= 40; ++i) {
+      const double s = 6.0 / (127 + 3 * i) * (1.0 + 1e-3 * i);
+      const cpu::FakeStore32 f = cpu::fake_store32(Isa::kAvx512, s, -512, 511);
+      cpu::FakeStore32 pair = f;
+      pair.hi = static_cast<float>(s);
+      pair.lo = static_cast<float>(s - static_cast<double>(pair.hi));
+      INFO("s " << s);
+      REQUIRE(f.ok == agrees(pair, s, -512, 511));
+      passed += f.ok;
+    }
+    CHECK(passed > 0);
+    REQUIRE_FALSE(cpu::fake_store32(Isa::kAvx512, 6.0 / 127, -(i64(1) << 15), (i64(1) << 15) - 1).ok);  // too many
+    REQUIRE_FALSE(cpu::fake_store32(Isa::kAvx512, -0.05, -128, 127).ok);                             // S ≤ 0
+    REQUIRE_FALSE(cpu::fake_store32(Isa::kAvx512, std::nan(""), -128, 127).ok);
+  }
+  REQUIRE_FALSE(cpu::fake_store32(Isa::kAvx2, 0.05, -128, 127).ok);  // AVX-512 only
+  REQUIRE_FALSE(cpu::fake_store32(Isa::kScalar, 0.05, -128, 127).ok);
 }
 
 TEST_CASE("quantize vector paths with per-column scales", "[simd][quant]") {
