@@ -25,9 +25,12 @@ tensor_list finish(AutogradContext* ctx, const TT& r) {
 struct IbertGeluSte : public torch::autograd::Function<IbertGeluSte> {
   static tensor_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& scale) {
     ctx->save_for_backward({x});
+    return finish(ctx, run(x, scale));
+  }
+  static TT run(const at::Tensor& x, const at::Tensor& scale) {
     at::AutoDispatchBelowADInplaceOrView guard;
     static auto op = op_handle<TT(const at::Tensor&, const at::Tensor&)>("ibert_gelu_qat");
-    return finish(ctx, op.call(x, scale));
+    return op.call(x, scale);
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     return {gelu_grad(grads[0], ctx->get_saved_variables()[0]), at::Tensor()};
@@ -38,9 +41,12 @@ struct ShiftGeluSte : public torch::autograd::Function<ShiftGeluSte> {
   static tensor_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& scale, int64_t out_bits,
                              int64_t n) {
     ctx->save_for_backward({x});
+    return finish(ctx, run(x, scale, out_bits, n));
+  }
+  static TT run(const at::Tensor& x, const at::Tensor& scale, int64_t out_bits, int64_t n) {
     at::AutoDispatchBelowADInplaceOrView guard;
     static auto op = op_handle<TT(const at::Tensor&, const at::Tensor&, int64_t, int64_t)>("shift_gelu_qat");
-    return finish(ctx, op.call(x, scale, out_bits, n));
+    return op.call(x, scale, out_bits, n);
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     return {gelu_grad(grads[0], ctx->get_saved_variables()[0]), at::Tensor(), at::Tensor(), at::Tensor()};
@@ -48,10 +54,12 @@ struct ShiftGeluSte : public torch::autograd::Function<ShiftGeluSte> {
 };
 
 TT ibert_gelu_qat(const at::Tensor& x, const at::Tensor& scale) {
+  if (!records_grad(x, scale)) return IbertGeluSte::run(x, scale);
   const tensor_list r = IbertGeluSte::apply(x, scale);
   return {r[0], r[1]};
 }
 TT shift_gelu_qat(const at::Tensor& x, const at::Tensor& scale, int64_t out_bits, int64_t n) {
+  if (!records_grad(x, scale)) return ShiftGeluSte::run(x, scale, out_bits, n);
   const tensor_list r = ShiftGeluSte::apply(x, scale, out_bits, n);
   return {r[0], r[1]};
 }

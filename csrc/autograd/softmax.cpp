@@ -21,6 +21,11 @@ struct SoftmaxSte : public torch::autograd::Function<SoftmaxSte> {
   static tensor_list forward(AutogradContext* ctx, const at::Tensor& x, int64_t method, const at::Tensor& scale,
                              int64_t bits, int64_t n) {
     ctx->save_for_backward({x});
+    const TT r = run(x, method, scale, bits, n);
+    ctx->mark_non_differentiable({std::get<1>(r)});
+    return {std::get<0>(r), std::get<1>(r)};
+  }
+  static TT run(const at::Tensor& x, int64_t method, const at::Tensor& scale, int64_t bits, int64_t n) {
     at::AutoDispatchBelowADInplaceOrView guard;
     using Sig = TT(const at::Tensor&, const at::Tensor&, int64_t);
     TT r;
@@ -40,8 +45,7 @@ struct SoftmaxSte : public torch::autograd::Function<SoftmaxSte> {
         r = op.call(x, scale, bits);
       }
     }
-    ctx->mark_non_differentiable({std::get<1>(r)});
-    return {std::get<0>(r), std::get<1>(r)};
+    return r;
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
@@ -52,16 +56,20 @@ struct SoftmaxSte : public torch::autograd::Function<SoftmaxSte> {
   }
 };
 
-TT pair(const tensor_list& r) { return {r[0], r[1]}; }
+TT softmax_qat(const at::Tensor& x, Method method, const at::Tensor& scale, int64_t bits, int64_t n) {
+  if (!records_grad(x, scale)) return SoftmaxSte::run(x, method, scale, bits, n);
+  const tensor_list r = SoftmaxSte::apply(x, method, scale, bits, n);
+  return {r[0], r[1]};
+}
 
 TT ibert_softmax_qat(const at::Tensor& x, const at::Tensor& scale, int64_t out_bits) {
-  return pair(SoftmaxSte::apply(x, kIbert, scale, out_bits, 0));
+  return softmax_qat(x, kIbert, scale, out_bits, 0);
 }
 TT shiftmax_qat(const at::Tensor& x, const at::Tensor& scale, int64_t out_bits, int64_t n) {
-  return pair(SoftmaxSte::apply(x, kShift, scale, out_bits, n));
+  return softmax_qat(x, kShift, scale, out_bits, n);
 }
 TT log_int_softmax_qat(const at::Tensor& x, const at::Tensor& scale, int64_t bits) {
-  return pair(SoftmaxSte::apply(x, kLis, scale, bits, 0));
+  return softmax_qat(x, kLis, scale, bits, 0);
 }
 
 }  // namespace
