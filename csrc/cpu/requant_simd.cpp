@@ -14,6 +14,7 @@
 #include <cmath>
 #include <vector>
 
+#include "csrc/cpu/requant_f32_simd.h"
 #include "csrc/cpu/requant_f64_avx2.h"
 #include "csrc/cpu/requant_f64_simd.h"
 #include "csrc/cpu/simd.h"
@@ -77,6 +78,13 @@ const float* float_recip(const RequantSimdSide& s, int64_t cols, std::vector<flo
     if (!(a >= 0x1p-100 && a <= 0x1p100)) return nullptr;
     buf[c] = static_cast<float>(s.r[c]);
   }
+  return buf.data();
+}
+
+// fl32(md) per column (requant_f32_simd.h: md_fits holds, so each is 0 or a normal float32).
+const float* float_md(const RequantSimdSide& s, int64_t cols, std::vector<float>& buf) {
+  buf.resize(static_cast<size_t>(cols));
+  for (int64_t c = 0; c < cols; ++c) buf[c] = static_cast<float>(s.md[c]);
   return buf.data();
 }
 
@@ -266,6 +274,26 @@ struct Avx512 {
         return int64_block16(in, rin, id, rid, base, c, lo, hi, out_scale, o);
       };
       auto rest = [&](int64_t base, int64_t c) { return tail(in, id, cols, base, c, lo, hi, out_scale, o); };
+      if constexpr (Out::kPropagatesNaN) {
+        // Fake quant with a certified float32 store: the float32 form (requant_f32_simd.h), its uncertified blocks
+        // in float64 where that form takes them, else in int64.
+        const FakeStore32 st = fake_store32(Isa::kAvx512, out_scale, lo, hi);
+        if (st.ok) {
+          std::vector<float> mf_in, mf_id;
+          const float* min32 = float_md(in, cols, mf_in);
+          const float* mid32 = id != nullptr ? float_md(*id, cols, mf_id) : nullptr;
+          const __m512d so = _mm512_set1_pd(out_scale);
+          const __m512d dlo = _mm512_set1_pd(RequantF64Avx512::kMagic + static_cast<double>(lo));
+          const __m512d dhi = _mm512_set1_pd(RequantF64Avx512::kMagic + static_cast<double>(hi));
+          auto other32 = [&](int64_t base, int64_t c) {
+            return RequantF64Avx512::block16(in, rin, id, rid, base, c, dlo, dhi, so, o) || other(base, c);
+          };
+          return id != nullptr ? RequantF32Avx512::float_rows<true>(in, rin, min32, id, rid, mid32, cols, r0, r1, lo,
+                                                                     hi, st, o, other32, rest)
+                               : RequantF32Avx512::float_rows<false>(in, rin, min32, id, rid, mid32, cols, r0, r1, lo,
+                                                                      hi, st, o, other32, rest);
+        }
+      }
       return id != nullptr ? RequantF64Avx512::float_rows<true>(in, rin, id, rid, cols, r0, r1, lo, hi, out_scale, o,
                                                                  other, rest)
                            : RequantF64Avx512::float_rows<false>(in, rin, id, rid, cols, r0, r1, lo, hi, out_scale, o,

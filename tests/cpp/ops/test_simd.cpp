@@ -389,3 +389,79 @@ TEST_CASE("requant float32 near-ties take the float64 form", "[simd][quant]") {
   const float xv[] = {3.4496233463287354f, 204.45350646972656f, 216.64895629882812f, 19.119384765625f};
   require_near_ties(sv, xv, 16, 30, true);
 }
+
+namespace {
+
+// A QAT requant input: x = fl32(q·S) for codes q mostly within 2^12 (the float32 form's range), per-column scales
+// and multipliers m·2^−k with k in [11, 62]. Special columns: m = 2^31 − 1, k = 32 (md = 1/2 − 2^−32, whose float32
+// is 1/2: odd codes give an exact float32 tie while the exact product lies just below it), and k = 11 with the
+// largest m (md just below 2^20: requants beyond 2^20 for codes above 1). Rare lanes hold NaN, ±inf, a code of 2^19
+// or a code near int32's ends, sending their block to the float64 / int64 forms.
+SideData make_qat_side(int64_t cols, int64_t n, bool per_tensor, std::mt19937& rng) {
+  SideData d;
+  std::uniform_int_distribution<i64> mant(i64(1) << 20, (i64(1) << 31) - 1);
+  std::uniform_int_distribution<int> shift(24, 40);
+  const i64 m0 = mant(rng), k0 = shift(rng);
+  for (int64_t c = 0; c < cols; ++c) {
+    i64 m = per_tensor ? m0 : mant(rng), k = per_tensor ? k0 : shift(rng);
+    if (!per_tensor && c % 16 == 5) m = (i64(1) << 31) - 1, k = 32;
+    if (!per_tensor && c % 64 == 9) m = (i64(1) << 31) - 1, k = 11;
+    d.m.push_back(m);
+    d.k.push_back(k);
+    d.hm1.push_back((i64(1) << (k - 1)) - 1);
+    d.md.push_back(std::ldexp(static_cast<double>(m), static_cast<int>(-k)));
+    d.s.push_back(std::ldexp(6.0 / 32767, static_cast<int>(c % 5)) * (1 + 0.01 * (per_tensor ? 0 : c)));
+    d.r.push_back(1.0 / d.s.back());
+  }
+  std::normal_distribution<double> g(0.0, 900.0);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t c = i % cols;
+    const double q = std::round(g(rng));
+    d.q.push_back(static_cast<int32_t>(q));
+    d.x.push_back(static_cast<float>(q * d.s[c]));
+    const unsigned pick = rng() % 512;
+    if (pick == 0) d.x.back() = std::nanf("");
+    if (pick == 1) d.x.back() = (rng() % 2 ? 1 : -1) * std::numeric_limits<float>::infinity();
+    if (pick == 2) d.x.back() = static_cast<float>((1 << 19) * d.s[c]);
+    if (pick == 3) d.x.back() = static_cast<float>(-2147483000.0 * d.s[c]);
+  }
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("requant's float32 fake-quant form equals the scalar definition", "[simd][quant]") {
+  // 8-bit outputs on scales fake_store32 certifies (the form applies) and on one it rejects (float64 stores).
+  std::mt19937 rng(17);
+  for (const int64_t cols : {16, 33, 197, 384}) {
+    const int64_t rows = std::max<int64_t>(2, 6000 / cols), n = rows * cols;
+    for (const bool per_tensor : {true, false}) {
+      for (const bool residual : {false, true}) {
+        const SideData a = make_qat_side(cols, n, per_tensor, rng), b = make_qat_side(cols, n, per_tensor, rng);
+        const cpu::RequantSimdSide sa = a.side(), sb = b.side();
+        for (const double out_scale : {0.05, 6.0 / 127, 0.064913024504979336}) {
+          for (const int bits : {4, 8}) {
+            const i64 lo = -(i64(1) << (bits - 1)), hi = (i64(1) << (bits - 1)) - 1;
+            auto run = [&](Isa path) {
+              std::vector<float> o(n, -7.0f);
+              const bool ok = cpu::requant_rows(path, sa, residual ? &sb : nullptr, cols, 0, rows, lo, hi, out_scale,
+                                                FakeOut{o.data()});
+              REQUIRE(ok);
+              return o;
+            };
+            const std::vector<float> want = run(Isa::kScalar);
+            for (const Isa path : vector_paths()) {
+              const std::vector<float> got = run(path);
+              int64_t i = 0;
+              while (i < n && same_bits(want[i], got[i])) ++i;
+              INFO("cols " << cols << " per_tensor " << per_tensor << " residual " << residual << " S_out "
+                           << out_scale << " bits " << bits << " path " << cpu::isa_name(path) << " element " << i
+                           << ": " << (i < n ? want[i] : 0.0f) << " vs " << (i < n ? got[i] : 0.0f));
+              REQUIRE(i == n);
+            }
+          }
+        }
+      }
+    }
+  }
+}

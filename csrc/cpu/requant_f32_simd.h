@@ -1,0 +1,90 @@
+// Requantization's float32 form for fake-quant output (requant_qat on AVX-512): float input on every side, every
+// shift in [11, 62] (md_fits), and a per-tensor output scale whose float32 stores fake_store32 certifies (8-bit
+// outputs: bits ≤ 10). All 16 lanes of a block in float32, instead of two float64 halves:
+//
+//   q = rint(fl32(x·fl32(1/S)))    certified per lane as in requant_f64_simd.h float32_codes (|q| < 2^19);
+//   t = fl32(q·md32), md32 = fl32(md) with md = m·2^−k (|m| < 2^31, 11 ≤ k ≤ 62: 2^−62 ≤ |md| < 2^20 or md = 0,
+//       a normal float32 or 0, so md32 = md·(1 + e1) with |e1| ≤ 2^−24; q·md32 is 0 or at least 2^−62, normal, so
+//       t = q·md32·(1 + e2), |e2| ≤ 2^−24). Hence |t − q·md| ≤ (2^−23 + 2^−48)·|q·md| < 2^−21·|t|.
+//   requant(q, m, k) = rint(t) when u = fl(2^−21·|t| + |e|) < 1/2 with e = t − rint(t) (vreduceps, exact): as in
+//       quant_simd.h, that implies t is farther than 2^−21·|t| from every half-integer, so the exact q·md lies
+//       strictly on the same side of each (it is no tie) and rounds, half to even or otherwise, to rint(t); and
+//       |t| < 2^20, where float32 holds rint(t) = t − e exactly.
+//   v = clamp(a + b, lo, hi): two integers below 2^20, their sum exact; lo, hi within ±2^9 (fake_store32's range).
+//   out = fake_value32(v), fake_store32's certified float32 form of FakeOut::store's fl32(fl64(v)·S_out).
+// A zero requant is stored +0.0, as the definition's integer 0: t − e is +0.0 for a small nonzero t but −0.0 for
+// t = −0.0 (a −0.0 code: float32_codes' p − e of p = −0.0; vreduceps gives +0.0 there), so the sum gets + 0.0. A block whose input codes or requants are not all certified (NaN, ±inf, codes of 2^19 and more, requants of
+// 2^20 and more, near-ties) goes to `other` (the float64 and int64 forms) whole; the row's tail to `tail`.
+// Per 16 lanes: ~11 single-µop float32 operations per side, 3 for the sum and clamp, 3 for the store — against the
+// float64 form's 4 conversions, 4 FMAs and 2 narrowing conversions of two µops each per side and store.
+#pragma once
+
+#include <cstdint>
+
+#include "csrc/cpu/fake_store_simd.h"
+#include "csrc/cpu/requant_f64_simd.h"
+#include "csrc/cpu/requant_simd.h"
+#include "csrc/cpu/simd.h"
+
+#if defined(MNQ_HAVE_X86_SIMD)
+namespace mnq {
+namespace ops {
+namespace cpu {
+
+struct RequantF32Avx512 {
+  // rint(t) of t = fl32(q·md32) in `v`, and the lanes where it is certified to be requant(q, m, k).
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE static __mmask16 requant(__m512 q, __m512 md32, __m512& v) {
+    const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    const __m512 t = _mm512_mul_ps(q, md32);
+    const __m512 e = _mm512_reduce_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v = _mm512_sub_ps(t, e);
+    const __m512 u = _mm512_fmadd_ps(_mm512_and_ps(t, abs_mask), _mm512_set1_ps(0x1p-21f), _mm512_and_ps(e, abs_mask));
+    return _mm512_cmp_ps_mask(u, _mm512_set1_ps(0.5f), _CMP_LT_OQ);
+  }
+
+  // Rows [r0, r1) (both sides float input when kResidual; rf*: fl32(1/S), mf*: fl32(md) per column). Returns false
+  // when `other` or `tail` reported an input without a code (they store NaN for fake quant and return true).
+  template <bool kResidual, class Other, class Tail>
+  MNQ_TARGET_AVX512 static bool float_rows(const RequantSimdSide& in, const float* rfa, const float* mfa,
+                                           const RequantSimdSide* id, const float* rfb, const float* mfb,
+                                           int64_t cols, int64_t r0, int64_t r1, kernels::i64 lo, kernels::i64 hi,
+                                           const FakeStore32& st, const kernels::FakeOut& out, const Other& other,
+                                           const Tail& tail) {
+    const float* xa = in.x;
+    const float* xb = kResidual ? id->x : nullptr;
+    const __m512 flo = _mm512_set1_ps(static_cast<float>(lo)), fhi = _mm512_set1_ps(static_cast<float>(hi));
+    const __m512 sh = _mm512_set1_ps(st.hi), sl = _mm512_set1_ps(st.lo);
+    float* const o = out.p;
+    bool ok = true;
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t base = r * cols;
+      int64_t c = 0;
+      for (; c + 16 <= cols; c += 16) {
+        __m512 qa, qb, va, vb;
+        if (!RequantF64Avx512::float32_codes(xa + base + c, rfa + c, qa) ||
+            (kResidual && !RequantF64Avx512::float32_codes(xb + base + c, rfb + c, qb))) {
+          ok = other(base, c) && ok;
+          continue;
+        }
+        __mmask16 good = requant(qa, _mm512_loadu_ps(mfa + c), va);
+        if constexpr (kResidual) {
+          good &= requant(qb, _mm512_loadu_ps(mfb + c), vb);
+          va = _mm512_add_ps(va, vb);
+        }
+        if (good != 0xffff) {
+          ok = other(base, c) && ok;
+          continue;
+        }
+        va = _mm512_add_ps(va, _mm512_setzero_ps());  // −0.0 → +0.0 (the header's comment)
+        _mm512_storeu_ps(o + base + c, fake_value32(_mm512_min_ps(_mm512_max_ps(va, flo), fhi), sh, sl));
+      }
+      if (c < cols) ok = tail(base, c) && ok;
+    }
+    return ok;
+  }
+};
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace mnq
+#endif
