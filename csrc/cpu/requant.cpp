@@ -22,6 +22,8 @@
 
 #include "csrc/cpu/isa.h"
 #include "csrc/cpu/requant_simd.h"
+#include "csrc/cpu/row_buffer.h"
+#include "csrc/cpu/row_buffer.h"
 #include "csrc/ops/quant.h"
 
 namespace mnq {
@@ -185,9 +187,11 @@ FastPath fast_path(const RequantSide& in) {
 // A requant input for the vector paths (requant_simd.h), its per-channel values spread over the cols columns;
 // false when they do not apply (codes neither int32 nor float, a shift outside [1, 62], |m| = 2^31 (the 32-bit
 // multiply's range), a scale outside the certified range).
+// On the stack for up to 1024 columns (every ViT width): no heap allocation per call.
 struct SimdSideBuf {
-  std::vector<i64> ints;      // m, k, 2^(k−1) − 1: cols each
-  std::vector<double> reals;  // md; for float input also s, 1/s: cols each
+  explicit SimdSideBuf(int64_t cols) : ints(3 * cols), reals(3 * cols) {}
+  RowBuffer<i64, 3072> ints;      // m, k, 2^(k−1) − 1: cols each
+  RowBuffer<double, 3072> reals;  // md; for float input also s, 1/s: cols each
   RequantSimdSide side;
 };
 // 2^e for an integer e in [−1022, 1023], exactly (ldexp's value, without its per-call cost on every column).
@@ -207,8 +211,6 @@ bool simd_side(const RequantSide& in, int64_t cols, SimdSideBuf& b) {
     if (m[c] <= -(i64(1) << 31) || m[c] >= (i64(1) << 31)) return false;  // requant_dyadic allows |m| = 2^31
   }
   if (is_float && !requant_simd_scales_ok(in.scale.data_ptr<double>(), in.scale.numel())) return false;
-  b.ints.resize(static_cast<size_t>(3 * cols));
-  b.reals.resize(static_cast<size_t>((is_float ? 3 : 1) * cols));
   i64* bm = b.ints.data();
   i64* bk = bm + cols;
   i64* bh = bk + cols;
@@ -231,6 +233,7 @@ bool simd_side(const RequantSide& in, int64_t cols, SimdSideBuf& b) {
   b.side.k = bk;
   b.side.hm1 = bh;
   b.side.md = md;
+  b.side.uniform = n == 1 && (!is_float || in.scale.numel() == 1);
   if (!is_float) {
     b.side.q = in.codes.data_ptr<int32_t>();
     return true;
@@ -270,7 +273,7 @@ bool requant_out(const RequantSide& in, const RequantSide* id, Out out, double o
   const int64_t cols = in.codes.dim() == 0 ? 1 : in.codes.size(-1);  // channels of the last dim (numel > 0)
   const Isa vec = isa();
   if (vec != Isa::kScalar) {
-    SimdSideBuf a, b;
+    SimdSideBuf a(cols), b(id != nullptr ? cols : 0);
     if (simd_side(in, cols, a) && (id == nullptr || simd_side(*id, cols, b))) {
       return requant_simd(vec, a, id != nullptr ? &b : nullptr, out, out_scale, p, cols);
     }

@@ -38,6 +38,7 @@ namespace cpu {
 // Whether every shift of the cols columns of a side is in [11, 62]: |md| < 2^20, the float64 form's bound.
 inline bool md_fits(const RequantSimdSide& s, int64_t cols) {
   bool ok = true;
+  if (s.uniform) cols = std::min<int64_t>(cols, 1);
   for (int64_t c = 0; c < cols; ++c) ok &= s.k[c] >= 11 && s.k[c] <= 62;
   return ok;
 }
@@ -45,6 +46,7 @@ inline bool md_fits(const RequantSimdSide& s, int64_t cols) {
 // The largest |md| of the cols columns of a side.
 inline double md_max(const RequantSimdSide& s, int64_t cols) {
   double v = 0.0;
+  if (s.uniform) cols = std::min<int64_t>(cols, 1);
   for (int64_t c = 0; c < cols; ++c) v = std::max(v, std::fabs(s.md[c]));
   return v;
 }

@@ -10,7 +10,9 @@
 // of a side with a smaller shift, in int64; lanes the int64 form's loads could not certify are redone exactly in
 // vector form (Avx512::redo8).
 #include "csrc/cpu/requant_simd.h"
+#include "csrc/cpu/row_buffer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -70,21 +72,23 @@ bool redo_lanes(const RequantSimdSide& in, const RequantSimdSide* id, int64_t ba
 
 // fl32(1/S) per column of a float input when every 1/|S| is in [2^−100, 2^100] (a normal float32, the range of
 // quant_simd.h's certification); else null (int input, or a scale outside: the float64 loader only).
-const float* float_recip(const RequantSimdSide& s, int64_t cols, std::vector<float>& buf) {
+const float* float_recip(const RequantSimdSide& s, int64_t cols, RowBuffer<float, 1024>& buf) {
   if (s.q != nullptr) return nullptr;
-  buf.resize(static_cast<size_t>(cols));
-  for (int64_t c = 0; c < cols; ++c) {
+  const int64_t n = s.uniform ? std::min<int64_t>(cols, 1) : cols;
+  for (int64_t c = 0; c < n; ++c) {
     const double a = std::fabs(s.r[c]);
     if (!(a >= 0x1p-100 && a <= 0x1p100)) return nullptr;
-    buf[c] = static_cast<float>(s.r[c]);
+    buf.data()[c] = static_cast<float>(s.r[c]);
   }
+  if (n < cols) std::fill(buf.data() + n, buf.data() + cols, buf.data()[0]);
   return buf.data();
 }
 
 // fl32(md) per column (requant_f32_simd.h: md_fits holds, so each is 0 or a normal float32).
-const float* float_md(const RequantSimdSide& s, int64_t cols, std::vector<float>& buf) {
-  buf.resize(static_cast<size_t>(cols));
-  for (int64_t c = 0; c < cols; ++c) buf[c] = static_cast<float>(s.md[c]);
+const float* float_md(const RequantSimdSide& s, int64_t cols, RowBuffer<float, 1024>& buf) {
+  const int64_t n = s.uniform ? std::min<int64_t>(cols, 1) : cols;
+  for (int64_t c = 0; c < n; ++c) buf.data()[c] = static_cast<float>(s.md[c]);
+  if (n < cols) std::fill(buf.data() + n, buf.data() + cols, buf.data()[0]);
   return buf.data();
 }
 
@@ -265,7 +269,7 @@ struct Avx512 {
       }
       return true;
     }
-    std::vector<float> rf_in, rf_id;
+    RowBuffer<float, 1024> rf_in(cols), rf_id(id != nullptr ? cols : 0);
     const float* rin = float_recip(in, cols, rf_in);
     const float* rid = id != nullptr ? float_recip(*id, cols, rf_id) : nullptr;
     const Out o = out;  // a local: the stores could alias a reference's target
@@ -279,7 +283,7 @@ struct Avx512 {
         // in float64 where that form takes them, else in int64.
         const FakeStore32 st = fake_store32(Isa::kAvx512, out_scale, lo, hi);
         if (st.ok) {
-          std::vector<float> mf_in, mf_id;
+          RowBuffer<float, 1024> mf_in(cols), mf_id(id != nullptr ? cols : 0);
           const float* min32 = float_md(in, cols, mf_in);
           const float* mid32 = id != nullptr ? float_md(*id, cols, mf_id) : nullptr;
           const __m512d so = _mm512_set1_pd(out_scale);

@@ -265,3 +265,36 @@ def test_requant_dyadic_full_multiplier(isa, cols):
         both = torch.clamp(torch.round(q.double() * m / 2.0**k) * 2, -2**31, 2**31 - 1).to(torch.int32)
         got = ops.requant_dyadic(q, torch.tensor(m), torch.tensor(k), 32, q, torch.tensor(m), torch.tensor(k))
         assert torch.equal(got, both), (m, k)
+
+
+@pytest.mark.parametrize("cols", [7, 16, 33, 384])
+def test_quantize_and_requant_qat_forms(isa, cols):
+    """quantize / requant and their fake-quant forms on QAT-like input (values fl32(q·S), some near-ties, a NaN-free
+    spread of codes past the 8-bit clamp) through the ops, per-tensor and per-column scales, with and without the
+    residual, 4- and 8-bit outputs: the float32 stores (csrc/cpu/fake_store_simd.h) and requant's float32 form
+    (requant_f32_simd.h) must give the reference's values bit for bit."""
+    g = torch.Generator().manual_seed(cols)
+    s16 = 6.0 / 32767
+    for per_column in (False, True):
+        s_in = torch.full((cols,), s16, dtype=torch.float64)
+        if per_column:
+            s_in = s_in * (1 + 0.01 * torch.arange(cols, dtype=torch.float64))
+        q = torch.clamp(torch.round(torch.randn(24, cols, generator=g) * 6000), -32768, 32767).to(torch.int32)
+        qb = torch.clamp(torch.round(torch.randn(24, cols, generator=g) * 3000), -32768, 32767).to(torch.int32)
+        x = (q.double() * s_in).float()
+        xb = (qb.double() * s_in).float()
+        x[3] = near_ties(1, cols, s16, 3000, g)[0][0]  # a row of near-ties
+        qx = torch.round(x.double() / s_in).to(torch.int32)
+        sin = s_in if per_column else s_in[:1].reshape(())
+        for s_out, bits in ((0.05, 8), (6.0 / 127, 8), (0.064913024504979336, 8), (0.4, 4)):
+            for residual in (False, True):
+                ident = (qb, sin) if residual else (None, None)
+                want = reference.requant_act(q, sin, s_out, bits, qb if residual else None, sin if residual else None)
+                assert torch.equal(ops.requant(q, sin, s_out, bits, *ident).long(), want)
+                identf = (xb, sin) if residual else (None, None)
+                want_f = reference.requant_act(qx, sin, s_out, bits, qb if residual else None,
+                                               sin if residual else None)
+                assert torch.equal(ops.requant_qat(x, sin, s_out, bits, *identf), dequant(want_f, s_out))
+            want_q = reference.quantize(x, s_out, bits)
+            assert torch.equal(ops.quantize(x, s_out, bits).long(), want_q)
+            assert torch.equal(ops.quantize_qat(x, s_out, bits), dequant(want_q, s_out))
