@@ -35,6 +35,11 @@ MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512 fake_value32(__m512 q, __m512 hi, __m
   return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(v), _mm512_castps_si512(q),
                                                        _mm512_set1_epi32(INT32_MIN), 0xF8));
 }
+// The same for codes that are never −0.0 (requant's float32 form): the or-ing changes nothing then (a nonzero code's
+// value has its sign already; +0.0 gives fma(+0, hi, ±0) = +0.0), so it is left out.
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512 fake_value32_signed_zero_free(__m512 q, __m512 hi, __m512 lo) {
+  return _mm512_fmadd_ps(q, hi, _mm512_mul_ps(q, lo));
+}
 #endif
 
 }  // namespace cpu

@@ -11,12 +11,14 @@
 //       strictly on the same side of each (it is no tie) and rounds, half to even or otherwise, to rint(t); and
 //       |t| < 2^20, where float32 holds rint(t) = t − e exactly.
 //   v = clamp(a + b, lo, hi): two integers below 2^20, their sum exact; lo, hi within ±2^9 (fake_store32's range).
-//   out = fake_value32(v), fake_store32's certified float32 form of FakeOut::store's fl32(fl64(v)·S_out).
+//   out = fake_store32's certified float32 form of FakeOut::store's fl32(fl64(v)·S_out) (without the sign or-ing:
+//       v is never −0.0).
 // A zero requant is stored +0.0, as the definition's integer 0: t − e is +0.0 for a small nonzero t but −0.0 for
-// t = −0.0 (a −0.0 code: float32_codes' p − e of p = −0.0; vreduceps gives +0.0 there), so the sum gets + 0.0. A block whose input codes or requants are not all certified (NaN, ±inf, codes of 2^19 and more, requants of
-// 2^20 and more, near-ties) goes to `other` (the float64 and int64 forms) whole; the row's tail to `tail`.
-// Per 16 lanes: ~11 single-µop float32 operations per side, 3 for the sum and clamp, 3 for the store — against the
-// float64 form's 4 conversions, 4 FMAs and 2 narrowing conversions of two µops each per side and store.
+// t = −0.0 (a −0.0 code: float32_codes' p − e of p = −0.0; vreduceps gives +0.0 there), so the sum gets + 0.0. A
+// block whose input codes or requants are not all certified (NaN, ±inf, codes of 2^19 and more, requants of 2^20
+// and more, near-ties) goes to `other` (the float64 and int64 forms) whole; the row's tail to `tail`. With the
+// residual both sides' tests are one (residual_sum). Per 16 lanes with the residual: ~29 single-µop float32
+// operations — against the float64 form's ~50 (its conversions are two µops each).
 #pragma once
 
 #include <cstdint>
@@ -42,6 +44,35 @@ struct RequantF32Avx512 {
     return _mm512_cmp_ps_mask(u, _mm512_set1_ps(0.5f), _CMP_LT_OQ);
   }
 
+  // requant(qa) + requant(qb) of 16 lanes, both sides' roundings certified at once: each test of the header is
+  // fl(2^−j·|p| + |e|) < 1/2, and with P = max(|pa|, |pb|), E = max(|ea|, |eb|) (one vrangeps each: the larger
+  // magnitude, sign cleared) fl(2^−j·P + E) < 1/2 implies it for both sides (rounding is monotone). vrangeps
+  // returns the other operand for a NaN (IEEE maxNum), so NaN inputs are rejected by their own ordered compare; ±inf
+  // gives P = inf and fails the margin.
+  // False when a lane fails (its block then goes to the float64 / int64 forms).
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE static bool residual_sum(const float* xa, const float* ra, const float* ma,
+                                                               const float* xb, const float* rb, const float* mb,
+                                                               __m512& v) {
+    constexpr int kNear = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    constexpr int kAbsMax = 0x0B;  // vrangeps: max(|a|, |b|), sign bit cleared
+    const __m512 half = _mm512_set1_ps(0.5f);
+    const __m512 pa = _mm512_mul_ps(_mm512_loadu_ps(xa), _mm512_loadu_ps(ra));
+    const __m512 pb = _mm512_mul_ps(_mm512_loadu_ps(xb), _mm512_loadu_ps(rb));
+    const __m512 ea = _mm512_reduce_ps(pa, kNear), eb = _mm512_reduce_ps(pb, kNear);
+    // The codes' test: float32_codes' margin 2^−20·|p| (|p| < 2^19), both sides.
+    const __m512 u1 = _mm512_fmadd_ps(_mm512_range_ps(pa, pb, kAbsMax), _mm512_set1_ps(0x1p-20f),
+                                      _mm512_range_ps(ea, eb, kAbsMax));
+    const __m512 ta = _mm512_mul_ps(_mm512_sub_ps(pa, ea), _mm512_loadu_ps(ma));
+    const __m512 tb = _mm512_mul_ps(_mm512_sub_ps(pb, eb), _mm512_loadu_ps(mb));
+    const __m512 fa = _mm512_reduce_ps(ta, kNear), fb = _mm512_reduce_ps(tb, kNear);
+    // The requants' test: requant()'s margin 2^−21·|t|, both sides.
+    const __m512 u2 = _mm512_fmadd_ps(_mm512_range_ps(ta, tb, kAbsMax), _mm512_set1_ps(0x1p-21f),
+                                      _mm512_range_ps(fa, fb, kAbsMax));
+    v = _mm512_add_ps(_mm512_sub_ps(ta, fa), _mm512_sub_ps(tb, fb));
+    return (_mm512_cmp_ps_mask(pa, pb, _CMP_ORD_Q) & _mm512_cmp_ps_mask(u1, half, _CMP_LT_OQ) &
+            _mm512_cmp_ps_mask(u2, half, _CMP_LT_OQ)) == 0xffff;
+  }
+
   // Rows [r0, r1) (both sides float input when kResidual; rf*: fl32(1/S), mf*: fl32(md) per column). Returns false
   // when `other` or `tail` reported an input without a code (they store NaN for fake quant and return true).
   template <bool kResidual, class Other, class Tail>
@@ -60,23 +91,23 @@ struct RequantF32Avx512 {
       const int64_t base = r * cols;
       int64_t c = 0;
       for (; c + 16 <= cols; c += 16) {
-        __m512 qa, qb, va, vb;
-        if (!RequantF64Avx512::float32_codes(xa + base + c, rfa + c, qa) ||
-            (kResidual && !RequantF64Avx512::float32_codes(xb + base + c, rfb + c, qb))) {
-          ok = other(base, c) && ok;
-          continue;
-        }
-        __mmask16 good = requant(qa, _mm512_loadu_ps(mfa + c), va);
+        __m512 va;
         if constexpr (kResidual) {
-          good &= requant(qb, _mm512_loadu_ps(mfb + c), vb);
-          va = _mm512_add_ps(va, vb);
-        }
-        if (good != 0xffff) {
-          ok = other(base, c) && ok;
-          continue;
+          if (!residual_sum(xa + base + c, rfa + c, mfa + c, xb + base + c, rfb + c, mfb + c, va)) {
+            ok = other(base, c) && ok;
+            continue;
+          }
+        } else {
+          __m512 qa;
+          if (!RequantF64Avx512::float32_codes(xa + base + c, rfa + c, qa) ||
+              requant(qa, _mm512_loadu_ps(mfa + c), va) != 0xffff) {
+            ok = other(base, c) && ok;
+            continue;
+          }
         }
         va = _mm512_add_ps(va, _mm512_setzero_ps());  // −0.0 → +0.0 (the header's comment)
-        _mm512_storeu_ps(o + base + c, fake_value32(_mm512_min_ps(_mm512_max_ps(va, flo), fhi), sh, sl));
+        const __m512 v = _mm512_min_ps(_mm512_max_ps(va, flo), fhi);
+        _mm512_storeu_ps(o + base + c, fake_value32_signed_zero_free(v, sh, sl));
       }
       if (c < cols) ok = tail(base, c) && ok;
     }

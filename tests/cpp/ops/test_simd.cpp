@@ -395,8 +395,8 @@ namespace {
 // A QAT requant input: x = fl32(q·S) for codes q mostly within 2^12 (the float32 form's range), per-column scales
 // and multipliers m·2^−k with k in [11, 62]. Special columns: m = 2^31 − 1, k = 32 (md = 1/2 − 2^−32, whose float32
 // is 1/2: odd codes give an exact float32 tie while the exact product lies just below it), and k = 11 with the
-// largest m (md just below 2^20: requants beyond 2^20 for codes above 1). Rare lanes hold NaN, ±inf, a code of 2^19
-// or a code near int32's ends, sending their block to the float64 / int64 forms.
+// largest m (md just below 2^20: requants beyond 2^20 for codes above 1), and md = 1. Rare lanes hold NaN, ±inf, a
+// code of 2^19, a code near int32's ends or a near-tie of x / S, sending their block to the float64 / int64 forms.
 SideData make_qat_side(int64_t cols, int64_t n, bool per_tensor, std::mt19937& rng) {
   SideData d;
   std::uniform_int_distribution<i64> mant(i64(1) << 20, (i64(1) << 31) - 1);
@@ -406,6 +406,7 @@ SideData make_qat_side(int64_t cols, int64_t n, bool per_tensor, std::mt19937& r
     i64 m = per_tensor ? m0 : mant(rng), k = per_tensor ? k0 : shift(rng);
     if (!per_tensor && c % 16 == 5) m = (i64(1) << 31) - 1, k = 32;
     if (!per_tensor && c % 64 == 9) m = (i64(1) << 31) - 1, k = 11;
+    if (!per_tensor && c % 16 == 7) m = i64(1) << 30, k = 30;  // md = 1: a code off by one shows in the output
     d.m.push_back(m);
     d.k.push_back(k);
     d.hm1.push_back((i64(1) << (k - 1)) - 1);
@@ -424,6 +425,13 @@ SideData make_qat_side(int64_t cols, int64_t n, bool per_tensor, std::mt19937& r
     if (pick == 1) d.x.back() = (rng() % 2 ? 1 : -1) * std::numeric_limits<float>::infinity();
     if (pick == 2) d.x.back() = static_cast<float>((1 << 19) * d.s[c]);
     if (pick == 3) d.x.back() = static_cast<float>(-2147483000.0 * d.s[c]);
+    if (pick >= 4 && pick < 24) {  // near-ties of small codes: (q + 1/2)·S, then 0..2 ulps either way
+      float x = static_cast<float>((static_cast<double>(static_cast<int>(rng() % 201) - 100) + 0.5) * d.s[c]);
+      for (int u = static_cast<int>(rng() % 5) - 2; u != 0; u += u > 0 ? -1 : 1) {
+        x = std::nextafter(x, u > 0 ? INFINITY : -INFINITY);
+      }
+      d.x.back() = x;
+    }
   }
   return d;
 }
