@@ -6,8 +6,8 @@
 // Float values first try float32, 16 lanes: p = fl32(x·r), r = fl32(inv) (a normal float32 when inv ∈ [2^−100,
 // 2^100]). Then |p − x·inv| ≤ (2^−23 + 2^−48)·|x·inv| + 2^−150 (two float32 roundings, one possible underflow) and
 // |vd − x·inv| ≤ 2^−53·|x·inv|, so |p − vd| ≤ E = 2^−22·|p| + 2^−140. As in quant_simd.h: for |p| < 2^18, with
-// a = |p − rint(p)| (exact), the computed h = fl(1/2 − a) ≥ fl(2^−21·|p| + 2^−60) implies that p is farther than E
-// from every half-integer, so rint(p) = rint(vd). A 16-lane step whose lanes all pass uses rint(p); any other step
+// e = p − rint(p) (exact), the computed u = fl(2^−21·|p| + |e|) < 1/2 implies that p is farther than E from every
+// half-integer, so rint(p) = rint(vd). A 16-lane step whose lanes all pass uses rint(p); any other step
 // (a near-tie, a large code, NaN, ±inf) takes the float64 form, the definition's own operations.
 // Also here: the softmaxes' table pass (row_table_exps), shared by I-BERT softmax and Shiftmax.
 // Include only from files that compile these paths (simd.h).
@@ -100,15 +100,19 @@ MNQ_TARGET_AVX512 inline bool float_row_codes_each(const float* x, int64_t cols,
     __m512i v;
     bool done = false;
     if (f32) {
+      // e = p − rint(p) exactly (vreduceps: one operation where vrndscaleps is two, and the test needs e anyway;
+      // ±inf give e = 0, NaN gives NaN). The margin as one FMA and one compare: u = fl(2^−21·|p| + |e|) < 1/2
+      // implies (rounding is monotone, 1/2 a float) that p is farther than 2^−21·|p| from every half-integer, more
+      // than quant_simd.h's E = 2^−22·|p| + 2^−140 for |p| ≥ 2^−117 (below, |e| = |p| and the distance is almost
+      // 1/2); NaN and ±inf fail it.
       const __m512 p = _mm512_mul_ps(xv, scale.r32(j, k));
-      const __m512 rp = _mm512_roundscale_ps(p, kNearest);
+      const __m512 e = _mm512_reduce_ps(p, kNearest);
       const __m512 ap = _mm512_and_ps(p, abs_mask);
-      const __m512 h = _mm512_sub_ps(_mm512_set1_ps(0.5f), _mm512_and_ps(_mm512_sub_ps(p, rp), abs_mask));
-      const __m512 t = _mm512_add_ps(_mm512_mul_ps(ap, _mm512_set1_ps(0x1p-21f)), _mm512_set1_ps(0x1p-60f));
+      const __m512 u = _mm512_fmadd_ps(ap, _mm512_set1_ps(0x1p-21f), _mm512_and_ps(e, abs_mask));
       const __mmask16 good =
-          _mm512_cmp_ps_mask(h, t, _CMP_GE_OQ) & _mm512_cmp_ps_mask(ap, lim, _CMP_LT_OQ);
-      if (good == 0xffff) {  // every lane certified: the codes are rint(p), in [lo, hi]
-        v = _mm512_cvtps_epi32(rp);
+          _mm512_cmp_ps_mask(u, _mm512_set1_ps(0.5f), _CMP_LT_OQ) & _mm512_cmp_ps_mask(ap, lim, _CMP_LT_OQ);
+      if (good == 0xffff) {  // every lane certified: the codes are rint(p) = p − e, in [lo, hi]
+        v = _mm512_cvtps_epi32(_mm512_sub_ps(p, e));
         done = true;
       }
     }
