@@ -71,8 +71,27 @@ struct RequantF64Avx512 {
     return _mm512_cmp_ps_mask(u, _mm512_set1_ps(0.5f), _CMP_LT_OQ) == 0xffff;
   }
 
+  // A float input's codes of 8 columns in float64, p = fl64(x·fl64(1/S)), within E = 2^−51·|p| + 2^−1000 of the
+  // definition's vd = fl64(x / S) (requant_simd.h: S and 1/S in [2^−1000, 2^1000]). With e = p − rint(p) (vreducepd,
+  // exact), u = fl(2^−50·|p| + |e|) < 1/2 implies that p is farther than 2^−50·|p| from every half-integer, more
+  // than E for |p| ≥ 2^−949 (below, |e| = |p| and the distance is almost 1/2): rint(p) = rint(vd), the code. With
+  // |p| < 2^31 too, the code is within the FMA form's bound |q| ≤ 2^31. For codes beyond float32_codes' 2^19 (I-BERT
+  // GELU's outputs, ~2^30 on their tiny scale); NaN and ±inf fail.
+  MNQ_TARGET_AVX512 static bool float64_codes(const float* x, const double* r, __m512d& q) {
+    const __m512d abs_mask = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));
+    const __m512d p = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x)), _mm512_loadu_pd(r));
+    const __m512d e = _mm512_reduce_pd(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512d ap = _mm512_and_pd(p, abs_mask);
+    const __m512d u = _mm512_fmadd_pd(ap, _mm512_set1_pd(0x1p-50), _mm512_and_pd(e, abs_mask));
+    q = _mm512_sub_pd(p, e);
+    return (_mm512_cmp_pd_mask(u, _mm512_set1_pd(0.5), _CMP_LT_OQ) &
+            _mm512_cmp_pd_mask(ap, _mm512_set1_pd(0x1p31), _CMP_LT_OQ)) == 0xff;
+  }
+
   // The codes of columns [c, c + 16) (element i onward) as two float64 halves: int32 codes always; a float input's
-  // when float32_codes certifies all 16 (false otherwise; rf null: no float32 step for this side).
+  // when float32_codes certifies all 16, or else float64_codes both halves (false otherwise; rf null: no float32
+  // step for this side).
+  template <bool kTry32 = true>
   MNQ_TARGET_AVX512 static bool codes(const RequantSimdSide& s, const float* rf, int64_t i, int64_t c, __m512d& q0,
                                       __m512d& q1) {
     if (s.q != nullptr) {
@@ -81,10 +100,12 @@ struct RequantF64Avx512 {
       return true;
     }
     __m512 rp;
-    if (rf == nullptr || !float32_codes(s.x + i, rf + c, rp)) return false;  // certified: |rp| < 2^19
-    q0 = _mm512_cvtps_pd(_mm512_castps512_ps256(rp));
-    q1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(rp, 1));
-    return true;
+    if (kTry32 && rf != nullptr && float32_codes(s.x + i, rf + c, rp)) {  // certified: |rp| < 2^19
+      q0 = _mm512_cvtps_pd(_mm512_castps512_ps256(rp));
+      q1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(rp, 1));
+      return true;
+    }
+    return float64_codes(s.x + i, s.r + c, q0) && float64_codes(s.x + i + 8, s.r + c + 8, q1);
   }
 
   // M + requant(q, m, k) = fl64(q·md + M), one rounding to nearest even (the header's comment).
@@ -123,13 +144,14 @@ struct RequantF64Avx512 {
 
   // Columns [c, c + 16) of the row at `base`, when every code qualifies (codes()); false, with nothing stored,
   // otherwise. lo, hi: M + the code range.
-  template <class Out>
+  // kTry32 = false: float input straight to float64_codes (a caller whose float32 step failed on this block).
+  template <bool kTry32 = true, class Out>
   MNQ_TARGET_AVX512 static bool block16(const RequantSimdSide& in, const float* rin, const RequantSimdSide* id,
                                         const float* rid, int64_t base, int64_t c, __m512d lo, __m512d hi,
                                         __m512d so, const Out& out) {
     __m512d a0, a1, b0, b1;
-    if (!codes(in, rin, base + c, c, a0, a1)) return false;
-    if (id != nullptr && !codes(*id, rid, base + c, c, b0, b1)) return false;
+    if (!codes<kTry32>(in, rin, base + c, c, a0, a1)) return false;
+    if (id != nullptr && !codes<kTry32>(*id, rid, base + c, c, b0, b1)) return false;
     __m512d v0 = requant(a0, _mm512_loadu_pd(in.md + c)), v1 = requant(a1, _mm512_loadu_pd(in.md + c + 8));
     if (id != nullptr) {
       v0 = add(v0, requant(b0, _mm512_loadu_pd(id->md + c)));

@@ -274,8 +274,13 @@ struct Avx512 {
     const float* rid = id != nullptr ? float_recip(*id, cols, rf_id) : nullptr;
     const Out o = out;  // a local: the stores could alias a reference's target
     if (f64 && rin != nullptr && (id == nullptr || rid != nullptr)) {  // float input on every side: its own loop
+      const __m512d so = _mm512_set1_pd(out_scale);
+      const __m512d dlo = _mm512_set1_pd(RequantF64Avx512::kMagic + static_cast<double>(lo));
+      const __m512d dhi = _mm512_set1_pd(RequantF64Avx512::kMagic + static_cast<double>(hi));
+      // A block float32 cannot certify: the float64 form with float64-certified codes, else the int64 form.
       auto other = [&](int64_t base, int64_t c) {
-        return int64_block16(in, rin, id, rid, base, c, lo, hi, out_scale, o);
+        return RequantF64Avx512::block16<false>(in, rin, id, rid, base, c, dlo, dhi, so, o) ||
+               int64_block16(in, rin, id, rid, base, c, lo, hi, out_scale, o);
       };
       auto rest = [&](int64_t base, int64_t c) { return tail(in, id, cols, base, c, lo, hi, out_scale, o); };
       if constexpr (Out::kPropagatesNaN) {
@@ -286,16 +291,10 @@ struct Avx512 {
           RowBuffer<float, 1024> mf_in(cols), mf_id(id != nullptr ? cols : 0);
           const float* min32 = float_md(in, cols, mf_in);
           const float* mid32 = id != nullptr ? float_md(*id, cols, mf_id) : nullptr;
-          const __m512d so = _mm512_set1_pd(out_scale);
-          const __m512d dlo = _mm512_set1_pd(RequantF64Avx512::kMagic + static_cast<double>(lo));
-          const __m512d dhi = _mm512_set1_pd(RequantF64Avx512::kMagic + static_cast<double>(hi));
-          auto other32 = [&](int64_t base, int64_t c) {
-            return RequantF64Avx512::block16(in, rin, id, rid, base, c, dlo, dhi, so, o) || other(base, c);
-          };
           return id != nullptr ? RequantF32Avx512::float_rows<true>(in, rin, min32, id, rid, mid32, cols, r0, r1, lo,
-                                                                     hi, st, o, other32, rest)
+                                                                     hi, st, o, other, rest)
                                : RequantF32Avx512::float_rows<false>(in, rin, min32, id, rid, mid32, cols, r0, r1, lo,
-                                                                      hi, st, o, other32, rest);
+                                                                      hi, st, o, other, rest);
         }
       }
       return id != nullptr ? RequantF64Avx512::float_rows<true>(in, rin, id, rid, cols, r0, r1, lo, hi, out_scale, o,

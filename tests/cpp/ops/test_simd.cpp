@@ -473,3 +473,31 @@ TEST_CASE("requant's float32 fake-quant form equals the scalar definition", "[si
     }
   }
 }
+
+TEST_CASE("requant float64 codes: near-ties of x / S beyond float32's range", "[simd][quant]") {
+  // Codes past float32_codes' 2^19 (float64_codes certifies them) where p = fl64(x·fl64(1/S)) and the definition's
+  // fl64(x / S) round to different codes: S = fl64(x / (q + 1/2)) puts x / S within a few ulps of the half-integer,
+  // and a search finds such (x, S) pairs; only the float64 margin sends them to the division. 16 columns (whole
+  // blocks of such lanes), with and without the residual (md = 1: the code shows).
+  std::mt19937 rng(23);
+  std::uniform_int_distribution<int32_t> code((1 << 19) + 1, (1 << 21));
+  std::uniform_real_distribution<float> val(1.0f, 2.0f);
+  double sv[4];
+  float xv[4];
+  for (int c = 0; c < 4; ++c) {
+    bool found = false;
+    for (int t = 0; t < 100000 && !found; ++t) {
+      const int32_t q = code(rng);
+      const float x = val(rng);
+      const double s = static_cast<double>(x) / (q + 0.5);
+      if (std::rint(static_cast<double>(x) / s) != std::rint(static_cast<double>(x) * (1.0 / s))) {
+        sv[c] = s;
+        xv[c] = x;
+        found = true;
+      }
+    }
+    REQUIRE(found);
+  }
+  require_near_ties(sv, xv, 16, 30, false);
+  require_near_ties(sv, xv, 16, 30, true);
+}
