@@ -1,6 +1,8 @@
 // The AVX-512 row passes of the integer LayerNorms (layernorm_simd.h).
 #include "csrc/cpu/layernorm_simd.h"
 
+#include <cmath>
+
 #include "csrc/cpu/row_codes_simd.h"
 #include "csrc/cpu/simd.h"
 
@@ -176,6 +178,40 @@ void ln_out_row(const int32_t* q, int32_t mean, int64_t cols, LnFactor f, const 
 #if defined(MNQ_HAVE_X86_SIMD)
   out_row(q, mean, cols, f, bias_int, out);
 #endif
+}
+
+namespace {
+
+// ln_affine_channel without branches (so that the loop vectorizes): the same quotients, floor and tests.
+constexpr double kMaxBiasInt = static_cast<double>(kernels::kLnMaxBiasInt);
+
+template <class G, class B>
+bool affine_consts(const G* g, const B* b, int64_t cols, double sy, i64* bias_int, double* s_out) {
+  int bad = 0;
+  for (int64_t c = 0; c < cols; ++c) {
+    const double gamma = static_cast<double>(g[c]), beta = static_cast<double>(b[c]);  // float32 widens exactly
+    const double bi = std::floor((beta / gamma) / sy);
+    const bool ok = (gamma - gamma == 0.0) & (gamma != 0.0) & (std::fabs(bi) <= kMaxBiasInt);
+    bias_int[c] = static_cast<i64>(ok ? bi : 0.0);
+    s_out[c] = sy * gamma;
+    bad |= !ok;
+  }
+  return bad == 0;
+}
+
+template <class G>
+bool affine_consts_g(const G* g, const float* b32, const double* b64, int64_t cols, double sy, i64* bias_int,
+                     double* s_out) {
+  return b32 != nullptr ? affine_consts(g, b32, cols, sy, bias_int, s_out)
+                        : affine_consts(g, b64, cols, sy, bias_int, s_out);
+}
+
+}  // namespace
+
+bool ln_affine_consts(const float* g32, const double* g64, const float* b32, const double* b64, int64_t cols,
+                      double sy, i64* bias_int, double* s_out) {
+  return g32 != nullptr ? affine_consts_g(g32, b32, b64, cols, sy, bias_int, s_out)
+                        : affine_consts_g(g64, b32, b64, cols, sy, bias_int, s_out);
 }
 
 }  // namespace cpu

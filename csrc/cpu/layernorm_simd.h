@@ -65,6 +65,15 @@ void ilayernorm_std8(const kernels::i64* var, kernels::i64* k);
 void ln_out_row(const int32_t* q, int32_t mean, int64_t cols, kernels::LnFactor f, const kernels::i64* bias_int,
                 const LnRowOut& out);
 
+// The affine constants of every channel (ln_affine in csrc/ops/layernorm_common.cpp): bias_int[c] and s_out[c] of
+// kernels::ln_affine_channel(γ[c], β[c], sy) for c < cols, γ and β host arrays of float32 (g32, b32) or float64
+// (g64, b64; exactly one of each pair set). False when a channel is rejected (its values are then unspecified):
+// the caller reports it. A plain loop, here so that it is compiled with csrc/cpu/'s -march, which vectorizes its
+// two divisions, floor and int64 conversion (the host front end's baseline x86-64 made floor a libm call: ~1.7 µs
+// of a 384-channel call, half of a float layer_norm call).
+bool ln_affine_consts(const float* g32, const double* g64, const float* b32, const double* b64, int64_t cols,
+                      double sy, kernels::i64* bias_int, double* s_out);
+
 }  // namespace cpu
 }  // namespace ops
 }  // namespace mnq
