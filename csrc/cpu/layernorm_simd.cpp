@@ -104,7 +104,7 @@ MNQ_TARGET_AVX512 i64 shift_sum(const int32_t* q, int32_t mean, int64_t cols, in
   return _mm512_reduce_add_epi64(a);
 }
 
-MNQ_TARGET_AVX512 void std8(const i64* var, i64* k) {
+MNQ_TARGET_AVX512 void std8(const i64* var, i64* k, i64* f) {
   constexpr int kTrunc = _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC;
   const __m512d v = _mm512_cvtepi64_pd(_mm512_loadu_si512(var));
   __m512d kk = _mm512_set1_pd(65536.0);
@@ -113,6 +113,7 @@ MNQ_TARGET_AVX512 void std8(const i64* var, i64* k) {
     kk = _mm512_roundscale_pd(_mm512_mul_pd(_mm512_add_pd(kk, q), _mm512_set1_pd(0.5)), kTrunc);
   }
   _mm512_storeu_si512(k, _mm512_cvtpd_epi64(kk));
+  if (f != nullptr) _mm512_storeu_si512(f, _mm512_cvttpd_epi64(_mm512_div_pd(_mm512_set1_pd(2147483647.0), kk)));
 }
 
 MNQ_TARGET_AVX512 void out_row(const int32_t* q, int32_t mean, int64_t cols, LnFactor f, const i64* bias,
@@ -168,9 +169,9 @@ i64 ln_shift_sum(const int32_t* q, int32_t mean, int64_t cols, int s) {
 #endif
 }
 
-void ilayernorm_std8(const i64* var, i64* k) {
+void ilayernorm_std8(const i64* var, i64* k, i64* f) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  std8(var, k);
+  std8(var, k, f);
 #endif
 }
 
