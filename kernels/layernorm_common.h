@@ -152,8 +152,18 @@ MNQ_HOST_DEVICE void ln_row_nan(const Out& out, i64 base, i64 cols, i64 first, i
   for (i64 j = first; j < cols; j += step) out.store_nan(base + j);
 }
 
-// mean = round-half-to-even(sum / C) (SPEC §4.1/§4.2), |sum| < 2^63.
-MNQ_HOST_DEVICE i64 ln_mean(i64 sum, i64 cols) { return static_cast<i64>(round_div(sum, cols)); }
+// mean = round-half-to-even(sum / C) (SPEC §4.1/§4.2), |sum| < 2^63, 1 ≤ C ≤ 2^16: common.h's round_div in 64-bit
+// arithmetic (its 128-bit division was a library call per row, ~3% of a 384-column LayerNorm). fl = floor(sum/C)
+// from the truncated quotient, rem = sum − fl·C ∈ [0, C), and 2·rem < 2^17 cannot overflow.
+MNQ_HOST_DEVICE i64 ln_mean(i64 sum, i64 cols) {
+  i64 fl = sum / cols;
+  i64 rem = sum - fl * cols;
+  if (rem < 0) {
+    --fl;
+    rem += cols;
+  }
+  return (2 * rem > cols || (2 * rem == cols && (fl & 1) != 0)) ? fl + 1 : fl;
+}
 
 // Σ(q − mean)² from the row moments Σq and Σq², exactly: Σq² − 2·mean·Σq + C·mean². Callers bound each of
 // Σq², 2·|mean·Σq| and C·mean² by 2^59, so no partial sum overflows; one pass over the row gives both.

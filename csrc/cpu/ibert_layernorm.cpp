@@ -8,7 +8,9 @@
 #include <ATen/Parallel.h>
 
 #include <atomic>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 
 #include "csrc/cpu/isa.h"
 #include "csrc/cpu/layernorm_simd.h"
@@ -51,8 +53,11 @@ template <class Single, class Pair>
 int find_shift(i64& var, int64_t cols, const Single& single, const Pair& pair) {
   if (var >= kIbertVarLimit) {
     const int s = ibert_shift_estimate(var);
-    const double v0 = static_cast<double>(var), r = std::ldexp(1.0, s - 1);
-    if (v0 / (r * r) - 2.0 * std::sqrt(static_cast<double>(cols) * v0) / r >= 0x1p32 * (1.0 + 0x1p-20)) {
+    // 1/r = 2^(1−s) from its exponent bits (1 ≤ s ≤ 15): the quotients by the powers of two r² and r are these
+    // exact products, without two divisions and a libm call on the row's critical path.
+    const double v0 = static_cast<double>(var);
+    const double ir = std::bit_cast<double>(static_cast<uint64_t>(1023 + 1 - s) << 52);
+    if (v0 * (ir * ir) - 2.0 * std::sqrt(static_cast<double>(cols) * v0) * ir >= 0x1p32 * (1.0 + 0x1p-20)) {
       const i64 at = single(s);
       if (at < kIbertVarLimit) {
         var = at;

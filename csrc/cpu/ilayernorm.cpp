@@ -51,7 +51,7 @@ MNQ_CPU_CLONES bool rows(In in, Out out, const LnParams& p, int64_t r0, int64_t 
 bool rows_simd(const LnRowIn& in, const LnRowOut& out, const LnParams& p, int64_t r0, int64_t r1, int32_t* q) {
   for (int64_t r = r0; r < r1; r += 8) {
     const int64_t n = std::min<int64_t>(8, r1 - r);
-    i64 mean[8], var[8] = {0, 0, 0, 0, 0, 0, 0, 0}, k[8];
+    i64 mean[8], var[8] = {0, 0, 0, 0, 0, 0, 0, 0}, k[8], f[8];
     const int32_t* codes[8];
     for (int64_t i = 0; i < n; ++i) {
       i64 s = 0, ss = 0;
@@ -61,10 +61,10 @@ bool rows_simd(const LnRowIn& in, const LnRowOut& out, const LnParams& p, int64_
       mean[i] = ln_mean(s, p.cols);
       var[i] = ln_centered_sumsq(s, ss, mean[i], p.cols);
     }
-    ilayernorm_std8(var, k);
-    for (int64_t i = 0; i < n; ++i) {  // f = ilayernorm_factor's, from the same std
-      const LnFactor f = ln_factor(kInt31Max / k[i]);
-      ln_out_row(codes[i], static_cast<int32_t>(mean[i]), p.cols, f, p.bias_int, out.at((r + i) * p.cols));
+    ilayernorm_std8(var, k, f);  // f = floor((2^31 − 1) / k): ilayernorm_factor's, from the same std
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t m = static_cast<int32_t>(mean[i]);  // |mean| ≤ 2^15
+      ln_out_row(codes[i], m, p.cols, ln_factor(f[i]), p.bias_int, out.at((r + i) * p.cols));
     }
   }
   return true;

@@ -1,6 +1,8 @@
 // The AVX-512 row passes of the integer LayerNorms (layernorm_simd.h).
 #include "csrc/cpu/layernorm_simd.h"
 
+#include <cmath>
+
 #include "csrc/cpu/row_codes_simd.h"
 #include "csrc/cpu/simd.h"
 
@@ -102,7 +104,7 @@ MNQ_TARGET_AVX512 i64 shift_sum(const int32_t* q, int32_t mean, int64_t cols, in
   return _mm512_reduce_add_epi64(a);
 }
 
-MNQ_TARGET_AVX512 void std8(const i64* var, i64* k) {
+MNQ_TARGET_AVX512 void std8(const i64* var, i64* k, i64* f) {
   constexpr int kTrunc = _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC;
   const __m512d v = _mm512_cvtepi64_pd(_mm512_loadu_si512(var));
   __m512d kk = _mm512_set1_pd(65536.0);
@@ -111,6 +113,7 @@ MNQ_TARGET_AVX512 void std8(const i64* var, i64* k) {
     kk = _mm512_roundscale_pd(_mm512_mul_pd(_mm512_add_pd(kk, q), _mm512_set1_pd(0.5)), kTrunc);
   }
   _mm512_storeu_si512(k, _mm512_cvtpd_epi64(kk));
+  if (f != nullptr) _mm512_storeu_si512(f, _mm512_cvttpd_epi64(_mm512_div_pd(_mm512_set1_pd(2147483647.0), kk)));
 }
 
 MNQ_TARGET_AVX512 void out_row(const int32_t* q, int32_t mean, int64_t cols, LnFactor f, const i64* bias,
@@ -166,9 +169,9 @@ i64 ln_shift_sum(const int32_t* q, int32_t mean, int64_t cols, int s) {
 #endif
 }
 
-void ilayernorm_std8(const i64* var, i64* k) {
+void ilayernorm_std8(const i64* var, i64* k, i64* f) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  std8(var, k);
+  std8(var, k, f);
 #endif
 }
 
@@ -176,6 +179,40 @@ void ln_out_row(const int32_t* q, int32_t mean, int64_t cols, LnFactor f, const 
 #if defined(MNQ_HAVE_X86_SIMD)
   out_row(q, mean, cols, f, bias_int, out);
 #endif
+}
+
+namespace {
+
+// ln_affine_channel without branches (so that the loop vectorizes): the same quotients, floor and tests.
+constexpr double kMaxBiasInt = static_cast<double>(kernels::kLnMaxBiasInt);
+
+template <class G, class B>
+bool affine_consts(const G* g, const B* b, int64_t cols, double sy, i64* bias_int, double* s_out) {
+  int bad = 0;
+  for (int64_t c = 0; c < cols; ++c) {
+    const double gamma = static_cast<double>(g[c]), beta = static_cast<double>(b[c]);  // float32 widens exactly
+    const double bi = std::floor((beta / gamma) / sy);
+    const bool ok = (gamma - gamma == 0.0) & (gamma != 0.0) & (std::fabs(bi) <= kMaxBiasInt);
+    bias_int[c] = static_cast<i64>(ok ? bi : 0.0);
+    s_out[c] = sy * gamma;
+    bad |= !ok;
+  }
+  return bad == 0;
+}
+
+template <class G>
+bool affine_consts_g(const G* g, const float* b32, const double* b64, int64_t cols, double sy, i64* bias_int,
+                     double* s_out) {
+  return b32 != nullptr ? affine_consts(g, b32, cols, sy, bias_int, s_out)
+                        : affine_consts(g, b64, cols, sy, bias_int, s_out);
+}
+
+}  // namespace
+
+bool ln_affine_consts(const float* g32, const double* g64, const float* b32, const double* b64, int64_t cols,
+                      double sy, i64* bias_int, double* s_out) {
+  return g32 != nullptr ? affine_consts_g(g32, b32, b64, cols, sy, bias_int, s_out)
+                        : affine_consts_g(g64, b32, b64, cols, sy, bias_int, s_out);
 }
 
 }  // namespace cpu

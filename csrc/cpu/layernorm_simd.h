@@ -60,10 +60,22 @@ kernels::i64 ln_shift_sum(const int32_t* q, int32_t mean, int64_t cols, int s);
 // doubles; floor(var/k) = trunc(fl(var/k)) because var < 2^53 (a non-integer var/k lies at least 1/k from every
 // integer, farther than the quotient's rounding error (var/k)·2^−53 < 1/k); k + floor(var/k) is an integer below
 // 2^53, so halving it is exact and trunc is the floor. One vector division per step instead of eight scalar ones.
-void ilayernorm_std8(const kernels::i64* var, kernels::i64* k);
+// With f: also f[i] = floor((2^31 − 1) / k[i]) (ilayernorm_factor's), one more vector division: for k ≥ 1 the
+// quotient Q ≤ 2^31 is rounded by at most Q·2^−53 < 1/k, less than the distance from a non-integer Q to the next
+// integer, so trunc(fl(Q)) = floor(Q) (an integer Q is exact); this replaces a 64-bit integer division per row.
+void ilayernorm_std8(const kernels::i64* var, kernels::i64* k, kernels::i64* f = nullptr);
 
 void ln_out_row(const int32_t* q, int32_t mean, int64_t cols, kernels::LnFactor f, const kernels::i64* bias_int,
                 const LnRowOut& out);
+
+// The affine constants of every channel (ln_affine in csrc/ops/layernorm_common.cpp): bias_int[c] and s_out[c] of
+// kernels::ln_affine_channel(γ[c], β[c], sy) for c < cols, γ and β host arrays of float32 (g32, b32) or float64
+// (g64, b64; exactly one of each pair set). False when a channel is rejected (its values are then unspecified):
+// the caller reports it. A plain loop, here so that it is compiled with csrc/cpu/'s -march, which vectorizes its
+// two divisions, floor and int64 conversion (the host front end's baseline x86-64 made floor a libm call: ~1.7 µs
+// of a 384-channel call, half of a float layer_norm call).
+bool ln_affine_consts(const float* g32, const double* g64, const float* b32, const double* b64, int64_t cols,
+                      double sy, kernels::i64* bias_int, double* s_out);
 
 }  // namespace cpu
 }  // namespace ops

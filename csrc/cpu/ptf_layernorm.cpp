@@ -72,18 +72,31 @@ MNQ_CPU_CLONES bool rows(In in, Out out, const PtfParams& p, int64_t r0, int64_t
   return true;
 }
 
-// Rows [r0, r1) on the AVX-512 path (requires ptf_fast_ok(p.scale_next)); `in` and `out` point at row 0.
+// Rows [r0, r1) on the AVX-512 path (requires ptf_fast_ok(p.scale_next)); `in` and `out` point at row 0, x is a
+// [kGroup, cols] buffer. kGroup rows at a time: their pass 1, then their row values (ptf_row's 128-bit isqrt,
+// ptf_row_fast's divisions: a latency chain per row), then their pass 2, so that the chains overlap the other rows'
+// passes instead of each stalling its own pass 2. (On a rejected row nothing of its group is written: the caller
+// discards or recomputes the whole output then.)
+constexpr int64_t kGroup = 8;
+
 bool rows_simd(const PtfRowIn& in, const PtfRowOut& out, const PtfParams& p, const PtfScaled& sc, int64_t r0,
                int64_t r1, int32_t* x) {
+  const int64_t cols = p.cols;
   const double inv_sn = 1.0 / p.scale_next;
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t base = r * p.cols;
-    const PtfRowIn ri = in.at(base);
-    const PtfRowOut ro = out.at(base);
-    i64 sx = 0, sxx = 0;
-    if (!ptf_load_row(ri, p, x, sx, sxx)) return false;
-    const PtfRow row = ptf_row(sx, sxx, p.cols, p.scale_next);
-    ptf_out_row(x, row, ptf_row_fast(row, p.cols, inv_sn, sc.max_cg), p, ro, &sc);
+  for (int64_t r = r0; r < r1; r += kGroup) {
+    const int64_t n = std::min<int64_t>(kGroup, r1 - r);
+    i64 sx[kGroup], sxx[kGroup];
+    for (int64_t i = 0; i < n; ++i) {
+      sx[i] = sxx[i] = 0;
+      if (!ptf_load_row(in.at((r + i) * cols), p, x + i * cols, sx[i], sxx[i])) return false;
+    }
+    PtfRow row[kGroup];
+    PtfRowFast rf[kGroup];
+    for (int64_t i = 0; i < n; ++i) {
+      row[i] = ptf_row(sx[i], sxx[i], cols, p.scale_next);
+      rf[i] = ptf_row_fast(row[i], cols, inv_sn, sc.max_cg);
+    }
+    for (int64_t i = 0; i < n; ++i) ptf_out_row(x + i * cols, row[i], rf[i], p, out.at((r + i) * cols), &sc);
   }
   return true;
 }
@@ -100,7 +113,7 @@ bool run(In in, Out out, const PtfParams& p, const PtfRowIn* simd_in = nullptr, 
   PtfRowIn in_simd = simd_in != nullptr ? *simd_in : PtfRowIn{};
   if (!inv32.empty() && ptf_inv32(in_simd.inv_scale, p.cols, inv32.data())) in_simd.inv32 = inv32.data();
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    RowBuffer<int32_t> x(p.cols);
+    RowBuffer<int32_t> x(simd ? kGroup * p.cols : p.cols);
     bool ok;
     if (simd) {
       ok = rows_simd(in_simd, *simd_out, p, sc, r0, r1, x.data());

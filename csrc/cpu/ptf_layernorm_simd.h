@@ -70,7 +70,8 @@ struct PtfScaled {
   double max_bs = 0.0, max_gs = 0.0;  // max_c |beta_s[c]|, |gamma_s[c]|
 };
 
-// Fills buf [2·p.cols] (β/S_next, then γ/S_next) and returns the constants pointing into it.
+// Fills buf [2·p.cols] (β/S_next, then γ/S_next) and returns the constants pointing into it. For the vector path
+// only (an AVX-512 build: elsewhere the values are left unset).
 PtfScaled ptf_scaled_consts(const kernels::PtfParams& p, double* buf);
 
 // Fills inv32 [cols] with fl32(inv_scale[c]); false (inv32 unusable) when one lies outside [2^−100, 2^100].

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "csrc/checks.h"
+#include "csrc/cpu/layernorm_simd.h"
 #include "csrc/dispatch.h"
 #include "csrc/ops/qat.h"
 #include "csrc/rowwise.h"
@@ -62,7 +63,10 @@ LnAffine ln_affine(const char* op, const at::Tensor& weight, const at::Tensor& b
   int64_t* bip = bias_int.data_ptr<int64_t>();
   double* sp = s_out.data_ptr<double>();
   const double sy = kernels::ln_sy(cols);
-  for (int64_t c = 0; c < cols; ++c) {
+  if (cpu::ln_affine_consts(gp.f32(), gp.f64(), bp.f32(), bp.f64(), cols, sy, bip, sp)) {
+    return LnAffine{bias_int.to(weight.device()), s_out.to(weight.device())};
+  }
+  for (int64_t c = 0; c < cols; ++c) {  // a channel was rejected: the checks, to name the first one
     TORCH_CHECK_VALUE(std::isfinite(gp[c]) && gp[c] != 0.0, op, ": weight must be finite and nonzero (the integer ",
                       "LayerNorm folds it into S_out = Sy·weight and bias_int = floor((bias/weight)/Sy)), got weight[",
                       c, "] = ", gp[c]);
@@ -70,10 +74,8 @@ LnAffine ln_affine(const char* op, const at::Tensor& weight, const at::Tensor& b
     TORCH_CHECK_VALUE(a.ok, op, ": bias must give |floor((bias/weight)/Sy)| ≤ 2^62 with Sy = ",
                       "sqrt(C)/2^30 (|bias/weight| ≤ 2^32·sqrt(C), so the int64 output cannot overflow), got bias[", c,
                       "] = ", bp[c], " with weight[", c, "] = ", gp[c]);
-    bip[c] = a.bias_int;
-    sp[c] = a.s_out;
   }
-  return LnAffine{bias_int.to(weight.device()), s_out.to(weight.device())};
+  TORCH_CHECK(false, op, ": internal error: the affine constants were rejected, yet every channel passes its check");
 }
 
 namespace {

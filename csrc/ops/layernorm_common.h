@@ -31,6 +31,8 @@ class HostValues {
  public:
   explicit HostValues(const at::Tensor& t);
   double operator[](int64_t c) const { return f_ != nullptr ? static_cast<double>(f_[c]) : d_[c]; }
+  const float* f32() const { return f_; }   // the float32 values in place, or nullptr
+  const double* f64() const { return d_; }  // else the float64 ones
 
  private:
   at::Tensor copy_;

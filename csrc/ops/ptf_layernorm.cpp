@@ -75,7 +75,11 @@ PtfConsts host_consts(const char* op, const at::Tensor& alpha, double s_base, co
   at::Tensor values = at::empty({4, cols}, at::TensorOptions().dtype(at::kDouble));
   int32_t* sp = shift.data_ptr<int32_t>();
   double* vp = values.data_ptr<double>();
-  for (int64_t c = 0; c < cols; ++c) kernels::ptf_channel_consts(ap[c], a_min, gp[c], bp[c], s_base, cols, c, sp, vp);
+  double inv[kernels::kPtfMaxShift + 1];  // α ∈ {0..3} (checked above): four possible inverse scales
+  for (int64_t a = 0; a <= kernels::kPtfMaxShift; ++a) inv[a] = kernels::ptf_inv_scale(a, s_base);
+  for (int64_t c = 0; c < cols; ++c) {
+    kernels::ptf_channel_consts_inv(ap[c], a_min, gp[c], bp[c], inv[ap[c]], cols, c, sp, vp);
+  }
   return PtfConsts{shift.to(alpha.device()), values.to(alpha.device())};
 }
 

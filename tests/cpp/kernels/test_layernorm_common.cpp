@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <vector>
 
 #include "kernels/layernorm_common.h"
 
@@ -28,6 +29,23 @@ TEST_CASE("ln_mean rounds half to even, also for negative sums", "[layernorm]") 
   REQUIRE(ln_mean(-7, 2) == -4);  // −3.5
   REQUIRE(ln_mean(-8, 3) == -3);  // −2.67
   REQUIRE(ln_mean(0, 7) == 0);
+}
+
+TEST_CASE("ln_mean (64-bit) equals round_div (128-bit) on every sign, tie and extreme", "[layernorm]") {
+  std::mt19937_64 rng(5);
+  const i64 big = (i64(1) << 62) + 12345;
+  for (const i64 cols : {i64(1), i64(2), i64(3), i64(7), i64(384), i64(65535), kLnMaxCols}) {
+    std::vector<i64> sums = {0, 1, -1, cols / 2, -(cols / 2), cols, -cols, big, -big, kInt64Max, kInt64Min + 1};
+    for (i64 k = -40; k <= 40; ++k) sums.push_back(k * cols + cols / 2);  // ties (even C) and their neighbours
+    for (int t = 0; t < 2000; ++t) sums.push_back(static_cast<i64>(rng() >> (1 + rng() % 60)) * ((rng() & 1) ? 1 : -1));
+    for (const i64 base : std::vector<i64>(sums)) {
+      for (const i64 d : {i64(-1), i64(0), i64(1)}) {
+        const i64 s = (base == kInt64Max && d == 1) || (base == kInt64Min + 1 && d == -1) ? base : base + d;
+        INFO("sum " << s << " cols " << cols);
+        REQUIRE(ln_mean(s, cols) == static_cast<i64>(round_div(s, cols)));
+      }
+    }
+  }
 }
 
 TEST_CASE("ln_centered_sumsq equals the direct sum of squared deviations", "[layernorm]") {

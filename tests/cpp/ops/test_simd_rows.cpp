@@ -371,12 +371,15 @@ TEST_CASE("ilayernorm_std8 equals ilayernorm_std", "[simd]") {
   vars.push_back(i64(1) << 48);
   while (vars.size() % 8 != 0) vars.push_back(7);
   for (size_t i = 0; i < vars.size(); i += 8) {
-    i64 var[8], k[8];
+    i64 var[8], k[8], f[8], k2[8];
     for (int l = 0; l < 8; ++l) var[l] = std::max<i64>(0, std::min<i64>(vars[i + l], i64(1) << 48));
     cpu::ilayernorm_std8(var, k);
+    cpu::ilayernorm_std8(var, k2, f);
     for (int l = 0; l < 8; ++l) {
       INFO("var " << var[l]);
       REQUIRE(k[l] == ilayernorm_std(var[l]));
+      REQUIRE(k2[l] == k[l]);
+      REQUIRE(f[l] == kInt31Max / k[l]);  // ilayernorm_factor's f
     }
   }
 }
