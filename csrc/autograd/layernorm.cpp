@@ -49,14 +49,18 @@ struct AffineLnSte : public torch::autograd::Function<AffineLnSte> {
   static tensor_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& scale,
                              const at::Tensor& weight, const at::Tensor& bias, double eps, int64_t method) {
     save(ctx, x, weight, bias, eps);
+    return finish(ctx, run(x, scale, weight, bias, eps, method));
+  }
+  static TT run(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& weight, const at::Tensor& bias,
+                double eps, int64_t method) {
     at::AutoDispatchBelowADInplaceOrView guard;
     using Sig = TT(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, double);
     if (method == kIvit) {
       static auto op = op_handle<Sig>("ilayernorm_qat");
-      return finish(ctx, op.call(x, scale, weight, bias, eps));
+      return op.call(x, scale, weight, bias, eps);
     }
     static auto op = op_handle<Sig>("ibert_layernorm_qat");
-    return finish(ctx, op.call(x, scale, weight, bias, eps));
+    return op.call(x, scale, weight, bias, eps);
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
@@ -71,10 +75,14 @@ struct PtfLnSte : public torch::autograd::Function<PtfLnSte> {
                              const at::Tensor& s_base, const at::Tensor& weight, const at::Tensor& bias,
                              const at::Tensor& scale_next, double eps) {
     save(ctx, x, weight, bias, eps);
+    return finish(ctx, run(x, alpha, s_base, weight, bias, scale_next, eps));
+  }
+  static TT run(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& s_base, const at::Tensor& weight,
+                const at::Tensor& bias, const at::Tensor& scale_next, double eps) {
     at::AutoDispatchBelowADInplaceOrView guard;
     static auto op = op_handle<TT(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                   const at::Tensor&, const at::Tensor&, double)>("ptf_layernorm_qat");
-    return finish(ctx, op.call(x, alpha, s_base, weight, bias, scale_next, eps));
+    return op.call(x, alpha, s_base, weight, bias, scale_next, eps);
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
@@ -93,16 +101,21 @@ void check_affine_given(const char* op, const at::Tensor& weight, const at::Tens
 TT ilayernorm_qat(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& weight, const at::Tensor& bias,
                   double eps) {
   check_affine_given("ilayernorm_qat", weight, bias);
+  if (!records_grad(x, scale, weight, bias)) return AffineLnSte::run(x, scale, weight, bias, eps, kIvit);
   return pair(AffineLnSte::apply(x, scale, weight, bias, eps, kIvit));
 }
 TT ibert_layernorm_qat(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& weight, const at::Tensor& bias,
                        double eps) {
   check_affine_given("ibert_layernorm_qat", weight, bias);
+  if (!records_grad(x, scale, weight, bias)) return AffineLnSte::run(x, scale, weight, bias, eps, kIbert);
   return pair(AffineLnSte::apply(x, scale, weight, bias, eps, kIbert));
 }
 TT ptf_layernorm_qat(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& s_base, const at::Tensor& weight,
                      const at::Tensor& bias, const at::Tensor& scale_next, double eps) {
   check_affine_given("ptf_layernorm_qat", weight, bias);
+  if (!records_grad(x, alpha, s_base, weight, bias, scale_next)) {
+    return PtfLnSte::run(x, alpha, s_base, weight, bias, scale_next, eps);
+  }
   return pair(PtfLnSte::apply(x, alpha, s_base, weight, bias, scale_next, eps));
 }
 

@@ -26,6 +26,8 @@ def _cases():
         ("ibert_gelu_qat", lambda x: ops.ibert_gelu_qat(x, 2e-4)[0], acc),
         ("shift_gelu_qat", lambda x: ops.shift_gelu_qat(x, 4.0 / 127)[0], acc),
         ("ilayernorm_qat", lambda x: ops.ilayernorm_qat(x, s16, w, b)[0], h),
+        ("ibert_layernorm_qat", lambda x: ops.ibert_layernorm_qat(x, s16, w, b)[0], h),
+        ("ptf_layernorm_qat", lambda x: ops.ptf_layernorm_qat(x, alpha, 0.01, w, b, 4.0 / 127)[0], h),
     ]
 
 
@@ -42,6 +44,19 @@ def test_same_values_with_and_without_a_node(name, fn, x):
     assert torch.equal(plain, off) and torch.equal(plain, on.detach())
     on.sum().backward()  # the straight-through gradient reaches x
     assert xg.grad is not None and xg.grad.shape == x.shape and torch.isfinite(xg.grad).all()
+
+
+def test_layernorm_weights_that_require_grad_record_the_node():
+    # The input needs no gradient but γ and β do (a QAT run's learned affine): the node is recorded and they get
+    # their gradients.
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 5, 48, generator=g)
+    w = (torch.rand(48, generator=g) + 0.5).requires_grad_()
+    b = (torch.randn(48, generator=g) * 0.1).requires_grad_()
+    y, _ = ops.ilayernorm_qat(x, 0.05, w, b)
+    assert y.requires_grad
+    y.sum().backward()
+    assert w.grad is not None and b.grad is not None
 
 
 def test_a_scale_that_requires_grad_still_records_the_node():
