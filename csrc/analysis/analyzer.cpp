@@ -11,6 +11,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "csrc/analysis/buffer_cache.h"
 #include "csrc/analysis/grid.h"
 #include "csrc/analysis/sqnr.h"
 #include "csrc/models/calibrate.h"
@@ -290,6 +291,7 @@ Report analyze(const models::Model& fp, int64_t bits, const AnalyzerConfig& conf
   const int64_t n = std::min(config.calib_batches, calib.num_batches);
   const ProgressCallback report_progress = with_progress_line(config.progress, progress);
   at::NoGradGuard no_grad;
+  CpuBufferCacheScope reuse_buffers;  // the same activation buffers batch after batch, without page faults
   const at::Device device = models::model_device(fp);
   const models::ModelOverrides& shape = has_overrides(overrides) ? overrides : fp.overrides;
   Analysis a;

@@ -12,6 +12,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "csrc/analysis/buffer_cache.h"
 #include "csrc/util/atomic_file.h"
 
 namespace mnq {
@@ -95,6 +96,7 @@ SearchResult search_plan(const models::Model& fp, int64_t bits, const AnalyzerCo
                     " layers, the model ", layers.size());
   const at::Device device = device_of(fp);
   at::NoGradGuard no_grad;
+  CpuBufferCacheScope reuse_buffers;  // every candidate's calibration and scoring reuse the same buffers
   fp.module->eval();
 
   Evaluator eval{fp, bits, shape, {}, {}, {}, {}, 0};
