@@ -23,58 +23,19 @@
 #include <limits>
 #include <vector>
 
+#include "csrc/nn/min_max.h"
 #include "csrc/ops/quant.h"
 
 namespace mnq {
 namespace analysis {
 namespace {
 
-// Per-channel min and max of xq (float32, viewed as [rows, C], C dividing its size) into mn, mx [C]; false when xq
-// holds a NaN. One pass in row order: each channel's running min/max over `lanes` consecutive rows' worth of
-// independent accumulators (C = 1: a vector of lanes), folded at the end — min and max are exact, so any order gives
-// the same values (a −0/+0 pair may come out either way; both round to the code 0).
-bool channel_min_max(const at::Tensor& xq, int64_t C, std::vector<float>& mn, std::vector<float>& mx) {
-  const at::Tensor t = xq.contiguous();
-  const float* p = t.data_ptr<float>();
-  const int64_t n = t.numel();
-  const int64_t width = C >= 64 ? C : C * (64 / C);  // accumulators: a multiple of C, at least 64 where C < 64
-  const float inf = std::numeric_limits<float>::infinity();
-  std::vector<float> lo(size_t(width), inf), hi(size_t(width), -inf);
-  bool nan = false;
-  const int64_t body = n - n % width;
-  for (int64_t r = 0; r < body; r += width) {
-    const float* row = p + r;
-    for (int64_t j = 0; j < width; ++j) {
-      const float v = row[j];
-      lo[size_t(j)] = v < lo[size_t(j)] ? v : lo[size_t(j)];
-      hi[size_t(j)] = v > hi[size_t(j)] ? v : hi[size_t(j)];
-      nan |= v != v;
-    }
-  }
-  for (int64_t i = body; i < n; ++i) {  // the last rows, fewer than width / C of them
-    const float v = p[i];
-    const size_t j = size_t(i - body);
-    lo[j] = v < lo[j] ? v : lo[j];
-    hi[j] = v > hi[j] ? v : hi[j];
-    nan |= v != v;
-  }
-  if (nan) return false;
-  mn.assign(size_t(C), inf);
-  mx.assign(size_t(C), -inf);
-  for (int64_t j = 0; j < width; ++j) {
-    const size_t c = size_t(j % C);
-    mn[c] = std::min(mn[c], lo[size_t(j)]);
-    mx[c] = std::max(mx[c], hi[size_t(j)]);
-  }
-  return true;
-}
-
 // [lo, hi] of round(xq / S) over xq, S [C] float64 (C = 1 or xq's last dim); false when it is not a finite
 // int64 range within ±2^62 (NaN or infinite values, a zero scale).
 bool code_range(const at::Tensor& xq, const at::Tensor& s, int64_t& lo, int64_t& hi) {
   const int64_t C = s.numel();
   std::vector<float> a, b;
-  if (!channel_min_max(xq, C, a, b)) return false;
+  if (!nn::channel_min_max(xq, C, a, b)) return false;
   const double* sp = s.data_ptr<double>();
   double l = std::numeric_limits<double>::infinity(), h = -l;
   for (int64_t c = 0; c < C; ++c) {

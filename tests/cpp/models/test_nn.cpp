@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "csrc/nn/layers.h"
+#include "csrc/nn/min_max.h"
 #include "csrc/nn/nonlinear.h"
 #include "csrc/nn/quant.h"
 
@@ -146,4 +147,25 @@ TEST_CASE("FrozenWeightsScope keeps the quantized weight until the weight change
   at::NoGradGuard no_grad;
   FrozenWeightsScope frozen;
   CHECK(at::equal(lin(x, s).first, quarter));
+}
+
+TEST_CASE("channel_min_max equals aminmax per tensor and per channel; NaN is reported", "[nn]") {
+  at::manual_seed(6);
+  for (const int64_t C : {1, 3, 40, 64, 100}) {
+    for (const int64_t rows : {1, 2, 7, 33, 1000}) {
+      const at::Tensor x = at::randn({rows, C}) * 10;
+      std::vector<float> mn, mx;
+      REQUIRE(channel_min_max(x.t().contiguous().t(), C, mn, mx));  // non-contiguous input: read by value order
+      const auto [lo, hi] = at::aminmax(x, 0);
+      for (int64_t c = 0; c < C; ++c) {
+        CHECK(mn[size_t(c)] == lo[c].item<float>());
+        CHECK(mx[size_t(c)] == hi[c].item<float>());
+      }
+    }
+  }
+  at::Tensor x = at::randn({9, 5});
+  x[8][4] = std::nanf("");  // in the tail
+  std::vector<float> mn, mx;
+  CHECK(!channel_min_max(x, 5, mn, mx));
+  CHECK(!channel_min_max(x, 1, mn, mx));
 }
