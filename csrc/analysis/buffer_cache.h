@@ -10,7 +10,9 @@
 // The allocator outlives every scope (a process-lifetime object): a tensor allocated inside a scope and freed after
 // it goes back to the system. Scopes nest and may overlap across threads (a count); the allocator is swapped only
 // when the count goes 0 → 1 and 1 → 0, and only if the current CPU allocator has c10's default priority (another
-// library's allocator of higher priority is left alone and nothing is cached).
+// library's allocator of higher priority is left alone and nothing is cached). c10 documents SetCPUAllocator as an
+// initialization-time call: a thread allocating at the instant of the swap reads either allocator (both valid).
+// Inside a scope the profiler's CPU memory reports (DefaultCPUAllocator's) are not made.
 #pragma once
 
 #include <cstddef>
