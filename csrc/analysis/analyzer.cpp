@@ -11,11 +11,13 @@
 #include <memory>
 #include <stdexcept>
 
+#include "csrc/analysis/buffer_cache.h"
 #include "csrc/analysis/grid.h"
 #include "csrc/analysis/sqnr.h"
 #include "csrc/models/calibrate.h"
 #include "csrc/models/device.h"
 #include "csrc/models/weights.h"
+#include "csrc/nn/layers.h"
 #include "csrc/nn/nonlinear.h"
 
 namespace mnq {
@@ -114,6 +116,7 @@ models::Model calibrated_model(const models::Model& fp, int64_t bits, const mode
   how.reset_alpha = true;
   how.eval_after = true;
   how.on_batch = [&phase](int64_t images) { phase.step(images); };
+  nn::FrozenWeightsScope frozen;  // calibration does not change the weights
   try {
     TORCH_CHECK_VALUE(batches > 0 && batches <= calib.num_batches, "calibrate: ", batches,
                       " batches requested, the calibration set has ", calib.num_batches);
@@ -290,6 +293,8 @@ Report analyze(const models::Model& fp, int64_t bits, const AnalyzerConfig& conf
   const int64_t n = std::min(config.calib_batches, calib.num_batches);
   const ProgressCallback report_progress = with_progress_line(config.progress, progress);
   at::NoGradGuard no_grad;
+  CpuBufferCacheScope reuse_buffers;  // the same activation buffers batch after batch, without page faults
+  nn::FrozenWeightsScope frozen;      // every model's weights are fixed: each layer quantizes its weight once
   const at::Device device = models::model_device(fp);
   const models::ModelOverrides& shape = has_overrides(overrides) ? overrides : fp.overrides;
   Analysis a;

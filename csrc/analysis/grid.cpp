@@ -21,7 +21,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
+#include "csrc/nn/min_max.h"
 #include "csrc/ops/quant.h"
 
 namespace mnq {
@@ -32,14 +34,13 @@ namespace {
 // int64 range within ±2^62 (NaN or infinite values, a zero scale).
 bool code_range(const at::Tensor& xq, const at::Tensor& s, int64_t& lo, int64_t& hi) {
   const int64_t C = s.numel();
-  const auto [mn, mx] = C == 1 ? at::aminmax(xq) : at::aminmax(xq.reshape({-1, C}), 0);
-  const at::Tensor mnc = mn.contiguous(), mxc = mx.contiguous();
-  const float* a = mnc.data_ptr<float>();
-  const float* b = mxc.data_ptr<float>();
+  std::vector<float> a, b;
+  if (!nn::channel_min_max(xq, C, a, b)) return false;
   const double* sp = s.data_ptr<double>();
   double l = std::numeric_limits<double>::infinity(), h = -l;
   for (int64_t c = 0; c < C; ++c) {
-    const double u = std::rint(static_cast<double>(a[c]) / sp[c]), v = std::rint(static_cast<double>(b[c]) / sp[c]);
+    const double u = std::rint(static_cast<double>(a[size_t(c)]) / sp[c]);
+    const double v = std::rint(static_cast<double>(b[size_t(c)]) / sp[c]);
     if (std::isnan(u) || std::isnan(v)) return false;
     l = std::min({l, u, v});
     h = std::max({h, u, v});

@@ -12,6 +12,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "csrc/analysis/buffer_cache.h"
+#include "csrc/nn/layers.h"
 #include "csrc/util/atomic_file.h"
 
 namespace mnq {
@@ -95,6 +97,8 @@ SearchResult search_plan(const models::Model& fp, int64_t bits, const AnalyzerCo
                     " layers, the model ", layers.size());
   const at::Device device = device_of(fp);
   at::NoGradGuard no_grad;
+  CpuBufferCacheScope reuse_buffers;  // every candidate's calibration and scoring reuse the same buffers
+  nn::FrozenWeightsScope frozen;      // no weight changes: each layer quantizes its weight once per model
   fp.module->eval();
 
   Evaluator eval{fp, bits, shape, {}, {}, {}, {}, 0};

@@ -2,8 +2,10 @@
 #include "csrc/analysis/sqnr.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -20,12 +22,86 @@ void check_split(const at::Tensor& x, int64_t images) {
                     " does not split into ", images, " images");
 }
 
+// sqrt(Σ v_d²) over one image's n values, v_d = float64(x_d) or float64(fl32(x_d − y_d)), in the order of ATen's
+// vectorized CPU norm of a contiguous float64 row (ReduceOpsKernel.cpp, norm_kernel_tensor_iterator_impl, p = 2, a
+// last-dim reduction, Vectorized<double> of 4 lanes): lane j sums the squares of the elements d ≡ j (mod 4) of the
+// leading multiple of 4, each step a rounded product then a rounded sum (no fused multiply-add); the lanes fold
+// left to right; the remaining n mod 4 squares add one by one. Bit-identical to the reference expression
+// (image_norms_reference), which first converts the tensor (or the float32 difference) to float64 — a pass that
+// writes and rereads 2x the data — and which this fuses with the subtraction: one read of x and y.
+// R images at once (rows of n values, consecutive in memory): each image's sums are exactly that sequence of
+// operations; interleaving R images only gives the processor R·4 independent sums instead of one chain of 4 (a
+// float64 add has several cycles of latency, which bounds a one-image loop).
+template <bool kDiff, int R>
+void rows_norm(const float* x, const float* y, int64_t n, double* out) {
+  auto value = [&](int64_t d) {
+    return static_cast<double>(kDiff ? static_cast<float>(x[d] - y[d]) : x[d]);
+  };
+  double acc[R][4] = {};
+  const int64_t body = n - n % 4;
+  for (int64_t d = 0; d < body; d += 4) {
+    for (int r = 0; r < R; ++r) {
+      for (int j = 0; j < 4; ++j) {
+        const double v = value(r * n + d + j);
+        acc[r][j] = acc[r][j] + v * v;
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    double s = acc[r][0];
+    for (int j = 1; j < 4; ++j) s = s + acc[r][j];
+    for (int64_t d = body; d < n; ++d) {
+      const double v = value(r * n + d);
+      s = s + v * v;
+    }
+    out[r] = std::sqrt(s);
+  }
+}
+
+template <bool kDiff>
+void image_rows(const float* x, const float* y, int64_t n, int64_t begin, int64_t end, double* out) {
+  int64_t i = begin;
+  for (; i + 4 <= end; i += 4) rows_norm<kDiff, 4>(x + i * n, kDiff ? y + i * n : nullptr, n, out + i);
+  for (; i < end; ++i) rows_norm<kDiff, 1>(x + i * n, kDiff ? y + i * n : nullptr, n, out + i);
+}
+
 }  // namespace
+
+at::Tensor image_norms_reference(const at::Tensor& x, const at::Tensor& y, int64_t images) {
+  const at::Tensor xf = x.detach().reshape({images, -1});
+  if (!y.defined()) return at::linalg_vector_norm(xf, 2, {1}, false, at::kDouble);
+  // The difference is one rounding of the exact difference of two float32 values (relative error 2^-24).
+  const at::Tensor yf = y.detach().to(xf.device(), xf.scalar_type()).reshape({images, -1});
+  return at::linalg_vector_norm(xf - yf, 2, {1}, false, at::kDouble);
+}
+
+at::Tensor image_norms(const at::Tensor& x, const at::Tensor& y, int64_t images) {
+  const bool cpu_float = x.device().is_cpu() && x.scalar_type() == at::kFloat &&
+                         (!y.defined() || (y.device().is_cpu() && y.scalar_type() == at::kFloat));
+  if (!cpu_float || x.numel() == 0) return image_norms_reference(x, y, images);
+  const at::Tensor xc = x.detach().contiguous();
+  const at::Tensor yc = y.defined() ? y.detach().contiguous() : at::Tensor();
+  const int64_t n = xc.numel() / images;
+  at::Tensor out = at::empty({images}, xc.options().dtype(at::kDouble));
+  const float* xp = xc.data_ptr<float>();
+  const float* yp = yc.defined() ? yc.data_ptr<float>() : nullptr;
+  double* op = out.data_ptr<double>();
+  // One image per task, as ATen splits its row reduction (the value of a row never depends on the threads).
+  at::parallel_for(0, images, std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(n, 1)),
+                   [&](int64_t begin, int64_t end) {
+                     if (yp) {
+                       image_rows<true>(xp, yp, n, begin, end, op);
+                     } else {
+                       image_rows<false>(xp, nullptr, n, begin, end, op);
+                     }
+                   });
+  return out;
+}
 
 at::Tensor SqnrAccumulator::signal_norms(const at::Tensor& x, int64_t images) {
   check_split(x, images);
   // Flatten per image; float64 accumulation of the norms (a float32 sum of 10^6 squares loses ~3 digits).
-  return at::linalg_vector_norm(x.detach().reshape({images, -1}), 2, {1}, false, at::kDouble);
+  return image_norms(x, at::Tensor(), images);
 }
 
 void SqnrAccumulator::add(const at::Tensor& x, const at::Tensor& y, int64_t images) {
@@ -38,10 +114,7 @@ void SqnrAccumulator::add(const at::Tensor& x, const at::Tensor& signal, const a
                     " but the quantized one ", y.sizes(), "; they must hold the same number of values");
   TORCH_CHECK_VALUE(signal.numel() == images, "SqnrAccumulator: ", signal.numel(), " signal norms for ", images,
                     " images");
-  // The difference is one rounding of the exact difference of two float32 values (relative error 2^-24).
-  const at::Tensor xf = x.detach().reshape({images, -1});
-  const at::Tensor yf = y.detach().to(xf.device(), xf.scalar_type()).reshape({images, -1});
-  const at::Tensor error = at::linalg_vector_norm(xf - yf, 2, {1}, false, at::kDouble);
+  const at::Tensor error = image_norms(x, y, images);
   // zero error → +∞ whatever the signal (0/0 included)
   const at::Tensor ratio = at::where(error == 0, std::numeric_limits<double>::infinity(), signal / error);
   const at::Tensor s = ratio.sum();

@@ -42,6 +42,13 @@ class SqnrAccumulator {
 // `images`. No-op (returns `images`) on one process. Every rank passes the same accumulators in the same order.
 int64_t allreduce_accumulators(const std::vector<SqnrAccumulator*>& accs, int64_t images);
 
+// Per-image norms, float64 [images]: ‖x_i‖₂ (y undefined) or ‖x_i − y_i‖₂ with the difference rounded to x's dtype
+// (y converted to x's device and dtype first). image_norms_reference is the tensor expression (x or x − y to
+// float64, then linalg_vector_norm); image_norms computes the same bits in one read of x and y for CPU float32
+// tensors (any other input takes the reference).
+at::Tensor image_norms_reference(const at::Tensor& x, const at::Tensor& y, int64_t images);
+at::Tensor image_norms(const at::Tensor& x, const at::Tensor& y, int64_t images);
+
 // SQNR in dB of one batch of `images` images (a convenience over SqnrAccumulator).
 double sqnr_db(const at::Tensor& x, const at::Tensor& y, int64_t images);
 

@@ -1,7 +1,10 @@
 // QuantLinear, QuantConv2d and quant_matmul: the statements of python/mnq/nn/layers.py.
 #include "csrc/nn/layers.h"
 
+#include <ATen/core/grad_mode.h>
 #include <c10/util/Exception.h>
+
+#include <atomic>
 
 #include "csrc/ops.h"
 #include "csrc/nn/weight_scale.h"
@@ -15,18 +18,38 @@ at::Tensor weight_scale(const at::Tensor& w, int64_t bits) {
 
 namespace {
 
+thread_local int frozen_depth = 0;          // FrozenWeightsScope nesting on this thread
+thread_local uint64_t frozen_epoch = 0;     // this thread's current scope
+std::atomic<uint64_t> next_epoch{1};        // a fresh epoch per outermost scope, process-wide
+
+// (fake-quantized weight, S_w) per output channel.
+ScaledTensor quantize_weight(const at::Tensor& weight, int64_t bits) {
+  const at::Tensor s_w = weight_scale(weight, bits);
+  return {ops::quantize_qat(weight, s_w.to(weight.device()), bits, 0), s_w};
+}
+
+// quantize_weight, or the kept result when FrozenWeightsScope allows and the weight is unchanged.
+ScaledTensor frozen_or_quantize(KeptWeight& kept, const at::Tensor& weight, int64_t bits) {
+  if (frozen_depth == 0 || at::GradMode::is_enabled()) return quantize_weight(weight, bits);
+  if (kept.epoch == frozen_epoch && kept.source.is_same(weight) && kept.version == weight._version() &&
+      kept.data == weight.data_ptr()) {
+    return kept.value;
+  }
+  kept = KeptWeight{weight, weight._version(), weight.data_ptr(), frozen_epoch, quantize_weight(weight, bits)};
+  return kept.value;
+}
 
 // Fake-quantized weight (per output channel), bias on S_a·S_w (32 bits), and the output scale.
 struct FakeQuantParams {
   at::Tensor weight, bias, scale_out;
 };
 
-FakeQuantParams fake_quant_params(const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& scale,
-                                  int64_t bits, const char* who) {
+FakeQuantParams fake_quant_params(KeptWeight& kept, const at::Tensor& weight, const at::Tensor& bias,
+                                  const at::Tensor& scale, int64_t bits, const char* who) {
   const at::Tensor s_a = per_tensor_scale(scale, who);
-  const at::Tensor s_w = weight_scale(weight, bits);
+  const auto [wq, s_w] = frozen_or_quantize(kept, weight, bits);
   FakeQuantParams p;
-  p.weight = ops::quantize_qat(weight, s_w.to(weight.device()), bits, 0);
+  p.weight = wq;
   p.scale_out = s_a.to(s_w.device()) * s_w;
   if (bias.defined()) p.bias = ops::quantize_qat(bias, p.scale_out.to(bias.device()), 32);
   return p;
@@ -34,18 +57,23 @@ FakeQuantParams fake_quant_params(const at::Tensor& weight, const at::Tensor& bi
 
 }  // namespace
 
+FrozenWeightsScope::FrozenWeightsScope() {
+  if (frozen_depth++ == 0) frozen_epoch = next_epoch++;
+}
+
+FrozenWeightsScope::~FrozenWeightsScope() {
+  if (--frozen_depth == 0) frozen_epoch = 0;
+}
+
 QuantLinearImpl::QuantLinearImpl(int64_t in_features, int64_t out_features, bool bias, int64_t bits)
     : torch::nn::LinearImpl(torch::nn::LinearOptions(in_features, out_features).bias(bias)), bits_(check_bits(bits)) {}
 
 ScaledTensor QuantLinearImpl::forward(const at::Tensor& x, const at::Tensor& scale) {
-  const FakeQuantParams p = fake_quant_params(weight, bias, scale, bits_, "QuantLinear");
+  const FakeQuantParams p = fake_quant_params(kept_, weight, bias, scale, bits_, "QuantLinear");
   return {at::linear(x, p.weight, p.bias), p.scale_out};
 }
 
-ScaledTensor QuantLinearImpl::quantized_weight() const {
-  const at::Tensor s_w = weight_scale(weight, bits_);
-  return {ops::quantize_qat(weight, s_w.to(weight.device()), bits_, 0), s_w};
-}
+ScaledTensor QuantLinearImpl::quantized_weight() const { return quantize_weight(weight, bits_); }
 
 void QuantLinearImpl::pretty_print(std::ostream& stream) const {
   stream << "mnq::nn::QuantLinear(in_features=" << options.in_features() << ", out_features=" << options.out_features()
@@ -61,7 +89,7 @@ QuantConv2dImpl::QuantConv2dImpl(const torch::nn::Conv2dOptions& options, int64_
 }
 
 ScaledTensor QuantConv2dImpl::forward(const at::Tensor& x, const at::Tensor& scale) {
-  const FakeQuantParams p = fake_quant_params(weight, bias, scale, bits_, "QuantConv2d");
+  const FakeQuantParams p = fake_quant_params(kept_, weight, bias, scale, bits_, "QuantConv2d");
   const auto& pad = std::get<torch::ExpandingArray<2>>(options.padding());
   return {at::conv2d(x, p.weight, p.bias, options.stride(), pad, options.dilation(), options.groups()), p.scale_out};
 }

@@ -7,10 +7,34 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 
+#include <cstdint>
+
 #include "csrc/nn/quant.h"
 
 namespace mnq {
 namespace nn {
+
+// While one lives on the calling thread, and autograd is off, QuantLinear / QuantConv2d keep their fake-quantized
+// weight and S_w between forwards instead of recomputing both from the unchanged weight at every call (the
+// sensitivity analyzer's calibration and measurement forwards; the values are the same tensors). A kept weight is
+// reused only within the same scope (an epoch counted per outermost scope) and while the weight tensor is the same
+// object at the same version and address, so an optimizer step, a load or a move between scopes is always seen.
+class FrozenWeightsScope {
+ public:
+  FrozenWeightsScope();
+  ~FrozenWeightsScope();
+  FrozenWeightsScope(const FrozenWeightsScope&) = delete;
+  FrozenWeightsScope& operator=(const FrozenWeightsScope&) = delete;
+};
+
+// A layer's kept (fake-quantized weight, S_w), and what it was computed from.
+struct KeptWeight {
+  at::Tensor source;  // the weight it was computed from (held, so its address cannot be reused)
+  int64_t version = -1;
+  const void* data = nullptr;
+  uint64_t epoch = 0;
+  ScaledTensor value;
+};
 
 class QuantLinearImpl : public torch::nn::LinearImpl {
  public:
@@ -24,6 +48,7 @@ class QuantLinearImpl : public torch::nn::LinearImpl {
 
  private:
   int64_t bits_;
+  KeptWeight kept_;
 };
 TORCH_MODULE(QuantLinear);
 
@@ -37,6 +62,7 @@ class QuantConv2dImpl : public torch::nn::Conv2dImpl {
 
  private:
   int64_t bits_;
+  KeptWeight kept_;
 };
 TORCH_MODULE(QuantConv2d);
 

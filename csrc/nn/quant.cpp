@@ -6,8 +6,11 @@
 #include <c10/util/Exception.h>
 
 #include <cmath>
+#include <tuple>
+#include <vector>
 
 #include "csrc/dist/dist.h"
+#include "csrc/nn/min_max.h"
 #include "csrc/ops.h"
 
 namespace mnq {
@@ -49,9 +52,22 @@ RangeTracker::RangeTracker(int64_t bits, double momentum, int64_t max_bits)
   initialized_ = register_buffer("initialized", at::zeros({}, at::kBool));
 }
 
+namespace {
+
+// at::aminmax of a float32 tensor, by one pass on a CPU tensor without NaN (min_max.h; the same values).
+std::tuple<at::Tensor, at::Tensor> tensor_min_max(const at::Tensor& x) {
+  std::vector<float> mn, mx;
+  if (x.device().is_cpu() && x.numel() > 0 && channel_min_max(x, 1, mn, mx)) {
+    return {at::scalar_tensor(mn[0], x.options()), at::scalar_tensor(mx[0], x.options())};
+  }
+  return at::aminmax(x);
+}
+
+}  // namespace
+
 void RangeTracker::observe(const at::Tensor& x) {
   at::NoGradGuard no_grad;
-  auto [lo, hi] = at::aminmax(x.detach().to(at::kFloat));
+  auto [lo, hi] = tensor_min_max(x.detach().to(at::kFloat));
   dist::allreduce_min_max(lo, hi);  // data-parallel: every rank's range is the global batch's (no-op alone)
   // The first batch initialises the range, later ones follow the EMA: selected on the device (no host read).
   const double m = momentum_;

@@ -86,3 +86,37 @@ TEST_CASE("argmax: the first maximum wins (tie order ivit, ibert, fqvit); NaN lo
   CHECK(argmax_with_margin({kInf, kInf}).second == 0.0);
   CHECK(std::isnan(argmax_with_margin({4.0}).second));
 }
+
+TEST_CASE("sqnr: the fused CPU norms equal the tensor expression bit for bit", "[sqnr]") {
+  // Every row length mod 4 (the lanes and the tail), rows shorter than a lane group, large rows, a non-contiguous
+  // view; values spanning many binades with exact zeros, subnormals, infinities and NaN; 1 and 2 threads.
+  at::manual_seed(7);
+  const int threads = at::get_num_threads();
+  for (const int t : {1, 2}) {
+    at::set_num_threads(t);
+    for (const int64_t n : {1, 2, 3, 4, 5, 7, 8, 13, 64, 255, 1001, 12800}) {
+      const int64_t images = n > 1000 ? 3 : 5;
+      at::Tensor x = at::randn({images, n}) * at::exp(4 * at::randn({images, n}));
+      at::Tensor y = x + at::randn({images, n}) * 1e-3;
+      if (n >= 8) {
+        x[0][1] = 0.0f;
+        y[0][1] = 0.0f;
+        x[1][2] = 1e-40f;  // subnormal
+        y[1][3] = -3e-39f;
+      }
+      for (const auto& [a, b] : {std::pair{x, y}, std::pair{x.flip(1), y}}) {
+        const at::Tensor fast = image_norms(a, b, images), ref = image_norms_reference(a, b, images);
+        CHECK(at::equal(fast, ref));
+        CHECK(at::equal(image_norms(a, at::Tensor(), images), image_norms_reference(a, at::Tensor(), images)));
+      }
+    }
+  }
+  const float inf = std::numeric_limits<float>::infinity();
+  const at::Tensor x = at::tensor({1.0f, inf, 2.0f, 3.0f, std::nanf(""), 1.0f, 2.0f, 3.0f, 4.0f, 5.0f}).reshape({2, 5});
+  const at::Tensor y = at::tensor({1.0f, inf, 2.0f, 3.0f, 1.0f, 2.0f, 2.0f, 3.0f, 4.0f, 5.0f}).reshape({2, 5});
+  const at::Tensor fast = image_norms(x, y, 2), ref = image_norms_reference(x, y, 2);
+  CHECK(at::equal(at::isnan(fast), at::isnan(ref)));
+  CHECK(at::equal(at::isnan(image_norms(x, at::Tensor(), 2)), at::isnan(image_norms_reference(x, at::Tensor(), 2))));
+  CHECK(fast[1].item<double>() == ref[1].item<double>());
+  at::set_num_threads(threads);
+}

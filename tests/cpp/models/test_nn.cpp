@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "csrc/nn/layers.h"
+#include "csrc/nn/min_max.h"
 #include "csrc/nn/nonlinear.h"
 #include "csrc/nn/quant.h"
 
@@ -103,4 +104,68 @@ TEST_CASE("the non-linear layers return each method's output scale", "[nn]") {
   REQUIRE(at::allclose(y, at::layer_norm(q * 0.05f, {9}, {}, {}, 1e-6), 0.0, 0.03));
   REQUIRE_THROWS_WITH(IntLayerNorm(9, "fqvit")(q, s), Catch::Contains("scale_next"));
   REQUIRE_THROWS_WITH(IntSoftmax("relu"), Catch::Contains("method must be one of ivit, ibert, fqvit"));
+}
+
+TEST_CASE("FrozenWeightsScope keeps the quantized weight until the weight changes", "[nn]") {
+  at::manual_seed(4);
+  QuantLinear lin(16, 8, true, 8);
+  QuantConv2d conv(torch::nn::Conv2dOptions(2, 4, 3), 8);
+  const at::Tensor x = at::randn({5, 16}), s = at::tensor(0.02, at::kDouble);
+  const at::Tensor img = at::randn({2, 2, 6, 6});
+  const at::Tensor want = lin(x, s).first, want_conv = conv(img, s).first;
+  {
+    at::NoGradGuard no_grad;
+    FrozenWeightsScope frozen;
+    CHECK(at::equal(lin(x, s).first, want));
+    CHECK(at::equal(lin(x, s).first, want));  // the kept weight: the same values
+    CHECK(at::equal(conv(img, s).first, want_conv));
+    CHECK(at::equal(conv(img, s).first, want_conv));
+    lin->weight.mul_(0.5);  // an in-place change (a new version) is seen at once
+    const at::Tensor halved = lin(x, s).first;
+    CHECK(!at::equal(halved, want));
+    lin->weight.mul_(2.0);
+    CHECK(at::equal(lin(x, s).first, want));
+  }
+  {
+    // Autograd on: nothing kept, the gradient reaches the weight (STE) as without a scope.
+    FrozenWeightsScope frozen;
+    lin(x, s).first.sum().backward();
+    REQUIRE(lin->weight.grad().defined());
+    CHECK(lin->weight.grad().abs().sum().item<double>() > 0);
+  }
+  // A change between scopes through a tensor that shares no version counter (.data()) is seen by the next scope.
+  {
+    at::NoGradGuard no_grad;
+    FrozenWeightsScope frozen;
+    CHECK(at::equal(lin(x, s).first, want));
+  }
+  lin->weight.data().mul_(0.25);
+  const at::Tensor quarter = [&] {
+    at::NoGradGuard no_grad;
+    return lin(x, s).first;
+  }();
+  at::NoGradGuard no_grad;
+  FrozenWeightsScope frozen;
+  CHECK(at::equal(lin(x, s).first, quarter));
+}
+
+TEST_CASE("channel_min_max equals aminmax per tensor and per channel; NaN is reported", "[nn]") {
+  at::manual_seed(6);
+  for (const int64_t C : {1, 3, 40, 64, 100}) {
+    for (const int64_t rows : {1, 2, 7, 33, 1000}) {
+      const at::Tensor x = at::randn({rows, C}) * 10;
+      std::vector<float> mn, mx;
+      REQUIRE(channel_min_max(x.t().contiguous().t(), C, mn, mx));  // non-contiguous input: read by value order
+      const auto [lo, hi] = at::aminmax(x, 0);
+      for (int64_t c = 0; c < C; ++c) {
+        CHECK(mn[size_t(c)] == lo[c].item<float>());
+        CHECK(mx[size_t(c)] == hi[c].item<float>());
+      }
+    }
+  }
+  at::Tensor x = at::randn({9, 5});
+  x[8][4] = std::nanf("");  // in the tail
+  std::vector<float> mn, mx;
+  CHECK(!channel_min_max(x, 5, mn, mx));
+  CHECK(!channel_min_max(x, 1, mn, mx));
 }
