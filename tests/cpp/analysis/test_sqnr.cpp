@@ -1,5 +1,6 @@
 // SQNR (SPEC §7) known answers, its streaming form, ΔSQNR's infinities and the argmax / tie rule.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <catch2/catch.hpp>
 #include <cmath>
