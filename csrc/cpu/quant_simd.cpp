@@ -41,8 +41,6 @@ int redo_lanes(const QuantSpan& sp, const Out& out, int64_t j, unsigned bad_lane
 template <class Out>
 MNQ_TARGET_AVX512 int span_avx512(const QuantSpan& sp, const Out& out) {
   constexpr bool kFake = Out::kPropagatesNaN;
-  const __m512 half = _mm512_set1_ps(0.5f), k21 = _mm512_set1_ps(0x1p-21f);
-  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
   const __m512 flo = _mm512_set1_ps(static_cast<float>(sp.lo)), fhi = _mm512_set1_ps(static_cast<float>(sp.hi));
   const __m512 r1 = _mm512_set1_ps(sp.r[0]);
   const __m512d s1 = _mm512_set1_pd(sp.s[0]);
@@ -68,11 +66,9 @@ MNQ_TARGET_AVX512 int span_avx512(const QuantSpan& sp, const Out& out) {
       e = _mm512_reduce_ps(pc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
       q = _mm512_sub_ps(pc, e);
     }
-    // The margin test as one FMA and one compare: u = fl(2^−21·|pc| + |e|) < 1/2 implies (rounding is monotone, 1/2
-    // a float) that pc is farther than 2^−21·|pc| from every half-integer, more than E for |pc| ≥ 2^−117 (below,
-    // |e| = |pc| and the distance is almost 1/2); |pc| ≤ 2^18, where float32 holds rint(pc) exactly.
-    const __m512 u = _mm512_fmadd_ps(_mm512_and_ps(pc, abs_mask), k21, _mm512_and_ps(e, abs_mask));
-    const __mmask16 ok = _mm512_cmp_ps_mask(u, half, _CMP_LT_OQ);
+    // The margin 2^−21·|pc| (simd.h rint_margin_lanes: one FMA and one compare) exceeds E for |pc| ≥ 2^−117
+    // (below, |e| = |pc| and the distance is almost 1/2); |pc| ≤ 2^18, where float32 holds rint(pc) exactly.
+    const __mmask16 ok = rint_margin_lanes(pc, e, 0x1p-21f);
     if constexpr (kFake) {
       if (sp.store32.ok) {
         _mm512_storeu_ps(out.p + sp.i0 + j, fake_value32(q, h32, l32));

@@ -23,7 +23,6 @@
 #include "csrc/cpu/isa.h"
 #include "csrc/cpu/requant_simd.h"
 #include "csrc/cpu/row_buffer.h"
-#include "csrc/cpu/row_buffer.h"
 #include "csrc/ops/quant.h"
 
 namespace mnq {

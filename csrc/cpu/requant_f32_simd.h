@@ -36,12 +36,10 @@ namespace cpu {
 struct RequantF32Avx512 {
   // rint(t) of t = fl32(q·md32) in `v`, and the lanes where it is certified to be requant(q, m, k).
   MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE static __mmask16 requant(__m512 q, __m512 md32, __m512& v) {
-    const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
     const __m512 t = _mm512_mul_ps(q, md32);
     const __m512 e = _mm512_reduce_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     v = _mm512_sub_ps(t, e);
-    const __m512 u = _mm512_fmadd_ps(_mm512_and_ps(t, abs_mask), _mm512_set1_ps(0x1p-21f), _mm512_and_ps(e, abs_mask));
-    return _mm512_cmp_ps_mask(u, _mm512_set1_ps(0.5f), _CMP_LT_OQ);
+    return rint_margin_lanes(t, e, 0x1p-21f);
   }
 
   // requant(qa) + requant(qb) of 16 lanes, both sides' roundings certified at once: each test of the header is

@@ -20,7 +20,7 @@
 //
 // int32 codes need no per-element test at all (int_rows; with small multipliers the codes' sum and clamp are done
 // in int32 on the words' low halves); float input is certified 16 lanes at a time in float32 (float32_codes), a
-// block that fails taking the int64 form.
+// block that fails in float64 (float64_codes, codes below 2^31), and one that fails again takes the int64 form.
 #pragma once
 
 #include <algorithm>
@@ -38,16 +38,14 @@ namespace cpu {
 // Whether every shift of the cols columns of a side is in [11, 62]: |md| < 2^20, the float64 form's bound.
 inline bool md_fits(const RequantSimdSide& s, int64_t cols) {
   bool ok = true;
-  if (s.uniform) cols = std::min<int64_t>(cols, 1);
-  for (int64_t c = 0; c < cols; ++c) ok &= s.k[c] >= 11 && s.k[c] <= 62;
+  for (int64_t c = 0; c < s.distinct(cols); ++c) ok &= s.k[c] >= 11 && s.k[c] <= 62;
   return ok;
 }
 
 // The largest |md| of the cols columns of a side.
 inline double md_max(const RequantSimdSide& s, int64_t cols) {
   double v = 0.0;
-  if (s.uniform) cols = std::min<int64_t>(cols, 1);
-  for (int64_t c = 0; c < cols; ++c) v = std::max(v, std::fabs(s.md[c]));
+  for (int64_t c = 0; c < s.distinct(cols); ++c) v = std::max(v, std::fabs(s.md[c]));
   return v;
 }
 
@@ -63,12 +61,10 @@ struct RequantF64Avx512 {
   // more than E for |p| ≥ 2^−118 (below, |e| = |p| and the distance is almost 1/2): rint(p) = rint(vd), the code.
   // NaN and ±inf fail (u is NaN or inf).
   MNQ_TARGET_AVX512 static bool float32_codes(const float* x, const float* rf, __m512& rp) {
-    const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
     const __m512 p = _mm512_mul_ps(_mm512_loadu_ps(x), _mm512_loadu_ps(rf));
     const __m512 e = _mm512_reduce_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     rp = _mm512_sub_ps(p, e);
-    const __m512 u = _mm512_fmadd_ps(_mm512_and_ps(p, abs_mask), _mm512_set1_ps(0x1p-20f), _mm512_and_ps(e, abs_mask));
-    return _mm512_cmp_ps_mask(u, _mm512_set1_ps(0.5f), _CMP_LT_OQ) == 0xffff;
+    return rint_margin_lanes(p, e, 0x1p-20f) == 0xffff;
   }
 
   // A float input's codes of 8 columns in float64, p = fl64(x·fl64(1/S)), within E = 2^−51·|p| + 2^−1000 of the

@@ -10,7 +10,6 @@
 // of a side with a smaller shift, in int64; lanes the int64 form's loads could not certify are redone exactly in
 // vector form (Avx512::redo8).
 #include "csrc/cpu/requant_simd.h"
-#include "csrc/cpu/row_buffer.h"
 
 #include <algorithm>
 #include <cmath>
@@ -19,6 +18,7 @@
 #include "csrc/cpu/requant_f32_simd.h"
 #include "csrc/cpu/requant_f64_avx2.h"
 #include "csrc/cpu/requant_f64_simd.h"
+#include "csrc/cpu/row_buffer.h"
 #include "csrc/cpu/simd.h"
 
 namespace mnq {
@@ -74,7 +74,7 @@ bool redo_lanes(const RequantSimdSide& in, const RequantSimdSide* id, int64_t ba
 // quant_simd.h's certification); else null (int input, or a scale outside: the float64 loader only).
 const float* float_recip(const RequantSimdSide& s, int64_t cols, RowBuffer<float, 1024>& buf) {
   if (s.q != nullptr) return nullptr;
-  const int64_t n = s.uniform ? std::min<int64_t>(cols, 1) : cols;
+  const int64_t n = s.distinct(cols);
   for (int64_t c = 0; c < n; ++c) {
     const double a = std::fabs(s.r[c]);
     if (!(a >= 0x1p-100 && a <= 0x1p100)) return nullptr;
@@ -86,7 +86,7 @@ const float* float_recip(const RequantSimdSide& s, int64_t cols, RowBuffer<float
 
 // fl32(md) per column (requant_f32_simd.h: md_fits holds, so each is 0 or a normal float32).
 const float* float_md(const RequantSimdSide& s, int64_t cols, RowBuffer<float, 1024>& buf) {
-  const int64_t n = s.uniform ? std::min<int64_t>(cols, 1) : cols;
+  const int64_t n = s.distinct(cols);
   for (int64_t c = 0; c < n; ++c) buf.data()[c] = static_cast<float>(s.md[c]);
   if (n < cols) std::fill(buf.data() + n, buf.data() + cols, buf.data()[0]);
   return buf.data();

@@ -40,6 +40,8 @@ struct RequantSimdSide {
   const kernels::i64* hm1;     // [C] 2^(k−1) − 1
   const double* md;            // [C] m·2^−k, exact in float64 (the AVX-512 float64 form, requant_f64_simd.h)
   bool uniform = false;        // every column holds the same values (a per-tensor side spread): checks read one
+  // The columns whose values a per-column check or conversion must read: 1 for a uniform side, else all.
+  int64_t distinct(int64_t cols) const { return uniform && cols > 1 ? 1 : cols; }
 };
 
 // Rows [r0, r1) of cols elements; `id` is null without a residual. Returns false if an input had no code

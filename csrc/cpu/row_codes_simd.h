@@ -100,17 +100,13 @@ MNQ_TARGET_AVX512 inline bool float_row_codes_each(const float* x, int64_t cols,
     __m512i v;
     bool done = false;
     if (f32) {
-      // e = p − rint(p) exactly (vreduceps: one operation where vrndscaleps is two, and the test needs e anyway;
-      // ±inf give e = 0, NaN gives NaN). The margin as one FMA and one compare: u = fl(2^−21·|p| + |e|) < 1/2
-      // implies (rounding is monotone, 1/2 a float) that p is farther than 2^−21·|p| from every half-integer, more
-      // than quant_simd.h's E = 2^−22·|p| + 2^−140 for |p| ≥ 2^−117 (below, |e| = |p| and the distance is almost
-      // 1/2); NaN and ±inf fail it.
+      // e = p − rint(p) exactly (vreduceps: one operation where vrndscaleps is two, and the test needs e anyway).
+      // The margin 2^−21·|p| (simd.h rint_margin_lanes) exceeds quant_simd.h's E = 2^−22·|p| + 2^−140 for
+      // |p| ≥ 2^−117 (below, |e| = |p| and the distance is almost 1/2).
       const __m512 p = _mm512_mul_ps(xv, scale.r32(j, k));
       const __m512 e = _mm512_reduce_ps(p, kNearest);
-      const __m512 ap = _mm512_and_ps(p, abs_mask);
-      const __m512 u = _mm512_fmadd_ps(ap, _mm512_set1_ps(0x1p-21f), _mm512_and_ps(e, abs_mask));
       const __mmask16 good =
-          _mm512_cmp_ps_mask(u, _mm512_set1_ps(0.5f), _CMP_LT_OQ) & _mm512_cmp_ps_mask(ap, lim, _CMP_LT_OQ);
+          rint_margin_lanes(p, e, 0x1p-21f) & _mm512_cmp_ps_mask(_mm512_and_ps(p, abs_mask), lim, _CMP_LT_OQ);
       if (good == 0xffff) {  // every lane certified: the codes are rint(p) = p − e, in [lo, hi]
         v = _mm512_cvtps_epi32(_mm512_sub_ps(p, e));
         done = true;

@@ -18,4 +18,14 @@
 #define MNQ_TARGET_AVX2 __attribute__((target("avx2")))
 // For small vector helpers GCC may otherwise leave out of line (a call per 8 lanes, its vectors through memory).
 #define MNQ_ALWAYS_INLINE inline __attribute__((always_inline))
+
+// The rounding certificate of the float32 vector paths (the proof is quant_simd.h's): with e = v − rint(v) (from
+// vreduceps, exact), u = fl(k·|v| + |e|) < 1/2 implies — rounding is monotone and 1/2 a float — that v is farther
+// than k·|v| from every half-integer, so a value within k·|v| of v rounds as v does (and is no tie), and
+// |v| < 1/(2k). The lanes where it holds; NaN and ±inf fail (u is NaN or inf).
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __mmask16 rint_margin_lanes(__m512 v, __m512 e, float k) {
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  const __m512 u = _mm512_fmadd_ps(_mm512_and_ps(v, abs_mask), _mm512_set1_ps(k), _mm512_and_ps(e, abs_mask));
+  return _mm512_cmp_ps_mask(u, _mm512_set1_ps(0.5f), _CMP_LT_OQ);
+}
 #endif
