@@ -25,16 +25,17 @@ namespace {
 
 using namespace mnq::kernels;
 
-// Rows [r0, r1); false at the first row with a code outside [p.lo, p.hi]. buf, tab: [p.cols] scratch. Within a
-// row sig depends only on d = q − m, so when the row spans at most cols/2 distinct codes (8-bit activations span
-// ≤ 256 in rows of 768–3072) it is tabulated over the span and the elements look it up: the same scalar function
-// at the same points, so the result is identical, with several times less arithmetic. Codes and out fit int32
-// and sig int16 (kernels/shift_gelu.h: |q| ≤ 2^15, 0 ≤ sig < 2^(b_out − 1) ≤ 2^15, |out| < 2^30), so the buffer
-// and the product are 32-bit (twice the lanes of int64). The table type Tab is int16 for int32 output, a type
-// those stores cannot alias (with an int32 table the lookups are not vectorized past them), and int32 for float
-// output, where the lookups vectorize either way and 32-bit gathers are the faster. The params are copied to
-// locals: the output stores could otherwise alias them, which blocks vectorizing. `simd` (with an int32 table): the
-// lookups take the AVX-512 gather path of shift_gelu_simd.h, which GCC does not emit for the loop below.
+// Rows [r0, r1); false at the first row with a code outside [p.lo, p.hi]. buf: [p.cols] scratch. Within a row sig
+// depends only on d = q − m, so when the row spans at most cols distinct codes (8-bit activations span ≤ 256: every
+// row of 256 or more) it is tabulated over the span and the elements look it up: the same scalar function at the
+// same points, so the result is identical. Tables are kept per row max (below), so a row pays for its table only
+// when its max is new. Codes and out fit int32 and sig int16 (kernels/shift_gelu.h: |q| ≤ 2^15, 0 ≤ sig <
+// 2^(b_out − 1) ≤ 2^15, |out| < 2^30), so the buffer and the product are 32-bit (twice the lanes of int64). The
+// table type Tab is int16 for int32 output, a type those stores cannot alias (with an int32 table the lookups are
+// not vectorized past them), and int32 for float output, where the lookups vectorize either way and 32-bit gathers
+// are the faster. The params are copied to locals: the output stores could otherwise alias them, which blocks
+// vectorizing. `simd` (with an int32 table): the tables are built and looked up by shift_gelu_simd.h's AVX-512
+// code (GCC emits neither the gathers nor the vector division).
 inline void lookup_simd(const int32_t* q, int64_t cols, int32_t m, const int32_t* tab, IntOutC<int32_t> out,
                         int64_t base) {
   shift_gelu_lookup(q, cols, m, tab, out.p + base);
@@ -44,16 +45,32 @@ inline void lookup_simd(const int32_t* q, int64_t cols, int32_t m, const float* 
   shift_gelu_lookup(q, cols, m, vtab, out.p + base);
 }
 
-// vtab [p.cols] (float output on the simd path): beside tab[t] = sig(−t), the output value of the code q = m − t,
-// float(double(q·sig)·S_out) as FloatOutC stores it, so that the output pass is one gather per 16 elements.
+// The row tables kept per parallel chunk: slot k < kSlots holds a max m ≡ k (mod kSlots) whose rows span at most
+// kSlotLen codes (every row of 8-bit codes; their maxima cluster near the top of the range, so they rarely share a
+// slot), slot kSlots the last max of a row spanning more (up to cols). 64 KiB of int32 entries, and as much again
+// for the float values.
+constexpr int64_t kSlots = 64, kSlotLen = 256;
+inline int64_t table_entries(int64_t cols) { return kSlots * kSlotLen + cols; }
+
+// tabs, vtabs [table_entries(p.cols)] (vtabs on the simd float-output path only), e1 [p.cols]: the tables
+// (below): beside tab[t] = sig(−t), vtab[t] is the output value of the code q = m − t, float(double(q·sig)·S_out)
+// as FloatOutC stores it, so that the output pass is one gather per 16 elements.
 template <class In, class Out, class Tab>
-MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t r1, int32_t* buf, Tab* tab,
-                         float* vtab, bool simd) {
+MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t r1, int32_t* buf, Tab* tabs,
+                         float* vtabs, int32_t* e1, bool simd) {
   const int64_t cols = p.cols, lo = p.lo, hi = p.hi;
   const ShiftGeluConsts c = p.c;
-  // The table depends on the row max m alone (e2 and sig(−t) do), so consecutive rows with the same max share it:
-  // tab holds t ∈ [0, tab_len) for the max tab_m (8-bit activations often saturate, so most rows share one).
-  i64 tab_m = INT64_MIN, tab_len = 0;
+  // The table depends on the row max m alone (e2 and sig(−t) do), so rows with the same max share it: slot k
+  // holds the tables of the max slot_m[k] for t ∈ [0, slot_len[k]) (extended when a row spans more). Rows of 8-bit
+  // codes have few distinct maxima (54 in 3200 rows of 256 on ~40 scale units, where the max changed from one row
+  // to the next in 3044), so most rows find their table built.
+  i64 slot_m[kSlots + 1], slot_len[kSlots + 1];
+  std::fill(slot_m, slot_m + kSlots + 1, INT64_MIN);
+  std::fill(slot_len, slot_len + kSlots + 1, 0);
+  // simd: e1[t] = shift_exp(−t) for t ∈ [0, e1_len), the part of sig that does not depend on the row (1 ≤ e1 ≤
+  // 2^31 − 1: kernels/shift_gelu.h), so that a table is built in vector steps (shift_gelu_tables) instead of a
+  // scalar sig — a float64 division — per entry.
+  i64 e1_len = 0;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t base = r * cols;
     int32_t m = INT32_MIN, mn = INT32_MAX;
@@ -89,20 +106,33 @@ MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t 
     const i64 e2 = shift_gelu_e2(m, c);
     const i64 span = static_cast<i64>(m) - mn + 1;
     // The loops below read buf only (a pointer that may alias the output would keep them scalar).
-    if (q != buf && !(simd && 2 * span <= cols)) std::copy(q, q + cols, buf);
-    if (2 * span <= cols) {
-      if (m != tab_m) tab_len = 0;
-      for (i64 t = tab_len; t < span; ++t) tab[t] = static_cast<Tab>(shift_gelu_sig(-t, e2, c));
+    if (q != buf && !(simd && span <= cols)) std::copy(q, q + cols, buf);
+    if (span <= cols) {
+      const int64_t k = span <= kSlotLen ? m & (kSlots - 1) : kSlots;  // (m mod 64 of a negative m too)
       constexpr bool kValues = std::is_same_v<Out, FloatOutC> && std::is_same_v<Tab, int32_t>;
-      if constexpr (kValues) {
-        if (simd) {
-          for (i64 t = tab_len; t < span; ++t) {
-            FloatOut{vtab, out.scale[0]}.store(t, (m - t) * static_cast<i64>(tab[t]));
+      Tab* const tab = tabs + k * kSlotLen;
+      float* const vtab = kValues && simd ? vtabs + k * kSlotLen : nullptr;  // sized for that path only
+      if (slot_m[k] != m) {
+        slot_m[k] = m;
+        slot_len[k] = 0;
+      }
+      const i64 tab_len = slot_len[k];
+      if constexpr (std::is_same_v<Tab, int32_t>) {
+        if (simd && tab_len < span) {
+          for (; e1_len < span; ++e1_len) e1[e1_len] = static_cast<int32_t>(shift_exp(-e1_len, c.se));
+          float* values = nullptr;
+          double s_out = 0.0;
+          if constexpr (kValues) {
+            values = vtab;
+            s_out = out.scale[0];
           }
+          shift_gelu_tables(e1, tab_len, span, e2, c.out_shift, m, s_out, tab, values);
         }
       }
-      tab_m = m;
-      tab_len = tab_len > span ? tab_len : span;
+      if (!simd) {
+        for (i64 t = tab_len; t < span; ++t) tab[t] = static_cast<Tab>(shift_gelu_sig(-t, e2, c));
+      }
+      slot_len[k] = tab_len > span ? tab_len : span;
       if constexpr (std::is_same_v<Tab, int32_t>) {
         if (simd) {
           if constexpr (kValues) {
@@ -127,9 +157,10 @@ bool run(In in, Out out, const ShiftGeluParams& p, bool simd = false) {
   const int64_t grain = std::max<int64_t>(1, 16384 / p.cols);
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
     RowBuffer<int32_t> buf(p.cols);
-    RowBuffer<Tab> tab(p.cols);
-    RowBuffer<float> vtab(std::is_same_v<Out, FloatOutC> && simd ? p.cols : 0);
-    if (!rows(in, out, p, r0, r1, buf.data(), tab.data(), vtab.data(), simd)) all_ok = false;
+    RowBuffer<Tab> tab(table_entries(p.cols));
+    RowBuffer<float> vtab(std::is_same_v<Out, FloatOutC> && simd ? table_entries(p.cols) : 0);
+    RowBuffer<int32_t> e1(simd ? p.cols : 0);
+    if (!rows(in, out, p, r0, r1, buf.data(), tab.data(), vtab.data(), e1.data(), simd)) all_ok = false;
   });
   return all_ok;
 }

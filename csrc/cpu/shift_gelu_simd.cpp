@@ -36,9 +36,52 @@ MNQ_TARGET_AVX512 void lookup_values(const int32_t* q, int64_t cols, int32_t m, 
     _mm512_mask_storeu_ps(out + j, k, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, t, vtab, 4));
   }
 }
+
+// Entries [t, t + 16) (lanes of k) of shift_gelu_tables.
+MNQ_TARGET_AVX512 void table_lanes(const int32_t* e1p, int64_t t, __mmask16 k, __m512i ve2, __m128i shift,
+                                   __m512i vm, __m512d s_out, int32_t* tab, float* vtab) {
+  const __m512i e1 = _mm512_maskz_loadu_epi32(k, e1p + t);
+  // e1 + e2 < 2^32 as unsigned, then min with 2^31 − 1 (sat_add): s ∈ [1, 2^31 − 1]
+  const __m512i s = _mm512_min_epu32(_mm512_add_epi32(e1, ve2), _mm512_set1_epi32(0x7fffffff));
+  // a masked-off lane has e1 = 0 and s = e2 (or 0): its quotient (even 1/0 = inf) is never stored
+  const __m512d num = _mm512_set1_pd(2147483647.0);
+  const __m256i f_lo = _mm512_cvttpd_epi32(_mm512_div_pd(num, _mm512_cvtepu32_pd(_mm512_castsi512_si256(s))));
+  const __m256i f_hi = _mm512_cvttpd_epi32(_mm512_div_pd(num, _mm512_cvtepu32_pd(_mm512_extracti64x4_epi64(s, 1))));
+  const __m512i f = _mm512_inserti64x4(_mm512_castsi256_si512(f_lo), f_hi, 1);
+  const __m512i sig = _mm512_srl_epi32(_mm512_mullo_epi32(e1, f), shift);
+  _mm512_mask_storeu_epi32(tab + t, k, sig);
+  if (vtab == nullptr) return;
+  // the code m − t and its output (m − t)·sig, |·| < 2^30
+  const __m512i lane = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(t)),
+                                        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  const __m512i out = _mm512_mullo_epi32(_mm512_sub_epi32(vm, lane), sig);
+  const __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(out)), s_out));
+  const __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(out, 1)), s_out));
+  const __m512 v = _mm512_castpd_ps(
+      _mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+  _mm512_mask_storeu_ps(vtab + t, k, v);
+}
+
+MNQ_TARGET_AVX512 void tables(const int32_t* e1, int64_t t0, int64_t t1, int64_t e2, int out_shift, int32_t m,
+                              double s_out, int32_t* tab, float* vtab) {
+  const __m512i ve2 = _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(e2)));
+  const __m128i shift = _mm_cvtsi32_si128(out_shift);
+  const __m512i vm = _mm512_set1_epi32(m);
+  const __m512d so = _mm512_set1_pd(s_out);
+  for (int64_t t = t0; t < t1; t += 16) {
+    table_lanes(e1, t, simd_lanes16(t1 - t), ve2, shift, vm, so, tab, vtab);
+  }
+}
 #endif
 
 }  // namespace
+
+void shift_gelu_tables(const int32_t* e1, int64_t t0, int64_t t1, int64_t e2, int out_shift, int32_t m, double s_out,
+                       int32_t* tab, float* vtab) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  tables(e1, t0, t1, e2, out_shift, m, s_out, tab, vtab);
+#endif
+}
 
 bool shift_gelu_max_min(const int32_t* q, int64_t cols, int32_t lo, int32_t hi, int32_t& mx, int32_t& mn) {
 #if defined(MNQ_HAVE_X86_SIMD)

@@ -26,6 +26,15 @@ void shift_gelu_lookup(const int32_t* q, int64_t cols, int32_t m, const int32_t*
 // out[j] = vtab[m − q[j]] (the caller's table of float32 output values).
 void shift_gelu_lookup(const int32_t* q, int64_t cols, int32_t m, const float* vtab, float* out);
 
+// The row's table entries t ∈ [t0, t1), 16 lanes: tab[t] = shift_gelu_sig(−t, e2, c) from e1[t] = shift_exp(−t, c.se)
+// (the caller's per-call table: e1 does not depend on the row), with e2 the row's capped e2 (0 ≤ e2 ≤ 2^31 − 1) and
+// out_shift = c.out_shift; and, when vtab is not null, vtab[t] = float(double((m − t)·tab[t])·s_out) (kernels/io.h's
+// FloatOut). The kernel's bounds make every step 32-bit or exact: 1 ≤ e1 ≤ 2^31 − 1, so e1 + e2 < 2^32 (unsigned),
+// s = min(e1 + e2, 2^31 − 1) converts exactly to float64, f = trunc(fl((2^31 − 1)/s)) is the definition's quotient
+// (8 lanes of vdivpd), e1·f ≤ 2^31 − 1 is exact in a 32-bit multiply, |(m − t)·sig| < 2^30 exact in float64.
+void shift_gelu_tables(const int32_t* e1, int64_t t0, int64_t t1, int64_t e2, int out_shift, int32_t m, double s_out,
+                       int32_t* tab, float* vtab);
+
 }  // namespace cpu
 }  // namespace ops
 }  // namespace mnq

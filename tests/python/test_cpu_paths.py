@@ -143,7 +143,7 @@ def test_shift_gelu(isa):
                 value, _ = ops.shift_gelu_qat(x, scale, out_bits)
                 assert torch.equal(value, dequant(reference.shift_gelu(qx, scale, out_bits)[0], s_out))
     # Rows sharing their max with growing spans (the tables of sig and of the QAT values are extended, not rebuilt),
-    # then another max (rebuilt), on the table path (span ≤ cols / 2).
+    # then another max (rebuilt), on the table path (span ≤ cols).
     q = torch.stack([torch.arange(m - span, m + 1).repeat(64)[:64] for m, span in
                      ((20, 0), (20, 5), (20, 3), (20, 25), (-7, 9), (-7, 30), (20, 31))]).to(torch.int32)
     for scale in (4.0 / 127, 0.1):
@@ -153,6 +153,32 @@ def test_shift_gelu(isa):
         value, _ = ops.shift_gelu_qat((q.double() * scale).float(), scale)
         assert torch.equal(value, dequant(want, s_out))
 
+
+
+def test_shift_gelu_table_slots(isa):
+    """csrc/cpu/shift_gelu.cpp keeps a row table per max: 64 slots by m mod 64 for rows spanning ≤ 256 codes, one
+    slot for a wider row (span ≤ cols). Rows whose maxima share a slot (m, m ± 64, negative m), come back to an
+    evicted max, or grow a slot's span; wide rows beside narrow rows of the same max; spans around the 256 bound and
+    the 16-lane table steps. Every value against the reference (int and QAT)."""
+    g = torch.Generator().manual_seed(11)
+
+    def row(cols, m, span):
+        r = m - torch.randint(0, span, (cols,), generator=g)
+        r[0], r[-1] = m, m - span + 1  # the max and the span exactly
+        return r
+
+    for cols in (64, 300, 770):
+        plan = [(20, 5), (84, 40), (20, 17), (-44, 33), (20, 40), (84, 41), (-108, 64), (127, 256), (127, 257),
+                (127, 3), (-1, 1), (63, 16), (-1, 255), (127, 256)]
+        if cols >= 300:
+            plan += [(500, 300), (127, 257), (500, 299), (500, 10), (-500, 290), (500, 301), (2**15 - 1, cols)]
+        q = torch.stack([row(cols, m, min(span, cols)) for m, span in plan]).to(torch.int32)
+        for scale, out_bits in ((4.0 / 127, 8), (0.1, 4), (0.01, 16)):
+            got, s_out = ops.shift_gelu(q, scale, out_bits)
+            want, _ = reference.shift_gelu(q, scale, out_bits)
+            assert torch.equal(got.long(), want.long()), (cols, scale)
+            value, _ = ops.shift_gelu_qat((q.double() * scale).float(), scale, out_bits)
+            assert torch.equal(value, dequant(want, s_out)), (cols, scale)
 
 def test_ibert_gelu(isa):
     g = torch.Generator().manual_seed(4)

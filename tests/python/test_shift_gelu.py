@@ -30,14 +30,15 @@ def test_matches_reference(shape, scale):
 
 
 def test_tabulated_and_direct_rows():
-    # The CPU tabulates sig over a row's span when it covers at most half the row (csrc/cpu/shift_gelu.cpp) and
-    # computes it per element otherwise; both must be the reference. Rows: narrow 8-bit, wide 16-bit, span = cols/2
-    # and cols/2 + 1 exactly, all-negative, constant.
+    # The CPU tabulates sig over a row's span when it covers at most the row's length (csrc/cpu/shift_gelu.cpp)
+    # and computes it per element otherwise; both must be the reference. Rows: narrow 8-bit, wide 16-bit, span =
+    # cols and cols + 1 exactly, all-negative, constant.
     cols = 64
     q = torch.randint(-128, 128, (8, cols), dtype=torch.int32)
     q[1] = torch.randint(-(2**15), 2**15, (cols,), dtype=torch.int32)
-    q[2] = torch.arange(cols) % 32 - 16  # span 32 = cols / 2: tabulated
-    q[3] = torch.arange(cols) % 33 - 16  # span 33: direct
+    q[2] = torch.arange(cols) - 32  # span 64 = cols: tabulated
+    q[3] = torch.arange(cols) - 32
+    q[3, -1] = 32  # span 65: direct
     q[4] = -q[0].abs() - 1
     q[5] = 7
     q[6] = -(2**15)
