@@ -5,6 +5,8 @@
 #include <c10/util/Exception.h>
 
 #include <atomic>
+#include <memory>
+#include <vector>
 
 #include "csrc/ops.h"
 #include "csrc/nn/weight_scale.h"
@@ -21,6 +23,9 @@ namespace {
 thread_local int frozen_depth = 0;          // FrozenWeightsScope nesting on this thread
 thread_local uint64_t frozen_epoch = 0;     // this thread's current scope
 std::atomic<uint64_t> next_epoch{1};        // a fresh epoch per outermost scope, process-wide
+// The weights kept in this thread's current scope, released when its outermost scope ends (a layer that no longer
+// exists has expired).
+thread_local std::vector<std::weak_ptr<KeptWeight>> kept_in_scope;
 
 // (fake-quantized weight, S_w) per output channel.
 ScaledTensor quantize_weight(const at::Tensor& weight, int64_t bits) {
@@ -29,12 +34,14 @@ ScaledTensor quantize_weight(const at::Tensor& weight, int64_t bits) {
 }
 
 // quantize_weight, or the kept result when FrozenWeightsScope allows and the weight is unchanged.
-ScaledTensor frozen_or_quantize(KeptWeight& kept, const at::Tensor& weight, int64_t bits) {
+ScaledTensor frozen_or_quantize(const std::shared_ptr<KeptWeight>& slot, const at::Tensor& weight, int64_t bits) {
   if (frozen_depth == 0 || at::GradMode::is_enabled()) return quantize_weight(weight, bits);
+  KeptWeight& kept = *slot;
   if (kept.epoch == frozen_epoch && kept.source.is_same(weight) && kept.version == weight._version() &&
       kept.data == weight.data_ptr()) {
     return kept.value;
   }
+  if (kept.epoch != frozen_epoch) kept_in_scope.push_back(slot);  // once per layer and scope
   kept = KeptWeight{weight, weight._version(), weight.data_ptr(), frozen_epoch, quantize_weight(weight, bits)};
   return kept.value;
 }
@@ -44,7 +51,7 @@ struct FakeQuantParams {
   at::Tensor weight, bias, scale_out;
 };
 
-FakeQuantParams fake_quant_params(KeptWeight& kept, const at::Tensor& weight, const at::Tensor& bias,
+FakeQuantParams fake_quant_params(const std::shared_ptr<KeptWeight>& kept, const at::Tensor& weight, const at::Tensor& bias,
                                   const at::Tensor& scale, int64_t bits, const char* who) {
   const at::Tensor s_a = per_tensor_scale(scale, who);
   const auto [wq, s_w] = frozen_or_quantize(kept, weight, bits);
@@ -62,7 +69,12 @@ FrozenWeightsScope::FrozenWeightsScope() {
 }
 
 FrozenWeightsScope::~FrozenWeightsScope() {
-  if (--frozen_depth == 0) frozen_epoch = 0;
+  if (--frozen_depth != 0) return;
+  frozen_epoch = 0;
+  for (const auto& w : kept_in_scope) {
+    if (const auto kept = w.lock()) *kept = KeptWeight{};  // the copy and its hold on the weight, freed now
+  }
+  kept_in_scope.clear();
 }
 
 QuantLinearImpl::QuantLinearImpl(int64_t in_features, int64_t out_features, bool bias, int64_t bits)

@@ -8,6 +8,7 @@
 #include <torch/nn/modules/linear.h>
 
 #include <cstdint>
+#include <memory>
 
 #include "csrc/nn/quant.h"
 
@@ -19,6 +20,7 @@ namespace nn {
 // sensitivity analyzer's calibration and measurement forwards; the values are the same tensors). A kept weight is
 // reused only within the same scope (an epoch counted per outermost scope) and while the weight tensor is the same
 // object at the same version and address, so an optimizer step, a load or a move between scopes is always seen.
+// The outermost scope's end releases every kept copy (the layers hold no second copy of their weights after it).
 class FrozenWeightsScope {
  public:
   FrozenWeightsScope();
@@ -48,7 +50,7 @@ class QuantLinearImpl : public torch::nn::LinearImpl {
 
  private:
   int64_t bits_;
-  KeptWeight kept_;
+  std::shared_ptr<KeptWeight> kept_ = std::make_shared<KeptWeight>();  // (FrozenWeightsScope releases it)
 };
 TORCH_MODULE(QuantLinear);
 
@@ -62,7 +64,7 @@ class QuantConv2dImpl : public torch::nn::Conv2dImpl {
 
  private:
   int64_t bits_;
-  KeptWeight kept_;
+  std::shared_ptr<KeptWeight> kept_ = std::make_shared<KeptWeight>();  // (FrozenWeightsScope releases it)
 };
 TORCH_MODULE(QuantConv2d);
 

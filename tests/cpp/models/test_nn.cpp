@@ -122,11 +122,17 @@ TEST_CASE("FrozenWeightsScope keeps the quantized weight until the weight change
   const at::Tensor x = at::randn({5, 16}), s = at::tensor(0.02, at::kDouble);
   const at::Tensor img = at::randn({2, 2, 6, 6});
   const at::Tensor want = lin(x, s).first, want_conv = conv(img, s).first;
+  const auto holders = lin->weight.use_count();
   {
     at::NoGradGuard no_grad;
     FrozenWeightsScope frozen;
     CHECK(at::equal(lin(x, s).first, want));
     CHECK(at::equal(lin(x, s).first, want));  // the kept weight: the same values
+    CHECK(lin->weight.use_count() == holders + 1);  // the kept copy holds its source
+    {
+      FrozenWeightsScope inner;  // a nested scope's end releases nothing
+    }
+    CHECK(lin->weight.use_count() == holders + 1);
     CHECK(at::equal(conv(img, s).first, want_conv));
     CHECK(at::equal(conv(img, s).first, want_conv));
     lin->weight.mul_(0.5);  // an in-place change (a new version) is seen at once
@@ -135,6 +141,7 @@ TEST_CASE("FrozenWeightsScope keeps the quantized weight until the weight change
     lin->weight.mul_(2.0);
     CHECK(at::equal(lin(x, s).first, want));
   }
+  CHECK(lin->weight.use_count() == holders);  // the outermost scope's end released the kept copy
   {
     // Autograd on: nothing kept, the gradient reaches the weight (STE) as without a scope.
     FrozenWeightsScope frozen;
