@@ -16,5 +16,11 @@ namespace nn {
 // then takes ATen's NaN-propagating reduction). A −0/+0 pair may come out as either zero.
 bool channel_min_max(const at::Tensor& x, int64_t C, std::vector<float>& mn, std::vector<float>& mx);
 
+// The least and greatest value of x + y (CPU float32 tensors of the same non-empty shape, contiguous or not) without
+// forming the sum: each element is the float32 sum at::add stores. False, leaving mn and mx unspecified, when a sum
+// is NaN or the shapes differ (the caller then adds and takes ATen's reduction). A quantizer fused with a residual
+// add observes the sum's range this way (nn/quant.cpp).
+bool sum_min_max(const at::Tensor& x, const at::Tensor& y, float& mn, float& mx);
+
 }  // namespace nn
 }  // namespace mnq

@@ -63,11 +63,21 @@ std::tuple<at::Tensor, at::Tensor> tensor_min_max(const at::Tensor& x) {
   return at::aminmax(x);
 }
 
+// The same of x + y (y defined): on CPU float32 tensors of one shape without forming the sum (min_max.h).
+std::tuple<at::Tensor, at::Tensor> sum_range(const at::Tensor& x, const at::Tensor& y) {
+  float mn = 0.0f, mx = 0.0f;
+  if (x.device().is_cpu() && y.device().is_cpu() && x.scalar_type() == at::kFloat && y.scalar_type() == at::kFloat &&
+      sum_min_max(x, y, mn, mx)) {
+    return {at::scalar_tensor(mn, x.options()), at::scalar_tensor(mx, x.options())};
+  }
+  return tensor_min_max((x + y).to(at::kFloat));
+}
+
 }  // namespace
 
-void RangeTracker::observe(const at::Tensor& x) {
+void RangeTracker::observe(const at::Tensor& x, const at::Tensor& y) {
   at::NoGradGuard no_grad;
-  auto [lo, hi] = tensor_min_max(x.detach().to(at::kFloat));
+  auto [lo, hi] = y.defined() ? sum_range(x.detach(), y.detach()) : tensor_min_max(x.detach().to(at::kFloat));
   dist::allreduce_min_max(lo, hi);  // data-parallel: every rank's range is the global batch's (no-op alone)
   // The first batch initialises the range, later ones follow the EMA: selected on the device (no host read).
   const double m = momentum_;
@@ -91,7 +101,7 @@ ScaledTensor QuantActImpl::forward(const at::Tensor& x, const at::Tensor& scale_
                     "QuantAct: identity and identity_scale must be given together");
   TORCH_CHECK_VALUE(!identity.defined() || scale_in.defined(), "QuantAct: a residual (identity) needs scale_in for x");
   if (is_training()) {
-    observe(identity.defined() ? x + identity : x);
+    observe(x, identity);  // the range of x + identity, the sum this quantizer rounds (SPEC §1)
   } else {
     check_calibrated("QuantAct");
   }

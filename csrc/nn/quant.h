@@ -43,9 +43,10 @@ class RangeTracker : public torch::nn::Module {
   int64_t bits() const { return bits_; }
   const at::Tensor& scale() const { return scale_; }
   bool is_initialized() const { return initialized_flag_.get(initialized_); }
-  // Adds a batch to the running range and updates the scale (python's _observe). Public so a model can seed a
-  // quantizer's range before its first use (an fqvit LayerNorm's output quantizer, see qvit.h).
-  void observe(const at::Tensor& x);
+  // Adds a batch to the running range and updates the scale (python's _observe); with y, the batch is x + y (a
+  // residual add fused into the quantizer). Public so a model can seed a quantizer's range before its first use (an
+  // fqvit LayerNorm's output quantizer, see qvit.h).
+  void observe(const at::Tensor& x, const at::Tensor& y = {});
 
  protected:
   void check_calibrated(const char* who) const;

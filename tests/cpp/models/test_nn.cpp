@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <limits>
 
 #include "csrc/nn/layers.h"
 #include "csrc/nn/min_max.h"
@@ -184,4 +185,42 @@ TEST_CASE("channel_min_max equals aminmax per tensor and per channel; NaN is rep
   std::vector<float> mn, mx;
   CHECK(!channel_min_max(x, 5, mn, mx));
   CHECK(!channel_min_max(x, 1, mn, mx));
+}
+
+TEST_CASE("sum_min_max is the range of x + y; a residual QuantAct observes the sum's range", "[nn]") {
+  at::manual_seed(7);
+  for (const int64_t n : {1, 7, 63, 64, 65, 1000, 12345}) {
+    const at::Tensor x = at::randn({n}) * 100, y = at::randn({n}) * 1e-3f;  // sums that round
+    float mn = 0, mx = 0;
+    REQUIRE(sum_min_max(x, y, mn, mx));
+    const auto [lo, hi] = at::aminmax(x + y);
+    CHECK(mn == lo.item<float>());
+    CHECK(mx == hi.item<float>());
+  }
+  const at::Tensor a = at::randn({6, 40}), b = at::randn({40, 6}).t();  // non-contiguous y
+  float mn = 0, mx = 0;
+  REQUIRE(sum_min_max(a, b, mn, mx));
+  CHECK(mn == (a + b).min().item<float>());
+  CHECK(mx == (a + b).max().item<float>());
+  at::Tensor inf = at::zeros({70});
+  inf[3] = std::numeric_limits<float>::infinity();
+  REQUIRE(sum_min_max(inf, at::ones({70}), mn, mx));  // an infinity is a value
+  CHECK(std::isinf(mx));
+  at::Tensor neg = at::zeros({70}), pos = at::zeros({70});
+  neg[69] = -std::numeric_limits<float>::infinity();
+  pos[69] = std::numeric_limits<float>::infinity();
+  CHECK(!sum_min_max(neg, pos, mn, mx));  // −inf + inf = NaN, in the tail
+  CHECK(!sum_min_max(a, a.reshape({40, 6}), mn, mx));  // shapes differ
+
+  // QuantAct(x, s, identity, s_id) in training observes the range of x + identity, as python's QuantAct does.
+  QuantAct fused(16), plain(16);
+  const at::Tensor s = at::tensor(0.01, at::kDouble);
+  for (int i = 0; i < 3; ++i) {
+    const at::Tensor h = at::round(at::randn({4, 9, 8}) * 50) * 0.01, id = at::round(at::randn({4, 9, 8}) * 80) * 0.01;
+    fused(h, s, id, s);
+    plain->observe(h + id);
+  }
+  CHECK(at::equal(fused->scale(), plain->scale()));
+  CHECK(at::equal(fused->named_buffers()["min_val"], plain->named_buffers()["min_val"]));
+  CHECK(at::equal(fused->named_buffers()["max_val"], plain->named_buffers()["max_val"]));
 }
