@@ -284,9 +284,17 @@ bool ptf_load_row(const PtfRowIn& in, const PtfParams& p, int32_t* x, i64& sx, i
 #endif
 }
 
+void ptf_redo_lanes(unsigned redo, int64_t j, const int32_t* x, const PtfRow& row, const PtfParams& p,
+                    const PtfRowOut& out) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  redo_lanes(redo, j, x, row, p, out.code, out.value, out.scale);
+#endif
+}
+
 bool ptf_out_row(const int32_t* x, const PtfRow& row, const PtfRowFast& rf, const PtfParams& p, const PtfRowOut& out,
                  const PtfScaled* sc) {
 #if defined(MNQ_HAVE_X86_SIMD)
+  if (sc != nullptr && ptf_out_row32(x, row, rf, p, *sc, out)) return true;
   if (sc != nullptr && out_row_scaled(x, row, rf, p, *sc, out)) return true;
   out_row(x, row, rf, p, out);
 #endif
