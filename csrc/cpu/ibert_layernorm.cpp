@@ -2,7 +2,8 @@
 // summing Σq and Σq², the shift search over the centred row when V(0) ≥ 2^32 (usually one pass of one sum,
 // find_shift), one pass writing
 // the output. All integer math is kernels/ibert_layernorm.h; the loops are written so they vectorize. With AVX-512
-// (isa.h), int32 and float32 input take the explicit passes of layernorm_simd.h instead (same values).
+// (isa.h), int32 and float32 input take the explicit passes of layernorm_simd.h instead (same values), rows
+// software-pipelined by one (rows_simd).
 #include "csrc/ops/ibert_layernorm.h"
 
 #include <ATen/Parallel.h>
