@@ -264,7 +264,7 @@ TEST_CASE("ptf layernorm avx512 short pass 2 equals ptf_out", "[simd]") {
                                   << ", crafted " << crafted32 << ", refused " << refused32);
   REQUIRE(took > 200);  // the crafted rows did take the short form (and so its redo of the crafted lanes)
   REQUIRE(refused > 10);
-  REQUIRE(crafted32 > 100);  // and the float32 form (its redo of the crafted lanes)
+  REQUIRE(crafted32 > 40);  // and the float32 form (its redo of the crafted lanes)
   INFO("float32 form refused for |w|, E: " << refused_w << ", small γ: " << refused_small << ", |num|: "
                                              << refused_num);
   REQUIRE(refused_w > 50);  // rows the float32 form refuses and the float64 one takes, for each kind of bound
