@@ -2,12 +2,14 @@
 // summing Σq and Σq², the shift search over the centred row when V(0) ≥ 2^32 (usually one pass of one sum,
 // find_shift), one pass writing
 // the output. All integer math is kernels/ibert_layernorm.h; the loops are written so they vectorize. With AVX-512
-// (isa.h), int32 and float32 input take the explicit passes of layernorm_simd.h instead (same values).
+// (isa.h), int32 and float32 input take the explicit passes of layernorm_simd.h instead (same values), rows
+// software-pipelined by one (rows_simd).
 #include "csrc/ops/ibert_layernorm.h"
 
 #include <ATen/Parallel.h>
 
 #include <atomic>
+#include <vector>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -95,22 +97,43 @@ MNQ_CPU_CLONES bool rows(In in, Out out, const LnParams& p, int64_t r0, int64_t 
   return true;
 }
 
-// Rows [r0, r1) on the AVX-512 passes (layernorm_simd.h); `in` and `out` point at row 0, buf is a [cols] buffer.
+// A row after its load pass: its codes, mean and Σ(q − mean)².
+struct LoadedRow {
+  const int32_t* q;
+  int32_t mean;  // |mean| ≤ 2^21, so |q − mean| ≤ 2^22
+  i64 var;
+};
+
+bool load_simd_row(const LnRowIn& in, const LnParams& p, int64_t r, int32_t* buf, LoadedRow& row) {
+  const LnRowIn ri = in.at(r * p.cols);
+  i64 s = 0, ss = 0;
+  if (!ln_load_row(ri, p.cols, p.lo, p.hi, buf, s, ss)) return false;
+  const i64 mean = ln_mean(s, p.cols);
+  row = LoadedRow{ri.codes(buf), static_cast<int32_t>(mean), ln_centered_sumsq(s, ss, mean, p.cols)};
+  return true;
+}
+
+// Rows [r0, r1) on the AVX-512 passes (layernorm_simd.h); `in` and `out` point at row 0, buf is a [2, cols] buffer.
+// Software-pipelined by one row: row r + 1's load pass runs between row r's shift search and its output pass, so
+// that row r's scalar chain (isqrt, the 64-bit division of f) overlaps it instead of stalling the output pass, and
+// row r + 1's mean division overlaps row r's output pass. (A rejected row stops the loop with rows before it
+// unwritten: the caller then discards or recomputes the whole output.)
 bool rows_simd(const LnRowIn& in, const LnRowOut& out, const LnParams& p, int64_t r0, int64_t r1, int32_t* buf) {
+  const int64_t cols = p.cols;
+  LoadedRow row{};
+  if (r0 < r1 && !load_simd_row(in, p, r0, buf, row)) return false;
   for (int64_t r = r0; r < r1; ++r) {
-    const int64_t base = r * p.cols;
-    const LnRowIn ri = in.at(base);
-    const LnRowOut ro = out.at(base);
-    i64 s = 0, ss = 0;
-    if (!ln_load_row(ri, p.cols, p.lo, p.hi, buf, s, ss)) return false;
-    const int32_t* const q = ri.codes(buf);
-    const i64 mean = ln_mean(s, p.cols);
-    i64 var = ln_centered_sumsq(s, ss, mean, p.cols);
-    const int32_t mean32 = static_cast<int32_t>(mean);
+    i64 var = row.var;
+    const int32_t* const q = row.q;
+    const int32_t m = row.mean;
     const int shift = find_shift(
-        var, p.cols, [&](int sh) { return ln_shift_sum(q, mean32, p.cols, sh); },
-        [&](int sh, i64& below, i64& at) { ln_shift_sums(q, mean32, p.cols, sh, below, at); });
-    ln_out_row(q, mean32, p.cols, ibert_factor(var, shift), p.bias_int, ro);
+        var, cols, [&](int sh) { return ln_shift_sum(q, m, cols, sh); },
+        [&](int sh, i64& below, i64& at) { ln_shift_sums(q, m, cols, sh, below, at); });
+    const LnFactor f = ibert_factor(var, shift);
+    LoadedRow next{};
+    if (r + 1 < r1 && !load_simd_row(in, p, r + 1, buf + ((r + 1 - r0) & 1) * cols, next)) return false;
+    ln_out_row(q, m, cols, f, p.bias_int, out.at(r * cols));
+    row = next;
   }
   return true;
 }
@@ -121,9 +144,13 @@ bool run(In in, Out out, const LnParams& p, const LnRowIn* simd_in = nullptr, co
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 16384 / p.cols);
   const bool simd = simd_in != nullptr && isa() == Isa::kAvx512;
+  // Float output: the float64 form of the output pass when every |bias_int| ≤ 2^50 (ln_bias_magic).
+  std::vector<double> bias_m(simd && simd_out->value != nullptr ? p.cols : 0);
+  LnRowOut out_simd = simd_out != nullptr ? *simd_out : LnRowOut{};
+  if (!bias_m.empty() && ln_bias_magic(p.bias_int, p.cols, bias_m.data())) out_simd.bias_m = bias_m.data();
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    RowBuffer<int32_t> q(p.cols);
-    const bool ok = simd ? rows_simd(*simd_in, *simd_out, p, r0, r1, q.data()) : rows(in, out, p, r0, r1, q.data());
+    RowBuffer<int32_t> q(simd ? 2 * p.cols : p.cols);
+    const bool ok = simd ? rows_simd(*simd_in, out_simd, p, r0, r1, q.data()) : rows(in, out, p, r0, r1, q.data());
     if (!ok) all_ok = false;
   });
   return all_ok;

@@ -14,6 +14,8 @@ namespace {
 using kernels::i64;
 using kernels::LnFactor;
 
+constexpr double kBiasMagic = 0x1.8p52;  // K = 1.5·2^52 (ln_bias_magic)
+
 #if defined(MNQ_HAVE_X86_SIMD)
 inline __mmask8 lanes8(int64_t n) { return n >= 8 ? 0xff : static_cast<__mmask8>((1u << n) - 1); }
 
@@ -55,6 +57,34 @@ MNQ_TARGET_AVX512 i64 total(__m512i s1, bool sum32) {
                                                   _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(s1, 1))));
 }
 
+// I-BERT LayerNorm's 22-bit codes of float32 values (a float32 product cannot be certified beyond 2^18): q =
+// rint(fl64(x·inv)) as ln_float_code, the rounding and the conversion one VCVTPD2DQ with embedded round-to-nearest-
+// even (rint's rounding, whatever MXCSR says); a NaN, ±inf or a value beyond int32 converts to INT32_MIN, the
+// "integer indefinite", below lo (|lo| ≤ 2^21), so the range test on the int32 codes fails exactly the values that
+// ln_float_code's float64 test fails. The codes of lanes outside the row are 0 (0·inv = 0). Steps as
+// float_row_codes_each's (row_codes_simd.h): two fewer compares and no VRNDSCALEPD than its float64 form.
+template <class Step>
+MNQ_TARGET_AVX512 bool wide_float_codes(const float* x, int64_t cols, double inv, i64 lo, i64 hi, int32_t* q,
+                                        const Step& step) {
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  const __m512d vinv = _mm512_set1_pd(inv);
+  const __m512i vlo = _mm512_set1_epi32(static_cast<int32_t>(lo)), vhi = _mm512_set1_epi32(static_cast<int32_t>(hi));
+  __mmask16 bad = 0;
+  for (int64_t j = 0; j < cols; j += 16) {
+    const __mmask16 k = simd_lanes16(cols - j);
+    const __m512 xv = _mm512_maskz_loadu_ps(k, x + j);
+    const __m512d d0 = _mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(xv)), vinv);
+    const __m512d d1 = _mm512_mul_pd(
+        _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xv), 1))), vinv);
+    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvt_roundpd_epi32(d0, kNearest)),
+                                         _mm512_cvt_roundpd_epi32(d1, kNearest), 1);
+    bad |= _mm512_mask_cmplt_epi32_mask(k, v, vlo) | _mm512_mask_cmpgt_epi32_mask(k, v, vhi);
+    _mm512_mask_storeu_epi32(q + j, k, v);
+    step(v, k, j);
+  }
+  return bad == 0;
+}
+
 MNQ_TARGET_AVX512 bool load_row(const LnRowIn& in, int64_t cols, i64 lo, i64 hi, int32_t* q, i64& sum, i64& sumsq) {
   __m512i s1 = _mm512_setzero_si512(), s2 = _mm512_setzero_si512();
   const bool sum32 = cols <= kSum32Cols;
@@ -73,6 +103,12 @@ MNQ_TARGET_AVX512 bool load_row(const LnRowIn& in, int64_t cols, i64 lo, i64 hi,
   }
   // Float values: the codes by row_codes_simd.h (certified float32, else float64), summed as they are made.
   const bool small = lo >= -(i64(1) << 18) && hi <= (i64(1) << 18);  // I-LayerNorm's 16-bit codes, not I-BERT's
+  if (!small) {
+    const bool ok = wide_float_codes(in.x, cols, in.inv_scale, lo, hi, q, Moments{sum32, s1, s2});
+    sum = total(s1, sum32);
+    sumsq = _mm512_reduce_add_epi64(s2);
+    return ok;
+  }
   const bool ok = float_row_codes_each(in.x, cols, ScalarInv{in.inv_scale}, lo, hi, q, Moments{sum32, s1, s2}, small);
   sum = total(s1, sum32);
   sumsq = _mm512_reduce_add_epi64(s2);
@@ -128,6 +164,19 @@ MNQ_TARGET_AVX512 void out_row(const int32_t* q, int32_t mean, int64_t cols, LnF
   const i64 f_full = 2 * static_cast<i64>(f.half) + (f.odd_mask & 1);
   const bool narrow = f_full < (i64(1) << 31);
   const __m512i vf = _mm512_set1_epi64(narrow ? f_full : 0);
+  if (value != nullptr && out.bias_m != nullptr) {  // ln_bias_magic's form (layernorm_simd.h)
+    constexpr int kDown = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
+    const __m512d fh = _mm512_set1_pd(static_cast<double>(f_full) * 0.5), magic = _mm512_set1_pd(kBiasMagic);
+    const double* const bias_m = out.bias_m;
+    for (int64_t j = 0; j < cols; j += 8) {
+      const __mmask8 k = lanes8(cols - j);
+      const __m512d y = _mm512_cvtepi32_pd(_mm256_sub_epi32(_mm256_maskz_loadu_epi32(k, q + j), _mm512_castsi512_si256(vm)));
+      const __m512d r = _mm512_fmadd_round_pd(y, fh, _mm512_maskz_loadu_pd(k, bias_m + j), kDown);
+      const __m512d d = _mm512_mul_pd(_mm512_sub_pd(r, magic), _mm512_maskz_loadu_pd(k, s_out + j));
+      _mm256_mask_storeu_ps(value + j, k, _mm512_cvtpd_ps(d));
+    }
+    return;
+  }
   for (int64_t j = 0; j < cols; j += 8) {
     const __mmask8 k = lanes8(cols - j);
     const __m512i y = _mm512_cvtepi32_epi64(_mm256_sub_epi32(_mm256_maskz_loadu_epi32(k, q + j), _mm512_castsi512_si256(vm)));
@@ -179,6 +228,16 @@ void ln_out_row(const int32_t* q, int32_t mean, int64_t cols, LnFactor f, const 
 #if defined(MNQ_HAVE_X86_SIMD)
   out_row(q, mean, cols, f, bias_int, out);
 #endif
+}
+
+bool ln_bias_magic(const i64* bias_int, int64_t cols, double* bias_m) {
+  int bad = 0;
+  for (int64_t c = 0; c < cols; ++c) {
+    const i64 b = bias_int[c];
+    bad |= (b > (i64(1) << 50)) | (b < -(i64(1) << 50));
+    bias_m[c] = static_cast<double>(b) + kBiasMagic;  // exact for |b| ≤ 2^51: an integer in (2^52, 2^53)
+  }
+  return bad == 0;
 }
 
 namespace {

@@ -4,12 +4,14 @@
 // are VPMULDQ (signed 32×32 → 64 bits, one instruction) and the codes stay in 32-bit lanes.
 //   ln_load_row    q = the row's codes (int32 checked against [lo, hi] in place, and read there by the next
 //                  passes: LnRowIn::codes; or float32 rounded as
-//                  LnFloatIn does, rint(x·(1/S)) in float64, by row_codes_simd.h) into an int32 row buffer, with Σq
+//                  LnFloatIn does, rint(x·(1/S)) in float64, by row_codes_simd.h, or for I-BERT's 22-bit codes by
+//                  one embedded-rounding conversion per 8) into an int32 row buffer, with Σq
 //                  and Σq² (|q| ≤ 2^21, so Σq² ≤ 2^58 per row, in int64 lanes; Σq in int32 lanes for rows up to
 //                  8192 columns, in int64 lanes beyond)
 //   ln_shift_sums  (V(s − 1), V(s)) of I-BERT's shift search, V(s) = Σ floor((q − mean) / 2^s)²; ln_shift_sum
 //                  V(s) alone
 //   ln_out_row     ln_affine_out(q − mean, f, bias_int[c]) as int64 codes, or float32 float(double(v)·S_out[c])
+//                  (v made in float64 lanes when ln_bias_magic allows)
 #pragma once
 
 #include <cstdint>
@@ -37,7 +39,8 @@ struct LnRowIn {
 struct LnRowOut {
   int64_t* code = nullptr;       // int64 codes, or
   float* value = nullptr;        // float32 values with
-  const double* s_out = nullptr;  // [cols] S_out[c]
+  const double* s_out = nullptr;  // [cols] S_out[c], and optionally
+  const double* bias_m = nullptr;  // [cols] bias_int[c] + 1.5·2^52 (ln_bias_magic): the float64 form of ln_out_row
   LnRowOut at(int64_t i) const {  // the same at element i (a row's start)
     LnRowOut r = *this;
     if (r.code != nullptr) r.code += i;
@@ -67,6 +70,17 @@ void ilayernorm_std8(const kernels::i64* var, kernels::i64* k, kernels::i64* f =
 
 void ln_out_row(const int32_t* q, int32_t mean, int64_t cols, kernels::LnFactor f, const kernels::i64* bias_int,
                 const LnRowOut& out);
+
+// The float output's shorter form (out.bias_m set): v = yn + bias_int[c] made in float64 lanes, without int64
+// products, shifts or conversions. With K = 1.5·2^52, r = fma(y, f/2, bias_int[c] + K) rounded toward −∞ is
+// K + bias_int[c] + floor(y·f/2) exactly when |bias_int[c] + y·f/2| < 2^51 (the exact sum lies in (2^52, 2^53),
+// where the doubles are the integers, and K + bias_int[c] is an integer); then r − K = v exactly (|v| < 2^53), so
+// fl32(fl64(v)·S_out[c]) is the definition's value. The bound holds for every row when |bias_int| ≤ 2^50, because
+// |yn| < 2^32 on every row of both LayerNorms: I-LayerNorm's f ≤ 2^31/64 and |y| ≤ 2^16 give |yn| ≤ 2^40; I-BERT's
+// std = max(isqrt(V(s)), 1)·2^s bounds |y|: s = 0: |y| ≤ √V(0) < isqrt + 1 ≤ std + 1 (y = 0 when V(0) = 0);
+// s ≥ 1: V(s) ≥ 2^30 (V(s − 1) ≥ 2^32), |y| < 2^s·(|floor(y/2^s)| + 1) ≤ 2^s·(isqrt(V(s)) + 2) ≤ 3·std; with
+// f ≤ 2^31/std, |yn| ≤ 3·2^30 + 2^30. Fills bias_m [cols] and returns true when every |bias_int[c]| ≤ 2^50.
+bool ln_bias_magic(const kernels::i64* bias_int, int64_t cols, double* bias_m);
 
 // The affine constants of every channel (ln_affine in csrc/ops/layernorm_common.cpp): bias_int[c] and s_out[c] of
 // kernels::ln_affine_channel(γ[c], β[c], sy) for c < cols, γ and β host arrays of float32 (g32, b32) or float64

@@ -108,7 +108,9 @@ bool run(In in, Out out, const PtfParams& p, const PtfRowIn* simd_in = nullptr, 
   const int64_t grain = std::max<int64_t>(1, 16384 / p.cols);
   const bool simd = simd_in != nullptr && isa() == Isa::kAvx512 && ptf_fast_ok(p.scale_next);
   std::vector<double> scaled(simd ? 2 * p.cols : 0);
-  const PtfScaled sc = simd ? ptf_scaled_consts(p, scaled.data()) : PtfScaled{};
+  PtfScaled sc = simd ? ptf_scaled_consts(p, scaled.data()) : PtfScaled{};
+  std::vector<float> scaled32(simd ? 5 * p.cols : 0);
+  if (simd) ptf_scaled_consts32(p, sc, scaled32.data());
   std::vector<float> inv32(simd && simd_in->x != nullptr ? p.cols : 0);
   PtfRowIn in_simd = simd_in != nullptr ? *simd_in : PtfRowIn{};
   if (!inv32.empty() && ptf_inv32(in_simd.inv_scale, p.cols, inv32.data())) in_simd.inv32 = inv32.data();

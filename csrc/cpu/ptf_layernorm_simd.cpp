@@ -210,8 +210,9 @@ MNQ_TARGET_AVX512 bool out_row_scaled(const int32_t* x, const PtfRow& row, const
   // room·2^(e−7) = K·room_k with K = 1.5·2^(45+e): room_k ≤ room / (1.5·2^52)
   const double room_k = (rf.b_lim - 0x1p-48 * w_max) * (0x1p-52 * (2.0 / 3.0) * (1.0 - 0x1p-30));
   const int64_t cols = p.cols;
-  const __m512i frac_mask = _mm512_set1_epi64((1LL << 45) - 1), half_lim = _mm512_set1_epi64(1LL << 26);
-  const __m512i frac_min = _mm512_set1_epi64(1LL << 27), exp_mask = _mm512_set1_epi64(0x7ff0000000000000LL);
+  // (L + 2^26) mod 2^45 ≥ 2^27 is "one of bits 27..44 of a + 2^26 set": one VPTESTMQ instead of an AND and a compare.
+  const __m512i half_lim = _mm512_set1_epi64(1LL << 26);
+  const __m512i frac_hi = _mm512_set1_epi64(((1LL << 45) - 1) & ~((1LL << 27) - 1)), exp_mask = _mm512_set1_epi64(0x7ff0000000000000LL);
   const __m512i k_add = _mm512_set1_epi64((45LL << 52) | (1LL << 51)), alpha_mask = _mm512_set1_epi64(~((1LL << 45) - 1));
   const __m512i abs_mask = _mm512_set1_epi64(0x7fffffffffffffffLL);
   const __m512d zero = _mm512_setzero_pd(), inv_den = _mm512_set1_pd(rf.inv_den), vkr = _mm512_set1_pd(kr);
@@ -224,8 +225,7 @@ MNQ_TARGET_AVX512 bool out_row_scaled(const int32_t* x, const PtfRow& row, const
     const __mmask8 m = lanes8(cols - j);
     const __m512i a = _mm512_castpd_si512(_mm512_mul_pd(_mm512_maskz_loadu_pd(m, cgamma + j), inv_den));
     const __m512d alpha = _mm512_castsi512_pd(_mm512_and_si512(a, alpha_mask));
-    const __m512i frac = _mm512_and_si512(_mm512_add_epi64(a, half_lim), frac_mask);
-    __mmask8 good = _mm512_mask_cmpge_epu64_mask(m, frac, frac_min);
+    __mmask8 good = _mm512_mask_test_epi64_mask(m, _mm512_add_epi64(a, half_lim), frac_hi);
     const __m512d k = _mm512_castsi512_pd(_mm512_add_epi64(_mm512_and_si512(a, exp_mask), k_add));
     const __m512d w_pre = _mm512_fnmadd_pd(vkr, _mm512_maskz_loadu_pd(m, gs + j), _mm512_maskz_loadu_pd(m, bs + j));
     const __m512d b = _mm512_sub_pd(_mm512_add_pd(w_pre, k), k);  // B/2^N
@@ -284,9 +284,17 @@ bool ptf_load_row(const PtfRowIn& in, const PtfParams& p, int32_t* x, i64& sx, i
 #endif
 }
 
+void ptf_redo_lanes(unsigned redo, int64_t j, const int32_t* x, const PtfRow& row, const PtfParams& p,
+                    const PtfRowOut& out) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  redo_lanes(redo, j, x, row, p, out.code, out.value, out.scale);
+#endif
+}
+
 bool ptf_out_row(const int32_t* x, const PtfRow& row, const PtfRowFast& rf, const PtfParams& p, const PtfRowOut& out,
                  const PtfScaled* sc) {
 #if defined(MNQ_HAVE_X86_SIMD)
+  if (sc != nullptr && ptf_out_row32(x, row, rf, p, *sc, out)) return true;
   if (sc != nullptr && out_row_scaled(x, row, rf, p, *sc, out)) return true;
   out_row(x, row, rf, p, out);
 #endif

@@ -19,6 +19,10 @@
 // (ptf_layernorm_simd.cpp) fits in the certification of ptf_layernorm_fast.h, with a per-row bound W on |w'| in
 // place of the per-element 2^−48·|w'|. About 18 vector instructions per 8 elements instead of 36.
 //
+// With float32 copies of the channel values (ptf_scaled_consts32), a row that passes its tests takes pass 2 in
+// float32 lanes, 16 channels per step, certified with wider margins (ptf_layernorm_simd32.cpp, ptf_out_row32):
+// about 21 vector instructions per 16 elements.
+//
 // Other instruction sets (and inputs of other dtypes) take the row loops of csrc/cpu/ptf_layernorm.cpp, which the
 // compiler vectorizes for the build's -march and which compute the same values.
 #pragma once
@@ -68,11 +72,31 @@ struct PtfScaled {
   double min_cg = 0.0, max_cg = 0.0;  // min_c, max_c |C·γ[c]|
   double inv_min_cg = 0.0;            // fl(1 / min_cg)
   double max_bs = 0.0, max_gs = 0.0;  // max_c |beta_s[c]|, |gamma_s[c]|
+  // float32 copies of C·γ[c], beta_s, gamma_s for ptf_out_row32 (ptf_scaled_consts32), or nullptr
+  const float* cg32 = nullptr;
+  const float* bs32 = nullptr;
+  const float* gs32 = nullptr;
+  const float* e1_32 = nullptr;  // B's test: the error terms of β/S_next and of γ/S_next (ptf_layernorm_simd32.cpp)
+  const float* e2_32 = nullptr;
 };
 
 // Fills buf [2·p.cols] (β/S_next, then γ/S_next) and returns the constants pointing into it. For the vector path
 // only (an AVX-512 build: elsewhere the values are left unset).
 PtfScaled ptf_scaled_consts(const kernels::PtfParams& p, double* buf);
+
+// Sets sc's float32 copies and error terms into buf [5·p.cols] when every |C·γ[c]| is a normal float32 (sc from ptf_scaled_consts;
+// otherwise leaves them nullptr).
+void ptf_scaled_consts32(const kernels::PtfParams& p, PtfScaled& sc, float* buf);
+
+// Pass 2 in float32 lanes (ptf_layernorm_simd32.cpp: its certification), for rows that pass its tests: then it
+// writes out[j] = ptf_out(x[j], j, row, p) for j < p.cols and returns true; else returns false, writing nothing.
+// Requires what ptf_out_row does, and sc with its float32 copies.
+bool ptf_out_row32(const int32_t* x, const kernels::PtfRow& row, const kernels::PtfRowFast& rf,
+                   const kernels::PtfParams& p, const PtfScaled& sc, const PtfRowOut& out);
+
+// Recomputes the lanes `redo` (a bit mask) of the step at column j with ptf_out, the definition.
+void ptf_redo_lanes(unsigned redo, int64_t j, const int32_t* x, const kernels::PtfRow& row,
+                    const kernels::PtfParams& p, const PtfRowOut& out);
 
 // Fills inv32 [cols] with fl32(inv_scale[c]); false (inv32 unusable) when one lies outside [2^−100, 2^100].
 bool ptf_inv32(const double* inv_scale, int64_t cols, float* inv32);

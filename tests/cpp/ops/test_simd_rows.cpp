@@ -146,10 +146,11 @@ TEST_CASE("ptf layernorm avx512 rows equal ptf_out, fallback lanes included", "[
 
 namespace {
 
-// Pass 2's short form (ptf_out_row with PtfScaled) on one row of shifted codes x against ptf_out, int64 and float
-// output; returns whether the short form took the row.
+// Pass 2's short forms (ptf_out_row with PtfScaled: the float64 one, then with the float32 copies the float32 one,
+// ptf_layernorm_simd32.cpp) on one row of shifted codes x against ptf_out, int64 and float output; returns whether
+// the float64 short form took the row, and counts in took32 whether the float32 form did.
 bool check_ptf_short(const std::vector<int32_t>& x, const std::vector<int32_t>& shift, const std::vector<double>& vals,
-                     double sn) {
+                     double sn, int* took32 = nullptr) {
   const int64_t cols = static_cast<int64_t>(x.size());
   const PtfParams p{1, cols, kPtfLo, kPtfHi, shift.data(), vals.data(), vals.data() + cols, vals.data() + 2 * cols, sn};
   i64 sx = 0, sxx = 0;
@@ -159,19 +160,29 @@ bool check_ptf_short(const std::vector<int32_t>& x, const std::vector<int32_t>& 
   }
   const PtfRow row = ptf_row(sx, sxx, cols, sn);
   std::vector<double> buf(2 * cols);
-  const cpu::PtfScaled sc = cpu::ptf_scaled_consts(p, buf.data());
+  std::vector<float> buf32(5 * cols);
+  cpu::PtfScaled sc = cpu::ptf_scaled_consts(p, buf.data());
   const PtfRowFast rf = ptf_row_fast(row, cols, 1.0 / sn, sc.max_cg);
-  std::vector<int64_t> code(cols, -7);
-  std::vector<float> value(cols, -7.0f);
-  const bool took = cpu::ptf_out_row(x.data(), row, rf, p, cpu::PtfRowOut{code.data(), nullptr, 0.0}, &sc);
-  REQUIRE(cpu::ptf_out_row(x.data(), row, rf, p, cpu::PtfRowOut{nullptr, value.data(), sn}, &sc) == took);
-  for (int64_t c = 0; c < cols; ++c) {
-    const i64 want = ptf_out(x[c], c, row, p);
-    INFO("cols " << cols << " c " << c << " short form " << took);
-    REQUIRE(code[c] == want);
-    float fw = 0.0f;
-    FloatOut{&fw, sn}.store(0, want);
-    REQUIRE(std::memcmp(&fw, &value[c], sizeof fw) == 0);
+  bool took = false;
+  for (const bool f32 : {false, true}) {
+    if (f32) cpu::ptf_scaled_consts32(p, sc, buf32.data());
+    std::vector<int64_t> code(cols, -7);
+    std::vector<float> value(cols, -7.0f);
+    const bool t = cpu::ptf_out_row(x.data(), row, rf, p, cpu::PtfRowOut{code.data(), nullptr, 0.0}, &sc);
+    REQUIRE(cpu::ptf_out_row(x.data(), row, rf, p, cpu::PtfRowOut{nullptr, value.data(), sn}, &sc) == t);
+    if (!f32) took = t;
+    for (int64_t c = 0; c < cols; ++c) {
+      const i64 want = ptf_out(x[c], c, row, p);
+      INFO("cols " << cols << " c " << c << " float32 consts " << f32 << " short form " << t);
+      REQUIRE(code[c] == want);
+      float fw = 0.0f;
+      FloatOut{&fw, sn}.store(0, want);
+      REQUIRE(std::memcmp(&fw, &value[c], sizeof fw) == 0);
+    }
+  }
+  if (took32 != nullptr) {
+    std::vector<int64_t> scratch(cols);
+    *took32 += cpu::ptf_out_row32(x.data(), row, rf, p, sc, cpu::PtfRowOut{scratch.data(), nullptr, 0.0});
   }
   return took;
 }
@@ -188,7 +199,8 @@ TEST_CASE("ptf layernorm avx512 short pass 2 equals ptf_out", "[simd]") {
   }
   std::mt19937 rng(12);
   std::normal_distribution<double> nd(0.0, 1.0);
-  int took = 0, refused = 0;
+  int took = 0, refused = 0, took32 = 0, took32_before = 0, crafted32 = 0, refused32 = 0;
+  int refused_w = 0, refused_small = 0, refused_num = 0;
   const std::vector<int64_t> lengths = row_lengths();
   for (const int64_t cols : lengths) {
     for (const double sn : {4.0 / 127, 1e-2, 3.0, 1e-7, 1e5}) {
@@ -201,7 +213,29 @@ TEST_CASE("ptf layernorm avx512 short pass 2 equals ptf_out", "[simd]") {
         const double q = std::fmax(-32768.0, std::fmin(32767.0, 40.0 * nd(rng) + 25.0));
         x[c] = static_cast<int32_t>(ptf_x(std::lround(q), shift[c]));
       }
-      const bool plain = check_ptf_short(x, shift, vals, sn);
+      const bool plain = check_ptf_short(x, shift, vals, sn, &took32);
+      refused32 += plain && took32 == took32_before;
+      took32_before = took32;
+      // Rows the float32 form must refuse: β/S_next large against min|A| (|w| and B's error E beyond its
+      // bounds), and one channel's γ small (2^N so large that |num| could reach 2^24).
+      // And codes near 2^18: |M·x| beyond 2^24, where fl32(α·x + b) would round.
+      for (const int bound : {0, 1, 2}) {
+        std::vector<double> v2 = vals;
+        std::vector<int32_t> x2 = x;
+        if (bound == 0) {
+          for (int64_t c = 0; c < cols; ++c) v2[2 * cols + c] *= 3000.0;
+        } else if (bound == 1) {
+          v2[0] *= 0x1p-17;
+          v2[cols] *= 0x1p-17;
+        } else {
+          // ±(2·10^5 + 100·i) in pairs: Σx = 0 (kr = 0) and β/S_next small, so that only |num| exceeds its bound
+          for (int64_t c = 0; c < cols; ++c) x2[c] = c + 1 == cols && cols % 2 ? 0 : (c % 2 ? -1 : 1) * (200000 + 50 * c);
+          for (int64_t c = 0; c < cols; ++c) v2[2 * cols + c] *= 1e-3;
+        }
+        int t32 = 0;
+        const bool t = check_ptf_short(x2, shift, v2, sn, &t32);
+        (bound == 0 ? refused_w : bound == 1 ? refused_small : refused_num) += t && t32 == 0;
+      }
       took += plain;
       refused += !plain;
       i64 sx = 0, sxx = 0;
@@ -214,18 +248,28 @@ TEST_CASE("ptf layernorm avx512 short pass 2 equals ptf_out", "[simd]") {
       for (int64_t c = 0; c < cols; ++c) {
         if (c % 3 == 0) {  // z' = 150 + c/3 exactly, or an ulp away
           vals[c] = std::nextafter((150.0 + c / 3) / 256.0 / inv_den, c % 2 ? 0.0 : 1e300);
-        } else if (c % 3 == 1) {  // w' ≈ 37.5 (B's real value a half-integer) for the N of this channel
+        } else if (c % 3 == 1) {  // w' ≈ 37.5 (B's real value a half-integer) for the N of this channel, or
+          // a little above or below it (2^−20..2^−8: near ties of the float32 form's wider margin)
           const double a = vals[c] * inv_den;
           const int n = 7 - static_cast<int>(std::floor(std::log2(std::fabs(a))));
-          vals[2 * cols + c] = sn * (std::ldexp(37.5, -n) + (row.sx / row.stdv) * (vals[cols + c] / sn));
+          const double delta = (c / 3) % 15 == 0 ? 0.0 : ((c / 3) % 2 ? 1.0 : -1.0) * std::ldexp(1.0, -7 - (c / 3) % 14);
+          vals[2 * cols + c] = sn * (std::ldexp(37.5 + delta, -n) + (row.sx / row.stdv) * (vals[cols + c] / sn));
         }
       }
-      took += check_ptf_short(x, shift, vals, sn);
+      took += check_ptf_short(x, shift, vals, sn, &crafted32);
+      took32_before = took32;
     }
   }
-  INFO("rows on the short form " << took << ", refused " << refused);
+  INFO("rows on the short form " << took << ", refused " << refused << "; float32 form: random rows " << took32
+                                  << ", crafted " << crafted32 << ", refused " << refused32);
   REQUIRE(took > 200);  // the crafted rows did take the short form (and so its redo of the crafted lanes)
   REQUIRE(refused > 10);
+  REQUIRE(crafted32 > 40);  // and the float32 form (its redo of the crafted lanes)
+  INFO("float32 form refused for |w|, E: " << refused_w << ", small γ: " << refused_small << ", |num|: "
+                                             << refused_num);
+  REQUIRE(refused_w > 50);  // rows the float32 form refuses and the float64 one takes, for each kind of bound
+  REQUIRE(refused_small > 50);
+  REQUIRE(refused_num > 50);
 }
 
 TEST_CASE("log-int-softmax avx512 rows equal lis_code", "[simd]") {

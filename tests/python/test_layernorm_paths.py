@@ -1,0 +1,69 @@
+"""The CPU paths of I-LayerNorm and I-BERT LayerNorm's QAT forms at the bounds of their shorter forms
+(csrc/cpu/layernorm_simd.h): the float64 output pass, taken when every |bias_int| ≤ 2^50, at and beyond that bound;
+I-BERT's 22-bit float codes at the ends of the declared range, near ties, and values without a code. Each against
+the reference bit for bit, on every CPU path (test_cpu_paths.py's `isa` fixture)."""
+import pytest
+import torch
+
+from mnq import ops, reference
+from test_cpu_paths import check_layernorm, codes, dequant, isa, near_ties  # noqa: F401 (isa: the fixture)
+
+LIM = {"ilayernorm": 2**15, "ibert_layernorm": 2**21}
+
+
+@pytest.mark.parametrize("name", ["ilayernorm", "ibert_layernorm"])
+@pytest.mark.parametrize("beta", [2.0**22, -(2.0**22), 2.0**22 + 1, 2.0**23 - 1, -(2.0**23 - 1), 2.0**23, 2.0**24])
+def test_qat_output_at_the_bias_bound(isa, name, beta):
+    """C = 16, γ = 1: Sy = 2^−28, so bias_int = β·2^28 for channel 3: 2^50 (the float64 output form's bound), just
+    above it, 2^51 − 2^28 (where yn ≈ ±2^30 would carry K + v past 2^53 if the bound let it through) and beyond.
+    Rows: spikes (|yn| near 2^30 on one element), both signs, a constant row, random codes; odd and even f."""
+    lim, cols = LIM[name], 16
+    g = torch.Generator().manual_seed(11)
+    q = codes(8, cols, -lim, lim - 1, lim / 8, g)
+    q[2], q[2, 3] = -lim, lim - 1  # a spike up in the large-bias channel
+    q[3], q[3, 3] = lim - 1, -lim  # and down
+    q[4, ::2], q[4, 1::2] = lim - 1, -lim  # the largest variance
+    q[5] = -lim  # constant: out = bias_int
+    w = torch.rand(cols, generator=g) + 0.5
+    w[3] = 1.0
+    b = torch.randn(cols, generator=g) * 0.1
+    b[3] = beta
+    check_layernorm(name, q, 6.0 / lim, w, b)
+    bias_int = reference._ln_bias_and_scale(w, b, cols)[0]
+    assert int(bias_int[3]) == int(beta * 2**28)  # the crafted bound
+
+
+def test_ibert_qat_wide_codes(isa):
+    """22-bit codes from float32 values (rounded in float64, one conversion): near ties up to the range's ends."""
+    g = torch.Generator().manual_seed(12)
+    scale = 6.0 / 2**21
+    for cols in (1, 7, 16, 17, 197, 385):
+        x, qx = near_ties(4, cols, scale, 2**21 - 1, g)
+        x[1, 0] = (-(2**21) * scale)  # the ends of the declared range
+        x[2, -1] = ((2**21 - 1) * scale)
+        qx = torch.round(x.double() * (1.0 / scale)).to(torch.int32)
+        assert int(qx.min()) >= -(2**21) and int(qx.max()) <= 2**21 - 1
+        w = torch.rand(cols, generator=g) + 0.5
+        b = torch.randn(cols, generator=g) * 0.1
+        want, s_out = reference.ibert_layernorm(qx, scale, w, b)
+        value, _ = ops.ibert_layernorm_qat(x, scale, w, b)
+        assert torch.equal(value, dequant(want, s_out))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), 2.0**21, -(2.0**21) - 1, 1e30, -3e9])
+def test_ibert_qat_values_without_a_code(isa, bad):
+    """A value whose code is outside [−2^21, 2^21 − 1] (beyond int32 too: the conversion's "integer indefinite"
+    must fail the range test), NaN or ±inf: its row is NaN, every other row exact."""
+    g = torch.Generator().manual_seed(13)
+    scale, cols = 6.0 / 2**21, 33
+    q = codes(4, cols, -(2**21), 2**21 - 1, 2**19, g)
+    w = torch.rand(cols, generator=g) + 0.5
+    b = torch.randn(cols, generator=g) * 0.1
+    x = (q.double() * scale).float()
+    for col in (0, 16, cols - 1):
+        xb = x.clone()
+        xb[2, col] = bad * scale if abs(bad) < float("inf") else bad
+        value, s_out = ops.ibert_layernorm_qat(xb, scale, w, b)
+        assert torch.isnan(value[2]).all()
+        keep = torch.tensor([0, 1, 3])
+        assert torch.equal(value[keep], dequant(reference.ibert_layernorm(q[keep], scale, w, b)[0], s_out))
