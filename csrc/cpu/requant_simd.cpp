@@ -18,6 +18,7 @@
 #include "csrc/cpu/requant_f32_simd.h"
 #include "csrc/cpu/requant_f64_avx2.h"
 #include "csrc/cpu/requant_f64_simd.h"
+#include "csrc/cpu/requant_fused_simd.h"
 #include "csrc/cpu/row_buffer.h"
 #include "csrc/cpu/simd.h"
 
@@ -291,6 +292,33 @@ struct Avx512 {
           RowBuffer<float, 1024> mf_in(cols), mf_id(id != nullptr ? cols : 0);
           const float* min32 = float_md(in, cols, mf_in);
           const float* mid32 = id != nullptr ? float_md(*id, cols, mf_id) : nullptr;
+          // Small multipliers: the one-rounding form first (requant_fused_simd.h), a block it cannot certify in the
+          // two-rounding one, then `other`.
+          RowBuffer<float, 1024> cf_in(cols), cf_id(id != nullptr ? cols : 0);
+          double md_in = 0.0, md_id = 0.0;
+          if (fused_coefficients(in, cols, cf_in, md_in) && (id == nullptr || fused_coefficients(*id, cols, cf_id, md_id)) &&
+              md_in + md_id <= kFusedMaxMd) {
+            const float h = fused_threshold(std::max(md_in, md_id));
+            const float* xb = id != nullptr ? id->x : nullptr;
+            const __m512 flo = _mm512_set1_ps(static_cast<float>(lo)), fhi = _mm512_set1_ps(static_cast<float>(hi));
+            const __m512 sh = _mm512_set1_ps(st.hi), sl = _mm512_set1_ps(st.lo);
+            if (id != nullptr) {
+              auto fallback = [&](int64_t base, int64_t c) {
+                return RequantF32Avx512::block16<true>(in.x, rin, min32, xb, rid, mid32, base, c, flo, fhi, sh, sl,
+                                                       o.p) ||
+                       other(base, c);
+              };
+              return RequantFusedAvx512::float_rows<true>(in.x, cf_in.data(), xb, cf_id.data(), cols, r0, r1, lo, hi,
+                                                          h, st, o.p, fallback, rest);
+            }
+            auto fallback = [&](int64_t base, int64_t c) {
+              return RequantF32Avx512::block16<false>(in.x, rin, min32, xb, rid, mid32, base, c, flo, fhi, sh, sl,
+                                                      o.p) ||
+                     other(base, c);
+            };
+            return RequantFusedAvx512::float_rows<false>(in.x, cf_in.data(), xb, nullptr, cols, r0, r1, lo, hi, h, st,
+                                                         o.p, fallback, rest);
+          }
           return id != nullptr ? RequantF32Avx512::float_rows<true>(in, rin, min32, id, rid, mid32, cols, r0, r1, lo,
                                                                      hi, st, o, other, rest)
                                : RequantF32Avx512::float_rows<false>(in, rin, min32, id, rid, mid32, cols, r0, r1, lo,
