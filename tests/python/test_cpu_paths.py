@@ -330,3 +330,20 @@ def test_requant_qat_small_multipliers(isa, cols):
                     identf = (xb, sin) if residual else (None, None)
                     got = ops.requant_qat(x, sin, s_out, bits, *identf)
                     assert torch.equal(got.view(torch.int32), want_f.view(torch.int32))  # NaN: its bits too
+
+
+def test_requant_per_tensor_sides_change_between_calls(isa):
+    """Consecutive requant calls whose per-tensor sides share the multiplier S_in/S_out but not S_in, the row length
+    or the code dtype (csrc/cpu/requant.cpp keeps the last uniform side of each slot per thread): each call must
+    give its own reference values."""
+    g = torch.Generator().manual_seed(7)
+    configs = ((0.01, 0.5, 384), (0.02, 1.0, 384), (0.02, 1.0, 40), (0.01, 0.5, 384), (0.01, 0.5, 384))
+    for fake in (True, False, True):
+        for s_in, s_out, cols in configs:
+            x = (torch.randn(6, cols, generator=g, dtype=torch.float64) * 2).float()
+            q = torch.round(x.double() / s_in).to(torch.int32)
+            want = reference.requant_act(q, s_in, s_out, 8, q, s_in)
+            if fake:
+                assert torch.equal(ops.requant_qat(x, s_in, s_out, 8, x, s_in), dequant(want, s_out))
+            else:
+                assert torch.equal(ops.requant(q, s_in, s_out, 8, q, s_in).long(), want)
