@@ -75,7 +75,7 @@ struct RequantF32Avx512 {
   // per column; flo, fhi: the code range; sh, sl: fake_store32's pair) when every lane is certified; false, with
   // nothing stored, otherwise.
   template <bool kResidual>
-  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE static bool block16(const float* xa, const float* rfa, const float* mfa,
+  MNQ_TARGET_AVX512 static bool block16(const float* xa, const float* rfa, const float* mfa,
                                                           const float* xb, const float* rfb, const float* mfb,
                                                           int64_t base, int64_t c, __m512 flo, __m512 fhi, __m512 sh,
                                                           __m512 sl, float* o) {
@@ -109,16 +109,10 @@ struct RequantF32Avx512 {
     const __m512 flo = _mm512_set1_ps(static_cast<float>(lo)), fhi = _mm512_set1_ps(static_cast<float>(hi));
     const __m512 sh = _mm512_set1_ps(st.hi), sl = _mm512_set1_ps(st.lo);
     float* const o = out.p;
-    bool ok = true;
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t base = r * cols;
-      int64_t c = 0;
-      for (; c + 16 <= cols; c += 16) {
-        if (!block16<kResidual>(xa, rfa, mfa, xb, rfb, mfb, base, c, flo, fhi, sh, sl, o)) ok = other(base, c) && ok;
-      }
-      if (c < cols) ok = tail(base, c) && ok;
-    }
-    return ok;
+    auto block = [&](int64_t base, int64_t c) MNQ_TARGET_AVX512 {
+      return block16<kResidual>(xa, rfa, mfa, xb, rfb, mfb, base, c, flo, fhi, sh, sl, o);
+    };
+    return block16_rows(cols, r0, r1, block, other, tail);
   }
 };
 

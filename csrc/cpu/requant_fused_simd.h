@@ -126,16 +126,10 @@ struct RequantFusedAvx512 {
     const __m512 vh = _mm512_set1_ps(h);
     const __m512 flo = _mm512_set1_ps(static_cast<float>(lo)), fhi = _mm512_set1_ps(static_cast<float>(hi));
     const __m512 sh = _mm512_set1_ps(st.hi), sl = _mm512_set1_ps(st.lo);
-    bool ok = true;
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t base = r * cols;
-      int64_t c = 0;
-      for (; c + 16 <= cols; c += 16) {
-        if (!block16<kResidual>(xa, ca, xb, cb, base, c, vh, flo, fhi, sh, sl, o)) ok = fallback(base, c) && ok;
-      }
-      if (c < cols) ok = tail(base, c) && ok;
-    }
-    return ok;
+    auto block = [&](int64_t base, int64_t c) MNQ_TARGET_AVX512 {
+      return block16<kResidual>(xa, ca, xb, cb, base, c, vh, flo, fhi, sh, sl, o);
+    };
+    return block16_rows(cols, r0, r1, block, fallback, tail);
   }
 };
 

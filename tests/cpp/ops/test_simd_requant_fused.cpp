@@ -18,38 +18,18 @@
 #include "tests/cpp/ops/simd_test_util.h"
 
 using namespace mnq::kernels;
-using mnq::ops::cpu::Isa;
 namespace cpu = mnq::ops::cpu;
-using simd_test::same_bits;
-using simd_test::vector_paths;
 
 namespace {
 
-struct FusedSide {
-  std::vector<i64> m, k, hm1;
-  std::vector<double> md, s, r;
-  std::vector<float> x;
-  cpu::RequantSimdSide side() const {
-    cpu::RequantSimdSide v;
-    v.m = m.data();
-    v.k = k.data();
-    v.hm1 = hm1.data();
-    v.md = md.data();
-    v.x = x.data();
-    v.s = s.data();
-    v.r = r.data();
-    v.uniform = uniform;
-    return v;
-  }
-  bool uniform = false;
-};
+using simd_test::SideData;
 
 // A side of rows × cols float inputs with multiplier ratio ~`ratio` (dyadic() of ratio·(1 + small per column) when
-// per channel; below 2^−32, beyond dyadic()'s shifts, a small m with k = 62) on scales S ~ 6/32767. Values: x = fl32(y·S) for y drawn so that the requant q·md lands around
-// `center` ± 300 (an output window there shows every code), with near-ties of y (the code's rounding) and of q·md
-// (the requant's), and special lanes.
-FusedSide make_side(int64_t cols, int64_t n, double ratio, bool per_tensor, double center, std::mt19937& rng) {
-  FusedSide d;
+// per channel; below 2^−32, beyond dyadic()'s shifts, a small m with k = 62) on scales S ~ 6/32767. Values:
+// x = fl32(y·S) for y drawn so that the requant q·md lands around `center` ± 300 (an output window there shows every
+// code), with near-ties of y (the code's rounding) and of q·md (the requant's), and special lanes.
+SideData make_side(int64_t cols, int64_t n, double ratio, bool per_tensor, double center, std::mt19937& rng) {
+  SideData d;
   d.uniform = per_tensor;
   for (int64_t c = 0; c < cols; ++c) {
     const int64_t cc = per_tensor ? 0 : c;
@@ -89,30 +69,6 @@ FusedSide make_side(int64_t cols, int64_t n, double ratio, bool per_tensor, doub
   return d;
 }
 
-// rows × cols through every vector path against the scalar one, fake-quant output on codes [lo, hi].
-void require_fused(const FusedSide& a, const FusedSide* b, int64_t cols, int64_t rows, i64 lo, i64 hi,
-                   double out_scale) {
-  const int64_t n = rows * cols;
-  const cpu::RequantSimdSide sa = a.side();
-  cpu::RequantSimdSide sb;
-  if (b != nullptr) sb = b->side();
-  auto run = [&](Isa path) {
-    std::vector<float> o(n, -7.0f);
-    REQUIRE(cpu::requant_rows(path, sa, b != nullptr ? &sb : nullptr, cols, 0, rows, lo, hi, out_scale,
-                              FakeOut{o.data()}));
-    return o;
-  };
-  const std::vector<float> want = run(Isa::kScalar);
-  for (const Isa path : vector_paths()) {
-    const std::vector<float> got = run(path);
-    int64_t i = 0;
-    while (i < n && same_bits(want[i], got[i])) ++i;
-    INFO("path " << cpu::isa_name(path) << " element " << i << " (x " << (i < n ? a.x[i] : 0.0f) << "): "
-                 << (i < n ? want[i] : 0.0f) << " vs " << (i < n ? got[i] : 0.0f));
-    REQUIRE(i == n);
-  }
-}
-
 }  // namespace
 
 TEST_CASE("requant's one-rounding form equals the scalar definition", "[simd][quant]") {
@@ -126,14 +82,15 @@ TEST_CASE("requant's one-rounding form equals the scalar definition", "[simd][qu
         for (const bool residual : {false, true}) {
           // Output windows: 8 bits around 0; 10 bits at the form's 2^22 requant bound and at 2^21.
           for (const double center : {0.0, 0x1p22, -0x1p22, 0x1p21}) {
-            const FusedSide a = make_side(cols, n, ratio, per_tensor, center, rng);
-            const FusedSide b = make_side(cols, n, ratio, per_tensor, 0.0, rng);
+            const SideData a = make_side(cols, n, ratio, per_tensor, center, rng);
+            const SideData b = make_side(cols, n, ratio, per_tensor, 0.0, rng);
             const i64 lo = center == 0.0 ? -128 : static_cast<i64>(center) - 512;
             const i64 hi = center == 0.0 ? 127 : static_cast<i64>(center) + 511;
             for (const double out_scale : {0.05, 0.064913024504979336}) {
               INFO("ratio " << ratio << " cols " << cols << " per_tensor " << per_tensor << " residual " << residual
                             << " center " << center << " S_out " << out_scale);
-              require_fused(a, residual ? &b : nullptr, cols, rows, lo, hi, out_scale);
+              const cpu::RequantSimdSide sa = a.side(), sb = b.side();
+              simd_test::require_same_fake(sa, residual ? &sb : nullptr, cols, rows, lo, hi, out_scale);
             }
           }
         }
