@@ -333,11 +333,12 @@ def test_requant_qat_small_multipliers(isa, cols):
 
 
 def test_requant_per_tensor_sides_change_between_calls(isa):
-    """Consecutive requant calls whose per-tensor sides share the multiplier S_in/S_out but not S_in, the row length
-    or the code dtype (csrc/cpu/requant.cpp keeps the last uniform side of each slot per thread): each call must
-    give its own reference values."""
+    """Consecutive requant calls whose per-tensor sides share the multiplier S_in/S_out but not S_in, S_in but not
+    S_out, S_out but not S_in, the row length or the code dtype (a thread keeps the last per-tensor (m, k) and vector
+    side of each input: csrc/ops/quant.cpp, csrc/cpu/requant.cpp): each call must give its own reference values."""
     g = torch.Generator().manual_seed(7)
-    configs = ((0.01, 0.5, 384), (0.02, 1.0, 384), (0.02, 1.0, 40), (0.01, 0.5, 384), (0.01, 0.5, 384))
+    configs = ((0.01, 0.5, 384), (0.02, 1.0, 384), (0.02, 1.0, 40), (0.01, 0.5, 384), (0.01, 0.5, 384),
+               (0.01, 0.25, 384), (0.03, 0.25, 384))
     for fake in (True, False, True):
         for s_in, s_out, cols in configs:
             x = (torch.randn(6, cols, generator=g, dtype=torch.float64) * 2).float()
