@@ -71,8 +71,33 @@ struct RequantF32Avx512 {
             _mm512_cmp_ps_mask(u2, half, _CMP_LT_OQ)) == 0xffff;
   }
 
-  // Rows [r0, r1) (both sides float input when kResidual; rf*: fl32(1/S), mf*: fl32(md) per column). Returns false
-  // when `other` or `tail` reported an input without a code (they store NaN for fake quant and return true).
+  // Columns [c, c + 16) of the row at `base` (both sides float input when kResidual; rf*: fl32(1/S), mf*: fl32(md)
+  // per column; flo, fhi: the code range; sh, sl: fake_store32's pair) when every lane is certified; false, with
+  // nothing stored, otherwise.
+  template <bool kResidual>
+  MNQ_TARGET_AVX512 static bool block16(const float* xa, const float* rfa, const float* mfa,
+                                                          const float* xb, const float* rfb, const float* mfb,
+                                                          int64_t base, int64_t c, __m512 flo, __m512 fhi, __m512 sh,
+                                                          __m512 sl, float* o) {
+    __m512 va;
+    if constexpr (kResidual) {
+      if (!residual_sum(xa + base + c, rfa + c, mfa + c, xb + base + c, rfb + c, mfb + c, va)) return false;
+    } else {
+      __m512 qa;
+      if (!RequantF64Avx512::float32_codes(xa + base + c, rfa + c, qa) ||
+          requant(qa, _mm512_loadu_ps(mfa + c), va) != 0xffff) {
+        return false;
+      }
+    }
+    va = _mm512_add_ps(va, _mm512_setzero_ps());  // −0.0 → +0.0 (the header's comment)
+    const __m512 v = _mm512_min_ps(_mm512_max_ps(va, flo), fhi);
+    _mm512_storeu_ps(o + base + c, fake_value32_signed_zero_free(v, sh, sl));
+    return true;
+  }
+
+  // Rows [r0, r1) by block16; `other(base, c)` takes a block it cannot certify, `tail(base, c)` the row's columns
+  // from c on. Returns false when `other` or `tail` reported an input without a code (they store NaN for fake quant
+  // and return true).
   template <bool kResidual, class Other, class Tail>
   MNQ_TARGET_AVX512 static bool float_rows(const RequantSimdSide& in, const float* rfa, const float* mfa,
                                            const RequantSimdSide* id, const float* rfb, const float* mfb,
@@ -84,32 +109,10 @@ struct RequantF32Avx512 {
     const __m512 flo = _mm512_set1_ps(static_cast<float>(lo)), fhi = _mm512_set1_ps(static_cast<float>(hi));
     const __m512 sh = _mm512_set1_ps(st.hi), sl = _mm512_set1_ps(st.lo);
     float* const o = out.p;
-    bool ok = true;
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t base = r * cols;
-      int64_t c = 0;
-      for (; c + 16 <= cols; c += 16) {
-        __m512 va;
-        if constexpr (kResidual) {
-          if (!residual_sum(xa + base + c, rfa + c, mfa + c, xb + base + c, rfb + c, mfb + c, va)) {
-            ok = other(base, c) && ok;
-            continue;
-          }
-        } else {
-          __m512 qa;
-          if (!RequantF64Avx512::float32_codes(xa + base + c, rfa + c, qa) ||
-              requant(qa, _mm512_loadu_ps(mfa + c), va) != 0xffff) {
-            ok = other(base, c) && ok;
-            continue;
-          }
-        }
-        va = _mm512_add_ps(va, _mm512_setzero_ps());  // −0.0 → +0.0 (the header's comment)
-        const __m512 v = _mm512_min_ps(_mm512_max_ps(va, flo), fhi);
-        _mm512_storeu_ps(o + base + c, fake_value32_signed_zero_free(v, sh, sl));
-      }
-      if (c < cols) ok = tail(base, c) && ok;
-    }
-    return ok;
+    auto block = [&](int64_t base, int64_t c) MNQ_TARGET_AVX512 {
+      return block16<kResidual>(xa, rfa, mfa, xb, rfb, mfb, base, c, flo, fhi, sh, sl, o);
+    };
+    return block16_rows(cols, r0, r1, block, other, tail);
   }
 };
 

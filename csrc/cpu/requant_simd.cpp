@@ -8,16 +8,19 @@
 // shift is at least 11 (requant_f64_simd.h md_fits), int32 codes are requantized in float64 by one FMA per lane, all
 // of them, and float input in blocks of 16 columns whose codes float32 certifies; the other blocks, and every block
 // of a side with a smaller shift, in int64; lanes the int64 form's loads could not certify are redone exactly in
-// vector form (Avx512::redo8).
+// vector form (Avx512::redo8). Fake-quant output of float input with small multipliers tries the one-rounding
+// float32 form first (requant_fused_simd.h), a block it cannot certify the two-rounding one (requant_f32_simd.h).
 #include "csrc/cpu/requant_simd.h"
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "csrc/cpu/requant_f32_simd.h"
 #include "csrc/cpu/requant_f64_avx2.h"
 #include "csrc/cpu/requant_f64_simd.h"
+#include "csrc/cpu/requant_fused_simd.h"
 #include "csrc/cpu/row_buffer.h"
 #include "csrc/cpu/simd.h"
 
@@ -291,6 +294,29 @@ struct Avx512 {
           RowBuffer<float, 1024> mf_in(cols), mf_id(id != nullptr ? cols : 0);
           const float* min32 = float_md(in, cols, mf_in);
           const float* mid32 = id != nullptr ? float_md(*id, cols, mf_id) : nullptr;
+          // Small multipliers: the one-rounding form first (requant_fused_simd.h), a block it cannot certify in the
+          // two-rounding one, then `other`.
+          RowBuffer<float, 1024> cf_in(cols), cf_id(id != nullptr ? cols : 0);
+          double md_in = 0.0, md_id = 0.0;
+          if (fused_coefficients(in, cols, cf_in, md_in) &&
+              (id == nullptr || fused_coefficients(*id, cols, cf_id, md_id)) && md_in + md_id <= kFusedMaxMd) {
+            const float h = fused_threshold(std::max(md_in, md_id));
+            const float* xb = id != nullptr ? id->x : nullptr;
+            const float* cb = id != nullptr ? cf_id.data() : nullptr;
+            const __m512 flo = _mm512_set1_ps(static_cast<float>(lo)), fhi = _mm512_set1_ps(static_cast<float>(hi));
+            const __m512 sh = _mm512_set1_ps(st.hi), sl = _mm512_set1_ps(st.lo);
+            auto run = [&](auto residual) {
+              constexpr bool kResidual = decltype(residual)::value;
+              auto fallback = [&](int64_t base, int64_t c) {
+                return RequantF32Avx512::block16<kResidual>(in.x, rin, min32, xb, rid, mid32, base, c, flo, fhi, sh,
+                                                            sl, o.p) ||
+                       other(base, c);
+              };
+              return RequantFusedAvx512::float_rows<kResidual>(in.x, cf_in.data(), xb, cb, cols, r0, r1, lo, hi, h,
+                                                               st, o.p, fallback, rest);
+            };
+            return id != nullptr ? run(std::true_type{}) : run(std::false_type{});
+          }
           return id != nullptr ? RequantF32Avx512::float_rows<true>(in, rin, min32, id, rid, mid32, cols, r0, r1, lo,
                                                                      hi, st, o, other, rest)
                                : RequantF32Avx512::float_rows<false>(in, rin, min32, id, rid, mid32, cols, r0, r1, lo,

@@ -6,6 +6,7 @@
 #include <torch/library.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -178,10 +179,30 @@ void check_ratios(const char* op, const char* name, const at::Tensor& scale_cpu,
   }
 }
 
-// Dyadic multipliers scale[c] / scale_out as device tensors.
-RequantSide requant_side(const char* op, const char* name, const at::Tensor& codes, const at::Tensor& scale_cpu,
-                         double scale_out) {
+// The (m, k) tensors of a per-tensor CPU requant input: a thread keeps the last pair of each input slot with the
+// scales it was made from (every call of a layer repeats them; two small tensors a side were ~0.1 µs each). They are
+// only read, so calls may share them.
+struct LastDyadic {
+  uint64_t s_bits = 0, out_bits = 0;
+  at::Tensor m, k;
+};
+thread_local LastDyadic last_dyadic[2];
+
+// Dyadic multipliers scale[c] / scale_out as device tensors; `slot`: 0 for the input, 1 for the identity.
+RequantSide requant_side(const at::Tensor& codes, const at::Tensor& scale_cpu, double scale_out, int slot) {
   const int64_t C = scale_cpu.numel();
+  if (C == 1 && codes.is_cpu()) {
+    LastDyadic& e = last_dyadic[slot];
+    uint64_t s_bits, out_bits;
+    std::memcpy(&s_bits, scale_cpu.data_ptr<double>(), sizeof s_bits);
+    std::memcpy(&out_bits, &scale_out, sizeof out_bits);
+    if (!e.m.defined() || e.s_bits != s_bits || e.out_bits != out_bits) {
+      const kernels::Dyadic d = kernels::dyadic(scale_cpu.data_ptr<double>()[0] / scale_out);  // check_ratios: finite
+      e = LastDyadic{s_bits, out_bits, at::full({1}, d.m, at::kLong),
+                     at::full({1}, static_cast<int64_t>(d.k), at::kLong)};
+    }
+    return RequantSide{codes, e.m, e.k, scale_cpu};
+  }
   at::Tensor m = at::empty({C}, at::TensorOptions().dtype(at::kLong));
   at::Tensor k = at::empty({C}, at::TensorOptions().dtype(at::kLong));
   for (int64_t c = 0; c < C; ++c) {
@@ -221,7 +242,7 @@ at::Tensor requant_impl(const char* op, const at::Tensor& q, const at::Tensor& s
   if (!dev) check_ratios(op, "scale_in", s_in, scale_out);
   const at::Tensor qc = q.contiguous();
   at::Tensor out = at::empty(q.sizes(), q.options().dtype(fake ? at::kFloat : at::kInt));
-  RequantSide in = q.is_cuda() ? device_side(qc, s_in) : requant_side(op, "scale_in", qc, s_in, scale_out);
+  RequantSide in = q.is_cuda() ? device_side(qc, s_in) : requant_side(qc, s_in, scale_out, 0);
   kernels::RequantParams p{q.numel(), layout_of(q, q.dim() - 1, s_in.numel()), ChannelLayout{1, 1},
                            -(int64_t(1) << (bits - 1)), (int64_t(1) << (bits - 1)) - 1, identity.has_value()};
   std::optional<RequantSide> id;
@@ -233,7 +254,7 @@ at::Tensor requant_impl(const char* op, const at::Tensor& q, const at::Tensor& s
     const at::Tensor s_id = requant_scales(op, "identity_scale", *identity_scale, C, q, fake);
     if (!dev) check_ratios(op, "identity_scale", s_id, scale_out);
     id = q.is_cuda() ? device_side(identity->contiguous(), s_id)
-                     : requant_side(op, "identity_scale", identity->contiguous(), s_id, scale_out);
+                     : requant_side(identity->contiguous(), s_id, scale_out, 1);
     p.id_layout = layout_of(q, q.dim() - 1, s_id.numel());
   }
   if (q.numel() == 0) return out;

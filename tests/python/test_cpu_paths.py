@@ -324,3 +324,53 @@ def test_quantize_and_requant_qat_forms(isa, cols):
             want_q = reference.quantize(x, s_out, bits)
             assert torch.equal(ops.quantize(x, s_out, bits).long(), want_q)
             assert torch.equal(ops.quantize_qat(x, s_out, bits), dequant(want_q, s_out))
+
+
+@pytest.mark.parametrize("cols", [16, 40, 384])
+def test_requant_qat_small_multipliers(isa, cols):
+    """requant's one-rounding float32 form (csrc/cpu/requant_fused_simd.h: small S_in/S_out) on arbitrary float input
+    (not code multiples, so the code's own rounding moves q·md by up to |md|/2), a 16-bit residual onto 8 bits and
+    an I-BERT-GELU-like accumulator (codes ~1e11 on tiny per-column scales) onto 8 and 4 bits, per-tensor and
+    per-column, with NaN, ±inf and ±0 lanes: the reference's values bit for bit on every path."""
+    g = torch.Generator().manual_seed(100 + cols)
+    s16 = 6.0 / 32767
+    cases = [(s16, 6.0, 0.05), (4.0e-11, 5.0, 0.047)]  # (S_in, value spread, S_out)
+    for s0, spread, s_out in cases:
+        for per_column in (False, True):
+            s_in = torch.full((cols,), s0, dtype=torch.float64)
+            if per_column:
+                s_in = s_in * (1 + 0.013 * torch.arange(cols, dtype=torch.float64))
+            x = (torch.randn(24, cols, generator=g, dtype=torch.float64) * spread / 3).float()
+            xb = (torch.randn(24, cols, generator=g, dtype=torch.float64) * spread / 3).float()
+            x[0, :4] = torch.tensor([float("nan"), float("inf"), -0.0, 0.0])
+            x[1, 1::5] = -float("inf")
+            sin = s_in if per_column else s_in[:1].reshape(())
+            qx = torch.round(x.double() / s_in)
+            qb = torch.round(xb.double() / s_in)
+            bad = ~torch.isfinite(qx)
+            for bits in (8, 4):
+                for residual in (False, True):
+                    want = reference.requant_act(torch.where(bad, 0.0, qx).long(), sin, s_out, bits,
+                                                 qb.long() if residual else None, sin if residual else None)
+                    want_f = dequant(want, s_out).masked_fill(bad, float("nan"))
+                    identf = (xb, sin) if residual else (None, None)
+                    got = ops.requant_qat(x, sin, s_out, bits, *identf)
+                    assert torch.equal(got.view(torch.int32), want_f.view(torch.int32))  # NaN: its bits too
+
+
+def test_requant_per_tensor_sides_change_between_calls(isa):
+    """Consecutive requant calls whose per-tensor sides share the multiplier S_in/S_out but not S_in, S_in but not
+    S_out, S_out but not S_in, the row length or the code dtype (a thread keeps the last per-tensor (m, k) and vector
+    side of each input: csrc/ops/quant.cpp, csrc/cpu/requant.cpp): each call must give its own reference values."""
+    g = torch.Generator().manual_seed(7)
+    configs = ((0.01, 0.5, 384), (0.02, 1.0, 384), (0.02, 1.0, 40), (0.01, 0.5, 384), (0.01, 0.5, 384),
+               (0.01, 0.25, 384), (0.03, 0.25, 384))
+    for fake in (True, False, True):
+        for s_in, s_out, cols in configs:
+            x = (torch.randn(6, cols, generator=g, dtype=torch.float64) * 2).float()
+            q = torch.round(x.double() / s_in).to(torch.int32)
+            want = reference.requant_act(q, s_in, s_out, 8, q, s_in)
+            if fake:
+                assert torch.equal(ops.requant_qat(x, s_in, s_out, 8, x, s_in), dequant(want, s_out))
+            else:
+                assert torch.equal(ops.requant(q, s_in, s_out, 8, q, s_in).long(), want)

@@ -1,5 +1,6 @@
-// Helpers of the CPU vector-path tests (test_simd.cpp: quantize; test_simd_requant.cpp: requant): the paths this
-// CPU has, bitwise float equality, and the element-by-element comparison of codes and fake-quant values.
+// Helpers of the CPU vector-path tests (test_simd.cpp: quantize; test_simd_requant*.cpp: requant): the paths this
+// CPU has, a requant input's arrays, bitwise float equality, and the element-by-element comparison of codes and
+// fake-quant values.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "csrc/cpu/isa.h"
+#include "csrc/cpu/requant_simd.h"
 
 namespace simd_test {
 
@@ -22,6 +24,31 @@ inline std::vector<Isa> vector_paths() {
   if (mnq::ops::cpu::supported_isa() >= Isa::kAvx512) v.push_back(Isa::kAvx512);
   return v;
 }
+
+// The arrays of one requant input (int32 codes q, or float values x on scales s with r = 1/s) and its vector side.
+struct SideData {
+  std::vector<int64_t> m, k, hm1;
+  std::vector<double> md, s, r;
+  std::vector<int32_t> q;
+  std::vector<float> x;
+  bool uniform = false;  // every column the same (a per-tensor side)
+  mnq::ops::cpu::RequantSimdSide side() const {
+    mnq::ops::cpu::RequantSimdSide v;
+    v.m = m.data();
+    v.k = k.data();
+    v.hm1 = hm1.data();
+    v.md = md.data();
+    v.uniform = uniform;
+    if (x.empty()) {
+      v.q = q.data();
+    } else {
+      v.x = x.data();
+      v.s = s.data();
+      v.r = r.data();
+    }
+    return v;
+  }
+};
 
 inline bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
@@ -47,6 +74,28 @@ inline void require_same(const QuantRun& want, const QuantRun& got) {
     INFO("element " << i << ": code " << want.code[i] << " vs " << got.code[i] << ", fake " << want.fake[i] << " vs "
                     << got.fake[i]);
     REQUIRE(i == want.code.size());
+  }
+}
+
+// Fake-quant requantization of rows × cols through every vector path against the scalar one, bit for bit (NaN
+// included); every input must have a value (NaN for one without a code).
+inline void require_same_fake(const mnq::ops::cpu::RequantSimdSide& in, const mnq::ops::cpu::RequantSimdSide* id,
+                              int64_t cols, int64_t rows, int64_t lo, int64_t hi, double out_scale) {
+  const int64_t n = rows * cols;
+  auto run = [&](Isa path) {
+    std::vector<float> o(n, -7.0f);
+    REQUIRE(mnq::ops::cpu::requant_rows(path, in, id, cols, 0, rows, lo, hi, out_scale,
+                                        mnq::kernels::FakeOut{o.data()}));
+    return o;
+  };
+  const std::vector<float> want = run(Isa::kScalar);
+  for (const Isa path : vector_paths()) {
+    const std::vector<float> got = run(path);
+    int64_t i = 0;
+    while (i < n && same_bits(want[i], got[i])) ++i;
+    INFO("path " << mnq::ops::cpu::isa_name(path) << " element " << i << ": " << (i < n ? want[i] : 0.0f) << " vs "
+                 << (i < n ? got[i] : 0.0f));
+    REQUIRE(i == n);
   }
 }
 

@@ -25,29 +25,10 @@ using simd_test::vector_paths;
 
 namespace {
 
-// One requant input of `cols` columns with rows·cols codes: int32 codes or float values x = fl32(q·S), q drawn to
-// hit both ends of int32, zero, ties of q·m / 2^k (small k, a power-of-two m) and near-ties of x / S.
-struct SideData {
-  std::vector<i64> m, k, hm1;
-  std::vector<double> md, s, r;
-  std::vector<int32_t> q;
-  std::vector<float> x;
-  cpu::RequantSimdSide side() const {
-    cpu::RequantSimdSide v;
-    v.m = m.data();
-    v.k = k.data();
-    v.hm1 = hm1.data();
-    v.md = md.data();
-    if (x.empty()) {
-      v.q = q.data();
-    } else {
-      v.x = x.data();
-      v.s = s.data();
-      v.r = r.data();
-    }
-    return v;
-  }
-};
+// One requant input of `cols` columns with rows·cols codes (simd_test::SideData): int32 codes or float values
+// x = fl32(q·S), q drawn to hit both ends of int32, zero, ties of q·m / 2^k (small k, a power-of-two m) and near-ties
+// of x / S.
+using simd_test::SideData;
 
 // `narrow`: codes within 2^22 (2^17 for float input, the float32 step's range) but for a few at ±(2^22 + 1), so
 // most 16-column blocks take the AVX-512 float64 form and some fall back to the int64 form.
@@ -276,23 +257,9 @@ TEST_CASE("requant's float32 fake-quant form equals the scalar definition", "[si
         for (const double out_scale : {0.05, 6.0 / 127, 0.064913024504979336}) {
           for (const int bits : {4, 8}) {
             const i64 lo = -(i64(1) << (bits - 1)), hi = (i64(1) << (bits - 1)) - 1;
-            auto run = [&](Isa path) {
-              std::vector<float> o(n, -7.0f);
-              const bool ok = cpu::requant_rows(path, sa, residual ? &sb : nullptr, cols, 0, rows, lo, hi, out_scale,
-                                                FakeOut{o.data()});
-              REQUIRE(ok);
-              return o;
-            };
-            const std::vector<float> want = run(Isa::kScalar);
-            for (const Isa path : vector_paths()) {
-              const std::vector<float> got = run(path);
-              int64_t i = 0;
-              while (i < n && same_bits(want[i], got[i])) ++i;
-              INFO("cols " << cols << " per_tensor " << per_tensor << " residual " << residual << " S_out "
-                           << out_scale << " bits " << bits << " path " << cpu::isa_name(path) << " element " << i
-                           << ": " << (i < n ? want[i] : 0.0f) << " vs " << (i < n ? got[i] : 0.0f));
-              REQUIRE(i == n);
-            }
+            INFO("cols " << cols << " per_tensor " << per_tensor << " residual " << residual << " S_out "
+                         << out_scale << " bits " << bits);
+            simd_test::require_same_fake(sa, residual ? &sb : nullptr, cols, rows, lo, hi, out_scale);
           }
         }
       }
