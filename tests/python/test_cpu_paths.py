@@ -156,8 +156,12 @@ def test_shift_gelu(isa):
 
 def test_ibert_gelu(isa):
     g = torch.Generator().manual_seed(4)
+    edge = (7.634526450707235e-05, 7.634293474114649e-05)
+    assert [reference.ibert_gelu_consts(s)[0] for s in edge] == [-32769, -32770]
     for cols in COLS:
-        for sa in (2e-4, 1e-5, 5e-7):  # 5e-7: a factor past 2^31 (the 64-bit multiply)
+        # 5e-7: a factor past 2^31 (the 64-bit multiply); 7.6345…e-5: b = −32769 and −32770, the two sides of the
+        # AVX-512 narrow form's bound (a per-tensor scale with b ≥ −32769: |t| ≤ 32768 for q ≠ 0, the ±1..3 of row 2)
+        for sa in (2e-4, 1e-5, 5e-7, *edge):
             q = codes(3, cols, -(2**31), 2**31 - 1, 1.5 / sa, g)
             q[2, ::3] = 0  # out = 0 whatever the polynomial (the AVX-512 form relies on it)
             q[2, 1::3] = torch.randint(-3, 4, q[2, 1::3].shape, generator=g, dtype=torch.int32)

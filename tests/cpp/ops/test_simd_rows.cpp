@@ -235,7 +235,7 @@ TEST_CASE("log-int-softmax avx512 rows equal lis_code", "[simd]") {
   }
   std::mt19937 rng(12);
   const std::vector<int64_t> lengths = row_lengths();
-  int small_t0 = 0, wide_rows = 0, zeros = 0, no_zero_rows = 0, narrow_rows = 0;
+  int small_t0 = 0, wide_rows = 0, zeros = 0, no_zero_rows = 0, narrow_rows = 0, reg_rows = 0, gather_rows = 0;
   for (const double scale : {8.0 / 127, 0.3, 1.5, 3e-5}) {
     for (const int variant : {2, 4, 8, -8}) {
       // bits = |variant|; −8: the upper half of the table zeroed, so that the rows hold e = 0 lanes (the masked
@@ -287,6 +287,9 @@ TEST_CASE("log-int-softmax avx512 rows equal lis_code", "[simd]") {
         REQUIRE(mask_g == mask);
         no_zero_rows += !facts.zeros;
         narrow_rows += !facts.wide;
+        reg_rows += facts.reg;  // i-exp's register form (|x0| ≤ 32, the table i-exp's own) instead of gathers
+        gather_rows += !facts.reg;
+        if (variant > 0) REQUIRE(facts.reg == (scale >= 8.0 / 127 && scale < 1.0));  // |x0| = 12, 3; 1 and 23104
         for (int64_t c = 0; c < cols; ++c) {
           const LisCode want = lis_code(s, e[c], p.c);
           INFO("scale " << scale << " variant " << variant << " cols " << cols << " c " << c);
@@ -347,6 +350,8 @@ TEST_CASE("log-int-softmax avx512 rows equal lis_code", "[simd]") {
   REQUIRE(small_t0 > 100);
   REQUIRE(no_zero_rows > 100);  // both variants of each pass were taken
   REQUIRE(narrow_rows > 100);
+  REQUIRE(reg_rows > 100);
+  REQUIRE(gather_rows > 100);
   REQUIRE(wide_rows > 10);
   REQUIRE(zeros > 100);
 }
