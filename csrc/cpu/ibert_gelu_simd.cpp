@@ -77,6 +77,25 @@ MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m256 value8(__m512i v, const double* s_out
   return _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v), _mm512_maskz_loadu_pd(k, s_out)));
 }
 
+// Stores 16 float32 values (lanes k), or two 8-lane halves of int64 codes (lanes k0, k1): plain stores for whole
+// steps.
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void store16(float* dst, __mmask16 k, __m512 f) {
+  if (k == 0xffff) {
+    _mm512_storeu_ps(dst, f);
+  } else {
+    _mm512_mask_storeu_ps(dst, k, f);
+  }
+}
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void store8x2(int64_t* dst, __mmask8 k0, __mmask8 k1, __m512i v0, __m512i v1) {
+  if (k1 == 0xff) {
+    _mm512_storeu_si512(dst, v0);
+    _mm512_storeu_si512(dst + 8, v1);
+  } else {
+    _mm512_mask_storeu_epi64(dst, k0, v0);
+    _mm512_mask_storeu_epi64(dst + 8, k1, v1);
+  }
+}
+
 // 16 columns per step (two 8-lane halves; full steps store whole 64-byte vectors), the row's tail masked.
 template <bool kFactor32, class K>
 MNQ_TARGET_AVX512 bool rows(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p, const K& kc,
@@ -93,22 +112,11 @@ MNQ_TARGET_AVX512 bool rows(const IbertGeluIn& in, const IbertGeluOut& out, cons
       const __m512i v0 = gelu8<kFactor32>(load8(in, p, base + j, j, k0, bad), kc, j, k0);
       const __m512i v1 = gelu8<kFactor32>(load8(in, p, base + j + 8, j + 8, k1, bad), kc, j + 8, k1);
       if (code != nullptr) {
-        if (k1 == 0xff) {  // plain stores for whole steps
-          _mm512_storeu_si512(code + base + j, v0);
-          _mm512_storeu_si512(code + base + j + 8, v1);
-        } else {
-          _mm512_mask_storeu_epi64(code + base + j, k0, v0);
-          _mm512_mask_storeu_epi64(code + base + j + 8, k1, v1);
-        }
+        store8x2(code + base + j, k0, k1, v0, v1);
       } else {
         const __m512 f = _mm512_insertf32x8(_mm512_castps256_ps512(value8(v0, s_out + j, k0)),
                                             value8(v1, s_out + j + 8, k1), 1);
-        const __mmask16 k = static_cast<__mmask16>(k0 | (static_cast<unsigned>(k1) << 8));
-        if (k == 0xffff) {
-          _mm512_storeu_ps(value + base + j, f);
-        } else {
-          _mm512_mask_storeu_ps(value + base + j, k, f);
-        }
+        store16(value + base + j, static_cast<__mmask16>(k0 | (static_cast<unsigned>(k1) << 8)), f);
       }
     }
   }
@@ -128,25 +136,21 @@ struct UniformValues {
     const __m512i v1 = gelu8<kFactor32>(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)), kc, j, 0xff);
     const __m256 f0 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v0), so));
     const __m256 f1 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v1), so));
-    const __m512 f = _mm512_insertf32x8(_mm512_castps256_ps512(f0), f1, 1);
-    if (k == 0xffff) {
-      _mm512_storeu_ps(row + j, f);
-    } else {
-      _mm512_mask_storeu_ps(row + j, k, f);
-    }
+    store16(row + j, k, _mm512_insertf32x8(_mm512_castps256_ps512(f0), f1, 1));
   }
 };
 
-template <bool kFactor32>
+// The QAT rows of a per-tensor scale with the step Values (UniformValues or NarrowValues, below) on constants K.
+template <class Values, class K>
 MNQ_TARGET_AVX512 bool rows_f32(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
-                                const UniformConsts& kc, int64_t r0, int64_t r1) {
+                                const K& kc, int64_t r0, int64_t r1) {
   const int64_t cols = p.cols;
   const __m512d so = _mm512_set1_pd(out.s_out[0]);
   const ScalarInv inv{in.inv_scale[0]};
   bool ok = true;
   for (int64_t r = r0; r < r1; ++r) {
     ok &= float_row_codes_each(in.x + r * cols, cols, inv, p.lo, p.hi, nullptr,
-                               UniformValues<kFactor32>{kc, so, out.value + r * cols});
+                               Values{kc, so, out.value + r * cols});
   }
   return ok;
 }
@@ -196,13 +200,7 @@ MNQ_TARGET_AVX512 bool rows_narrow(const IbertGeluIn& in, const IbertGeluOut& ou
       const Products v = narrow16(q, kc);
       const __m512i v0 = _mm512_permutex2var_epi64(v.even, lo_idx, v.odd);
       const __m512i v1 = _mm512_permutex2var_epi64(v.even, hi_idx, v.odd);
-      if (k == 0xffff) {
-        _mm512_storeu_si512(code + base + j, v0);
-        _mm512_storeu_si512(code + base + j + 8, v1);
-      } else {
-        _mm512_mask_storeu_epi64(code + base + j, static_cast<__mmask8>(k), v0);
-        _mm512_mask_storeu_epi64(code + base + j + 8, static_cast<__mmask8>(k >> 8), v1);
-      }
+      store8x2(code + base + j, static_cast<__mmask8>(k), static_cast<__mmask8>(k >> 8), v0, v1);
     }
   }
   return bad == 0;
@@ -219,27 +217,10 @@ struct NarrowValues {
     const __m256 fe = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v.even), so));
     const __m256 fo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v.odd), so));
     const __m512i idx = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    const __m512 f = _mm512_permutex2var_ps(_mm512_castps256_ps512(fe), idx, _mm512_castps256_ps512(fo));
-    if (k == 0xffff) {
-      _mm512_storeu_ps(row + j, f);
-    } else {
-      _mm512_mask_storeu_ps(row + j, k, f);
-    }
+    store16(row + j, k, _mm512_permutex2var_ps(_mm512_castps256_ps512(fe), idx, _mm512_castps256_ps512(fo)));
   }
 };
 
-MNQ_TARGET_AVX512 bool rows_narrow_f32(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
-                                       const NarrowConsts& kc, int64_t r0, int64_t r1) {
-  const int64_t cols = p.cols;
-  const __m512d so = _mm512_set1_pd(out.s_out[0]);
-  const ScalarInv inv{in.inv_scale[0]};
-  bool ok = true;
-  for (int64_t r = r0; r < r1; ++r) {
-    ok &= float_row_codes_each(in.x + r * cols, cols, inv, p.lo, p.hi, nullptr,
-                               NarrowValues{kc, so, out.value + r * cols});
-  }
-  return ok;
-}
 #endif
 
 }  // namespace
@@ -271,11 +252,12 @@ bool ibert_gelu_rows(const IbertGeluIn& in, const IbertGeluOut& out, const Ibert
     const NarrowConsts nc{_mm512_set1_epi32(static_cast<int32_t>(-p.b[0])),
                           _mm512_set1_epi32(static_cast<int32_t>(p.c[0])),
                           _mm512_set1_epi32(static_cast<int32_t>(p.one[0]))};
-    return in.x != nullptr ? rows_narrow_f32(in, out, p, nc, r0, r1) : rows_narrow(in, out, p, nc, r0, r1);
+    return in.x != nullptr ? rows_f32<NarrowValues>(in, out, p, nc, r0, r1) : rows_narrow(in, out, p, nc, r0, r1);
   }
   const UniformConsts kc{_mm512_set1_epi64(p.b[0]), _mm512_set1_epi64(p.c[0]), _mm512_set1_epi64(p.one[0])};
   if (in.x != nullptr) {
-    return plan.factor32 ? rows_f32<true>(in, out, p, kc, r0, r1) : rows_f32<false>(in, out, p, kc, r0, r1);
+    return plan.factor32 ? rows_f32<UniformValues<true>>(in, out, p, kc, r0, r1)
+                         : rows_f32<UniformValues<false>>(in, out, p, kc, r0, r1);
   }
   return plan.factor32 ? rows<true>(in, out, p, kc, r0, r1) : rows<false>(in, out, p, kc, r0, r1);
 #else
