@@ -221,6 +221,27 @@ struct NarrowValues {
   }
 };
 
+// The rows of a plan (the broadcast constants built here: intrinsics only in AVX-512 functions, whatever the file's
+// -march).
+MNQ_TARGET_AVX512 bool rows_of_plan(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
+                                    const IbertGeluPlan& plan, int64_t r0, int64_t r1) {
+  if (!plan.uniform) {
+    const ChannelConsts kc{p};
+    return plan.factor32 ? rows<true>(in, out, p, kc, r0, r1) : rows<false>(in, out, p, kc, r0, r1);
+  }
+  if (plan.narrow) {
+    const NarrowConsts nc{_mm512_set1_epi32(static_cast<int32_t>(-p.b[0])),
+                          _mm512_set1_epi32(static_cast<int32_t>(p.c[0])),
+                          _mm512_set1_epi32(static_cast<int32_t>(p.one[0]))};
+    return in.x != nullptr ? rows_f32<NarrowValues>(in, out, p, nc, r0, r1) : rows_narrow(in, out, p, nc, r0, r1);
+  }
+  const UniformConsts kc{_mm512_set1_epi64(p.b[0]), _mm512_set1_epi64(p.c[0]), _mm512_set1_epi64(p.one[0])};
+  if (in.x != nullptr) {
+    return plan.factor32 ? rows_f32<UniformValues<true>>(in, out, p, kc, r0, r1)
+                         : rows_f32<UniformValues<false>>(in, out, p, kc, r0, r1);
+  }
+  return plan.factor32 ? rows<true>(in, out, p, kc, r0, r1) : rows<false>(in, out, p, kc, r0, r1);
+}
 #endif
 
 }  // namespace
@@ -244,22 +265,7 @@ IbertGeluPlan ibert_gelu_plan(const IbertGeluIn& in, const IbertGeluOut& out, co
 bool ibert_gelu_rows(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
                      const IbertGeluPlan& plan, int64_t r0, int64_t r1) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  if (!plan.uniform) {
-    const ChannelConsts kc{p};
-    return plan.factor32 ? rows<true>(in, out, p, kc, r0, r1) : rows<false>(in, out, p, kc, r0, r1);
-  }
-  if (plan.narrow) {
-    const NarrowConsts nc{_mm512_set1_epi32(static_cast<int32_t>(-p.b[0])),
-                          _mm512_set1_epi32(static_cast<int32_t>(p.c[0])),
-                          _mm512_set1_epi32(static_cast<int32_t>(p.one[0]))};
-    return in.x != nullptr ? rows_f32<NarrowValues>(in, out, p, nc, r0, r1) : rows_narrow(in, out, p, nc, r0, r1);
-  }
-  const UniformConsts kc{_mm512_set1_epi64(p.b[0]), _mm512_set1_epi64(p.c[0]), _mm512_set1_epi64(p.one[0])};
-  if (in.x != nullptr) {
-    return plan.factor32 ? rows_f32<UniformValues<true>>(in, out, p, kc, r0, r1)
-                         : rows_f32<UniformValues<false>>(in, out, p, kc, r0, r1);
-  }
-  return plan.factor32 ? rows<true>(in, out, p, kc, r0, r1) : rows<false>(in, out, p, kc, r0, r1);
+  return rows_of_plan(in, out, p, plan, r0, r1);
 #else
   return false;
 #endif

@@ -28,22 +28,51 @@ void store_one(const LisRowOut& out, int64_t i, LisCode v) {
   }
 }
 
-// Pass 2: e[j] = tab[lim − min(m − q, lim)] (m − q taken modulo 2^32: the exact difference, ≥ 0) and Σe. kWide:
-// the sum kept as two 64-bit sums of the 32-bit halves (each < cols·2^32); otherwise (cols·max(e) < 2^63, the
-// caller's test) one 64-bit sum.
-template <bool kWide>
-MNQ_TARGET_AVX512CD u128 exps(const int32_t* q, int64_t cols, int32_t mx, const i64* tab, uint32_t lim, u64* e) {
+// Pass 2: e[j] = ibert_exp(−d) with d = min(m − q, lim) (m − q taken modulo 2^32: the exact difference, ≥ 0), from
+// the caller's table (TableExps: tab[lim − d], two 8-lane gathers) or from i-exp's own form in registers (RegExps,
+// facts.reg), and Σe. kWide: the sum kept as two 64-bit sums of the 32-bit halves (each < cols·2^32); otherwise
+// (cols·max(e) < 2^63, the caller's test) one 64-bit sum. Lanes outside the row get e = 0.
+struct TableExps {
+  const i64* tab;
+  __m512i vlim;
+  MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE void operator()(__m512i d, __mmask16 k, __m512i& e0, __m512i& e1) const {
+    const __m512i idx = _mm512_sub_epi32(vlim, d);
+    e0 = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), static_cast<__mmask8>(k), _mm512_castsi512_si256(idx),
+                                     tab, 8);
+    e1 = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), static_cast<__mmask8>(k >> 8),
+                                     _mm512_extracti64x4_epi64(idx, 1), tab, 8);
+  }
+};
+
+// d ≤ lim < 2^16, so VPMULHUW of d (the low word of its lane; the high word is 0) by the magic gives z =
+// floor(d/|x0|) (the magic is checked for every d ∈ [0, lim] by lis_table_facts), VPMULLW r = d − |x0|·z (z·|x0| ≤
+// lim < 2^16), one VPERMT2D reads p[r] from two registers, and e = p[r] << (n − z) in 64-bit lanes.
+struct RegExps {
+  __m512i magic, x0, n, p_lo, p_hi;
+  MNQ_TARGET_AVX512CD explicit RegExps(const LisTableFacts& f)
+      : magic(_mm512_set1_epi32(f.magic)), x0(_mm512_set1_epi32(f.x0)), n(_mm512_set1_epi32(f.n)),
+        p_lo(_mm512_loadu_si512(f.p)), p_hi(_mm512_loadu_si512(f.p + 16)) {}
+  MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE void operator()(__m512i d, __mmask16 k, __m512i& e0, __m512i& e1) const {
+    const __m512i z = _mm512_mulhi_epu16(d, magic);
+    const __m512i pv = _mm512_permutex2var_epi32(p_lo, _mm512_sub_epi32(d, _mm512_mullo_epi16(z, x0)), p_hi);
+    const __m512i sh = _mm512_sub_epi32(n, z);
+    e0 = _mm512_maskz_sllv_epi64(static_cast<__mmask8>(k), _mm512_cvtepu32_epi64(_mm512_castsi512_si256(pv)),
+                                 _mm512_cvtepu32_epi64(_mm512_castsi512_si256(sh)));
+    e1 = _mm512_maskz_sllv_epi64(static_cast<__mmask8>(k >> 8), _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(pv, 1)),
+                                 _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(sh, 1)));
+  }
+};
+
+template <bool kWide, class Exps>
+MNQ_TARGET_AVX512CD u128 exps(const int32_t* q, int64_t cols, int32_t mx, uint32_t lim, const Exps& ex, u64* e) {
   const __m512i vm = _mm512_set1_epi32(mx), vlim = _mm512_set1_epi32(static_cast<int32_t>(lim));
   const __m512i low32 = _mm512_set1_epi64(0xffffffffLL);
   __m512i s_hi = _mm512_setzero_si512(), s_lo = _mm512_setzero_si512();
   for (int64_t j = 0; j < cols; j += 16) {
     const __mmask16 k = simd_lanes16(cols - j);
     const __m512i d = _mm512_min_epu32(_mm512_sub_epi32(vm, _mm512_maskz_loadu_epi32(k, q + j)), vlim);
-    const __m512i idx = _mm512_sub_epi32(vlim, d);
-    const __m512i e0 = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), static_cast<__mmask8>(k),
-                                                   _mm512_castsi512_si256(idx), tab, 8);
-    const __m512i e1 = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), static_cast<__mmask8>(k >> 8),
-                                                   _mm512_extracti64x4_epi64(idx, 1), tab, 8);
+    __m512i e0, e1;
+    ex(d, k, e0, e1);
     _mm512_mask_storeu_epi64(e + j, static_cast<__mmask8>(k), e0);
     _mm512_mask_storeu_epi64(e + j + 8, static_cast<__mmask8>(k >> 8), e1);
     if (kWide) {
@@ -57,41 +86,16 @@ MNQ_TARGET_AVX512CD u128 exps(const int32_t* q, int64_t cols, int32_t mx, const 
          static_cast<u64>(_mm512_reduce_add_epi64(s_lo));
 }
 
-// Pass 2 without gathers (facts.reg): i-exp's own form instead of the table. d = min(m − q, lim) < 2^16, so
-// VPMULHUW of d (the low word of its lane; the high word is 0) by the magic gives z = floor(d/|x0|) (the magic is
-// checked for every d ∈ [0, lim] by lis_table_facts), VPMULLW r = d − |x0|·z (z·|x0| ≤ lim < 2^16), one VPERMT2D
-// reads p[r] from two registers, and e = p[r] << (n − z) in 64-bit lanes. Lanes outside the row are zeroed.
-template <bool kWide>
-MNQ_TARGET_AVX512CD u128 exps_reg(const int32_t* q, int64_t cols, int32_t mx, const LisTableFacts& f, uint32_t lim,
-                                  u64* e) {
-  const __m512i vm = _mm512_set1_epi32(mx), vlim = _mm512_set1_epi32(static_cast<int32_t>(lim));
-  const __m512i magic = _mm512_set1_epi32(f.magic), x0 = _mm512_set1_epi32(f.x0), n = _mm512_set1_epi32(f.n);
-  const __m512i p_lo = _mm512_loadu_si512(f.p), p_hi = _mm512_loadu_si512(f.p + 16);
-  const __m512i low32 = _mm512_set1_epi64(0xffffffffLL);
-  __m512i s_hi = _mm512_setzero_si512(), s_lo = _mm512_setzero_si512();
-  for (int64_t j = 0; j < cols; j += 16) {
-    const __mmask16 k = simd_lanes16(cols - j);
-    const __m512i d = _mm512_min_epu32(_mm512_sub_epi32(vm, _mm512_maskz_loadu_epi32(k, q + j)), vlim);
-    const __m512i z = _mm512_mulhi_epu16(d, magic);
-    const __m512i pv = _mm512_permutex2var_epi32(p_lo, _mm512_sub_epi32(d, _mm512_mullo_epi16(z, x0)), p_hi);
-    const __m512i sh = _mm512_sub_epi32(n, z);
-    const __m512i e0 =
-        _mm512_maskz_sllv_epi64(static_cast<__mmask8>(k), _mm512_cvtepu32_epi64(_mm512_castsi512_si256(pv)),
-                                _mm512_cvtepu32_epi64(_mm512_castsi512_si256(sh)));
-    const __m512i e1 =
-        _mm512_maskz_sllv_epi64(static_cast<__mmask8>(k >> 8), _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(pv, 1)),
-                                _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(sh, 1)));
-    _mm512_mask_storeu_epi64(e + j, static_cast<__mmask8>(k), e0);
-    _mm512_mask_storeu_epi64(e + j + 8, static_cast<__mmask8>(k >> 8), e1);
-    if (kWide) {
-      s_hi = _mm512_add_epi64(s_hi, _mm512_add_epi64(_mm512_srli_epi64(e0, 32), _mm512_srli_epi64(e1, 32)));
-      s_lo = _mm512_add_epi64(s_lo, _mm512_add_epi64(_mm512_and_si512(e0, low32), _mm512_and_si512(e1, low32)));
-    } else {
-      s_lo = _mm512_add_epi64(s_lo, _mm512_add_epi64(e0, e1));
-    }
+// Pass 2 with the variant the facts select (the sources built here: intrinsics only in AVX-512 functions, whatever
+// the file's -march).
+MNQ_TARGET_AVX512CD u128 row_exps(const int32_t* q, int64_t cols, int32_t mx, const i64* tab, uint32_t lim,
+                                  const LisTableFacts& facts, u64* e) {
+  if (facts.reg) {
+    const RegExps ex(facts);
+    return facts.wide ? exps<true>(q, cols, mx, lim, ex, e) : exps<false>(q, cols, mx, lim, ex, e);
   }
-  return (static_cast<u128>(static_cast<u64>(_mm512_reduce_add_epi64(s_hi))) << 32) +
-         static_cast<u64>(_mm512_reduce_add_epi64(s_lo));
+  const TableExps ex{tab, _mm512_set1_epi32(static_cast<int32_t>(lim))};
+  return facts.wide ? exps<true>(q, cols, mx, lim, ex, e) : exps<false>(q, cols, mx, lim, ex, e);
 }
 
 // Pass 3 for a row with s < 2^61, 16 elements per step as two 8-lane halves. With a = 2s + e and
@@ -236,10 +240,7 @@ bool lis_row(const LisRowIn& in, const LogIntSoftmaxParams& p, const i64* tab, u
                                   : float_row_codes_max(in.x, p.cols, in.inv_scale, p.lo, p.hi, qbuf, mx);
   if (!ok) return false;
   const int32_t* q = in.q != nullptr ? in.q : qbuf;
-  const u128 s = facts.reg ? (facts.wide ? exps_reg<true>(q, p.cols, mx, facts, lim, ebuf)
-                                         : exps_reg<false>(q, p.cols, mx, facts, lim, ebuf))
-                           : (facts.wide ? exps<true>(q, p.cols, mx, tab, lim, ebuf)
-                                         : exps<false>(q, p.cols, mx, tab, lim, ebuf));
+  const u128 s = row_exps(q, p.cols, mx, tab, lim, facts, ebuf);
   if (s < (static_cast<u128>(1) << 61)) {
     const u64 s64 = static_cast<u64>(s);
     const bool normal = p.c.bits <= 6;  // every code ≤ 2^b − 1 ≤ 126: 2^−code is a normal float32
