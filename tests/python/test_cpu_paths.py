@@ -60,6 +60,23 @@ def test_log_int_softmax(isa):
                 assert torch.equal(value, reference.log_int_softmax_value(*reference.log_int_softmax(qx, scale, bits)).float())
 
 
+def test_log_int_softmax_int32_extremes(isa):
+    """Rows spanning all of int32 (differences past 2^31, the clamp at n·x0) and rows near either end, on the
+    exponentials' register form (|x0| = 12, 3) and on the table of a scale past it (|x0| = 35; 24 rows, so that
+    the table pays off)."""
+    g = torch.Generator().manual_seed(7)
+    q = torch.randint(-(2**31), 2**31, (24, 197), generator=g, dtype=torch.int64)
+    q[0, :4] = torch.tensor([-(2**31), 2**31 - 1, 0, -(2**31)])
+    q[1] = 2**31 - 1 - torch.randint(0, 400, (197,), generator=g)
+    q[2] = -(2**31) + torch.randint(0, 400, (197,), generator=g)
+    q = q.to(torch.int32)
+    for scale in (8.0 / 127, 0.3, 0.0202):
+        for bits in (4, 8):
+            code, mask = ops.log_int_softmax(q, scale, bits)
+            want_code, want_mask = reference.log_int_softmax(q, scale, bits)
+            assert torch.equal(code.long(), want_code.long()) and torch.equal(mask, want_mask)
+
+
 def test_shiftmax(isa):
     g = torch.Generator().manual_seed(10)
     for cols in COLS:
