@@ -1,6 +1,7 @@
 // I-BERT i-GELU's AVX-512 rows (ibert_gelu_simd.h).
 #include "csrc/cpu/ibert_gelu_simd.h"
 
+#include "csrc/cpu/ibert_gelu_f64_simd.h"
 #include "csrc/cpu/row_codes_simd.h"
 #include "csrc/cpu/simd.h"
 
@@ -123,24 +124,9 @@ MNQ_TARGET_AVX512 bool rows(const IbertGeluIn& in, const IbertGeluOut& out, cons
   return bad == 0;
 }
 
-// The QAT rows of a per-tensor scale (every channel's constants, 1/S and S_out equal): the codes from
+// The QAT rows of a per-tensor scale with the step Values (NarrowValues, below) on constants K: the codes from
 // row_codes_simd.h's float32-certified rounding (16 lanes; rint(x·(1/S)) in float64 where it cannot certify), as
-// FloatInC defines them, then the two 8-lane halves and float(double(v)·S_out) as above (float_row_codes_each step).
-template <bool kFactor32>
-struct UniformValues {
-  const UniformConsts& kc;
-  __m512d so;  // S_out
-  float* row;
-  MNQ_TARGET_AVX512 void operator()(__m512i v, __mmask16 k, int64_t j) const {
-    const __m512i v0 = gelu8<kFactor32>(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)), kc, j, 0xff);
-    const __m512i v1 = gelu8<kFactor32>(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)), kc, j, 0xff);
-    const __m256 f0 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v0), so));
-    const __m256 f1 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v1), so));
-    store16(row + j, k, _mm512_insertf32x8(_mm512_castps256_ps512(f0), f1, 1));
-  }
-};
-
-// The QAT rows of a per-tensor scale with the step Values (UniformValues or NarrowValues, below) on constants K.
+// FloatInC defines them.
 template <class Values, class K>
 MNQ_TARGET_AVX512 bool rows_f32(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
                                 const K& kc, int64_t r0, int64_t r1) {
@@ -221,6 +207,35 @@ struct NarrowValues {
   }
 };
 
+// The QAT rows of a per-tensor scale outside the narrow form (ibert_gelu_f64_simd.h), 16 lanes per loop turn.
+MNQ_TARGET_AVX512 bool rows_f64(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p, int64_t r0,
+                                int64_t r1) {
+  constexpr double kM = 0x1.8p52;
+  const F64Consts kc{_mm512_set1_pd(in.inv_scale[0]),
+                     _mm512_set1_pd(kM),
+                     _mm512_set1_pd(static_cast<double>(-p.b[0])),
+                     _mm512_set1_pd(static_cast<double>(p.c[0])),
+                     _mm512_set1_pd(kM - static_cast<double>(p.one[0])),
+                     _mm512_set1_pd(out.s_out[0]),
+                     _mm512_set1_pd(static_cast<double>(p.lo)),
+                     _mm512_set1_pd(static_cast<double>(p.hi))};
+  const int64_t cols = p.cols;
+  __mmask8 bad = 0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* x = in.x + r * cols;
+    float* v = out.value + r * cols;
+    for (int64_t j = 0; j < cols; j += 16) {
+      const __mmask16 k = simd_lanes16(cols - j);
+      const __m512 xv = _mm512_maskz_loadu_ps(k, x + j);
+      const __m256 f0 = gelu_f64(_mm512_castps512_ps256(xv), static_cast<__mmask8>(k), kc, bad);
+      const __m256 f1 = gelu_f64(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xv), 1)),
+                                 static_cast<__mmask8>(k >> 8), kc, bad);
+      store16(v + j, k, _mm512_insertf32x8(_mm512_castps256_ps512(f0), f1, 1));
+    }
+  }
+  return bad == 0;
+}
+
 // The rows of a plan (the broadcast constants built here: intrinsics only in AVX-512 functions, whatever the file's
 // -march).
 MNQ_TARGET_AVX512 bool rows_of_plan(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
@@ -235,11 +250,8 @@ MNQ_TARGET_AVX512 bool rows_of_plan(const IbertGeluIn& in, const IbertGeluOut& o
                           _mm512_set1_epi32(static_cast<int32_t>(p.one[0]))};
     return in.x != nullptr ? rows_f32<NarrowValues>(in, out, p, nc, r0, r1) : rows_narrow(in, out, p, nc, r0, r1);
   }
+  if (in.x != nullptr) return rows_f64(in, out, p, r0, r1);
   const UniformConsts kc{_mm512_set1_epi64(p.b[0]), _mm512_set1_epi64(p.c[0]), _mm512_set1_epi64(p.one[0])};
-  if (in.x != nullptr) {
-    return plan.factor32 ? rows_f32<UniformValues<true>>(in, out, p, kc, r0, r1)
-                         : rows_f32<UniformValues<false>>(in, out, p, kc, r0, r1);
-  }
   return plan.factor32 ? rows<true>(in, out, p, kc, r0, r1) : rows<false>(in, out, p, kc, r0, r1);
 }
 #endif
