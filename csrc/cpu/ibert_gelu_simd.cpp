@@ -1,6 +1,7 @@
 // I-BERT i-GELU's AVX-512 rows (ibert_gelu_simd.h).
 #include "csrc/cpu/ibert_gelu_simd.h"
 
+#include "csrc/cpu/ibert_gelu_f64_simd.h"
 #include "csrc/cpu/row_codes_simd.h"
 #include "csrc/cpu/simd.h"
 
@@ -77,6 +78,25 @@ MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m256 value8(__m512i v, const double* s_out
   return _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v), _mm512_maskz_loadu_pd(k, s_out)));
 }
 
+// Stores 16 float32 values (lanes k), or two 8-lane halves of int64 codes (lanes k0, k1): plain stores for whole
+// steps.
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void store16(float* dst, __mmask16 k, __m512 f) {
+  if (k == 0xffff) {
+    _mm512_storeu_ps(dst, f);
+  } else {
+    _mm512_mask_storeu_ps(dst, k, f);
+  }
+}
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void store8x2(int64_t* dst, __mmask8 k0, __mmask8 k1, __m512i v0, __m512i v1) {
+  if (k1 == 0xff) {
+    _mm512_storeu_si512(dst, v0);
+    _mm512_storeu_si512(dst + 8, v1);
+  } else {
+    _mm512_mask_storeu_epi64(dst, k0, v0);
+    _mm512_mask_storeu_epi64(dst + 8, k1, v1);
+  }
+}
+
 // 16 columns per step (two 8-lane halves; full steps store whole 64-byte vectors), the row's tail masked.
 template <bool kFactor32, class K>
 MNQ_TARGET_AVX512 bool rows(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p, const K& kc,
@@ -93,62 +113,146 @@ MNQ_TARGET_AVX512 bool rows(const IbertGeluIn& in, const IbertGeluOut& out, cons
       const __m512i v0 = gelu8<kFactor32>(load8(in, p, base + j, j, k0, bad), kc, j, k0);
       const __m512i v1 = gelu8<kFactor32>(load8(in, p, base + j + 8, j + 8, k1, bad), kc, j + 8, k1);
       if (code != nullptr) {
-        if (k1 == 0xff) {  // plain stores for whole steps
-          _mm512_storeu_si512(code + base + j, v0);
-          _mm512_storeu_si512(code + base + j + 8, v1);
-        } else {
-          _mm512_mask_storeu_epi64(code + base + j, k0, v0);
-          _mm512_mask_storeu_epi64(code + base + j + 8, k1, v1);
-        }
+        store8x2(code + base + j, k0, k1, v0, v1);
       } else {
         const __m512 f = _mm512_insertf32x8(_mm512_castps256_ps512(value8(v0, s_out + j, k0)),
                                             value8(v1, s_out + j + 8, k1), 1);
-        const __mmask16 k = static_cast<__mmask16>(k0 | (static_cast<unsigned>(k1) << 8));
-        if (k == 0xffff) {
-          _mm512_storeu_ps(value + base + j, f);
-        } else {
-          _mm512_mask_storeu_ps(value + base + j, k, f);
-        }
+        store16(value + base + j, static_cast<__mmask16>(k0 | (static_cast<unsigned>(k1) << 8)), f);
       }
     }
   }
   return bad == 0;
 }
 
-// The QAT rows of a per-tensor scale (every channel's constants, 1/S and S_out equal): the codes from
+// The QAT rows of a per-tensor scale with the step Values (NarrowValues, below) on constants K: the codes from
 // row_codes_simd.h's float32-certified rounding (16 lanes; rint(x·(1/S)) in float64 where it cannot certify), as
-// FloatInC defines them, then the two 8-lane halves and float(double(v)·S_out) as above (float_row_codes_each step).
-template <bool kFactor32>
-struct UniformValues {
-  const UniformConsts& kc;
-  __m512d so;  // S_out
-  float* row;
-  MNQ_TARGET_AVX512 void operator()(__m512i v, __mmask16 k, int64_t j) const {
-    const __m512i v0 = gelu8<kFactor32>(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)), kc, j, 0xff);
-    const __m512i v1 = gelu8<kFactor32>(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)), kc, j, 0xff);
-    const __m256 f0 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v0), so));
-    const __m256 f1 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v1), so));
-    const __m512 f = _mm512_insertf32x8(_mm512_castps256_ps512(f0), f1, 1);
-    if (k == 0xffff) {
-      _mm512_storeu_ps(row + j, f);
-    } else {
-      _mm512_mask_storeu_ps(row + j, k, f);
-    }
-  }
-};
-
-template <bool kFactor32>
+// FloatInC defines them.
+template <class Values, class K>
 MNQ_TARGET_AVX512 bool rows_f32(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
-                                const UniformConsts& kc, int64_t r0, int64_t r1) {
+                                const K& kc, int64_t r0, int64_t r1) {
   const int64_t cols = p.cols;
   const __m512d so = _mm512_set1_pd(out.s_out[0]);
   const ScalarInv inv{in.inv_scale[0]};
   bool ok = true;
   for (int64_t r = r0; r < r1; ++r) {
     ok &= float_row_codes_each(in.x + r * cols, cols, inv, p.lo, p.hi, nullptr,
-                               UniformValues<kFactor32>{kc, so, out.value + r * cols});
+                               Values{kc, so, out.value + r * cols});
   }
   return ok;
+}
+
+// The narrow form: kernels::ibert_gelu's factor f = y + one of 16 int32 codes q in int32 lanes, for a per-tensor
+// scale with b ≥ −32769. Bounds: q ≠ 0 has |t| = max(−b − |q|, 0) ≤ −b − 1 ≤ 32768, so VPMADDWD of |t| with itself
+// is t² (the low word of |t|, read as a signed 16-bit word, is |t| − 2^16·[|t| = 32768], whose square is the same;
+// the high word is 0); q = 0 may get a wrong t (|t| = 32769) but its output q·f is 0 whatever f. For |q| = 2^31
+// (INT32_MIN, whose VPABSD is itself) −b − |q| wraps to −b − 2^31 < 0: t = 0, right. b ≥ −32769 gives
+// 1/Se < 32770/1.769, so |c| = |floor(−3.4626/Se²)| < 1.19e9: p = t² + c ∈ [c, 2^30 + c] and −p fit int32, y =
+// floor(±p/2^14) + one is bounded by ibert_gelu_max_factor ≈ 2|c|/2^14 < 2^18. As in gelu8, sign(q)·p is −p for
+// q < 0 and p otherwise. q·f then needs 64 bits (|q·f| < 2^49): VPMULDQ of the even lanes, and of the odd lanes
+// shifted down.
+struct NarrowConsts {
+  __m512i nb, c, one;  // −b, c, one as int32
+};
+struct Products {
+  __m512i even, odd;  // q·f of lanes 0, 2, …, 14 and of lanes 1, 3, …, 15, as int64
+};
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE Products narrow16(__m512i q, const NarrowConsts& kc) {
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i nt = _mm512_max_epi32(_mm512_sub_epi32(kc.nb, _mm512_abs_epi32(q)), zero);  // |t|
+  const __m512i pv = _mm512_add_epi32(_mm512_madd_epi16(nt, nt), kc.c);                      // t² + c
+  const __m512i sp = _mm512_mask_sub_epi32(pv, _mm512_cmplt_epi32_mask(q, zero), zero, pv);
+  const __m512i f = _mm512_add_epi32(_mm512_srai_epi32(sp, kernels::kIbertGeluN), kc.one);
+  return Products{_mm512_mul_epi32(q, f), _mm512_mul_epi32(_mm512_srli_epi64(q, 32), _mm512_srli_epi64(f, 32))};
+}
+
+// The int64 codes of int32 input, 16 lanes per step (the row's tail masked).
+MNQ_TARGET_AVX512 bool rows_narrow(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
+                                   const NarrowConsts& kc, int64_t r0, int64_t r1) {
+  const int64_t cols = p.cols;
+  const int32_t* const qin = in.q;
+  int64_t* const code = out.code;
+  const bool check = p.lo > INT32_MIN || p.hi < INT32_MAX;  // a range narrower than int32's (the op declares int32's)
+  const __m512i vlo = _mm512_set1_epi32(static_cast<int32_t>(p.lo < INT32_MIN ? INT32_MIN : p.lo));
+  const __m512i vhi = _mm512_set1_epi32(static_cast<int32_t>(p.hi > INT32_MAX ? INT32_MAX : p.hi));
+  const __m512i lo_idx = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0);  // even[0], odd[0], even[1], …
+  const __m512i hi_idx = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
+  __mmask16 bad = 0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t base = r * cols;
+    for (int64_t j = 0; j < cols; j += 16) {
+      const __mmask16 k = simd_lanes16(cols - j);
+      const __m512i q = _mm512_maskz_loadu_epi32(k, qin + base + j);
+      if (check) bad |= _mm512_mask_cmplt_epi32_mask(k, q, vlo) | _mm512_mask_cmpgt_epi32_mask(k, q, vhi);
+      const Products v = narrow16(q, kc);
+      const __m512i v0 = _mm512_permutex2var_epi64(v.even, lo_idx, v.odd);
+      const __m512i v1 = _mm512_permutex2var_epi64(v.even, hi_idx, v.odd);
+      store8x2(code + base + j, static_cast<__mmask8>(k), static_cast<__mmask8>(k >> 8), v0, v1);
+    }
+  }
+  return bad == 0;
+}
+
+// The QAT values of the narrow form (a float_row_codes_each step): float(double(q·f)·S_out) of the even and the odd
+// lanes (the int64 → float64 conversion is the definition's own), interleaved by one VPERMT2PS.
+struct NarrowValues {
+  const NarrowConsts& kc;
+  __m512d so;  // S_out
+  float* row;
+  MNQ_TARGET_AVX512 void operator()(__m512i q, __mmask16 k, int64_t j) const {
+    const Products v = narrow16(q, kc);
+    const __m256 fe = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v.even), so));
+    const __m256 fo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v.odd), so));
+    const __m512i idx = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    store16(row + j, k, _mm512_permutex2var_ps(_mm512_castps256_ps512(fe), idx, _mm512_castps256_ps512(fo)));
+  }
+};
+
+// The QAT rows of a per-tensor scale outside the narrow form (ibert_gelu_f64_simd.h), 16 lanes per loop turn.
+MNQ_TARGET_AVX512 bool rows_f64(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p, int64_t r0,
+                                int64_t r1) {
+  constexpr double kM = 0x1.8p52;
+  const F64Consts kc{_mm512_set1_pd(in.inv_scale[0]),
+                     _mm512_set1_pd(kM),
+                     _mm512_set1_pd(static_cast<double>(-p.b[0])),
+                     _mm512_set1_pd(static_cast<double>(p.c[0])),
+                     _mm512_set1_pd(kM - static_cast<double>(p.one[0])),
+                     _mm512_set1_pd(out.s_out[0]),
+                     _mm512_set1_pd(static_cast<double>(p.lo)),
+                     _mm512_set1_pd(static_cast<double>(p.hi))};
+  const int64_t cols = p.cols;
+  __mmask8 bad = 0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* x = in.x + r * cols;
+    float* v = out.value + r * cols;
+    for (int64_t j = 0; j < cols; j += 16) {
+      const __mmask16 k = simd_lanes16(cols - j);
+      const __m512 xv = _mm512_maskz_loadu_ps(k, x + j);
+      const __m256 f0 = gelu_f64(_mm512_castps512_ps256(xv), static_cast<__mmask8>(k), kc, bad);
+      const __m256 f1 = gelu_f64(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xv), 1)),
+                                 static_cast<__mmask8>(k >> 8), kc, bad);
+      store16(v + j, k, _mm512_insertf32x8(_mm512_castps256_ps512(f0), f1, 1));
+    }
+  }
+  return bad == 0;
+}
+
+// The rows of a plan (the broadcast constants built here: intrinsics only in AVX-512 functions, whatever the file's
+// -march).
+MNQ_TARGET_AVX512 bool rows_of_plan(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
+                                    const IbertGeluPlan& plan, int64_t r0, int64_t r1) {
+  if (!plan.uniform) {
+    const ChannelConsts kc{p};
+    return plan.factor32 ? rows<true>(in, out, p, kc, r0, r1) : rows<false>(in, out, p, kc, r0, r1);
+  }
+  if (plan.narrow) {
+    const NarrowConsts nc{_mm512_set1_epi32(static_cast<int32_t>(-p.b[0])),
+                          _mm512_set1_epi32(static_cast<int32_t>(p.c[0])),
+                          _mm512_set1_epi32(static_cast<int32_t>(p.one[0]))};
+    return in.x != nullptr ? rows_f32<NarrowValues>(in, out, p, nc, r0, r1) : rows_narrow(in, out, p, nc, r0, r1);
+  }
+  if (in.x != nullptr) return rows_f64(in, out, p, r0, r1);
+  const UniformConsts kc{_mm512_set1_epi64(p.b[0]), _mm512_set1_epi64(p.c[0]), _mm512_set1_epi64(p.one[0])};
+  return plan.factor32 ? rows<true>(in, out, p, kc, r0, r1) : rows<false>(in, out, p, kc, r0, r1);
 }
 #endif
 
@@ -166,21 +270,14 @@ IbertGeluPlan ibert_gelu_plan(const IbertGeluIn& in, const IbertGeluOut& out, co
       plan.factor32 = false;
     }
   }
+  plan.narrow = plan.uniform && p.b[0] >= -32769;  // narrow16's bound
   return plan;
 }
 
 bool ibert_gelu_rows(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
                      const IbertGeluPlan& plan, int64_t r0, int64_t r1) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  if (!plan.uniform) {
-    const ChannelConsts kc{p};
-    return plan.factor32 ? rows<true>(in, out, p, kc, r0, r1) : rows<false>(in, out, p, kc, r0, r1);
-  }
-  const UniformConsts kc{_mm512_set1_epi64(p.b[0]), _mm512_set1_epi64(p.c[0]), _mm512_set1_epi64(p.one[0])};
-  if (in.x != nullptr) {
-    return plan.factor32 ? rows_f32<true>(in, out, p, kc, r0, r1) : rows_f32<false>(in, out, p, kc, r0, r1);
-  }
-  return plan.factor32 ? rows<true>(in, out, p, kc, r0, r1) : rows<false>(in, out, p, kc, r0, r1);
+  return rows_of_plan(in, out, p, plan, r0, r1);
 #else
   return false;
 #endif

@@ -28,22 +28,51 @@ void store_one(const LisRowOut& out, int64_t i, LisCode v) {
   }
 }
 
-// Pass 2: e[j] = tab[lim − min(m − q, lim)] (m − q taken modulo 2^32: the exact difference, ≥ 0) and Σe. kWide:
-// the sum kept as two 64-bit sums of the 32-bit halves (each < cols·2^32); otherwise (cols·max(e) < 2^63, the
-// caller's test) one 64-bit sum.
-template <bool kWide>
-MNQ_TARGET_AVX512CD u128 exps(const int32_t* q, int64_t cols, int32_t mx, const i64* tab, uint32_t lim, u64* e) {
+// Pass 2: e[j] = ibert_exp(−d) with d = min(m − q, lim) (m − q taken modulo 2^32: the exact difference, ≥ 0), from
+// the caller's table (TableExps: tab[lim − d], two 8-lane gathers) or from i-exp's own form in registers (RegExps,
+// facts.reg), and Σe. kWide: the sum kept as two 64-bit sums of the 32-bit halves (each < cols·2^32); otherwise
+// (cols·max(e) < 2^63, the caller's test) one 64-bit sum. Lanes outside the row get e = 0.
+struct TableExps {
+  const i64* tab;
+  __m512i vlim;
+  MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE void operator()(__m512i d, __mmask16 k, __m512i& e0, __m512i& e1) const {
+    const __m512i idx = _mm512_sub_epi32(vlim, d);
+    e0 = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), static_cast<__mmask8>(k), _mm512_castsi512_si256(idx),
+                                     tab, 8);
+    e1 = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), static_cast<__mmask8>(k >> 8),
+                                     _mm512_extracti64x4_epi64(idx, 1), tab, 8);
+  }
+};
+
+// d ≤ lim < 2^16, so VPMULHUW of d (the low word of its lane; the high word is 0) by the magic gives z =
+// floor(d/|x0|) (the magic is checked for every d ∈ [0, lim] by lis_table_facts), VPMULLW r = d − |x0|·z (z·|x0| ≤
+// lim < 2^16), one VPERMT2D reads p[r] from two registers, and e = p[r] << (n − z) in 64-bit lanes.
+struct RegExps {
+  __m512i magic, x0, n, p_lo, p_hi;
+  MNQ_TARGET_AVX512CD explicit RegExps(const LisTableFacts& f)
+      : magic(_mm512_set1_epi32(f.magic)), x0(_mm512_set1_epi32(f.x0)), n(_mm512_set1_epi32(f.n)),
+        p_lo(_mm512_loadu_si512(f.p)), p_hi(_mm512_loadu_si512(f.p + 16)) {}
+  MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE void operator()(__m512i d, __mmask16 k, __m512i& e0, __m512i& e1) const {
+    const __m512i z = _mm512_mulhi_epu16(d, magic);
+    const __m512i pv = _mm512_permutex2var_epi32(p_lo, _mm512_sub_epi32(d, _mm512_mullo_epi16(z, x0)), p_hi);
+    const __m512i sh = _mm512_sub_epi32(n, z);
+    e0 = _mm512_maskz_sllv_epi64(static_cast<__mmask8>(k), _mm512_cvtepu32_epi64(_mm512_castsi512_si256(pv)),
+                                 _mm512_cvtepu32_epi64(_mm512_castsi512_si256(sh)));
+    e1 = _mm512_maskz_sllv_epi64(static_cast<__mmask8>(k >> 8), _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(pv, 1)),
+                                 _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(sh, 1)));
+  }
+};
+
+template <bool kWide, class Exps>
+MNQ_TARGET_AVX512CD u128 exps(const int32_t* q, int64_t cols, int32_t mx, uint32_t lim, const Exps& ex, u64* e) {
   const __m512i vm = _mm512_set1_epi32(mx), vlim = _mm512_set1_epi32(static_cast<int32_t>(lim));
   const __m512i low32 = _mm512_set1_epi64(0xffffffffLL);
   __m512i s_hi = _mm512_setzero_si512(), s_lo = _mm512_setzero_si512();
   for (int64_t j = 0; j < cols; j += 16) {
     const __mmask16 k = simd_lanes16(cols - j);
     const __m512i d = _mm512_min_epu32(_mm512_sub_epi32(vm, _mm512_maskz_loadu_epi32(k, q + j)), vlim);
-    const __m512i idx = _mm512_sub_epi32(vlim, d);
-    const __m512i e0 = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), static_cast<__mmask8>(k),
-                                                   _mm512_castsi512_si256(idx), tab, 8);
-    const __m512i e1 = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), static_cast<__mmask8>(k >> 8),
-                                                   _mm512_extracti64x4_epi64(idx, 1), tab, 8);
+    __m512i e0, e1;
+    ex(d, k, e0, e1);
     _mm512_mask_storeu_epi64(e + j, static_cast<__mmask8>(k), e0);
     _mm512_mask_storeu_epi64(e + j + 8, static_cast<__mmask8>(k >> 8), e1);
     if (kWide) {
@@ -57,6 +86,18 @@ MNQ_TARGET_AVX512CD u128 exps(const int32_t* q, int64_t cols, int32_t mx, const 
          static_cast<u64>(_mm512_reduce_add_epi64(s_lo));
 }
 
+// Pass 2 with the variant the facts select (the sources built here: intrinsics only in AVX-512 functions, whatever
+// the file's -march).
+MNQ_TARGET_AVX512CD u128 row_exps(const int32_t* q, int64_t cols, int32_t mx, const i64* tab, uint32_t lim,
+                                  const LisTableFacts& facts, u64* e) {
+  if (facts.reg) {
+    const RegExps ex(facts);
+    return facts.wide ? exps<true>(q, cols, mx, lim, ex, e) : exps<false>(q, cols, mx, lim, ex, e);
+  }
+  const TableExps ex{tab, _mm512_set1_epi32(static_cast<int32_t>(lim))};
+  return facts.wide ? exps<true>(q, cols, mx, lim, ex, e) : exps<false>(q, cols, mx, lim, ex, e);
+}
+
 // Pass 3 for a row with s < 2^61, 16 elements per step as two 8-lane halves. With a = 2s + e and
 // K = floor(log2(a / 3e)) (a ≥ 3e since s ≥ e), the general threshold test of the header is
 //   ((2s + e) >> k) ≥ 3e  ⟺  a ≥ 3e·2^k  ⟺  k ≤ K,
@@ -65,8 +106,9 @@ MNQ_TARGET_AVX512CD u128 exps(const int32_t* q, int64_t cols, int32_t mx, const 
 // bit_length(3e) ≥ 0, a / 3e ∈ (2^(D−1), 2^(D+1)), so K = D when (a >> D) ≥ 3e and D − 1 otherwise, i.e.
 //   t = D + [(a >> D) ≥ 3e]          (lanes with t < 3, i.e. K < 2: the row's few largest probabilities)
 // When K < 2 (the lanes computing t < 3: the row's few largest probabilities) no threshold j ≥ 3 is reached and t is
-// the header's first two tests, t = [2s ≥ 3e] + [2s > 5e], taken in every lane and selected where t < 3 (no branch
-// on those lanes' positions). Bounds: e ≤ s < 2^61, so a < 2^63, 3e < 2^63 and 5e < 2^64 (unsigned compares).
+// the header's first two tests, t = [2s ≥ 3e] + [2s > 5e], taken only in the 8-lane halves that have such a lane
+// (a branch, taken about once per row: 9 operations of ~20 per half skipped elsewhere) and selected where t < 3.
+// Bounds: e ≤ s < 2^61, so a < 2^63, 3e < 2^63 and 5e < 2^64 (unsigned compares).
 // e = 0 lanes: code 2^b − 1, masked.
 struct LisHalf {
   __m512i code;     // min(t, top), top where e = 0
@@ -84,10 +126,14 @@ MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE LisHalf half(const u64* e, __mmask8 k, __m
   const __m512i e3 = _mm512_add_epi64(e1, _mm512_add_epi64(e1, e1));
   const __m512i d = _mm512_sub_epi64(_mm512_lzcnt_epi64(e3), _mm512_lzcnt_epi64(a));  // D
   const __m512i tk = _mm512_mask_add_epi64(d, _mm512_cmpge_epu64_mask(_mm512_srlv_epi64(a, d), e3), d, one);
-  const __mmask8 j1 = _mm512_cmpge_epu64_mask(s2, e3);                                        // 2s ≥ 3e
-  const __mmask8 j2 = _mm512_cmpgt_epu64_mask(s2, _mm512_add_epi64(e3, _mm512_add_epi64(e1, e1)));  // 2s > 5e
-  const __m512i t12 = _mm512_mask_add_epi64(_mm512_maskz_mov_epi64(j1, one), j2, _mm512_maskz_mov_epi64(j1, one), one);
-  const __m512i t = _mm512_mask_mov_epi64(tk, _mm512_cmplt_epi64_mask(tk, _mm512_set1_epi64(3)), t12);
+  const __mmask8 small = _mm512_cmplt_epi64_mask(tk, _mm512_set1_epi64(3));
+  __m512i t = tk;
+  if (__builtin_expect(small != 0, 0)) {  // in about one step of a row: skipped, 9 operations fewer per 8 lanes
+    const __mmask8 j1 = _mm512_cmpge_epu64_mask(s2, e3);                                        // 2s ≥ 3e
+    const __mmask8 j2 = _mm512_cmpgt_epu64_mask(s2, _mm512_add_epi64(e3, _mm512_add_epi64(e1, e1)));  // 2s > 5e
+    const __m512i t1 = _mm512_maskz_mov_epi64(j1, one);
+    t = _mm512_mask_mov_epi64(tk, small, _mm512_mask_add_epi64(t1, j2, t1, one));
+  }
   const __mmask8 masked = _mm512_cmpgt_epi64_mask(t, vtop) | zero;
   const __m512i code = _mm512_min_epi64(t, vtop);
   return LisHalf{kZeros ? _mm512_mask_mov_epi64(code, zero, vtop) : code, masked};
@@ -153,14 +199,36 @@ bool lis_simd_available() {
 #endif
 }
 
-LisTableFacts lis_table_facts(const i64* tab, uint32_t lim, int64_t cols) {
-  LisTableFacts f{false, false};
+LisTableFacts lis_table_facts(const i64* tab, uint32_t lim, int64_t cols, int n) {
+  LisTableFacts f;
+  f.zeros = false;
   i64 mx = 0;
   for (uint32_t i = 0; i <= lim; ++i) {
     f.zeros |= tab[i] == 0;
     mx = tab[i] > mx ? tab[i] : mx;
   }
   f.wide = static_cast<u128>(static_cast<u64>(mx)) * static_cast<u64>(cols) >= (static_cast<u128>(1) << 63);
+  // The register form: lim = n·|x0| with 2 ≤ |x0| ≤ 32 and n < 32, p[r] = tab[lim − r] >> n for r < |x0|, the magic
+  // ceil(2^16/|x0|); taken only if it reproduces every entry (a table that is not i-exp's keeps the gathers).
+  const uint32_t x0 = n > 0 ? lim / static_cast<uint32_t>(n) : 0;
+  if (n <= 0 || n >= 32 || x0 < 2 || x0 > 32 || x0 * static_cast<uint32_t>(n) != lim) return f;
+  f.x0 = static_cast<int32_t>(x0);
+  f.n = n;
+  f.magic = static_cast<int32_t>((65536 + x0 - 1) / x0);
+  for (uint32_t r = 0; r < x0; ++r) {
+    const i64 v = tab[lim - r] >> n;
+    if (v > INT32_MAX) return f;
+    f.p[r] = static_cast<int32_t>(v);
+  }
+  for (uint32_t d = 0; d <= lim; ++d) {  // what exps_reg computes, against the table
+    const uint32_t z = (d * static_cast<uint32_t>(f.magic)) >> 16;
+    const uint32_t r = d - x0 * z;
+    if (r >= x0 || z > static_cast<uint32_t>(n) ||
+        (static_cast<u64>(f.p[r]) << (n - static_cast<int>(z))) != static_cast<u64>(tab[lim - d])) {
+      return f;
+    }
+  }
+  f.reg = true;
   return f;
 }
 
@@ -172,7 +240,7 @@ bool lis_row(const LisRowIn& in, const LogIntSoftmaxParams& p, const i64* tab, u
                                   : float_row_codes_max(in.x, p.cols, in.inv_scale, p.lo, p.hi, qbuf, mx);
   if (!ok) return false;
   const int32_t* q = in.q != nullptr ? in.q : qbuf;
-  const u128 s = facts.wide ? exps<true>(q, p.cols, mx, tab, lim, ebuf) : exps<false>(q, p.cols, mx, tab, lim, ebuf);
+  const u128 s = row_exps(q, p.cols, mx, tab, lim, facts, ebuf);
   if (s < (static_cast<u128>(1) << 61)) {
     const u64 s64 = static_cast<u64>(s);
     const bool normal = p.c.bits <= 6;  // every code ≤ 2^b − 1 ≤ 126: 2^−code is a normal float32

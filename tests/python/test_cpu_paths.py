@@ -39,6 +39,11 @@ def near_ties(rows, cols, scale, span, g):
     return x, torch.round(x.double() * (1.0 / scale)).to(torch.int32)
 
 
+def same_bits(a, b):
+    """float32 tensors equal bit for bit (torch.equal takes −0.0 for +0.0: i-GELU's zero outputs are −0.0)."""
+    return torch.equal(a.view(torch.int32), b.view(torch.int32))
+
+
 def dequant(code, s_out):
     """The QAT form's value of an integer result: float32(float64(code)·S_out)."""
     return (code.double() * torch.as_tensor(s_out, dtype=torch.float64)).float()
@@ -58,6 +63,23 @@ def test_log_int_softmax(isa):
                 x, qx = near_ties(3, cols, scale, 120, g)
                 value, _ = ops.log_int_softmax_qat(x, scale, bits)
                 assert torch.equal(value, reference.log_int_softmax_value(*reference.log_int_softmax(qx, scale, bits)).float())
+
+
+def test_log_int_softmax_int32_extremes(isa):
+    """Rows spanning all of int32 (differences past 2^31, the clamp at n·x0) and rows near either end, on the
+    exponentials' register form (|x0| = 12, 3) and on the table of a scale past it (|x0| = 35; 24 rows, so that
+    the table pays off)."""
+    g = torch.Generator().manual_seed(7)
+    q = torch.randint(-(2**31), 2**31, (24, 197), generator=g, dtype=torch.int64)
+    q[0, :4] = torch.tensor([-(2**31), 2**31 - 1, 0, -(2**31)])
+    q[1] = 2**31 - 1 - torch.randint(0, 400, (197,), generator=g)
+    q[2] = -(2**31) + torch.randint(0, 400, (197,), generator=g)
+    q = q.to(torch.int32)
+    for scale in (8.0 / 127, 0.3, 0.0202):
+        for bits in (4, 8):
+            code, mask = ops.log_int_softmax(q, scale, bits)
+            want_code, want_mask = reference.log_int_softmax(q, scale, bits)
+            assert torch.equal(code.long(), want_code.long()) and torch.equal(mask, want_mask)
 
 
 def test_shiftmax(isa):
@@ -182,8 +204,12 @@ def test_shift_gelu_table_slots(isa):
 
 def test_ibert_gelu(isa):
     g = torch.Generator().manual_seed(4)
+    edge = (7.634526450707235e-05, 7.634293474114649e-05)
+    assert [reference.ibert_gelu_consts(s)[0] for s in edge] == [-32769, -32770]
     for cols in COLS:
-        for sa in (2e-4, 1e-5, 5e-7):  # 5e-7: a factor past 2^31 (the 64-bit multiply)
+        # 5e-7: a factor past 2^31 (the 64-bit multiply); 7.6345…e-5: b = −32769 and −32770, the two sides of the
+        # AVX-512 narrow form's bound (a per-tensor scale with b ≥ −32769: |t| ≤ 32768 for q ≠ 0, the ±1..3 of row 2)
+        for sa in (2e-4, 1e-5, 5e-7, *edge):
             q = codes(3, cols, -(2**31), 2**31 - 1, 1.5 / sa, g)
             q[2, ::3] = 0  # out = 0 whatever the polynomial (the AVX-512 form relies on it)
             q[2, 1::3] = torch.randint(-3, 4, q[2, 1::3].shape, generator=g, dtype=torch.int32)
@@ -192,11 +218,18 @@ def test_ibert_gelu(isa):
                 assert torch.equal(got, reference.ibert_gelu(q, scale)[0])
                 qx = q.clamp(-(2**22), 2**22)  # float32 x = q·S gives back its code exactly below 2^23
                 value, _ = ops.ibert_gelu_qat((qx.double() * scale).float(), scale)
-                assert torch.equal(value, dequant(reference.ibert_gelu(qx, scale)[0], s_out))
+                assert same_bits(value, dequant(reference.ibert_gelu(qx, scale)[0], s_out))
+                # NaN, inf and a code beyond int32 give NaN in their own element only (SPEC §5)
+                xb = (qx.double() * scale).float()
+                xb[0, 0], xb[1, -1], xb[2, cols // 2] = float("nan"), float("inf"), -1e10 * sa
+                bad = torch.zeros_like(xb, dtype=torch.bool)
+                bad[0, 0] = bad[1, -1] = bad[2, cols // 2] = True
+                vb, _ = ops.ibert_gelu_qat(xb, scale)
+                assert torch.isnan(vb[bad]).all() and same_bits(vb[~bad], value[~bad])
             x, qx = near_ties(3, cols, sa, 3000, g)  # the float32-certified codes of a per-tensor scale
             st = torch.tensor(sa, dtype=torch.float64)
             value, s_out = ops.ibert_gelu_qat(x, st)
-            assert torch.equal(value, dequant(reference.ibert_gelu(qx, st)[0], s_out))
+            assert same_bits(value, dequant(reference.ibert_gelu(qx, st)[0], s_out))
 
 
 @pytest.mark.parametrize("name,lim", [("ilayernorm", 2**15), ("ibert_layernorm", 2**21)])
