@@ -18,8 +18,9 @@
 // |bs32 − β/S_next| ≤ 1.01v·|β/S_next|, |kr32·gs32 − Q| ≤ 2.01v·|Q|, and the FMA's rounding ≤ v·|w|, so
 // |w − t| ≤ 1.0001v·|w| + 1.01v·|β/S_next| + 2.01v·|Q| + (terms in u); with |w| ≤ (|bs| + |kr·gs|)(1 + 3.1v) that
 // is ≤ E = 2.02v·|bs| + 3.02v·|kr|·|gs| + 2^−148·(2 + |kr|) (float32 subnormals: 2^−150 absolute errors), made per
-// lane as |kr32|·e2[c] + e1[c] from per-call channel terms rounded up (e1 = 2.04v·|bs| + 2^−146, e2 = 3.05v·|gs| +
-// 2^−146; |kr| ≤ |kr32|·(1 + 2^−20)). Per row U = (max|bs| + |kr|·max|gs|)·(1 + 2^−20) bounds every |w|. B/2^N is w
+// lane as |kr32|·e2[c] + e1[c] from per-call channel terms rounded up (e1 = 2.04v·|bs| + 2^−126, e2 = 3.05v·|gs| +
+// 2^−126 — the least normal float32, above the bound's 2^−146, because a subnormal FMA operand costs a microcode
+// assist: with β = 0, every e1 was 2^−146 and the pass ran ~20× slower; |kr| ≤ |kr32|·(1 + 2^−20)). Per row U = (max|bs| + |kr|·max|gs|)·(1 + 2^−20) bounds every |w|. B/2^N is w
 // rounded to a multiple of 2^−N = 2^(e−7), half to even: b = fl32(fl32(w + K) − K), K = 1.5·2^(e+16) (from A32's
 // exponent bits), exact while |w| < 2^(e+15) (then w + K stays in [2^(e+16), 2^(e+17)), whose spacing is 2^(e−7));
 // d = b − w is exact (a multiple of w's ulp, |d| ≤ 2^(e−8)). If |d| ≤ 2^(e−7)·(1/2 − 2^−20) − E, then
@@ -64,8 +65,8 @@ void ptf_scaled_consts32(const PtfParams& p, PtfScaled& sc, float* buf) {
   // The per-channel error terms of B's test, rounded up (the factors carry a 2^−20 margin over the proof's 2.02
   // and 3.02, which covers the float32 conversions and the per-lane FMA E = |kr32|·e2 + e1).
   for (int64_t c = 0; c < cols; ++c) {
-    buf[3 * cols + c] = static_cast<float>(2.04 * 0x1p-24 * std::fabs(sc.beta_s[c]) + 0x1p-146);
-    buf[4 * cols + c] = static_cast<float>(3.05 * 0x1p-24 * std::fabs(sc.gamma_s[c]) + 0x1p-146);
+    buf[3 * cols + c] = static_cast<float>(2.04 * 0x1p-24 * std::fabs(sc.beta_s[c]) + 0x1p-126);
+    buf[4 * cols + c] = static_cast<float>(3.05 * 0x1p-24 * std::fabs(sc.gamma_s[c]) + 0x1p-126);
   }
   sc.cg32 = buf;
   sc.bs32 = buf + cols;
