@@ -77,6 +77,7 @@ def cases(device, b):
     hp = torch.clamp(torch.round(torch.randn(b, 197, C, device=device) / (sb * 2.0 ** alpha.float())), -128, 127)
     hpi, hpf = hp.to(torch.int32), (hp * sb * 2.0 ** alpha.float()).float()
     sn = 4.0 / 127
+    w1, b0 = torch.ones(C, device=device), torch.zeros(C, device=device)
     cases += [
         ("ilayernorm", lambda: ops.ilayernorm(hi, r16, w, bias), lambda: ops.ilayernorm_qat(hf, r16, w, bias),
          lambda: composed.ilayernorm(hf, r16, w, bias), lambda: F.layer_norm(hf, (C,), w, bias), hf),
@@ -86,6 +87,10 @@ def cases(device, b):
         ("ptf_layernorm", lambda: ops.ptf_layernorm(hpi, alpha, sb, w, bias, sn),
          lambda: ops.ptf_layernorm_qat(hpf, alpha, sb, w, bias, sn),
          lambda: composed.ptf_layernorm(hpf, alpha, sb, w, bias, sn), lambda: F.layer_norm(hpf, (C,), w, bias), hpf),
+        # a LayerNorm as initialised (γ = 1, β = 0): zero β once made PTF's float32 pass run on subnormal error terms
+        ("ptf_layernorm_init", lambda: ops.ptf_layernorm(hpi, alpha, sb, w1, b0, sn),
+         lambda: ops.ptf_layernorm_qat(hpf, alpha, sb, w1, b0, sn),
+         lambda: composed.ptf_layernorm(hpf, alpha, sb, w1, b0, sn), lambda: F.layer_norm(hpf, (C,), w1, b0), hpf),
     ]
     st = torch.tensor(6.0 / 127, dtype=torch.float64)
     cases += [
