@@ -1,6 +1,7 @@
 // I-BERT i-GELU's AVX-512 rows (ibert_gelu_simd.h).
 #include "csrc/cpu/ibert_gelu_simd.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "csrc/cpu/ibert_gelu_f64_simd.h"
@@ -16,6 +17,11 @@ using kernels::i64;
 using kernels::IbertGeluParams;
 
 #if defined(MNQ_HAVE_X86_SIMD)
+// Rows computed per load of a column step's per-channel constants (12–40 bytes of them per lane: 18–60 KB per
+// 1536-wide row, past L1, so that loading them for every row bounds the loops by L2 reads). The rows are 4 apart
+// in memory, each still read and written in order.
+constexpr int64_t kRowsPerLoad = 4;
+
 inline __mmask8 lanes8(int64_t n) {
   return n >= 8 ? 0xff : (n <= 0 ? 0 : static_cast<__mmask8>((1u << n) - 1));
 }
@@ -109,18 +115,23 @@ MNQ_TARGET_AVX512 bool rows(const IbertGeluIn& in, const IbertGeluOut& out, cons
   float* const value = out.value;
   const double* const s_out = out.s_out;
   __mmask8 bad = 0;
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t base = r * cols;
+  for (int64_t r = r0; r < r1; r += kRowsPerLoad) {
+    const int64_t nr = r1 - r < kRowsPerLoad ? r1 - r : kRowsPerLoad;
     for (int64_t j = j0; j < j1; j += 16) {
       const __mmask8 k0 = lanes8(j1 - j), k1 = lanes8(j1 - j - 8);
-      const __m512i v0 = gelu8<kFactor32>(load8(in, p, base + j, j, k0, bad), kc, j, k0);
-      const __m512i v1 = gelu8<kFactor32>(load8(in, p, base + j + 8, j + 8, k1, bad), kc, j + 8, k1);
-      if (code != nullptr) {
-        store8x2(code + base + j, k0, k1, v0, v1);
-      } else {
-        const __m512 f = _mm512_insertf32x8(_mm512_castps256_ps512(value8(v0, s_out + j, k0)),
-                                            value8(v1, s_out + j + 8, k1), 1);
-        store16(value + base + j, static_cast<__mmask16>(k0 | (static_cast<unsigned>(k1) << 8)), f);
+      const UniformConsts c0{kc.b(j, k0), kc.c(j, k0), kc.one(j, k0)};  // loaded once for nr rows
+      const UniformConsts c1{kc.b(j + 8, k1), kc.c(j + 8, k1), kc.one(j + 8, k1)};
+      for (int64_t i = 0; i < nr; ++i) {
+        const int64_t base = (r + i) * cols;
+        const __m512i v0 = gelu8<kFactor32>(load8(in, p, base + j, j, k0, bad), c0, j, k0);
+        const __m512i v1 = gelu8<kFactor32>(load8(in, p, base + j + 8, j + 8, k1, bad), c1, j + 8, k1);
+        if (code != nullptr) {
+          store8x2(code + base + j, k0, k1, v0, v1);
+        } else {
+          const __m512 f = _mm512_insertf32x8(_mm512_castps256_ps512(value8(v0, s_out + j, k0)),
+                                              value8(v1, s_out + j + 8, k1), 1);
+          store16(value + base + j, static_cast<__mmask16>(k0 | (static_cast<unsigned>(k1) << 8)), f);
+        }
       }
     }
   }
@@ -265,65 +276,70 @@ MNQ_TARGET_AVX512 bool rows_narrow_channel(const IbertGeluIn& in, const IbertGel
   const __m512i lo_idx = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0);
   const __m512i hi_idx = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
   __mmask16 bad = 0;
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t base = r * cols;
+  for (int64_t r = r0; r < r1; r += kRowsPerLoad) {
+    const int64_t nr = r1 - r < kRowsPerLoad ? r1 - r : kRowsPerLoad;
     for (int64_t j = j0; j < j1; j += 16) {
       const __mmask16 m = simd_lanes16(j1 - j);
-      const __m512i q = _mm512_maskz_loadu_epi32(m, qin + base + j);
-      if (check) bad |= _mm512_mask_cmplt_epi32_mask(m, q, vlo) | _mm512_mask_cmpgt_epi32_mask(m, q, vhi);
-      const Products v = narrow16(q, kc.at(j, m));
-      const __m512i v0 = _mm512_permutex2var_epi64(v.even, lo_idx, v.odd);
-      const __m512i v1 = _mm512_permutex2var_epi64(v.even, hi_idx, v.odd);
-      store8x2(code + base + j, static_cast<__mmask8>(m), static_cast<__mmask8>(m >> 8), v0, v1);
+      const NarrowConsts kj = kc.at(j, m);  // loaded once for nr rows
+      for (int64_t i = 0; i < nr; ++i) {
+        const int64_t base = (r + i) * cols;
+        const __m512i q = _mm512_maskz_loadu_epi32(m, qin + base + j);
+        if (check) bad |= _mm512_mask_cmplt_epi32_mask(m, q, vlo) | _mm512_mask_cmpgt_epi32_mask(m, q, vhi);
+        const Products v = narrow16(q, kj);
+        const __m512i v0 = _mm512_permutex2var_epi64(v.even, lo_idx, v.odd);
+        const __m512i v1 = _mm512_permutex2var_epi64(v.even, hi_idx, v.odd);
+        store8x2(code + base + j, static_cast<__mmask8>(m), static_cast<__mmask8>(m >> 8), v0, v1);
+      }
     }
   }
   return bad == 0;
 }
 
 // The QAT rows of per-channel scales in float64 lanes (ibert_gelu_f64_simd.h), 16 lanes per loop turn: 1/S, −b, c,
-// M − one and S_out of 8 channels loaded per half (a channel whose scale is out of range never reaches here: the
-// op refuses it before the kernel).
+// M − one and S_out of 8 channels loaded per half, from k: groups of 40 doubles per 8 channels in that order (one
+// sequential stream instead of five; padded to whole 16-channel steps). A channel whose scale is out of range never
+// reaches here: the op refuses it before the kernel.
 constexpr double kM52 = 0x1.8p52;  // ibert_gelu_f64_simd.h's M
+constexpr int64_t kF64Group = 40;  // doubles per 8 channels: 1/S, −b, c, M − one, S_out
 MNQ_TARGET_AVX512 bool rows_f64_channel(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
                                         const double* k, int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
   constexpr double kM = kM52;
   const int64_t cols = p.cols;
-  const double *nb = k, *c = nb + cols, *m_one = c + cols;  // −b, c, M − one
-  const double *inv = in.inv_scale, *so = out.s_out;
   const __m512d vm = _mm512_set1_pd(kM), lo = _mm512_set1_pd(static_cast<double>(p.lo)),
                 hi = _mm512_set1_pd(static_cast<double>(p.hi));
   __mmask8 bad = 0;
-  for (int64_t r = r0; r < r1; ++r) {
-    const float* x = in.x + r * cols;
-    float* v = out.value + r * cols;
+  for (int64_t r = r0; r < r1; r += kRowsPerLoad) {
+    const int64_t nr = std::min<int64_t>(kRowsPerLoad, r1 - r);
     for (int64_t j = j0; j < j1; j += 16) {
       const __mmask16 m = simd_lanes16(j1 - j);
       const __mmask8 m0 = static_cast<__mmask8>(m), m1 = static_cast<__mmask8>(m >> 8);
-      const __m512 xv = _mm512_maskz_loadu_ps(m, x + j);
-      const F64Consts k0{_mm512_maskz_loadu_pd(m0, inv + j), vm, _mm512_maskz_loadu_pd(m0, nb + j),
-                         _mm512_maskz_loadu_pd(m0, c + j),   _mm512_maskz_loadu_pd(m0, m_one + j),
-                         _mm512_maskz_loadu_pd(m0, so + j),  lo, hi};
-      const F64Consts k1{_mm512_maskz_loadu_pd(m1, inv + j + 8), vm, _mm512_maskz_loadu_pd(m1, nb + j + 8),
-                         _mm512_maskz_loadu_pd(m1, c + j + 8),   _mm512_maskz_loadu_pd(m1, m_one + j + 8),
-                         _mm512_maskz_loadu_pd(m1, so + j + 8),  lo, hi};
-      const __m256 f0 = gelu_f64(_mm512_castps512_ps256(xv), m0, k0, bad);
-      const __m256 f1 = gelu_f64(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xv), 1)), m1, k1, bad);
-      store16(v + j, m, _mm512_insertf32x8(_mm512_castps256_ps512(f0), f1, 1));
+      const double* g = k + (j / 8) * kF64Group;
+      const F64Consts k0{_mm512_loadu_pd(g),      vm, _mm512_loadu_pd(g + 8),  _mm512_loadu_pd(g + 16),
+                         _mm512_loadu_pd(g + 24), _mm512_loadu_pd(g + 32), lo, hi};
+      const F64Consts k1{_mm512_loadu_pd(g + 40), vm, _mm512_loadu_pd(g + 48), _mm512_loadu_pd(g + 56),
+                         _mm512_loadu_pd(g + 64), _mm512_loadu_pd(g + 72), lo, hi};
+      for (int64_t i = 0; i < nr; ++i) {
+        const int64_t at = (r + i) * cols + j;
+        const __m512 xv = _mm512_maskz_loadu_ps(m, in.x + at);
+        const __m256 f0 = gelu_f64(_mm512_castps512_ps256(xv), m0, k0, bad);
+        const __m256 f1 = gelu_f64(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xv), 1)), m1, k1, bad);
+        store16(out.value + at, m, _mm512_insertf32x8(_mm512_castps256_ps512(f0), f1, 1));
+      }
     }
   }
   return bad == 0;
 }
 
-// The per-channel rows, whole rows at a time (column blocks of 256 that keep the constants in L1 measured slower:
-// 1.9× instead of 1.4× float gelu at [8, 197, 1536], the strided row segments cost more than the L2 reloads). The
-// constants are converted once per call of this (a block of rows) to the forms' types: int32 for the narrow form
+// The per-channel rows, 4 rows per constant load across whole rows (column blocks of 256 that kept the constants in
+// L1 measured slower: 1.9× instead of 1.4× float gelu at [8, 197, 1536] for the narrow form). The constants are
+// converted once per call of this (a block of rows) to the forms' types: int32 for the narrow form
 // (the plan checked that each fits: narrow16's bounds), float64 for the QAT form (exact: |b| < 2^23, |c| < 2^46,
 // |one| < 2^33).
 MNQ_TARGET_AVX512 bool rows_channel(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
                                     const IbertGeluPlan& plan, int64_t r0, int64_t r1) {
   const int64_t cols = p.cols;
   std::vector<int32_t> k32(plan.narrow && in.x == nullptr ? 3 * cols : 0);
-  std::vector<double> k64(in.x != nullptr ? 3 * cols : 0);
+  std::vector<double> k64(in.x != nullptr ? (cols + 15) / 16 * 2 * kF64Group : 0);  // zeros past cols
   for (int64_t j = 0; j < cols; ++j) {
     if (!k32.empty()) {
       k32[j] = static_cast<int32_t>(-p.b[j]);
@@ -331,9 +347,12 @@ MNQ_TARGET_AVX512 bool rows_channel(const IbertGeluIn& in, const IbertGeluOut& o
       k32[2 * cols + j] = static_cast<int32_t>(p.one[j]);
     }
     if (!k64.empty()) {
-      k64[j] = static_cast<double>(-p.b[j]);
-      k64[cols + j] = static_cast<double>(p.c[j]);
-      k64[2 * cols + j] = kM52 - static_cast<double>(p.one[j]);
+      double* g = k64.data() + (j / 8) * kF64Group + j % 8;
+      g[0] = in.inv_scale[j];
+      g[8] = static_cast<double>(-p.b[j]);
+      g[16] = static_cast<double>(p.c[j]);
+      g[24] = kM52 - static_cast<double>(p.one[j]);
+      g[32] = out.s_out[j];
     }
   }
   const ChannelNarrow kn{k32.data(), cols};

@@ -43,7 +43,7 @@ struct IbertGeluOut {
 // multiply); uniform, whether every channel's constants (and 1/S, S_out) are equal, i.e. a per-tensor scale: they
 // are then broadcast instead of loaded, and float input takes the float64 lanes of ibert_gelu_f64_simd.h; narrow,
 // b ≥ −32769 in every channel (the 16-lane int32 form; per tensor, its float input the float32-certified codes).
-// Per-channel scales take the same forms with the constants loaded per column (whole rows): int input the
+// Per-channel scales take the same forms with the constants loaded per column, once per 4 rows: int input the
 // narrow form when every channel allows it (else the int64 lanes), float input the float64 lanes.
 struct IbertGeluPlan {
   bool factor32;

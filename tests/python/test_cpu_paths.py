@@ -255,7 +255,7 @@ def test_ibert_gelu_per_channel(isa):
                 pick[-1], pick[0] = False, True  # both sides present (cols ≥ 2)
                 scale = torch.where(pick, torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64))
             lo = float(scale.min())
-            q = codes(4, cols, -(2**31), 2**31 - 1, 1.5 / lo, g)
+            q = codes(7, cols, -(2**31), 2**31 - 1, 1.5 / lo, g)  # 7 rows: 4 per constant load, then 3
             q[2, ::3] = 0
             q[2, 1::3] = torch.randint(-3, 4, q[2, 1::3].shape, generator=g, dtype=torch.int32)  # |t| = −b − 1..3
             q[3] = torch.randint(-40000, 40001, (cols,), generator=g, dtype=torch.int32)  # around the clip at −b
