@@ -179,32 +179,10 @@ MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE Products narrow16(__m512i q, const NarrowCon
   return Products{_mm512_mul_epi32(q, f), _mm512_mul_epi32(_mm512_srli_epi64(q, 32), _mm512_srli_epi64(f, 32))};
 }
 
-// The int64 codes of int32 input, 16 lanes per step (the row's tail masked).
-MNQ_TARGET_AVX512 bool rows_narrow(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
-                                   const NarrowConsts& kc, int64_t r0, int64_t r1) {
-  const int64_t cols = p.cols;
-  const int32_t* const qin = in.q;
-  int64_t* const code = out.code;
-  const bool check = p.lo > INT32_MIN || p.hi < INT32_MAX;  // a range narrower than int32's (the op declares int32's)
-  const __m512i vlo = _mm512_set1_epi32(static_cast<int32_t>(p.lo < INT32_MIN ? INT32_MIN : p.lo));
-  const __m512i vhi = _mm512_set1_epi32(static_cast<int32_t>(p.hi > INT32_MAX ? INT32_MAX : p.hi));
-  const __m512i lo_idx = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0);  // even[0], odd[0], even[1], …
-  const __m512i hi_idx = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
-  __mmask16 bad = 0;
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t base = r * cols;
-    for (int64_t j = 0; j < cols; j += 16) {
-      const __mmask16 k = simd_lanes16(cols - j);
-      const __m512i q = _mm512_maskz_loadu_epi32(k, qin + base + j);
-      if (check) bad |= _mm512_mask_cmplt_epi32_mask(k, q, vlo) | _mm512_mask_cmpgt_epi32_mask(k, q, vhi);
-      const Products v = narrow16(q, kc);
-      const __m512i v0 = _mm512_permutex2var_epi64(v.even, lo_idx, v.odd);
-      const __m512i v1 = _mm512_permutex2var_epi64(v.even, hi_idx, v.odd);
-      store8x2(code + base + j, static_cast<__mmask8>(k), static_cast<__mmask8>(k >> 8), v0, v1);
-    }
-  }
-  return bad == 0;
-}
+struct UniformNarrow {
+  NarrowConsts kc;
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE NarrowConsts at(int64_t, __mmask16) const { return kc; }
+};
 
 // The QAT values of the narrow form (a float_row_codes_each step): float(double(q·f)·S_out) of the even and the odd
 // lanes (the int64 → float64 conversion is the definition's own), interleaved by one VPERMT2PS.
@@ -264,22 +242,24 @@ struct ChannelNarrow {
   }
 };
 
-// The int64 codes of int32 input, 16 lanes per step, per-channel constants (ChannelNarrow).
-MNQ_TARGET_AVX512 bool rows_narrow_channel(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
-                                           const ChannelNarrow& kc, int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
+// The int64 codes of int32 input, 16 lanes per step (the row's tail masked), on constants K: UniformNarrow (a
+// per-tensor scale) or ChannelNarrow, whose at(j, m) gives the NarrowConsts of columns [j, j + 16).
+template <class K>
+MNQ_TARGET_AVX512 bool rows_narrow(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
+                                   const K& kc, int64_t r0, int64_t r1) {
   const int64_t cols = p.cols;
   const int32_t* const qin = in.q;
   int64_t* const code = out.code;
-  const bool check = p.lo > INT32_MIN || p.hi < INT32_MAX;
+  const bool check = p.lo > INT32_MIN || p.hi < INT32_MAX;  // a range narrower than int32's (the op declares int32's)
   const __m512i vlo = _mm512_set1_epi32(static_cast<int32_t>(p.lo < INT32_MIN ? INT32_MIN : p.lo));
   const __m512i vhi = _mm512_set1_epi32(static_cast<int32_t>(p.hi > INT32_MAX ? INT32_MAX : p.hi));
-  const __m512i lo_idx = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0);
+  const __m512i lo_idx = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0);  // even[0], odd[0], even[1], …
   const __m512i hi_idx = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
   __mmask16 bad = 0;
   for (int64_t r = r0; r < r1; r += kRowsPerLoad) {
     const int64_t nr = r1 - r < kRowsPerLoad ? r1 - r : kRowsPerLoad;
-    for (int64_t j = j0; j < j1; j += 16) {
-      const __mmask16 m = simd_lanes16(j1 - j);
+    for (int64_t j = 0; j < cols; j += 16) {
+      const __mmask16 m = simd_lanes16(cols - j);
       const NarrowConsts kj = kc.at(j, m);  // loaded once for nr rows
       for (int64_t i = 0; i < nr; ++i) {
         const int64_t base = (r + i) * cols;
@@ -358,7 +338,7 @@ MNQ_TARGET_AVX512 bool rows_channel(const IbertGeluIn& in, const IbertGeluOut& o
   const ChannelNarrow kn{k32.data(), cols};
   const ChannelConsts kc{p};
   if (in.x != nullptr) return rows_f64_channel(in, out, p, k64.data(), r0, r1, 0, cols);
-  if (plan.narrow) return rows_narrow_channel(in, out, p, kn, r0, r1, 0, cols);
+  if (plan.narrow) return rows_narrow(in, out, p, kn, r0, r1);
   return plan.factor32 ? rows<true>(in, out, p, kc, r0, r1, 0, cols) : rows<false>(in, out, p, kc, r0, r1, 0, cols);
 }
 
@@ -371,7 +351,8 @@ MNQ_TARGET_AVX512 bool rows_of_plan(const IbertGeluIn& in, const IbertGeluOut& o
     const NarrowConsts nc{_mm512_set1_epi32(static_cast<int32_t>(-p.b[0])),
                           _mm512_set1_epi32(static_cast<int32_t>(p.c[0])),
                           _mm512_set1_epi32(static_cast<int32_t>(p.one[0]))};
-    return in.x != nullptr ? rows_f32<NarrowValues>(in, out, p, nc, r0, r1) : rows_narrow(in, out, p, nc, r0, r1);
+    return in.x != nullptr ? rows_f32<NarrowValues>(in, out, p, nc, r0, r1)
+                           : rows_narrow(in, out, p, UniformNarrow{nc}, r0, r1);
   }
   if (in.x != nullptr) return rows_f64(in, out, p, r0, r1);
   const UniformConsts kc{_mm512_set1_epi64(p.b[0]), _mm512_set1_epi64(p.c[0]), _mm512_set1_epi64(p.one[0])};
