@@ -1,6 +1,9 @@
 // I-BERT i-GELU's AVX-512 rows (ibert_gelu_simd.h).
 #include "csrc/cpu/ibert_gelu_simd.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "csrc/cpu/ibert_gelu_f64_simd.h"
 #include "csrc/cpu/row_codes_simd.h"
 #include "csrc/cpu/simd.h"
@@ -14,6 +17,11 @@ using kernels::i64;
 using kernels::IbertGeluParams;
 
 #if defined(MNQ_HAVE_X86_SIMD)
+// Rows computed per load of a column step's per-channel constants (12–40 bytes of them per lane: 18–60 KB per
+// 1536-wide row, past L1, so that loading them for every row bounds the loops by L2 reads). The rows are 4 apart
+// in memory, each still read and written in order.
+constexpr int64_t kRowsPerLoad = 4;
+
 inline __mmask8 lanes8(int64_t n) {
   return n >= 8 ? 0xff : (n <= 0 ? 0 : static_cast<__mmask8>((1u << n) - 1));
 }
@@ -97,27 +105,33 @@ MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void store8x2(int64_t* dst, __mmask8 k0, __m
   }
 }
 
-// 16 columns per step (two 8-lane halves; full steps store whole 64-byte vectors), the row's tail masked.
+// Columns [j0, j1) of the rows, 16 per step (two 8-lane halves; full steps store whole 64-byte vectors), the tail
+// masked.
 template <bool kFactor32, class K>
 MNQ_TARGET_AVX512 bool rows(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p, const K& kc,
-                            int64_t r0, int64_t r1) {
+                            int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
   const int64_t cols = p.cols;
   int64_t* const code = out.code;  // locals: the int64 stores could alias the structs' pointer members
   float* const value = out.value;
   const double* const s_out = out.s_out;
   __mmask8 bad = 0;
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t base = r * cols;
-    for (int64_t j = 0; j < cols; j += 16) {
-      const __mmask8 k0 = lanes8(cols - j), k1 = lanes8(cols - j - 8);
-      const __m512i v0 = gelu8<kFactor32>(load8(in, p, base + j, j, k0, bad), kc, j, k0);
-      const __m512i v1 = gelu8<kFactor32>(load8(in, p, base + j + 8, j + 8, k1, bad), kc, j + 8, k1);
-      if (code != nullptr) {
-        store8x2(code + base + j, k0, k1, v0, v1);
-      } else {
-        const __m512 f = _mm512_insertf32x8(_mm512_castps256_ps512(value8(v0, s_out + j, k0)),
-                                            value8(v1, s_out + j + 8, k1), 1);
-        store16(value + base + j, static_cast<__mmask16>(k0 | (static_cast<unsigned>(k1) << 8)), f);
+  for (int64_t r = r0; r < r1; r += kRowsPerLoad) {
+    const int64_t nr = r1 - r < kRowsPerLoad ? r1 - r : kRowsPerLoad;
+    for (int64_t j = j0; j < j1; j += 16) {
+      const __mmask8 k0 = lanes8(j1 - j), k1 = lanes8(j1 - j - 8);
+      const UniformConsts c0{kc.b(j, k0), kc.c(j, k0), kc.one(j, k0)};  // loaded once for nr rows
+      const UniformConsts c1{kc.b(j + 8, k1), kc.c(j + 8, k1), kc.one(j + 8, k1)};
+      for (int64_t i = 0; i < nr; ++i) {
+        const int64_t base = (r + i) * cols;
+        const __m512i v0 = gelu8<kFactor32>(load8(in, p, base + j, j, k0, bad), c0, j, k0);
+        const __m512i v1 = gelu8<kFactor32>(load8(in, p, base + j + 8, j + 8, k1, bad), c1, j + 8, k1);
+        if (code != nullptr) {
+          store8x2(code + base + j, k0, k1, v0, v1);
+        } else {
+          const __m512 f = _mm512_insertf32x8(_mm512_castps256_ps512(value8(v0, s_out + j, k0)),
+                                              value8(v1, s_out + j + 8, k1), 1);
+          store16(value + base + j, static_cast<__mmask16>(k0 | (static_cast<unsigned>(k1) << 8)), f);
+        }
       }
     }
   }
@@ -165,32 +179,10 @@ MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE Products narrow16(__m512i q, const NarrowCon
   return Products{_mm512_mul_epi32(q, f), _mm512_mul_epi32(_mm512_srli_epi64(q, 32), _mm512_srli_epi64(f, 32))};
 }
 
-// The int64 codes of int32 input, 16 lanes per step (the row's tail masked).
-MNQ_TARGET_AVX512 bool rows_narrow(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
-                                   const NarrowConsts& kc, int64_t r0, int64_t r1) {
-  const int64_t cols = p.cols;
-  const int32_t* const qin = in.q;
-  int64_t* const code = out.code;
-  const bool check = p.lo > INT32_MIN || p.hi < INT32_MAX;  // a range narrower than int32's (the op declares int32's)
-  const __m512i vlo = _mm512_set1_epi32(static_cast<int32_t>(p.lo < INT32_MIN ? INT32_MIN : p.lo));
-  const __m512i vhi = _mm512_set1_epi32(static_cast<int32_t>(p.hi > INT32_MAX ? INT32_MAX : p.hi));
-  const __m512i lo_idx = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0);  // even[0], odd[0], even[1], …
-  const __m512i hi_idx = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
-  __mmask16 bad = 0;
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t base = r * cols;
-    for (int64_t j = 0; j < cols; j += 16) {
-      const __mmask16 k = simd_lanes16(cols - j);
-      const __m512i q = _mm512_maskz_loadu_epi32(k, qin + base + j);
-      if (check) bad |= _mm512_mask_cmplt_epi32_mask(k, q, vlo) | _mm512_mask_cmpgt_epi32_mask(k, q, vhi);
-      const Products v = narrow16(q, kc);
-      const __m512i v0 = _mm512_permutex2var_epi64(v.even, lo_idx, v.odd);
-      const __m512i v1 = _mm512_permutex2var_epi64(v.even, hi_idx, v.odd);
-      store8x2(code + base + j, static_cast<__mmask8>(k), static_cast<__mmask8>(k >> 8), v0, v1);
-    }
-  }
-  return bad == 0;
-}
+struct UniformNarrow {
+  NarrowConsts kc;
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE NarrowConsts at(int64_t, __mmask16) const { return kc; }
+};
 
 // The QAT values of the narrow form (a float_row_codes_each step): float(double(q·f)·S_out) of the even and the odd
 // lanes (the int64 → float64 conversion is the definition's own), interleaved by one VPERMT2PS.
@@ -236,30 +228,142 @@ MNQ_TARGET_AVX512 bool rows_f64(const IbertGeluIn& in, const IbertGeluOut& out, 
   return bad == 0;
 }
 
+// Per-channel scales (columns = channels): the same two forms with the constants of 16 (narrow) or 8 (float64)
+// channels loaded as vectors at each step, from int32 / float64 copies made once per block of rows (rows_channel,
+// below: every row reuses them). The narrow form needs b ≥ −32769 in every channel
+// (the plan's check; narrow16's bounds then hold lane by lane, since each lane only meets its own channel's
+// constants); the float64 form holds for any valid constants, so the QAT rows take it whatever the scales.
+struct ChannelNarrow {
+  const int32_t* k;  // [3, cols]: −b, c, one
+  int64_t cols;
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE NarrowConsts at(int64_t j, __mmask16 m) const {
+    return NarrowConsts{_mm512_maskz_loadu_epi32(m, k + j), _mm512_maskz_loadu_epi32(m, k + cols + j),
+                        _mm512_maskz_loadu_epi32(m, k + 2 * cols + j)};
+  }
+};
+
+// The int64 codes of int32 input, 16 lanes per step (the row's tail masked), on constants K: UniformNarrow (a
+// per-tensor scale) or ChannelNarrow, whose at(j, m) gives the NarrowConsts of columns [j, j + 16).
+template <class K>
+MNQ_TARGET_AVX512 bool rows_narrow(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
+                                   const K& kc, int64_t r0, int64_t r1) {
+  const int64_t cols = p.cols;
+  const int32_t* const qin = in.q;
+  int64_t* const code = out.code;
+  const bool check = p.lo > INT32_MIN || p.hi < INT32_MAX;  // a range narrower than int32's (the op declares int32's)
+  const __m512i vlo = _mm512_set1_epi32(static_cast<int32_t>(p.lo < INT32_MIN ? INT32_MIN : p.lo));
+  const __m512i vhi = _mm512_set1_epi32(static_cast<int32_t>(p.hi > INT32_MAX ? INT32_MAX : p.hi));
+  const __m512i lo_idx = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0);  // even[0], odd[0], even[1], …
+  const __m512i hi_idx = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
+  __mmask16 bad = 0;
+  for (int64_t r = r0; r < r1; r += kRowsPerLoad) {
+    const int64_t nr = r1 - r < kRowsPerLoad ? r1 - r : kRowsPerLoad;
+    for (int64_t j = 0; j < cols; j += 16) {
+      const __mmask16 m = simd_lanes16(cols - j);
+      const NarrowConsts kj = kc.at(j, m);  // loaded once for nr rows
+      for (int64_t i = 0; i < nr; ++i) {
+        const int64_t base = (r + i) * cols;
+        const __m512i q = _mm512_maskz_loadu_epi32(m, qin + base + j);
+        if (check) bad |= _mm512_mask_cmplt_epi32_mask(m, q, vlo) | _mm512_mask_cmpgt_epi32_mask(m, q, vhi);
+        const Products v = narrow16(q, kj);
+        const __m512i v0 = _mm512_permutex2var_epi64(v.even, lo_idx, v.odd);
+        const __m512i v1 = _mm512_permutex2var_epi64(v.even, hi_idx, v.odd);
+        store8x2(code + base + j, static_cast<__mmask8>(m), static_cast<__mmask8>(m >> 8), v0, v1);
+      }
+    }
+  }
+  return bad == 0;
+}
+
+// The QAT rows of per-channel scales in float64 lanes (ibert_gelu_f64_simd.h), 16 lanes per loop turn: 1/S, −b, c,
+// M − one and S_out of 8 channels loaded per half, from k: groups of 40 doubles per 8 channels in that order (one
+// sequential stream instead of five; padded to whole 16-channel steps). A channel whose scale is out of range never
+// reaches here: the op refuses it before the kernel.
+constexpr double kM52 = 0x1.8p52;  // ibert_gelu_f64_simd.h's M
+constexpr int64_t kF64Group = 40;  // doubles per 8 channels: 1/S, −b, c, M − one, S_out
+MNQ_TARGET_AVX512 bool rows_f64_channel(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
+                                        const double* k, int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
+  constexpr double kM = kM52;
+  const int64_t cols = p.cols;
+  const __m512d vm = _mm512_set1_pd(kM), lo = _mm512_set1_pd(static_cast<double>(p.lo)),
+                hi = _mm512_set1_pd(static_cast<double>(p.hi));
+  __mmask8 bad = 0;
+  for (int64_t r = r0; r < r1; r += kRowsPerLoad) {
+    const int64_t nr = std::min<int64_t>(kRowsPerLoad, r1 - r);
+    for (int64_t j = j0; j < j1; j += 16) {
+      const __mmask16 m = simd_lanes16(j1 - j);
+      const __mmask8 m0 = static_cast<__mmask8>(m), m1 = static_cast<__mmask8>(m >> 8);
+      const double* g = k + (j / 8) * kF64Group;
+      const F64Consts k0{_mm512_loadu_pd(g),      vm, _mm512_loadu_pd(g + 8),  _mm512_loadu_pd(g + 16),
+                         _mm512_loadu_pd(g + 24), _mm512_loadu_pd(g + 32), lo, hi};
+      const F64Consts k1{_mm512_loadu_pd(g + 40), vm, _mm512_loadu_pd(g + 48), _mm512_loadu_pd(g + 56),
+                         _mm512_loadu_pd(g + 64), _mm512_loadu_pd(g + 72), lo, hi};
+      for (int64_t i = 0; i < nr; ++i) {
+        const int64_t at = (r + i) * cols + j;
+        const __m512 xv = _mm512_maskz_loadu_ps(m, in.x + at);
+        const __m256 f0 = gelu_f64(_mm512_castps512_ps256(xv), m0, k0, bad);
+        const __m256 f1 = gelu_f64(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xv), 1)), m1, k1, bad);
+        store16(out.value + at, m, _mm512_insertf32x8(_mm512_castps256_ps512(f0), f1, 1));
+      }
+    }
+  }
+  return bad == 0;
+}
+
+// The per-channel rows, 4 rows per constant load across whole rows (column blocks of 256 that kept the constants in
+// L1 measured slower: 1.9× instead of 1.4× float gelu at [8, 197, 1536] for the narrow form). The constants are
+// converted once per call of this (a block of rows) to the forms' types: int32 for the narrow form
+// (the plan checked that each fits: narrow16's bounds), float64 for the QAT form (exact: |b| < 2^23, |c| < 2^46,
+// |one| < 2^33).
+MNQ_TARGET_AVX512 bool rows_channel(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
+                                    const IbertGeluPlan& plan, int64_t r0, int64_t r1) {
+  const int64_t cols = p.cols;
+  std::vector<int32_t> k32(plan.narrow && in.x == nullptr ? 3 * cols : 0);
+  std::vector<double> k64(in.x != nullptr ? (cols + 15) / 16 * 2 * kF64Group : 0);  // zeros past cols
+  for (int64_t j = 0; j < cols; ++j) {
+    if (!k32.empty()) {
+      k32[j] = static_cast<int32_t>(-p.b[j]);
+      k32[cols + j] = static_cast<int32_t>(p.c[j]);
+      k32[2 * cols + j] = static_cast<int32_t>(p.one[j]);
+    }
+    if (!k64.empty()) {
+      double* g = k64.data() + (j / 8) * kF64Group + j % 8;
+      g[0] = in.inv_scale[j];
+      g[8] = static_cast<double>(-p.b[j]);
+      g[16] = static_cast<double>(p.c[j]);
+      g[24] = kM52 - static_cast<double>(p.one[j]);
+      g[32] = out.s_out[j];
+    }
+  }
+  const ChannelNarrow kn{k32.data(), cols};
+  const ChannelConsts kc{p};
+  if (in.x != nullptr) return rows_f64_channel(in, out, p, k64.data(), r0, r1, 0, cols);
+  if (plan.narrow) return rows_narrow(in, out, p, kn, r0, r1);
+  return plan.factor32 ? rows<true>(in, out, p, kc, r0, r1, 0, cols) : rows<false>(in, out, p, kc, r0, r1, 0, cols);
+}
+
 // The rows of a plan (the broadcast constants built here: intrinsics only in AVX-512 functions, whatever the file's
 // -march).
 MNQ_TARGET_AVX512 bool rows_of_plan(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
                                     const IbertGeluPlan& plan, int64_t r0, int64_t r1) {
-  if (!plan.uniform) {
-    const ChannelConsts kc{p};
-    return plan.factor32 ? rows<true>(in, out, p, kc, r0, r1) : rows<false>(in, out, p, kc, r0, r1);
-  }
+  if (!plan.uniform) return rows_channel(in, out, p, plan, r0, r1);
   if (plan.narrow) {
     const NarrowConsts nc{_mm512_set1_epi32(static_cast<int32_t>(-p.b[0])),
                           _mm512_set1_epi32(static_cast<int32_t>(p.c[0])),
                           _mm512_set1_epi32(static_cast<int32_t>(p.one[0]))};
-    return in.x != nullptr ? rows_f32<NarrowValues>(in, out, p, nc, r0, r1) : rows_narrow(in, out, p, nc, r0, r1);
+    return in.x != nullptr ? rows_f32<NarrowValues>(in, out, p, nc, r0, r1)
+                           : rows_narrow(in, out, p, UniformNarrow{nc}, r0, r1);
   }
   if (in.x != nullptr) return rows_f64(in, out, p, r0, r1);
   const UniformConsts kc{_mm512_set1_epi64(p.b[0]), _mm512_set1_epi64(p.c[0]), _mm512_set1_epi64(p.one[0])};
-  return plan.factor32 ? rows<true>(in, out, p, kc, r0, r1) : rows<false>(in, out, p, kc, r0, r1);
+  return plan.factor32 ? rows<true>(in, out, p, kc, r0, r1, 0, p.cols) : rows<false>(in, out, p, kc, r0, r1, 0, p.cols);
 }
 #endif
 
 }  // namespace
 
 IbertGeluPlan ibert_gelu_plan(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p) {
-  IbertGeluPlan plan{true, true};
+  IbertGeluPlan plan{true, true, true};
   for (int64_t j = 0; j < p.cols; ++j) {
     plan.uniform &= p.b[j] == p.b[0] && p.c[j] == p.c[0] && p.one[j] == p.one[0];
     if (in.inv_scale != nullptr) plan.uniform &= in.inv_scale[j] == in.inv_scale[0];
@@ -270,7 +374,7 @@ IbertGeluPlan ibert_gelu_plan(const IbertGeluIn& in, const IbertGeluOut& out, co
       plan.factor32 = false;
     }
   }
-  plan.narrow = plan.uniform && p.b[0] >= -32769;  // narrow16's bound
+  for (int64_t j = 0; j < (plan.uniform ? 1 : p.cols); ++j) plan.narrow &= p.b[j] >= -32769;  // narrow16's bound
   return plan;
 }
 

@@ -9,7 +9,7 @@
 // (float(double(v)·S_out[c])). With a per-tensor scale the constants are broadcast instead of loaded per column
 // (three 64-bit loads per 8 lanes, 36 KB of them per 1536-wide row).
 //
-// The narrow form (a per-tensor scale with b ≥ −32769, i.e. S ≳ 7.6e-5): 16 int32 lanes up to the factor f = y + one
+// The narrow form (b ≥ −32769 in every channel, i.e. S ≳ 7.6e-5): 16 int32 lanes up to the factor f = y + one
 // (the bounds are at narrow16 in the .cpp), then q·f as int64 in two VPMULDQ (the even and the odd lanes), put back
 // in order by one permute per 8 outputs (int64 codes) or per 16 (float32 values after the float64 rounding); its QAT
 // codes come from row_codes_simd.h's float32-certified rounding, 16 lanes at a time (float64 where it cannot
@@ -42,7 +42,9 @@ struct IbertGeluOut {
 // Computed once per call: factor32, whether every channel's factor bound is below 2^31 (the one-instruction final
 // multiply); uniform, whether every channel's constants (and 1/S, S_out) are equal, i.e. a per-tensor scale: they
 // are then broadcast instead of loaded, and float input takes the float64 lanes of ibert_gelu_f64_simd.h; narrow,
-// uniform with b ≥ −32769 (the 16-lane int32 form; its float input the float32-certified codes).
+// b ≥ −32769 in every channel (the 16-lane int32 form; per tensor, its float input the float32-certified codes).
+// Per-channel scales take the same forms with the constants loaded per column, once per 4 rows: int input the
+// narrow form when every channel allows it (else the int64 lanes), float input the float64 lanes.
 struct IbertGeluPlan {
   bool factor32;
   bool uniform;

@@ -232,6 +232,52 @@ def test_ibert_gelu(isa):
             assert same_bits(value, dequant(reference.ibert_gelu(qx, st)[0], s_out))
 
 
+def test_ibert_gelu_per_channel(isa):
+    """Per-channel scales (the AVX-512 per-channel forms: 16-lane int32 with every channel's b ≥ −32769, else the
+    int64 lanes; float64 lanes for QAT) with channels on both sides of each bound in one tensor: b = −32769 / −32770
+    (the narrow form's), a factor past 2^31 (5e-7: the 64-bit multiply), realistic fc1 scales of both ranges."""
+    g = torch.Generator().manual_seed(14)
+    edge = (7.634526450707235e-05, 7.634293474114649e-05)  # b = −32769, −32770
+    mixes = [
+        (edge[0], 2e-4),  # narrow in every channel, some at the bound exactly
+        (edge[0], edge[1]),  # channels past the bound: the whole call leaves the narrow form
+        (edge[1], 2e-4),
+        (5e-7, 2e-4),  # factor32 on both sides
+        (2e-4, None),  # S_c = 2e-4·(0.5 + U): realistic fc1 scales (narrow)
+        (2e-6, None),  # S_c = 2e-6·(0.5 + U): b ≈ −1.2e6, never narrow
+    ]
+    for cols in COLS + [1536 + 5]:
+        for a, b in mixes:
+            if b is None:
+                scale = a * (0.5 + torch.rand(cols, generator=g).double())
+            else:
+                pick = torch.rand(cols, generator=g) < 0.5
+                pick[-1], pick[0] = False, True  # both sides present (cols ≥ 2)
+                scale = torch.where(pick, torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64))
+            lo = float(scale.min())
+            q = codes(7, cols, -(2**31), 2**31 - 1, 1.5 / lo, g)  # 7 rows: 4 per constant load, then 3
+            q[2, ::3] = 0
+            q[2, 1::3] = torch.randint(-3, 4, q[2, 1::3].shape, generator=g, dtype=torch.int32)  # |t| = −b − 1..3
+            q[3] = torch.randint(-40000, 40001, (cols,), generator=g, dtype=torch.int32)  # around the clip at −b
+            got, s_out = ops.ibert_gelu(q, scale)
+            assert torch.equal(got, reference.ibert_gelu(q, scale)[0]), (cols, a, b)
+            qx = q.clamp(-(2**22), 2**22)  # float32 x = q·S gives back its code exactly below 2^23
+            x = (qx.double() * scale).float()
+            value, _ = ops.ibert_gelu_qat(x, scale)
+            assert same_bits(value, dequant(reference.ibert_gelu(qx, scale)[0], s_out)), (cols, a, b)
+            xb = x.clone()  # NaN, inf and a code beyond int32 give NaN in their own element only (SPEC §5)
+            xb[0, 0], xb[1, -1], xb[2, cols // 2] = float("nan"), -float("inf"), 1e10 * float(scale.max())
+            bad = torch.zeros_like(xb, dtype=torch.bool)
+            bad[0, 0] = bad[1, -1] = bad[2, cols // 2] = True
+            vb, _ = ops.ibert_gelu_qat(xb, scale)
+            assert torch.isnan(vb[bad]).all() and same_bits(vb[~bad], value[~bad]), (cols, a, b)
+        xt, _ = near_ties(3, cols, 2e-4, 3000, g)  # rounding ties of x·(1/S[c]) in the float64 lanes
+        st = torch.full((cols,), 2e-4, dtype=torch.float64)
+        st[::2] = 2e-4 * (1 + 2**-40)  # not per tensor, so the per-channel form
+        qt = torch.round(xt.double() * (1.0 / st)).to(torch.int32)
+        value, s_out = ops.ibert_gelu_qat(xt, st)
+        assert same_bits(value, dequant(reference.ibert_gelu(qt, st)[0], s_out)), cols
+
 @pytest.mark.parametrize("name,lim", [("ilayernorm", 2**15), ("ibert_layernorm", 2**21)])
 def test_integer_layernorms(isa, name, lim):
     g = torch.Generator().manual_seed(5)
