@@ -1,7 +1,7 @@
 """Benchmark the sensitivity analyzer against one float forward pass over the same calibration set (same run).
 
 The analyzer costs one calibration pass per candidate uniform model plus (methods + 1) measurement passes, each
-quantized pass about twice a float one, so expect a ratio of ~15-20x on CPU (vit_mnist_tiny, 1 thread; README:
+quantized pass about twice a float one, so expect a ratio of ~14-15x on CPU (vit_mnist_tiny, 1 thread; README:
 "Where the analyzer's time goes"). Prints both times and the ratio.
 
     python scripts/bench_analyzer.py [--preset vit_mnist_tiny] [--batches 8] [--batch-size 64] [--threads 2]
