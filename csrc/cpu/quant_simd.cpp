@@ -6,7 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
+#include <bit>
 
 #include "csrc/cpu/simd.h"
 
@@ -239,8 +239,7 @@ FakeStore32 fake_store32(Isa path, double s, i64 lo, i64 hi) {
     FakeStore32 f;
   };
   thread_local Last last;
-  uint64_t s_bits;
-  std::memcpy(&s_bits, &s, sizeof s_bits);
+  const uint64_t s_bits = std::bit_cast<uint64_t>(s);
   if (last.s_bits == s_bits && last.lo == lo && last.hi == hi) return last.f;
   f.hi = static_cast<float>(s);
   f.lo = static_cast<float>(s - static_cast<double>(f.hi));  // s − fl32(s): exact in float64 (Sterbenz) when finite

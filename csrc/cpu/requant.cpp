@@ -16,7 +16,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstring>
+#include <bit>
 #include <memory>
 #include <type_traits>
 #include <vector>
@@ -194,10 +194,7 @@ struct SimdSideBuf {
 };
 // 2^e for an integer e in [−1022, 1023], exactly (ldexp's value, without its per-call cost on every column).
 double pow2(int e) {
-  const uint64_t bits = static_cast<uint64_t>(1023 + e) << 52;
-  double v;
-  std::memcpy(&v, &bits, sizeof v);
-  return v;
+  return std::bit_cast<double>(static_cast<uint64_t>(1023 + e) << 52);
 }
 // Fills `b` from an input with int32 or float codes and every shift in [1, 62]; false when the vector paths do not
 // apply (|m| = 2^31, beyond the 32-bit multiply's range; a scale outside the certified range).
@@ -261,10 +258,15 @@ bool fill_simd_side(const RequantSide& in, int64_t cols, SimdSideBuf& b) {
 // analyzer's passes) reuses its columns: spreading them (m, k, 2^(k−1) − 1, md, S, 1/S over the row) was ~0.5 µs of a
 // small call with the residual at 384 columns. Only the code pointer changes; the parallel tasks of a call read the
 // entry of the thread that launched them, which does not change it before they end.
-struct UniformSideCache {
-  bool filled = false, ok = false, is_float = false;
+struct UniformSideKey {
+  bool is_float = false;
   int64_t cols = 0, m = 0, k = 0;
-  uint64_t s_bits = 0;
+  uint64_t s_bits = 0;  // the scale's bits (float input only)
+  bool operator==(const UniformSideKey&) const = default;
+};
+struct UniformSideCache {
+  bool filled = false, ok = false;
+  UniformSideKey key;
   std::unique_ptr<SimdSideBuf> buf;
 };
 thread_local UniformSideCache side_cache[2];
@@ -278,19 +280,14 @@ const RequantSimdSide* simd_side(const RequantSide& in, int64_t cols, SimdSideBu
   const bool uniform = in.m.numel() == 1 && (!is_float || in.scale.numel() == 1);
   if (!uniform || cols > 1024) return fill_simd_side(in, cols, local) ? &local.side : nullptr;
   UniformSideCache& e = side_cache[slot];
-  const int64_t m = in.m.data_ptr<int64_t>()[0], k = in.k.data_ptr<int64_t>()[0];
-  uint64_t s_bits = 0;
-  if (is_float) std::memcpy(&s_bits, in.scale.data_ptr<double>(), sizeof s_bits);
-  if (!e.filled || e.is_float != is_float || e.cols != cols || e.m != m || e.k != k || e.s_bits != s_bits) {
+  const UniformSideKey key{is_float, cols, in.m.data_ptr<int64_t>()[0], in.k.data_ptr<int64_t>()[0],
+                           is_float ? std::bit_cast<uint64_t>(in.scale.data_ptr<double>()[0]) : 0};
+  if (!e.filled || !(e.key == key)) {
     if (!e.buf) e.buf = std::make_unique<SimdSideBuf>(1024);
     e.filled = false;  // stays so if the fill throws
     e.ok = fill_simd_side(in, cols, *e.buf);
     e.filled = true;
-    e.is_float = is_float;
-    e.cols = cols;
-    e.m = m;
-    e.k = k;
-    e.s_bits = s_bits;
+    e.key = key;
   }
   if (!e.ok) return nullptr;
   RequantSimdSide& side = e.buf->side;

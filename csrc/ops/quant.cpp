@@ -6,7 +6,7 @@
 #include <torch/library.h>
 
 #include <cmath>
-#include <cstring>
+#include <bit>
 #include <limits>
 #include <vector>
 
@@ -193,9 +193,8 @@ RequantSide requant_side(const at::Tensor& codes, const at::Tensor& scale_cpu, d
   const int64_t C = scale_cpu.numel();
   if (C == 1 && codes.is_cpu()) {
     LastDyadic& e = last_dyadic[slot];
-    uint64_t s_bits, out_bits;
-    std::memcpy(&s_bits, scale_cpu.data_ptr<double>(), sizeof s_bits);
-    std::memcpy(&out_bits, &scale_out, sizeof out_bits);
+    const uint64_t s_bits = std::bit_cast<uint64_t>(scale_cpu.data_ptr<double>()[0]);
+    const uint64_t out_bits = std::bit_cast<uint64_t>(scale_out);
     if (!e.m.defined() || e.s_bits != s_bits || e.out_bits != out_bits) {
       const kernels::Dyadic d = kernels::dyadic(scale_cpu.data_ptr<double>()[0] / scale_out);  // check_ratios: finite
       e = LastDyadic{s_bits, out_bits, at::full({1}, d.m, at::kLong),
