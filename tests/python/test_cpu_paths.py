@@ -437,6 +437,41 @@ def test_requant_qat_small_multipliers(isa, cols):
                     assert torch.equal(got.view(torch.int32), want_f.view(torch.int32))  # NaN: its bits too
 
 
+@pytest.mark.parametrize("shape", [(64, 50), (16, 197), (3, 7, 49), (1031, 1), (2048,), (3000,), (5, 1029)])
+def test_requant_per_tensor_flat_rows(isa, shape):
+    """A requant whose sides are all per-tensor runs on the tensor as rows of 1024 values and one remainder row
+    whatever its last dim (csrc/cpu/requant.cpp, kFlatCols): attention-score widths (50, 197, a Swin window's 49),
+    1 and 1029 columns, remainders of 0, < 16 and > 16 values; int32 codes and QAT float values (near-ties and small
+    multipliers included), 8- and 16-bit outputs, with and without a per-tensor residual; and a per-tensor input
+    beside a per-channel residual (which must keep the row form): every element the reference's value."""
+    g = torch.Generator().manual_seed(sum(shape))
+    cols = shape[-1]
+    s_in, s_id = 6.0 / 32767, 9.0 / 32767
+    q = torch.clamp(torch.round(torch.randn(shape, generator=g) * 6000), -32768, 32767).to(torch.int32)
+    qb = torch.clamp(torch.round(torch.randn(shape, generator=g) * 3000), -32768, 32767).to(torch.int32)
+    x = (q.double() * s_in).float()
+    flat = x.view(-1)
+    n = min(flat.numel(), 600)
+    flat[:n] = near_ties(1, n, s_in, 3000, g)[0][0]  # near-ties across the first rows
+    qx = torch.round(x.double() / s_in).to(torch.int32)
+    xb = (qb.double() * s_id).float()
+    s_id_col = torch.full((cols,), s_id, dtype=torch.float64) * (1 + 0.01 * torch.arange(cols, dtype=torch.float64))
+    xb_col = (qb.double() * s_id_col).float()
+    for s_out, bits in ((0.05, 8), (6.0 / 127, 8), (0.4, 4), (1.3 * s_in, 16), (6.0 / 32767, 16)):
+        for ident in (None, "tensor", "column"):
+            if ident is None:
+                args_i, args_f, want_id = (None, None), (None, None), (None, None)
+            elif ident == "tensor":
+                args_i, args_f, want_id = (qb, s_id), (xb, s_id), (qb, s_id)
+            else:
+                args_i, args_f, want_id = (qb, s_id_col), (xb_col, s_id_col), (qb, s_id_col)
+            want = reference.requant_act(q, s_in, s_out, bits, *want_id)
+            assert torch.equal(ops.requant(q, s_in, s_out, bits, *args_i).long(), want), (s_out, bits, ident)
+            want_f = reference.requant_act(qx, s_in, s_out, bits, *want_id)
+            got = ops.requant_qat(x, s_in, s_out, bits, *args_f)
+            assert same_bits(got, dequant(want_f, s_out)), (s_out, bits, ident)
+
+
 def test_requant_per_tensor_sides_change_between_calls(isa):
     """Consecutive requant calls whose per-tensor sides share the multiplier S_in/S_out but not S_in, S_in but not
     S_out, S_out but not S_in, the row length or the code dtype (a thread keeps the last per-tensor (m, k) and vector
