@@ -9,6 +9,10 @@
 #include <cmath>
 #include <limits>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "csrc/dist/dist.h"
 
 namespace mnq {
@@ -58,9 +62,52 @@ void rows_norm(const float* x, const float* y, int64_t n, double* out) {
   }
 }
 
+#if defined(__AVX512F__)
+// Eight images at once, two per register (lanes 0–3: image 2p's four sums, lanes 4–7: image 2p + 1's), each lane
+// the same sequence of operations as rows_norm's: this file is compiled for the build machine (-march), where GCC
+// contracts rows_norm's acc + v·v into one fused multiply-add, so the lanes use _mm512_fmadd_pd and the remainder
+// std::fma. rows_norm<kDiff, 4>, compiled to scalar loads and shuffles, took ~2.4 cycles per value.
+template <bool kDiff>
+void rows_norm8(const float* x, const float* y, int64_t n, double* out) {
+  __m512d acc[4];
+  for (auto& a : acc) a = _mm512_setzero_pd();
+  const int64_t body = n - n % 4;
+  for (int64_t d = 0; d < body; d += 4) {
+    for (int p = 0; p < 4; ++p) {
+      const int64_t o0 = 2 * p * n + d, o1 = o0 + n;
+      __m128 a = _mm_loadu_ps(x + o0), b = _mm_loadu_ps(x + o1);
+      if constexpr (kDiff) {
+        a = _mm_sub_ps(a, _mm_loadu_ps(y + o0));
+        b = _mm_sub_ps(b, _mm_loadu_ps(y + o1));
+      }
+      const __m512d v = _mm512_cvtps_pd(_mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1));
+      acc[p] = _mm512_fmadd_pd(v, v, acc[p]);
+    }
+  }
+  alignas(64) double lanes[8];
+  for (int p = 0; p < 4; ++p) {
+    _mm512_store_pd(lanes, acc[p]);
+    for (int h = 0; h < 2; ++h) {
+      const int64_t r = 2 * p + h;
+      const double* l = lanes + 4 * h;
+      double s = l[0];
+      for (int j = 1; j < 4; ++j) s = s + l[j];
+      for (int64_t d = body; d < n; ++d) {
+        const double v = static_cast<double>(kDiff ? static_cast<float>(x[r * n + d] - y[r * n + d]) : x[r * n + d]);
+        s = std::fma(v, v, s);
+      }
+      out[r] = std::sqrt(s);
+    }
+  }
+}
+#endif
+
 template <bool kDiff>
 void image_rows(const float* x, const float* y, int64_t n, int64_t begin, int64_t end, double* out) {
   int64_t i = begin;
+#if defined(__AVX512F__)
+  for (; i + 8 <= end; i += 8) rows_norm8<kDiff>(x + i * n, kDiff ? y + i * n : nullptr, n, out + i);
+#endif
   for (; i + 4 <= end; i += 4) rows_norm<kDiff, 4>(x + i * n, kDiff ? y + i * n : nullptr, n, out + i);
   for (; i < end; ++i) rows_norm<kDiff, 1>(x + i * n, kDiff ? y + i * n : nullptr, n, out + i);
 }
