@@ -29,8 +29,9 @@ void check_split(const at::Tensor& x, int64_t images) {
 // sqrt(Σ v_d²) over one image's n values, v_d = float64(x_d) or float64(fl32(x_d − y_d)), in the order of ATen's
 // vectorized CPU norm of a contiguous float64 row (ReduceOpsKernel.cpp, norm_kernel_tensor_iterator_impl, p = 2, a
 // last-dim reduction, Vectorized<double> of 4 lanes): lane j sums the squares of the elements d ≡ j (mod 4) of the
-// leading multiple of 4, each step a rounded product then a rounded sum (no fused multiply-add); the lanes fold
-// left to right; the remaining n mod 4 squares add one by one. Bit-identical to the reference expression
+// leading multiple of 4, each step acc + v·v — which GCC contracts into one fused multiply-add when -march gives it
+// FMA (this file is built with -march=native; ATen's kernel is contracted the same way: the test checks the bits
+// against it); the lanes fold left to right; the remaining n mod 4 squares add one by one. Bit-identical to the reference expression
 // (image_norms_reference), which first converts the tensor (or the float32 difference) to float64 — a pass that
 // writes and rereads 2x the data — and which this fuses with the subtraction: one read of x and y.
 // R images at once (rows of n values, consecutive in memory): each image's sums are exactly that sequence of
