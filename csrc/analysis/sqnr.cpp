@@ -32,8 +32,9 @@ void check_split(const at::Tensor& x, int64_t images) {
 // leading multiple of 4, each step acc + v·v — which GCC contracts into one fused multiply-add when -march gives it
 // FMA (this file is built with -march=native; ATen's kernel is contracted the same way: the test checks the bits
 // against it); the lanes fold left to right; the remaining n mod 4 squares add one by one. Bit-identical to the
-// reference expression (image_norms_reference), which first converts the tensor (or the float32 difference) to float64 — a pass that
-// writes and rereads 2x the data — and which this fuses with the subtraction: one read of x and y.
+// reference expression (image_norms_reference), which first converts the tensor (or the float32 difference) to
+// float64 — a pass that writes and rereads 2x the data — and which this fuses with the subtraction: one read of x
+// and y.
 // R images at once (rows of n values, consecutive in memory): each image's sums are exactly that sequence of
 // operations; interleaving R images only gives the processor R·4 independent sums instead of one chain of 4 (a
 // float64 add has several cycles of latency, which bounds a one-image loop).
