@@ -437,6 +437,35 @@ def test_requant_qat_small_multipliers(isa, cols):
                     assert torch.equal(got.view(torch.int32), want_f.view(torch.int32))  # NaN: its bits too
 
 
+@pytest.mark.parametrize("shape,axis", [((192, 64), 0), ((64, 256), 0), ((6, 7, 5), 0), ((6, 7, 5), 1),
+                                        ((3, 33, 17), 1), ((4, 2, 9), -2)])
+def test_quantize_channels_before_the_last_dim(isa, shape, axis):
+    """Per-channel scales on an axis before the last (a weight's output channels): runs of the trailing values share
+    a scale and go through the per-tensor span paths (csrc/cpu/quant.cpp); run lengths around the vector widths,
+    near-ties of each channel's scale, values past the clamp, 4..24 bits (the certified float32 form, and the exact
+    float64 one beyond 19 bits), a NaN (NaN in the QAT form, an error in the integer one): the reference's codes."""
+    g = torch.Generator().manual_seed(sum(shape) + axis)
+    C = shape[axis]
+    scale = torch.rand(C, generator=g, dtype=torch.float64) * 0.02 + 0.001
+    view = [1] * len(shape)
+    view[axis] = C
+    sv = scale.reshape(view)
+    k = torch.randint(-200, 200, shape, generator=g).double() + 0.5  # half-integers: ties, nudged below
+    x = (k * sv).float()
+    x = torch.where(torch.rand(shape, generator=g) < 0.5, torch.nextafter(x, torch.zeros(())), x)
+    x.view(-1)[::7] = (torch.randn(x.numel(), generator=g)[::7] * 3).float()  # past the 8-bit clamp too
+    for bits in (4, 8, 16, 24):
+        want = reference.quantize(x, scale, bits, axis)
+        assert torch.equal(ops.quantize(x, scale, bits, axis).long(), want), bits
+        assert torch.equal(ops.quantize_qat(x, scale, bits, axis), (want.double() * sv).float()), bits
+    xn = x.clone()
+    xn.view(-1)[5] = float("nan")
+    fake = ops.quantize_qat(xn, scale, 8, axis)
+    assert torch.isnan(fake.view(-1)[5]) and torch.isnan(fake).sum() == 1
+    with pytest.raises(ValueError, match="NaN"):
+        ops.quantize(xn, scale, 8, axis)
+
+
 @pytest.mark.parametrize("shape", [(64, 50), (16, 197), (3, 7, 49), (1031, 1), (2048,), (3000,), (5, 1029)])
 def test_requant_per_tensor_flat_rows(isa, shape):
     """A requant whose sides are all per-tensor runs on the tensor as rows of 1024 values and one remainder row
