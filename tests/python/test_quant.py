@@ -309,3 +309,35 @@ def test_cpu_vector_paths_match_reference(isa):
         assert torch.isnan(y[0, 0]) and torch.equal(y.flatten()[1:], want.flatten()[1:])
     finally:
         _mnq.set_cpu_isa(before)
+
+
+@pytest.mark.parametrize("shape", [(50, 24), (37, 130), (7, 1), (3, 5, 67)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_ptf_alpha_error_sums_rows_in_order(shape, threads):
+    """ptf_alpha_error's per-channel sums are the rows' squared errors added in row order in float64 (the CUDA
+    kernel's order; csrc/cpu/quant.cpp sums a block of channels side by side): bit for bit a row-by-row float64
+    accumulation of (x − q·S_α)², with channel blocks of 64 and a tail, values past the clamp, a NaN channel and
+    an infinite one, one and two threads."""
+    g = torch.Generator().manual_seed(sum(shape))
+    x = torch.randn(shape, generator=g) * torch.logspace(-2, 1, shape[-1])
+    if shape[-1] > 3:
+        x[..., 1].view(-1)[2] = float("nan")
+        x[..., 3].view(-1)[0] = float("inf")
+    s_base = 0.004
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = ops.ptf_alpha_error(x, s_base, 8)
+    finally:
+        torch.set_num_threads(before)
+    xd = x.double().reshape(-1, shape[-1])
+    want = torch.zeros(shape[-1], 4, dtype=torch.float64)
+    for a in range(4):
+        s = s_base * 2.0**a
+        q = torch.clamp(torch.round(xd / s), -128, 127)
+        for r in range(xd.shape[0]):
+            d = xd[r] - q[r] * s
+            want[:, a] = want[:, a] + d * d
+    nan = torch.isnan(want)
+    assert torch.equal(torch.isnan(got), nan)
+    assert torch.equal(got[~nan], want[~nan])
