@@ -101,7 +101,6 @@ MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t 
         mn = buf[j] < mn ? buf[j] : mn;
       }
     }
-    const i64 e2 = shift_gelu_e2(m, c);
     const i64 span = static_cast<i64>(m) - mn + 1;
     // The loops below read buf only (a pointer that may alias the output would keep them scalar).
     if (q != buf && !(simd && span <= cols)) std::copy(q, q + cols, buf);
@@ -114,6 +113,8 @@ MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t 
       }
       const i64 tab_len = slot_len[k];
       slot_len[k] = tab_len > span ? tab_len : span;
+      // The row's capped e2 (a scalar shift_exp and division) only where entries are built.
+      const i64 e2 = tab_len < span ? shift_gelu_e2(m, c) : 0;
       if constexpr (std::is_same_v<Tab, int32_t>) {
         if (simd) {
           if (tab_len < span) {
@@ -149,6 +150,7 @@ MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t 
       for (i64 t = tab_len; t < span; ++t) tab[t] = static_cast<Tab>(shift_gelu_sig(-t, e2, c));
       for (int64_t j = 0; j < cols; ++j) out.store(base + j, 0, buf[j] * static_cast<int32_t>(tab[m - buf[j]]));
     } else {
+      const i64 e2 = shift_gelu_e2(m, c);
       for (int64_t j = 0; j < cols; ++j) out.store(base + j, 0, shift_gelu_out(buf[j], m, e2, c));
     }
   }

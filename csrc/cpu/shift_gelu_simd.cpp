@@ -119,38 +119,74 @@ struct Table16 {
 struct Step32 {
   __m512i v0, v1, t;
   __mmask32 b6, b7;
-  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE Step32(const int32_t* q, __mmask16 k0, __mmask16 k1, __m512i vm) {
-    v0 = _mm512_maskz_loadu_epi32(k0, q);
-    v1 = _mm512_maskz_loadu_epi32(k1, q + 16);
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE Step32(__m512i a, __m512i b, __m512i vm) : v0(a), v1(b) {
     t = _mm512_packus_epi32(_mm512_sub_epi32(vm, v0), _mm512_sub_epi32(vm, v1));
     b6 = _mm512_test_epi16_mask(t, _mm512_set1_epi16(64));
     b7 = _mm512_test_epi16_mask(t, _mm512_set1_epi16(128));
   }
 };
 
+// The row in steps of 32 lanes, full steps unmasked (a masked load or store per step costs more), then a masked
+// tail: step(s, j, k0, k1) stores the outputs of the Step32 s of columns [j, j + 32) in the lanes k0, k1 of its
+// halves.
+template <class Step>
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void steps32(const int32_t* q, int64_t cols, int32_t m, const Step& step) {
+  const __m512i vm = _mm512_set1_epi32(m);
+  int64_t j = 0;
+  for (; j + 32 <= cols; j += 32) {
+    step(Step32(_mm512_loadu_si512(q + j), _mm512_loadu_si512(q + j + 16), vm), j, 0xffff, 0xffff);
+  }
+  if (j < cols) {
+    const __mmask16 k0 = simd_lanes16(cols - j), k1 = cols - j > 16 ? simd_lanes16(cols - j - 16) : 0;
+    step(Step32(_mm512_maskz_loadu_epi32(k0, q + j), _mm512_maskz_loadu_epi32(k1, q + j + 16), vm), j, k0, k1);
+  }
+}
+
+// The steps of the int output: q·sig.
+struct IntSteps {
+  const Table16& tab;
+  int32_t* out;
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void operator()(const Step32& s, int64_t j, __mmask16 k0, __mmask16 k1) const {
+    const __m512i sig = tab.look(s.t, s.b6, s.b7), zero = _mm512_setzero_si512();  // 0 ≤ sig < 2^15: zero-extended
+    const __m512i o0 = _mm512_mullo_epi32(s.v0, _mm512_unpacklo_epi16(sig, zero));
+    const __m512i o1 = _mm512_mullo_epi32(s.v1, _mm512_unpackhi_epi16(sig, zero));
+    if (k1 == 0xffff) {
+      _mm512_storeu_si512(out + j, o0);
+      _mm512_storeu_si512(out + j + 16, o1);
+    } else {
+      _mm512_mask_storeu_epi32(out + j, k0, o0);
+      _mm512_mask_storeu_epi32(out + j + 16, k1, o1);
+    }
+  }
+};
+
+// The steps of the float output: the two 16-bit halves of each value, interleaved into float32 lanes.
+struct ValueSteps {
+  const Table16 &lo, &hi;
+  float* out;
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void operator()(const Step32& s, int64_t j, __mmask16 k0, __mmask16 k1) const {
+    const __m512i l = lo.look(s.t, s.b6, s.b7), h = hi.look(s.t, s.b6, s.b7);
+    const __m512 o0 = _mm512_castsi512_ps(_mm512_unpacklo_epi16(l, h));
+    const __m512 o1 = _mm512_castsi512_ps(_mm512_unpackhi_epi16(l, h));
+    if (k1 == 0xffff) {
+      _mm512_storeu_ps(out + j, o0);
+      _mm512_storeu_ps(out + j + 16, o1);
+    } else {
+      _mm512_mask_storeu_ps(out + j, k0, o0);
+      _mm512_mask_storeu_ps(out + j + 16, k1, o1);
+    }
+  }
+};
+
 MNQ_TARGET_AVX512 void lookup16_int(const int32_t* q, int64_t cols, int32_t m, const uint16_t* sig16, int32_t* out) {
   const Table16 tab(sig16);
-  const __m512i vm = _mm512_set1_epi32(m), zero = _mm512_setzero_si512();
-  for (int64_t j = 0; j < cols; j += 32) {
-    const __mmask16 k0 = simd_lanes16(cols - j), k1 = cols - j > 16 ? simd_lanes16(cols - j - 16) : 0;
-    const Step32 s(q + j, k0, k1, vm);
-    const __m512i sig = tab.look(s.t, s.b6, s.b7);  // 0 ≤ sig < 2^15: zero-extended
-    _mm512_mask_storeu_epi32(out + j, k0, _mm512_mullo_epi32(s.v0, _mm512_unpacklo_epi16(sig, zero)));
-    _mm512_mask_storeu_epi32(out + j + 16, k1, _mm512_mullo_epi32(s.v1, _mm512_unpackhi_epi16(sig, zero)));
-  }
+  steps32(q, cols, m, IntSteps{tab, out});
 }
 
 MNQ_TARGET_AVX512 void lookup16_values(const int32_t* q, int64_t cols, int32_t m, const uint16_t* vlo,
                                        const uint16_t* vhi, float* out) {
   const Table16 lo(vlo), hi(vhi);
-  const __m512i vm = _mm512_set1_epi32(m);
-  for (int64_t j = 0; j < cols; j += 32) {
-    const __mmask16 k0 = simd_lanes16(cols - j), k1 = cols - j > 16 ? simd_lanes16(cols - j - 16) : 0;
-    const Step32 s(q + j, k0, k1, vm);
-    const __m512i l = lo.look(s.t, s.b6, s.b7), h = hi.look(s.t, s.b6, s.b7);
-    _mm512_mask_storeu_ps(out + j, k0, _mm512_castsi512_ps(_mm512_unpacklo_epi16(l, h)));
-    _mm512_mask_storeu_ps(out + j + 16, k1, _mm512_castsi512_ps(_mm512_unpackhi_epi16(l, h)));
-  }
+  steps32(q, cols, m, ValueSteps{lo, hi, out});
 }
 #endif
 
