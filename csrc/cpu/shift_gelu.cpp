@@ -35,31 +35,29 @@ using namespace mnq::kernels;
 // not vectorized past them), and int32 for float output, where the lookups vectorize either way and 32-bit gathers
 // are the faster. The params are copied to locals: the output stores could otherwise alias them, which blocks
 // vectorizing. `simd` (with an int32 table): the tables are built and looked up by shift_gelu_simd.h's AVX-512
-// code (GCC emits neither the gathers nor the vector division).
-inline void lookup_simd(const int32_t* q, int64_t cols, int32_t m, const int32_t* tab, IntOutC<int32_t> out,
-                        int64_t base) {
-  shift_gelu_lookup(q, cols, m, tab, out.p + base);
-}
-// Float output reads a table of the values themselves (vtab, below).
-inline void lookup_simd(const int32_t* q, int64_t cols, int32_t m, const float* vtab, FloatOutC out, int64_t base) {
-  shift_gelu_lookup(q, cols, m, vtab, out.p + base);
-}
+// code (GCC emits neither the lookups nor the vector division): a row spanning at most 256 codes from 16-bit tables
+// held in registers (VPERMI2W), a wider one by gathers.
 
 // The row tables kept per parallel chunk: slot k < kSlots holds a max m ≡ k (mod kSlots) whose rows span at most
 // kSlotLen codes (every row of 8-bit codes; their maxima cluster near the top of the range, so they rarely share a
-// slot), slot kSlots the last max of a row spanning more (up to cols). 64 KiB of int32 entries, and as much again
-// for the float values.
+// slot), slot kSlots the last max of a row spanning more (up to cols). The scalar paths keep every slot in tabs
+// (Tab entries); the AVX-512 path keeps the narrow slots in their 16-bit forms (shift_gelu_tables16: the sig
+// table, or the two halves of the float values' table, 32 or 64 KiB) in narrow, and only the wide slot in tabs
+// (and vtabs, its float values).
 constexpr int64_t kSlots = 64, kSlotLen = 256;
-inline int64_t table_entries(int64_t cols) { return kSlots * kSlotLen + cols; }
+inline int64_t table_entries(int64_t cols, bool simd) { return simd ? cols : kSlots * kSlotLen + cols; }
+inline int64_t narrow_entries(bool simd, bool values) { return simd ? kSlots * kSlotLen * (values ? 2 : 1) : 0; }
 
-// tabs, vtabs [table_entries(p.cols)] (vtabs on the simd float-output path only), e1 [p.cols]: the tables
-// (below): beside tab[t] = sig(−t), vtab[t] is the output value of the code q = m − t, float(double(q·sig)·S_out)
-// as FloatOutC stores it, so that the output pass is one gather per 16 elements.
+// tabs [table_entries(p.cols, simd)]; vtabs [p.cols] (the simd float-output path only); narrow
+// [narrow_entries(simd, float output)]; e1 [p.cols] (simd only): the tables (below). Beside tab[t] = sig(−t),
+// vtab[t] is the output value of the code q = m − t, float(double(q·sig)·S_out) as FloatOutC stores it, so that the
+// output pass is one lookup per element.
 template <class In, class Out, class Tab>
 MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t r1, int32_t* buf, Tab* tabs,
-                         float* vtabs, int32_t* e1, bool simd) {
+                         float* vtabs, uint16_t* narrow, int32_t* e1, bool simd) {
   const int64_t cols = p.cols, lo = p.lo, hi = p.hi;
   const ShiftGeluConsts c = p.c;
+  constexpr bool kFloatOut = std::is_same_v<Out, FloatOutC>;
   // The table depends on the row max m alone (e2 and sig(−t) do), so rows with the same max share it: slot k
   // holds the tables of the max slot_m[k] for t ∈ [0, slot_len[k]) (extended when a row spans more). Rows of 8-bit
   // codes have few distinct maxima (54 in 3200 rows of 256 on ~40 scale units, where the max changed from one row
@@ -103,48 +101,56 @@ MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t 
         mn = buf[j] < mn ? buf[j] : mn;
       }
     }
-    const i64 e2 = shift_gelu_e2(m, c);
     const i64 span = static_cast<i64>(m) - mn + 1;
     // The loops below read buf only (a pointer that may alias the output would keep them scalar).
     if (q != buf && !(simd && span <= cols)) std::copy(q, q + cols, buf);
     if (span <= cols) {
-      const int64_t k = span <= kSlotLen ? m & (kSlots - 1) : kSlots;  // (m mod 64 of a negative m too)
-      constexpr bool kValues = std::is_same_v<Out, FloatOutC> && std::is_same_v<Tab, int32_t>;
-      Tab* const tab = tabs + k * kSlotLen;
-      float* const vtab = kValues && simd ? vtabs + k * kSlotLen : nullptr;  // sized for that path only
+      const bool is_narrow = span <= kSlotLen;
+      const int64_t k = is_narrow ? m & (kSlots - 1) : kSlots;  // (m mod 64 of a negative m too)
       if (slot_m[k] != m) {
         slot_m[k] = m;
         slot_len[k] = 0;
       }
       const i64 tab_len = slot_len[k];
-      if constexpr (std::is_same_v<Tab, int32_t>) {
-        if (simd && tab_len < span) {
-          for (; e1_len < span; ++e1_len) e1[e1_len] = static_cast<int32_t>(shift_exp(-e1_len, c.se));
-          float* values = nullptr;
-          double s_out = 0.0;
-          if constexpr (kValues) {
-            values = vtab;
-            s_out = out.scale[0];
-          }
-          shift_gelu_tables(e1, tab_len, span, e2, c.out_shift, m, s_out, tab, values);
-        }
-      }
-      if (!simd) {
-        for (i64 t = tab_len; t < span; ++t) tab[t] = static_cast<Tab>(shift_gelu_sig(-t, e2, c));
-      }
       slot_len[k] = tab_len > span ? tab_len : span;
+      // The row's capped e2 (a scalar shift_exp and division) only where entries are built.
+      const i64 e2 = tab_len < span ? shift_gelu_e2(m, c) : 0;
       if constexpr (std::is_same_v<Tab, int32_t>) {
         if (simd) {
-          if constexpr (kValues) {
-            lookup_simd(q, cols, m, vtab, out, base);  // buf
-          } else {
-            lookup_simd(q, cols, m, tab, out, base);  // q: the input row, or buf
+          if (tab_len < span) {
+            for (; e1_len < span; ++e1_len) e1[e1_len] = static_cast<int32_t>(shift_exp(-e1_len, c.se));
+          }
+          double s_out = 0.0;
+          if constexpr (kFloatOut) s_out = out.scale[0];
+          if (is_narrow) {  // 16-bit tables in registers
+            uint16_t* const nt = narrow + k * kSlotLen * (kFloatOut ? 2 : 1);
+            if constexpr (kFloatOut) {
+              if (tab_len < span) shift_gelu_tables16(e1, tab_len, span, e2, c.out_shift, m, s_out, nullptr, nt,
+                                                      nt + kSlotLen);
+              shift_gelu_lookup16(q, cols, m, nt, nt + kSlotLen, out.p + base);  // buf
+            } else {
+              if (tab_len < span) shift_gelu_tables16(e1, tab_len, span, e2, c.out_shift, m, 0.0, nt, nullptr,
+                                                      nullptr);
+              shift_gelu_lookup16(q, cols, m, nt, out.p + base);  // q: the input row, or buf
+            }
+          } else {  // the wide slot: gathers
+            if (tab_len < span) {
+              shift_gelu_tables(e1, tab_len, span, e2, c.out_shift, m, s_out, tabs, kFloatOut ? vtabs : nullptr);
+            }
+            if constexpr (kFloatOut) {
+              shift_gelu_lookup(q, cols, m, vtabs, out.p + base);  // buf
+            } else {
+              shift_gelu_lookup(q, cols, m, tabs, out.p + base);
+            }
           }
           continue;
         }
       }
+      Tab* const tab = tabs + k * kSlotLen;
+      for (i64 t = tab_len; t < span; ++t) tab[t] = static_cast<Tab>(shift_gelu_sig(-t, e2, c));
       for (int64_t j = 0; j < cols; ++j) out.store(base + j, 0, buf[j] * static_cast<int32_t>(tab[m - buf[j]]));
     } else {
+      const i64 e2 = shift_gelu_e2(m, c);
       for (int64_t j = 0; j < cols; ++j) out.store(base + j, 0, shift_gelu_out(buf[j], m, e2, c));
     }
   }
@@ -155,12 +161,16 @@ template <class Tab, class In, class Out>
 bool run(In in, Out out, const ShiftGeluParams& p, bool simd = false) {
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 16384 / p.cols);
+  constexpr bool kFloatOut = std::is_same_v<Out, FloatOutC>;
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
     RowBuffer<int32_t> buf(p.cols);
-    RowBuffer<Tab> tab(table_entries(p.cols));
-    RowBuffer<float> vtab(std::is_same_v<Out, FloatOutC> && simd ? table_entries(p.cols) : 0);
+    RowBuffer<Tab> tab(table_entries(p.cols, simd));
+    RowBuffer<float> vtab(kFloatOut && simd ? p.cols : 0);
+    RowBuffer<uint16_t> narrow(narrow_entries(simd, kFloatOut));
     RowBuffer<int32_t> e1(simd ? p.cols : 0);
-    if (!rows(in, out, p, r0, r1, buf.data(), tab.data(), vtab.data(), e1.data(), simd)) all_ok = false;
+    if (!rows(in, out, p, r0, r1, buf.data(), tab.data(), vtab.data(), narrow.data(), e1.data(), simd)) {
+      all_ok = false;
+    }
   });
   return all_ok;
 }

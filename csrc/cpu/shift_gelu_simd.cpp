@@ -37,9 +37,9 @@ MNQ_TARGET_AVX512 void lookup_values(const int32_t* q, int64_t cols, int32_t m, 
   }
 }
 
-// Entries [t, t + 16) (lanes of k) of shift_gelu_tables.
-MNQ_TARGET_AVX512 void table_lanes(const int32_t* e1p, int64_t t, __mmask16 k, __m512i ve2, __m128i shift,
-                                   __m512i vm, __m512d s_out, int32_t* tab, float* vtab) {
+// sig of the entries [t, t + 16) (lanes of k) of shift_gelu_tables.
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512i table_sig(const int32_t* e1p, int64_t t, __mmask16 k, __m512i ve2,
+                                                      __m128i shift) {
   const __m512i e1 = _mm512_maskz_loadu_epi32(k, e1p + t);
   // e1 + e2 < 2^32 as unsigned, then min with 2^31 − 1 (sat_add): s ∈ [1, 2^31 − 1]
   const __m512i s = _mm512_min_epu32(_mm512_add_epi32(e1, ve2), _mm512_set1_epi32(0x7fffffff));
@@ -48,18 +48,17 @@ MNQ_TARGET_AVX512 void table_lanes(const int32_t* e1p, int64_t t, __mmask16 k, _
   const __m256i f_lo = _mm512_cvttpd_epi32(_mm512_div_pd(num, _mm512_cvtepu32_pd(_mm512_castsi512_si256(s))));
   const __m256i f_hi = _mm512_cvttpd_epi32(_mm512_div_pd(num, _mm512_cvtepu32_pd(_mm512_extracti64x4_epi64(s, 1))));
   const __m512i f = _mm512_inserti64x4(_mm512_castsi256_si512(f_lo), f_hi, 1);
-  const __m512i sig = _mm512_srl_epi32(_mm512_mullo_epi32(e1, f), shift);
-  _mm512_mask_storeu_epi32(tab + t, k, sig);
-  if (vtab == nullptr) return;
-  // the code m − t and its output (m − t)·sig, |·| < 2^30
+  return _mm512_srl_epi32(_mm512_mullo_epi32(e1, f), shift);
+}
+
+// The float32 output values of the codes m − t − lane with those sig: (m − t)·sig, |·| < 2^30, through float64.
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512 table_values(int64_t t, __m512i sig, __m512i vm, __m512d s_out) {
   const __m512i lane = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(t)),
                                         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
   const __m512i out = _mm512_mullo_epi32(_mm512_sub_epi32(vm, lane), sig);
   const __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(out)), s_out));
   const __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(out, 1)), s_out));
-  const __m512 v = _mm512_castpd_ps(
-      _mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
-  _mm512_mask_storeu_ps(vtab + t, k, v);
+  return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
 }
 
 MNQ_TARGET_AVX512 void tables(const int32_t* e1, int64_t t0, int64_t t1, int64_t e2, int out_shift, int32_t m,
@@ -69,8 +68,125 @@ MNQ_TARGET_AVX512 void tables(const int32_t* e1, int64_t t0, int64_t t1, int64_t
   const __m512i vm = _mm512_set1_epi32(m);
   const __m512d so = _mm512_set1_pd(s_out);
   for (int64_t t = t0; t < t1; t += 16) {
-    table_lanes(e1, t, simd_lanes16(t1 - t), ve2, shift, vm, so, tab, vtab);
+    const __mmask16 k = simd_lanes16(t1 - t);
+    const __m512i sig = table_sig(e1, t, k, ve2, shift);
+    _mm512_mask_storeu_epi32(tab + t, k, sig);
+    if (vtab != nullptr) _mm512_mask_storeu_ps(vtab + t, k, table_values(t, sig, vm, so));
   }
+}
+
+// 16 int32 lanes truncated to their low 16 bits, stored in the lanes of k.
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void store16(uint16_t* p, __mmask16 k, __m512i v) {
+  _mm256_mask_storeu_epi16(p, k, _mm512_cvtepi32_epi16(v));
+}
+
+MNQ_TARGET_AVX512 void tables16(const int32_t* e1, int64_t t0, int64_t t1, int64_t e2, int out_shift, int32_t m,
+                                double s_out, uint16_t* sig16, uint16_t* vlo, uint16_t* vhi) {
+  const __m512i ve2 = _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(e2)));
+  const __m128i shift = _mm_cvtsi32_si128(out_shift);
+  const __m512i vm = _mm512_set1_epi32(m);
+  const __m512d so = _mm512_set1_pd(s_out);
+  for (int64_t t = t0; t < t1; t += 16) {
+    const __mmask16 k = simd_lanes16(t1 - t);
+    const __m512i sig = table_sig(e1, t, k, ve2, shift);
+    if (sig16 != nullptr) store16(sig16 + t, k, sig);  // 0 ≤ sig < 2^15
+    if (vlo != nullptr) {
+      const __m512i bits = _mm512_castps_si512(table_values(t, sig, vm, so));
+      store16(vlo + t, k, bits);
+      store16(vhi + t, k, _mm512_srli_epi32(bits, 16));
+    }
+  }
+}
+
+// A 256-entry table of 16-bit entries in 8 registers, looked up 32 lanes at a time: indices t ∈ [0, 256) in 16-bit
+// lanes; VPERMI2W selects by t's low 6 bits within a pair of registers, bits 6 and 7 pick the pair.
+struct Table16 {
+  __m512i r[8];
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE explicit Table16(const uint16_t* p) {
+    for (int i = 0; i < 8; ++i) r[i] = _mm512_loadu_si512(p + 32 * i);
+  }
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512i look(__m512i t, __mmask32 b6, __mmask32 b7) const {
+    const __m512i a = _mm512_permutex2var_epi16(r[0], t, r[1]), b = _mm512_permutex2var_epi16(r[2], t, r[3]);
+    const __m512i c = _mm512_permutex2var_epi16(r[4], t, r[5]), d = _mm512_permutex2var_epi16(r[6], t, r[7]);
+    return _mm512_mask_blend_epi16(b7, _mm512_mask_blend_epi16(b6, a, b), _mm512_mask_blend_epi16(b6, c, d));
+  }
+};
+
+// The 32 codes at q (lanes k0, k1 of its two halves; the others read as 0) and their indices t = m − q packed to
+// 16 bits by VPACKUSDW, which interleaves the halves per 128-bit lane (words 0–3 of a lane from v0, 4–7 from v1);
+// unpacking the looked-up words in the same lanes (unpack_lo: v0's, unpack_hi: v1's) restores the order. The
+// masked-off lanes' t (m, saturated to [0, 65535]) may select anything: they are never stored.
+struct Step32 {
+  __m512i v0, v1, t;
+  __mmask32 b6, b7;
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE Step32(__m512i a, __m512i b, __m512i vm) : v0(a), v1(b) {
+    t = _mm512_packus_epi32(_mm512_sub_epi32(vm, v0), _mm512_sub_epi32(vm, v1));
+    b6 = _mm512_test_epi16_mask(t, _mm512_set1_epi16(64));
+    b7 = _mm512_test_epi16_mask(t, _mm512_set1_epi16(128));
+  }
+};
+
+// The row in steps of 32 lanes, full steps unmasked (a masked load or store per step costs more), then a masked
+// tail: step(s, j, k0, k1) stores the outputs of the Step32 s of columns [j, j + 32) in the lanes k0, k1 of its
+// halves.
+template <class Step>
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void steps32(const int32_t* q, int64_t cols, int32_t m, const Step& step) {
+  const __m512i vm = _mm512_set1_epi32(m);
+  int64_t j = 0;
+  for (; j + 32 <= cols; j += 32) {
+    step(Step32(_mm512_loadu_si512(q + j), _mm512_loadu_si512(q + j + 16), vm), j, 0xffff, 0xffff);
+  }
+  if (j < cols) {
+    const __mmask16 k0 = simd_lanes16(cols - j), k1 = cols - j > 16 ? simd_lanes16(cols - j - 16) : 0;
+    step(Step32(_mm512_maskz_loadu_epi32(k0, q + j), _mm512_maskz_loadu_epi32(k1, q + j + 16), vm), j, k0, k1);
+  }
+}
+
+// The steps of the int output: q·sig.
+struct IntSteps {
+  const Table16& tab;
+  int32_t* out;
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void operator()(const Step32& s, int64_t j, __mmask16 k0, __mmask16 k1) const {
+    const __m512i sig = tab.look(s.t, s.b6, s.b7), zero = _mm512_setzero_si512();  // 0 ≤ sig < 2^15: zero-extended
+    const __m512i o0 = _mm512_mullo_epi32(s.v0, _mm512_unpacklo_epi16(sig, zero));
+    const __m512i o1 = _mm512_mullo_epi32(s.v1, _mm512_unpackhi_epi16(sig, zero));
+    if (k1 == 0xffff) {
+      _mm512_storeu_si512(out + j, o0);
+      _mm512_storeu_si512(out + j + 16, o1);
+    } else {
+      _mm512_mask_storeu_epi32(out + j, k0, o0);
+      _mm512_mask_storeu_epi32(out + j + 16, k1, o1);
+    }
+  }
+};
+
+// The steps of the float output: the two 16-bit halves of each value, interleaved into float32 lanes.
+struct ValueSteps {
+  const Table16 &lo, &hi;
+  float* out;
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void operator()(const Step32& s, int64_t j, __mmask16 k0, __mmask16 k1) const {
+    const __m512i l = lo.look(s.t, s.b6, s.b7), h = hi.look(s.t, s.b6, s.b7);
+    const __m512 o0 = _mm512_castsi512_ps(_mm512_unpacklo_epi16(l, h));
+    const __m512 o1 = _mm512_castsi512_ps(_mm512_unpackhi_epi16(l, h));
+    if (k1 == 0xffff) {
+      _mm512_storeu_ps(out + j, o0);
+      _mm512_storeu_ps(out + j + 16, o1);
+    } else {
+      _mm512_mask_storeu_ps(out + j, k0, o0);
+      _mm512_mask_storeu_ps(out + j + 16, k1, o1);
+    }
+  }
+};
+
+MNQ_TARGET_AVX512 void lookup16_int(const int32_t* q, int64_t cols, int32_t m, const uint16_t* sig16, int32_t* out) {
+  const Table16 tab(sig16);
+  steps32(q, cols, m, IntSteps{tab, out});
+}
+
+MNQ_TARGET_AVX512 void lookup16_values(const int32_t* q, int64_t cols, int32_t m, const uint16_t* vlo,
+                                       const uint16_t* vhi, float* out) {
+  const Table16 lo(vlo), hi(vhi);
+  steps32(q, cols, m, ValueSteps{lo, hi, out});
 }
 #endif
 
@@ -80,6 +196,26 @@ void shift_gelu_tables(const int32_t* e1, int64_t t0, int64_t t1, int64_t e2, in
                        int32_t* tab, float* vtab) {
 #if defined(MNQ_HAVE_X86_SIMD)
   tables(e1, t0, t1, e2, out_shift, m, s_out, tab, vtab);
+#endif
+}
+
+void shift_gelu_tables16(const int32_t* e1, int64_t t0, int64_t t1, int64_t e2, int out_shift, int32_t m,
+                         double s_out, uint16_t* sig16, uint16_t* vlo, uint16_t* vhi) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  tables16(e1, t0, t1, e2, out_shift, m, s_out, sig16, vlo, vhi);
+#endif
+}
+
+void shift_gelu_lookup16(const int32_t* q, int64_t cols, int32_t m, const uint16_t* sig16, int32_t* out) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  lookup16_int(q, cols, m, sig16, out);
+#endif
+}
+
+void shift_gelu_lookup16(const int32_t* q, int64_t cols, int32_t m, const uint16_t* vlo, const uint16_t* vhi,
+                         float* out) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  lookup16_values(q, cols, m, vlo, vhi, out);
 #endif
 }
 

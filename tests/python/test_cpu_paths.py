@@ -202,6 +202,31 @@ def test_shift_gelu_table_slots(isa):
             value, _ = ops.shift_gelu_qat((q.double() * scale).float(), scale, out_bits)
             assert torch.equal(value, dequant(want, s_out)), (cols, scale)
 
+def test_shift_gelu_narrow_tables(isa):
+    """The AVX-512 path keeps the tables of rows spanning ≤ 256 codes in 16-bit forms looked up from registers
+    (csrc/cpu/shift_gelu_simd.cpp: four 64-entry VPERMI2W steps picked by bits 6 and 7 of t = m − q, 32 lanes a step,
+    the QAT values as two 16-bit halves): maxima in adjacent slots, each revisited after the other was built (a slot
+    overlapping its neighbour, or a half the other's), every t of [0, 256) in every row length's 32-lane steps and
+    tails, and out_bits 16 (sig up to 2^15 − 1, zero-extended). Against the reference, int and QAT."""
+    g = torch.Generator().manual_seed(12)
+    for cols in (1, 16, 17, 32, 47, 256, 300, 1536):
+        maxima = [100, 101, 99, 100, 101, -28, -27, 36, 37, 100, 101, -28, 36]
+        rows = []
+        for i, m in enumerate(maxima):
+            span = min(cols, (64, 128, 200, 256)[i % 4])
+            r = m - torch.randint(0, span, (cols,), generator=g)
+            r[: min(cols, 256)] = m - torch.arange(min(cols, 256)) % span  # every t of the span, in order
+            r[-1] = m - span + 1
+            rows.append(r[torch.randperm(cols, generator=g)] if i % 2 else r)
+        q = torch.stack(rows).to(torch.int32)
+        for scale, out_bits in ((4.0 / 127, 8), (0.05, 16), (0.3, 2)):
+            got, s_out = ops.shift_gelu(q, scale, out_bits)
+            want, _ = reference.shift_gelu(q, scale, out_bits)
+            assert torch.equal(got.long(), want.long()), (cols, scale)
+            value, _ = ops.shift_gelu_qat((q.double() * scale).float(), scale, out_bits)
+            assert same_bits(value, dequant(want, s_out)), (cols, scale)
+
+
 def test_ibert_gelu(isa):
     g = torch.Generator().manual_seed(4)
     edge = (7.634526450707235e-05, 7.634293474114649e-05)
