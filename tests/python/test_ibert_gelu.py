@@ -228,3 +228,14 @@ def test_constants_cache_keys_on_scale_values():
     for z in (0.0, -0.0):
         with pytest.raises(ValueError, match="scale must be a finite positive scale"):
             ops.ibert_gelu(q, torch.full((cols,), z, dtype=torch.float64))
+
+
+def test_per_channel_scales_equal_but_for_c():
+    """Channels whose b and one agree but c does not (scales a few ulps apart) are not uniform: the CPU plan
+    (csrc/cpu/ibert_gelu_simd.cpp ibert_gelu_plan) must compare every constant, or channel 0's c is broadcast."""
+    base = 1e-4
+    scale = torch.tensor([base * (1 + 4e-9 * k) for k in range(16)], dtype=torch.float64)
+    consts = [reference.ibert_gelu_consts(float(v)) for v in scale]
+    assert len({k[0] for k in consts}) == 1 and len({k[2] for k in consts}) == 1 and len({k[1] for k in consts}) > 1
+    q = accumulator((5, 16), base, torch.Generator().manual_seed(4))
+    assert torch.equal(ops.ibert_gelu(q, scale)[0], reference.ibert_gelu(q, scale)[0])
