@@ -2,13 +2,15 @@
 //
 // The softmaxes' vector rows (I-BERT softmax, Log-Int-Softmax) make three passes over a row of ~200 elements:
 // the row's codes and max from the input, the exponentials from a row buffer, the output. The input is read only
-// in the first pass and the output written only in the last, so between two rows' reads lie the whole of the
-// other passes, and the hardware's stream prefetcher, which runs a fixed distance ahead of the demand reads, does
-// not have the next row in the cache when its first pass starts: once the tensors no longer fit in L2 (batch 8:
-// 7.5 MB in, 7.5 MB out), a QAT row's first pass spent ~28% of the op's time waiting on its loads (perf), and the
-// batch-8 call took twice eight batch-1 calls. Asking for row r + ahead's input and output lines at the start of
-// row r hides that latency behind the row's own work. A prefetch is a hint: it never faults, changes no value and
-// touches only lines inside the tensors.
+// in the first pass and the output written only in the last, each a dozen 64-byte lines met one 16-lane step at a
+// time between a step's other work. Once the tensors no longer fit in L2 (batch 8: 7.5 MB in, 7.5 MB out), that
+// made I-BERT softmax's QAT form bimodal: the least CPU time of 100 calls was 1.36–2.3 ms from one process to the
+// next on the same input (a float softmax: 1.0), ~28% of the op's samples on its first-pass loads (perf), and
+// never any page fault (getrusage). Requesting a row's input and output lines all at once, at the start of the
+// row before (or of the row itself: one row ahead, two and none measured the same, so the gain is the requests
+// issued together rather than their lead), made it 1.31–1.37 ms in every process. Small calls skip it (the loops'
+// kPrefetchMinBytes: at batch 1 the ~26 extra instructions per row cost 6–10%). A prefetch is a hint: it never
+// faults, changes no value and is only issued for lines inside the tensors.
 #pragma once
 
 #include <cstdint>
