@@ -363,18 +363,25 @@ MNQ_TARGET_AVX512 bool rows_of_plan(const IbertGeluIn& in, const IbertGeluOut& o
 }  // namespace
 
 IbertGeluPlan ibert_gelu_plan(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p) {
-  IbertGeluPlan plan{true, true, true};
-  for (int64_t j = 0; j < p.cols; ++j) {
-    plan.uniform &= p.b[j] == p.b[0] && p.c[j] == p.c[0] && p.one[j] == p.one[0];
-    if (in.inv_scale != nullptr) plan.uniform &= in.inv_scale[j] == in.inv_scale[0];
-    if (out.s_out != nullptr) plan.uniform &= out.s_out[j] == out.s_out[0];
+  // Branch-free reductions over the channels (they vectorize): per call, for 1536 per-channel constants, the
+  // short-circuit form took ~6 µs, more than a batch-1 row's kernel time.
+  const int64_t cols = p.cols;
+  const i64 *b = p.b, *c = p.c, *one = p.one;
+  int diff = 0;
+  for (int64_t j = 0; j < cols; ++j) diff |= (b[j] != b[0]) | (c[j] != c[0]) | (one[j] != one[0]);
+  for (const double* v : {in.inv_scale, out.s_out}) {
+    if (v == nullptr) continue;
+    for (int64_t j = 0; j < cols; ++j) diff |= v[j] != v[0];  // NaN differs, as == would have it
   }
-  for (int64_t j = 0; j < (plan.uniform ? 1 : p.cols); ++j) {  // one channel stands for all when they are equal
-    if (kernels::ibert_gelu_max_factor(kernels::IbertGeluConsts{p.b[j], p.c[j], p.one[j]}) > 2147483647) {
-      plan.factor32 = false;
-    }
+  IbertGeluPlan plan{true, diff == 0, true};
+  const int64_t n = plan.uniform ? 1 : cols;  // one channel stands for all when they are equal
+  int wide = 0, far = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    wide |= kernels::ibert_gelu_max_factor(kernels::IbertGeluConsts{b[j], c[j], one[j]}) > 2147483647;
+    far |= b[j] < -32769;  // narrow16's bound
   }
-  for (int64_t j = 0; j < (plan.uniform ? 1 : p.cols); ++j) plan.narrow &= p.b[j] >= -32769;  // narrow16's bound
+  plan.factor32 = wide == 0;
+  plan.narrow = far == 0;
   return plan;
 }
 

@@ -1,6 +1,8 @@
 // I-BERT softmax's AVX-512 row path (ibert_softmax_simd.h).
 #include "csrc/cpu/ibert_softmax_simd.h"
 
+#include <cmath>
+
 #include "csrc/cpu/row_codes_simd.h"
 #include "csrc/cpu/simd.h"
 #include "kernels/io.h"
@@ -23,12 +25,30 @@ MNQ_TARGET_AVX512 __m512i outs(__m512i e, __m512i f, __m128i shift) {
   return _mm512_mask_blend_epi32(0xaaaa, lo, _mm512_slli_epi64(hi, 32));
 }
 
+// Whether float32(double(v)·s) = float32(v)·float32(s) exactly for every output code v of the row (0 ≤ v ≤ 2^16:
+// e ≤ s, so e·f ≤ 2^32 and v ≤ 2^(32 − shift) with shift ≥ 16): s a power of two whose products with those v stay
+// normal float32 numbers (2^−126 ≤ s and 2^16·s < 2^127); then v and s are exact in float32 and so is their product,
+// and both sides are that product.
+bool pow2_out_scale(double s) {
+  int ex = 0;
+  return std::frexp(s, &ex) == 0.5 && ex - 1 >= -126 && ex - 1 <= 110;
+}
+
 MNQ_TARGET_AVX512 void write(const int32_t* e, int64_t cols, i64 f, int shift, const IbertSoftmaxRowOut& out) {
   const __m512i vf = _mm512_set1_epi64(f);
   const __m128i sh = _mm_cvtsi32_si128(shift);
   const __m512d sc = _mm512_set1_pd(out.scale);
   int32_t* const code = out.code;
   float* const value = out.value;
+  if (value != nullptr && shift >= 16 && pow2_out_scale(out.scale)) {  // FloatOut in float32 lanes
+    const __m512 sc32 = _mm512_set1_ps(static_cast<float>(out.scale));
+    for (int64_t j = 0; j < cols; j += 16) {
+      const __mmask16 k = simd_lanes16(cols - j);
+      const __m512i v = outs(_mm512_maskz_loadu_epi32(k, e + j), vf, sh);
+      _mm512_mask_storeu_ps(value + j, k, _mm512_mul_ps(_mm512_cvtepi32_ps(v), sc32));
+    }
+    return;
+  }
   for (int64_t j = 0; j < cols; j += 16) {
     const __mmask16 k = simd_lanes16(cols - j);
     const __m512i v = outs(_mm512_maskz_loadu_epi32(k, e + j), vf, sh);

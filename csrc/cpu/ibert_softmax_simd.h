@@ -5,7 +5,8 @@
 // exponentials gathered from the caller's exact table of ibert_softmax_exp (iexp_table.h) with their sum, and the
 // output (e·f) >> (32 − b_out) with f = floor(2^32 / s) (ibert_softmax_factor): e ≤ 32767 and f < 2^32 (the row
 // max has e = 32767 or close to it, so s ≥ 1 gives f ≤ 2^32 only when s = 1: that row takes the scalar loop), so
-// the product is VPMULUDQ, unsigned 32×32 → 64 bits, on the even and odd lanes.
+// the product is VPMULUDQ, unsigned 32×32 → 64 bits, on the even and odd lanes. The QAT values float(double(v)·S)
+// are float(v)·float(S) in 16 float32 lanes where that is exact (S = 2^−b_out and v ≤ 2^b_out: write's test).
 #pragma once
 
 #include <cstdint>

@@ -175,3 +175,67 @@ def test_cuda_matches_cpu(dtype):
     assert torch.equal(ops.ibert_gelu_qat(x.cuda(), per_channel)[0].cpu(), ops.ibert_gelu_qat(x, per_channel)[0])
     with pytest.raises(ValueError, match="outside the declared range"):
         ops.ibert_gelu(torch.tensor([[2**40, 0]], device="cuda"), 1e-4)
+
+
+def test_constants_cache_keys_on_scale_values():
+    """The host constants are cached per thread by the scale's values (csrc/ops/ibert_gelu.cpp host_constants): a
+    scale changed in place, another tensor with other values, a shape change and a bad value after a good one must
+    all give the constants of the values passed; the returned S_out is the caller's own."""
+    cols = 64
+    g = torch.Generator().manual_seed(3)
+    scale = 1e-4 * (0.5 + torch.rand(cols, generator=g, dtype=torch.float64))
+    q = accumulator((3, cols), 1e-4, g)
+    x = (q.double() * scale).float()
+    for _ in range(2):  # a miss, then a hit
+        out, s_out = ops.ibert_gelu(q, scale)
+        assert torch.equal(out, reference.ibert_gelu(q, scale)[0])
+    s_out.fill_(1.0)  # the caller's tensor: the next call's S_out is not this one
+    assert torch.equal(ops.ibert_gelu(q, scale)[1], reference.ibert_gelu(q, scale)[1])
+    # in place: the same tensor (same storage, version bumped), one channel's value moved by one ulp, then back
+    old = scale.clone()
+    scale[5] = math.nextafter(float(scale[5]), 1.0)
+    scale[60] = 3e-4
+    assert torch.equal(ops.ibert_gelu(q, scale)[0], reference.ibert_gelu(q, scale)[0])
+    assert torch.equal(ops.ibert_gelu(q, scale)[1], reference.ibert_gelu(q, scale)[1])
+    scale.copy_(old)
+    assert torch.equal(ops.ibert_gelu(q, scale)[0], reference.ibert_gelu(q, scale)[0])
+    # the QAT form shares the cache: its values and its NaN policy use the constants of the scale passed
+    x_bad = x.clone()
+    x_bad[1, 7] = float("nan")
+    want = reference.ibert_gelu(q, scale)
+    got, got_s = ops.ibert_gelu_qat(x_bad, scale)
+    assert torch.isnan(got[1, 7]) and torch.equal(got_s, want[1])
+    keep = torch.ones(3, cols, dtype=torch.bool)
+    keep[1, 7] = False
+    assert torch.equal(got[keep], (want[0].double() * want[1]).float()[keep])
+    # per tensor after per channel, and the same values at another channel count
+    assert torch.equal(ops.ibert_gelu(q, float(scale[0]))[0], reference.ibert_gelu(q, float(scale[0]))[0])
+    s1 = torch.full((cols,), float(scale[0]), dtype=torch.float64)
+    assert torch.equal(ops.ibert_gelu(q, s1)[0], reference.ibert_gelu(q, s1)[0])
+    q2 = accumulator((2, 32), 1e-4, g)
+    assert torch.equal(ops.ibert_gelu(q2, float(scale[0]))[0], reference.ibert_gelu(q2, float(scale[0]))[0])
+    # a bad value after the good ones still raises, and the good values still work after it
+    ops.ibert_gelu(q, scale)
+    bad = scale.clone()
+    bad[9] = 1e-9
+    with pytest.raises(ValueError, match=r"scale 1e-09 is outside the supported range"):
+        ops.ibert_gelu(q, bad)
+    bad[9] = float("nan")
+    with pytest.raises(ValueError, match="scale must be a finite positive scale"):
+        ops.ibert_gelu(q, bad)
+    assert torch.equal(ops.ibert_gelu(q, scale)[0], reference.ibert_gelu(q, scale)[0])
+    # -0.0 and 0.0 differ in their bits; both raise
+    for z in (0.0, -0.0):
+        with pytest.raises(ValueError, match="scale must be a finite positive scale"):
+            ops.ibert_gelu(q, torch.full((cols,), z, dtype=torch.float64))
+
+
+def test_per_channel_scales_equal_but_for_c():
+    """Channels whose b and one agree but c does not (scales a few ulps apart) are not uniform: the CPU plan
+    (csrc/cpu/ibert_gelu_simd.cpp ibert_gelu_plan) must compare every constant, or channel 0's c is broadcast."""
+    base = 1e-4
+    scale = torch.tensor([base * (1 + 4e-9 * k) for k in range(16)], dtype=torch.float64)
+    consts = [reference.ibert_gelu_consts(float(v)) for v in scale]
+    assert len({k[0] for k in consts}) == 1 and len({k[2] for k in consts}) == 1 and len({k[1] for k in consts}) > 1
+    q = accumulator((5, 16), base, torch.Generator().manual_seed(4))
+    assert torch.equal(ops.ibert_gelu(q, scale)[0], reference.ibert_gelu(q, scale)[0])
