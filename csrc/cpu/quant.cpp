@@ -12,6 +12,7 @@
 
 #include "csrc/cpu/isa.h"
 #include "csrc/cpu/quant_simd.h"
+#include "csrc/cpu/row_buffer.h"
 
 namespace mnq {
 namespace ops {
@@ -42,8 +43,8 @@ bool quantize_loop(const float* x, const double* scale, Out out, const QuantizeP
   const FakeStore32 store32 = Out::kPropagatesNaN && layout.C == 1 && certified && path == Isa::kAvx512
                                   ? fake_store32(path, scale[0], p.lo, p.hi)
                                   : FakeStore32{};
-  std::vector<float> recip(static_cast<size_t>(layout.C));
-  for (int64_t c = 0; c < layout.C; ++c) recip[c] = static_cast<float>(1.0 / scale[c]);
+  RowBuffer<float, 1024> recip(layout.C);  // on the stack up to 1024 channels: no heap allocation per call
+  for (int64_t c = 0; c < layout.C; ++c) recip.data()[c] = static_cast<float>(1.0 / scale[c]);
   if (last_dim) {
     // Rows × channels: the channel is the column index instead of a modulo per element.
     const int64_t C = layout.C, rows = p.numel / C;
