@@ -3,13 +3,13 @@
 // find_shift), one pass writing
 // the output. All integer math is kernels/ibert_layernorm.h; the loops are written so they vectorize. With AVX-512
 // (isa.h), int32 and float32 input take the explicit passes of layernorm_simd.h instead (same values), rows
-// software-pipelined by one (rows_simd).
+// in groups of 8 (rows_simd).
 #include "csrc/ops/ibert_layernorm.h"
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <atomic>
-#include <vector>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -113,27 +113,37 @@ bool load_simd_row(const LnRowIn& in, const LnParams& p, int64_t r, int32_t* buf
   return true;
 }
 
-// Rows [r0, r1) on the AVX-512 passes (layernorm_simd.h); `in` and `out` point at row 0, buf is a [2, cols] buffer.
-// Software-pipelined by one row: row r + 1's load pass runs between row r's shift search and its output pass, so
-// that row r's scalar chain (isqrt, the 64-bit division of f) overlaps it instead of stalling the output pass, and
-// row r + 1's mean division overlaps row r's output pass. (A rejected row stops the loop with rows before it
-// unwritten: the caller then discards or recomputes the whole output.)
+// Rows [r0, r1) on the AVX-512 passes (layernorm_simd.h); `in` and `out` point at row 0, buf is a [kGroup, cols]
+// buffer. kGroup rows at a time: their load passes, then their shift searches and factors, then their output passes,
+// so that each row's scalar chain (the mean's division, the search's square root, isqrt and the 64-bit division of
+// f) overlaps the other rows' passes instead of stalling its own output pass; the output pass of the group's row i
+// prefetches the next group's row i. (A rejected row stops the loop with its group unwritten: the caller then
+// discards or recomputes the whole output.)
+constexpr int64_t kGroup = 8;
+
 bool rows_simd(const LnRowIn& in, const LnRowOut& out, const LnParams& p, int64_t r0, int64_t r1, int32_t* buf) {
   const int64_t cols = p.cols;
-  LoadedRow row{};
-  if (r0 < r1 && !load_simd_row(in, p, r0, buf, row)) return false;
-  for (int64_t r = r0; r < r1; ++r) {
-    i64 var = row.var;
-    const int32_t* const q = row.q;
-    const int32_t m = row.mean;
-    const int shift = find_shift(
-        var, cols, [&](int sh) { return ln_shift_sum(q, m, cols, sh); },
-        [&](int sh, i64& below, i64& at) { ln_shift_sums(q, m, cols, sh, below, at); });
-    const LnFactor f = ibert_factor(var, shift);
-    LoadedRow next{};
-    if (r + 1 < r1 && !load_simd_row(in, p, r + 1, buf + ((r + 1 - r0) & 1) * cols, next)) return false;
-    ln_out_row(q, m, cols, f, p.bias_int, out.at(r * cols));
-    row = next;
+  for (int64_t r = r0; r < r1; r += kGroup) {
+    const int64_t n = std::min<int64_t>(kGroup, r1 - r);
+    LoadedRow row[kGroup];
+    for (int64_t i = 0; i < n; ++i) {
+      if (!load_simd_row(in, p, r + i, buf + i * cols, row[i])) return false;
+    }
+    LnFactor f[kGroup];
+    for (int64_t i = 0; i < n; ++i) {
+      i64 var = row[i].var;
+      const int32_t* const q = row[i].q;
+      const int32_t m = row[i].mean;
+      const int shift = find_shift(
+          var, cols, [&](int sh) { return ln_shift_sum(q, m, cols, sh); },
+          [&](int sh, i64& below, i64& at) { ln_shift_sums(q, m, cols, sh, below, at); });
+      f[i] = ibert_factor(var, shift);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      LnRowOut o = out.at((r + i) * cols);
+      if (r + kGroup + i < r1) o.prefetch = in.at((r + kGroup + i) * cols).data();  // the next group's row i
+      ln_out_row(row[i].q, row[i].mean, cols, f[i], p.bias_int, o);
+    }
   }
   return true;
 }
@@ -145,11 +155,12 @@ bool run(In in, Out out, const LnParams& p, const LnRowIn* simd_in = nullptr, co
   const int64_t grain = std::max<int64_t>(1, 16384 / p.cols);
   const bool simd = simd_in != nullptr && isa() == Isa::kAvx512;
   // Float output: the float64 form of the output pass when every |bias_int| ≤ 2^50 (ln_bias_magic).
-  std::vector<double> bias_m(simd && simd_out->value != nullptr ? p.cols : 0);
+  const bool magic = simd && simd_out->value != nullptr;
+  RowBuffer<double> bias_m(magic ? p.cols : 0);  // on the stack for C ≤ 4096
   LnRowOut out_simd = simd_out != nullptr ? *simd_out : LnRowOut{};
-  if (!bias_m.empty() && ln_bias_magic(p.bias_int, p.cols, bias_m.data())) out_simd.bias_m = bias_m.data();
+  if (magic && ln_bias_magic(p.bias_int, p.cols, bias_m.data())) out_simd.bias_m = bias_m.data();
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    RowBuffer<int32_t> q(simd ? 2 * p.cols : p.cols);
+    RowBuffer<int32_t> q(simd ? kGroup * p.cols : p.cols);
     const bool ok = simd ? rows_simd(*simd_in, out_simd, p, r0, r1, q.data()) : rows(in, out, p, r0, r1, q.data());
     if (!ok) all_ok = false;
   });

@@ -141,8 +141,10 @@ MNQ_TARGET_AVX512 void out_row(const int32_t* x, const PtfRow& row, const PtfRow
   float* const value = out.value;
   constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
   constexpr int kFloor = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
+  const char* const pf = static_cast<const char*>(out.prefetch != nullptr ? out.prefetch : x);  // PtfRowOut::prefetch
   for (int64_t j = 0; j < cols; j += 8) {
     const __mmask8 m = lanes8(cols - j);
+    if ((j & 8) == 0) _mm_prefetch(pf + j * 4, _MM_HINT_T0);
     const __m512d a = _mm512_mul_pd(_mm512_maskz_loadu_pd(m, cgamma + j), inv_den);
     const __m512d abs_a = _mm512_and_pd(a, abs_mask);
     // N = clamp(7 − floor(log2|A'|), 0, 31); VGETEXPPD is floor(log2) for a normal A' (others fail the test).
@@ -221,8 +223,10 @@ MNQ_TARGET_AVX512 bool out_row_scaled(const int32_t* x, const PtfRow& row, const
   int64_t* const code = out.code;
   float* const value = out.value;
   constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  const char* const pf = static_cast<const char*>(out.prefetch != nullptr ? out.prefetch : x);  // PtfRowOut::prefetch
   for (int64_t j = 0; j < cols; j += 8) {
     const __mmask8 m = lanes8(cols - j);
+    if ((j & 8) == 0) _mm_prefetch(pf + j * 4, _MM_HINT_T0);
     const __m512i a = _mm512_castpd_si512(_mm512_mul_pd(_mm512_maskz_loadu_pd(m, cgamma + j), inv_den));
     const __m512d alpha = _mm512_castsi512_pd(_mm512_and_si512(a, alpha_mask));
     __mmask8 good = _mm512_mask_test_epi64_mask(m, _mm512_add_epi64(a, half_lim), frac_hi);
@@ -302,12 +306,55 @@ bool ptf_out_row(const int32_t* x, const PtfRow& row, const PtfRowFast& rf, cons
 }
 
 bool ptf_inv32(const double* inv_scale, int64_t cols, float* inv32) {
-  bool ok = true;
+  int bad = 0;  // bitwise, so that the loop vectorizes
   for (int64_t c = 0; c < cols; ++c) {
-    ok &= inv_scale[c] >= 0x1p-100 && inv_scale[c] <= 0x1p100;  // positive scales: 1/S[c] > 0
+    bad |= (inv_scale[c] < 0x1p-100) | (inv_scale[c] > 0x1p100);  // positive scales: 1/S[c] > 0
     inv32[c] = static_cast<float>(inv_scale[c]);
   }
-  return ok;
+  return bad == 0;
+}
+
+namespace {
+
+template <class G, class B>
+bool host_consts(const int64_t* alpha, const G* g, const B* b, int64_t cols, double s_base, int32_t* shift,
+                 double* values, double& g_max, double& b_max) {
+  using kernels::kPtfMaxShift;
+  int bad = 0;
+  i64 a_min = kPtfMaxShift;
+  double gm = 0.0, bm = 0.0;
+  for (int64_t c = 0; c < cols; ++c) {
+    const double gamma = static_cast<double>(g[c]), beta = static_cast<double>(b[c]);  // float32 widens exactly
+    bad |= (alpha[c] < 0) | (alpha[c] > kPtfMaxShift) | !(gamma - gamma == 0.0) | !(beta - beta == 0.0);
+    a_min = alpha[c] < a_min ? alpha[c] : a_min;
+    gm = std::fmax(gm, std::fabs(gamma));  // NaN: the call is rejected (bad), so its maxima do not matter
+    bm = std::fmax(bm, std::fabs(beta));
+  }
+  if (bad != 0) return false;
+  double inv[kPtfMaxShift + 1];  // α ∈ {0..3} (checked above): four possible inverse scales
+  for (int64_t a = 0; a <= kPtfMaxShift; ++a) inv[a] = kernels::ptf_inv_scale(a, s_base);
+  for (int64_t c = 0; c < cols; ++c) {
+    kernels::ptf_channel_consts_inv(alpha[c], a_min, static_cast<double>(g[c]), static_cast<double>(b[c]),
+                                    inv[alpha[c]], cols, c, shift, values);
+  }
+  g_max = gm;
+  b_max = bm;
+  return true;
+}
+
+template <class G>
+bool host_consts_g(const int64_t* alpha, const G* g, const float* b32, const double* b64, int64_t cols,
+                   double s_base, int32_t* shift, double* values, double& g_max, double& b_max) {
+  return b32 != nullptr ? host_consts(alpha, g, b32, cols, s_base, shift, values, g_max, b_max)
+                        : host_consts(alpha, g, b64, cols, s_base, shift, values, g_max, b_max);
+}
+
+}  // namespace
+
+bool ptf_host_consts(const int64_t* alpha, const float* g32, const double* g64, const float* b32, const double* b64,
+                     int64_t cols, double s_base, int32_t* shift, double* values, double& g_max, double& b_max) {
+  return g32 != nullptr ? host_consts_g(alpha, g32, b32, b64, cols, s_base, shift, values, g_max, b_max)
+                        : host_consts_g(alpha, g64, b32, b64, cols, s_base, shift, values, g_max, b_max);
 }
 
 PtfScaled ptf_scaled_consts(const PtfParams& p, double* buf) {
