@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <vector>
 
 #include "csrc/cpu/isa.h"
 #include "csrc/cpu/layernorm_simd.h"
@@ -77,10 +78,9 @@ bool run(In in, Out out, const LnParams& p, const LnRowIn* simd_in = nullptr, co
   const int64_t grain = std::max<int64_t>(1, 16384 / p.cols);
   const bool simd = simd_in != nullptr && isa() == Isa::kAvx512;
   // Float output: the float64 form of the output pass when every |bias_int| ≤ 2^50 (ln_bias_magic).
-  const bool magic = simd && simd_out->value != nullptr;
-  RowBuffer<double> bias_m(magic ? p.cols : 0);  // on the stack for C ≤ 4096
+  std::vector<double> bias_m(simd && simd_out->value != nullptr ? p.cols : 0);
   LnRowOut out_simd = simd_out != nullptr ? *simd_out : LnRowOut{};
-  if (magic && ln_bias_magic(p.bias_int, p.cols, bias_m.data())) out_simd.bias_m = bias_m.data();
+  if (!bias_m.empty() && ln_bias_magic(p.bias_int, p.cols, bias_m.data())) out_simd.bias_m = bias_m.data();
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
     RowBuffer<int32_t> q(simd ? 8 * p.cols : p.cols);
     const bool ok = simd ? rows_simd(*simd_in, out_simd, p, r0, r1, q.data()) : rows(in, out, p, r0, r1, q.data());

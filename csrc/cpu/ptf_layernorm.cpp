@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <vector>
 
 #include "csrc/cpu/isa.h"
 #include "csrc/cpu/ptf_layernorm_simd.h"
@@ -111,14 +112,13 @@ bool run(In in, Out out, const PtfParams& p, const PtfRowIn* simd_in = nullptr, 
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 16384 / p.cols);
   const bool simd = simd_in != nullptr && isa() == Isa::kAvx512 && ptf_fast_ok(p.scale_next);
-  // The per-call channel vectors on the stack for C ≤ 1024 (RowBuffer), else from torch's allocator.
-  RowBuffer<double, 2048> scaled(simd ? 2 * p.cols : 0);
+  std::vector<double> scaled(simd ? 2 * p.cols : 0);
   PtfScaled sc = simd ? ptf_scaled_consts(p, scaled.data()) : PtfScaled{};
-  RowBuffer<float, 6144> scaled32(simd ? 6 * p.cols : 0);  // ptf_scaled_consts32's 5·C, then inv32's C
+  std::vector<float> scaled32(simd ? 5 * p.cols : 0);
   if (simd) ptf_scaled_consts32(p, sc, scaled32.data());
+  std::vector<float> inv32(simd && simd_in->x != nullptr ? p.cols : 0);
   PtfRowIn in_simd = simd_in != nullptr ? *simd_in : PtfRowIn{};
-  float* const inv32 = scaled32.data() + 5 * p.cols;
-  if (simd && simd_in->x != nullptr && ptf_inv32(in_simd.inv_scale, p.cols, inv32)) in_simd.inv32 = inv32;
+  if (!inv32.empty() && ptf_inv32(in_simd.inv_scale, p.cols, inv32.data())) in_simd.inv32 = inv32.data();
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
     RowBuffer<int32_t> x(simd ? kGroup * p.cols : p.cols);
     bool ok;
