@@ -120,7 +120,7 @@ bool load_simd_row(const LnRowIn& in, const LnParams& p, int64_t r, int32_t* buf
 // row r + 1's mean division overlaps row r's output pass. (A rejected row stops the loop with rows before it
 // unwritten: the caller then discards or recomputes the whole output.) Float input (the QAT form) takes this
 // form: rows_simd_grouped measured 2–3% slower there (the group's codes, 12 KB at C = 384, written by its load
-// passes), and prefetching gained nothing.
+// passes), and prefetching the next rows from the output pass made both forms slower.
 bool rows_simd_pipelined(const LnRowIn& in, const LnRowOut& out, const LnParams& p, int64_t r0, int64_t r1,
                          int32_t* buf) {
   const int64_t cols = p.cols;
@@ -145,8 +145,7 @@ bool rows_simd_pipelined(const LnRowIn& in, const LnRowOut& out, const LnParams&
 // Rows [r0, r1) of int32 input on the AVX-512 passes (layernorm_simd.h), the codes read in place; `in` and `out`
 // point at row 0. kGroup rows at a time: their load passes, then their shift searches and factors, then their
 // output passes, so that each row's scalar chain (the mean's division, the search's square root, isqrt and the
-// 64-bit division of f) overlaps the other rows' passes instead of stalling its own output pass; the output pass of
-// the group's row i prefetches the next group's row i. ~5% faster than rows_simd_pipelined on int32 input. (A
+// 64-bit division of f) overlaps the other rows' passes instead of stalling its own output pass. ~5% faster than rows_simd_pipelined on int32 input. (A
 // rejected row stops the loop with its group unwritten: the caller then discards or recomputes the whole output.)
 constexpr int64_t kGroup = 8;
 
@@ -169,9 +168,7 @@ bool rows_simd_grouped(const LnRowIn& in, const LnRowOut& out, const LnParams& p
       f[i] = ibert_factor(var, shift);
     }
     for (int64_t i = 0; i < n; ++i) {
-      LnRowOut o = out.at((r + i) * cols);
-      if (r + kGroup + i < r1) o.prefetch = in.at((r + kGroup + i) * cols).data();  // the next group's row i
-      ln_out_row(row[i].q, row[i].mean, cols, f[i], p.bias_int, o);
+      ln_out_row(row[i].q, row[i].mean, cols, f[i], p.bias_int, out.at((r + i) * cols));
     }
   }
   return true;

@@ -152,7 +152,6 @@ MNQ_TARGET_AVX512 void std8(const i64* var, i64* k, i64* f) {
   if (f != nullptr) _mm512_storeu_si512(f, _mm512_cvttpd_epi64(_mm512_div_pd(_mm512_set1_pd(2147483647.0), kk)));
 }
 
-template <bool kPrefetch>
 MNQ_TARGET_AVX512 void out_row(const int32_t* q, int32_t mean, int64_t cols, LnFactor f, const i64* bias,
                                const LnRowOut& out) {
   const __m512i vm = _mm512_set1_epi32(mean);
@@ -160,7 +159,6 @@ MNQ_TARGET_AVX512 void out_row(const int32_t* q, int32_t mean, int64_t cols, LnF
   int64_t* const code = out.code;  // locals: the int64 stores could alias the struct's members
   float* const value = out.value;
   const double* const s_out = out.s_out;
-  const char* const pf = static_cast<const char*>(out.prefetch);  // LnRowOut::prefetch (kPrefetch: set)
   // f = 2·half + odd below 2^31 (every row but a near-constant I-BERT one, std = 1) fits a signed 32-bit lane:
   // then yn = floor(y·f / 2) is one 32×32→64-bit product shifted right (|y·f| < 2^53 exact in int64).
   const i64 f_full = 2 * static_cast<i64>(f.half) + (f.odd_mask & 1);
@@ -172,7 +170,6 @@ MNQ_TARGET_AVX512 void out_row(const int32_t* q, int32_t mean, int64_t cols, LnF
     const double* const bias_m = out.bias_m;
     for (int64_t j = 0; j < cols; j += 8) {
       const __mmask8 k = lanes8(cols - j);
-      if (kPrefetch && (j & 8) == 0) _mm_prefetch(pf + j * 4, _MM_HINT_T0);  // one 64-byte line per 16 elements
       const __m512d y = _mm512_cvtepi32_pd(_mm256_sub_epi32(_mm256_maskz_loadu_epi32(k, q + j), _mm512_castsi512_si256(vm)));
       const __m512d r = _mm512_fmadd_round_pd(y, fh, _mm512_maskz_loadu_pd(k, bias_m + j), kDown);
       const __m512d d = _mm512_mul_pd(_mm512_sub_pd(r, magic), _mm512_maskz_loadu_pd(k, s_out + j));
@@ -182,7 +179,6 @@ MNQ_TARGET_AVX512 void out_row(const int32_t* q, int32_t mean, int64_t cols, LnF
   }
   for (int64_t j = 0; j < cols; j += 8) {
     const __mmask8 k = lanes8(cols - j);
-    if (kPrefetch && (j & 8) == 0) _mm_prefetch(pf + j * 4, _MM_HINT_T0);
     const __m512i y = _mm512_cvtepi32_epi64(_mm256_sub_epi32(_mm256_maskz_loadu_epi32(k, q + j), _mm512_castsi512_si256(vm)));
     // y·half + (floor(y / 2) & odd_mask) + bias_int[c] (ln_affine_out): |y| ≤ 2^22, half ≤ 2^30
     const __m512i yn = narrow ? _mm512_srai_epi64(_mm512_mul_epi32(y, vf), 1)
@@ -230,11 +226,7 @@ void ilayernorm_std8(const i64* var, i64* k, i64* f) {
 
 void ln_out_row(const int32_t* q, int32_t mean, int64_t cols, LnFactor f, const i64* bias_int, const LnRowOut& out) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  if (out.prefetch != nullptr) {
-    out_row<true>(q, mean, cols, f, bias_int, out);
-  } else {
-    out_row<false>(q, mean, cols, f, bias_int, out);
-  }
+  out_row(q, mean, cols, f, bias_int, out);
 #endif
 }
 

@@ -11,9 +11,7 @@
 //   ln_shift_sums  (V(s − 1), V(s)) of I-BERT's shift search, V(s) = Σ floor((q − mean) / 2^s)²; ln_shift_sum
 //                  V(s) alone
 //   ln_out_row     ln_affine_out(q − mean, f, bias_int[c]) as int64 codes, or float32 float(double(v)·S_out[c])
-//                  (v made in float64 lanes when ln_bias_magic allows); optionally prefetching a later row's input
-//                  (LnRowOut::prefetch: I-BERT's next group; a separate loop without it, which I-LayerNorm takes —
-//                  its rows measured slower with the prefetch)
+//                  (v made in float64 lanes when ln_bias_magic allows)
 #pragma once
 
 #include <cstdint>
@@ -30,7 +28,6 @@ struct LnRowIn {
   double inv_scale = 0.0;      // 1/S
   // The row's codes for the passes after ln_load_row: int32 input in place, float input in the buffer it filled.
   const int32_t* codes(const int32_t* buf) const { return q != nullptr ? q : buf; }
-  const void* data() const { return q != nullptr ? static_cast<const void*>(q) : static_cast<const void*>(x); }
   LnRowIn at(int64_t i) const {  // the same at element i (a row's start)
     LnRowIn r = *this;
     if (r.q != nullptr) r.q += i;
@@ -44,10 +41,6 @@ struct LnRowOut {
   float* value = nullptr;        // float32 values with
   const double* s_out = nullptr;  // [cols] S_out[c], and optionally
   const double* bias_m = nullptr;  // [cols] bias_int[c] + 1.5·2^52 (ln_bias_magic): the float64 form of ln_out_row
-  // Optionally a later row's input ([cols] elements of 4 bytes: int32 codes or float32 values), prefetched into L1
-  // as this row is written, so that its load pass finds it there (the load pass otherwise stalls on L3: the
-  // input of a batch-8 call is 2.4 MB, beyond L2). Not moved by at(); only read by prefetch instructions.
-  const void* prefetch = nullptr;
   LnRowOut at(int64_t i) const {  // the same at element i (a row's start)
     LnRowOut r = *this;
     if (r.code != nullptr) r.code += i;

@@ -76,8 +76,7 @@ MNQ_CPU_CLONES bool rows(In in, Out out, const PtfParams& p, int64_t r0, int64_t
 // [kGroup, cols] buffer. kGroup rows at a time: their pass 1, then their row values (ptf_row's 128-bit isqrt,
 // ptf_row_fast's divisions: a latency chain per row), then their pass 2, so that the chains overlap the other rows'
 // passes instead of each stalling its own pass 2. (On a rejected row nothing of its group is written: the caller
-// discards or recomputes the whole output then.) Pass 2 of the group's row i prefetches the next group's row i
-// (PtfRowOut::prefetch), which pass 1 would otherwise wait for: a batch-8 input is 2.4 MB, beyond L2.
+// discards or recomputes the whole output then.)
 constexpr int64_t kGroup = 8;
 
 bool rows_simd(const PtfRowIn& in, const PtfRowOut& out, const PtfParams& p, const PtfScaled& sc, int64_t r0,
@@ -97,11 +96,7 @@ bool rows_simd(const PtfRowIn& in, const PtfRowOut& out, const PtfParams& p, con
       row[i] = ptf_row(sx[i], sxx[i], cols, p.scale_next);
       rf[i] = ptf_row_fast(row[i], cols, inv_sn, sc.max_cg);
     }
-    for (int64_t i = 0; i < n; ++i) {
-      PtfRowOut o = out.at((r + i) * cols);
-      if (r + kGroup + i < r1) o.prefetch = in.at((r + kGroup + i) * cols).data();  // the next group's row i
-      ptf_out_row(x + i * cols, row[i], rf[i], p, o, &sc);
-    }
+    for (int64_t i = 0; i < n; ++i) ptf_out_row(x + i * cols, row[i], rf[i], p, out.at((r + i) * cols), &sc);
   }
   return true;
 }

@@ -141,10 +141,8 @@ MNQ_TARGET_AVX512 void out_row(const int32_t* x, const PtfRow& row, const PtfRow
   float* const value = out.value;
   constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
   constexpr int kFloor = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
-  const char* const pf = static_cast<const char*>(out.prefetch != nullptr ? out.prefetch : x);  // PtfRowOut::prefetch
   for (int64_t j = 0; j < cols; j += 8) {
     const __mmask8 m = lanes8(cols - j);
-    if ((j & 8) == 0) _mm_prefetch(pf + j * 4, _MM_HINT_T0);
     const __m512d a = _mm512_mul_pd(_mm512_maskz_loadu_pd(m, cgamma + j), inv_den);
     const __m512d abs_a = _mm512_and_pd(a, abs_mask);
     // N = clamp(7 − floor(log2|A'|), 0, 31); VGETEXPPD is floor(log2) for a normal A' (others fail the test).
@@ -223,10 +221,8 @@ MNQ_TARGET_AVX512 bool out_row_scaled(const int32_t* x, const PtfRow& row, const
   int64_t* const code = out.code;
   float* const value = out.value;
   constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-  const char* const pf = static_cast<const char*>(out.prefetch != nullptr ? out.prefetch : x);  // PtfRowOut::prefetch
   for (int64_t j = 0; j < cols; j += 8) {
     const __mmask8 m = lanes8(cols - j);
-    if ((j & 8) == 0) _mm_prefetch(pf + j * 4, _MM_HINT_T0);
     const __m512i a = _mm512_castpd_si512(_mm512_mul_pd(_mm512_maskz_loadu_pd(m, cgamma + j), inv_den));
     const __m512d alpha = _mm512_castsi512_pd(_mm512_and_si512(a, alpha_mask));
     __mmask8 good = _mm512_mask_test_epi64_mask(m, _mm512_add_epi64(a, half_lim), frac_hi);

@@ -43,7 +43,6 @@ struct PtfRowIn {
   const float* x = nullptr;
   const double* inv_scale = nullptr;
   const float* inv32 = nullptr;
-  const void* data() const { return q != nullptr ? static_cast<const void*>(q) : static_cast<const void*>(x); }
   PtfRowIn at(int64_t i) const {  // the same at element i (a row's start)
     PtfRowIn r = *this;
     if (r.q != nullptr) r.q += i;
@@ -57,9 +56,6 @@ struct PtfRowOut {
   int64_t* code = nullptr;
   float* value = nullptr;
   double scale = 0.0;
-  // Optionally a later row's input ([cols] elements of 4 bytes), prefetched into L1 as this row is written (as
-  // layernorm_simd.h's LnRowOut::prefetch). Not moved by at(); only read by prefetch instructions.
-  const void* prefetch = nullptr;
   PtfRowOut at(int64_t i) const {  // the same at element i (a row's start)
     PtfRowOut r = *this;
     if (r.code != nullptr) r.code += i;

@@ -120,10 +120,8 @@ MNQ_TARGET_AVX512 void out_row32(const int32_t* x, const PtfRow& row, const PtfP
   int64_t* const code = out.code;
   float* const value = out.value;
   constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-  const char* const pf = static_cast<const char*>(out.prefetch != nullptr ? out.prefetch : x);  // PtfRowOut::prefetch
   for (int64_t j = 0; j < cols; j += 16) {
     const __mmask16 m = lanes16(cols - j);
-    _mm_prefetch(pf + j * 4, _MM_HINT_T0);
     const __m512i a = _mm512_castps_si512(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, cg + j), r32));
     __mmask16 good = _mm512_mask_test_epi32_mask(m, _mm512_add_epi32(a, plus4), l_bits);
     const __m512 alpha = _mm512_castsi512_ps(_mm512_and_si512(a, alpha_mask));
