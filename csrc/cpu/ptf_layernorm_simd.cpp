@@ -302,12 +302,55 @@ bool ptf_out_row(const int32_t* x, const PtfRow& row, const PtfRowFast& rf, cons
 }
 
 bool ptf_inv32(const double* inv_scale, int64_t cols, float* inv32) {
-  bool ok = true;
+  int bad = 0;  // bitwise, so that the loop vectorizes
   for (int64_t c = 0; c < cols; ++c) {
-    ok &= inv_scale[c] >= 0x1p-100 && inv_scale[c] <= 0x1p100;  // positive scales: 1/S[c] > 0
+    bad |= (inv_scale[c] < 0x1p-100) | (inv_scale[c] > 0x1p100);  // positive scales: 1/S[c] > 0
     inv32[c] = static_cast<float>(inv_scale[c]);
   }
-  return ok;
+  return bad == 0;
+}
+
+namespace {
+
+template <class G, class B>
+bool host_consts(const int64_t* alpha, const G* g, const B* b, int64_t cols, double s_base, int32_t* shift,
+                 double* values, double& g_max, double& b_max) {
+  using kernels::kPtfMaxShift;
+  int bad = 0;
+  i64 a_min = kPtfMaxShift;
+  double gm = 0.0, bm = 0.0;
+  for (int64_t c = 0; c < cols; ++c) {
+    const double gamma = static_cast<double>(g[c]), beta = static_cast<double>(b[c]);  // float32 widens exactly
+    bad |= (alpha[c] < 0) | (alpha[c] > kPtfMaxShift) | !(gamma - gamma == 0.0) | !(beta - beta == 0.0);
+    a_min = alpha[c] < a_min ? alpha[c] : a_min;
+    gm = std::fmax(gm, std::fabs(gamma));  // NaN: the call is rejected (bad), so its maxima do not matter
+    bm = std::fmax(bm, std::fabs(beta));
+  }
+  if (bad != 0) return false;
+  double inv[kPtfMaxShift + 1];  // α ∈ {0..3} (checked above): four possible inverse scales
+  for (int64_t a = 0; a <= kPtfMaxShift; ++a) inv[a] = kernels::ptf_inv_scale(a, s_base);
+  for (int64_t c = 0; c < cols; ++c) {
+    kernels::ptf_channel_consts_inv(alpha[c], a_min, static_cast<double>(g[c]), static_cast<double>(b[c]),
+                                    inv[alpha[c]], cols, c, shift, values);
+  }
+  g_max = gm;
+  b_max = bm;
+  return true;
+}
+
+template <class G>
+bool host_consts_g(const int64_t* alpha, const G* g, const float* b32, const double* b64, int64_t cols,
+                   double s_base, int32_t* shift, double* values, double& g_max, double& b_max) {
+  return b32 != nullptr ? host_consts(alpha, g, b32, cols, s_base, shift, values, g_max, b_max)
+                        : host_consts(alpha, g, b64, cols, s_base, shift, values, g_max, b_max);
+}
+
+}  // namespace
+
+bool ptf_host_consts(const int64_t* alpha, const float* g32, const double* g64, const float* b32, const double* b64,
+                     int64_t cols, double s_base, int32_t* shift, double* values, double& g_max, double& b_max) {
+  return g32 != nullptr ? host_consts_g(alpha, g32, b32, b64, cols, s_base, shift, values, g_max, b_max)
+                        : host_consts_g(alpha, g64, b32, b64, cols, s_base, shift, values, g_max, b_max);
 }
 
 PtfScaled ptf_scaled_consts(const PtfParams& p, double* buf) {

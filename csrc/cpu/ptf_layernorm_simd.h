@@ -98,6 +98,15 @@ bool ptf_out_row32(const int32_t* x, const kernels::PtfRow& row, const kernels::
 void ptf_redo_lanes(unsigned redo, int64_t j, const int32_t* x, const kernels::PtfRow& row,
                     const kernels::PtfParams& p, const PtfRowOut& out);
 
+// The host constants of the PTF front end (csrc/ops/ptf_layernorm.cpp host_consts: kernels::ptf_channel_consts_inv
+// of every channel into shift [cols] and values [4, cols]) and g_max = max_c |γ[c]|, b_max = max_c |β[c]|, γ and β
+// host arrays of float32 (g32, b32) or float64 (g64, b64; exactly one of each pair set), α int64. Two plain loops
+// without branches, here so that they are compiled with csrc/cpu/'s -march, which vectorizes them (the front end's
+// baseline x86-64 loop with a check per channel took ~0.6 µs of a 384-channel call). False when a channel is
+// rejected (α outside {0..3}, γ or β not finite; the outputs are then unspecified): the caller reports it.
+bool ptf_host_consts(const int64_t* alpha, const float* g32, const double* g64, const float* b32, const double* b64,
+                     int64_t cols, double s_base, int32_t* shift, double* values, double& g_max, double& b_max);
+
 // Fills inv32 [cols] with fl32(inv_scale[c]); false (inv32 unusable) when one lies outside [2^−100, 2^100].
 bool ptf_inv32(const double* inv_scale, int64_t cols, float* inv32);
 

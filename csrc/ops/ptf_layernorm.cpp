@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "csrc/checks.h"
+#include "csrc/cpu/ptf_layernorm_simd.h"
 #include "csrc/dispatch.h"
 #include "csrc/ops/backend.h"
 #include "csrc/ops/prepared.h"
@@ -56,30 +57,23 @@ PtfConsts host_consts(const char* op, const at::Tensor& alpha, double s_base, co
   const at::Tensor a = alpha_in_place ? alpha : alpha.to(at::kCPU, at::kLong).contiguous();
   const int64_t* ap = a.const_data_ptr<int64_t>();
   const HostValues gp(weight), bp(bias);  // no conversions for float32/float64 CPU vectors (batch-1 latency)
-  int64_t a_min = kernels::kPtfMaxShift;
+  at::Tensor shift = at::empty({cols}, a.options().dtype(at::kInt));
+  at::Tensor values = at::empty({4, cols}, at::TensorOptions().dtype(at::kDouble));
   double g_max = 0.0, b_max = 0.0;
-  for (int64_t c = 0; c < cols; ++c) {
-    TORCH_CHECK_VALUE(ap[c] >= 0 && ap[c] <= kernels::kPtfMaxShift, op, ": alpha must be in {0, 1, 2, 3}, got alpha[",
-                      c, "] = ", ap[c]);
-    TORCH_CHECK_VALUE(std::isfinite(gp[c]), op, ": weight must be finite, got weight[", c, "] = ", gp[c]);
-    TORCH_CHECK_VALUE(std::isfinite(bp[c]), op, ": bias must be finite, got bias[", c, "] = ", bp[c]);
-    a_min = std::min(a_min, ap[c]);
-    g_max = std::max(g_max, std::fabs(gp[c]));
-    b_max = std::max(b_max, std::fabs(bp[c]));
+  if (!cpu::ptf_host_consts(ap, gp.f32(), gp.f64(), bp.f32(), bp.f64(), cols, s_base, shift.data_ptr<int32_t>(),
+                            values.data_ptr<double>(), g_max, b_max)) {
+    for (int64_t c = 0; c < cols; ++c) {  // a channel was rejected: the checks, to name the first one
+      TORCH_CHECK_VALUE(ap[c] >= 0 && ap[c] <= kernels::kPtfMaxShift, op,
+                        ": alpha must be in {0, 1, 2, 3}, got alpha[", c, "] = ", ap[c]);
+      TORCH_CHECK_VALUE(std::isfinite(gp[c]), op, ": weight must be finite, got weight[", c, "] = ", gp[c]);
+      TORCH_CHECK_VALUE(std::isfinite(bp[c]), op, ": bias must be finite, got bias[", c, "] = ", bp[c]);
+    }
+    TORCH_CHECK(false, op, ": internal error: the constants were rejected, yet every channel passes its check");
   }
   const double bound = kernels::ptf_b_bound(b_max, g_max, cols, scale_next);
   TORCH_CHECK_VALUE(bound <= kernels::kPtfMaxB, op, ": scale_next = ", scale_next, " is too small for these weight ",
                     "and bias: the int64 bias B of the output needs 2^31·max|bias|/scale_next + ",
                     "2^18·max(256, C·max|weight|/scale_next) ≤ 2^61, got ", bound);
-  at::Tensor shift = at::empty({cols}, a.options().dtype(at::kInt));
-  at::Tensor values = at::empty({4, cols}, at::TensorOptions().dtype(at::kDouble));
-  int32_t* sp = shift.data_ptr<int32_t>();
-  double* vp = values.data_ptr<double>();
-  double inv[kernels::kPtfMaxShift + 1];  // α ∈ {0..3} (checked above): four possible inverse scales
-  for (int64_t a = 0; a <= kernels::kPtfMaxShift; ++a) inv[a] = kernels::ptf_inv_scale(a, s_base);
-  for (int64_t c = 0; c < cols; ++c) {
-    kernels::ptf_channel_consts_inv(ap[c], a_min, gp[c], bp[c], inv[ap[c]], cols, c, sp, vp);
-  }
   return PtfConsts{shift.to(alpha.device()), values.to(alpha.device())};
 }
 

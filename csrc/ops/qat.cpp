@@ -18,6 +18,11 @@ at::Tensor scale_arg(const char* op, const char* name, const at::Tensor& scale, 
                     scale.sizes());
   TORCH_CHECK_VALUE(scale.is_cpu() || scale.device() == x.device(), op, ": ", name, " is on ", scale.device(),
                     " but the input is on ", x.device(), "; ", name, " must be on the CPU or on the input's device");
+  // A 0-d float64 scale on x's device that records no gradient (Python's _scale_tensor gives one) is read as it is:
+  // the detached 0-d copy would be the same values at the cost of two tensor headers (~0.3 µs per scale per call).
+  if (scale.dim() == 0 && scale.scalar_type() == at::kDouble && scale.device() == x.device() && !scale.requires_grad()) {
+    return scale;
+  }
   return scale.detach().reshape({}).to(x.device(), at::kDouble);
 }
 

@@ -67,3 +67,42 @@ def test_ibert_qat_values_without_a_code(isa, bad):
         assert torch.isnan(value[2]).all()
         keep = torch.tensor([0, 1, 3])
         assert torch.equal(value[keep], dequant(reference.ibert_layernorm(q[keep], scale, w, b)[0], s_out))
+
+
+@pytest.mark.parametrize("rows", [1, 7, 8, 9, 16, 17, 23])
+def test_ibert_rows_in_groups(isa, rows):
+    """I-BERT LayerNorm's rows in groups of 8 (csrc/cpu/ibert_layernorm.cpp rows_simd: the group's load passes,
+    then its shift searches, then its output passes): group tails, and in every group rows of every kind side by
+    side — shift 0 (V(0) < 2^32), the usual shift, the widest codes, a constant row — so that a row given another
+    row's mean, var or factor fails."""
+    g = torch.Generator().manual_seed(14)
+    for cols in (5, 16, 33, 197):
+        q = codes(rows + 1, cols, -(2**21), 2**21 - 1, 2**18, g)[-rows:]
+        for r in range(rows):
+            kind = r % 4
+            if kind == 1:
+                q[r] = torch.randint(-300, 300, (cols,), generator=g, dtype=torch.int32) + 1000 * r  # shift 0
+            elif kind == 2:
+                q[r, ::2], q[r, 1::2] = 2**21 - 1, -(2**21)
+            elif kind == 3 and r > 4:
+                q[r] = -7 * r
+        check_layernorm("ibert_layernorm", q, 6.0 / 2**21, torch.rand(cols, generator=g) + 0.5,
+                        torch.randn(cols, generator=g) * 0.1)
+
+
+@pytest.mark.parametrize("bad_row", [0, 9, 18])
+def test_ibert_qat_bad_row_in_a_later_group(isa, bad_row):
+    """A value without a code in the first, the second or the last (partial) group of 19 rows: its row is NaN,
+    every other row exact (the rejected group stops the pass; the NaN policy recomputes the rest)."""
+    g = torch.Generator().manual_seed(15)
+    scale, cols, rows = 6.0 / 2**21, 40, 19
+    q = codes(rows, cols, -(2**21), 2**21 - 1, 2**19, g)
+    w = torch.rand(cols, generator=g) + 0.5
+    b = torch.randn(cols, generator=g) * 0.1
+    x = (q.double() * scale).float()
+    x[bad_row, 3] = float("nan")
+    want, s_out = reference.ibert_layernorm(q, scale, w, b)
+    value, _ = ops.ibert_layernorm_qat(x, scale, w, b)
+    keep = torch.arange(rows) != bad_row
+    assert torch.equal(value[keep], dequant(want, s_out)[keep])
+    assert bool(value[bad_row].isnan().all())

@@ -44,3 +44,31 @@ def test_invalid_float_scales_are_named(bad, shown):
     for _ in range(2):  # an invalid value is not kept, and a kept one (-0.1) is reported the same the second time
         with pytest.raises(ValueError, match=f"scale\\[0\\] = {shown} must be finite and positive"):
             ops.quantize(x, bad, 8)
+
+
+def test_layernorm_qat_scales_in_any_form():
+    """The LayerNorm QAT ops read a 0-d float64 scale that needs no gradient in place (csrc/ops/qat.cpp scale_arg)
+    and convert any other form: the same values; the returned S_out has its own storage and shape []."""
+    g = torch.Generator().manual_seed(3)
+    cols = 24
+    w, b = torch.rand(cols, generator=g) + 0.5, torch.randn(cols, generator=g) * 0.1
+    alpha = torch.randint(0, 4, (cols,), generator=g)
+    s = 6.0 / 2**21
+    x = (torch.randint(-(2**20), 2**20, (5, cols), generator=g).double() * s).float()
+    want = ops.ibert_layernorm_qat(x, s, w, b)[0]
+    want_i = ops.ilayernorm_qat(x, s * 64, w, b)[0]  # 16-bit codes on the scale 64·s
+    assert not bool(want_i.isnan().any())
+    sb, sn = 0.01, 0.05
+    xp = (torch.randint(-127, 128, (5, cols), generator=g).double() * sb * 2.0 ** alpha.double()).float()
+    want_p = ops.ptf_layernorm_qat(xp, alpha, sb, w, b, sn)[0]
+    for form in (lambda v: f64(v), lambda v: torch.tensor([v], dtype=torch.float64),
+                 lambda v: torch.tensor(v, dtype=torch.float64, requires_grad=True)):
+        assert torch.equal(ops.ibert_layernorm_qat(x, form(s), w, b)[0], want)
+        assert torch.equal(ops.ilayernorm_qat(x, form(s * 64), w, b)[0], want_i)
+        s_next = form(sn)
+        out, s_out = ops.ptf_layernorm_qat(xp, alpha, form(sb), w, b, s_next)
+        assert torch.equal(out, want_p)
+        assert s_out.shape == () and s_out.dtype == torch.float64 and float(s_out) == sn
+        with torch.no_grad():
+            s_next.mul_(2.0)  # S_out is a copy, not the scale given
+        assert float(s_out) == sn

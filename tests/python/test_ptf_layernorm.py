@@ -220,3 +220,42 @@ def test_cuda_exact_ties_and_every_path_of_the_multiplier():
         cpu, _ = ops.ptf_layernorm(q, alpha, 0.01, w, b, scale_next)
         gpu, _ = ops.ptf_layernorm(q.cuda(), alpha.cuda(), 0.01, w.cuda(), b.cuda(), scale_next)
         assert torch.equal(gpu.cpu(), cpu)
+
+
+def test_host_constants_any_parameter_form():
+    """The host constants (csrc/cpu/ptf_layernorm_simd.cpp ptf_host_consts, float32 or float64 γ and β, in place or
+    converted): every form the same output; a rejected channel named whatever its form or position."""
+    g = torch.Generator().manual_seed(21)
+    cols = 37
+    alpha = torch.randint(0, 4, (cols,), generator=g)
+    alpha[5] = 0
+    q = torch.randint(-127, 128, (6, cols), generator=g, dtype=torch.int32)
+    w = torch.rand(cols, generator=g, dtype=torch.float64) + 0.5
+    b = torch.randn(cols, generator=g, dtype=torch.float64) * 0.1
+    want = ops.ptf_layernorm(q, alpha, 0.01, w, b, 0.05)[0]
+    w32, b32 = w.float().double(), b.float().double()
+    want32 = ops.ptf_layernorm(q, alpha, 0.01, w32, b32, 0.05)[0]
+    assert torch.equal(ops.ptf_layernorm(q, alpha, 0.01, w.float(), b.float(), 0.05)[0], want32)
+    assert torch.equal(ops.ptf_layernorm(q, alpha, 0.01, w.float(), b32, 0.05)[0], want32)
+    assert torch.equal(ops.ptf_layernorm(q, alpha, 0.01, w32, b.float(), 0.05)[0], want32)
+    wide = torch.stack([w, w], 1)[:, 0]  # not contiguous: converted
+    assert torch.equal(ops.ptf_layernorm(q, alpha.to(torch.int32), 0.01, wide, b, 0.05)[0], want)
+    assert torch.equal(ops.ptf_layernorm(q, alpha + 1 - 1, 0.01, w, b, 0.05)[0], want)
+    for c in (0, 17, cols - 1):
+        for dtype in (torch.float32, torch.float64):
+            bad_w = w.to(dtype).clone()
+            bad_w[c] = float("inf")
+            with pytest.raises(ValueError, match=rf"weight must be finite, got weight\[{c}\]"):
+                ops.ptf_layernorm(q, alpha, 0.01, bad_w, b.to(dtype), 0.05)
+            bad_b = b.to(dtype).clone()
+            bad_b[c] = float("nan")
+            with pytest.raises(ValueError, match=rf"bias must be finite, got bias\[{c}\]"):
+                ops.ptf_layernorm_qat(q.float() * 0.01, alpha, 0.01, w.to(dtype), bad_b, 0.05)
+        bad_a = alpha.clone()
+        bad_a[c] = 4 if c else -1
+        with pytest.raises(ValueError, match=rf"alpha must be in \{{0, 1, 2, 3\}}, got alpha\[{c}\]"):
+            ops.ptf_layernorm(q, bad_a, 0.01, w, b, 0.05)
+    # α's minimum sets the shifts: every channel at α = 3 (minimum 3) and one at 0
+    a3 = torch.full((cols,), 3)
+    assert torch.equal(ops.ptf_layernorm(q, a3, 0.01, w, b, 0.05)[0],
+                       reference.ptf_layernorm(q, a3, 0.01, w, b, 0.05)[0])
