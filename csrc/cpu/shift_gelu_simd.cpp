@@ -61,8 +61,11 @@ MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512 table_values(int64_t t, __m512i sig, 
   return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
 }
 
-MNQ_TARGET_AVX512 void tables(const int32_t* e1, int64_t t0, int64_t t1, int64_t e2, int out_shift, int32_t m,
-                              double s_out, int32_t* tab, float* vtab) {
+// The table entries [t0, t1) of one row max m, 16 at a time: store(t, k, sig, values) with `values()` the QAT
+// values of those lanes (computed only when the store asks for them).
+template <class Store>
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void table_steps(const int32_t* e1, int64_t t0, int64_t t1, int64_t e2,
+                                                     int out_shift, int32_t m, double s_out, const Store& store) {
   const __m512i ve2 = _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(e2)));
   const __m128i shift = _mm_cvtsi32_si128(out_shift);
   const __m512i vm = _mm512_set1_epi32(m);
@@ -70,9 +73,17 @@ MNQ_TARGET_AVX512 void tables(const int32_t* e1, int64_t t0, int64_t t1, int64_t
   for (int64_t t = t0; t < t1; t += 16) {
     const __mmask16 k = simd_lanes16(t1 - t);
     const __m512i sig = table_sig(e1, t, k, ve2, shift);
-    _mm512_mask_storeu_epi32(tab + t, k, sig);
-    if (vtab != nullptr) _mm512_mask_storeu_ps(vtab + t, k, table_values(t, sig, vm, so));
+    store(t, k, sig, [&]() MNQ_TARGET_AVX512 { return table_values(t, sig, vm, so); });
   }
+}
+
+MNQ_TARGET_AVX512 void tables(const int32_t* e1, int64_t t0, int64_t t1, int64_t e2, int out_shift, int32_t m,
+                              double s_out, int32_t* tab, float* vtab) {
+  table_steps(e1, t0, t1, e2, out_shift, m, s_out,
+              [&](int64_t t, __mmask16 k, __m512i sig, const auto& values) MNQ_TARGET_AVX512 {
+                _mm512_mask_storeu_epi32(tab + t, k, sig);
+                if (vtab != nullptr) _mm512_mask_storeu_ps(vtab + t, k, values());
+              });
 }
 
 // 16 int32 lanes truncated to their low 16 bits, stored in the lanes of k.
@@ -82,20 +93,15 @@ MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void store16(uint16_t* p, __mmask16 k, __m51
 
 MNQ_TARGET_AVX512 void tables16(const int32_t* e1, int64_t t0, int64_t t1, int64_t e2, int out_shift, int32_t m,
                                 double s_out, uint16_t* sig16, uint16_t* vlo, uint16_t* vhi) {
-  const __m512i ve2 = _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(e2)));
-  const __m128i shift = _mm_cvtsi32_si128(out_shift);
-  const __m512i vm = _mm512_set1_epi32(m);
-  const __m512d so = _mm512_set1_pd(s_out);
-  for (int64_t t = t0; t < t1; t += 16) {
-    const __mmask16 k = simd_lanes16(t1 - t);
-    const __m512i sig = table_sig(e1, t, k, ve2, shift);
-    if (sig16 != nullptr) store16(sig16 + t, k, sig);  // 0 ≤ sig < 2^15
-    if (vlo != nullptr) {
-      const __m512i bits = _mm512_castps_si512(table_values(t, sig, vm, so));
-      store16(vlo + t, k, bits);
-      store16(vhi + t, k, _mm512_srli_epi32(bits, 16));
-    }
-  }
+  table_steps(e1, t0, t1, e2, out_shift, m, s_out,
+              [&](int64_t t, __mmask16 k, __m512i sig, const auto& values) MNQ_TARGET_AVX512 {
+                if (sig16 != nullptr) store16(sig16 + t, k, sig);  // 0 ≤ sig < 2^15
+                if (vlo != nullptr) {
+                  const __m512i bits = _mm512_castps_si512(values());
+                  store16(vlo + t, k, bits);
+                  store16(vhi + t, k, _mm512_srli_epi32(bits, 16));
+                }
+              });
 }
 
 // A 256-entry table of 16-bit entries in 8 registers, looked up 32 lanes at a time: indices t ∈ [0, 256) in 16-bit
