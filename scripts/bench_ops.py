@@ -100,11 +100,21 @@ def cases(device, b):
          lambda: ops.requant_qat(hf, r16, 0.05, 8, hf, r16),
          lambda: composed.quantize(hf + hf, 0.05, 8), lambda: torch.add(hf, hf, alpha=0.5), hf),
     ]
+    # A block's residual QuantAct(16): 16-bit codes plus the 16-bit residual stream onto 16 bits, S_in / S_out and
+    # S_id / S_out near 1/2 (the row above requantizes onto 8 bits: multipliers ~1/300). Float op: x + a·y.
+    ri, ro = r16 * 0.9, r16 * 1.9
+    h2 = torch.clamp(torch.round(torch.randn(b, 197, C, device=device) / ri), -32768, 32767)
+    h2i, h2f = h2.to(torch.int32), (h2 * ri).float()
+    cases += [
+        ("requant16+residual", lambda: ops.requant(hi, r16, ro, 16, h2i, ri),
+         lambda: ops.requant_qat(hf, r16, ro, 16, h2f, ri),
+         lambda: composed.quantize(hf + h2f, ro, 16), lambda: torch.add(hf, h2f, alpha=0.5), hf),
+    ]
     return cases
 
 
 CPU_TIME = False  # --cpu-time
-TARGETS = {"quantize": 2.0, "requant+residual": 2.0}  # others: 1.5 (issue 14)
+TARGETS = {"quantize": 2.0, "requant+residual": 2.0, "requant16+residual": 2.0}  # others: 1.5 (issue 14)
 
 
 def verdict(name, ratios):
