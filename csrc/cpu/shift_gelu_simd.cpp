@@ -148,21 +148,27 @@ MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void steps32(const int32_t* q, int64_t cols,
   }
 }
 
+// A step's two 16-lane halves of 32-bit values at p and p + 16 lanes: whole stores for a full step, else the lanes
+// of k0 and k1.
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void store_step(void* p, __m512i o0, __m512i o1, __mmask16 k0, __mmask16 k1) {
+  char* b = static_cast<char*>(p);
+  if (k1 == 0xffff) {
+    _mm512_storeu_si512(b, o0);
+    _mm512_storeu_si512(b + 64, o1);
+  } else {
+    _mm512_mask_storeu_epi32(b, k0, o0);
+    _mm512_mask_storeu_epi32(b + 64, k1, o1);
+  }
+}
+
 // The steps of the int output: q·sig.
 struct IntSteps {
   const Table16& tab;
   int32_t* out;
   MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void operator()(const Step32& s, int64_t j, __mmask16 k0, __mmask16 k1) const {
     const __m512i sig = tab.look(s.t, s.b6, s.b7), zero = _mm512_setzero_si512();  // 0 ≤ sig < 2^15: zero-extended
-    const __m512i o0 = _mm512_mullo_epi32(s.v0, _mm512_unpacklo_epi16(sig, zero));
-    const __m512i o1 = _mm512_mullo_epi32(s.v1, _mm512_unpackhi_epi16(sig, zero));
-    if (k1 == 0xffff) {
-      _mm512_storeu_si512(out + j, o0);
-      _mm512_storeu_si512(out + j + 16, o1);
-    } else {
-      _mm512_mask_storeu_epi32(out + j, k0, o0);
-      _mm512_mask_storeu_epi32(out + j + 16, k1, o1);
-    }
+    store_step(out + j, _mm512_mullo_epi32(s.v0, _mm512_unpacklo_epi16(sig, zero)),
+               _mm512_mullo_epi32(s.v1, _mm512_unpackhi_epi16(sig, zero)), k0, k1);
   }
 };
 
@@ -172,15 +178,7 @@ struct ValueSteps {
   float* out;
   MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void operator()(const Step32& s, int64_t j, __mmask16 k0, __mmask16 k1) const {
     const __m512i l = lo.look(s.t, s.b6, s.b7), h = hi.look(s.t, s.b6, s.b7);
-    const __m512 o0 = _mm512_castsi512_ps(_mm512_unpacklo_epi16(l, h));
-    const __m512 o1 = _mm512_castsi512_ps(_mm512_unpackhi_epi16(l, h));
-    if (k1 == 0xffff) {
-      _mm512_storeu_ps(out + j, o0);
-      _mm512_storeu_ps(out + j + 16, o1);
-    } else {
-      _mm512_mask_storeu_ps(out + j, k0, o0);
-      _mm512_mask_storeu_ps(out + j + 16, k1, o1);
-    }
+    store_step(out + j, _mm512_unpacklo_epi16(l, h), _mm512_unpackhi_epi16(l, h), k0, k1);  // float32 bits
   }
 };
 
