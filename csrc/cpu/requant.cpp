@@ -299,15 +299,34 @@ const RequantSimdSide* simd_side(const RequantSide& in, int64_t cols, SimdSideBu
   return &side;
 }
 
+void offset_codes(RequantSimdSide& s, int64_t n) {
+  if (s.q != nullptr) s.q += n;
+  if (s.x != nullptr) s.x += n;
+}
+
+// Rows of `cols` elements and, when p.numel is not a multiple of cols (a flat view of uniform sides only), one
+// shorter last row: the sides' code pointers and the output moved past the full rows (their per-column values are
+// uniform, so the first columns serve).
 template <class Out>
 bool requant_simd(Isa path, const RequantSimdSide& in, const RequantSimdSide* id, Out out, double out_scale,
                   const RequantParams& p, int64_t cols) {
   std::atomic<bool> all_ok{true};
-  at::parallel_for(0, p.numel / cols, std::max<int64_t>(1, kGrain / cols), [&](int64_t r0, int64_t r1) {
+  const int64_t rows = p.numel / cols, rest = p.numel - rows * cols;
+  at::parallel_for(0, rows, std::max<int64_t>(1, kGrain / cols), [&](int64_t r0, int64_t r1) {
     if (!requant_rows(path, in, id, cols, r0, r1, p.lo, p.hi, out_scale, out)) {
       all_ok = false;
     }
   });
+  if (rest > 0) {
+    RequantSimdSide ra = in, rb = id != nullptr ? *id : RequantSimdSide{};
+    offset_codes(ra, rows * cols);
+    offset_codes(rb, rows * cols);
+    Out ro = out;
+    ro.p += rows * cols;
+    if (!requant_rows(path, ra, id != nullptr ? &rb : nullptr, rest, 0, 1, p.lo, p.hi, out_scale, ro)) {
+      all_ok = false;
+    }
+  }
   return all_ok;
 }
 
@@ -317,46 +336,22 @@ constexpr int64_t kFlatCols = 1024;
 bool uniform(const RequantSide& s) {
   return s.m.numel() == 1 && (s.codes.scalar_type() != at::kFloat || s.scale.numel() == 1);
 }
-void offset_codes(RequantSimdSide& s, int64_t n) {
-  if (s.q != nullptr) s.q += n;
-  if (s.x != nullptr) s.x += n;
-}
 
 template <class Out>
 bool requant_out(const RequantSide& in, const RequantSide* id, Out out, double out_scale, const RequantParams& p) {
   const int64_t cols = in.codes.dim() == 0 ? 1 : in.codes.size(-1);  // channels of the last dim (numel > 0)
   const Isa vec = isa();
-  if (vec != Isa::kScalar && cols % 16 != 0 && p.numel >= kFlatCols && uniform(in) && (id == nullptr || uniform(*id))) {
-    // Per-tensor sides: every element's value is the same function of its codes wherever it sits, so the tensor
-    // is taken as rows of kFlatCols columns and one remainder row. With the last dim's rows (attention scores: 50
-    // or 197 columns, 49 in a Swin window) every row ended in a masked int64 tail: 4x the time of full blocks.
-    SimdSideBuf a(kFlatCols), b(id != nullptr ? kFlatCols : 0);
-    const RequantSimdSide* sa = simd_side(in, kFlatCols, a, 0);
-    const RequantSimdSide* sb = sa != nullptr && id != nullptr ? simd_side(*id, kFlatCols, b, 1) : nullptr;
-    if (sa != nullptr && (id == nullptr || sb != nullptr)) {
-      const int64_t body = p.numel - p.numel % kFlatCols;
-      RequantParams pb = p;
-      pb.numel = body;
-      bool ok = requant_simd(vec, *sa, sb, out, out_scale, pb, kFlatCols);
-      if (body < p.numel) {
-        // The remainder row: the sides' code pointers moved past the body (their per-column values are uniform).
-        RequantSimdSide ra = *sa, rb = sb != nullptr ? *sb : RequantSimdSide{};
-        offset_codes(ra, body);
-        if (sb != nullptr) offset_codes(rb, body);
-        Out ro = out;
-        ro.p += body;
-        RequantParams pr = p;
-        pr.numel = p.numel - body;
-        ok = requant_simd(vec, ra, sb != nullptr ? &rb : nullptr, ro, out_scale, pr, pr.numel) && ok;
-      }
-      return ok;
-    }
-  }
   if (vec != Isa::kScalar) {
-    SimdSideBuf a(cols), b(id != nullptr ? cols : 0);
-    const RequantSimdSide* sa = simd_side(in, cols, a, 0);
-    const RequantSimdSide* sb = sa != nullptr && id != nullptr ? simd_side(*id, cols, b, 1) : nullptr;
-    if (sa != nullptr && (id == nullptr || sb != nullptr)) return requant_simd(vec, *sa, sb, out, out_scale, p, cols);
+    // Per-tensor sides: every element's value is the same function of its codes wherever it sits, so a last dim
+    // that is not a multiple of 16 is replaced by rows of kFlatCols values and one shorter row. With the last
+    // dim's rows (attention scores: 50 or 197 columns, 49 in a Swin window) every row ended in a masked int64
+    // tail: 4x the time of full blocks.
+    const bool flat = cols % 16 != 0 && p.numel >= kFlatCols && uniform(in) && (id == nullptr || uniform(*id));
+    const int64_t row = flat ? kFlatCols : cols;
+    SimdSideBuf a(row), b(id != nullptr ? row : 0);
+    const RequantSimdSide* sa = simd_side(in, row, a, 0);
+    const RequantSimdSide* sb = sa != nullptr && id != nullptr ? simd_side(*id, row, b, 1) : nullptr;
+    if (sa != nullptr && (id == nullptr || sb != nullptr)) return requant_simd(vec, *sa, sb, out, out_scale, p, row);
   }
   const DyadicArray d = dyadics(in);
   const bool per_channel = in.m.numel() > 1;
