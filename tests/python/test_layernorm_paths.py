@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from mnq import ops, reference
-from test_cpu_paths import check_layernorm, codes, dequant, isa, near_ties  # noqa: F401 (isa: the fixture)
+from cpu_paths_util import codes, dequant, isa, near_ties  # noqa: F401 (isa: the fixture)
+from test_cpu_paths import check_layernorm
 
 LIM = {"ilayernorm": 2**15, "ibert_layernorm": 2**21}
 
