@@ -86,12 +86,6 @@ bool run(In in, Out out, const LogIntSoftmaxParams& p, Exp exp) {
   return all_ok;
 }
 
-// How many rows ahead the row loop asks for the input and output lines (prefetch.h: 0, 1 and 2 measured the same),
-// and from which input size on: below it the prefetches cost more than they save (batch 1, 0.9 MB of input: 6–10%
-// slower with them; the tensors are then in L2 and L3 from the previous call).
-constexpr int64_t kPrefetchRows = 1;
-constexpr int64_t kPrefetchMinBytes = int64_t{2} << 20;
-
 // The rows on the AVX-512 path; `in` and `out` point at row 0. tab: the table of i-exp on [lo, 0].
 bool run_simd(const LisRowIn& in, const LisRowOut& out, const LogIntSoftmaxParams& p, const i64* tab, i64 lo) {
   std::atomic<bool> all_ok{true};

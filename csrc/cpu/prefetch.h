@@ -9,7 +9,7 @@
 // never any page fault (getrusage). Requesting a row's input and output lines all at once, at the start of the
 // row before (or of the row itself: one row ahead, two and none measured the same, so the gain is the requests
 // issued together rather than their lead), made it 1.31–1.37 ms in every process. Small calls skip it (the loops'
-// kPrefetchMinBytes: at batch 1 the ~26 extra instructions per row cost 6–10%). A prefetch is a hint: it never
+// kPrefetchMinBytes below: at batch 1 the ~26 extra instructions per row cost 6–10%). A prefetch is a hint: it never
 // faults, changes no value and is only issued for lines inside the tensors.
 #pragma once
 
@@ -18,6 +18,12 @@
 namespace mnq {
 namespace ops {
 namespace cpu {
+
+// How many rows ahead the softmaxes' row loops ask for the input and output lines (0, 1 and 2 measured the same),
+// and from which input size on: below it the prefetches cost more than they save (batch 1, 0.9 MB of input: 6–10%
+// slower with them; the tensors are then in L2 and L3 from the previous call).
+constexpr int64_t kPrefetchRows = 1;
+constexpr int64_t kPrefetchMinBytes = int64_t{2} << 20;
 
 // Every 64-byte line of [p, p + bytes) requested into the cache, for reading (write = false) or writing.
 template <bool write>
