@@ -4,8 +4,8 @@
 // (tests prove it element for element against the scalar definition on every path: tests/cpp/ops/test_simd.cpp,
 // test_simd_rows.cpp, tests/python/test_quant.py, test_cpu_paths.py, test_cpu_paths_quant.py). The path is chosen at
 // run time: the best the running CPU supports, capped by the environment variable MNQ_CPU_ISA (scalar | avx2 |
-// avx512, read once) or by set_isa (the test hook), so a build works, and gives the same results, on a machine without AVX-512 or without
-// AVX2, and the tests can run each path on one machine.
+// avx512, read once) or by set_isa (the test hook), so a build works, and gives the same results, on a machine
+// without AVX-512 or without AVX2, and the tests can run each path on one machine.
 #pragma once
 
 namespace mnq {
