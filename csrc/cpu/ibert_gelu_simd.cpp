@@ -184,18 +184,24 @@ struct UniformNarrow {
   MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE NarrowConsts at(int64_t, __mmask16) const { return kc; }
 };
 
-// The QAT values of the narrow form (a float_row_codes_each step): float(double(q·f)·S_out) of the even and the odd
-// lanes (the int64 → float64 conversion is the definition's own), interleaved by one VPERMT2PS.
+// The QAT values of the narrow form: float(double(q·f)·S_out) of the even and the odd lanes (the int64 → float64
+// conversion is the definition's own; so_even / so_odd: S_out of those lanes' channels), interleaved by one
+// VPERMT2PS, stored at row + j.
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void store_narrow_values(float* row, int64_t j, __mmask16 k, const Products& v,
+                                                             __m512d so_even, __m512d so_odd) {
+  const __m256 fe = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v.even), so_even));
+  const __m256 fo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v.odd), so_odd));
+  const __m512i idx = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  store16(row + j, k, _mm512_permutex2var_ps(_mm512_castps256_ps512(fe), idx, _mm512_castps256_ps512(fo)));
+}
+
+// A float_row_codes_each step of the narrow form's QAT rows, per-tensor scale.
 struct NarrowValues {
   const NarrowConsts& kc;
   __m512d so;  // S_out
   float* row;
   MNQ_TARGET_AVX512 void operator()(__m512i q, __mmask16 k, int64_t j) const {
-    const Products v = narrow16(q, kc);
-    const __m256 fe = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v.even), so));
-    const __m256 fo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi64_pd(v.odd), so));
-    const __m512i idx = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    store16(row + j, k, _mm512_permutex2var_ps(_mm512_castps256_ps512(fe), idx, _mm512_castps256_ps512(fo)));
+    store_narrow_values(row, j, k, narrow16(q, kc), so, so);
   }
 };
 
@@ -232,13 +238,26 @@ MNQ_TARGET_AVX512 bool rows_f64(const IbertGeluIn& in, const IbertGeluOut& out, 
 // channels loaded as vectors at each step, from int32 / float64 copies made once per block of rows (rows_channel,
 // below: every row reuses them). The narrow form needs b ≥ −32769 in every channel
 // (the plan's check; narrow16's bounds then hold lane by lane, since each lane only meets its own channel's
-// constants); the float64 form holds for any valid constants, so the QAT rows take it whatever the scales.
+// constants, and the same for the QAT rows' float32-certified codes with 1/S[c] per lane); the float64 form holds
+// for any valid constants, so the QAT rows take it wherever the narrow form does not apply.
 struct ChannelNarrow {
   const int32_t* k;  // [3, cols]: −b, c, one
   int64_t cols;
   MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE NarrowConsts at(int64_t j, __mmask16 m) const {
     return NarrowConsts{_mm512_maskz_loadu_epi32(m, k + j), _mm512_maskz_loadu_epi32(m, k + cols + j),
                         _mm512_maskz_loadu_epi32(m, k + 2 * cols + j)};
+  }
+};
+
+// A float_row_codes_each step of the narrow form's QAT rows, per-channel scales: the constants of the step's 16
+// channels, and their S_out from so16 (per 16 channels: the 8 even channels' S_out, then the 8 odd ones', the
+// lanes of narrow16's even and odd products).
+struct ChannelNarrowValues {
+  const ChannelNarrow& kn;
+  const double* so16;
+  float* row;
+  MNQ_TARGET_AVX512 void operator()(__m512i q, __mmask16 k, int64_t j) const {
+    store_narrow_values(row, j, k, narrow16(q, kn.at(j, k)), _mm512_loadu_pd(so16 + j), _mm512_loadu_pd(so16 + j + 8));
   }
 };
 
@@ -312,12 +331,35 @@ MNQ_TARGET_AVX512 bool rows_f64_channel(const IbertGeluIn& in, const IbertGeluOu
 
 // The per-channel rows, 4 rows per constant load across whole rows (column blocks of 256 that kept the constants in
 // L1 measured slower: 1.9× instead of 1.4× float gelu at [8, 197, 1536] for the narrow form). The constants are
-// converted once per call of this (a block of rows) to the forms' types: int32 for the narrow form
-// (the plan checked that each fits: narrow16's bounds), float64 for the QAT form (exact: |b| < 2^23, |c| < 2^46,
-// |one| < 2^33).
+// converted once per call of this (a block of rows) to the forms' types: int32 for the narrow form, int32 input or
+// float input (the plan checked that each fits: narrow16's bounds), float64 for the other QAT rows (exact:
+// |b| < 2^23, |c| < 2^46, |one| < 2^33).
 MNQ_TARGET_AVX512 bool rows_channel(const IbertGeluIn& in, const IbertGeluOut& out, const IbertGeluParams& p,
                                     const IbertGeluPlan& plan, int64_t r0, int64_t r1) {
   const int64_t cols = p.cols;
+  if (in.x != nullptr && plan.narrow) {
+    // The QAT rows of the narrow form: codes certified in float32 (row_codes_simd.h's ChannelInv, whose
+    // fl32(1/S[c]) must be normal float32 values in [2^−100, 2^100]: the op's scale range [4.4e-7, 2.5) gives 1/S in
+    // (0.39, 2.3e6)), the int32 lanes, S_out per lane.
+    std::vector<int32_t> k32(3 * cols);
+    std::vector<float> r32(cols);
+    std::vector<double> so16((cols + 15) / 16 * 16);  // zeros past cols
+    for (int64_t j = 0; j < cols; ++j) {
+      k32[j] = static_cast<int32_t>(-p.b[j]);
+      k32[cols + j] = static_cast<int32_t>(p.c[j]);
+      k32[2 * cols + j] = static_cast<int32_t>(p.one[j]);
+      r32[j] = static_cast<float>(in.inv_scale[j]);
+      so16[j / 16 * 16 + (j % 2) * 8 + (j % 16) / 2] = out.s_out[j];
+    }
+    const ChannelNarrow kn{k32.data(), cols};
+    const ChannelInv inv{in.inv_scale, r32.data()};
+    bool ok = true;
+    for (int64_t r = r0; r < r1; ++r) {
+      ok &= float_row_codes_each(in.x + r * cols, cols, inv, p.lo, p.hi, nullptr,
+                                 ChannelNarrowValues{kn, so16.data(), out.value + r * cols});
+    }
+    return ok;
+  }
   std::vector<int32_t> k32(plan.narrow && in.x == nullptr ? 3 * cols : 0);
   std::vector<double> k64(in.x != nullptr ? (cols + 15) / 16 * 2 * kF64Group : 0);  // zeros past cols
   for (int64_t j = 0; j < cols; ++j) {
