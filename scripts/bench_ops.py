@@ -63,6 +63,13 @@ def cases(device, b):
         ("ibert_gelu", lambda: ops.ibert_gelu(ai, sat), lambda: ops.ibert_gelu_qat(af, sat),
          lambda: composed.ibert_gelu(af, sa), lambda: F.gelu(af), af),
     ]
+    # the model's case: fc1's accumulator with per-output-channel scales S_a·S_w[c] (SPEC §3.1)
+    sac = sa * (0.5 + torch.rand(1536, device=device, dtype=torch.float64))
+    afc = (acc * sac).float()
+    cases += [
+        ("ibert_gelu/ch", lambda: ops.ibert_gelu(ai, sac), lambda: ops.ibert_gelu_qat(afc, sac),
+         lambda: composed.ibert_gelu(afc, sac), lambda: F.gelu(afc), afc),
+    ]
     C = 384
     w = (torch.rand(C, device=device) + 0.5)
     bias = torch.randn(C, device=device) * 0.1

@@ -76,6 +76,14 @@ def log_int_softmax(x, s, bits=4):
 
 
 def ibert_gelu(x, s):
+    if isinstance(s, torch.Tensor):  # per-channel scales (the fc1 accumulator's): the same steps on tensors
+        se = s / 1.4142
+        b, c = torch.floor(-1.769 / se), torch.floor((1 / -0.2888) / (se * se))
+        q = torch.round(x / s)
+        y = torch.sign(q) * ((torch.minimum(q.abs(), -b) + b) ** 2 + c)
+        y = torch.floor(y / 2**14)
+        unit = -0.2888 * se * se * 2**14
+        return q * (y + torch.floor(1 / unit)) * s * unit / 2
     se = s / 1.4142
     b, c = math.floor(-1.769 / se), math.floor((1 / -0.2888) / (se * se))
     q = torch.round(x / s)
