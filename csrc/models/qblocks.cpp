@@ -58,7 +58,7 @@ nn::ScaledTensor QuantAttentionImpl::forward(const at::Tensor& x, const at::Tens
   auto [a, sa] = nn::quant_matmul(q, s_qkv, k.transpose(-2, -1), s_qkv);
   // d^-½ multiplies values and scale alike, so the integer codes are unchanged (as in I-ViT)
   const double d_scale = std::pow(static_cast<double>(hd), -0.5);
-  std::tie(a, sa) = quantize_scores(a * d_scale, sa * d_scale);
+  std::tie(a, sa) = quantize_scores(a.mul_(d_scale), sa * d_scale);  // in place: the product owns its buffer
   std::tie(a, sa) = softmax(a, sa);
   auto [o, so] = nn::quant_matmul(a, sa, v, s_qkv);
   std::tie(o, so) = qact_av(o.transpose(1, 2).reshape({B, N, C}), so);

@@ -125,7 +125,7 @@ class QuantAttention(nn.Module):
         q, k, v = x.reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         attn, s_attn = self.matmul_qk(q, s_qkv, k.transpose(-2, -1), s_qkv)
         # d^-½ multiplies values and scale alike, so the integer codes are unchanged (as in I-ViT)
-        attn, s_attn = self.quantize_scores(attn * self.scale, s_attn * self.scale)
+        attn, s_attn = self.quantize_scores(attn.mul_(self.scale), s_attn * self.scale)  # in place: attn owns its buffer
         attn, s_attn = self.softmax(attn, s_attn)
         x, s = self.matmul_av(attn, s_attn, v, s_qkv)
         x, s = self.qact_av(x.transpose(1, 2).reshape(B, N, self.num_heads * self.head_dim), s)
