@@ -3,7 +3,8 @@
 // kernels/ptf_layernorm_fast.h), and a scalar pass recomputing with ptf_out the rare elements it could not
 // certify. When S_next is outside the fast path's range every element uses ptf_out. With AVX-512 (isa.h) and
 // int32 or float32 input, the rows take the explicit vector path of ptf_layernorm_simd.h instead (same values),
-// its short pass 2 on the rows it allows (ptf_scaled_consts once per call).
+// its short pass 2 on the rows it allows. Its per-call constants (ptf_call_consts: ptf_scaled_consts,
+// ptf_scaled_consts32, ptf_inv32, ptf_out32) come from the front end, which keeps them across calls, or are made here.
 #include "csrc/ops/ptf_layernorm.h"
 
 #include <ATen/Parallel.h>

@@ -31,8 +31,19 @@
 // Element: num·2^−N = fl32(α·x + b) with α = sign(A)·M·2^−N, |x| ≤ 2^18: exact when |num| = |sign(A)·M·x + B| <
 // 2^24 (a 24-bit integer times a power of two), which the row test ensures: 255·max|x| + 2^N_max·(U + 1) < 2^23,
 // with max|x|² ≤ Σx² < ((std + 1)² + (Σx)²)/C (std = isqrt(C·Σx² − (Σx)²)) and 2^N_max < 256/min|A|. Then rint
-// (VCVTPS2DQ, round to nearest even) is round_shr64(num, N), the definition's out. The float output is FloatOut's
-// float(double(out)·S), in float64 lanes.
+// (VCVTPS2DQ, round to nearest even) is round_shr64(num, N), the definition's out.
+//
+// Float output: FloatOut's fl32(fl64(out)·S). With PtfRowOut::out32 (ptf_out32: fake_store32 certified, by
+// evaluating both, that fma(q, s_hi, fl32(q·s_lo)) = fl32(fl64(q)·S) bit for bit for every integer q in
+// [−512, 511], with +0.0 for q = 0): o = fl32(rint(v) + 0) is out as a float32 (an integer below 2^24: exact) with
+// a zero as +0.0 (rint of v ∈ [−1/2, 0) is −0.0; −0 + +0 = +0 to nearest), and the stored fma(o, s_hi, fl32(o·s_lo))
+// is the definition's value on the lanes with v ∈ [−512, 511] (then out = rint(v) ∈ [−512, 511]); the other lanes are
+// redone with ptf_out and FloatOut. Per 16 elements: VRNDSCALEPS, an add, VMULPS, an FMA, two compares and one
+// 64-byte store, where the float64 form takes the conversion, an extract, 2 VCVTDQ2PD, 2 VMULPD, 2 VCVTPD2PS and two
+// 32-byte stores. ptf_out32 uses the pair only for calls with max|γ/S_next|·8 + max|β/S_next| ≤ 511 (codes beyond
+// need |z| > 8, z the normalized input), so that redone lanes stay rare; otherwise the float64 form.
+//
+// The full 16-lane steps of a row load without masks (Step32 with the constant mask 0xffff), the tail with one.
 //
 // Cost: ~21 vector instructions per 16 elements (int64 output) where the float64 short form takes ~40; a lane fails
 // B's test with probability about 2·E·2^N (E as above, ~2^−10 on ViT-like rows) and is redone by ptf_out.
