@@ -174,9 +174,17 @@ MNQ_TARGET_AVX512 void out_row32_as(const Step32& s, const int32_t* x, const Ptf
                                     const PtfRowOut& out) {
   const int64_t cols = p.cols;
   int64_t j = 0;
-  for (; j + 16 <= cols; j += 16) {
-    const unsigned redo = s.step<kOut>(j, 0xffff);
-    if (redo != 0) ptf_redo_lanes(redo, j, x, row, p, out);
+  // The full steps in an inner loop without calls (left at a step with lanes to redo), so that its constants stay
+  // in registers: ptf_redo_lanes, when called from the loop itself, clobbers every vector register.
+  while (j + 16 <= cols) {
+    unsigned redo = 0;
+    for (; j + 16 <= cols; j += 16) {
+      redo = s.step<kOut>(j, 0xffff);
+      if (redo != 0) break;
+    }
+    if (redo == 0) break;
+    ptf_redo_lanes(redo, j, x, row, p, out);
+    j += 16;
   }
   if (j < cols) {
     const unsigned redo = s.step<kOut>(j, lanes16(cols - j));
