@@ -21,13 +21,15 @@
 //
 // With float32 copies of the channel values (ptf_scaled_consts32), a row that passes its tests takes pass 2 in
 // float32 lanes, 16 channels per step, certified with wider margins (ptf_layernorm_simd32.cpp, ptf_out_row32):
-// about 21 vector instructions per 16 elements.
+// about 21 vector instructions per 16 elements; its float32 values are stored through fake_store32's certified pair
+// where ptf_out32 allows (codes in [−512, 511], the others redone).
 //
 // Other instruction sets (and inputs of other dtypes) take the row loops of csrc/cpu/ptf_layernorm.cpp, which the
 // compiler vectorizes for the build's -march and which compute the same values.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "kernels/ptf_layernorm_fast.h"
 
@@ -51,11 +53,20 @@ struct PtfRowIn {
   }
 };
 
-// One row's output: int64 codes, or float32 values v·scale (exactly one of code, value set).
+// One row's output: int64 codes, or float32 values v·scale (exactly one of code, value set). For values, out32
+// (ptf_out32) set: fake_store32's pair (csrc/cpu/fake_store_simd.h) certifies fl32(fl64(v)·scale) as
+// fma(v, s_hi, fl32(v·s_lo)) for every code v in [−kPtfOut32Max − 1, kPtfOut32Max], which the float32 pass 2 uses.
+constexpr int64_t kPtfOut32Max = 511;
+struct PtfStore32 {
+  bool ok = false;
+  float hi = 0.0f, lo = 0.0f;
+};
 struct PtfRowOut {
   int64_t* code = nullptr;
   float* value = nullptr;
   double scale = 0.0;
+  bool out32 = false;
+  float s_hi = 0.0f, s_lo = 0.0f;
   PtfRowOut at(int64_t i) const {  // the same at element i (a row's start)
     PtfRowOut r = *this;
     if (r.code != nullptr) r.code += i;
@@ -78,6 +89,21 @@ struct PtfScaled {
   const float* gs32 = nullptr;
   const float* e1_32 = nullptr;  // B's test: the error terms of β/S_next and of γ/S_next (ptf_layernorm_simd32.cpp)
   const float* e2_32 = nullptr;
+};
+
+// The per-call constants of csrc/cpu/ptf_layernorm.cpp's AVX-512 rows (ptf_call_consts, csrc/ops/ptf_layernorm.h):
+// simd false when the rows take the generic loops (then nothing else is set).
+struct PtfCallConsts {
+  bool simd = false;
+  std::vector<double> scaled;   // ptf_scaled_consts' buffer
+  std::vector<float> scaled32;  // ptf_scaled_consts32's
+  PtfScaled sc;                 // pointing into them
+  std::vector<float> inv32;     // ptf_inv32's, usable when inv32_ok
+  bool inv32_ok = false;
+  PtfStore32 out32;             // ptf_out32's answer for S_next
+  PtfCallConsts() = default;
+  PtfCallConsts(const PtfCallConsts&) = delete;
+  PtfCallConsts& operator=(const PtfCallConsts&) = delete;
 };
 
 // Fills buf [2·p.cols] (β/S_next, then γ/S_next) and returns the constants pointing into it. For the vector path
@@ -106,6 +132,11 @@ void ptf_redo_lanes(unsigned redo, int64_t j, const int32_t* x, const kernels::P
 // rejected (α outside {0..3}, γ or β not finite; the outputs are then unspecified): the caller reports it.
 bool ptf_host_consts(const int64_t* alpha, const float* g32, const double* g64, const float* b32, const double* b64,
                      int64_t cols, double s_base, int32_t* shift, double* values, double& g_max, double& b_max);
+
+// The float32 store pair of the float32 pass 2's values (PtfRowOut::out32) for output scale `scale`: ok when
+// the call's channels make codes beyond ±kPtfOut32Max rare (max|γ/S_next|·8 + max|β/S_next| ≤ kPtfOut32Max, sc from
+// ptf_scaled_consts32) and fake_store32 certifies the pair (AVX-512 only); else ok = false.
+PtfStore32 ptf_out32(const PtfScaled& sc, double scale);
 
 // Fills inv32 [cols] with fl32(inv_scale[c]); false (inv32 unusable) when one lies outside [2^−100, 2^100].
 bool ptf_inv32(const double* inv_scale, int64_t cols, float* inv32);

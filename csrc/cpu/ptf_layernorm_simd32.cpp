@@ -31,8 +31,19 @@
 // Element: num·2^−N = fl32(α·x + b) with α = sign(A)·M·2^−N, |x| ≤ 2^18: exact when |num| = |sign(A)·M·x + B| <
 // 2^24 (a 24-bit integer times a power of two), which the row test ensures: 255·max|x| + 2^N_max·(U + 1) < 2^23,
 // with max|x|² ≤ Σx² < ((std + 1)² + (Σx)²)/C (std = isqrt(C·Σx² − (Σx)²)) and 2^N_max < 256/min|A|. Then rint
-// (VCVTPS2DQ, round to nearest even) is round_shr64(num, N), the definition's out. The float output is FloatOut's
-// float(double(out)·S), in float64 lanes.
+// (VCVTPS2DQ, round to nearest even) is round_shr64(num, N), the definition's out.
+//
+// Float output: FloatOut's fl32(fl64(out)·S). With PtfRowOut::out32 (ptf_out32: fake_store32 certified, by
+// evaluating both, that fma(q, s_hi, fl32(q·s_lo)) = fl32(fl64(q)·S) bit for bit for every integer q in
+// [−512, 511], with +0.0 for q = 0): o = fl32(rint(v) + 0) is out as a float32 (an integer below 2^24: exact) with
+// a zero as +0.0 (rint of v ∈ [−1/2, 0) is −0.0; −0 + +0 = +0 to nearest), and the stored fma(o, s_hi, fl32(o·s_lo))
+// is the definition's value on the lanes with v ∈ [−512, 511] (then out = rint(v) ∈ [−512, 511]); the other lanes are
+// redone with ptf_out and FloatOut. Per 16 elements: VRNDSCALEPS, an add, VMULPS, an FMA, two compares and one
+// 64-byte store, where the float64 form takes the conversion, an extract, 2 VCVTDQ2PD, 2 VMULPD, 2 VCVTPD2PS and two
+// 32-byte stores. ptf_out32 uses the pair only for calls with max|γ/S_next|·8 + max|β/S_next| ≤ 511 (codes beyond
+// need |z| > 8, z the normalized input), so that redone lanes stay rare; otherwise the float64 form.
+//
+// The full 16-lane steps of a row load without masks (Step32 with the constant mask 0xffff), the tail with one.
 //
 // Cost: ~21 vector instructions per 16 elements (int64 output) where the float64 short form takes ~40; a lane fails
 // B's test with probability about 2·E·2^N (E as above, ~2^−10 on ViT-like rows) and is redone by ptf_out.
@@ -41,6 +52,7 @@
 // return false: the caller takes the float64 forms.
 #include <cmath>
 
+#include "csrc/cpu/fake_store_simd.h"
 #include "csrc/cpu/ptf_layernorm_simd.h"
 #include "csrc/cpu/simd.h"
 
@@ -105,23 +117,24 @@ bool row_ok(const PtfRow& row, const PtfRowFast& rf, const PtfParams& p, const P
   return true;
 }
 
-MNQ_TARGET_AVX512 void out_row32(const int32_t* x, const PtfRow& row, const PtfParams& p, const PtfScaled& sc,
-                                 const Row32& rc, const PtfRowOut& out) {
-  const int64_t cols = p.cols;
-  const __m512i plus4 = _mm512_set1_epi32(4), l_bits = _mm512_set1_epi32(0xfff8);
-  const __m512i alpha_mask = _mm512_set1_epi32(~0xffff), exp_mask = _mm512_set1_epi32(0x7f800000);
-  const __m512i k_add = _mm512_set1_epi32((16 << 23) | (1 << 22));  // ·2^16, mantissa 1.5
-  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
-  // c = (1/2 − 2^−20)/(1.5·2^23), rounded down by a 2^−22 margin (rounding to float32 moves it by ≤ 2^−24).
-  const __m512 c = _mm512_set1_ps(static_cast<float>((0.5 - 0x1p-20) / (1.5 * 0x1p23) * (1.0 - 0x1p-22)));
-  const __m512 r32 = _mm512_set1_ps(rc.r32), kr32 = _mm512_set1_ps(rc.kr32), abs_kr = _mm512_set1_ps(rc.abs_kr32);
-  const __m512d out_scale = _mm512_set1_pd(out.scale);
-  const float *const cg = sc.cg32, *const bs = sc.bs32, *const gs = sc.gs32, *const e1 = sc.e1_32, *const e2 = sc.e2_32;
-  int64_t* const code = out.code;
-  float* const value = out.value;
-  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-  for (int64_t j = 0; j < cols; j += 16) {
-    const __mmask16 m = lanes16(cols - j);
+// The output forms of out_row32: int64 codes, float32 values through float64 (FloatOut's fl32(fl64(out)·S)), or
+// float32 values through fake_store32's certified pair (PtfRowOut::out32, codes within ±kPtfOut32Max).
+enum class Out32 { kCode, kValue64, kValue32 };
+
+// One 16-lane step of out_row32 at column j, lanes m (a constant 0xffff in the row's full steps, so that the
+// loads need no mask there).
+struct Step32 {
+  __m512i plus4, l_bits, alpha_mask, exp_mask, k_add, abs_mask;
+  __m512 c, r32, kr32, abs_kr, s_hi, s_lo, o_max, o_min;
+  __m512d out_scale;
+  const float *cg, *bs, *gs, *e1, *e2;
+  const int32_t* x;
+  int64_t* code;
+  float* value;
+
+  template <Out32 kOut>
+  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE unsigned step(int64_t j, __mmask16 m) const {
+    constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
     const __m512i a = _mm512_castps_si512(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, cg + j), r32));
     __mmask16 good = _mm512_mask_test_epi32_mask(m, _mm512_add_epi32(a, plus4), l_bits);
     const __m512 alpha = _mm512_castsi512_ps(_mm512_and_si512(a, alpha_mask));
@@ -132,22 +145,104 @@ MNQ_TARGET_AVX512 void out_row32(const int32_t* x, const PtfRow& row, const PtfP
     const __m512 e = _mm512_fmadd_ps(abs_kr, _mm512_maskz_loadu_ps(m, e2 + j), _mm512_maskz_loadu_ps(m, e1 + j));
     good &= _mm512_cmp_ps_mask(d, _mm512_fmsub_ps(k, c, e), _CMP_LE_OQ);
     const __m512 xv = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, x + j));
-    const __m512i o = _mm512_cvt_roundps_epi32(_mm512_fmadd_ps(alpha, xv, b), kNearest);
-    const __m256i o0 = _mm512_castsi512_si256(o), o1 = _mm512_extracti64x4_epi64(o, 1);
-    const __mmask8 m0 = static_cast<__mmask8>(m), m1 = static_cast<__mmask8>(m >> 8);
-    if (code != nullptr) {
-      _mm512_mask_storeu_epi64(code + j, m0, _mm512_cvtepi32_epi64(o0));
-      _mm512_mask_storeu_epi64(code + j + 8, m1, _mm512_cvtepi32_epi64(o1));
-    } else {  // FloatOut: float(double(out)·S)
-      _mm256_mask_storeu_ps(value + j, m0, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(o0), out_scale)));
-      _mm256_mask_storeu_ps(value + j + 8, m1, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(o1), out_scale)));
+    const __m512 v = _mm512_fmadd_ps(alpha, xv, b);  // num·2^−N, exact
+    if constexpr (kOut == Out32::kValue32) {
+      // out = rint(v) ∈ [−kPtfOut32Max − 1, kPtfOut32Max] when v is (other lanes: redone); + 0 makes a −0.0 the
+      // integer 0's +0.0. fake_store32 certified the pair on every code of that range.
+      good = _mm512_mask_cmp_ps_mask(good, v, o_max, _CMP_LE_OQ);
+      good = _mm512_mask_cmp_ps_mask(good, v, o_min, _CMP_GE_OQ);
+      const __m512 o = _mm512_add_ps(_mm512_roundscale_ps(v, kNearest), _mm512_setzero_ps());
+      _mm512_mask_storeu_ps(value + j, m, fake_value32_signed_zero_free(o, s_hi, s_lo));
+    } else {
+      const __m512i o = _mm512_cvt_roundps_epi32(v, kNearest);
+      const __m256i o0 = _mm512_castsi512_si256(o), o1 = _mm512_extracti64x4_epi64(o, 1);
+      const __mmask8 m0 = static_cast<__mmask8>(m), m1 = static_cast<__mmask8>(m >> 8);
+      if constexpr (kOut == Out32::kCode) {
+        _mm512_mask_storeu_epi64(code + j, m0, _mm512_cvtepi32_epi64(o0));
+        _mm512_mask_storeu_epi64(code + j + 8, m1, _mm512_cvtepi32_epi64(o1));
+      } else {  // FloatOut: float(double(out)·S)
+        _mm256_mask_storeu_ps(value + j, m0, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(o0), out_scale)));
+        _mm256_mask_storeu_ps(value + j + 8, m1, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(o1), out_scale)));
+      }
     }
-    if (static_cast<__mmask16>(m & ~good) != 0) ptf_redo_lanes(m & ~good, j, x, row, p, out);
+    return static_cast<__mmask16>(m & ~good);
+  }
+};
+
+template <Out32 kOut>
+MNQ_TARGET_AVX512 void out_row32_as(const Step32& s, const int32_t* x, const PtfRow& row, const PtfParams& p,
+                                    const PtfRowOut& out) {
+  const int64_t cols = p.cols;
+  int64_t j = 0;
+  // The full steps in an inner loop without calls (left at a step with lanes to redo), so that its constants stay
+  // in registers: ptf_redo_lanes, when called from the loop itself, clobbers every vector register.
+  while (j + 16 <= cols) {
+    unsigned redo = 0;
+    for (; j + 16 <= cols; j += 16) {
+      redo = s.step<kOut>(j, 0xffff);
+      if (redo != 0) break;
+    }
+    if (redo == 0) break;
+    ptf_redo_lanes(redo, j, x, row, p, out);
+    j += 16;
+  }
+  if (j < cols) {
+    const unsigned redo = s.step<kOut>(j, lanes16(cols - j));
+    if (redo != 0) ptf_redo_lanes(redo, j, x, row, p, out);
+  }
+}
+
+MNQ_TARGET_AVX512 void out_row32(const int32_t* x, const PtfRow& row, const PtfParams& p, const PtfScaled& sc,
+                                 const Row32& rc, const PtfRowOut& out) {
+  Step32 s;
+  s.plus4 = _mm512_set1_epi32(4);
+  s.l_bits = _mm512_set1_epi32(0xfff8);
+  s.alpha_mask = _mm512_set1_epi32(~0xffff);
+  s.exp_mask = _mm512_set1_epi32(0x7f800000);
+  s.k_add = _mm512_set1_epi32((16 << 23) | (1 << 22));  // ·2^16, mantissa 1.5
+  s.abs_mask = _mm512_set1_epi32(0x7fffffff);
+  // c = (1/2 − 2^−20)/(1.5·2^23), rounded down by a 2^−22 margin (rounding to float32 moves it by ≤ 2^−24).
+  s.c = _mm512_set1_ps(static_cast<float>((0.5 - 0x1p-20) / (1.5 * 0x1p23) * (1.0 - 0x1p-22)));
+  s.r32 = _mm512_set1_ps(rc.r32);
+  s.kr32 = _mm512_set1_ps(rc.kr32);
+  s.abs_kr = _mm512_set1_ps(rc.abs_kr32);
+  s.s_hi = _mm512_set1_ps(out.s_hi);
+  s.s_lo = _mm512_set1_ps(out.s_lo);
+  s.o_max = _mm512_set1_ps(static_cast<float>(kPtfOut32Max));       // v ≤ 511 → rint(v) ≤ 511
+  s.o_min = _mm512_set1_ps(static_cast<float>(-kPtfOut32Max - 1));  // v ≥ −512 → rint(v) ≥ −512
+  s.out_scale = _mm512_set1_pd(out.scale);
+  s.cg = sc.cg32;
+  s.bs = sc.bs32;
+  s.gs = sc.gs32;
+  s.e1 = sc.e1_32;
+  s.e2 = sc.e2_32;
+  s.x = x;
+  s.code = out.code;
+  s.value = out.value;
+  if (out.code != nullptr) {
+    out_row32_as<Out32::kCode>(s, x, row, p, out);
+  } else if (out.out32) {
+    out_row32_as<Out32::kValue32>(s, x, row, p, out);
+  } else {
+    out_row32_as<Out32::kValue64>(s, x, row, p, out);
   }
 }
 
 }  // namespace
 #endif
+
+PtfStore32 ptf_out32(const PtfScaled& sc, double scale) {
+  PtfStore32 r;
+  if (sc.cg32 == nullptr) return r;
+  // Codes beyond the range are redone lane by lane (ptf_out): a row's codes are about γ[c]·z/S_next + β[c]/S_next
+  // with z the normalized input (|z| ≤ √C, mostly ≤ 4), so the pair is used only where |z| ≤ 8 stays inside it.
+  if (!(sc.max_gs * 8.0 + sc.max_bs <= static_cast<double>(kPtfOut32Max))) return r;
+  const FakeStore32 f = fake_store32(isa(), scale, -kPtfOut32Max - 1, kPtfOut32Max);
+  r.ok = f.ok;
+  r.hi = f.hi;
+  r.lo = f.lo;
+  return r;
+}
 
 bool ptf_out_row32(const int32_t* x, const PtfRow& row, const PtfRowFast& rf, const PtfParams& p,
                    const PtfScaled& sc, const PtfRowOut& out) {

@@ -6,13 +6,24 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <memory>
+
 #include "kernels/ptf_layernorm.h"
 
 namespace mnq {
 namespace ops {
 namespace cpu {
+// The CPU row path's per-call constants (csrc/cpu/ptf_layernorm.cpp): the AVX-512 short forms' channel vectors
+// (ptf_scaled_consts, ptf_scaled_consts32), the float32 inverse scales of the QAT codes (ptf_inv32) and the float32
+// store pair of the QAT output (ptf_out32). They depend on the isa, C·γ, γ, β, 1/S[c] and S_next only, so the front
+// end keeps them with its host constants across calls (csrc/ops/ptf_layernorm.cpp). Not copyable: sc points into
+// the vectors.
+struct PtfCallConsts;
+std::shared_ptr<const PtfCallConsts> ptf_call_consts(const kernels::PtfParams& p, const double* inv_scale);
+// `k`: ptf_call_consts of the same p (with any rows), inv_scale and out_scale = p.scale_next, or nullptr (then
+// computed here when needed).
 bool ptf_layernorm(const at::Tensor& in, const at::Tensor& out, const kernels::PtfParams& p,
-                   const at::Tensor& inv_scale, double out_scale);
+                   const at::Tensor& inv_scale, double out_scale, const PtfCallConsts* k = nullptr);
 }  // namespace cpu
 namespace cuda {
 bool ptf_layernorm(const at::Tensor& in, const at::Tensor& out, const kernels::PtfParams& p,

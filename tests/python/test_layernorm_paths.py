@@ -1,12 +1,13 @@
 """The CPU paths of I-LayerNorm and I-BERT LayerNorm's QAT forms at the bounds of their shorter forms
 (csrc/cpu/layernorm_simd.h): the float64 output pass, taken when every |bias_int| ≤ 2^50, at and beyond that bound;
-I-BERT's 22-bit float codes at the ends of the declared range, near ties, and values without a code. Each against
-the reference bit for bit, on every CPU path (test_cpu_paths.py's `isa` fixture)."""
+I-BERT's 22-bit float codes at the ends of the declared range, near ties, and values without a code; PTF
+LayerNorm's float32 stores and its constants kept across calls. Each against the reference bit for bit, on every CPU
+path (test_cpu_paths.py's `isa` fixture)."""
 import pytest
 import torch
 
 from mnq import ops, reference
-from cpu_paths_util import codes, dequant, isa, near_ties  # noqa: F401 (isa: the fixture)
+from cpu_paths_util import codes, dequant, isa, near_ties, same_bits  # noqa: F401 (isa: the fixture)
 from test_cpu_paths import check_layernorm
 
 LIM = {"ilayernorm": 2**15, "ibert_layernorm": 2**21}
@@ -107,3 +108,76 @@ def test_ibert_qat_bad_row_in_a_later_group(isa, bad_row):
     keep = torch.arange(rows) != bad_row
     assert torch.equal(value[keep], dequant(want, s_out)[keep])
     assert bool(value[bad_row].isnan().all())
+
+
+@pytest.mark.parametrize("cols", [16, 17, 197, 385])
+def test_ptf_qat_float32_stores(isa, cols):
+    """PTF LayerNorm QAT with S_next = 4/127 and |γ| ≤ 1.5, where the AVX-512 float32 pass 2 stores its values
+    through fake_store32's certified pair (codes in [−512, 511]): rows with a spike (codes far beyond 511 on one
+    element, both signs), rows of small values (codes 0 from a negative num: +0.0, not −0.0), a constant row and a
+    NaN row; each value bit for bit against the reference's float32(float64(code)·S_next)."""
+    g = torch.Generator().manual_seed(21)
+    alpha = torch.randint(0, 4, (cols,), generator=g)
+    s_base, s_next = 6.0 / 127 / 8, 4.0 / 127
+    w = torch.rand(cols, generator=g) + 0.5
+    w[0] = -w[0]
+    w[cols // 2], w[-1] = 1.9, -1.9  # the spikes' channels: max|γ/S_next|·8 + max|β/S_next| stays below 511
+    b = torch.randn(cols, generator=g) * 0.1
+    q = codes(10, cols, -(2**15), 2**15 - 1, 60, g)
+    q[2], q[2, cols // 2] = 1, 2**15 - 1  # a spike up: |z| ≈ √C (codes beyond 511 need |z| > 8: C ≥ 66)
+    q[3], q[3, -1] = -1, -(2**15)  # and down, in the tail
+    q[4] = torch.randint(-2, 3, (cols,), generator=g)  # small codes: many outputs near 0
+    q[5, ::2] = 2**15 - 1  # a bimodal row
+    s_c = s_base * 2.0 ** alpha.double()
+    x = (q.double() * s_c).float()
+    x[7, cols // 3] = float("nan")
+    value, _ = ops.ptf_layernorm_qat(x, alpha, s_base, w, b, s_next)
+    want = dequant(reference.ptf_layernorm(q, alpha, s_base, w, b, s_next)[0], s_next)
+    assert value[7].isnan().all()
+    keep = torch.arange(q.shape[0]) != 7
+    assert same_bits(value[keep], want[keep])
+    assert (want[keep] == 0).any()
+    assert cols < 66 or (want[keep].abs() > 511 * s_next).any()
+
+
+def test_ptf_constants_kept_across_calls(isa):
+    """The front end keeps a call's constants for the next call with the same α, γ, β, s_base and S_next (bit for
+    bit, with their dtypes): changing any of them in place, or its dtype, must give the new parameters' result; a
+    call whose parameters are invalid raises even right after a valid one with the same tensors."""
+    g = torch.Generator().manual_seed(22)
+    cols = 33
+    alpha = torch.randint(0, 4, (cols,), generator=g)
+    w = torch.rand(cols, generator=g) + 0.5
+    b = torch.randn(cols, generator=g) * 0.1
+    s_base, s_next = 6.0 / 127 / 8, 4.0 / 127
+    q = codes(5, cols, -(2**15), 2**15 - 1, 60, g)
+
+    def check(alpha, w, b, s_base, s_next):
+        want = reference.ptf_layernorm(q, alpha, s_base, w, b, s_next)[0]
+        for _ in range(2):
+            got, _ = ops.ptf_layernorm(q, alpha, s_base, w, b, s_next)
+            assert torch.equal(got, want)
+            x = (q.double() * s_base * 2.0 ** alpha.double()).float()
+            value, _ = ops.ptf_layernorm_qat(x, alpha, s_base, w, b, s_next)
+            assert same_bits(value, dequant(want, s_next))
+
+    check(alpha, w, b, s_base, s_next)
+    b[5] = 0.25  # in place: same tensors, new values
+    check(alpha, w, b, s_base, s_next)
+    w[cols - 1] = -2.0
+    check(alpha, w, b, s_base, s_next)
+    alpha[0] = (alpha[0] + 1) % 4
+    check(alpha, w, b, s_base, s_next)
+    check(alpha, w, b, s_base, s_next * 1.5)
+    check(alpha, w, b, s_base * 0.5, s_next)
+    check(alpha, w.double(), b, s_base, s_next)
+    check(alpha, w, b.double(), s_base, s_next)
+    check(alpha.int(), w, b, s_base, s_next)
+    check(alpha, w, b, s_base, s_next)
+    b[3] = float("inf")
+    with pytest.raises(ValueError, match=r"bias\[3\]"):
+        ops.ptf_layernorm(q, alpha, s_base, w, b, s_next)
+    b[3] = 0.0
+    check(alpha, w, b, s_base, s_next)
+    with pytest.raises(ValueError, match="scale_next"):
+        ops.ptf_layernorm(q, alpha, s_base, w, b * 1e6, 1e-12)
