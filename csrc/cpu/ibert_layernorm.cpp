@@ -3,7 +3,8 @@
 // find_shift), one pass writing
 // the output. All integer math is kernels/ibert_layernorm.h; the loops are written so they vectorize. With AVX-512
 // (isa.h), int32 and float32 input take the explicit passes of layernorm_simd.h instead (same values): int32 rows
-// in groups of 8 (rows_simd_grouped), float32 rows software-pipelined by one (rows_simd_pipelined).
+// in groups of 8 (rows_simd_grouped), float32 rows software-pipelined by one (rows_simd_pipelined), their load and
+// output passes this file's offset-code passes (float_codes, float_out) for rows up to 8192 columns.
 #include "csrc/ops/ibert_layernorm.h"
 
 #include <ATen/Parallel.h>
@@ -102,7 +103,7 @@ MNQ_CPU_CLONES bool rows(In in, Out out, const LnParams& p, int64_t r0, int64_t 
 // A row after its load pass: its codes, mean and Σ(q − mean)².
 struct LoadedRow {
   const int32_t* q;
-  int32_t mean;  // |mean| ≤ 2^21, so |q − mean| ≤ 2^22
+  int32_t mean;  // |mean| ≤ 2^21, so |q − mean| ≤ 2^22; offset codes: both + 3·2^21 (float_codes)
   i64 var;
 };
 
@@ -254,7 +255,8 @@ bool load_simd_row(const LnRowIn& in, const LnParams& p, int64_t r, int32_t* buf
 // row r + 1's mean division overlaps row r's output pass. (A rejected row stops the loop with rows before it
 // unwritten: the caller then discards or recomputes the whole output.) Float input (the QAT form) takes this
 // form: rows_simd_grouped measured 2–3% slower there (the group's codes, 12 KB at C = 384, written by its load
-// passes), and prefetching the next rows from the output pass made both forms slower.
+// passes), and prefetching the next rows from the output pass made both forms slower. Rows of I-BERT's range up
+// to 8192 columns (offset_codes) take the offset-code passes, the shift search unchanged on them.
 bool rows_simd_pipelined(const LnRowIn& in, const LnRowOut& out, const LnParams& p, int64_t r0, int64_t r1,
                          int32_t* buf) {
   const int64_t cols = p.cols;
