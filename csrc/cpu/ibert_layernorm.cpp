@@ -150,8 +150,10 @@ MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void code_step(const float* x, int32_t* q, _
   constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
   const __m256 x0 = kTail ? _mm256_maskz_loadu_ps(static_cast<__mmask8>(k), x) : _mm256_loadu_ps(x);
   const __m256 x1 = kTail ? _mm256_maskz_loadu_ps(static_cast<__mmask8>(k >> 8), x + 8) : _mm256_loadu_ps(x + 8);
-  const __m512i t0 = _mm512_castpd_si512(_mm512_add_round_pd(_mm512_mul_pd(_mm512_cvtps_pd(x0), vinv), magic, kNearest));
-  const __m512i t1 = _mm512_castpd_si512(_mm512_add_round_pd(_mm512_mul_pd(_mm512_cvtps_pd(x1), vinv), magic, kNearest));
+  const __m512i t0 =
+      _mm512_castpd_si512(_mm512_add_round_pd(_mm512_mul_pd(_mm512_cvtps_pd(x0), vinv), magic, kNearest));
+  const __m512i t1 =
+      _mm512_castpd_si512(_mm512_add_round_pd(_mm512_mul_pd(_mm512_cvtps_pd(x1), vinv), magic, kNearest));
   bad = _mm512_ternarylogic_epi64(bad, t0, block, 0xF6);  // bad | (t0 ^ B)
   bad = _mm512_ternarylogic_epi64(bad, t1, block, 0xF6);
   const __m512i c = _mm512_permutex2var_epi32(t0, even, t1);  // the low halves: q'
@@ -172,7 +174,10 @@ MNQ_TARGET_AVX512 bool float_codes(const float* x, int64_t cols, double inv, int
   __m512i bad = _mm512_setzero_si512(), s1 = _mm512_setzero_si512(), s2 = _mm512_setzero_si512();
   int64_t j = 0;
   for (; j + 16 <= cols; j += 16) code_step<false>(x + j, q + j, 0xffff, vinv, magic, block, even, bad, s1, s2);
-  if (j < cols) code_step<true>(x + j, q + j, static_cast<__mmask16>((1u << (cols - j)) - 1), vinv, magic, block, even, bad, s1, s2);
+  if (j < cols) {
+    const __mmask16 k = static_cast<__mmask16>((1u << (cols - j)) - 1);
+    code_step<true>(x + j, q + j, k, vinv, magic, block, even, bad, s1, s2);
+  }
   const int64_t n = (cols + 15) / 16;  // steps
   s1 = _mm512_sub_epi32(s1, _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(n) * kCodeOffset)));
   sum = _mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(s1)),
@@ -191,7 +196,8 @@ MNQ_TARGET_AVX512 void float_out(const int32_t* q, int32_t mp, int64_t cols, i64
   const __m512d magic = _mm512_set1_pd(kOutMagic);
   int64_t j = 0;
   for (; j + 8 <= cols; j += 8) {
-    const __m512d t = _mm512_fmadd_pd(_mm512_cvtepi32_pd(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + j))), fh, c0);
+    const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + j));
+    const __m512d t = _mm512_fmadd_pd(_mm512_cvtepi32_pd(qv), fh, c0);
     const __m512d r = _mm512_add_round_pd(t, _mm512_loadu_pd(bias_m + j), kDown);
     _mm256_storeu_ps(value + j, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(r, magic), _mm512_loadu_pd(s_out + j))));
   }
