@@ -3,8 +3,8 @@
 // find_shift), one pass writing
 // the output. All integer math is kernels/ibert_layernorm.h; the loops are written so they vectorize. With AVX-512
 // (isa.h), int32 and float32 input take the explicit passes of layernorm_simd.h instead (same values): int32 rows
-// in groups of 8 (rows_simd_grouped), float32 rows software-pipelined by one (rows_simd_pipelined), their load and
-// output passes this file's offset-code passes (float_codes, float_out) for rows up to 8192 columns.
+// in groups of 8 (rows_simd_grouped); float32 rows up to 8192 columns in groups of 8 too, on this file's
+// offset-code passes (float_codes, float_out), longer ones software-pipelined by one (rows_simd_pipelined).
 #include "csrc/ops/ibert_layernorm.h"
 
 #include <ATen/Parallel.h>
@@ -259,19 +259,15 @@ bool load_simd_row(const LnRowIn& in, const LnParams& p, int64_t r, int32_t* buf
 // Software-pipelined by one row: row r + 1's load pass runs between row r's shift search and its output pass, so
 // that row r's scalar chain (isqrt, the 64-bit division of f) overlaps it instead of stalling the output pass, and
 // row r + 1's mean division overlaps row r's output pass. (A rejected row stops the loop with rows before it
-// unwritten: the caller then discards or recomputes the whole output.) Float input (the QAT form) takes this
-// form: rows_simd_grouped measured 2–3% slower there (the group's codes, 12 KB at C = 384, written by its load
-// passes), and prefetching the next rows from the output pass made both forms slower. Rows of I-BERT's range up
-// to 8192 columns (offset_codes) take the offset-code passes, the shift search unchanged on them.
+// unwritten: the caller then discards or recomputes the whole output.) Float input outside offset_codes (rows
+// over 8192 columns) takes this form: with ln_load_row's float passes rows_simd_grouped measured 2–3% slower (the
+// group's codes, 12 KB at C = 384, written by its load passes), and prefetching the next rows from the output
+// pass made both forms slower.
 bool rows_simd_pipelined(const LnRowIn& in, const LnRowOut& out, const LnParams& p, int64_t r0, int64_t r1,
                          int32_t* buf) {
   const int64_t cols = p.cols;
-  const bool offset = offset_codes(in, p);
-  const auto load = [&](int64_t r, int32_t* b, LoadedRow& lr) {
-    return offset ? load_offset_row(in, p, r, b, lr) : load_simd_row(in, p, r, b, lr);
-  };
   LoadedRow row{};
-  if (r0 < r1 && !load(r0, buf, row)) return false;
+  if (r0 < r1 && !load_simd_row(in, p, r0, buf, row)) return false;
   for (int64_t r = r0; r < r1; ++r) {
     i64 var = row.var;
     const int32_t* const q = row.q;
@@ -281,12 +277,8 @@ bool rows_simd_pipelined(const LnRowIn& in, const LnRowOut& out, const LnParams&
         [&](int sh, i64& below, i64& at) { ln_shift_sums(q, m, cols, sh, below, at); });
     const LnFactor f = ibert_factor(var, shift);
     LoadedRow next{};
-    if (r + 1 < r1 && !load(r + 1, buf + ((r + 1 - r0) & 1) * cols, next)) return false;
-    if (offset) {
-      out_offset_row(q, m, cols, f, p, out.at(r * cols));
-    } else {
-      ln_out_row(q, m, cols, f, p.bias_int, out.at(r * cols));
-    }
+    if (r + 1 < r1 && !load_simd_row(in, p, r + 1, buf + ((r + 1 - r0) & 1) * cols, next)) return false;
+    ln_out_row(q, m, cols, f, p.bias_int, out.at(r * cols));
     row = next;
   }
   return true;
@@ -295,17 +287,23 @@ bool rows_simd_pipelined(const LnRowIn& in, const LnRowOut& out, const LnParams&
 // Rows [r0, r1) of int32 input on the AVX-512 passes (layernorm_simd.h), the codes read in place; `in` and `out`
 // point at row 0. kGroup rows at a time: their load passes, then their shift searches and factors, then their
 // output passes, so that each row's scalar chain (the mean's division, the search's square root, isqrt and the
-// 64-bit division of f) overlaps the other rows' passes instead of stalling its own output pass. ~5% faster than rows_simd_pipelined on int32 input. (A
-// rejected row stops the loop with its group unwritten: the caller then discards or recomputes the whole output.)
+// 64-bit division of f) overlaps the other rows' passes instead of stalling its own output pass. ~5% faster than
+// rows_simd_pipelined on int32 input. With `offset` (offset_codes: float32 input), the same on the offset-code
+// passes, the group's codes in buf [kGroup, cols]: 0–3% faster than pipelined at batch 8, ~7% at batch 1 (least
+// of 40 calls, 4 alternated runs: 0.025–0.026 vs 0.027–0.028 ms at 1×197×384). (A rejected row stops the loop
+// with its group unwritten: the caller then discards or recomputes the whole output.)
 constexpr int64_t kGroup = 8;
 
-bool rows_simd_grouped(const LnRowIn& in, const LnRowOut& out, const LnParams& p, int64_t r0, int64_t r1) {
+bool rows_simd_grouped(const LnRowIn& in, const LnRowOut& out, const LnParams& p, int64_t r0, int64_t r1,
+                       bool offset, int32_t* buf) {
   const int64_t cols = p.cols;
   for (int64_t r = r0; r < r1; r += kGroup) {
     const int64_t n = std::min<int64_t>(kGroup, r1 - r);
     LoadedRow row[kGroup];
     for (int64_t i = 0; i < n; ++i) {
-      if (!load_simd_row(in, p, r + i, nullptr, row[i])) return false;  // int32: no buffer written
+      const bool ok = offset ? load_offset_row(in, p, r + i, buf + i * cols, row[i])
+                             : load_simd_row(in, p, r + i, nullptr, row[i]);  // int32: no buffer written
+      if (!ok) return false;
     }
     LnFactor f[kGroup];
     for (int64_t i = 0; i < n; ++i) {
@@ -318,7 +316,11 @@ bool rows_simd_grouped(const LnRowIn& in, const LnRowOut& out, const LnParams& p
       f[i] = ibert_factor(var, shift);
     }
     for (int64_t i = 0; i < n; ++i) {
-      ln_out_row(row[i].q, row[i].mean, cols, f[i], p.bias_int, out.at((r + i) * cols));
+      if (offset) {
+        out_offset_row(row[i].q, row[i].mean, cols, f[i], p, out.at((r + i) * cols));
+      } else {
+        ln_out_row(row[i].q, row[i].mean, cols, f[i], p.bias_int, out.at((r + i) * cols));
+      }
     }
   }
   return true;
@@ -335,14 +337,15 @@ bool run(In in, Out out, const LnParams& p, const LnRowIn* simd_in = nullptr, co
   LnRowOut out_simd = simd_out != nullptr ? *simd_out : LnRowOut{};
   if (!bias_m.empty() && ln_bias_magic(p.bias_int, p.cols, bias_m.data())) out_simd.bias_m = bias_m.data();
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    RowBuffer<int32_t> q(simd ? 2 * p.cols : p.cols);
+    const bool offset = simd && offset_codes(*simd_in, p);
+    RowBuffer<int32_t> q(offset ? kGroup * p.cols : simd ? 2 * p.cols : p.cols);
     bool ok;
     if (!simd) {
       ok = rows(in, out, p, r0, r1, q.data());
-    } else if (simd_in->x != nullptr) {
+    } else if (simd_in->x != nullptr && !offset) {
       ok = rows_simd_pipelined(*simd_in, out_simd, p, r0, r1, q.data());
     } else {
-      ok = rows_simd_grouped(*simd_in, out_simd, p, r0, r1);
+      ok = rows_simd_grouped(*simd_in, out_simd, p, r0, r1, offset, q.data());
     }
     if (!ok) all_ok = false;
   });
