@@ -181,3 +181,54 @@ def test_ptf_constants_kept_across_calls(isa):
     check(alpha, w, b, s_base, s_next)
     with pytest.raises(ValueError, match="scale_next"):
         ops.ptf_layernorm(q, alpha, s_base, w, b * 1e6, 1e-12)
+
+
+# I-BERT QAT's offset codes (csrc/cpu/ibert_layernorm.cpp float_codes): r = fl64(x·inv) + (2^52 + 3·2^21) rounded
+# to nearest, its code valid iff bits(r) lies in one 2^22 block. With S = 2^−20, x·inv = x·2^20 exactly, so these
+# values put x·inv on the edges: the ties at both ends, a quarter inside and outside, and values whose sum r leaves
+# the binade [2^52, 2^53) below (r small, 0 or negative) or above.
+_EDGE_VALID = [-(2.0**21) - 0.5, -(2.0**21), -(2.0**21) + 0.5, 2.0**21 - 0.75, 2.0**21 - 1, 2.0**21 - 1.5, 0.5, -0.5,
+               1.5, -2.5, 0.0, -0.0, -(2.0**-100), 2.0**-30]
+_EDGE_BAD = [-(2.0**21) - 0.75, -(2.0**21) - 1, 2.0**21 - 0.5, 2.0**21, 2.0**22 + 2.0**21, -(2.0**22) - 2.0**21,
+             -(2.0**52), -(2.0**52) - 2.0**30, -(2.0**53), 2.0**52, 2.0**53, -(2.0**60), 2.0**100]
+
+
+@pytest.mark.parametrize("col", [0, 15, 16, 18])
+def test_ibert_qat_code_edges(isa, col):
+    """Each edge value in row 1 at a column of the first 16-step, the next and the tail (cols = 19): a valid one
+    gives the reference's values (its code rint(x·inv), ties to even), a bad one a NaN row 1; rows 0 and 2 exact."""
+    g = torch.Generator().manual_seed(16)
+    scale, cols = 2.0**-20, 19
+    q = codes(3, cols, -(2**21), 2**21 - 1, 2**19, g)
+    w = torch.rand(cols, generator=g) + 0.5
+    b = torch.randn(cols, generator=g) * 0.1
+    for v in _EDGE_VALID + _EDGE_BAD:
+        x = (q.double() * scale).float()
+        x[1, col] = v * scale
+        assert float(x[1, col]) * 2.0**20 == v  # exact in float32
+        qx = torch.round(x.double() * 2.0**20)
+        valid = v in _EDGE_VALID
+        assert valid == bool((qx[1].abs() <= 2**21).all() and qx[1].max() < 2**21)
+        value, s_out = ops.ibert_layernorm_qat(x, scale, w, b)
+        keep = torch.tensor([0, 1, 2] if valid else [0, 2])
+        want = reference.ibert_layernorm(qx[keep].to(torch.int32), scale, w, b)[0]
+        assert torch.equal(value[keep], dequant(want, s_out)), v
+        assert valid or bool(value[1].isnan().all()), v
+
+
+@pytest.mark.parametrize("cols", [16, 19, 33])
+def test_ibert_qat_rows_of_small_std_far_from_zero(isa, cols):
+    """Constant and near-constant rows at both ends of the range: std 1 (f = 2^31), 2 (f = 2^30), 3, 4, with odd and
+    even means — the output pass's −m'·f/2 (m' = mean + 3·2^21 up to 2^23) must stay exact, and y·f/2 with it."""
+    g = torch.Generator().manual_seed(17)
+    rows = []
+    for base in (2**21 - 1, 2**21 - 2, 2**21 - 5, -(2**21), -(2**21) + 1, -(2**21) + 4, 3, -4):
+        rows.append(torch.full((cols,), base, dtype=torch.int32))
+        for spread in (1, 2, 3):
+            d = torch.randint(-spread, spread + 1, (cols,), generator=g, dtype=torch.int32)
+            rows.append(torch.clamp(base + d, -(2**21), 2**21 - 1).to(torch.int32))
+    q = torch.stack(rows)
+    std_one = (q - q.double().mean(1, keepdim=True).round().int()).square().sum(1) < 4  # isqrt(V(0)) = 1: f = 2^31
+    assert bool(std_one.any()) and not bool(std_one.all())
+    check_layernorm("ibert_layernorm", q, 6.0 / 2**21, torch.rand(cols, generator=g) + 0.5,
+                    torch.randn(cols, generator=g) * 0.1)
