@@ -57,7 +57,8 @@ MNQ_TARGET_AVX512 i64 total(__m512i s1, bool sum32) {
                                                   _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(s1, 1))));
 }
 
-// I-BERT LayerNorm's 22-bit codes of float32 values (a float32 product cannot be certified beyond 2^18): q =
+// I-BERT LayerNorm's 22-bit codes of float32 values in rows over 8192 columns (shorter rows take
+// ibert_layernorm.cpp's offset codes; a float32 product cannot be certified beyond 2^18): q =
 // rint(fl64(x·inv)) as ln_float_code, the rounding and the conversion one VCVTPD2DQ with embedded round-to-nearest-
 // even (rint's rounding, whatever MXCSR says); a NaN, ±inf or a value beyond int32 converts to INT32_MIN, the
 // "integer indefinite", below lo (|lo| ≤ 2^21), so the range test on the int32 codes fails exactly the values that

@@ -4,8 +4,9 @@
 // are VPMULDQ (signed 32×32 → 64 bits, one instruction) and the codes stay in 32-bit lanes.
 //   ln_load_row    q = the row's codes (int32 checked against [lo, hi] in place, and read there by the next
 //                  passes: LnRowIn::codes; or float32 rounded as
-//                  LnFloatIn does, rint(x·(1/S)) in float64, by row_codes_simd.h, or for I-BERT's 22-bit codes by
-//                  one embedded-rounding conversion per 8) into an int32 row buffer, with Σq
+//                  LnFloatIn does, rint(x·(1/S)) in float64, by row_codes_simd.h, or for I-BERT's 22-bit codes in
+//                  rows over 8192 columns by one embedded-rounding conversion per 8; shorter I-BERT rows take
+//                  ibert_layernorm.cpp's offset codes) into an int32 row buffer, with Σq
 //                  and Σq² (|q| ≤ 2^21, so Σq² ≤ 2^58 per row, in int64 lanes; Σq in int32 lanes for rows up to
 //                  8192 columns, in int64 lanes beyond)
 //   ln_shift_sums  (V(s − 1), V(s)) of I-BERT's shift search, V(s) = Σ floor((q − mean) / 2^s)²; ln_shift_sum
