@@ -171,10 +171,11 @@ def test_requant_per_tensor_sides_change_between_calls(isa):
                 assert torch.equal(ops.requant(q, s_in, s_out, 8, q, s_in).long(), want)
 
 
-def _wide_inputs(rows, cols, s_in, spread, g):
-    """QAT-like values fl32(q·S_in) of 16-bit-and-wider codes (the block's residual stream), with a row of near-ties
-    of x / S_in (off the grid), a row of arbitrary values, and in row 0 the codes at and around ±2^15, ±2^16 and
-    beyond, ±0, NaN and ±inf; returns x and the definition's codes rint(x / S_in) (NaN, ±inf where x has none)."""
+def _wide_inputs(rows, cols, s_in, spread, g, shift=0):
+    """QAT-like values fl32(q·S_in) of 16-bit-and-wider codes (the block's residual stream): in row 0 the codes at
+    and around ±2^15, ±2^16 and beyond, ±0, NaN and ±inf; a row of near-ties of x / S_in (off the grid), a row of
+    arbitrary values, rows with one NaN, ±inf or −0.0 each (`shift` moves them), a row of arbitrary codes up to 2^22.
+    Returns x and the definition's codes rint(x / S_in) (NaN, ±inf where x has none)."""
     s = torch.as_tensor(s_in, dtype=torch.float64)
     q = torch.round(torch.randn(rows, cols, generator=g, dtype=torch.float64) * spread)
     x = (q * s).float()
@@ -186,10 +187,16 @@ def _wide_inputs(rows, cols, s_in, spread, g):
     if cols > n:
         m = min(cols - n, 4)
         x[0, n:n + m] = specials[:m]
+    x[0] = x[0].roll(shift)
+    for row, v in ((3, float("nan")), (4, float("inf")), (5, -0.0)):  # alone in their block (the others certified),
+        if rows > row:                                                   # beside the other side's finite lanes
+            x[row, (5 + shift) % cols] = v
     if rows > 2:
         base = s if s.numel() == 1 else s.mean()
         x[1] = near_ties(1, cols, float(base), 20000, g)[0][0] * (s / base).float()
         x[2] = (torch.randn(cols, generator=g, dtype=torch.float64) * spread * s).float()
+    if rows > 6:  # arbitrary values whose codes are beyond the form's 2^16 (float32 rounding there: ~2^−24·|x / S|)
+        x[6] = ((torch.rand(cols, generator=g, dtype=torch.float64) - 0.5) * 2**23 * s).float()
     return x, torch.round(x.double() / s)
 
 
@@ -203,11 +210,12 @@ def _wide_want(qx, sin, qb, sid, s_out, bits):
 @pytest.mark.parametrize("cols", [16, 17, 23, 31, 40, 47])
 def test_requant_qat_wide_codes(isa, cols):
     """requant's float32 form for wide output ranges (csrc/cpu/requant_wide32_simd.h: 16-bit codes and the 16-bit
-    residual onto 12 or 16 bits, where fake_store32 cannot certify the store): multipliers near 1/2 and 1, exactly 1/2
-    and 3/4 (exact ties of the requant's rounding), tiny (large shifts), 2^5 and just above (the form's bound), output
-    scales whose stores meet exact float32 ties, per-tensor and per-column sides, with and without the residual,
-    every row length mod 16 over the parametrized widths, codes at ±2^15, ±2^16 and beyond, NaN, ±inf, ±0 and
-    values off the grid: the reference's values bit for bit (NaN where an input has no code) on every path."""
+    residual onto 12, 16 or 24 bits, where fake_store32 cannot certify the store): multipliers near 1/2 and 1,
+    exactly 1/2 and 3/4 (exact ties of the requant's rounding), tiny (large shifts), 2^5 and just above (the form's
+    bound), output scales whose stores meet exact float32 ties (and the definition's double rounding), per-tensor
+    and per-column sides, with and without the residual, every row length mod 16 over the parametrized widths, codes
+    at ±2^15, ±2^16 and beyond, NaN, ±inf, ±0 and values off the grid: the reference's values bit for bit (NaN where
+    an input has no code, on one side or both) on every path."""
     g = torch.Generator().manual_seed(300 + cols)
     s16 = 6.0 / 32767
     # (S_in/S_out, S_id/S_out): near 1/2, near 1, exactly 1/2 and 3/4, tiny, at and above 2^5
@@ -223,9 +231,9 @@ def test_requant_qat_wide_codes(isa, cols):
                 s_out = float(s_out_base)
                 sin_x = sin * (s_out / (s16 / r_in))  # keeps S_in/S_out at r_in (per column: times the spread)
                 sid = sin_x * (r_id / r_in)
-                x, qx = _wide_inputs(6, cols, sin_x, 9000, g)
-                xb, qb = _wide_inputs(6, cols, sid, 4000, g)
-                for bits in (16, 12):
+                x, qx = _wide_inputs(7, cols, sin_x, 9000, g)
+                xb, qb = _wide_inputs(7, cols, sid, 4000, g, shift=3)
+                for bits in (16, 12, 24):
                     for residual in (False, True):
                         want = _wide_want(qx, sin_x, qb if residual else None, sid if residual else None, s_out, bits)
                         identf = (xb, sid) if residual else (None, None)
