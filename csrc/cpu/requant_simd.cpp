@@ -337,9 +337,17 @@ struct Avx512 {
             const float* mhb = id != nullptr ? mh_id.data() : nullptr;
             const float* mlb = id != nullptr ? ml_id.data() : nullptr;
             const bool uniform = in.uniform && (id == nullptr || id->uniform);
+            const float slope = wide_code_slope(std::max(md_max(in, cols), id != nullptr ? md_max(*id, cols) : 0.0));
             auto run = [&](auto residual, auto same) {
-              return RequantWide32Avx512::float_rows<decltype(residual)::value, decltype(same)::value>(
-                  in.x, rin, mh_in.data(), ml_in.data(), xb, rid, mhb, mlb, cols, r0, r1, lo, hi, ws, o.p, other, rest);
+              constexpr bool kResidual = decltype(residual)::value;
+              // Rows the form mostly fails on (codes beyond 2^21): the float64 form's rows.
+              auto others = [&](int64_t ra, int64_t rb) {
+                return RequantF64Avx512::float_rows<kResidual>(in, rin, id, rid, cols, ra, rb, lo, hi, out_scale, o,
+                                                               other, rest);
+              };
+              return RequantWide32Avx512::float_rows<kResidual, decltype(same)::value>(
+                  in.x, rin, mh_in.data(), ml_in.data(), xb, rid, mhb, mlb, cols, r0, r1, lo, hi, slope, ws, o.p, other,
+                  rest, others);
             };
             if (id != nullptr) {
               return uniform ? run(std::true_type{}, std::true_type{}) : run(std::true_type{}, std::false_type{});

@@ -173,14 +173,14 @@ def test_requant_per_tensor_sides_change_between_calls(isa):
 
 def _wide_inputs(rows, cols, s_in, spread, g, shift=0):
     """QAT-like values fl32(q·S_in) of 16-bit-and-wider codes (the block's residual stream): in row 0 the codes at
-    and around ±2^15, ±2^16 and beyond, ±0, NaN and ±inf; a row of near-ties of x / S_in (off the grid), a row of
+    and around ±2^15, ±2^16, ±2^21 and beyond, ±0, NaN and ±inf; a row of near-ties of x / S_in (off the grid), a row of
     arbitrary values, rows with one NaN, ±inf or −0.0 each (`shift` moves them), a row of arbitrary codes up to 2^22.
     Returns x and the definition's codes rint(x / S_in) (NaN, ±inf where x has none)."""
     s = torch.as_tensor(s_in, dtype=torch.float64)
     q = torch.round(torch.randn(rows, cols, generator=g, dtype=torch.float64) * spread)
     x = (q * s).float()
-    edge = torch.tensor([32767, -32768, 32768, -32769, 65535, -65535, 65536, -65536, 65537, 2**20, -2**23, 2**25,
-                         0, 1, -1], dtype=torch.float64)
+    edge = torch.tensor([32767, -32768, 32768, -32769, 65535, -65536, 2**21 - 1, 1 - 2**21, 2**21, -2**21, 2**21 + 1,
+                         2**25, 0, 1, -1], dtype=torch.float64)
     n = min(cols, edge.numel())
     x[0, :n] = (edge[:n] * s.reshape(-1)[:n] if s.numel() > 1 else edge[:n] * s).float()
     specials = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0])
@@ -211,16 +211,18 @@ def _wide_want(qx, sin, qb, sid, s_out, bits):
 def test_requant_qat_wide_codes(isa, cols):
     """requant's float32 form for wide output ranges (csrc/cpu/requant_wide32_simd.h: 16-bit codes and the 16-bit
     residual onto 12, 16 or 24 bits, where fake_store32 cannot certify the store): multipliers near 1/2 and 1,
-    exactly 1/2 and 3/4 (exact ties of the requant's rounding), tiny (large shifts), 2^5 and just above (the form's
-    bound), output scales whose stores meet exact float32 ties (and the definition's double rounding), per-tensor
-    and per-column sides, with and without the residual, every row length mod 16 over the parametrized widths, codes
-    at ±2^15, ±2^16 and beyond, NaN, ±inf, ±0 and values off the grid: the reference's values bit for bit (NaN where
-    an input has no code, on one side or both) on every path."""
+    exactly 1/2 and 3/4 (exact ties of the requant's rounding), tiny (large shifts), 2 and above (the code bound
+    halves), 2^5 and above (the form's bound), output scales whose stores meet exact float32 ties (and the
+    definition's double rounding), per-tensor and per-column sides, with and without the residual, every row length
+    mod 16 over the parametrized widths, codes at ±2^15, ±2^16, the form's ±2^21 and beyond, NaN, ±inf, ±0 and
+    values off the grid: the reference's values bit for bit (NaN where an input has no code, on one side or both) on
+    every path."""
     g = torch.Generator().manual_seed(300 + cols)
     s16 = 6.0 / 32767
-    # (S_in/S_out, S_id/S_out): near 1/2, near 1, exactly 1/2 and 3/4, tiny, at and above 2^5
+    # (S_in/S_out, S_id/S_out): near 1/2, near 1, exactly 1/2 and 3/4, tiny, at and above 2 (the code test's slope
+    # doubles) and 2^5 (the form's bound)
     ratios = [(1 / 1.9 + 1e-7, 0.9 / 1.9 - 3e-8), (0.9999999, 0.03), (0.5, 0.75), (0.75, 0.5), (2.0**-30, 0.4),
-              (32.0, 0.5), (32.5, 0.25)]
+              (2.0, 0.5), (2.25, 0.25), (32.0, 0.5), (32.5, 0.25)]
     for r_in, r_id in ratios:
         for per_column in (False, True):
             s_in = torch.full((cols,), s16, dtype=torch.float64)
