@@ -174,7 +174,8 @@ def test_requant_per_tensor_sides_change_between_calls(isa):
 def _wide_inputs(rows, cols, s_in, spread, g, shift=0):
     """QAT-like values fl32(q·S_in) of 16-bit-and-wider codes (the block's residual stream): in row 0 the codes at
     and around ±2^15, ±2^16, ±2^21 and beyond, ±0, NaN and ±inf; a row of near-ties of x / S_in (off the grid), a row of
-    arbitrary values, rows with one NaN, ±inf or −0.0 each (`shift` moves them), a row of arbitrary codes up to 2^22.
+    arbitrary values, rows with one NaN, ±inf or −0.0 each (`shift` moves them), a row of arbitrary values up to 2^22
+    and one of codes in [−2^18, −2^17).
     Returns x and the definition's codes rint(x / S_in) (NaN, ±inf where x has none)."""
     s = torch.as_tensor(s_in, dtype=torch.float64)
     q = torch.round(torch.randn(rows, cols, generator=g, dtype=torch.float64) * spread)
@@ -195,8 +196,10 @@ def _wide_inputs(rows, cols, s_in, spread, g, shift=0):
         base = s if s.numel() == 1 else s.mean()
         x[1] = near_ties(1, cols, float(base), 20000, g)[0][0] * (s / base).float()
         x[2] = (torch.randn(cols, generator=g, dtype=torch.float64) * spread * s).float()
-    if rows > 6:  # arbitrary values whose codes are beyond the form's 2^16 (float32 rounding there: ~2^−24·|x / S|)
+    if rows > 6:  # arbitrary values whose codes reach beyond the form's 2^21 (float32 rounding there: ~2^−24·|x / S|)
         x[6] = ((torch.rand(cols, generator=g, dtype=torch.float64) - 0.5) * 2**23 * s).float()
+    if rows > 7:  # codes in [−2^18, −2^17): within the code bound of multipliers up to 2, beyond that of 2^5
+        x[7] = (torch.round(-(torch.rand(cols, generator=g, dtype=torch.float64) + 1) * 2**17) * s).float()
     return x, torch.round(x.double() / s)
 
 
@@ -220,9 +223,9 @@ def test_requant_qat_wide_codes(isa, cols):
     g = torch.Generator().manual_seed(300 + cols)
     s16 = 6.0 / 32767
     # (S_in/S_out, S_id/S_out): near 1/2, near 1, exactly 1/2 and 3/4, tiny, at and above 2 (the code test's slope
-    # doubles) and 2^5 (the form's bound)
+    # doubles), near and above 2^5 (the form's bound)
     ratios = [(1 / 1.9 + 1e-7, 0.9 / 1.9 - 3e-8), (0.9999999, 0.03), (0.5, 0.75), (0.75, 0.5), (2.0**-30, 0.4),
-              (2.0, 0.5), (2.25, 0.25), (32.0, 0.5), (32.5, 0.25)]
+              (2.0, 0.5), (2.25, 0.25), (31.7, 0.5), (32.5, 0.25)]
     for r_in, r_id in ratios:
         for per_column in (False, True):
             s_in = torch.full((cols,), s16, dtype=torch.float64)
@@ -233,8 +236,8 @@ def test_requant_qat_wide_codes(isa, cols):
                 s_out = float(s_out_base)
                 sin_x = sin * (s_out / (s16 / r_in))  # keeps S_in/S_out at r_in (per column: times the spread)
                 sid = sin_x * (r_id / r_in)
-                x, qx = _wide_inputs(7, cols, sin_x, 9000, g)
-                xb, qb = _wide_inputs(7, cols, sid, 4000, g, shift=3)
+                x, qx = _wide_inputs(8, cols, sin_x, 9000, g)
+                xb, qb = _wide_inputs(8, cols, sid, 4000, g, shift=3)
                 for bits in (16, 12, 24):
                     for residual in (False, True):
                         want = _wide_want(qx, sin_x, qb if residual else None, sid if residual else None, s_out, bits)
