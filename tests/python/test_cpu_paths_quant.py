@@ -175,7 +175,7 @@ def _wide_inputs(rows, cols, s_in, spread, g, shift=0):
     """QAT-like values fl32(q·S_in) of 16-bit-and-wider codes (the block's residual stream): in row 0 the codes at
     and around ±2^15, ±2^16, ±2^21 and beyond, ±0, NaN and ±inf; a row of near-ties of x / S_in (off the grid), a row of
     arbitrary values, rows with one NaN, ±inf or −0.0 each (`shift` moves them), a row of arbitrary values up to 2^22
-    and one of codes in [−2^18, −2^17).
+    and one of codes in [−2^18, −2^17), a row of near-ties of the smallest codes.
     Returns x and the definition's codes rint(x / S_in) (NaN, ±inf where x has none)."""
     s = torch.as_tensor(s_in, dtype=torch.float64)
     q = torch.round(torch.randn(rows, cols, generator=g, dtype=torch.float64) * spread)
@@ -200,6 +200,9 @@ def _wide_inputs(rows, cols, s_in, spread, g, shift=0):
         x[6] = ((torch.rand(cols, generator=g, dtype=torch.float64) - 0.5) * 2**23 * s).float()
     if rows > 7:  # codes in [−2^18, −2^17): within the code bound of multipliers up to 2, beyond that of 2^5
         x[7] = (torch.round(-(torch.rand(cols, generator=g, dtype=torch.float64) + 1) * 2**17) * s).float()
+    if rows > 8:  # near-ties of the smallest codes (±1/2, ±3/2): the code test's constant margin
+        base = s if s.numel() == 1 else s.mean()
+        x[8] = near_ties(1, cols, float(base), 2, g)[0][0] * (s / base).float()
     return x, torch.round(x.double() / s)
 
 
@@ -236,11 +239,31 @@ def test_requant_qat_wide_codes(isa, cols):
                 s_out = float(s_out_base)
                 sin_x = sin * (s_out / (s16 / r_in))  # keeps S_in/S_out at r_in (per column: times the spread)
                 sid = sin_x * (r_id / r_in)
-                x, qx = _wide_inputs(8, cols, sin_x, 9000, g)
-                xb, qb = _wide_inputs(8, cols, sid, 4000, g, shift=3)
+                x, qx = _wide_inputs(9, cols, sin_x, 9000, g)
+                xb, qb = _wide_inputs(9, cols, sid, 4000, g, shift=3)
                 for bits in (16, 12, 24):
                     for residual in (False, True):
                         want = _wide_want(qx, sin_x, qb if residual else None, sid if residual else None, s_out, bits)
                         identf = (xb, sid) if residual else (None, None)
                         got = ops.requant_qat(x, sin_x, s_out, bits, *identf)
                         assert same_bits(got, want), (r_in, r_id, per_column, s_out, bits, residual)
+
+
+def test_requant_qat_wide_code_margin(isa):
+    """The wide float32 form's code test near code 0 (csrc/cpu/requant_wide32_simd.h, test E's constant margin
+    2^−22): for this S_in, x = fl32(S_in/2) has P = x·fl32(1/S_in) just below 1/2 (fl32(P) too) while x / S_in is above
+    it, so its code is 1, not rint(P) = 0; whole blocks of such values (and their negatives, beside exact codes) must
+    give the reference's."""
+    s_in = 6.0 / 32767 * (1 + 11 * 1.3e-6)
+    x0 = torch.tensor(s_in / 2, dtype=torch.float64).float()
+    p = x0.double() * torch.tensor(1 / s_in).float().double()
+    assert p.float() < 0.5 < x0.double() / s_in  # the premise: rint(P) = 0, |fl32(P)| < 1/2, the code is 1
+    x = x0.repeat(4, 32)
+    x[1] = -x0
+    x[2, ::2] = (torch.arange(16, dtype=torch.float64) * s_in).float()
+    qx = torch.round(x.double() / s_in)
+    for s_out in (s_in * 1.9, s_in * 0.75):
+        for residual in (False, True):
+            want = _wide_want(qx, s_in, qx if residual else None, s_in if residual else None, s_out, 16)
+            got = ops.requant_qat(x, s_in, s_out, 16, *((x, s_in) if residual else (None, None)))
+            assert same_bits(got, want), (s_out, residual)
