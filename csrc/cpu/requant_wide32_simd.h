@@ -17,8 +17,8 @@
 //     q ≥ 2^22; if P ≤ −2^22 then w ≤ M − 2^22 and q ≤ −2^22), so P + M lies in (2^23, 2^24), where float32's
 //     spacing is 1: w = M + rint(P) (ties to even: M is even) and q = rint(P), exactly; |P − q| ≤ 1/2, so e is
 //     within 2^−26 of it. |P − y| ≤ (2^−23.99 + 2^−53)·|x/S| ≤ 2^−23.9·(|q| + 1/2), so
-//     |y − q| ≤ |e| + 2^−26 + 2^−23.9·|q| + 2^−24.9 < h1 − (t − 2^−23.9)·|q| + 2^−24.4 < 1/2: q = rint(y), the
-//     definition's code (and y is no tie).
+//     |y − q| ≤ |e| + 2^−26 + 2^−23.9·|q| + 2^−24.9 < h1 − (t − 2^−23.9)·|q| + 2^−24.3 < 1/2 (t ≥ 2^−22): q = rint(y),
+//     the definition's code (and y is no tie).
 // The requant (requant(q, m, k) = round-half-even(q·md), exact). mh = fl32(md) and ml = md − mh, a float32 exactly
 // (checked on the host; md − mh is a multiple of 2^−k below 2^−24·|md|, at most 7 significant bits for m < 2^31):
 //   r = fl32(fl32(q·mh + M) − M): |q·mh| < (2^22/p)·p = 2^22 (mh ≤ p: md ≤ p and p is a float32), so
@@ -43,7 +43,7 @@
 //   double rounding among them); the block then goes to `fallback`.
 // NaN input: q, r and v are NaN (the ranges below drop a NaN operand, but v stays NaN through the clamp and A == B
 // fails); ±inf: |q| = inf fails E. Each test covers both sides at once: with the residual, max(|a|, |b|) of q, e and
-// g (one vrangeps each) in the bound (fl(2^−22·Q + E) < h1 implies it for each side: rounding is monotone).
+// g (one vrangeps each) in the bound (fl(t·Q + E) < h1 implies it for each side: rounding is monotone).
 // A call whose blocks mostly fail (codes beyond 2^22/p: e.g. 23-bit codes) hands its remaining rows to
 // `others` (the float64 form's rows) once an eighth of at least 64 blocks failed, so it costs at most that much.
 // Per 16 lanes with the residual: 14 side operations (7 per side: three for q and e, four for r and g), three
