@@ -9,7 +9,9 @@
 // of them, and float input in blocks of 16 columns whose codes float32 certifies; the other blocks, and every block
 // of a side with a smaller shift, in int64; lanes the int64 form's loads could not certify are redone exactly in
 // vector form (Avx512::redo8). Fake-quant output of float input with small multipliers tries the one-rounding
-// float32 form first (requant_fused_simd.h), a block it cannot certify the two-rounding one (requant_f32_simd.h).
+// float32 form first (requant_fused_simd.h), a block it cannot certify the two-rounding one (requant_f32_simd.h);
+// with an output range fake_store32 cannot certify (16-bit codes), the float32 form with per-lane certified stores
+// (requant_wide32_simd.h), a block it cannot certify the float64 one.
 #include "csrc/cpu/requant_simd.h"
 
 #include <algorithm>
@@ -21,6 +23,7 @@
 #include "csrc/cpu/requant_f64_avx2.h"
 #include "csrc/cpu/requant_f64_simd.h"
 #include "csrc/cpu/requant_fused_simd.h"
+#include "csrc/cpu/requant_wide32_simd.h"
 #include "csrc/cpu/row_buffer.h"
 #include "csrc/cpu/simd.h"
 
@@ -321,6 +324,36 @@ struct Avx512 {
                                                                      hi, st, o, other, rest)
                                : RequantF32Avx512::float_rows<false>(in, rin, min32, id, rid, mid32, cols, r0, r1, lo,
                                                                       hi, st, o, other, rest);
+        }
+        // A wide code range (or a store fake_store32 did not certify): the float32 form with certified stores per
+        // lane (requant_wide32_simd.h), a block it cannot certify in `other`.
+        const WideStore ws = wide_store(out_scale, lo, hi);
+        if (ws.ok) {
+          const int64_t id_cols = id != nullptr ? cols : 0;
+          RowBuffer<float, 1024> mh_in(cols), ml_in(cols), mh_id(id_cols), ml_id(id_cols);
+          if (wide_multipliers(in, cols, mh_in, ml_in) &&
+              (id == nullptr || wide_multipliers(*id, cols, mh_id, ml_id))) {
+            const float* xb = id != nullptr ? id->x : nullptr;
+            const float* mhb = id != nullptr ? mh_id.data() : nullptr;
+            const float* mlb = id != nullptr ? ml_id.data() : nullptr;
+            const bool uniform = in.uniform && (id == nullptr || id->uniform);
+            const float slope = wide_code_slope(std::max(md_max(in, cols), id != nullptr ? md_max(*id, cols) : 0.0));
+            auto run = [&](auto residual, auto same) {
+              constexpr bool kResidual = decltype(residual)::value;
+              // Rows the form mostly fails on (codes beyond 2^21): the float64 form's rows.
+              auto others = [&](int64_t ra, int64_t rb) {
+                return RequantF64Avx512::float_rows<kResidual>(in, rin, id, rid, cols, ra, rb, lo, hi, out_scale, o,
+                                                               other, rest);
+              };
+              return RequantWide32Avx512::float_rows<kResidual, decltype(same)::value>(
+                  in.x, rin, mh_in.data(), ml_in.data(), xb, rid, mhb, mlb, cols, r0, r1, lo, hi, slope, ws, o.p, other,
+                  rest, others);
+            };
+            if (id != nullptr) {
+              return uniform ? run(std::true_type{}, std::true_type{}) : run(std::true_type{}, std::false_type{});
+            }
+            return uniform ? run(std::false_type{}, std::true_type{}) : run(std::false_type{}, std::false_type{});
+          }
         }
       }
       return id != nullptr ? RequantF64Avx512::float_rows<true>(in, rin, id, rid, cols, r0, r1, lo, hi, out_scale, o,

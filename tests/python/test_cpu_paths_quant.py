@@ -169,3 +169,101 @@ def test_requant_per_tensor_sides_change_between_calls(isa):
                 assert torch.equal(ops.requant_qat(x, s_in, s_out, 8, x, s_in), dequant(want, s_out))
             else:
                 assert torch.equal(ops.requant(q, s_in, s_out, 8, q, s_in).long(), want)
+
+
+def _wide_inputs(rows, cols, s_in, spread, g, shift=0):
+    """QAT-like values fl32(q·S_in) of 16-bit-and-wider codes (the block's residual stream): in row 0 the codes at
+    and around ±2^15, ±2^16, ±2^21 and beyond, ±0, NaN and ±inf; a row of near-ties of x / S_in (off the grid), a row of
+    arbitrary values, rows with one NaN, ±inf or −0.0 each (`shift` moves them), a row of arbitrary values up to 2^22
+    and one of codes in [−2^18, −2^17), a row of near-ties of the smallest codes.
+    Returns x and the definition's codes rint(x / S_in) (NaN, ±inf where x has none)."""
+    s = torch.as_tensor(s_in, dtype=torch.float64)
+    q = torch.round(torch.randn(rows, cols, generator=g, dtype=torch.float64) * spread)
+    x = (q * s).float()
+    edge = torch.tensor([32767, -32768, 32768, -32769, 65535, -65536, 2**21 - 1, 1 - 2**21, 2**21, -2**21, 2**21 + 1,
+                         2**25, 0, 1, -1], dtype=torch.float64)
+    n = min(cols, edge.numel())
+    x[0, :n] = (edge[:n] * s.reshape(-1)[:n] if s.numel() > 1 else edge[:n] * s).float()
+    specials = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0])
+    if cols > n:
+        m = min(cols - n, 4)
+        x[0, n:n + m] = specials[:m]
+    x[0] = x[0].roll(shift)
+    for row, v in ((3, float("nan")), (4, float("inf")), (5, -0.0)):  # alone in their block (the others certified),
+        if rows > row:                                                   # beside the other side's finite lanes
+            x[row, (5 + shift) % cols] = v
+    if rows > 2:
+        base = s if s.numel() == 1 else s.mean()
+        x[1] = near_ties(1, cols, float(base), 20000, g)[0][0] * (s / base).float()
+        x[2] = (torch.randn(cols, generator=g, dtype=torch.float64) * spread * s).float()
+    if rows > 6:  # arbitrary values whose codes reach beyond the form's 2^21 (float32 rounding there: ~2^−24·|x / S|)
+        x[6] = ((torch.rand(cols, generator=g, dtype=torch.float64) - 0.5) * 2**23 * s).float()
+    if rows > 7:  # codes in [−2^18, −2^17): within the code bound of multipliers up to 2, beyond that of 2^5
+        x[7] = (torch.round(-(torch.rand(cols, generator=g, dtype=torch.float64) + 1) * 2**17) * s).float()
+    if rows > 8:  # near-ties of the smallest codes (±1/2, ±3/2): the code test's constant margin
+        base = s if s.numel() == 1 else s.mean()
+        x[8] = near_ties(1, cols, float(base), 2, g)[0][0] * (s / base).float()
+    return x, torch.round(x.double() / s)
+
+
+def _wide_want(qx, sin, qb, sid, s_out, bits):
+    bad = ~torch.isfinite(qx) | (~torch.isfinite(qb) if qb is not None else False)
+    z = lambda v: torch.where(~torch.isfinite(v), 0.0, v).long()  # noqa: E731
+    want = reference.requant_act(z(qx), sin, s_out, bits, z(qb) if qb is not None else None, sid)
+    return dequant(want, s_out).masked_fill(bad, float("nan"))
+
+
+@pytest.mark.parametrize("cols", [16, 17, 23, 31, 40, 47])
+def test_requant_qat_wide_codes(isa, cols):
+    """requant's float32 form for wide output ranges (csrc/cpu/requant_wide32_simd.h: 16-bit codes and the 16-bit
+    residual onto 12, 16 or 24 bits, where fake_store32 cannot certify the store): multipliers near 1/2 and 1,
+    exactly 1/2 and 3/4 (exact ties of the requant's rounding), tiny (large shifts), 2 and above (the code bound
+    halves), 2^5 and above (the form's bound), output scales whose stores meet exact float32 ties (and the
+    definition's double rounding), per-tensor and per-column sides, with and without the residual, every row length
+    mod 16 over the parametrized widths, codes at ±2^15, ±2^16, the form's ±2^21 and beyond, NaN, ±inf, ±0 and
+    values off the grid: the reference's values bit for bit (NaN where an input has no code, on one side or both) on
+    every path."""
+    g = torch.Generator().manual_seed(300 + cols)
+    s16 = 6.0 / 32767
+    # (S_in/S_out, S_id/S_out): near 1/2, near 1, exactly 1/2 and 3/4, tiny, at and above 2 (the code test's slope
+    # doubles), near and above 2^5 (the form's bound)
+    ratios = [(1 / 1.9 + 1e-7, 0.9 / 1.9 - 3e-8), (0.9999999, 0.03), (0.5, 0.75), (0.75, 0.5), (2.0**-30, 0.4),
+              (2.0, 0.5), (2.25, 0.25), (31.7, 0.5), (32.5, 0.25)]
+    for r_in, r_id in ratios:
+        for per_column in (False, True):
+            s_in = torch.full((cols,), s16, dtype=torch.float64)
+            if per_column:
+                s_in = s_in * (1 + 0.013 * torch.arange(cols, dtype=torch.float64))
+            sin = s_in if per_column else s_in[:1].reshape(())
+            for s_out_base in (s16 / r_in, 1 + 2.0**-24, 1 + 2.0**-24 + 2.0**-52, 2.0**-10 * (1 + 2.0**-24)):
+                s_out = float(s_out_base)
+                sin_x = sin * (s_out / (s16 / r_in))  # keeps S_in/S_out at r_in (per column: times the spread)
+                sid = sin_x * (r_id / r_in)
+                x, qx = _wide_inputs(9, cols, sin_x, 9000, g)
+                xb, qb = _wide_inputs(9, cols, sid, 4000, g, shift=3)
+                for bits in (16, 12, 24):
+                    for residual in (False, True):
+                        want = _wide_want(qx, sin_x, qb if residual else None, sid if residual else None, s_out, bits)
+                        identf = (xb, sid) if residual else (None, None)
+                        got = ops.requant_qat(x, sin_x, s_out, bits, *identf)
+                        assert same_bits(got, want), (r_in, r_id, per_column, s_out, bits, residual)
+
+
+def test_requant_qat_wide_code_margin(isa):
+    """The wide float32 form's code test near code 0 (csrc/cpu/requant_wide32_simd.h, test E's constant margin
+    2^−22): for this S_in, x = fl32(S_in/2) has P = x·fl32(1/S_in) just below 1/2 (fl32(P) too) while x / S_in is above
+    it, so its code is 1, not rint(P) = 0; whole blocks of such values (and their negatives, beside exact codes) must
+    give the reference's."""
+    s_in = 6.0 / 32767 * (1 + 11 * 1.3e-6)
+    x0 = torch.tensor(s_in / 2, dtype=torch.float64).float()
+    p = x0.double() * torch.tensor(1 / s_in).float().double()
+    assert p.float() < 0.5 < x0.double() / s_in  # the premise: rint(P) = 0, |fl32(P)| < 1/2, the code is 1
+    x = x0.repeat(4, 32)
+    x[1] = -x0
+    x[2, ::2] = (torch.arange(16, dtype=torch.float64) * s_in).float()
+    qx = torch.round(x.double() / s_in)
+    for s_out in (s_in * 1.9, s_in * 0.75):
+        for residual in (False, True):
+            want = _wide_want(qx, s_in, qx if residual else None, s_in if residual else None, s_out, 16)
+            got = ops.requant_qat(x, s_in, s_out, 16, *((x, s_in) if residual else (None, None)))
+            assert same_bits(got, want), (s_out, residual)
