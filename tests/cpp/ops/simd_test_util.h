@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "csrc/cpu/isa.h"
@@ -51,6 +52,20 @@ struct SideData {
 };
 
 inline bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+// A float requant input x on scale s, replaced about once in `period` draws by a value the float forms must send
+// elsewhere or handle exactly: NaN, ±inf, ±0, a value without a code (beyond 2^62 after division by s), a subnormal.
+template <class Rng>
+float with_special_values(float x, double s, unsigned period, Rng& rng) {
+  const unsigned special = rng() % period;
+  if (special == 0) return std::nanf("");
+  if (special == 1) return (rng() % 2 ? 1 : -1) * std::numeric_limits<float>::infinity();
+  if (special == 2) return -0.0f;
+  if (special == 3) return 0.0f;
+  if (special == 4) return static_cast<float>((rng() % 2 ? 1 : -1) * 0x1.1p62 * s);  // no code
+  if (special == 5) return static_cast<float>(1e-40);                                 // a subnormal
+  return x;
+}
 
 // One run's integer codes and fake-quant values, and whether an input had no code.
 struct QuantRun {

@@ -63,14 +63,7 @@ SideData make_wide_side(int64_t cols, int64_t n, double ratio, bool per_tensor, 
         x = std::nextafter(x, u > 0 ? INFINITY : -INFINITY);
       }
     }
-    const unsigned special = rng() % 512;
-    if (special == 0) x = std::nanf("");
-    if (special == 1) x = (rng() % 2 ? 1 : -1) * std::numeric_limits<float>::infinity();
-    if (special == 2) x = -0.0f;
-    if (special == 3) x = 0.0f;
-    if (special == 4) x = static_cast<float>((rng() % 2 ? 1 : -1) * 0x1.1p62 * s);  // no code
-    if (special == 5) x = static_cast<float>(1e-40);                                      // a subnormal
-    d.x.push_back(x);
+    d.x.push_back(simd_test::with_special_values(x, s, 512, rng));
   }
   return d;
 }
