@@ -33,6 +33,15 @@ struct SideData {
   std::vector<int32_t> q;
   std::vector<float> x;
   bool uniform = false;  // every column the same (a per-tensor side)
+  // Appends a float side's column: multiplier m·2^−k and scale s (1/s and the rounding constant 2^(k−1) − 1 with it).
+  void push_column(int64_t m_c, int64_t k_c, double s_c) {
+    m.push_back(m_c);
+    k.push_back(k_c);
+    hm1.push_back((int64_t(1) << (k_c - 1)) - 1);
+    md.push_back(std::ldexp(static_cast<double>(m_c), static_cast<int>(-k_c)));
+    s.push_back(s_c);
+    r.push_back(1.0 / s_c);
+  }
   mnq::ops::cpu::RequantSimdSide side() const {
     mnq::ops::cpu::RequantSimdSide v;
     v.m = m.data();

@@ -36,12 +36,7 @@ SideData make_side(int64_t cols, int64_t n, double ratio, bool per_tensor, doubl
     const double rc = ratio * (1 + 0.013 * static_cast<double>(cc % 7));
     Dyadic dy = dyadic(rc);
     if (dy.k > 62) dy = Dyadic{std::max<i64>(1, std::llround(std::ldexp(rc, 62))), 62};  // |md| < 2^−32: a small m
-    d.m.push_back(dy.m);
-    d.k.push_back(dy.k);
-    d.hm1.push_back((i64(1) << (dy.k - 1)) - 1);
-    d.md.push_back(std::ldexp(static_cast<double>(dy.m), -dy.k));
-    d.s.push_back(6.0 / 32767 * (1 + 0.021 * static_cast<double>(cc % 5)));
-    d.r.push_back(1.0 / d.s.back());
+    d.push_column(dy.m, dy.k, 6.0 / 32767 * (1 + 0.021 * static_cast<double>(cc % 5)));
   }
   std::uniform_real_distribution<double> spread(-300.0, 300.0), unit(0.0, 1.0);
   for (int64_t i = 0; i < n; ++i) {

@@ -36,12 +36,7 @@ SideData make_wide_side(int64_t cols, int64_t n, double ratio, bool per_tensor, 
   for (int64_t c = 0; c < cols; ++c) {
     const int64_t cc = per_tensor ? 0 : c;
     const Dyadic dy = dyadic(ratio * (1 + 0.013 * static_cast<double>(cc % 7)));
-    d.m.push_back(dy.m);
-    d.k.push_back(dy.k);
-    d.hm1.push_back((i64(1) << (dy.k - 1)) - 1);
-    d.md.push_back(std::ldexp(static_cast<double>(dy.m), -dy.k));
-    d.s.push_back(6.0 / 32767 * (1 + 0.021 * static_cast<double>(cc % 5)));
-    d.r.push_back(1.0 / d.s.back());
+    d.push_column(dy.m, dy.k, 6.0 / 32767 * (1 + 0.021 * static_cast<double>(cc % 5)));
   }
   std::uniform_real_distribution<double> spread(-20000.0, 20000.0), unit(0.0, 1.0);
   const double edges[] = {32767, -32768, 32768, -32769, 65535, -65535, 65536, -65536, 65537, 0x1p20, -0x1p23, 0x1p25};
