@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "csrc/cpu/fake_store_simd.h"
 #include "kernels/ptf_layernorm_fast.h"
 
 namespace mnq {
@@ -57,10 +58,6 @@ struct PtfRowIn {
 // (ptf_out32) set: fake_store32's pair (csrc/cpu/fake_store_simd.h) certifies fl32(fl64(v)·scale) as
 // fma(v, s_hi, fl32(v·s_lo)) for every code v in [−kPtfOut32Max − 1, kPtfOut32Max], which the float32 pass 2 uses.
 constexpr int64_t kPtfOut32Max = 511;
-struct PtfStore32 {
-  bool ok = false;
-  float hi = 0.0f, lo = 0.0f;
-};
 struct PtfRowOut {
   int64_t* code = nullptr;
   float* value = nullptr;
@@ -100,7 +97,7 @@ struct PtfCallConsts {
   PtfScaled sc;                 // pointing into them
   std::vector<float> inv32;     // ptf_inv32's, usable when inv32_ok
   bool inv32_ok = false;
-  PtfStore32 out32;             // ptf_out32's answer for S_next
+  FakeStore32 out32;            // ptf_out32's answer for S_next
   PtfCallConsts() = default;
   PtfCallConsts(const PtfCallConsts&) = delete;
   PtfCallConsts& operator=(const PtfCallConsts&) = delete;
@@ -136,7 +133,7 @@ bool ptf_host_consts(const int64_t* alpha, const float* g32, const double* g64, 
 // The float32 store pair of the float32 pass 2's values (PtfRowOut::out32) for output scale `scale`: ok when
 // the call's channels make codes beyond ±kPtfOut32Max rare (max|γ/S_next|·8 + max|β/S_next| ≤ kPtfOut32Max, sc from
 // ptf_scaled_consts32) and fake_store32 certifies the pair (AVX-512 only); else ok = false.
-PtfStore32 ptf_out32(const PtfScaled& sc, double scale);
+FakeStore32 ptf_out32(const PtfScaled& sc, double scale);
 
 // Fills inv32 [cols] with fl32(inv_scale[c]); false (inv32 unusable) when one lies outside [2^−100, 2^100].
 bool ptf_inv32(const double* inv_scale, int64_t cols, float* inv32);

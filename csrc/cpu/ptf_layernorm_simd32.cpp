@@ -231,17 +231,12 @@ MNQ_TARGET_AVX512 void out_row32(const int32_t* x, const PtfRow& row, const PtfP
 }  // namespace
 #endif
 
-PtfStore32 ptf_out32(const PtfScaled& sc, double scale) {
-  PtfStore32 r;
-  if (sc.cg32 == nullptr) return r;
+FakeStore32 ptf_out32(const PtfScaled& sc, double scale) {
+  if (sc.cg32 == nullptr) return FakeStore32{};
   // Codes beyond the range are redone lane by lane (ptf_out): a row's codes are about γ[c]·z/S_next + β[c]/S_next
   // with z the normalized input (|z| ≤ √C, mostly ≤ 4), so the pair is used only where |z| ≤ 8 stays inside it.
-  if (!(sc.max_gs * 8.0 + sc.max_bs <= static_cast<double>(kPtfOut32Max))) return r;
-  const FakeStore32 f = fake_store32(isa(), scale, -kPtfOut32Max - 1, kPtfOut32Max);
-  r.ok = f.ok;
-  r.hi = f.hi;
-  r.lo = f.lo;
-  return r;
+  if (!(sc.max_gs * 8.0 + sc.max_bs <= static_cast<double>(kPtfOut32Max))) return FakeStore32{};
+  return fake_store32(isa(), scale, -kPtfOut32Max - 1, kPtfOut32Max);
 }
 
 bool ptf_out_row32(const int32_t* x, const PtfRow& row, const PtfRowFast& rf, const PtfParams& p,
