@@ -6,11 +6,10 @@
 #include <ATen/ops/from_blob.h>
 #include <torch/library.h>
 
-#include <cstring>
-
 #include "csrc/checks.h"
 #include "csrc/dispatch.h"
 #include "csrc/ops/backend.h"
+#include "csrc/ops/last_call.h"
 #include "csrc/ops/prepared.h"
 #include "csrc/ops/qat.h"
 
@@ -75,31 +74,20 @@ Host compute_host_constants(const char* op, const at::Tensor& s, int64_t cols) {
   return h;
 }
 
-// The host constants of `scale` for `cols` channels. Each thread keeps its last call's, keyed by the scale's values
-// compared bit for bit with a copy (not by the tensor's identity, data pointer or version counter: a buffer updated
-// in place, or another tensor at a freed one's address, must miss), with its shape and cols: a model's forward
-// passes the same per-channel fc1 scales at every call, and computing them (four float64 divisions per channel)
-// cost ~25 µs of a batch-1 call with 1536 channels; the compare reads 12 KB. Only scales that passed every check
-// are kept, so a hit raises nothing a computation would have. consts and scales are shared with the cache (read
-// only, alive as long as the returned Host); s_out, which the op returns, is the caller's own.
+// The host constants of `scale` for `cols` channels. Each thread keeps its last call's (last_call.h), keyed by cols,
+// the scale's shape and its values: a model's forward passes the same per-channel fc1 scales at every call, and
+// computing them (four float64 divisions per channel) cost ~25 µs of a batch-1 call with 1536 channels; the compare
+// reads 12 KB. consts and scales are shared with the cache (read only, alive as long as the returned Host); s_out,
+// which the op returns, is the caller's own.
 Host host_constants(const char* op, const at::Tensor& scale, int64_t cols) {
   const at::Tensor s = scale.to(at::kCPU).contiguous();
-  struct Cache {
-    at::Tensor key;  // the scale values of h, float64, s's shape
-    int64_t cols = -1;
-    Host h;
-  };
-  thread_local Cache cache;
-  const int64_t n = s.numel();
-  if (!(cache.key.defined() && cache.cols == cols && cache.key.sizes() == s.sizes() &&
-        std::memcmp(cache.key.data_ptr<double>(), s.data_ptr<double>(), static_cast<size_t>(n) * sizeof(double)) ==
-            0)) {
-    Host h = compute_host_constants(op, s, cols);
-    cache.key = s.clone();
-    cache.cols = cols;
-    cache.h = std::move(h);
-  }
-  return Host{cache.h.consts, cache.h.scales, cache.h.s_out.clone()};
+  const int64_t dim = s.dim(), n = s.numel();
+  const std::initializer_list<KeyPart> key{key_of(cols), key_of(dim), KeyPart{s.sizes().data(), dim * sizeof(int64_t)},
+                                           KeyPart{s.data_ptr<double>(), n * sizeof(double)}};
+  thread_local LastCall<Host> cache;
+  const Host* h = cache.find(key);
+  if (h == nullptr) h = &cache.store(key, compute_host_constants(op, s, cols));
+  return Host{h->consts, h->scales, h->s_out.clone()};
 }
 
 // The CUDA QAT path: the per-channel constants are computed on the device from the scale (kernels/ibert_gelu.h

@@ -7,17 +7,15 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
-#include <cstring>
 #include <memory>
-#include <vector>
 
 #include "csrc/checks.h"
 #include "csrc/cpu/isa.h"
 #include "csrc/cpu/ptf_layernorm_simd.h"
 #include "csrc/dispatch.h"
 #include "csrc/ops/backend.h"
+#include "csrc/ops/last_call.h"
 #include "csrc/ops/prepared.h"
 #include "csrc/ops/layernorm_common.h"
 #include "csrc/ops/qat.h"
@@ -110,23 +108,15 @@ at::Tensor run_with(const char* op, const at::Tensor& in, const PtfConsts& k, do
   return out;
 }
 
-// The CPU call's constants (host_consts and the kernel's cpu::ptf_call_consts), each thread keeping its last
-// call's, keyed by α, γ and β compared bit for bit with copies (with their dtypes), s_base, scale_next and the isa:
-// a model's forward passes the same parameters at every call, and making them (the host loop, two tensors, the
-// kernel's three vectors with their divisions, the select of values[3]) cost ~3 µs of a ~37 µs batch-1 QAT call.
-// Only constants that passed every check are kept, so a hit raises nothing a computation would have; the tensors
-// and vectors are shared with the cache (read only, alive for the call through the copies held here).
-struct CallCache {
-  int64_t cols = -1;
-  uint64_t s_base = 0, s_next = 0;
-  int isa = -1;
-  bool g32 = false, b32 = false;
-  std::vector<unsigned char> key;  // α (int64), γ, β bytes
+// The CPU call's constants (host_consts and the kernel's cpu::ptf_call_consts), each thread keeping its last call's
+// (last_call.h), keyed by the isa, cols, γ's and β's dtypes, s_base, scale_next and the values of α, γ and β: making
+// them (the host loop, two tensors, the kernel's three vectors with their divisions, the select of values[3]) cost
+// ~3 µs of a ~37 µs batch-1 QAT call. The tensors and vectors are shared with the cache (read only, alive for the
+// call through the copies held here).
+struct CallConsts {
   PtfConsts k;
   Cached cached;
 };
-
-bool same_bytes(const unsigned char* key, const void* p, size_t n) { return std::memcmp(key, p, n) == 0; }
 
 at::Tensor run_cpu_cached(const char* op, const at::Tensor& in, const at::Tensor& alpha, double s_base,
                           const at::Tensor& weight, const at::Tensor& bias, double scale_next, bool qat) {
@@ -134,41 +124,31 @@ at::Tensor run_cpu_cached(const char* op, const at::Tensor& in, const at::Tensor
   const bool alpha_in_place = alpha.is_contiguous() && alpha.scalar_type() == at::kLong;
   const at::Tensor a = alpha_in_place ? alpha : alpha.to(at::kLong).contiguous();
   const HostValues gp(weight), bp(bias);
-  const size_t na = static_cast<size_t>(cols) * sizeof(int64_t);
-  const size_t ng = static_cast<size_t>(cols) * (gp.f32() != nullptr ? sizeof(float) : sizeof(double));
-  const size_t nb = static_cast<size_t>(cols) * (bp.f32() != nullptr ? sizeof(float) : sizeof(double));
-  const void* g = gp.f32() != nullptr ? static_cast<const void*>(gp.f32()) : gp.f64();
-  const void* b = bp.f32() != nullptr ? static_cast<const void*>(bp.f32()) : bp.f64();
-  thread_local CallCache cache;
-  const uint64_t sb_bits = std::bit_cast<uint64_t>(s_base), sn_bits = std::bit_cast<uint64_t>(scale_next);
+  const bool g32 = gp.f32() != nullptr, b32 = bp.f32() != nullptr;
+  const size_t n = static_cast<size_t>(cols);
   const int isa = static_cast<int>(cpu::isa());
-  const bool hit = cache.cols == cols && cache.s_base == sb_bits && cache.s_next == sn_bits && cache.isa == isa &&
-                   cache.g32 == (gp.f32() != nullptr) && cache.b32 == (bp.f32() != nullptr) &&
-                   same_bytes(cache.key.data(), a.const_data_ptr<int64_t>(), na) &&
-                   same_bytes(cache.key.data() + na, g, ng) && same_bytes(cache.key.data() + na + ng, b, nb);
-  if (!hit) {
+  const std::initializer_list<KeyPart> key{
+      key_of(isa),
+      key_of(cols),
+      key_of(g32),
+      key_of(b32),
+      key_of(s_base),
+      key_of(scale_next),
+      KeyPart{a.const_data_ptr<int64_t>(), n * sizeof(int64_t)},
+      g32 ? KeyPart{gp.f32(), n * sizeof(float)} : KeyPart{gp.f64(), n * sizeof(double)},
+      b32 ? KeyPart{bp.f32(), n * sizeof(float)} : KeyPart{bp.f64(), n * sizeof(double)}};
+  thread_local LastCall<CallConsts> cache;
+  const CallConsts* hit = cache.find(key);
+  if (hit == nullptr) {
     PtfConsts k = host_consts(op, a, s_base, weight, bias, scale_next);  // raises on bad parameters
     const double* v = k.values.data_ptr<double>();
     const kernels::PtfParams p{0, cols, kPtfLo, kPtfHi, k.shift.data_ptr<int32_t>(), v, v + cols, v + 2 * cols,
                                scale_next};
     Cached c{k.values[3], cpu::ptf_call_consts(p, v + 3 * cols)};
-    cache.cols = -1;  // invalid until the key is whole
-    cache.key.resize(na + ng + nb);
-    std::memcpy(cache.key.data(), a.const_data_ptr<int64_t>(), na);
-    std::memcpy(cache.key.data() + na, g, ng);
-    std::memcpy(cache.key.data() + na + ng, b, nb);
-    cache.k = std::move(k);
-    cache.cached = std::move(c);
-    cache.s_base = sb_bits;
-    cache.s_next = sn_bits;
-    cache.isa = isa;
-    cache.g32 = gp.f32() != nullptr;
-    cache.b32 = bp.f32() != nullptr;
-    cache.cols = cols;
+    hit = &cache.store(key, CallConsts{std::move(k), std::move(c)});
   }
-  const PtfConsts k = cache.k;        // copies: the call keeps them alive whatever later calls do to the cache
-  const Cached cached = cache.cached;
-  return run_with(op, in, k, scale_next, qat, &cached);
+  const CallConsts call = *hit;  // copies: the call keeps them alive whatever later calls do to the cache
+  return run_with(op, in, call.k, scale_next, qat, &call.cached);
 }
 
 at::Tensor run(const char* op, const at::Tensor& in, const at::Tensor& alpha, double s_base, const at::Tensor& weight,
