@@ -114,6 +114,13 @@ inline T ptf_quantize_qat(const T& x, const T& alpha, const T& s_base, int64_t b
   MNQ_OP_HANDLE("ptf_quantize_qat", T(const T&, const T&, const T&, int64_t));
   return op.call(x, alpha, s_base, bits);
 }
+// The fake-quant Linear, exact: fl32((codes(x) @ codes(weight)ᵀ + codes(bias))·scale·weight_scale) (SPEC §1;
+// csrc/ops/quant_linear.h); backward straight-through (F.linear's gradient).
+inline T quant_linear(const T& x, const T& scale, const T& weight, const T& weight_scale,
+                      const OptT& bias = std::nullopt) {
+  MNQ_OP_HANDLE("quant_linear", T(const T&, const T&, const T&, const T&, const OptT&));
+  return op.call(x, scale, weight, weight_scale, bias);
+}
 inline TT shiftmax_qat(const T& x, const T& scale, int64_t out_bits = 16, int64_t n = 15) {
   MNQ_OP_HANDLE("shiftmax_qat", TT(const T&, const T&, int64_t, int64_t));
   return op.call(x, scale, out_bits, n);

@@ -46,4 +46,8 @@ TORCH_LIBRARY(mnq, m) {
   m.def("quantize_qat(Tensor x, Tensor scale, int bits, int axis=-1) -> Tensor");
   m.def("requant_qat(Tensor x, Tensor scale_in, Tensor scale_out, int bits, Tensor? identity=None, Tensor? identity_scale=None) -> Tensor");
   m.def("ptf_quantize_qat(Tensor x, Tensor alpha, Tensor s_base, int bits) -> Tensor");
+  // The fake-quant Linear computed exactly (csrc/ops/quant_linear.h, SPEC §1): x on the grid of `scale` (0-d),
+  // weight [N, K] on the grid of weight_scale [N], the bias quantized on S_out = scale·weight_scale (32 bits);
+  // returns fl32((codes(x) @ codes(weight)ᵀ + codes(bias))·S_out). Backward: F.linear's (straight-through).
+  m.def("quant_linear(Tensor x, Tensor scale, Tensor weight, Tensor weight_scale, Tensor? bias=None) -> Tensor");
 }

@@ -80,9 +80,12 @@ FrozenWeightsScope::~FrozenWeightsScope() {
 QuantLinearImpl::QuantLinearImpl(int64_t in_features, int64_t out_features, bool bias, int64_t bits)
     : torch::nn::LinearImpl(torch::nn::LinearOptions(in_features, out_features).bias(bias)), bits_(check_bits(bits)) {}
 
+// The exact integer product (SPEC §1; csrc/ops/quant_linear.h), its bias quantized inside on S_a·S_w.
 ScaledTensor QuantLinearImpl::forward(const at::Tensor& x, const at::Tensor& scale) {
-  const FakeQuantParams p = fake_quant_params(kept_, weight, bias, scale, bits_, "QuantLinear");
-  return {at::linear(x, p.weight, p.bias), p.scale_out};
+  const at::Tensor s_a = per_tensor_scale(scale, "QuantLinear");
+  const auto [wq, s_w] = frozen_or_quantize(kept_, weight, bits_);
+  const std::optional<at::Tensor> b = bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt;
+  return {ops::quant_linear(x, s_a, wq, s_w, b), s_a.to(s_w.device()) * s_w};
 }
 
 ScaledTensor QuantLinearImpl::quantized_weight() const { return quantize_weight(weight, bits_); }

@@ -94,6 +94,7 @@ _quantize = _ops.quantize.default
 _quantize_qat = _ops.quantize_qat.default
 _requant = _ops.requant.default
 _requant_qat = _ops.requant_qat.default
+_quant_linear = _ops.quant_linear.default
 
 
 def quantize(x: Tensor, scale: Scale, bits: int, axis: int = -1) -> Tensor:
@@ -175,6 +176,14 @@ def requant_qat(x: Tensor, scale_in: Scale, scale_out: Scale, bits: int, identit
                 identity_scale: Optional[Scale] = None) -> Tensor:
     ids = None if identity_scale is None else _scale_tensor(identity_scale)
     return _requant_qat(x, _scale_tensor(scale_in), _scale_tensor(scale_out), bits, identity, ids)
+
+
+def quant_linear(x: Tensor, scale: Scale, weight: Tensor, weight_scale: Tensor,
+                 bias: Optional[Tensor] = None) -> Tensor:
+    """The fake-quant Linear, exact (SPEC §1): fl32((q_x @ q_wᵀ + q_b)·S_out) with q_x = round(x / scale) (x on the
+    grid of the per-tensor `scale`), q_w = round(weight / weight_scale[n]), S_out = scale·weight_scale and q_b the
+    bias quantized on S_out (32 bits). Backward: F.linear's gradient (straight-through)."""
+    return _quant_linear(x, _scale_tensor(scale), weight, weight_scale, bias)
 
 
 def ptf_quantize_qat(x: Tensor, alpha: Tensor, s_base: Scale, bits: int) -> Tensor:

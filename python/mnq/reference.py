@@ -101,6 +101,18 @@ def quantize(x: torch.Tensor, scale, bits: int, axis: int = -1) -> torch.Tensor:
     return q.clamp(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1).to(torch.int64)
 
 
+def quant_linear(x: torch.Tensor, scale, weight: torch.Tensor, weight_scale, bias=None) -> torch.Tensor:
+    """The fake-quant Linear (SPEC §1): fl32((q_x @ q_wᵀ + q_b)·S_out), q_x = round(x / S_a) and q_w = round(W / S_w)
+    on 32 bits, S_out = S_a·S_w (float64), q_b the bias quantized on S_out (32 bits); int64 sums (exact)."""
+    s_a = torch.as_tensor(scale, dtype=torch.float64).reshape(())
+    s_w = torch.as_tensor(weight_scale, dtype=torch.float64).reshape(-1)
+    s_out = s_a * s_w
+    acc = quantize(x, s_a, 32) @ quantize(weight, s_w, 32, axis=0).t()
+    if bias is not None:
+        acc = acc + quantize(bias, s_out, 32)
+    return (acc.to(torch.float64) * s_out).to(torch.float32)
+
+
 def requant_act(q, scale_in, scale_out: float, bits: int, identity=None, identity_scale=None) -> torch.Tensor:
     """QuantAct on a quantized input: clamp(requant(q, S_in/S) [+ requant(q_id, S_id/S)]); S_in per channel ok."""
 

@@ -1,8 +1,9 @@
 """Quantized linear layers (SPEC §1), I-ViT calling style ``forward(x, scale) -> (y, scale_out)``.
 
 Weights: symmetric per output channel from the current weights at every forward, S_w[c] = max|W[c]| / (2^(b-1)-1);
-bias: round(bias / (S_w·S_a)) on 32 bits. QAT runs a float GEMM on the dequantized values (fake quant, STE);
-scale_out = S_a·S_w is per output channel.
+bias: round(bias / (S_w·S_a)) on 32 bits. QuantLinear computes the integer product exactly (mnq.ops.quant_linear:
+int8 GEMM on the CPU), QuantConv2d and QuantMatMul run a float GEMM on the dequantized values; backward is the float
+product's (STE). scale_out = S_a·S_w is per output channel.
 """
 from __future__ import annotations
 
@@ -41,8 +42,10 @@ class QuantLinear(nn.Linear):
         return ops.quantize_qat(self.weight, s_w.to(self.weight.device), self.bits, 0), s_w
 
     def forward(self, x: Tensor, scale: Tensor) -> Tuple[Tensor, Tensor]:
-        w, b, s_out = _fake_quant_params(self.weight, self.bias, scale, self.bits, "QuantLinear")
-        return F.linear(x, w, b), s_out
+        # The exact integer product (SPEC §1: mnq.ops.quant_linear), the bias quantized inside on S_a·S_w.
+        s_a = _per_tensor_scale(scale, "QuantLinear")
+        w, s_w = self.quantized_weight()
+        return ops.quant_linear(x, s_a, w, s_w, self.bias), s_a.to(s_w.device) * s_w
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", bits={self.bits}"

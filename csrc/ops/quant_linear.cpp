@@ -1,0 +1,139 @@
+// mnq::quant_linear: argument checks, the CPU int8 path and the float64 path (see quant_linear.h).
+#include "csrc/ops/quant_linear.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "csrc/checks.h"
+#include "csrc/ops/quant.h"
+#include "kernels/quant.h"
+
+namespace mnq {
+namespace ops {
+namespace backend {
+namespace {
+
+constexpr const char* kOp = "quant_linear";
+constexpr int64_t kLo32 = -(int64_t(1) << 31), kHi32 = (int64_t(1) << 31) - 1;
+
+void check_scale_shape(const char* name, const at::Tensor& s, int64_t numel, const char* shape) {
+  check_given(kOp, name, s);
+  TORCH_CHECK_TYPE(at::isFloatingType(s.scalar_type()), kOp, ": ", name, " must be a floating-point tensor, got ",
+                   s.scalar_type());
+  TORCH_CHECK_VALUE(s.numel() == numel && s.dim() <= 1, kOp, ": ", name, " must have shape ", shape, ", got ",
+                    s.sizes());
+}
+
+void check_args(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& weight, const at::Tensor& weight_scale,
+                const std::optional<at::Tensor>& bias) {
+  check_float_tensor(kOp, "x", x);
+  check_device_supported(kOp, "x", x);
+  TORCH_CHECK_VALUE(x.dim() >= 1, kOp, ": x must have at least 1 dimension (features last), got shape ", x.sizes());
+  check_float_tensor(kOp, "weight", weight);
+  const int64_t K = x.size(-1);
+  TORCH_CHECK_VALUE(weight.dim() == 2 && weight.size(1) == K, kOp, ": weight must have shape [out_features, ", K,
+                    "] (x's last dim is ", K, "), got ", weight.sizes());
+  check_same_device(kOp, "weight", weight, x, "x");
+  const int64_t N = weight.size(0);
+  check_scale_shape("scale", scale, 1, "[] (per tensor)");
+  check_scale_shape("weight_scale", weight_scale, N, "[out_features]");
+  TORCH_CHECK_VALUE(weight_scale.dim() == 1 || N == 1, kOp, ": weight_scale must be 1-D [", N, "], got ",
+                    weight_scale.sizes());
+  for (const auto* s : {&scale, &weight_scale}) {
+    TORCH_CHECK_VALUE(s->is_cpu() || s->device() == x.device(), kOp, ": the scales must be on the CPU or on x's device (",
+                      x.device(), "), got ", s->device());
+  }
+  if (bias.has_value() && bias->defined()) {
+    TORCH_CHECK_TYPE(at::isFloatingType(bias->scalar_type()), kOp, ": bias must be a floating-point tensor, got ",
+                     bias->scalar_type());
+    TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == N, kOp, ": bias must have shape [", N, "], got ",
+                      bias->sizes());
+    check_same_device(kOp, "bias", *bias, x, "x");
+  }
+}
+
+// round(v / s) clamped to 32 bits, in float64 (kernels/quant.h quantize_code as a tensor expression; NaN stays).
+at::Tensor codes64(const at::Tensor& v, const at::Tensor& s) {
+  return at::clamp(at::round(v.to(at::kDouble) / s), static_cast<double>(kLo32), static_cast<double>(kHi32));
+}
+
+// Any device: float64 codes, one float64 GEMM (exact: quant_linear.h), the bias codes, the product with S_out.
+at::Tensor generic(const at::Tensor& x, const at::Tensor& s_a, const at::Tensor& weight, const at::Tensor& s_w,
+                   const at::Tensor& s_out, const std::optional<at::Tensor>& bias) {
+  at::Tensor acc = at::matmul(codes64(x, s_a), codes64(weight, s_w.unsqueeze(1)).t());
+  if (bias.has_value() && bias->defined()) acc.add_(codes64(*bias, s_out));
+  return acc.mul_(s_out).to(at::kFloat);
+}
+
+// The CPU int8 path, or an undefined tensor when a code does not fit int8 (or x has NaN): the caller takes generic.
+// Values are read through data_ptr, not item(): nothing here is a device read (the CPU's own memory).
+at::Tensor cpu_int8(const at::Tensor& x, const at::Tensor& s_a, const at::Tensor& weight, const at::Tensor& s_w,
+                    const at::Tensor& s_out, const std::optional<at::Tensor>& bias) {
+  const int64_t K = x.size(-1), N = weight.size(0), M = K == 0 ? 0 : x.numel() / K;
+  if (M == 0 || K == 0 || K >= (int64_t(1) << 17)) return at::Tensor();  // int32 sums: K·2^14 < 2^31
+  const at::Tensor qw_f64 = codes64(weight, s_w.unsqueeze(1)).contiguous();
+  at::Tensor qw = at::empty({N, K}, x.options().dtype(at::kChar));
+  if (!cpu::narrow_codes(qw_f64.data_ptr<double>(), qw.data_ptr<int8_t>(), N * K)) return at::Tensor();
+  at::Tensor qa32 = at::empty({M, K}, x.options().dtype(at::kInt));
+  // Codes clamped to ±2^18 (the certified float32 path of csrc/cpu/quant_simd.h): any beyond int8 go generic anyway.
+  const kernels::QuantizeParams p{M * K, kernels::ChannelLayout{1, 1}, -(int64_t(1) << 18), (int64_t(1) << 18) - 1};
+  if (!cpu::quantize(x.reshape({M, K}).contiguous(), s_a.reshape({1}), qa32, p)) return at::Tensor();  // NaN
+  at::Tensor qa = at::empty({M, K}, x.options().dtype(at::kChar));
+  if (!cpu::narrow_codes(qa32.data_ptr<int32_t>(), qa.data_ptr<int8_t>(), M * K)) return at::Tensor();
+  const at::Tensor acc = at::_int_mm(qa, qw.t().contiguous());
+  const at::Tensor qb = bias.has_value() && bias->defined() ? codes64(*bias, s_out).contiguous()
+                                                            : at::zeros({N}, s_out.options());
+  std::vector<int64_t> sizes = x.sizes().vec();
+  sizes.back() = N;
+  at::Tensor y = at::empty(sizes, x.options());
+  cpu::quant_linear_epilogue(acc, qb.data_ptr<double>(), s_out.data_ptr<double>(), y);
+  return y;
+}
+
+}  // namespace
+
+at::Tensor quant_linear(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& weight,
+                        const at::Tensor& weight_scale, const std::optional<at::Tensor>& bias) {
+  check_args(x, scale, weight, weight_scale, bias);
+  const at::Tensor s_a = scale.detach().to(x.device(), at::kDouble).reshape({});
+  const at::Tensor s_w = weight_scale.detach().to(x.device(), at::kDouble).reshape({-1});
+  const at::Tensor s_out = (s_a * s_w).contiguous();
+  if (x.is_cpu()) {
+    const double sa = *s_a.data_ptr<double>();
+    TORCH_CHECK_VALUE(std::isfinite(sa) && sa > 0, kOp, ": scale must be a finite positive scale, got ", sa);
+    const at::Tensor y = cpu_int8(x, s_a, weight, s_w, s_out, bias);
+    if (y.defined()) return y;
+  }
+  std::vector<int64_t> sizes = x.sizes().vec();
+  sizes.back() = weight.size(0);
+  return generic(x.reshape({-1, x.size(-1)}), s_a, weight, s_w, s_out, bias).reshape(sizes);
+}
+
+namespace {
+at::Tensor quant_linear_meta(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& weight,
+                             const at::Tensor& weight_scale, const std::optional<at::Tensor>& bias) {
+  check_float_tensor(kOp, "x", x);
+  check_float_tensor(kOp, "weight", weight);
+  TORCH_CHECK_VALUE(x.dim() >= 1 && weight.dim() == 2 && weight.size(1) == x.size(-1), kOp,
+                    ": weight must have shape [out_features, ", x.dim() >= 1 ? x.size(-1) : 0, "], got ",
+                    weight.sizes());
+  check_scale_shape("scale", scale, 1, "[] (per tensor)");
+  check_scale_shape("weight_scale", weight_scale, weight.size(0), "[out_features]");
+  std::vector<int64_t> sizes = x.sizes().vec();
+  sizes.back() = weight.size(0);
+  (void)bias;
+  return at::empty(sizes, x.options());
+}
+}  // namespace
+
+TORCH_LIBRARY_IMPL(mnq, CPU, m) { m.impl("quant_linear", &quant_linear); }
+TORCH_LIBRARY_IMPL(mnq, CUDA, m) { m.impl("quant_linear", &quant_linear); }
+TORCH_LIBRARY_IMPL(mnq, Meta, m) { m.impl("quant_linear", &quant_linear_meta); }
+
+}  // namespace backend
+}  // namespace ops
+}  // namespace mnq
