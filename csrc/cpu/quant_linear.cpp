@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <cmath>
 #include <cstdint>
 
 #if defined(__AVX512F__)
@@ -65,11 +66,14 @@ bool narrow_codes(const int32_t* in, int8_t* out, int64_t n) {
   return ok;
 }
 
-bool narrow_codes(const double* in, int8_t* out, int64_t n) {
+bool weight_codes_t(const float* w, const double* s, int64_t N, int64_t K, int8_t* out) {
   bool ok = true;
-  for (int64_t i = 0; i < n; ++i) {
-    ok &= in[i] >= -128.0 && in[i] <= 127.0;  // false for NaN
-    out[i] = ok ? static_cast<int8_t>(in[i]) : 0;
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t k = 0; k < K; ++k) {
+      const double q = std::rint(static_cast<double>(w[n * K + k]) / s[n]);  // kernels/quant.h quantize_code
+      ok &= q >= -128.0 && q <= 127.0;                                       // false for NaN
+      out[k * N + n] = static_cast<int8_t>(ok ? q : 0.0);
+    }
   }
   return ok;
 }

@@ -75,16 +75,18 @@ at::Tensor cpu_int8(const at::Tensor& x, const at::Tensor& s_a, const at::Tensor
                     const at::Tensor& s_out, const std::optional<at::Tensor>& bias) {
   const int64_t K = x.size(-1), N = weight.size(0), M = K == 0 ? 0 : x.numel() / K;
   if (M == 0 || K == 0 || K >= (int64_t(1) << 17)) return at::Tensor();  // int32 sums: K·2^14 < 2^31
-  const at::Tensor qw_f64 = codes64(weight, s_w.unsqueeze(1)).contiguous();
-  at::Tensor qw = at::empty({N, K}, x.options().dtype(at::kChar));
-  if (!cpu::narrow_codes(qw_f64.data_ptr<double>(), qw.data_ptr<int8_t>(), N * K)) return at::Tensor();
+  const at::Tensor wc = weight.contiguous();
+  at::Tensor qw_t = at::empty({K, N}, x.options().dtype(at::kChar));  // _int_mm's right operand [K, N]
+  if (!cpu::weight_codes_t(wc.data_ptr<float>(), s_w.data_ptr<double>(), N, K, qw_t.data_ptr<int8_t>())) {
+    return at::Tensor();
+  }
   at::Tensor qa32 = at::empty({M, K}, x.options().dtype(at::kInt));
   // Codes clamped to ±2^18 (the certified float32 path of csrc/cpu/quant_simd.h): any beyond int8 go generic anyway.
   const kernels::QuantizeParams p{M * K, kernels::ChannelLayout{1, 1}, -(int64_t(1) << 18), (int64_t(1) << 18) - 1};
   if (!cpu::quantize(x.reshape({M, K}).contiguous(), s_a.reshape({1}), qa32, p)) return at::Tensor();  // NaN
   at::Tensor qa = at::empty({M, K}, x.options().dtype(at::kChar));
   if (!cpu::narrow_codes(qa32.data_ptr<int32_t>(), qa.data_ptr<int8_t>(), M * K)) return at::Tensor();
-  const at::Tensor acc = at::_int_mm(qa, qw.t().contiguous());
+  const at::Tensor acc = at::_int_mm(qa, qw_t);
   const at::Tensor qb = bias.has_value() && bias->defined() ? codes64(*bias, s_out).contiguous()
                                                             : at::zeros({N}, s_out.options());
   std::vector<int64_t> sizes = x.sizes().vec();
@@ -100,7 +102,7 @@ at::Tensor quant_linear(const at::Tensor& x, const at::Tensor& scale, const at::
                         const at::Tensor& weight_scale, const std::optional<at::Tensor>& bias) {
   check_args(x, scale, weight, weight_scale, bias);
   const at::Tensor s_a = scale.detach().to(x.device(), at::kDouble).reshape({});
-  const at::Tensor s_w = weight_scale.detach().to(x.device(), at::kDouble).reshape({-1});
+  const at::Tensor s_w = weight_scale.detach().to(x.device(), at::kDouble).reshape({-1}).contiguous();
   const at::Tensor s_out = (s_a * s_w).contiguous();
   if (x.is_cpu()) {
     const double sa = *s_a.data_ptr<double>();

@@ -41,9 +41,11 @@ namespace cpu {
 // y[m, n] = fl32(fl64(acc[m, n] + qb[n]) · s[n]) for the contiguous int32 acc [M, N] into the contiguous float32 y.
 // qb holds integers (float64, |qb| ≤ 2^31); rows in parallel.
 void quant_linear_epilogue(const at::Tensor& acc, const double* qb, const double* s, const at::Tensor& y);
-// out[i] = in[i] as int8; false when some in[i] lies outside [−128, 127] (or is NaN): then out is not all written.
+// out[i] = in[i] as int8; false when some in[i] lies outside [−128, 127]: then out is not all written.
 bool narrow_codes(const int32_t* in, int8_t* out, int64_t n);
-bool narrow_codes(const double* in, int8_t* out, int64_t n);
+// The fake-quant weight's codes transposed: out[k·N + n] = round(w[n·K + k] / s[n]) (the quantizer's rounding);
+// false when one lies outside [−128, 127] (or is NaN): then out is not all written.
+bool weight_codes_t(const float* w, const double* s, int64_t N, int64_t K, int8_t* out);
 }  // namespace cpu
 
 }  // namespace ops
