@@ -10,6 +10,7 @@ from mnq import nn as mnn
 from mnq import reference as ref
 
 from cpu_paths_util import isa, same_bits  # noqa: F401  (isa: fixture)
+from helpers import requires_cuda
 
 
 def _layer(rows, k, n, bits_a, bits_w, g, lead=(), spread=0.6, bias_scale=1.0):
@@ -147,3 +148,16 @@ def test_bad_arguments_name_what_is_wrong(case, match):
         s = torch.tensor(float("nan"), dtype=torch.float64)
     with pytest.raises((ValueError, TypeError), match=match):
         mnq.ops.quant_linear(x, s, w, sw, b)
+
+
+@requires_cuda
+@pytest.mark.parametrize("bits", [4, 8, 12])
+def test_cuda_equals_cpu(bits):
+    """CUDA takes the float64 path (no host reads); its values are the CPU's, bit for bit."""
+    g = torch.Generator().manual_seed(8 + bits)
+    x, s_a, w, s_w, b = _layer(50, 64, 40, bits, bits, g, lead=(3,))
+    x[1, 2, 3] = float("nan")
+    want = mnq.ops.quant_linear(x, s_a, w, s_w, b)
+    got = mnq.ops.quant_linear(x.cuda(), s_a.cuda(), w.cuda(), s_w.cuda(), b.cuda()).cpu()
+    assert same_bits(got[~torch.isnan(want)], want[~torch.isnan(want)])
+    assert torch.equal(torch.isnan(got), torch.isnan(want))
