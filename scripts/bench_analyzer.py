@@ -1,9 +1,9 @@
 """Benchmark the sensitivity analyzer against one float forward pass over the same calibration set (same run).
 
-The analyzer costs one calibration pass per candidate uniform model plus (methods + 1) measurement passes, each
-quantized pass 1.5-2x a float one, so expect a ratio of ~10-15x on CPU (vit_mnist_tiny, 1 thread: ~10-11x on the
-Zen 5 development machine, ~14-15x on the one before; README: "Where the analyzer's time goes"). Prints both times
-and the ratio.
+The analyzer costs one calibration pass per candidate uniform model plus (methods + 1) measurement passes; since
+the fake-quant Linears compute their integer product exactly on int8 GEMMs (SPEC §1) a quantized pass costs about
+what a float one does, and the observers that score every mixable layer add the rest (README: "Where the
+analyzer's time goes"). Prints both times and the ratio.
 
     python scripts/bench_analyzer.py [--preset vit_mnist_tiny] [--batches 8] [--batch-size 64] [--threads 2]
                                      [--cpu-time]
