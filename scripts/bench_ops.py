@@ -117,6 +117,20 @@ def cases(device, b):
          lambda: ops.requant_qat(hf, r16, ro, 16, h2f, ri),
          lambda: composed.quantize(hf + h2f, ro, 16), lambda: torch.add(hf, h2f, alpha=0.5), hf),
     ]
+    # fc1 of a block (SPEC §1): the exact fake-quant Linear (int8 GEMM on the CPU; its int and QAT forms are one op)
+    # against the float Linear; "comp" is the float GEMM on the dequantized values that the fake-quant Linear ran
+    # before it was exact.
+    sx = torch.tensor(4.0 / 127, dtype=torch.float64)
+    xl = (torch.clamp(torch.round(torch.randn(b, 197, C, device=device) * 40), -128, 127) * 4.0 / 127).float()
+    wl = torch.randn(4 * C, C, device=device) * 0.05
+    bl = torch.randn(4 * C, device=device) * 0.1
+    swl = wl.abs().amax(1).double() / 127
+    wq = ops.quantize_qat(wl, swl, 8, 0)
+    bq = ops.quantize_qat(bl, sx.to(device) * swl, 32)
+    cases += [
+        ("quant_linear", lambda: ops.quant_linear(xl, sx, wq, swl, bl), lambda: ops.quant_linear(xl, sx, wq, swl, bl),
+         lambda: F.linear(xl, wq, bq), lambda: F.linear(xl, wl, bl), xl),
+    ]
     return cases
 
 

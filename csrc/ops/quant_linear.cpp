@@ -44,8 +44,8 @@ void check_args(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& 
   TORCH_CHECK_VALUE(weight_scale.dim() == 1 || N == 1, kOp, ": weight_scale must be 1-D [", N, "], got ",
                     weight_scale.sizes());
   for (const auto* s : {&scale, &weight_scale}) {
-    TORCH_CHECK_VALUE(s->is_cpu() || s->device() == x.device(), kOp, ": the scales must be on the CPU or on x's device (",
-                      x.device(), "), got ", s->device());
+    TORCH_CHECK_VALUE(s->is_cpu() || s->device() == x.device(), kOp,
+                      ": the scales must be on the CPU or on x's device (", x.device(), "), got ", s->device());
   }
   if (bias.has_value() && bias->defined()) {
     TORCH_CHECK_TYPE(at::isFloatingType(bias->scalar_type()), kOp, ": bias must be a floating-point tensor, got ",
