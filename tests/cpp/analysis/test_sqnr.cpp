@@ -222,6 +222,18 @@ TEST_CASE("sqnr: add_norms equals add; sizes are checked", "[sqnr]") {
   b.add_norms(f.signal, f.error[0], 16);
   CHECK(a.mean_ratio() == b.mean_ratio());
   CHECK(b.images() == 16);
+  // the quotient loop equals the tensor expression (ATen's division, its sum)
+  const at::Tensor want = at::where(f.error[0] == 0, kInf, f.signal / f.error[0]).sum();
+  CHECK(b.mean_ratio() == want.item<double>() / 16.0);
+  SqnrAccumulator z;  // a zero error: +∞ (0/0 included); the strided norms take the tensor expression
+  at::Tensor e = f.error[0].clone();
+  e[2] = 0.0;
+  z.add_norms(f.signal, e, 16);
+  CHECK(z.mean_ratio() == kInf);
+  SqnrAccumulator st;
+  const at::Tensor sig2 = at::stack({f.signal, f.signal}, 1).select(1, 0);  // a strided view
+  st.add_norms(sig2, f.error[0], 16);
+  CHECK(st.mean_ratio() == b.mean_ratio());
   SqnrAccumulator c;
   CHECK_THROWS_WITH(c.add_norms(f.signal, f.error[0].narrow(0, 0, 15), 16), Catch::Contains("15 error norms"));
   CHECK_THROWS_WITH(SqnrAccumulator::check(x, y.narrow(0, 0, 15), 16), Catch::Contains("same number of values"));
