@@ -50,7 +50,8 @@ int64_t allreduce_accumulators(const std::vector<SqnrAccumulator*>& accs, int64_
 // Per-image norms, float64 [images]: ‖x_i‖₂ (y undefined) or ‖x_i − y_i‖₂ with the difference rounded to x's dtype
 // (y converted to x's device and dtype first). image_norms_reference is the tensor expression (x or x − y to
 // float64, then linalg_vector_norm); image_norms computes the same bits in one read of x and y for CPU float32
-// tensors (any other input takes the reference).
+// tensors (any other input takes the reference). "The same bits" holds for a contiguous x: on a strided x ATen's
+// norm reduces the rows in another order, while image_norms reads a contiguous copy (the contiguous tensor's bits).
 at::Tensor image_norms_reference(const at::Tensor& x, const at::Tensor& y, int64_t images);
 at::Tensor image_norms(const at::Tensor& x, const at::Tensor& y, int64_t images);
 
