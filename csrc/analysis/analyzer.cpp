@@ -180,13 +180,20 @@ void observe(Analysis& a, std::vector<torch::nn::Module*>& observed) {
         FpLayer& f = a.fp_layers[l];
         TORCH_CHECK(f.in.defined(), "analyze: the full-precision model did not report layer '", name, "'");
         const int64_t n = a.batch_images;
-        if (!f.in_norm.defined()) f.in_norm = SqnrAccumulator::signal_norms(f.in, n);
-        if (!f.out_norm.defined()) f.out_norm = SqnrAccumulator::signal_norms(f.out, n);
-        s->in.add(f.in, f.in_norm, c.x, n);
-        s->out.add(f.out, f.out_norm, c.y, n);
+        SqnrAccumulator::check(f.in, c.x, n);
+        SqnrAccumulator::check(f.out, c.y, n);
+        // Each full-precision tensor is read once per call: its norms against the paper-mode and the isolated
+        // tensors (and its own norms, in the first call of the batch) in one pass.
         const at::Tensor xi = on_grid(f.in, c.scale, c.x);
-        s->iso_in.add(f.in, f.in_norm, xi, n);
-        s->iso_out.add(f.out, f.out_norm, c.rerun(xi).first, n);
+        FusedNorms in = image_norms_fused(f.in, c.x, xi, !f.in_norm.defined(), n);
+        if (!f.in_norm.defined()) f.in_norm = std::move(in.signal);
+        const at::Tensor yi = c.rerun(xi).first;
+        FusedNorms out = image_norms_fused(f.out, c.y, yi, !f.out_norm.defined(), n);
+        if (!f.out_norm.defined()) f.out_norm = std::move(out.signal);
+        s->in.add_norms(f.in_norm, in.error[0], n);
+        s->out.add_norms(f.out_norm, out.error[0], n);
+        s->iso_in.add_norms(f.in_norm, in.error[1], n);
+        s->iso_out.add_norms(f.out_norm, out.error[1], n);
       });
       TORCH_CHECK(ok, "analyze: module '", name, "' of the quantized model is not an integer non-linear layer");
       observed.push_back(item.value().get());

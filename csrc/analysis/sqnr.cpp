@@ -26,6 +26,11 @@ void check_split(const at::Tensor& x, int64_t images) {
                     " does not split into ", images, " images");
 }
 
+void check_sizes(const at::Tensor& x, const at::Tensor& y) {
+  TORCH_CHECK_VALUE(x.numel() == y.numel(), "SqnrAccumulator: the full-precision tensor has shape ", x.sizes(),
+                    " but the quantized one ", y.sizes(), "; they must hold the same number of values");
+}
+
 // sqrt(Σ v_d²) over one image's n values, v_d = float64(x_d) or float64(fl32(x_d − y_d)), in the order of ATen's
 // vectorized CPU norm of a contiguous float64 row (ReduceOpsKernel.cpp, norm_kernel_tensor_iterator_impl, p = 2, a
 // last-dim reduction, Vectorized<double> of 4 lanes): lane j sums the squares of the elements d ≡ j (mod 4) of the
@@ -68,51 +73,118 @@ void rows_norm(const float* x, const float* y, int64_t n, double* out) {
 // Eight images at once, two per register (lanes 0–3: image 2p's four sums, lanes 4–7: image 2p + 1's), each lane
 // the same sequence of operations as rows_norm's: this file is compiled for the build machine (-march), where GCC
 // contracts rows_norm's acc + v·v into one fused multiply-add, so the lanes use _mm512_fmadd_pd and the remainder
-// std::fma. rows_norm<kDiff, 4>, compiled to scalar loads and shuffles, took ~2.4 cycles per value.
+// std::fma. Up to three streams share one read of x: the signal (kSig, v = x) and K differences (v = fl32(x − y_k)).
+// Each step reads eight consecutive values of each image (one 256-bit load) and applies them to the pair's register
+// in their order: values d..d+3 (lanes [a0..a3, b0..b3]), then d+4..d+7; a row with n mod 8 ≥ 4 ends with one step of
+// four. The accumulators are named variables (an array indexed in a loop was kept in memory by GCC: every FMA then
+// went through a store and a reload).
+#define MNQ_ALWAYS_INLINE inline __attribute__((always_inline))
+
+struct Pairs {  // one stream's sums of the eight images: pP holds images 2P and 2P + 1
+  __m512d p0 = _mm512_setzero_pd(), p1 = _mm512_setzero_pd(), p2 = _mm512_setzero_pd(), p3 = _mm512_setzero_pd();
+};
+
+// acc + lo², then + hi² for the eight values of images a and b (float32, 256-bit each).
+MNQ_ALWAYS_INLINE __m512d fma8(__m512d acc, __m256 a, __m256 b) {
+  const __m512d lo = _mm512_cvtps_pd(_mm256_permute2f128_ps(a, b, 0x20));  // a0..a3, b0..b3
+  const __m512d hi = _mm512_cvtps_pd(_mm256_permute2f128_ps(a, b, 0x31));  // a4..a7, b4..b7
+  return _mm512_fmadd_pd(hi, hi, _mm512_fmadd_pd(lo, lo, acc));
+}
+
+MNQ_ALWAYS_INLINE __m512d fma4(__m512d acc, __m128 a, __m128 b) {
+  const __m512d v = _mm512_cvtps_pd(_mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1));
+  return _mm512_fmadd_pd(v, v, acc);
+}
+
+// Folds one stream's sums (lanes left to right, then the tail d ∈ [body, n) one by one) into out[0..8). The sums
+// are stored here, after the loop: the accumulators' address never escapes, so they stay in registers.
 template <bool kDiff>
-void rows_norm8(const float* x, const float* y, int64_t n, double* out) {
-  __m512d acc[4];
-  for (auto& a : acc) a = _mm512_setzero_pd();
-  const int64_t body = n - n % 4;
-  for (int64_t d = 0; d < body; d += 4) {
-    for (int p = 0; p < 4; ++p) {
-      const int64_t o0 = 2 * p * n + d, o1 = o0 + n;
-      __m128 a = _mm_loadu_ps(x + o0), b = _mm_loadu_ps(x + o1);
-      if constexpr (kDiff) {
-        a = _mm_sub_ps(a, _mm_loadu_ps(y + o0));
-        b = _mm_sub_ps(b, _mm_loadu_ps(y + o1));
-      }
-      const __m512d v = _mm512_cvtps_pd(_mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1));
-      acc[p] = _mm512_fmadd_pd(v, v, acc[p]);
+MNQ_ALWAYS_INLINE void fold8(__m512d p0, __m512d p1, __m512d p2, __m512d p3, const float* x, const float* y,
+                             int64_t n, int64_t body, double* out) {
+  alignas(64) double lanes[32];
+  _mm512_store_pd(lanes, p0);
+  _mm512_store_pd(lanes + 8, p1);
+  _mm512_store_pd(lanes + 16, p2);
+  _mm512_store_pd(lanes + 24, p3);
+  for (int r = 0; r < 8; ++r) {
+    const double* l = lanes + 4 * r;
+    double s = l[0];
+    for (int j = 1; j < 4; ++j) s = s + l[j];
+    for (int64_t d = body; d < n; ++d) {
+      const double v = static_cast<double>(kDiff ? static_cast<float>(x[r * n + d] - y[r * n + d]) : x[r * n + d]);
+      s = std::fma(v, v, s);
     }
-  }
-  alignas(64) double lanes[8];
-  for (int p = 0; p < 4; ++p) {
-    _mm512_store_pd(lanes, acc[p]);
-    for (int h = 0; h < 2; ++h) {
-      const int64_t r = 2 * p + h;
-      const double* l = lanes + 4 * h;
-      double s = l[0];
-      for (int j = 1; j < 4; ++j) s = s + l[j];
-      for (int64_t d = body; d < n; ++d) {
-        const double v = static_cast<double>(kDiff ? static_cast<float>(x[r * n + d] - y[r * n + d]) : x[r * n + d]);
-        s = std::fma(v, v, s);
-      }
-      out[r] = std::sqrt(s);
-    }
+    out[r] = std::sqrt(s);
   }
 }
+
+// sig[0..8) = ‖x_r‖ (kSig), e_k[0..8) = ‖x_r − y_k,r‖ (k < K) for the eight rows of n values at x, y0, y1.
+template <bool kSig, int K>
+void rows_norm8(const float* x, const float* y0, const float* y1, int64_t n, double* sig, double* e0, double* e1) {
+  Pairs s, a, b;
+  auto pair8 = [&](int64_t o, __m512d& sp, __m512d& ap, __m512d& bp) __attribute__((always_inline)) {
+    const __m256 xa = _mm256_loadu_ps(x + o), xb = _mm256_loadu_ps(x + o + n);
+    if constexpr (kSig) sp = fma8(sp, xa, xb);
+    if constexpr (K >= 1) {
+      ap = fma8(ap, _mm256_sub_ps(xa, _mm256_loadu_ps(y0 + o)), _mm256_sub_ps(xb, _mm256_loadu_ps(y0 + o + n)));
+    }
+    if constexpr (K >= 2) {
+      bp = fma8(bp, _mm256_sub_ps(xa, _mm256_loadu_ps(y1 + o)), _mm256_sub_ps(xb, _mm256_loadu_ps(y1 + o + n)));
+    }
+  };
+  auto pair4 = [&](int64_t o, __m512d& sp, __m512d& ap, __m512d& bp) __attribute__((always_inline)) {
+    const __m128 xa = _mm_loadu_ps(x + o), xb = _mm_loadu_ps(x + o + n);
+    if constexpr (kSig) sp = fma4(sp, xa, xb);
+    if constexpr (K >= 1) ap = fma4(ap, _mm_sub_ps(xa, _mm_loadu_ps(y0 + o)), _mm_sub_ps(xb, _mm_loadu_ps(y0 + o + n)));
+    if constexpr (K >= 2) bp = fma4(bp, _mm_sub_ps(xa, _mm_loadu_ps(y1 + o)), _mm_sub_ps(xb, _mm_loadu_ps(y1 + o + n)));
+  };
+  const int64_t body8 = n - n % 8, body = n - n % 4;
+  for (int64_t d = 0; d < body8; d += 8) {
+    pair8(d, s.p0, a.p0, b.p0);
+    pair8(2 * n + d, s.p1, a.p1, b.p1);
+    pair8(4 * n + d, s.p2, a.p2, b.p2);
+    pair8(6 * n + d, s.p3, a.p3, b.p3);
+  }
+  if (body8 < body) {
+    pair4(body8, s.p0, a.p0, b.p0);
+    pair4(2 * n + body8, s.p1, a.p1, b.p1);
+    pair4(4 * n + body8, s.p2, a.p2, b.p2);
+    pair4(6 * n + body8, s.p3, a.p3, b.p3);
+  }
+  if constexpr (kSig) fold8<false>(s.p0, s.p1, s.p2, s.p3, x, nullptr, n, body, sig);
+  if constexpr (K >= 1) fold8<true>(a.p0, a.p1, a.p2, a.p3, x, y0, n, body, e0);
+  if constexpr (K >= 2) fold8<true>(b.p0, b.p1, b.p2, b.p3, x, y1, n, body, e1);
+}
+#undef MNQ_ALWAYS_INLINE
 #endif
 
 template <bool kDiff>
 void image_rows(const float* x, const float* y, int64_t n, int64_t begin, int64_t end, double* out) {
+  for (int64_t i = begin; i + 4 <= end; i += 4) rows_norm<kDiff, 4>(x + i * n, kDiff ? y + i * n : nullptr, n, out + i);
+  for (int64_t i = begin + (end - begin) / 4 * 4; i < end; ++i) {
+    rows_norm<kDiff, 1>(x + i * n, kDiff ? y + i * n : nullptr, n, out + i);
+  }
+}
+
+// Images [begin, end) of every requested stream: sig (may be null), e0 / e1 with y0 / y1 (null when absent).
+template <bool kSig, int K>
+void image_rows_fused(const float* x, const float* y0, const float* y1, int64_t n, int64_t begin, int64_t end,
+                      double* sig, double* e0, double* e1) {
   int64_t i = begin;
 #if defined(__AVX512F__)
-  for (; i + 8 <= end; i += 8) rows_norm8<kDiff>(x + i * n, kDiff ? y + i * n : nullptr, n, out + i);
+  for (; i + 8 <= end; i += 8) {
+    const int64_t o = i * n;
+    rows_norm8<kSig, K>(x + o, K >= 1 ? y0 + o : nullptr, K >= 2 ? y1 + o : nullptr, n, kSig ? sig + i : nullptr,
+                        K >= 1 ? e0 + i : nullptr, K >= 2 ? e1 + i : nullptr);
+  }
 #endif
-  for (; i + 4 <= end; i += 4) rows_norm<kDiff, 4>(x + i * n, kDiff ? y + i * n : nullptr, n, out + i);
-  for (; i < end; ++i) rows_norm<kDiff, 1>(x + i * n, kDiff ? y + i * n : nullptr, n, out + i);
+  if (i == end) return;
+  if constexpr (kSig) image_rows<false>(x, nullptr, n, i, end, sig);
+  if constexpr (K >= 1) image_rows<true>(x, y0, n, i, end, e0);
+  if constexpr (K >= 2) image_rows<true>(x, y1, n, i, end, e1);
 }
+
+bool cpu_float(const at::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == at::kFloat; }
 
 }  // namespace
 
@@ -125,26 +197,60 @@ at::Tensor image_norms_reference(const at::Tensor& x, const at::Tensor& y, int64
 }
 
 at::Tensor image_norms(const at::Tensor& x, const at::Tensor& y, int64_t images) {
-  const bool cpu_float = x.device().is_cpu() && x.scalar_type() == at::kFloat &&
-                         (!y.defined() || (y.device().is_cpu() && y.scalar_type() == at::kFloat));
-  if (!cpu_float || x.numel() == 0) return image_norms_reference(x, y, images);
+  const FusedNorms f = y.defined() ? image_norms_fused(x, y, at::Tensor(), false, images)
+                                   : image_norms_fused(x, at::Tensor(), at::Tensor(), true, images);
+  return y.defined() ? f.error[0] : f.signal;
+}
+
+FusedNorms image_norms_fused(const at::Tensor& x, const at::Tensor& y0, const at::Tensor& y1, bool signal,
+                             int64_t images) {
+  FusedNorms r;
+  check_split(x, images);
+  for (const at::Tensor* y : {&y0, &y1}) {
+    if (y->defined()) check_sizes(x, *y);
+  }
+  const bool fast = cpu_float(x) && x.numel() > 0 && (!y0.defined() || cpu_float(y0)) &&
+                    (!y1.defined() || cpu_float(y1));
+  if (!fast) {
+    if (signal) r.signal = image_norms_reference(x, at::Tensor(), images);
+    if (y0.defined()) r.error[0] = image_norms_reference(x, y0, images);
+    if (y1.defined()) r.error[1] = image_norms_reference(x, y1, images);
+    return r;
+  }
+  // The tensors the layers pass are contiguous already: contiguous() returns them (no copy).
   const at::Tensor xc = x.detach().contiguous();
-  const at::Tensor yc = y.defined() ? y.detach().contiguous() : at::Tensor();
+  const at::Tensor a = y0.defined() ? y0.detach().contiguous() : at::Tensor();
+  const at::Tensor b = y1.defined() ? y1.detach().contiguous() : at::Tensor();
   const int64_t n = xc.numel() / images;
-  at::Tensor out = at::empty({images}, xc.options().dtype(at::kDouble));
+  const at::TensorOptions f64 = xc.options().dtype(at::kDouble);
+  if (signal) r.signal = at::empty({images}, f64);
+  if (a.defined()) r.error[0] = at::empty({images}, f64);
+  if (b.defined()) r.error[1] = at::empty({images}, f64);
   const float* xp = xc.data_ptr<float>();
-  const float* yp = yc.defined() ? yc.data_ptr<float>() : nullptr;
-  double* op = out.data_ptr<double>();
+  const float* p0 = a.defined() ? a.data_ptr<float>() : nullptr;
+  const float* p1 = b.defined() ? b.data_ptr<float>() : nullptr;
+  double* sp = signal ? r.signal.data_ptr<double>() : nullptr;
+  double* e0 = a.defined() ? r.error[0].data_ptr<double>() : nullptr;
+  double* e1 = b.defined() ? r.error[1].data_ptr<double>() : nullptr;
+  // y1 without y0 takes y0's slot.
+  if (!p0 && p1) {
+    std::swap(p0, p1);
+    std::swap(e0, e1);
+  }
+  const int K = (p0 ? 1 : 0) + (p1 ? 1 : 0);
   // One image per task, as ATen splits its row reduction (the value of a row never depends on the threads).
   at::parallel_for(0, images, std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(n, 1)),
                    [&](int64_t begin, int64_t end) {
-                     if (yp) {
-                       image_rows<true>(xp, yp, n, begin, end, op);
+                     if (sp) {
+                       if (K == 0) image_rows_fused<true, 0>(xp, p0, p1, n, begin, end, sp, e0, e1);
+                       if (K == 1) image_rows_fused<true, 1>(xp, p0, p1, n, begin, end, sp, e0, e1);
+                       if (K == 2) image_rows_fused<true, 2>(xp, p0, p1, n, begin, end, sp, e0, e1);
                      } else {
-                       image_rows<false>(xp, nullptr, n, begin, end, op);
+                       if (K == 1) image_rows_fused<false, 1>(xp, p0, p1, n, begin, end, sp, e0, e1);
+                       if (K == 2) image_rows_fused<false, 2>(xp, p0, p1, n, begin, end, sp, e0, e1);
                      }
                    });
-  return out;
+  return r;
 }
 
 at::Tensor SqnrAccumulator::signal_norms(const at::Tensor& x, int64_t images) {
@@ -159,13 +265,34 @@ void SqnrAccumulator::add(const at::Tensor& x, const at::Tensor& y, int64_t imag
 
 void SqnrAccumulator::add(const at::Tensor& x, const at::Tensor& signal, const at::Tensor& y, int64_t images) {
   check_split(x, images);
-  TORCH_CHECK_VALUE(x.numel() == y.numel(), "SqnrAccumulator: the full-precision tensor has shape ", x.sizes(),
-                    " but the quantized one ", y.sizes(), "; they must hold the same number of values");
+  check_sizes(x, y);
+  add_norms(signal, image_norms(x, y, images), images);
+}
+
+void SqnrAccumulator::check(const at::Tensor& x, const at::Tensor& y, int64_t images) {
+  check_split(x, images);
+  check_sizes(x, y);
+}
+
+void SqnrAccumulator::add_norms(const at::Tensor& signal, const at::Tensor& error, int64_t images) {
+  TORCH_CHECK_VALUE(images > 0, "SqnrAccumulator: a batch needs at least one image, got ", images);
   TORCH_CHECK_VALUE(signal.numel() == images, "SqnrAccumulator: ", signal.numel(), " signal norms for ", images,
                     " images");
-  const at::Tensor error = image_norms(x, y, images);
+  TORCH_CHECK_VALUE(error.numel() == images, "SqnrAccumulator: ", error.numel(), " error norms for ", images,
+                    " images");
   // zero error → +∞ whatever the signal (0/0 included)
-  const at::Tensor ratio = at::where(error == 0, std::numeric_limits<double>::infinity(), signal / error);
+  at::Tensor ratio;
+  if (signal.device().is_cpu() && error.device().is_cpu() && signal.scalar_type() == at::kDouble &&
+      error.scalar_type() == at::kDouble && signal.is_contiguous() && error.is_contiguous()) {
+    // the same quotients written by one loop (the tensor expression below costs three ops and two temporaries)
+    ratio = at::empty({images}, signal.options());
+    const double* sp = signal.data_ptr<double>();
+    const double* ep = error.data_ptr<double>();
+    double* rp = ratio.data_ptr<double>();
+    for (int64_t i = 0; i < images; ++i) rp[i] = ep[i] == 0 ? std::numeric_limits<double>::infinity() : sp[i] / ep[i];
+  } else {
+    ratio = at::where(error == 0, std::numeric_limits<double>::infinity(), signal / error);
+  }
   const at::Tensor s = ratio.sum();
   sum_ = sum_.defined() ? sum_ + s : s;
   images_ += images;

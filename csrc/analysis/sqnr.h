@@ -23,6 +23,11 @@ class SqnrAccumulator {
   // The same with x's per-image norms ‖x_i‖₂ given (signal_norms(x, images)): the analyzer scores several quantized
   // tensors against one full-precision tensor and computes its norms once per batch.
   void add(const at::Tensor& x, const at::Tensor& signal, const at::Tensor& y, int64_t images);
+  // The same with both per-image norms given (image_norms_fused): signal ‖x_i‖₂ and error ‖x_i − y_i‖₂, float64
+  // [images] each.
+  // The errors add() throws for x and y (a split that does not divide x, a different number of values).
+  static void check(const at::Tensor& x, const at::Tensor& y, int64_t images);
+  void add_norms(const at::Tensor& signal, const at::Tensor& error, int64_t images);
   // ‖x_i‖₂ per image (float64 [images]), as add computes them.
   static at::Tensor signal_norms(const at::Tensor& x, int64_t images);
   int64_t images() const { return images_; }
@@ -45,9 +50,21 @@ int64_t allreduce_accumulators(const std::vector<SqnrAccumulator*>& accs, int64_
 // Per-image norms, float64 [images]: ‖x_i‖₂ (y undefined) or ‖x_i − y_i‖₂ with the difference rounded to x's dtype
 // (y converted to x's device and dtype first). image_norms_reference is the tensor expression (x or x − y to
 // float64, then linalg_vector_norm); image_norms computes the same bits in one read of x and y for CPU float32
-// tensors (any other input takes the reference).
+// tensors (any other input takes the reference). "The same bits" holds for a contiguous x: on a strided x ATen's
+// norm reduces the rows in another order, while image_norms reads a contiguous copy (the contiguous tensor's bits).
 at::Tensor image_norms_reference(const at::Tensor& x, const at::Tensor& y, int64_t images);
 at::Tensor image_norms(const at::Tensor& x, const at::Tensor& y, int64_t images);
+
+// Several norms against one x in one read of it: signal = image_norms(x, {}, images) when `signal`, error[k] =
+// image_norms(x, y_k, images) for each defined y_k — the same bits (CPU float32: the eight-image rows compute every
+// stream's sums in its own order; anything else takes the reference per stream). Throws as SqnrAccumulator::add when
+// x does not split into `images` images or a y_k holds another number of values.
+struct FusedNorms {
+  at::Tensor signal;
+  at::Tensor error[2];
+};
+FusedNorms image_norms_fused(const at::Tensor& x, const at::Tensor& y0, const at::Tensor& y1, bool signal,
+                             int64_t images);
 
 // SQNR in dB of one batch of `images` images (a convenience over SqnrAccumulator).
 double sqnr_db(const at::Tensor& x, const at::Tensor& y, int64_t images);
