@@ -107,6 +107,11 @@ at::Tensor quant_linear(const at::Tensor& x, const at::Tensor& scale, const at::
   if (x.is_cpu()) {
     const double sa = *s_a.data_ptr<double>();
     TORCH_CHECK_VALUE(std::isfinite(sa) && sa > 0, kOp, ": scale must be a finite positive scale, got ", sa);
+    const double* sw = s_w.data_ptr<double>();
+    for (int64_t n = 0; n < s_w.numel(); ++n) {
+      TORCH_CHECK_VALUE(std::isfinite(sw[n]) && sw[n] > 0, kOp, ": weight_scale must hold finite positive scales, got ",
+                        sw[n], " at output channel ", n);
+    }
     const at::Tensor y = cpu_int8(x, s_a, weight, s_w, s_out, bias);
     if (y.defined()) return y;
   }

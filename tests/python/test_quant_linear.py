@@ -128,6 +128,7 @@ def test_meta_shapes():
     ("bias_shape", r"bias must have shape \[5\]"),
     ("scale_zero", "scale must be a finite positive scale"),
     ("scale_nan", "scale must be a finite positive scale"),
+    ("ws_zero", "weight_scale must hold finite positive scales, got 0 at output channel 2"),
 ])
 def test_bad_arguments_name_what_is_wrong(case, match):
     x, w = torch.zeros(3, 8), torch.zeros(5, 8)
@@ -146,6 +147,8 @@ def test_bad_arguments_name_what_is_wrong(case, match):
         s = torch.tensor(0.0, dtype=torch.float64)
     elif case == "scale_nan":
         s = torch.tensor(float("nan"), dtype=torch.float64)
+    elif case == "ws_zero":
+        sw[2] = 0.0
     with pytest.raises((ValueError, TypeError), match=match):
         mnq.ops.quant_linear(x, s, w, sw, b)
 
