@@ -69,7 +69,7 @@ TEST_CASE("PtfAct keeps python's buffers and picks per-channel power-of-two fact
   REQUIRE_THROWS_WITH(ptf(at::zeros({2, 4})), Catch::Contains("expected 3 channels"));
 }
 
-TEST_CASE("QuantLinear fake-quantizes its weight per output channel", "[nn]") {
+TEST_CASE("QuantLinear fake-quantizes its weight per output channel and computes the integer product", "[nn]") {
   QuantLinear lin(6, 4, true, 8);
   auto [wq, sw] = lin->quantized_weight();
   REQUIRE(at::allclose(sw, lin->weight.abs().amax(1).to(at::kDouble) / 127));
@@ -79,6 +79,13 @@ TEST_CASE("QuantLinear fake-quantizes its weight per output channel", "[nn]") {
   REQUIRE(s.sizes() == at::IntArrayRef({4}));
   REQUIRE(at::allclose(s, sw * 0.1));
   REQUIRE(at::allclose(y, at::linear(x, lin->weight, lin->bias), 0.05, 0.05));
+  // SPEC §1: the integer product exactly, fl32(fl64(q_a @ q_wᵀ + q_b)·S_out), here with int64 sums
+  const at::Tensor s_out = sw * 0.1;
+  const at::Tensor q_a = at::round(x.to(at::kDouble) / 0.1).to(at::kLong);
+  const at::Tensor q_w = at::round(wq.to(at::kDouble) / sw.unsqueeze(1)).to(at::kLong);
+  const at::Tensor q_b = at::round(lin->bias.detach().to(at::kDouble) / s_out).to(at::kLong);
+  const at::Tensor want = ((at::matmul(q_a, q_w.t()) + q_b).to(at::kDouble) * s_out).to(at::kFloat);
+  REQUIRE(at::equal(y, want));
   REQUIRE_THROWS_WITH(lin(x, at::ones({2}, at::kDouble)), Catch::Contains("per tensor"));
   REQUIRE_THROWS_WITH(QuantLinear(2, 2, true, 1), Catch::Contains("bits"));
 }
