@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -22,8 +23,15 @@ namespace ops {
 namespace cpu {
 namespace {
 
+// y may be a's memory (the op writes its output over the int32 sums): each value goes through memcpy, read before
+// its slot is written, so no int32 / float32 lvalue aliases the other.
 void row_scalar(const int32_t* a, const double* qb, const double* s, int64_t n0, int64_t N, float* y) {
-  for (int64_t n = n0; n < N; ++n) y[n] = static_cast<float>((static_cast<double>(a[n]) + qb[n]) * s[n]);
+  for (int64_t n = n0; n < N; ++n) {
+    int32_t v;
+    std::memcpy(&v, a + n, sizeof v);
+    const float r = static_cast<float>((static_cast<double>(v) + qb[n]) * s[n]);
+    std::memcpy(y + n, &r, sizeof r);
+  }
 }
 
 #if defined(__AVX512F__)

@@ -38,8 +38,9 @@ at::Tensor quant_linear(const at::Tensor& x, const at::Tensor& scale, const at::
 }  // namespace backend
 
 namespace cpu {
-// y[m, n] = fl32(fl64(acc[m, n] + qb[n]) · s[n]) for the contiguous int32 acc [M, N] into the contiguous float32 y.
-// qb holds integers (float64, |qb| ≤ 2^31); rows in parallel.
+// y[m, n] = fl32(fl64(acc[m, n] + qb[n]) · s[n]) for the contiguous int32 acc [M, N] into the contiguous float32 y,
+// which may be acc's own memory (each value is read before its slot is written). qb holds integers (float64,
+// |qb| ≤ 2^31); rows in parallel.
 void quant_linear_epilogue(const at::Tensor& acc, const double* qb, const double* s, const at::Tensor& y);
 // out[i] = in[i] as int8; false when some in[i] lies outside [−128, 127]: then out is not all written.
 bool narrow_codes(const int32_t* in, int8_t* out, int64_t n);
