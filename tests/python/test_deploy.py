@@ -78,8 +78,8 @@ def test_swin_equals_fake_quant(images, plan, bits):
 # through float32 as the fake-quant model stores them (deploy_emulate_float32), an I-ViT Swin and the mixed plan
 # (I-ViT / I-BERT / FQ-ViT LayerNorms, softmaxes and GELUs) agree bit for bit (measured 100 % of 512 images at W8,
 # against 95.9 % and 97.1 % for the exact engine); the exact engine is the integer program, the fake-quant model
-# its float32 simulation. (Uniform I-BERT and FQ-ViT keep two more float32 sites not emulated here: the fc1 GEMM
-# that I-BERT's GELU reads without a requant, and FQ-ViT's PtfAct on the float32 stream; README "Deploy".)
+# its float32 simulation. (Uniform FQ-ViT keeps one more float32 site not emulated here, its PtfAct on the float32
+# stream; the fc1 product I-BERT's GELU reads is exact since QuantLinear computes it in integers; README "Deploy".)
 @pytest.mark.parametrize("plan", ["ivit", "mixed"])
 def test_the_difference_is_the_fake_quant_float32(images, plan):
     x, calib = images
