@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "csrc/checks.h"
 #include "csrc/ops/quant.h"
@@ -28,32 +29,45 @@ void check_scale_shape(const char* name, const at::Tensor& s, int64_t numel, con
                     s.sizes());
 }
 
-void check_args(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& weight, const at::Tensor& weight_scale,
-                const std::optional<at::Tensor>& bias) {
+// The checks that need no device (the Meta kernel's too): dtypes, shapes, which arguments are given.
+void check_shapes(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& weight,
+                  const at::Tensor& weight_scale, const std::optional<at::Tensor>& bias) {
   check_float_tensor(kOp, "x", x);
-  check_device_supported(kOp, "x", x);
   TORCH_CHECK_VALUE(x.dim() >= 1, kOp, ": x must have at least 1 dimension (features last), got shape ", x.sizes());
   check_float_tensor(kOp, "weight", weight);
   const int64_t K = x.size(-1);
   TORCH_CHECK_VALUE(weight.dim() == 2 && weight.size(1) == K, kOp, ": weight must have shape [out_features, ", K,
                     "] (x's last dim is ", K, "), got ", weight.sizes());
-  check_same_device(kOp, "weight", weight, x, "x");
   const int64_t N = weight.size(0);
   check_scale_shape("scale", scale, 1, "[] (per tensor)");
   check_scale_shape("weight_scale", weight_scale, N, "[out_features]");
   TORCH_CHECK_VALUE(weight_scale.dim() == 1 || N == 1, kOp, ": weight_scale must be 1-D [", N, "], got ",
                     weight_scale.sizes());
-  for (const auto* s : {&scale, &weight_scale}) {
-    TORCH_CHECK_VALUE(s->is_cpu() || s->device() == x.device(), kOp,
-                      ": the scales must be on the CPU or on x's device (", x.device(), "), got ", s->device());
-  }
   if (bias.has_value() && bias->defined()) {
     TORCH_CHECK_TYPE(at::isFloatingType(bias->scalar_type()), kOp, ": bias must be a floating-point tensor, got ",
                      bias->scalar_type());
     TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == N, kOp, ": bias must have shape [", N, "], got ",
                       bias->sizes());
-    check_same_device(kOp, "bias", *bias, x, "x");
   }
+}
+
+void check_args(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& weight, const at::Tensor& weight_scale,
+                const std::optional<at::Tensor>& bias) {
+  check_shapes(x, scale, weight, weight_scale, bias);
+  check_device_supported(kOp, "x", x);
+  check_same_device(kOp, "weight", weight, x, "x");
+  for (const auto* s : {&scale, &weight_scale}) {
+    TORCH_CHECK_VALUE(s->is_cpu() || s->device() == x.device(), kOp,
+                      ": the scales must be on the CPU or on x's device (", x.device(), "), got ", s->device());
+  }
+  if (bias.has_value() && bias->defined()) check_same_device(kOp, "bias", *bias, x, "x");
+}
+
+// x's shape with the last dim N (the output's).
+std::vector<int64_t> out_sizes(const at::Tensor& x, int64_t N) {
+  std::vector<int64_t> sizes = x.sizes().vec();
+  sizes.back() = N;
+  return sizes;
 }
 
 // round(v / s) clamped to 32 bits, in float64 (kernels/quant.h quantize_code as a tensor expression; NaN stays).
@@ -89,12 +103,10 @@ at::Tensor cpu_int8(const at::Tensor& x, const at::Tensor& s_a, const at::Tensor
   const at::Tensor acc = at::_int_mm(qa, qw_t);
   const at::Tensor qb = bias.has_value() && bias->defined() ? codes64(*bias, s_out).contiguous()
                                                             : at::zeros({N}, s_out.options());
-  std::vector<int64_t> sizes = x.sizes().vec();
-  sizes.back() = N;
   // In place: each float32 output takes its int32 sum's four bytes (one buffer fewer per call).
   const at::Tensor y = acc.view(at::kFloat);
   cpu::quant_linear_epilogue(acc, qb.data_ptr<double>(), s_out.data_ptr<double>(), y);
-  return y.view(sizes);
+  return y.view(out_sizes(x, N));
 }
 
 }  // namespace
@@ -116,25 +128,14 @@ at::Tensor quant_linear(const at::Tensor& x, const at::Tensor& scale, const at::
     const at::Tensor y = cpu_int8(x, s_a, weight, s_w, s_out, bias);
     if (y.defined()) return y;
   }
-  std::vector<int64_t> sizes = x.sizes().vec();
-  sizes.back() = weight.size(0);
-  return generic(x.reshape({-1, x.size(-1)}), s_a, weight, s_w, s_out, bias).reshape(sizes);
+  return generic(x.reshape({-1, x.size(-1)}), s_a, weight, s_w, s_out, bias).reshape(out_sizes(x, weight.size(0)));
 }
 
 namespace {
 at::Tensor quant_linear_meta(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& weight,
                              const at::Tensor& weight_scale, const std::optional<at::Tensor>& bias) {
-  check_float_tensor(kOp, "x", x);
-  check_float_tensor(kOp, "weight", weight);
-  TORCH_CHECK_VALUE(x.dim() >= 1 && weight.dim() == 2 && weight.size(1) == x.size(-1), kOp,
-                    ": weight must have shape [out_features, ", x.dim() >= 1 ? x.size(-1) : 0, "], got ",
-                    weight.sizes());
-  check_scale_shape("scale", scale, 1, "[] (per tensor)");
-  check_scale_shape("weight_scale", weight_scale, weight.size(0), "[out_features]");
-  std::vector<int64_t> sizes = x.sizes().vec();
-  sizes.back() = weight.size(0);
-  (void)bias;
-  return at::empty(sizes, x.options());
+  check_shapes(x, scale, weight, weight_scale, bias);
+  return at::empty(out_sizes(x, weight.size(0)), x.options());
 }
 }  // namespace
 

@@ -118,6 +118,9 @@ def test_meta_shapes():
     w = torch.empty(5, 8, device="meta")
     y = torch.ops.mnq.quant_linear(x, torch.tensor(0.1, dtype=torch.float64), w, torch.ones(5, dtype=torch.float64))
     assert y.shape == (2, 3, 5) and y.device.type == "meta"
+    with pytest.raises(ValueError, match=r"weight must have shape \[out_features, 8\]"):
+        torch.ops.mnq.quant_linear(x, torch.tensor(0.1, dtype=torch.float64), torch.empty(5, 7, device="meta"),
+                                   torch.ones(5, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("case,match", [
