@@ -117,3 +117,27 @@ def test_search_plan_errors_name_the_argument(fp):
         mnq.search_plan(fp, calib, calib, bits=6, report=w8, calib_batches=2, progress=False)
     with pytest.raises(ValueError, match="search_plan"):
         mnq.analyze(fp, calib, calib_batches=2, mode="searched", progress=False)
+
+
+def test_cpu_buffer_cache_reuses_blocks_and_empties_at_exit():
+    stats = mnq._mnq.cpu_buffer_cache_stats
+    model = mnq.models.create("vit_mnist_tiny").eval()
+    x = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        plain = model(x)
+        with mnq.cpu_buffer_cache():
+            hits = stats()["hits"]
+            first = model(x)
+            again = model(x)  # the same buffers again: served from the cache
+            assert stats()["hits"] > hits
+            assert stats()["cached_bytes"] > 0
+    assert stats()["cached_bytes"] == 0  # emptied when the scope ends
+    assert torch.equal(first, plain) and torch.equal(again, plain)
+
+
+def test_cpu_buffer_cache_refuses_a_second_enter_of_one_scope():
+    scope = mnq.cpu_buffer_cache()
+    with scope:
+        with pytest.raises(RuntimeError, match="already entered"):
+            scope.__enter__()
+    assert mnq._mnq.cpu_buffer_cache_stats()["cached_bytes"] == 0
