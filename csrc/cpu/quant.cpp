@@ -100,7 +100,9 @@ void ptf_alpha_error(const at::Tensor& x, double s_base, int64_t lo, int64_t hi,
   double* ep = err.data_ptr<double>();
   // Channels in parallel; rows in order within each channel (row-major sweep over a block of channels, so the
   // reads stay contiguous while every channel's sum keeps the CUDA kernel's order).
+  const bool vector = isa() == Isa::kAvx512 && ptf_alpha_simd_ok(s_base);
   at::parallel_for(0, C, 64, [&](int64_t c0, int64_t c1) {
+    if (vector && ptf_alpha_error_avx512(xp, rows, C, c0, c1, s_base, lo, hi, ep)) return;
     std::vector<double> acc(static_cast<size_t>(c1 - c0) * 4, 0.0);
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t c = c0; c < c1; ++c) {

@@ -249,6 +249,76 @@ FakeStore32 fake_store32(Isa path, double s, i64 lo, i64 hi) {
   return f;
 }
 
+bool ptf_alpha_simd_ok(double s_base) { return s_base >= 0x1p-894 && s_base <= 0x1p1020; }
+
+#if defined(MNQ_HAVE_X86_SIMD)
+namespace {
+
+// Channels [cb, cb + 8·H) (lanes k[h] of each vector h) over every row: err[c][α] for those channels. A NaN x gives
+// NaN terms as in the definition (its clamped code is finite, x − q·s is NaN).
+template <int H>
+MNQ_TARGET_AVX512 void alpha_block(const float* x, int64_t rows, int64_t C, int64_t cb, const __mmask8 (&k)[2],
+                                   double s_base, i64 lo, i64 hi, double* err) {
+  const __m512d s = _mm512_set1_pd(s_base), dlo = _mm512_set1_pd(static_cast<double>(lo)),
+                dhi = _mm512_set1_pd(static_cast<double>(hi));
+  __m512d sa[4], inv2[4];
+  for (int a = 0; a < 4; ++a) {
+    sa[a] = _mm512_set1_pd(s_base * static_cast<double>(1 << a));  // the definition's s_base·2^α
+    inv2[a] = _mm512_set1_pd(1.0 / static_cast<double>(1 << a));   // 2^−α, exact
+  }
+  __m512d acc[H][4];
+  for (int h = 0; h < H; ++h) {
+    for (int a = 0; a < 4; ++a) acc[h][a] = _mm512_setzero_pd();
+  }
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * C + cb;
+    for (int h = 0; h < H; ++h) {
+      const __m512d xv = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(k[h], row + 8 * h));
+      const __m512d v0 = _mm512_div_pd(xv, s);
+      for (int a = 0; a < 4; ++a) {
+        const __m512d v = _mm512_roundscale_pd(_mm512_mul_pd(v0, inv2[a]), kNearest);
+        const __m512d q = _mm512_min_pd(_mm512_max_pd(v, dlo), dhi);
+        const __m512d d = _mm512_sub_pd(xv, _mm512_mul_pd(q, sa[a]));
+        acc[h][a] = _mm512_add_pd(acc[h][a], _mm512_mul_pd(d, d));
+      }
+    }
+  }
+  alignas(64) double lanes[8];
+  for (int h = 0; h < H; ++h) {
+    for (int a = 0; a < 4; ++a) {
+      _mm512_store_pd(lanes, acc[h][a]);
+      for (int j = 0; j < 8; ++j) {
+        if ((k[h] >> j) & 1) err[(cb + 8 * h + j) * 4 + a] = lanes[j];
+      }
+    }
+  }
+}
+
+}  // namespace
+#endif
+
+bool ptf_alpha_error_avx512(const float* x, int64_t rows, int64_t C, int64_t c0, int64_t c1, double s_base, i64 lo,
+                            i64 hi, double* err) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  if (supported_isa() != Isa::kAvx512) return false;
+  // 16 channels (two vectors, eight accumulators) per sweep over the rows; a last block of 1..8 channels takes one.
+  for (int64_t cb = c0; cb < c1; cb += 16) {
+    const int64_t n = std::min<int64_t>(16, c1 - cb);
+    const __mmask8 k[2] = {static_cast<__mmask8>(n >= 8 ? 0xff : (1u << n) - 1),
+                           static_cast<__mmask8>(n >= 16 ? 0xff : n > 8 ? (1u << (n - 8)) - 1 : 0)};
+    if (n > 8) {
+      alpha_block<2>(x, rows, C, cb, k, s_base, lo, hi, err);
+    } else {
+      alpha_block<1>(x, rows, C, cb, k, s_base, lo, hi, err);
+    }
+  }
+  return true;
+#else
+  return false;
+#endif
+}
+
 int quantize_span(Isa path, const QuantSpan& sp, const CodeOut& out) { return span(path, sp, out); }
 int quantize_span(Isa path, const QuantSpan& sp, const FakeOut& out) { return span(path, sp, out); }
 

@@ -78,6 +78,18 @@ bool quantize_simd_ok(const double* s, int64_t count, kernels::i64 lo, kernels::
 int quantize_span(Isa path, const QuantSpan& sp, const kernels::CodeOut& out);
 int quantize_span(Isa path, const QuantSpan& sp, const kernels::FakeOut& out);
 
+// PtfAct's α errors (kernels/quant.h quant_sq_error at s_base·2^α, α = 0..3), AVX-512: err[c][α] += Σ_r over rows
+// r in order of the squared error of x[r][c], for channels [c0, c1) of x [rows, C] (row-major). Eight channels per
+// float64 vector, the definition's operations per lane in the same order (so the sums equal the scalar loop's), with
+// one division per element instead of four: fl(x / (s·2^α)) = fl(x / s)·2^−α exactly while fl(x / s) is normal
+// (a power-of-two factor commutes with rounding), and when it is not, both round to the code 0 (|x / s| < 2^−1021).
+// Requires ptf_alpha_simd_ok(s_base). Returns false when the build or the CPU has no AVX-512 (nothing written).
+bool ptf_alpha_error_avx512(const float* x, int64_t rows, int64_t C, int64_t c0, int64_t c1, double s_base,
+                            kernels::i64 lo, kernels::i64 hi, double* err);
+// Whether s_base allows it: s_base·8 finite and |x / s_base| finite for every float32 x (s_base ≥ 2^−894), so that
+// no lane's quotient overflows where the definition's own quotient by s_base·2^α would not.
+bool ptf_alpha_simd_ok(double s_base);
+
 }  // namespace cpu
 }  // namespace ops
 }  // namespace mnq

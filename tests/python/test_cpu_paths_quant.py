@@ -267,3 +267,40 @@ def test_requant_qat_wide_code_margin(isa):
             want = _wide_want(qx, s_in, qx if residual else None, s_in if residual else None, s_out, 16)
             got = ops.requant_qat(x, s_in, s_out, 16, *((x, s_in) if residual else (None, None)))
             assert same_bits(got, want), (s_out, residual)
+
+
+def _alpha_error_in_row_order(x, s_base, bits):
+    """PtfAct's α errors as kernels/quant.h quant_sq_error defines each term, summed per channel over the rows in
+    order (float64 adds elementwise across channels, one row at a time: the kernels' order), so equal bit for bit."""
+    lo, hi = -2 ** (bits - 1), 2 ** (bits - 1) - 1
+    x64 = x.double().reshape(-1, x.shape[-1])
+    acc = torch.zeros(x64.shape[1], 4, dtype=torch.float64)
+    for row in x64:
+        for a in range(4):
+            s = s_base * float(1 << a)
+            q = torch.clamp(torch.round(row / s), lo, hi)
+            d = row - q * s
+            acc[:, a] += torch.where(torch.isnan(q), row, d * d)
+    return acc
+
+
+@pytest.mark.parametrize("cols", [1, 7, 8, 9, 16, 17, 31, 64, 67])
+def test_ptf_alpha_error_every_path_sums_the_definition_in_row_order(isa, cols):
+    """The AVX-512 α error (one division per element, fl(x / s)·2^−α for x / (s·2^α); csrc/cpu/quant_simd.h) and
+    the scalar loop equal the definition summed row by row: channel blocks of 16 / 8 and their tails, clamped codes
+    (|x| far beyond the 8-bit range at α = 0), half-integer ties at each α, zeros of both signs, ±inf, NaN, and
+    quotients x / s below 2^−1021 (code 0 on both forms)."""
+    g = torch.Generator().manual_seed(cols)
+    s_base = 0.01
+    x = torch.randn(13, cols, generator=g) * torch.logspace(-2, 1, cols)
+    x[1] = (torch.arange(cols) % 9 - 4 + 0.5).float() * s_base * (1 << (cols % 4))  # ties on one α's grid
+    x[2, 0] = float("nan")
+    x[3, -1] = float("inf")
+    x[4, cols // 2] = -float("inf")
+    x[5, 0], x[6, -1] = 0.0, -0.0
+    x[7, cols // 3] = 1e-38  # / s_base stays normal; the tiny-quotient case below
+    got = ops.ptf_alpha_error(x, s_base, 8)
+    assert torch.equal(got.nan_to_num(7.5), _alpha_error_in_row_order(x, s_base, 8).nan_to_num(7.5))
+    # quotients x / s below 2^-1021 (x ~ 2^-149, s = 2^900): subnormal in float64 on both forms, code 0
+    xs = torch.tensor([[1e-45, -1e-45, 3e-45, 0.0] * 3], dtype=torch.float32)[:, :cols]
+    assert torch.equal(ops.ptf_alpha_error(xs, 2.0 ** 900, 8), _alpha_error_in_row_order(xs, 2.0 ** 900, 8))
