@@ -3,15 +3,19 @@
 The analyzer costs one calibration pass per candidate uniform model plus (methods + 1) measurement passes; since
 the fake-quant Linears compute their integer product exactly on int8 GEMMs (SPEC §1) a quantized pass costs about
 what a float one does, and the observers that score every mixable layer add the rest (README: "Where the
-analyzer's time goes"). Prints both times and the ratio.
+analyzer's time goes"). Prints both times and the ratio: the float pass is the least of 3, the analyzer the least
+of --repeat runs (the same statistic on both sides; the median run is printed too). The float pass runs under the CPU
+buffer cache the analyzer runs under (mnq.cpu_buffer_cache); without it, it is printed as well: page faults on
+fresh buffers make it vary per process (0.17-0.18 s or 0.32-0.42 s on vit_mnist_tiny).
 
     python scripts/bench_analyzer.py [--preset vit_mnist_tiny] [--batches 8] [--batch-size 64] [--threads 2]
-                                     [--cpu-time]
+                                     [--cpu-time] [--repeat 3]
 
 --cpu-time (CPU only): process CPU time instead of wall time for both, which on a shared, loaded machine excludes the
 time the process waits for a core (with --threads 1 it is the work itself; with more threads their sum).
 """
 import argparse
+import statistics
 import time
 
 import torch
@@ -28,6 +32,7 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--cpu-time", action="store_true", help="process CPU time instead of wall time (CPU only)")
+    ap.add_argument("--repeat", type=int, default=3, help="analyzer runs (the least and the median are printed)")
     args = ap.parse_args()
     clock = time.process_time if args.cpu_time else time.perf_counter
     if args.threads:
@@ -66,17 +71,22 @@ def main():
     t_plain = float_pass()
     with mnq.cpu_buffer_cache():
         t_fp = float_pass()
-    t0 = clock()
-    report = mnq.analyze(fp, batches, bits=args.bits, calib_batches=args.batches, progress=False)
-    sync()
-    t_an = clock() - t0
+    # The analyzer's least of --repeat runs, as the float pass's least of 3 (the same statistic on both sides); the
+    # median too.
+    runs = []
+    for _ in range(max(1, args.repeat)):
+        t0 = clock()
+        report = mnq.analyze(fp, batches, bits=args.bits, calib_batches=args.batches, progress=False)
+        sync()
+        runs.append(clock() - t0)
+    t_an, t_med = min(runs), statistics.median(runs)
     print(f"{args.preset}, {args.batches} batches x {args.batch_size} images, W/A {args.bits}, device {args.device}, "
           f"threads {torch.get_num_threads()}" + (", CPU time" if args.cpu_time else ", wall time"))
     print(f"  one float pass       {t_fp:8.3f} s  (least of 3, CPU buffer cache as the analyzer's)")
     print(f"    without the cache  {t_plain:8.3f} s  (page faults on fresh buffers, varies per process)")
-    print(f"  analyzer             {t_an:8.3f} s  ({report.calibration_passes} calibration + "
-          f"{report.measurement_passes} measurement passes)")
-    print(f"  analyzer / float     {t_an / t_fp:8.1f} x")
+    print(f"  analyzer             {t_an:8.3f} s  (least of {len(runs)}; median {t_med:.3f} s; "
+          f"{report.calibration_passes} calibration + {report.measurement_passes} measurement passes)")
+    print(f"  analyzer / float     {t_an / t_fp:8.1f} x  (median run: {t_med / t_fp:.1f} x)")
 
 
 if __name__ == "__main__":
