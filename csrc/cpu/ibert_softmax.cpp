@@ -74,6 +74,7 @@ bool run_simd(const IbertSoftmaxRowIn& in, const IbertSoftmaxRowOut& out, const 
               const int32_t* tab, i64 lo) {
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(p.cols, 1));
+  const SoftmaxTable16 t16(tab, static_cast<uint32_t>(-lo), p.cols);
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
     RowBuffer<int32_t> buf(p.cols);
     const int64_t bytes = p.cols * 4;  // int32 or float32, in and out
@@ -87,7 +88,7 @@ bool run_simd(const IbertSoftmaxRowIn& in, const IbertSoftmaxRowOut& out, const 
         prefetch_lines<false>(ni.q != nullptr ? static_cast<const void*>(ni.q) : ni.x, bytes);
         prefetch_lines<true>(no.code != nullptr ? static_cast<void*>(no.code) : no.value, bytes);
       }
-      if (!ibert_softmax_row(in.at(base), p, tab, static_cast<uint32_t>(-lo), buf.data(), out.at(base))) {
+      if (!ibert_softmax_row(in.at(base), p, tab, static_cast<uint32_t>(-lo), &t16, buf.data(), out.at(base))) {
         all_ok = false;
         return;
       }

@@ -65,11 +65,23 @@ MNQ_TARGET_AVX512 void write(const int32_t* e, int64_t cols, i64 f, int shift, c
 
 }  // namespace
 
+SoftmaxTable16::SoftmaxTable16(const int32_t* tab, uint32_t lim, int64_t cols) {
+  uint32_t mx = 0;
+  for (uint32_t i = 0; i < 256; ++i) {
+    const uint32_t v = static_cast<uint32_t>(tab[lim - (i < lim ? i : lim)]);
+    lo[i] = static_cast<uint16_t>(v & 0xffffu);
+    hi[i] = static_cast<uint16_t>(v >> 16);
+    wide = wide || hi[i] != 0;
+    mx = v > mx ? v : mx;
+  }
+  sum32 = static_cast<unsigned __int128>(mx) * static_cast<uint64_t>(cols) < (static_cast<unsigned __int128>(1) << 32);
+}
+
 bool ibert_softmax_row(const IbertSoftmaxRowIn& in, const IbertSoftmaxParams& p, const int32_t* tab, uint32_t lim,
-                       int32_t* buf, const IbertSoftmaxRowOut& out) {
+                       const SoftmaxTable16* t16, int32_t* buf, const IbertSoftmaxRowOut& out) {
 #if defined(MNQ_HAVE_X86_SIMD)
   i64 s = 0;
-  if (!row_table_softmax_exps(in.q, in.x, in.inv_scale, p.cols, p.lo, p.hi, tab, lim, buf, s)) return false;
+  if (!row_table_softmax_exps(in.q, in.x, in.inv_scale, p.cols, p.lo, p.hi, tab, lim, t16, buf, s)) return false;
   const i64 f = kernels::ibert_softmax_factor(s);
   if (f < (i64(1) << 32)) {
     write(buf, p.cols, f, p.c.out_shift, out);

@@ -43,11 +43,22 @@ struct IbertSoftmaxRowOut {
   }
 };
 
+// A table softmax's exponentials for d = m − q ≤ 255 (I-BERT softmax, Shiftmax; row_codes_simd.h's
+// row_table16_exps looks them up in registers): lo[i] and hi[i] are the low and high 16 bits of tab[lim − min(i,
+// lim)], the entry the gathers read for that d. Built once per call from the call's table (entries in [0, 2^31)).
+struct SoftmaxTable16 {
+  alignas(64) uint16_t lo[256];
+  alignas(64) uint16_t hi[256];
+  bool wide = false;   // an entry ≥ 2^16: hi is needed
+  bool sum32 = false;  // cols·max(entry) < 2^32: a row's sum and its partial sums fit uint32 lanes
+  SoftmaxTable16(const int32_t* tab, uint32_t lim, int64_t cols);
+};
 
-// One row of p.cols elements. tab[i] = ibert_softmax_exp(i − lim, p.c) for i ∈ [0, lim], lim = −n·x0; buf
-// [p.cols] int32 scratch. False when a code lies outside [p.lo, p.hi] (or a float has no code).
+// One row of p.cols elements. tab[i] = ibert_softmax_exp(i − lim, p.c) for i ∈ [0, lim], lim = −n·x0; t16: the same
+// as SoftmaxTable16(tab, lim), or nullptr (the gathers alone); buf [p.cols] int32 scratch. False when a code lies
+// outside [p.lo, p.hi] (or a float has no code).
 bool ibert_softmax_row(const IbertSoftmaxRowIn& in, const kernels::IbertSoftmaxParams& p, const int32_t* tab,
-                       uint32_t lim, int32_t* buf, const IbertSoftmaxRowOut& out);
+                       uint32_t lim, const SoftmaxTable16* t16, int32_t* buf, const IbertSoftmaxRowOut& out);
 
 }  // namespace cpu
 }  // namespace ops
