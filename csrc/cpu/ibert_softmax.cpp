@@ -76,7 +76,7 @@ bool run_simd(const IbertSoftmaxRowIn& in, const IbertSoftmaxRowOut& out, const 
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(p.cols, 1));
   const SoftmaxTable16 t16(tab, static_cast<uint32_t>(-lo), p.cols);
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    RowBuffer<int32_t> buf(p.cols);
+    RowBuffer<int32_t> buf(p.cols + 32);  // ibert_softmax_simd.h: whole steps past the end
     const int64_t bytes = p.cols * 4;  // int32 or float32, in and out
     const bool prefetch = p.rows * bytes > kPrefetchMinBytes;
     for (int64_t r = r0; r < r1; ++r) {

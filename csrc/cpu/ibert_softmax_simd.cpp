@@ -44,14 +44,14 @@ MNQ_TARGET_AVX512 void write(const int32_t* e, int64_t cols, i64 f, int shift, c
     const __m512 sc32 = _mm512_set1_ps(static_cast<float>(out.scale));
     for (int64_t j = 0; j < cols; j += 16) {
       const __mmask16 k = simd_lanes16(cols - j);
-      const __m512i v = outs(_mm512_maskz_loadu_epi32(k, e + j), vf, sh);
+      const __m512i v = outs(_mm512_loadu_si512(e + j), vf, sh);  // e: padded (lanes past cols unused)
       _mm512_mask_storeu_ps(value + j, k, _mm512_mul_ps(_mm512_cvtepi32_ps(v), sc32));
     }
     return;
   }
   for (int64_t j = 0; j < cols; j += 16) {
     const __mmask16 k = simd_lanes16(cols - j);
-    const __m512i v = outs(_mm512_maskz_loadu_epi32(k, e + j), vf, sh);
+    const __m512i v = outs(_mm512_loadu_si512(e + j), vf, sh);  // e: padded (lanes past cols unused)
     if (code != nullptr) {
       _mm512_mask_storeu_epi32(code + j, k, v);
     } else {  // FloatOut: float(double(v)·S)

@@ -55,7 +55,8 @@ struct SoftmaxTable16 {
 };
 
 // One row of p.cols elements. tab[i] = ibert_softmax_exp(i − lim, p.c) for i ∈ [0, lim], lim = −n·x0; t16: the same
-// as SoftmaxTable16(tab, lim), or nullptr (the gathers alone); buf [p.cols] int32 scratch. False when a code lies
+// as SoftmaxTable16(tab, lim, p.cols), or nullptr (the gathers alone); buf [p.cols + 32] int32 scratch (whole
+// vector steps past the row's end). False when a code lies
 // outside [p.lo, p.hi] (or a float has no code).
 bool ibert_softmax_row(const IbertSoftmaxRowIn& in, const kernels::IbertSoftmaxParams& p, const int32_t* tab,
                        uint32_t lim, const SoftmaxTable16* t16, int32_t* buf, const IbertSoftmaxRowOut& out);

@@ -82,10 +82,12 @@ struct ChannelInv {
 // q[j] = rint(x[j]·inv[j]) (float64) for j < cols, calling step(v, k, j) on each 16-lane vector of codes v at column
 // j (lanes k of it in the row; the others are 0); q == nullptr: the codes are only passed to step. False when a
 // value has no code in [lo, hi]. try_f32 = false skips the float32 attempt (for codes that mostly exceed its 2^18
-// limit, such as I-BERT LayerNorm's 22-bit ones, where it would be computed and discarded at every step).
+// limit, such as I-BERT LayerNorm's 22-bit ones, where it would be computed and discarded at every step). padded:
+// q has room for whole 16-lane steps (cols rounded up to 16), and the last step is stored whole too (0 past cols).
 template <class Step, class Inv = ScalarInv>
 MNQ_TARGET_AVX512 inline bool float_row_codes_each(const float* x, int64_t cols, const Inv& scale, int64_t lo,
-                                                   int64_t hi, int32_t* q, const Step& step, bool try_f32 = true) {
+                                                   int64_t hi, int32_t* q, const Step& step, bool try_f32 = true,
+                                                   bool padded = false) {
   const __m512d dlo = _mm512_set1_pd(static_cast<double>(lo)), dhi = _mm512_set1_pd(static_cast<double>(hi));
   const bool f32 = try_f32 && scale.f32_ok();
   // The float32 path certifies |p| < lim: below 2^18 (the proof's range) and within (lo − 1/2, hi + 1/2), so that
@@ -127,7 +129,13 @@ MNQ_TARGET_AVX512 inline bool float_row_codes_each(const float* x, int64_t cols,
       bad |= k & static_cast<__mmask16>(~(ok0 | (ok1 << 8)));
       v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtpd_epi32(v0)), _mm512_cvtpd_epi32(v1), 1);
     }
-    if (q != nullptr) _mm512_mask_storeu_epi32(q + j, k, v);
+    if (q != nullptr) {  // a whole store where it can: a later load of the same lines then takes the stored value
+      if (k == 0xffff || padded) {  // directly (on Zen 5 a load after a masked store waits for the store to retire)
+        _mm512_storeu_si512(q + j, v);
+      } else {
+        _mm512_mask_storeu_epi32(q + j, k, v);
+      }
+    }
     step(v, k, j);
   }
   return bad == 0;
@@ -153,18 +161,18 @@ struct RowMax {
 
 // float_row_codes_each with the codes' max (the softmaxes' first pass).
 MNQ_TARGET_AVX512 inline bool float_row_codes_max(const float* x, int64_t cols, double inv_scale, int64_t lo,
-                                                  int64_t hi, int32_t* q, int32_t& mx) {
+                                                  int64_t hi, int32_t* q, int32_t& mx, bool padded = false) {
   __m512i vmax = _mm512_set1_epi32(INT32_MIN);
-  const bool ok = float_row_codes_each(x, cols, ScalarInv{inv_scale}, lo, hi, q, RowMax{vmax});
+  const bool ok = float_row_codes_each(x, cols, ScalarInv{inv_scale}, lo, hi, q, RowMax{vmax}, true, padded);
   mx = _mm512_reduce_max_epi32(vmax);
   return ok;
 }
 
 // float_row_codes_each with the codes' max and min.
 MNQ_TARGET_AVX512 inline bool float_row_codes(const float* x, int64_t cols, double inv_scale, int64_t lo, int64_t hi,
-                                              int32_t* q, int32_t& mx, int32_t& mn) {
+                                              int32_t* q, int32_t& mx, int32_t& mn, bool padded = false) {
   __m512i vmax = _mm512_set1_epi32(INT32_MIN), vmin = _mm512_set1_epi32(INT32_MAX);
-  const bool ok = float_row_codes_each(x, cols, ScalarInv{inv_scale}, lo, hi, q, RowMaxMin{vmax, vmin});
+  const bool ok = float_row_codes_each(x, cols, ScalarInv{inv_scale}, lo, hi, q, RowMaxMin{vmax, vmin}, true, padded);
   mx = _mm512_reduce_max_epi32(vmax);
   mn = _mm512_reduce_min_epi32(vmin);
   return ok;
@@ -238,7 +246,7 @@ MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void store_step(void* p, __m512i o0, __m512i
 
 // Pass 2 of the table softmaxes (I-BERT softmax, Shiftmax): e[j] = tab[lim − min(m − q[j], lim)] for j < cols
 // (m − q taken modulo 2^32: the exact difference of int32 codes with m ≥ q) and Σe, for tables of values in
-// [0, 2^31). e may be q (in place).
+// [0, 2^31). e may be q (in place). e has room for cols rounded up to 32 (whole stores, 0 past cols).
 MNQ_TARGET_AVX512 inline int64_t row_table_exps(const int32_t* q, int64_t cols, int32_t m, const int32_t* tab,
                                                 uint32_t lim, int32_t* e) {
   const __m512i vm = _mm512_set1_epi32(m), vlim = _mm512_set1_epi32(static_cast<int32_t>(lim));
@@ -247,7 +255,7 @@ MNQ_TARGET_AVX512 inline int64_t row_table_exps(const int32_t* q, int64_t cols, 
     const __mmask16 k = simd_lanes16(cols - j);
     const __m512i d = _mm512_min_epu32(_mm512_sub_epi32(vm, _mm512_maskz_loadu_epi32(k, q + j)), vlim);
     const __m512i ev = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, _mm512_sub_epi32(vlim, d), tab, 4);
-    _mm512_mask_storeu_epi32(e + j, k, ev);
+    _mm512_storeu_si512(e + j, ev);
     s = _mm512_add_epi64(s, _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(ev)),
                                              _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(ev, 1))));
   }
@@ -275,7 +283,8 @@ MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE int64_t row_table16_exps(const int32_t* q, i
       e0 = _mm512_maskz_mov_epi32(k0, e0);
       e1 = _mm512_maskz_mov_epi32(k1, e1);
     }
-    store_step(e + j, e0, e1, k0, k1);
+    _mm512_storeu_si512(e + j, e0);  // whole stores: e is padded (row_table_softmax_exps)
+    _mm512_storeu_si512(e + j + 16, e1);
     const __m512i u = _mm512_add_epi32(e0, e1);  // < 2^32 unsigned: each e < 2^31
     if (kSum32) {
       s = _mm512_add_epi32(s, u);
@@ -292,7 +301,8 @@ MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE int64_t row_table16_exps(const int32_t* q, i
 }
 
 // Passes 1 and 2 of the table softmaxes: the row max of int32 codes q (read in place) or of the codes of float values
-// x (1/S = inv, into e first), then the exponentials into e, their sum in s. Exactly one of q, x is set. t16: the
+// x (1/S = inv, into e first), then the exponentials into e, their sum in s. Exactly one of q, x is set; e has
+// room for cols rounded up to 32 (pass 2 stores whole steps, 0 past cols: the next pass may load whole steps). t16: the
 // registers' table of row_table16_exps (SoftmaxTable16(tab, lim, cols)), used when lim ≤ 255 or the row's codes
 // span at most 255 (pass 1 then takes the min too); otherwise, or with t16 = nullptr, row_table_exps' gathers.
 // False when a code lies outside [lo, hi] (or a float has no code).
@@ -303,9 +313,10 @@ MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE bool row_table_softmax_exps(const int32_t* q
   const bool span = t16 != nullptr && lim > 255;  // the registers need the row's span
   bool ok = false;
   if (span) {
-    ok = q != nullptr ? int_row_max_min(q, cols, lo, hi, mx, mn) : float_row_codes(x, cols, inv, lo, hi, e, mx, mn);
+    ok = q != nullptr ? int_row_max_min(q, cols, lo, hi, mx, mn)
+                      : float_row_codes(x, cols, inv, lo, hi, e, mx, mn, true);
   } else {
-    ok = q != nullptr ? int_row_max(q, cols, lo, hi, mx) : float_row_codes_max(x, cols, inv, lo, hi, e, mx);
+    ok = q != nullptr ? int_row_max(q, cols, lo, hi, mx) : float_row_codes_max(x, cols, inv, lo, hi, e, mx, true);
   }
   if (!ok) return false;
   const int32_t* c = q != nullptr ? q : e;

@@ -80,7 +80,7 @@ bool run_simd(const IbertSoftmaxRowIn& in, const IbertSoftmaxRowOut& out, const 
   const uint32_t lim = static_cast<uint32_t>(-p.c.se.x_lo);
   const SoftmaxTable16 t16(tab, lim, p.cols);
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    RowBuffer<int32_t> buf(p.cols);
+    RowBuffer<int32_t> buf(p.cols + 32);  // shiftmax_simd.h: whole steps past the end
     if (!shiftmax_rows(in, p, tab, lim, &t16, buf.data(), out, r0, r1)) all_ok = false;
   });
   return all_ok;

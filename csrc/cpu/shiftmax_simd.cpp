@@ -37,7 +37,7 @@ MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void write(const int32_t* e, int64_t cols, i
   for (int64_t j = 0; j < cols; j += 16) {
     const __mmask16 k = simd_lanes16(cols - j);
     // e·f ≤ 2^31 − 1 (kernels/shiftmax.h): the low 32 bits are the product, and the shift is logical as in uint32.
-    const __m512i v = _mm512_srl_epi32(_mm512_mullo_epi32(_mm512_maskz_loadu_epi32(k, e + j), vf), sh);
+    const __m512i v = _mm512_srl_epi32(_mm512_mullo_epi32(_mm512_loadu_si512(e + j), vf), sh);  // e: padded
     if (code != nullptr) {
       _mm512_mask_storeu_epi32(code + j, k, v);
     } else {  // float(double(v)·S) = float32(v)·float32(S) for S = 2^−(b_out − 1) (pow2_scale, header)

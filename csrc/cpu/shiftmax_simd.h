@@ -20,8 +20,8 @@ namespace ops {
 namespace cpu {
 
 // Rows [r0, r1) of p.cols elements; in and out at row 0. tab[i] = shift_exp32(i − lim, p.c.se) for i ∈ [0, lim],
-// lim = −p.c.se.x_lo; t16: SoftmaxTable16(tab, lim, p.cols) or nullptr (the gathers alone); buf [p.cols] int32
-// scratch. False when a code lies outside [p.lo, p.hi] (or a float has no code): the rows before it are written.
+// lim = −p.c.se.x_lo; t16: SoftmaxTable16(tab, lim, p.cols) or nullptr (the gathers alone); buf [p.cols + 32]
+// int32 scratch (whole vector steps past the row's end). False when a code lies outside [p.lo, p.hi] (or a float has no code): the rows before it are written.
 // (One call for a range of rows: the row loop in one function keeps the tables and constants in registers.)
 bool shiftmax_rows(const IbertSoftmaxRowIn& in, const kernels::ShiftmaxParams& p, const int32_t* tab, uint32_t lim,
                    const SoftmaxTable16* t16, int32_t* buf, const IbertSoftmaxRowOut& out, int64_t r0, int64_t r1);
