@@ -93,8 +93,8 @@ bool run_simd(const LisRowIn& in, const LisRowOut& out, const LogIntSoftmaxParam
   const uint32_t lim = static_cast<uint32_t>(-lo);
   const LisTableFacts facts = lis_table_facts(tab, lim, p.cols);
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    RowBuffer<int32_t> qbuf(p.cols);
-    RowBuffer<u64> ebuf(p.cols);
+    RowBuffer<int32_t> qbuf(p.cols + 16);  // log_int_softmax_simd.h: whole steps past the end
+    RowBuffer<u64> ebuf(p.cols + 16);
     const bool prefetch = p.rows * p.cols * 4 > kPrefetchMinBytes;  // the input's bytes (int32 or float32)
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t base = r * p.cols;

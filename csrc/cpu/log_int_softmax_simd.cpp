@@ -63,18 +63,23 @@ struct RegExps {
   }
 };
 
+// e has room for whole steps (cols rounded up to 16; 0 is stored past cols); q_padded: so has q (the row buffer of
+// the float codes, stored whole by float_row_codes_each), which is then loaded whole (a masked load of lines just
+// stored waits for the store to retire; the input itself is never read past its end).
 template <bool kWide, class Exps>
-MNQ_TARGET_AVX512CD u128 exps(const int32_t* q, int64_t cols, int32_t mx, uint32_t lim, const Exps& ex, u64* e) {
+MNQ_TARGET_AVX512CD u128 exps(const int32_t* q, int64_t cols, int32_t mx, uint32_t lim, const Exps& ex, u64* e,
+                              bool q_padded) {
   const __m512i vm = _mm512_set1_epi32(mx), vlim = _mm512_set1_epi32(static_cast<int32_t>(lim));
   const __m512i low32 = _mm512_set1_epi64(0xffffffffLL);
   __m512i s_hi = _mm512_setzero_si512(), s_lo = _mm512_setzero_si512();
   for (int64_t j = 0; j < cols; j += 16) {
     const __mmask16 k = simd_lanes16(cols - j);
-    const __m512i d = _mm512_min_epu32(_mm512_sub_epi32(vm, _mm512_maskz_loadu_epi32(k, q + j)), vlim);
+    const __m512i qv = q_padded ? _mm512_loadu_si512(q + j) : _mm512_maskz_loadu_epi32(k, q + j);
+    const __m512i d = _mm512_min_epu32(_mm512_sub_epi32(vm, qv), vlim);
     __m512i e0, e1;
-    ex(d, k, e0, e1);
-    _mm512_mask_storeu_epi64(e + j, static_cast<__mmask8>(k), e0);
-    _mm512_mask_storeu_epi64(e + j + 8, static_cast<__mmask8>(k >> 8), e1);
+    ex(d, k, e0, e1);  // 0 outside k
+    _mm512_storeu_si512(e + j, e0);
+    _mm512_storeu_si512(e + j + 8, e1);
     if (kWide) {
       s_hi = _mm512_add_epi64(s_hi, _mm512_add_epi64(_mm512_srli_epi64(e0, 32), _mm512_srli_epi64(e1, 32)));
       s_lo = _mm512_add_epi64(s_lo, _mm512_add_epi64(_mm512_and_si512(e0, low32), _mm512_and_si512(e1, low32)));
@@ -89,13 +94,13 @@ MNQ_TARGET_AVX512CD u128 exps(const int32_t* q, int64_t cols, int32_t mx, uint32
 // Pass 2 with the variant the facts select (the sources built here: intrinsics only in AVX-512 functions, whatever
 // the file's -march).
 MNQ_TARGET_AVX512CD u128 row_exps(const int32_t* q, int64_t cols, int32_t mx, const i64* tab, uint32_t lim,
-                                  const LisTableFacts& facts, u64* e) {
+                                  const LisTableFacts& facts, u64* e, bool q_padded) {
   if (facts.reg) {
     const RegExps ex(facts);
-    return facts.wide ? exps<true>(q, cols, mx, lim, ex, e) : exps<false>(q, cols, mx, lim, ex, e);
+    return facts.wide ? exps<true>(q, cols, mx, lim, ex, e, q_padded) : exps<false>(q, cols, mx, lim, ex, e, q_padded);
   }
   const TableExps ex{tab, _mm512_set1_epi32(static_cast<int32_t>(lim))};
-  return facts.wide ? exps<true>(q, cols, mx, lim, ex, e) : exps<false>(q, cols, mx, lim, ex, e);
+  return facts.wide ? exps<true>(q, cols, mx, lim, ex, e, q_padded) : exps<false>(q, cols, mx, lim, ex, e, q_padded);
 }
 
 // Pass 3 for a row with s < 2^61, 16 elements per step as two 8-lane halves. With a = 2s + e and
@@ -115,11 +120,13 @@ struct LisHalf {
   __mmask8 masked;  // e = 0 or t > top
 };
 
-// kZeros = false: the table (hence the row) holds no e = 0, and the lanes outside k load 1.
+// kZeros = false: the table (hence the row) holds no e = 0, and the lanes outside k load 1. e is loaded whole (the
+// row buffer has room for whole steps, 0 past the row: exps).
 template <bool kZeros>
 MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE LisHalf half(const u64* e, __mmask8 k, __m512i s2, __m512i vtop) {
   const __m512i one = _mm512_set1_epi64(1);
-  const __m512i ev = kZeros ? _mm512_maskz_loadu_epi64(k, e) : _mm512_mask_loadu_epi64(one, k, e);
+  const __m512i whole = _mm512_loadu_si512(e);
+  const __m512i ev = kZeros ? _mm512_maskz_mov_epi64(k, whole) : _mm512_mask_mov_epi64(one, k, whole);
   const __mmask8 zero = kZeros ? _mm512_cmpeq_epi64_mask(ev, _mm512_setzero_si512()) : 0;
   const __m512i e1 = kZeros ? _mm512_mask_mov_epi64(ev, zero, one) : ev;  // e = 0 lanes (and outside k): e ≥ 1
   const __m512i a = _mm512_add_epi64(s2, e1);
@@ -237,10 +244,10 @@ bool lis_row(const LisRowIn& in, const LogIntSoftmaxParams& p, const i64* tab, u
 #if defined(MNQ_HAVE_X86_SIMD)
   int32_t mx = 0;
   const bool ok = in.q != nullptr ? int_row_max(in.q, p.cols, p.lo, p.hi, mx)
-                                  : float_row_codes_max(in.x, p.cols, in.inv_scale, p.lo, p.hi, qbuf, mx);
+                                  : float_row_codes_max(in.x, p.cols, in.inv_scale, p.lo, p.hi, qbuf, mx, true);
   if (!ok) return false;
   const int32_t* q = in.q != nullptr ? in.q : qbuf;
-  const u128 s = row_exps(q, p.cols, mx, tab, lim, facts, ebuf);
+  const u128 s = row_exps(q, p.cols, mx, tab, lim, facts, ebuf, in.q == nullptr);
   if (s < (static_cast<u128>(1) << 61)) {
     const u64 s64 = static_cast<u64>(s);
     const bool normal = p.c.bits <= 6;  // every code ≤ 2^b − 1 ≤ 126: 2^−code is a normal float32

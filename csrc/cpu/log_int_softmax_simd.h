@@ -67,7 +67,7 @@ struct LisTableFacts {
 LisTableFacts lis_table_facts(const kernels::i64* tab, uint32_t lim, int64_t cols, int n = kernels::kIbertExpN);
 
 // One row of p.cols elements. tab[i] = ibert_exp(i − lim, p.c.ex) for i ∈ [0, lim], lim = −n·x0 (< 2^31);
-// qbuf [p.cols] int32 and ebuf [p.cols] uint64 are scratch; facts: lis_table_facts(tab, lim, p.cols) or the
+// qbuf [p.cols + 16] int32 and ebuf [p.cols + 16] uint64 are scratch (whole 16-lane steps past the row's end); facts: lis_table_facts(tab, lim, p.cols) or the
 // defaults. False when a code lies outside [p.lo, p.hi] (or a float has no code); the row's output is then
 // unspecified.
 bool lis_row(const LisRowIn& in, const kernels::LogIntSoftmaxParams& p, const kernels::i64* tab, uint32_t lim,

@@ -309,8 +309,8 @@ TEST_CASE("log-int-softmax avx512 rows equal lis_code", "[simd]") {
           s += static_cast<u128>(e[c]);
         }
         wide_rows += s >= (static_cast<u128>(1) << 61);
-        std::vector<int32_t> qbuf(cols);
-        std::vector<u64> ebuf(cols);
+        std::vector<int32_t> qbuf(cols + 16);  // lis_row's scratch: whole steps past the row's end
+        std::vector<u64> ebuf(cols + 16);
         std::vector<uint8_t> code(cols, 77), mask(cols, 77);
         std::vector<float> value(cols, -7.0f);
         cpu::LisRowIn in;
@@ -373,8 +373,8 @@ TEST_CASE("log-int-softmax avx512 rows equal lis_code", "[simd]") {
         pn.cols = n;
         u128 s = 0;
         for (const int32_t v : q) s += static_cast<u128>(tab[lim + v]);
-        std::vector<int32_t> qbuf(n);
-        std::vector<u64> ebuf(n);
+        std::vector<int32_t> qbuf(n + 16);
+        std::vector<u64> ebuf(n + 16);
         std::vector<uint8_t> code(n), mask(n);
         cpu::LisRowIn in;
         in.q = q.data();
