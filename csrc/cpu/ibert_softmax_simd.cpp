@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "csrc/cpu/prefetch.h"
 #include "csrc/cpu/row_codes_simd.h"
 #include "csrc/cpu/simd.h"
 #include "kernels/io.h"
@@ -34,7 +35,8 @@ bool pow2_out_scale(double s) {
   return std::frexp(s, &ex) == 0.5 && ex - 1 >= -126 && ex - 1 <= 110;
 }
 
-MNQ_TARGET_AVX512 void write(const int32_t* e, int64_t cols, i64 f, int shift, const IbertSoftmaxRowOut& out) {
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void write(const int32_t* e, int64_t cols, i64 f, int shift,
+                                                const IbertSoftmaxRowOut& out) {
   const __m512i vf = _mm512_set1_epi64(f);
   const __m128i sh = _mm_cvtsi32_si128(shift);
   const __m512d sc = _mm512_set1_pd(out.scale);
@@ -61,6 +63,40 @@ MNQ_TARGET_AVX512 void write(const int32_t* e, int64_t cols, i64 f, int shift, c
     }
   }
 }
+
+MNQ_TARGET_AVX512 bool rows_avx512(const IbertSoftmaxRowIn& in, const IbertSoftmaxParams& p, const int32_t* tab,
+                                   uint32_t lim, const SoftmaxTable16* t16, int32_t* buf, const IbertSoftmaxRowOut& out,
+                                   int64_t r0, int64_t r1, bool prefetch) {
+  const int64_t bytes = p.cols * 4;  // int32 or float32, in and out
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t base = r * p.cols;
+    if (prefetch && r + kPrefetchRows < r1) {  // prefetch.h
+      const int64_t next = base + kPrefetchRows * p.cols;
+      const IbertSoftmaxRowIn ni = in.at(next);
+      const IbertSoftmaxRowOut no = out.at(next);
+      prefetch_lines<false>(ni.q != nullptr ? static_cast<const void*>(ni.q) : ni.x, bytes);
+      prefetch_lines<true>(no.code != nullptr ? static_cast<void*>(no.code) : no.value, bytes);
+    }
+    const IbertSoftmaxRowIn ri = in.at(base);
+    const IbertSoftmaxRowOut ro = out.at(base);
+    i64 s = 0;
+    if (!row_table_softmax_exps(ri.q, ri.x, ri.inv_scale, p.cols, p.lo, p.hi, tab, lim, t16, buf, s)) return false;
+    const i64 f = kernels::ibert_softmax_factor(s);
+    if (f < (i64(1) << 32)) {
+      write(buf, p.cols, f, p.c.out_shift, ro);
+    } else {
+      for (int64_t j = 0; j < p.cols; ++j) {
+        const i64 v = kernels::ibert_softmax_out(buf[j], f, p.c);
+        if (ro.code != nullptr) {
+          kernels::IntOut<int32_t>{ro.code}.store(j, v);
+        } else {
+          kernels::FloatOut{ro.value, ro.scale}.store(j, v);
+        }
+      }
+    }
+  }
+  return true;
+}
 #endif
 
 }  // namespace
@@ -77,25 +113,11 @@ SoftmaxTable16::SoftmaxTable16(const int32_t* tab, uint32_t lim, int64_t cols) {
   sum32 = static_cast<unsigned __int128>(mx) * static_cast<uint64_t>(cols) < (static_cast<unsigned __int128>(1) << 32);
 }
 
-bool ibert_softmax_row(const IbertSoftmaxRowIn& in, const IbertSoftmaxParams& p, const int32_t* tab, uint32_t lim,
-                       const SoftmaxTable16* t16, int32_t* buf, const IbertSoftmaxRowOut& out) {
+bool ibert_softmax_rows(const IbertSoftmaxRowIn& in, const IbertSoftmaxParams& p, const int32_t* tab, uint32_t lim,
+                        const SoftmaxTable16* t16, int32_t* buf, const IbertSoftmaxRowOut& out, int64_t r0, int64_t r1,
+                        bool prefetch) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  i64 s = 0;
-  if (!row_table_softmax_exps(in.q, in.x, in.inv_scale, p.cols, p.lo, p.hi, tab, lim, t16, buf, s)) return false;
-  const i64 f = kernels::ibert_softmax_factor(s);
-  if (f < (i64(1) << 32)) {
-    write(buf, p.cols, f, p.c.out_shift, out);
-  } else {
-    for (int64_t j = 0; j < p.cols; ++j) {
-      const i64 v = kernels::ibert_softmax_out(buf[j], f, p.c);
-      if (out.code != nullptr) {
-        kernels::IntOut<int32_t>{out.code}.store(j, v);
-      } else {
-        kernels::FloatOut{out.value, out.scale}.store(j, v);
-      }
-    }
-  }
-  return true;
+  return rows_avx512(in, p, tab, lim, t16, buf, out, r0, r1, prefetch);
 #else
   return false;
 #endif

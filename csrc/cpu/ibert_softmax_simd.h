@@ -54,12 +54,14 @@ struct SoftmaxTable16 {
   SoftmaxTable16(const int32_t* tab, uint32_t lim, int64_t cols);
 };
 
-// One row of p.cols elements. tab[i] = ibert_softmax_exp(i − lim, p.c) for i ∈ [0, lim], lim = −n·x0; t16: the same
-// as SoftmaxTable16(tab, lim, p.cols), or nullptr (the gathers alone); buf [p.cols + 32] int32 scratch (whole
-// vector steps past the row's end). False when a code lies
-// outside [p.lo, p.hi] (or a float has no code).
-bool ibert_softmax_row(const IbertSoftmaxRowIn& in, const kernels::IbertSoftmaxParams& p, const int32_t* tab,
-                       uint32_t lim, const SoftmaxTable16* t16, int32_t* buf, const IbertSoftmaxRowOut& out);
+// Rows [r0, r1) of p.cols elements; in and out at row 0. tab[i] = ibert_softmax_exp(i − lim, p.c) for i ∈ [0, lim],
+// lim = −n·x0; t16: SoftmaxTable16(tab, lim, p.cols), or nullptr (the gathers alone); buf [p.cols + 32] int32
+// scratch (whole vector steps past the row's end); prefetch: request the next row's lines first (prefetch.h). False
+// when a code lies outside [p.lo, p.hi] (or a float has no code): the rows before it are written. (One call for a
+// range of rows: the row loop in one function keeps the tables and constants in registers.)
+bool ibert_softmax_rows(const IbertSoftmaxRowIn& in, const kernels::IbertSoftmaxParams& p, const int32_t* tab,
+                        uint32_t lim, const SoftmaxTable16* t16, int32_t* buf, const IbertSoftmaxRowOut& out,
+                        int64_t r0, int64_t r1, bool prefetch);
 
 }  // namespace cpu
 }  // namespace ops
