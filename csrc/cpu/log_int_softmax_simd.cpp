@@ -2,6 +2,7 @@
 // CD, for VPLZCNTQ) whatever the file's -march; csrc/cpu/log_int_softmax.cpp calls them when isa() allows.
 #include "csrc/cpu/log_int_softmax_simd.h"
 
+#include "csrc/cpu/prefetch.h"
 #include "csrc/cpu/row_codes_simd.h"
 #include "csrc/cpu/simd.h"
 
@@ -67,7 +68,7 @@ struct RegExps {
 // the float codes, stored whole by float_row_codes_each), which is then loaded whole (a masked load of lines just
 // stored waits for the store to retire; the input itself is never read past its end).
 template <bool kWide, class Exps>
-MNQ_TARGET_AVX512CD u128 exps(const int32_t* q, int64_t cols, int32_t mx, uint32_t lim, const Exps& ex, u64* e,
+MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE u128 exps(const int32_t* q, int64_t cols, int32_t mx, uint32_t lim, const Exps& ex, u64* e,
                               bool q_padded) {
   const __m512i vm = _mm512_set1_epi32(mx), vlim = _mm512_set1_epi32(static_cast<int32_t>(lim));
   const __m512i low32 = _mm512_set1_epi64(0xffffffffLL);
@@ -93,7 +94,7 @@ MNQ_TARGET_AVX512CD u128 exps(const int32_t* q, int64_t cols, int32_t mx, uint32
 
 // Pass 2 with the variant the facts select (the sources built here: intrinsics only in AVX-512 functions, whatever
 // the file's -march).
-MNQ_TARGET_AVX512CD u128 row_exps(const int32_t* q, int64_t cols, int32_t mx, const i64* tab, uint32_t lim,
+MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE u128 row_exps(const int32_t* q, int64_t cols, int32_t mx, const i64* tab, uint32_t lim,
                                   const LisTableFacts& facts, u64* e, bool q_padded) {
   if (facts.reg) {
     const RegExps ex(facts);
@@ -147,7 +148,7 @@ MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE LisHalf half(const u64* e, __mmask8 k, __m
 }
 
 template <bool kZeros, bool kNormal>
-MNQ_TARGET_AVX512CD void codes(const u64* e, int64_t cols, u64 s, const kernels::LogIntSoftmaxConsts& c,
+MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE void codes(const u64* e, int64_t cols, u64 s, const kernels::LogIntSoftmaxConsts& c,
                                const LisRowOut& out) {
   const int top = (1 << c.bits) - 1;
   const __m512i vtop = _mm512_set1_epi64(top);
@@ -189,6 +190,43 @@ MNQ_TARGET_AVX512CD void codes(const u64* e, int64_t cols, u64 s, const kernels:
       }
     }
   }
+}
+
+// The rows [r0, r1) (lis_rows), the row loop and its passes in one function.
+template <bool kZeros, bool kNormal>
+MNQ_TARGET_AVX512CD bool rows(const LisRowIn& in, const LogIntSoftmaxParams& p, const i64* tab, uint32_t lim,
+                              int32_t* qbuf, u64* ebuf, const LisRowOut& out, const LisTableFacts& facts, int64_t r0,
+                              int64_t r1, bool prefetch) {
+  const int64_t cols = p.cols;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t base = r * cols;
+    if (prefetch && r + kPrefetchRows < r1) {  // prefetch.h
+      const int64_t next = base + kPrefetchRows * cols;
+      const LisRowIn ni = in.at(next);
+      const LisRowOut no = out.at(next);
+      prefetch_lines<false>(ni.q != nullptr ? static_cast<const void*>(ni.q) : ni.x, cols * 4);
+      if (no.value != nullptr) {
+        prefetch_lines<true>(no.value, cols * 4);
+      } else {
+        prefetch_lines<true>(no.code, cols);
+        prefetch_lines<true>(no.mask, cols);
+      }
+    }
+    const LisRowIn ri = in.at(base);
+    const LisRowOut ro = out.at(base);
+    int32_t mx = 0;
+    const bool ok = ri.q != nullptr ? int_row_max(ri.q, cols, p.lo, p.hi, mx)
+                                    : float_row_codes_max(ri.x, cols, ri.inv_scale, p.lo, p.hi, qbuf, mx, true);
+    if (!ok) return false;
+    const int32_t* q = ri.q != nullptr ? ri.q : qbuf;
+    const u128 s = row_exps(q, cols, mx, tab, lim, facts, ebuf, ri.q == nullptr);
+    if (s < (static_cast<u128>(1) << 61)) {
+      codes<kZeros, kNormal>(ebuf, cols, static_cast<u64>(s), p.c, ro);
+    } else {
+      for (int64_t j = 0; j < cols; ++j) store_one(ro, j, kernels::lis_code(s, static_cast<i64>(ebuf[j]), p.c));
+    }
+  }
+  return true;
 }
 #endif
 
@@ -239,30 +277,26 @@ LisTableFacts lis_table_facts(const i64* tab, uint32_t lim, int64_t cols, int n)
   return f;
 }
 
-bool lis_row(const LisRowIn& in, const LogIntSoftmaxParams& p, const i64* tab, uint32_t lim, int32_t* qbuf, u64* ebuf,
-             const LisRowOut& out, const LisTableFacts& facts) {
+bool lis_rows(const LisRowIn& in, const LogIntSoftmaxParams& p, const i64* tab, uint32_t lim, int32_t* qbuf,
+              u64* ebuf, const LisRowOut& out, const LisTableFacts& facts, int64_t r0, int64_t r1, bool prefetch) {
 #if defined(MNQ_HAVE_X86_SIMD)
-  int32_t mx = 0;
-  const bool ok = in.q != nullptr ? int_row_max(in.q, p.cols, p.lo, p.hi, mx)
-                                  : float_row_codes_max(in.x, p.cols, in.inv_scale, p.lo, p.hi, qbuf, mx, true);
-  if (!ok) return false;
-  const int32_t* q = in.q != nullptr ? in.q : qbuf;
-  const u128 s = row_exps(q, p.cols, mx, tab, lim, facts, ebuf, in.q == nullptr);
-  if (s < (static_cast<u128>(1) << 61)) {
-    const u64 s64 = static_cast<u64>(s);
-    const bool normal = p.c.bits <= 6;  // every code ≤ 2^b − 1 ≤ 126: 2^−code is a normal float32
-    if (facts.zeros) {
-      (normal ? codes<true, true> : codes<true, false>)(ebuf, p.cols, s64, p.c, out);
-    } else {
-      (normal ? codes<false, true> : codes<false, false>)(ebuf, p.cols, s64, p.c, out);
-    }
-  } else {
-    for (int64_t j = 0; j < p.cols; ++j) store_one(out, j, kernels::lis_code(s, static_cast<i64>(ebuf[j]), p.c));
+  const bool normal = p.c.bits <= 6;  // every code ≤ 2^b − 1 ≤ 126: 2^−code is a normal float32
+  if (facts.zeros) {
+    return normal ? rows<true, true>(in, p, tab, lim, qbuf, ebuf, out, facts, r0, r1, prefetch)
+                  : rows<true, false>(in, p, tab, lim, qbuf, ebuf, out, facts, r0, r1, prefetch);
   }
-  return true;
+  return normal ? rows<false, true>(in, p, tab, lim, qbuf, ebuf, out, facts, r0, r1, prefetch)
+                : rows<false, false>(in, p, tab, lim, qbuf, ebuf, out, facts, r0, r1, prefetch);
 #else
   return false;
 #endif
+}
+
+bool lis_row(const LisRowIn& in, const LogIntSoftmaxParams& p, const i64* tab, uint32_t lim, int32_t* qbuf, u64* ebuf,
+             const LisRowOut& out, const LisTableFacts& facts) {
+  LogIntSoftmaxParams one = p;
+  one.rows = 1;
+  return lis_rows(in, one, tab, lim, qbuf, ebuf, out, facts, 0, 1, false);
 }
 
 }  // namespace cpu

@@ -73,6 +73,13 @@ LisTableFacts lis_table_facts(const kernels::i64* tab, uint32_t lim, int64_t col
 bool lis_row(const LisRowIn& in, const kernels::LogIntSoftmaxParams& p, const kernels::i64* tab, uint32_t lim,
              int32_t* qbuf, kernels::u64* ebuf, const LisRowOut& out, const LisTableFacts& facts = {});
 
+// Rows [r0, r1) as lis_row does each (in and out at row 0), in one function (its constants stay in registers);
+// prefetch: request the next row's lines first (prefetch.h). False at the first row with a code outside [p.lo, p.hi]
+// (the rows before it are written).
+bool lis_rows(const LisRowIn& in, const kernels::LogIntSoftmaxParams& p, const kernels::i64* tab, uint32_t lim,
+              int32_t* qbuf, kernels::u64* ebuf, const LisRowOut& out, const LisTableFacts& facts, int64_t r0,
+              int64_t r1, bool prefetch);
+
 }  // namespace cpu
 }  // namespace ops
 }  // namespace mnq
