@@ -114,6 +114,10 @@ MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE u128 row_exps(const int32_t* q, int64_t co
 // When K < 2 (the lanes computing t < 3: the row's few largest probabilities) no threshold j ≥ 3 is reached and t is
 // the header's first two tests, t = [2s ≥ 3e] + [2s > 5e], taken only in the 8-lane halves that have such a lane
 // (a branch, taken about once per row: 9 operations of ~20 per half skipped elsewhere) and selected where t < 3.
+// In rows shorter than kAlwaysSmallCols every half computes them (always: the branch is then always taken): the
+// half holding the row's max is in a random step of few, so the branch was mispredicted about once per row, which
+// cost more than the 9 operations per half (Log-Int-Softmax 0.70 → 0.60 ms at 64×4×50×50, 0.53 → 0.25 ms at
+// 256×4×16×16; at 197 columns the branch stays ~4% faster).
 // Bounds: e ≤ s < 2^61, so a < 2^63, 3e < 2^63 and 5e < 2^64 (unsigned compares).
 // e = 0 lanes: code 2^b − 1, masked.
 struct LisHalf {
@@ -123,7 +127,9 @@ struct LisHalf {
 
 // kZeros = false: the table (hence the row) holds no e = 0, and the lanes outside k load 1. e is loaded whole (the
 // row buffer has room for whole steps, 0 past the row: exps).
-template <bool kZeros>
+constexpr int64_t kAlwaysSmallCols = 96;
+
+template <bool kZeros, bool kAlways>
 MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE LisHalf half(const u64* e, __mmask8 k, __m512i s2, __m512i vtop) {
   const __m512i one = _mm512_set1_epi64(1);
   const __m512i whole = _mm512_loadu_si512(e);
@@ -136,7 +142,7 @@ MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE LisHalf half(const u64* e, __mmask8 k, __m
   const __m512i tk = _mm512_mask_add_epi64(d, _mm512_cmpge_epu64_mask(_mm512_srlv_epi64(a, d), e3), d, one);
   const __mmask8 small = _mm512_cmplt_epi64_mask(tk, _mm512_set1_epi64(3));
   __m512i t = tk;
-  if (__builtin_expect(small != 0, 0)) {  // in about one step of a row: skipped, 9 operations fewer per 8 lanes
+  if (kAlways || __builtin_expect(small != 0, 0)) {  // long rows: in about one step of a row, skipped elsewhere
     const __mmask8 j1 = _mm512_cmpge_epu64_mask(s2, e3);                                        // 2s ≥ 3e
     const __mmask8 j2 = _mm512_cmpgt_epu64_mask(s2, _mm512_add_epi64(e3, _mm512_add_epi64(e1, e1)));  // 2s > 5e
     const __m512i t1 = _mm512_maskz_mov_epi64(j1, one);
@@ -147,9 +153,9 @@ MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE LisHalf half(const u64* e, __mmask8 k, __m
   return LisHalf{kZeros ? _mm512_mask_mov_epi64(code, zero, vtop) : code, masked};
 }
 
-template <bool kZeros, bool kNormal>
-MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE void codes(const u64* e, int64_t cols, u64 s, const kernels::LogIntSoftmaxConsts& c,
-                               const LisRowOut& out) {
+template <bool kZeros, bool kNormal, bool kAlways>
+MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE void codes(const u64* e, int64_t cols, u64 s,
+                                                 const kernels::LogIntSoftmaxConsts& c, const LisRowOut& out) {
   const int top = (1 << c.bits) - 1;
   const __m512i vtop = _mm512_set1_epi64(top);
   // The output pointers as locals: the byte stores may alias anything, and members would be reloaded after each.
@@ -160,8 +166,8 @@ MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE void codes(const u64* e, int64_t cols, u64
   const __m512i even32 = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
   for (int64_t j = 0; j < cols; j += 16) {
     const __mmask16 k = simd_lanes16(cols - j);
-    const LisHalf h0 = half<kZeros>(e + j, static_cast<__mmask8>(k), s2, vtop);
-    const LisHalf h1 = half<kZeros>(e + j + 8, static_cast<__mmask8>(k >> 8), s2, vtop);
+    const LisHalf h0 = half<kZeros, kAlways>(e + j, static_cast<__mmask8>(k), s2, vtop);
+    const LisHalf h1 = half<kZeros, kAlways>(e + j + 8, static_cast<__mmask8>(k >> 8), s2, vtop);
     const __mmask16 masked = static_cast<__mmask16>(h0.masked | (static_cast<unsigned>(h1.masked) << 8));
     // The 16 codes (< 2^8) as int32 lanes: the low dwords of both halves, one VPERMT2D.
     const __m512i code = _mm512_permutex2var_epi32(h0.code, even32, h1.code);
@@ -221,7 +227,11 @@ MNQ_TARGET_AVX512CD bool rows(const LisRowIn& in, const LogIntSoftmaxParams& p, 
     const int32_t* q = ri.q != nullptr ? ri.q : qbuf;
     const u128 s = row_exps(q, cols, mx, tab, lim, facts, ebuf, ri.q == nullptr);
     if (s < (static_cast<u128>(1) << 61)) {
-      codes<kZeros, kNormal>(ebuf, cols, static_cast<u64>(s), p.c, ro);
+      if (cols < kAlwaysSmallCols) {
+        codes<kZeros, kNormal, true>(ebuf, cols, static_cast<u64>(s), p.c, ro);
+      } else {
+        codes<kZeros, kNormal, false>(ebuf, cols, static_cast<u64>(s), p.c, ro);
+      }
     } else {
       for (int64_t j = 0; j < cols; ++j) store_one(ro, j, kernels::lis_code(s, static_cast<i64>(ebuf[j]), p.c));
     }
