@@ -75,3 +75,36 @@ def test_shiftmax_rows(isa, cols):
     # 2^16 (one register table), lim ≈ 14 narrow.
     for scale, n in ((8.0 / 127, 15), (0.03, 15), (0.02, 8), (8.0 / 127, 1)):
         check("shiftmax", q, scale, 16, n)
+
+
+@pytest.mark.parametrize("cols", [63, 64, 65, 197, 1100])
+def test_shiftmax_rows_large_sums(isa, cols):
+    """Row sums past 2^32 (e up to 2^30 at n = 26): the register rows sum in uint32 lanes only when cols·max(e) <
+    2^32 (SoftmaxTable16.sum32), else in uint64 lanes; constant and near-constant rows put ~cols/16 maxima in a
+    lane."""
+    g = torch.Generator().manual_seed(300 + cols)
+    q = span_rows(rows_for(cols, 0), cols, g, extremes=False)
+    q[::3] = 5
+    q[1::3, ::2] = -3
+    for scale, n in ((8.0 / 127, 26), (8.0 / 127, 22)):
+        check("shiftmax", q, scale, 16, n)
+
+
+@pytest.mark.parametrize("cols", [1, 16, 50, 197])
+def test_qat_rows_with_bad_codes(isa, cols):
+    """A NaN, an inf or a code beyond int32 in any row of a call (the vector rows stop at the first such row; the
+    op then reruns without them): NaN in that row's outputs, every other row as without it (SPEC §5)."""
+    g = torch.Generator().manual_seed(400 + cols)
+    scale = 8.0 / 127
+    q = span_rows(rows_for(cols, 330), cols, g, extremes=False)
+    x = (q.double() * scale).float()
+    ops_ = (("shiftmax_qat", ()), ("ibert_softmax_qat", ()), ("log_int_softmax_qat", (4,)))
+    clean = {name: getattr(ops, name)(x, scale, *a)[0] for name, a in ops_}
+    for bad_row in (0, 1, 2, 3, q.shape[0] - 1):
+        xb = x.clone()
+        xb[bad_row, (bad_row * 7) % cols] = (float("nan"), float("inf"), 1e10 * scale, -float("inf"))[bad_row % 4]
+        for name, a in ops_:
+            got = getattr(ops, name)(xb, scale, *a)[0]
+            assert torch.isnan(got[bad_row]).all(), (name, bad_row)
+            keep = torch.arange(q.shape[0]) != bad_row
+            assert torch.equal(got[keep], clean[name][keep]), (name, bad_row)
