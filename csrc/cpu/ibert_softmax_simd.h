@@ -2,7 +2,9 @@
 //
 // Three passes over a row, 16 int32 lanes each: the row max (int32 codes read in place, float32 values rounded to
 // codes rint(x·(1/S)) in float64 into a row buffer, as kernels/io.h's FloatIn does), the requantized
-// exponentials gathered from the caller's exact table of ibert_softmax_exp (iexp_table.h) with their sum, and the
+// exponentials from the caller's exact table of ibert_softmax_exp (iexp_table.h) with their sum — looked up in
+// registers (SoftmaxTable16, row_codes_simd.h's row_table16_exps) in rows whose codes span at most 255 (8-bit
+// scores: every row), gathered otherwise — and the
 // output (e·f) >> (32 − b_out) with f = floor(2^32 / s) (ibert_softmax_factor): e ≤ 32767 and f < 2^32 (the row
 // max has e = 32767 or close to it, so s ≥ 1 gives f ≤ 2^32 only when s = 1: that row takes the scalar loop), so
 // the product is VPMULUDQ, unsigned 32×32 → 64 bits, on the even and odd lanes. The QAT values float(double(v)·S)

@@ -1,8 +1,9 @@
 // Shiftmax's AVX-512 row path (kernels/shiftmax.h), equal to the scalar definition element by element.
 //
 // Three passes over a row, 16 int32 lanes each: the row max (row_codes_simd.h: int32 codes read in place, float32
-// values rounded to codes into a row buffer), the exponentials e gathered from the caller's exact table of
-// shift_exp32 with their 64-bit sum, and the output (e·f) >> (32 − b_out) with f = floor((2^31 − 1) / s)
+// values rounded to codes into a row buffer), the exponentials e from the caller's exact table of shift_exp32 with
+// their 64-bit sum (in registers, SoftmaxTable16, when lim ≤ 255 or the row's codes span at most 255; gathered
+// otherwise), and the output (e·f) >> (32 − b_out) with f = floor((2^31 − 1) / s)
 // (shiftmax_factor): e·f ≤ 2^31 − 1 (kernels/shiftmax.h), so the product is one VPMULLD. Within a row e depends on
 // d = m − q alone, clamped at −x_lo (shift_exp32_input), hence the table tab[lim − min(d, lim)] = shift_exp32(−min(d,
 // lim)), lim = −x_lo: the scalar function at the same points. The QAT form writes float(double(out)·S_out) (kernels/
