@@ -47,15 +47,23 @@ struct TableExps {
 
 // d ≤ lim < 2^16, so VPMULHUW of d (the low word of its lane; the high word is 0) by the magic gives z =
 // floor(d/|x0|) (the magic is checked for every d ∈ [0, lim] by lis_table_facts), VPMULLW r = d − |x0|·z (z·|x0| ≤
-// lim < 2^16), one VPERMT2D reads p[r] from two registers, and e = p[r] << (n − z) in 64-bit lanes.
+// lim < 2^16), one VPERMT2D reads p[r] from two registers (k64, |x0| > 32: two from four, chosen by bit 5 of r),
+// and e = p[r] << (n − z) in 64-bit lanes.
+template <bool k64>
 struct RegExps {
-  __m512i magic, x0, n, p_lo, p_hi;
+  __m512i magic, x0, n, p0, p1, p2, p3;
   MNQ_TARGET_AVX512CD explicit RegExps(const LisTableFacts& f)
       : magic(_mm512_set1_epi32(f.magic)), x0(_mm512_set1_epi32(f.x0)), n(_mm512_set1_epi32(f.n)),
-        p_lo(_mm512_loadu_si512(f.p)), p_hi(_mm512_loadu_si512(f.p + 16)) {}
+        p0(_mm512_loadu_si512(f.p)), p1(_mm512_loadu_si512(f.p + 16)), p2(_mm512_loadu_si512(f.p + 32)),
+        p3(_mm512_loadu_si512(f.p + 48)) {}
   MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE void operator()(__m512i d, __mmask16 k, __m512i& e0, __m512i& e1) const {
     const __m512i z = _mm512_mulhi_epu16(d, magic);
-    const __m512i pv = _mm512_permutex2var_epi32(p_lo, _mm512_sub_epi32(d, _mm512_mullo_epi16(z, x0)), p_hi);
+    const __m512i r = _mm512_sub_epi32(d, _mm512_mullo_epi16(z, x0));
+    __m512i pv = _mm512_permutex2var_epi32(p0, r, p1);
+    if (k64) {
+      pv = _mm512_mask_blend_epi32(_mm512_test_epi32_mask(r, _mm512_set1_epi32(32)), pv,
+                                   _mm512_permutex2var_epi32(p2, r, p3));
+    }
     const __m512i sh = _mm512_sub_epi32(n, z);
     e0 = _mm512_maskz_sllv_epi64(static_cast<__mmask8>(k), _mm512_cvtepu32_epi64(_mm512_castsi512_si256(pv)),
                                  _mm512_cvtepu32_epi64(_mm512_castsi512_si256(sh)));
@@ -96,8 +104,12 @@ MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE u128 exps(const int32_t* q, int64_t cols, 
 // the file's -march).
 MNQ_TARGET_AVX512CD MNQ_ALWAYS_INLINE u128 row_exps(const int32_t* q, int64_t cols, int32_t mx, const i64* tab, uint32_t lim,
                                   const LisTableFacts& facts, u64* e, bool q_padded) {
+  if (facts.reg && facts.x0 > 32) {
+    const RegExps<true> ex(facts);
+    return facts.wide ? exps<true>(q, cols, mx, lim, ex, e, q_padded) : exps<false>(q, cols, mx, lim, ex, e, q_padded);
+  }
   if (facts.reg) {
-    const RegExps ex(facts);
+    const RegExps<false> ex(facts);
     return facts.wide ? exps<true>(q, cols, mx, lim, ex, e, q_padded) : exps<false>(q, cols, mx, lim, ex, e, q_padded);
   }
   const TableExps ex{tab, _mm512_set1_epi32(static_cast<int32_t>(lim))};
@@ -263,10 +275,10 @@ LisTableFacts lis_table_facts(const i64* tab, uint32_t lim, int64_t cols, int n)
     mx = tab[i] > mx ? tab[i] : mx;
   }
   f.wide = static_cast<u128>(static_cast<u64>(mx)) * static_cast<u64>(cols) >= (static_cast<u128>(1) << 63);
-  // The register form: lim = n·|x0| with 2 ≤ |x0| ≤ 32 and n < 32, p[r] = tab[lim − r] >> n for r < |x0|, the magic
+  // The register form: lim = n·|x0| with 2 ≤ |x0| ≤ 64 and n < 32, p[r] = tab[lim − r] >> n for r < |x0|, the magic
   // ceil(2^16/|x0|); taken only if it reproduces every entry (a table that is not i-exp's keeps the gathers).
   const uint32_t x0 = n > 0 ? lim / static_cast<uint32_t>(n) : 0;
-  if (n <= 0 || n >= 32 || x0 < 2 || x0 > 32 || x0 * static_cast<uint32_t>(n) != lim) return f;
+  if (n <= 0 || n >= 32 || x0 < 2 || x0 > 64 || x0 * static_cast<uint32_t>(n) != lim) return f;
   f.x0 = static_cast<int32_t>(x0);
   f.n = n;
   f.magic = static_cast<int32_t>((65536 + x0 - 1) / x0);

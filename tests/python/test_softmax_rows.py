@@ -108,3 +108,24 @@ def test_qat_rows_with_bad_codes(isa, cols):
             assert torch.isnan(got[bad_row]).all(), (name, bad_row)
             keep = torch.arange(q.shape[0]) != bad_row
             assert torch.equal(got[keep], clean[name][keep]), (name, bad_row)
+
+
+def check_lis(q, scale, bits):
+    code, mask = ops.log_int_softmax(q, scale, bits)
+    want_code, want_mask = reference.log_int_softmax(q, scale, bits)
+    assert torch.equal(code.long(), want_code.long()) and torch.equal(mask, want_mask), (q.shape, scale, bits)
+    if q.abs().max() < 2**22:
+        value, _ = ops.log_int_softmax_qat((q.double() * scale).float(), scale, bits)
+        assert torch.equal(value, reference.log_int_softmax_value(want_code, want_mask).float()), (q.shape, scale)
+
+
+@pytest.mark.parametrize("cols", [1, 2, 15, 16, 17, 33, 49, 50, 95, 96, 97, 197])
+def test_log_int_softmax_rows(isa, cols):
+    """Log-Int-Softmax's short rows (under 96 columns every half computes the first two threshold tests) and i-exp's
+    register form with p in two registers (|x0| = 11) and in four (|x0| = 33..64: the analyzer's score scales
+    ~0.013, |x0| = 64 at S = ln2/63.5); |x0| = 65 gathers."""
+    g = torch.Generator().manual_seed(500 + cols)
+    for scale in (8.0 / 127, 0.0133, 0.6931471805599453 / 63.5, 0.6931471805599453 / 64.5):
+        q = span_rows(rows_for(cols, 30 * 65), cols, g)
+        for bits in (4, 8):
+            check_lis(q, scale, bits)
