@@ -12,7 +12,7 @@
 #include "csrc/cpu/ibert_softmax_simd.h"
 #include "csrc/cpu/iexp_table.h"
 #include "csrc/cpu/isa.h"
-#include "csrc/cpu/prefetch.h"
+#include "csrc/cpu/prefetch.h"  // kPrefetchMinBytes
 #include "csrc/cpu/row_buffer.h"
 #include "csrc/dispatch.h"
 #include "kernels/io.h"
@@ -74,23 +74,13 @@ bool run_simd(const IbertSoftmaxRowIn& in, const IbertSoftmaxRowOut& out, const 
               const int32_t* tab, i64 lo) {
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(p.cols, 1));
+  const SoftmaxTable16 t16(tab, static_cast<uint32_t>(-lo), p.cols);
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    RowBuffer<int32_t> buf(p.cols);
+    RowBuffer<int32_t> buf(p.cols + 32);  // ibert_softmax_simd.h: whole steps past the end
     const int64_t bytes = p.cols * 4;  // int32 or float32, in and out
     const bool prefetch = p.rows * bytes > kPrefetchMinBytes;
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t base = r * p.cols;
-      if (prefetch && r + kPrefetchRows < r1) {  // prefetch.h
-        const int64_t next = base + kPrefetchRows * p.cols;
-        const IbertSoftmaxRowIn ni = in.at(next);
-        const IbertSoftmaxRowOut no = out.at(next);
-        prefetch_lines<false>(ni.q != nullptr ? static_cast<const void*>(ni.q) : ni.x, bytes);
-        prefetch_lines<true>(no.code != nullptr ? static_cast<void*>(no.code) : no.value, bytes);
-      }
-      if (!ibert_softmax_row(in.at(base), p, tab, static_cast<uint32_t>(-lo), buf.data(), out.at(base))) {
-        all_ok = false;
-        return;
-      }
+    if (!ibert_softmax_rows(in, p, tab, static_cast<uint32_t>(-lo), &t16, buf.data(), out, r0, r1, prefetch)) {
+      all_ok = false;
     }
   });
   return all_ok;

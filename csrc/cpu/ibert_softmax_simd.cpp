@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "csrc/cpu/prefetch.h"
 #include "csrc/cpu/row_codes_simd.h"
 #include "csrc/cpu/simd.h"
 #include "kernels/io.h"
@@ -34,7 +35,8 @@ bool pow2_out_scale(double s) {
   return std::frexp(s, &ex) == 0.5 && ex - 1 >= -126 && ex - 1 <= 110;
 }
 
-MNQ_TARGET_AVX512 void write(const int32_t* e, int64_t cols, i64 f, int shift, const IbertSoftmaxRowOut& out) {
+MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void write(const int32_t* e, int64_t cols, i64 f, int shift,
+                                                const IbertSoftmaxRowOut& out) {
   const __m512i vf = _mm512_set1_epi64(f);
   const __m128i sh = _mm_cvtsi32_si128(shift);
   const __m512d sc = _mm512_set1_pd(out.scale);
@@ -44,14 +46,14 @@ MNQ_TARGET_AVX512 void write(const int32_t* e, int64_t cols, i64 f, int shift, c
     const __m512 sc32 = _mm512_set1_ps(static_cast<float>(out.scale));
     for (int64_t j = 0; j < cols; j += 16) {
       const __mmask16 k = simd_lanes16(cols - j);
-      const __m512i v = outs(_mm512_maskz_loadu_epi32(k, e + j), vf, sh);
+      const __m512i v = outs(_mm512_loadu_si512(e + j), vf, sh);  // e: padded (lanes past cols unused)
       _mm512_mask_storeu_ps(value + j, k, _mm512_mul_ps(_mm512_cvtepi32_ps(v), sc32));
     }
     return;
   }
   for (int64_t j = 0; j < cols; j += 16) {
     const __mmask16 k = simd_lanes16(cols - j);
-    const __m512i v = outs(_mm512_maskz_loadu_epi32(k, e + j), vf, sh);
+    const __m512i v = outs(_mm512_loadu_si512(e + j), vf, sh);  // e: padded (lanes past cols unused)
     if (code != nullptr) {
       _mm512_mask_storeu_epi32(code + j, k, v);
     } else {  // FloatOut: float(double(v)·S)
@@ -61,29 +63,61 @@ MNQ_TARGET_AVX512 void write(const int32_t* e, int64_t cols, i64 f, int shift, c
     }
   }
 }
-#endif
 
-}  // namespace
-
-bool ibert_softmax_row(const IbertSoftmaxRowIn& in, const IbertSoftmaxParams& p, const int32_t* tab, uint32_t lim,
-                       int32_t* buf, const IbertSoftmaxRowOut& out) {
-#if defined(MNQ_HAVE_X86_SIMD)
-  i64 s = 0;
-  if (!row_table_softmax_exps(in.q, in.x, in.inv_scale, p.cols, p.lo, p.hi, tab, lim, buf, s)) return false;
-  const i64 f = kernels::ibert_softmax_factor(s);
-  if (f < (i64(1) << 32)) {
-    write(buf, p.cols, f, p.c.out_shift, out);
-  } else {
-    for (int64_t j = 0; j < p.cols; ++j) {
-      const i64 v = kernels::ibert_softmax_out(buf[j], f, p.c);
-      if (out.code != nullptr) {
-        kernels::IntOut<int32_t>{out.code}.store(j, v);
-      } else {
-        kernels::FloatOut{out.value, out.scale}.store(j, v);
+MNQ_TARGET_AVX512 bool rows_avx512(const IbertSoftmaxRowIn& in, const IbertSoftmaxParams& p, const int32_t* tab,
+                                   uint32_t lim, const SoftmaxTable16* t16, int32_t* buf, const IbertSoftmaxRowOut& out,
+                                   int64_t r0, int64_t r1, bool prefetch) {
+  const int64_t bytes = p.cols * 4;  // int32 or float32, in and out
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t base = r * p.cols;
+    if (prefetch && r + kPrefetchRows < r1) {  // prefetch.h
+      const int64_t next = base + kPrefetchRows * p.cols;
+      const IbertSoftmaxRowIn ni = in.at(next);
+      const IbertSoftmaxRowOut no = out.at(next);
+      prefetch_lines<false>(ni.q != nullptr ? static_cast<const void*>(ni.q) : ni.x, bytes);
+      prefetch_lines<true>(no.code != nullptr ? static_cast<void*>(no.code) : no.value, bytes);
+    }
+    const IbertSoftmaxRowIn ri = in.at(base);
+    const IbertSoftmaxRowOut ro = out.at(base);
+    i64 s = 0;
+    if (!row_table_softmax_exps(ri.q, ri.x, ri.inv_scale, p.cols, p.lo, p.hi, tab, lim, t16, buf, s)) return false;
+    const i64 f = kernels::ibert_softmax_factor(s);
+    if (f < (i64(1) << 32)) {
+      write(buf, p.cols, f, p.c.out_shift, ro);
+    } else {
+      for (int64_t j = 0; j < p.cols; ++j) {
+        const i64 v = kernels::ibert_softmax_out(buf[j], f, p.c);
+        if (ro.code != nullptr) {
+          kernels::IntOut<int32_t>{ro.code}.store(j, v);
+        } else {
+          kernels::FloatOut{ro.value, ro.scale}.store(j, v);
+        }
       }
     }
   }
   return true;
+}
+#endif
+
+}  // namespace
+
+SoftmaxTable16::SoftmaxTable16(const int32_t* tab, uint32_t lim, int64_t cols) {
+  uint32_t mx = 0;
+  for (uint32_t i = 0; i < 256; ++i) {
+    const uint32_t v = static_cast<uint32_t>(tab[lim - (i < lim ? i : lim)]);
+    lo[i] = static_cast<uint16_t>(v & 0xffffu);
+    hi[i] = static_cast<uint16_t>(v >> 16);
+    wide = wide || hi[i] != 0;
+    mx = v > mx ? v : mx;
+  }
+  sum32 = static_cast<unsigned __int128>(mx) * static_cast<uint64_t>(cols) < (static_cast<unsigned __int128>(1) << 32);
+}
+
+bool ibert_softmax_rows(const IbertSoftmaxRowIn& in, const IbertSoftmaxParams& p, const int32_t* tab, uint32_t lim,
+                        const SoftmaxTable16* t16, int32_t* buf, const IbertSoftmaxRowOut& out, int64_t r0, int64_t r1,
+                        bool prefetch) {
+#if defined(MNQ_HAVE_X86_SIMD)
+  return rows_avx512(in, p, tab, lim, t16, buf, out, r0, r1, prefetch);
 #else
   return false;
 #endif

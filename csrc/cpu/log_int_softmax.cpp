@@ -93,28 +93,10 @@ bool run_simd(const LisRowIn& in, const LisRowOut& out, const LogIntSoftmaxParam
   const uint32_t lim = static_cast<uint32_t>(-lo);
   const LisTableFacts facts = lis_table_facts(tab, lim, p.cols);
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    RowBuffer<int32_t> qbuf(p.cols);
-    RowBuffer<u64> ebuf(p.cols);
+    RowBuffer<int32_t> qbuf(p.cols + 16);  // log_int_softmax_simd.h: whole steps past the end
+    RowBuffer<u64> ebuf(p.cols + 16);
     const bool prefetch = p.rows * p.cols * 4 > kPrefetchMinBytes;  // the input's bytes (int32 or float32)
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t base = r * p.cols;
-      if (prefetch && r + kPrefetchRows < r1) {  // prefetch.h
-        const int64_t next = base + kPrefetchRows * p.cols;
-        const LisRowIn ni = in.at(next);
-        const LisRowOut no = out.at(next);
-        prefetch_lines<false>(ni.q != nullptr ? static_cast<const void*>(ni.q) : ni.x, p.cols * 4);
-        if (no.value != nullptr) {
-          prefetch_lines<true>(no.value, p.cols * 4);
-        } else {
-          prefetch_lines<true>(no.code, p.cols);
-          prefetch_lines<true>(no.mask, p.cols);
-        }
-      }
-      if (!lis_row(in.at(base), p, tab, lim, qbuf.data(), ebuf.data(), out.at(base), facts)) {
-        all_ok = false;
-        return;
-      }
-    }
+    if (!lis_rows(in, p, tab, lim, qbuf.data(), ebuf.data(), out, facts, r0, r1, prefetch)) all_ok = false;
   });
   return all_ok;
 }

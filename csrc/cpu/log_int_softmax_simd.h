@@ -51,8 +51,8 @@ bool lis_simd_available();
 
 // Facts about the table that select the row path's variants, computed once per call: zeros, whether an entry is 0
 // (the codes then test e = 0 lanes); wide, whether cols·max(tab) ≥ 2^63 (the row sum is then kept in two halves);
-// reg, whether pass 2 may compute e from the 32 int32 values in p instead of gathering it (i-exp's own form, e =
-// p[r] << (n − z) with z = floor(d/|x0|), r = d − |x0|·z, |x0| ≤ 32: the .cpp's exps_reg, checked against every
+// reg, whether pass 2 may compute e from the 64 int32 values in p instead of gathering it (i-exp's own form, e =
+// p[r] << (n − z) with z = floor(d/|x0|), r = d − |x0|·z, |x0| ≤ 64 (S ≥ ~0.011: 8-bit attention scores): the .cpp's exps_reg, checked against every
 // entry of the table). The defaults are the general variants, right for any table.
 struct LisTableFacts {
   bool zeros = true;
@@ -61,17 +61,24 @@ struct LisTableFacts {
   int32_t x0 = 0;     // reg: |x0|, the period of i-exp's polynomial
   int32_t magic = 0;  // reg: floor(d/|x0|) = (d·magic) >> 16 for d ∈ [0, lim]
   int32_t n = 0;      // reg: i-exp's n
-  int32_t p[32] = {};  // reg: i-exp's polynomial p at x = −r, r < |x0| (0 beyond)
+  int32_t p[64] = {};  // reg: i-exp's polynomial p at x = −r, r < |x0| (0 beyond)
 };
 // n: i-exp's n (the table's entries are ibert_exp(i − lim) with lim = n·|x0|).
 LisTableFacts lis_table_facts(const kernels::i64* tab, uint32_t lim, int64_t cols, int n = kernels::kIbertExpN);
 
 // One row of p.cols elements. tab[i] = ibert_exp(i − lim, p.c.ex) for i ∈ [0, lim], lim = −n·x0 (< 2^31);
-// qbuf [p.cols] int32 and ebuf [p.cols] uint64 are scratch; facts: lis_table_facts(tab, lim, p.cols) or the
+// qbuf [p.cols + 16] int32 and ebuf [p.cols + 16] uint64 are scratch (whole 16-lane steps past the row's end); facts: lis_table_facts(tab, lim, p.cols) or the
 // defaults. False when a code lies outside [p.lo, p.hi] (or a float has no code); the row's output is then
 // unspecified.
 bool lis_row(const LisRowIn& in, const kernels::LogIntSoftmaxParams& p, const kernels::i64* tab, uint32_t lim,
              int32_t* qbuf, kernels::u64* ebuf, const LisRowOut& out, const LisTableFacts& facts = {});
+
+// Rows [r0, r1) as lis_row does each (in and out at row 0), in one function (its constants stay in registers);
+// prefetch: request the next row's lines first (prefetch.h). False at the first row with a code outside [p.lo, p.hi]
+// (the rows before it are written).
+bool lis_rows(const LisRowIn& in, const kernels::LogIntSoftmaxParams& p, const kernels::i64* tab, uint32_t lim,
+              int32_t* qbuf, kernels::u64* ebuf, const LisRowOut& out, const LisTableFacts& facts, int64_t r0,
+              int64_t r1, bool prefetch);
 
 }  // namespace cpu
 }  // namespace ops

@@ -104,63 +104,6 @@ MNQ_TARGET_AVX512 void tables16(const int32_t* e1, int64_t t0, int64_t t1, int64
               });
 }
 
-// A 256-entry table of 16-bit entries in 8 registers, looked up 32 lanes at a time: indices t ∈ [0, 256) in 16-bit
-// lanes; VPERMI2W selects by t's low 6 bits within a pair of registers, bits 6 and 7 pick the pair.
-struct Table16 {
-  __m512i r[8];
-  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE explicit Table16(const uint16_t* p) {
-    for (int i = 0; i < 8; ++i) r[i] = _mm512_loadu_si512(p + 32 * i);
-  }
-  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512i look(__m512i t, __mmask32 b6, __mmask32 b7) const {
-    const __m512i a = _mm512_permutex2var_epi16(r[0], t, r[1]), b = _mm512_permutex2var_epi16(r[2], t, r[3]);
-    const __m512i c = _mm512_permutex2var_epi16(r[4], t, r[5]), d = _mm512_permutex2var_epi16(r[6], t, r[7]);
-    return _mm512_mask_blend_epi16(b7, _mm512_mask_blend_epi16(b6, a, b), _mm512_mask_blend_epi16(b6, c, d));
-  }
-};
-
-// The 32 codes at q (lanes k0, k1 of its two halves; the others read as 0) and their indices t = m − q packed to
-// 16 bits by VPACKUSDW, which interleaves the halves per 128-bit lane (words 0–3 of a lane from v0, 4–7 from v1);
-// unpacking the looked-up words in the same lanes (unpack_lo: v0's, unpack_hi: v1's) restores the order. The
-// masked-off lanes' t (m, saturated to [0, 65535]) may select anything: they are never stored.
-struct Step32 {
-  __m512i v0, v1, t;
-  __mmask32 b6, b7;
-  MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE Step32(__m512i a, __m512i b, __m512i vm) : v0(a), v1(b) {
-    t = _mm512_packus_epi32(_mm512_sub_epi32(vm, v0), _mm512_sub_epi32(vm, v1));
-    b6 = _mm512_test_epi16_mask(t, _mm512_set1_epi16(64));
-    b7 = _mm512_test_epi16_mask(t, _mm512_set1_epi16(128));
-  }
-};
-
-// The row in steps of 32 lanes, full steps unmasked (a masked load or store per step costs more), then a masked
-// tail: step(s, j, k0, k1) stores the outputs of the Step32 s of columns [j, j + 32) in the lanes k0, k1 of its
-// halves.
-template <class Step>
-MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void steps32(const int32_t* q, int64_t cols, int32_t m, const Step& step) {
-  const __m512i vm = _mm512_set1_epi32(m);
-  int64_t j = 0;
-  for (; j + 32 <= cols; j += 32) {
-    step(Step32(_mm512_loadu_si512(q + j), _mm512_loadu_si512(q + j + 16), vm), j, 0xffff, 0xffff);
-  }
-  if (j < cols) {
-    const __mmask16 k0 = simd_lanes16(cols - j), k1 = cols - j > 16 ? simd_lanes16(cols - j - 16) : 0;
-    step(Step32(_mm512_maskz_loadu_epi32(k0, q + j), _mm512_maskz_loadu_epi32(k1, q + j + 16), vm), j, k0, k1);
-  }
-}
-
-// A step's two 16-lane halves of 32-bit values at p and p + 16 lanes: whole stores for a full step, else the lanes
-// of k0 and k1.
-MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE void store_step(void* p, __m512i o0, __m512i o1, __mmask16 k0, __mmask16 k1) {
-  char* b = static_cast<char*>(p);
-  if (k1 == 0xffff) {
-    _mm512_storeu_si512(b, o0);
-    _mm512_storeu_si512(b + 64, o1);
-  } else {
-    _mm512_mask_storeu_epi32(b, k0, o0);
-    _mm512_mask_storeu_epi32(b + 64, k1, o1);
-  }
-}
-
 // The steps of the int output: q·sig.
 struct IntSteps {
   const Table16& tab;

@@ -78,15 +78,10 @@ bool run_simd(const IbertSoftmaxRowIn& in, const IbertSoftmaxRowOut& out, const 
   std::atomic<bool> all_ok{true};
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(p.cols, 1));
   const uint32_t lim = static_cast<uint32_t>(-p.c.se.x_lo);
+  const SoftmaxTable16 t16(tab, lim, p.cols);
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    RowBuffer<int32_t> buf(p.cols);
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t base = r * p.cols;
-      if (!shiftmax_row(in.at(base), p, tab, lim, buf.data(), out.at(base))) {
-        all_ok = false;
-        return;
-      }
-    }
+    RowBuffer<int32_t> buf(p.cols + 32);  // shiftmax_simd.h: whole steps past the end
+    if (!shiftmax_rows(in, p, tab, lim, &t16, buf.data(), out, r0, r1)) all_ok = false;
   });
   return all_ok;
 }
