@@ -195,7 +195,7 @@ MNQ_TARGET_AVX512 bool tile_codes_avx512(const Quantizer& qz, const float* p, in
     for (int64_t i = 0; i < R; ++i) {
       __m512 l1 = _mm512_setzero_ps();
       if (!span_codes(qz, p + i * si, C, f + i * ld, l1, vmax)) return false;
-      l1max = std::max(l1max, _mm512_reduce_add_ps(l1));
+      if (want_l1) l1max = std::max(l1max, _mm512_reduce_add_ps(l1));
     }
   } else {
     const int64_t lt = (R + 15) / 16 * 16;
