@@ -107,24 +107,42 @@ def test_softmax_rows_on_both_sides_of_the_bound(isa, row_sum, bits_v):
 
 
 def test_a_sum_beyond_float32_is_exact(isa):
-    """Products of 2^24 and a sum of 2^25 + 1: a float32 accumulation would lose the 1 (the bound must send the
-    tile to the exact form). Columns of one vector and of the tail both."""
+    """Products 2^24, 1 and −2^24: the exact sum is 1, a float32 accumulation in k order gives 0 (2^24 + 1 rounds to
+    2^24): the bound (L·Q = 8193·4096 > 2^24) must send the tile to the exact form. Columns of the first vector and
+    of the tail both; a scale that keeps the result apart from its neighbours."""
+    s = torch.tensor(0.75, dtype=torch.float64)
+    a = torch.tensor([[4096.0, 1.0, 4096.0]] * 9) * 0.75
+    b = torch.tensor([[4096.0], [1.0], [-4096.0]]).repeat(1, 20)
+    b[1, 3], b[1, 18] = 3.0, -5.0
+    got = mnq.ops.quant_matmul(a, s, b * 0.75, s)
+    assert got[0, 0] == 0.5625 and got[0, 3] == 3 * 0.5625 and got[0, 18] == -5 * 0.5625
+    assert same_bits(got, ref.quant_matmul(a, s, b * 0.75, s))
+
+
+def test_the_bound_is_on_row_sums_not_on_single_products(isa):
+    """Every product below 2^24 (511·255) but a row's L·Q of ~2^25: 130 products up, 130 down, then 1. A float32
+    accumulation in k order rounds the odd partial sums above 2^24; the exact result is the last product."""
+    k_up = 130
+    a = torch.tensor([[511.0] * (2 * k_up) + [1.0]] * 3)
+    b = torch.tensor([255.0] * k_up + [-255.0] * k_up + [7.0]).reshape(-1, 1).repeat(1, 17)
+    acc = torch.zeros((), dtype=torch.float32)
+    for x in (a[0] * b[:, 0]).tolist():  # what float32 sums in k order give: not the exact 7
+        acc = (acc + torch.tensor(x, dtype=torch.float32)).float()
+    assert float(acc) != 7.0
     s = torch.tensor(1.0, dtype=torch.float64)
-    a = torch.tensor([[4096.0, 4096.0, 1.0]] * 9)
-    b = torch.zeros(3, 20)
-    b[:, :] = torch.tensor([[4096.0], [4096.0], [1.0]])
-    b[2, 3] = -1.0
     got = mnq.ops.quant_matmul(a, s, b, s)
-    assert got[0, 0] == 2 ** 25 + 1 and got[0, 3] == 2 ** 25 - 1
-    assert same_bits(got, ref.quant_matmul(a, s, b, s))
+    assert (got == 7.0).all() and same_bits(got, ref.quant_matmul(a, s, b, s))
 
 
-def test_codes_at_the_certified_clamp_are_exact(isa):
-    """|codes| ≥ 2^18 − 1 (the certified quantizer's clamp ends) with a small other operand: the exact tiles."""
+@pytest.mark.parametrize("row", [[2.0 ** 20, -2.0], [2.0 ** 18 - 1, 1.0], [-(2.0 ** 18), 3.0], [-(2.0 ** 19), 5.0]])
+def test_codes_at_the_certified_clamp_are_exact(isa, row):
+    """A code at or beyond the certified quantizer's clamp (2^18 − 1, −2^18) with a small other operand (L·Q small):
+    the exact tiles, which read the code itself (2^20 is not 2^18 − 1)."""
     s = torch.tensor(0.5, dtype=torch.float64)
-    a = torch.tensor([[2.0 ** 18 - 1, 1.0], [-(2.0 ** 18), 3.0], [2.0 ** 20, -2.0]]) * 0.5
+    a = torch.tensor([row, [1.0, 2.0]]) * 0.5
     b = torch.tensor([[1.0, 0.0, -1.0], [1.0, 1.0, 0.0]]) * 0.5
     _check(a, s, b, s)
+    _check(b.t().contiguous(), s, a.t().contiguous(), s)  # the code in b
 
 
 def test_off_grid_inputs_are_read_at_their_codes(isa):
