@@ -17,6 +17,7 @@ namespace {
 
 constexpr const char* kOp = "quant_matmul";
 constexpr double kLo32 = -2147483648.0, kHi32 = 2147483647.0;
+constexpr int64_t kMaxTileWords = int64_t{1} << 21;
 
 // The checks that need no device (the Meta kernel's too): dtypes and shapes.
 void check_shapes(const at::Tensor& a, const at::Tensor& scale_a, const at::Tensor& b, const at::Tensor& scale_b) {
@@ -108,7 +109,11 @@ at::Tensor quant_matmul(const at::Tensor& a, const at::Tensor& scale_a, const at
     const double sa = *s_a.data_ptr<double>(), sb = *s_b.data_ptr<double>(), so = *s_out.data_ptr<double>();
     TORCH_CHECK_VALUE(std::isfinite(sa) && sa > 0, kOp, ": scale_a must be a finite positive scale, got ", sa);
     TORCH_CHECK_VALUE(std::isfinite(sb) && sb > 0, kOp, ": scale_b must be a finite positive scale, got ", sb);
-    if (a.dim() - 2 <= cpu::QuantMatmulArgs::kMaxBatchDims && std::isfinite(so) && so > 0) {
+    // The CPU kernel packs one product's codes per thread: products of more than kMaxTileWords codes (8 MiB; the
+    // attention's are ~0.1 MiB) take the float64 path instead.
+    const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+    const int64_t words = M * ((K + 15) / 16 * 16) + K * ((N + 15) / 16 * 16);
+    if (a.dim() - 2 <= cpu::QuantMatmulArgs::kMaxBatchDims && words <= kMaxTileWords && std::isfinite(so) && so > 0) {
       return cpu_kernel(a, sa, b, sb, so);
     }
   }

@@ -20,7 +20,8 @@
 //   outside the bound (wide codes, NaN, codes at the certified quantizer's clamp ±2^18) takes the exact float64
 //   form: float64 codes (NaN stays NaN), float64 sums in k order — exact while every partial sum stays below
 //   2^53, e.g. any codes of ≤ 16 bits with K < 2^22.
-// - Other devices (CUDA): float64 codes and one float64 batched GEMM, exact under the same 2^53 condition (codes
+// - Other devices (CUDA), and on the CPU products of more than 2^21 codes (the kernel's per-thread buffer) or with
+//   more than 6 batch dims: float64 codes and one float64 batched GEMM, exact under the same 2^53 condition (codes
 //   of ≤ 16 bits with K < 2^21 leave a margin); NaN in a or b gives NaN in the outputs it reaches. No value is
 //   read back to the host.
 // Output layout (CPU): a 4-D product [B, H, M, N] whose b is a head-interleaved view (b.stride(-1) = 1 and

@@ -169,6 +169,7 @@ def test_strides_of_every_kind(isa):
 def test_many_batch_dims_and_empty_shapes():
     g = torch.Generator().manual_seed(6)
     _check(*_pair((2, 1, 2, 1, 2, 1, 2), 3, 4, 5, 8, 8, g))  # 7 batch dims: the float64 path
+    _check(*_pair((), 3000, 700, 16, 8, 8, g))  # more than 2^21 codes in one product: the float64 path
     for lead, m, k, n in [((0,), 3, 4, 5), ((2,), 0, 4, 5), ((2,), 3, 0, 5), ((2,), 3, 4, 0)]:
         a, s_a, b, s_b = _pair(lead, m, k, n, 8, 8, g)
         got = mnq.ops.quant_matmul(a, s_a, b, s_b)
