@@ -121,6 +121,12 @@ inline T quant_linear(const T& x, const T& scale, const T& weight, const T& weig
   MNQ_OP_HANDLE("quant_linear", T(const T&, const T&, const T&, const T&, const OptT&));
   return op.call(x, scale, weight, weight_scale, bias);
 }
+// The fake-quant MatMul of two quantized tensors, exact: fl32((codes(a) @ codes(b))·scale_a·scale_b) (SPEC §1;
+// csrc/ops/quant_matmul.h); backward straight-through (a @ b's gradient).
+inline T quant_matmul(const T& a, const T& scale_a, const T& b, const T& scale_b) {
+  MNQ_OP_HANDLE("quant_matmul", T(const T&, const T&, const T&, const T&));
+  return op.call(a, scale_a, b, scale_b);
+}
 inline TT shiftmax_qat(const T& x, const T& scale, int64_t out_bits = 16, int64_t n = 15) {
   MNQ_OP_HANDLE("shiftmax_qat", TT(const T&, const T&, int64_t, int64_t));
   return op.call(x, scale, out_bits, n);

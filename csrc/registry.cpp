@@ -50,4 +50,8 @@ TORCH_LIBRARY(mnq, m) {
   // weight [N, K] on the grid of weight_scale [N], the bias quantized on S_out = scale·weight_scale (32 bits);
   // returns fl32((codes(x) @ codes(weight)ᵀ + codes(bias))·S_out). Backward: F.linear's (straight-through).
   m.def("quant_linear(Tensor x, Tensor scale, Tensor weight, Tensor weight_scale, Tensor? bias=None) -> Tensor");
+  // The fake-quant MatMul of two quantized tensors computed exactly (csrc/ops/quant_matmul.h, SPEC §1): a [..., M, K]
+  // and b [..., K, N] (equal batch dims) on the grids of the per-tensor scale_a and scale_b (0-d); returns
+  // fl32((codes(a) @ codes(b))·scale_a·scale_b). Backward: a @ b's (straight-through).
+  m.def("quant_matmul(Tensor a, Tensor scale_a, Tensor b, Tensor scale_b) -> Tensor");
 }

@@ -131,6 +131,23 @@ def cases(device, b):
         ("quant_linear", lambda: ops.quant_linear(xl, sx, wq, swl, bl), lambda: ops.quant_linear(xl, sx, wq, swl, bl),
          lambda: F.linear(xl, wq, bq), lambda: F.linear(xl, wl, bl), xl),
     ]
+    # The attention's two MatMuls (SPEC §1): q@kᵀ and attn@v of 6 heads of 64 on the q / k / v views of the qkv
+    # tensor [b, 197, 3, 6, 64] (8-bit codes) and a 16-bit softmax output, exact (mnq.ops.quant_matmul; int and QAT
+    # forms are one op) against torch.matmul on the same float inputs (what the fake-quant MatMul ran before).
+    H, hd = 6, 64
+    sq = torch.tensor(3.0 / 127, dtype=torch.float64)
+    qkv = (torch.clamp(torch.round(torch.randn(b, 197, 3 * C, device=device) * 40), -128, 127) * sq).float()
+    qh, kh, vh = qkv.reshape(b, 197, 3, H, hd).permute(2, 0, 3, 1, 4).unbind(0)
+    kt = kh.transpose(-2, -1)
+    pw = torch.rand(b, H, 197, 197, device=device) ** 4
+    sp = torch.tensor(2.0 ** -15, dtype=torch.float64)
+    pa = (torch.round(pw / pw.sum(-1, keepdim=True) * 2 ** 15) * sp).float()
+    cases += [
+        ("quant_matmul/qk", lambda: ops.quant_matmul(qh, sq, kt, sq), lambda: ops.quant_matmul(qh, sq, kt, sq),
+         lambda: torch.matmul(qh, kt), lambda: torch.matmul(qh, kt), qh),
+        ("quant_matmul/av", lambda: ops.quant_matmul(pa, sp, vh, sq), lambda: ops.quant_matmul(pa, sp, vh, sq),
+         lambda: torch.matmul(pa, vh), lambda: torch.matmul(pa, vh), pa),
+    ]
     return cases
 
 

@@ -116,7 +116,8 @@ void QuantConv2dImpl::pretty_print(std::ostream& stream) const {
 
 ScaledTensor quant_matmul(const at::Tensor& a, const at::Tensor& scale_a, const at::Tensor& b,
                           const at::Tensor& scale_b) {
-  return {at::matmul(a, b), per_tensor_scale(scale_a, "QuantMatMul") * per_tensor_scale(scale_b, "QuantMatMul")};
+  const at::Tensor s_a = per_tensor_scale(scale_a, "QuantMatMul"), s_b = per_tensor_scale(scale_b, "QuantMatMul");
+  return {ops::quant_matmul(a, s_a, b, s_b), s_a * s_b};  // the exact integer product (SPEC §1; quant_matmul.h)
 }
 
 }  // namespace nn

@@ -68,7 +68,8 @@ class QuantConv2dImpl : public torch::nn::Conv2dImpl {
 };
 TORCH_MODULE(QuantConv2d);
 
-// Product of two quantized tensors: (a @ b, S_a·S_b), per-tensor scales (python's QuantMatMul, which has no state).
+// Product of two quantized tensors: (a @ b, S_a·S_b), per-tensor scales, the integer product computed exactly
+// (ops::quant_matmul, SPEC §1; python's QuantMatMul, which has no state).
 ScaledTensor quant_matmul(const at::Tensor& a, const at::Tensor& scale_a, const at::Tensor& b,
                           const at::Tensor& scale_b);
 

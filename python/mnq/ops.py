@@ -95,6 +95,7 @@ _quantize_qat = _ops.quantize_qat.default
 _requant = _ops.requant.default
 _requant_qat = _ops.requant_qat.default
 _quant_linear = _ops.quant_linear.default
+_quant_matmul = _ops.quant_matmul.default
 
 
 def quantize(x: Tensor, scale: Scale, bits: int, axis: int = -1) -> Tensor:
@@ -184,6 +185,13 @@ def quant_linear(x: Tensor, scale: Scale, weight: Tensor, weight_scale: Tensor,
     grid of the per-tensor `scale`), q_w = round(weight / weight_scale[n]), S_out = scale·weight_scale and q_b the
     bias quantized on S_out (32 bits). Backward: F.linear's gradient (straight-through)."""
     return _quant_linear(x, _scale_tensor(scale), weight, weight_scale, bias)
+
+
+def quant_matmul(a: Tensor, scale_a: Scale, b: Tensor, scale_b: Scale) -> Tensor:
+    """The fake-quant MatMul of two quantized tensors, exact (SPEC §1): fl32((q_a @ q_b)·S_a·S_b) with
+    q_a = round(a / scale_a) and q_b = round(b / scale_b) (a [..., M, K] and b [..., K, N] on the grids of per-tensor
+    scales, equal batch dims, no broadcasting). Backward: a @ b's gradient (straight-through)."""
+    return _quant_matmul(a, _scale_tensor(scale_a), b, _scale_tensor(scale_b))
 
 
 def ptf_quantize_qat(x: Tensor, alpha: Tensor, s_base: Scale, bits: int) -> Tensor:

@@ -113,6 +113,15 @@ def quant_linear(x: torch.Tensor, scale, weight: torch.Tensor, weight_scale, bia
     return (acc.to(torch.float64) * s_out).to(torch.float32)
 
 
+def quant_matmul(a: torch.Tensor, scale_a, b: torch.Tensor, scale_b) -> torch.Tensor:
+    """The fake-quant MatMul (SPEC §1): fl32((q_a @ q_b)·S_out), q_a = round(a / S_a) and q_b = round(b / S_b) on
+    32 bits, S_out = S_a·S_b (float64); int64 sums (exact)."""
+    s_a = torch.as_tensor(scale_a, dtype=torch.float64).reshape(())
+    s_b = torch.as_tensor(scale_b, dtype=torch.float64).reshape(())
+    acc = quantize(a, s_a, 32) @ quantize(b, s_b, 32)
+    return (acc.to(torch.float64) * (s_a * s_b)).to(torch.float32)
+
+
 def requant_act(q, scale_in, scale_out: float, bits: int, identity=None, identity_scale=None) -> torch.Tensor:
     """QuantAct on a quantized input: clamp(requant(q, S_in/S) [+ requant(q_id, S_id/S)]); S_in per channel ok."""
 

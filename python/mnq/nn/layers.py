@@ -1,9 +1,9 @@
 """Quantized linear layers (SPEC §1), I-ViT calling style ``forward(x, scale) -> (y, scale_out)``.
 
 Weights: symmetric per output channel from the current weights at every forward, S_w[c] = max|W[c]| / (2^(b-1)-1);
-bias: round(bias / (S_w·S_a)) on 32 bits. QuantLinear computes the integer product exactly (mnq.ops.quant_linear:
-int8 GEMM on the CPU), QuantConv2d and QuantMatMul run a float GEMM on the dequantized values; backward is the float
-product's (STE). scale_out = S_a·S_w is per output channel.
+bias: round(bias / (S_w·S_a)) on 32 bits. QuantLinear and QuantMatMul compute the integer product exactly
+(mnq.ops.quant_linear: int8 GEMM on the CPU; mnq.ops.quant_matmul), QuantConv2d runs a float GEMM on the dequantized
+values; backward is the float product's (STE). scale_out = S_a·S_w is per output channel.
 """
 from __future__ import annotations
 
@@ -65,7 +65,9 @@ class QuantConv2d(nn.Conv2d):
 
 
 class QuantMatMul(nn.Module):
-    """Product of two quantized tensors: (A @ B, S_A·S_B), per-tensor scales."""
+    """Product of two quantized tensors: (A @ B, S_A·S_B), per-tensor scales; the integer product computed exactly
+    (SPEC §1: mnq.ops.quant_matmul)."""
 
     def forward(self, a: Tensor, scale_a: Tensor, b: Tensor, scale_b: Tensor) -> Tuple[Tensor, Tensor]:
-        return a @ b, _per_tensor_scale(scale_a, "QuantMatMul") * _per_tensor_scale(scale_b, "QuantMatMul")
+        s_a, s_b = _per_tensor_scale(scale_a, "QuantMatMul"), _per_tensor_scale(scale_b, "QuantMatMul")
+        return ops.quant_matmul(a, s_a, b, s_b), s_a * s_b

@@ -90,6 +90,31 @@ TEST_CASE("QuantLinear fake-quantizes its weight per output channel and computes
   REQUIRE_THROWS_WITH(QuantLinear(2, 2, true, 1), Catch::Contains("bits"));
 }
 
+TEST_CASE("quant_matmul computes the integer product of the attention's views exactly", "[nn]") {
+  at::manual_seed(5);
+  // q and kᵀ as the attention slices them from the qkv tensor [B, N, 3, H, hd]: strided views, 8-bit codes
+  const int64_t B = 2, N = 13, H = 3, hd = 16;
+  const at::Tensor qkv = at::randint(-128, 128, {B, N, 3 * H * hd}).to(at::kFloat) * 0.25f;
+  const auto heads = qkv.reshape({B, N, 3, H, hd}).permute({2, 0, 3, 1, 4}).unbind(0);
+  const at::Tensor s = at::scalar_tensor(0.25, at::kDouble);
+  const at::Tensor kt = heads[1].transpose(-2, -1);
+  auto [y, so] = quant_matmul(heads[0], s, kt, s);
+  REQUIRE(so.item<double>() == 0.0625);
+  // SPEC §1: fl32(fl64(q_a @ q_b)·S_a·S_b), here with int64 sums
+  const at::Tensor q_a = at::round(heads[0].to(at::kDouble) / 0.25).to(at::kLong);
+  const at::Tensor q_b = at::round(kt.to(at::kDouble) / 0.25).to(at::kLong);
+  REQUIRE(at::equal(y, (at::matmul(q_a, q_b).to(at::kDouble) * 0.0625).to(at::kFloat)));
+  // attn @ v: the output's storage is [B, N, H, hd], so merging the heads is a view
+  const at::Tensor p = at::softmax(y, -1).mul(32768).round().div(32768);
+  auto [o, so2] = quant_matmul(p, at::scalar_tensor(1.0 / 32768, at::kDouble), heads[2], s);
+  const at::Tensor q_p = at::round(p.to(at::kDouble) * 32768).to(at::kLong);
+  const at::Tensor q_v = at::round(heads[2].to(at::kDouble) / 0.25).to(at::kLong);
+  REQUIRE(at::equal(o, (at::matmul(q_p, q_v).to(at::kDouble) * (0.25 / 32768)).to(at::kFloat)));
+  REQUIRE(o.transpose(1, 2).reshape({B, N, H * hd}).data_ptr() == o.data_ptr());
+  REQUIRE(o.transpose(1, 2).is_contiguous());
+  REQUIRE_THROWS_WITH(quant_matmul(heads[0], at::ones({2}, at::kDouble), kt, s), Catch::Contains("per tensor"));
+}
+
 TEST_CASE("the non-linear layers return each method's output scale", "[nn]") {
   at::manual_seed(3);  // this case's own inputs (torch_seed.cpp seeds every case with 0)
   const at::Tensor q = at::randint(-128, 128, {2, 5, 9}).to(at::kFloat);
