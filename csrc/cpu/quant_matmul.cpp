@@ -182,6 +182,16 @@ MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE bool span_codes(const Quantizer& qz, const f
   return true;
 }
 
+// Prefetch of the span kAhead spans after span i (of n, `stride` apart, `len` floats each): a tile's spans are
+// separate cache lines (a head's row of q, k or v: 64 bytes, 768 apart in vit_mnist_tiny's qkv tensor) that arrive
+// from L3 or memory in the model; requested this far ahead they overlap the conversion of the spans before them.
+constexpr int64_t kAhead = 8;
+MNQ_ALWAYS_INLINE void ahead(const float* p, int64_t i, int64_t n, int64_t stride, int64_t len) {
+  if (i + kAhead >= n) return;
+  const float* span = p + (i + kAhead) * stride;
+  for (int64_t j = 0; j < len; j += 16) _mm_prefetch(reinterpret_cast<const char*>(span + j), _MM_HINT_T0);
+}
+
 // The R×C tile x[i, j] = p[i·si + j·sj] with rows (sj = 1) or columns (si = 1) contiguous, as float32 codes into
 // f[i·ld + j] (ld = roundup16(C); columns C..ld zero); row_l1: max_i Σ_j |q| (when wanted), amax: max |q|
 // (see span_codes: the float32 sums of nonnegative integers are exact below 2^24 and ≥ 2^24 otherwise, which is all
@@ -193,6 +203,7 @@ MNQ_TARGET_AVX512 bool tile_codes_avx512(const Quantizer& qz, const float* p, in
   float l1max = 0.0f;
   if (sj == 1 || C == 1) {
     for (int64_t i = 0; i < R; ++i) {
+      ahead(p, i, R, si, C);
       __m512 l1 = _mm512_setzero_ps();
       if (!span_codes(qz, p + i * si, C, f + i * ld, l1, vmax)) return false;
       if (want_l1) l1max = std::max(l1max, _mm512_reduce_add_ps(l1));
@@ -201,6 +212,7 @@ MNQ_TARGET_AVX512 bool tile_codes_avx512(const Quantizer& qz, const float* p, in
     const int64_t lt = (R + 15) / 16 * 16;
     __m512 l1 = _mm512_setzero_ps();
     for (int64_t j = 0; j < C; ++j) {
+      ahead(p, j, C, sj, R);
       if (!span_codes(qz, p + j * sj, R, tmp + j * lt, l1, vmax)) return false;
     }
     for (int64_t i = 0; i < R; ++i) {
