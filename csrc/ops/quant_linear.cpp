@@ -7,9 +7,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "csrc/checks.h"
+#include "csrc/ops/int_product.h"
 #include "csrc/ops/quant.h"
 #include "kernels/quant.h"
 
@@ -19,15 +19,6 @@ namespace backend {
 namespace {
 
 constexpr const char* kOp = "quant_linear";
-constexpr int64_t kLo32 = -(int64_t(1) << 31), kHi32 = (int64_t(1) << 31) - 1;
-
-void check_scale_shape(const char* name, const at::Tensor& s, int64_t numel, const char* shape) {
-  check_given(kOp, name, s);
-  TORCH_CHECK_TYPE(at::isFloatingType(s.scalar_type()), kOp, ": ", name, " must be a floating-point tensor, got ",
-                   s.scalar_type());
-  TORCH_CHECK_VALUE(s.numel() == numel && s.dim() <= 1, kOp, ": ", name, " must have shape ", shape, ", got ",
-                    s.sizes());
-}
 
 // The checks that need no device (the Meta kernel's too): dtypes, shapes, which arguments are given.
 void check_shapes(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& weight,
@@ -39,8 +30,8 @@ void check_shapes(const at::Tensor& x, const at::Tensor& scale, const at::Tensor
   TORCH_CHECK_VALUE(weight.dim() == 2 && weight.size(1) == K, kOp, ": weight must have shape [out_features, ", K,
                     "] (x's last dim is ", K, "), got ", weight.sizes());
   const int64_t N = weight.size(0);
-  check_scale_shape("scale", scale, 1, "[] (per tensor)");
-  check_scale_shape("weight_scale", weight_scale, N, "[out_features]");
+  check_scale_arg(kOp, "scale", scale, 1, "[] (per tensor)");
+  check_scale_arg(kOp, "weight_scale", weight_scale, N, "[out_features]");
   TORCH_CHECK_VALUE(weight_scale.dim() == 1 || N == 1, kOp, ": weight_scale must be 1-D [", N, "], got ",
                     weight_scale.sizes());
   if (bias.has_value() && bias->defined()) {
@@ -56,23 +47,8 @@ void check_args(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& 
   check_shapes(x, scale, weight, weight_scale, bias);
   check_device_supported(kOp, "x", x);
   check_same_device(kOp, "weight", weight, x, "x");
-  for (const auto* s : {&scale, &weight_scale}) {
-    TORCH_CHECK_VALUE(s->is_cpu() || s->device() == x.device(), kOp,
-                      ": the scales must be on the CPU or on x's device (", x.device(), "), got ", s->device());
-  }
+  check_scales_device(kOp, x, "x", {&scale, &weight_scale});
   if (bias.has_value() && bias->defined()) check_same_device(kOp, "bias", *bias, x, "x");
-}
-
-// x's shape with the last dim N (the output's).
-std::vector<int64_t> out_sizes(const at::Tensor& x, int64_t N) {
-  std::vector<int64_t> sizes = x.sizes().vec();
-  sizes.back() = N;
-  return sizes;
-}
-
-// round(v / s) clamped to 32 bits, in float64 (kernels/quant.h quantize_code as a tensor expression; NaN stays).
-at::Tensor codes64(const at::Tensor& v, const at::Tensor& s) {
-  return at::clamp(at::round(v.to(at::kDouble) / s), static_cast<double>(kLo32), static_cast<double>(kHi32));
 }
 
 // Any device: float64 codes, one float64 GEMM (exact: quant_linear.h), the bias codes, the product with S_out.
@@ -106,7 +82,7 @@ at::Tensor cpu_int8(const at::Tensor& x, const at::Tensor& s_a, const at::Tensor
   // In place: each float32 output takes its int32 sum's four bytes (one buffer fewer per call).
   const at::Tensor y = acc.view(at::kFloat);
   cpu::quant_linear_epilogue(acc, qb.data_ptr<double>(), s_out.data_ptr<double>(), y);
-  return y.view(out_sizes(x, N));
+  return y.view(with_last_dim(x, N));
 }
 
 }  // namespace
@@ -118,8 +94,7 @@ at::Tensor quant_linear(const at::Tensor& x, const at::Tensor& scale, const at::
   const at::Tensor s_w = weight_scale.detach().to(x.device(), at::kDouble).reshape({-1}).contiguous();
   const at::Tensor s_out = (s_a * s_w).contiguous();
   if (x.is_cpu()) {
-    const double sa = *s_a.data_ptr<double>();
-    TORCH_CHECK_VALUE(std::isfinite(sa) && sa > 0, kOp, ": scale must be a finite positive scale, got ", sa);
+    check_scale(kOp, "scale", *s_a.data_ptr<double>());
     const double* sw = s_w.data_ptr<double>();
     for (int64_t n = 0; n < s_w.numel(); ++n) {
       TORCH_CHECK_VALUE(std::isfinite(sw[n]) && sw[n] > 0, kOp, ": weight_scale must hold finite positive scales, got ",
@@ -128,14 +103,14 @@ at::Tensor quant_linear(const at::Tensor& x, const at::Tensor& scale, const at::
     const at::Tensor y = cpu_int8(x, s_a, weight, s_w, s_out, bias);
     if (y.defined()) return y;
   }
-  return generic(x.reshape({-1, x.size(-1)}), s_a, weight, s_w, s_out, bias).reshape(out_sizes(x, weight.size(0)));
+  return generic(x.reshape({-1, x.size(-1)}), s_a, weight, s_w, s_out, bias).reshape(with_last_dim(x, weight.size(0)));
 }
 
 namespace {
 at::Tensor quant_linear_meta(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& weight,
                              const at::Tensor& weight_scale, const std::optional<at::Tensor>& bias) {
   check_shapes(x, scale, weight, weight_scale, bias);
-  return at::empty(out_sizes(x, weight.size(0)), x.options());
+  return at::empty(with_last_dim(x, weight.size(0)), x.options());
 }
 }  // namespace
 

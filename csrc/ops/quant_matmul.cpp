@@ -6,9 +6,9 @@
 #include <torch/library.h>
 
 #include <cmath>
-#include <vector>
 
 #include "csrc/checks.h"
+#include "csrc/ops/int_product.h"
 
 namespace mnq {
 namespace ops {
@@ -16,7 +16,6 @@ namespace backend {
 namespace {
 
 constexpr const char* kOp = "quant_matmul";
-constexpr double kLo32 = -2147483648.0, kHi32 = 2147483647.0;
 constexpr int64_t kMaxTileWords = int64_t{1} << 21;
 
 // The checks that need no device (the Meta kernel's too): dtypes and shapes.
@@ -29,35 +28,15 @@ void check_shapes(const at::Tensor& a, const at::Tensor& scale_a, const at::Tens
                     b.sizes());
   TORCH_CHECK_VALUE(b.size(-2) == a.size(-1), kOp, ": b's rows (dim -2) must equal a's columns (K = ", a.size(-1),
                     "), got a ", a.sizes(), " and b ", b.sizes());
-  for (const auto& [name, s] : {std::pair<const char*, const at::Tensor*>{"scale_a", &scale_a}, {"scale_b", &scale_b}}) {
-    check_given(kOp, name, *s);
-    TORCH_CHECK_TYPE(at::isFloatingType(s->scalar_type()), kOp, ": ", name, " must be a floating-point tensor, got ",
-                     s->scalar_type());
-    TORCH_CHECK_VALUE(s->numel() == 1 && s->dim() <= 1, kOp, ": ", name, " must have shape [] (per tensor), got ",
-                      s->sizes());
-  }
+  check_scale_arg(kOp, "scale_a", scale_a, 1, "[] (per tensor)");
+  check_scale_arg(kOp, "scale_b", scale_b, 1, "[] (per tensor)");
 }
 
 void check_args(const at::Tensor& a, const at::Tensor& scale_a, const at::Tensor& b, const at::Tensor& scale_b) {
   check_shapes(a, scale_a, b, scale_b);
   check_device_supported(kOp, "a", a);
   check_same_device(kOp, "b", b, a, "a");
-  for (const auto* s : {&scale_a, &scale_b}) {
-    TORCH_CHECK_VALUE(s->is_cpu() || s->device() == a.device(), kOp,
-                      ": the scales must be on the CPU or on a's device (", a.device(), "), got ", s->device());
-  }
-}
-
-// a's shape with the last dim N (the output's).
-std::vector<int64_t> out_sizes(const at::Tensor& a, int64_t N) {
-  std::vector<int64_t> sizes = a.sizes().vec();
-  sizes.back() = N;
-  return sizes;
-}
-
-// round(v / s) clamped to 32 bits, in float64 (kernels/quant.h quantize_code as a tensor expression; NaN stays).
-at::Tensor codes64(const at::Tensor& v, const at::Tensor& s) {
-  return at::clamp(at::round(v.to(at::kDouble) / s), kLo32, kHi32);
+  check_scales_device(kOp, a, "a", {&scale_a, &scale_b});
 }
 
 // Any device: float64 codes, one float64 (batched) GEMM (exact: quant_matmul.h), the product with S_out.
@@ -73,7 +52,7 @@ at::Tensor cpu_kernel(const at::Tensor& a, double sa, const at::Tensor& b, doubl
   if (d == 4 && b.stride(-1) == 1 && b.stride(1) < b.stride(2)) {
     out = at::empty({a.size(0), M, a.size(1), N}, a.options()).permute({0, 2, 1, 3});
   } else {
-    out = at::empty(out_sizes(a, N), a.options());
+    out = at::empty(with_last_dim(a, N), a.options());
   }
   if (out.numel() == 0) return out;
   if (K == 0) return out.zero_();
@@ -107,8 +86,8 @@ at::Tensor quant_matmul(const at::Tensor& a, const at::Tensor& scale_a, const at
   if (a.is_cpu()) {
     // Values through data_ptr, not item(): the CPU's own memory, no device read.
     const double sa = *s_a.data_ptr<double>(), sb = *s_b.data_ptr<double>(), so = *s_out.data_ptr<double>();
-    TORCH_CHECK_VALUE(std::isfinite(sa) && sa > 0, kOp, ": scale_a must be a finite positive scale, got ", sa);
-    TORCH_CHECK_VALUE(std::isfinite(sb) && sb > 0, kOp, ": scale_b must be a finite positive scale, got ", sb);
+    check_scale(kOp, "scale_a", sa);
+    check_scale(kOp, "scale_b", sb);
     // The CPU kernel packs one product's codes per thread: products of more than kMaxTileWords codes (8 MiB; the
     // attention's are ~0.1 MiB) take the float64 path instead.
     const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
@@ -124,7 +103,7 @@ namespace {
 at::Tensor quant_matmul_meta(const at::Tensor& a, const at::Tensor& scale_a, const at::Tensor& b,
                              const at::Tensor& scale_b) {
   check_shapes(a, scale_a, b, scale_b);
-  return at::empty(out_sizes(a, b.size(-1)), a.options());
+  return at::empty(with_last_dim(a, b.size(-1)), a.options());
 }
 }  // namespace
 
