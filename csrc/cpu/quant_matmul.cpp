@@ -12,10 +12,9 @@
 // (one rounding) and rounds to float32 (one rounding): the reference's fl32(fl64(acc)·S_out), on the AVX-512 path
 // (cvtps_pd, mul_pd, cvtpd_ps) and the scalar one alike. The accumulators start at +0.0, so a zero sum is +0.0
 // (−0 + +0 = +0), as the reference's.
-// Any other tile (NaN, wide codes, a code at the clamp, L·Q ≥ 2^24) takes exact_tile: float64 codes (the
-// definition's rint(fl64(x) / S) clamped to 32 bits; NaN stays NaN), float64 sums in k order — exact while every
-// partial sum stays below 2^53, the range documented for the float64 path of other devices, whose values it then
-// equals (NaN reaches the same outputs).
+// Any other tile (NaN, wide codes, a code at the clamp, L·Q ≥ 2^24) stops the kernel: it returns false and the op
+// computes the whole call on its float64 path (csrc/ops/quant_matmul.cpp generic; the same values, exact while every
+// partial sum stays below 2^53).
 // AVX-512: a register-blocked micro-kernel of MR rows × 16·NV columns (NV = 2: 8 rows, 16 accumulators; NV = 1: 12
 // rows), a's codes broadcast from the packed buffer, b's loaded as vectors; row remainders by smaller MR. Other
 // ISAs: the same tiles with a scalar row loop (same values).
@@ -23,6 +22,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -41,7 +41,6 @@ namespace {
 using kernels::i64;
 constexpr i64 kLo = -(i64(1) << 18), kHi = (i64(1) << 18) - 1;  // the certified quantizer's range (bits ≤ 19)
 constexpr int64_t kExact = int64_t(1) << 24;                      // float32 integers: |v| ≤ 2^24
-constexpr double kLo32 = -2147483648.0, kHi32 = 2147483647.0;
 
 // One operand's quantizer: its scale, fl32(1/S) and the quantize_span path (kScalar where 1/S is outside the
 // certified vector paths' range: quantize_simd_ok).
@@ -104,33 +103,6 @@ void to_float(const int32_t* q, float* f, int64_t R, int64_t C, int64_t ld, int6
   }
   row_l1 = l1max;
   amax = m;
-}
-
-// The exact float64 form of one tile (see the header): scratch holds M·K + K·N + N doubles.
-double code64(float x, double s) {
-  const double v = std::rint(static_cast<double>(x) / s);  // kernels/quant.h quantize_code, NaN kept
-  return v < kLo32 ? kLo32 : (v > kHi32 ? kHi32 : v);
-}
-
-void exact_tile(const QuantMatmulArgs& p, const float* a, const float* b, float* o, double* scratch) {
-  const int64_t M = p.M, K = p.K, N = p.N;
-  double* qa = scratch;
-  double* qb = qa + M * K;
-  double* acc = qb + K * N;
-  for (int64_t i = 0; i < M; ++i) {
-    for (int64_t k = 0; k < K; ++k) qa[i * K + k] = code64(a[i * p.a_sm + k * p.a_sk], p.s_a);
-  }
-  for (int64_t k = 0; k < K; ++k) {
-    for (int64_t n = 0; n < N; ++n) qb[k * N + n] = code64(b[k * p.b_sk + n * p.b_sn], p.s_b);
-  }
-  for (int64_t i = 0; i < M; ++i) {
-    std::fill(acc, acc + N, 0.0);
-    for (int64_t k = 0; k < K; ++k) {
-      const double v = qa[i * K + k];
-      for (int64_t n = 0; n < N; ++n) acc[n] += v * qb[k * N + n];
-    }
-    for (int64_t n = 0; n < N; ++n) o[i * p.o_sm + n] = static_cast<float>(acc[n] * p.s_out);
-  }
 }
 
 // The float32 form, scalar: rows of A [M][lda] times B [K][ld] into o (acc: N floats).
@@ -299,7 +271,7 @@ MNQ_TARGET_AVX512 void fast_tile_avx512(const float* A, int64_t lda, const float
 
 }  // namespace
 
-void quant_matmul(const QuantMatmulArgs& p) {
+bool quant_matmul(const QuantMatmulArgs& p) {
   const int64_t M = p.M, K = p.K, N = p.N, ld = (N + 15) / 16 * 16, lda = (K + 15) / 16 * 16;
   int64_t G = 1;
   for (int d = 0; d < p.nbatch; ++d) G *= p.batch[d];
@@ -311,15 +283,15 @@ void quant_matmul(const QuantMatmulArgs& p) {
   const int64_t n_tmp = std::max({lda * M, ld * K, (M + 15) / 16 * 16 * K, (K + 15) / 16 * 16 * N, N});
   const int64_t words = 2 * n_f + n_tmp;
   const int64_t work = std::max<int64_t>(1, M * K + K * N + M * N);
+  std::atomic<bool> all_fast{true};
   at::parallel_for(0, G, std::max<int64_t>(1, at::internal::GRAIN_SIZE / work), [&](int64_t g0, int64_t g1) {
     at::Tensor buf = at::empty({words}, at::TensorOptions().dtype(at::kInt));
-    at::Tensor buf64;  // exact_tile's, made on first use
     float* fa = reinterpret_cast<float*>(buf.data_ptr<int32_t>());
     float* fb = fa + M * lda;
     int32_t* ca = reinterpret_cast<int32_t*>(fb + K * ld);
     int32_t* cb = ca + M * lda;
     int32_t* tmp = cb + K * ld;
-    for (int64_t g = g0; g < g1; ++g) {
+    for (int64_t g = g0; g < g1 && all_fast.load(std::memory_order_relaxed); ++g) {
       int64_t rem = g, oa = 0, ob = 0, oo = 0;
       for (int d = p.nbatch - 1; d >= 0; --d) {
         const int64_t idx = rem % p.batch[d];
@@ -355,9 +327,8 @@ void quant_matmul(const QuantMatmulArgs& p) {
         }
       }
       if (!ok) {
-        if (!buf64.defined()) buf64 = at::empty({M * K + K * N + N}, at::TensorOptions().dtype(at::kDouble));
-        exact_tile(p, a, b, o, buf64.data_ptr<double>());
-        continue;
+        all_fast = false;
+        return;
       }
 #if defined(MNQ_HAVE_X86_SIMD)
       if (wide) {
@@ -368,6 +339,7 @@ void quant_matmul(const QuantMatmulArgs& p) {
       fast_tile_scalar(fa, lda, fb, M, K, N, ld, o, p.o_sm, p.s_out, reinterpret_cast<float*>(tmp));
     }
   });
+  return all_fast;
 }
 
 }  // namespace cpu

@@ -45,7 +45,8 @@ at::Tensor generic(const at::Tensor& a, const at::Tensor& s_a, const at::Tensor&
   return at::matmul(codes64(a, s_a), codes64(b, s_b)).mul_(s_out).to(at::kFloat);
 }
 
-// The CPU kernel (csrc/cpu/quant_matmul.cpp) into an output laid out as quant_matmul.h says.
+// The CPU kernel (csrc/cpu/quant_matmul.cpp) into an output laid out as quant_matmul.h says, or an undefined tensor
+// when a product falls outside its float32 form (the caller takes generic).
 at::Tensor cpu_kernel(const at::Tensor& a, double sa, const at::Tensor& b, double sb, double so) {
   const int64_t d = a.dim(), M = a.size(-2), K = a.size(-1), N = b.size(-1);
   at::Tensor out;
@@ -71,8 +72,7 @@ at::Tensor cpu_kernel(const at::Tensor& a, double sa, const at::Tensor& b, doubl
   p.a_sm = a.stride(-2), p.a_sk = a.stride(-1), p.b_sk = b.stride(-2), p.b_sn = b.stride(-1);
   p.o_sm = out.stride(-2);
   p.s_a = sa, p.s_b = sb, p.s_out = so;
-  cpu::quant_matmul(p);
-  return out;
+  return cpu::quant_matmul(p) ? out : at::Tensor();
 }
 
 }  // namespace
@@ -93,7 +93,8 @@ at::Tensor quant_matmul(const at::Tensor& a, const at::Tensor& scale_a, const at
     const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
     const int64_t words = M * ((K + 15) / 16 * 16) + K * ((N + 15) / 16 * 16);
     if (a.dim() - 2 <= cpu::QuantMatmulArgs::kMaxBatchDims && words <= kMaxTileWords && std::isfinite(so) && so > 0) {
-      return cpu_kernel(a, sa, b, sb, so);
+      const at::Tensor out = cpu_kernel(a, sa, b, sb, so);
+      if (out.defined()) return out;
     }
   }
   return generic(a, s_a, b, s_b, s_out);

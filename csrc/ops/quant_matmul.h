@@ -17,13 +17,12 @@
 //   micro-kernel. Exact in any summation order when every product and partial sum is an integer of magnitude
 //   below 2^24: checked per tile as max_m Σ_k |q_a[m, k]| · max |q_b| < 2^24 (attention at 8 bits: q@kᵀ
 //   16·128·128 = 2^18 for head dim 16; the softmax output's rows sum to ≤ ~2^16, times 8-bit v: < 2^24). A tile
-//   outside the bound (wide codes, NaN, codes at the certified quantizer's clamp ±2^18) takes the exact float64
-//   form: float64 codes (NaN stays NaN), float64 sums in k order — exact while every partial sum stays below
-//   2^53, e.g. any codes of ≤ 16 bits with K < 2^22.
-// - Other devices (CUDA), and on the CPU products of more than 2^21 codes (the kernel's per-thread buffer) or with
-//   more than 6 batch dims: float64 codes and one float64 batched GEMM, exact under the same 2^53 condition (codes
-//   of ≤ 16 bits with K < 2^21 leave a margin); NaN in a or b gives NaN in the outputs it reaches. No value is
-//   read back to the host.
+//   outside the bound (wide codes, NaN, codes at the certified quantizer's clamp ±2^18) makes the kernel return
+//   false, and the whole call takes the float64 path below.
+// - Other devices (CUDA), and on the CPU calls with a tile outside the bound, products of more than 2^21 codes (the
+//   kernel's per-thread buffer) or more than 6 batch dims: float64 codes (NaN stays NaN) and one float64 batched
+//   GEMM, exact while every partial sum stays below 2^53 (codes of ≤ 16 bits with K < 2^21 leave a margin); NaN in
+//   a or b gives NaN in the outputs it reaches. No value is read back to the host.
 // Output layout (CPU): a 4-D product [B, H, M, N] whose b is a head-interleaved view (b.stride(-1) = 1 and
 // b.stride(1) < b.stride(2): v sliced from the qkv tensor [B, N, 3, H, hd]) is stored in [B, M, H, N] order, so
 // that the attention's following o.transpose(1, 2).reshape(B, N, H·hd) is a view; every other result is
@@ -58,7 +57,9 @@ struct QuantMatmulArgs {
   int64_t a_sm = 0, a_sk = 0, b_sk = 0, b_sn = 0, o_sm = 0;
   double s_a = 1.0, s_b = 1.0, s_out = 1.0;  // finite positive (checked by the caller)
 };
-void quant_matmul(const QuantMatmulArgs& p);
+// False when a product falls outside the float32 form (see above; the outputs are then partly written): the caller
+// computes the call on its float64 path.
+bool quant_matmul(const QuantMatmulArgs& p);
 }  // namespace cpu
 
 }  // namespace ops
