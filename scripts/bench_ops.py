@@ -9,10 +9,18 @@ The verdict column compares the CPU ratios (int/float and qat/float) with the ta
 non-linear ops, 2x for quantize and requant ("ok" when both are within it). The CPU runs two batches by default:
 8 (throughput) and 1 (the latency case: one image of 197 tokens), each op's rows at both.
 
+CPU timings run under the CPU buffer cache (mnq.cpu_buffer_cache, as scripts/bench_analyzer.py's float pass): every
+op here, ours and torch's, allocates its output per call, and glibc may return a freed block of a few MB to the
+kernel (mmap, or a trimmed heap top) by the order of the process's allocations, after which every call pays a page
+fault per 4 KiB of its output. Which op pays depends on the heap's history, not on the op (shiftmax_qat at 8x6x197x197:
+0.72 ms in one run, 1.57 ms in another; in a process whose heap had returned a freed 40 MB block it paid ~630 faults
+a call, torch's softmax ~90); with the cache no op pays them. --no-buffer-cache times the plain allocator.
+
     python scripts/bench_ops.py [--threads 2] [--device cpu|cuda|all] [--quick] [--batch 8,1] [--cpu-time]
-                                [--json rows.json]
+                                [--json rows.json] [--no-buffer-cache]
 """
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -194,6 +202,8 @@ def main():
                     help="batch on CUDA (96: attention scores of 86 MB, above the 64 MB bandwidth target size)")
     ap.add_argument("--only", default="", help="comma-separated op names")
     ap.add_argument("--json", default="", help="also write the rows to this file (scripts/gpu_table.py reads it)")
+    ap.add_argument("--no-buffer-cache", action="store_true",
+                    help="CPU: time with the plain allocator (page faults on fresh output buffers, by heap history)")
     ap.add_argument("--cpu-time", action="store_true",
                     help="CPU: the least process CPU time per call instead of the wall-clock median (a loaded, "
                     "shared machine; with --threads 1 it is the op's own time)")
@@ -207,7 +217,8 @@ def main():
     min_time = 0.2 if args.quick else 1.0
     only = set(filter(None, args.only.split(",")))
     print(f"mnq {mnq.__version__}, torch {torch.__version__}, threads {args.threads}"
-          + (", CPU time (least of up to 40 calls)" if CPU_TIME else ""))
+          + (", CPU time (least of up to 40 calls)" if CPU_TIME else "")
+          + (", CPU: plain allocator" if args.no_buffer_cache else ", CPU: buffer cache (no page faults)"))
     hdr = (f"{'device':6} {'op':18} {'shape':18} {'int ms':>8} {'qat ms':>8} {'comp ms':>8} {'float ms':>8} "
            f"{'int GB/s':>8} {'int/float':>9} {'qat/float':>9} {'comp/int':>8} {'verdict':>7}")
     print(hdr)
@@ -227,7 +238,8 @@ def main():
         for name, fused, qat, comp, flt, x in cases(dev, batch):
             if only and name not in only:
                 continue
-            t = [timeit(f, dev, min_time) for f in (fused, qat, comp, flt)]
+            with contextlib.nullcontext() if dev != "cpu" or args.no_buffer_cache else mnq.cpu_buffer_cache():
+                t = [timeit(f, dev, min_time) for f in (fused, qat, comp, flt)]
             nbytes = 2 * x.numel() * 4  # int32/float32 in and out
             gbs = nbytes / (t[0] * 1e-3) / 1e9
             shape = "x".join(map(str, x.shape))
