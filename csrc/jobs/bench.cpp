@@ -17,6 +17,7 @@
 #include "csrc/models/factory.h"
 #include "csrc/models/op_counter.h"
 #include "csrc/models/weights.h"
+#include "csrc/nn/layers.h"
 
 namespace mnq {
 namespace train {
@@ -123,6 +124,7 @@ BenchResult bench_train(const BenchOptions& o) {
         },
         {label + " train step", "train", method});
     m.module->eval();
+    nn::FrozenWeightsScope frozen;  // as the trainer's evaluation (train/metrics.cpp): weights quantized once
     BenchRow ev = rate(
         [&] {
           torch::NoGradGuard g;

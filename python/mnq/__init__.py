@@ -32,9 +32,10 @@ from . import deploy, distributed, models, nn, ops, profiling, reference  # noqa
 from .plan import Plan  # noqa: E402
 from .quantize import calibrate, quantize  # noqa: E402
 from .analysis import AnalysisReport, SearchResult, analyze, cpu_buffer_cache, search_plan  # noqa: E402
+from .models import frozen_weights  # noqa: E402
 from .train import bench_train, train  # noqa: E402
 
 __all__ = ["deploy", "distributed", "models", "nn", "ops", "profiling", "reference", "library_path", "Plan",
-           "quantize", "calibrate", "analyze", "AnalysisReport", "search_plan", "SearchResult", "cpu_buffer_cache", "train",
-           "bench_train"]
+           "quantize", "calibrate", "analyze", "AnalysisReport", "search_plan", "SearchResult", "cpu_buffer_cache",
+           "frozen_weights", "train", "bench_train"]
 __version__ = "0.1.0"

@@ -4,7 +4,7 @@ from typing import Dict, Union
 from torch import nn
 
 from .blocks import QuantAttention, QuantBlock, QuantMlp, QuantPatchEmbed
-from .cpp import Model, create, preset_layers, presets
+from .cpp import Model, create, frozen_weights, preset_layers, presets
 from .swin import QuantSwinTransformer, quantize_swin, swin_layer_names
 from .vit import QuantVisionTransformer, quantize_vit, vit_layer_names
 from .vit import mixable_layers as _module_layers
@@ -19,5 +19,5 @@ def mixable_layers(model: Union[str, nn.Module], **overrides) -> Dict[str, str]:
 
 
 __all__ = ["QuantAttention", "QuantBlock", "QuantMlp", "QuantPatchEmbed", "QuantVisionTransformer",
-           "QuantSwinTransformer", "Model", "create", "presets", "preset_layers", "mixable_layers", "quantize_vit",
-           "quantize_swin", "vit_layer_names", "swin_layer_names"]
+           "QuantSwinTransformer", "Model", "create", "frozen_weights", "presets", "preset_layers", "mixable_layers",
+           "quantize_vit", "quantize_swin", "vit_layer_names", "swin_layer_names"]

