@@ -14,6 +14,7 @@
 #include "csrc/analysis/buffer_cache.h"
 #include "csrc/analysis/grid.h"
 #include "csrc/analysis/sqnr.h"
+#include "csrc/dist/dist.h"
 #include "csrc/models/calibrate.h"
 #include "csrc/models/device.h"
 #include "csrc/models/weights.h"
@@ -184,7 +185,15 @@ void observe(Analysis& a, std::vector<torch::nn::Module*>& observed) {
         SqnrAccumulator::check(f.out, c.y, n);
         // Each full-precision tensor is read once per call: its norms against the paper-mode and the isolated
         // tensors (and its own norms, in the first call of the batch) in one pass.
-        const at::Tensor xi = on_grid(f.in, c.scale, c.x);
+        at::Tensor xi;
+        if (dist::active() && c.scale.defined()) {
+          // data-parallel: this rank holds a shard of the batch; its codes are clamped to the whole batch's range
+          CodeRange range = code_range(c.scale, c.x);
+          dist::allreduce_min_max(range.lo, range.hi);
+          xi = on_grid(f.in, c.scale, c.x, range);
+        } else {
+          xi = on_grid(f.in, c.scale, c.x);
+        }
         FusedNorms in = image_norms_fused(f.in, c.x, xi, !f.in_norm.defined(), n);
         if (!f.in_norm.defined()) f.in_norm = std::move(in.signal);
         const at::Tensor yi = c.rerun(xi).first;

@@ -32,7 +32,7 @@ namespace {
 
 // [lo, hi] of round(xq / S) over xq, S [C] float64 (C = 1 or xq's last dim); false when it is not a finite
 // int64 range within ±2^62 (NaN or infinite values, a zero scale).
-bool code_range(const at::Tensor& xq, const at::Tensor& s, int64_t& lo, int64_t& hi) {
+bool host_code_range(const at::Tensor& xq, const at::Tensor& s, int64_t& lo, int64_t& hi) {
   const int64_t C = s.numel();
   std::vector<float> a, b;
   if (!nn::channel_min_max(xq, C, a, b)) return false;
@@ -54,31 +54,78 @@ bool code_range(const at::Tensor& xq, const at::Tensor& s, int64_t& lo, int64_t&
 
 }  // namespace
 
-at::Tensor on_grid_reference(const at::Tensor& x_fp, const at::Tensor& scale, const at::Tensor& xq) {
+namespace {
+
+at::Tensor reference_with(const at::Tensor& x_fp, const at::Tensor& s, const at::Tensor& xq, const at::Tensor& lo,
+                          const at::Tensor& hi) {
   const at::Tensor x = x_fp.reshape(xq.sizes());
-  if (!scale.defined()) return x;
-  const at::Tensor s = scale.detach().to(xq.device(), at::kDouble);
-  const at::Tensor q_codes = at::round(xq.to(at::kDouble) / s);
-  const at::Tensor codes = at::clamp(at::round(x.to(at::kDouble) / s), q_codes.min(), q_codes.max());
+  const at::Tensor codes = at::clamp(at::round(x.to(at::kDouble) / s), lo, hi);
   return (codes * s).to(xq.scalar_type());
 }
 
-at::Tensor on_grid(const at::Tensor& x_fp, const at::Tensor& scale, const at::Tensor& xq) {
-  if (!scale.defined()) return x_fp.reshape(xq.sizes());
+at::Tensor double_scale(const at::Tensor& scale, const at::Tensor& xq) {
+  return scale.detach().to(xq.device(), at::kDouble);
+}
+
+// The CPU float32 path's conditions (file comment); s: the scales as a flat float64 CPU tensor when they hold.
+bool fast_layout(const at::Tensor& x_fp, const at::Tensor& scale, const at::Tensor& xq, at::Tensor& s) {
   const bool cpu_float = xq.device().is_cpu() && x_fp.device().is_cpu() && xq.scalar_type() == at::kFloat &&
                          x_fp.scalar_type() == at::kFloat && xq.numel() > 0 && xq.numel() == x_fp.numel();
   const int64_t C = xq.dim() == 0 ? 1 : xq.size(-1);
   // One scale, or one per channel of the last dim, broadcasting to xq's shape (the reference's result shape).
   const bool layout = scale.dim() <= xq.dim() && (scale.numel() == 1 || (scale.numel() == C && scale.size(-1) == C));
-  if (!cpu_float || !layout) return on_grid_reference(x_fp, scale, xq);
-  const at::Tensor s = scale.detach().to(at::kCPU, at::kDouble).contiguous().reshape({-1});
-  int64_t lo = 0, hi = 0;
-  if (!code_range(xq.detach(), s, lo, hi)) return on_grid_reference(x_fp, scale, xq);
+  if (!cpu_float || !layout) return false;
+  s = scale.detach().to(at::kCPU, at::kDouble).contiguous().reshape({-1});
+  return true;
+}
+
+// The fake-quant codes of x_fp on S (flat float64 s) clamped to [lo, hi], in xq's shape.
+at::Tensor fast(const at::Tensor& x_fp, const at::Tensor& s, const at::Tensor& xq, int64_t lo, int64_t hi) {
   const at::Tensor x = x_fp.detach().reshape(xq.sizes()).contiguous();
   at::Tensor out = at::empty_like(x);
   const kernels::QuantizeParams p{x.numel(), kernels::ChannelLayout{s.numel(), 1}, lo, hi};
   ops::cpu::quantize(x, s, out, p);  // fake quant: NaN stored, never reported
   return out;
+}
+
+}  // namespace
+
+at::Tensor on_grid_reference(const at::Tensor& x_fp, const at::Tensor& scale, const at::Tensor& xq) {
+  if (!scale.defined()) return x_fp.reshape(xq.sizes());
+  const at::Tensor s = double_scale(scale, xq);
+  const at::Tensor q_codes = at::round(xq.to(at::kDouble) / s);
+  return reference_with(x_fp, s, xq, q_codes.min(), q_codes.max());
+}
+
+at::Tensor on_grid(const at::Tensor& x_fp, const at::Tensor& scale, const at::Tensor& xq) {
+  if (!scale.defined()) return x_fp.reshape(xq.sizes());
+  at::Tensor s;
+  int64_t lo = 0, hi = 0;
+  if (!fast_layout(x_fp, scale, xq, s) || !host_code_range(xq.detach(), s, lo, hi)) {
+    return on_grid_reference(x_fp, scale, xq);
+  }
+  return fast(x_fp, s, xq, lo, hi);
+}
+
+CodeRange code_range(const at::Tensor& scale, const at::Tensor& xq) {
+  TORCH_CHECK_VALUE(scale.defined(), "code_range: the scale is required");
+  const at::Tensor s = double_scale(scale, xq);
+  const at::Tensor q_codes = at::round(xq.detach().to(at::kDouble) / s);
+  return {q_codes.min(), q_codes.max()};
+}
+
+at::Tensor on_grid(const at::Tensor& x_fp, const at::Tensor& scale, const at::Tensor& xq, const CodeRange& range) {
+  if (!scale.defined()) return x_fp.reshape(xq.sizes());
+  at::Tensor s;
+  if (fast_layout(x_fp, scale, xq, s) && range.lo.device().is_cpu() && range.hi.device().is_cpu()) {
+    // the range's two values on the host (a CPU tensor: no device sync), within the fast path's int64 bound
+    const double l = range.lo.item<double>(), h = range.hi.item<double>();
+    constexpr double kLimit = 0x1p62;
+    if (l >= -kLimit && h <= kLimit && l <= h) {
+      return fast(x_fp, s, xq, static_cast<int64_t>(l), static_cast<int64_t>(h));
+    }
+  }
+  return reference_with(x_fp, double_scale(scale, xq), xq, range.lo, range.hi);
 }
 
 }  // namespace analysis

@@ -18,5 +18,16 @@ at::Tensor on_grid(const at::Tensor& x_fp, const at::Tensor& scale, const at::Te
 // The same by the tensor expression of the definition (any device and dtype): the reference of the tests.
 at::Tensor on_grid_reference(const at::Tensor& x_fp, const at::Tensor& scale, const at::Tensor& xq);
 
+// on_grid's clamp range: the minimum and maximum of xq's codes round(xq / S), float64 scalar tensors on xq's device
+// (scale defined). A data-parallel analysis all-reduces it over the ranks (dist::allreduce_min_max) so that every
+// rank clamps its shard of a batch to the range of the whole batch, as one process does.
+struct CodeRange {
+  at::Tensor lo, hi;
+};
+CodeRange code_range(const at::Tensor& scale, const at::Tensor& xq);
+
+// on_grid with its clamp range given: on_grid(x_fp, scale, xq) == on_grid(x_fp, scale, xq, code_range(scale, xq)).
+at::Tensor on_grid(const at::Tensor& x_fp, const at::Tensor& scale, const at::Tensor& xq, const CodeRange& range);
+
 }  // namespace analysis
 }  // namespace mnq

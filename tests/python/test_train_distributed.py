@@ -104,9 +104,18 @@ def test_two_processes_train_the_one_process_job(tmp_path):
             assert a["integer"]["test_images"] == b["integer"]["test_images"] == 100
     assert [(c["a"], c["b"], c["available"]) for c in saved["comparisons"]] == \
         [(c["a"], c["b"], c["available"]) for c in one["comparisons"]]
-    # The analyzer's plan from the all-reduced SQNR sums is the one-process plan.
-    two_plan = (tmp_path / "two" / "plans" / "mixed_w6.yaml").read_text()
-    assert two_plan == (tmp_path / "one" / "plans" / "mixed_w6.yaml").read_text()
+    # The analyzer's plan from the all-reduced SQNR sums is the one-process plan; so are the isolated scores (each
+    # rank clamps its shard to the whole batch's code range, all-reduced) and the isolated plan.
+    for plan in ("mixed_w6.yaml", "mixed_isolated_w6.yaml"):
+        assert (tmp_path / "two" / "plans" / plan).read_text() == (tmp_path / "one" / "plans" / plan).read_text()
+    reports = [json.loads((tmp_path / r / "plans" / "mixed_w6_report.json").read_text()) for r in ("two", "one")]
+    for la, lb in zip(reports[0]["layers"], reports[1]["layers"]):
+        assert la["layer"] == lb["layer"] and la["methods"].keys() == lb["methods"].keys()
+        for m in la["methods"]:
+            for k, a in la["methods"][m].items():
+                b = lb["methods"][m][k]
+                assert a == b if isinstance(a, str) else a == pytest.approx(b, rel=1e-12, abs=1e-12), \
+                    (la["layer"], m, k, a, b)
 
     for stage in ["w8_fqvit", "w6_mixed"]:
         # The same images, augmentations, Mixup/CutMix pairs and drop-path masks: the same training loss.

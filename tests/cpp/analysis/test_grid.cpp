@@ -85,3 +85,35 @@ TEST_CASE("on_grid's CPU path equals the reference expression", "[analyzer][grid
   const at::Tensor s32 = at::rand({6}) * 0.1 + 0.01;
   require_same_values(on_grid_reference(x, s32, x), on_grid(x, s32, x));
 }
+
+TEST_CASE("on_grid with its range given: the batch's range on a shard, as one process clamps the batch",
+          "[analyzer][grid]") {
+  at::manual_seed(7);
+  for (const bool per_channel : {false, true}) {
+    const at::Tensor s = per_channel ? at::rand({24}, at::kDouble) * 1e-2 + 1e-4 : at::tensor({0.0471}, at::kDouble);
+    auto [x, xq] = grid_inputs(s, 16, -128, 127);
+    INFO("per channel " << per_channel);
+    // The range of the call is code_range's: the same values as on_grid.
+    const CodeRange whole = code_range(s, xq);
+    REQUIRE(whole.lo.scalar_type() == at::kDouble);
+    require_same_values(on_grid(x, s, xq), on_grid(x, s, xq, whole));
+    // A shard (the first 4 rows, narrower codes) given the whole batch's range (what the data-parallel analyzer
+    // all-reduces) is the whole batch's result on those rows, not the shard's own clamp.
+    const at::Tensor shard_q = (at::randint(-3, 6, {4, xq.size(1)}, at::kDouble) * s).to(at::kFloat);
+    const at::Tensor q_all = at::cat({shard_q, xq.narrow(0, 4, xq.size(0) - 4)});
+    const at::Tensor shard_x = x.narrow(0, 0, 4);
+    const at::Tensor want = on_grid(x, s, q_all).narrow(0, 0, 4);
+    require_same_values(want, on_grid(shard_x, s, shard_q, code_range(s, q_all)));
+    const at::Tensor own = on_grid(shard_x, s, shard_q);
+    REQUIRE_FALSE(at::equal(own.nan_to_num(0), want.nan_to_num(0)));  // the shard's own range clamps more
+    // The reference form (a range on another device or beyond the fast path's bound takes it): the same values.
+    const CodeRange wide{code_range(s, q_all).lo - 0.0, code_range(s, q_all).hi + 0.0};
+    require_same_values(want, on_grid(shard_x, s, shard_q, wide));
+  }
+  // NaN in the range: the reference expression's clamp (NaN propagates), as on_grid with NaN in xq.
+  const at::Tensor x = at::randn({4, 6});
+  const at::Tensor one = at::tensor({0.5}, at::kDouble);
+  at::Tensor xq = (x * 4).round() / 4;
+  xq[1][2] = std::nanf("");
+  require_same_values(on_grid(x, one, xq), on_grid(x, one, xq, code_range(one, xq)));
+}
