@@ -109,6 +109,12 @@ at::Tensor on_grid(const at::Tensor& x_fp, const at::Tensor& scale, const at::Te
 
 CodeRange code_range(const at::Tensor& scale, const at::Tensor& xq) {
   TORCH_CHECK_VALUE(scale.defined(), "code_range: the scale is required");
+  at::Tensor flat;
+  int64_t lo = 0, hi = 0;
+  if (fast_layout(xq, scale, xq, flat) && host_code_range(xq.detach(), flat, lo, hi)) {  // one min/max pass
+    const at::TensorOptions f64 = at::TensorOptions().dtype(at::kDouble);
+    return {at::scalar_tensor(static_cast<double>(lo), f64), at::scalar_tensor(static_cast<double>(hi), f64)};
+  }
   const at::Tensor s = double_scale(scale, xq);
   const at::Tensor q_codes = at::round(xq.detach().to(at::kDouble) / s);
   return {q_codes.min(), q_codes.max()};
