@@ -52,10 +52,6 @@ bool host_code_range(const at::Tensor& xq, const at::Tensor& s, int64_t& lo, int
   return true;
 }
 
-}  // namespace
-
-namespace {
-
 at::Tensor reference_with(const at::Tensor& x_fp, const at::Tensor& s, const at::Tensor& xq, const at::Tensor& lo,
                           const at::Tensor& hi) {
   const at::Tensor x = x_fp.reshape(xq.sizes());

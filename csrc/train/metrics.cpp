@@ -15,7 +15,7 @@ namespace train {
 EvalMetrics evaluate(const models::Model& model, const data::Loader& loader, const std::string& label) {
   model.module->eval();
   torch::NoGradGuard no_grad;
-  nn::FrozenWeightsScope frozen;  // the weights do not change during an evaluation: each layer quantizes its weight once
+  nn::FrozenWeightsScope frozen;  // the weights do not change during an evaluation: each quantized once
   EvalMetrics m;
   double loss = 0;
   int64_t correct1 = 0, correct5 = 0, n = 0;
