@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -166,7 +167,7 @@ void make_scores(Analysis& a, const AnalyzerConfig& config) {
 // Every mixable layer of every uniform model scores its calls against the full-precision layer's tensors of the
 // same batch (paper mode on its own input, isolated mode on the full-precision input put on its grid); the
 // observed modules are appended to `observed` (removed by Cleanup).
-void observe(Analysis& a, std::vector<torch::nn::Module*>& observed) {
+void observe(Analysis& a, std::vector<torch::nn::Module*>& observed, bool isolated) {
   for (size_t k = 0; k < a.qs.size(); ++k) {
     std::vector<bool> found(a.layers.size(), false);
     for (const auto& item : a.qs[k].module->named_modules()) {
@@ -177,7 +178,7 @@ void observe(Analysis& a, std::vector<torch::nn::Module*>& observed) {
       if (!a.acc[l][k]) continue;  // methods[k] is not a candidate of this layer's op type
       Scores* s = a.acc[l][k].get();
       const std::string& name = a.layers[l].first;
-      const bool ok = set_observer(*item.value(), [&a, s, l, name](const nn::LayerCall& c) {
+      const bool ok = set_observer(*item.value(), [&a, s, l, name, isolated](const nn::LayerCall& c) {
         FpLayer& f = a.fp_layers[l];
         TORCH_CHECK(f.in.defined(), "analyze: the full-precision model did not report layer '", name, "'");
         const int64_t n = a.batch_images;
@@ -185,6 +186,15 @@ void observe(Analysis& a, std::vector<torch::nn::Module*>& observed) {
         SqnrAccumulator::check(f.out, c.y, n);
         // Each full-precision tensor is read once per call: its norms against the paper-mode and the isolated
         // tensors (and its own norms, in the first call of the batch) in one pass.
+        if (!isolated) {  // the paper-mode scores only
+          FusedNorms in = image_norms_fused(f.in, c.x, at::Tensor(), !f.in_norm.defined(), n);
+          if (!f.in_norm.defined()) f.in_norm = std::move(in.signal);
+          FusedNorms out = image_norms_fused(f.out, c.y, at::Tensor(), !f.out_norm.defined(), n);
+          if (!f.out_norm.defined()) f.out_norm = std::move(out.signal);
+          s->in.add_norms(f.in_norm, in.error[0], n);
+          s->out.add_norms(f.out_norm, out.error[0], n);
+          return;
+        }
         at::Tensor xi;
         if (dist::active() && c.scale.defined()) {
           // data-parallel: this rank holds a shard of the batch; its codes are clamped to the whole batch's range
@@ -217,7 +227,7 @@ void observe(Analysis& a, std::vector<torch::nn::Module*>& observed) {
 // Measurement: per batch one full-precision forward (its layer tensors kept for this batch only), then one
 // forward of each uniform model, scored by the observers as it runs. Returns the images measured (all ranks').
 int64_t measure(Analysis& a, const models::Model& fp, const BatchSource& calib, int64_t n, const at::Device& device,
-                const ProgressCallback& progress) {
+                bool isolated, const ProgressCallback& progress) {
   PhaseProgress phase("measure", n, progress);
   int64_t images = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -242,7 +252,8 @@ int64_t measure(Analysis& a, const models::Model& fp, const BatchSource& calib, 
   std::vector<SqnrAccumulator*> all;
   for (auto& row : a.acc) {
     for (auto& s : row) {
-      if (s) all.insert(all.end(), {&s->in, &s->out, &s->iso_in, &s->iso_out});
+      if (s && isolated) all.insert(all.end(), {&s->in, &s->out, &s->iso_in, &s->iso_out});
+      if (s && !isolated) all.insert(all.end(), {&s->in, &s->out});
     }
   }
   return allreduce_accumulators(all, images);
@@ -256,6 +267,7 @@ Report make_report(const Analysis& a, const models::Model& fp, int64_t bits, con
   r.preset = fp.preset;
   r.bits = bits;
   r.mode = config.mode;
+  r.isolated = config.isolated;
   r.batches = n;
   r.images = images;
   r.calibration_passes = static_cast<int64_t>(a.qs.size());
@@ -275,8 +287,9 @@ Report make_report(const Analysis& a, const models::Model& fp, int64_t bits, con
       ms.sqnr_in = s.in.db();
       ms.sqnr_out = s.out.db();
       ms.delta = delta_sqnr(ms.sqnr_in, ms.sqnr_out);
-      ms.iso_in = s.iso_in.db();
-      ms.iso_out = s.iso_out.db();
+      const double nan = std::numeric_limits<double>::quiet_NaN();
+      ms.iso_in = config.isolated ? s.iso_in.db() : nan;
+      ms.iso_out = config.isolated ? s.iso_out.db() : nan;
       delta.push_back(ms.delta);
       iso.push_back(ms.iso_out);
       lr.scores.push_back(ms);
@@ -284,11 +297,15 @@ Report make_report(const Analysis& a, const models::Model& fp, int64_t bits, con
     const auto [best, margin] = argmax_with_margin(delta);
     lr.chosen = lr.scores[best].method;
     lr.margin = margin;
-    const auto [best_iso, margin_iso] = argmax_with_margin(iso);
-    lr.chosen_isolated = lr.scores[best_iso].method;
-    lr.margin_isolated = margin_iso;
     r.plan_paper.set(lr.name, lr.chosen);
-    r.plan_isolated.set(lr.name, lr.chosen_isolated);
+    if (config.isolated) {
+      const auto [best_iso, margin_iso] = argmax_with_margin(iso);
+      lr.chosen_isolated = lr.scores[best_iso].method;
+      lr.margin_isolated = margin_iso;
+      r.plan_isolated.set(lr.name, lr.chosen_isolated);
+    } else {
+      lr.margin_isolated = std::numeric_limits<double>::quiet_NaN();
+    }
     r.layers.push_back(std::move(lr));
   }
   r.plan = config.mode == "isolated" ? r.plan_isolated : r.plan_paper;  // searched: search.h writes the plan
@@ -329,8 +346,8 @@ Report analyze(const models::Model& fp, int64_t bits, const AnalyzerConfig& conf
     auto it = a.index.find(name);
     if (it != a.index.end()) a.fp_layers[it->second] = FpLayer{in, out, {}, {}};
   });
-  observe(a, observed);
-  const int64_t images = measure(a, fp, calib, n, device, report_progress);
+  observe(a, observed, config.isolated);
+  const int64_t images = measure(a, fp, calib, n, device, config.isolated, report_progress);
 
   Report r = make_report(a, fp, bits, config, n, images);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

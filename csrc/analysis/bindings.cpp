@@ -105,6 +105,8 @@ void bind_analysis(py::module_& m) {
       .def_property_readonly("plan", [](const Report& r) { return r.plan.entries(); })
       .def_property_readonly("plan_paper", [](const Report& r) { return r.plan_paper.entries(); })
       .def_property_readonly("plan_isolated", [](const Report& r) { return r.plan_isolated.entries(); })
+      .def_property_readonly("isolated", [](const Report& r) { return r.isolated; },
+                             "Whether the isolated mode was scored (analyze(isolated=...)).")
       .def_property_readonly("layers",
                              [](const Report& r) {
                                py::list out;

@@ -36,6 +36,9 @@ void AnalyzerConfig::validate(const std::string& path) const {
   if (mode != "paper" && mode != "isolated" && mode != "searched") {
     fail(path, "mode", "must be paper, isolated or searched, got '" + mode + "'");
   }
+  if (!isolated && mode != "paper") {
+    fail(path, "isolated", "false needs mode paper (mode '" + mode + "' ranks by the isolated scores)");
+  }
   if (search_evaluations < 1 || search_evaluations > 100000) {
     fail(path, "search_evaluations", "must be in 1..100000, got " + std::to_string(search_evaluations));
   }

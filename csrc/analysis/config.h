@@ -19,6 +19,9 @@ struct AnalyzerConfig {
   int64_t calib_batches = 30;  // SPEC §7 default: 30 batches of the training split
   std::string mode = "paper";  // which ranking writes the plan: paper (ΔSQNR) | isolated | searched (search.h)
   bool progress = true;        // a progress line on stderr
+  // Score the isolated mode too (each candidate re-run on the full-precision input put on its grid: ~15–20% of the
+  // analysis). false: the paper-mode scores only (SPEC §7); modes isolated and searched need them.
+  bool isolated = true;
   // The plan search (search.h; mode searched, or a `plan: searched` run of mnq-train).
   int64_t search_evaluations = 40;     // candidate plans calibrated and scored at most (start plans included)
   int64_t search_holdout_batches = 8;  // held-out training batches (after the calibration batches) it scores on
@@ -33,6 +36,9 @@ struct AnalyzerConfig {
                           "on the full-precision input) | searched (greedy search from the uniform and analyzer "
                           "plans, scored by the quantized model's KL to the full-precision outputs)");
     v.field("progress", progress, "show a progress line on stderr");
+    v.field("isolated", isolated,
+            "also score the isolated mode (~15-20% of the analysis; false: the paper-mode scores only, SPEC §7; "
+            "modes isolated and searched and mixed_isolated runs need it)");
     v.field("search_evaluations", search_evaluations,
             "plan search: candidate plans calibrated and scored at most, start plans included");
     v.field("search_holdout_batches", search_holdout_batches,

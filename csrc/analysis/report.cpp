@@ -52,7 +52,7 @@ std::pair<size_t, double> argmax_with_margin(const std::vector<double>& values) 
 std::vector<std::string> Report::disagreements() const {
   std::vector<std::string> out;
   for (const auto& l : layers) {
-    if (l.chosen != l.chosen_isolated) out.push_back(l.name + " (" + l.chosen + " → " + l.chosen_isolated + ")");
+    if (isolated && l.chosen != l.chosen_isolated) out.push_back(l.name + " (" + l.chosen + " → " + l.chosen_isolated + ")");
   }
   return out;
 }
@@ -81,6 +81,7 @@ void Report::write_json(const std::string& path) const {
   j["calibration_passes"] = calibration_passes;
   j["measurement_passes"] = measurement_passes;
   j["seconds"] = seconds;
+  j["isolated"] = isolated;
   j["layers"] = nlohmann::json::array();
   for (const auto& l : layers) {
     nlohmann::json jl;

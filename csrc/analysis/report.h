@@ -39,6 +39,9 @@ struct Report {
   std::string preset;
   int64_t bits = 0;
   std::string mode;  // paper | isolated: which ranking wrote `plan`
+  // Whether the isolated mode was scored (AnalyzerConfig::isolated); when not, every iso_in / iso_out and
+  // margin_isolated is NaN, chosen_isolated is empty, plan_isolated names no layer and disagreements() is empty.
+  bool isolated = true;
   int64_t batches = 0, images = 0;
   int64_t calibration_passes = 0;  // passes over the calibration set to calibrate (one per uniform model)
   int64_t measurement_passes = 0;  // passes to measure (uniform models + 1 full-precision)

@@ -67,13 +67,15 @@ class _Batches:
 
 def analyze(model, batches: Iterable, bits: int = 8, *, softmax: Optional[Sequence[str]] = None,
             gelu: Optional[Sequence[str]] = None, layernorm: Optional[Sequence[str]] = None,
-            calib_batches: int = 30, mode: str = "paper", progress: bool = True) -> AnalysisReport:
+            calib_batches: int = 30, mode: str = "paper", progress: bool = True,
+            isolated: bool = True) -> AnalysisReport:
     """Analyze full-precision ``model`` (from :func:`mnq.models.create` with ``bits=None``) at W/A ``bits`` on the
     first ``calib_batches`` of ``batches`` (images, or (images, labels) pairs, on the model's device).
 
     ``softmax`` / ``gelu`` / ``layernorm``: the candidate methods per op type (default: SPEC §7's: ivit, ibert,
     fqvit; GELU ivit, ibert). ``mode``: ``paper`` (argmax ΔSQNR) or ``isolated`` picks ``report.plan`` (the plan
-    search: :func:`search_plan`). Raises
+    search: :func:`search_plan`). ``isolated=False`` scores the paper mode only (SPEC §7; the isolated re-runs are
+    ~15-20% of the analysis): every isolated value is NaN, ``plan_isolated`` is empty; mode ``paper`` only. Raises
     ValueError naming the setting on bad arguments.
 
     Pins full FP32 for the whole process first (TF32 off in cuBLAS and cuDNN, float32 matmul precision
@@ -86,7 +88,10 @@ def analyze(model, batches: Iterable, bits: int = 8, *, softmax: Optional[Sequen
     if mode == "searched":
         raise ValueError("mnq.analyze: mode 'searched' needs held-out batches: call mnq.search_plan(model, batches, "
                          "holdout, bits) (its .plan is the searched plan)")
+    if not isinstance(isolated, bool):
+        raise ValueError(f"mnq.analyze: isolated must be a bool, got {isolated!r}")
     cfg = _config(calib_batches, mode, progress, softmax, gelu, layernorm)
+    cfg["isolated"] = isolated
     source = _Batches(batches, calib_batches)
     if source.count == 0:
         raise ValueError("mnq.analyze: no calibration batches given")

@@ -69,6 +69,32 @@ def test_isolated_mode_and_candidates(fp):
         assert method in {"softmax": ("ivit", "fqvit"), "layernorm": ("ivit",), "gelu": ("ivit", "ibert")}[op]
 
 
+def test_paper_scores_only(fp, tmp_path):
+    """isolated=False: the paper-mode scores and plan of the full analysis, bit for bit; no isolated values."""
+    items = batches()
+    full = mnq.analyze(fp, items, bits=6, calib_batches=3, progress=False)
+    paper = mnq.analyze(fp, items, bits=6, calib_batches=3, progress=False, isolated=False)
+    assert full.isolated and not paper.isolated
+    assert paper.plan == full.plan == full.plan_paper == paper.plan_paper
+    assert paper.plan_isolated == {} and paper.disagreements() == []
+    assert full.plan_isolated and set(full.plan_isolated) == set(full.plan)
+    for la, lb in zip(paper.layers, full.layers):
+        assert la["chosen"] == lb["chosen"] and la["margin"] == lb["margin"]
+        assert la["chosen_isolated"] == "" and math.isnan(la["margin_isolated"])
+        for sa, sb in zip(la["scores"], lb["scores"]):
+            assert (sa["sqnr_in"], sa["sqnr_out"], sa["delta"]) == (sb["sqnr_in"], sb["sqnr_out"], sb["delta"])
+            assert math.isnan(sa["isolated_in"]) and math.isnan(sa["isolated_out"])
+            assert math.isfinite(sb["isolated_out"])
+    paper.write_json(str(tmp_path / "r.json"))
+    import json
+    j = json.loads((tmp_path / "r.json").read_text())
+    assert j["isolated"] is False and j["layers"][0]["methods"]["ivit"]["isolated_sqnr_out"] == "nan"
+    with pytest.raises(ValueError, match="analyze.isolated.*needs mode paper"):
+        mnq.analyze(fp, items, calib_batches=3, mode="isolated", isolated=False, progress=False)
+    with pytest.raises(ValueError, match="isolated must be a bool"):
+        mnq.analyze(fp, items, calib_batches=3, isolated="no", progress=False)
+
+
 def test_errors_name_the_argument(fp):
     with pytest.raises(ValueError, match="re-iterable"):
         mnq.analyze(fp, (x for x in batches()), calib_batches=2, progress=False)

@@ -131,6 +131,17 @@ TEST_CASE("job config: every size, thread count and bit width is range-checked",
                     Catch::Contains("quant.bits") && Catch::Contains("mixed plan"));
   CHECK_NOTHROW(validate(model + "quant: {bits: 12, plan: mixed}\n"
                                  "analyze: {softmax: [ibert, fqvit], gelu: [ibert], layernorm: [ibert]}\n"));
+  // Without the isolated scores (analyze.isolated: false) the isolated ranking and the plan search have nothing to
+  // start from: their runs are config errors naming the run's plan; the paper-mode runs are fine.
+  CHECK_THROWS_WITH(validate(model + "analyze: {isolated: false}\ncompare:\n  - {name: a, bits: 8, plan: mixed}\n"
+                                     "  - {name: b, bits: 8, plan: mixed_isolated}\n"),
+                    Catch::Contains("compare.1.plan: 'mixed_isolated' needs the isolated scores"));
+  CHECK_THROWS_WITH(validate(model + "analyze: {isolated: false}\nquant: {bits: 8, plan: searched}\n"),
+                    Catch::Contains("quant.plan: 'searched' needs the isolated scores"));
+  CHECK_THROWS_WITH(validate(model + "analyze: {isolated: false, mode: isolated}\n"),
+                    Catch::Contains("analyze.isolated: false needs mode paper"));
+  CHECK_NOTHROW(validate(model + "analyze: {isolated: false}\ncompare:\n  - {name: a, bits: 8, plan: mixed}\n"
+                                 "  - {name: b, bits: 8, plan: mixed_paper}\n"));
   // A plan file: the methods it names; a malformed plan file is a config error naming the key.
   const std::string plan = "/tmp/mnq_test_train_config_plan.yaml";
   std::ofstream(plan) << "all: ivit\nsoftmax: ibert\n";
