@@ -185,34 +185,28 @@ void observe(Analysis& a, std::vector<torch::nn::Module*>& observed, bool isolat
         SqnrAccumulator::check(f.in, c.x, n);
         SqnrAccumulator::check(f.out, c.y, n);
         // Each full-precision tensor is read once per call: its norms against the paper-mode and the isolated
-        // tensors (and its own norms, in the first call of the batch) in one pass.
-        if (!isolated) {  // the paper-mode scores only
-          FusedNorms in = image_norms_fused(f.in, c.x, at::Tensor(), !f.in_norm.defined(), n);
-          if (!f.in_norm.defined()) f.in_norm = std::move(in.signal);
-          FusedNorms out = image_norms_fused(f.out, c.y, at::Tensor(), !f.out_norm.defined(), n);
-          if (!f.out_norm.defined()) f.out_norm = std::move(out.signal);
-          s->in.add_norms(f.in_norm, in.error[0], n);
-          s->out.add_norms(f.out_norm, out.error[0], n);
-          return;
-        }
-        at::Tensor xi;
-        if (dist::active() && c.scale.defined()) {
-          // data-parallel: this rank holds a shard of the batch; its codes are clamped to the whole batch's range
+        // tensors (and its own norms, in the first call of the batch) in one pass. Without the isolated scores
+        // (xi, yi undefined) the same calls compute the paper-mode streams only.
+        at::Tensor xi, yi;
+        if (isolated && c.scale.defined()) {
+          // clamped to the code range of the whole batch: on data-parallel ranks, each holding a shard, all-reduced
           CodeRange range = code_range(c.scale, c.x);
-          dist::allreduce_min_max(range.lo, range.hi);
+          dist::allreduce_min_max(range.lo, range.hi);  // no-op on one process
           xi = on_grid(f.in, c.scale, c.x, range);
-        } else {
-          xi = on_grid(f.in, c.scale, c.x);
+        } else if (isolated) {
+          xi = on_grid(f.in, c.scale, c.x);  // a float input: the full-precision input itself
         }
         FusedNorms in = image_norms_fused(f.in, c.x, xi, !f.in_norm.defined(), n);
         if (!f.in_norm.defined()) f.in_norm = std::move(in.signal);
-        const at::Tensor yi = c.rerun(xi).first;
+        if (isolated) yi = c.rerun(xi).first;
         FusedNorms out = image_norms_fused(f.out, c.y, yi, !f.out_norm.defined(), n);
         if (!f.out_norm.defined()) f.out_norm = std::move(out.signal);
         s->in.add_norms(f.in_norm, in.error[0], n);
         s->out.add_norms(f.out_norm, out.error[0], n);
-        s->iso_in.add_norms(f.in_norm, in.error[1], n);
-        s->iso_out.add_norms(f.out_norm, out.error[1], n);
+        if (isolated) {
+          s->iso_in.add_norms(f.in_norm, in.error[1], n);
+          s->iso_out.add_norms(f.out_norm, out.error[1], n);
+        }
       });
       TORCH_CHECK(ok, "analyze: module '", name, "' of the quantized model is not an integer non-linear layer");
       observed.push_back(item.value().get());
@@ -252,8 +246,8 @@ int64_t measure(Analysis& a, const models::Model& fp, const BatchSource& calib, 
   std::vector<SqnrAccumulator*> all;
   for (auto& row : a.acc) {
     for (auto& s : row) {
-      if (s && isolated) all.insert(all.end(), {&s->in, &s->out, &s->iso_in, &s->iso_out});
-      if (s && !isolated) all.insert(all.end(), {&s->in, &s->out});
+      if (s) all.insert(all.end(), {&s->in, &s->out});
+      if (s && isolated) all.insert(all.end(), {&s->iso_in, &s->iso_out});
     }
   }
   return allreduce_accumulators(all, images);

@@ -84,23 +84,24 @@ at::Tensor fast(const at::Tensor& x_fp, const at::Tensor& s, const at::Tensor& x
   return out;
 }
 
+// The definition's range: min and max of round(xq / s) as tensors.
+CodeRange reference_range(const at::Tensor& s, const at::Tensor& xq) {
+  const at::Tensor q_codes = at::round(xq.detach().to(at::kDouble) / s);
+  return {q_codes.min(), q_codes.max()};
+}
+
 }  // namespace
 
 at::Tensor on_grid_reference(const at::Tensor& x_fp, const at::Tensor& scale, const at::Tensor& xq) {
   if (!scale.defined()) return x_fp.reshape(xq.sizes());
   const at::Tensor s = double_scale(scale, xq);
-  const at::Tensor q_codes = at::round(xq.to(at::kDouble) / s);
-  return reference_with(x_fp, s, xq, q_codes.min(), q_codes.max());
+  const CodeRange r = reference_range(s, xq);
+  return reference_with(x_fp, s, xq, r.lo, r.hi);
 }
 
 at::Tensor on_grid(const at::Tensor& x_fp, const at::Tensor& scale, const at::Tensor& xq) {
   if (!scale.defined()) return x_fp.reshape(xq.sizes());
-  at::Tensor s;
-  int64_t lo = 0, hi = 0;
-  if (!fast_layout(x_fp, scale, xq, s) || !host_code_range(xq.detach(), s, lo, hi)) {
-    return on_grid_reference(x_fp, scale, xq);
-  }
-  return fast(x_fp, s, xq, lo, hi);
+  return on_grid(x_fp, scale, xq, code_range(scale, xq));
 }
 
 CodeRange code_range(const at::Tensor& scale, const at::Tensor& xq) {
@@ -111,9 +112,7 @@ CodeRange code_range(const at::Tensor& scale, const at::Tensor& xq) {
     const at::TensorOptions f64 = at::TensorOptions().dtype(at::kDouble);
     return {at::scalar_tensor(static_cast<double>(lo), f64), at::scalar_tensor(static_cast<double>(hi), f64)};
   }
-  const at::Tensor s = double_scale(scale, xq);
-  const at::Tensor q_codes = at::round(xq.detach().to(at::kDouble) / s);
-  return {q_codes.min(), q_codes.max()};
+  return reference_range(double_scale(scale, xq), xq);
 }
 
 at::Tensor on_grid(const at::Tensor& x_fp, const at::Tensor& scale, const at::Tensor& xq, const CodeRange& range) {

@@ -52,7 +52,8 @@ std::pair<size_t, double> argmax_with_margin(const std::vector<double>& values) 
 std::vector<std::string> Report::disagreements() const {
   std::vector<std::string> out;
   for (const auto& l : layers) {
-    if (isolated && l.chosen != l.chosen_isolated) out.push_back(l.name + " (" + l.chosen + " → " + l.chosen_isolated + ")");
+    if (!isolated || l.chosen == l.chosen_isolated) continue;
+    out.push_back(l.name + " (" + l.chosen + " → " + l.chosen_isolated + ")");
   }
   return out;
 }

@@ -219,18 +219,15 @@ void JobConfig::validate(const std::string& path) const {
     require(names.insert(compare[i].name).second, p, "name", "duplicate run name '" + compare[i].name + "'");
   }
   analyze.validate(join(path, "analyze"));
-  // The isolated ranking and the plan search (which starts from it) need the isolated scores.
-  auto needs_isolated = [&](const std::string& plan, const std::string& p) {
+  auto check_run = [&](int64_t bits, const std::string& plan, const std::string& p) {
+    // The isolated ranking and the plan search (which starts from it) need the isolated scores.
     require(analyze.isolated || (plan != "mixed_isolated" && plan != "searched"), p, "plan",
             "'" + plan + "' needs the isolated scores: analyze.isolated is false");
+    check_run_bits(bits, plan, analyze, p);
   };
-  if (compare.empty()) needs_isolated(quant.plan, join(path, "quant"));
+  if (compare.empty()) check_run(quant.bits, quant.plan, join(path, "quant"));
   for (size_t i = 0; i < compare.size(); ++i) {
-    needs_isolated(compare[i].plan, join(path, "compare") + "." + std::to_string(i));
-  }
-  if (compare.empty()) check_run_bits(quant.bits, quant.plan, analyze, join(path, "quant"));
-  for (size_t i = 0; i < compare.size(); ++i) {
-    check_run_bits(compare[i].bits, compare[i].plan, analyze, join(path, "compare") + "." + std::to_string(i));
+    check_run(compare[i].bits, compare[i].plan, join(path, "compare") + "." + std::to_string(i));
   }
   require(device == "auto" || device == "cpu" || device == "cuda", path, "device",
           "must be auto, cpu or cuda, got '" + device + "'");
