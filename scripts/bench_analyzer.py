@@ -9,10 +9,10 @@ buffer cache the analyzer runs under (mnq.cpu_buffer_cache); without it, it is p
 fresh buffers make it vary per process (0.17-0.18 s or 0.32-0.42 s on vit_mnist_tiny).
 
     python scripts/bench_analyzer.py [--preset vit_mnist_tiny] [--batches 8] [--batch-size 64] [--threads 2]
-                                     [--cpu-time] [--repeat 3] [--paper-only]
+                                     [--cpu-time] [--repeat 3] [--isolated]
 
---paper-only: mnq.analyze(..., isolated=False), the paper-mode scores and plan of SPEC §7 without the isolated
-re-runs (~15-20% of the analysis); the default scores both, as mnq.analyze does.
+The analysis is mnq.analyze's default: the paper-mode scores and plan of SPEC §7. --isolated: mnq.analyze(...,
+isolated=True), the isolated scores too (each layer re-run on the full-precision input; ~15-20% more).
 
 --cpu-time (CPU only): process CPU time instead of wall time for both, which on a shared, loaded machine excludes the
 time the process waits for a core (with --threads 1 it is the work itself; with more threads their sum).
@@ -36,8 +36,8 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--cpu-time", action="store_true", help="process CPU time instead of wall time (CPU only)")
     ap.add_argument("--repeat", type=int, default=3, help="analyzer runs (the least and the median are printed)")
-    ap.add_argument("--paper-only", action="store_true",
-                    help="analyze(isolated=False): the paper-mode scores only (SPEC §7), no isolated re-runs")
+    ap.add_argument("--isolated", action="store_true",
+                    help="analyze(isolated=True): the isolated scores too (default: the paper mode's, SPEC §7)")
     args = ap.parse_args()
     clock = time.process_time if args.cpu_time else time.perf_counter
     if args.threads:
@@ -82,13 +82,13 @@ def main():
     for _ in range(max(1, args.repeat)):
         t0 = clock()
         report = mnq.analyze(fp, batches, bits=args.bits, calib_batches=args.batches, progress=False,
-                             isolated=not args.paper_only)
+                             isolated=True if args.isolated else None)
         sync()
         runs.append(clock() - t0)
     t_an, t_med = min(runs), statistics.median(runs)
     print(f"{args.preset}, {args.batches} batches x {args.batch_size} images, W/A {args.bits}, device {args.device}, "
           f"threads {torch.get_num_threads()}" + (", CPU time" if args.cpu_time else ", wall time")
-          + (", paper-mode scores only" if args.paper_only else ", paper and isolated scores"))
+          + (", paper and isolated scores" if report.isolated else ", paper-mode scores (SPEC §7)"))
     print(f"  one float pass       {t_fp:8.3f} s  (least of 3, CPU buffer cache as the analyzer's)")
     print(f"    without the cache  {t_plain:8.3f} s  (page faults on fresh buffers, varies per process)")
     print(f"  analyzer             {t_an:8.3f} s  (least of {len(runs)}; median {t_med:.3f} s; "

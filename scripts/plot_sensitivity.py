@@ -1,8 +1,9 @@
 """Plot the sensitivity analyzer's ΔSQNR per layer and method (report.json of mnq-analyze) as a PNG.
 
 One group of bars per mixable layer (model order), one bar per candidate method (ivit, ibert, fqvit), the chosen
-method's bar outlined in black and marked with ▼; layers are shaded by op type. A second panel shows the isolated
-mode's output SQNR with its own choice, so the two rankings can be compared at a glance.
+method's bar outlined in black and marked with ▼; layers are shaded by op type. When the report scored the isolated
+mode (`analyze.isolated`), a second panel shows its output SQNR with its own choice, so the two rankings can be
+compared at a glance.
 
     python scripts/plot_sensitivity.py RUN/report.json [-o RUN/sensitivity.png]
 
@@ -75,11 +76,15 @@ def plot(report, layers, out):
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    fig, axes = plt.subplots(2, 1, figsize=(max(8.0, 0.45 * len(layers)), 7), sharex=True)
+    isolated = report.get("isolated", True)  # reports before analyze.isolated always had the isolated scores
+    fig, axes = plt.subplots(2 if isolated else 1, 1, figsize=(max(8.0, 0.45 * len(layers)), 7 if isolated else 4),
+                             sharex=True, squeeze=False)
+    axes = axes[:, 0]
     _panel(axes[0], layers, "delta", "chosen", "ΔSQNR (dB)")
-    _panel(axes[1], layers, "iso_out", "chosen_isolated", "isolated SQNR_out (dB)")
-    axes[1].set_xticks(range(len(layers)))
-    axes[1].set_xticklabels([layer["name"] for layer in layers], rotation=90, fontsize=7)
+    if isolated:
+        _panel(axes[1], layers, "iso_out", "chosen_isolated", "isolated SQNR_out (dB)")
+    axes[-1].set_xticks(range(len(layers)))
+    axes[-1].set_xticklabels([layer["name"] for layer in layers], rotation=90, fontsize=7)
     handles = [Patch(color=COLORS[m], label=m) for m in METHODS]
     handles += [Patch(facecolor="white", edgecolor="black", label="chosen (▼)")]
     axes[0].legend(handles=handles, loc="lower left", fontsize=8, ncol=4)

@@ -256,12 +256,12 @@ int64_t measure(Analysis& a, const models::Model& fp, const BatchSource& calib, 
 // The report of the scores: per layer each candidate's SQNRs and ΔSQNR, the best method of each mode and its
 // margin, and the plans.
 Report make_report(const Analysis& a, const models::Model& fp, int64_t bits, const AnalyzerConfig& config, int64_t n,
-                   int64_t images) {
+                   int64_t images, bool isolated) {
   Report r;
   r.preset = fp.preset;
   r.bits = bits;
   r.mode = config.mode;
-  r.isolated = config.isolated;
+  r.isolated = isolated;
   r.batches = n;
   r.images = images;
   r.calibration_passes = static_cast<int64_t>(a.qs.size());
@@ -282,8 +282,8 @@ Report make_report(const Analysis& a, const models::Model& fp, int64_t bits, con
       ms.sqnr_out = s.out.db();
       ms.delta = delta_sqnr(ms.sqnr_in, ms.sqnr_out);
       const double nan = std::numeric_limits<double>::quiet_NaN();
-      ms.iso_in = config.isolated ? s.iso_in.db() : nan;
-      ms.iso_out = config.isolated ? s.iso_out.db() : nan;
+      ms.iso_in = isolated ? s.iso_in.db() : nan;
+      ms.iso_out = isolated ? s.iso_out.db() : nan;
       delta.push_back(ms.delta);
       iso.push_back(ms.iso_out);
       lr.scores.push_back(ms);
@@ -292,7 +292,7 @@ Report make_report(const Analysis& a, const models::Model& fp, int64_t bits, con
     lr.chosen = lr.scores[best].method;
     lr.margin = margin;
     r.plan_paper.set(lr.name, lr.chosen);
-    if (config.isolated) {
+    if (isolated) {
       const auto [best_iso, margin_iso] = argmax_with_margin(iso);
       lr.chosen_isolated = lr.scores[best_iso].method;
       lr.margin_isolated = margin_iso;
@@ -340,10 +340,11 @@ Report analyze(const models::Model& fp, int64_t bits, const AnalyzerConfig& conf
     auto it = a.index.find(name);
     if (it != a.index.end()) a.fp_layers[it->second] = FpLayer{in, out, {}, {}};
   });
-  observe(a, observed, config.isolated);
-  const int64_t images = measure(a, fp, calib, n, device, config.isolated, report_progress);
+  const bool isolated = config.scores_isolated();
+  observe(a, observed, isolated);
+  const int64_t images = measure(a, fp, calib, n, device, isolated, report_progress);
 
-  Report r = make_report(a, fp, bits, config, n, images);
+  Report r = make_report(a, fp, bits, config, n, images, isolated);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

@@ -7,8 +7,9 @@
 // full-precision model on the same images; every mixable layer's input and output are compared with the
 // full-precision layer's. Isolated mode (beyond the paper): each candidate is also fed the full-precision input
 // of the layer, put on the grid of the input the quantized layer received, and its output is scored against the
-// float op's; upstream error then cannot confound the ranking. Both are always computed (isolated mode costs one
-// extra call of the layer, not a forward pass); `mode` picks which one writes the plan.
+// float op's; upstream error then cannot confound the ranking. It costs one extra call of each observed layer,
+// ~15–20% of the analysis, and is scored when AnalyzerConfig::scores_isolated() (isolated: true, or auto and mode
+// isolated / searched); `mode` picks which ranking writes the plan.
 //
 // Cost, counted in passes over the calibration set: calibration = one pass per uniform model (train mode: the
 // activation ranges track the EMA, PtfAct chooses α; each model needs its own since its ranges depend on its

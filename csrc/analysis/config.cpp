@@ -36,7 +36,10 @@ void AnalyzerConfig::validate(const std::string& path) const {
   if (mode != "paper" && mode != "isolated" && mode != "searched") {
     fail(path, "mode", "must be paper, isolated or searched, got '" + mode + "'");
   }
-  if (!isolated && mode != "paper") {
+  if (isolated != "auto" && isolated != "true" && isolated != "false") {
+    fail(path, "isolated", "must be auto, true or false, got '" + isolated + "'");
+  }
+  if (isolated == "false" && mode != "paper") {
     fail(path, "isolated", "false needs mode paper (mode '" + mode + "' ranks by the isolated scores)");
   }
   if (search_evaluations < 1 || search_evaluations > 100000) {
@@ -45,6 +48,10 @@ void AnalyzerConfig::validate(const std::string& path) const {
   if (search_holdout_batches < 1 || search_holdout_batches > 100000) {
     fail(path, "search_holdout_batches", "must be in 1..100000, got " + std::to_string(search_holdout_batches));
   }
+}
+
+bool AnalyzerConfig::scores_isolated(bool needed) const {
+  return isolated == "true" || (isolated == "auto" && (needed || mode != "paper"));
 }
 
 std::vector<std::string> AnalyzerConfig::methods() const {

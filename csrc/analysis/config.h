@@ -20,8 +20,9 @@ struct AnalyzerConfig {
   std::string mode = "paper";  // which ranking writes the plan: paper (ΔSQNR) | isolated | searched (search.h)
   bool progress = true;        // a progress line on stderr
   // Score the isolated mode too (each candidate re-run on the full-precision input put on its grid: ~15–20% of the
-  // analysis). false: the paper-mode scores only (SPEC §7); modes isolated and searched need them.
-  bool isolated = true;
+  // analysis): true | false | auto (when `mode` needs them: isolated or searched; a training job also when a run of
+  // the bit-width is mixed_isolated or searched). Without them the report holds the paper-mode scores (SPEC §7).
+  std::string isolated = "auto";
   // The plan search (search.h; mode searched, or a `plan: searched` run of mnq-train).
   int64_t search_evaluations = 40;     // candidate plans calibrated and scored at most (start plans included)
   int64_t search_holdout_batches = 8;  // held-out training batches (after the calibration batches) it scores on
@@ -37,16 +38,20 @@ struct AnalyzerConfig {
                           "plans, scored by the quantized model's KL to the full-precision outputs)");
     v.field("progress", progress, "show a progress line on stderr");
     v.field("isolated", isolated,
-            "also score the isolated mode (~15-20% of the analysis; false: the paper-mode scores only, SPEC §7; "
-            "modes isolated and searched and mixed_isolated runs need it)");
+            "also score the isolated mode (~15-20% of the analysis): true | false | auto (when needed: mode "
+            "isolated or searched, a mixed_isolated or searched run); without: the paper-mode scores only, SPEC §7");
     v.field("search_evaluations", search_evaluations,
             "plan search: candidate plans calibrated and scored at most, start plans included");
     v.field("search_holdout_batches", search_holdout_batches,
             "plan search: held-out training batches scored (the ones after the calibration batches)");
   }
   // Throws config::Error("<path>.<key>", what) on an empty or unknown candidate list, a duplicate, a non-positive
-  // calib_batches or an unknown mode, search sizes out of range.
+  // calib_batches or an unknown mode, an isolated value other than true / false / auto (or false with a mode that
+  // ranks by the isolated scores), search sizes out of range.
   void validate(const std::string& path) const;
+  // Whether an analysis with this config scores the isolated mode: isolated true, or auto and `mode` needs it
+  // (`needed`: a caller's own need, e.g. a training job's mixed_isolated run; ignored when isolated is false).
+  bool scores_isolated(bool needed = false) const;
   // The union of the candidate lists in tie-break order (ivit, ibert, fqvit): the uniform models to build.
   std::vector<std::string> methods() const;
 };

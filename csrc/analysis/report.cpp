@@ -124,6 +124,7 @@ std::string Report::summary() const {
     }
     out += fmt::format("  {:<9} ({:>3} layers): {}\n", models::op_type_key(type), total, line);
   }
+  if (!isolated) return out + "the paper mode's scores only (analyze.isolated: true scores the isolated mode too)\n";
   const auto diff = disagreements();
   out += fmt::format("paper and isolated modes disagree on {} of {} layers", diff.size(), layers.size());
   for (size_t i = 0; i < diff.size(); ++i) out += (i == 0 ? ": " : ", ") + diff[i];

@@ -95,6 +95,8 @@ SearchResult search_plan(const models::Model& fp, int64_t bits, const AnalyzerCo
   const auto layers = models::mixable_layers(fp.preset, shape);
   TORCH_CHECK_VALUE(layers.size() == report.layers.size(), "search: the report has ", report.layers.size(),
                     " layers, the model ", layers.size());
+  TORCH_CHECK_VALUE(report.isolated, "search: the report has no isolated scores (the isolated plan is a start plan): "
+                    "analyze with isolated true (Python: mnq.analyze(..., isolated=True))");
   const at::Device device = device_of(fp);
   at::NoGradGuard no_grad;
   CpuBufferCacheScope reuse_buffers;  // every candidate's calibration and scoring reuse the same buffers

@@ -66,7 +66,8 @@ models::Plan uniform_layer_plan(const std::vector<std::pair<std::string, models:
 
 // `report`: the analyzer's report of the same fp, bits and calibration batches (its plans are start plans, its
 // margins and ΔSQNR order the moves). `calib`: the calibration batches (the first config.calib_batches are used);
-// `holdout`: the held-out images. Throws std::invalid_argument on an empty holdout or a report of another model.
+// `holdout`: the held-out images. Throws std::invalid_argument on an empty holdout, a report of another model or
+// one without the isolated scores.
 SearchResult search_plan(const models::Model& fp, int64_t bits, const AnalyzerConfig& config,
                          const BatchSource& calib, const BatchSource& holdout, const Report& report,
                          const models::ModelOverrides& overrides = {}, const ProgressCallback& progress = {});

@@ -221,7 +221,7 @@ void JobConfig::validate(const std::string& path) const {
   analyze.validate(join(path, "analyze"));
   auto check_run = [&](int64_t bits, const std::string& plan, const std::string& p) {
     // The isolated ranking and the plan search (which starts from it) need the isolated scores.
-    require(analyze.isolated || (plan != "mixed_isolated" && plan != "searched"), p, "plan",
+    require(analyze.isolated != "false" || (plan != "mixed_isolated" && plan != "searched"), p, "plan",
             "'" + plan + "' needs the isolated scores: analyze.isolated is false");
     check_run_bits(bits, plan, analyze, p);
   };

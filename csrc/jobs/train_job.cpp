@@ -157,16 +157,20 @@ JobResult run_single_job(const JobConfig& config, const JobOptions& options) {
     if (is_mixed_plan(run.plan)) {
       // A resumed job keeps the plans it already chose (they depend only on the FP weights and the bits).
       // The plan search runs with the analysis when a run of these bits asks for it (or analyze.mode does).
-      const bool search = config.analyze.mode == "searched" ||
-                          std::any_of(runs.begin(), runs.end(),
-                                      [&](const RunConfig& r) { return r.bits == run.bits && r.plan == "searched"; });
+      // The isolated scores when a run of these bits needs them (analyze.isolated auto) or analyze.isolated says.
+      auto asks = [&](const char* plan) {
+        return std::any_of(runs.begin(), runs.end(),
+                           [&](const RunConfig& r) { return r.bits == run.bits && r.plan == plan; });
+      };
+      const bool search = config.analyze.mode == "searched" || asks("searched");
+      const bool isolated = config.analyze.scores_isolated(search || asks("mixed_isolated"));
       if (!mixed.count(run.bits) && options.resume) {
         auto saved = MixedPlans::load(dir + "/plans", run.bits);
-        if (saved && (!search || saved->searched)) mixed[run.bits] = *saved;
+        if (saved && (!search || saved->searched) && (!isolated || saved->isolated)) mixed[run.bits] = *saved;
       }
       if (!mixed.count(run.bits)) {
         fs::create_directories(dir + "/plans");
-        mixed[run.bits] = mixed_plans(fp, run.bits, config, train, overrides, dir + "/plans", search);
+        mixed[run.bits] = mixed_plans(fp, run.bits, config, train, overrides, dir + "/plans", search, isolated);
         mixed[run.bits].save(dir + "/plans", run.bits);
       }
       plans.push_back(mixed[run.bits].of(run.plan));

@@ -68,15 +68,18 @@ class _Batches:
 def analyze(model, batches: Iterable, bits: int = 8, *, softmax: Optional[Sequence[str]] = None,
             gelu: Optional[Sequence[str]] = None, layernorm: Optional[Sequence[str]] = None,
             calib_batches: int = 30, mode: str = "paper", progress: bool = True,
-            isolated: bool = True) -> AnalysisReport:
+            isolated: Optional[bool] = None) -> AnalysisReport:
     """Analyze full-precision ``model`` (from :func:`mnq.models.create` with ``bits=None``) at W/A ``bits`` on the
     first ``calib_batches`` of ``batches`` (images, or (images, labels) pairs, on the model's device).
 
     ``softmax`` / ``gelu`` / ``layernorm``: the candidate methods per op type (default: SPEC §7's: ivit, ibert,
     fqvit; GELU ivit, ibert). ``mode``: ``paper`` (argmax ΔSQNR) or ``isolated`` picks ``report.plan`` (the plan
-    search: :func:`search_plan`). ``isolated=False`` scores the paper mode only (SPEC §7; the isolated re-runs are
-    ~15-20% of the analysis): every isolated value is NaN, ``plan_isolated`` is empty; mode ``paper`` only. Raises
-    ValueError naming the setting on bad arguments.
+    search: :func:`search_plan`). ``isolated``: also score the isolated mode (each candidate re-run on the
+    full-precision input; ~15-20% of the analysis) — ``None`` (default): when ``mode`` is ``isolated``; ``True``:
+    always (``report.plan_isolated``, ``disagreements()``, the isolated columns; :func:`search_plan` needs such a
+    report); ``False``: never (mode ``paper`` only). Without it the report holds SPEC §7's paper-mode scores: every
+    isolated value is NaN, ``plan_isolated`` is empty, ``report.isolated`` is False. Raises ValueError naming the
+    setting on bad arguments.
 
     Pins full FP32 for the whole process first (TF32 off in cuBLAS and cuDNN, float32 matmul precision
     "highest"), so the plan does not depend on the GPU it was measured on; it is not restored afterwards.
@@ -88,10 +91,10 @@ def analyze(model, batches: Iterable, bits: int = 8, *, softmax: Optional[Sequen
     if mode == "searched":
         raise ValueError("mnq.analyze: mode 'searched' needs held-out batches: call mnq.search_plan(model, batches, "
                          "holdout, bits) (its .plan is the searched plan)")
-    if not isinstance(isolated, bool):
-        raise ValueError(f"mnq.analyze: isolated must be a bool, got {isolated!r}")
+    if isolated is not None and not isinstance(isolated, bool):
+        raise ValueError(f"mnq.analyze: isolated must be None, True or False, got {isolated!r}")
     cfg = _config(calib_batches, mode, progress, softmax, gelu, layernorm)
-    cfg["isolated"] = isolated
+    cfg["isolated"] = "auto" if isolated is None else str(isolated).lower()
     source = _Batches(batches, calib_batches)
     if source.count == 0:
         raise ValueError("mnq.analyze: no calibration batches given")

@@ -1,5 +1,6 @@
 """mnq.analyze: the C++ analyzer from Python on a C++ full-precision model and Python batches (sequence or
 re-iterable), the assignment rule checked independently on the returned scores, and argument errors."""
+import json
 import math
 
 import pytest
@@ -70,13 +71,19 @@ def test_isolated_mode_and_candidates(fp):
 
 
 def test_paper_scores_only(fp, tmp_path):
-    """isolated=False: the paper-mode scores and plan of the full analysis, bit for bit; no isolated values."""
+    """Without the isolated scores (the default in mode paper, or isolated=False): the paper-mode scores and plan of
+    the full analysis (isolated=True), bit for bit; no isolated values. Mode isolated scores them by default."""
     items = batches()
-    full = mnq.analyze(fp, items, bits=6, calib_batches=3, progress=False)
-    paper = mnq.analyze(fp, items, bits=6, calib_batches=3, progress=False, isolated=False)
+    full = mnq.analyze(fp, items, bits=6, calib_batches=3, progress=False, isolated=True)
+    paper = mnq.analyze(fp, items, bits=6, calib_batches=3, progress=False)
     assert full.isolated and not paper.isolated
+    off = mnq.analyze(fp, items, bits=6, calib_batches=3, progress=False, isolated=False)
+    assert not off.isolated and json.dumps(off.layers) == json.dumps(paper.layers) and off.plan == paper.plan
+    iso = mnq.analyze(fp, items, bits=6, calib_batches=3, progress=False, mode="isolated")
+    assert iso.isolated and iso.plan == iso.plan_isolated == full.plan_isolated
     assert paper.plan == full.plan == full.plan_paper == paper.plan_paper
     assert paper.plan_isolated == {} and paper.disagreements() == []
+    assert "scores only" in paper.summary() and "disagree" not in paper.summary() and "disagree on" in full.summary()
     assert full.plan_isolated and set(full.plan_isolated) == set(full.plan)
     for la, lb in zip(paper.layers, full.layers):
         assert la["chosen"] == lb["chosen"] and la["margin"] == lb["margin"]
@@ -86,12 +93,11 @@ def test_paper_scores_only(fp, tmp_path):
             assert math.isnan(sa["isolated_in"]) and math.isnan(sa["isolated_out"])
             assert math.isfinite(sb["isolated_out"])
     paper.write_json(str(tmp_path / "r.json"))
-    import json
     j = json.loads((tmp_path / "r.json").read_text())
     assert j["isolated"] is False and j["layers"][0]["methods"]["ivit"]["isolated_sqnr_out"] == "nan"
     with pytest.raises(ValueError, match="analyze.isolated.*needs mode paper"):
         mnq.analyze(fp, items, calib_batches=3, mode="isolated", isolated=False, progress=False)
-    with pytest.raises(ValueError, match="isolated must be a bool"):
+    with pytest.raises(ValueError, match="isolated must be None, True or False"):
         mnq.analyze(fp, items, calib_batches=3, isolated="no", progress=False)
 
 
@@ -112,7 +118,7 @@ def test_errors_name_the_argument(fp):
 
 def test_search_plan_never_loses_to_its_start_plans_and_reuses_a_report(fp):
     calib, held = batches(2), batches(2, b=6)[::-1]
-    report = mnq.analyze(fp, calib, bits=6, calib_batches=2, progress=False)
+    report = mnq.analyze(fp, calib, bits=6, calib_batches=2, progress=False, isolated=True)
     found = mnq.search_plan(fp, calib, held, bits=6, report=report, calib_batches=2, holdout_batches=2,
                             evaluations=7, progress=False)
     assert isinstance(found, mnq.SearchResult) and found.objective == "kl_fp"
@@ -138,9 +144,12 @@ def test_search_plan_errors_name_the_argument(fp):
         mnq.search_plan(fp, calib, calib, bits=8, evaluations=0, progress=False)
     with pytest.raises(ValueError, match="report"):
         mnq.search_plan(fp, calib, calib, bits=8, report="plan.yaml", progress=False)
-    w8 = mnq.analyze(fp, calib, bits=8, calib_batches=2, progress=False)
+    w8 = mnq.analyze(fp, calib, bits=8, calib_batches=2, progress=False, isolated=True)
     with pytest.raises(ValueError, match="report"):  # a report of other bits cannot order this search
         mnq.search_plan(fp, calib, calib, bits=6, report=w8, calib_batches=2, progress=False)
+    paper = mnq.analyze(fp, calib, bits=8, calib_batches=2, progress=False)  # its isolated plan is a start plan
+    with pytest.raises(ValueError, match="no isolated scores.*isolated=True"):
+        mnq.search_plan(fp, calib, calib, bits=8, report=paper, calib_batches=2, progress=False)
     with pytest.raises(ValueError, match="search_plan"):
         mnq.analyze(fp, calib, calib_batches=2, mode="searched", progress=False)
 

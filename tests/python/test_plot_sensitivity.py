@@ -59,6 +59,30 @@ def test_plot_writes_a_png(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _png_height(path):
+    return int.from_bytes(Path(path).read_bytes()[20:24], "big")  # IHDR: width, height
+
+
+def test_plot_of_a_paper_mode_report_has_one_panel(tmp_path):
+    """A report without the isolated scores (analyze.isolated; its isolated values "nan") plots the ΔSQNR panel
+    alone; one with them, both panels."""
+    pytest.importorskip("matplotlib")
+    mod = _module()
+    path = _report(tmp_path)
+    full = json.loads(path.read_text())
+    paper = dict(full, isolated=False, layers=[dict(layer, chosen_isolated="", margin_isolated="nan", methods={
+        m: dict(s, isolated_sqnr_in="nan", isolated_sqnr_out="nan") for m, s in layer["methods"].items()})
+        for layer in full["layers"]])
+    heights = []
+    for name, data in (("full", dict(full, isolated=True)), ("paper", paper)):
+        src = tmp_path / f"{name}.json"
+        src.write_text(json.dumps(data))
+        report, layers = mod.load_report(src)
+        mod.plot(report, layers, tmp_path / f"{name}.png")
+        heights.append(_png_height(tmp_path / f"{name}.png"))
+    assert heights[1] < 0.7 * heights[0], heights
+
+
 def _search(tmp_path):
     # the layout SearchResult::write_json writes (csrc/analysis/search.cpp)
     steps = [(1, "start", "uniform ivit", 0.30, True, 0.30), (2, "start", "uniform ibert", 0.20, True, 0.20),

@@ -40,7 +40,7 @@ def _job(out, fp=None, **train):
         "model": {"preset": "vit_mnist_tiny", "drop_path": 0.1, **model},
         "quant": {"calib_batches": 2},
         "train": {"epochs": 1, "lr": 1e-6, **train},  # SPEC §8's QAT learning rate
-        "analyze": {"calib_batches": 2, "progress": False},
+        "analyze": {"calib_batches": 2, "progress": False, "isolated": True},  # the isolated scores too (below)
         "compare": [{"name": "w8_fqvit", "bits": 8, "plan": "fqvit"}, {"name": "w6_mixed", "bits": 6, "plan": "mixed"}],
         "output": {"dir": str(out)},
         "threads": 1,

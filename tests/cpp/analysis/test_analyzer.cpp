@@ -100,6 +100,7 @@ TEST_CASE("analyzer: a planted outlier token makes ivit LayerNorms lose; ibert i
   AnalyzerConfig config = quiet_config(3);
   config.softmax = {"ivit", "ibert"};
   config.layernorm = {"ivit", "ibert"};
+  config.isolated = "true";  // the isolated ranking too (mode paper scores only the paper mode by default)
   const Report r = analyze(fp, 8, config, calib);
   REQUIRE(r.layers.size() == 17);
   int64_t layernorms = 0;
@@ -299,6 +300,20 @@ TEST_CASE("analyzer: bad configs and inputs fail naming the key", "[analyzer]") 
         "analyze.layernorm: method 'ibert' is listed twice");
   fails([](AnalyzerConfig& b) { b.calib_batches = 0; }, "analyze.calib_batches: must be positive, got 0");
   fails([](AnalyzerConfig& b) { b.mode = "best"; }, "analyze.mode: must be paper, isolated or searched, got 'best'");
+  fails([](AnalyzerConfig& b) { b.isolated = "yes"; }, "analyze.isolated: must be auto, true or false, got 'yes'");
+  fails([](AnalyzerConfig& b) { b.isolated = "false", b.mode = "searched"; },
+        "analyze.isolated: false needs mode paper (mode 'searched' ranks by the isolated scores)");
+  // auto: the isolated scores when the mode ranks by them or the caller needs them; true / false as said.
+  for (const char* mode : {"paper", "isolated", "searched"}) {
+    for (const char* iso : {"auto", "true", "false"}) {
+      AnalyzerConfig a;
+      a.mode = mode, a.isolated = iso;
+      INFO(mode << " " << iso);
+      const bool by_mode = std::string(mode) != "paper";
+      CHECK(a.scores_isolated() == (std::string(iso) == "true" || (std::string(iso) == "auto" && by_mode)));
+      CHECK(a.scores_isolated(true) == (std::string(iso) != "false"));
+    }
+  }
 
   models::Model fp = fp_model("vit_mnist_tiny");
   AnalyzerConfig bad = quiet_config(1);

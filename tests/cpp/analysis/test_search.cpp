@@ -55,8 +55,10 @@ TEST_CASE("search: never worse than its start plans, within budget, reproducible
   cfg.calib_batches = 2;
   cfg.progress = false;
   cfg.search_evaluations = 9;
+  cfg.mode = "searched";   // as a job's: the analysis then scores the isolated mode too (analyze.isolated auto)
   const int64_t bits = 4;  // where the methods differ most
   const Report report = analyze(fp, bits, cfg, calib);
+  REQUIRE(report.isolated);
   const SearchResult r = search_plan(fp, bits, cfg, calib, holdout, report);
 
   CHECK(r.evaluations <= cfg.search_evaluations);
@@ -111,6 +113,8 @@ TEST_CASE("search: bad input is a clear error", "[analysis][search]") {
   const Report report = analyze(fp, 8, cfg, calib);
   CHECK_THROWS_WITH(search_plan(fp, 8, cfg, calib, BatchSource{}, report), Catch::Contains("held-out set"));
   CHECK_THROWS_WITH(search_plan(fp, 6, cfg, calib, calib, report), Catch::Contains("the report is of"));
+  REQUIRE_FALSE(report.isolated);  // mode paper, analyze.isolated auto: its isolated plan would be a start plan
+  CHECK_THROWS_WITH(search_plan(fp, 8, cfg, calib, calib, report), Catch::Contains("the report has no isolated scores"));
   cfg.search_evaluations = 0;
   CHECK_THROWS_WITH(search_plan(fp, 8, cfg, calib, calib, report), Catch::Contains("search_evaluations"));
 }

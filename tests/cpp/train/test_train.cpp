@@ -155,6 +155,42 @@ TEST_CASE("train: plan mixed runs the analyzer once per bit-width and trains the
   CHECK(std::filesystem::exists(dir / "run/plans/mixed_w6_report.json"));
 }
 
+TEST_CASE("train: the isolated scores only when a run needs them; a resume that adds one re-analyzes", "[train]") {
+  // analyze.isolated auto: a job of `mixed` runs scores the paper mode alone (no mixed_isolated plan, the report's
+  // isolated values NaN); resumed with a mixed_isolated run added, the saved plans lack it, so the analyzer runs
+  // again with them, and the paper plan it writes is the one the finished run trained with.
+  log::set_quiet(true);
+  TempDir dir("trainisoauto");
+  mnq_test::write_synthetic_fashion(dir / "data", 64, 32, 14);
+  JobConfig c = tiny_job(dir / "data", dir / "run");
+  c.model.pretrain.epochs = 1;
+  c.analyze.calib_batches = 2;
+  c.analyze.progress = false;
+  REQUIRE(c.analyze.isolated == "auto");
+  c.compare = {RunConfig{"mixed6", 6, "mixed"}};
+  REQUIRE(run_job(c, {false, -1, true}).finished);
+  const std::filesystem::path plans = dir / "run/plans";
+  CHECK_FALSE(std::filesystem::exists(plans / "mixed_isolated_w6.yaml"));
+  const auto paper_report = nlohmann::json::parse(std::ifstream(plans / "mixed_w6_report.json"));
+  CHECK(paper_report.at("isolated") == false);
+  CHECK(paper_report.at("layers").at(0).at("chosen_isolated") == "");
+  const models::Plan paper = models::Plan::load(plans / "mixed_w6.yaml");
+
+  c.compare.push_back(RunConfig{"iso6", 6, "mixed_isolated"});
+  const JobResult r = run_job(c, {true, -1, true});
+  REQUIRE(r.finished);
+  REQUIRE(r.rows.size() == 3);  // FP, mixed6 (finished before), iso6
+  CHECK(models::Plan::load(plans / "mixed_w6.yaml") == paper);
+  const auto report = nlohmann::json::parse(std::ifstream(plans / "mixed_w6_report.json"));
+  CHECK(report.at("isolated") == true);
+  const models::Plan isolated = models::Plan::load(plans / "mixed_isolated_w6.yaml");
+  CHECK(models::Plan::load(dir / "run/iso6/plan.yaml") == isolated);
+  for (const auto& layer : report.at("layers")) {
+    INFO(layer.dump());
+    CHECK(isolated.method_for(layer.at("layer").get<std::string>()) == layer.at("chosen_isolated").get<std::string>());
+  }
+}
+
 // The shipped full-size job (configs/imagenet_deit_tiny.yaml: DeiT-Tiny at 224, SPEC §8's recipe with every
 // augmentation) on a generated two-class JPEG folder and a random FP checkpoint, only the paths, sizes and epochs
 // overridden: it runs end to end, a uniform and a mixed run (the analyzer on DeiT), and writes its table.

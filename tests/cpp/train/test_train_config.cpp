@@ -142,6 +142,12 @@ TEST_CASE("job config: every size, thread count and bit width is range-checked",
                     Catch::Contains("analyze.isolated: false needs mode paper"));
   CHECK_NOTHROW(validate(model + "analyze: {isolated: false}\ncompare:\n  - {name: a, bits: 8, plan: mixed}\n"
                                  "  - {name: b, bits: 8, plan: mixed_paper}\n"));
+  // auto (the default) and true: the job scores the isolated mode for the runs that need it.
+  for (const char* iso : {"auto", "true"}) {
+    CHECK_NOTHROW(validate(model + "analyze: {isolated: " + iso + "}\nquant: {bits: 8, plan: searched}\n"));
+  }
+  CHECK_THROWS_WITH(validate(model + "analyze: {isolated: on}\n"),
+                    Catch::Contains("analyze.isolated: must be auto, true or false, got 'on'"));
   // A plan file: the methods it names; a malformed plan file is a config error naming the key.
   const std::string plan = "/tmp/mnq_test_train_config_plan.yaml";
   std::ofstream(plan) << "all: ivit\nsoftmax: ibert\n";
