@@ -191,8 +191,9 @@ struct RequantF64Avx512 {
       int64_t c = 0;
       for (; c + 16 <= cols; c += 16) {
         __m512 qa, qb;
-        if (!float32_codes(xa + base + c, rfa + c, qa) || (kResidual && !float32_codes(xb + base + c, rfb + c, qb))) {
-          ok = other(base, c) && ok;
+        if (!float32_codes(xa + base + c, rfa + c, qa) || (kResidual && !float32_codes(xb + base + c, rfb + c, qb)))
+            [[unlikely]] {
+          ok = cold_call_avx512(other, base, c) && ok;
           continue;
         }
         const __m512d a0 = _mm512_cvtps_pd(_mm512_castps512_ps256(qa));

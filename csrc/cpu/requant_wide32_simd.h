@@ -215,9 +215,9 @@ struct RequantWide32Avx512 {
           done = block16<kResidual>(xa, ka, xb, kb, base, c, k, o);
         }
         ++tried;
-        if (!done) {
+        if (!done) [[unlikely]] {
           ++failed;
-          ok = fallback(base, c) && ok;
+          ok = cold_call_avx512(fallback, base, c) && ok;  // simd.h
         }
       }
       if (c < cols) ok = tail(base, c) && ok;
