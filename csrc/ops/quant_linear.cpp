@@ -66,8 +66,8 @@ at::Tensor cpu_int8(const at::Tensor& x, const at::Tensor& s_a, const at::Tensor
   const int64_t K = x.size(-1), N = weight.size(0), M = K == 0 ? 0 : x.numel() / K;
   if (M == 0 || K == 0 || K >= (int64_t(1) << 17)) return at::Tensor();  // int32 sums: K·2^14 < 2^31
   const at::Tensor wc = weight.contiguous();
-  at::Tensor qw_t = at::empty({K, N}, x.options().dtype(at::kChar));  // _int_mm's right operand [K, N]
-  if (!cpu::weight_codes_t(wc.data_ptr<float>(), s_w.data_ptr<double>(), N, K, qw_t.data_ptr<int8_t>())) {
+  at::Tensor qw = at::empty({N, K}, x.options().dtype(at::kChar));  // _int_mm takes its transposed view as [K, N]
+  if (!cpu::weight_codes(wc.data_ptr<float>(), s_w.data_ptr<double>(), N, K, qw.data_ptr<int8_t>())) {
     return at::Tensor();
   }
   at::Tensor qa32 = at::empty({M, K}, x.options().dtype(at::kInt));
@@ -76,7 +76,7 @@ at::Tensor cpu_int8(const at::Tensor& x, const at::Tensor& s_a, const at::Tensor
   if (!cpu::quantize(x.reshape({M, K}).contiguous(), s_a.reshape({1}), qa32, p)) return at::Tensor();  // NaN
   at::Tensor qa = at::empty({M, K}, x.options().dtype(at::kChar));
   if (!cpu::narrow_codes(qa32.data_ptr<int32_t>(), qa.data_ptr<int8_t>(), M * K)) return at::Tensor();
-  const at::Tensor acc = at::_int_mm(qa, qw_t);
+  const at::Tensor acc = at::_int_mm(qa, qw.t());
   const at::Tensor qb = bias.has_value() && bias->defined() ? codes64(*bias, s_out).contiguous()
                                                             : at::zeros({N}, s_out.options());
   // In place: each float32 output takes its int32 sum's four bytes (one buffer fewer per call).

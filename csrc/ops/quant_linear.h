@@ -44,9 +44,10 @@ namespace cpu {
 void quant_linear_epilogue(const at::Tensor& acc, const double* qb, const double* s, const at::Tensor& y);
 // out[i] = in[i] as int8; false when some in[i] lies outside [−128, 127]: then out is not all written.
 bool narrow_codes(const int32_t* in, int8_t* out, int64_t n);
-// The fake-quant weight's codes transposed: out[k·N + n] = round(w[n·K + k] / s[n]) (the quantizer's rounding);
-// false when one lies outside [−128, 127] (or is NaN): then out is not all written.
-bool weight_codes_t(const float* w, const double* s, int64_t N, int64_t K, int8_t* out);
+// The fake-quant weight's codes: out[n·K + k] = round(w[n·K + k] / s[n]) (the quantizer's rounding), rows in
+// parallel, AVX-512 when isa() has it; false when one lies outside [−128, 127] (or is NaN): then out is not all
+// written.
+bool weight_codes(const float* w, const double* s, int64_t N, int64_t K, int8_t* out);
 }  // namespace cpu
 
 }  // namespace ops

@@ -72,6 +72,28 @@ def test_off_grid_input_is_read_at_its_codes(isa):
     assert same_bits(mnq.ops.quant_linear(big, s_a, w, s_w, b), ref.quant_linear(big, s_a, w, s_w, b))
 
 
+@pytest.mark.parametrize("k", [5, 16, 37, 64])
+def test_weight_codes_off_grid_and_at_the_int8_ends(isa, k):
+    """The weight's codes round(w / s_w[n]) on every path (the row's 16-lane steps and its tail): exact half codes
+    to even, −128 on the int8 path, 128 or a NaN weight on the float64 path — each the reference's values."""
+    g = torch.Generator().manual_seed(k)
+    x, s_a, w, s_w, b = _layer(11, k, 20, 8, 8, g)
+    w = w + (torch.rand(w.shape, generator=g) - 0.5) * s_w.float().unsqueeze(1)  # between grid points
+    half = torch.tensor([0.5, 1.5, -2.5, 126.5, -127.5])[: min(5, k)]
+    w[3, -half.numel():] = (half.double() * s_w[3]).float()  # exact halves (the float32 value: exact for these)
+    w[4, k // 2] = (-128 * s_w[4]).float()  # the int8 minimum
+    assert same_bits(mnq.ops.quant_linear(x, s_a, w, s_w, b), ref.quant_linear(x, s_a, w, s_w, b))
+    for bad in (128 * float(s_w[6]), float("inf")):  # beyond int8, inf (code clamped to 32 bits): float64 path
+        wb = w.clone()
+        wb[6, k - 1] = bad
+        assert same_bits(mnq.ops.quant_linear(x, s_a, wb, s_w, b), ref.quant_linear(x, s_a, wb, s_w, b)), bad
+    wb = w.clone()
+    wb[6, k - 1] = float("nan")  # a NaN weight: its output channel is NaN, the others the reference's
+    y = mnq.ops.quant_linear(x, s_a, wb, s_w, b)
+    keep = [n for n in range(20) if n != 6]
+    assert torch.isnan(y[:, 6]).all() and same_bits(y[:, keep], ref.quant_linear(x, s_a, w, s_w, b)[:, keep])
+
+
 def test_nan_input_reaches_only_its_rows(isa):
     g = torch.Generator().manual_seed(5)
     x, s_a, w, s_w, b = _layer(6, 16, 18, 8, 8, g)
