@@ -17,6 +17,7 @@
 #endif
 
 #include "csrc/cpu/isa.h"
+#include "csrc/cpu/quant_simd.h"
 #include "csrc/cpu/simd.h"  // GCC 12's false "maybe uninitialized" in its AVX-512 headers, silenced
 #include "csrc/ops/quant_linear.h"
 
@@ -53,6 +54,29 @@ void row_avx512(const int32_t* a, const double* qb, const double* s, int64_t N, 
 #endif
 
 }  // namespace
+
+bool activation_codes(const float* x, double s, int64_t n, int8_t* out) {
+  // The codes clamped to ±2^18, the certified float32 quantizer's range (csrc/cpu/quant_simd.h): any beyond int8
+  // fail the narrowing anyway.
+  constexpr kernels::i64 kLo = -(kernels::i64(1) << 18), kHi = (kernels::i64(1) << 18) - 1;
+  constexpr int64_t kChunk = 2048;  // int32 codes in an L1-resident buffer, then narrowed
+  const bool certified = quantize_simd_ok(&s, 1, kLo, kHi);
+  const Isa path = isa();  // the float64 form (exact) where the scale is not certified
+  const float r = static_cast<float>(1.0 / s);
+  std::atomic<bool> ok{true};
+  at::parallel_for(0, (n + kChunk - 1) / kChunk, std::max<int64_t>(1, at::internal::GRAIN_SIZE / kChunk),
+                   [&](int64_t c0, int64_t c1) {
+                     int32_t buf[kChunk];
+                     for (int64_t c = c0; c < c1 && ok.load(std::memory_order_relaxed); ++c) {
+                       const int64_t i0 = c * kChunk, len = std::min(kChunk, n - i0);
+                       const QuantSpan sp{x + i0, 0, len, &s, &r, false, kLo, kHi, !certified};
+                       if (quantize_span(path, sp, kernels::CodeOut{buf}) != 0 || !narrow_codes(buf, out + i0, len)) {
+                         ok = false;
+                       }
+                     }
+                   });
+  return ok;
+}
 
 bool narrow_codes(const int32_t* in, int8_t* out, int64_t n) {
   int64_t i = 0;

@@ -70,12 +70,11 @@ at::Tensor cpu_int8(const at::Tensor& x, const at::Tensor& s_a, const at::Tensor
   if (!cpu::weight_codes(wc.data_ptr<float>(), s_w.data_ptr<double>(), N, K, qw.data_ptr<int8_t>())) {
     return at::Tensor();
   }
-  at::Tensor qa32 = at::empty({M, K}, x.options().dtype(at::kInt));
-  // Codes clamped to ±2^18 (the certified float32 path of csrc/cpu/quant_simd.h): any beyond int8 go generic anyway.
-  const kernels::QuantizeParams p{M * K, kernels::ChannelLayout{1, 1}, -(int64_t(1) << 18), (int64_t(1) << 18) - 1};
-  if (!cpu::quantize(x.reshape({M, K}).contiguous(), s_a.reshape({1}), qa32, p)) return at::Tensor();  // NaN
+  const at::Tensor xc = x.reshape({M, K}).contiguous();
   at::Tensor qa = at::empty({M, K}, x.options().dtype(at::kChar));
-  if (!cpu::narrow_codes(qa32.data_ptr<int32_t>(), qa.data_ptr<int8_t>(), M * K)) return at::Tensor();
+  if (!cpu::activation_codes(xc.data_ptr<float>(), *s_a.data_ptr<double>(), M * K, qa.data_ptr<int8_t>())) {
+    return at::Tensor();  // a code beyond int8, or NaN
+  }
   const at::Tensor acc = at::_int_mm(qa, qw.t());
   const at::Tensor qb = bias.has_value() && bias->defined() ? codes64(*bias, s_out).contiguous()
                                                             : at::zeros({N}, s_out.options());
