@@ -9,6 +9,9 @@ The verdict column compares the CPU ratios (int/float and qat/float) with the ta
 non-linear ops, 2x for quantize and requant ("ok" when both are within it). The CPU runs two batches by default:
 8 (throughput) and 1 (the latency case: one image of 197 tokens), each op's rows at both.
 
+CPU rows are timed in interleaved rounds (--rounds, default 5): each round times the four forms in turn, and each
+form's least over the rounds is kept, so an op and its float baseline see the same moments of a shared host.
+
 CPU timings run under the CPU buffer cache (mnq.cpu_buffer_cache, as scripts/bench_analyzer.py's float pass): every
 op here, ours and torch's, allocates its output per call, and glibc may return a freed block of a few MB to the
 kernel (mmap, or a trimmed heap top) by the order of the process's allocations, after which every call pays a page
@@ -17,7 +20,7 @@ fault per 4 KiB of its output. Which op pays depends on the heap's history, not 
 a call, torch's softmax ~90); with the cache no op pays them. --no-buffer-cache times the plain allocator.
 
     python scripts/bench_ops.py [--threads 2] [--device cpu|cuda|all] [--quick] [--batch 8,1] [--cpu-time]
-                                [--json rows.json] [--no-buffer-cache]
+                                [--rounds 5] [--json rows.json] [--no-buffer-cache]
 """
 import argparse
 import contextlib
@@ -184,11 +187,24 @@ def cpu_timeit(fn, reps=40, budget_s=2.0):
 
 def timeit(fn, device, min_time):
     if CPU_TIME and device == "cpu":
-        return cpu_timeit(fn)
+        return cpu_timeit(fn, reps=max(8, round(40 * min_time)), budget_s=2.0 * min_time)
     fn()  # warm-up (and CUDA: torch.utils.benchmark synchronizes around each measurement)
     t = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
     m = t.blocked_autorange(min_run_time=min_time)
     return m.median * 1e3
+
+
+def interleaved(fns, device, min_time, rounds):
+    """Each function's time, the least over `rounds` rounds that each time every function in turn (min_time / rounds
+    apiece): on a shared host whose load changes from second to second (another tenant on the core's SMT sibling
+    slows a compute-bound integer kernel more than a memory-bound float op), every function meets the same quiet and
+    busy moments, where timing one after the other for a second each compared an op timed in a busy second with a
+    float op timed in a quiet one."""
+    best = [float("inf")] * len(fns)
+    for _ in range(max(1, rounds)):
+        for i, fn in enumerate(fns):
+            best[i] = min(best[i], timeit(fn, device, min_time / max(1, rounds)))
+    return best
 
 
 def main():
@@ -201,6 +217,8 @@ def main():
     ap.add_argument("--gpu-batch", type=int, default=96,
                     help="batch on CUDA (96: attention scores of 86 MB, above the 64 MB bandwidth target size)")
     ap.add_argument("--only", default="", help="comma-separated op names")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="CPU: interleaved rounds per row, each timing every form in turn; the least is kept")
     ap.add_argument("--json", default="", help="also write the rows to this file (scripts/gpu_table.py reads it)")
     ap.add_argument("--no-buffer-cache", action="store_true",
                     help="CPU: time with the plain allocator (page faults on fresh output buffers, by heap history)")
@@ -239,7 +257,7 @@ def main():
             if only and name not in only:
                 continue
             with contextlib.nullcontext() if dev != "cpu" or args.no_buffer_cache else mnq.cpu_buffer_cache():
-                t = [timeit(f, dev, min_time) for f in (fused, qat, comp, flt)]
+                t = interleaved([fused, qat, comp, flt], dev, min_time, args.rounds if dev == "cpu" else 1)
             nbytes = 2 * x.numel() * 4  # int32/float32 in and out
             gbs = nbytes / (t[0] * 1e-3) / 1e9
             shape = "x".join(map(str, x.shape))
