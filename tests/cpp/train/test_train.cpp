@@ -121,14 +121,25 @@ TEST_CASE("train: the training loop reads no value back per step; losses are rea
   CHECK(std::count(r.final.hits.begin(), r.final.hits.end(), 1) == std::lround(64 * r.final.top1));
 }
 
-TEST_CASE("train: plan mixed runs the analyzer once per bit-width and trains the mixed models", "[train]") {
+namespace {
+
+// A tiny job on synthetic Fashion-MNIST in `dir` (run folder dir/run): one pretraining epoch, a quiet analyzer on
+// two calibration batches.
+JobConfig analyzer_job(const TempDir& dir) {
   log::set_quiet(true);
-  TempDir dir("trainmixed");
   mnq_test::write_synthetic_fashion(dir / "data", 64, 32, 14);
   JobConfig c = tiny_job(dir / "data", dir / "run");
   c.model.pretrain.epochs = 1;
   c.analyze.calib_batches = 2;
   c.analyze.progress = false;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("train: plan mixed runs the analyzer once per bit-width and trains the mixed models", "[train]") {
+  TempDir dir("trainmixed");
+  JobConfig c = analyzer_job(dir);
   c.analyze.mode = "paper";
   c.compare = {RunConfig{"mixed6", 6, "mixed"}, RunConfig{"ivit6", 6, "ivit"}, RunConfig{"iso6", 6, "mixed_isolated"}};
   const JobResult r = run_job(c, {false, -1, true});
@@ -159,13 +170,8 @@ TEST_CASE("train: the isolated scores only when a run needs them; a resume that 
   // analyze.isolated auto: a job of `mixed` runs scores the paper mode alone (no mixed_isolated plan, the report's
   // isolated values NaN); resumed with a mixed_isolated run added, the saved plans lack it, so the analyzer runs
   // again with them, and the paper plan it writes is the one the finished run trained with.
-  log::set_quiet(true);
   TempDir dir("trainisoauto");
-  mnq_test::write_synthetic_fashion(dir / "data", 64, 32, 14);
-  JobConfig c = tiny_job(dir / "data", dir / "run");
-  c.model.pretrain.epochs = 1;
-  c.analyze.calib_batches = 2;
-  c.analyze.progress = false;
+  JobConfig c = analyzer_job(dir);
   REQUIRE(c.analyze.isolated == "auto");
   c.compare = {RunConfig{"mixed6", 6, "mixed"}};
   REQUIRE(run_job(c, {false, -1, true}).finished);
