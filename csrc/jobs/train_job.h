@@ -4,7 +4,8 @@
 //
 // Run folder <output.dir>: config.yaml (the resolved job), train.log, fp/ (stage folder, see trainer.h),
 // <run>/ (plan.yaml + a stage folder), plans/ (the analyzer's reports and plans: mixed_w<bits>.yaml of
-// analyze.mode, mixed_paper_w<bits>.yaml, mixed_isolated_w<bits>.yaml), results.md, results.json.
+// analyze.mode, mixed_paper_w<bits>.yaml, mixed_isolated_w<bits>.yaml when the isolated scores were computed,
+// searched_w<bits>.yaml when searched), results.md, results.json.
 #pragma once
 
 #include <string>
