@@ -10,8 +10,6 @@
 
 #include "csrc/checks.h"
 #include "csrc/ops/int_product.h"
-#include "csrc/ops/quant.h"
-#include "kernels/quant.h"
 
 namespace mnq {
 namespace ops {
