@@ -75,24 +75,11 @@ int run_cli(int (*main_fn)(int, char**), std::vector<std::string> argv) {
   return main_fn(static_cast<int>(args.size()), args.data());
 }
 
-// mnq.cpu_buffer_cache(): a CpuBufferCacheScope entered and left by a Python `with` (one scope per entry; a
-// second __enter__ of the same object while it is live is refused so that scopes stay balanced).
-struct PyBufferCache {
-  std::unique_ptr<CpuBufferCacheScope> scope;
-};
-
 }  // namespace
 
 void bind_analysis(py::module_& m) {
-  py::class_<PyBufferCache>(m, "CpuBufferCache", "The analyzer's CPU buffer cache as a context manager.")
-      .def(py::init<>())
-      .def("__enter__",
-           [](PyBufferCache& c) -> PyBufferCache& {
-             if (c.scope) throw std::runtime_error("mnq.cpu_buffer_cache: this cache scope is already entered");
-             c.scope = std::make_unique<CpuBufferCacheScope>();
-             return c;
-           })
-      .def("__exit__", [](PyBufferCache& c, const py::args&) { c.scope.reset(); });
+  models::bind_scope<CpuBufferCacheScope>(m, "CpuBufferCache", "mnq.cpu_buffer_cache",
+                                          "The analyzer's CPU buffer cache as a context manager.");
   m.def("cpu_buffer_cache_stats", [] {
     const CpuBufferCacheStats s = cpu_buffer_cache_stats();
     py::dict d;

@@ -53,31 +53,7 @@ void row_avx512(const int32_t* a, const double* qb, const double* s, int64_t N, 
 }
 #endif
 
-}  // namespace
-
-bool activation_codes(const float* x, double s, int64_t n, int8_t* out) {
-  // The codes clamped to ±2^18, the certified float32 quantizer's range (csrc/cpu/quant_simd.h): any beyond int8
-  // fail the narrowing anyway.
-  constexpr kernels::i64 kLo = -(kernels::i64(1) << 18), kHi = (kernels::i64(1) << 18) - 1;
-  constexpr int64_t kChunk = 2048;  // int32 codes in an L1-resident buffer, then narrowed
-  const bool certified = quantize_simd_ok(&s, 1, kLo, kHi);
-  const Isa path = isa();  // the float64 form (exact) where the scale is not certified
-  const float r = static_cast<float>(1.0 / s);
-  std::atomic<bool> ok{true};
-  at::parallel_for(0, (n + kChunk - 1) / kChunk, std::max<int64_t>(1, at::internal::GRAIN_SIZE / kChunk),
-                   [&](int64_t c0, int64_t c1) {
-                     int32_t buf[kChunk];
-                     for (int64_t c = c0; c < c1 && ok.load(std::memory_order_relaxed); ++c) {
-                       const int64_t i0 = c * kChunk, len = std::min(kChunk, n - i0);
-                       const QuantSpan sp{x + i0, 0, len, &s, &r, false, kLo, kHi, !certified};
-                       if (quantize_span(path, sp, kernels::CodeOut{buf}) != 0 || !narrow_codes(buf, out + i0, len)) {
-                         ok = false;
-                       }
-                     }
-                   });
-  return ok;
-}
-
+// out[i] = in[i] as int8; false when some in[i] lies outside [−128, 127]: then out is not all written.
 bool narrow_codes(const int32_t* in, int8_t* out, int64_t n) {
   int64_t i = 0;
   bool ok = true;
@@ -99,8 +75,6 @@ bool narrow_codes(const int32_t* in, int8_t* out, int64_t n) {
   }
   return ok;
 }
-
-namespace {
 
 // out[k] = rint(fl64(w[k]) / s) for k in [k0, K) (kernels/quant.h quantize_code); false at the first outside
 // [−128, 127] or NaN.
@@ -136,6 +110,29 @@ bool weight_row_avx512(const float* w, double s, int64_t K, int8_t* out) {
 #endif
 
 }  // namespace
+
+bool activation_codes(const float* x, double s, int64_t n, int8_t* out) {
+  // The codes clamped to ±2^18, the certified float32 quantizer's range (csrc/cpu/quant_simd.h): any beyond int8
+  // fail the narrowing anyway.
+  constexpr kernels::i64 kLo = -(kernels::i64(1) << 18), kHi = (kernels::i64(1) << 18) - 1;
+  constexpr int64_t kChunk = 2048;  // int32 codes in an L1-resident buffer, then narrowed
+  const bool certified = quantize_simd_ok(&s, 1, kLo, kHi);
+  const Isa path = isa();  // the float64 form (exact) where the scale is not certified
+  const float r = static_cast<float>(1.0 / s);
+  std::atomic<bool> ok{true};
+  at::parallel_for(0, (n + kChunk - 1) / kChunk, std::max<int64_t>(1, at::internal::GRAIN_SIZE / kChunk),
+                   [&](int64_t c0, int64_t c1) {
+                     int32_t buf[kChunk];
+                     for (int64_t c = c0; c < c1 && ok.load(std::memory_order_relaxed); ++c) {
+                       const int64_t i0 = c * kChunk, len = std::min(kChunk, n - i0);
+                       const QuantSpan sp{x + i0, 0, len, &s, &r, false, kLo, kHi, !certified};
+                       if (quantize_span(path, sp, kernels::CodeOut{buf}) != 0 || !narrow_codes(buf, out + i0, len)) {
+                         ok = false;
+                       }
+                     }
+                   });
+  return ok;
+}
 
 bool weight_codes(const float* w, const double* s, int64_t N, int64_t K, int8_t* out) {
 #if defined(__AVX512F__)

@@ -73,7 +73,7 @@ MixedPlans mixed_plans(const models::Model& fp, int64_t bits, const JobConfig& c
   const analysis::BatchSource source{
       n, [&calib, device](int64_t i) { return calib.batch(kCalibEpoch, i).images.to(device); }};
   analysis::AnalyzerConfig analyze = config.analyze;
-  analyze.isolated = analyze.scores_isolated(search || isolated) ? "true" : "false";  // auto, resolved
+  analyze.isolated = isolated ? "true" : "false";  // the caller's resolution of auto
   log::info("analyzer: W{} on {} calibration batches, candidates softmax [{}], gelu [{}], layernorm [{}], {}", bits,
             n, fmt::join(analyze.softmax, ", "), fmt::join(analyze.gelu, ", "), fmt::join(analyze.layernorm, ", "),
             analyze.isolated == "true" ? "paper and isolated scores" : "paper-mode scores");

@@ -34,8 +34,8 @@ struct MixedPlans {
 // Runs the analyzer on the FP model with the first calibration batches of `calib`, writes its report into
 // `report_dir`, and returns its plans. With `search` (or analyze.mode searched) also the plan search, scored on
 // the search_holdout_batches batches after the calibration batches (its report: searched_w<bits>_search.json).
-// The isolated scores (and plan) when analyze.isolated is true, or auto and `isolated`, `search` or the mode needs
-// them (AnalyzerConfig::scores_isolated).
+// `isolated`: whether the analysis scores the isolated mode (and returns its plan) — analyze.isolated as the caller
+// resolved it (AnalyzerConfig::scores_isolated with its runs' needs; the search needs it).
 MixedPlans mixed_plans(const models::Model& fp, int64_t bits, const JobConfig& config, const data::Loader& calib,
                        const models::ModelOverrides& overrides, const std::string& report_dir, bool search = false,
                        bool isolated = false);

@@ -195,24 +195,11 @@ Model& model_of(py::handle obj, const char* who) {
 
 py::object wrap_model(Model model) { return py::cast(PyModel(std::move(model))); }
 
-// mnq.frozen_weights(): an nn::FrozenWeightsScope entered and left by a Python `with` (one scope per entry; a second
-// __enter__ of the same object while it is live is refused so that scopes stay balanced).
-struct PyFrozenWeights {
-  std::unique_ptr<nn::FrozenWeightsScope> scope;
-};
-
 void bind_models(py::module_& m) {
   // A file that cannot be written, published or read (util/atomic_file.h) is an OSError in Python.
   py::register_exception<util::FileError>(m, "FileError", PyExc_OSError);
-  py::class_<PyFrozenWeights>(m, "FrozenWeights", "nn::FrozenWeightsScope as a context manager (mnq.frozen_weights).")
-      .def(py::init<>())
-      .def("__enter__",
-           [](PyFrozenWeights& f) -> PyFrozenWeights& {
-             if (f.scope) throw std::runtime_error("mnq.frozen_weights: this scope is already entered");
-             f.scope = std::make_unique<nn::FrozenWeightsScope>();
-             return f;
-           })
-      .def("__exit__", [](PyFrozenWeights& f, const py::args&) { f.scope.reset(); });
+  bind_scope<nn::FrozenWeightsScope>(m, "FrozenWeights", "mnq.frozen_weights",
+                                     "nn::FrozenWeightsScope as a context manager (mnq.frozen_weights).");
   py::class_<PyModel>(m, "Model",
                       "A C++ ViT / DeiT / Swin (full precision or quantized, SPEC §6) built by mnq.models.create. "
                       "Its parameter and buffer names are those of the Python model mnq.quantize builds.")

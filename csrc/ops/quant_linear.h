@@ -42,8 +42,6 @@ namespace cpu {
 // which may be acc's own memory (each value is read before its slot is written). qb holds integers (float64,
 // |qb| ≤ 2^31); rows in parallel.
 void quant_linear_epilogue(const at::Tensor& acc, const double* qb, const double* s, const at::Tensor& y);
-// out[i] = in[i] as int8; false when some in[i] lies outside [−128, 127]: then out is not all written.
-bool narrow_codes(const int32_t* in, int8_t* out, int64_t n);
 // out[i] = round(x[i] / s) (the quantizer's code, csrc/cpu/quant_simd.h quantize_span) as int8, chunks of an L1
 // buffer in parallel; false when one lies outside [−128, 127] or x[i] has no code (NaN): then out is not all written.
 bool activation_codes(const float* x, double s, int64_t n, int8_t* out);
