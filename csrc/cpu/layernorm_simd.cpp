@@ -92,11 +92,17 @@ MNQ_TARGET_AVX512 bool load_row(const LnRowIn& in, int64_t cols, i64 lo, i64 hi,
   if (in.q != nullptr) {
     const __m512i vlo = _mm512_set1_epi32(static_cast<int32_t>(lo)), vhi = _mm512_set1_epi32(static_cast<int32_t>(hi));
     __mmask16 bad = 0;
-    for (int64_t j = 0; j < cols; j += 16) {
+    int64_t j = 0;
+    for (; j + 16 <= cols; j += 16) {  // whole steps unmasked, the tail masked
+      const __m512i v = _mm512_loadu_si512(in.q + j);
+      bad |= _mm512_cmplt_epi32_mask(v, vlo) | _mm512_cmpgt_epi32_mask(v, vhi);
+      accumulate(v, sum32, s1, s2);  // a code outside [lo, hi] fails the row, whatever the sums
+    }
+    if (j < cols) {
       const __mmask16 k = simd_lanes16(cols - j);
       const __m512i v = _mm512_maskz_loadu_epi32(k, in.q + j);
       bad |= _mm512_mask_cmplt_epi32_mask(k, v, vlo) | _mm512_mask_cmpgt_epi32_mask(k, v, vhi);
-      accumulate(v, sum32, s1, s2);  // a code outside [lo, hi] fails the row, whatever the sums
+      accumulate(v, sum32, s1, s2);
     }
     sum = total(s1, sum32);
     sumsq = _mm512_reduce_add_epi64(s2);
@@ -169,7 +175,19 @@ MNQ_TARGET_AVX512 void out_row(const int32_t* q, int32_t mean, int64_t cols, LnF
     constexpr int kDown = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
     const __m512d fh = _mm512_set1_pd(static_cast<double>(f_full) * 0.5), magic = _mm512_set1_pd(kBiasMagic);
     const double* const bias_m = out.bias_m;
-    for (int64_t j = 0; j < cols; j += 8) {
+    // 16 codes a step without masks (one 512-bit load and subtraction, two float64 halves), the tail masked by 8s.
+    int64_t j = 0;
+    for (; j + 16 <= cols; j += 16) {
+      const __m512i y = _mm512_sub_epi32(_mm512_loadu_si512(q + j), vm);
+      const __m512d y0 = _mm512_cvtepi32_pd(_mm512_castsi512_si256(y));
+      const __m512d y1 = _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(y, 1));
+      const __m512d r0 = _mm512_fmadd_round_pd(y0, fh, _mm512_loadu_pd(bias_m + j), kDown);
+      const __m512d r1 = _mm512_fmadd_round_pd(y1, fh, _mm512_loadu_pd(bias_m + j + 8), kDown);
+      _mm256_storeu_ps(value + j, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(r0, magic), _mm512_loadu_pd(s_out + j))));
+      _mm256_storeu_ps(value + j + 8,
+                       _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(r1, magic), _mm512_loadu_pd(s_out + j + 8))));
+    }
+    for (; j < cols; j += 8) {
       const __mmask8 k = lanes8(cols - j);
       const __m512d y = _mm512_cvtepi32_pd(_mm256_sub_epi32(_mm256_maskz_loadu_epi32(k, q + j), _mm512_castsi512_si256(vm)));
       const __m512d r = _mm512_fmadd_round_pd(y, fh, _mm512_maskz_loadu_pd(k, bias_m + j), kDown);
@@ -178,13 +196,25 @@ MNQ_TARGET_AVX512 void out_row(const int32_t* q, int32_t mean, int64_t cols, LnF
     }
     return;
   }
-  for (int64_t j = 0; j < cols; j += 8) {
-    const __mmask8 k = lanes8(cols - j);
-    const __m512i y = _mm512_cvtepi32_epi64(_mm256_sub_epi32(_mm256_maskz_loadu_epi32(k, q + j), _mm512_castsi512_si256(vm)));
-    // y·half + (floor(y / 2) & odd_mask) + bias_int[c] (ln_affine_out): |y| ≤ 2^22, half ≤ 2^30
+  // y·half + (floor(y / 2) & odd_mask) + bias_int[c] (ln_affine_out): |y| ≤ 2^22, half ≤ 2^30
+  auto code_of = [&](__m512i y, __m512i b) MNQ_TARGET_AVX512 {
     const __m512i yn = narrow ? _mm512_srai_epi64(_mm512_mul_epi32(y, vf), 1)
                               : _mm512_add_epi64(_mm512_mul_epi32(y, half), _mm512_and_si512(_mm512_srai_epi64(y, 1), odd));
-    const __m512i v = _mm512_add_epi64(yn, _mm512_maskz_loadu_epi64(k, bias + j));
+    return _mm512_add_epi64(yn, b);
+  };
+  int64_t j = 0;
+  if (code != nullptr) {  // 16 codes a step without masks (the float form below is the rare one: no ln_bias_magic)
+    for (; j + 16 <= cols; j += 16) {
+      const __m512i y = _mm512_sub_epi32(_mm512_loadu_si512(q + j), vm);
+      _mm512_storeu_si512(code + j, code_of(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(y)), _mm512_loadu_si512(bias + j)));
+      _mm512_storeu_si512(code + j + 8,
+                          code_of(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(y, 1)), _mm512_loadu_si512(bias + j + 8)));
+    }
+  }
+  for (; j < cols; j += 8) {
+    const __mmask8 k = lanes8(cols - j);
+    const __m512i y = _mm512_cvtepi32_epi64(_mm256_sub_epi32(_mm256_maskz_loadu_epi32(k, q + j), _mm512_castsi512_si256(vm)));
+    const __m512i v = code_of(y, _mm512_maskz_loadu_epi64(k, bias + j));
     if (code != nullptr) {
       _mm512_mask_storeu_epi64(code + j, k, v);
     } else {

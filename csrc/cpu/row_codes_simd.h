@@ -98,9 +98,10 @@ MNQ_TARGET_AVX512 inline bool float_row_codes_each(const float* x, int64_t cols,
   const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
   constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
   __mmask16 bad = 0;
-  for (int64_t j = 0; j < cols; j += 16) {
-    const __mmask16 k = simd_lanes16(cols - j);
-    const __m512 xv = _mm512_maskz_loadu_ps(k, x + j);
+  // One step of 16 lanes at column j, lanes k of it in the row (whole steps pass k = 0xffff: their loads and stores
+  // unmasked once inlined, and no mask made per step).
+  auto one = [&](int64_t j, __mmask16 k) MNQ_TARGET_AVX512 __attribute__((always_inline)) {
+    const __m512 xv = k == 0xffff ? _mm512_loadu_ps(x + j) : _mm512_maskz_loadu_ps(k, x + j);
     __m512i v;
     bool done = false;
     if (f32) {
@@ -137,7 +138,10 @@ MNQ_TARGET_AVX512 inline bool float_row_codes_each(const float* x, int64_t cols,
       }
     }
     step(v, k, j);
-  }
+  };
+  int64_t j = 0;
+  for (; j + 16 <= cols; j += 16) one(j, 0xffff);
+  if (j < cols) one(j, simd_lanes16(cols - j));
   return bad == 0;
 }
 
