@@ -104,6 +104,29 @@ def test_nan_input_reaches_only_its_rows(isa):
     assert same_bits(y[keep], ref.quant_linear(x[keep], s_a, w, s_w, b))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_blocked_product_equals_reference(isa, threads):
+    """Products whose int32 sums exceed 2 MiB are made in blocks of rows (csrc/ops/quant_linear.cpp block_rows:
+    here 256 rows of N = 256 and a tail block of 77): each block equals the reference, a code beyond int8 in the
+    last block sends the whole call to the float64 path (same values), a NaN in a middle block reaches only its row."""
+    g = torch.Generator().manual_seed(threads)
+    x, s_a, w, s_w, b = _layer(2125, 64, 256, 8, 8, g)  # 2125·256·4 B = 2.1 MiB of sums: 8 blocks + 77 rows
+    prev = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert same_bits(mnq.ops.quant_linear(x, s_a, w, s_w, b), ref.quant_linear(x, s_a, w, s_w, b))
+        big = x.clone()
+        big[-3, 5] = 300 * float(s_a)
+        assert same_bits(mnq.ops.quant_linear(big, s_a, w, s_w, b), ref.quant_linear(big, s_a, w, s_w, b))
+        bad = x.clone()
+        bad[1000, 9] = float("nan")
+        y = mnq.ops.quant_linear(bad, s_a, w, s_w, b)
+        keep = torch.arange(x.shape[0]) != 1000
+        assert torch.isnan(y[1000]).all() and same_bits(y[keep], ref.quant_linear(x, s_a, w, s_w, b)[keep])
+    finally:
+        torch.set_num_threads(prev)
+
+
 def test_empty_batch():
     g = torch.Generator().manual_seed(6)
     x, s_a, w, s_w, b = _layer(0, 16, 8, 8, 8, g)
