@@ -63,9 +63,10 @@ at::Tensor generic(const at::Tensor& x, const at::Tensor& s_a, const at::Tensor&
 // Rows per block of the CPU int8 path. A product whose int32 sums exceed 2 MiB (about a core's L2) is made in blocks
 // of rows whose sums take ~256 KiB (at least 64 rows): each block's codes, GEMM and epilogue in turn, so that the
 // epilogue reads the sums from L2 instead of memory; smaller products in one piece (the GEMM's own threads). On the
-// Intel host of 2026-12-08 (1 thread): the analyzer's Linears ([3200, 64] @ [64, 192] and [64, 256]) −12–14% of the
-// whole analysis; fc1 at batch 8 −5%; fc1 at batch 1 (1.2 MiB of sums) in blocks was 20% slower at 2 threads (four
-// single-threaded GEMMs of 64 rows against one two-threaded one), hence the threshold.
+// Intel host of 2026-12-08 (1 thread): with the analyzer's Linears ([3200, 64] @ [64, 192] and [64, 256]) blocked the
+// whole analysis took 2.07–2.12 s against 2.12–2.31 s (five alternated runs, −5%; the model's quantized forward 35.7 →
+// 32 ms), fc1 at batch 8 −5%; at 2 threads both the same. fc1 at batch 1 (1.2 MiB of sums) in blocks was 20% slower at
+// 2 threads (four single-threaded GEMMs of 64 rows against one two-threaded one), hence the threshold.
 int64_t block_rows(int64_t M, int64_t N) {
   constexpr int64_t kWhole = int64_t{2} << 20, kBlock = int64_t{256} << 10;
   if (4 * M * N <= kWhole) return M;
