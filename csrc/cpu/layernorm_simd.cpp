@@ -206,14 +206,16 @@ MNQ_TARGET_AVX512 void out_row(const int32_t* q, int32_t mean, int64_t cols, LnF
   if (code != nullptr) {  // 16 codes a step without masks (the float form below is the rare one: no ln_bias_magic)
     for (; j + 16 <= cols; j += 16) {
       const __m512i y = _mm512_sub_epi32(_mm512_loadu_si512(q + j), vm);
-      _mm512_storeu_si512(code + j, code_of(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(y)), _mm512_loadu_si512(bias + j)));
-      _mm512_storeu_si512(code + j + 8,
-                          code_of(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(y, 1)), _mm512_loadu_si512(bias + j + 8)));
+      const __m512i y0 = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(y));
+      const __m512i y1 = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(y, 1));
+      _mm512_storeu_si512(code + j, code_of(y0, _mm512_loadu_si512(bias + j)));
+      _mm512_storeu_si512(code + j + 8, code_of(y1, _mm512_loadu_si512(bias + j + 8)));
     }
   }
   for (; j < cols; j += 8) {
     const __mmask8 k = lanes8(cols - j);
-    const __m512i y = _mm512_cvtepi32_epi64(_mm256_sub_epi32(_mm256_maskz_loadu_epi32(k, q + j), _mm512_castsi512_si256(vm)));
+    const __m256i qv = _mm256_maskz_loadu_epi32(k, q + j);
+    const __m512i y = _mm512_cvtepi32_epi64(_mm256_sub_epi32(qv, _mm512_castsi512_si256(vm)));
     const __m512i v = code_of(y, _mm512_maskz_loadu_epi64(k, bias + j));
     if (code != nullptr) {
       _mm512_mask_storeu_epi64(code + j, k, v);
