@@ -52,7 +52,9 @@ MNQ_CPU_CLONES bool rows(In in, Out out, const LnParams& p, int64_t r0, int64_t 
 bool rows_simd(const LnRowIn& in, const LnRowOut& out, const LnParams& p, int64_t r0, int64_t r1, int32_t* q) {
   for (int64_t r = r0; r < r1; r += 8) {
     const int64_t n = std::min<int64_t>(8, r1 - r);
-    i64 mean[8], var[8] = {0, 0, 0, 0, 0, 0, 0, 0}, k[8], f[8];
+    // Lanes past the last row: var = 2^32, whose iteration stays at 2^16 (ilayernorm_std8 then stops early).
+    constexpr i64 kIdle = i64(1) << 32;
+    i64 mean[8], var[8] = {kIdle, kIdle, kIdle, kIdle, kIdle, kIdle, kIdle, kIdle}, k[8], f[8];
     const int32_t* codes[8];
     for (int64_t i = 0; i < n; ++i) {
       i64 s = 0, ss = 0;

@@ -63,7 +63,8 @@ kernels::i64 ln_shift_sum(const int32_t* q, int32_t mean, int64_t cols, int s);
 // steps k ← floor((k + floor(var/k)) / 2) in float64 lanes, exact: var and k (64 ≤ k ≤ 2^31 + 2^15) are exact
 // doubles; floor(var/k) = trunc(fl(var/k)) because var < 2^53 (a non-integer var/k lies at least 1/k from every
 // integer, farther than the quotient's rounding error (var/k)·2^−53 < 1/k); k + floor(var/k) is an integer below
-// 2^53, so halving it is exact and trunc is the floor. One vector division per step instead of eight scalar ones.
+// 2^53, so halving it is exact and trunc is the floor. One vector division per step instead of eight scalar ones,
+// and fewer steps once every lane repeats with period 1 or 2 (the 10th value is then known; layernorm_simd.cpp).
 // With f: also f[i] = floor((2^31 − 1) / k[i]) (ilayernorm_factor's), one more vector division: for k ≥ 1 the
 // quotient Q ≤ 2^31 is rounded by at most Q·2^−53 < 1/k, less than the distance from a non-integer Q to the next
 // integer, so trunc(fl(Q)) = floor(Q) (an integer Q is exact); this replaces a 64-bit integer division per row.

@@ -421,6 +421,22 @@ TEST_CASE("ilayernorm_std8 equals ilayernorm_std", "[simd]") {
   for (int i = 0; i < 20000; ++i) vars.push_back(static_cast<i64>(rng() >> (16 + rng() % 40)));
   vars.push_back(0);
   vars.push_back(i64(1) << 48);
+  // Squares ± 1 up to 2^48: var = n² − 1 makes the steps alternate between n − 1 and n (the early stop of
+  // ilayernorm_std8 must then pick the 10th by parity), n² and n² + 1 settle at n.
+  for (i64 n = 2; n <= (i64(1) << 24); n = n * 5 / 4 + 1) {
+    for (i64 d = -1; d <= 1; ++d) vars.push_back(n * n + d);
+  }
+  // Every value once with all 8 lanes equal, so that the steps stop as early as that value allows.
+  for (const i64 v0 : vars) {
+    const i64 v = std::max<i64>(0, std::min<i64>(v0, i64(1) << 48));
+    i64 var[8], k[8], f[8];
+    for (int l = 0; l < 8; ++l) var[l] = v;
+    cpu::ilayernorm_std8(var, k, f);
+    INFO("var " << v << " in every lane");
+    REQUIRE(k[0] == ilayernorm_std(v));
+    REQUIRE(f[0] == kInt31Max / k[0]);
+    for (int l = 1; l < 8; ++l) REQUIRE(k[l] == k[0]);
+  }
   while (vars.size() % 8 != 0) vars.push_back(7);
   for (size_t i = 0; i < vars.size(); i += 8) {
     i64 var[8], k[8], f[8], k2[8];
