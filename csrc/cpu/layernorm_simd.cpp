@@ -140,7 +140,11 @@ MNQ_TARGET_AVX512 i64 shift_sum(const int32_t* q, int32_t mean, int64_t cols, in
   const __m512i vm = _mm512_set1_epi32(mean);
   const __m128i sa = _mm_cvtsi32_si128(s);
   __m512i a = _mm512_setzero_si512();
-  for (int64_t j = 0; j < cols; j += 16) {
+  int64_t j = 0;
+  for (; j + 16 <= cols; j += 16) {  // whole steps unmasked, the tail masked
+    accumulate_sq(_mm512_sra_epi32(_mm512_sub_epi32(_mm512_loadu_si512(q + j), vm), sa), a);
+  }
+  if (j < cols) {
     const __mmask16 k = simd_lanes16(cols - j);
     accumulate_sq(_mm512_sra_epi32(_mm512_maskz_sub_epi32(k, _mm512_maskz_loadu_epi32(k, q + j), vm), sa), a);
   }
