@@ -1,14 +1,13 @@
 // mnq::quant_linear: argument checks, the CPU int8 path and the float64 path (see quant_linear.h).
 #include "csrc/ops/quant_linear.h"
 
-#include <atomic>
-
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "csrc/checks.h"
