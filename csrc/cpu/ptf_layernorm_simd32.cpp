@@ -35,12 +35,12 @@
 //
 // Float output: FloatOut's fl32(fl64(out)·S). With PtfRowOut::out32 (ptf_out32: fake_store32 certified, by
 // evaluating both, that fma(q, s_hi, fl32(q·s_lo)) = fl32(fl64(q)·S) bit for bit for every integer q in
-// [−512, 511], with +0.0 for q = 0): o = fl32(rint(v) + 0) is out as a float32 (an integer below 2^24: exact) with
-// a zero as +0.0 (rint of v ∈ [−1/2, 0) is −0.0; −0 + +0 = +0 to nearest), and the stored fma(o, s_hi, fl32(o·s_lo))
-// is the definition's value on the lanes with v ∈ [−512, 511] (then out = rint(v) ∈ [−512, 511]); the other lanes are
-// redone with ptf_out and FloatOut. Per 16 elements: VRNDSCALEPS, an add, VMULPS, an FMA, two compares and one
-// 64-byte store, where the float64 form takes the conversion, an extract, 2 VCVTDQ2PD, 2 VMULPD, 2 VCVTPD2PS and two
-// 32-byte stores. ptf_out32 uses the pair only for calls with max|γ/S_next|·8 + max|β/S_next| ≤ 511 (codes beyond
+// [−512, 511], with +0.0 for q = 0): o = (v + 1.5·2^23) − 1.5·2^23 is rint(v) as a float32 (exact for
+// |v| ≤ 2^22) with a zero as +0.0 (x − x is +0 to nearest, where rint of v ∈ [−1/2, 0) is −0.0), and the stored
+// fma(o, s_hi, fl32(o·s_lo)) is the definition's value on the lanes with v ∈ [−512, 511] (then out = rint(v) ∈
+// [−512, 511]); the other lanes are redone with ptf_out and FloatOut. Per 16 elements: two adds (rint by 1.5·2^23),
+// VMULPS, an FMA, two compares and one 64-byte store, where the float64 form takes the conversion, an extract,
+// 2 VCVTDQ2PD, 2 VMULPD, 2 VCVTPD2PS and two 32-byte stores. ptf_out32 uses the pair only for calls with max|γ/S_next|·8 + max|β/S_next| ≤ 511 (codes beyond
 // need |z| > 8, z the normalized input), so that redone lanes stay rare; otherwise the float64 form.
 //
 // The full 16-lane steps of a row load without masks (Step32 with the constant mask 0xffff), the tail with one.
@@ -125,7 +125,7 @@ enum class Out32 { kCode, kValue64, kValue32 };
 // loads need no mask there).
 struct Step32 {
   __m512i plus4, l_bits, alpha_mask, exp_mask, k_add, abs_mask;
-  __m512 c, r32, kr32, abs_kr, s_hi, s_lo, o_max, o_min;
+  __m512 c, r32, kr32, abs_kr, s_hi, s_lo, o_max, o_min, round_magic;
   __m512d out_scale;
   const float *cg, *bs, *gs, *e1, *e2;
   const int32_t* x;
@@ -147,11 +147,15 @@ struct Step32 {
     const __m512 xv = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, x + j));
     const __m512 v = _mm512_fmadd_ps(alpha, xv, b);  // num·2^−N, exact
     if constexpr (kOut == Out32::kValue32) {
-      // out = rint(v) ∈ [−kPtfOut32Max − 1, kPtfOut32Max] when v is (other lanes: redone); + 0 makes a −0.0 the
-      // integer 0's +0.0. fake_store32 certified the pair on every code of that range.
+      // out = rint(v) ∈ [−kPtfOut32Max − 1, kPtfOut32Max] when v is (other lanes: redone), as (v + R) − R with
+      // R = 1.5·2^23, both rounded to nearest (embedded): for |v| ≤ 2^22 the sum lies in [2^23, 2^24], where
+      // float32's spacing is 1, so it is R + rint(v) (ties to even: R is even) and the difference rint(v), exact —
+      // a zero as +0.0 (x − x is +0.0 to nearest), the integer 0's. One addition and one subtraction where
+      // VRNDSCALEPS and the +0 took three µops on the port the loop is bound by (Intel). fake_store32 certified the
+      // pair on every code of that range.
       good = _mm512_mask_cmp_ps_mask(good, v, o_max, _CMP_LE_OQ);
       good = _mm512_mask_cmp_ps_mask(good, v, o_min, _CMP_GE_OQ);
-      const __m512 o = _mm512_add_ps(_mm512_roundscale_ps(v, kNearest), _mm512_setzero_ps());
+      const __m512 o = _mm512_sub_round_ps(_mm512_add_round_ps(v, round_magic, kNearest), round_magic, kNearest);
       _mm512_mask_storeu_ps(value + j, m, fake_value32_signed_zero_free(o, s_hi, s_lo));
     } else {
       const __m512i o = _mm512_cvt_roundps_epi32(v, kNearest);
@@ -210,6 +214,7 @@ MNQ_TARGET_AVX512 void out_row32(const int32_t* x, const PtfRow& row, const PtfP
   s.s_lo = _mm512_set1_ps(out.s_lo);
   s.o_max = _mm512_set1_ps(static_cast<float>(kPtfOut32Max));       // v ≤ 511 → rint(v) ≤ 511
   s.o_min = _mm512_set1_ps(static_cast<float>(-kPtfOut32Max - 1));  // v ≥ −512 → rint(v) ≥ −512
+  s.round_magic = _mm512_set1_ps(0x1.8p23f);
   s.out_scale = _mm512_set1_pd(out.scale);
   s.cg = sc.cg32;
   s.bs = sc.bs32;
