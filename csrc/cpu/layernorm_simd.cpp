@@ -71,9 +71,8 @@ MNQ_TARGET_AVX512 bool wide_float_codes(const float* x, int64_t cols, double inv
   const __m512d vinv = _mm512_set1_pd(inv);
   const __m512i vlo = _mm512_set1_epi32(static_cast<int32_t>(lo)), vhi = _mm512_set1_epi32(static_cast<int32_t>(hi));
   __mmask16 bad = 0;
-  for (int64_t j = 0; j < cols; j += 16) {
-    const __mmask16 k = simd_lanes16(cols - j);
-    const __m512 xv = _mm512_maskz_loadu_ps(k, x + j);
+  for_each_step16(cols, [&](int64_t j, __mmask16 k) MNQ_TARGET_AVX512 {
+    const __m512 xv = load16_ps(k, x + j);
     const __m512d d0 = _mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(xv)), vinv);
     const __m512d d1 = _mm512_mul_pd(
         _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xv), 1))), vinv);
@@ -82,7 +81,7 @@ MNQ_TARGET_AVX512 bool wide_float_codes(const float* x, int64_t cols, double inv
     bad |= _mm512_mask_cmplt_epi32_mask(k, v, vlo) | _mm512_mask_cmpgt_epi32_mask(k, v, vhi);
     _mm512_mask_storeu_epi32(q + j, k, v);
     step(v, k, j);
-  }
+  });
   return bad == 0;
 }
 
@@ -92,18 +91,11 @@ MNQ_TARGET_AVX512 bool load_row(const LnRowIn& in, int64_t cols, i64 lo, i64 hi,
   if (in.q != nullptr) {
     const __m512i vlo = _mm512_set1_epi32(static_cast<int32_t>(lo)), vhi = _mm512_set1_epi32(static_cast<int32_t>(hi));
     __mmask16 bad = 0;
-    int64_t j = 0;
-    for (; j + 16 <= cols; j += 16) {  // whole steps unmasked, the tail masked
-      const __m512i v = _mm512_loadu_si512(in.q + j);
-      bad |= _mm512_cmplt_epi32_mask(v, vlo) | _mm512_cmpgt_epi32_mask(v, vhi);
-      accumulate(v, sum32, s1, s2);  // a code outside [lo, hi] fails the row, whatever the sums
-    }
-    if (j < cols) {
-      const __mmask16 k = simd_lanes16(cols - j);
-      const __m512i v = _mm512_maskz_loadu_epi32(k, in.q + j);
+    for_each_step16(cols, [&](int64_t j, __mmask16 k) MNQ_TARGET_AVX512 {
+      const __m512i v = load16_epi32(k, in.q + j);
       bad |= _mm512_mask_cmplt_epi32_mask(k, v, vlo) | _mm512_mask_cmpgt_epi32_mask(k, v, vhi);
-      accumulate(v, sum32, s1, s2);
-    }
+      accumulate(v, sum32, s1, s2);  // a code outside [lo, hi] fails the row, whatever the sums
+    });
     sum = total(s1, sum32);
     sumsq = _mm512_reduce_add_epi64(s2);
     return bad == 0;
@@ -126,12 +118,11 @@ MNQ_TARGET_AVX512 void shift_sums(const int32_t* q, int32_t mean, int64_t cols, 
   const __m512i vm = _mm512_set1_epi32(mean);
   const __m128i sb = _mm_cvtsi32_si128(s - 1), sa = _mm_cvtsi32_si128(s);
   __m512i b = _mm512_setzero_si512(), a = _mm512_setzero_si512();
-  for (int64_t j = 0; j < cols; j += 16) {
-    const __mmask16 k = simd_lanes16(cols - j);
-    const __m512i y = _mm512_maskz_sub_epi32(k, _mm512_maskz_loadu_epi32(k, q + j), vm);  // |y| ≤ 2^22
+  for_each_step16(cols, [&](int64_t j, __mmask16 k) MNQ_TARGET_AVX512 {
+    const __m512i y = _mm512_maskz_sub_epi32(k, load16_epi32(k, q + j), vm);  // |y| ≤ 2^22; 0 past the row
     accumulate_sq(_mm512_sra_epi32(y, sb), b);  // floor(y / 2^(s−1))
     accumulate_sq(_mm512_sra_epi32(y, sa), a);
-  }
+  });
   below = _mm512_reduce_add_epi64(b);
   at = _mm512_reduce_add_epi64(a);
 }
@@ -140,14 +131,9 @@ MNQ_TARGET_AVX512 i64 shift_sum(const int32_t* q, int32_t mean, int64_t cols, in
   const __m512i vm = _mm512_set1_epi32(mean);
   const __m128i sa = _mm_cvtsi32_si128(s);
   __m512i a = _mm512_setzero_si512();
-  int64_t j = 0;
-  for (; j + 16 <= cols; j += 16) {  // whole steps unmasked, the tail masked
-    accumulate_sq(_mm512_sra_epi32(_mm512_sub_epi32(_mm512_loadu_si512(q + j), vm), sa), a);
-  }
-  if (j < cols) {
-    const __mmask16 k = simd_lanes16(cols - j);
-    accumulate_sq(_mm512_sra_epi32(_mm512_maskz_sub_epi32(k, _mm512_maskz_loadu_epi32(k, q + j), vm), sa), a);
-  }
+  for_each_step16(cols, [&](int64_t j, __mmask16 k) MNQ_TARGET_AVX512 {
+    accumulate_sq(_mm512_sra_epi32(_mm512_maskz_sub_epi32(k, load16_epi32(k, q + j), vm), sa), a);
+  });
   return _mm512_reduce_add_epi64(a);
 }
 

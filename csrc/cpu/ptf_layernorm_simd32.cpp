@@ -40,8 +40,9 @@
 // fma(o, s_hi, fl32(o·s_lo)) is the definition's value on the lanes with v ∈ [−512, 511] (then out = rint(v) ∈
 // [−512, 511]); the other lanes are redone with ptf_out and FloatOut. Per 16 elements: two adds (rint by 1.5·2^23),
 // VMULPS, an FMA, two compares and one 64-byte store, where the float64 form takes the conversion, an extract,
-// 2 VCVTDQ2PD, 2 VMULPD, 2 VCVTPD2PS and two 32-byte stores. ptf_out32 uses the pair only for calls with max|γ/S_next|·8 + max|β/S_next| ≤ 511 (codes beyond
-// need |z| > 8, z the normalized input), so that redone lanes stay rare; otherwise the float64 form.
+// 2 VCVTDQ2PD, 2 VMULPD, 2 VCVTPD2PS and two 32-byte stores. ptf_out32 uses the pair only for calls with
+// max|γ/S_next|·8 + max|β/S_next| ≤ 511 (codes beyond need |z| > 8, z the normalized input), so that redone lanes
+// stay rare; otherwise the float64 form.
 //
 // The full 16-lane steps of a row load without masks (Step32 with the constant mask 0xffff), the tail with one.
 //

@@ -87,12 +87,18 @@ at::Tensor cpu_int8(const at::Tensor& x, const at::Tensor& s_a, const at::Tensor
   at::Tensor qa = at::empty({M, K}, x.options().dtype(at::kChar));
   const at::Tensor qb = bias.has_value() && bias->defined() ? codes64(*bias, s_out).contiguous()
                                                             : at::zeros({N}, s_out.options());
+  // The codes of rows [r0, r0 + n) and their int32 product; undefined when a code does not fit int8 (or NaN).
+  auto product = [&](int64_t r0, int64_t n) {
+    if (!cpu::activation_codes(xc.data_ptr<float>() + r0 * K, *s_a.data_ptr<double>(), n * K,
+                               qa.data_ptr<int8_t>() + r0 * K)) {
+      return at::Tensor();
+    }
+    return at::_int_mm(qa.narrow(0, r0, n), qw.t());
+  };
   const int64_t rows = block_rows(M, N);
   if (rows >= M) {
-    if (!cpu::activation_codes(xc.data_ptr<float>(), *s_a.data_ptr<double>(), M * K, qa.data_ptr<int8_t>())) {
-      return at::Tensor();  // a code beyond int8, or NaN
-    }
-    const at::Tensor acc = at::_int_mm(qa, qw.t());
+    const at::Tensor acc = product(0, M);
+    if (!acc.defined()) return acc;
     // In place: each float32 output takes its int32 sum's four bytes (one buffer fewer per call).
     const at::Tensor y = acc.view(at::kFloat);
     cpu::quant_linear_epilogue(acc, qb.data_ptr<double>(), s_out.data_ptr<double>(), y);
@@ -106,12 +112,11 @@ at::Tensor cpu_int8(const at::Tensor& x, const at::Tensor& s_a, const at::Tensor
   at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1 && ok.load(std::memory_order_relaxed); ++b) {
       const int64_t r0 = b * rows, n = std::min(rows, M - r0);
-      if (!cpu::activation_codes(xc.data_ptr<float>() + r0 * K, *s_a.data_ptr<double>(), n * K,
-                                 qa.data_ptr<int8_t>() + r0 * K)) {
+      const at::Tensor acc = product(r0, n);
+      if (!acc.defined()) {
         ok = false;
         return;
       }
-      const at::Tensor acc = at::_int_mm(qa.narrow(0, r0, n), qw.t());
       cpu::quant_linear_epilogue(acc, qb.data_ptr<double>(), s_out.data_ptr<double>(), y.narrow(0, r0, n));
     }
   });
