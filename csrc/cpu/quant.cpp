@@ -40,7 +40,8 @@ bool quantize_loop(const float* x, const double* scale, Out out, const QuantizeP
   const Isa path = vector_layout && (certified || exact_ok) ? isa() : Isa::kScalar;
   const bool exact = !certified;
   // Fake quant with a per-tensor scale: float32 stores where fake_store32 certifies every code of the range.
-  const FakeStore32 store32 = Out::kPropagatesNaN && layout.C == 1 && certified && path == Isa::kAvx512
+  const FakeStore32 store32 = Out::kPropagatesNaN && layout.C == 1 && certified &&
+                                      (path == Isa::kAvx512 || path == Isa::kAvx2)
                                   ? fake_store32(path, scale[0], p.lo, p.hi)
                                   : FakeStore32{};
   RowBuffer<float, 1024> recip(layout.C);  // on the stack up to 1024 channels: no heap allocation per call

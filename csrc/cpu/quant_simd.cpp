@@ -99,6 +99,7 @@ MNQ_TARGET_AVX2 int span_avx2(const QuantSpan& sp, const Out& out) {
   const __m256 flo = _mm256_set1_ps(static_cast<float>(sp.lo)), fhi = _mm256_set1_ps(static_cast<float>(sp.hi));
   const __m256 r1 = _mm256_set1_ps(sp.r[0]);
   const __m256d s1 = _mm256_set1_pd(sp.s[0]);
+  const __m256 h32 = _mm256_set1_ps(sp.store32.hi), l32 = _mm256_set1_ps(sp.store32.lo);
   const float* x = sp.x + sp.i0;
   int bad = 0;
   int64_t j = 0;
@@ -111,6 +112,12 @@ MNQ_TARGET_AVX2 int span_avx2(const QuantSpan& sp, const Out& out) {
                                                                                  _mm256_cmp_ps(p, under, _CMP_LE_OQ)));
     const __m256 q = _mm256_min_ps(_mm256_max_ps(rp, flo), fhi);
     if constexpr (kFake) {
+      if (sp.store32.ok) {  // fake_store32 checked the pair with these instructions (rp keeps rint's −0.0)
+        _mm256_storeu_ps(out.p + sp.i0 + j, fake_value32_avx2(q, h32, l32));
+        const unsigned okm = static_cast<unsigned>(_mm256_movemask_ps(ok));
+        if (okm != 0xffu) bad |= redo_lanes(sp, out, j, ~okm & 0xffu);
+        continue;
+      }
       const __m256d slo = sp.per_column ? _mm256_loadu_pd(sp.s + j) : s1;
       const __m256d shi = sp.per_column ? _mm256_loadu_pd(sp.s + j + 4) : s1;
       const __m128 vlo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(q)), slo));
@@ -200,6 +207,27 @@ MNQ_TARGET_AVX512 bool store32_agrees(double s, float hi32, float lo32, i64 lo, 
   }
   return true;
 }
+// The same check with the AVX2 instructions (fake_value32_avx2), 8 codes per step, the last step's extra lanes
+// (codes past hi) compared too: both forms are defined for them (|q| ≤ 2^24 + 7, exact in float32 — the conversion
+// is exact below 2^24 and at most off by rounding above, where both sides then see the same float32 q), and a
+// disagreement there only turns the pair down.
+MNQ_TARGET_AVX2 bool store32_agrees_avx2(double s, float hi32, float lo32, i64 lo, i64 hi) {
+  const __m256 h = _mm256_set1_ps(hi32), l = _mm256_set1_ps(lo32);
+  const __m256d sd = _mm256_set1_pd(s);
+  const __m256i ramp = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (i64 q0 = lo; q0 <= hi; q0 += 8) {
+    const __m256i qi = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(q0)), ramp);
+    const __m256 qf = _mm256_cvtepi32_ps(qi);
+    const __m256 got = fake_value32_avx2(qf, h, l);
+    // FakeOut::store: fl32(fl64(q)·S), of the float32 q the kernels hold (q itself below 2^24)
+    const __m128 w0 = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(qf)), sd));
+    const __m128 w1 = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(qf, 1)), sd));
+    const __m256 want = _mm256_set_m128(w1, w0);
+    const __m256i ne = _mm256_xor_si256(_mm256_castps_si256(got), _mm256_castps_si256(want));
+    if (!_mm256_testz_si256(ne, ne)) return false;
+  }
+  return true;
+}
 #endif
 
 template <class Out>
@@ -227,8 +255,9 @@ bool quantize_simd_ok(const double* s, int64_t count, i64 lo, i64 hi) {
 FakeStore32 fake_store32(Isa path, double s, i64 lo, i64 hi) {
   FakeStore32 f;
 #if defined(MNQ_HAVE_X86_SIMD)
-  if (path != Isa::kAvx512 || !(s > 0.0) || lo > hi || hi - lo >= kFakeStoreMaxCodes || lo < -(i64(1) << 24) ||
-      hi > (i64(1) << 24)) {
+  const bool avx2 = path == Isa::kAvx2 && mxcsr_round_nearest();
+  if ((path != Isa::kAvx512 && !avx2) || !(s > 0.0) || lo > hi || hi - lo >= kFakeStoreMaxCodes ||
+      lo < -(i64(1) << 24) || hi > (i64(1) << 24)) {
     return f;
   }
   // The check evaluates up to 1024 codes (~0.1–0.4 µs, a tenth of a small requant call); a thread keeps its last
@@ -236,15 +265,16 @@ FakeStore32 fake_store32(Isa path, double s, i64 lo, i64 hi) {
   struct Last {
     uint64_t s_bits = 0;
     i64 lo = 1, hi = 0;  // an empty range: matches no call
+    bool avx2 = false;   // the instructions the answer was checked with
     FakeStore32 f;
   };
   thread_local Last last;
   const uint64_t s_bits = std::bit_cast<uint64_t>(s);
-  if (last.s_bits == s_bits && last.lo == lo && last.hi == hi) return last.f;
+  if (last.s_bits == s_bits && last.lo == lo && last.hi == hi && last.avx2 == avx2) return last.f;
   f.hi = static_cast<float>(s);
   f.lo = static_cast<float>(s - static_cast<double>(f.hi));  // s − fl32(s): exact in float64 (Sterbenz) when finite
-  f.ok = store32_agrees(s, f.hi, f.lo, lo, hi);
-  last = Last{s_bits, lo, hi, f};
+  f.ok = avx2 ? store32_agrees_avx2(s, f.hi, f.lo, lo, hi) : store32_agrees(s, f.hi, f.lo, lo, hi);
+  last = Last{s_bits, lo, hi, avx2, f};
 #endif
   return f;
 }

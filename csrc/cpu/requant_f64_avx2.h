@@ -3,8 +3,8 @@
 // when every shift is at least 11 (md_fits; the proof is requant_f64_simd.h's), the residual (M + a) + ((M + b) − M),
 // the clamp to [M + lo, M + hi] and the int32 code as the low half of each word. AVX2's FMA has no embedded
 // rounding: it rounds as MXCSR says, so the form applies only while MXCSR rounds to nearest (the default; checked
-// per call) and the CPU has FMA (every AVX2 CPU of Intel and AMD does; checked too). The row's last cols % 4 columns
-// are masked loads and stores of the same form.
+// per call); FMA itself is there wherever the AVX2 paths run (isa.cpp requires it). The row's last cols % 4
+// columns are masked loads and stores of the same form.
 #pragma once
 
 #include <cstdint>
@@ -13,18 +13,16 @@
 #include "csrc/cpu/simd.h"
 
 #if defined(MNQ_HAVE_X86_SIMD)
-#define MNQ_TARGET_AVX2_FMA __attribute__((target("avx2,fma")))
-
 namespace mnq {
 namespace ops {
 namespace cpu {
 
 struct RequantF64Avx2 {
-  // Whether the form applies on this CPU now: FMA present and MXCSR's rounding control round-to-nearest.
-  static bool usable() { return __builtin_cpu_supports("fma") && (_mm_getcsr() & 0x6000u) == 0; }
+  // Whether the form applies now: MXCSR rounds to nearest (FMA: isa.cpp takes AVX2 only with it).
+  static bool usable() { return mxcsr_round_nearest(); }
 
   // M + requant of the 4 int32 codes at q (lanes of `mask`: the others read 0) with multipliers md.
-  MNQ_TARGET_AVX2_FMA static __m256d half(const int32_t* q, const double* md, __m128i mask) {
+  MNQ_TARGET_AVX2 static __m256d half(const int32_t* q, const double* md, __m128i mask) {
     const __m256d m = _mm256_maskload_pd(md, _mm256_cvtepi32_epi64(mask));
     const __m256d x = _mm256_cvtepi32_pd(_mm_maskload_epi32(q, mask));
     return _mm256_fmadd_pd(x, m, _mm256_set1_pd(RequantF64Avx512::kMagic));
@@ -32,7 +30,7 @@ struct RequantF64Avx2 {
 
   // Columns [c, c + 4) of the row at `base`, the lanes of `mask`.
   template <bool kResidual, class Out>
-  MNQ_TARGET_AVX2_FMA static void block4(const int32_t* qa, const double* ma, const int32_t* qb, const double* mb,
+  MNQ_TARGET_AVX2 static void block4(const int32_t* qa, const double* ma, const int32_t* qb, const double* mb,
                                          int64_t base, int64_t c, __m128i mask, __m256d wlo, __m256d whi, __m256d so,
                                          const Out& out) {
     const __m256d mg = _mm256_set1_pd(RequantF64Avx512::kMagic);
@@ -50,7 +48,7 @@ struct RequantF64Avx2 {
 
   // Rows [r0, r1) of int32 codes (both sides when there is a residual).
   template <bool kResidual, class Out>
-  MNQ_TARGET_AVX2_FMA static void int_rows(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols,
+  MNQ_TARGET_AVX2 static void int_rows(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols,
                                            int64_t r0, int64_t r1, kernels::i64 lo, kernels::i64 hi,
                                            double out_scale, const Out& out) {
     const int32_t* qa = in.q;

@@ -11,7 +11,8 @@
 // vector form (Avx512::redo8). Fake-quant output of float input with small multipliers tries the one-rounding
 // float32 form first (requant_fused_simd.h), a block it cannot certify the two-rounding one (requant_f32_simd.h);
 // with an output range fake_store32 cannot certify (16-bit codes), the float32 form with per-lane certified stores
-// (requant_wide32_simd.h), a block it cannot certify the float64 one.
+// (requant_wide32_simd.h), a block it cannot certify the float64 one. On AVX2 the same one-rounding form 8 lanes at a
+// time (requant_fused_avx2.h) where it applies, its uncertified blocks in the int64 form.
 #include "csrc/cpu/requant_simd.h"
 
 #include <algorithm>
@@ -22,6 +23,7 @@
 #include "csrc/cpu/requant_f32_simd.h"
 #include "csrc/cpu/requant_f64_avx2.h"
 #include "csrc/cpu/requant_f64_simd.h"
+#include "csrc/cpu/requant_fused_avx2.h"
 #include "csrc/cpu/requant_fused_simd.h"
 #include "csrc/cpu/requant_wide32_simd.h"
 #include "csrc/cpu/row_buffer.h"
@@ -379,7 +381,8 @@ struct Avx512 {
 };
 
 // ---- AVX2: 4 lanes of int64 (no 64-bit arithmetic shift, min/max or int64 conversions: emulated); int32 codes
-// with every shift ≥ 11 take the float64 form with FMA instead (requant_f64_avx2.h) ----
+// with every shift ≥ 11 take the float64 form with FMA instead (requant_f64_avx2.h), fake quant of float input with
+// small multipliers the one-rounding float32 form (requant_fused_avx2.h) ----
 struct Avx2 {
   MNQ_TARGET_AVX2 static __m256i load(const RequantSimdSide& s, int64_t i, int64_t c, unsigned& ok) {
     if (s.q != nullptr) return _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s.q + i)));
@@ -419,31 +422,57 @@ struct Avx2 {
       }
       return true;
     }
+    const Out o = out;  // a local: the stores could alias a reference's target
+    // Fake quant of float input with small multipliers onto a range whose float32 store fake_store32 certifies: the
+    // one-rounding float32 form (requant_fused_avx2.h), a block of 8 it cannot certify in the int64 form below.
+    if constexpr (Out::kPropagatesNaN) {
+      if (in.x != nullptr && (id == nullptr || id->x != nullptr) && mxcsr_round_nearest()) {
+        const FakeStore32 st = fake_store32(Isa::kAvx2, out_scale, lo, hi);
+        RowBuffer<float, 1024> cf_in(cols), cf_id(id != nullptr ? cols : 0);
+        double md_in = 0.0, md_id = 0.0;
+        if (st.ok && fused_coefficients(in, cols, cf_in, md_in) &&
+            (id == nullptr || fused_coefficients(*id, cols, cf_id, md_id)) && md_in + md_id <= kFusedMaxMd) {
+          const float h = fused_threshold(std::max(md_in, md_id));
+          const float* xb = id != nullptr ? id->x : nullptr;
+          const float* cb = id != nullptr ? cf_id.data() : nullptr;
+          auto fallback = [&](int64_t base, int64_t c) { return columns(in, id, base, c, c + 8, lo, hi, out_scale, o); };
+          auto rest = [&](int64_t base, int64_t c) { return columns(in, id, base, c, cols, lo, hi, out_scale, o); };
+          return id != nullptr ? RequantFusedAvx2::float_rows<true>(in.x, cf_in.data(), xb, cb, cols, r0, r1, lo, hi,
+                                                                     h, st, o.p, fallback, rest)
+                               : RequantFusedAvx2::float_rows<false>(in.x, cf_in.data(), xb, cb, cols, r0, r1, lo, hi,
+                                                                      h, st, o.p, fallback, rest);
+        }
+      }
+    }
+    bool ok = true;
+    for (int64_t r = r0; r < r1; ++r) ok = columns(in, id, r * cols, 0, cols, lo, hi, out_scale, o) && ok;
+    return ok;
+  }
+  // The int64 form of columns [c0, c1) of the row at `base`: 4 lanes at a time, the rest by the scalar definition.
+  template <class Out>
+  MNQ_TARGET_AVX2 static bool columns(const RequantSimdSide& in, const RequantSimdSide* id, int64_t base, int64_t c0,
+                                      int64_t c1, i64 lo, i64 hi, double out_scale, const Out& out) {
     const __m256i vlo = _mm256_set1_epi64x(lo), vhi = _mm256_set1_epi64x(hi);
     const __m256i pick_low = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
     const __m256d so = _mm256_set1_pd(out_scale);
     bool ok = true;
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t base = r * cols;
-      int64_t c = 0;
-      for (; c + 4 <= cols; c += 4) {
-        unsigned good = 0xf;
-        __m256i v = requant(load(in, base + c, c, good), in, c);
-        if (id != nullptr) v = _mm256_add_epi64(v, requant(load(*id, base + c, c, good), *id, c));
-        v = _mm256_blendv_epi8(v, vhi, _mm256_cmpgt_epi64(v, vhi));
-        v = _mm256_blendv_epi8(v, vlo, _mm256_cmpgt_epi64(vlo, v));
-        // The clamped values fit int32 (lo, hi are a bit range of at most 32 bits): keep the low halves.
-        const __m128i v32 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v, pick_low));
-        if constexpr (Out::kPropagatesNaN) {
-          _mm_storeu_ps(out.p + base + c, _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(v32), so)));
-        } else {
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(out.p + base + c), v32);
-        }
-        if (good != 0xf) ok = redo_lanes(in, id, base, c, ~good & 0xfu, lo, hi, out_scale, out) && ok;
+    int64_t c = c0;
+    for (; c + 4 <= c1; c += 4) {
+      unsigned good = 0xf;
+      __m256i v = requant(load(in, base + c, c, good), in, c);
+      if (id != nullptr) v = _mm256_add_epi64(v, requant(load(*id, base + c, c, good), *id, c));
+      v = _mm256_blendv_epi8(v, vhi, _mm256_cmpgt_epi64(v, vhi));
+      v = _mm256_blendv_epi8(v, vlo, _mm256_cmpgt_epi64(vlo, v));
+      // The clamped values fit int32 (lo, hi are a bit range of at most 32 bits): keep the low halves.
+      const __m128i v32 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v, pick_low));
+      if constexpr (Out::kPropagatesNaN) {
+        _mm_storeu_ps(out.p + base + c, _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(v32), so)));
+      } else {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out.p + base + c), v32);
       }
-      ok = scalar_cols(in, id, base, c, cols, lo, hi, out_scale, out) && ok;
+      if (good != 0xf) ok = redo_lanes(in, id, base, c, ~good & 0xfu, lo, hi, out_scale, out) && ok;
     }
-    return ok;
+    return scalar_cols(in, id, base, c, c1, lo, hi, out_scale, out) && ok;
   }
 };
 #endif

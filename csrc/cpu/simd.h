@@ -15,9 +15,15 @@
 #include <immintrin.h>
 #define MNQ_HAVE_X86_SIMD 1
 #define MNQ_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
-#define MNQ_TARGET_AVX2 __attribute__((target("avx2")))
+// AVX2 with FMA: isa.cpp takes the AVX2 paths only on CPUs with both (every AVX2 CPU of Intel and AMD has FMA).
+#define MNQ_TARGET_AVX2 __attribute__((target("avx2,fma")))
 // For small vector helpers GCC may otherwise leave out of line (a call per 8 lanes, its vectors through memory).
 #define MNQ_ALWAYS_INLINE inline __attribute__((always_inline))
+
+// Whether MXCSR rounds to nearest (the default; checked per call by the AVX2 forms whose proofs need it). AVX2 has no
+// embedded rounding: its FMAs, adds and multiplies round as MXCSR says, where the AVX-512 forms name round-to-nearest
+// in the instruction.
+inline bool mxcsr_round_nearest() { return (_mm_getcsr() & 0x6000u) == 0; }
 
 // A rare call out of a vector loop, kept out of line (noinline, cold): a block's fallback inlined into the loop (its
 // own float64 / int64 forms) takes the loop's registers, and the loop's constants are then spilled and reloaded

@@ -57,7 +57,7 @@ def test_quantize_and_requant_qat_forms(isa, cols):
             assert torch.equal(ops.quantize_qat(x, s_out, bits), dequant(want_q, s_out))
 
 
-@pytest.mark.parametrize("cols", [16, 40, 384])
+@pytest.mark.parametrize("cols", [16, 33, 40, 384])
 def test_requant_qat_small_multipliers(isa, cols):
     """requant's one-rounding float32 form (csrc/cpu/requant_fused_simd.h: small S_in/S_out) on arbitrary float input
     (not code multiples, so the code's own rounding moves q·md by up to |md|/2), a 16-bit residual onto 8 bits and
