@@ -76,7 +76,9 @@ struct RequantFusedAvx2 {
       const int64_t base = r * cols;
       int64_t c = 0;
       for (; c + 8 <= cols; c += 8) {
-        if (!block8<kResidual>(xa, ca, xb, cb, base, c, vh, flo, fhi, sh, sl, o)) ok = fallback(base, c) && ok;
+        if (!block8<kResidual>(xa, ca, xb, cb, base, c, vh, flo, fhi, sh, sl, o)) [[unlikely]] {
+          ok = cold_call_avx2(fallback, base, c) && ok;  // out of line: the loop keeps its registers (simd.h)
+        }
       }
       if (c < cols) ok = tail(base, c) && ok;
     }

@@ -32,6 +32,10 @@ template <class F, class... A>
 MNQ_TARGET_AVX512 __attribute__((noinline, cold)) bool cold_call_avx512(const F& f, A... a) {
   return f(a...);
 }
+template <class F, class... A>
+MNQ_TARGET_AVX2 __attribute__((noinline, cold)) bool cold_call_avx2(const F& f, A... a) {
+  return f(a...);
+}
 
 // The rounding certificate of the float32 vector paths (the proof is quant_simd.h's): with e = v − rint(v) (from
 // vreduceps, exact), u = fl(k·|v| + |e|) < 1/2 implies — rounding is monotone and 1/2 a float — that v is farther
