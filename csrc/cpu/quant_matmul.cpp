@@ -16,8 +16,9 @@
 // computes the whole call on its float64 path (csrc/ops/quant_matmul.cpp generic; the same values, exact while every
 // partial sum stays below 2^53).
 // AVX-512: a register-blocked micro-kernel of MR rows × 16·NV columns (NV = 2: 8 rows, 16 accumulators; NV = 1: 12
-// rows), a's codes broadcast from the packed buffer, b's loaded as vectors; row remainders by smaller MR. Other
-// ISAs: the same tiles with a scalar row loop (same values).
+// rows), a's codes broadcast from the packed buffer, b's loaded as vectors; row remainders by smaller MR. AVX2: the
+// same with 6 rows × 16 columns of 8-lane vectors (fast_tile_avx2). The scalar path: the same tiles with a scalar
+// row loop (same values).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -267,6 +268,69 @@ MNQ_TARGET_AVX512 void fast_tile_avx512(const float* A, int64_t lda, const float
     }
   }
 }
+
+// AVX2 (8 lanes, 16 ymm registers): the same tiles and values as the AVX-512 micro-kernel above — MR rows × two
+// vectors of 8 columns (MR = 6: 12 accumulators, two B vectors, the broadcast), every FMA exact by the header's
+// bound, so the order of the sums does not matter — and the same epilogue fl32(fl64(acc)·S_out) by 4-lane halves
+// (rounded to nearest as MXCSR says, as the scalar path's conversions and product are). Columns past `valid` are
+// not stored (B's padding columns are zeros).
+template <int MR>
+MNQ_TARGET_AVX2 MNQ_ALWAYS_INLINE void block_avx2(const float* A, int64_t lda, int64_t K, const float* B, int64_t ld,
+                                                  float* o, int64_t o_sm, int64_t valid, __m256d s) {
+  __m256 acc[MR][2];
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(B + k * ld), b1 = _mm256_loadu_ps(B + k * ld + 8);
+    for (int r = 0; r < MR; ++r) {
+      const __m256 a = _mm256_broadcast_ss(A + r * lda + k);
+      acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+    }
+  }
+  const __m256i ramp = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int v = 0; v < 2; ++v) {
+    const int64_t left = valid - 8 * v;
+    if (left <= 0) break;
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(std::min<int64_t>(left, 8))), ramp);
+    for (int r = 0; r < MR; ++r) {
+      const __m128 lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(acc[r][v])), s));
+      const __m128 hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(acc[r][v], 1)), s));
+      float* dst = o + r * o_sm + 8 * v;
+      if (left >= 8) {
+        _mm256_storeu_ps(dst, _mm256_set_m128(hi, lo));
+      } else {
+        _mm256_maskstore_ps(dst, mask, _mm256_set_m128(hi, lo));
+      }
+    }
+  }
+}
+
+template <int MR>
+MNQ_TARGET_AVX2 MNQ_ALWAYS_INLINE void block_tail_avx2(int r, const float* A, int64_t lda, int64_t K, const float* B,
+                                                       int64_t ld, float* o, int64_t o_sm, int64_t valid, __m256d s) {
+  if constexpr (MR > 0) {
+    if (r == MR) {
+      block_avx2<MR>(A, lda, K, B, ld, o, o_sm, valid, s);
+    } else {
+      block_tail_avx2<MR - 1>(r, A, lda, K, B, ld, o, o_sm, valid, s);
+    }
+  }
+}
+
+// A [M][lda] @ B [K][ld] (ld a multiple of 16, zero columns from N) into o, 16 columns per panel.
+MNQ_TARGET_AVX2 void fast_tile_avx2(const float* A, int64_t lda, const float* B, int64_t M, int64_t K, int64_t N,
+                                    int64_t ld, float* o, int64_t o_sm, double s) {
+  constexpr int kMR = 6;
+  const __m256d sv = _mm256_set1_pd(s);
+  for (int64_t j = 0; j < N; j += 16) {
+    int64_t i = 0;
+    for (; i + kMR <= M; i += kMR) block_avx2<kMR>(A + i * lda, lda, K, B + j, ld, o + i * o_sm + j, o_sm, N - j, sv);
+    if (i < M) {
+      block_tail_avx2<kMR - 1>(static_cast<int>(M - i), A + i * lda, lda, K, B + j, ld, o + i * o_sm + j, o_sm, N - j,
+                               sv);
+    }
+  }
+}
 #endif
 
 }  // namespace
@@ -277,6 +341,7 @@ bool quant_matmul(const QuantMatmulArgs& p) {
   for (int d = 0; d < p.nbatch; ++d) G *= p.batch[d];
   const Quantizer qa = quantizer(p.s_a), qb = quantizer(p.s_b);
   const bool wide = isa() == Isa::kAvx512;
+  [[maybe_unused]] const bool avx2 = isa() == Isa::kAvx2;
   // Scratch (4-byte words): a's float32 codes M·lda, b's K·ld; their int32 codes (other ISAs, other strides); tmp:
   // a column-span tile's codes (K·roundup16(M) or N·roundup16(K)), tile_codes' column, the scalar path's row.
   const int64_t n_f = M * lda + K * ld;
@@ -333,6 +398,10 @@ bool quant_matmul(const QuantMatmulArgs& p) {
 #if defined(MNQ_HAVE_X86_SIMD)
       if (wide) {
         fast_tile_avx512(fa, lda, fb, M, K, N, ld, o, p.o_sm, p.s_out);
+        continue;
+      }
+      if (avx2) {
+        fast_tile_avx2(fa, lda, fb, M, K, N, ld, o, p.o_sm, p.s_out);
         continue;
       }
 #endif
