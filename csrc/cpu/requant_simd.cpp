@@ -12,7 +12,8 @@
 // float32 form first (requant_fused_simd.h), a block it cannot certify the two-rounding one (requant_f32_simd.h);
 // with an output range fake_store32 cannot certify (16-bit codes), the float32 form with per-lane certified stores
 // (requant_wide32_simd.h), a block it cannot certify the float64 one. On AVX2 the same one-rounding form 8 lanes at a
-// time (requant_fused_avx2.h) where it applies, its uncertified blocks in the int64 form.
+// time (requant_fused_avx2.h) where it applies, else the wide-range float32 form (requant_wide32_avx2.h), their
+// uncertified blocks in the int64 form.
 #include "csrc/cpu/requant_simd.h"
 
 #include <algorithm>
@@ -25,6 +26,7 @@
 #include "csrc/cpu/requant_f64_simd.h"
 #include "csrc/cpu/requant_fused_avx2.h"
 #include "csrc/cpu/requant_fused_simd.h"
+#include "csrc/cpu/requant_wide32_avx2.h"
 #include "csrc/cpu/requant_wide32_simd.h"
 #include "csrc/cpu/row_buffer.h"
 #include "csrc/cpu/simd.h"
@@ -381,8 +383,8 @@ struct Avx512 {
 };
 
 // ---- AVX2: 4 lanes of int64 (no 64-bit arithmetic shift, min/max or int64 conversions: emulated); int32 codes
-// with every shift ≥ 11 take the float64 form with FMA instead (requant_f64_avx2.h), fake quant of float input with
-// small multipliers the one-rounding float32 form (requant_fused_avx2.h) ----
+// with every shift ≥ 11 take the float64 form with FMA instead (requant_f64_avx2.h), fake quant of float input
+// the float32 forms (requant_fused_avx2.h, requant_wide32_avx2.h) where they apply ----
 struct Avx2 {
   MNQ_TARGET_AVX2 static __m256i load(const RequantSimdSide& s, int64_t i, int64_t c, unsigned& ok) {
     if (s.q != nullptr) return _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s.q + i)));
@@ -426,7 +428,9 @@ struct Avx2 {
     // Fake quant of float input with small multipliers onto a range whose float32 store fake_store32 certifies: the
     // one-rounding float32 form (requant_fused_avx2.h), a block of 8 it cannot certify in the int64 form below.
     if constexpr (Out::kPropagatesNaN) {
-      if (in.x != nullptr && (id == nullptr || id->x != nullptr) && mxcsr_round_nearest()) {
+      // (Every shift in [11, 62] as on AVX-512, whose float forms run under md_fits too.)
+      if (in.x != nullptr && (id == nullptr || id->x != nullptr) && mxcsr_round_nearest() && md_fits(in, cols) &&
+          (id == nullptr || md_fits(*id, cols))) {
         const FakeStore32 st = fake_store32(Isa::kAvx2, out_scale, lo, hi);
         RowBuffer<float, 1024> cf_in(cols), cf_id(id != nullptr ? cols : 0);
         double md_in = 0.0, md_id = 0.0;
@@ -441,6 +445,32 @@ struct Avx2 {
                                                                      h, st, o.p, fallback, rest)
                                : RequantFusedAvx2::float_rows<false>(in.x, cf_in.data(), xb, cb, cols, r0, r1, lo, hi,
                                                                       h, st, o.p, fallback, rest);
+        }
+        // A wide code range (16-bit outputs) or larger multipliers: the float32 form with per-lane certified stores
+        // (requant_wide32_avx2.h), a block it cannot certify in the int64 form.
+        const WideStore ws = wide_store(out_scale, lo, hi);
+        const int64_t id_cols = id != nullptr ? cols : 0;
+        RowBuffer<float, 1024> rf_in(cols), rf_id(id_cols), mh_in(cols), ml_in(cols), mh_id(id_cols), ml_id(id_cols);
+        const float* rin = float_recip(in, cols, rf_in);
+        const float* rid = id != nullptr ? float_recip(*id, cols, rf_id) : nullptr;
+        if (ws.ok && rin != nullptr && (id == nullptr || rid != nullptr) && wide_multipliers(in, cols, mh_in, ml_in) &&
+            (id == nullptr || wide_multipliers(*id, cols, mh_id, ml_id))) {
+          const float slope = wide_code_slope(std::max(md_max(in, cols), id != nullptr ? md_max(*id, cols) : 0.0));
+          auto fallback = [&](int64_t base, int64_t c) { return columns(in, id, base, c, c + 8, lo, hi, out_scale, o); };
+          auto rest = [&](int64_t base, int64_t c) { return columns(in, id, base, c, cols, lo, hi, out_scale, o); };
+          auto others = [&](int64_t ra, int64_t rb) {
+            bool ok = true;
+            for (int64_t r = ra; r < rb; ++r) ok = columns(in, id, r * cols, 0, cols, lo, hi, out_scale, o) && ok;
+            return ok;
+          };
+          const float* xb = id != nullptr ? id->x : nullptr;
+          return id != nullptr
+                     ? RequantWide32Avx2::float_rows<true>(in.x, rin, mh_in.data(), ml_in.data(), xb, rid,
+                                                           mh_id.data(), ml_id.data(), cols, r0, r1, lo, hi, slope, ws,
+                                                           o.p, fallback, rest, others)
+                     : RequantWide32Avx2::float_rows<false>(in.x, rin, mh_in.data(), ml_in.data(), xb, rid, nullptr,
+                                                            nullptr, cols, r0, r1, lo, hi, slope, ws, o.p, fallback,
+                                                            rest, others);
         }
       }
     }
