@@ -91,11 +91,11 @@ MNQ_TARGET_AVX512 int span_avx512(const QuantSpan& sp, const Out& out) {
 
 template <class Out>
 MNQ_TARGET_AVX2 int span_avx2(const QuantSpan& sp, const Out& out) {
+  // span_avx512's form 8 lanes at a time (its comments): the clamp first, rint of the clamped value, the margin test
+  // fl(2^−21·|pc| + |e|) < 1/2 (one FMA), the float32 pair store where fake_store32 certified it.
   constexpr bool kFake = Out::kPropagatesNaN;
-  const __m256 half = _mm256_set1_ps(0.5f), k21 = _mm256_set1_ps(0x1p-21f), k60 = _mm256_set1_ps(0x1p-60f);
+  const __m256 half = _mm256_set1_ps(0.5f), k21 = _mm256_set1_ps(0x1p-21f);
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  const __m256 over = _mm256_set1_ps(static_cast<float>(sp.hi + 1)),
-               under = _mm256_set1_ps(static_cast<float>(sp.lo - 1));
   const __m256 flo = _mm256_set1_ps(static_cast<float>(sp.lo)), fhi = _mm256_set1_ps(static_cast<float>(sp.hi));
   const __m256 r1 = _mm256_set1_ps(sp.r[0]);
   const __m256d s1 = _mm256_set1_pd(sp.s[0]);
@@ -105,28 +105,24 @@ MNQ_TARGET_AVX2 int span_avx2(const QuantSpan& sp, const Out& out) {
   int64_t j = 0;
   for (; j + 8 <= sp.n; j += 8) {
     const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(x + j), sp.per_column ? _mm256_loadu_ps(sp.r + j) : r1);
-    const __m256 rp = _mm256_round_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m256 h = _mm256_sub_ps(half, _mm256_and_ps(_mm256_sub_ps(p, rp), abs_mask));
-    const __m256 t = _mm256_add_ps(_mm256_mul_ps(_mm256_and_ps(p, abs_mask), k21), k60);
-    const __m256 ok = _mm256_or_ps(_mm256_cmp_ps(h, t, _CMP_GE_OQ), _mm256_or_ps(_mm256_cmp_ps(p, over, _CMP_GE_OQ),
-                                                                                 _mm256_cmp_ps(p, under, _CMP_LE_OQ)));
-    const __m256 q = _mm256_min_ps(_mm256_max_ps(rp, flo), fhi);
+    const __m256 pc = _mm256_min_ps(fhi, _mm256_max_ps(flo, p));  // p second: NaN stays
+    const __m256 q = _mm256_round_ps(pc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);  // −0.0 kept (fake quant)
+    const __m256 e = _mm256_sub_ps(pc, q);
+    const __m256 u = _mm256_fmadd_ps(_mm256_and_ps(pc, abs_mask), k21, _mm256_and_ps(e, abs_mask));
+    const unsigned okm = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(u, half, _CMP_LT_OQ)));
     if constexpr (kFake) {
-      if (sp.store32.ok) {  // fake_store32 checked the pair with these instructions (rp keeps rint's −0.0)
+      if (sp.store32.ok) {  // fake_store32 checked the pair with these instructions
         _mm256_storeu_ps(out.p + sp.i0 + j, fake_value32_avx2(q, h32, l32));
-        const unsigned okm = static_cast<unsigned>(_mm256_movemask_ps(ok));
-        if (okm != 0xffu) bad |= redo_lanes(sp, out, j, ~okm & 0xffu);
-        continue;
+      } else {
+        const __m256d slo = sp.per_column ? _mm256_loadu_pd(sp.s + j) : s1;
+        const __m256d shi = sp.per_column ? _mm256_loadu_pd(sp.s + j + 4) : s1;
+        const __m128 vlo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(q)), slo));
+        const __m128 vhi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(q, 1)), shi));
+        _mm256_storeu_ps(out.p + sp.i0 + j, _mm256_set_m128(vhi, vlo));
       }
-      const __m256d slo = sp.per_column ? _mm256_loadu_pd(sp.s + j) : s1;
-      const __m256d shi = sp.per_column ? _mm256_loadu_pd(sp.s + j + 4) : s1;
-      const __m128 vlo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(q)), slo));
-      const __m128 vhi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(q, 1)), shi));
-      _mm256_storeu_ps(out.p + sp.i0 + j, _mm256_set_m128(vhi, vlo));
     } else {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.p + sp.i0 + j), _mm256_cvtps_epi32(q));
     }
-    const unsigned okm = static_cast<unsigned>(_mm256_movemask_ps(ok));
     if (okm != 0xffu) bad |= redo_lanes(sp, out, j, ~okm & 0xffu);
   }
   return bad | scalar_span(sp, out, j, sp.n);

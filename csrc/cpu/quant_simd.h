@@ -17,9 +17,9 @@
 //   rint(p) are within a factor 2 or rint(p) = 0) the distance is h = 1/2 − a, computed exactly when a ≥ 1/4
 //   (Sterbenz) and to within 2^−26 when a < 1/4, where h > 1/4 > E anyway (|p| < 2^19). The test
 //   fl(1/2 − a) ≥ fl(2^−21·|p| + 2^−60) therefore implies h > E (the margin rounded once, by an FMA, or twice: it
-//   stays above E either way). NaN fails every test. (AVX-512 clamps p to [lo, hi] first: p ≥ hi gives vd ≥ p − E >
-//   hi − 1/2, so the code is hi, the clamped value's rint, and lo likewise; it tests the margin of the clamped value
-//   as fl(2^−21·|pc| + a) < 1/2, which implies 1/2 − a > 2^−21·|pc| > E.)
+//   stays above E either way). NaN fails every test. (The AVX-512 and AVX2 paths clamp p to [lo, hi] first: p ≥ hi
+//   gives vd ≥ p − E > hi − 1/2, so the code is hi, the clamped value's rint, and lo likewise; they test the margin
+//   of the clamped value as fl(2^−21·|pc| + a) < 1/2, which implies 1/2 − a > 2^−21·|pc| > E.)
 // Wider codes (bits ≥ 20, or any clamp range outside [−2^18, 2^18 − 1]) take the exact vector form instead: the
 // definition's own float64 division and rint per lane (vdivpd, vroundpd: the same IEEE operations), then the clamp
 // and the store, so it equals quantize_code with no certification (QuantSpan::exact). Other layouts than per tensor
