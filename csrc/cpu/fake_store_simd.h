@@ -24,9 +24,9 @@ struct FakeStore32 {
   bool ok = false;
 };
 constexpr kernels::i64 kFakeStoreMaxCodes = 1024;  // bits ≤ 10: at most 64 vector steps per call
-// The pair for scale s and codes [lo, hi] on `path` (ok only on AVX-512, or AVX2 while MXCSR rounds to nearest — the check
-// then runs the AVX2 instructions the kernels store with, under the MXCSR they run under — for S > 0 and a range of at
-// most kFakeStoreMaxCodes codes within ±2^24, when every code agrees).
+// The pair for scale s and codes [lo, hi] on `path`: ok only on AVX-512, or on AVX2 while MXCSR rounds to nearest
+// (the check then runs the AVX2 instructions the kernels store with, under the MXCSR they run under), for S > 0 and
+// a range of at most kFakeStoreMaxCodes codes within ±2^24, when every code agrees.
 FakeStore32 fake_store32(Isa path, double s, kernels::i64 lo, kernels::i64 hi);
 
 #if defined(MNQ_HAVE_X86_SIMD)
@@ -41,7 +41,8 @@ MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512 fake_value32(__m512 q, __m512 hi, __m
 MNQ_TARGET_AVX512 MNQ_ALWAYS_INLINE __m512 fake_value32_signed_zero_free(__m512 q, __m512 hi, __m512 lo) {
   return _mm512_fmadd_ps(q, hi, _mm512_mul_ps(q, lo));
 }
-// The AVX2 forms of the two above, 8 lanes (the same IEEE operations, rounded to nearest by MXCSR: mxcsr_round_nearest).
+// The AVX2 forms of the two above, 8 lanes (the same IEEE operations, rounded to nearest by MXCSR:
+// mxcsr_round_nearest).
 MNQ_TARGET_AVX2 MNQ_ALWAYS_INLINE __m256 fake_value32_avx2(__m256 q, __m256 hi, __m256 lo) {
   const __m256 v = _mm256_fmadd_ps(q, hi, _mm256_mul_ps(q, lo));
   return _mm256_or_ps(v, _mm256_and_ps(q, _mm256_castsi256_ps(_mm256_set1_epi32(INT32_MIN))));

@@ -431,6 +431,9 @@ struct Avx2 {
       // (Every shift in [11, 62] as on AVX-512, whose float forms run under md_fits too.)
       if (in.x != nullptr && (id == nullptr || id->x != nullptr) && mxcsr_round_nearest() && md_fits(in, cols) &&
           (id == nullptr || md_fits(*id, cols))) {
+        // A block of 8 a float32 form could not certify, and the row's tail: the int64 form.
+        auto fallback = [&](int64_t base, int64_t c) { return columns(in, id, base, c, c + 8, lo, hi, out_scale, o); };
+        auto rest = [&](int64_t base, int64_t c) { return columns(in, id, base, c, cols, lo, hi, out_scale, o); };
         const FakeStore32 st = fake_store32(Isa::kAvx2, out_scale, lo, hi);
         RowBuffer<float, 1024> cf_in(cols), cf_id(id != nullptr ? cols : 0);
         double md_in = 0.0, md_id = 0.0;
@@ -439,8 +442,6 @@ struct Avx2 {
           const float h = fused_threshold(std::max(md_in, md_id));
           const float* xb = id != nullptr ? id->x : nullptr;
           const float* cb = id != nullptr ? cf_id.data() : nullptr;
-          auto fallback = [&](int64_t base, int64_t c) { return columns(in, id, base, c, c + 8, lo, hi, out_scale, o); };
-          auto rest = [&](int64_t base, int64_t c) { return columns(in, id, base, c, cols, lo, hi, out_scale, o); };
           return id != nullptr ? RequantFusedAvx2::float_rows<true>(in.x, cf_in.data(), xb, cb, cols, r0, r1, lo, hi,
                                                                      h, st, o.p, fallback, rest)
                                : RequantFusedAvx2::float_rows<false>(in.x, cf_in.data(), xb, cb, cols, r0, r1, lo, hi,
@@ -456,8 +457,6 @@ struct Avx2 {
         if (ws.ok && rin != nullptr && (id == nullptr || rid != nullptr) && wide_multipliers(in, cols, mh_in, ml_in) &&
             (id == nullptr || wide_multipliers(*id, cols, mh_id, ml_id))) {
           const float slope = wide_code_slope(std::max(md_max(in, cols), id != nullptr ? md_max(*id, cols) : 0.0));
-          auto fallback = [&](int64_t base, int64_t c) { return columns(in, id, base, c, c + 8, lo, hi, out_scale, o); };
-          auto rest = [&](int64_t base, int64_t c) { return columns(in, id, base, c, cols, lo, hi, out_scale, o); };
           auto others = [&](int64_t ra, int64_t rb) {
             bool ok = true;
             for (int64_t r = ra; r < rb; ++r) ok = columns(in, id, r * cols, 0, cols, lo, hi, out_scale, o) && ok;
