@@ -31,6 +31,9 @@ struct IntIn {
   }
 };
 
+// Float input on one scale: the code rint(x · (1/S)) in float64. Every user's [lo, hi] lies within int32 (the
+// softmaxes' int32 codes, ShiftGELU's 16-bit ones), so an in-range code converts through int32, exactly: AVX2 does
+// that in vector form (VCVTTPD2DQ), where a float64 → int64 conversion keeps a CPU loop scalar.
 struct FloatIn {
   const float* p;
   double inv_scale;  // 1 / S
@@ -39,13 +42,13 @@ struct FloatIn {
     const double v = rint(static_cast<double>(p[i]) * inv_scale);
     const bool in_range = (v >= static_cast<double>(lo)) & (v <= static_cast<double>(hi));  // false for NaN
     ok &= in_range;
-    return in_range ? static_cast<i64>(v) : 0;
+    return static_cast<int32_t>(in_range ? v : 0.0);
   }
   MNQ_HOST_DEVICE i64 load(i64 i, i64 lo, i64 hi, int& bad) const {
     const double v = rint(static_cast<double>(p[i]) * inv_scale);
     const bool in_range = (v >= static_cast<double>(lo)) & (v <= static_cast<double>(hi));  // false for NaN
     bad |= static_cast<int>(!in_range);
-    return in_range ? static_cast<i64>(v) : 0;
+    return static_cast<int32_t>(in_range ? v : 0.0);
   }
 };
 
