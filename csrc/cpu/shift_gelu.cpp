@@ -81,8 +81,8 @@ MNQ_CPU_CLONES bool rows(In in, Out out, ShiftGeluParams p, int64_t r0, int64_t 
         q = in.p + base;
       }
     }
-    if constexpr (std::is_same_v<In, FloatInC>) {
-      if (simd) {  // float32 values rounded into buf (FloatInC's codes, one channel)
+    if constexpr (std::is_same_v<In, FloatInC32>) {
+      if (simd) {  // float32 values rounded into buf (FloatInC32's codes, one channel)
         if (!shift_gelu_codes(in.p + base, cols, in.inv_scale[0], static_cast<int32_t>(lo), static_cast<int32_t>(hi),
                               buf, m, mn)) {
           return false;
@@ -182,7 +182,7 @@ bool use_simd() { return isa() == Isa::kAvx512; }
 bool shift_gelu(const at::Tensor& in, const at::Tensor& out, const ShiftGeluParams& p, double inv_scale,
                 double out_scale) {
   if (in.scalar_type() == at::kFloat) {
-    return run<int32_t>(FloatInC{in.data_ptr<float>(), &inv_scale}, FloatOutC{out.data_ptr<float>(), &out_scale}, p,
+    return run<int32_t>(FloatInC32{in.data_ptr<float>(), &inv_scale}, FloatOutC{out.data_ptr<float>(), &out_scale}, p,
                         use_simd());
   }
   if (use_simd()) {
