@@ -275,6 +275,7 @@ MNQ_TARGET_AVX512 void fast_tile_avx512(const float* A, int64_t lda, const float
 // bound, so the order of the sums does not matter — and the same epilogue fl32(fl64(acc)·S_out) by 4-lane halves
 // (rounded to nearest as MXCSR says, as the scalar path's conversions and product are). Columns past `valid` are
 // not stored (B's padding columns are zeros).
+
 // fl32(fl64(acc)·S_out) of 8 accumulators into dst's first min(left, 8) floats.
 MNQ_TARGET_AVX2 MNQ_ALWAYS_INLINE void store8_avx2(__m256 acc, float* dst, int64_t left, __m256d s) {
   const __m128 lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(acc)), s));

@@ -62,8 +62,8 @@ struct RequantF64Avx2 {
   // Rows [r0, r1) of int32 codes (both sides when there is a residual).
   template <bool kResidual, class Out>
   MNQ_TARGET_AVX2 static void int_rows(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols,
-                                           int64_t r0, int64_t r1, kernels::i64 lo, kernels::i64 hi,
-                                           double out_scale, const Out& out) {
+                                       int64_t r0, int64_t r1, kernels::i64 lo, kernels::i64 hi, double out_scale,
+                                       const Out& out) {
     const int32_t* qa = in.q;
     const double* ma = in.md;
     const int32_t* qb = kResidual ? id->q : nullptr;

@@ -51,6 +51,12 @@ bool requant_rows(Isa path, const RequantSimdSide& in, const RequantSimdSide* id
 bool requant_rows(Isa path, const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0, int64_t r1,
                   kernels::i64 lo, kernels::i64 hi, double out_scale, const kernels::FakeOut& out);
 
+// The AVX2 path of requant_rows (requant_avx2.cpp), which calls it for Isa::kAvx2.
+bool requant_rows_avx2(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0, int64_t r1,
+                       kernels::i64 lo, kernels::i64 hi, double out_scale, const kernels::CodeOut& out);
+bool requant_rows_avx2(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0, int64_t r1,
+                       kernels::i64 lo, kernels::i64 hi, double out_scale, const kernels::FakeOut& out);
+
 // Rows [r0, r1) of `cols` columns by blocks of 16: block(base, c) does one, false when it could not certify it and
 // other(base, c) redoes it; tail(base, c) does the row's columns from c on. Returns false when `other` or `tail`
 // reported an input without a code. The row loop of the float32 forms (requant_f32_simd.h, requant_fused_simd.h).
