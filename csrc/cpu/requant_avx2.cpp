@@ -154,22 +154,16 @@ struct Avx2 {
 
 }  // namespace
 
+#if defined(MNQ_HAVE_X86_SIMD)  // rows() of requant_simd.cpp calls these only there
 bool requant_rows_avx2(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0, int64_t r1,
                        i64 lo, i64 hi, double out_scale, const CodeOut& out) {
-#if defined(MNQ_HAVE_X86_SIMD)
   return Avx2::rows(in, id, cols, r0, r1, lo, hi, out_scale, out);
-#else
-  return requant_rows(Isa::kScalar, in, id, cols, r0, r1, lo, hi, out_scale, out);
-#endif
 }
 bool requant_rows_avx2(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0, int64_t r1,
                        i64 lo, i64 hi, double out_scale, const FakeOut& out) {
-#if defined(MNQ_HAVE_X86_SIMD)
   return Avx2::rows(in, id, cols, r0, r1, lo, hi, out_scale, out);
-#else
-  return requant_rows(Isa::kScalar, in, id, cols, r0, r1, lo, hi, out_scale, out);
-#endif
 }
+#endif
 
 }  // namespace cpu
 }  // namespace ops

@@ -51,7 +51,7 @@ bool requant_rows(Isa path, const RequantSimdSide& in, const RequantSimdSide* id
 bool requant_rows(Isa path, const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0, int64_t r1,
                   kernels::i64 lo, kernels::i64 hi, double out_scale, const kernels::FakeOut& out);
 
-// The AVX2 path of requant_rows (requant_avx2.cpp), which calls it for Isa::kAvx2.
+// The AVX2 path of requant_rows (requant_avx2.cpp, x86 builds), which calls it for Isa::kAvx2.
 bool requant_rows_avx2(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0, int64_t r1,
                        kernels::i64 lo, kernels::i64 hi, double out_scale, const kernels::CodeOut& out);
 bool requant_rows_avx2(const RequantSimdSide& in, const RequantSimdSide* id, int64_t cols, int64_t r0, int64_t r1,
