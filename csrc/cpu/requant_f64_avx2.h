@@ -1,4 +1,4 @@
-// The AVX2 form of requant_f64_simd.h's float64 requantization of int32 codes (requant_simd.cpp Avx2::rows): the
+// The AVX2 form of requant_f64_simd.h's float64 requantization of int32 codes (requant_avx2.cpp Avx2::rows): the
 // same arithmetic, 4 lanes per vector. M + requant(q, m, k) = fl64(q·md + M) with M = 1.5·2^52 for every int32 code
 // when every shift is at least 11 (md_fits; the proof is requant_f64_simd.h's), the residual (M + a) + ((M + b) − M),
 // the clamp to [M + lo, M + hi] and the int32 code as the low half of each word. AVX2's FMA has no embedded
